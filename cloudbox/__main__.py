@@ -1,0 +1,3 @@
+from cloudbox.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""What every service's API shares: the route table, errors, paging, OpenAPI."""

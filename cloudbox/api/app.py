@@ -1,0 +1,170 @@
+"""One quart-trio app that mounts every service's route table under its prefix."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+from quart import Response, g, request, send_from_directory
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
+
+from cloudbox import logs
+from cloudbox.api import errors as api_errors
+from cloudbox.api.openapi import build_openapi
+from cloudbox.api.routes import ApiSpec, Call, Reply, Route, parse_json
+from cloudbox.errors import CloudboxError, MethodNotAllowed, NotFound, PayloadTooLarge, Unauthorized
+
+log = logging.getLogger("cloudbox.api")
+Authenticate = Callable[[str], Awaitable[Any]]
+
+WEB_DIR_CANDIDATES = (Path(__file__).resolve().parents[2] / "web", Path("/usr/share/cloudbox/web"))
+_PARAM = re.compile(r"{(\w+)}")
+
+
+def _json_response(body: Any, status: int, headers: dict[str, str]) -> Response:
+    if body is None:
+        return Response(b"", status=status, headers=headers)
+    if isinstance(body, (bytes, str)):
+        return Response(body, status=status, headers=headers)
+    return Response(
+        json.dumps(body, separators=(",", ":")), status=status, headers=headers,
+        content_type="application/json",
+    )
+
+
+def create_app(
+    specs: list[ApiSpec],
+    *,
+    authenticate: Authenticate,
+    max_body_bytes: int,
+    max_limit: int,
+    extra_routes: Callable[[QuartTrio], None] | None = None,
+) -> QuartTrio:
+    app = QuartTrio("cloudbox", static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
+    openapi = build_openapi(specs)
+
+    def style_for(path: str) -> str:
+        for spec in specs:
+            if path == spec.prefix or path.startswith(spec.prefix + "/"):
+                return spec.style
+        return "cloudbox"
+
+    def error_response(error: CloudboxError, style: str, request_id: str) -> Response:
+        body, status = api_errors.render(error, style)
+        headers = {"x-openstack-request-id": request_id}
+        if status == 401:
+            headers["WWW-Authenticate"] = 'Keystone uri="%s"' % (request.host_url.rstrip("/") + "/identity/v3")
+        return _json_response(body, status, headers)
+
+    def mount(spec: ApiSpec, path: str, routes: dict[str, Route]) -> None:
+        async def dispatch(**params: str) -> Response:
+            route = routes[request.method]
+            request_id = g.request_id
+            auth = None
+            if route.access != "public" or "X-Auth-Token" in request.headers:
+                token = request.headers.get("X-Auth-Token")
+                if not token:
+                    raise Unauthorized("The request you have made requires authentication.")
+                auth = await authenticate(token)
+                g.auth = auth
+            body = None
+            if not route.raw_body and request.method in ("POST", "PUT", "PATCH"):
+                data = await request.get_data(cache=False)
+                body = parse_json(data, spec.validators.get((route.method, route.path)))
+            call = Call(
+                request=request, auth=auth, body=body, query=request.args,
+                base=request.host_url.rstrip("/") + spec.prefix, request_id=request_id,
+                max_limit=max_limit,
+            )
+            result = await route.handler(call, **params)
+            reply = result if isinstance(result, Reply) else Reply(result)
+            return _json_response(reply.body, reply.status, reply.headers)
+
+        dispatch.__name__ = f"{spec.name}:{path}"
+        rule = _PARAM.sub(r"<\1>", spec.prefix + path) if path else spec.prefix
+        app.add_url_rule(rule, endpoint=dispatch.__name__, view_func=dispatch, methods=list(routes))
+
+    for spec in specs:
+        by_path: dict[str, dict[str, Route]] = {}
+        for route in spec.routes:
+            by_path.setdefault(route.path, {})[route.method] = route
+        for path, routes in by_path.items():
+            mount(spec, path, routes)
+
+    @app.before_request
+    async def start_request() -> None:
+        g.request_id = "req-" + str(uuid.uuid4())
+        g.started = time.perf_counter()
+        g.auth = None
+        logs.request_id.set(g.request_id)
+
+    @app.after_request
+    async def finish_request(response: Response) -> Response:
+        request_id = g.get("request_id")
+        if request_id:
+            response.headers["x-openstack-request-id"] = request_id
+            auth = g.get("auth")
+            log.info(
+                "%s %s %d", request.method, request.path, response.status_code,
+                extra={
+                    "request_id": request_id,
+                    "method": request.method,
+                    "path": request.path,
+                    "status": response.status_code,
+                    "ms": round((time.perf_counter() - g.started) * 1000, 2),
+                    "user_id": auth.user_id if auth else None,
+                    "project_id": auth.project_id if auth else None,
+                },
+            )
+        return response
+
+    @app.errorhandler(CloudboxError)
+    async def on_cloudbox_error(error: CloudboxError) -> Response:
+        return error_response(error, style_for(request.path), g.get("request_id", ""))
+
+    @app.errorhandler(HTTPException)
+    async def on_http_error(error: HTTPException) -> Response:
+        if error.code == 404:
+            mapped: CloudboxError = NotFound(f"The resource could not be found: {request.path}")
+        elif error.code == 405:
+            mapped = MethodNotAllowed(f"The method {request.method} is not allowed for {request.path}.")
+        elif error.code == 413:
+            mapped = PayloadTooLarge(f"The request body is larger than the limit of {max_body_bytes} bytes.")
+        else:
+            mapped = CloudboxError(error.description or "HTTP error")
+            mapped.status = error.code or 500
+        return error_response(mapped, style_for(request.path), g.get("request_id", ""))
+
+    @app.errorhandler(Exception)
+    async def on_unexpected(error: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(
+            CloudboxError("An unexpected error prevented the server from fulfilling your request."),
+            style_for(request.path), g.get("request_id", ""),
+        )
+
+    @app.route("/openapi.json", methods=["GET"])
+    async def openapi_document() -> Response:
+        return _json_response(openapi, 200, {})
+
+    web_dir = next((d for d in WEB_DIR_CANDIDATES if d.is_dir()), None)
+    if web_dir is not None:
+        @app.route("/", methods=["GET"])
+        async def web_index() -> Response:
+            return await send_from_directory(web_dir, "index.html")
+
+        @app.route("/ui/<path:name>", methods=["GET"])
+        async def web_file(name: str) -> Response:
+            return await send_from_directory(web_dir, name)
+
+    if extra_routes:
+        extra_routes(app)
+    return app

@@ -1,0 +1,32 @@
+"""The one place where errors become HTTP bodies, in the shape each OpenStack API uses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cloudbox.errors import CloudboxError
+
+# Nova's fault names, by status.
+_NOVA_FAULTS = {
+    400: "badRequest", 401: "unauthorized", 403: "forbidden", 404: "itemNotFound",
+    405: "badMethod", 409: "conflictingRequest", 413: "overLimit", 415: "badMediaType",
+    503: "serviceUnavailable",
+}
+_NEUTRON_TYPES = {
+    400: "BadRequest", 401: "NotAuthorized", 403: "PolicyNotAuthorized", 404: "NotFound",
+    405: "MethodNotAllowed", 409: "Conflict", 413: "RequestEntityTooLarge", 503: "ServiceUnavailable",
+}
+
+
+def render(error: CloudboxError, style: str) -> tuple[dict[str, Any] | str, int]:
+    status, message = error.status, error.message
+    if style == "keystone":
+        return {"error": {"code": status, "title": error.title, "message": message}}, status
+    if style == "nova":
+        return {_NOVA_FAULTS.get(status, "computeFault"): {"code": status, "message": message}}, status
+    if style == "neutron":
+        kind = _NEUTRON_TYPES.get(status, type(error).__name__)
+        return {"NeutronError": {"type": kind, "message": message, "detail": ""}}, status
+    if style in ("glance", "cinder", "heat"):
+        return {"error": {"code": status, "title": error.title, "message": message}}, status
+    return {"error": {"code": status, "title": error.title, "message": message}}, status

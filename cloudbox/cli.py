@@ -1,0 +1,183 @@
+"""The `cloudbox` command."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import click
+
+from cloudbox import __version__, logs
+from cloudbox.errors import SetupError
+from cloudbox.node import DataDir, default_advertise
+from cloudbox.settings import BY_NAME, Settings
+
+DATA_DIR_HELP = "Where the node keeps its state [env CLOUDBOX_DATA_DIR; default /var/lib/cloudbox]."
+
+
+@click.group()
+@click.version_option(__version__, prog_name="cloudbox")
+def cli() -> None:
+    """cloudbox: a private cloud, one process per node."""
+
+
+@cli.command()
+@click.option("--data-dir", help=DATA_DIR_HELP)
+@click.option("--listen", default=BY_NAME["listen"].default, show_default=True, help="HOST:PORT of the HTTPS API.")
+@click.option("--advertise", default=None, help="Host or address clients use to reach this node [default: first non-loopback address].")
+@click.option("--region", default=BY_NAME["region"].default, show_default=True, help="Region name of the service catalog.")
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Any other setting (see README); repeatable.")
+@click.option("--force", is_flag=True, help="Replace an existing cloud in the data dir (its state is lost).")
+@click.option("--no-user-config", is_flag=True, help="Do not add the cloud to ~/.config/openstack/clouds.yaml.")
+def init(data_dir: str | None, listen: str, advertise: str | None, region: str, sets: tuple[str, ...],
+         force: bool, no_user_config: bool) -> None:
+    """Create a new cloud on this node: CA, certificates, database, admin, catalog, clouds.yaml."""
+    from cloudbox.bootstrap import init_cloud
+
+    extra = {}
+    for item in sets:
+        name, sep, value = item.partition("=")
+        if not sep or name not in BY_NAME or name in ("listen", "advertise", "region"):
+            raise SetupError(f"--set takes NAME=VALUE with a setting name from README.md, not {item!r}")
+        extra[name] = value
+    directory = DataDir.from_option(data_dir)
+    user_yaml = None if no_user_config else Path.home() / ".config" / "openstack" / "clouds.yaml"
+    result = init_cloud(
+        directory, listen=listen, advertise=advertise or default_advertise(), region=region,
+        force=force, user_clouds_yaml=user_yaml, extra_settings=extra,
+    )
+    click.echo(f"Created a cloud in {directory.root}")
+    click.echo(f"  API:           {result.url}  (start it with: cloudbox serve --data-dir {directory.root})")
+    click.echo(f"  Web UI:        {result.url}/")
+    click.echo(f"  Admin:         user admin, project admin, password {result.password}")
+    click.echo(f"  clouds.yaml:   {result.clouds_yaml}" + (f" (also added to {result.user_clouds_yaml})" if result.user_clouds_yaml else ""))
+    click.echo(f"  openrc:        {directory.openrc}")
+    click.echo(f"  CA:            {directory.ca_cert}  sha256 {result.ca_fingerprint}")
+    click.echo("Then: openstack --os-cloud cloudbox token issue")
+
+
+@cli.command()
+@click.option("--data-dir", help=DATA_DIR_HELP)
+@click.option("--background", is_flag=True, help="Start in the background, wait until it serves, print where.")
+def serve(data_dir: str | None, background: bool) -> None:
+    """Run this node: every service and the HTTPS API, until SIGTERM or SIGINT."""
+    directory = DataDir.from_option(data_dir)
+    if background:
+        _serve_background(directory)
+        return
+    import trio
+
+    from cloudbox.server import open_node, serve as run_serve
+
+    settings = Settings.load(directory.root) if directory.root.is_dir() else None
+    logs.setup(settings.log_level if settings else "info")
+    node = open_node(directory)
+    trio.run(run_serve, node)
+
+
+def _serve_background(directory: DataDir) -> None:
+    directory.require_cloud()
+    pid = directory.running_pid()
+    if pid:
+        raise SetupError(f"cloudbox serve already runs on {directory.root} (pid {pid})")
+    directory.log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(directory.log_file, "ab") as logf:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cloudbox", "serve", "--data-dir", str(directory.root)],
+            stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, start_new_session=True,
+        )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = directory.log_file.read_text(errors="replace").splitlines()[-5:]
+            raise SetupError("cloudbox serve exited at once:\n  " + "\n  ".join(tail))
+        health = _health(directory)
+        if health is not None:
+            click.echo(f"cloudbox serve runs in the background (pid {proc.pid}), log in {directory.log_file}")
+            return
+        time.sleep(0.2)
+    raise SetupError(f"cloudbox serve did not answer within 60 s; see {directory.log_file}")
+
+
+def _health(directory: DataDir) -> dict | None:
+    settings = Settings.load(directory.root)
+    from cloudbox.node import split_listen, url_host
+
+    host, port = split_listen(settings.listen)
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1"
+    ctx = ssl.create_default_context(cafile=str(directory.ca_cert))
+    try:
+        with urllib.request.urlopen(
+            f"https://{url_host(host)}:{port}/cloudbox/v1/health", context=ctx, timeout=3
+        ) as resp:
+            return json.loads(resp.read())
+    except (OSError, ValueError, urllib.error.URLError):
+        return None
+
+
+@cli.command()
+@click.option("--data-dir", help=DATA_DIR_HELP)
+def status(data_dir: str | None) -> None:
+    """What runs, where, and whether it is healthy (exit 1 if not)."""
+    directory = DataDir.from_option(data_dir)
+    directory.require_cloud()
+    settings = Settings.load(directory.root)
+    info = directory.node_info()
+    pid = directory.running_pid()
+    health = _health(directory) if pid else None
+    click.echo(f"node:      {info['name']} ({info['id']})")
+    click.echo(f"data dir:  {directory.root}")
+    click.echo(f"listen:    {settings.listen}  advertise: {settings.advertise}")
+    click.echo(f"process:   {'running, pid %d' % pid if pid else 'not running'}")
+    if health:
+        click.echo(f"api:       {health['status']} (version {health['version']})")
+        for name, state in sorted(health["services"].items()):
+            click.echo(f"  {name:<10} {state}")
+    elif pid:
+        click.echo("api:       not answering")
+    ok = bool(health and health["status"] == "ok" and all(v == "running" for v in health["services"].values()))
+    click.echo(f"healthy:   {'yes' if ok else 'no'}")
+    sys.exit(0 if ok else 1)
+
+
+@cli.command()
+@click.option("--data-dir", help=DATA_DIR_HELP)
+@click.option("--timeout", default=30, show_default=True, help="Seconds to wait for it to stop.")
+def stop(data_dir: str | None, timeout: int) -> None:
+    """Stop the `cloudbox serve` of this data dir (guests keep running)."""
+    directory = DataDir.from_option(data_dir)
+    pid = directory.running_pid()
+    if not pid:
+        raise SetupError(f"no cloudbox serve runs on {directory.root}")
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if directory.running_pid() is None:
+            click.echo(f"stopped (pid {pid})")
+            return
+        time.sleep(0.1)
+    raise SetupError(f"pid {pid} did not stop within {timeout} s")
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=False)
+    except SetupError as exc:
+        click.echo(f"cloudbox: {exc}", err=True)
+        sys.exit(1)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)

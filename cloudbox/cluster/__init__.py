@@ -1,0 +1,1 @@
+"""Our own API at /cloudbox/v1: this node, the cluster, health."""

@@ -1,0 +1,99 @@
+"""The replicated commands of the identity service.
+
+Rows arrive complete: ids, timestamps, password and secret hashes are made by
+the service before proposing, so apply only checks state and writes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cloudbox.state.commands import Command, command
+
+# Tables whose rows are created, updated and deleted by the generic commands.
+ENTITIES = ("domain", "project", "user", "group", "role", "region", "service", "endpoint", "app_credential")
+
+
+@command("identity.create")
+class Create(Command):
+    entity: str
+    row: dict[str, Any]
+
+
+@command("identity.update")
+class Update(Command):
+    entity: str
+    id: str
+    changes: dict[str, Any]
+    # Tokens of this user issued before this instant stop validating
+    # (a password change or a disabled user); None leaves tokens alone.
+    revoke_user_tokens_at: str | None = None
+
+
+@command("identity.delete")
+class Delete(Command):
+    entity: str
+    id: str
+    at: str
+
+
+@command("identity.group.add_user")
+class AddGroupMember(Command):
+    group_id: str
+    user_id: str
+
+
+@command("identity.group.remove_user")
+class RemoveGroupMember(Command):
+    group_id: str
+    user_id: str
+
+
+@command("identity.role.imply")
+class ImplyRole(Command):
+    prior_role_id: str
+    implied_role_id: str
+
+
+@command("identity.role.unimply")
+class UnimplyRole(Command):
+    prior_role_id: str
+    implied_role_id: str
+
+
+@command("identity.assignment.grant")
+class Grant(Command):
+    actor_type: str  # "user" or "group"
+    actor_id: str
+    target_type: str  # "project", "domain" or "system"
+    target_id: str  # "all" for the system
+    role_id: str
+    inherited: bool = False
+
+
+@command("identity.assignment.revoke")
+class Revoke(Command):
+    actor_type: str
+    actor_id: str
+    target_type: str
+    target_id: str
+    role_id: str
+    inherited: bool = False
+
+
+@command("identity.token.revoke")
+class RevokeToken(Command):
+    audit_id: str
+    expires_at: str
+    at: str
+
+
+@command("identity.keys.rotate")
+class RotateKeys(Command):
+    """Add a token key (the new primary) and drop keys and revocations no token can need."""
+
+    key_id: int
+    key: str
+    created_at: str
+    drop_key_ids: tuple[int, ...] = ()
+    drop_revocations_before: str | None = None

@@ -1,0 +1,366 @@
+"""Pure identity logic: password hashing, token payloads, policy, Keystone JSON shapes.
+
+Nothing here touches the database, the clock or the network: time and
+randomness come in as arguments.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+from cloudbox.errors import Forbidden, Unauthorized
+
+DEFAULT_DOMAIN_ID = "default"
+ROLE_ADMIN, ROLE_MEMBER, ROLE_READER = "admin", "member", "reader"
+AUTH_FAILED = "The request you have made requires authentication."
+
+
+# --- time ---------------------------------------------------------------------
+def iso(ts: float) -> str:
+    """Keystone's timestamp format: microseconds and a Z."""
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_iso(text: str) -> float:
+    text = text.strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    value = dt.datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return value.timestamp()
+
+
+# --- secrets ------------------------------------------------------------------
+def hash_password(password: str, salt: bytes, cost: int) -> str:
+    n, r, p = 1 << cost, 8, 1
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, maxmem=256 * n * r, dklen=32)
+    b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
+    return f"scrypt${cost}${r}${p}${b64(salt)}${b64(digest)}"
+
+
+def check_password(password: str, stored: str | None) -> bool:
+    """Constant-time check; a missing hash is checked against a dummy so timing says nothing."""
+    if not stored:
+        hash_password(password, b"\0" * 16, 14)
+        return False
+    try:
+        kind, cost, r, p, salt, digest = stored.split("$")
+        if kind != "scrypt":
+            return False
+        n = 1 << int(cost)
+        got = hashlib.scrypt(
+            password.encode(), salt=base64.b64decode(salt), n=n, r=int(r), p=int(p),
+            maxmem=256 * n * int(r), dklen=32,
+        )
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(got, base64.b64decode(digest))
+
+
+def hash_secret(secret: str) -> str:
+    """Application credential secrets are long and random: one sha256 suffices."""
+    return "sha256$" + hashlib.sha256(secret.encode()).hexdigest()
+
+
+def check_secret(secret: str, stored: str) -> bool:
+    return hmac.compare_digest(hash_secret(secret), stored)
+
+
+# --- tokens -------------------------------------------------------------------
+@dataclass(frozen=True)
+class TokenPayload:
+    user_id: str
+    methods: tuple[str, ...]
+    scope_type: str | None  # "project", "domain", "system" or None (unscoped)
+    scope_id: str | None
+    issued_at: float
+    expires_at: float
+    audit_ids: tuple[str, ...]
+    app_cred_id: str | None = None
+
+    def to_bytes(self) -> bytes:
+        body = {
+            "u": self.user_id, "m": list(self.methods), "t": self.scope_type, "s": self.scope_id,
+            "i": round(self.issued_at, 6), "e": round(self.expires_at, 6), "a": list(self.audit_ids),
+        }
+        if self.app_cred_id:
+            body["c"] = self.app_cred_id
+        return json.dumps(body, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "TokenPayload":
+        body = json.loads(data)
+        return cls(
+            user_id=body["u"], methods=tuple(body["m"]), scope_type=body["t"], scope_id=body["s"],
+            issued_at=body["i"], expires_at=body["e"], audit_ids=tuple(body["a"]),
+            app_cred_id=body.get("c"),
+        )
+
+
+class TokenCodec:
+    """Fernet (AES-CBC + HMAC) over token payloads; the first key encrypts, all keys decrypt."""
+
+    def __init__(self, keys: Iterable[str]) -> None:
+        fernets = [Fernet(k.encode()) for k in keys]
+        if not fernets:
+            raise ValueError("no token keys")
+        self._fernet = MultiFernet(fernets)
+
+    def encode(self, payload: TokenPayload) -> str:
+        return self._fernet.encrypt_at_time(payload.to_bytes(), int(payload.issued_at)).decode()
+
+    def decode(self, token: str, now: float) -> TokenPayload:
+        try:
+            payload = TokenPayload.from_bytes(self._fernet.decrypt(token.encode()))
+        except (InvalidToken, ValueError, KeyError, TypeError, UnicodeError) as exc:
+            raise Unauthorized("The token is invalid or has expired.") from exc
+        if payload.expires_at <= now:
+            raise Unauthorized("The token is invalid or has expired.")
+        return payload
+
+
+# --- who is calling -------------------------------------------------------------
+@dataclass(frozen=True)
+class AuthContext:
+    """A validated token: who, in what scope, with which roles."""
+
+    token: str
+    payload: TokenPayload
+    user: dict[str, Any]
+    user_domain: dict[str, Any]
+    roles: tuple[dict[str, Any], ...] = ()
+    project: dict[str, Any] | None = None
+    project_domain: dict[str, Any] | None = None
+    domain: dict[str, Any] | None = None
+    is_admin_project: bool = False
+    app_cred: dict[str, Any] | None = None
+    role_names: frozenset[str] = field(default=frozenset())
+
+    @property
+    def user_id(self) -> str:
+        return self.user["id"]
+
+    @property
+    def scope(self) -> str | None:
+        return self.payload.scope_type
+
+    @property
+    def project_id(self) -> str | None:
+        return self.project["id"] if self.project else None
+
+    @property
+    def domain_id(self) -> str | None:
+        return self.domain["id"] if self.domain else None
+
+    def _cloud_scope(self) -> bool:
+        return self.scope == "system" or (self.scope == "project" and self.is_admin_project)
+
+    @property
+    def is_cloud_admin(self) -> bool:
+        return ROLE_ADMIN in self.role_names and self._cloud_scope()
+
+    @property
+    def is_cloud_reader(self) -> bool:
+        return ROLE_READER in self.role_names and self._cloud_scope()
+
+    def is_domain_admin(self, domain_id: str | None) -> bool:
+        return self.scope == "domain" and self.domain_id == domain_id and ROLE_ADMIN in self.role_names
+
+    def is_domain_reader(self, domain_id: str | None) -> bool:
+        return self.scope == "domain" and self.domain_id == domain_id and ROLE_READER in self.role_names
+
+    def can_manage_domain(self, domain_id: str | None) -> bool:
+        return self.is_cloud_admin or self.is_domain_admin(domain_id)
+
+    def can_read_domain(self, domain_id: str | None) -> bool:
+        return self.is_cloud_reader or self.is_domain_reader(domain_id)
+
+    def can_write_project(self, project_id: str) -> bool:
+        """Member (or admin) of this project, or cloud admin: may change the project's resources."""
+        if self.is_cloud_admin:
+            return True
+        return self.project_id == project_id and bool({ROLE_MEMBER, ROLE_ADMIN} & self.role_names)
+
+    def can_read_project(self, project_id: str) -> bool:
+        return self.is_cloud_reader or (self.project_id == project_id and ROLE_READER in self.role_names)
+
+
+def require(allowed: bool, action: str) -> None:
+    if not allowed:
+        raise Forbidden(f"You are not authorized to perform the requested action: {action}.")
+
+
+# --- Keystone JSON shapes --------------------------------------------------------
+def ref(row: dict[str, Any]) -> dict[str, Any]:
+    return {"id": row["id"], "name": row["name"]}
+
+
+def render_domain(row: dict[str, Any], base: str) -> dict[str, Any]:
+    return {
+        "id": row["id"], "name": row["name"], "description": row["description"],
+        "enabled": row["enabled"], "tags": [], "options": {},
+        "links": {"self": f"{base}/domains/{row['id']}"},
+    }
+
+
+def render_project(row: dict[str, Any], base: str) -> dict[str, Any]:
+    return {
+        "id": row["id"], "name": row["name"], "domain_id": row["domain_id"],
+        "description": row["description"], "enabled": row["enabled"],
+        "parent_id": row["parent_id"] or row["domain_id"], "is_domain": False,
+        "tags": row["tags"], "options": {},
+        "links": {"self": f"{base}/projects/{row['id']}"},
+    }
+
+
+def render_user(row: dict[str, Any], base: str) -> dict[str, Any]:
+    body = {
+        "id": row["id"], "name": row["name"], "domain_id": row["domain_id"],
+        "enabled": row["enabled"], "password_expires_at": None, "options": {},
+        "links": {"self": f"{base}/users/{row['id']}"},
+    }
+    if row.get("default_project_id"):
+        body["default_project_id"] = row["default_project_id"]
+    if row.get("description"):
+        body["description"] = row["description"]
+    if row.get("email"):
+        body["email"] = row["email"]
+    return body
+
+
+def render_group(row: dict[str, Any], base: str) -> dict[str, Any]:
+    return {
+        "id": row["id"], "name": row["name"], "domain_id": row["domain_id"],
+        "description": row["description"], "links": {"self": f"{base}/groups/{row['id']}"},
+    }
+
+
+def render_role(row: dict[str, Any], base: str) -> dict[str, Any]:
+    return {
+        "id": row["id"], "name": row["name"], "domain_id": row["domain_id"] or None,
+        "description": row.get("description", ""), "options": {},
+        "links": {"self": f"{base}/roles/{row['id']}"},
+    }
+
+
+def render_region(row: dict[str, Any], base: str) -> dict[str, Any]:
+    return {
+        "id": row["id"], "description": row["description"],
+        "parent_region_id": row["parent_region_id"], "links": {"self": f"{base}/regions/{row['id']}"},
+    }
+
+
+def render_service(row: dict[str, Any], base: str) -> dict[str, Any]:
+    return {
+        "id": row["id"], "type": row["type"], "name": row["name"], "description": row["description"],
+        "enabled": row["enabled"], "links": {"self": f"{base}/services/{row['id']}"},
+    }
+
+
+def render_endpoint(row: dict[str, Any], base: str) -> dict[str, Any]:
+    return {
+        "id": row["id"], "service_id": row["service_id"], "interface": row["interface"],
+        "region_id": row["region_id"], "region": row["region_id"], "url": row["url"],
+        "enabled": row["enabled"], "links": {"self": f"{base}/endpoints/{row['id']}"},
+    }
+
+
+def render_app_credential(row: dict[str, Any], roles: list[dict[str, Any]], base: str) -> dict[str, Any]:
+    return {
+        "id": row["id"], "name": row["name"], "description": row["description"],
+        "user_id": row["user_id"], "project_id": row["project_id"], "expires_at": row["expires_at"],
+        "unrestricted": row["unrestricted"], "roles": [ref(r) for r in roles], "access_rules": [],
+        "links": {"self": f"{base}/users/{row['user_id']}/application_credentials/{row['id']}"},
+    }
+
+
+RENDER = {
+    "domain": render_domain, "project": render_project, "user": render_user, "group": render_group,
+    "role": render_role, "region": render_region, "service": render_service, "endpoint": render_endpoint,
+}
+
+
+def render_catalog(services: list[dict[str, Any]], endpoints: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    by_service: dict[str, list[dict[str, Any]]] = {}
+    for ep in endpoints:
+        if ep["enabled"]:
+            by_service.setdefault(ep["service_id"], []).append({
+                "id": ep["id"], "interface": ep["interface"], "region": ep["region_id"],
+                "region_id": ep["region_id"], "url": ep["url"],
+            })
+    return [
+        {"id": s["id"], "type": s["type"], "name": s["name"], "endpoints": by_service.get(s["id"], [])}
+        for s in services
+        if s["enabled"]
+    ]
+
+
+def render_token(ctx: AuthContext, catalog: list[dict[str, Any]] | None) -> dict[str, Any]:
+    p = ctx.payload
+    body: dict[str, Any] = {
+        "methods": list(p.methods),
+        "user": {
+            "id": ctx.user["id"], "name": ctx.user["name"], "domain": ref(ctx.user_domain),
+            "password_expires_at": None,
+        },
+        "audit_ids": list(p.audit_ids),
+        "issued_at": iso(p.issued_at),
+        "expires_at": iso(p.expires_at),
+    }
+    if ctx.scope is not None:
+        body["roles"] = [ref(r) for r in ctx.roles]
+    if ctx.scope == "project" and ctx.project and ctx.project_domain:
+        body["project"] = {**ref(ctx.project), "domain": ref(ctx.project_domain)}
+        body["is_domain"] = False
+        if ctx.is_admin_project:
+            body["is_admin_project"] = True
+    elif ctx.scope == "domain" and ctx.domain:
+        body["domain"] = ref(ctx.domain)
+    elif ctx.scope == "system":
+        body["system"] = {"all": True}
+    if ctx.app_cred:
+        body["application_credential"] = {
+            "id": ctx.app_cred["id"], "name": ctx.app_cred["name"],
+            "restricted": not ctx.app_cred["unrestricted"],
+        }
+    if catalog is not None and ctx.scope is not None:
+        body["catalog"] = catalog
+    return {"token": body}
+
+
+# --- catalog upkeep -------------------------------------------------------------
+def plan_catalog(
+    services: list[dict[str, Any]],
+    endpoints: list[dict[str, Any]],
+    wanted: list[tuple[str, str, str]],
+    region: str,
+) -> list[tuple[str, dict[str, Any]]]:
+    """What to change so the catalog lists each wanted (type, name, url) on every interface.
+
+    Returns (action, fields) steps: ("service", row), ("endpoint", row) to create,
+    ("endpoint_url", {"id", "url"}) to update.  Ids are left for the caller to fill.
+    """
+    steps: list[tuple[str, dict[str, Any]]] = []
+    for service_type, name, url in wanted:
+        service = next((s for s in services if s["type"] == service_type), None)
+        if service is None:
+            service = {"id": None, "type": service_type, "name": name, "description": "", "enabled": True}
+            steps.append(("service", service))
+        mine = [e for e in endpoints if service["id"] and e["service_id"] == service["id"] and e["region_id"] == region]
+        for interface in ("public", "internal", "admin"):
+            current = next((e for e in mine if e["interface"] == interface), None)
+            if current is None:
+                steps.append(("endpoint", {"service": service, "interface": interface, "url": url,
+                                           "region_id": region, "enabled": True}))
+            elif current["url"] != url:
+                steps.append(("endpoint_url", {"id": current["id"], "url": url}))
+    return steps

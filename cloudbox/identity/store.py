@@ -1,0 +1,411 @@
+"""Identity tables: migrations, apply(db, command), and the queries of the service."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable
+
+import sqlite_utils
+
+from cloudbox.errors import BadRequest, Conflict, Forbidden, NotFound
+from cloudbox.identity import commands as c
+from cloudbox.state.migrations import StoreSpec
+
+MIGRATIONS = [
+    """
+    CREATE TABLE domains (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, description TEXT NOT NULL DEFAULT '',
+        enabled INTEGER NOT NULL DEFAULT 1, created_at TEXT NOT NULL);
+    CREATE TABLE projects (
+        id TEXT PRIMARY KEY, domain_id TEXT NOT NULL REFERENCES domains(id), parent_id TEXT,
+        name TEXT NOT NULL, description TEXT NOT NULL DEFAULT '', enabled INTEGER NOT NULL DEFAULT 1,
+        tags TEXT NOT NULL DEFAULT '[]', created_at TEXT NOT NULL, UNIQUE (domain_id, name));
+    CREATE TABLE users (
+        id TEXT PRIMARY KEY, domain_id TEXT NOT NULL REFERENCES domains(id), name TEXT NOT NULL,
+        enabled INTEGER NOT NULL DEFAULT 1, password_hash TEXT, password_changed_at TEXT,
+        default_project_id TEXT, description TEXT NOT NULL DEFAULT '', email TEXT,
+        created_at TEXT NOT NULL, UNIQUE (domain_id, name));
+    CREATE TABLE groups (
+        id TEXT PRIMARY KEY, domain_id TEXT NOT NULL REFERENCES domains(id), name TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '', created_at TEXT NOT NULL, UNIQUE (domain_id, name));
+    CREATE TABLE group_members (
+        group_id TEXT NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
+        user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        PRIMARY KEY (group_id, user_id));
+    CREATE TABLE roles (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL, domain_id TEXT NOT NULL DEFAULT '',
+        description TEXT NOT NULL DEFAULT '', created_at TEXT NOT NULL, UNIQUE (domain_id, name));
+    CREATE TABLE role_implications (
+        prior_role_id TEXT NOT NULL REFERENCES roles(id) ON DELETE CASCADE,
+        implied_role_id TEXT NOT NULL REFERENCES roles(id) ON DELETE CASCADE,
+        PRIMARY KEY (prior_role_id, implied_role_id));
+    CREATE TABLE role_assignments (
+        actor_type TEXT NOT NULL, actor_id TEXT NOT NULL, target_type TEXT NOT NULL,
+        target_id TEXT NOT NULL, role_id TEXT NOT NULL REFERENCES roles(id) ON DELETE CASCADE,
+        inherited INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (actor_type, actor_id, target_type, target_id, role_id, inherited));
+    CREATE INDEX role_assignments_target ON role_assignments (target_type, target_id);
+    CREATE TABLE app_credentials (
+        id TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        project_id TEXT NOT NULL, name TEXT NOT NULL, description TEXT NOT NULL DEFAULT '',
+        secret_hash TEXT NOT NULL, expires_at TEXT, unrestricted INTEGER NOT NULL DEFAULT 0,
+        roles TEXT NOT NULL DEFAULT '[]', created_at TEXT NOT NULL, UNIQUE (user_id, name));
+    CREATE TABLE regions (
+        id TEXT PRIMARY KEY, description TEXT NOT NULL DEFAULT '', parent_region_id TEXT,
+        created_at TEXT NOT NULL);
+    CREATE TABLE services (
+        id TEXT PRIMARY KEY, type TEXT NOT NULL, name TEXT NOT NULL DEFAULT '',
+        description TEXT NOT NULL DEFAULT '', enabled INTEGER NOT NULL DEFAULT 1,
+        created_at TEXT NOT NULL);
+    CREATE TABLE endpoints (
+        id TEXT PRIMARY KEY, service_id TEXT NOT NULL REFERENCES services(id) ON DELETE CASCADE,
+        interface TEXT NOT NULL, region_id TEXT, url TEXT NOT NULL,
+        enabled INTEGER NOT NULL DEFAULT 1, created_at TEXT NOT NULL);
+    CREATE TABLE revocations (
+        seq INTEGER PRIMARY KEY, audit_id TEXT, user_id TEXT, issued_before TEXT NOT NULL,
+        expires_at TEXT);
+    CREATE INDEX revocations_audit ON revocations (audit_id);
+    CREATE INDEX revocations_user ON revocations (user_id);
+    CREATE TABLE token_keys (id INTEGER PRIMARY KEY, key TEXT NOT NULL, created_at TEXT NOT NULL);
+    """,
+]
+
+TABLES = {
+    "domain": "domains",
+    "project": "projects",
+    "user": "users",
+    "group": "groups",
+    "role": "roles",
+    "region": "regions",
+    "service": "services",
+    "endpoint": "endpoints",
+    "app_credential": "app_credentials",
+}
+
+JSON_COLUMNS = {"tags", "roles"}
+BOOL_COLUMNS = {"enabled", "unrestricted", "inherited"}
+
+
+# --- rows ------------------------------------------------------------------
+def _encode(row: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in row.items():
+        if key in JSON_COLUMNS and not isinstance(value, str):
+            value = json.dumps(value, sort_keys=True)
+        elif key in BOOL_COLUMNS and isinstance(value, bool):
+            value = int(value)
+        out[key] = value
+    return out
+
+
+def decode_row(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    out = dict(row)
+    for key in JSON_COLUMNS & out.keys():
+        out[key] = json.loads(out[key])
+    for key in BOOL_COLUMNS & out.keys():
+        out[key] = bool(out[key])
+    return out
+
+
+def get(db: sqlite_utils.Database, entity: str, id: str) -> dict[str, Any] | None:
+    rows = list(db.query(f"SELECT * FROM {TABLES[entity]} WHERE id = ?", [id]))
+    return decode_row(rows[0]) if rows else None
+
+
+def must_get(db: sqlite_utils.Database, entity: str, id: str) -> dict[str, Any]:
+    row = get(db, entity, id)
+    if row is None:
+        raise NotFound(f"Could not find {entity.replace('_', ' ')}: {id}.")
+    return row
+
+
+def find(db: sqlite_utils.Database, entity: str, **where: Any) -> list[dict[str, Any]]:
+    clause = " AND ".join(f"{k} = ?" for k in where) or "1"
+    sql = f"SELECT * FROM {TABLES[entity]} WHERE {clause} ORDER BY id"
+    return [decode_row(r) for r in db.query(sql, list(where.values()))]  # type: ignore[misc]
+
+
+def page(
+    db: sqlite_utils.Database,
+    entity: str,
+    filters: dict[str, Any],
+    *,
+    marker: str | None,
+    limit: int,
+    extra_sql: str = "",
+    extra_params: Iterable[Any] = (),
+) -> list[dict[str, Any]]:
+    """Rows of one entity in id order after ``marker``, at most ``limit`` (+1 to tell if more)."""
+    clauses, params = [], []
+    for key, value in filters.items():
+        if value is None:
+            continue
+        clauses.append(f"{key} = ?")
+        params.append(int(value) if isinstance(value, bool) else value)
+    if marker:
+        clauses.append("id > ?")
+        params.append(marker)
+    if extra_sql:
+        clauses.append(extra_sql)
+        params.extend(extra_params)
+    where = " AND ".join(clauses) or "1"
+    sql = f"SELECT * FROM {TABLES[entity]} WHERE {where} ORDER BY id LIMIT ?"
+    return [decode_row(r) for r in db.query(sql, params + [limit + 1])]  # type: ignore[misc]
+
+
+# --- role resolution --------------------------------------------------------
+def user_group_ids(db: sqlite_utils.Database, user_id: str) -> list[str]:
+    return [r["group_id"] for r in db.query("SELECT group_id FROM group_members WHERE user_id = ?", [user_id])]
+
+
+def _actor_clause(user_id: str, group_ids: list[str]) -> tuple[str, list[Any]]:
+    marks = ",".join("?" * len(group_ids))
+    clause = "((actor_type = 'user' AND actor_id = ?)"
+    params: list[Any] = [user_id]
+    if group_ids:
+        clause += f" OR (actor_type = 'group' AND actor_id IN ({marks}))"
+        params += group_ids
+    return clause + ")", params
+
+
+def direct_role_ids(db: sqlite_utils.Database, user_id: str, target_type: str, target_id: str) -> set[str]:
+    """Role ids a user holds on a target, directly, through groups, or inherited from the domain."""
+    actor, params = _actor_clause(user_id, user_group_ids(db, user_id))
+    targets = "(target_type = ? AND target_id = ? AND inherited = 0)"
+    tparams: list[Any] = [target_type, target_id]
+    if target_type == "project":
+        project = get(db, "project", target_id)
+        if project is not None:
+            targets = f"({targets} OR (target_type = 'domain' AND target_id = ? AND inherited = 1))"
+            tparams.append(project["domain_id"])
+    sql = f"SELECT DISTINCT role_id FROM role_assignments WHERE {actor} AND {targets}"
+    return {r["role_id"] for r in db.query(sql, params + tparams)}
+
+
+def expand_implied(db: sqlite_utils.Database, role_ids: set[str]) -> set[str]:
+    implications: dict[str, list[str]] = {}
+    for r in db.query("SELECT prior_role_id, implied_role_id FROM role_implications"):
+        implications.setdefault(r["prior_role_id"], []).append(r["implied_role_id"])
+    seen, todo = set(role_ids), list(role_ids)
+    while todo:
+        for implied in implications.get(todo.pop(), []):
+            if implied not in seen:
+                seen.add(implied)
+                todo.append(implied)
+    return seen
+
+
+def roles_by_ids(db: sqlite_utils.Database, ids: Iterable[str]) -> list[dict[str, Any]]:
+    ids = sorted(ids)
+    if not ids:
+        return []
+    marks = ",".join("?" * len(ids))
+    return [dict(r) for r in db.query(f"SELECT id, name, domain_id FROM roles WHERE id IN ({marks}) ORDER BY name", ids)]
+
+
+def targets_of_user(db: sqlite_utils.Database, user_id: str, target_type: str) -> set[str]:
+    """Ids of the projects (or domains) on which a user holds any role."""
+    actor, params = _actor_clause(user_id, user_group_ids(db, user_id))
+    rows = db.query(
+        f"SELECT DISTINCT target_type, target_id, inherited FROM role_assignments WHERE {actor}", params
+    )
+    found: set[str] = set()
+    for r in rows:
+        if r["target_type"] == target_type and not r["inherited"]:
+            found.add(r["target_id"])
+        elif target_type == "project" and r["target_type"] == "domain" and r["inherited"]:
+            found.update(p["id"] for p in find(db, "project", domain_id=r["target_id"]))
+    return found
+
+
+# --- apply ------------------------------------------------------------------
+def _check_unique(db: sqlite_utils.Database, entity: str, row: dict[str, Any], exclude_id: str | None) -> None:
+    keys = {
+        "domain": ("name",),
+        "project": ("domain_id", "name"),
+        "user": ("domain_id", "name"),
+        "group": ("domain_id", "name"),
+        "role": ("domain_id", "name"),
+        "app_credential": ("user_id", "name"),
+    }.get(entity)
+    if not keys:
+        return
+    where = " AND ".join(f"{k} = ?" for k in keys)
+    params = [row.get(k, "") for k in keys]
+    if exclude_id:
+        where += " AND id != ?"
+        params.append(exclude_id)
+    if list(db.query(f"SELECT id FROM {TABLES[entity]} WHERE {where}", params)):
+        label = entity.replace("_", " ")
+        raise Conflict(f"Conflict occurred attempting to store {label} - Duplicate entry: a {label} named {row.get('name')!r} exists.")
+
+
+def _check_references(db: sqlite_utils.Database, entity: str, row: dict[str, Any]) -> None:
+    refs = {
+        "project": (("domain_id", "domain"), ("parent_id", "project")),
+        "user": (("domain_id", "domain"), ("default_project_id", "project")),
+        "group": (("domain_id", "domain"),),
+        "endpoint": (("service_id", "service"), ("region_id", "region")),
+        "region": (("parent_region_id", "region"),),
+        "app_credential": (("user_id", "user"), ("project_id", "project")),
+    }.get(entity, ())
+    for column, target in refs:
+        value = row.get(column)
+        if value and get(db, target, value) is None:
+            raise BadRequest(f"The {target} {value!r} given as {column} does not exist.")
+    if entity == "role" and row.get("domain_id"):
+        if get(db, "domain", row["domain_id"]) is None:
+            raise BadRequest(f"The domain {row['domain_id']!r} given as domain_id does not exist.")
+
+
+def _apply_create(db: sqlite_utils.Database, cmd: c.Create) -> dict[str, Any]:
+    if cmd.entity not in TABLES:
+        raise BadRequest(f"unknown entity {cmd.entity}")
+    row = dict(cmd.row)
+    if get(db, cmd.entity, row["id"]) is not None:
+        raise Conflict(f"Conflict occurred attempting to store {cmd.entity} - Duplicate ID, {row['id']}.")
+    _check_references(db, cmd.entity, row)
+    _check_unique(db, cmd.entity, row, None)
+    db[TABLES[cmd.entity]].insert(_encode(row))
+    return must_get(db, cmd.entity, row["id"])
+
+
+def _apply_update(db: sqlite_utils.Database, cmd: c.Update) -> dict[str, Any]:
+    current = must_get(db, cmd.entity, cmd.id)
+    merged = {**current, **cmd.changes}
+    _check_references(db, cmd.entity, cmd.changes)
+    _check_unique(db, cmd.entity, merged, cmd.id)
+    if cmd.entity == "domain" and cmd.id == "default" and cmd.changes.get("enabled") is False:
+        raise BadRequest("The default domain cannot be disabled.")
+    if cmd.changes:
+        db[TABLES[cmd.entity]].update(cmd.id, _encode(dict(cmd.changes)))
+    if cmd.revoke_user_tokens_at and cmd.entity == "user":
+        db["revocations"].insert({"user_id": cmd.id, "issued_before": cmd.revoke_user_tokens_at})
+    return must_get(db, cmd.entity, cmd.id)
+
+
+def _delete_assignments(db: sqlite_utils.Database, *, actor: tuple[str, str] | None = None,
+                        target: tuple[str, str] | None = None) -> None:
+    if actor:
+        db.execute("DELETE FROM role_assignments WHERE actor_type = ? AND actor_id = ?", list(actor))
+    if target:
+        db.execute("DELETE FROM role_assignments WHERE target_type = ? AND target_id = ?", list(target))
+
+
+def _apply_delete(db: sqlite_utils.Database, cmd: c.Delete) -> None:
+    row = must_get(db, cmd.entity, cmd.id)
+    if cmd.entity == "domain":
+        if cmd.id == "default":
+            raise Forbidden("The default domain cannot be deleted.")
+        if row["enabled"]:
+            raise Forbidden("Cannot delete a domain that is enabled; disable it first.")
+        for user in find(db, "user", domain_id=cmd.id):
+            _apply_delete(db, c.Delete("user", user["id"], cmd.at))
+        for group in find(db, "group", domain_id=cmd.id):
+            _apply_delete(db, c.Delete("group", group["id"], cmd.at))
+        for project in find(db, "project", domain_id=cmd.id):
+            _apply_delete(db, c.Delete("project", project["id"], cmd.at))
+        for role in find(db, "role", domain_id=cmd.id):
+            _apply_delete(db, c.Delete("role", role["id"], cmd.at))
+        _delete_assignments(db, target=("domain", cmd.id))
+    elif cmd.entity == "project":
+        if find(db, "project", parent_id=cmd.id):
+            raise Forbidden("Cannot delete a project that has child projects; delete them first.")
+        _delete_assignments(db, target=("project", cmd.id))
+        db.execute("DELETE FROM app_credentials WHERE project_id = ?", [cmd.id])
+        db.execute("UPDATE users SET default_project_id = NULL WHERE default_project_id = ?", [cmd.id])
+    elif cmd.entity == "user":
+        _delete_assignments(db, actor=("user", cmd.id))
+        db["revocations"].insert({"user_id": cmd.id, "issued_before": cmd.at})
+    elif cmd.entity == "group":
+        _delete_assignments(db, actor=("group", cmd.id))
+    elif cmd.entity == "region":
+        if find(db, "region", parent_region_id=cmd.id) or find(db, "endpoint", region_id=cmd.id):
+            raise Forbidden("Cannot delete a region that still has child regions or endpoints.")
+    db[TABLES[cmd.entity]].delete(cmd.id)
+
+
+def _apply_grant(db: sqlite_utils.Database, cmd: c.Grant) -> None:
+    must_get(db, "role", cmd.role_id)
+    must_get(db, cmd.actor_type, cmd.actor_id)
+    if cmd.target_type != "system":
+        must_get(db, cmd.target_type, cmd.target_id)
+    db["role_assignments"].insert(
+        {
+            "actor_type": cmd.actor_type, "actor_id": cmd.actor_id, "target_type": cmd.target_type,
+            "target_id": cmd.target_id, "role_id": cmd.role_id, "inherited": int(cmd.inherited),
+        },
+        ignore=True,
+    )
+
+
+def _apply_revoke(db: sqlite_utils.Database, cmd: c.Revoke) -> None:
+    cur = db.execute(
+        "DELETE FROM role_assignments WHERE actor_type = ? AND actor_id = ? AND target_type = ?"
+        " AND target_id = ? AND role_id = ? AND inherited = ?",
+        [cmd.actor_type, cmd.actor_id, cmd.target_type, cmd.target_id, cmd.role_id, int(cmd.inherited)],
+    )
+    if cur.rowcount == 0:
+        raise NotFound("Could not find role assignment.")
+
+
+def apply(db: sqlite_utils.Database, cmd: Any) -> Any:
+    if isinstance(cmd, c.Create):
+        return _apply_create(db, cmd)
+    if isinstance(cmd, c.Update):
+        return _apply_update(db, cmd)
+    if isinstance(cmd, c.Delete):
+        return _apply_delete(db, cmd)
+    if isinstance(cmd, c.AddGroupMember):
+        must_get(db, "group", cmd.group_id)
+        must_get(db, "user", cmd.user_id)
+        db["group_members"].insert({"group_id": cmd.group_id, "user_id": cmd.user_id}, ignore=True)
+        return None
+    if isinstance(cmd, c.RemoveGroupMember):
+        cur = db.execute(
+            "DELETE FROM group_members WHERE group_id = ? AND user_id = ?", [cmd.group_id, cmd.user_id]
+        )
+        if cur.rowcount == 0:
+            raise NotFound(f"User {cmd.user_id} is not a member of group {cmd.group_id}.")
+        return None
+    if isinstance(cmd, c.ImplyRole):
+        must_get(db, "role", cmd.prior_role_id)
+        must_get(db, "role", cmd.implied_role_id)
+        if cmd.prior_role_id in expand_implied(db, {cmd.implied_role_id}):
+            raise BadRequest("That implication would make a cycle of implied roles.")
+        db["role_implications"].insert(
+            {"prior_role_id": cmd.prior_role_id, "implied_role_id": cmd.implied_role_id}, ignore=True
+        )
+        return None
+    if isinstance(cmd, c.UnimplyRole):
+        cur = db.execute(
+            "DELETE FROM role_implications WHERE prior_role_id = ? AND implied_role_id = ?",
+            [cmd.prior_role_id, cmd.implied_role_id],
+        )
+        if cur.rowcount == 0:
+            raise NotFound("Could not find that role inference rule.")
+        return None
+    if isinstance(cmd, c.Grant):
+        return _apply_grant(db, cmd)
+    if isinstance(cmd, c.Revoke):
+        return _apply_revoke(db, cmd)
+    if isinstance(cmd, c.RevokeToken):
+        db["revocations"].insert(
+            {"audit_id": cmd.audit_id, "issued_before": cmd.at, "expires_at": cmd.expires_at}
+        )
+        return None
+    if isinstance(cmd, c.RotateKeys):
+        if list(db.query("SELECT 1 FROM token_keys WHERE id = ?", [cmd.key_id])):
+            raise Conflict(f"Token key {cmd.key_id} exists already; another rotation won.")
+        db["token_keys"].insert({"id": cmd.key_id, "key": cmd.key, "created_at": cmd.created_at})
+        for key_id in cmd.drop_key_ids:
+            db.execute("DELETE FROM token_keys WHERE id = ?", [key_id])
+        if cmd.drop_revocations_before:
+            db.execute("DELETE FROM revocations WHERE issued_before < ?", [cmd.drop_revocations_before])
+        return None
+    raise BadRequest(f"identity cannot apply {cmd.TYPE}")
+
+
+STORE = StoreSpec("identity", MIGRATIONS, apply)

@@ -1,0 +1,161 @@
+"""`cloudbox serve`: one trio process running every service of this node.
+
+Start order: the state engine, then each service's run() in the root nursery,
+then hypercorn serving the one app over HTTPS.  SIGTERM or SIGINT stops
+hypercorn gracefully (in-flight requests finish), then cancels the rest.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import signal
+import socket
+import time
+from typing import Any, Callable
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve as hypercorn_serve
+from quart import Response, request
+
+from cloudbox import __version__
+from cloudbox.api.app import create_app
+from cloudbox.bootstrap import wanted_catalog
+from cloudbox.cluster import api as cluster_api
+from cloudbox.errors import SetupError
+from cloudbox.identity import api as identity_api
+from cloudbox.identity.service import IdentityService, catalog_commands
+from cloudbox.node import DataDir, split_listen, url_host
+from cloudbox.services import STORES
+from cloudbox.settings import Settings
+from cloudbox.state.engine import StateEngine
+
+log = logging.getLogger("cloudbox.server")
+
+
+class Node:
+    """The services of one node, wired together."""
+
+    def __init__(self, data_dir: DataDir, settings: Settings) -> None:
+        self.data_dir = data_dir
+        self.settings = settings
+        info = data_dir.node_info()
+        self.node_id, self.name = info["id"], info["name"]
+        host, self.port = split_listen(settings.listen)
+        self.host = host
+        self.url = f"https://{url_host(settings.advertise or host)}:{self.port}"
+        self.started = time.monotonic()
+        self.engine = StateEngine(data_dir.database, STORES)
+        self.identity = IdentityService(self.engine, settings)
+        self.checks: dict[str, Callable[[], bool]] = {
+            "state": lambda: self.engine.running,
+            "identity": lambda: True,
+        }
+        self.specs = [identity_api.build(self.identity), cluster_api.build(self)]
+
+    def app(self) -> Any:
+        def extra(app: Any) -> None:
+            @app.route("/identity", methods=["GET"])
+            @app.route("/identity/", methods=["GET"])
+            async def identity_versions() -> Response:
+                base = request.host_url.rstrip("/") + "/identity/v3"
+                body = {"versions": {"values": [identity_api.version_document(base)]}}
+                return Response(json.dumps(body), status=300, content_type="application/json")
+
+        return create_app(
+            self.specs,
+            authenticate=self.identity.authenticate,
+            max_body_bytes=self.settings.max_body_bytes,
+            max_limit=self.settings.api_max_limit,
+            extra_routes=extra,
+        )
+
+    async def ensure_catalog(self) -> None:
+        """Keep the catalog listing every API this node serves at its advertised URL."""
+        at = self.identity.now_iso()
+        cmds = await self.engine.read(catalog_commands, wanted_catalog(self.url), self.settings.region, at)
+        for cmd in cmds:
+            await self.engine.propose(cmd)
+        if cmds:
+            log.info("service catalog updated", extra={"changes": len(cmds)})
+
+
+def check_port_free(host: str, port: int) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise SetupError(f"port {port} on {host} is already in use (is another cloudbox serve running?)") from exc
+            if exc.errno == errno.EADDRNOTAVAIL:
+                raise SetupError(f"cannot listen on {host}: no such address on this host") from exc
+            if exc.errno == errno.EACCES:
+                raise SetupError(f"no permission to listen on port {port}") from exc
+            raise SetupError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+
+
+def open_node(data_dir: DataDir) -> Node:
+    """Everything that can fail before serving, with errors a person can act on."""
+    data_dir.require_cloud()
+    settings = Settings.load(data_dir.root)
+    node = Node(data_dir, settings)
+    check_port_free(node.host, node.port)
+    node.engine.open()
+    return node
+
+
+async def serve(node: Node, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+    config = HypercornConfig()
+    config.bind = [f"{url_host(node.host)}:{node.port}"]
+    config.certfile = str(node.data_dir.node_cert)
+    config.keyfile = str(node.data_dir.node_key)
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.graceful_timeout = 10
+    config.keep_alive_timeout = 75
+    shutdown = trio.Event()
+    app = node.app()
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(node.engine.run)
+            await nursery.start(node.identity.run)
+            await node.ensure_catalog()
+            nursery.start_soon(_watch_signals, shutdown)
+            served = trio.Event()
+
+            async def run_http(task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+                try:
+                    await hypercorn_serve(app, config, shutdown_trigger=shutdown.wait, task_status=task_status)
+                finally:
+                    served.set()
+
+            await nursery.start(run_http)
+            node.data_dir.pid_file.write_text(f"{os.getpid()}\n")
+            log.info("serving", extra={"url": node.url, "version": __version__, "pid": os.getpid()})
+            task_status.started(node.url)
+            await shutdown.wait()
+            # hypercorn returns once in-flight requests are done; then stop the services.
+            with trio.move_on_after(config.graceful_timeout + 1):
+                await served.wait()
+            nursery.cancel_scope.cancel()
+    finally:
+        node.engine.close()
+        try:
+            if node.data_dir.pid_file.read_text().strip() == str(os.getpid()):
+                node.data_dir.pid_file.unlink()
+        except OSError:
+            pass
+        log.info("stopped", extra={"pid": os.getpid()})
+
+
+async def _watch_signals(shutdown: trio.Event) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            log.info("shutting down", extra={"signal": signal.Signals(signum).name})
+            shutdown.set()
+            return

@@ -1,0 +1,99 @@
+"""Every setting of cloudbox, declared once: name, type, default, help, scope.
+
+A node reads its settings from ``<data-dir>/cloudbox.json`` (written by
+``cloudbox init``), then from ``CLOUDBOX_<NAME>`` environment variables, which
+win.  ``scope`` says whether a setting must agree across a cluster ("cluster")
+or may differ per node ("node"); a test fails when a setting is missing from
+README.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from cloudbox.errors import SetupError
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    type: Callable[[Any], Any]
+    default: Any
+    help: str
+    scope: str  # "node" or "cluster"
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("listen", str, "0.0.0.0:8443", "Address and port the HTTPS API listens on.", "node"),
+    Setting("advertise", str, "", "Host name or address put in the service catalog (default: the host's first non-loopback address).", "node"),
+    Setting("region", str, "RegionOne", "Region name of the service catalog.", "cluster"),
+    Setting("log_level", str, "info", "Lowest level of log records written (debug, info, warning, error).", "node"),
+    Setting("max_body_bytes", int, 1 << 20, "Largest JSON request body accepted; larger ones get 413.", "node"),
+    Setting("token_expiration", int, 3600, "Seconds a token stays valid after it is issued.", "cluster"),
+    Setting("token_key_rotation", int, 86400, "Seconds between rotations of the token encryption key.", "cluster"),
+    Setting("password_hash_cost", int, 14, "log2 of scrypt's N for password hashes (14 = 16 MiB of memory per hash).", "cluster"),
+    Setting("api_max_limit", int, 1000, "Most items one page of a list returns.", "cluster"),
+)
+
+BY_NAME = {s.name: s for s in SETTINGS}
+CONFIG_FILE = "cloudbox.json"
+
+
+class Settings:
+    """Resolved settings of one node; attribute access by setting name."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self._values = values
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self._values)
+
+    @classmethod
+    def resolve(cls, file_values: dict[str, Any], environ: dict[str, str] | None = None) -> "Settings":
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for setting in SETTINGS:
+            raw = file_values.get(setting.name, setting.default)
+            env = environ.get(f"CLOUDBOX_{setting.name.upper()}")
+            if env is not None:
+                raw = env
+            try:
+                values[setting.name] = _bool(raw) if setting.type is bool else setting.type(raw)
+            except (TypeError, ValueError) as exc:
+                raise SetupError(f"setting {setting.name!r}: {exc}") from exc
+        unknown = set(file_values) - set(BY_NAME)
+        if unknown:
+            raise SetupError(f"unknown settings in {CONFIG_FILE}: {', '.join(sorted(unknown))}")
+        return cls(values)
+
+    @classmethod
+    def load(cls, data_dir: Path) -> "Settings":
+        path = data_dir / CONFIG_FILE
+        try:
+            file_values = json.loads(path.read_text())
+        except FileNotFoundError:
+            file_values = {}
+        except (OSError, ValueError) as exc:
+            raise SetupError(f"cannot read {path}: {exc}") from exc
+        return cls.resolve(file_values)

@@ -1,0 +1,1 @@
+"""The state core: replicated commands applied deterministically to SQLite."""

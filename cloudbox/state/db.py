@@ -1,0 +1,60 @@
+"""Opening the node database, and hashing its replicated tables."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from pathlib import Path
+
+from cloudbox.errors import SetupError
+
+# Tables that are not replicated state: the log itself, and what this node
+# observes (prefix "local_").  Everything else must hash the same on every
+# node and after a replay.
+LOG_TABLE = "_log"
+
+
+def connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit is on disk before the proposer is answered, so an
+        # acknowledged write survives a crash of the process or of the host.
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        if readonly:
+            conn.execute("PRAGMA query_only=ON")
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise SetupError(f"database {path} is unusable: {exc}") from exc
+    return conn
+
+
+def check_integrity(conn: sqlite3.Connection, path: Path | str) -> None:
+    try:
+        rows = [r[0] for r in conn.execute("PRAGMA quick_check")]
+    except sqlite3.DatabaseError as exc:
+        raise SetupError(f"database {path} is corrupt: {exc}") from exc
+    if rows != ["ok"]:
+        raise SetupError(f"database {path} is corrupt: {'; '.join(rows[:3])}")
+
+
+def replicated_tables(conn: sqlite3.Connection) -> list[str]:
+    names = [
+        r[0]
+        for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+    ]
+    return [n for n in names if n != LOG_TABLE and not n.startswith(("local_", "sqlite_"))]
+
+
+def table_hashes(conn: sqlite3.Connection) -> dict[str, str]:
+    """sha256 of every replicated table's rows, in a deterministic order."""
+    hashes = {}
+    for table in replicated_tables(conn):
+        columns = [r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')]
+        order = ", ".join(str(i) for i in range(1, len(columns) + 1))
+        digest = hashlib.sha256(",".join(columns).encode())
+        for row in conn.execute(f'SELECT * FROM "{table}" ORDER BY {order}'):
+            digest.update(repr(row).encode())
+        hashes[table] = digest.hexdigest()
+    return hashes
