@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Bring up a single-node cloudbox on this machine: install what it needs,
+# `cloudbox init` (once), `cloudbox serve` in the background, and say where it is.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+need_root
+
+DATA_DIR=${CLOUDBOX_DATA_DIR:-/var/lib/cloudbox}
+LISTEN=${CLOUDBOX_LISTEN:-0.0.0.0:8443}
+
+install_os_packages "${RUNTIME_PACKAGES[@]}"
+make_venv client
+ln -sf "$VENV/bin/cloudbox" /usr/local/bin/cloudbox
+command -v openstack >/dev/null || ln -sf "$VENV/bin/openstack" /usr/local/bin/openstack
+
+if [ -e "$DATA_DIR/node.json" ]; then
+    say "using the existing cloud in $DATA_DIR"
+else
+    say "creating a cloud in $DATA_DIR"
+    cloudbox init --data-dir "$DATA_DIR" --listen "$LISTEN"
+fi
+
+if cloudbox status --data-dir "$DATA_DIR" >/dev/null 2>&1; then
+    say "cloudbox serve is already running"
+else
+    cloudbox serve --data-dir "$DATA_DIR" --background
+fi
+
+url=$("$VENV/bin/python" - "$DATA_DIR/clouds.yaml" <<'PY'
+import sys, yaml
+auth = yaml.safe_load(open(sys.argv[1]))["clouds"]["cloudbox"]["auth"]
+print(auth["auth_url"].rsplit("/identity/", 1)[0], auth["password"])
+PY
+)
+cat <<MSG
+
+cloudbox is up.
+  API:          ${url% *}   (identity at ${url% *}/identity/v3)
+  Web UI:       ${url% *}/
+  Credentials:  user admin, project admin, password ${url#* }
+  clouds.yaml:  $DATA_DIR/clouds.yaml (also in ~/.config/openstack/clouds.yaml as cloud "cloudbox")
+  openrc:       source $DATA_DIR/admin-openrc.sh
+  Logs:         $DATA_DIR/logs/cloudbox.log
+  Status/stop:  cloudbox status | cloudbox stop     (--data-dir $DATA_DIR if not the default)
+Try:  openstack --os-cloud cloudbox token issue
+MSG

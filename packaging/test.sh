@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Run the whole test suite: installs what the tests need first (as root on Debian 12).
+# Extra arguments go to pytest, e.g.  ./packaging/test.sh -k identity
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+need_root
+
+install_os_packages "${RUNTIME_PACKAGES[@]}"
+make_venv test
+cd "$REPO"
+exec "$VENV/bin/python" -m pytest -p no:cacheprovider "$@"

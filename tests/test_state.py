@@ -1,0 +1,152 @@
+"""The state core: ordered log, deterministic apply, group commit, replay, migrations."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+import trio
+
+from cloudbox.errors import Conflict, NotFound
+from cloudbox.state.commands import Command, command, decode, encode
+from cloudbox.state.engine import StateEngine, replay
+from cloudbox.state.migrations import StoreSpec, migrate
+
+
+@command("testsvc.put")
+class Put(Command):
+    key: str
+    value: int
+
+
+@command("testsvc.delete")
+class Drop(Command):
+    key: str
+
+
+@command("testsvc.pair")
+class Pair(Command):
+    items: tuple[tuple[str, int], ...]
+
+
+def _apply(db, cmd):
+    if isinstance(cmd, Put):
+        if list(db.query("SELECT 1 FROM kv WHERE key = ?", [cmd.key])):
+            raise Conflict(f"{cmd.key} exists")
+        db["kv"].insert({"key": cmd.key, "value": cmd.value})
+        return cmd.value * 2
+    if isinstance(cmd, Drop):
+        if db.execute("DELETE FROM kv WHERE key = ?", [cmd.key]).rowcount == 0:
+            raise NotFound(cmd.key)
+        return None
+    if isinstance(cmd, Pair):
+        # Writes the first item, then fails on a duplicate: apply must be all or nothing.
+        for key, value in cmd.items:
+            _apply(db, Put(key, value))
+        return len(cmd.items)
+    raise AssertionError(cmd)
+
+
+STORE = StoreSpec("testsvc", ["CREATE TABLE kv (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"], _apply)
+
+
+def rows(engine: StateEngine) -> dict[str, int]:
+    return engine.read_sync(lambda db: {r["key"]: r["value"] for r in db.query("SELECT * FROM kv")})
+
+
+def test_commands_round_trip_through_json():
+    cmd = Pair((("a", 1), ("b", 2)))
+    assert decode(encode(cmd)) == cmd
+    assert encode(cmd) == encode(decode(encode(cmd)))
+
+
+def test_apply_now_writes_log_and_state(tmp_path: Path):
+    engine = StateEngine(tmp_path / "s.db", [STORE])
+    engine.open(create=True)
+    assert engine.apply_now(Put("a", 1)) == 2
+    assert rows(engine) == {"a": 1}
+    assert engine.last_seq == 1
+    assert [decode(e) for e in engine.log_entries()] == [Put("a", 1)]
+
+
+def test_rejected_command_changes_nothing_and_is_not_logged(tmp_path: Path):
+    engine = StateEngine(tmp_path / "s.db", [STORE])
+    engine.open(create=True)
+    engine.apply_now(Put("a", 1))
+    before = engine.table_hashes()
+    with pytest.raises(Conflict):
+        engine.apply_now(Pair((("b", 2), ("a", 3))))  # "b" is written, then "a" conflicts
+    assert rows(engine) == {"a": 1}
+    assert engine.table_hashes() == before
+    assert len(engine.log_entries()) == 1
+
+
+async def test_group_commit_answers_every_proposer(tmp_path: Path):
+    engine = StateEngine(tmp_path / "s.db", [STORE])
+    engine.open(create=True)
+    results: dict[int, object] = {}
+
+    async def propose(i: int) -> None:
+        try:
+            results[i] = await engine.propose(Put(f"k{i % 150}", i))
+        except Conflict:
+            results[i] = "conflict"
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(engine.run)
+        async with trio.open_nursery() as writers:
+            for i in range(300):
+                writers.start_soon(propose, i)
+        nursery.cancel_scope.cancel()
+    # Exactly one of each pair of proposers for a key won; the loser got a Conflict.
+    assert sum(1 for r in results.values() if r == "conflict") == 150
+    assert len(rows(engine)) == 150
+    assert engine.last_seq == 150
+    winners = {i for i, r in results.items() if r != "conflict"}
+    assert all(results[i] == 2 * i for i in winners)
+
+
+def test_replay_gives_identical_tables(tmp_path: Path):
+    engine = StateEngine(tmp_path / "live.db", [STORE])
+    engine.open(create=True)
+    for i in range(50):
+        engine.apply_now(Put(f"k{i}", i))
+    for i in range(0, 50, 3):
+        engine.apply_now(Drop(f"k{i}"))
+    with pytest.raises(NotFound):
+        engine.apply_now(Drop("missing"))
+    live = engine.table_hashes()
+    replayed = replay(engine.log_entries(), tmp_path / "replay.db", [STORE])
+    assert replayed == live
+    assert set(live) == {"_migrations", "kv"}
+
+
+def test_replay_detects_a_difference(tmp_path: Path):
+    """The comparison can fail: a log missing one command hashes differently."""
+    engine = StateEngine(tmp_path / "live.db", [STORE])
+    engine.open(create=True)
+    for i in range(5):
+        engine.apply_now(Put(f"k{i}", i))
+    assert replay(engine.log_entries()[:-1], tmp_path / "short.db", [STORE]) != engine.table_hashes()
+
+
+def test_migrations_are_applied_once_and_refuse_edits(tmp_path: Path):
+    conn = sqlite3.connect(tmp_path / "m.db", isolation_level=None)
+    assert migrate(conn, [STORE]) == [("testsvc", 1)]
+    assert migrate(conn, [STORE]) == []
+    grown = StoreSpec("testsvc", [STORE.migrations[0], "ALTER TABLE kv ADD COLUMN note TEXT;"], _apply)
+    assert migrate(conn, [grown]) == [("testsvc", 2)]
+    edited = StoreSpec("testsvc", ["CREATE TABLE kv (key TEXT);", grown.migrations[1]], _apply)
+    with pytest.raises(RuntimeError, match="changed after it was applied"):
+        migrate(conn, [edited])
+
+
+def test_corrupt_database_is_refused(tmp_path: Path):
+    from cloudbox.errors import SetupError
+
+    path = tmp_path / "bad.db"
+    path.write_bytes(b"this is not a database" * 100)
+    engine = StateEngine(path, [STORE])
+    with pytest.raises(SetupError, match="bad.db"):
+        engine.open()
