@@ -28,15 +28,10 @@ from cloudbox.identity import commands as ic
 from cloudbox.identity import core as icore
 from cloudbox.identity.service import ADMIN_PROJECT_NAME, catalog_commands, new_id
 from cloudbox.node import DataDir, split_listen, url_host
-from cloudbox.services import STORES
+from cloudbox.services import STORES, wanted_catalog
 from cloudbox.settings import CONFIG_FILE, Settings
 from cloudbox.state.engine import StateEngine
 
-# (type, name, path) of every API this build serves, for the service catalog.
-CATALOG = [
-    ("identity", "keystone", "/identity/v3"),
-    ("cloudbox", "cloudbox", "/cloudbox/v1"),
-]
 
 
 @dataclass
@@ -47,10 +42,6 @@ class InitResult:
     clouds_yaml: Path
     user_clouds_yaml: Path | None
     ca_fingerprint: str
-
-
-def wanted_catalog(base_url: str) -> list[tuple[str, str, str]]:
-    return [(t, n, base_url + p) for t, n, p in CATALOG]
 
 
 def _write_private(path: Path, data: bytes | str) -> None:

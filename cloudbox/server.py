@@ -23,13 +23,12 @@ from quart import Response, request
 
 from cloudbox import __version__
 from cloudbox.api.app import create_app
-from cloudbox.bootstrap import wanted_catalog
 from cloudbox.cluster import api as cluster_api
 from cloudbox.errors import SetupError
 from cloudbox.identity import api as identity_api
 from cloudbox.identity.service import IdentityService, catalog_commands
 from cloudbox.node import DataDir, split_listen, url_host
-from cloudbox.services import STORES
+from cloudbox.services import STORES, wanted_catalog
 from cloudbox.settings import Settings
 from cloudbox.state.engine import StateEngine
 

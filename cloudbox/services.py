@@ -1,4 +1,9 @@
-"""The services this build of cloudbox runs, in start order."""
+"""The services this build of cloudbox runs: their stores and their catalog entries.
+
+Adding a service: its StoreSpec to STORES, its (type, name, prefix) to CATALOG,
+and its construction and ApiSpec to ``cloudbox.server.Node``.  A test checks
+that CATALOG and the mounted APIs agree.
+"""
 
 from __future__ import annotations
 
@@ -6,3 +11,13 @@ from cloudbox.identity import store as identity_store
 from cloudbox.state.migrations import StoreSpec
 
 STORES: list[StoreSpec] = [identity_store.STORE]
+
+# (service type, service name, path prefix) of every API in the service catalog.
+CATALOG: list[tuple[str, str, str]] = [
+    ("identity", "keystone", "/identity/v3"),
+    ("cloudbox", "cloudbox", "/cloudbox/v1"),
+]
+
+
+def wanted_catalog(base_url: str) -> list[tuple[str, str, str]]:
+    return [(t, n, base_url + p) for t, n, p in CATALOG]

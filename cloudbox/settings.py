@@ -48,6 +48,20 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("token_key_rotation", int, 86400, "Seconds between rotations of the token encryption key.", "cluster"),
     Setting("password_hash_cost", int, 14, "log2 of scrypt's N for password hashes (14 = 16 MiB of memory per hash).", "cluster"),
     Setting("api_max_limit", int, 1000, "Most items one page of a list returns.", "cluster"),
+    Setting("libvirt_uri", str, "", "libvirt connection (default: the embedded QEMU driver, qemu:///embed?root=DATA_DIR/libvirt).", "node"),
+    Setting("availability_zone", str, "nova", "Availability zone of this node's compute host.", "node"),
+    Setting("cpu_allocation_ratio", float, 4.0, "Virtual CPUs the scheduler places per physical CPU.", "cluster"),
+    Setting("ram_allocation_ratio", float, 1.0, "Guest RAM the scheduler places per MB of host RAM.", "cluster"),
+    Setting("disk_allocation_ratio", float, 1.0, "Guest disk the scheduler places per GB of host disk.", "cluster"),
+    Setting("reserved_host_memory_mb", int, 512, "Host RAM (MB) kept for the host itself.", "node"),
+    Setting("scheduler_weigher", str, "spread", "How the scheduler ranks hosts that fit: spread (most free RAM first) or pack.", "cluster"),
+    Setting("quota_instances", int, 10, "Default per-project quota of servers (-1: unlimited).", "cluster"),
+    Setting("quota_cores", int, 20, "Default per-project quota of virtual CPUs.", "cluster"),
+    Setting("quota_ram", int, 51200, "Default per-project quota of RAM in MB.", "cluster"),
+    Setting("quota_key_pairs", int, 100, "Default per-user quota of key pairs.", "cluster"),
+    Setting("quota_metadata_items", int, 128, "Default most metadata items per server.", "cluster"),
+    Setting("quota_server_groups", int, 10, "Default per-project quota of server groups.", "cluster"),
+    Setting("quota_server_group_members", int, 10, "Default most servers per server group.", "cluster"),
 )
 
 BY_NAME = {s.name: s for s in SETTINGS}

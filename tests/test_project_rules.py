@@ -45,3 +45,20 @@ def test_ci_runs_the_readme_test_command():
     command = re.search(r"^(\./packaging/test\.sh)\s", readme, flags=re.M)
     assert command, "README.md lost its test command"
     assert command.group(1) in ci
+
+
+def test_catalog_lists_exactly_the_mounted_apis(tmp_path):
+    from cloudbox.node import DataDir
+    from cloudbox.server import Node
+    from cloudbox.services import CATALOG
+    from tests.cloud import free_port, run_cli
+
+    data = tmp_path / "data"
+    run_cli("init", "--data-dir", str(data), "--listen", f"127.0.0.1:{free_port()}", "--advertise", "127.0.0.1",
+            "--no-user-config")
+    directory = DataDir(data)
+    from cloudbox.settings import Settings
+
+    node = Node(directory, Settings.load(data))
+    mounted = {(s.catalog[0], s.catalog[1], s.prefix) for s in node.specs if s.catalog}
+    assert mounted == set(CATALOG)

@@ -16,7 +16,8 @@ from werkzeug.exceptions import HTTPException
 
 from cloudbox import logs
 from cloudbox.api import errors as api_errors
-from cloudbox.api.openapi import build_openapi
+from cloudbox.api import streaming
+from cloudbox.api.openapi import add_plain_routes, build_openapi
 from cloudbox.api.routes import ApiSpec, Call, Reply, Route, parse_json
 from cloudbox.errors import CloudboxError, MethodNotAllowed, NotFound, PayloadTooLarge, Unauthorized
 
@@ -25,6 +26,7 @@ Authenticate = Callable[[str], Awaitable[Any]]
 
 WEB_DIR_CANDIDATES = (Path(__file__).resolve().parents[2] / "web", Path("/usr/share/cloudbox/web"))
 _PARAM = re.compile(r"{(\w+)}")
+_RULE_PARAM = re.compile(r"<(?:\w+:)?(\w+)>")
 
 
 def _json_response(body: Any, status: int, headers: dict[str, str]) -> Response:
@@ -49,6 +51,8 @@ def create_app(
     app = QuartTrio("cloudbox", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
+    # Raw-body routes (uploads) stream their bodies: no JSON limit, bounded memory.
+    streaming.enable(app, [(r.method, s.prefix + r.path) for s in specs for r in s.routes if r.raw_body])
     openapi = build_openapi(specs)
 
     def style_for(path: str) -> str:
@@ -62,11 +66,17 @@ def create_app(
         headers = {"x-openstack-request-id": request_id}
         if status == 401:
             headers["WWW-Authenticate"] = 'Keystone uri="%s"' % (request.host_url.rstrip("/") + "/identity/v3")
+        if status == 413:
+            # The body was left unread, so the server drops the connection after this reply;
+            # say so, or the client reuses the connection and its next request fails.
+            headers["Connection"] = "close"
         return _json_response(body, status, headers)
 
     def mount(spec: ApiSpec, path: str, routes: dict[str, Route]) -> None:
         async def dispatch(**params: str) -> Response:
-            route = routes[request.method]
+            # werkzeug serves HEAD for every GET rule; without a HEAD route of its own, HEAD runs
+            # the GET handler and hypercorn drops the body.
+            route = routes.get(request.method) or routes["GET"]
             request_id = g.request_id
             auth = None
             if route.access != "public" or "X-Auth-Token" in request.headers:
@@ -85,12 +95,16 @@ def create_app(
                 max_limit=max_limit,
             )
             result = await route.handler(call, **params)
+            if isinstance(result, Response):  # a streamed reply (downloads) goes out as built
+                return result
             reply = result if isinstance(result, Reply) else Reply(result)
             return _json_response(reply.body, reply.status, reply.headers)
 
         dispatch.__name__ = f"{spec.name}:{path}"
         rule = _PARAM.sub(r"<\1>", spec.prefix + path) if path else spec.prefix
         app.add_url_rule(rule, endpoint=dispatch.__name__, view_func=dispatch, methods=list(routes))
+        if not path:  # version documents link to "<prefix>/" (Keystone's self link ends in a slash)
+            app.add_url_rule(rule + "/", endpoint=dispatch.__name__, view_func=dispatch, methods=list(routes))
 
     for spec in specs:
         by_path: dict[str, dict[str, Route]] = {}
@@ -167,4 +181,12 @@ def create_app(
 
     if extra_routes:
         extra_routes(app)
+    # The document lists every route served, also those mounted outside the route tables.
+    plain = []
+    for rule in app.url_map.iter_rules():
+        view = app.view_functions[rule.endpoint]
+        summary = (view.__doc__ or view.__name__.replace("_", " ")).strip().splitlines()[0]
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            plain.append((_RULE_PARAM.sub(r"{\1}", rule.rule), method, summary))
+    add_plain_routes(openapi, plain)
     return app

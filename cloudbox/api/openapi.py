@@ -20,6 +20,22 @@ _ERRORS = {
 }
 
 
+def add_plain_routes(doc: dict[str, Any], routes: list[tuple[str, str, str]]) -> None:
+    """Add routes mounted outside the route tables (version lists, web UI) as (path, method, summary)."""
+    paths = doc["paths"]
+    for path, method, summary in routes:
+        paths.setdefault(path, {}).setdefault(method.lower(), {
+            "operationId": f"plain.{method.lower()}:{path}",
+            "summary": summary,
+            "parameters": [
+                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                for name in _PARAM.findall(path)
+            ],
+            "responses": {"default": {"description": "See the summary"}},
+        })
+    doc["paths"] = dict(sorted(paths.items()))
+
+
 def build_openapi(specs: list[Any]) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for spec in specs:
@@ -55,6 +71,8 @@ def build_openapi(specs: list[Any]) -> dict[str, Any]:
                     "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
                 }
             paths.setdefault(full, {})[route.method.lower()] = op
+            if not route.path:  # the service root is also served at "<prefix>/"
+                paths.setdefault(full + "/", {})[route.method.lower()] = {**op, "operationId": op["operationId"] + ".slash"}
     paths["/openapi.json"] = {
         "get": {
             "operationId": "openapi.get",

@@ -118,15 +118,17 @@ def routes(svc: IdentityService) -> list[Route]:
 
         def load(db: Any) -> list[dict[str, Any]]:
             clauses, params = [], []
-            if "scope.project.id" in q:
+            # Effective roles come from grants on other targets (inherited from the domain) and
+            # other roles (implied): filter by scope and role after expanding, not before.
+            if "scope.project.id" in q and not effective:
                 clauses.append("target_type = 'project' AND target_id = ?")
                 params.append(q["scope.project.id"])
-            if "scope.domain.id" in q:
+            if "scope.domain.id" in q and not effective:
                 clauses.append("target_type = 'domain' AND target_id = ?")
                 params.append(q["scope.domain.id"])
-            if "scope.system" in q:
+            if "scope.system" in q and not effective:
                 clauses.append("target_type = 'system'")
-            if "role.id" in q:
+            if "role.id" in q and not effective:
                 clauses.append("role_id = ?")
                 params.append(q["role.id"])
             if group_id:
@@ -148,7 +150,7 @@ def routes(svc: IdentityService) -> list[Route]:
             if not ctx.is_cloud_reader and user_id != ctx.user_id:
                 rows = [r for r in rows if _in_domain(db, r, ctx.domain_id)]
             if effective:
-                rows = _effective(db, rows, user_id)
+                rows = [r for r in _effective(db, rows, user_id) if _matches_filters(r, q)]
             return [_render_assignment(db, r, include_names, call.base) for r in rows]
 
         assignments = await svc.read(load)
@@ -301,6 +303,16 @@ def _in_domain(db: Any, row: dict[str, Any], domain_id: str | None) -> bool:
     return False
 
 
+def _matches_filters(row: dict[str, Any], q: Any) -> bool:
+    if "scope.project.id" in q and (row["target_type"], row["target_id"]) != ("project", q["scope.project.id"]):
+        return False
+    if "scope.domain.id" in q and (row["target_type"], row["target_id"]) != ("domain", q["scope.domain.id"]):
+        return False
+    if "scope.system" in q and row["target_type"] != "system":
+        return False
+    return "role.id" not in q or row["role_id"] == q["role.id"]
+
+
 def _effective(db: Any, rows: list[dict[str, Any]], user_id: str | None) -> list[dict[str, Any]]:
     """Expand group grants to the user, inherited domain grants to projects, and implied roles."""
     out: dict[tuple[str, str, str, str], dict[str, Any]] = {}
@@ -337,10 +349,14 @@ def _render_assignment(db: Any, row: dict[str, Any], names: bool, base: str) -> 
         scope = {row["target_type"]: named(row["target_type"], row["target_id"])}
     if row["inherited"]:
         scope["OS-INHERIT:inherited_to"] = "projects"
+    # The URL of the grant itself, as the grant routes spell it.
+    target = "/system" if row["target_type"] == "system" else f"/{row['target_type']}s/{row['target_id']}"
+    link = f"{target}/{row['actor_type']}s/{row['actor_id']}/roles/{row['role_id']}"
+    if row["inherited"]:
+        link = f"/OS-INHERIT{link}/inherited_to_projects"
     return {
         row["actor_type"]: named(row["actor_type"], row["actor_id"]),
         "role": named("role", row["role_id"]),
         "scope": scope,
-        "links": {"assignment": f"{base}/{row['target_type']}s/{row['target_id']}/{row['actor_type']}s/"
-                                f"{row['actor_id']}/roles/{row['role_id']}"},
+        "links": {"assignment": base + link},
     }

@@ -260,6 +260,17 @@ def _check_references(db: sqlite_utils.Database, entity: str, row: dict[str, Any
             raise BadRequest(f"The domain {row['domain_id']!r} given as domain_id does not exist.")
 
 
+def _check_region_cycle(db: sqlite_utils.Database, region_id: str, parent_id: str) -> None:
+    seen: set[str] = set()
+    at: str | None = parent_id
+    while at and at not in seen:
+        if at == region_id:
+            raise BadRequest(f"Region {parent_id!r} cannot be the parent of {region_id!r}: that makes a cycle of regions.")
+        seen.add(at)
+        row = get(db, "region", at)
+        at = row["parent_region_id"] if row else None
+
+
 def _apply_create(db: sqlite_utils.Database, cmd: c.Create) -> dict[str, Any]:
     if cmd.entity not in TABLES:
         raise BadRequest(f"unknown entity {cmd.entity}")
@@ -279,6 +290,8 @@ def _apply_update(db: sqlite_utils.Database, cmd: c.Update) -> dict[str, Any]:
     _check_unique(db, cmd.entity, merged, cmd.id)
     if cmd.entity == "domain" and cmd.id == "default" and cmd.changes.get("enabled") is False:
         raise BadRequest("The default domain cannot be disabled.")
+    if cmd.entity == "region" and cmd.changes.get("parent_region_id"):
+        _check_region_cycle(db, cmd.id, cmd.changes["parent_region_id"])
     if cmd.changes:
         db[TABLES[cmd.entity]].update(cmd.id, _encode(dict(cmd.changes)))
     if cmd.revoke_user_tokens_at and cmd.entity == "user":

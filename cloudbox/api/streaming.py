@@ -1,0 +1,95 @@
+"""Request bodies that raw-body routes (image uploads) read as a stream.
+
+Quart collects a request body in memory and refuses it past MAX_CONTENT_LENGTH
+(our 1 MiB JSON limit).  Its ASGI pump also appends every received chunk to
+that buffer without waiting, so a client faster than the handler grows the
+buffer without bound.  For a route declared ``raw_body=True`` the request's
+body here instead:
+
+- has no size limit (the handler decides what it accepts), and
+- holds at most ``HIGH_WATER`` bytes: the pump waits for the handler to take
+  data, hypercorn's app queue fills, and hypercorn stops reading the socket,
+  so TCP flow control slows the client down.
+
+Every other route keeps quart's behaviour and the JSON limit.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable
+
+import trio
+from quart_trio.asgi import TrioASGIHTTPConnection
+from quart_trio.wrappers.request import TrioBody, TrioRequest
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map, Rule
+
+HIGH_WATER = 2 << 20  # bytes buffered before the pump waits for the handler
+_PARAM = re.compile(r"{(\w+)}")
+
+
+class StreamingBody(TrioBody):
+    """A TrioBody that, once ``stream()`` is called, is unlimited but bounded in memory."""
+
+    def __init__(self, expected_content_length: int | None, max_content_length: int | None) -> None:
+        super().__init__(expected_content_length, max_content_length)
+        self.streaming = False
+        self._room = trio.Event()
+
+    def stream(self) -> None:
+        # Called before any data arrives, so the only possible refusal is the one for a declared
+        # Content-Length above the JSON limit, which does not apply here.
+        self.streaming = True
+        self._max_content_length = None
+        self._must_raise = None
+
+    async def wait_room(self) -> None:
+        while self.streaming and len(self._data) >= HIGH_WATER and not self._complete.is_set():
+            self._room = trio.Event()
+            await self._room.wait()
+
+    async def __anext__(self) -> bytes:
+        data = await super().__anext__()
+        self._room.set()
+        return data
+
+
+class StreamingRequest(TrioRequest):
+    body_class = StreamingBody
+
+
+def _connection_class(raw_routes: Map) -> type[TrioASGIHTTPConnection]:
+    adapter = raw_routes.bind("localhost")
+
+    class StreamingConnection(TrioASGIHTTPConnection):
+        def _create_request_from_scope(self, send: Any) -> Any:
+            request = super()._create_request_from_scope(send)
+            try:
+                adapter.match(request.path, method=request.method)
+            except HTTPException:
+                return request
+            request.body.stream()
+            return request
+
+        async def handle_messages(self, nursery: trio.Nursery, request: Any, receive: Any) -> None:  # type: ignore[override]
+            # quart's pump, with a wait for room before each append.
+            while True:
+                message = await receive()
+                if message["type"] == "http.request":
+                    await request.body.wait_room()
+                    request.body.append(message.get("body", b""))
+                    if not message.get("more_body", False):
+                        request.body.set_complete()
+                elif message["type"] == "http.disconnect":
+                    break
+            nursery.cancel_scope.cancel()
+
+    return StreamingConnection
+
+
+def enable(app: Any, routes: Iterable[tuple[str, str]]) -> None:
+    """Stream the bodies of ``routes`` — (method, full path with {params}) pairs — in ``app``."""
+    rules = [Rule(_PARAM.sub(r"<\1>", path), methods=[method]) for method, path in routes]
+    app.request_class = StreamingRequest
+    app.asgi_http_class = _connection_class(Map(rules))
