@@ -24,9 +24,15 @@ from quart import Response, request
 from cloudbox import __version__
 from cloudbox.api.app import create_app
 from cloudbox.cluster import api as cluster_api
+from cloudbox.compute import api as compute_api
+from cloudbox.compute import views as compute_views
+from cloudbox.compute.service import ComputeService
 from cloudbox.errors import SetupError
 from cloudbox.identity import api as identity_api
 from cloudbox.identity.service import IdentityService, catalog_commands
+from cloudbox.image import api as image_api
+from cloudbox.image.service import ImageService
+from cloudbox.network import natnet
 from cloudbox.node import DataDir, split_listen, url_host
 from cloudbox.services import STORES, wanted_catalog
 from cloudbox.settings import Settings
@@ -53,7 +59,27 @@ class Node:
             "state": lambda: self.engine.running,
             "identity": lambda: True,
         }
-        self.specs = [identity_api.build(self.identity), cluster_api.build(self)]
+        self.image = ImageService(self.engine, settings, data_dir.root / "images", self.node_id)
+        self.checks["image"] = lambda: self.image.running
+        self.compute = ComputeService(self, *self._compute_drivers())
+        self.checks["compute"] = lambda: self.compute.running
+        self.specs = [identity_api.build(self.identity), cluster_api.build(self), compute_api.build(self.compute),
+                      image_api.build(self.image)]
+
+    def _compute_drivers(self) -> tuple[Any, Any]:
+        """The hypervisor driver and the port binder this node's settings ask for."""
+        if self.settings.compute_driver == "fake":
+            from cloudbox.compute.driver.fake import FakeDriver
+
+            return FakeDriver(), natnet.FakeBinder()
+        if self.settings.compute_driver != "libvirt":
+            raise SetupError(f"compute_driver must be libvirt or fake, not {self.settings.compute_driver!r}")
+        from cloudbox.compute.driver.real import LibvirtDriver
+
+        root = self.data_dir.root
+        uri = self.settings.libvirt_uri or f"qemu:///embed?root={root / 'libvirt'}"
+        binder = natnet.NatNetwork(root / "network" / "nat", self.settings.nat_bridge, self.settings.nat_cidr)
+        return LibvirtDriver(uri, root / "instances"), binder
 
     def app(self) -> Any:
         def extra(app: Any) -> None:
@@ -63,6 +89,16 @@ class Node:
                 base = request.host_url.rstrip("/") + "/identity/v3"
                 body = {"versions": {"values": [identity_api.version_document(base)]}}
                 return Response(json.dumps(body), status=300, content_type="application/json")
+
+            @app.route("/compute", methods=["GET"])
+            @app.route("/compute/", methods=["GET"])
+            async def compute_versions() -> Response:
+                """The compute API's versions document."""
+                base = request.host_url.rstrip("/") + "/compute/v2.1"
+                body = {"versions": [compute_views.version_document(base)]}
+                return Response(json.dumps(body), status=200, content_type="application/json")
+
+            image_api.mount_versions(app)
 
         return create_app(
             self.specs,
@@ -123,6 +159,8 @@ async def serve(node: Node, *, task_status: trio.TaskStatus[str] = trio.TASK_STA
         async with trio.open_nursery() as nursery:
             await nursery.start(node.engine.run)
             await nursery.start(node.identity.run)
+            await nursery.start(node.image.run)
+            await nursery.start(node.compute.run)
             await node.ensure_catalog()
             nursery.start_soon(_watch_signals, shutdown)
             served = trio.Event()

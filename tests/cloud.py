@@ -62,9 +62,10 @@ class Cloud:
     def log_path(self) -> Path:
         return self.data_dir / "logs" / "test-serve.log"
 
-    def init(self, *extra: str) -> subprocess.CompletedProcess:
+    def init(self, *extra: str, compute: str = "fake") -> subprocess.CompletedProcess:
         proc = run_cli("init", "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{self.port}",
-                       "--advertise", "127.0.0.1", "--no-user-config", *extra, env=self.env)
+                       "--advertise", "127.0.0.1", "--no-user-config", "--set", f"compute_driver={compute}",
+                       *extra, env=self.env)
         for line in proc.stdout.splitlines():
             if "password" in line:
                 self.password = line.rsplit(" ", 1)[-1]

@@ -66,7 +66,7 @@ def create_app(
         headers = {"x-openstack-request-id": request_id}
         if status == 401:
             headers["WWW-Authenticate"] = 'Keystone uri="%s"' % (request.host_url.rstrip("/") + "/identity/v3")
-        if status == 413:
+        if status == 413 or streaming.unread_body(request):
             # The body was left unread, so the server drops the connection after this reply;
             # say so, or the client reuses the connection and its next request fails.
             headers["Connection"] = "close"
@@ -79,12 +79,17 @@ def create_app(
             route = routes.get(request.method) or routes["GET"]
             request_id = g.request_id
             auth = None
-            if route.access != "public" or "X-Auth-Token" in request.headers:
-                token = request.headers.get("X-Auth-Token")
+            token = request.headers.get("X-Auth-Token")
+            if route.access != "public":
                 if not token:
                     raise Unauthorized("The request you have made requires authentication.")
-                auth = await authenticate(token)
-                g.auth = auth
+                auth = g.auth = await authenticate(token)
+            elif token:
+                # A public route does not need the token: a stale one is ignored, not refused.
+                try:
+                    auth = g.auth = await authenticate(token)
+                except Unauthorized:
+                    auth = None
             body = None
             if not route.raw_body and request.method in ("POST", "PUT", "PATCH"):
                 data = await request.get_data(cache=False)

@@ -55,6 +55,27 @@ class StreamingBody(TrioBody):
         return data
 
 
+def unread_body(request: Any) -> bool:
+    """Whether a streamed request body was left partly unread (the connection cannot be reused)."""
+    body = getattr(request, "body", None)
+    return isinstance(body, StreamingBody) and body.streaming and not body._complete.is_set()
+
+
+async def drain(body: Any, limit: int, seconds: float) -> None:
+    """Read and drop what is left of a streamed body, up to ``limit`` bytes or ``seconds``.
+
+    A handler that refuses an upload early drains it so that the client, which sends the whole
+    body before it reads the reply, gets to read the refusal; past the limit the reply closes
+    the connection instead.
+    """
+    dropped = 0
+    with trio.move_on_after(seconds):
+        async for chunk in body:
+            dropped += len(chunk)
+            if dropped > limit:
+                break
+
+
 class StreamingRequest(TrioRequest):
     body_class = StreamingBody
 

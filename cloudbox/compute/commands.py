@@ -1,0 +1,105 @@
+"""The replicated commands of the compute service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cloudbox.state.commands import Command, command
+
+
+@command("compute.flavor.create")
+class CreateFlavor(Command):
+    row: dict[str, Any]
+
+
+@command("compute.flavor.delete")
+class DeleteFlavor(Command):
+    id: str
+
+
+@command("compute.flavor.describe")
+class DescribeFlavor(Command):
+    id: str
+    description: str | None
+
+
+@command("compute.flavor.set_extra_specs")
+class SetFlavorExtraSpecs(Command):
+    id: str
+    extra_specs: dict[str, str]  # the whole new set
+
+
+@command("compute.flavor.access")
+class FlavorAccess(Command):
+    flavor_id: str
+    project_id: str
+    grant: bool
+
+
+@command("compute.keypair.create")
+class CreateKeypair(Command):
+    row: dict[str, Any]
+
+
+@command("compute.keypair.delete")
+class DeleteKeypair(Command):
+    user_id: str
+    name: str
+
+
+@command("compute.host.report")
+class ReportHost(Command):
+    """A node reports its hypervisor's capacity (at start and when it changes)."""
+
+    row: dict[str, Any]
+
+
+@command("compute.server.create")
+class CreateServer(Command):
+    row: dict[str, Any]
+    # Effective quota limits of the project at proposal time (-1 = unlimited).
+    quota: dict[str, int]
+
+
+@command("compute.server.claim")
+class ClaimHost(Command):
+    """Place a server on a host, if the host still has room within these limits."""
+
+    server_id: str
+    host: str
+    limit_vcpus: int
+    limit_ram_mb: int
+    limit_disk_gb: int
+    at: str
+    cidr: str | None = None  # the host's NAT network, for ports that have no address yet
+
+
+@command("compute.server.update")
+class UpdateServer(Command):
+    id: str
+    changes: dict[str, Any]
+    # Only apply if the server's task_state is one of these (None: always).
+    expect_task_states: tuple[str | None, ...] | None = None
+
+
+@command("compute.server.delete")
+class DeleteServer(Command):
+    """Forget a server whose host resources are gone."""
+
+    id: str
+
+
+@command("compute.server_group.create")
+class CreateServerGroup(Command):
+    row: dict[str, Any]
+
+
+@command("compute.server_group.delete")
+class DeleteServerGroup(Command):
+    id: str
+
+
+@command("compute.quota.set")
+class SetQuota(Command):
+    project_id: str
+    limits: dict[str, int]

@@ -1,0 +1,77 @@
+"""The contract between the compute service and a hypervisor driver.
+
+``real.py`` drives libvirt (embedded QEMU driver by default) and qemu-img;
+``fake.py`` keeps domains in memory for fast tests.  Both pass the same
+contract tests (tests/test_compute_driver.py).  Every method that can block
+is async; blocking libvirt calls run in worker threads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+# Domain states as the compute service sees them (libvirt's, simplified).
+RUNNING, SHUTOFF, PAUSED, SUSPENDED, CRASHED = "running", "shutoff", "paused", "suspended", "crashed"
+
+
+@dataclass(frozen=True)
+class NicSpec:
+    """One guest NIC: a host tap device made by the network side, attached as-is."""
+
+    mac: str
+    tap: str
+    mtu: int = 1500
+
+
+@dataclass(frozen=True)
+class DomainSpec:
+    uuid: str  # the server id; also the libvirt domain uuid
+    name: str  # libvirt domain name, "cloudbox-<uuid>"
+    vcpus: int
+    memory_mb: int
+    root_disk: str  # qcow2 overlay path
+    console_log: str  # serial console is written here
+    accel: str  # "kvm" or "tcg"
+    nics: tuple[NicSpec, ...] = ()
+    config_drive: str | None = None  # ISO9660 image labelled config-2
+    # Stored in the domain XML's <metadata>, read back by list_domains (adoption after a restart).
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DomainInfo:
+    uuid: str
+    name: str
+    state: str
+    metadata: dict[str, str]
+
+
+@dataclass(frozen=True)
+class HostInfo:
+    hostname: str
+    vcpus: int
+    memory_mb: int
+    disk_gb: int  # free space where instance disks live
+    hypervisor_type: str  # "QEMU"
+    hypervisor_version: int  # libvirt's integer form, e.g. 7002000
+    accel: str  # "kvm" if a probe guest really ran under KVM, else "tcg"
+    accel_detail: str  # why: what the probe saw
+
+
+class ComputeDriver(Protocol):
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    async def host_info(self) -> HostInfo: ...
+    async def list_domains(self) -> list[DomainInfo]: ...
+    async def get_state(self, uuid: str) -> str | None: ...
+    async def create(self, spec: DomainSpec) -> None: ...
+    async def start(self, uuid: str) -> None: ...
+    async def stop(self, uuid: str, *, graceful: bool = True, timeout: float = 60) -> None: ...
+    async def reboot(self, uuid: str, *, hard: bool = False) -> None: ...
+    async def pause(self, uuid: str) -> None: ...
+    async def unpause(self, uuid: str) -> None: ...
+    async def suspend(self, uuid: str) -> None: ...
+    async def resume(self, uuid: str) -> None: ...
+    async def destroy(self, uuid: str) -> None: ...  # stop if running and undefine; no error if absent
+    def events(self) -> Any: ...  # a trio MemoryReceiveChannel of (uuid, state) lifecycle events

@@ -1,0 +1,556 @@
+"""The compute service: servers from request to running guest, and back.
+
+Server states (Nova's): a request makes a row in BUILD (task "scheduling");
+the scheduler claims a host (task "spawning"); the host's build makes the
+guest and sets ACTIVE, or ERROR with a fault.  Actions set a task_state while
+they run and clear it when the guest reached its new state.  Lifecycle events
+from the driver update power state only for servers with no task running.
+
+| status    | vm_state  | set by                                  |
+|-----------|-----------|-----------------------------------------|
+| BUILD     | building  | create, rebuild                         |
+| ACTIVE    | active    | build done, start, reboot, unpause, resume |
+| SHUTOFF   | stopped   | stop, guest powered off                 |
+| PAUSED    | paused    | pause                                   |
+| SUSPENDED | suspended | suspend                                 |
+| ERROR     | error     | build failed, guest vanished            |
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import secrets
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from cloudbox.compute import commands as c
+from cloudbox.compute import scheduler, store
+from cloudbox.compute.driver import CRASHED, PAUSED, RUNNING, SHUTOFF, SUSPENDED, ComputeDriver, DomainSpec
+from cloudbox.errors import BadRequest, CloudboxError, Conflict, NotFound, Unavailable
+from cloudbox.identity.core import iso
+from cloudbox.network import natnet
+
+log = logging.getLogger("cloudbox.compute")
+
+DEFAULT_FLAVORS = [
+    # id, name, vcpus, ram MB, disk GB: Nova's classic set, plus devstack's small ones for tiny guests.
+    ("1", "m1.tiny", 1, 512, 1), ("2", "m1.small", 1, 2048, 20), ("3", "m1.medium", 2, 4096, 40),
+    ("4", "m1.large", 4, 8192, 80), ("5", "m1.xlarge", 8, 16384, 160),
+    ("42", "m1.nano", 1, 128, 1), ("84", "m1.micro", 1, 192, 1),
+]
+STATE_VIEW = {
+    # observed domain state → (status, vm_state, power_state)
+    RUNNING: ("ACTIVE", "active", 1),
+    SHUTOFF: ("SHUTOFF", "stopped", 4),
+    PAUSED: ("PAUSED", "paused", 3),
+    SUSPENDED: ("SUSPENDED", "suspended", 4),
+    CRASHED: ("ERROR", "error", 6),
+}
+
+
+def now_iso() -> str:
+    return iso(time.time())
+
+
+def settled(state: str) -> dict[str, Any]:
+    status, vm_state, power = STATE_VIEW[state]
+    return {"status": status, "vm_state": vm_state, "power_state": power, "task_state": None,
+            "updated_at": now_iso()}
+
+
+class ComputeService:
+    def __init__(self, node: Any, driver: ComputeDriver, binder: natnet.PortBinder) -> None:
+        self.node = node
+        self.engine = node.engine
+        self.settings = node.settings
+        self.driver = driver
+        self.binder = binder
+        self.host = node.name
+        self.instances_dir: Path = node.data_dir.root / "instances"
+        self.host_info: Any = None
+        self._nursery: trio.Nursery | None = None
+        self._locks: dict[str, trio.Lock] = {}
+        self.engine.add_listener(self._on_commit)
+        self.running = False
+        self.unavailable = "the compute service is starting"
+
+    # --- background machinery ---------------------------------------------------------
+    def _on_commit(self, cmd: Any, result: Any) -> None:
+        if isinstance(cmd, c.CreateServer) and self._nursery is not None:
+            self._nursery.start_soon(self._build, cmd.row["id"])
+
+    def _lock(self, server_id: str) -> trio.Lock:
+        return self._locks.setdefault(server_id, trio.Lock())
+
+    def spawn(self, fn: Any, *args: Any) -> None:
+        assert self._nursery is not None, "compute service not running"
+        self._nursery.start_soon(fn, *args)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self.instances_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            await self.driver.open()
+        except Exception as exc:  # noqa: BLE001 - the rest of the node keeps serving
+            self.unavailable = f"the hypervisor driver could not start: {exc}"
+            log.error("compute unavailable", extra={"why": self.unavailable})
+            task_status.started()
+            await trio.sleep_forever()
+        try:
+            self.host_info = await self.driver.host_info()
+            await self.report_host()
+            await self.ensure_default_flavors()
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                await self.reconcile()
+                nursery.start_soon(self._follow_events)
+                nursery.start_soon(self._reconcile_periodically)
+                self.running = True
+                self.unavailable = ""
+                task_status.started()
+                await trio.sleep_forever()
+        finally:
+            self.running = False
+            self._nursery = None
+            with trio.CancelScope(shield=True):
+                await self.driver.close()
+
+    async def report_host(self) -> None:
+        info = self.host_info
+        row = {
+            "name": self.host, "node_id": self.node.node_id, "host_ip": self.settings.advertise or "127.0.0.1",
+            "vcpus": info.vcpus, "memory_mb": info.memory_mb, "disk_gb": info.disk_gb,
+            "hypervisor_type": "KVM" if info.accel == "kvm" else "QEMU",
+            "hypervisor_version": info.hypervisor_version, "accel": info.accel,
+            "accel_detail": info.accel_detail, "availability_zone": self.settings.availability_zone,
+            "enabled": True, "updated_at": now_iso(),
+        }
+        await self.engine.propose(c.ReportHost(row))
+        log.info("compute host reported", extra={"host": self.host, "accel": info.accel,
+                                                 "vcpus": info.vcpus, "memory_mb": info.memory_mb})
+
+    async def ensure_default_flavors(self) -> None:
+        count = await self.engine.read(lambda db: db.execute("SELECT count(*) FROM flavors").fetchone()[0])
+        if count:
+            return
+        for fid, name, vcpus, ram, disk in DEFAULT_FLAVORS:
+            row = {"id": fid, "name": name, "vcpus": vcpus, "ram": ram, "disk": disk, "ephemeral": 0,
+                   "swap": 0, "rxtx_factor": 1.0, "is_public": True, "description": None,
+                   "extra_specs": {}, "created_at": now_iso()}
+            try:
+                await self.engine.propose(c.CreateFlavor(row))
+            except Conflict:
+                pass  # another node made it first
+
+    # --- requests -----------------------------------------------------------------------
+    def quota_defaults(self) -> dict[str, int]:
+        s = self.settings
+        return {"instances": s.quota_instances, "cores": s.quota_cores, "ram": s.quota_ram,
+                "key_pairs": s.quota_key_pairs, "metadata_items": s.quota_metadata_items,
+                "server_groups": s.quota_server_groups, "server_group_members": s.quota_server_group_members}
+
+    def require_running(self) -> None:
+        if not self.running:
+            raise Unavailable(f"Compute is unavailable on this node: {self.unavailable}.")
+
+    async def create_server(self, row: dict[str, Any]) -> dict[str, Any]:
+        """Record a new server (quota checked in apply); the build follows in the background."""
+        self.require_running()
+        quota = await self.engine.read(store.quota_limits, row["project_id"], self.quota_defaults())
+        return await self.engine.propose(c.CreateServer(row, {k: quota[k] for k in ("instances", "cores", "ram")}))
+
+    async def update(self, server_id: str, changes: dict[str, Any],
+                     expect: tuple[str | None, ...] | None = None) -> dict[str, Any]:
+        changes = {"updated_at": now_iso(), **changes}
+        return await self.engine.propose(c.UpdateServer(server_id, changes, expect))
+
+    async def get(self, server_id: str) -> dict[str, Any]:
+        return await self.engine.read(store.must_server, server_id)
+
+    # --- scheduling and building ---------------------------------------------------------
+    async def _schedule(self, server: dict[str, Any]) -> dict[str, Any]:
+        ratios = scheduler.Ratios(self.settings.cpu_allocation_ratio, self.settings.ram_allocation_ratio,
+                                  self.settings.disk_allocation_ratio, self.settings.reserved_host_memory_mb)
+        flavor = server["flavor"]
+        image_props = server.get("image_properties") or {}
+        for attempt in range(5):
+            hosts, group = await self.engine.read(_hosts_and_group, server)
+            req = scheduler.Request(
+                vcpus=flavor["vcpus"], ram_mb=flavor["ram"], disk_gb=flavor["disk"] + flavor.get("ephemeral", 0),
+                availability_zone=server["availability_zone"],
+                image_properties=image_props,
+                group_policy=group["policy"] if group else None, group_hosts=tuple(group["hosts"]) if group else (),
+            )
+            plan = scheduler.schedule(hosts, req, ratios, self.settings.scheduler_weigher)
+            log.info("scheduling", extra={"server_id": server["id"], "candidates": [h.name for h, _ in plan.ranked],
+                                          "rejected": plan.rejected, "attempt": attempt})
+            if not plan.ranked:
+                raise NoValidHost(scheduler.no_valid_host_message(req, plan))
+            for host, limits in plan.ranked:
+                try:
+                    claimed = await self.engine.propose(c.ClaimHost(
+                        server["id"], host.name, limits.vcpus, limits.ram_mb, limits.disk_gb, now_iso(),
+                        self.settings.nat_cidr))
+                except Conflict as exc:
+                    log.info("claim lost", extra={"server_id": server["id"], "host": host.name, "why": exc.message})
+                    continue
+                log.info("scheduled", extra={"server_id": server["id"], "host": host.name})
+                return claimed
+        raise NoValidHost("No valid host was found: every claim lost a race with other boots; try again.")
+
+    async def _build(self, server_id: str) -> None:
+        async with self._lock(server_id):
+            try:
+                server = await self.get(server_id)
+            except NotFound:
+                return
+            if server["status"] != "BUILD" or server["task_state"] == "deleting":
+                return
+            try:
+                if server["host"] is None:
+                    server = await self._schedule(server)
+                if server["host"] != self.host:
+                    return  # another node builds it
+                await self._spawn(server)
+            except Exception as exc:  # noqa: BLE001 - every failure ends in ERROR with a fault
+                await self._fail(server_id, exc)
+
+    async def _fail(self, server_id: str, exc: BaseException) -> None:
+        message = exc.message if isinstance(exc, CloudboxError) else f"{type(exc).__name__}: {exc}"
+        code = 500
+        if not isinstance(exc, (CloudboxError,)):
+            log.exception("build of %s failed", server_id)
+        else:
+            log.warning("build failed", extra={"server_id": server_id, "why": message})
+        try:
+            await self._teardown_guest(server_id, keep_claim=isinstance(exc, NoValidHost))
+            await self.update(server_id, {
+                "status": "ERROR", "vm_state": "error", "task_state": None, "power_state": 0,
+                "fault": {"code": code, "message": message, "created": now_iso(),
+                          "details": "" if isinstance(exc, CloudboxError) else repr(exc)},
+            })
+        except NotFound:
+            pass
+
+    def instance_dir(self, server_id: str) -> Path:
+        return self.instances_dir / server_id
+
+    def console_log(self, server_id: str) -> Path:
+        return self.instance_dir(server_id) / "console.log"
+
+    async def _base_image(self, image_id: str) -> tuple[Path, str, dict[str, Any]]:
+        """The image's data on this node, cached under instances/_base (a hard link when possible)."""
+        images = self.node.image
+        path, image = await images.image_path(image_id, None)
+        fmt = image["disk_format"]
+        if fmt not in ("qcow2", "raw"):
+            raise BadRequest(f"Image {image_id} has disk_format {fmt}; servers boot from qcow2 or raw images.")
+        base_dir = self.instances_dir / "_base"
+        base_dir.mkdir(parents=True, exist_ok=True)
+        cached = base_dir / image_id
+        if not cached.exists():
+            tmp = base_dir / f".{image_id}.{secrets.token_hex(4)}"
+            try:
+                os.link(path, tmp)
+            except OSError:
+                await trio.to_thread.run_sync(shutil.copyfile, path, tmp)
+            os.replace(tmp, cached)
+        return cached, fmt, image
+
+    async def _spawn(self, server: dict[str, Any]) -> None:
+        from cloudbox.compute import core, disks
+
+        sid = server["id"]
+        directory = self.instance_dir(sid)
+        directory.mkdir(parents=True, exist_ok=True)
+        base, fmt, image = await self._base_image(server["image_id"])
+        disk = directory / "disk"
+        if not disk.exists():
+            await disks.create_overlay(base, fmt, disk, server["flavor"]["disk"])
+        port = self._port(server) if server["ports"] else None
+        network_data = (natnet.network_data(port, self.settings.nat_cidr) if port
+                        else {"links": [], "networks": [], "services": []})
+        meta = self.meta_data(server)
+        ec2 = core.build_ec2_meta_data(meta, instance_id=f"i-{sid[:8]}", instance_type=server["flavor"]["name"],
+                                       local_ipv4=port.ip if port else "")
+        files = core.config_drive_files(meta, _user_data(server), network_data, None, ec2_meta_data=ec2)
+        drive = directory / "config.iso"
+        await disks.build_config_drive(drive, files)
+        nics = (await self.binder.bind(port),) if port else ()
+        spec = DomainSpec(
+            uuid=sid, name=f"cloudbox-{sid}", vcpus=server["flavor"]["vcpus"], memory_mb=server["flavor"]["ram"],
+            root_disk=str(disk), console_log=str(self.console_log(sid)), accel=self.host_info.accel,
+            nics=nics, config_drive=str(drive),
+            metadata={"server_id": sid, "project_id": server["project_id"], "host": self.host},
+        )
+        await self.driver.create(spec)
+        await self.update(sid, {**settled(RUNNING), "launched_at": now_iso()}, expect=("spawning", "scheduling", "rebuild_spawning"))
+        log.info("server active", extra={"server_id": sid, "host": self.host})
+
+    def _port(self, server: dict[str, Any]) -> natnet.Port:
+        port = server["ports"][0]
+        if not port.get("ip"):
+            raise CloudboxError("The server has no address on the NAT network.")
+        return natnet.Port(server["id"], port["mac"], port["ip"])
+
+    def meta_data(self, server: dict[str, Any]) -> dict[str, Any]:
+        """meta_data.json of a server, as Nova writes it (the metadata service serves the same)."""
+        from cloudbox.compute import core
+
+        keys = [{"name": server["key_name"], "type": "ssh", "data": server["key_data"]}] if server["key_name"] else []
+        return core.build_meta_data(
+            uuid=server["id"], name=server["name"], hostname=server["hostname"], project_id=server["project_id"],
+            availability_zone=server["availability_zone"] or "", random_seed=os.urandom(512),
+            meta=server["metadata"], keys=keys,
+        )
+
+    async def _teardown_guest(self, server_id: str, *, keep_claim: bool = False) -> None:
+        """Remove the guest, its disks and its port from this host; idempotent."""
+        await self.driver.destroy(server_id)
+        try:
+            server = await self.get(server_id)
+            if server["ports"] and server["ports"][0].get("ip"):
+                await self.binder.unbind(self._port(server))
+        except NotFound:
+            pass
+        await trio.to_thread.run_sync(lambda: shutil.rmtree(self.instance_dir(server_id), ignore_errors=True))
+
+    # --- deleting and actions -------------------------------------------------------------
+    async def delete_server(self, server_id: str) -> None:
+        self.require_running()
+        await self.update(server_id, {"task_state": "deleting"})
+        self.spawn(self._delete, server_id)
+
+    async def _delete(self, server_id: str) -> None:
+        async with self._lock(server_id):
+            try:
+                server = await self.get(server_id)
+            except NotFound:
+                return
+            if server["host"] in (None, self.host):
+                await self._teardown_guest(server_id)
+                await self.engine.propose(c.DeleteServer(server_id))
+                self._locks.pop(server_id, None)
+                log.info("server deleted", extra={"server_id": server_id})
+
+    async def act(self, server_id: str, task: str, work: Any, final: str | None) -> None:
+        """Run an action in the background: ``task`` is set already; ``final`` is the state to settle in."""
+        self.require_running()
+        async def go() -> None:
+            async with self._lock(server_id):
+                try:
+                    await work()
+                    state = final or await self.driver.get_state(server_id) or SHUTOFF
+                    await self.update(server_id, settled(state), expect=(task,))
+                except Exception as exc:  # noqa: BLE001
+                    log.exception("action %s on %s failed", task, server_id)
+                    state = await self.driver.get_state(server_id)
+                    changes = settled(state) if state in STATE_VIEW else {"task_state": None}
+                    changes["fault"] = {"code": 500, "message": f"{task} failed: {exc}", "created": now_iso()}
+                    try:
+                        await self.update(server_id, changes)
+                    except NotFound:
+                        pass
+
+        self.spawn(go)
+
+    async def rebuild(self, server_id: str) -> None:
+        async def work() -> None:
+            server = await self.get(server_id)
+            await self.driver.destroy(server_id)
+            disk = self.instance_dir(server_id) / "disk"
+            disk.unlink(missing_ok=True)
+            await self.update(server_id, {"task_state": "rebuild_spawning"})
+            await self._spawn(await self.get(server_id))
+
+        async def go() -> None:
+            async with self._lock(server_id):
+                try:
+                    await work()
+                except Exception as exc:  # noqa: BLE001
+                    await self._fail(server_id, exc)
+
+        self.spawn(go)
+
+    async def snapshot(self, ctx: Any, server: dict[str, Any], name: str, metadata: dict[str, str]) -> str:
+        """Start a snapshot of the server's disk into a new image; returns the image id at once."""
+        images = self.node.image
+        props = {k: str(v) for k, v in metadata.items()}
+        props.update({"image_type": "snapshot", "instance_uuid": server["id"],
+                      "base_image_ref": server["image_id"] or "", "user_id": ctx.user_id})
+        image = await images.create(ctx, {"name": name, "disk_format": "qcow2", "container_format": "bare",
+                                          "visibility": "private", **props})
+        await self.update(server["id"], {"task_state": "image_snapshot"}, expect=(None,))
+        self.spawn(self._snapshot, server["id"], image)
+        return image["id"]
+
+    async def _snapshot(self, server_id: str, image: dict[str, Any]) -> None:
+        from cloudbox.compute import disks
+
+        async with self._lock(server_id):
+            tmp = self.instance_dir(server_id) / f"snapshot-{image['id']}.qcow2"
+            try:
+                paused = False
+                try:
+                    # A paused guest writes nothing, so the copy is consistent.
+                    if await self.driver.get_state(server_id) == RUNNING:
+                        await self.driver.pause(server_id)
+                        paused = True
+                    await disks.snapshot_to_qcow2(self.instance_dir(server_id) / "disk", tmp)
+                finally:
+                    if paused:
+                        await self.driver.unpause(server_id)
+                await self.node.image.store_file(image, tmp)
+                log.info("snapshot stored", extra={"server_id": server_id, "image_id": image["id"]})
+            except Exception:  # noqa: BLE001
+                log.exception("snapshot of %s failed", server_id)
+                try:
+                    await self.node.image.discard(image["id"])
+                except CloudboxError:
+                    pass
+            finally:
+                tmp.unlink(missing_ok=True)
+                try:
+                    await self.update(server_id, {"task_state": None}, expect=("image_snapshot",))
+                except (Conflict, NotFound):
+                    pass
+
+    async def console_output(self, server_id: str, length: int | None) -> str:
+        path = self.console_log(server_id)
+
+        def read() -> str:
+            try:
+                text = path.read_bytes().decode("utf-8", errors="replace")
+            except FileNotFoundError:
+                return ""
+            lines = text.splitlines(keepends=True)
+            return "".join(lines[-length:] if length else lines)
+
+        return await trio.to_thread.run_sync(read)
+
+    # --- observing the host ---------------------------------------------------------------
+    async def _follow_events(self) -> None:
+        async for server_id, state in self.driver.events():
+            try:
+                server = await self.get(server_id)
+            except NotFound:
+                continue
+            if server["host"] != self.host or server["task_state"] is not None or state not in STATE_VIEW:
+                continue
+            if STATE_VIEW[state][0] != server["status"] and server["status"] != "BUILD":
+                log.info("guest changed state", extra={"server_id": server_id, "state": state})
+                try:
+                    await self.update(server_id, settled(state), expect=(None,))
+                except (Conflict, NotFound):
+                    pass
+
+    async def _reconcile_periodically(self) -> None:
+        while True:
+            await trio.sleep(30)
+            try:
+                await self.reconcile()
+            except Exception:  # noqa: BLE001
+                log.exception("reconcile failed")
+
+    async def reconcile(self) -> None:
+        """Make this host match the database, and the database match what the host really runs."""
+        servers = await self.engine.read(lambda db: [store.decode(r) for r in db.query("SELECT * FROM servers")])
+        domains = {d.uuid: d for d in await self.driver.list_domains()}
+        mine = [s for s in servers if s["host"] == self.host]
+        by_id = {s["id"]: s for s in servers}
+        await self.binder.sync([self._port(s) for s in mine if s["ports"] and s["ports"][0].get("ip")
+                                and s["task_state"] != "deleting"])
+        for server in mine:
+            sid, domain = server["id"], domains.get(server["id"])
+            if self._lock(sid).locked():
+                continue  # an operation is under way
+            if server["task_state"] == "deleting":
+                self.spawn(self._delete, sid)
+            elif server["status"] == "BUILD":
+                # A build cut short (crash or restart): start it again from a clean slate.
+                log.info("resuming interrupted build", extra={"server_id": sid})
+                self.spawn(self._rebuild_interrupted, sid)
+            elif domain is None:
+                if server["status"] != "ERROR":
+                    log.warning("guest vanished", extra={"server_id": sid})
+                    await self.update(sid, {"status": "ERROR", "vm_state": "error", "task_state": None,
+                                            "power_state": 0, "fault": {
+                                                "code": 500, "created": now_iso(),
+                                                "message": "The guest disappeared from the hypervisor behind cloudbox's back."}})
+            else:
+                observed = STATE_VIEW.get(domain.state)
+                if observed and (observed[0] != server["status"] or server["task_state"] is not None):
+                    log.info("guest state corrected", extra={"server_id": sid, "state": domain.state})
+                    await self.update(sid, settled(domain.state))
+        for sid, domain in domains.items():
+            owner = by_id.get(sid)
+            if owner is None:
+                log.warning("orphan guest removed", extra={"server_id": sid})
+                await self.driver.destroy(sid)
+            elif owner["host"] not in (self.host, None):
+                log.warning("ghost guest: the database places it on another host",
+                            extra={"server_id": sid, "db_host": owner["host"]})
+        known = {s["id"] for s in mine}
+        for path in self.instances_dir.iterdir():
+            if path.name != "_base" and path.is_dir() and path.name not in known and path.name not in domains:
+                await trio.to_thread.run_sync(lambda p=path: shutil.rmtree(p, ignore_errors=True))
+                log.info("orphan instance files removed", extra={"server_id": path.name})
+        for sid in [s["id"] for s in servers if s["host"] is None and s["status"] == "BUILD"]:
+            self.spawn(self._build, sid)
+
+    async def _rebuild_interrupted(self, server_id: str) -> None:
+        async with self._lock(server_id):
+            await self._teardown_guest(server_id)
+        await self._build(server_id)
+
+
+
+class NoValidHost(CloudboxError):
+    status = 500
+    title = "No valid host"
+
+
+def _user_data(server: dict[str, Any]) -> bytes | None:
+    if not server["user_data"]:
+        return None
+    return base64.b64decode(server["user_data"])
+
+
+def _hosts_and_group(db: Any, server: dict[str, Any]) -> tuple[list[scheduler.HostState], dict[str, Any] | None]:
+    hosts = []
+    for row in db.query("SELECT * FROM compute_hosts ORDER BY name"):
+        usage = store.host_usage(db, row["name"])
+        hosts.append(scheduler.HostState(
+            name=row["name"], vcpus=row["vcpus"], memory_mb=row["memory_mb"], disk_gb=row["disk_gb"],
+            used_vcpus=usage["vcpus"], used_ram_mb=usage["ram_mb"], used_disk_gb=usage["disk_gb"],
+            availability_zone=row["availability_zone"], enabled=bool(row["enabled"]),
+            hypervisor_type=row["hypervisor_type"],
+        ))
+    group = None
+    if server["server_group_id"]:
+        g = store.one(db, "SELECT * FROM server_groups WHERE id = ?", [server["server_group_id"]])
+        if g:
+            g["hosts"] = [r["host"] for r in db.query(
+                "SELECT DISTINCT host FROM servers WHERE server_group_id = ? AND host IS NOT NULL AND id != ?",
+                [g["id"], server["id"]])]
+            group = g
+    return hosts, group
+
+
+def new_server_id() -> str:
+    return str(uuid.uuid4())
+
+
+def random_mac() -> str:
+    return "fa:16:3e:" + ":".join(f"{b:02x}" for b in os.urandom(3))
+
+
+def json_dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)

@@ -1,0 +1,304 @@
+"""Compute tables: migrations, apply(db, command), and the queries of the service."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import sqlite_utils
+
+from cloudbox.compute import commands as c
+from cloudbox.errors import BadRequest, Conflict, NotFound, OverQuota
+from cloudbox.state.migrations import StoreSpec
+
+MIGRATIONS = [
+    """
+    CREATE TABLE flavors (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, vcpus INTEGER NOT NULL, ram INTEGER NOT NULL,
+        disk INTEGER NOT NULL, ephemeral INTEGER NOT NULL DEFAULT 0, swap INTEGER NOT NULL DEFAULT 0,
+        rxtx_factor REAL NOT NULL DEFAULT 1.0, is_public INTEGER NOT NULL DEFAULT 1,
+        description TEXT, extra_specs TEXT NOT NULL DEFAULT '{}', created_at TEXT NOT NULL);
+    CREATE TABLE flavor_access (
+        flavor_id TEXT NOT NULL REFERENCES flavors(id) ON DELETE CASCADE, project_id TEXT NOT NULL,
+        PRIMARY KEY (flavor_id, project_id));
+    CREATE TABLE keypairs (
+        user_id TEXT NOT NULL, name TEXT NOT NULL, public_key TEXT NOT NULL, fingerprint TEXT NOT NULL,
+        type TEXT NOT NULL DEFAULT 'ssh', created_at TEXT NOT NULL, PRIMARY KEY (user_id, name));
+    CREATE TABLE compute_hosts (
+        name TEXT PRIMARY KEY, node_id TEXT NOT NULL, host_ip TEXT NOT NULL, vcpus INTEGER NOT NULL,
+        memory_mb INTEGER NOT NULL, disk_gb INTEGER NOT NULL, hypervisor_type TEXT NOT NULL,
+        hypervisor_version INTEGER NOT NULL, accel TEXT NOT NULL, accel_detail TEXT NOT NULL DEFAULT '',
+        availability_zone TEXT NOT NULL DEFAULT 'nova', enabled INTEGER NOT NULL DEFAULT 1,
+        updated_at TEXT NOT NULL);
+    CREATE TABLE server_groups (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL, policy TEXT NOT NULL, project_id TEXT NOT NULL,
+        user_id TEXT NOT NULL, created_at TEXT NOT NULL);
+    CREATE TABLE servers (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL, project_id TEXT NOT NULL, user_id TEXT NOT NULL,
+        flavor TEXT NOT NULL, image_id TEXT, key_name TEXT, key_data TEXT, user_data TEXT,
+        host TEXT, availability_zone TEXT, status TEXT NOT NULL, vm_state TEXT NOT NULL,
+        task_state TEXT, power_state INTEGER NOT NULL DEFAULT 0, fault TEXT,
+        metadata TEXT NOT NULL DEFAULT '{}', tags TEXT NOT NULL DEFAULT '[]',
+        config_drive INTEGER NOT NULL DEFAULT 0, hostname TEXT NOT NULL, description TEXT,
+        locked INTEGER NOT NULL DEFAULT 0, server_group_id TEXT, networks TEXT NOT NULL DEFAULT '"auto"',
+        ports TEXT NOT NULL DEFAULT '[]', image_properties TEXT NOT NULL DEFAULT '{}', created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+        launched_at TEXT);
+    CREATE INDEX servers_project ON servers (project_id);
+    CREATE INDEX servers_host ON servers (host);
+    CREATE TABLE quotas (
+        project_id TEXT NOT NULL, resource TEXT NOT NULL, hard_limit INTEGER NOT NULL,
+        PRIMARY KEY (project_id, resource));
+    """,
+]
+
+JSON_COLUMNS = {"flavor", "extra_specs", "fault", "metadata", "tags", "ports", "networks", "image_properties"}
+BOOL_COLUMNS = {"is_public", "config_drive", "locked", "enabled"}
+QUOTA_RESOURCES = ("instances", "cores", "ram", "key_pairs", "metadata_items", "server_groups",
+                   "server_group_members")
+
+
+def decode(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    out = dict(row)
+    for key in JSON_COLUMNS & out.keys():
+        if out[key] is not None:
+            out[key] = json.loads(out[key])
+    for key in BOOL_COLUMNS & out.keys():
+        out[key] = bool(out[key])
+    return out
+
+
+def encode(row: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in row.items():
+        if key in JSON_COLUMNS and value is not None and (key == "networks" or not isinstance(value, str)):
+            value = json.dumps(value, sort_keys=True)
+        elif key in BOOL_COLUMNS and isinstance(value, bool):
+            value = int(value)
+        out[key] = value
+    return out
+
+
+def one(db: sqlite_utils.Database, sql: str, params: list[Any]) -> dict[str, Any] | None:
+    rows = list(db.query(sql, params))
+    return decode(rows[0]) if rows else None
+
+
+def get_server(db: sqlite_utils.Database, server_id: str) -> dict[str, Any] | None:
+    return one(db, "SELECT * FROM servers WHERE id = ?", [server_id])
+
+
+def must_server(db: sqlite_utils.Database, server_id: str) -> dict[str, Any]:
+    row = get_server(db, server_id)
+    if row is None:
+        raise NotFound(f"Instance {server_id} could not be found.")
+    return row
+
+
+def get_flavor(db: sqlite_utils.Database, flavor_id: str) -> dict[str, Any] | None:
+    return one(db, "SELECT * FROM flavors WHERE id = ?", [flavor_id])
+
+
+def project_usage(db: sqlite_utils.Database, project_id: str) -> dict[str, int]:
+    rows = [decode(r) for r in db.query("SELECT flavor FROM servers WHERE project_id = ?", [project_id])]
+    return {
+        "instances": len(rows),
+        "cores": sum(r["flavor"]["vcpus"] for r in rows),  # type: ignore[index]
+        "ram": sum(r["flavor"]["ram"] for r in rows),  # type: ignore[index]
+    }
+
+
+def host_usage(db: sqlite_utils.Database, host: str) -> dict[str, int]:
+    rows = [decode(r) for r in db.query("SELECT flavor FROM servers WHERE host = ?", [host])]
+    return {
+        "servers": len(rows),
+        "vcpus": sum(r["flavor"]["vcpus"] for r in rows),  # type: ignore[index]
+        "ram_mb": sum(r["flavor"]["ram"] for r in rows),  # type: ignore[index]
+        "disk_gb": sum(r["flavor"]["disk"] + r["flavor"].get("ephemeral", 0) for r in rows),  # type: ignore[index]
+    }
+
+
+def quota_limits(db: sqlite_utils.Database, project_id: str, defaults: dict[str, int]) -> dict[str, int]:
+    limits = dict(defaults)
+    for r in db.query("SELECT resource, hard_limit FROM quotas WHERE project_id = ?", [project_id]):
+        limits[r["resource"]] = r["hard_limit"]
+    return limits
+
+
+def check_quota(usage: dict[str, int], wanted: dict[str, int], limits: dict[str, int]) -> None:
+    for resource, amount in wanted.items():
+        limit = limits.get(resource, -1)
+        if limit >= 0 and usage.get(resource, 0) + amount > limit:
+            raise OverQuota(
+                f"Quota exceeded for {resource}: Requested {amount}, but already used "
+                f"{usage.get(resource, 0)} of {limit} {resource}"
+            )
+
+
+# --- apply ------------------------------------------------------------------
+def _apply_create_server(db: sqlite_utils.Database, cmd: c.CreateServer) -> dict[str, Any]:
+    row = cmd.row
+    if get_server(db, row["id"]) is not None:
+        raise Conflict(f"Server {row['id']} exists already.")
+    flavor = row["flavor"]
+    check_quota(
+        project_usage(db, row["project_id"]),
+        {"instances": 1, "cores": flavor["vcpus"], "ram": flavor["ram"]},
+        cmd.quota,
+    )
+    if row.get("server_group_id"):
+        group = one(db, "SELECT * FROM server_groups WHERE id = ?", [row["server_group_id"]])
+        if group is None:
+            raise BadRequest(f"Server group {row['server_group_id']} not found.")
+    db["servers"].insert(encode(row))
+    return must_server(db, row["id"])
+
+
+def _apply_claim(db: sqlite_utils.Database, cmd: c.ClaimHost) -> dict[str, Any]:
+    server = must_server(db, cmd.server_id)
+    if server["host"] is not None:
+        raise Conflict(f"Server {cmd.server_id} is already placed on {server['host']}.")
+    if one(db, "SELECT name FROM compute_hosts WHERE name = ? AND enabled = 1", [cmd.host]) is None:
+        raise Conflict(f"Host {cmd.host} is not an enabled compute host.")
+    usage = host_usage(db, cmd.host)
+    flavor = server["flavor"]
+    if (usage["vcpus"] + flavor["vcpus"] > cmd.limit_vcpus
+            or usage["ram_mb"] + flavor["ram"] > cmd.limit_ram_mb
+            or usage["disk_gb"] + flavor["disk"] + flavor.get("ephemeral", 0) > cmd.limit_disk_gb):
+        raise Conflict(f"Host {cmd.host} has no room left for server {cmd.server_id}.")
+    if server["server_group_id"]:
+        group = one(db, "SELECT * FROM server_groups WHERE id = ?", [server["server_group_id"]])
+        peers = [r["host"] for r in db.query(
+            "SELECT host FROM servers WHERE server_group_id = ? AND id != ? AND host IS NOT NULL",
+            [server["server_group_id"], server["id"]])]
+        if group and group["policy"] in ("anti-affinity", "soft-anti-affinity") and cmd.host in peers \
+                and group["policy"] == "anti-affinity":
+            raise Conflict(f"Host {cmd.host} already runs a member of anti-affinity group {group['id']}.")
+        if group and group["policy"] == "affinity" and peers and cmd.host not in peers:
+            raise Conflict(f"Affinity group {group['id']} lives on {peers[0]}, not {cmd.host}.")
+    changes: dict[str, Any] = {"host": cmd.host, "updated_at": cmd.at, "task_state": "spawning"}
+    if cmd.cidr and any(not p.get("ip") for p in server["ports"]):
+        changes["ports"] = json.dumps(_allocate_ips(db, cmd.host, cmd.cidr, server["ports"]), sort_keys=True)
+    db["servers"].update(cmd.server_id, changes)
+    return must_server(db, cmd.server_id)
+
+
+def _allocate_ips(db: sqlite_utils.Database, host: str, cidr: str, ports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Lowest free addresses of the host's NAT network (deterministic, so every node agrees)."""
+    from cloudbox.network.natnet import allocate_ip
+
+    taken = {
+        p["ip"]
+        for r in db.query("SELECT ports FROM servers WHERE host = ?", [host])
+        for p in json.loads(r["ports"]) if p.get("ip")
+    }
+    out = []
+    for port in ports:
+        if not port.get("ip"):
+            ip = allocate_ip(cidr, taken)
+            if ip is None:
+                raise Conflict(f"No free address left on the NAT network {cidr} of host {host}.")
+            taken.add(ip)
+            port = {**port, "ip": ip}
+        out.append(port)
+    return out
+
+
+def _apply_update_server(db: sqlite_utils.Database, cmd: c.UpdateServer) -> dict[str, Any]:
+    server = must_server(db, cmd.id)
+    if cmd.expect_task_states is not None and server["task_state"] not in cmd.expect_task_states:
+        raise Conflict(
+            f"Cannot change instance {cmd.id} while it is in task_state {server['task_state']}."
+        )
+    changes = dict(cmd.changes)
+    if "metadata_merge" in changes:
+        merged = {**server["metadata"], **changes.pop("metadata_merge")}
+        changes["metadata"] = merged
+    if "metadata_delete" in changes:
+        key = changes.pop("metadata_delete")
+        if key not in server["metadata"]:
+            raise NotFound(f"Metadata item {key} was not found.")
+        changes["metadata"] = {k: v for k, v in server["metadata"].items() if k != key}
+    if changes:
+        db["servers"].update(cmd.id, encode(changes))
+    return must_server(db, cmd.id)
+
+
+def apply(db: sqlite_utils.Database, cmd: Any) -> Any:
+    if isinstance(cmd, c.CreateServer):
+        return _apply_create_server(db, cmd)
+    if isinstance(cmd, c.ClaimHost):
+        return _apply_claim(db, cmd)
+    if isinstance(cmd, c.UpdateServer):
+        return _apply_update_server(db, cmd)
+    if isinstance(cmd, c.DeleteServer):
+        db.execute("DELETE FROM servers WHERE id = ?", [cmd.id])
+        return None
+    if isinstance(cmd, c.ReportHost):
+        db["compute_hosts"].upsert(encode(cmd.row), pk="name")
+        return None
+    if isinstance(cmd, c.CreateFlavor):
+        if get_flavor(db, cmd.row["id"]) is not None:
+            raise Conflict(f"Flavor with ID {cmd.row['id']} already exists.")
+        if one(db, "SELECT id FROM flavors WHERE name = ?", [cmd.row["name"]]):
+            raise Conflict(f"Flavor with name {cmd.row['name']} already exists.")
+        db["flavors"].insert(encode(cmd.row))
+        return get_flavor(db, cmd.row["id"])
+    if isinstance(cmd, c.DeleteFlavor):
+        if db.execute("DELETE FROM flavors WHERE id = ?", [cmd.id]).rowcount == 0:
+            raise NotFound(f"Flavor {cmd.id} could not be found.")
+        return None
+    if isinstance(cmd, c.DescribeFlavor):
+        if get_flavor(db, cmd.id) is None:
+            raise NotFound(f"Flavor {cmd.id} could not be found.")
+        db["flavors"].update(cmd.id, {"description": cmd.description})
+        return get_flavor(db, cmd.id)
+    if isinstance(cmd, c.SetFlavorExtraSpecs):
+        if get_flavor(db, cmd.id) is None:
+            raise NotFound(f"Flavor {cmd.id} could not be found.")
+        db["flavors"].update(cmd.id, {"extra_specs": json.dumps(cmd.extra_specs, sort_keys=True)})
+        return get_flavor(db, cmd.id)
+    if isinstance(cmd, c.FlavorAccess):
+        flavor = get_flavor(db, cmd.flavor_id)
+        if flavor is None:
+            raise NotFound(f"Flavor {cmd.flavor_id} could not be found.")
+        if flavor["is_public"]:
+            raise Conflict("Can not add access to a public flavor.")
+        if cmd.grant:
+            if list(db.query("SELECT 1 FROM flavor_access WHERE flavor_id = ? AND project_id = ?",
+                             [cmd.flavor_id, cmd.project_id])):
+                raise Conflict(f"Flavor access already exists for flavor {cmd.flavor_id} and project {cmd.project_id}.")
+            db["flavor_access"].insert({"flavor_id": cmd.flavor_id, "project_id": cmd.project_id})
+        elif db.execute("DELETE FROM flavor_access WHERE flavor_id = ? AND project_id = ?",
+                        [cmd.flavor_id, cmd.project_id]).rowcount == 0:
+            raise NotFound(f"Flavor access not found for flavor {cmd.flavor_id} and project {cmd.project_id}.")
+        return None
+    if isinstance(cmd, c.CreateKeypair):
+        if one(db, "SELECT name FROM keypairs WHERE user_id = ? AND name = ?", [cmd.row["user_id"], cmd.row["name"]]):
+            raise Conflict(f"Key pair '{cmd.row['name']}' already exists.")
+        db["keypairs"].insert(cmd.row)
+        return None
+    if isinstance(cmd, c.DeleteKeypair):
+        if db.execute("DELETE FROM keypairs WHERE user_id = ? AND name = ?", [cmd.user_id, cmd.name]).rowcount == 0:
+            raise NotFound(f"Keypair {cmd.name} not found for user {cmd.user_id}.")
+        return None
+    if isinstance(cmd, c.CreateServerGroup):
+        db["server_groups"].insert(cmd.row)
+        return None
+    if isinstance(cmd, c.DeleteServerGroup):
+        if db.execute("DELETE FROM server_groups WHERE id = ?", [cmd.id]).rowcount == 0:
+            raise NotFound(f"Instance group {cmd.id} could not be found.")
+        db.execute("UPDATE servers SET server_group_id = NULL WHERE server_group_id = ?", [cmd.id])
+        return None
+    if isinstance(cmd, c.SetQuota):
+        for resource, limit in sorted(cmd.limits.items()):
+            if resource not in QUOTA_RESOURCES:
+                raise BadRequest(f"Unknown quota resource {resource}.")
+            db["quotas"].upsert({"project_id": cmd.project_id, "resource": resource, "hard_limit": limit},
+                                pk=("project_id", "resource"))
+        return None
+    raise BadRequest(f"compute cannot apply {cmd.TYPE}")
+
+
+STORE = StoreSpec("compute", MIGRATIONS, apply)

@@ -1,0 +1,333 @@
+"""The image service: images and their data, and the public async methods other services call.
+
+Compute uses ``image_path`` (the data of an image a caller may boot) and
+``create_image_from_file`` (server snapshots).  ``run`` reconciles the image
+store with the database at start and then every few minutes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from pathlib import Path
+from typing import Any, AsyncIterable, BinaryIO, Callable, Mapping
+
+import trio
+
+from cloudbox.errors import BadRequest, CloudboxError, Conflict, Forbidden, NotFound, Unavailable
+from cloudbox.identity.core import require
+from cloudbox.image import commands as c
+from cloudbox.image import core, disk, store
+from cloudbox.state.engine import StateEngine
+
+log = logging.getLogger("cloudbox.image")
+RECONCILE_INTERVAL = 600
+WRITE_CHUNK = 1 << 20  # bytes gathered from the request before one write in a worker thread
+
+
+class ImageService:
+    def __init__(self, engine: StateEngine, settings: Any, root: Path, node_id: str,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.files = disk.ImageFiles(root)
+        self.node_id = node_id
+        self.clock = clock
+        self._uploads: dict[str, str] = {}  # upload id -> image id, for uploads running on this node
+        self.running = False
+
+    # --- plumbing --------------------------------------------------------------------
+    async def read(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await self.engine.read(fn, *args)
+
+    async def propose(self, cmd: Any) -> Any:
+        return await self.engine.propose(cmd)
+
+    def now_iso(self) -> str:
+        return core.iso(self.clock())
+
+    async def _visible(self, ctx: Any, image_id: str) -> dict[str, Any]:
+        return await self.read(store.visible, core.viewer_of(ctx), image_id)
+
+    async def _writable(self, ctx: Any, image_id: str, action: str) -> dict[str, Any]:
+        image = await self._visible(ctx, image_id)
+        require(core.may_write(ctx, image), action)
+        return image
+
+    # --- images ------------------------------------------------------------------------
+    async def create(self, ctx: Any, body: Mapping[str, Any]) -> dict[str, Any]:
+        image_id = body.get("id") or str(uuid.uuid4())
+        if not core.UUID.match(image_id):
+            raise BadRequest(f"Image id {image_id!r} is not a UUID.")
+        owner = ctx.project_id
+        if "owner" in body and body["owner"] != owner:
+            require(ctx.is_cloud_admin, "add_image with another owner")
+            owner = body["owner"]
+        if owner is None:
+            require(ctx.is_cloud_admin, "add_image without a project")
+        else:
+            require(ctx.can_write_project(owner), "add_image")
+        if body.get("visibility") == "public":
+            require(ctx.is_cloud_admin, "publicize_image")
+        row, tags = core.new_image({k: v for k, v in body.items() if k != "owner"}, id=str(uuid.UUID(image_id)),
+                                   owner=owner, at=self.now_iso())
+        return await self.propose(c.CreateImage(row, tuple(tags)))
+
+    async def get(self, ctx: Any, image_id: str) -> dict[str, Any]:
+        return await self._visible(ctx, image_id)
+
+    async def list(self, ctx: Any, opts: core.ListOptions, marker: str | None, limit: int) -> list[dict[str, Any]]:
+        return await self.read(store.list_images, core.viewer_of(ctx), opts, marker, limit)
+
+    async def update(self, ctx: Any, image_id: str, ops: tuple[dict[str, Any], ...]) -> dict[str, Any]:
+        image = await self._writable(ctx, image_id, "modify_image")
+        admin_only = core.patch_needs_admin(ops)
+        if admin_only:
+            require(ctx.is_cloud_admin, admin_only)
+        core.apply_patch(image, ops)  # refuse a bad patch before it enters the log
+        return await self.propose(c.UpdateImage(image_id, ops, self.now_iso()))
+
+    async def delete(self, ctx: Any, image_id: str) -> None:
+        await self._writable(ctx, image_id, "delete_image")
+        image = await self.propose(c.DeleteImage(image_id))
+        # The row is gone first; a crash before the unlink leaves an orphan the reconciler removes.
+        if image["store_node"] == self.node_id:
+            await trio.to_thread.run_sync(self.files.remove, self.files.path(image_id))
+
+    async def deactivate(self, ctx: Any, image_id: str) -> None:
+        await self._writable(ctx, image_id, "deactivate")
+        await self.propose(c.Deactivate(image_id, self.now_iso()))
+
+    async def reactivate(self, ctx: Any, image_id: str) -> None:
+        await self._writable(ctx, image_id, "reactivate")
+        await self.propose(c.Reactivate(image_id, self.now_iso()))
+
+    async def add_tag(self, ctx: Any, image_id: str, tag: str) -> None:
+        if not tag or len(tag) > 255:
+            raise BadRequest("A tag has 1 to 255 characters.")
+        await self._writable(ctx, image_id, "modify_image")
+        await self.propose(c.AddTag(image_id, tag, self.now_iso()))
+
+    async def remove_tag(self, ctx: Any, image_id: str, tag: str) -> None:
+        await self._writable(ctx, image_id, "modify_image")
+        await self.propose(c.RemoveTag(image_id, tag, self.now_iso()))
+
+    # --- data ------------------------------------------------------------------------------
+    async def upload(self, ctx: Any, image_id: str, chunks: AsyncIterable[bytes],
+                     expected_size: int | None = None) -> dict[str, Any]:
+        """Store an image's data from a stream, check its format, and activate the image."""
+        image = await self._writable(ctx, image_id, "upload_image")
+        if image["status"] != "queued":
+            raise Conflict(f"Image status transition from {image['status']} to saving is not allowed: "
+                           "data can be uploaded only to a queued image.")
+        if expected_size is not None:
+            await trio.to_thread.run_sync(self.files.check_room, expected_size)
+
+        async def receive(writer: disk.Writer) -> None:
+            buffer = bytearray()
+            async for chunk in chunks:
+                buffer += chunk
+                if len(buffer) >= WRITE_CHUNK:
+                    await trio.to_thread.run_sync(writer.write, bytes(buffer))
+                    buffer.clear()
+            if buffer:
+                await trio.to_thread.run_sync(writer.write, bytes(buffer))
+
+        return await self._store(image, receive)
+
+    async def _store(self, image: dict[str, Any], fill: Callable[[disk.Writer], Any] | None,
+                     source: Path | None = None) -> dict[str, Any]:
+        """queued → saving → active: fill a temp file, check it, rename it into place.
+
+        On any failure (a refused format, a full disk, the client going away) the temp file is
+        removed and the image returns to queued.
+        """
+        image_id, upload_id = image["id"], uuid.uuid4().hex
+        self._uploads[upload_id] = image_id  # before the temp file exists (see reconcile)
+        temp = self.files.temp_path(image_id, upload_id)
+        try:
+            # The image as saving fixed it: its disk_format can no longer change.
+            began = await self.propose(c.BeginUpload(image_id, upload_id, self.node_id, self.now_iso()))
+            try:
+                if fill is not None:
+                    writer = await trio.to_thread.run_sync(self.files.open_writer, image_id, upload_id)
+                    try:
+                        await fill(writer)
+                    except BaseException:
+                        writer.close()
+                        raise
+                else:
+                    writer = await trio.to_thread.run_sync(self.files.import_file, source, image_id, upload_id)
+                sample, md5, sha512 = await trio.to_thread.run_sync(writer.finish)
+                virtual_size = await trio.to_thread.run_sync(disk.inspect, temp, began["disk_format"], sample)
+                final = await trio.to_thread.run_sync(self.files.commit, temp, image_id)
+            except BaseException as exc:
+                with trio.CancelScope(shield=True):
+                    await trio.to_thread.run_sync(self.files.remove, temp)
+                    try:
+                        await self.propose(c.AbortUpload(image_id, upload_id, self.now_iso()))
+                    except CloudboxError:
+                        pass  # deleted meanwhile
+                if isinstance(exc, CloudboxError):
+                    log.info("image upload refused", extra={"image_id": image_id, "reason": exc.message})
+                raise
+            try:
+                with trio.CancelScope(shield=True):
+                    return await self.propose(c.FinishUpload(
+                        image_id, upload_id, size=writer.size, virtual_size=virtual_size, checksum=md5,
+                        os_hash_algo=core.HASH_ALGO, os_hash_value=sha512, at=self.now_iso()))
+            except CloudboxError:
+                # Deleted (or otherwise changed) while uploading: the data belongs to no image.
+                await trio.to_thread.run_sync(self.files.remove, final)
+                raise
+        finally:
+            del self._uploads[upload_id]
+
+    async def open_data(self, ctx: Any, image_id: str) -> tuple[dict[str, Any], BinaryIO | None]:
+        """The image and an open file of its data (None when it has none yet)."""
+        image = await self._visible(ctx, image_id)
+        if image["status"] == "deactivated" and not ctx.is_cloud_admin:
+            raise Forbidden("The requested image has been deactivated. Image data download is forbidden.")
+        if image["status"] not in ("active", "deactivated"):
+            return image, None
+        return image, await trio.to_thread.run_sync(self._open, image)
+
+    def _open(self, image: dict[str, Any]) -> BinaryIO:
+        if image["store_node"] != self.node_id:
+            raise Unavailable(f"The data of image {image['id']} is on node {image['store_node']}.")
+        try:
+            return open(self.files.path(image["id"]), "rb")
+        except FileNotFoundError as exc:
+            raise Unavailable(f"The data of image {image['id']} is missing from this node's image store.") from exc
+
+    # --- members -----------------------------------------------------------------------------
+    async def members(self, ctx: Any, image_id: str) -> list[dict[str, Any]]:
+        image = await self._visible(ctx, image_id)
+        if image["visibility"] != "shared":
+            raise Forbidden(f"Image {image_id} is {image['visibility']}: only shared images have members.")
+        rows = await self.read(store.members, image_id)
+        if ctx.is_cloud_reader or (image["owner"] and ctx.can_read_project(image["owner"])):
+            return rows
+        return [m for m in rows if m["member_id"] == ctx.project_id]  # a member sees itself only
+
+    async def get_member(self, ctx: Any, image_id: str, member_id: str) -> dict[str, Any]:
+        for member in await self.members(ctx, image_id):
+            if member["member_id"] == member_id:
+                return member
+        raise NotFound(f"Project {member_id} is not a member of image {image_id}.")
+
+    async def add_member(self, ctx: Any, image_id: str, member_id: str) -> dict[str, Any]:
+        await self._writable(ctx, image_id, "add_member")
+        return await self.propose(c.AddMember(image_id, member_id, self.now_iso()))
+
+    async def update_member(self, ctx: Any, image_id: str, member_id: str, status: str) -> dict[str, Any]:
+        await self.get_member(ctx, image_id, member_id)
+        # Only the member project decides whether it accepts an image shared with it.
+        require(ctx.project_id == member_id and ctx.can_write_project(member_id) or ctx.is_cloud_admin,
+                "modify_member")
+        return await self.propose(c.UpdateMember(image_id, member_id, status, self.now_iso()))
+
+    async def remove_member(self, ctx: Any, image_id: str, member_id: str) -> None:
+        await self._writable(ctx, image_id, "delete_member")
+        await self.propose(c.RemoveMember(image_id, member_id))
+
+    # --- for other services ---------------------------------------------------------------------
+    async def image_path(self, image_id: str, ctx: Any) -> tuple[Path, dict[str, Any]]:
+        """The local path of an active image's data, if ``ctx`` may see the image (else NotFound)."""
+        image = await self._visible(ctx, image_id)
+        if image["status"] != "active":
+            raise Conflict(f"Image {image_id} is {image['status']}, not active.")
+        if image["store_node"] != self.node_id:
+            raise Unavailable(f"The data of image {image_id} is on node {image['store_node']}.")
+        return self.files.path(image_id), image
+
+    async def store_file(self, image: dict[str, Any], path: Path) -> dict[str, Any]:
+        """Fill a queued image (made with ``create``) from a finished file, moving it into the store.
+
+        Server snapshots use this: the image id is answered at once, the data follows.
+        """
+        return await self._store(image, None, source=Path(path))
+
+    async def discard(self, image_id: str) -> None:
+        """Delete an image whose data could not be made (a failed snapshot)."""
+        await self.propose(c.DeleteImage(image_id))
+
+    async def create_image_from_file(self, ctx: Any, name: str, path: Path, disk_format: str,
+                                     properties: Mapping[str, str]) -> dict[str, Any]:
+        """Make an active private image of the caller's project from a finished file (a snapshot).
+
+        The file is moved into the image store (copied, then removed, across file systems); it
+        is checked like an upload.  On failure the image is deleted and the error raised.
+        """
+        body = {"name": name, "disk_format": disk_format, "container_format": "bare",
+                "visibility": "private", **properties}
+        image = await self.create(ctx, body)
+        try:
+            return await self._store(image, None, source=Path(path))
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                try:
+                    await self.propose(c.DeleteImage(image["id"]))
+                except CloudboxError:
+                    pass
+            raise
+
+    # --- the image store ----------------------------------------------------------------------------
+    async def reconcile(self) -> dict[str, int]:
+        """Make the image store match the database; idempotent.
+
+        Removes temp files of uploads not running here, and files of images that do not exist,
+        are not active, or whose data is kept on another node; returns images stuck in saving by
+        an upload of this node that no longer runs to queued.
+        """
+        await trio.to_thread.run_sync(self.files.ensure)
+        names = await trio.to_thread.run_sync(self.files.listing)
+        # Order matters: list, then note running uploads, then read the database, then note them
+        # again; an upload that ran at any point between is treated as live.
+        running_before = dict(self._uploads)
+        states = await self.read(store.ids_and_states)
+        running = {**running_before, **self._uploads}
+        busy_images = set(running.values())
+        removed = reset = 0
+        for name in names:
+            upload_id = disk.upload_of_temp(name)
+            if upload_id is not None:
+                stale = upload_id not in running
+            else:
+                state = states.get(name)
+                stale = name not in busy_images and (
+                    state is None or state["status"] not in ("active", "deactivated")
+                    or state["store_node"] != self.node_id)
+            if stale and await trio.to_thread.run_sync(self.files.remove, self.files.root / name):
+                removed += 1
+                log.info("removed an orphan file from the image store", extra={"file": name})
+        for image_id, state in states.items():
+            if state["status"] == "saving" and state["store_node"] == self.node_id \
+                    and state["upload_id"] not in running:
+                try:
+                    await self.propose(c.AbortUpload(image_id, state["upload_id"], self.now_iso()))
+                    reset += 1
+                    log.info("an interrupted upload's image is queued again", extra={"image_id": image_id})
+                except CloudboxError:
+                    pass  # it moved on meanwhile
+            elif state["status"] in ("active", "deactivated") and state["store_node"] == self.node_id \
+                    and image_id not in names:
+                log.error("the data of an active image is missing from the image store",
+                          extra={"image_id": image_id})
+        return {"removed": removed, "reset": reset}
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        await self.reconcile()
+        self.running = True
+        task_status.started()
+        try:
+            while True:
+                await trio.sleep(RECONCILE_INTERVAL)
+                try:
+                    await self.reconcile()
+                except Exception:  # noqa: BLE001 - try again at the next turn
+                    log.exception("image store reconciliation failed")
+        finally:
+            self.running = False
+

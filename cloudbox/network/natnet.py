@@ -1,0 +1,231 @@
+"""The per-node NAT network: one bridge, DHCP by dnsmasq, masquerade by nftables.
+
+Until the Neutron-compatible network service lands, every server gets one
+port here.  The hand-off is the PortBinder interface: the compute service asks
+for a tap device for a (server, MAC, IP) and gets a NicSpec back; it never
+touches bridges, dnsmasq or nftables itself, so the network service can take
+over binding without changing compute.
+
+Rules: the database (the servers' ``ports``) says which ports exist; ``sync``
+makes the host match (bridge, nft table, dnsmasq host entries, taps) and
+removes taps it owns that no port needs.  Running it twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import signal
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import trio
+
+from cloudbox.compute.driver import NicSpec
+
+log = logging.getLogger("cloudbox.network.nat")
+NETWORK_NAME = "cloudbox-nat"
+
+
+@dataclass(frozen=True)
+class Port:
+    server_id: str
+    mac: str
+    ip: str
+
+    @property
+    def tap(self) -> str:
+        return "tap" + self.server_id.replace("-", "")[:11]
+
+
+def gateway(cidr: str) -> str:
+    return str(next(ipaddress.ip_network(cidr).hosts()))
+
+
+def allocate_ip(cidr: str, taken: set[str]) -> str | None:
+    """Lowest free address after the gateway (deterministic: apply may call it)."""
+    hosts = ipaddress.ip_network(cidr).hosts()
+    next(hosts)  # the gateway
+    for addr in hosts:
+        if str(addr) not in taken:
+            return str(addr)
+    return None
+
+
+def render_dhcp_hosts(ports: list[Port]) -> str:
+    return "".join(f"{p.mac},{p.ip},{p.tap}\n" for p in sorted(ports, key=lambda p: p.ip))
+
+
+def render_nft(table: str, bridge: str, cidr: str) -> str:
+    return (
+        f"table ip {table} {{\n"
+        f"  chain postrouting {{\n"
+        f"    type nat hook postrouting priority srcnat; policy accept;\n"
+        f"    ip saddr {cidr} ip daddr != {cidr} masquerade\n"
+        f"  }}\n"
+        f"  chain forward {{\n"
+        f"    type filter hook forward priority filter; policy accept;\n"
+        f"    iifname \"{bridge}\" oifname \"{bridge}\" accept\n"
+        f"  }}\n"
+        f"}}\n"
+    )
+
+
+def network_data(port: Port, cidr: str) -> dict:
+    """OpenStack's network_data.json for a port on this network."""
+    net = ipaddress.ip_network(cidr)
+    return {
+        "links": [{"id": port.tap, "type": "phy", "ethernet_mac_address": port.mac, "mtu": 1500,
+                   "vif_id": port.server_id}],
+        "networks": [{
+            "id": "network0", "type": "ipv4", "link": port.tap, "ip_address": port.ip,
+            "netmask": str(net.netmask), "network_id": NETWORK_NAME,
+            "routes": [{"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": gateway(cidr)}],
+            "services": [],
+        }],
+        "services": [],
+    }
+
+
+class PortBinder(Protocol):
+    async def sync(self, ports: list[Port]) -> None: ...
+    async def bind(self, port: Port) -> NicSpec: ...
+    async def unbind(self, port: Port) -> None: ...
+
+
+class NatNetwork:
+    """The real binder: pyroute2 for links, nft for rules, dnsmasq for DHCP."""
+
+    def __init__(self, state_dir: Path, bridge: str, cidr: str) -> None:
+        self.state_dir = state_dir
+        self.bridge = bridge
+        self.cidr = cidr
+        self.table = "cloudbox_" + bridge.replace("-", "_")
+        self.ports: dict[str, Port] = {}
+        self._lock = trio.Lock()
+
+    @property
+    def hosts_file(self) -> Path:
+        return self.state_dir / "dhcp-hosts"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.state_dir / "dnsmasq.pid"
+
+    async def sync(self, ports: list[Port]) -> None:
+        async with self._lock:
+            self.ports = {p.tap: p for p in ports}
+            await trio.to_thread.run_sync(self._sync_host)
+
+    async def bind(self, port: Port) -> NicSpec:
+        async with self._lock:
+            self.ports[port.tap] = port
+            await trio.to_thread.run_sync(self._sync_host)
+        return NicSpec(mac=port.mac, tap=port.tap)
+
+    async def unbind(self, port: Port) -> None:
+        async with self._lock:
+            self.ports.pop(port.tap, None)
+            await trio.to_thread.run_sync(self._sync_host)
+
+    # --- host side, in a worker thread ---------------------------------------------
+    def _sync_host(self) -> None:
+        from pyroute2 import IPRoute
+
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        net = ipaddress.ip_network(self.cidr)
+        with IPRoute() as ipr:
+            if not ipr.link_lookup(ifname=self.bridge):
+                ipr.link("add", ifname=self.bridge, kind="bridge")
+                log.info("bridge created", extra={"bridge": self.bridge})
+            bridge_index = ipr.link_lookup(ifname=self.bridge)[0]
+            addrs = {a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(index=bridge_index)}
+            if gateway(self.cidr) not in addrs:
+                ipr.addr("add", index=bridge_index, address=gateway(self.cidr), prefixlen=net.prefixlen)
+            ipr.link("set", index=bridge_index, state="up")
+            wanted = set(self.ports)
+            owned = {
+                link.get_attr("IFLA_IFNAME"): link
+                for link in ipr.get_links()
+                if link.get_attr("IFLA_MASTER") == bridge_index and (link.get_attr("IFLA_IFNAME") or "").startswith("tap")
+            }
+            for tap in wanted:
+                if not ipr.link_lookup(ifname=tap):
+                    ipr.link("add", ifname=tap, kind="tuntap", mode="tap")
+                index = ipr.link_lookup(ifname=tap)[0]
+                ipr.link("set", index=index, master=bridge_index, state="up")
+            for tap in set(owned) - wanted:
+                ipr.link("del", ifname=tap)
+                log.info("orphan tap removed", extra={"tap": tap})
+        Path("/proc/sys/net/ipv4/ip_forward").write_text("1\n")
+        ruleset = render_nft(self.table, self.bridge, self.cidr)
+        subprocess.run(["nft", "-f", "-"], input=f"table ip {self.table}\ndelete table ip {self.table}\n{ruleset}",
+                       text=True, check=True, capture_output=True, timeout=30)
+        content = render_dhcp_hosts(list(self.ports.values()))
+        changed = not self.hosts_file.exists() or self.hosts_file.read_text() != content
+        if changed:
+            tmp = self.hosts_file.with_suffix(".tmp")
+            tmp.write_text(content)
+            os.replace(tmp, self.hosts_file)
+        pid = self._dnsmasq_pid()
+        if pid is None:
+            self._start_dnsmasq()
+        elif changed:
+            os.kill(pid, signal.SIGHUP)  # re-reads the hosts file
+
+    def _dnsmasq_pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            return None
+        return pid if b"dnsmasq" in cmdline and self.bridge.encode() in cmdline else None
+
+    def _start_dnsmasq(self) -> None:
+        hosts = list(ipaddress.ip_network(self.cidr).hosts())
+        subprocess.run(
+            [
+                "dnsmasq", f"--interface={self.bridge}", "--bind-interfaces", "--except-interface=lo",
+                "--port=0", f"--pid-file={self.pid_file}", f"--dhcp-hostsfile={self.hosts_file}",
+                f"--dhcp-range={hosts[1]},static,{ipaddress.ip_network(self.cidr).netmask},12h",
+                f"--dhcp-leasefile={self.state_dir / 'leases'}", f"--dhcp-option=option:router,{gateway(self.cidr)}",
+                "--dhcp-authoritative", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
+            ],
+            check=True, capture_output=True, timeout=30,
+        )
+        log.info("dnsmasq started", extra={"bridge": self.bridge})
+
+    def teardown(self) -> None:
+        """Remove everything this network made on the host (tests, node removal)."""
+        from pyroute2 import IPRoute
+
+        pid = self._dnsmasq_pid()
+        if pid:
+            os.kill(pid, signal.SIGTERM)
+        subprocess.run(["nft", "delete", "table", "ip", self.table], capture_output=True, timeout=30)
+        with IPRoute() as ipr:
+            for tap in self.ports:
+                if ipr.link_lookup(ifname=tap):
+                    ipr.link("del", ifname=tap)
+            if ipr.link_lookup(ifname=self.bridge):
+                ipr.link("del", ifname=self.bridge)
+
+
+class FakeBinder:
+    """In-memory binder for unit tests of the compute service."""
+
+    def __init__(self) -> None:
+        self.ports: dict[str, Port] = {}
+
+    async def sync(self, ports: list[Port]) -> None:
+        self.ports = {p.tap: p for p in ports}
+
+    async def bind(self, port: Port) -> NicSpec:
+        self.ports[port.tap] = port
+        return NicSpec(mac=port.mac, tap=port.tap)
+
+    async def unbind(self, port: Port) -> None:
+        self.ports.pop(port.tap, None)

@@ -1,0 +1,323 @@
+"""The Nova-compatible API over real HTTPS, with the in-memory hypervisor (fast, every rule).
+
+The same behaviours against real libvirt guests are in test_compute_libvirt.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import uuid
+
+import httpx
+import pytest
+
+from tests.cloud import Cloud
+from tests.compute_helpers import LATEST, boot, make_qcow2, new_project_user, upload_image, wait_gone, wait_server
+
+
+@pytest.fixture(scope="module")
+def setup(cloud: Cloud, tmp_path_factory):
+    admin = cloud.client(cloud.token())
+    image = upload_image(admin, make_qcow2(tmp_path_factory.mktemp("img") / "disk.qcow2"), visibility="public")
+    return admin, image
+
+
+def test_default_flavors_and_version_negotiation(cloud: Cloud, setup):
+    admin, _ = setup
+    r = admin.get("/compute/v2.1/flavors/detail")
+    names = {f["name"]: f for f in r.json()["flavors"]}
+    assert {"m1.tiny", "m1.small", "m1.medium", "m1.large", "m1.xlarge", "m1.nano"} <= set(names)
+    assert (names["m1.tiny"]["vcpus"], names["m1.tiny"]["ram"], names["m1.tiny"]["disk"]) == (1, 512, 1)
+    assert r.headers["OpenStack-API-Version"] == "compute 2.1"
+    r = admin.get("/compute/v2.1/flavors/1", headers={"OpenStack-API-Version": "compute 2.61"})
+    assert r.headers["OpenStack-API-Version"] == "compute 2.61" and r.json()["flavor"]["extra_specs"] == {}
+    r = admin.get("/compute/v2.1/flavors/1", headers={"X-OpenStack-Nova-API-Version": "latest"})
+    assert r.headers["X-OpenStack-Nova-API-Version"] == "2.96"
+    assert admin.get("/compute/v2.1/flavors", headers={"OpenStack-API-Version": "compute 3.0"}).status_code == 406
+    assert admin.get("/compute/v2.1/flavors", headers={"OpenStack-API-Version": "compute x"}).status_code == 400
+    doc = admin.get("/compute/v2.1").json()["version"]
+    assert doc["version"] == "2.96" and doc["min_version"] == "2.1"
+    assert admin.get("/compute").json()["versions"][0]["id"] == "v2.1"
+
+
+def test_flavor_management_is_for_admins(cloud: Cloud, setup):
+    admin, _ = setup
+    _, _, member = new_project_user(cloud, admin)
+    name = f"f-{uuid.uuid4().hex[:6]}"
+    body = {"flavor": {"name": name, "ram": 256, "vcpus": 1, "disk": 1}}
+    with cloud.client(member) as m:
+        assert m.post("/compute/v2.1/flavors", json=body).status_code == 403
+    r = admin.post("/compute/v2.1/flavors", json=body, headers={"OpenStack-API-Version": "compute 2.55"})
+    assert r.status_code == 200, r.text
+    fid = r.json()["flavor"]["id"]
+    assert admin.post("/compute/v2.1/flavors", json=body).status_code == 409
+    r = admin.post(f"/compute/v2.1/flavors/{fid}/os-extra_specs", json={"extra_specs": {"hw:cpu_policy": "shared"}})
+    assert r.json() == {"extra_specs": {"hw:cpu_policy": "shared"}}
+    assert admin.get(f"/compute/v2.1/flavors/{fid}/os-extra_specs/hw:cpu_policy").json() == {"hw:cpu_policy": "shared"}
+    r = admin.put(f"/compute/v2.1/flavors/{fid}", json={"flavor": {"description": "small"}},
+                  headers={"OpenStack-API-Version": "compute 2.55"})
+    assert r.json()["flavor"]["description"] == "small"
+    assert admin.delete(f"/compute/v2.1/flavors/{fid}").status_code == 202
+    assert admin.get(f"/compute/v2.1/flavors/{fid}").status_code == 404
+    bad = admin.post("/compute/v2.1/flavors", json={"flavor": {"name": "x", "ram": -1, "vcpus": 1, "disk": 1}})
+    assert bad.status_code == 400
+
+
+def test_keypairs_import_and_generate(cloud: Cloud, setup):
+    admin, _ = setup
+    name = f"k-{uuid.uuid4().hex[:6]}"
+    r = admin.post("/compute/v2.1/os-keypairs", json={"keypair": {"name": name}}, headers=LATEST | {"OpenStack-API-Version": "compute 2.10"})
+    assert r.status_code == 201, r.text
+    generated = r.json()["keypair"]
+    assert generated["private_key"].startswith("-----BEGIN RSA PRIVATE KEY-----")
+    assert generated["public_key"].startswith("ssh-rsa ")
+    assert len(generated["fingerprint"].split(":")) == 16
+    imported = f"k-{uuid.uuid4().hex[:6]}"
+    r = admin.post("/compute/v2.1/os-keypairs", json={"keypair": {"name": imported, "public_key": generated["public_key"]}})
+    assert r.status_code == 200 and "private_key" not in r.json()["keypair"]
+    assert r.json()["keypair"]["fingerprint"] == generated["fingerprint"]
+    assert admin.post("/compute/v2.1/os-keypairs", json={"keypair": {"name": imported, "public_key": generated["public_key"]}}).status_code == 409
+    bad = admin.post("/compute/v2.1/os-keypairs", json={"keypair": {"name": "bad", "public_key": "ssh-rsa AAAA"}})
+    assert bad.status_code == 400
+    listed = {k["keypair"]["name"] for k in admin.get("/compute/v2.1/os-keypairs").json()["keypairs"]}
+    assert {name, imported} <= listed and "bad" not in listed
+    assert admin.delete(f"/compute/v2.1/os-keypairs/{name}").status_code == 202
+    assert admin.get(f"/compute/v2.1/os-keypairs/{name}").status_code == 404
+
+
+def test_server_lifecycle(cloud: Cloud, setup):
+    admin, image = setup
+    user_data = base64.b64encode(b"#!/bin/sh\necho hi\n").decode()
+    created = boot(admin, image["id"], metadata={"role": "web"}, user_data=user_data)
+    assert created["adminPass"] and created["links"][0]["href"].endswith(created["id"])
+    server = wait_server(admin, created["id"], {"ACTIVE"})
+    assert server["OS-EXT-STS:vm_state"] == "active" and server["OS-EXT-STS:power_state"] == 1
+    assert server["flavor"]["original_name"] == "m1.nano" and server["flavor"]["ram"] == 128
+    assert server["image"]["id"] == image["id"]
+    [addr] = server["addresses"]["cloudbox-nat"]
+    assert addr["addr"].startswith("10.99.0.") and addr["OS-EXT-IPS-MAC:mac_addr"].startswith("fa:16:3e")
+    assert server["metadata"] == {"role": "web"} and server["config_drive"] == "True"
+    assert server["OS-EXT-SRV-ATTR:host"]
+    sid = server["id"]
+
+    def act(body: dict, expect: str) -> None:
+        r = admin.post(f"/compute/v2.1/servers/{sid}/action", json=body)
+        assert r.status_code == 202, r.text
+        assert wait_server(admin, sid, {expect})["status"] == expect
+
+    act({"os-stop": None}, "SHUTOFF")
+    assert admin.post(f"/compute/v2.1/servers/{sid}/action", json={"os-stop": None}).status_code == 409
+    act({"os-start": None}, "ACTIVE")
+    act({"reboot": {"type": "SOFT"}}, "ACTIVE")
+    act({"reboot": {"type": "HARD"}}, "ACTIVE")
+    act({"pause": None}, "PAUSED")
+    act({"unpause": None}, "ACTIVE")
+    act({"suspend": None}, "SUSPENDED")
+    act({"resume": None}, "ACTIVE")
+    assert admin.post(f"/compute/v2.1/servers/{sid}/action", json={"reboot": {"type": "SIDEWAYS"}}).status_code == 400
+    assert admin.post(f"/compute/v2.1/servers/{sid}/action", json={"fly": {}}).status_code == 400
+    out = admin.post(f"/compute/v2.1/servers/{sid}/action", json={"os-getConsoleOutput": {"length": 5}})
+    assert out.status_code == 200 and "output" in out.json()
+
+    r = admin.put(f"/compute/v2.1/servers/{sid}", json={"server": {"name": "renamed", "description": "d"}},
+                  headers=LATEST)
+    assert r.json()["server"]["name"] == "renamed" and r.json()["server"]["description"] == "d"
+    assert admin.delete(f"/compute/v2.1/servers/{sid}").status_code == 204
+    wait_gone(admin, sid)
+
+
+def test_metadata_and_tags(cloud: Cloud, setup):
+    admin, image = setup
+    sid = boot(admin, image["id"])["id"]
+    wait_server(admin, sid, {"ACTIVE"})
+    base = f"/compute/v2.1/servers/{sid}"
+    assert admin.post(f"{base}/metadata", json={"metadata": {"a": "1"}}).json() == {"metadata": {"a": "1"}}
+    assert admin.post(f"{base}/metadata", json={"metadata": {"b": "2"}}).json() == {"metadata": {"a": "1", "b": "2"}}
+    assert admin.put(f"{base}/metadata/c", json={"meta": {"c": "3"}}).json() == {"meta": {"c": "3"}}
+    assert admin.put(f"{base}/metadata/c", json={"meta": {"d": "3"}}).status_code == 400
+    assert admin.get(f"{base}/metadata/a").json() == {"meta": {"a": "1"}}
+    assert admin.delete(f"{base}/metadata/a").status_code == 204
+    assert admin.get(f"{base}/metadata/a").status_code == 404
+    assert admin.put(f"{base}/metadata", json={"metadata": {"z": "9"}}).json() == {"metadata": {"z": "9"}}
+    assert admin.put(f"{base}/tags/blue", headers=LATEST).status_code == 201
+    assert admin.put(f"{base}/tags", json={"tags": ["red", "green"]}, headers=LATEST).json() == {"tags": ["red", "green"]}
+    assert admin.get(f"{base}/tags/red", headers=LATEST).status_code == 204
+    assert admin.get(f"{base}/tags/blue", headers=LATEST).status_code == 404
+    assert admin.get(f"{base}/tags", headers={"OpenStack-API-Version": "compute 2.25"}).status_code == 404
+    listed = admin.get("/compute/v2.1/servers/detail?tags=red", headers=LATEST).json()["servers"]
+    assert sid in {s["id"] for s in listed}
+    assert sid not in {s["id"] for s in admin.get("/compute/v2.1/servers?not-tags=red,green", headers=LATEST).json()["servers"]}
+    admin.delete(base)
+    wait_gone(admin, sid)
+
+
+def test_list_filters_and_paging(cloud: Cloud, setup):
+    admin, image = setup
+    prefix = f"page-{uuid.uuid4().hex[:6]}"
+    ids = [boot(admin, image["id"], name=f"{prefix}-{i}")["id"] for i in range(5)]
+    for sid in ids:
+        wait_server(admin, sid, {"ACTIVE"})
+    seen, url = [], f"/compute/v2.1/servers/detail?name=^{prefix}&limit=2"
+    while url:
+        body = admin.get(url).json()
+        assert len(body["servers"]) <= 2
+        seen += [s["id"] for s in body["servers"]]
+        url = next((l["href"] for l in body.get("servers_links", []) if l["rel"] == "next"), None)
+    assert sorted(seen) == sorted(ids) and len(seen) == len(set(seen))
+    assert admin.get("/compute/v2.1/servers?limit=x").status_code == 400
+    assert admin.get("/compute/v2.1/servers?marker=nonexistent").status_code == 400
+    assert admin.get("/compute/v2.1/servers?name=(").status_code == 400
+    for sid in ids:
+        admin.delete(f"/compute/v2.1/servers/{sid}")
+    for sid in ids:
+        wait_gone(admin, sid)
+
+
+def test_bad_requests_create_nothing(cloud: Cloud, setup):
+    admin, image = setup
+    project, _, token = new_project_user(cloud, admin)
+    with cloud.client(token) as c:
+        def attempt(server: dict, status: int = 400) -> None:
+            body = {"server": {"name": "bad", "imageRef": image["id"], "flavorRef": "42", "networks": "auto", **server}}
+            r = c.post("/compute/v2.1/servers", json=body, headers=LATEST)
+            assert r.status_code == status, r.text
+
+        attempt({"flavorRef": "nope"})
+        attempt({"imageRef": str(uuid.uuid4())})
+        attempt({"key_name": "nope"})
+        attempt({"user_data": "not base64 !!"})
+        attempt({"availability_zone": "nowhere"})
+        attempt({"name": ""})
+        attempt({"networks": [{"uuid": str(uuid.uuid4())}]})
+        assert c.post("/compute/v2.1/servers", content=b"{bad json", headers=LATEST).status_code == 400
+        r = c.post("/compute/v2.1/servers", json={"server": {"name": "x", "imageRef": image["id"], "flavorRef": "42"}},
+                   headers=LATEST)
+        assert r.status_code == 400 and "networks" in r.text
+        assert c.get("/compute/v2.1/servers").json()["servers"] == []
+
+
+def test_quota_refuses_and_changes_nothing(cloud: Cloud, setup):
+    admin, image = setup
+    project, _, token = new_project_user(cloud, admin)
+    r = admin.put(f"/compute/v2.1/os-quota-sets/{project}", json={"quota_set": {"instances": 1, "cores": 5}})
+    assert r.status_code == 200 and r.json()["quota_set"]["instances"] == 1
+    with cloud.client(token) as c:
+        first = boot(c, image["id"])
+        r = c.post("/compute/v2.1/servers", json={"server": {"name": "two", "imageRef": image["id"], "flavorRef": "42",
+                                                             "networks": "auto"}}, headers=LATEST)
+        assert r.status_code == 403 and "Quota exceeded for instances" in r.text
+        servers = c.get("/compute/v2.1/servers").json()["servers"]
+        assert [s["id"] for s in servers] == [first["id"]]
+        limits = c.get("/compute/v2.1/limits").json()["limits"]["absolute"]
+        assert limits["maxTotalInstances"] == 1 and limits["totalInstancesUsed"] == 1
+        detail = c.get(f"/compute/v2.1/os-quota-sets/{project}/detail").json()["quota_set"]
+        assert detail["instances"] == {"limit": 1, "in_use": 1, "reserved": 0}
+        assert c.put(f"/compute/v2.1/os-quota-sets/{project}", json={"quota_set": {"instances": 50}}).status_code == 403
+        c.delete(f"/compute/v2.1/servers/{first['id']}")
+        wait_gone(c, first["id"])
+
+
+def test_unplaceable_server_ends_in_error_and_frees_nothing_else(cloud: Cloud, setup):
+    admin, image = setup
+    hosts = admin.get("/compute/v2.1/os-hypervisors/detail", headers={"OpenStack-API-Version": "compute 2.1"}).json()
+    before = hosts["hypervisors"][0]["memory_mb_used"]
+    name = f"huge-{uuid.uuid4().hex[:6]}"
+    flavor = admin.post("/compute/v2.1/flavors", json={"flavor": {"name": name, "ram": 50000, "vcpus": 1, "disk": 1}}).json()["flavor"]
+    sid = boot(admin, image["id"], flavor=flavor["id"])["id"]
+    server = wait_server(admin, sid, {"ERROR"})
+    assert server["fault"]["message"].startswith("No valid host was found")
+    assert "RAM" in server["fault"]["message"]
+    assert server["OS-EXT-SRV-ATTR:host"] is None
+    after = admin.get("/compute/v2.1/os-hypervisors/detail", headers={"OpenStack-API-Version": "compute 2.1"}).json()
+    assert after["hypervisors"][0]["memory_mb_used"] == before
+    admin.delete(f"/compute/v2.1/servers/{sid}")
+    wait_gone(admin, sid)
+
+
+def test_tenants_do_not_see_each_other(cloud: Cloud, setup):
+    admin, image = setup
+    _, _, token_a = new_project_user(cloud, admin)
+    _, _, token_b = new_project_user(cloud, admin)
+    _, _, reader = new_project_user(cloud, admin, role="reader")
+    with cloud.client(token_a) as a, cloud.client(token_b) as b, cloud.client(reader) as r:
+        sid = boot(a, image["id"])["id"]
+        wait_server(a, sid, {"ACTIVE"})
+        assert b.get(f"/compute/v2.1/servers/{sid}").status_code == 404
+        assert b.delete(f"/compute/v2.1/servers/{sid}").status_code == 404
+        assert b.post(f"/compute/v2.1/servers/{sid}/action", json={"os-stop": None}).status_code == 404
+        assert sid not in {s["id"] for s in b.get("/compute/v2.1/servers").json()["servers"]}
+        assert b.get("/compute/v2.1/servers?all_tenants=1").json()["servers"] == []
+        assert r.post("/compute/v2.1/servers", json={"server": {"name": "x", "imageRef": image["id"],
+                                                                "flavorRef": "42", "networks": "auto"}},
+                      headers=LATEST).status_code == 403
+        assert sid in {s["id"] for s in admin.get("/compute/v2.1/servers?all_tenants=1").json()["servers"]}
+        a.delete(f"/compute/v2.1/servers/{sid}")
+        wait_gone(a, sid)
+
+
+def test_concurrent_boots_never_overcommit(cloud: Cloud, setup):
+    """Ten boots at once on a host with room for eight: exactly eight become ACTIVE."""
+    admin, image = setup
+    hv = admin.get("/compute/v2.1/os-hypervisors/detail", headers={"OpenStack-API-Version": "compute 2.1"}).json()["hypervisors"][0]
+    status = admin.get("/cloudbox/v1/status").json()
+    reserved = status["settings"]["reserved_host_memory_mb"]
+    free = hv["memory_mb"] - reserved - hv["memory_mb_used"]
+    assert free > 8 * 64, "not enough host memory for this test"
+    flavor = admin.post("/compute/v2.1/flavors", json={"flavor": {
+        "name": f"eighth-{uuid.uuid4().hex[:6]}", "ram": free // 8, "vcpus": 1, "disk": 1}}).json()["flavor"]
+    project, _, token = new_project_user(cloud, admin)
+    admin.put(f"/compute/v2.1/os-quota-sets/{project}", json={"quota_set": {"instances": 20, "cores": 20, "ram": -1}})
+    ids: list[str] = []
+    lock = threading.Lock()
+
+    def one() -> None:
+        with cloud.client(token) as c:
+            sid = boot(c, image["id"], flavor=flavor["id"])["id"]
+            with lock:
+                ids.append(sid)
+
+    threads = [threading.Thread(target=one) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(ids) == 10
+    final = [wait_server(admin, sid, {"ACTIVE", "ERROR"}) for sid in ids]
+    assert sorted(s["status"] for s in final).count("ACTIVE") == 8
+    for s in final:
+        if s["status"] == "ERROR":
+            assert s["fault"]["message"].startswith("No valid host")
+    for sid in ids:
+        admin.delete(f"/compute/v2.1/servers/{sid}")
+    for sid in ids:
+        wait_gone(admin, sid)
+
+
+def test_hypervisors_zones_limits_and_groups(cloud: Cloud, setup):
+    admin, image = setup
+    [hv] = admin.get("/compute/v2.1/os-hypervisors/detail", headers={"OpenStack-API-Version": "compute 2.1"}).json()["hypervisors"]
+    assert hv["hypervisor_type"] in ("QEMU", "KVM") and hv["cpu_info"]["accel"] in ("tcg", "kvm")
+    latest = admin.get("/compute/v2.1/os-hypervisors/detail", headers=LATEST).json()["hypervisors"][0]
+    assert len(latest["id"]) == 36
+    assert admin.get(f"/compute/v2.1/os-hypervisors/{latest['id']}", headers=LATEST).json()["hypervisor"]["hypervisor_hostname"] == hv["hypervisor_hostname"]
+    zones = admin.get("/compute/v2.1/os-availability-zone").json()["availabilityZoneInfo"]
+    assert [z["zoneName"] for z in zones] == ["nova"]
+    stats = admin.get("/compute/v2.1/os-hypervisors/statistics").json()["hypervisor_statistics"]
+    assert stats["count"] == 1
+    g = admin.post("/compute/v2.1/os-server-groups", json={"server_group": {"name": "g", "policy": "anti-affinity"}},
+                   headers=LATEST).json()["server_group"]
+    one = admin.post("/compute/v2.1/servers", headers=LATEST, json={
+        "server": {"name": "g1", "imageRef": image["id"], "flavorRef": "42", "networks": "auto"},
+        "os:scheduler_hints": {"group": g["id"]}}).json()["server"]
+    two = admin.post("/compute/v2.1/servers", headers=LATEST, json={
+        "server": {"name": "g2", "imageRef": image["id"], "flavorRef": "42", "networks": "auto"},
+        "os:scheduler_hints": {"group": g["id"]}}).json()["server"]
+    states = {wait_server(admin, s["id"], {"ACTIVE", "ERROR"})["status"] for s in (one, two)}
+    assert states == {"ACTIVE", "ERROR"}, "anti-affinity on one host: exactly one of two fits"
+    members = admin.get(f"/compute/v2.1/os-server-groups/{g['id']}", headers=LATEST).json()["server_group"]["members"]
+    assert set(members) == {one["id"], two["id"]}
+    for s in (one, two):
+        admin.delete(f"/compute/v2.1/servers/{s['id']}")
+        wait_gone(admin, s["id"])
+    assert admin.delete(f"/compute/v2.1/os-server-groups/{g['id']}").status_code == 204

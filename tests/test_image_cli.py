@@ -1,0 +1,61 @@
+"""The real `openstack image ...` commands (python-openstackclient over openstacksdk) against a real node."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+from tests.cloud import Cloud
+from tests.test_openstack_cli import openstack
+
+
+def as_json(cloud: Cloud, *args: str) -> Any:
+    return json.loads(openstack(cloud, *args, "-f", "json").stdout)
+
+
+def test_openstack_image_walkthrough(cloud: Cloud, tmp_path: Path):
+    raw = tmp_path / "guest.raw"
+    raw.write_bytes(os.urandom(3 << 20) + b"\0" * (29 << 20))
+    guest = tmp_path / "guest.qcow2"
+    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw), str(guest)], check=True)
+    data = guest.read_bytes()
+    name = f"cirros-{uuid.uuid4().hex[:8]}"
+
+    created = as_json(cloud, "image", "create", "--disk-format", "qcow2", "--container-format", "bare",
+                      "--file", str(guest), name)
+    assert created["status"] == "active" and created["name"] == name
+    assert created["size"] == len(data)
+
+    assert name in {i["Name"] for i in as_json(cloud, "image", "list")}
+    shown = as_json(cloud, "image", "show", name)
+    properties = shown.get("properties") or {}
+    assert shown["size"] == len(data)
+    assert shown["checksum"] == hashlib.md5(data).hexdigest()
+    assert shown.get("os_hash_value", properties.get("os_hash_value")) == hashlib.sha512(data).hexdigest()
+    assert shown["virtual_size"] == 32 << 20
+    assert shown["disk_format"] == "qcow2" and shown["container_format"] == "bare"
+
+    out = tmp_path / "out"
+    openstack(cloud, "image", "save", "--file", str(out), name)
+    assert out.read_bytes() == data
+
+    openstack(cloud, "image", "set", "--property", "foo=bar", "--tag", "golden", "--min-ram", "128", name)
+    shown = as_json(cloud, "image", "show", name)
+    assert (shown.get("properties") or {}).get("foo", shown.get("foo")) == "bar"
+    assert shown["tags"] == ["golden"] and shown["min_ram"] == 128
+    openstack(cloud, "image", "unset", "--property", "foo", name)
+    with cloud.client(cloud.token()) as admin:
+        assert "foo" not in admin.get(f"/image/v2/images/{created['id']}").json()
+
+        openstack(cloud, "image", "set", "--protected", name)
+        refused = openstack(cloud, "image", "delete", name, check=False)
+        assert refused.returncode != 0 and "protected" in refused.stderr
+        openstack(cloud, "image", "set", "--unprotected", name)
+        openstack(cloud, "image", "delete", name)
+        assert admin.get(f"/image/v2/images/{created['id']}").status_code == 404
+    assert created["id"] not in os.listdir(cloud.data_dir / "images")
