@@ -78,7 +78,7 @@ class Node:
 
         root = self.data_dir.root
         uri = self.settings.libvirt_uri or f"qemu:///embed?root={root / 'libvirt'}"
-        binder = natnet.NatNetwork(root / "network" / "nat", self.settings.nat_bridge, self.settings.nat_cidr)
+        binder = natnet.NatNetwork(self.settings.nat_bridge, self.settings.nat_cidr)
         return LibvirtDriver(uri, root / "instances"), binder
 
     def app(self) -> Any:

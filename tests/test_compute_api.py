@@ -321,3 +321,31 @@ def test_hypervisors_zones_limits_and_groups(cloud: Cloud, setup):
         admin.delete(f"/compute/v2.1/servers/{s['id']}")
         wait_gone(admin, s["id"])
     assert admin.delete(f"/compute/v2.1/os-server-groups/{g['id']}").status_code == 204
+
+
+def test_aggregates_set_a_hosts_zone(cloud: Cloud, setup):
+    admin, image = setup
+    [hv] = admin.get("/compute/v2.1/os-hypervisors").json()["hypervisors"]
+    host = hv["hypervisor_hostname"]
+    name = f"agg-{uuid.uuid4().hex[:6]}"
+    agg = admin.post("/compute/v2.1/os-aggregates", json={"aggregate": {"name": name, "availability_zone": "az-x"}},
+                     headers=LATEST).json()["aggregate"]
+    assert agg["availability_zone"] == "az-x" and len(agg["uuid"]) == 36
+    assert admin.post("/compute/v2.1/os-aggregates", json={"aggregate": {"name": name}}).status_code == 409
+    r = admin.post(f"/compute/v2.1/os-aggregates/{agg['id']}/action", json={"add_host": {"host": host}})
+    assert r.json()["aggregate"]["hosts"] == [host]
+    assert admin.post(f"/compute/v2.1/os-aggregates/{agg['id']}/action", json={"add_host": {"host": "nohost"}}).status_code == 404
+    zones = {z["zoneName"] for z in admin.get("/compute/v2.1/os-availability-zone").json()["availabilityZoneInfo"]}
+    assert zones == {"az-x"}
+    sid = boot(admin, image["id"], availability_zone="az-x")["id"]
+    assert wait_server(admin, sid, {"ACTIVE"})["OS-EXT-AZ:availability_zone"] == "az-x"
+    admin.delete(f"/compute/v2.1/servers/{sid}")
+    wait_gone(admin, sid)
+    assert admin.delete(f"/compute/v2.1/os-aggregates/{agg['id']}").status_code == 400  # still has a host
+    admin.post(f"/compute/v2.1/os-aggregates/{agg['id']}/action", json={"remove_host": {"host": host}})
+    assert admin.delete(f"/compute/v2.1/os-aggregates/{agg['id']}").status_code == 200
+    zones = {z["zoneName"] for z in admin.get("/compute/v2.1/os-availability-zone").json()["availabilityZoneInfo"]}
+    assert zones == {"nova"}
+    _, _, member = new_project_user(cloud, admin)
+    with cloud.client(member) as m:
+        assert m.get("/compute/v2.1/os-aggregates").status_code == 403

@@ -136,8 +136,8 @@ def build(svc: ComputeService) -> ApiSpec:
         if version >= (2, 37) and "networks" not in body:
             raise BadRequest("Invalid input for field/attribute server. Value: networks is required at "
                              "microversion 2.37 and later.")
-        zones = await node.engine.read(lambda db: {r["availability_zone"] for r in db.query(
-            "SELECT availability_zone FROM compute_hosts")})
+        zones = await node.engine.read(lambda db: {store.host_zone(db, dict(r)) for r in db.query(
+            "SELECT name, availability_zone FROM compute_hosts")})
         zone = body.get("availability_zone") or None
         if zone:
             zone = zone.split(":", 1)[0]
@@ -547,7 +547,8 @@ def build(svc: ComputeService) -> ApiSpec:
         Route("PUT", "/servers/{server_id}/tags/{tag}", add_tag, status=201),
         Route("DELETE", "/servers/{server_id}/tags/{tag}", delete_tag, status=204),
     ]
-    from cloudbox.compute import api_resources
+    from cloudbox.compute import api_aggregates, api_resources
 
     routes += api_resources.routes(svc, nova)
+    routes += api_aggregates.routes(svc, nova)
     return ApiSpec("compute", "/compute/v2.1", "nova", routes, catalog=("compute", "nova"))

@@ -420,7 +420,11 @@ def routes(svc: ComputeService, nova: Callable[..., Any]) -> list[Route]:
 
     # --- zones, hypervisors, services ------------------------------------------------------
     async def _hosts() -> list[dict[str, Any]]:
-        return await engine.read(lambda db: [store.decode(r) for r in db.query("SELECT * FROM compute_hosts ORDER BY name")])
+        def load(db: Any) -> list[dict[str, Any]]:
+            hosts = [store.decode(r) for r in db.query("SELECT * FROM compute_hosts ORDER BY name")]
+            return [{**h, "availability_zone": store.host_zone(db, h)} for h in hosts]
+
+        return await engine.read(load)
 
     @nova
     async def list_zones(call: Call, version: Version) -> Any:

@@ -103,3 +103,19 @@ class DeleteServerGroup(Command):
 class SetQuota(Command):
     project_id: str
     limits: dict[str, int]
+
+
+@command("compute.aggregate.create")
+class CreateAggregate(Command):
+    row: dict[str, Any]  # uuid, name, availability_zone, metadata, hosts, created_at (the id is the next integer)
+
+
+@command("compute.aggregate.update")
+class UpdateAggregate(Command):
+    id: int
+    changes: dict[str, Any]  # columns, or add_host / remove_host / metadata_merge
+
+
+@command("compute.aggregate.delete")
+class DeleteAggregate(Command):
+    id: int

@@ -465,8 +465,11 @@ class ComputeService:
         domains = {d.uuid: d for d in await self.driver.list_domains()}
         mine = [s for s in servers if s["host"] == self.host]
         by_id = {s["id"]: s for s in servers}
-        await self.binder.sync([self._port(s) for s in mine if s["ports"] and s["ports"][0].get("ip")
-                                and s["task_state"] != "deleting"])
+        try:
+            await self.binder.sync([self._port(s) for s in mine if s["ports"] and s["ports"][0].get("ip")
+                                    and s["task_state"] != "deleting"])
+        except Exception:  # noqa: BLE001 - guests still get reconciled; the next pass retries the network
+            log.exception("the NAT network could not be made to match the database")
         for server in mine:
             sid, domain = server["id"], domains.get(server["id"])
             if self._lock(sid).locked():
@@ -530,7 +533,7 @@ def _hosts_and_group(db: Any, server: dict[str, Any]) -> tuple[list[scheduler.Ho
         hosts.append(scheduler.HostState(
             name=row["name"], vcpus=row["vcpus"], memory_mb=row["memory_mb"], disk_gb=row["disk_gb"],
             used_vcpus=usage["vcpus"], used_ram_mb=usage["ram_mb"], used_disk_gb=usage["disk_gb"],
-            availability_zone=row["availability_zone"], enabled=bool(row["enabled"]),
+            availability_zone=store.host_zone(db, row), enabled=bool(row["enabled"]),
             hypervisor_type=row["hypervisor_type"],
         ))
     group = None

@@ -49,9 +49,16 @@ MIGRATIONS = [
         project_id TEXT NOT NULL, resource TEXT NOT NULL, hard_limit INTEGER NOT NULL,
         PRIMARY KEY (project_id, resource));
     """,
+    """
+    CREATE TABLE aggregates (
+        id INTEGER PRIMARY KEY, uuid TEXT NOT NULL UNIQUE, name TEXT NOT NULL UNIQUE,
+        availability_zone TEXT, metadata TEXT NOT NULL DEFAULT '{}', hosts TEXT NOT NULL DEFAULT '[]',
+        created_at TEXT NOT NULL, updated_at TEXT);
+    """,
 ]
 
-JSON_COLUMNS = {"flavor", "extra_specs", "fault", "metadata", "tags", "ports", "networks", "image_properties"}
+JSON_COLUMNS = {"flavor", "extra_specs", "fault", "metadata", "tags", "ports", "networks", "image_properties",
+                "hosts"}
 BOOL_COLUMNS = {"is_public", "config_drive", "locked", "enabled"}
 QUOTA_RESOURCES = ("instances", "cores", "ram", "key_pairs", "metadata_items", "server_groups",
                    "server_group_members")
@@ -117,6 +124,14 @@ def host_usage(db: sqlite_utils.Database, host: str) -> dict[str, int]:
         "ram_mb": sum(r["flavor"]["ram"] for r in rows),  # type: ignore[index]
         "disk_gb": sum(r["flavor"]["disk"] + r["flavor"].get("ephemeral", 0) for r in rows),  # type: ignore[index]
     }
+
+
+def host_zone(db: sqlite_utils.Database, host: dict[str, Any]) -> str:
+    """A host's availability zone: its aggregate's, when an aggregate names one, else its own."""
+    for r in db.query("SELECT availability_zone, hosts FROM aggregates WHERE availability_zone IS NOT NULL ORDER BY id"):
+        if host["name"] in json.loads(r["hosts"]):
+            return r["availability_zone"]
+    return host["availability_zone"]
 
 
 def quota_limits(db: sqlite_utils.Database, project_id: str, defaults: dict[str, int]) -> dict[str, int]:
@@ -290,6 +305,44 @@ def apply(db: sqlite_utils.Database, cmd: Any) -> Any:
         if db.execute("DELETE FROM server_groups WHERE id = ?", [cmd.id]).rowcount == 0:
             raise NotFound(f"Instance group {cmd.id} could not be found.")
         db.execute("UPDATE servers SET server_group_id = NULL WHERE server_group_id = ?", [cmd.id])
+        return None
+    if isinstance(cmd, c.CreateAggregate):
+        if one(db, "SELECT id FROM aggregates WHERE name = ?", [cmd.row["name"]]):
+            raise Conflict(f"Aggregate {cmd.row['name']} already exists.")
+        next_id = db.execute("SELECT coalesce(max(id), 0) + 1 FROM aggregates").fetchone()[0]
+        db["aggregates"].insert(encode({**cmd.row, "id": next_id}))
+        return one(db, "SELECT * FROM aggregates WHERE id = ?", [next_id])
+    if isinstance(cmd, c.UpdateAggregate):
+        agg = one(db, "SELECT * FROM aggregates WHERE id = ?", [cmd.id])
+        if agg is None:
+            raise NotFound(f"Aggregate {cmd.id} could not be found.")
+        changes = dict(cmd.changes)
+        if "name" in changes and one(db, "SELECT id FROM aggregates WHERE name = ? AND id != ?", [changes["name"], cmd.id]):
+            raise Conflict(f"Aggregate {changes['name']} already exists.")
+        if "add_host" in changes:
+            host = changes.pop("add_host")
+            if one(db, "SELECT name FROM compute_hosts WHERE name = ?", [host]) is None:
+                raise NotFound(f"Compute host {host} could not be found.")
+            if host in agg["hosts"]:
+                raise Conflict(f"Aggregate {cmd.id} already has host {host}.")
+            changes["hosts"] = agg["hosts"] + [host]
+        if "remove_host" in changes:
+            host = changes.pop("remove_host")
+            if host not in agg["hosts"]:
+                raise NotFound(f"Cannot remove host {host} from aggregate {cmd.id}: it is not a member.")
+            changes["hosts"] = [h for h in agg["hosts"] if h != host]
+        if "metadata_merge" in changes:
+            merged = {**agg["metadata"], **changes.pop("metadata_merge")}
+            changes["metadata"] = {k: v for k, v in merged.items() if v is not None}
+        db["aggregates"].update(cmd.id, encode(changes))
+        return one(db, "SELECT * FROM aggregates WHERE id = ?", [cmd.id])
+    if isinstance(cmd, c.DeleteAggregate):
+        agg = one(db, "SELECT * FROM aggregates WHERE id = ?", [cmd.id])
+        if agg is None:
+            raise NotFound(f"Aggregate {cmd.id} could not be found.")
+        if agg["hosts"]:
+            raise BadRequest(f"Cannot delete aggregate {cmd.id}: it still has hosts.")
+        db.execute("DELETE FROM aggregates WHERE id = ?", [cmd.id])
         return None
     if isinstance(cmd, c.SetQuota):
         for resource, limit in sorted(cmd.limits.items()):

@@ -28,6 +28,7 @@ from cloudbox.compute.driver import NicSpec
 
 log = logging.getLogger("cloudbox.network.nat")
 NETWORK_NAME = "cloudbox-nat"
+RUN_DIR = Path("/run/cloudbox/dnsmasq")
 
 
 @dataclass(frozen=True)
@@ -99,21 +100,27 @@ class PortBinder(Protocol):
 class NatNetwork:
     """The real binder: pyroute2 for links, nft for rules, dnsmasq for DHCP."""
 
-    def __init__(self, state_dir: Path, bridge: str, cidr: str) -> None:
-        self.state_dir = state_dir
+    def __init__(self, bridge: str, cidr: str) -> None:
         self.bridge = bridge
         self.cidr = cidr
         self.table = "cloudbox_" + bridge.replace("-", "_")
         self.ports: dict[str, Port] = {}
         self._lock = trio.Lock()
 
+    # dnsmasq drops to user nobody before it reads its hosts file (again on every SIGHUP), and
+    # the data dir is private to root: its files live under /run, readable by all (MACs and IPs
+    # of this node's ports, nothing secret).
+    @property
+    def run_dir(self) -> Path:
+        return RUN_DIR / self.bridge
+
     @property
     def hosts_file(self) -> Path:
-        return self.state_dir / "dhcp-hosts"
+        return self.run_dir / "dhcp-hosts"
 
     @property
     def pid_file(self) -> Path:
-        return self.state_dir / "dnsmasq.pid"
+        return self.run_dir / "dnsmasq.pid"
 
     async def sync(self, ports: list[Port]) -> None:
         async with self._lock:
@@ -135,7 +142,9 @@ class NatNetwork:
     def _sync_host(self) -> None:
         from pyroute2 import IPRoute
 
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        for directory in (self.run_dir, self.run_dir.parent, self.run_dir.parent.parent):
+            directory.chmod(0o755)
         net = ipaddress.ip_network(self.cidr)
         with IPRoute() as ipr:
             if not ipr.link_lookup(ifname=self.bridge):
@@ -169,6 +178,7 @@ class NatNetwork:
         if changed:
             tmp = self.hosts_file.with_suffix(".tmp")
             tmp.write_text(content)
+            tmp.chmod(0o644)
             os.replace(tmp, self.hosts_file)
         pid = self._dnsmasq_pid()
         if pid is None:
@@ -191,7 +201,7 @@ class NatNetwork:
                 "dnsmasq", f"--interface={self.bridge}", "--bind-interfaces", "--except-interface=lo",
                 "--port=0", f"--pid-file={self.pid_file}", f"--dhcp-hostsfile={self.hosts_file}",
                 f"--dhcp-range={hosts[1]},static,{ipaddress.ip_network(self.cidr).netmask},12h",
-                f"--dhcp-leasefile={self.state_dir / 'leases'}", f"--dhcp-option=option:router,{gateway(self.cidr)}",
+                f"--dhcp-leasefile={self.run_dir / 'leases'}", f"--dhcp-option=option:router,{gateway(self.cidr)}",
                 "--dhcp-authoritative", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
             ],
             check=True, capture_output=True, timeout=30,
@@ -207,11 +217,17 @@ class NatNetwork:
             os.kill(pid, signal.SIGTERM)
         subprocess.run(["nft", "delete", "table", "ip", self.table], capture_output=True, timeout=30)
         with IPRoute() as ipr:
-            for tap in self.ports:
-                if ipr.link_lookup(ifname=tap):
-                    ipr.link("del", ifname=tap)
-            if ipr.link_lookup(ifname=self.bridge):
-                ipr.link("del", ifname=self.bridge)
+            found = ipr.link_lookup(ifname=self.bridge)
+            if found:
+                for link in ipr.get_links():
+                    name = link.get_attr("IFLA_IFNAME") or ""
+                    if link.get_attr("IFLA_MASTER") == found[0] and name.startswith("tap"):
+                        ipr.link("del", index=link["index"])
+                ipr.link("del", index=found[0])
+        for path in (self.hosts_file, self.pid_file, self.run_dir / "leases"):
+            path.unlink(missing_ok=True)
+        if self.run_dir.exists():
+            self.run_dir.rmdir()
 
 
 class FakeBinder:

@@ -1,0 +1,184 @@
+"""An in-memory hypervisor with the real driver's behaviour, for fast tests.
+
+Domains live in a registry keyed by the driver's ``uri``, not in the driver
+object, so they outlive it the way libvirt domains outlive the cloudbox
+process: a second ``FakeDriver`` opened on the same uri adopts them.  State
+changes follow ``core.LIFECYCLE`` and send (uuid, state) events, as the real
+driver's libvirt callbacks do; starting a domain appends a line to its
+console log, as a real guest's firmware would.
+"""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import trio
+
+from cloudbox.compute.core import DOMAIN_NAME_PREFIX, plan_lifecycle
+from cloudbox.compute.driver import (
+    CRASHED,
+    PAUSED,
+    RUNNING,
+    SHUTOFF,
+    DomainInfo,
+    DomainSpec,
+    HostInfo,
+)
+from cloudbox.errors import Conflict, NotFound
+
+EVENT_BUFFER = 1000
+
+
+@dataclass
+class _FakeDomain:
+    spec: DomainSpec
+    state: str = SHUTOFF
+
+
+# uri -> uuid -> domain: the "hypervisor" that outlives driver objects.
+_HOSTS: dict[str, dict[str, _FakeDomain]] = {}
+
+
+class FakeDriver:
+    def __init__(
+        self,
+        uri: str | None = None,
+        instances_dir: Path | None = None,
+        *,
+        vcpus: int = 8,
+        memory_mb: int = 16384,
+        disk_gb: int = 200,
+        hostname: str | None = None,
+    ) -> None:
+        # No uri: a host of its own.  The same uri: the same host (adoption).
+        self.uri = uri or f"fake:///{uuid.uuid4()}"
+        self.instances_dir = instances_dir
+        self._vcpus, self._memory_mb, self._disk_gb = vcpus, memory_mb, disk_gb
+        self._hostname = hostname or socket.gethostname()
+        self._send, self._receive = trio.open_memory_channel[tuple[str, str]](EVENT_BUFFER)
+        self._opened = False
+
+    @property
+    def _domains(self) -> dict[str, _FakeDomain]:
+        return _HOSTS.setdefault(self.uri, {})
+
+    async def open(self) -> None:
+        await trio.lowlevel.checkpoint()
+        self._opened = True
+
+    async def close(self) -> None:
+        await trio.lowlevel.checkpoint()
+        self._opened = False
+        self._send.close()
+
+    def events(self) -> trio.MemoryReceiveChannel[tuple[str, str]]:
+        return self._receive
+
+    async def host_info(self) -> HostInfo:
+        await trio.lowlevel.checkpoint()
+        return HostInfo(
+            hostname=self._hostname,
+            vcpus=self._vcpus,
+            memory_mb=self._memory_mb,
+            disk_gb=self._disk_gb,
+            hypervisor_type="QEMU",
+            hypervisor_version=7002000,
+            accel="tcg",
+            accel_detail="fake driver: no guest runs",
+        )
+
+    async def list_domains(self) -> list[DomainInfo]:
+        await trio.lowlevel.checkpoint()
+        return [
+            DomainInfo(uuid=uuid, name=domain.spec.name, state=domain.state, metadata=dict(domain.spec.metadata))
+            for uuid, domain in sorted(self._domains.items())
+            if domain.spec.name.startswith(DOMAIN_NAME_PREFIX)
+        ]
+
+    async def get_state(self, uuid: str) -> str | None:
+        await trio.lowlevel.checkpoint()
+        domain = self._domains.get(uuid)
+        return domain.state if domain else None
+
+    def _get(self, uuid: str) -> _FakeDomain:
+        domain = self._domains.get(uuid)
+        if domain is None:
+            raise NotFound(f"no domain {uuid}")
+        return domain
+
+    def _set_state(self, uuid: str, domain: _FakeDomain, state: str) -> None:
+        if state == domain.state:
+            return
+        domain.state = state
+        if state == RUNNING:
+            self._write_console(domain.spec, "fake guest running")
+        try:
+            self._send.send_nowait((uuid, state))
+        except (trio.WouldBlock, trio.ClosedResourceError):
+            pass  # nobody reads: the state is still right, as after a lost libvirt event
+
+    @staticmethod
+    def _write_console(spec: DomainSpec, line: str) -> None:
+        path = Path(spec.console_log)
+        if path.parent.is_dir():
+            with open(path, "a") as console:
+                console.write(f"{line}\r\n")
+
+    async def _transition(self, uuid: str, operation: str) -> None:
+        await trio.lowlevel.checkpoint()
+        domain = self._get(uuid)
+        target = plan_lifecycle(operation, domain.state)
+        if target is not None:
+            if operation == "hard_reboot" and domain.state == RUNNING:
+                self._write_console(domain.spec, "fake guest reset")
+            self._set_state(uuid, domain, target)
+
+    async def create(self, spec: DomainSpec) -> None:
+        await trio.lowlevel.checkpoint()
+        domain = self._domains.get(spec.uuid)
+        if domain is not None and domain.state not in (SHUTOFF, CRASHED):
+            raise Conflict(f"domain {spec.uuid} exists and is {domain.state}")
+        if domain is None:
+            domain = self._domains[spec.uuid] = _FakeDomain(spec)
+        else:
+            domain.spec = spec
+        self._set_state(spec.uuid, domain, RUNNING)
+
+    async def start(self, uuid: str) -> None:
+        await self._transition(uuid, "start")
+
+    async def stop(self, uuid: str, *, graceful: bool = True, timeout: float = 60) -> None:
+        await self._transition(uuid, "stop")
+
+    async def reboot(self, uuid: str, *, hard: bool = False) -> None:
+        await self._transition(uuid, "hard_reboot" if hard else "reboot")
+
+    async def pause(self, uuid: str) -> None:
+        await self._transition(uuid, "pause")
+
+    async def unpause(self, uuid: str) -> None:
+        await self._transition(uuid, "unpause")
+
+    async def suspend(self, uuid: str) -> None:
+        await self._transition(uuid, "suspend")
+
+    async def resume(self, uuid: str) -> None:
+        await self._transition(uuid, "resume")
+
+    async def destroy(self, uuid: str) -> None:
+        await trio.lowlevel.checkpoint()
+        domain = self._domains.get(uuid)
+        if domain is None:
+            return
+        if domain.state in (RUNNING, PAUSED):  # libvirt reports only the stop of an active domain
+            self._set_state(uuid, domain, SHUTOFF)
+        del self._domains[uuid]
+
+
+def forget_host(uri: str) -> None:
+    """Drop every domain of a fake host (test teardown)."""
+    _HOSTS.pop(uri, None)
+

@@ -1,0 +1,574 @@
+"""The libvirt driver: QEMU guests through libvirt's embedded QEMU driver.
+
+By default libvirt runs inside this process (``qemu:///embed?root=DIR``): no
+libvirtd, and each node (even several test nodes on one machine, one per
+process) owns its guests under its own root.  QEMU processes are not our
+children in any way that matters: they keep running when cloudbox exits, and
+a driver opened again on the same root lists them as running (adoption).
+``qemu:///system`` works too; ``ensure_libvirtd`` starts the daemons where no
+init system does.
+
+Threads: libvirt's default event loop runs in one daemon thread per process
+(libvirt needs it for the embedded driver and for events); every blocking
+libvirt call runs in a trio worker thread; lifecycle callbacks arrive on the
+event-loop thread and are handed to trio with ``TrioToken.run_sync_soon``.
+
+Acceleration: /dev/kvm existing does not mean KVM works (nested KVM here
+opens fine and then fails inside the guest), so ``host_info`` boots a probe
+guest under KVM once per process and falls back to TCG unless it ran.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlparse
+
+import trio
+
+from cloudbox.compute.core import DOMAIN_NAME_PREFIX, parse_domain_metadata, plan_lifecycle, render_domain_xml
+from cloudbox.compute.driver import (
+    CRASHED,
+    PAUSED,
+    RUNNING,
+    SHUTOFF,
+    SUSPENDED,
+    DomainInfo,
+    DomainSpec,
+    HostInfo,
+)
+from cloudbox.compute.driver._libvirt import libvirt
+from cloudbox.compute.driver import kvm_probe
+from cloudbox.errors import CloudboxError, Conflict, NotFound, Unavailable
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+EVENT_BUFFER = 1000
+DAEMON_START_TIMEOUT = 15.0
+
+# --- process-wide libvirt setup -------------------------------------------------
+
+_loop_lock = threading.Lock()
+_loop_started = False
+
+
+def _ignore_libvirt_error(_context: Any, _error: Any) -> None:
+    """libvirt's default handler prints every error; ours are raised as exceptions instead."""
+
+
+def _run_event_loop() -> None:
+    while True:
+        try:
+            libvirt.virEventRunDefaultImpl()
+        except Exception:  # pragma: no cover - keep the loop alive whatever a callback does
+            log.exception("libvirt event loop iteration failed")
+            time.sleep(0.1)
+
+
+def ensure_event_loop() -> None:
+    """Register and start libvirt's default event loop once per process (before any open)."""
+    global _loop_started
+    with _loop_lock:
+        if _loop_started:
+            return
+        libvirt.registerErrorHandler(_ignore_libvirt_error, None)
+        libvirt.virEventRegisterDefaultImpl()
+        threading.Thread(target=_run_event_loop, name="libvirt-events", daemon=True).start()
+        _loop_started = True
+
+
+# Each open of an embed uri registers libvirt's QEMU driver once more, and
+# libvirt takes only a couple of dozen drivers per process; the driver keeps
+# its state in the process anyway.  So an embed connection is opened once per
+# process and shared; LibvirtDriver.close() leaves it open.
+_embed_lock = threading.Lock()
+_embed_connections: dict[str, libvirt.virConnect] = {}
+
+
+def _open_connection(uri: str) -> libvirt.virConnect:
+    root = embed_root(uri)
+    if root is None:
+        if uri.startswith("qemu:///system"):
+            ensure_libvirtd()
+        return libvirt.open(uri)
+    with _embed_lock:
+        conn = _embed_connections.get(uri)
+        if conn is None:
+            if _embed_connections:
+                raise Unavailable(
+                    f"cannot open {uri}: libvirt's embedded driver serves one root per process "
+                    f"and this process already uses {next(iter(_embed_connections))}"
+                )
+            prepare_embed_root(root)
+            conn = libvirt.open(f"qemu:///embed?root={short_root(root)}")
+            _wait_for_reconnects(conn)
+            _embed_connections[uri] = conn
+        return conn
+
+
+def _wait_for_reconnects(conn: libvirt.virConnect) -> None:
+    """Let libvirt finish re-attaching to the QEMU processes it found running.
+
+    Opening a root whose guests survived us starts one reconnect thread per
+    guest; a destroy racing one fails with "domain is not running".  A query
+    that takes the domain's job waits for its reconnect to end.
+    """
+    for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
+        try:
+            dom.memoryStats()
+        except libvirt.libvirtError:
+            pass  # gone meanwhile, or QEMU no longer answers: its state will say so
+
+
+# QEMU's monitor socket lives at <root>/lib/qemu/domain-<id>-<20 chars of name>/monitor.sock
+# and a UNIX socket path has at most 107 bytes; longer roots get a short symlink.
+MAX_EMBED_ROOT = 48
+SHORT_ROOTS = Path("/run/cloudbox/libvirt")
+
+
+def short_root(root: Path) -> Path:
+    """``root`` itself, or a short symlink to it when QEMU's socket paths under it would be too long."""
+    root = root.absolute()
+    if len(str(root)) <= MAX_EMBED_ROOT:
+        return root
+    link = SHORT_ROOTS / hashlib.sha256(str(root).encode()).hexdigest()[:16]
+    link.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not (link.is_symlink() and os.readlink(link) == str(root)):
+        temporary = link.with_name(f".{link.name}.{os.getpid()}")
+        temporary.unlink(missing_ok=True)
+        temporary.symlink_to(root)
+        os.replace(temporary, link)
+    return link
+
+
+def embed_root(uri: str) -> Path | None:
+    """The root directory of a ``qemu:///embed?root=DIR`` uri, or None for other uris."""
+    parsed = urlparse(uri)
+    if parsed.scheme != "qemu" or parsed.path != "/embed":
+        return None
+    roots = parse_qs(parsed.query).get("root")
+    if not roots:
+        raise ValueError(f"{uri}: the embedded driver needs ?root=DIR")
+    return Path(roots[0])
+
+
+def default_uri(data_dir: Path) -> str:
+    return f"qemu:///embed?root={data_dir / 'libvirt'}"
+
+
+# The embedded driver's qemu.conf.  QEMU runs as root because instance files
+# live under the 0700 data directory and /dev/kvm may be root-only (no udev
+# rules in containers; libvirt then re-probes QEMU on every call when its
+# user cannot open /dev/kvm).  stdio_handler=file: no virtlogd needed.
+EMBED_QEMU_CONF = """\
+# Written by cloudbox; rewritten each time the driver opens this root.
+user = "root"
+group = "root"
+stdio_handler = "file"
+remember_owner = 0
+"""
+
+
+def prepare_embed_root(root: Path) -> None:
+    (root / "etc").mkdir(parents=True, exist_ok=True, mode=0o700)
+    conf = root / "etc" / "qemu.conf"
+    if not conf.exists() or conf.read_text() != EMBED_QEMU_CONF:
+        conf.write_text(EMBED_QEMU_CONF)
+
+
+def _socket_answers(path: str) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(2)
+        try:
+            sock.connect(path)
+        except OSError:
+            return False
+    return True
+
+
+def ensure_libvirtd() -> None:
+    """Start virtlogd and libvirtd (daemonised) unless their sockets already answer.
+
+    For ``qemu:///system`` on hosts without an init system; with systemd the
+    sockets answer (socket activation) and nothing is started.
+    """
+    for daemon, sock in (("virtlogd", "/run/libvirt/virtlogd-sock"), ("libvirtd", "/run/libvirt/libvirt-sock")):
+        if _socket_answers(sock):
+            continue
+        binary = shutil.which(daemon) or f"/usr/sbin/{daemon}"
+        log.info("starting %s", daemon)
+        subprocess.run([binary, "-d"], check=True, timeout=DAEMON_START_TIMEOUT, capture_output=True)
+        deadline = time.monotonic() + DAEMON_START_TIMEOUT
+        while not _socket_answers(sock):
+            if time.monotonic() > deadline:
+                raise Unavailable(f"{daemon} started but {sock} does not answer")
+            time.sleep(0.1)
+
+
+# --- state mapping ----------------------------------------------------------------
+
+
+def _state_of(dom: libvirt.virDomain) -> str:
+    state, reason = dom.state()
+    if state in (libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_BLOCKED, libvirt.VIR_DOMAIN_SHUTDOWN):
+        return RUNNING
+    if state in (libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PMSUSPENDED):
+        return PAUSED
+    if state == libvirt.VIR_DOMAIN_CRASHED:
+        return CRASHED
+    if state == libvirt.VIR_DOMAIN_SHUTOFF and reason in (libvirt.VIR_DOMAIN_SHUTOFF_CRASHED, libvirt.VIR_DOMAIN_SHUTOFF_FAILED):
+        return CRASHED
+    if dom.hasManagedSaveImage(0):
+        return SUSPENDED
+    return SHUTOFF
+
+
+def _event_state(event: int, detail: int) -> str | None:
+    """The state a lifecycle event reports, or None for events that are not a state (define, undefine...)."""
+    if event in (libvirt.VIR_DOMAIN_EVENT_STARTED, libvirt.VIR_DOMAIN_EVENT_RESUMED):
+        return RUNNING
+    if event in (libvirt.VIR_DOMAIN_EVENT_SUSPENDED, libvirt.VIR_DOMAIN_EVENT_PMSUSPENDED):
+        return PAUSED
+    if event == libvirt.VIR_DOMAIN_EVENT_CRASHED:
+        return CRASHED
+    if event == libvirt.VIR_DOMAIN_EVENT_STOPPED:
+        if detail == libvirt.VIR_DOMAIN_EVENT_STOPPED_SAVED:
+            return SUSPENDED
+        if detail in (libvirt.VIR_DOMAIN_EVENT_STOPPED_CRASHED, libvirt.VIR_DOMAIN_EVENT_STOPPED_FAILED):
+            return CRASHED
+        return SHUTOFF
+    return None  # DEFINED, UNDEFINED, SHUTDOWN (STOPPED follows)
+
+
+def _translate(exc: libvirt.libvirtError, what: str) -> CloudboxError:
+    code = exc.get_error_code()
+    message = exc.get_error_message() or str(exc)
+    if code == libvirt.VIR_ERR_NO_DOMAIN:
+        return NotFound(f"no domain {what}")
+    if code == libvirt.VIR_ERR_OPERATION_INVALID:
+        return Conflict(f"domain {what}: {message}")
+    return CloudboxError(f"libvirt, domain {what}: {message}")
+
+
+# --- the driver --------------------------------------------------------------------
+
+
+def _destroy_if_active(dom: libvirt.virDomain) -> None:
+    """Kill the guest's QEMU if it runs; a guest that stopped meanwhile is no error."""
+    if not dom.isActive():
+        return
+    try:
+        dom.destroy()
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() != libvirt.VIR_ERR_OPERATION_INVALID or dom.isActive():
+            raise
+
+
+class LibvirtDriver:
+    def __init__(self, uri: str, instances_dir: Path, *, accel: str = "auto") -> None:
+        if accel not in ("auto", "kvm", "tcg"):
+            raise ValueError("accel must be auto, kvm or tcg")
+        self.uri = uri
+        self.instances_dir = Path(instances_dir)
+        self._accel = accel
+        self._conn: libvirt.virConnect | None = None
+        self._callback_id: int | None = None
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._send, self._receive = trio.open_memory_channel[tuple[str, str]](EVENT_BUFFER)
+        # Bumped on every event; lets stop() wait for "shut off" without polling.
+        self._changed = trio.Event()
+        self._last_state: dict[str, str] = {}
+
+    # -- connection -----------------------------------------------------------
+
+    async def open(self) -> None:
+        self._token = trio.lowlevel.current_trio_token()
+        await trio.to_thread.run_sync(self._open_blocking)
+
+    def _open_blocking(self) -> None:
+        ensure_event_loop()
+        self.instances_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = _open_connection(self.uri)
+        except libvirt.libvirtError as exc:
+            raise Unavailable(f"cannot open libvirt at {self.uri}: {exc.get_error_message()}") from exc
+        self._callback_id = conn.domainEventRegisterAny(
+            None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None
+        )
+        self._conn = conn
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            callback_id, self._callback_id = self._callback_id, None
+
+            def close_blocking() -> None:
+                if callback_id is not None:
+                    try:
+                        conn.domainEventDeregisterAny(callback_id)
+                    except libvirt.libvirtError:
+                        pass
+                if embed_root(self.uri) is None:  # embed connections stay open (see _open_connection)
+                    conn.close()
+
+            await trio.to_thread.run_sync(close_blocking)
+        self._send.close()
+
+    def events(self) -> trio.MemoryReceiveChannel[tuple[str, str]]:
+        return self._receive
+
+    # -- events (libvirt's thread -> trio) ----------------------------------------
+
+    def _on_lifecycle(self, _conn: Any, dom: libvirt.virDomain, event: int, detail: int, _opaque: Any) -> None:
+        state = _event_state(event, detail)
+        token = self._token
+        if state is None or token is None:
+            return
+        try:
+            if not dom.name().startswith(DOMAIN_NAME_PREFIX):
+                return  # the KVM probe, or a domain someone else defined
+            token.run_sync_soon(self._deliver, dom.UUIDString(), state)
+        except (trio.RunFinishedError, libvirt.libvirtError):
+            pass  # trio has ended, or the domain vanished meanwhile
+
+    def _deliver(self, uuid: str, state: str) -> None:
+        changed, self._changed = self._changed, trio.Event()
+        changed.set()
+        if self._last_state.get(uuid) == state:
+            return  # libvirt says "resumed" and "started" for one start
+        self._last_state[uuid] = state
+        try:
+            self._send.send_nowait((uuid, state))
+        except trio.WouldBlock:
+            log.warning("compute events not read; dropped %s -> %s", uuid, state)
+        except trio.ClosedResourceError:
+            pass
+
+    # -- helpers ------------------------------------------------------------------
+
+    def _connection(self) -> libvirt.virConnect:
+        if self._conn is None:
+            raise Unavailable("the libvirt driver is not open")
+        return self._conn
+
+    async def _run(self, fn: Callable[[], T], what: str) -> T:
+        def call() -> T:
+            try:
+                return fn()
+            except libvirt.libvirtError as exc:
+                raise _translate(exc, what) from exc
+
+        return await trio.to_thread.run_sync(call)
+
+    def _lookup(self, uuid: str) -> libvirt.virDomain:
+        return self._connection().lookupByUUIDString(uuid)
+
+    def _lookup_or_none(self, uuid: str) -> libvirt.virDomain | None:
+        try:
+            return self._lookup(uuid)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return None
+            raise
+
+    # -- queries ------------------------------------------------------------------
+
+    async def host_info(self) -> HostInfo:
+        conn = self._connection()
+
+        def query() -> tuple[list[Any], str, int, os.statvfs_result]:
+            return conn.getInfo(), conn.getHostname(), conn.getVersion(), os.statvfs(self.instances_dir)
+
+        info, hostname, version, disk = await self._run(query, "host")
+        accel, detail = await self._acceleration()
+        return HostInfo(
+            hostname=hostname,
+            vcpus=int(info[2]),
+            memory_mb=int(info[1]),
+            disk_gb=disk.f_bavail * disk.f_frsize // (1 << 30),
+            hypervisor_type="QEMU",
+            hypervisor_version=int(version),
+            accel=accel,
+            accel_detail=detail,
+        )
+
+    async def _acceleration(self) -> tuple[str, str]:
+        if self._accel != "auto":
+            return self._accel, f"set to {self._accel}; no probe"
+        conn = self._connection()
+        work_dir = self.instances_dir / ".probe"
+        root = embed_root(self.uri)
+        qemu_log_dir = root / "log" / "qemu" if root is not None else Path("/var/log/libvirt/qemu")
+        limit = kvm_probe.PROBE_TIMEOUT + kvm_probe.PROBE_START_GRACE
+        with trio.move_on_after(limit):
+            try:
+                # Abandoned (not waited for) if libvirt's start of the KVM guest itself blocks.
+                return await trio.to_thread.run_sync(
+                    lambda: kvm_probe.cached_probe_kvm(conn, work_dir, qemu_log_dir), abandon_on_cancel=True
+                )
+            except libvirt.libvirtError as exc:
+                return kvm_probe.remember(("tcg", f"the KVM probe failed: {exc.get_error_message()}"))
+        return kvm_probe.remember(("tcg", f"the KVM probe did not finish in {limit:.0f} s: starting a KVM guest blocks"))
+
+    async def list_domains(self) -> list[DomainInfo]:
+        conn = self._connection()
+
+        def query() -> list[DomainInfo]:
+            found = []
+            for dom in conn.listAllDomains(0):
+                try:
+                    name = dom.name()
+                    if not name.startswith(DOMAIN_NAME_PREFIX):
+                        continue
+                    found.append(
+                        DomainInfo(
+                            uuid=dom.UUIDString(),
+                            name=name,
+                            state=_state_of(dom),
+                            metadata=parse_domain_metadata(dom.XMLDesc(0)),
+                        )
+                    )
+                except libvirt.libvirtError as exc:
+                    if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:  # undefined meanwhile
+                        raise
+            return sorted(found, key=lambda d: d.uuid)
+
+        return await self._run(query, "list")
+
+    async def get_state(self, uuid: str) -> str | None:
+        def query() -> str | None:
+            dom = self._lookup_or_none(uuid)
+            return _state_of(dom) if dom is not None else None
+
+        return await self._run(query, uuid)
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def create(self, spec: DomainSpec) -> None:
+        xml = render_domain_xml(spec)
+        conn = self._connection()
+
+        def define_and_start() -> None:
+            Path(spec.console_log).parent.mkdir(parents=True, exist_ok=True)
+            existing = self._lookup_or_none(spec.uuid)
+            if existing is not None and _state_of(existing) not in (SHUTOFF, CRASHED):
+                raise Conflict(f"domain {spec.uuid} exists and is {_state_of(existing)}")
+            dom = conn.defineXMLFlags(xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)  # against libvirt's schema
+            try:
+                dom.create()
+            except BaseException:
+                if existing is None:  # undo our define; a pre-existing definition stays
+                    try:
+                        dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
+                    except libvirt.libvirtError:
+                        log.warning("could not undefine %s after its start failed", spec.uuid)
+                raise
+
+        await self._run(define_and_start, spec.uuid)
+
+    async def _plan(self, uuid: str, operation: str) -> tuple[libvirt.virDomain, str, str | None]:
+        def query() -> tuple[libvirt.virDomain, str]:
+            dom = self._lookup(uuid)
+            return dom, _state_of(dom)
+
+        dom, state = await self._run(query, uuid)
+        return dom, state, plan_lifecycle(operation, state)
+
+    async def start(self, uuid: str) -> None:
+        dom, _state, target = await self._plan(uuid, "start")
+        if target is not None:
+            await self._run(dom.create, uuid)  # restores from the managed save when there is one
+
+    async def stop(self, uuid: str, *, graceful: bool = True, timeout: float = 60) -> None:
+        dom, state, target = await self._plan(uuid, "stop")
+        if target is None:
+            return
+        if state == SUSPENDED:
+            await self._run(lambda: dom.managedSaveRemove(0), uuid)
+            self._deliver(uuid, SHUTOFF)  # libvirt sends no event for dropping a save image
+            return
+        if graceful and state == RUNNING:
+            await self._run(dom.shutdown, uuid)  # ACPI power button
+            if await self._wait_state(uuid, {SHUTOFF, CRASHED}, timeout):
+                return
+            log.info("domain %s ignored the shutdown request for %.0f s; destroying it", uuid, timeout)
+
+        await self._run(lambda: _destroy_if_active(dom), uuid)
+
+    async def _wait_state(self, uuid: str, states: set[str], timeout: float) -> bool:
+        """Wait until the domain is in one of ``states``; False if ``timeout`` passes first."""
+        with trio.move_on_after(timeout):
+            while True:
+                changed = self._changed
+                if await self.get_state(uuid) in states:
+                    return True
+                await changed.wait()
+        return False
+
+    async def reboot(self, uuid: str, *, hard: bool = False) -> None:
+        dom, state, _target = await self._plan(uuid, "hard_reboot" if hard else "reboot")
+        if not hard:
+            await self._run(lambda: dom.reboot(0), uuid)  # ACPI, guest's choice, like Nova's soft reboot
+            return
+
+        def hard_reboot() -> None:
+            if state in (RUNNING, PAUSED):
+                dom.reset(0)
+                if state == PAUSED:
+                    dom.resume()
+                return
+            if state == SUSPENDED:
+                dom.managedSaveRemove(0)  # a hard reboot boots afresh, as Nova's does
+            dom.create()
+
+        await self._run(hard_reboot, uuid)
+
+    async def pause(self, uuid: str) -> None:
+        dom, _state, target = await self._plan(uuid, "pause")
+        if target is not None:
+            await self._run(dom.suspend, uuid)
+
+    async def unpause(self, uuid: str) -> None:
+        dom, _state, target = await self._plan(uuid, "unpause")
+        if target is not None:
+            await self._run(dom.resume, uuid)
+
+    async def suspend(self, uuid: str) -> None:
+        dom, _state, target = await self._plan(uuid, "suspend")
+        if target is not None:
+            # Memory goes to libvirt's managed-save file; resume restores it running.
+            await self._run(lambda: dom.managedSave(libvirt.VIR_DOMAIN_SAVE_RUNNING), uuid)
+
+    async def resume(self, uuid: str) -> None:
+        dom, _state, target = await self._plan(uuid, "resume")
+        if target is not None:
+            await self._run(dom.create, uuid)
+
+    async def destroy(self, uuid: str) -> None:
+        def destroy_and_undefine() -> None:
+            dom = self._lookup_or_none(uuid)
+            if dom is None:
+                return
+            try:
+                _destroy_if_active(dom)
+                dom.undefineFlags(
+                    libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+                    | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+                    | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA
+                    | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
+                )
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                    raise
+
+        await self._run(destroy_and_undefine, uuid)

@@ -1,0 +1,252 @@
+"""Real guests: our test guest booted by libvirt's embedded QEMU driver, driven by the real
+`openstack` CLI (issue #3's acceptance), plus crash recovery and placement under load."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.cloud import Cloud, free_port
+from tests.compute_helpers import LATEST, boot, new_project_user, upload_image, wait_gone, wait_server
+from tests.test_openstack_cli import openstack
+
+ROOT = Path(__file__).resolve().parents[1]
+GUEST = ROOT / "firmware" / "build" / "guest.qcow2"
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def guest_image() -> Path:
+    """Our test guest, built once (the build is cached by firmware/build-guest.sh itself)."""
+    proc = subprocess.run([str(ROOT / "firmware" / "build-guest.sh")], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert GUEST.exists()
+    return GUEST
+
+
+def real_node(data_dir: Path, *extra: str) -> Cloud:
+    node = Cloud(data_dir, free_port())
+    n = node.port % 200 + 20
+    node.init("--set", f"nat_bridge=cbt{node.port}", "--set", f"nat_cidr=10.99.{n}.0/24", *extra, compute="libvirt")
+    return node
+
+
+def stop_and_clean(node: Cloud) -> None:
+    """Stop the node, then remove the host network it made (bridge, taps, dnsmasq, nft table)."""
+    from cloudbox.network.natnet import NatNetwork
+
+    node.stop()
+    settings = json.loads((node.data_dir / "cloudbox.json").read_text())
+    NatNetwork(settings["nat_bridge"], settings["nat_cidr"]).teardown()
+
+
+def qemu_running(server_id: str) -> bool:
+    """Whether a QEMU process runs this server's domain: what the hypervisor really does."""
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"qemu-system" in cmdline and f"guest=cloudbox-{server_id}".encode() in cmdline:
+                return True
+    return False
+
+
+def wait_for(condition, timeout: float = 60, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def console(cloud: Cloud, server: str) -> str:
+    return openstack(cloud, "console", "log", "show", server).stdout
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory, guest_image):
+    node = real_node(tmp_path_factory.mktemp("real") / "data")
+    node.start(timeout=120)
+    yield node
+    admin = node.client(node.token())
+    for s in admin.get("/compute/v2.1/servers?all_tenants=1").json().get("servers", []):
+        admin.delete(f"/compute/v2.1/servers/{s['id']}")
+    for s in admin.get("/compute/v2.1/servers?all_tenants=1").json().get("servers", []):
+        wait_gone(admin, s["id"])
+    stop_and_clean(node)
+
+
+def test_the_tutorial_with_the_real_cli(node: Cloud, guest_image: Path, tmp_path: Path):
+    # Images: upload, list, show, download.
+    image = json.loads(openstack(node, "image", "create", "--disk-format", "qcow2", "--container-format", "bare",
+                                 "--file", str(guest_image), "cirros", "-f", "json").stdout)
+    assert image["status"] == "active"
+    shown = json.loads(openstack(node, "image", "show", "cirros", "-f", "json").stdout)
+    assert shown["size"] == guest_image.stat().st_size
+    import hashlib
+
+    data = guest_image.read_bytes()
+    assert shown["checksum"] == hashlib.md5(data).hexdigest()
+    properties = shown.get("properties") or {}
+    # openstackclient shows os_hash_value among the properties
+    assert shown.get("os_hash_value", properties.get("os_hash_value")) == hashlib.sha512(data).hexdigest()
+    openstack(node, "image", "save", "--file", str(tmp_path / "copy.qcow2"), "cirros")
+    assert (tmp_path / "copy.qcow2").read_bytes() == data
+
+    # Key pair and a server with user data, exactly as in the tutorial.
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "key")], check=True)
+    openstack(node, "keypair", "create", "--public-key", str(tmp_path / "key.pub"), "demo")
+    script = tmp_path / "script.sh"
+    script.write_text("#!/bin/sh\necho user-data-says-hello > /tmp/hello\necho USERDATA-MARK\n")
+    server = json.loads(openstack(node, "server", "create", "demo-instance1", "--flavor", "m1.tiny", "--image", "cirros",
+                                  "--key-name", "demo", "--user-data", str(script), "--wait", "-f", "json").stdout)
+    assert server["status"] == "ACTIVE"
+    sid = server["id"]
+    assert qemu_running(sid)
+    wait_for(lambda: "CLOUDBOX-GUEST: ready" in console(node, "demo-instance1"), 180, "the guest to finish booting")
+    log = console(node, "demo-instance1")
+    assert "CLOUDBOX-GUEST: metadata source=config-drive" in log
+    assert "CLOUDBOX-GUEST: hostname demo-instance1" in log
+    assert "CLOUDBOX-GUEST: ssh-key installed 1" in log
+    assert "CLOUDBOX-GUEST: user-data ran exit=0" in log and "USERDATA-MARK" in log
+    assert "CLOUDBOX-GUEST: network eth0 10.99." in log
+
+    # Lifecycle, checked against the hypervisor itself.
+    openstack(node, "server", "stop", "demo-instance1")
+    wait_for(lambda: json.loads(openstack(node, "server", "show", sid, "-f", "json").stdout)["status"] == "SHUTOFF",
+             120, "SHUTOFF")
+    assert not qemu_running(sid)
+    openstack(node, "server", "start", "demo-instance1")
+    wait_for(lambda: json.loads(openstack(node, "server", "show", sid, "-f", "json").stdout)["status"] == "ACTIVE",
+             120, "ACTIVE after start")
+    assert qemu_running(sid)
+    openstack(node, "server", "reboot", "--hard", "--wait", "demo-instance1")
+    assert qemu_running(sid)
+
+    hv = json.loads(openstack(node, "hypervisor", "show", node_name(node), "-f", "json").stdout)
+    assert hv["hypervisor_type"] == "QEMU"  # TCG here: KVM does not run guests on these machines
+
+    # A snapshot that boots.
+    openstack(node, "server", "image", "create", "--name", "snap", "--wait", "demo-instance1")
+    snap = json.loads(openstack(node, "image", "show", "snap", "-f", "json").stdout)
+    assert snap["status"] == "active" and snap["disk_format"] == "qcow2"
+    from_snap = json.loads(openstack(node, "server", "create", "from-snap", "--flavor", "m1.tiny", "--image", "snap",
+                                     "--wait", "-f", "json").stdout)
+    assert from_snap["status"] == "ACTIVE"
+    wait_for(lambda: "CLOUDBOX-GUEST: ready" in console(node, "from-snap"), 180, "the snapshot's guest to boot")
+    assert "CLOUDBOX-GUEST: hostname from-snap" in console(node, "from-snap")
+
+    openstack(node, "server", "delete", "--wait", "demo-instance1", "from-snap")
+    assert not qemu_running(sid)
+    assert not (node.data_dir / "instances" / sid).exists()
+
+
+def node_name(node: Cloud) -> str:
+    return json.loads((node.data_dir / "node.json").read_text())["name"]
+
+
+def test_kill_9_while_servers_boot_loses_nothing(tmp_path: Path, guest_image: Path):
+    node = real_node(tmp_path / "data")
+    node.start(timeout=120)
+    try:
+        admin = node.client(node.token())
+        image = upload_image(admin, guest_image)
+        ids = [boot(admin, image["id"], flavor="42")["id"] for _ in range(4)]
+        time.sleep(0.5)  # some are mid-build: claimed, disks half made, domains starting
+        node.proc.send_signal(signal.SIGKILL)
+        node.proc.wait()
+        node.start(timeout=120)
+        admin = node.client(node.token())
+        final = [wait_server(admin, sid, {"ACTIVE", "ERROR"}, timeout=180) for sid in ids]
+        assert len(final) == 4
+        assert all(s["status"] == "ACTIVE" for s in final), [s.get("fault") for s in final]
+        for sid in ids:
+            assert qemu_running(sid)
+        for sid in ids:
+            admin.delete(f"/compute/v2.1/servers/{sid}")
+        for sid in ids:
+            wait_gone(admin, sid)
+        wait_for(lambda: not any(qemu_running(sid) for sid in ids), 60, "no guest left")
+        leftovers = [p.name for p in (node.data_dir / "instances").iterdir() if p.name != "_base"]
+        assert leftovers == []
+    finally:
+        stop_and_clean(node)
+
+
+def test_guests_outlive_cloudbox_and_are_adopted(tmp_path: Path, guest_image: Path):
+    node = real_node(tmp_path / "data")
+    node.start(timeout=120)
+    try:
+        admin = node.client(node.token())
+        image = upload_image(admin, guest_image)
+        keep = boot(admin, image["id"])["id"]
+        vanish = boot(admin, image["id"])["id"]
+        for sid in (keep, vanish):
+            wait_server(admin, sid, {"ACTIVE"})
+        node.stop()
+        assert qemu_running(keep), "stopping cloudbox must not stop guests"
+        # Behind cloudbox's back: one guest is killed while cloudbox is down.
+        for pid in os.listdir("/proc"):
+            if pid.isdigit():
+                try:
+                    if f"guest=cloudbox-{vanish}".encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                        os.kill(int(pid), signal.SIGKILL)
+                except OSError:
+                    pass
+        node.start(timeout=120)
+        admin = node.client(node.token())
+        assert wait_server(admin, keep, {"ACTIVE"})["status"] == "ACTIVE"
+        gone = wait_server(admin, vanish, {"SHUTOFF", "ERROR"})
+        assert gone["status"] in ("SHUTOFF", "ERROR")
+        for sid in (keep, vanish):
+            admin.delete(f"/compute/v2.1/servers/{sid}")
+            wait_gone(admin, sid)
+    finally:
+        stop_and_clean(node)
+
+
+def test_ten_boots_with_room_for_eight(node: Cloud, guest_image: Path):
+    admin = node.client(node.token())
+    image = upload_image(admin, guest_image, visibility="public")
+    hv = admin.get("/compute/v2.1/os-hypervisors/detail", headers={"OpenStack-API-Version": "compute 2.1"}).json()["hypervisors"][0]
+    reserved = admin.get("/cloudbox/v1/status").json()["settings"]["reserved_host_memory_mb"]
+    free = hv["memory_mb"] - reserved - hv["memory_mb_used"]
+    flavor = admin.post("/compute/v2.1/flavors", json={"flavor": {
+        "name": f"eighth-{uuid.uuid4().hex[:6]}", "ram": free // 8, "vcpus": 1, "disk": 1}}).json()["flavor"]
+    project, _, token = new_project_user(node, admin)
+    admin.put(f"/compute/v2.1/os-quota-sets/{project}", json={"quota_set": {"instances": 20, "cores": 20, "ram": -1}})
+    ids: list[str] = []
+    lock = threading.Lock()
+
+    def one() -> None:
+        with node.client(token) as c:
+            sid = boot(c, image["id"], flavor=flavor["id"])["id"]
+            with lock:
+                ids.append(sid)
+
+    threads = [threading.Thread(target=one) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    final = [wait_server(admin, sid, {"ACTIVE", "ERROR"}, timeout=300) for sid in ids]
+    active = [s for s in final if s["status"] == "ACTIVE"]
+    assert len(active) == 8
+    assert all(s["fault"]["message"].startswith("No valid host") for s in final if s["status"] == "ERROR")
+    assert sum(qemu_running(s["id"]) for s in final) == 8
+    for sid in ids:
+        admin.delete(f"/compute/v2.1/servers/{sid}")
+    for sid in ids:
+        wait_gone(admin, sid, timeout=120)
