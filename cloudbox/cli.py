@@ -87,7 +87,8 @@ def _serve_background(directory: DataDir) -> None:
     directory.require_cloud()
     pid = directory.running_pid()
     if pid:
-        raise SetupError(f"cloudbox serve already runs on {directory.root} (pid {pid})")
+        click.echo(f"cloudbox serve already runs on {directory.root} (pid {pid})")
+        return
     directory.log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(directory.log_file, "ab") as logf:
         proc = subprocess.Popen(

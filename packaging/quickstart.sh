@@ -20,11 +20,18 @@ else
     cloudbox init --data-dir "$DATA_DIR" --listen "$LISTEN"
 fi
 
-if cloudbox status --data-dir "$DATA_DIR" >/dev/null 2>&1; then
-    say "cloudbox serve is already running"
-else
-    cloudbox serve --data-dir "$DATA_DIR" --background
+cloudbox serve --data-dir "$DATA_DIR" --background
+
+# A first image, so the tutorial's `openstack server create ... --image cirros` works at once:
+# our small test guest, built here from Debian packages.
+export OS_CLIENT_CONFIG_FILE=$DATA_DIR/clouds.yaml
+if ! "$VENV/bin/openstack" --os-cloud cloudbox image show cirros >/dev/null 2>&1; then
+    say "building the test guest (firmware/build-guest.sh) and uploading it as image cirros"
+    "$REPO/firmware/build-guest.sh"
+    "$VENV/bin/openstack" --os-cloud cloudbox image create --public --disk-format qcow2 \
+        --container-format bare --file "$REPO/firmware/build/guest.qcow2" cirros >/dev/null
 fi
+unset OS_CLIENT_CONFIG_FILE
 
 url=$("$VENV/bin/python" - "$DATA_DIR/clouds.yaml" <<'PY'
 import sys, yaml
@@ -42,5 +49,8 @@ cloudbox is up.
   openrc:       source $DATA_DIR/admin-openrc.sh
   Logs:         $DATA_DIR/logs/cloudbox.log
   Status/stop:  cloudbox status | cloudbox stop     (--data-dir $DATA_DIR if not the default)
+  Image:        cirros (cloudbox's small test guest)
 Try:  openstack --os-cloud cloudbox token issue
+      openstack --os-cloud cloudbox server create demo-instance1 --flavor m1.tiny --image cirros --wait
+      openstack --os-cloud cloudbox console log show demo-instance1
 MSG

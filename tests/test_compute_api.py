@@ -349,3 +349,34 @@ def test_aggregates_set_a_hosts_zone(cloud: Cloud, setup):
     _, _, member = new_project_user(cloud, admin)
     with cloud.client(member) as m:
         assert m.get("/compute/v2.1/os-aggregates").status_code == 403
+
+
+def test_rebuild_replaces_the_disk_from_a_new_image(cloud: Cloud, setup, tmp_path):
+    admin, image = setup
+    other = upload_image(admin, make_qcow2(tmp_path / "other.qcow2", "32M"), visibility="public")
+    sid = boot(admin, image["id"])["id"]
+    wait_server(admin, sid, {"ACTIVE"})
+    r = admin.post(f"/compute/v2.1/servers/{sid}/action", headers=LATEST,
+                   json={"rebuild": {"imageRef": other["id"], "name": "rebuilt", "metadata": {"v": "2"}}})
+    assert r.status_code == 202, r.text
+    assert r.json()["server"]["status"] == "REBUILD" and r.json()["server"]["adminPass"]
+    server = wait_server(admin, sid, {"ACTIVE"})
+    assert server["image"]["id"] == other["id"] and server["name"] == "rebuilt" and server["metadata"] == {"v": "2"}
+    bad = admin.post(f"/compute/v2.1/servers/{sid}/action", json={"rebuild": {"imageRef": str(uuid.uuid4())}})
+    assert bad.status_code == 400
+    assert admin.get("/cloudbox/v1/status").json()["compute"]["ghosts"] == []
+    admin.delete(f"/compute/v2.1/servers/{sid}")
+    wait_gone(admin, sid)
+
+
+def test_image_properties_steer_the_scheduler(cloud: Cloud, setup, tmp_path):
+    admin, _ = setup
+    arm = upload_image(admin, make_qcow2(tmp_path / "arm.qcow2", "16M"), visibility="public")
+    r = admin.patch(f"/image/v2/images/{arm['id']}", content=b'[{"op": "add", "path": "/hw_architecture", "value": "aarch64"}]',
+                    headers={"Content-Type": "application/openstack-images-v2.1-json-patch"})
+    assert r.status_code == 200, r.text
+    sid = boot(admin, arm["id"])["id"]
+    server = wait_server(admin, sid, {"ERROR"})
+    assert "architecture aarch64" in server["fault"]["message"]
+    admin.delete(f"/compute/v2.1/servers/{sid}")
+    wait_gone(admin, sid)

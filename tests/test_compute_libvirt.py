@@ -197,14 +197,7 @@ def test_guests_outlive_cloudbox_and_are_adopted(tmp_path: Path, guest_image: Pa
             wait_server(admin, sid, {"ACTIVE"})
         node.stop()
         assert qemu_running(keep), "stopping cloudbox must not stop guests"
-        # Behind cloudbox's back: one guest is killed while cloudbox is down.
-        for pid in os.listdir("/proc"):
-            if pid.isdigit():
-                try:
-                    if f"guest=cloudbox-{vanish}".encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
-                        os.kill(int(pid), signal.SIGKILL)
-                except OSError:
-                    pass
+        kill_guest(vanish)  # behind cloudbox's back, while it is down
         node.start(timeout=120)
         admin = node.client(node.token())
         assert wait_server(admin, keep, {"ACTIVE"})["status"] == "ACTIVE"
@@ -215,6 +208,32 @@ def test_guests_outlive_cloudbox_and_are_adopted(tmp_path: Path, guest_image: Pa
             wait_gone(admin, sid)
     finally:
         stop_and_clean(node)
+
+
+def kill_guest(server_id: str) -> None:
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                if f"guest=cloudbox-{server_id}".encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    os.kill(int(pid), signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def test_a_guest_killed_while_cloudbox_runs_is_seen_at_once(node: Cloud, guest_image: Path):
+    admin = node.client(node.token())
+    image = upload_image(admin, guest_image)
+    sid = boot(admin, image["id"])["id"]
+    wait_server(admin, sid, {"ACTIVE"})
+    kill_guest(sid)
+    # libvirt's lifecycle event reaches cloudbox well before its 30 s reconcile pass would.
+    server = wait_server(admin, sid, {"SHUTOFF"}, timeout=15)
+    assert server["OS-EXT-STS:vm_state"] == "stopped"
+    assert admin.post(f"/compute/v2.1/servers/{sid}/action", json={"os-start": None}).status_code == 202
+    wait_server(admin, sid, {"ACTIVE"})
+    assert qemu_running(sid)
+    admin.delete(f"/compute/v2.1/servers/{sid}")
+    wait_gone(admin, sid)
 
 
 def test_ten_boots_with_room_for_eight(node: Cloud, guest_image: Path):

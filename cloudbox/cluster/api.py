@@ -44,6 +44,11 @@ def build(node: Any) -> ApiSpec:
             "state": {"applied_seq": node.engine.last_seq, "database": str(node.engine.path),
                       "database_bytes": node.engine.path.stat().st_size},
             "memory": {"rss_bytes": _rss_bytes()},
+            "compute": {
+                "running": node.compute.running, "unavailable": node.compute.unavailable or None,
+                "accel": node.compute.host_info.accel if node.compute.host_info else None,
+                "ghosts": sorted(node.compute.ghosts),
+            },
             "settings": node.settings.as_dict(),
         }
 

@@ -159,7 +159,9 @@ def build(svc: ComputeService) -> ApiSpec:
         if not 1 <= min_count <= max_count:
             raise BadRequest("min_count must be at least 1 and at most max_count.")
         flavor_snapshot = {k: flavor[k] for k in ("id", "name", "vcpus", "ram", "disk", "ephemeral", "swap", "extra_specs")}
-        image_props = {k: v for k, v in image.items() if isinstance(v, str) and k.startswith(("hw_", "img_", "architecture", "hypervisor"))}
+        properties = image.get("properties") or {}
+        image_props = {k: v for k, v in properties.items()
+                       if isinstance(v, str) and k.startswith(("hw_", "img_", "architecture", "hypervisor_type"))}
         created = []
         for index in range(max_count):
             name = body["name"] if max_count == 1 else f"{body['name']}-{index + 1}"

@@ -10,7 +10,7 @@ from the driver update power state only for servers with no task running.
 |-----------|-----------|-----------------------------------------|
 | BUILD     | building  | create, rebuild                         |
 | ACTIVE    | active    | build done, start, reboot, unpause, resume |
-| SHUTOFF   | stopped   | stop, guest powered off                 |
+| SHUTOFF   | stopped   | stop, guest powered off, crashed or killed |
 | PAUSED    | paused    | pause                                   |
 | SUSPENDED | suspended | suspend                                 |
 | ERROR     | error     | build failed, guest vanished            |
@@ -52,7 +52,8 @@ STATE_VIEW = {
     SHUTOFF: ("SHUTOFF", "stopped", 4),
     PAUSED: ("PAUSED", "paused", 3),
     SUSPENDED: ("SUSPENDED", "suspended", 4),
-    CRASHED: ("ERROR", "error", 6),
+    # A guest that crashed or whose QEMU was killed is off: the user can start it again.
+    CRASHED: ("SHUTOFF", "stopped", 4),
 }
 
 
@@ -81,6 +82,7 @@ class ComputeService:
         self.engine.add_listener(self._on_commit)
         self.running = False
         self.unavailable = "the compute service is starting"
+        self.ghosts: set[str] = set()  # guests running here that the database places on another host
 
     # --- background machinery ---------------------------------------------------------
     def _on_commit(self, cmd: Any, result: Any) -> None:
@@ -492,6 +494,7 @@ class ComputeService:
                 if observed and (observed[0] != server["status"] or server["task_state"] is not None):
                     log.info("guest state corrected", extra={"server_id": sid, "state": domain.state})
                     await self.update(sid, settled(domain.state))
+        ghosts: set[str] = set()
         for sid, domain in domains.items():
             owner = by_id.get(sid)
             if owner is None:
@@ -500,6 +503,8 @@ class ComputeService:
             elif owner["host"] not in (self.host, None):
                 log.warning("ghost guest: the database places it on another host",
                             extra={"server_id": sid, "db_host": owner["host"]})
+                ghosts.add(sid)
+        self.ghosts = ghosts
         known = {s["id"] for s in mine}
         for path in self.instances_dir.iterdir():
             if path.name != "_base" and path.is_dir() and path.name not in known and path.name not in domains:
