@@ -47,6 +47,18 @@ def stop_and_clean(node: Cloud) -> None:
     node.stop()
     settings = json.loads((node.data_dir / "cloudbox.json").read_text())
     NatNetwork(settings["nat_bridge"], settings["nat_cidr"]).teardown()
+    # libvirt's QEMU capability probes, orphaned when a node was killed mid-probe.
+    from cloudbox.compute.driver.real import short_root
+
+    marks = {str(node.data_dir / "libvirt"), str(short_root(node.data_dir / "libvirt"))}
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if "qemu-system" in cmdline and "-machine\0none" in cmdline and any(m in cmdline for m in marks):
+                os.kill(int(pid), signal.SIGKILL)
 
 
 def qemu_running(server_id: str) -> bool:

@@ -217,7 +217,9 @@ class ComputeService:
                 return
             try:
                 if server["host"] is None:
+                    started = time.perf_counter()
                     server = await self._schedule(server)
+                    log.info("placed", extra={"server_id": server_id, "ms": round((time.perf_counter() - started) * 1000, 1)})
                 if server["host"] != self.host:
                     return  # another node builds it
                 await self._spawn(server)
@@ -270,12 +272,23 @@ class ComputeService:
         from cloudbox.compute import core, disks
 
         sid = server["id"]
+        steps: dict[str, float] = {}
+        mark = time.perf_counter()
+
+        def step(name: str) -> None:
+            nonlocal mark
+            now = time.perf_counter()
+            steps[name] = round((now - mark) * 1000, 1)
+            mark = now
+
         directory = self.instance_dir(sid)
         directory.mkdir(parents=True, exist_ok=True)
         base, fmt, image = await self._base_image(server["image_id"])
+        step("image")
         disk = directory / "disk"
         if not disk.exists():
             await disks.create_overlay(base, fmt, disk, server["flavor"]["disk"])
+        step("disk")
         port = self._port(server) if server["ports"] else None
         network_data = (natnet.network_data(port, self.settings.nat_cidr) if port
                         else {"links": [], "networks": [], "services": []})
@@ -285,7 +298,9 @@ class ComputeService:
         files = core.config_drive_files(meta, _user_data(server), network_data, None, ec2_meta_data=ec2)
         drive = directory / "config.iso"
         await disks.build_config_drive(drive, files)
+        step("config_drive")
         nics = (await self.binder.bind(port),) if port else ()
+        step("port")
         spec = DomainSpec(
             uuid=sid, name=f"cloudbox-{sid}", vcpus=server["flavor"]["vcpus"], memory_mb=server["flavor"]["ram"],
             root_disk=str(disk), console_log=str(self.console_log(sid)), accel=self.host_info.accel,
@@ -293,8 +308,10 @@ class ComputeService:
             metadata={"server_id": sid, "project_id": server["project_id"], "host": self.host},
         )
         await self.driver.create(spec)
+        step("domain")
         await self.update(sid, {**settled(RUNNING), "launched_at": now_iso()}, expect=("spawning", "scheduling", "rebuild_spawning"))
-        log.info("server active", extra={"server_id": sid, "host": self.host})
+        step("record")
+        log.info("server active", extra={"server_id": sid, "host": self.host, "steps_ms": steps})
 
     def _port(self, server: dict[str, Any]) -> natnet.Port:
         port = server["ports"][0]

@@ -20,7 +20,7 @@ import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import trio
 
@@ -106,6 +106,7 @@ class NatNetwork:
         self.table = "cloudbox_" + bridge.replace("-", "_")
         self.ports: dict[str, Port] = {}
         self._lock = trio.Lock()
+        self._base_ready = False
 
     # dnsmasq drops to user nobody before it reads its hosts file (again on every SIGHUP), and
     # the data dir is private to root: its files live under /run, readable by all (MACs and IPs
@@ -125,54 +126,48 @@ class NatNetwork:
     async def sync(self, ports: list[Port]) -> None:
         async with self._lock:
             self.ports = {p.tap: p for p in ports}
-            await trio.to_thread.run_sync(self._sync_host)
+            await trio.to_thread.run_sync(self._sync_host, None)
 
     async def bind(self, port: Port) -> NicSpec:
         async with self._lock:
             self.ports[port.tap] = port
-            await trio.to_thread.run_sync(self._sync_host)
+            await trio.to_thread.run_sync(self._sync_host, port.tap)
         return NicSpec(mac=port.mac, tap=port.tap)
 
     async def unbind(self, port: Port) -> None:
         async with self._lock:
             self.ports.pop(port.tap, None)
-            await trio.to_thread.run_sync(self._sync_host)
+            await trio.to_thread.run_sync(self._sync_host, port.tap)
 
     # --- host side, in a worker thread ---------------------------------------------
-    def _sync_host(self) -> None:
+    def _sync_host(self, only: str | None) -> None:
+        """Make the host match ``self.ports``: all of it, or (``only``) one tap once the base is made.
+
+        The full pass (at start, and on every reconcile) also makes the bridge, its address and
+        the nft table, and removes orphan taps; a bind or unbind then touches just its own tap.
+        """
         from pyroute2 import IPRoute
 
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        for directory in (self.run_dir, self.run_dir.parent, self.run_dir.parent.parent):
-            directory.chmod(0o755)
-        net = ipaddress.ip_network(self.cidr)
+        full = only is None or not self._base_ready
         with IPRoute() as ipr:
-            if not ipr.link_lookup(ifname=self.bridge):
-                ipr.link("add", ifname=self.bridge, kind="bridge")
-                log.info("bridge created", extra={"bridge": self.bridge})
-            bridge_index = ipr.link_lookup(ifname=self.bridge)[0]
-            addrs = {a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(index=bridge_index)}
-            if gateway(self.cidr) not in addrs:
-                ipr.addr("add", index=bridge_index, address=gateway(self.cidr), prefixlen=net.prefixlen)
-            ipr.link("set", index=bridge_index, state="up")
-            wanted = set(self.ports)
-            owned = {
-                link.get_attr("IFLA_IFNAME"): link
-                for link in ipr.get_links()
-                if link.get_attr("IFLA_MASTER") == bridge_index and (link.get_attr("IFLA_IFNAME") or "").startswith("tap")
-            }
-            for tap in wanted:
+            bridge_index = self._ensure_base(ipr) if full else ipr.link_lookup(ifname=self.bridge)[0]
+            for tap in (set(self.ports) if full else {only} & set(self.ports)):
                 if not ipr.link_lookup(ifname=tap):
                     ipr.link("add", ifname=tap, kind="tuntap", mode="tap")
                 index = ipr.link_lookup(ifname=tap)[0]
                 ipr.link("set", index=index, master=bridge_index, state="up")
-            for tap in set(owned) - wanted:
-                ipr.link("del", ifname=tap)
-                log.info("orphan tap removed", extra={"tap": tap})
-        Path("/proc/sys/net/ipv4/ip_forward").write_text("1\n")
-        ruleset = render_nft(self.table, self.bridge, self.cidr)
-        subprocess.run(["nft", "-f", "-"], input=f"table ip {self.table}\ndelete table ip {self.table}\n{ruleset}",
-                       text=True, check=True, capture_output=True, timeout=30)
+            if full:
+                stale = {
+                    link.get_attr("IFLA_IFNAME") for link in ipr.get_links()
+                    if link.get_attr("IFLA_MASTER") == bridge_index
+                    and (link.get_attr("IFLA_IFNAME") or "").startswith("tap")
+                } - set(self.ports)
+            else:
+                stale = {only} - set(self.ports)
+            for tap in stale:
+                if ipr.link_lookup(ifname=tap):
+                    ipr.link("del", ifname=tap)
+                    log.info("tap removed", extra={"tap": tap})
         content = render_dhcp_hosts(list(self.ports.values()))
         changed = not self.hosts_file.exists() or self.hosts_file.read_text() != content
         if changed:
@@ -185,6 +180,28 @@ class NatNetwork:
             self._start_dnsmasq()
         elif changed:
             os.kill(pid, signal.SIGHUP)  # re-reads the hosts file
+
+    def _ensure_base(self, ipr: Any) -> int:
+        """The bridge with its gateway address, forwarding, and the nft table; returns the bridge index."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        for directory in (self.run_dir, self.run_dir.parent, self.run_dir.parent.parent):
+            directory.chmod(0o755)
+        net = ipaddress.ip_network(self.cidr)
+        if not ipr.link_lookup(ifname=self.bridge):
+            ipr.link("add", ifname=self.bridge, kind="bridge")
+            log.info("bridge created", extra={"bridge": self.bridge})
+        bridge_index = ipr.link_lookup(ifname=self.bridge)[0]
+        addrs = {a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(index=bridge_index)}
+        if gateway(self.cidr) not in addrs:
+            ipr.addr("add", index=bridge_index, address=gateway(self.cidr), prefixlen=net.prefixlen)
+        ipr.link("set", index=bridge_index, state="up")
+        Path("/proc/sys/net/ipv4/ip_forward").write_text("1\n")
+        ruleset = render_nft(self.table, self.bridge, self.cidr)
+        # Declaring the table first makes the delete succeed on a first run; the file is one transaction.
+        subprocess.run(["nft", "-f", "-"], input=f"table ip {self.table}\ndelete table ip {self.table}\n{ruleset}",
+                       text=True, check=True, capture_output=True, timeout=30)
+        self._base_ready = True
+        return bridge_index
 
     def _dnsmasq_pid(self) -> int | None:
         try:
