@@ -34,6 +34,7 @@ from cloudbox.compute import core, disks  # noqa: E402
 from cloudbox.compute.driver import DomainSpec, NicSpec  # noqa: E402
 from pyroute2 import IPRoute  # noqa: E402
 from cloudbox.compute.driver.real import prepare_embed_root, short_root  # noqa: E402
+from cloudbox.network.natnet import NatNetwork  # noqa: E402
 from tests.cloud import Cloud, free_port  # noqa: E402
 from tests.compute_helpers import boot, upload_image, wait_gone  # noqa: E402
 
@@ -161,6 +162,7 @@ def main() -> None:
             scaling = {n: concurrent_boots(cloud, image["id"], n) for n in (int(c) for c in args.counts.split(","))}
         finally:
             cloud.stop()
+            NatNetwork(f"cbb{cloud.port}", f"10.99.{cloud.port % 200 + 20}.0/24").teardown()
 
     raw_ms, ours_ms = statistics.median(raw) * 1000, statistics.median(ours) * 1000
     print("cloudbox compute benchmark (TCG guests, m1.nano, our test guest; medians of "

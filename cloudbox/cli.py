@@ -17,7 +17,7 @@ import click
 
 from cloudbox import __version__, logs
 from cloudbox.errors import SetupError
-from cloudbox.node import DataDir, default_advertise
+from cloudbox.node import DataDir, default_advertise, split_listen
 from cloudbox.settings import BY_NAME, Settings
 
 DATA_DIR_HELP = "Where the node keeps its state [env CLOUDBOX_DATA_DIR; default /var/lib/cloudbox]."
@@ -50,8 +50,12 @@ def init(data_dir: str | None, listen: str, advertise: str | None, region: str, 
         extra[name] = value
     directory = DataDir.from_option(data_dir)
     user_yaml = None if no_user_config else Path.home() / ".config" / "openstack" / "clouds.yaml"
+    if advertise is None:
+        # Clients reach a node listening on one address at that address; on all addresses, at its own.
+        host, _port = split_listen(listen)
+        advertise = host if host not in ("0.0.0.0", "::") else default_advertise()
     result = init_cloud(
-        directory, listen=listen, advertise=advertise or default_advertise(), region=region,
+        directory, listen=listen, advertise=advertise, region=region,
         force=force, user_clouds_yaml=user_yaml, extra_settings=extra,
     )
     click.echo(f"Created a cloud in {directory.root}")

@@ -108,3 +108,10 @@ def test_sigterm_stops_cleanly(new_cloud: Cloud):
     assert '"msg": "shutting down"' in log and '"msg": "stopped"' in log
     new_cloud.start()  # the port was released: it serves again on it
     assert new_cloud.stop() == 0
+
+
+def test_init_advertises_the_address_it_listens_on(tmp_path: Path):
+    data = tmp_path / "data"
+    run_cli("init", "--data-dir", str(data), "--listen", "127.0.0.1:18002", "--no-user-config")
+    entry = yaml.safe_load((data / "clouds.yaml").read_text())["clouds"]["cloudbox"]
+    assert entry["auth"]["auth_url"] == "https://127.0.0.1:18002/identity/v3"
