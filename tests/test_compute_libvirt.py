@@ -164,6 +164,14 @@ def test_the_tutorial_with_the_real_cli(node: Cloud, guest_image: Path, tmp_path
     assert not qemu_running(sid)
     assert not (node.data_dir / "instances" / sid).exists()
 
+    # The freed address goes to the next server, whose new MAC must still get its DHCP lease.
+    again = json.loads(openstack(node, "server", "create", "again", "--flavor", "m1.tiny", "--image", "cirros",
+                                 "--wait", "-f", "json").stdout)
+    ip = next(iter(again["addresses"].values()))[0] if isinstance(again["addresses"], dict) else str(again["addresses"])
+    wait_for(lambda: "CLOUDBOX-GUEST: ready" in console(node, "again"), 180, "the third guest to boot")
+    assert "CLOUDBOX-GUEST: network eth0 10.99." in console(node, "again"), ip
+    openstack(node, "server", "delete", "--wait", "again")
+
 
 def node_name(node: Cloud) -> str:
     return json.loads((node.data_dir / "node.json").read_text())["name"]

@@ -180,6 +180,21 @@ class NatNetwork:
             self._start_dnsmasq()
         elif changed:
             os.kill(pid, signal.SIGHUP)  # re-reads the hosts file
+        self._release_stale_leases()
+
+    def _release_stale_leases(self) -> None:
+        """Free leases no port holds: dnsmasq will not give an address still leased to an old MAC."""
+        wanted = {(p.mac, p.ip) for p in self.ports.values()}
+        try:
+            lines = (self.run_dir / "leases").read_text().splitlines()
+        except FileNotFoundError:
+            return
+        for line in lines:
+            fields = line.split()
+            if len(fields) >= 3 and (fields[1], fields[2]) not in wanted:
+                subprocess.run(["dhcp_release", self.bridge, fields[2], fields[1]],
+                               capture_output=True, timeout=10)
+                log.info("stale DHCP lease released", extra={"ip": fields[2], "mac": fields[1]})
 
     def _ensure_base(self, ipr: Any) -> int:
         """The bridge with its gateway address, forwarding, and the nft table; returns the bridge index."""
