@@ -1119,3 +1119,37 @@ def test_head_works_on_every_kind_of_get(ident: Ident, team: Team) -> None:
     assert int(ident.anon.head(V).headers["content-length"]) == len(ident.anon.get(V).content)
     assert ident.anon.head(V + "/projects").status_code == 401
     assert team.member_client.head(V + "/users").status_code == 403
+
+
+def test_a_domain_admin_cannot_become_a_cloud_admin(cloud: Cloud) -> None:
+    """admin on the Default domain manages that domain's projects and people, not the cloud."""
+    with cloud.client(cloud.token()) as admin:
+        roles = {r["name"]: r["id"] for r in admin.get("/identity/v3/roles").json()["roles"]}
+        admin_user = admin.get("/identity/v3/users?name=admin").json()["users"][0]
+        admin_project = admin.get("/identity/v3/projects?name=admin").json()["projects"][0]
+        name = unique("dadmin")
+        x = admin.post("/identity/v3/users", json={"user": {"name": name, "password": "pw"}}).json()["user"]
+        regular = admin.post("/identity/v3/users", json={"user": {"name": unique("reg"), "password": "pw"}}).json()["user"]
+        project = admin.post("/identity/v3/projects", json={"project": {"name": unique("dp")}}).json()["project"]
+        assert admin.put(f"/identity/v3/domains/default/users/{x['id']}/roles/{roles['admin']}").status_code == 204
+        group = admin.post("/identity/v3/groups", json={"group": {"name": unique("cloudops")}}).json()["group"]
+        assert admin.put(f"/identity/v3/projects/{admin_project['id']}/groups/{group['id']}/roles/{roles['admin']}").status_code == 204
+    token = cloud.token(name, "pw", project=None, domain="default")
+    with cloud.client(token) as dom:
+        # What a domain admin may do.
+        ok = dom.put(f"/identity/v3/projects/{project['id']}/users/{regular['id']}/roles/{roles['member']}")
+        assert ok.status_code == 204
+        # What would make it a cloud admin.
+        for path in (
+            f"/identity/v3/projects/{admin_project['id']}/users/{x['id']}/roles/{roles['admin']}",
+            f"/identity/v3/projects/{admin_project['id']}/users/{x['id']}/roles/{roles['member']}",
+            f"/identity/v3/projects/{project['id']}/users/{x['id']}/roles/{roles['admin']}",
+            f"/identity/v3/groups/{group['id']}/users/{x['id']}",
+        ):
+            assert dom.put(path).status_code == 403, path
+        assert dom.patch(f"/identity/v3/users/{admin_user['id']}", json={"user": {"password": "mine"}}).status_code == 403
+        assert dom.patch(f"/identity/v3/users/{admin_user['id']}", json={"user": {"enabled": False}}).status_code == 403
+        assert dom.delete(f"/identity/v3/users/{admin_user['id']}").status_code == 403
+        assert dom.patch(f"/identity/v3/users/{regular['id']}", json={"user": {"description": "ok"}}).status_code == 200
+    # Nothing changed for the cloud admin.
+    cloud.token()

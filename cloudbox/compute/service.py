@@ -46,6 +46,7 @@ DEFAULT_FLAVORS = [
     ("4", "m1.large", 4, 8192, 80), ("5", "m1.xlarge", 8, 16384, 160),
     ("42", "m1.nano", 1, 128, 1), ("84", "m1.micro", 1, 192, 1),
 ]
+BASE_GRACE = 600  # seconds a cached image stays after its last server is gone
 STATE_VIEW = {
     # observed domain state → (status, vm_state, power_state)
     RUNNING: ("ACTIVE", "active", 1),
@@ -83,18 +84,27 @@ class ComputeService:
         self.running = False
         self.unavailable = "the compute service is starting"
         self.ghosts: set[str] = set()  # guests running here that the database places on another host
+        self._first_pass = True
 
     # --- background machinery ---------------------------------------------------------
     def _on_commit(self, cmd: Any, result: Any) -> None:
         if isinstance(cmd, c.CreateServer) and self._nursery is not None:
-            self._nursery.start_soon(self._build, cmd.row["id"])
+            self.spawn(self._build, cmd.row["id"])
 
     def _lock(self, server_id: str) -> trio.Lock:
         return self._locks.setdefault(server_id, trio.Lock())
 
     def spawn(self, fn: Any, *args: Any) -> None:
+        """Run a background operation; its failure is logged, never fatal to the node."""
         assert self._nursery is not None, "compute service not running"
-        self._nursery.start_soon(fn, *args)
+
+        async def guarded() -> None:
+            try:
+                await fn(*args)
+            except Exception:  # noqa: BLE001 - one server's trouble must not stop the node's API
+                log.exception("background compute task %s failed", getattr(fn, "__name__", fn))
+
+        self._nursery.start_soon(guarded, name=getattr(fn, "__name__", "compute-task"))
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self.instances_dir.mkdir(parents=True, exist_ok=True)
@@ -234,7 +244,7 @@ class ComputeService:
         else:
             log.warning("build failed", extra={"server_id": server_id, "why": message})
         try:
-            await self._teardown_guest(server_id, keep_claim=isinstance(exc, NoValidHost))
+            await self._teardown_guest(server_id)
             await self.update(server_id, {
                 "status": "ERROR", "vm_state": "error", "task_state": None, "power_state": 0,
                 "fault": {"code": code, "message": message, "created": now_iso(),
@@ -330,15 +340,21 @@ class ComputeService:
             meta=server["metadata"], keys=keys,
         )
 
-    async def _teardown_guest(self, server_id: str, *, keep_claim: bool = False) -> None:
-        """Remove the guest, its disks and its port from this host; idempotent."""
-        await self.driver.destroy(server_id)
+    async def _teardown_guest(self, server_id: str) -> None:
+        """Remove the guest, its disks and its port from this host; idempotent and best effort:
+        a step that fails is logged and the next reconcile pass tries again."""
+        try:
+            await self.driver.destroy(server_id)
+        except Exception:  # noqa: BLE001
+            log.exception("could not destroy the domain of %s", server_id)
         try:
             server = await self.get(server_id)
             if server["ports"] and server["ports"][0].get("ip"):
                 await self.binder.unbind(self._port(server))
         except NotFound:
             pass
+        except Exception:  # noqa: BLE001
+            log.exception("could not unbind the port of %s", server_id)
         await trio.to_thread.run_sync(lambda: shutil.rmtree(self.instance_dir(server_id), ignore_errors=True))
 
     # --- deleting and actions -------------------------------------------------------------
@@ -469,6 +485,8 @@ class ComputeService:
                     await self.update(server_id, settled(state), expect=(None,))
                 except (Conflict, NotFound):
                     pass
+                except Exception:  # noqa: BLE001 - keep following events
+                    log.exception("could not record the state of %s", server_id)
 
     async def _reconcile_periodically(self) -> None:
         while True:
@@ -479,9 +497,18 @@ class ComputeService:
                 log.exception("reconcile failed")
 
     async def reconcile(self) -> None:
-        """Make this host match the database, and the database match what the host really runs."""
-        servers = await self.engine.read(lambda db: [store.decode(r) for r in db.query("SELECT * FROM servers")])
+        """Make this host match the database, and the database match what the host really runs.
+
+        The host is observed first (domains, instance directories) and the database read after,
+        so whatever a concurrent request made is either in both or in neither.  Each server is
+        then handled under its own lock with its row read afresh; servers with an operation
+        under way are left alone.  Interrupted builds are resumed on the first pass only (at
+        start, before the API serves): later, a BUILD server always has its build task.
+        """
         domains = {d.uuid: d for d in await self.driver.list_domains()}
+        directories = await trio.to_thread.run_sync(
+            lambda: [p for p in self.instances_dir.iterdir() if p.is_dir()])
+        servers = await self.engine.read(lambda db: [store.decode(r) for r in db.query("SELECT * FROM servers")])
         mine = [s for s in servers if s["host"] == self.host]
         by_id = {s["id"]: s for s in servers}
         try:
@@ -489,30 +516,21 @@ class ComputeService:
                                     and s["task_state"] != "deleting"])
         except Exception:  # noqa: BLE001 - guests still get reconciled; the next pass retries the network
             log.exception("the NAT network could not be made to match the database")
+        first_pass, self._first_pass = self._first_pass, False
         for server in mine:
-            sid, domain = server["id"], domains.get(server["id"])
-            if self._lock(sid).locked():
+            lock = self._lock(server["id"])
+            try:
+                lock.acquire_nowait()
+            except trio.WouldBlock:
                 continue  # an operation is under way
-            if server["task_state"] == "deleting":
-                self.spawn(self._delete, sid)
-            elif server["status"] == "BUILD":
-                # A build cut short (crash or restart): start it again from a clean slate.
-                log.info("resuming interrupted build", extra={"server_id": sid})
-                self.spawn(self._rebuild_interrupted, sid)
-            elif domain is None:
-                if server["status"] != "ERROR":
-                    log.warning("guest vanished", extra={"server_id": sid})
-                    await self.update(sid, {"status": "ERROR", "vm_state": "error", "task_state": None,
-                                            "power_state": 0, "fault": {
-                                                "code": 500, "created": now_iso(),
-                                                "message": "The guest disappeared from the hypervisor behind cloudbox's back."}})
-            else:
-                observed = STATE_VIEW.get(domain.state)
-                if observed and (observed[0] != server["status"] or server["task_state"] is not None):
-                    log.info("guest state corrected", extra={"server_id": sid, "state": domain.state})
-                    await self.update(sid, settled(domain.state))
+            try:
+                await self._reconcile_server(server["id"], domains.get(server["id"]), first_pass)
+            except Exception:  # noqa: BLE001 - one server's trouble must not stop the pass
+                log.exception("reconcile of %s failed", server["id"])
+            finally:
+                lock.release()
         ghosts: set[str] = set()
-        for sid, domain in domains.items():
+        for sid in domains:
             owner = by_id.get(sid)
             if owner is None:
                 log.warning("orphan guest removed", extra={"server_id": sid})
@@ -522,13 +540,60 @@ class ComputeService:
                             extra={"server_id": sid, "db_host": owner["host"]})
                 ghosts.add(sid)
         self.ghosts = ghosts
-        known = {s["id"] for s in mine}
-        for path in self.instances_dir.iterdir():
-            if path.name != "_base" and path.is_dir() and path.name not in known and path.name not in domains:
+        for path in directories:
+            if path.name == "_base":
+                await trio.to_thread.run_sync(self._clean_base, {s["image_id"] for s in mine})
+            elif path.name not in by_id and path.name not in domains:
                 await trio.to_thread.run_sync(lambda p=path: shutil.rmtree(p, ignore_errors=True))
                 log.info("orphan instance files removed", extra={"server_id": path.name})
-        for sid in [s["id"] for s in servers if s["host"] is None and s["status"] == "BUILD"]:
-            self.spawn(self._build, sid)
+        if first_pass:
+            for sid in [s["id"] for s in servers if s["host"] is None and s["status"] == "BUILD"]:
+                self.spawn(self._build, sid)
+
+    async def _reconcile_server(self, server_id: str, domain: Any, first_pass: bool) -> None:
+        """One server of this host, under its lock."""
+        try:
+            server = await self.get(server_id)
+        except NotFound:
+            return
+        if server["task_state"] == "deleting":
+            self.spawn(self._delete, server_id)
+        elif server["status"] == "BUILD":
+            if first_pass:
+                # A build cut short by a crash or restart: start it again from a clean slate.
+                log.info("resuming interrupted build", extra={"server_id": server_id})
+                self.spawn(self._rebuild_interrupted, server_id)
+        elif domain is None:
+            if server["status"] != "ERROR":
+                log.warning("guest vanished", extra={"server_id": server_id})
+                await self.update(server_id, {
+                    "status": "ERROR", "vm_state": "error", "task_state": None, "power_state": 0,
+                    "fault": {"code": 500, "created": now_iso(),
+                              "message": "The guest disappeared from the hypervisor behind cloudbox's back."},
+                }, expect=(server["task_state"],))
+        else:
+            state = await self.driver.get_state(server_id) or domain.state
+            observed = STATE_VIEW.get(state)
+            if observed and (observed[0] != server["status"] or server["task_state"] is not None):
+                log.info("guest state corrected", extra={"server_id": server_id, "state": state})
+                await self.update(server_id, settled(state), expect=(server["task_state"],))
+
+    def _clean_base(self, in_use: set[str]) -> None:
+        """Remove temp files of copies cut short, and cached images no server on this host uses.
+
+        Only files older than BASE_GRACE go: a build that began after the servers were read
+        may have just made its cached image.
+        """
+        cutoff = time.time() - BASE_GRACE
+        for path in (self.instances_dir / "_base").iterdir():
+            try:
+                if path.stat().st_ctime > cutoff:  # ctime: a new hard link counts as new
+                    continue
+                if path.name.startswith(".") or path.name not in in_use:
+                    path.unlink(missing_ok=True)
+                    log.info("unused cached image removed", extra={"file": path.name})
+            except FileNotFoundError:
+                pass
 
     async def _rebuild_interrupted(self, server_id: str) -> None:
         async with self._lock(server_id):

@@ -147,6 +147,12 @@ def build(identity: IdentityService) -> ApiSpec:
             return ctx.can_manage_domain(row["domain_id"])
         return ctx.is_cloud_admin
 
+    async def require_not_cloud_actor(ctx: AuthContext, actor_type: str, actor_id: str, action: str) -> None:
+        """Users and groups with roles on the system or the admin project are the cloud admins' to
+        change: a domain admin changing one (a password, a membership) would become one."""
+        if not ctx.is_cloud_admin:
+            require(not await svc.read(store.holds_cloud_roles, actor_type, actor_id), action)
+
     def render(entity: str, row: dict[str, Any], base: str) -> dict[str, Any]:
         return core.RENDER[entity](row, base)
 
@@ -189,6 +195,8 @@ def build(identity: IdentityService) -> ApiSpec:
         async def delete_item(call: Call, **params: str) -> Reply:
             row = await svc.get(entity, params[f"{entity}_id"])
             require(may_write(call.auth, entity, row), f"identity:delete_{entity}")
+            if entity in ("user", "group"):
+                await require_not_cloud_actor(call.auth, entity, row["id"], f"identity:delete_{entity}")
             await _guard_protected(entity, row, deleting=True)
             if entity == "user" and row["id"] == call.auth.user_id:
                 raise Forbidden("You cannot delete the user you are authenticated as.")
@@ -275,6 +283,7 @@ def build(identity: IdentityService) -> ApiSpec:
     async def update_user(call: Call, user_id: str) -> Any:
         row = await svc.get("user", user_id)
         require(may_write(call.auth, "user", row), "identity:update_user")
+        await require_not_cloud_actor(call.auth, "user", row["id"], "identity:update_user")
         b = body_of(call, "user")
         changes = _pick(b, ("name", "enabled", "default_project_id", "description", "email"))
         revoke = changes.get("enabled") is False
@@ -422,6 +431,8 @@ def build(identity: IdentityService) -> ApiSpec:
                 raise NotFound(f"User {user_id} is not a member of group {group_id}.")
             return Reply(None, 204)
         require(call.auth.can_manage_domain(group["domain_id"]), f"identity:{action}_user_to_group")
+        await require_not_cloud_actor(call.auth, "group", group_id, f"identity:{action}_user_to_group")
+        await require_not_cloud_actor(call.auth, "user", user["id"], f"identity:{action}_user_to_group")
         from cloudbox.identity import commands as c
 
         cmd = c.AddGroupMember(group_id, user["id"]) if action == "add" else c.RemoveGroupMember(group_id, user["id"])

@@ -17,13 +17,23 @@ ACTORS = {"users": "user", "groups": "group"}
 
 
 def routes(svc: IdentityService) -> list[Route]:
-    async def _may_grant(ctx: AuthContext, target_type: str, target_id: str) -> None:
+    async def _may_grant(ctx: AuthContext, target_type: str, target_id: str, role: dict[str, Any],
+                         actor_type: str, actor_id: str) -> None:
         if target_type == "system":
             require(ctx.is_cloud_admin, "identity:create_system_grant")
             return
         target = await svc.get(target_type, target_id)
         domain_id = target["domain_id"] if target_type == "project" else target["id"]
         require(ctx.can_manage_domain(domain_id), "identity:create_grant")
+        if ctx.is_cloud_admin:
+            return
+        # A domain admin manages projects and people of the domain, not the cloud: it may grant
+        # member and reader only, never on the admin project, never to cloud-level actors.
+        require(role["name"] in (core.ROLE_MEMBER, core.ROLE_READER), "identity:create_grant:admin_role")
+        admin_project = await svc.admin_project_id()
+        require(not (target_type == "project" and target_id == admin_project), "identity:create_grant:admin_project")
+        cloud_actor = await svc.read(store.holds_cloud_roles, actor_type, actor_id)
+        require(not cloud_actor, "identity:create_grant:cloud_actor")
 
     async def _may_read_grants(ctx: AuthContext, target_type: str, target_id: str, actor_id: str | None) -> None:
         if actor_id and actor_id == ctx.user_id:
@@ -52,7 +62,7 @@ def routes(svc: IdentityService) -> list[Route]:
                 if not found:
                     raise NotFound("Could not find role assignment.")
                 return Reply(None, 204)
-            await _may_grant(call.auth, target_type, target_id)
+            await _may_grant(call.auth, target_type, target_id, role, actor_type, actor_id)
             cls = c.Grant if verb == "grant" else c.Revoke
             await svc.propose(cls(actor_type, actor_id, target_type, target_id, role["id"], inherited))
             return Reply(None, 204)

@@ -82,7 +82,8 @@ class IdentityService:
         )
 
     async def admin_project_id(self) -> str | None:
-        rows = await self.read(store.find, "project", domain_id=core.DEFAULT_DOMAIN_ID, name=ADMIN_PROJECT_NAME)
+        rows = await self.read(
+            lambda db: store.find(db, "project", domain_id=core.DEFAULT_DOMAIN_ID, name=ADMIN_PROJECT_NAME))
         return rows[0]["id"] if rows else None
 
     # --- tokens ------------------------------------------------------------

@@ -205,6 +205,24 @@ def roles_by_ids(db: sqlite_utils.Database, ids: Iterable[str]) -> list[dict[str
     return [dict(r) for r in db.query(f"SELECT id, name, domain_id FROM roles WHERE id IN ({marks}) ORDER BY name", ids)]
 
 
+def holds_cloud_roles(db: sqlite_utils.Database, actor_type: str, actor_id: str) -> bool:
+    """Whether a user (directly or through a group) or a group holds a role on the system or on
+    the admin project: such actors can be managed by cloud admins only."""
+    admin_projects = [r["id"] for r in db.query(
+        "SELECT id FROM projects WHERE domain_id = 'default' AND name = 'admin'")]
+    if actor_type == "user":
+        actor, params = _actor_clause(actor_id, user_group_ids(db, actor_id))
+    else:
+        actor, params = "(actor_type = 'group' AND actor_id = ?)", [actor_id]
+    marks = ",".join("?" * len(admin_projects)) or "NULL"
+    rows = db.query(
+        f"SELECT 1 FROM role_assignments WHERE {actor} AND (target_type = 'system'"
+        f" OR (target_type = 'project' AND target_id IN ({marks}))) LIMIT 1",
+        params + admin_projects,
+    )
+    return bool(list(rows))
+
+
 def targets_of_user(db: sqlite_utils.Database, user_id: str, target_type: str) -> set[str]:
     """Ids of the projects (or domains) on which a user holds any role."""
     actor, params = _actor_clause(user_id, user_group_ids(db, user_id))
