@@ -61,15 +61,26 @@ def render_dhcp_hosts(ports: list[Port]) -> str:
 
 
 def render_nft(table: str, bridge: str, cidr: str) -> str:
+    """Masquerade out; guests may not reach this host (but for DHCP) nor, through it, each other.
+
+    Guests of different projects share this network, so it isolates every guest: the bridge
+    ports are isolated (no guest-to-guest frames) and routed guest-to-guest traffic is dropped.
+    """
     return (
         f"table ip {table} {{\n"
         f"  chain postrouting {{\n"
         f"    type nat hook postrouting priority srcnat; policy accept;\n"
         f"    ip saddr {cidr} ip daddr != {cidr} masquerade\n"
         f"  }}\n"
+        f"  chain input {{\n"
+        f"    type filter hook input priority filter; policy accept;\n"
+        f"    iifname \"{bridge}\" udp dport 67 accept\n"
+        f"    iifname \"{bridge}\" ct state established,related accept\n"
+        f"    iifname \"{bridge}\" drop\n"
+        f"  }}\n"
         f"  chain forward {{\n"
         f"    type filter hook forward priority filter; policy accept;\n"
-        f"    iifname \"{bridge}\" oifname \"{bridge}\" accept\n"
+        f"    iifname \"{bridge}\" oifname \"{bridge}\" drop\n"
         f"  }}\n"
         f"}}\n"
     )
@@ -156,6 +167,7 @@ class NatNetwork:
                     ipr.link("add", ifname=tap, kind="tuntap", mode="tap")
                 index = ipr.link_lookup(ifname=tap)[0]
                 ipr.link("set", index=index, master=bridge_index, state="up")
+                ipr.brport("set", index=index, isolated=1)  # no frames to other guests' ports
             if full:
                 stale = {
                     link.get_attr("IFLA_IFNAME") for link in ipr.get_links()
