@@ -167,7 +167,13 @@ def test_list_filters_and_paging(cloud: Cloud, setup):
     assert sorted(seen) == sorted(ids) and len(seen) == len(set(seen))
     assert admin.get("/compute/v2.1/servers?limit=x").status_code == 400
     assert admin.get("/compute/v2.1/servers?marker=nonexistent").status_code == 400
-    assert admin.get("/compute/v2.1/servers?name=(").status_code == 400
+    # Names match literally (with ^ and $ anchors): no regular expression can tie the server up.
+    import time as _time
+
+    started = _time.monotonic()
+    assert admin.get("/compute/v2.1/servers?name=(a%2B)%2B$").json()["servers"] == []
+    assert _time.monotonic() - started < 5
+    assert len(admin.get(f"/compute/v2.1/servers?name={prefix}-1$").json()["servers"]) == 1
     for sid in ids:
         admin.delete(f"/compute/v2.1/servers/{sid}")
     for sid in ids:
@@ -380,3 +386,61 @@ def test_image_properties_steer_the_scheduler(cloud: Cloud, setup, tmp_path):
     assert "architecture aarch64" in server["fault"]["message"]
     admin.delete(f"/compute/v2.1/servers/{sid}")
     wait_gone(admin, sid)
+
+
+def test_malformed_actions_and_oversized_numbers_are_400_and_change_nothing(cloud: Cloud, setup):
+    admin, image = setup
+    sid = boot(admin, image["id"])["id"]
+    before = wait_server(admin, sid, {"ACTIVE"})
+    base = f"/compute/v2.1/servers/{sid}/action"
+    for body in ({"reboot": "HARD"}, {"createImage": "x"}, {"rebuild": {"imageRef": image["id"], "name": None}},
+                 {"rebuild": {"imageRef": image["id"], "metadata": ["a"]}},
+                 {"rebuild": {"imageRef": image["id"], "name": 123}},
+                 {"rebuild": {"imageRef": image["id"], "user_data": "!!"}}):
+        r = admin.post(base, json=body, headers=LATEST)
+        assert r.status_code == 400, (body, r.text)
+    after = admin.get(f"/compute/v2.1/servers/{sid}", headers=LATEST).json()["server"]
+    assert (after["name"], after["metadata"], after["status"]) == (before["name"], before["metadata"], "ACTIVE")
+    project = admin.get("/identity/v3/projects?name=admin").json()["projects"][0]["id"]
+    assert admin.put(f"/compute/v2.1/os-quota-sets/{project}", json={"quota_set": {"instances": 10**20}}).status_code == 400
+    assert admin.post("/compute/v2.1/flavors", json={"flavor": {"name": "big", "ram": 10**20, "vcpus": 1, "disk": 1}}).status_code == 400
+    agg = admin.post("/compute/v2.1/os-aggregates", json={"aggregate": {"name": f"a-{uuid.uuid4().hex[:6]}"}}).json()["aggregate"]
+    assert admin.put(f"/compute/v2.1/os-aggregates/{agg['id']}", json={"aggregate": {"hosts": ["x"]}}).status_code == 400
+    assert admin.post(f"/compute/v2.1/flavors/1/action", json={"foo": {"tenant": project}}).status_code == 400
+    admin.delete(f"/compute/v2.1/os-aggregates/{agg['id']}")
+    admin.delete(f"/compute/v2.1/servers/{sid}")
+    wait_gone(admin, sid)
+
+
+def test_multi_create_below_min_count_takes_nothing(cloud: Cloud, setup):
+    admin, image = setup
+    project, _, token = new_project_user(cloud, admin)
+    admin.put(f"/compute/v2.1/os-quota-sets/{project}", json={"quota_set": {"instances": 2}})
+    with cloud.client(token) as c:
+        r = c.post("/compute/v2.1/servers", headers=LATEST, json={"server": {
+            "name": "multi", "imageRef": image["id"], "flavorRef": "42", "networks": "auto",
+            "min_count": 3, "max_count": 3}})
+        assert r.status_code == 403
+        deadline = __import__("time").monotonic() + 30
+        while c.get("/compute/v2.1/servers").json()["servers"] and __import__("time").monotonic() < deadline:
+            __import__("time").sleep(0.2)
+        assert c.get("/compute/v2.1/servers").json()["servers"] == []
+        r = c.post("/compute/v2.1/servers", headers=LATEST, json={"server": {
+            "name": "multi", "imageRef": image["id"], "flavorRef": "42", "networks": "auto",
+            "min_count": 1, "max_count": 3}})
+        assert r.status_code == 202
+        names = sorted(s["name"] for s in c.get("/compute/v2.1/servers").json()["servers"])
+        assert names == ["multi-1", "multi-2"]
+        for s in c.get("/compute/v2.1/servers").json()["servers"]:
+            c.delete(f"/compute/v2.1/servers/{s['id']}")
+            wait_gone(c, s["id"])
+
+
+def test_server_group_quota_comes_from_the_project(cloud: Cloud, setup):
+    admin, _ = setup
+    project, _, token = new_project_user(cloud, admin)
+    admin.put(f"/compute/v2.1/os-quota-sets/{project}", json={"quota_set": {"server_groups": 0}})
+    with cloud.client(token) as c:
+        r = c.post("/compute/v2.1/os-server-groups", json={"server_group": {"name": "g", "policy": "affinity"}},
+                   headers=LATEST)
+        assert r.status_code == 403

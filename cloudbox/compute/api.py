@@ -11,6 +11,8 @@ import re
 import secrets
 from typing import Any, Awaitable, Callable
 
+import jsonschema
+
 from cloudbox.api.routes import ApiSpec, Call, Reply, Route
 from cloudbox.compute import models, store, views
 from cloudbox.compute.service import ComputeService, new_server_id, now_iso, random_mac
@@ -56,6 +58,46 @@ def project_of(call: Call) -> str:
     return call.auth.project_id
 
 
+def check_user_data(user_data: str | None) -> str | None:
+    if not user_data:
+        return None
+    try:
+        decoded = base64.b64decode(user_data, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequest("Invalid input for field/attribute user_data: not valid base64.") from None
+    if len(decoded) > 65535:
+        raise BadRequest("user_data is larger than 65535 bytes.")
+    return user_data
+
+
+REBUILD_VALIDATOR = jsonschema.Draft202012Validator({
+    "type": "object", "required": ["imageRef"],
+    "properties": {
+        "imageRef": {"type": "string"}, "name": models.NAME, "metadata": models.META,
+        "description": {"type": ["string", "null"], "maxLength": 255},
+        "user_data": {"type": ["string", "null"]}, "key_name": {"type": ["string", "null"], "maxLength": 255},
+        "adminPass": {"type": "string"}, "preserve_ephemeral": {"type": "boolean"},
+        "OS-DCF:diskConfig": {"enum": ["AUTO", "MANUAL"]},
+    },
+})
+
+
+def name_matcher(pattern: str | None) -> Callable[[str], bool] | None:
+    """Nova filters names by regular expression; cloudbox takes the common subset safely: a
+    literal, case-sensitive substring, with ^ and $ anchoring it (no backtracking to exploit)."""
+    if not pattern:
+        return None
+    start, end = pattern.startswith("^"), pattern.endswith("$") and len(pattern) > 1
+    text = pattern[1 if start else 0: -1 if end else None]
+    if start and end:
+        return lambda name: name == text
+    if start:
+        return lambda name: name.startswith(text)
+    if end:
+        return lambda name: name.endswith(text)
+    return lambda name: text in name
+
+
 def hostname_for(name: str) -> str:
     text = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:63].strip("-")
     return text or "server"
@@ -63,6 +105,13 @@ def hostname_for(name: str) -> str:
 
 def build(svc: ComputeService) -> ApiSpec:
     node = svc.node
+
+    async def key_data_of(call: Call, key_name: str) -> str:
+        rows = await node.engine.read(lambda db: list(db.query(
+            "SELECT public_key FROM keypairs WHERE user_id = ? AND name = ?", [call.auth.user_id, key_name])))
+        if not rows:
+            raise BadRequest("Invalid key_name provided.")
+        return rows[0]["public_key"]
 
     async def visible_server(call: Call, server_id: str, write: bool = False) -> dict[str, Any]:
         try:
@@ -112,21 +161,8 @@ def build(svc: ComputeService) -> ApiSpec:
             raise BadRequest("Flavor's memory is too small for requested image.")
         if image.get("min_disk") and flavor["disk"] < image["min_disk"]:
             raise BadRequest("Flavor's disk is too small for requested image.")
-        key_data = None
-        if body.get("key_name"):
-            rows = await node.engine.read(lambda db: list(db.query(
-                "SELECT public_key FROM keypairs WHERE user_id = ? AND name = ?", [ctx.user_id, body["key_name"]])))
-            if not rows:
-                raise BadRequest(f"Invalid key_name provided.")
-            key_data = rows[0]["public_key"]
-        user_data = body.get("user_data")
-        if user_data:
-            try:
-                decoded = base64.b64decode(user_data, validate=True)
-            except (binascii.Error, ValueError):
-                raise BadRequest("Invalid input for field/attribute user_data: not valid base64.") from None
-            if len(decoded) > 65535:
-                raise BadRequest("user_data is larger than 65535 bytes.")
+        key_data = await key_data_of(call, body["key_name"]) if body.get("key_name") else None
+        user_data = check_user_data(body.get("user_data"))
         networks = body.get("networks", "auto")
         if isinstance(networks, list):
             if networks:
@@ -184,6 +220,8 @@ def build(svc: ComputeService) -> ApiSpec:
             except CloudboxError:
                 if len(created) >= min_count:
                     break
+                for made in created:  # fewer than min_count: the request takes nothing
+                    await svc.delete_server(made["id"])
                 raise
         first = created[0]
         if str(body.get("return_reservation_id", "")).lower() in ("true", "1"):
@@ -209,12 +247,7 @@ def build(svc: ComputeService) -> ApiSpec:
             project = project or project_of(call)
             require(ctx.can_read_project(project) or ctx.can_write_project(project), "os_compute_api:servers:index")
         limit, marker = call.page()
-        name_re = None
-        if q.get("name"):
-            try:
-                name_re = re.compile(q["name"])
-            except re.error:
-                raise BadRequest(f"Invalid regular expression for name: {q['name']!r}") from None
+        name_match = name_matcher(q.get("name"))
         filters = {k: q.get(k) for k in ("status", "image", "flavor", "host", "availability_zone")}
         tags = [t for t in (q.get("tags") or "").split(",") if t]
         tags_any = [t for t in (q.get("tags-any") or "").split(",") if t]
@@ -258,7 +291,7 @@ def build(svc: ComputeService) -> ApiSpec:
                     break
                 offset += len(batch)
                 for row in batch:
-                    if name_re and not name_re.search(row["name"]):
+                    if name_match and not name_match(row["name"]):
                         continue
                     if filters["flavor"] and row["flavor"]["id"] != filters["flavor"].rsplit("/", 1)[-1]:
                         continue
@@ -334,6 +367,8 @@ def build(svc: ComputeService) -> ApiSpec:
     @nova
     async def server_action(call: Call, version: Version, server_id: str) -> Reply:
         (action, args), = call.body.items()
+        if args is not None and not isinstance(args, dict):
+            raise BadRequest(f"The argument of action {action} must be an object or null.")
         if action == "os-getConsoleOutput":
             server = await visible_server(call, server_id)
             require(call.auth.can_write_project(server["project_id"]), "os_compute_api:os-console-output")
@@ -411,15 +446,22 @@ def build(svc: ComputeService) -> ApiSpec:
             raise BadRequest(f"Image {image_ref} could not be found.") from None
         if server["status"] not in ("ACTIVE", "SHUTOFF", "ERROR"):
             raise Conflict(f"Cannot 'rebuild' instance {server['id']} while it is {server['status']}")
+        error = jsonschema.exceptions.best_match(REBUILD_VALIDATOR.iter_errors(args))
+        if error is not None:
+            where = "/".join(str(p) for p in error.absolute_path) or "rebuild"
+            raise BadRequest(f"Invalid input for field '{where}': {error.message}")
         changes: dict[str, Any] = {"image_id": image["id"], "status": "REBUILD", "task_state": "rebuilding",
                                    "vm_state": server["vm_state"]}
         for key in ("name", "metadata", "description"):
             if key in args:
                 changes[key] = args[key]
+        if len(changes.get("metadata") or {}) > svc.settings.quota_metadata_items:
+            raise Forbidden(f"Quota exceeded for metadata_items: at most {svc.settings.quota_metadata_items}.")
         if "user_data" in args and version >= (2, 57):
-            changes["user_data"] = args["user_data"]
+            changes["user_data"] = check_user_data(args["user_data"])
         if "key_name" in args and version >= (2, 54):
             changes["key_name"] = args["key_name"]
+            changes["key_data"] = await key_data_of(call, args["key_name"]) if args["key_name"] else None
         updated = await svc.update(server["id"], changes, expect=(None,))
         await svc.rebuild(server["id"])
         body = render(call, version, updated)

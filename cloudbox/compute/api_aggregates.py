@@ -16,9 +16,11 @@ Version = tuple[int, int]
 NAME = {"type": "string", "minLength": 1, "maxLength": 255}
 ZONE = {"type": ["string", "null"], "minLength": 1, "maxLength": 255}
 AGGREGATE_CREATE = {"type": "object", "required": ["aggregate"], "properties": {"aggregate": {
-    "type": "object", "required": ["name"], "properties": {"name": NAME, "availability_zone": ZONE}}}}
+    "type": "object", "required": ["name"], "additionalProperties": False,
+    "properties": {"name": NAME, "availability_zone": ZONE}}}}
 AGGREGATE_UPDATE = {"type": "object", "required": ["aggregate"], "properties": {"aggregate": {
-    "type": "object", "minProperties": 1, "properties": {"name": NAME, "availability_zone": ZONE}}}}
+    "type": "object", "minProperties": 1, "additionalProperties": False,
+    "properties": {"name": NAME, "availability_zone": ZONE}}}}
 AGGREGATE_ACTION = {"type": "object", "minProperties": 1, "maxProperties": 1, "properties": {
     "add_host": {"type": "object", "required": ["host"], "properties": {"host": NAME}},
     "remove_host": {"type": "object", "required": ["host"], "properties": {"host": NAME}},

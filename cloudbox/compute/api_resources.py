@@ -63,13 +63,16 @@ def generate_keypair() -> tuple[str, str]:
     return private, public + " Generated-by-cloudbox"
 
 
+MAX_INT = 2**31 - 1  # Nova's database columns are 32-bit
+
+
 def _int(value: Any, name: str, minimum: int = 0) -> int:
     try:
         number = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise BadRequest(f"{name} must be a whole number, not {value!r}.") from None
-    if number < minimum:
-        raise BadRequest(f"{name} must be at least {minimum}.")
+    if not minimum <= number <= MAX_INT:
+        raise BadRequest(f"{name} must be between {minimum} and {MAX_INT}.")
     return number
 
 
@@ -227,6 +230,8 @@ def routes(svc: ComputeService, nova: Callable[..., Any]) -> list[Route]:
     async def flavor_action(call: Call, version: Version, flavor_id: str) -> Any:
         require(call.auth.is_cloud_admin, "os_compute_api:os-flavor-access:add_tenant_access")
         (action, args), = call.body.items()
+        if action not in ("addTenantAccess", "removeTenantAccess"):
+            raise BadRequest(f"There is no such flavor action: {action}")
         await engine.propose(c.FlavorAccess(flavor_id, args["tenant"], action == "addTenantAccess"))
         rows = await engine.read(lambda db: [dict(r) for r in db.query(
             "SELECT * FROM flavor_access WHERE flavor_id = ? ORDER BY project_id", [flavor_id])])
@@ -264,7 +269,8 @@ def routes(svc: ComputeService, nova: Callable[..., Any]) -> list[Route]:
             require(call.auth.is_cloud_admin and version >= (2, 10), "os_compute_api:os-keypairs:create")
             user_id = b["user_id"]
         count = await engine.read(lambda db: db.execute("SELECT count(*) FROM keypairs WHERE user_id = ?", [user_id]).fetchone()[0])
-        if svc.settings.quota_key_pairs >= 0 and count >= svc.settings.quota_key_pairs:
+        limit = (await engine.read(store.quota_limits, call.auth.project_id or "", svc.quota_defaults()))["key_pairs"]
+        if limit >= 0 and count >= limit:
             raise Forbidden("Quota exceeded, too many key pairs.")
         private = None
         public = b.get("public_key")
@@ -540,8 +546,11 @@ def routes(svc: ComputeService, nova: Callable[..., Any]) -> list[Route]:
         limit, marker = call.page()
         rows = await engine.read(lambda db: [dict(r) for r in db.query(
             "SELECT * FROM server_groups WHERE (? OR project_id = ?) AND id > ? ORDER BY id LIMIT ?",
-            [int(bool(everyone)), project, marker or "", limit])])
-        return {"server_groups": [_group_view(g, await _members(g["id"]), version) for g in rows]}
+            [int(bool(everyone)), project, marker or "", limit + 1])])
+        body: dict[str, Any] = {"server_groups": [_group_view(g, await _members(g["id"]), version) for g in rows[:limit]]}
+        if len(rows) > limit and limit:
+            body["server_groups_links"] = [{"rel": "next", "href": f"{call.base}/os-server-groups?limit={limit}&marker={rows[limit - 1]['id']}"}]
+        return body
 
     @nova
     async def create_group(call: Call, version: Version) -> Any:
@@ -553,7 +562,8 @@ def routes(svc: ComputeService, nova: Callable[..., Any]) -> list[Route]:
             raise BadRequest("A server group needs a policy.")
         count = await engine.read(lambda db: db.execute(
             "SELECT count(*) FROM server_groups WHERE project_id = ?", [project]).fetchone()[0])
-        if svc.settings.quota_server_groups >= 0 and count >= svc.settings.quota_server_groups:
+        limit = (await engine.read(store.quota_limits, project, svc.quota_defaults()))["server_groups"]
+        if limit >= 0 and count >= limit:
             raise Forbidden("Quota exceeded, too many server groups.")
         row = {"id": str(uuid.uuid4()), "name": b["name"], "policy": policy, "project_id": project,
                "user_id": call.auth.user_id, "created_at": now_iso()}

@@ -64,9 +64,9 @@ FLAVOR_CREATE = {
     "type": "object", "required": ["flavor"],
     "properties": {"flavor": {"type": "object", "required": ["name", "ram", "vcpus", "disk"], "properties": {
         "name": NAME, "id": {"type": ["string", "null"], "maxLength": 255, "pattern": r"^[\w.\- ]*$"},
-        "ram": {"type": ["integer", "string"], "pattern": "^[0-9]+$", "minimum": 1},
-        "vcpus": {"type": ["integer", "string"], "pattern": "^[0-9]+$", "minimum": 1},
-        "disk": {"type": ["integer", "string"], "pattern": "^[0-9]+$", "minimum": 0},
+        "ram": {"type": ["integer", "string"], "pattern": "^[0-9]{1,10}$", "minimum": 1, "maximum": 2**31 - 1},
+        "vcpus": {"type": ["integer", "string"], "pattern": "^[0-9]{1,10}$", "minimum": 1, "maximum": 2**31 - 1},
+        "disk": {"type": ["integer", "string"], "pattern": "^[0-9]{1,10}$", "minimum": 0, "maximum": 2**31 - 1},
         "OS-FLV-EXT-DATA:ephemeral": {"type": ["integer", "string"], "minimum": 0},
         "swap": {"type": ["integer", "string"], "minimum": 0},
         "rxtx_factor": {"type": ["number", "string"]},
@@ -78,7 +78,7 @@ FLAVOR_UPDATE = {"type": "object", "required": ["flavor"], "properties": {"flavo
     "type": "object", "required": ["description"],
     "properties": {"description": {"type": ["string", "null"], "maxLength": 65535}}}}}
 EXTRA_SPECS = {"type": "object", "required": ["extra_specs"], "properties": {"extra_specs": META}}
-FLAVOR_ACTION = {"type": "object", "minProperties": 1, "maxProperties": 1, "properties": {
+FLAVOR_ACTION = {"type": "object", "minProperties": 1, "maxProperties": 1, "additionalProperties": False, "properties": {
     "addTenantAccess": {"type": "object", "required": ["tenant"], "properties": {"tenant": {"type": "string"}}},
     "removeTenantAccess": {"type": "object", "required": ["tenant"], "properties": {"tenant": {"type": "string"}}},
 }}

@@ -46,6 +46,8 @@ DEFAULT_FLAVORS = [
     ("4", "m1.large", 4, 8192, 80), ("5", "m1.xlarge", 8, 16384, 160),
     ("42", "m1.nano", 1, 128, 1), ("84", "m1.micro", 1, 192, 1),
 ]
+CONSOLE_READ = 1 << 20  # most of a console log one request returns
+CONSOLE_MAX = 8 << 20  # a console log longer than this is cut to its last CONSOLE_READ bytes
 BASE_GRACE = 600  # seconds a cached image stays after its last server is gone
 STATE_VIEW = {
     # observed domain state → (status, vm_state, power_state)
@@ -420,9 +422,14 @@ class ComputeService:
         props = {k: str(v) for k, v in metadata.items()}
         props.update({"image_type": "snapshot", "instance_uuid": server["id"],
                       "base_image_ref": server["image_id"] or "", "user_id": ctx.user_id})
-        image = await images.create(ctx, {"name": name, "disk_format": "qcow2", "container_format": "bare",
-                                          "visibility": "private", **props})
         await self.update(server["id"], {"task_state": "image_snapshot"}, expect=(None,))
+        try:
+            image = await images.create(ctx, {"name": name, "disk_format": "qcow2", "container_format": "bare",
+                                              "visibility": "private", **props})
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await self.update(server["id"], {"task_state": None}, expect=("image_snapshot",))
+            raise
         self.spawn(self._snapshot, server["id"], image)
         return image["id"]
 
@@ -461,8 +468,13 @@ class ComputeService:
         path = self.console_log(server_id)
 
         def read() -> str:
+            # Only the tail: a chatty guest's log can be large (reconcile keeps it under CONSOLE_MAX).
             try:
-                text = path.read_bytes().decode("utf-8", errors="replace")
+                with open(path, "rb") as f:
+                    f.seek(0, os.SEEK_END)
+                    size = f.tell()
+                    f.seek(max(0, size - CONSOLE_READ))
+                    text = f.read().decode("utf-8", errors="replace")
             except FileNotFoundError:
                 return ""
             lines = text.splitlines(keepends=True)
@@ -572,11 +584,29 @@ class ComputeService:
                               "message": "The guest disappeared from the hypervisor behind cloudbox's back."},
                 }, expect=(server["task_state"],))
         else:
+            await trio.to_thread.run_sync(self._trim_console, server_id)
             state = await self.driver.get_state(server_id) or domain.state
             observed = STATE_VIEW.get(state)
             if observed and (observed[0] != server["status"] or server["task_state"] is not None):
                 log.info("guest state corrected", extra={"server_id": server_id, "state": state})
                 await self.update(server_id, settled(state), expect=(server["task_state"],))
+
+    def _trim_console(self, server_id: str) -> None:
+        """Keep a guest from filling the disk through its serial console: QEMU appends (O_APPEND),
+        so cutting the file to its tail under it is safe."""
+        path = self.console_log(server_id)
+        try:
+            if path.stat().st_size <= CONSOLE_MAX:
+                return
+            with open(path, "r+b") as f:
+                f.seek(-CONSOLE_READ, os.SEEK_END)
+                tail = f.read()
+                f.seek(0)
+                f.truncate()
+                f.write(tail)
+            log.info("console log trimmed", extra={"server_id": server_id})
+        except FileNotFoundError:
+            pass
 
     def _clean_base(self, in_use: set[str]) -> None:
         """Remove temp files of copies cut short, and cached images no server on this host uses.

@@ -98,7 +98,8 @@ def render_server(row: dict[str, Any], base: str, version: tuple[int, int], *, a
         "security_groups": [{"name": "default"}],
     }
     if row["status"] == "ERROR" and row["fault"]:
-        body["fault"] = row["fault"]
+        # Details (host paths, tool output) are for the cloud's admins, as in Nova.
+        body["fault"] = row["fault"] if admin else {k: v for k, v in row["fault"].items() if k != "details"}
     if version >= (2, 9):
         body["locked"] = row["locked"]
     if version >= (2, 19):

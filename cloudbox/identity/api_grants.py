@@ -246,11 +246,11 @@ def routes(svc: IdentityService) -> list[Route]:
         if expires_at:
             try:
                 when = core.parse_iso(expires_at)
-            except ValueError:
-                raise BadRequest(f"expires_at is not an ISO 8601 time: {expires_at!r}") from None
+                expires_at = core.iso(when)
+            except (ValueError, OverflowError, OSError):
+                raise BadRequest(f"expires_at is not an ISO 8601 time this cloud can store: {expires_at!r}") from None
             if when <= svc.clock():
                 raise BadRequest("expires_at is in the past.")
-            expires_at = core.iso(when)
         secret = b.get("secret") or secrets.token_urlsafe(64)
         row = {
             "user_id": user_id, "project_id": ctx.project_id, "name": b["name"],

@@ -336,7 +336,7 @@ def _apply_delete(db: sqlite_utils.Database, cmd: c.Delete) -> None:
             _apply_delete(db, c.Delete("user", user["id"], cmd.at))
         for group in find(db, "group", domain_id=cmd.id):
             _apply_delete(db, c.Delete("group", group["id"], cmd.at))
-        for project in find(db, "project", domain_id=cmd.id):
+        for project in _leaves_first(find(db, "project", domain_id=cmd.id)):
             _apply_delete(db, c.Delete("project", project["id"], cmd.at))
         for role in find(db, "role", domain_id=cmd.id):
             _apply_delete(db, c.Delete("role", role["id"], cmd.at))
@@ -356,6 +356,20 @@ def _apply_delete(db: sqlite_utils.Database, cmd: c.Delete) -> None:
         if find(db, "region", parent_region_id=cmd.id) or find(db, "endpoint", region_id=cmd.id):
             raise Forbidden("Cannot delete a region that still has child regions or endpoints.")
     db[TABLES[cmd.entity]].delete(cmd.id)
+
+
+def _leaves_first(projects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Projects ordered so that every child comes before its parent (deterministic: by depth, then id)."""
+    parents = {p["id"]: p["parent_id"] for p in projects}
+
+    def depth(pid: str) -> int:
+        n = 0
+        while parents.get(pid):
+            pid = parents[pid]
+            n += 1
+        return n
+
+    return sorted(projects, key=lambda p: (-depth(p["id"]), p["id"]))
 
 
 def _apply_grant(db: sqlite_utils.Database, cmd: c.Grant) -> None:
