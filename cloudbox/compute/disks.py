@@ -50,12 +50,14 @@ async def _qemu_img(*args: str, timeout: float) -> bytes:
     return result.stdout
 
 
-async def image_info(path: Path) -> dict[str, Any]:
+async def image_info(path: Path, fmt: str | None = None) -> dict[str, Any]:
     """qemu-img info as a dict (format, virtual-size, backing-filename...).
 
-    ``-U`` reads without taking QEMU's lock, so this works on a disk in use.
+    ``-U`` reads without taking QEMU's lock, so this works on a disk in use.  Give ``fmt`` for
+    tenant data: qemu-img then does not guess the format from the content.
     """
-    out = await _qemu_img("info", "-U", "--output=json", str(path), timeout=INFO_TIMEOUT)
+    args = ["info", "-U", "--output=json", *(("-f", fmt) if fmt else ()), str(path)]
+    out = await _qemu_img(*args, timeout=INFO_TIMEOUT)
     return json.loads(out)
 
 
@@ -69,7 +71,7 @@ async def create_overlay(base: Path, base_format: str, path: Path, size_gb: int)
     Its virtual size is the flavor's ``size_gb`` when that is bigger than the
     image's, else the image's (0 means "the image's size", as in Nova).
     """
-    info = await image_info(base)
+    info = await image_info(base, base_format)
     image_bytes = int(info["virtual-size"])
     wanted = size_gb * GiB
     args = ["create", "-q", "-f", "qcow2", "-b", str(base.resolve()), "-F", base_format]
