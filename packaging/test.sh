@@ -5,7 +5,8 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 need_root
 
-install_os_packages "${RUNTIME_PACKAGES[@]}"
+# ssh-keygen: the tutorial test imports a key pair as a person would.
+install_os_packages "${RUNTIME_PACKAGES[@]}" openssh-client
 make_venv test
 cd "$REPO"
 exec "$VENV/bin/python" -m pytest -p no:cacheprovider "$@"

@@ -444,3 +444,21 @@ def test_server_group_quota_comes_from_the_project(cloud: Cloud, setup):
         r = c.post("/compute/v2.1/os-server-groups", json={"server_group": {"name": "g", "policy": "affinity"}},
                    headers=LATEST)
         assert r.status_code == 403
+
+
+def test_usage_counts_server_hours(cloud: Cloud, setup):
+    admin, image = setup
+    project, _, token = new_project_user(cloud, admin)
+    with cloud.client(token) as c:
+        sid = boot(c, image["id"])["id"]
+        wait_server(c, sid, {"ACTIVE"})
+        usage = c.get(f"/compute/v2.1/os-simple-tenant-usage/{project}").json()["tenant_usage"]
+        assert usage["tenant_id"] == project
+        assert [s["instance_id"] for s in usage["server_usages"]] == [sid]
+        assert usage["server_usages"][0]["memory_mb"] == 128 and usage["total_hours"] >= 0
+        assert c.get("/compute/v2.1/os-simple-tenant-usage").status_code == 403
+        c.delete(f"/compute/v2.1/servers/{sid}")
+        wait_gone(c, sid)
+    everyone = admin.get("/compute/v2.1/os-simple-tenant-usage").json()["tenant_usages"]
+    assert isinstance(everyone, list)
+    assert admin.get("/compute/v2.1/os-simple-tenant-usage?start=yesterday").status_code == 400
