@@ -436,14 +436,18 @@ def test_multi_create_below_min_count_takes_nothing(cloud: Cloud, setup):
             wait_gone(c, s["id"])
 
 
-def test_server_group_quota_comes_from_the_project(cloud: Cloud, setup):
+def test_server_group_and_key_pair_quotas_come_from_the_project(cloud: Cloud, setup):
     admin, _ = setup
     project, _, token = new_project_user(cloud, admin)
-    admin.put(f"/compute/v2.1/os-quota-sets/{project}", json={"quota_set": {"server_groups": 0}})
+    admin.put(f"/compute/v2.1/os-quota-sets/{project}", json={"quota_set": {"server_groups": 0, "key_pairs": 1}})
     with cloud.client(token) as c:
         r = c.post("/compute/v2.1/os-server-groups", json={"server_group": {"name": "g", "policy": "affinity"}},
                    headers=LATEST)
-        assert r.status_code == 403
+        assert r.status_code == 403 and "server_groups" in r.text
+        assert c.post("/compute/v2.1/os-keypairs", json={"keypair": {"name": "k1"}}).status_code == 200
+        r = c.post("/compute/v2.1/os-keypairs", json={"keypair": {"name": "k2"}})
+        assert r.status_code == 403 and "key_pairs" in r.text
+        assert [k["keypair"]["name"] for k in c.get("/compute/v2.1/os-keypairs").json()["keypairs"]] == ["k1"]
 
 
 def test_usage_counts_server_hours(cloud: Cloud, setup):

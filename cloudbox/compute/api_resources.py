@@ -268,10 +268,8 @@ def routes(svc: ComputeService, nova: Callable[..., Any]) -> list[Route]:
         if b.get("user_id") and b["user_id"] != user_id:
             require(call.auth.is_cloud_admin and version >= (2, 10), "os_compute_api:os-keypairs:create")
             user_id = b["user_id"]
-        count = await engine.read(lambda db: db.execute("SELECT count(*) FROM keypairs WHERE user_id = ?", [user_id]).fetchone()[0])
+        # Checked again in apply, against the count there: concurrent creates cannot exceed it.
         limit = (await engine.read(store.quota_limits, call.auth.project_id or "", svc.quota_defaults()))["key_pairs"]
-        if limit >= 0 and count >= limit:
-            raise Forbidden("Quota exceeded, too many key pairs.")
         private = None
         public = b.get("public_key")
         if public:
@@ -283,7 +281,7 @@ def routes(svc: ComputeService, nova: Callable[..., Any]) -> list[Route]:
             private, public = await trio.to_thread.run_sync(generate_keypair)
         row = {"user_id": user_id, "name": b["name"], "public_key": public, "fingerprint": ssh_fingerprint(public),
                "type": b.get("type", "ssh"), "created_at": now_iso()}
-        await engine.propose(c.CreateKeypair(row))
+        await engine.propose(c.CreateKeypair(row, limit))
         body = views.render_keypair(row, version, detail=False)
         body["user_id"] = user_id
         if private:
@@ -560,14 +558,10 @@ def routes(svc: ComputeService, nova: Callable[..., Any]) -> list[Route]:
         policy = b.get("policy") or (b.get("policies") or [None])[0]
         if policy is None:
             raise BadRequest("A server group needs a policy.")
-        count = await engine.read(lambda db: db.execute(
-            "SELECT count(*) FROM server_groups WHERE project_id = ?", [project]).fetchone()[0])
         limit = (await engine.read(store.quota_limits, project, svc.quota_defaults()))["server_groups"]
-        if limit >= 0 and count >= limit:
-            raise Forbidden("Quota exceeded, too many server groups.")
         row = {"id": str(uuid.uuid4()), "name": b["name"], "policy": policy, "project_id": project,
                "user_id": call.auth.user_id, "created_at": now_iso()}
-        await engine.propose(c.CreateServerGroup(row))
+        await engine.propose(c.CreateServerGroup(row, limit))
         return {"server_group": _group_view(row, [], version)}
 
     async def _group(call: Call, group_id: str) -> dict[str, Any]:

@@ -39,6 +39,7 @@ class FlavorAccess(Command):
 @command("compute.keypair.create")
 class CreateKeypair(Command):
     row: dict[str, Any]
+    limit: int = -1  # the owner's key pair quota at proposal time (-1: unlimited)
 
 
 @command("compute.keypair.delete")
@@ -92,6 +93,7 @@ class DeleteServer(Command):
 @command("compute.server_group.create")
 class CreateServerGroup(Command):
     row: dict[str, Any]
+    limit: int = -1  # the project's server group quota at proposal time (-1: unlimited)
 
 
 @command("compute.server_group.delete")

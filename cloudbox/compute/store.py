@@ -292,6 +292,8 @@ def apply(db: sqlite_utils.Database, cmd: Any) -> Any:
     if isinstance(cmd, c.CreateKeypair):
         if one(db, "SELECT name FROM keypairs WHERE user_id = ? AND name = ?", [cmd.row["user_id"], cmd.row["name"]]):
             raise Conflict(f"Key pair '{cmd.row['name']}' already exists.")
+        count = db.execute("SELECT count(*) FROM keypairs WHERE user_id = ?", [cmd.row["user_id"]]).fetchone()[0]
+        check_quota({"key_pairs": count}, {"key_pairs": 1}, {"key_pairs": cmd.limit})
         db["keypairs"].insert(cmd.row)
         return None
     if isinstance(cmd, c.DeleteKeypair):
@@ -299,6 +301,9 @@ def apply(db: sqlite_utils.Database, cmd: Any) -> Any:
             raise NotFound(f"Keypair {cmd.name} not found for user {cmd.user_id}.")
         return None
     if isinstance(cmd, c.CreateServerGroup):
+        count = db.execute("SELECT count(*) FROM server_groups WHERE project_id = ?",
+                           [cmd.row["project_id"]]).fetchone()[0]
+        check_quota({"server_groups": count}, {"server_groups": 1}, {"server_groups": cmd.limit})
         db["server_groups"].insert(cmd.row)
         return None
     if isinstance(cmd, c.DeleteServerGroup):
