@@ -1153,3 +1153,16 @@ def test_a_domain_admin_cannot_become_a_cloud_admin(cloud: Cloud) -> None:
         assert dom.patch(f"/identity/v3/users/{regular['id']}", json={"user": {"description": "ok"}}).status_code == 200
     # Nothing changed for the cloud admin.
     cloud.token()
+
+
+def test_revoking_a_token_leaves_tokens_rescoped_from_it(cloud: Cloud) -> None:
+    parent = cloud.token()
+    with cloud.client() as c:
+        r = c.post("/identity/v3/auth/tokens", json={"auth": {"identity": {"methods": ["token"], "token": {"id": parent}},
+                                                             "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}})
+        assert r.status_code == 201
+        child = r.headers["X-Subject-Token"]
+    with cloud.client(cloud.token()) as admin:
+        assert admin.delete("/identity/v3/auth/tokens", headers={"X-Subject-Token": parent}).status_code == 204
+        assert admin.get("/identity/v3/auth/tokens", headers={"X-Subject-Token": parent}).status_code == 404
+        assert admin.get("/identity/v3/auth/tokens", headers={"X-Subject-Token": child}).status_code == 200

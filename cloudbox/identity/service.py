@@ -299,10 +299,10 @@ def _find_domain(db: sqlite_utils.Database, spec: dict[str, Any]) -> dict[str, A
 def _load_context(db: sqlite_utils.Database, token: str, payload: TokenPayload, now: float) -> AuthContext:
     """Everything a request needs to know about its caller, checked against current state."""
     issued = core.iso(payload.issued_at)
-    marks = ",".join("?" * len(payload.audit_ids))
+    # As Keystone: revoking a token revokes that token (its own audit id), not tokens rescoped from it.
     revoked = list(db.query(
-        f"SELECT 1 FROM revocations WHERE audit_id IN ({marks}) OR (user_id = ? AND issued_before >= ?) LIMIT 1",
-        [*payload.audit_ids, payload.user_id, issued],
+        "SELECT 1 FROM revocations WHERE audit_id = ? OR (user_id = ? AND issued_before >= ?) LIMIT 1",
+        [payload.audit_ids[0], payload.user_id, issued],
     ))
     if revoked:
         raise Unauthorized("The token has been revoked.")
