@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -23,3 +24,14 @@ def new_cloud(tmp_path: Path):
     node = Cloud(tmp_path / "data", free_port())
     yield node
     node.stop()
+
+
+@pytest.fixture(scope="session")
+def guest_image() -> Path:
+    """Our test guest, built once (firmware/build-guest.sh caches the build itself)."""
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([str(root / "firmware" / "build-guest.sh")], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    image = root / "firmware" / "build" / "guest.qcow2"
+    assert image.exists()
+    return image

@@ -9,7 +9,6 @@ import base64
 import threading
 import uuid
 
-import httpx
 import pytest
 
 from tests.cloud import Cloud
@@ -406,7 +405,7 @@ def test_malformed_actions_and_oversized_numbers_are_400_and_change_nothing(clou
     assert admin.post("/compute/v2.1/flavors", json={"flavor": {"name": "big", "ram": 10**20, "vcpus": 1, "disk": 1}}).status_code == 400
     agg = admin.post("/compute/v2.1/os-aggregates", json={"aggregate": {"name": f"a-{uuid.uuid4().hex[:6]}"}}).json()["aggregate"]
     assert admin.put(f"/compute/v2.1/os-aggregates/{agg['id']}", json={"aggregate": {"hosts": ["x"]}}).status_code == 400
-    assert admin.post(f"/compute/v2.1/flavors/1/action", json={"foo": {"tenant": project}}).status_code == 400
+    assert admin.post("/compute/v2.1/flavors/1/action", json={"foo": {"tenant": project}}).status_code == 400
     admin.delete(f"/compute/v2.1/os-aggregates/{agg['id']}")
     admin.delete(f"/compute/v2.1/servers/{sid}")
     wait_gone(admin, sid)

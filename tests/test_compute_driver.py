@@ -30,7 +30,6 @@ from cloudbox.compute.driver.fake import FakeDriver, forget_host
 from cloudbox.errors import Conflict, NotFound
 
 REPO = Path(__file__).resolve().parent.parent
-GUEST_IMAGE = REPO / "firmware" / "build" / "guest.qcow2"
 
 # Not imported here: cloudbox's driver must be the first to import libvirt (it sets libvirt's logging up).
 HAVE_LIBVIRT_PYTHON = importlib.util.find_spec("libvirt") is not None
@@ -451,14 +450,13 @@ async def test_nic_on_a_tap(tmp_path, libvirt_root, base_disk):
 
 
 @needs_real
-@pytest.mark.skipif(not GUEST_IMAGE.exists(), reason="firmware/build/guest.qcow2 not built")
-async def test_guest_boots_and_reads_its_config_drive(tmp_path, libvirt_root):
+async def test_guest_boots_and_reads_its_config_drive(tmp_path, libvirt_root, guest_image):
     backend = Backend("libvirt", f"qemu:///embed?root={libvirt_root}", tmp_path / "instances", None)
     driver = backend.new_driver()
     await driver.open()
     try:
         spec = await backend.spec(memory_mb=128)
-        await disks.create_overlay(GUEST_IMAGE, "qcow2", Path(spec.root_disk), 1)
+        await disks.create_overlay(guest_image, "qcow2", Path(spec.root_disk), 1)
         meta = core.build_meta_data(
             uuid=spec.uuid,
             name="probe one",

@@ -15,22 +15,11 @@ from pathlib import Path
 import pytest
 
 from tests.cloud import Cloud, free_port
-from tests.compute_helpers import LATEST, boot, new_project_user, upload_image, wait_gone, wait_server
+from tests.compute_helpers import boot, new_project_user, upload_image, wait_gone, wait_server
 from tests.test_openstack_cli import openstack
 
-ROOT = Path(__file__).resolve().parents[1]
-GUEST = ROOT / "firmware" / "build" / "guest.qcow2"
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="session")
-def guest_image() -> Path:
-    """Our test guest, built once (the build is cached by firmware/build-guest.sh itself)."""
-    proc = subprocess.run([str(ROOT / "firmware" / "build-guest.sh")], capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert GUEST.exists()
-    return GUEST
 
 
 def real_node(data_dir: Path, *extra: str) -> Cloud:

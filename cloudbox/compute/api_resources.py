@@ -15,7 +15,7 @@ from cloudbox.api.routes import Call, Reply, Route
 from cloudbox.compute import commands as c
 from cloudbox.compute import models, store, views
 from cloudbox.compute.service import ComputeService, now_iso
-from cloudbox.errors import BadRequest, Conflict, Forbidden, NotFound
+from cloudbox.errors import BadRequest, NotFound
 from cloudbox.identity.core import parse_iso, require
 
 Version = tuple[int, int]

@@ -400,7 +400,6 @@ class ComputeService:
 
     async def rebuild(self, server_id: str) -> None:
         async def work() -> None:
-            server = await self.get(server_id)
             await self.driver.destroy(server_id)
             disk = self.instance_dir(server_id) / "disk"
             disk.unlink(missing_ok=True)

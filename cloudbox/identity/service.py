@@ -14,7 +14,7 @@ import sqlite_utils
 import trio
 from cryptography.fernet import Fernet
 
-from cloudbox.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from cloudbox.errors import BadRequest, Forbidden, Unauthorized
 from cloudbox.identity import commands as c
 from cloudbox.identity import core, store
 from cloudbox.identity.core import AUTH_FAILED, AuthContext, TokenPayload
