@@ -78,3 +78,36 @@ def wait_gone(client: httpx.Client, server_id: str, timeout: float = 60) -> None
             return
         time.sleep(0.2)
     raise AssertionError(f"server {server_id} was not deleted")
+
+
+def boot_ten_with_room_for_eight(cloud: Cloud, admin: httpx.Client, image_id: str,
+                                 timeout: float = 120) -> list[dict[str, Any]]:
+    """Ten boots at once, by a new project, of a flavor of which the host has room for eight;
+    returns the ten servers once each is ACTIVE or ERROR."""
+    import threading
+
+    hv = admin.get("/compute/v2.1/os-hypervisors/detail",
+                   headers={"OpenStack-API-Version": "compute 2.1"}).json()["hypervisors"][0]
+    reserved = admin.get("/cloudbox/v1/status").json()["settings"]["reserved_host_memory_mb"]
+    free = hv["memory_mb"] - reserved - hv["memory_mb_used"]
+    assert free > 8 * 64, "not enough host memory for this test"
+    flavor = admin.post("/compute/v2.1/flavors", json={"flavor": {
+        "name": f"eighth-{uuid.uuid4().hex[:6]}", "ram": free // 8, "vcpus": 1, "disk": 1}}).json()["flavor"]
+    project, _, token = new_project_user(cloud, admin)
+    admin.put(f"/compute/v2.1/os-quota-sets/{project}", json={"quota_set": {"instances": 20, "cores": 20, "ram": -1}})
+    ids: list[str] = []
+    lock = threading.Lock()
+
+    def one() -> None:
+        with cloud.client(token) as c:
+            sid = boot(c, image_id, flavor=flavor["id"])["id"]
+            with lock:
+                ids.append(sid)
+
+    threads = [threading.Thread(target=one) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(ids) == 10
+    return [wait_server(admin, sid, {"ACTIVE", "ERROR"}, timeout=timeout) for sid in ids]

@@ -6,13 +6,12 @@ The same behaviours against real libvirt guests are in test_compute_libvirt.py.
 from __future__ import annotations
 
 import base64
-import threading
 import uuid
 
 import pytest
 
 from tests.cloud import Cloud
-from tests.compute_helpers import LATEST, boot, make_qcow2, new_project_user, upload_image, wait_gone, wait_server
+from tests.compute_helpers import LATEST, boot, boot_ten_with_room_for_eight, make_qcow2, new_project_user, upload_image, wait_gone, wait_server
 
 
 @pytest.fixture(scope="module")
@@ -264,31 +263,8 @@ def test_tenants_do_not_see_each_other(cloud: Cloud, setup):
 def test_concurrent_boots_never_overcommit(cloud: Cloud, setup):
     """Ten boots at once on a host with room for eight: exactly eight become ACTIVE."""
     admin, image = setup
-    hv = admin.get("/compute/v2.1/os-hypervisors/detail", headers={"OpenStack-API-Version": "compute 2.1"}).json()["hypervisors"][0]
-    status = admin.get("/cloudbox/v1/status").json()
-    reserved = status["settings"]["reserved_host_memory_mb"]
-    free = hv["memory_mb"] - reserved - hv["memory_mb_used"]
-    assert free > 8 * 64, "not enough host memory for this test"
-    flavor = admin.post("/compute/v2.1/flavors", json={"flavor": {
-        "name": f"eighth-{uuid.uuid4().hex[:6]}", "ram": free // 8, "vcpus": 1, "disk": 1}}).json()["flavor"]
-    project, _, token = new_project_user(cloud, admin)
-    admin.put(f"/compute/v2.1/os-quota-sets/{project}", json={"quota_set": {"instances": 20, "cores": 20, "ram": -1}})
-    ids: list[str] = []
-    lock = threading.Lock()
-
-    def one() -> None:
-        with cloud.client(token) as c:
-            sid = boot(c, image["id"], flavor=flavor["id"])["id"]
-            with lock:
-                ids.append(sid)
-
-    threads = [threading.Thread(target=one) for _ in range(10)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(ids) == 10
-    final = [wait_server(admin, sid, {"ACTIVE", "ERROR"}) for sid in ids]
+    final = boot_ten_with_room_for_eight(cloud, admin, image["id"])
+    ids = [s["id"] for s in final]
     assert sorted(s["status"] for s in final).count("ACTIVE") == 8
     for s in final:
         if s["status"] == "ERROR":

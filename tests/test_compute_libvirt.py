@@ -7,15 +7,13 @@ import json
 import os
 import signal
 import subprocess
-import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
 from tests.cloud import Cloud, free_port
-from tests.compute_helpers import boot, new_project_user, upload_image, wait_gone, wait_server
+from tests.compute_helpers import boot, boot_ten_with_room_for_eight, upload_image, wait_gone, wait_server
 from tests.test_openstack_cli import openstack
 
 
@@ -248,28 +246,8 @@ def test_a_guest_killed_while_cloudbox_runs_is_seen_at_once(node: Cloud, guest_i
 def test_ten_boots_with_room_for_eight(node: Cloud, guest_image: Path):
     admin = node.client(node.token())
     image = upload_image(admin, guest_image, visibility="public")
-    hv = admin.get("/compute/v2.1/os-hypervisors/detail", headers={"OpenStack-API-Version": "compute 2.1"}).json()["hypervisors"][0]
-    reserved = admin.get("/cloudbox/v1/status").json()["settings"]["reserved_host_memory_mb"]
-    free = hv["memory_mb"] - reserved - hv["memory_mb_used"]
-    flavor = admin.post("/compute/v2.1/flavors", json={"flavor": {
-        "name": f"eighth-{uuid.uuid4().hex[:6]}", "ram": free // 8, "vcpus": 1, "disk": 1}}).json()["flavor"]
-    project, _, token = new_project_user(node, admin)
-    admin.put(f"/compute/v2.1/os-quota-sets/{project}", json={"quota_set": {"instances": 20, "cores": 20, "ram": -1}})
-    ids: list[str] = []
-    lock = threading.Lock()
-
-    def one() -> None:
-        with node.client(token) as c:
-            sid = boot(c, image["id"], flavor=flavor["id"])["id"]
-            with lock:
-                ids.append(sid)
-
-    threads = [threading.Thread(target=one) for _ in range(10)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    final = [wait_server(admin, sid, {"ACTIVE", "ERROR"}, timeout=300) for sid in ids]
+    final = boot_ten_with_room_for_eight(node, admin, image["id"], timeout=300)
+    ids = [s["id"] for s in final]
     active = [s for s in final if s["status"] == "ACTIVE"]
     assert len(active) == 8
     assert all(s["fault"]["message"].startswith("No valid host") for s in final if s["status"] == "ERROR")

@@ -19,7 +19,6 @@ from the driver update power state only for servers with no task running.
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import os
 import secrets
@@ -669,7 +668,3 @@ def new_server_id() -> str:
 
 def random_mac() -> str:
     return "fa:16:3e:" + ":".join(f"{b:02x}" for b in os.urandom(3))
-
-
-def json_dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True)
