@@ -1,0 +1,35 @@
+"""A network driver that touches nothing: it records plans and hands out NicSpecs."""
+
+from __future__ import annotations
+
+from cloudbox.compute.driver import NicSpec
+from cloudbox.errors import Conflict
+from cloudbox.network.driver import nic_spec
+from cloudbox.network.hostplan import HostPlan, PortPlan
+
+
+class FakeNetworkDriver:
+    def __init__(self, node_id: str = "fake") -> None:
+        self.node_id = node_id
+        self.plans: list[HostPlan] = []
+        self.taps: set[str] = set()  # the taps that would exist on the host
+
+    @property
+    def plan(self) -> HostPlan | None:
+        return self.plans[-1] if self.plans else None
+
+    async def apply(self, plan: HostPlan) -> None:
+        self.plans.append(plan)
+        self.taps = {p.tap for p in plan.ports}
+
+    async def ensure_port(self, port: PortPlan) -> NicSpec:
+        if self.plan is None or self.plan.port(port.id) != port:
+            raise Conflict(f"port {port.id} is not in the applied plan")
+        self.taps.add(port.tap)
+        return nic_spec(port)
+
+    async def remove_port(self, tap: str) -> None:
+        self.taps.discard(tap)
+
+    async def teardown_all(self) -> None:
+        await self.apply(HostPlan(node_id=self.node_id, host=""))

@@ -1,0 +1,506 @@
+"""The Linux network driver: bridges, taps, namespaces (pyroute2), nft, dnsmasq.
+
+One pass (``apply``) in a worker thread, in this order, so that no tap ever
+carries traffic without its rules:
+
+1. sysctls (bridged traffic through the inet hooks), taps no longer wanted removed;
+2. the host nft tables replaced in one transaction (rules name ports, not indexes,
+   so they may precede the links they name);
+3. bridges, the external bridge, taps, DHCP namespaces with dnsmasq, router
+   namespaces with their legs, routes and NAT (each adopted when present);
+4. what this node made that the plan no longer wants: links, namespaces, dnsmasq.
+
+A failure on one object is collected and the pass goes on with the others; the
+pass then raises one ``NetworkDriverError`` naming them all.  Creating an object
+in several steps registers an undo per step (``Revert``), so a half-made
+namespace or veth never lingers.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import trio
+from pyroute2 import IPRoute, NetNS, netns
+
+from cloudbox.compute.driver import NicSpec
+from cloudbox.errors import Conflict
+from cloudbox.network import render
+from cloudbox.network.driver import NetworkDriverError, alias, nic_spec
+from cloudbox.network.hostplan import DhcpPlan, ExternalPlan, HostPlan, NetworkPlan, PortPlan, RouterPlan, RouterPort
+
+log = logging.getLogger("cloudbox.network.driver")
+RUN_DIR = Path("/run/cloudbox/network")
+NAMESPACE_PREFIXES = ("qdhcp-", "qrouter-")
+RTPROT_STATIC = 4
+# dnsmasq drops to user nobody before reading its files (again on SIGHUP), so they live
+# under /run, readable by all (MACs and IPs of this node's ports, nothing secret).
+
+
+class Revert:
+    """Undo steps of one multi-step host change, run in reverse unless ``success()``."""
+
+    def __init__(self) -> None:
+        self._steps: list[Callable[[], Any]] = []
+
+    def add(self, step: Callable[[], Any]) -> None:
+        self._steps.append(step)
+
+    def success(self) -> None:
+        self._steps.clear()
+
+    def __enter__(self) -> "Revert":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for step in reversed(self._steps):
+            try:
+                step()
+            except Exception:  # noqa: BLE001 - an undo that fails must not hide the cause
+                log.exception("undo step failed")
+
+
+def _run(args: list[str], stdin: str | None = None) -> str:
+    done = subprocess.run(args, input=stdin, text=True, capture_output=True, timeout=60)
+    if done.returncode != 0:
+        raise NetworkDriverError(f"{' '.join(args[:4])} failed: {done.stderr.strip()[:2000]}")
+    return done.stdout
+
+
+def _write_if_changed(path: Path, content: str) -> bool:
+    try:
+        if path.read_text() == content:
+            return False
+    except FileNotFoundError:
+        pass
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(content)
+    tmp.chmod(0o644)
+    os.replace(tmp, path)
+    return True
+
+
+def _sysctl(path: str, value: str) -> None:
+    file = Path("/proc/sys") / path
+    try:
+        if file.read_text().strip() != value:
+            file.write_text(value + "\n")
+    except FileNotFoundError:
+        pass  # e.g. no IPv6 on this interface
+
+
+def _tap_mac(guest_mac: str) -> str:
+    # The host side of a tap must not share the guest's MAC (the bridge would take
+    # frames to the guest as its own); fe: as libvirt does.
+    return "fe" + guest_mac[2:]
+
+
+def _attr(msg: Any, name: str) -> Any:
+    return msg.get_attr(name)
+
+
+def _is_bridge(link: Any) -> bool:
+    info = link.get_attr("IFLA_LINKINFO")
+    return info is not None and info.get_attr("IFLA_INFO_KIND") == "bridge"
+
+
+class _Links:
+    """A snapshot of the links of one namespace, by name."""
+
+    def __init__(self, ipr: Any) -> None:
+        self.ipr = ipr
+        self.by_name: dict[str, Any] = {}
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.by_name = {_attr(link, "IFLA_IFNAME"): link for link in self.ipr.get_links()}
+
+    def index(self, name: str) -> int | None:
+        link = self.by_name.get(name)
+        return link["index"] if link is not None else None
+
+    def alias(self, name: str) -> str:
+        link = self.by_name.get(name)
+        return (_attr(link, "IFLA_IFALIAS") or "") if link is not None else ""
+
+    def ensure(self, name: str, *, mtu: int | None = None, master: int | None = None, mac: str | None = None,
+               up: bool = True, ifalias: str | None = None) -> int:
+        """Set what differs on an existing link; returns its index."""
+        link = self.by_name[name]
+        changes: dict[str, Any] = {}
+        if mtu is not None and _attr(link, "IFLA_MTU") != mtu:
+            changes["mtu"] = mtu
+        if master is not None and _attr(link, "IFLA_MASTER") != master:
+            changes["master"] = master
+        if mac is not None and (_attr(link, "IFLA_ADDRESS") or "").lower() != mac.lower():
+            changes["address"] = mac
+        if ifalias is not None and _attr(link, "IFLA_IFALIAS") != ifalias:
+            changes["ifalias"] = ifalias
+        is_up = bool(link["flags"] & 1)
+        if is_up != up:
+            changes["state"] = "up" if up else "down"
+        if changes:
+            self.ipr.link("set", index=link["index"], **changes)
+        return link["index"]
+
+
+def _sync_addresses(ipr: Any, index: int, wanted: tuple[str, ...], remove_extra: bool = True) -> None:
+    """Addresses (with prefix) on one link: add the missing, drop the others (not IPv6 link-local)."""
+    have = {}
+    for msg in ipr.get_addr(index=index):
+        have[f"{_attr(msg, 'IFA_ADDRESS')}/{msg['prefixlen']}"] = msg
+    for addr in wanted:
+        if addr not in have:
+            ip, prefix = addr.split("/")
+            ipr.addr("add", index=index, address=ip, prefixlen=int(prefix))
+    if remove_extra:
+        for addr, msg in have.items():
+            if addr not in wanted and not addr.startswith("fe80:"):
+                ip, prefix = addr.split("/")
+                ipr.addr("del", index=index, address=ip, prefixlen=int(prefix))
+
+
+class LinuxNetworkDriver:
+    def __init__(self, node_id: str, run_dir: Path = RUN_DIR) -> None:
+        self.node_id = node_id
+        self.mark = f"cloudbox:{node_id}:"
+        self.run_dir = run_dir / node_id
+        self._lock = trio.Lock()
+        self._plan: HostPlan | None = None
+        self._namespaces_set_up: set[str] = set()  # sysctls done in this process's life
+
+    # --- the contract ------------------------------------------------------------
+    async def apply(self, plan: HostPlan) -> None:
+        async with self._lock:
+            try:
+                await trio.to_thread.run_sync(self._apply, plan)
+            finally:
+                self._plan = plan  # what ensure_port checks against; the next pass repairs leftovers
+
+    async def ensure_port(self, port: PortPlan) -> NicSpec:
+        async with self._lock:
+            if self._plan is None or self._plan.port(port.id) != port:
+                raise Conflict(f"port {port.id} is not in the applied network plan")
+            await trio.to_thread.run_sync(self._ensure_one_tap, port)
+        return nic_spec(port)
+
+    async def remove_port(self, tap: str) -> None:
+        async with self._lock:
+            await trio.to_thread.run_sync(self._remove_tap, tap)
+
+    async def teardown_all(self) -> None:
+        await self.apply(HostPlan(node_id=self.node_id, host=""))
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    # --- one pass ------------------------------------------------------------------
+    def _apply(self, plan: HostPlan) -> None:
+        started = time.monotonic()
+        errors: list[str] = []
+
+        def attempt(what: str, fn: Callable[..., Any], *args: Any) -> None:
+            try:
+                fn(*args)
+            except Exception as exc:  # noqa: BLE001 - one broken object must not stop the pass
+                log.warning("network: %s failed: %s", what, exc, exc_info=True)
+                errors.append(f"{what}: {exc}")
+
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        for directory in (self.run_dir, self.run_dir.parent, self.run_dir.parent.parent):
+            directory.chmod(0o755)
+        attempt("sysctls", self._host_sysctls, plan)
+        with IPRoute() as ipr:
+            links = _Links(ipr)
+            wanted_taps = {p.tap for p in plan.ports}
+            for name in list(links.by_name):
+                if self._is_ours(links.alias(name), "tap") and name not in wanted_taps:
+                    attempt(f"remove tap {name}", ipr.link, "del", index=links.index(name))
+            links.refresh()
+            attempt("host nft tables", _run, ["nft", "-f", "-"], render.render_host(plan))
+            if plan.external is not None:
+                attempt(f"external bridge {plan.external.bridge}", self._ensure_external, links, plan.external, plan)
+            for network in plan.networks:
+                if not network.external:
+                    attempt(f"bridge {network.bridge}", self._ensure_bridge, links, network)
+            for port in plan.ports:
+                attempt(f"tap {port.tap}", self._ensure_tap, links, port)
+            existing_ns = set(netns.listnetns())
+            for network in plan.networks:
+                if network.dhcp is not None:
+                    attempt(f"DHCP of {network.id}", self._ensure_dhcp, links, network, network.dhcp, existing_ns)
+            for router in plan.routers:
+                attempt(f"router {router.id}", self._ensure_router, links, router, existing_ns)
+            links.refresh()
+            attempt("orphans", self._remove_orphans, links, plan)
+        log.debug("network pass took %.3f s", time.monotonic() - started)
+        if errors:
+            raise NetworkDriverError("; ".join(errors))
+
+    def _is_ours(self, ifalias: str, kind: str | None = None) -> bool:
+        if not ifalias.startswith(self.mark):
+            return False
+        return kind is None or ifalias[len(self.mark):].split(":", 1)[0] == kind
+
+    def _host_sysctls(self, plan: HostPlan) -> None:
+        if not Path("/proc/sys/net/bridge").exists():
+            subprocess.run(["modprobe", "br_netfilter"], capture_output=True, timeout=30)
+        # Bridged IPv4/IPv6 must pass the inet hooks: the security groups live there.
+        _sysctl("net/bridge/bridge-nf-call-iptables", "1")
+        _sysctl("net/bridge/bridge-nf-call-ip6tables", "1")
+        if plan.external is not None and plan.external.masquerade_cidrs:
+            _sysctl("net/ipv4/ip_forward", "1")
+
+    # --- bridges and taps ----------------------------------------------------------
+    def _make_bridge(self, links: _Links, name: str, kind: str, object_id: str) -> None:
+        if name not in links.by_name:
+            links.ipr.link("add", ifname=name, kind="bridge")
+            links.ipr.link("set", index=links.ipr.link_lookup(ifname=name)[0], ifalias=alias(self.node_id, kind, object_id))
+            links.refresh()
+            log.info("bridge created", extra={"bridge": name})
+
+    def _ensure_bridge(self, links: _Links, network: NetworkPlan) -> None:
+        self._make_bridge(links, network.bridge, "bridge", network.id)
+        # No host address on a tenant bridge, not even IPv6 link-local: tenants cannot reach the host.
+        _sysctl(f"net/ipv6/conf/{network.bridge}/disable_ipv6", "1")
+        links.ensure(network.bridge, mtu=network.mtu)
+
+    def _ensure_external(self, links: _Links, ext: ExternalPlan, plan: HostPlan) -> None:
+        self._make_bridge(links, ext.bridge, "external", ext.bridge)
+        mtu = min((n.mtu for n in plan.networks if n.external), default=None)
+        index = links.ensure(ext.bridge, mtu=mtu)
+        if ext.interface:
+            if ext.interface not in links.by_name:
+                raise NetworkDriverError(f"external interface {ext.interface} does not exist")
+            links.ensure(ext.interface, master=index)
+        # Addresses we did not put there stay, unless the bridge is ours.
+        _sync_addresses(links.ipr, index, ext.host_addresses, remove_extra=self._is_ours(links.alias(ext.bridge)))
+
+    def _ensure_tap(self, links: _Links, port: PortPlan) -> None:
+        """Create (or adopt: a tap made earlier, or a test's veth named like it) and plug a port's tap."""
+        if port.tap not in links.by_name:
+            links.ipr.link("add", ifname=port.tap, kind="tuntap", mode="tap")
+            links.refresh()
+            log.info("tap created", extra={"tap": port.tap, "port": port.id})
+        bridge = links.index(port.bridge)
+        if bridge is None:
+            raise NetworkDriverError(f"bridge {port.bridge} of port {port.id} is missing")
+        _sysctl(f"net/ipv6/conf/{port.tap}/disable_ipv6", "1")
+        links.ensure(port.tap, mtu=port.mtu, master=bridge, mac=_tap_mac(port.mac), up=port.admin_state_up,
+                     ifalias=alias(self.node_id, "tap", port.id))
+
+    def _ensure_one_tap(self, port: PortPlan) -> None:
+        with IPRoute() as ipr:
+            self._ensure_tap(_Links(ipr), port)
+
+    def _remove_tap(self, tap: str) -> None:
+        with IPRoute() as ipr:
+            links = _Links(ipr)
+            if tap in links.by_name and self._is_ours(links.alias(tap), "tap"):
+                ipr.link("del", index=links.index(tap))
+                log.info("tap removed", extra={"tap": tap})
+
+    # --- namespaces and veths ------------------------------------------------------
+    def _ensure_namespace(self, name: str, existing: set[str], kind: str, object_id: str, revert: Revert) -> None:
+        if name not in existing:
+            netns.create(name)
+            revert.add(lambda: netns.remove(name))
+            existing.add(name)
+            log.info("namespace created", extra={"namespace": name})
+        with NetNS(name, flags=0) as ns:
+            lo = ns.link_lookup(ifname="lo")[0]
+            ns.link("set", index=lo, state="up", ifalias=alias(self.node_id, kind, object_id))
+
+    def _ensure_veth(self, links: _Links, ns: Any, namespace: str, host_end: str, ns_end: str, *,
+                     bridge: str, mac: str, mtu: int, kind: str, object_id: str, revert: Revert) -> int:
+        """A veth with ``ns_end`` in the namespace and ``host_end`` on ``bridge``; returns the ns end's index."""
+        ns_links = _Links(ns)
+        if host_end in links.by_name and ns_end not in ns_links.by_name:
+            links.ipr.link("del", index=links.index(host_end))  # half a pair: make it again
+            links.refresh()
+        if ns_end in ns_links.by_name and host_end not in links.by_name:
+            ns.link("del", index=ns_links.index(ns_end))
+            ns_links.refresh()
+        if host_end not in links.by_name:
+            # The peer is made directly in the namespace, so names never meet on the host.
+            links.ipr.link("add", ifname=host_end, kind="veth", peer={"ifname": ns_end, "net_ns_fd": namespace})
+            revert.add(lambda: links.ipr.link("del", ifname=host_end))
+            links.refresh()
+            ns_links.refresh()
+        bridge_index = links.index(bridge)
+        if bridge_index is None:
+            raise NetworkDriverError(f"bridge {bridge} is missing")
+        _sysctl(f"net/ipv6/conf/{host_end}/disable_ipv6", "1")
+        links.ensure(host_end, mtu=mtu, master=bridge_index, ifalias=alias(self.node_id, kind, object_id))
+        return ns_links.ensure(ns_end, mtu=mtu, mac=mac)
+
+    # --- DHCP --------------------------------------------------------------------------
+    def _ensure_dhcp(self, links: _Links, network: NetworkPlan, dhcp: DhcpPlan, existing: set[str]) -> None:
+        with Revert() as revert:
+            self._ensure_namespace(dhcp.namespace, existing, "dhcp", network.id, revert)
+            with NetNS(dhcp.namespace, flags=0) as ns:
+                index = self._ensure_veth(links, ns, dhcp.namespace, dhcp.host_end, dhcp.interface,
+                                          bridge=network.bridge, mac=dhcp.mac, mtu=network.mtu,
+                                          kind="dhcp", object_id=network.id, revert=revert)
+                _sync_addresses(ns, index, dhcp.addresses)
+            revert.success()
+        self._ensure_dnsmasq(network, dhcp)
+
+    def _dhcp_dir(self, network_id: str) -> Path:
+        return self.run_dir / "dhcp" / network_id
+
+    def _dnsmasq_pid(self, directory: Path) -> int | None:
+        try:
+            pid = int((directory / "dnsmasq.pid").read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            return None
+        return pid if b"dnsmasq" in cmdline and str(directory).encode() in cmdline else None
+
+    def _stop_dnsmasq(self, directory: Path) -> None:
+        pid = self._dnsmasq_pid(directory)
+        if pid is None:
+            return
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while self._dnsmasq_pid(directory) == pid and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if self._dnsmasq_pid(directory) == pid:
+            os.kill(pid, signal.SIGKILL)
+
+    def _ensure_dnsmasq(self, network: NetworkPlan, dhcp: DhcpPlan) -> None:
+        directory = self._dhcp_dir(network.id)
+        directory.mkdir(parents=True, exist_ok=True)
+        directory.chmod(0o755)
+        directory.parent.chmod(0o755)
+        config_changed = _write_if_changed(directory / "dnsmasq.conf",
+                                           render.dnsmasq_config(network.id, dhcp, network.mtu, str(directory)))
+        hosts_changed = _write_if_changed(directory / "hosts", render.dnsmasq_hosts(dhcp))
+        pid = self._dnsmasq_pid(directory)
+        if pid is not None and config_changed:
+            self._stop_dnsmasq(directory)
+            pid = None
+        if pid is None:
+            _run(["ip", "netns", "exec", dhcp.namespace, "dnsmasq", f"--conf-file={directory / 'dnsmasq.conf'}"])
+            log.info("dnsmasq started", extra={"network": network.id})
+        elif hosts_changed:
+            os.kill(pid, signal.SIGHUP)  # re-reads the hosts file
+        self._release_stale_leases(directory, dhcp)
+
+    def _release_stale_leases(self, directory: Path, dhcp: DhcpPlan) -> None:
+        """Free leases no port holds: dnsmasq will not give an address still leased to an old MAC."""
+        wanted = {(h.mac.lower(), h.ip) for h in dhcp.hosts}
+        try:
+            lines = (directory / "leases").read_text().splitlines()
+        except FileNotFoundError:
+            return
+        for line in lines:
+            fields = line.split()
+            if len(fields) >= 3 and (fields[1].lower(), fields[2]) not in wanted:
+                subprocess.run(["ip", "netns", "exec", dhcp.namespace, "dhcp_release", dhcp.interface,
+                                fields[2], fields[1]], capture_output=True, timeout=10)
+                log.info("stale DHCP lease released", extra={"ip": fields[2], "mac": fields[1]})
+
+    # --- routers -----------------------------------------------------------------------
+    def _ensure_router(self, links: _Links, router: RouterPlan, existing: set[str]) -> None:
+        legs: list[tuple[RouterPort, str]] = [(leg, "router-interface") for leg in router.interfaces]
+        if router.gateway is not None:
+            legs.append((router.gateway, "router-gateway"))
+        with Revert() as revert:
+            self._ensure_namespace(router.namespace, existing, "router", router.id, revert)
+            if router.namespace not in self._namespaces_set_up:
+                _run(["ip", "netns", "exec", router.namespace, "sysctl", "-qw",
+                      "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"])
+                self._namespaces_set_up.add(router.namespace)
+            with NetNS(router.namespace, flags=0) as ns:
+                wanted = {leg.ns_name for leg, _ in legs}
+                for name, link in _Links(ns).by_name.items():
+                    if name.startswith(("qr-", "qg-")) and name not in wanted:
+                        ns.link("del", index=link["index"])  # takes its host end along
+                for leg, kind in legs:
+                    index = self._ensure_veth(links, ns, router.namespace, leg.host_end, leg.ns_name,
+                                              bridge=leg.bridge, mac=leg.mac, mtu=leg.mtu,
+                                              kind=kind, object_id=leg.port_id, revert=revert)
+                    addresses = leg.addresses
+                    if leg is router.gateway:  # floating IPs answer ARP on the gateway leg
+                        addresses += tuple(f"{f.floating}/32" for f in router.floating_ips)
+                    _sync_addresses(ns, index, addresses)
+                self._sync_routes(ns, router)
+            revert.success()
+        _run(["ip", "netns", "exec", router.namespace, "nft", "-f", "-"], render.render_router(router))
+
+    def _sync_routes(self, ns: Any, router: RouterPlan) -> None:
+        """The default route via the external gateway and the router's static routes; nothing else static."""
+        wanted: dict[str, str] = {}
+        if router.gateway is not None and router.default_gateway:
+            wanted["0.0.0.0/0"] = router.default_gateway
+        for destination, nexthop in router.routes:
+            wanted[str(ipaddress.ip_network(destination, strict=False))] = nexthop
+        have: dict[str, tuple[str, int]] = {}
+        for family in (2, 10):
+            for route in ns.get_routes(family=family, table=254):
+                if route["proto"] != RTPROT_STATIC:
+                    continue
+                dst = f"{_attr(route, 'RTA_DST') or ('0.0.0.0' if family == 2 else '::')}/{route['dst_len']}"
+                have[dst] = (_attr(route, "RTA_GATEWAY") or "", family)
+        for dst, (gateway, family) in have.items():
+            if wanted.get(dst) != gateway:
+                ns.route("del", dst=dst, family=family, proto=RTPROT_STATIC, table=254)
+        for dst, gateway in wanted.items():
+            if have.get(dst, ("",))[0] != gateway:
+                ns.route("replace", dst=dst, gateway=gateway, proto=RTPROT_STATIC, table=254)
+
+    # --- orphans -------------------------------------------------------------------------
+    def _remove_orphans(self, links: _Links, plan: HostPlan) -> None:
+        wanted_namespaces = {n.dhcp.namespace for n in plan.networks if n.dhcp is not None}
+        wanted_namespaces |= {r.namespace for r in plan.routers}
+        for name in netns.listnetns():
+            if name.startswith(NAMESPACE_PREFIXES) and name not in wanted_namespaces:
+                self._remove_namespace(name)
+        wanted_dhcp = {n.id for n in plan.networks if n.dhcp is not None}
+        dhcp_root = self.run_dir / "dhcp"
+        if dhcp_root.exists():
+            for directory in dhcp_root.iterdir():
+                if directory.name not in wanted_dhcp:
+                    self._stop_dnsmasq(directory)
+                    shutil.rmtree(directory, ignore_errors=True)
+        wanted_links = {n.bridge for n in plan.networks} | {p.tap for p in plan.ports}
+        wanted_links |= {n.dhcp.host_end for n in plan.networks if n.dhcp is not None}
+        wanted_links |= {leg.host_end for r in plan.routers for leg in (*r.interfaces, *([r.gateway] if r.gateway else []))}
+        if plan.external is not None:
+            wanted_links.add(plan.external.bridge)
+        links.refresh()
+        # Ports first, bridges last: a bridge goes once nothing of ours hangs on it.
+        for name in sorted(links.by_name, key=lambda n: _is_bridge(links.by_name[n])):
+            if name not in wanted_links and self._is_ours(links.alias(name)):
+                try:
+                    links.ipr.link("del", index=links.index(name))
+                    log.info("link removed", extra={"link": name})
+                except Exception as exc:  # noqa: BLE001 - gone already (a veth's peer went with its ns)
+                    log.debug("link %s: %s", name, exc)
+        self._namespaces_set_up &= wanted_namespaces
+
+    def _remove_namespace(self, name: str) -> None:
+        """Remove one of our namespaces: its dnsmasq, its veths (synchronously, unlike the netns), itself."""
+        try:
+            with NetNS(name, flags=0) as ns:
+                lo = ns.link_lookup(ifname="lo")
+                mark = _attr(ns.get_links(lo[0])[0], "IFLA_IFALIAS") or "" if lo else ""
+                if not self._is_ours(mark):
+                    return
+                if name.startswith("qdhcp-"):
+                    self._stop_dnsmasq(self._dhcp_dir(name[len("qdhcp-"):]))
+                for link in ns.get_links():
+                    if _attr(link, "IFLA_IFNAME") != "lo":
+                        ns.link("del", index=link["index"])
+        except FileNotFoundError:
+            return
+        netns.remove(name)
+        log.info("namespace removed", extra={"namespace": name})
+
