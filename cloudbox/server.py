@@ -32,7 +32,9 @@ from cloudbox.identity import api as identity_api
 from cloudbox.identity.service import IdentityService, catalog_commands
 from cloudbox.image import api as image_api
 from cloudbox.image.service import ImageService
+from cloudbox.network import api as network_api
 from cloudbox.network import natnet
+from cloudbox.network.service import NetworkService
 from cloudbox.node import DataDir, split_listen, url_host
 from cloudbox.services import STORES, wanted_catalog
 from cloudbox.settings import Settings
@@ -61,10 +63,12 @@ class Node:
         }
         self.image = ImageService(self.engine, settings, data_dir.root / "images", self.node_id)
         self.checks["image"] = lambda: self.image.running
+        self.network = NetworkService(self.engine, self.settings, self.node_id, self.name)
+        self.checks["network"] = lambda: self.network.running
         self.compute = ComputeService(self, *self._compute_drivers())
         self.checks["compute"] = lambda: self.compute.running
         self.specs = [identity_api.build(self.identity), cluster_api.build(self), compute_api.build(self.compute),
-                      image_api.build(self.image)]
+                      image_api.build(self.image), network_api.build(self.network)]
 
     def _compute_drivers(self) -> tuple[Any, Any]:
         """The hypervisor driver and the port binder this node's settings ask for."""
@@ -160,6 +164,7 @@ async def serve(node: Node, *, task_status: trio.TaskStatus[str] = trio.TASK_STA
             await nursery.start(node.engine.run)
             await nursery.start(node.identity.run)
             await nursery.start(node.image.run)
+            await nursery.start(node.network.run)
             await nursery.start(node.compute.run)
             await node.ensure_catalog()
             nursery.start_soon(_watch_signals, shutdown)

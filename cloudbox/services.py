@@ -10,9 +10,10 @@ from __future__ import annotations
 from cloudbox.compute import store as compute_store
 from cloudbox.identity import store as identity_store
 from cloudbox.image import store as image_store
+from cloudbox.network import store as network_store
 from cloudbox.state.migrations import StoreSpec
 
-STORES: list[StoreSpec] = [identity_store.STORE, compute_store.STORE, image_store.STORE]
+STORES: list[StoreSpec] = [identity_store.STORE, compute_store.STORE, image_store.STORE, network_store.STORE]
 
 # (service type, service name, path prefix) of every API in the service catalog.
 CATALOG: list[tuple[str, str, str]] = [
@@ -20,6 +21,7 @@ CATALOG: list[tuple[str, str, str]] = [
     ("cloudbox", "cloudbox", "/cloudbox/v1"),
     ("compute", "nova", "/compute/v2.1"),
     ("image", "glance", "/image/v2"),
+    ("network", "neutron", "/network"),
 ]
 
 

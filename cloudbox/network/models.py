@@ -1,0 +1,117 @@
+"""JSON schemas of the network API's request bodies (Neutron v2.0 attribute names).
+
+Unknown attributes are refused with 400, as Neutron does ("Unrecognized attribute").
+Attributes clients send with neutral values for extensions we do not have (availability
+zone hints, distributed/ha false, subnet pools null) are accepted with those values only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cloudbox.network import core
+
+STRING = {"type": "string", "maxLength": 255}
+TEXT = {"type": ["string", "null"], "maxLength": 255}
+BOOL = {"type": "boolean"}
+ID = {"type": "string", "maxLength": 64}
+NULL_ID = {"type": ["string", "null"], "maxLength": 64}
+TAGS = {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 255}, "maxItems": 50}
+FALSE = {"const": False}
+EMPTY = {"type": "array", "maxItems": 0}
+AZ_HINTS = {"type": "array", "items": {"enum": [core.DEFAULT_AZ]}}
+IP = {"type": "string", "maxLength": 64}
+NULL_IP = {"type": ["string", "null"], "maxLength": 64}
+OWNER = {"project_id": ID, "tenant_id": ID}
+STANDARD = {"name": STRING, "description": TEXT}
+FIXED_IPS = {"type": "array", "maxItems": 64, "items": {
+    "type": "object", "properties": {"subnet_id": ID, "ip_address": IP}, "additionalProperties": False}}
+PAIRS = {"type": "array", "maxItems": 64, "items": {
+    "type": "object", "properties": {"ip_address": IP, "mac_address": {"type": "string", "maxLength": 32}},
+    "required": ["ip_address"], "additionalProperties": False}}
+ROUTES = {"type": "array", "maxItems": 256, "items": {
+    "type": "object", "properties": {"destination": IP, "nexthop": IP}, "required": ["destination", "nexthop"],
+    "additionalProperties": False}}
+POOLS = {"type": "array", "maxItems": 64, "items": {
+    "type": "object", "properties": {"start": IP, "end": IP}, "required": ["start", "end"],
+    "additionalProperties": False}}
+HOST_ROUTES = ROUTES
+GATEWAY_INFO = {"type": ["object", "null"], "properties": {
+    "network_id": ID, "enable_snat": BOOL, "external_fixed_ips": FIXED_IPS,
+}, "additionalProperties": False}
+
+
+def wrap(key: str, properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """{key: {...}} with exactly these attributes."""
+    inner: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False}
+    if required:
+        inner["required"] = list(required)
+    return {"type": "object", "properties": {key: inner}, "required": [key], "additionalProperties": False}
+
+
+NETWORK_UPDATE = {
+    **STANDARD, "admin_state_up": BOOL, "shared": BOOL, "router:external": BOOL, "port_security_enabled": BOOL,
+    "is_default": BOOL, "mtu": {"type": "integer", "minimum": 68, "maximum": 9000}, "availability_zone_hints": AZ_HINTS,
+    "qos_policy_id": {"type": "null"}, "dns_domain": {"type": ["string", "null"], "maxLength": 0},
+}
+CREATE_NETWORK = wrap("network", {
+    **NETWORK_UPDATE, **OWNER, "tags": TAGS, "provider:network_type": {"enum": ["vxlan", "flat"]},
+    "provider:physical_network": {"type": ["string", "null"], "maxLength": 64},
+    "provider:segmentation_id": {"type": ["integer", "null"], "minimum": 1, "maximum": core.VXLAN_MAX},
+})
+UPDATE_NETWORK = wrap("network", NETWORK_UPDATE)
+
+SUBNET_UPDATE = {
+    **STANDARD, "gateway_ip": NULL_IP, "enable_dhcp": BOOL, "allocation_pools": POOLS,
+    "dns_nameservers": {"type": "array", "items": IP, "maxItems": 16}, "host_routes": HOST_ROUTES,
+    "service_types": EMPTY, "segment_id": {"type": "null"}, "dns_publish_fixed_ip": FALSE,
+}
+CREATE_SUBNET = wrap("subnet", {
+    **SUBNET_UPDATE, **OWNER, "tags": TAGS, "network_id": ID, "cidr": {"type": ["string", "null"], "maxLength": 64},
+    "ip_version": {"enum": [4, 6]}, "ipv6_ra_mode": {"enum": [None, *core.IPV6_MODES]},
+    "ipv6_address_mode": {"enum": [None, *core.IPV6_MODES]}, "subnetpool_id": {"type": "null"},
+    "use_default_subnet_pool": FALSE,
+}, required=("network_id",))
+UPDATE_SUBNET = wrap("subnet", {**SUBNET_UPDATE, "ipv6_ra_mode": {"enum": [None, *core.IPV6_MODES]},
+                                "ipv6_address_mode": {"enum": [None, *core.IPV6_MODES]}})
+
+PORT_UPDATE = {
+    **STANDARD, "admin_state_up": BOOL, "mac_address": {"type": "string", "maxLength": 32}, "fixed_ips": FIXED_IPS,
+    "device_id": {"type": "string", "maxLength": 255}, "device_owner": {"type": "string", "maxLength": 255},
+    "security_groups": {"type": ["array", "null"], "items": ID, "maxItems": 64}, "port_security_enabled": BOOL,
+    "allowed_address_pairs": PAIRS, "binding:host_id": {"type": ["string", "null"], "maxLength": 255},
+    "binding:profile": {"type": ["object", "null"]}, "binding:vnic_type": {"enum": list(core.VNIC_TYPES)},
+    "extra_dhcp_opts": EMPTY, "qos_policy_id": {"type": "null"},
+}
+CREATE_PORT = wrap("port", {**PORT_UPDATE, **OWNER, "tags": TAGS, "network_id": ID}, required=("network_id",))
+UPDATE_PORT = wrap("port", PORT_UPDATE)
+
+ROUTER_UPDATE = {
+    **STANDARD, "admin_state_up": BOOL, "external_gateway_info": GATEWAY_INFO, "routes": ROUTES,
+    "distributed": FALSE, "ha": FALSE, "availability_zone_hints": AZ_HINTS,
+}
+CREATE_ROUTER = wrap("router", {**ROUTER_UPDATE, **OWNER, "tags": TAGS})
+UPDATE_ROUTER = wrap("router", ROUTER_UPDATE)
+ROUTER_INTERFACE = {"type": "object", "properties": {"subnet_id": ID, "port_id": ID}, "additionalProperties": False}
+EXTRA_ROUTES = wrap("router", {"routes": ROUTES}, required=("routes",))
+
+CREATE_FLOATINGIP = wrap("floatingip", {
+    "description": TEXT, **OWNER, "tags": TAGS, "floating_network_id": ID, "floating_ip_address": IP,
+    "subnet_id": ID, "port_id": NULL_ID, "fixed_ip_address": NULL_IP,
+}, required=("floating_network_id",))
+UPDATE_FLOATINGIP = wrap("floatingip", {"description": TEXT, "port_id": NULL_ID, "fixed_ip_address": NULL_IP})
+
+CREATE_SECURITY_GROUP = wrap("security_group", {**STANDARD, **OWNER, "tags": TAGS, "stateful": BOOL})
+UPDATE_SECURITY_GROUP = wrap("security_group", {**STANDARD})
+CREATE_RULE = wrap("security_group_rule", {
+    "description": TEXT, **OWNER, "security_group_id": ID, "direction": {"enum": ["ingress", "egress"]},
+    "ethertype": {"enum": ["IPv4", "IPv6"]}, "protocol": {"type": ["string", "integer", "null"], "maxLength": 40},
+    "port_range_min": {"type": ["integer", "null"]}, "port_range_max": {"type": ["integer", "null"]},
+    "remote_ip_prefix": NULL_IP, "remote_group_id": NULL_ID, "remote_address_group_id": {"type": "null"},
+}, required=("security_group_id", "direction"))
+
+UPDATE_QUOTA = wrap("quota", {
+    **{name: {"type": "integer", "minimum": -1, "maximum": 2**31 - 1} for name in core.DEFAULT_QUOTAS},
+    "check_limit": BOOL,
+})
+TAGS_BODY = {"type": "object", "properties": {"tags": TAGS}, "required": ["tags"], "additionalProperties": False}

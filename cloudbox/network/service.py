@@ -1,0 +1,777 @@
+"""The network service: Neutron's resources, and the ports of servers for compute.
+
+The API calls the CRUD methods with the caller's AuthContext: they check visibility
+(others' resources are NotFound) and policy (Forbidden), build rows with ids, MACs and
+timestamps, and propose commands; apply checks what depends on state.  Methods return
+Neutron views.  Compute and the data plane use the methods under "for compute".
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import time
+import uuid
+from typing import Any, Callable, Mapping, Sequence
+
+import sqlite_utils
+import trio
+
+from cloudbox.errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable
+from cloudbox.identity.core import require
+from cloudbox.network import commands as c
+from cloudbox.network import core, store, views
+from cloudbox.network.apply_l2 import port_row
+from cloudbox.network.store import Viewer
+from cloudbox.state.engine import StateEngine
+
+AUTO_CIDRS = ("10.0.0.0/24", "10.0.1.0/24", "10.10.0.0/24", "192.168.0.0/24", "172.16.0.0/24")
+
+
+# --- rendering (runs inside engine.read) ----------------------------------------------------------
+def render_rows(db: sqlite_utils.Database, table: str, found: Sequence[dict[str, Any]], admin: bool) -> list[dict[str, Any]]:
+    if table == "networks":
+        subnets = store.subnet_ids_by_network(db, [r["id"] for r in found])
+        return [views.network(r, subnets[r["id"]], admin) for r in found]
+    if table == "subnets":
+        return [views.subnet(r) for r in found]
+    if table == "ports":
+        return [views.port(r, admin) for r in found]
+    if table == "routers":
+        gateways = store.ports_by_id(db, [r["gw_port_id"] for r in found])
+        return [views.router(r, gateways.get(r["gw_port_id"] or "")) for r in found]
+    if table == "floatingips":
+        ports = store.ports_by_id(db, [r["port_id"] for r in found])
+        return [views.floatingip(r, ports.get(r["port_id"] or "")) for r in found]
+    if table == "security_groups":
+        rules = store.rules_by_group(db, [r["id"] for r in found])
+        return [views.security_group(r, rules[r["id"]]) for r in found]
+    return [views.rule(r) for r in found]
+
+
+def _list_and_render(db: sqlite_utils.Database, table: str, viewer: Viewer, query: core.ListQuery,
+                     marker: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
+    found = store.list_rows(db, table, viewer, query, marker, limit)
+    more = len(found) > limit
+    found = found[:limit]
+    return render_rows(db, table, found, viewer.admin), (found[-1]["id"] if more and found else None)
+
+
+def _show(db: sqlite_utils.Database, table: str, viewer: Viewer, id: str) -> dict[str, Any]:
+    return render_rows(db, table, [store.visible(db, table, viewer, id)], viewer.admin)[0]
+
+
+def usable_networks(db: sqlite_utils.Database, project_id: str) -> list[dict[str, Any]]:
+    """Networks a server of the project can be put on by "auto": its own and shared ones, not external."""
+    return store.rows(db, "SELECT * FROM networks WHERE (project_id = ? OR shared = 1) AND external = 0 "
+                          "ORDER BY created_at, id", [project_id])
+
+
+def _availability(db: sqlite_utils.Database, network: dict[str, Any], ip_version: int | None) -> dict[str, Any]:
+    subnets = []
+    for subnet in store.subnets_of(db, network["id"]):
+        if ip_version is not None and subnet["ip_version"] != ip_version:
+            continue
+        used = db.execute("SELECT count(*) FROM ip_allocations WHERE subnet_id = ?", [subnet["id"]]).fetchone()[0]
+        subnets.append({"subnet_id": subnet["id"], "subnet_name": subnet["name"], "cidr": subnet["cidr"],
+                        "ip_version": subnet["ip_version"], "total_ips": core.pool_size(subnet["allocation_pools"]),
+                        "used_ips": used})
+    return {"network_id": network["id"], "network_name": network["name"], "project_id": network["project_id"],
+            "tenant_id": network["project_id"], "total_ips": sum(s["total_ips"] for s in subnets),
+            "used_ips": sum(s["used_ips"] for s in subnets), "subnet_ip_availability": subnets}
+
+
+def _list_availabilities(db: sqlite_utils.Database, query: core.ListQuery, ip_version: int | None,
+                         marker: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
+    found = store.list_rows(db, "networks", Viewer(None, True), query, marker, limit)
+    more = len(found) > limit
+    found = found[:limit]
+    return [_availability(db, n, ip_version) for n in found], (found[-1]["id"] if more and found else None)
+
+
+AVAILABILITY_FILTERS = {
+    "network_id": core.Field("id"), "network_name": core.Field("name"), "project_id": core.Field("project_id"),
+    "tenant_id": core.Field("project_id"),
+}
+
+
+def _find_group(db: sqlite_utils.Database, project_id: str, name_or_id: str) -> str | None:
+    found = store.rows(db, "SELECT id FROM security_groups WHERE project_id = ? AND (id = ? OR name = ?) "
+                           "ORDER BY id = ? DESC", [project_id, name_or_id, name_or_id, name_or_id])
+    if len(found) > 1 and found[0]["id"] != name_or_id:
+        raise Conflict(f"Multiple security groups found matching '{name_or_id}'. Use an ID to be more specific.")
+    return found[0]["id"] if found else None
+
+
+def _topology(db: sqlite_utils.Database, project_id: str) -> dict[str, Any] | None:
+    found = list(db.query("SELECT * FROM auto_allocated_topologies WHERE project_id = ?", [project_id]))
+    return dict(found[0]) if found else None
+
+
+def _ip_in_use(db: sqlite_utils.Database, network_id: str, ip: str) -> str | None:
+    found = list(db.query("SELECT a.port_id, p.device_id FROM ip_allocations a JOIN ports p ON p.id = a.port_id "
+                          "WHERE a.network_id = ? AND a.ip_address = ?", [network_id, ip]))
+    return (found[0]["device_id"] or found[0]["port_id"]) if found else None
+
+
+class NetworkService:
+    def __init__(self, engine: StateEngine, settings: Any, node_id: str, host: str,
+                 clock: Callable[[], float] = time.time, random_bytes: Callable[[int], bytes] = os.urandom) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.node_id = node_id
+        self.host = host
+        self.clock = clock
+        self.random_bytes = random_bytes
+        self._running = False
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Nothing runs in the background: the data plane reconciles the host from the tables."""
+        self._running = True
+        task_status.started()
+        try:
+            await trio.sleep_forever()
+        finally:
+            self._running = False
+
+    # --- plumbing ------------------------------------------------------------------------------
+    async def read(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await self.engine.read(fn, *args)
+
+    async def propose(self, cmd: Any) -> Any:
+        return await self.engine.propose(cmd)
+
+    def now(self) -> str:
+        return core.iso(self.clock())
+
+    def new_mac(self) -> str:
+        return core.new_mac(self.random_bytes(3))
+
+    @staticmethod
+    def new_id() -> str:
+        return str(uuid.uuid4())
+
+    @staticmethod
+    def viewer(ctx: Any) -> Viewer:
+        return Viewer(ctx.project_id, bool(ctx.is_cloud_admin or ctx.is_cloud_reader))
+
+    def default_sg_ids(self) -> dict[str, Any]:
+        return {"id": self.new_id(), "rule_ids": [self.new_id() for _ in range(4)]}
+
+    def _project_for_create(self, ctx: Any, body: Mapping[str, Any], action: str) -> str:
+        project, tenant = body.get("project_id"), body.get("tenant_id")
+        if project and tenant and project != tenant:
+            raise BadRequest("project_id and tenant_id do not match.")
+        project = project or tenant or ctx.project_id
+        if not project:
+            raise BadRequest("A project_id is required: the token is not scoped to a project.")
+        if project != ctx.project_id:
+            require(ctx.is_cloud_admin, f"{action} for another project")
+        require(ctx.can_write_project(project), action)
+        return project
+
+    async def _visible(self, ctx: Any, table: str, id: str) -> dict[str, Any]:
+        return await self.read(store.visible, table, self.viewer(ctx), id)
+
+    async def _writable(self, ctx: Any, table: str, id: str, action: str) -> dict[str, Any]:
+        row = await self._visible(ctx, table, id)
+        require(ctx.can_write_project(row["project_id"]) if row["project_id"] else ctx.is_cloud_admin, action)
+        return row
+
+    async def view(self, ctx: Any, table: str, row: dict[str, Any]) -> dict[str, Any]:
+        return (await self.read(render_rows, table, [row], self.viewer(ctx).admin))[0]
+
+    # --- reading ---------------------------------------------------------------------------------
+    async def list(self, ctx: Any, table: str, args: Any, limit: int,
+                   marker: str | None) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of views and the id to continue after (None on the last page)."""
+        query = core.parse_list_query(args, core.FILTERS[table])
+        if table == "security_groups" and ctx.project_id:
+            await self.ensure_default_group(ctx.project_id)
+        found, next_marker = await self.read(_list_and_render, table, self.viewer(ctx), query, marker, limit)
+        return [core.select_fields(v, query.fields) for v in found], next_marker
+
+    async def show(self, ctx: Any, table: str, id: str, fields: Sequence[str] = ()) -> dict[str, Any]:
+        return core.select_fields(await self.read(_show, table, self.viewer(ctx), id), fields)
+
+    # --- networks -------------------------------------------------------------------------------------
+    async def create_network(self, ctx: Any, body: Mapping[str, Any]) -> dict[str, Any]:
+        project = self._project_for_create(ctx, body, "create_network")
+        for key in ("provider:network_type", "provider:physical_network", "provider:segmentation_id", "shared",
+                    "router:external", "is_default"):
+            if key in body and body[key] not in (None, False):
+                require(ctx.is_cloud_admin, f"create_network:{key}")
+        physical = body.get("provider:physical_network")
+        kind = body.get("provider:network_type") or ("flat" if physical else "vxlan")
+        segment = body.get("provider:segmentation_id")
+        if kind == "flat":
+            if not physical:
+                raise BadRequest("Invalid input for operation: physical_network required for flat provider network.")
+            if segment is not None:
+                raise BadRequest("Invalid input for operation: segmentation_id specified for flat provider network.")
+        elif physical:
+            raise BadRequest("Invalid input for operation: provider:physical_network specified for VXLAN network.")
+        mtu = body.get("mtu", core.MTU[kind])
+        if mtu > core.MTU[kind]:
+            raise BadRequest(f"Requested MTU is too big, maximum is {core.MTU[kind]}.")
+        at = self.now()
+        row = {
+            "id": self.new_id(), "project_id": project, "name": body.get("name") or "",
+            "description": body.get("description") or "", "admin_state_up": body.get("admin_state_up", True),
+            "shared": body.get("shared", False), "external": body.get("router:external", False), "status": "ACTIVE",
+            "mtu": mtu, "network_type": kind, "physical_network": physical if kind == "flat" else None,
+            "segmentation_id": segment if kind == "vxlan" else None,
+            "port_security_enabled": body.get("port_security_enabled", True), "is_default": body.get("is_default", False),
+            "tags": core.clean_tags(body.get("tags") or []), "created_at": at, "updated_at": at, "revision_number": 0,
+        }
+        return await self.view(ctx, "networks", await self.propose(c.CreateNetwork(row)))
+
+    async def update_network(self, ctx: Any, network_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        network = await self._writable(ctx, "networks", network_id, "update_network")
+        for key in ("shared", "router:external", "is_default"):
+            if key in body and body[key] != network[key.replace("router:", "")]:
+                require(ctx.is_cloud_admin, f"update_network:{key}")
+        if body.get("mtu", 0) > core.MTU[network["network_type"]]:
+            raise BadRequest(f"Requested MTU is too big, maximum is {core.MTU[network['network_type']]}.")
+        names = {"router:external": "external"}
+        changes = {names.get(k, k): v for k, v in body.items() if k not in ("availability_zone_hints", "qos_policy_id",
+                                                                          "dns_domain")}
+        for key in ("name", "description"):
+            if key in changes and changes[key] is None:
+                changes[key] = ""
+        updated = await self.propose(c.UpdateNetwork(network_id, changes, self.now()))
+        return await self.view(ctx, "networks", updated)
+
+    async def delete_network(self, ctx: Any, network_id: str) -> None:
+        await self._writable(ctx, "networks", network_id, "delete_network")
+        await self.propose(c.DeleteNetwork(network_id))
+
+    # --- subnets -----------------------------------------------------------------------------------------
+    async def create_subnet(self, ctx: Any, body: Mapping[str, Any]) -> dict[str, Any]:
+        network = await self._visible(ctx, "networks", body["network_id"])
+        project = self._project_for_create(ctx, body, "create_subnet")
+        if network["project_id"] != project:
+            require(ctx.is_cloud_admin, "create_subnet on a network of another project")
+        row = core.subnet_row(body, id=self.new_id(), project_id=project, network_id=network["id"], at=self.now())
+        subnet = await self.propose(c.CreateSubnet(row, self.new_id(), self.new_mac(), row["created_at"]))
+        return await self.view(ctx, "subnets", subnet)
+
+    async def update_subnet(self, ctx: Any, subnet_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        subnet = await self._writable(ctx, "subnets", subnet_id, "update_subnet")
+        changes = core.subnet_changes(subnet, body)
+        updated = await self.propose(c.UpdateSubnet(subnet_id, changes, self.new_id(), self.new_mac(), self.now()))
+        return await self.view(ctx, "subnets", updated)
+
+    async def delete_subnet(self, ctx: Any, subnet_id: str) -> None:
+        await self._writable(ctx, "subnets", subnet_id, "delete_subnet")
+        await self.propose(c.DeleteSubnet(subnet_id, self.now()))
+
+    # --- ports ------------------------------------------------------------------------------------------------
+    async def _groups(self, ctx: Any, project: str, ids: Sequence[str]) -> list[str]:
+        out = []
+        for group_id in ids:
+            group = await self._visible(ctx, "security_groups", group_id)
+            if group["project_id"] != project and not ctx.is_cloud_admin:
+                raise NotFound(f"Security group {group_id} does not exist")
+            if group_id not in out:
+                out.append(group_id)
+        return out
+
+    def _port_policy(self, ctx: Any, network: dict[str, Any], body: Mapping[str, Any]) -> None:
+        owner_of_network = ctx.is_cloud_admin or ctx.project_id == network["project_id"]
+        for key in ("binding:host_id", "binding:profile"):
+            if key in body and body[key]:
+                require(ctx.is_cloud_admin, f"create_port:{key}")
+        if "mac_address" in body:
+            require(owner_of_network, "create_port:mac_address")
+        if str(body.get("device_owner") or "").startswith("network:"):
+            require(owner_of_network, "create_port:device_owner")
+
+    async def create_port(self, ctx: Any, body: Mapping[str, Any]) -> dict[str, Any]:
+        network = await self._visible(ctx, "networks", body["network_id"])
+        project = self._project_for_create(ctx, body, "create_port")
+        if network["project_id"] != project and not network["shared"]:
+            require(ctx.is_cloud_admin, "create_port on a network of another project")
+        self._port_policy(ctx, network, body)
+        security = body.get("port_security_enabled", network["port_security_enabled"])
+        groups: list[str] | None = None
+        if body.get("security_groups") is not None:
+            groups = await self._groups(ctx, project, body["security_groups"])
+        if not security:
+            if groups:
+                raise BadRequest("Port security must be enabled and port must have an IP address in order to use "
+                                 "security groups.")
+            groups = []
+        mac = core.normalize_mac(body["mac_address"]) if body.get("mac_address") else self.new_mac()
+        pairs = core.address_pairs(body.get("allowed_address_pairs") or [], mac)
+        if pairs and not security:
+            raise Conflict("Port Security must be enabled in order to have allowed address pairs on a port.")
+        requests = tuple(core.fixed_ip_requests(body["fixed_ips"])) if body.get("fixed_ips") is not None else None
+        at = self.now()
+        row = port_row(
+            id=self.new_id(), project_id=project, network=network, mac=mac, at=at,
+            device_id=body.get("device_id") or "", device_owner=body.get("device_owner") or "", name=body.get("name") or "",
+            description=body.get("description") or "", admin_state_up=body.get("admin_state_up", True),
+            port_security_enabled=security, allowed_address_pairs=pairs, binding_host_id=body.get("binding:host_id") or "",
+            binding_profile=body.get("binding:profile") or {}, binding_vnic_type=body.get("binding:vnic_type", "normal"),
+            tags=core.clean_tags(body.get("tags") or []),
+        )
+        row["security_groups"] = groups
+        default_sg = self.default_sg_ids() if groups is None else None
+        port = await self.propose(c.CreatePort(row, requests, default_sg, at))
+        return await self.view(ctx, "ports", port)
+
+    async def update_port(self, ctx: Any, port_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        port = await self._writable(ctx, "ports", port_id, "update_port")
+        network = await self.read(store.must_get, "networks", port["network_id"])
+        self._port_policy(ctx, network, body)
+        names = {"binding:host_id": "binding_host_id", "binding:profile": "binding_profile",
+                 "binding:vnic_type": "binding_vnic_type"}
+        changes: dict[str, Any] = {}
+        for key, value in body.items():
+            if key in ("fixed_ips", "extra_dhcp_opts", "qos_policy_id"):
+                continue
+            changes[names.get(key, key)] = value
+        for key, empty in (("name", ""), ("description", ""), ("binding_host_id", ""), ("binding_profile", {}),
+                           ("security_groups", [])):
+            if key in changes and changes[key] is None:
+                changes[key] = empty
+        if "mac_address" in changes:
+            changes["mac_address"] = core.normalize_mac(changes["mac_address"])
+        if changes.get("security_groups"):
+            changes["security_groups"] = await self._groups(ctx, port["project_id"], changes["security_groups"])
+        if "allowed_address_pairs" in changes:
+            changes["allowed_address_pairs"] = core.address_pairs(
+                changes["allowed_address_pairs"] or [], changes.get("mac_address", port["mac_address"]))
+        requests = tuple(core.fixed_ip_requests(body["fixed_ips"] or [])) if "fixed_ips" in body else None
+        updated = await self.propose(c.UpdatePort(port_id, changes, requests, self.now()))
+        return await self.view(ctx, "ports", updated)
+
+    async def delete_port(self, ctx: Any, port_id: str) -> None:
+        await self._writable(ctx, "ports", port_id, "delete_port")
+        await self.propose(c.DeletePort(port_id, self.now()))
+
+    # --- routers ------------------------------------------------------------------------------------------------
+    async def _gateway(self, ctx: Any, info: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        if not info:
+            return None
+        if not info.get("network_id"):
+            raise BadRequest("Invalid input for external_gateway_info: network_id is required.")
+        await self._visible(ctx, "networks", info["network_id"])
+        if "enable_snat" in info:
+            require(ctx.is_cloud_admin, "create_router:external_gateway_info:enable_snat")
+        if info.get("external_fixed_ips"):
+            require(ctx.is_cloud_admin, "create_router:external_gateway_info:external_fixed_ips")
+        return {"network_id": info["network_id"], "enable_snat": info.get("enable_snat", True),
+                "external_fixed_ips": core.fixed_ip_requests(info.get("external_fixed_ips") or []),
+                "port_id": self.new_id(), "mac": self.new_mac()}
+
+    async def create_router(self, ctx: Any, body: Mapping[str, Any]) -> dict[str, Any]:
+        project = self._project_for_create(ctx, body, "create_router")
+        gateway = await self._gateway(ctx, body.get("external_gateway_info"))
+        if body.get("routes"):
+            raise BadRequest("Routes can be set once the router has interfaces: update the router.")
+        at = self.now()
+        row = {
+            "id": self.new_id(), "project_id": project, "name": body.get("name") or "",
+            "description": body.get("description") or "", "admin_state_up": body.get("admin_state_up", True),
+            "status": "ACTIVE", "external_network_id": None, "enable_snat": True, "gw_port_id": None, "routes": [],
+            "tags": core.clean_tags(body.get("tags") or []), "created_at": at, "updated_at": at, "revision_number": 0,
+        }
+        return await self.view(ctx, "routers", await self.propose(c.CreateRouter(row, gateway, at)))
+
+    async def update_router(self, ctx: Any, router_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        await self._writable(ctx, "routers", router_id, "update_router")
+        changes = {k: v for k, v in body.items() if k in ("name", "description", "admin_state_up")}
+        for key in ("name", "description"):
+            if key in changes and changes[key] is None:
+                changes[key] = ""
+        if "routes" in body:
+            changes["routes"] = core.static_routes(body["routes"] or [])
+        set_gateway = "external_gateway_info" in body
+        gateway = await self._gateway(ctx, body.get("external_gateway_info")) if set_gateway else None
+        updated = await self.propose(c.UpdateRouter(router_id, changes, set_gateway, gateway, self.now()))
+        return await self.view(ctx, "routers", updated)
+
+    async def edit_routes(self, ctx: Any, router_id: str, routes: Sequence[Mapping[str, Any]], add: bool) -> dict[str, Any]:
+        await self._writable(ctx, "routers", router_id, "update_router")
+        parsed = tuple(core.static_routes(routes))
+        cmd = c.EditRoutes(router_id, parsed if add else (), () if add else parsed, self.now())
+        return await self.view(ctx, "routers", await self.propose(cmd))
+
+    async def delete_router(self, ctx: Any, router_id: str) -> None:
+        await self._writable(ctx, "routers", router_id, "delete_router")
+        await self.propose(c.DeleteRouter(router_id, self.now()))
+
+    async def _interface_target(self, ctx: Any, router: dict[str, Any], body: Mapping[str, Any] | None,
+                                adding: bool) -> tuple[str | None, str | None]:
+        body = body or {}
+        subnet_id, port_id = body.get("subnet_id"), body.get("port_id")
+        if subnet_id and port_id and adding:
+            raise BadRequest("Bad router request: Cannot specify both subnet-id and port-id.")
+        if not subnet_id and not port_id:
+            raise BadRequest("Bad router request: Either subnet_id or port_id must be specified.")
+        if adding and subnet_id:
+            subnet = await self._visible(ctx, "subnets", subnet_id)
+            network = await self.read(store.must_get, "networks", subnet["network_id"])
+            if subnet["project_id"] != router["project_id"] and not network["shared"]:
+                require(ctx.is_cloud_admin, "add_router_interface on a subnet of another project")
+        if adding and port_id:
+            port = await self._writable(ctx, "ports", port_id, "add_router_interface")
+            if port["project_id"] != router["project_id"]:
+                require(ctx.is_cloud_admin, "add_router_interface with a port of another project")
+        return subnet_id, port_id
+
+    async def add_interface(self, ctx: Any, router_id: str, body: Mapping[str, Any] | None) -> dict[str, Any]:
+        router = await self._writable(ctx, "routers", router_id, "add_router_interface")
+        subnet_id, port_id = await self._interface_target(ctx, router, body, adding=True)
+        return await self.propose(c.AddRouterInterface(router_id, subnet_id, port_id, self.new_id(), self.new_mac(),
+                                                       self.now()))
+
+    async def remove_interface(self, ctx: Any, router_id: str, body: Mapping[str, Any] | None) -> dict[str, Any]:
+        router = await self._writable(ctx, "routers", router_id, "remove_router_interface")
+        subnet_id, port_id = await self._interface_target(ctx, router, body, adding=False)
+        return await self.propose(c.RemoveRouterInterface(router_id, subnet_id, port_id, self.now()))
+
+    # --- floating IPs ------------------------------------------------------------------------------------------------
+    async def create_floatingip(self, ctx: Any, body: Mapping[str, Any]) -> dict[str, Any]:
+        project = self._project_for_create(ctx, body, "create_floatingip")
+        await self._visible(ctx, "networks", body["floating_network_id"])
+        if body.get("floating_ip_address"):
+            require(ctx.is_cloud_admin, "create_floatingip:floating_ip_address")
+            core.parse_ip(body["floating_ip_address"], "floating_ip_address")
+        if body.get("port_id"):
+            await self._visible(ctx, "ports", body["port_id"])
+        if body.get("fixed_ip_address"):
+            core.parse_ip(body["fixed_ip_address"], "fixed_ip_address")
+        at = self.now()
+        row = {
+            "id": self.new_id(), "project_id": project, "floating_network_id": body["floating_network_id"],
+            "floating_ip_address": body.get("floating_ip_address"), "floating_port_id": self.new_id(),
+            "port_id": body.get("port_id"), "fixed_ip_address": body.get("fixed_ip_address"), "router_id": None,
+            "status": "DOWN", "description": body.get("description") or "",
+            "tags": core.clean_tags(body.get("tags") or []), "created_at": at, "updated_at": at, "revision_number": 0,
+        }
+        fip = await self.propose(c.CreateFloatingIp(row, body.get("subnet_id"), self.new_mac(), at))
+        return await self.view(ctx, "floatingips", fip)
+
+    async def update_floatingip(self, ctx: Any, fip_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        await self._writable(ctx, "floatingips", fip_id, "update_floatingip")
+        changes = dict(body)
+        if "description" in changes and changes["description"] is None:
+            changes["description"] = ""
+        if changes.get("port_id"):
+            await self._visible(ctx, "ports", changes["port_id"])
+        if changes.get("fixed_ip_address"):
+            core.parse_ip(changes["fixed_ip_address"], "fixed_ip_address")
+        if "fixed_ip_address" in changes and "port_id" not in changes:
+            raise BadRequest("Bad floatingip request: fixed_ip_address is given without a port_id.")
+        updated = await self.propose(c.UpdateFloatingIp(fip_id, changes, self.now()))
+        return await self.view(ctx, "floatingips", updated)
+
+    async def delete_floatingip(self, ctx: Any, fip_id: str) -> None:
+        await self._writable(ctx, "floatingips", fip_id, "delete_floatingip")
+        await self.propose(c.DeleteFloatingIp(fip_id))
+
+    # --- security groups -----------------------------------------------------------------------------------------------
+    async def ensure_default_group(self, project_id: str) -> str:
+        """The id of the project's ``default`` security group, made now if it has none."""
+        found = await self.read(store.default_group, project_id)
+        if found is not None:
+            return found["id"]
+        group = await self.propose(c.EnsureDefaultSecurityGroup(project_id, self.default_sg_ids(), self.now()))
+        return group["id"]
+
+    async def create_security_group(self, ctx: Any, body: Mapping[str, Any]) -> dict[str, Any]:
+        project = self._project_for_create(ctx, body, "create_security_group")
+        at = self.now()
+        row = {
+            "id": self.new_id(), "project_id": project, "name": body.get("name") or "",
+            "description": body.get("description") or "", "stateful": body.get("stateful", True),
+            "tags": core.clean_tags(body.get("tags") or []), "created_at": at, "updated_at": at, "revision_number": 0,
+        }
+        cmd = c.CreateSecurityGroup(row, (self.new_id(), self.new_id()), self.default_sg_ids(), at)
+        return await self.view(ctx, "security_groups", await self.propose(cmd))
+
+    async def update_security_group(self, ctx: Any, group_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        await self._writable(ctx, "security_groups", group_id, "update_security_group")
+        changes = {k: (v if v is not None else "") for k, v in body.items()}
+        updated = await self.propose(c.UpdateSecurityGroup(group_id, changes, self.now()))
+        return await self.view(ctx, "security_groups", updated)
+
+    async def delete_security_group(self, ctx: Any, group_id: str) -> None:
+        await self._writable(ctx, "security_groups", group_id, "delete_security_group")
+        await self.propose(c.DeleteSecurityGroup(group_id, bool(ctx.is_cloud_admin)))
+
+    async def create_rule(self, ctx: Any, body: Mapping[str, Any]) -> dict[str, Any]:
+        group = await self._writable(ctx, "security_groups", body["security_group_id"], "create_security_group_rule")
+        owner = body.get("project_id") or body.get("tenant_id")
+        if owner and owner != group["project_id"]:
+            raise BadRequest(f"A rule belongs to its security group's project {group['project_id']}, not {owner}.")
+        if body.get("remote_group_id"):
+            await self._visible(ctx, "security_groups", body["remote_group_id"])
+        at = self.now()
+        row = core.rule_row(body, id=self.new_id(), project_id=group["project_id"], at=at)
+        rule = await self.propose(c.CreateSecurityGroupRule(row, at))
+        return views.rule(rule)
+
+    async def delete_rule(self, ctx: Any, rule_id: str) -> None:
+        await self._writable(ctx, "security_group_rules", rule_id, "delete_security_group_rule")
+        await self.propose(c.DeleteSecurityGroupRule(rule_id, self.now()))
+
+    # --- tags ---------------------------------------------------------------------------------------------------------
+    async def tags(self, ctx: Any, table: str, id: str) -> list[str]:
+        return list((await self._visible(ctx, table, id))["tags"])
+
+    async def edit_tags(self, ctx: Any, table: str, id: str, op: str, tags: Sequence[str]) -> list[str]:
+        await self._writable(ctx, table, id, f"update_{table}_tags")
+        cleaned = tuple(core.clean_tags(list(tags))) if op != "remove" else tuple(tags)
+        return await self.propose(c.EditTags(table, id, op, cleaned, self.now()))
+
+    # --- quotas ----------------------------------------------------------------------------------------------------------
+    def _quota_reader(self, ctx: Any, project_id: str) -> None:
+        require(ctx.is_cloud_admin or ctx.is_cloud_reader or ctx.project_id == project_id, "get_quota")
+
+    async def quota(self, ctx: Any, project_id: str) -> dict[str, int]:
+        self._quota_reader(ctx, project_id)
+        return await self.read(store.quota_limits, project_id)
+
+    async def quota_details(self, ctx: Any, project_id: str) -> dict[str, Any]:
+        self._quota_reader(ctx, project_id)
+        limits = await self.read(store.quota_limits, project_id)
+        return views.quota_details(limits, await self.read(store.quota_usage, project_id))
+
+    async def list_quotas(self, ctx: Any) -> list[dict[str, Any]]:
+        require(ctx.is_cloud_admin or ctx.is_cloud_reader, "get_quota")
+        projects = await self.read(store.projects_with_quotas)
+        return [views.quota(await self.read(store.quota_limits, p), p) for p in projects]
+
+    async def set_quota(self, ctx: Any, project_id: str, body: Mapping[str, Any]) -> dict[str, int]:
+        require(ctx.is_cloud_admin, "update_quota")
+        limits = {k: int(v) for k, v in body.items() if k != "check_limit"}
+        return await self.propose(c.SetQuota(project_id, limits, bool(body.get("check_limit", False))))
+
+    async def delete_quota(self, ctx: Any, project_id: str) -> None:
+        require(ctx.is_cloud_admin, "delete_quota")
+        await self.propose(c.DeleteQuota(project_id))
+
+    # --- IP availability ----------------------------------------------------------------------------------------------------
+    async def ip_availabilities(self, ctx: Any, args: Any, limit: int,
+                                marker: str | None) -> tuple[list[dict[str, Any]], str | None]:
+        require(ctx.is_cloud_admin or ctx.is_cloud_reader, "get_network_ip_availability")
+        query = core.parse_list_query(args, AVAILABILITY_FILTERS)
+        version = args.get("ip_version")
+        if version not in (None, "4", "6"):
+            raise BadRequest(f"Invalid input for ip_version: {version}.")
+        found, next_marker = await self.read(_list_availabilities, query, int(version) if version else None,
+                                             marker, limit)
+        return [core.select_fields(v, query.fields) for v in found], next_marker
+
+    async def ip_availability(self, ctx: Any, network_id: str) -> dict[str, Any]:
+        require(ctx.is_cloud_admin or ctx.is_cloud_reader, "get_network_ip_availability")
+        network = await self.read(store.must_get, "networks", network_id)
+        return await self.read(_availability, network, None)
+
+    # --- auto-allocated topology ------------------------------------------------------------------------------------------------
+    async def _default_external(self) -> dict[str, Any]:
+        externals = await self.read(store.external_networks)
+        defaults = [n for n in externals if n["is_default"]] or (externals if len(externals) == 1 else [])
+        if not defaults:
+            raise Conflict("Deployment error: No default router:external network.")
+        return defaults[0]
+
+    async def auto_allocate(self, project_id: str) -> dict[str, Any]:
+        """The project's auto-allocated network and router (made now if it has none)."""
+        found = await self.read(_topology, project_id)
+        if found is not None:
+            return found
+        external = await self._default_external()
+        external_cidrs = [s["cidr"] for s in await self.read(store.subnets_of, external["id"])]
+        cidr = next((x for x in AUTO_CIDRS if not any(core.overlaps(x, e) for e in external_cidrs)), None)
+        if cidr is None:
+            raise Conflict("Deployment error: no private address range is free of the external network's.")
+        at = self.now()
+        network = {
+            "id": self.new_id(), "project_id": project_id, "name": "auto_allocated_network", "description": "",
+            "admin_state_up": True, "shared": False, "external": False, "status": "ACTIVE", "mtu": core.MTU["vxlan"],
+            "network_type": "vxlan", "physical_network": None, "segmentation_id": None, "port_security_enabled": True,
+            "is_default": False, "tags": [], "created_at": at, "updated_at": at, "revision_number": 0,
+        }
+        subnet = core.subnet_row({"cidr": cidr, "name": "auto_allocated_subnet_v4", "ip_version": 4},
+                                 id=self.new_id(), project_id=project_id, network_id=network["id"], at=at)
+        router = {
+            "id": self.new_id(), "project_id": project_id, "name": "auto_allocated_router", "description": "",
+            "admin_state_up": True, "status": "ACTIVE", "external_network_id": None, "enable_snat": True,
+            "gw_port_id": None, "routes": [], "tags": [], "created_at": at, "updated_at": at, "revision_number": 0,
+        }
+        ids = {"dhcp_port": self.new_id(), "dhcp_mac": self.new_mac(), "gateway_port": self.new_id(),
+               "gateway_mac": self.new_mac(), "interface_port": self.new_id(), "interface_mac": self.new_mac()}
+        return await self.propose(c.AutoAllocateTopology(project_id, external["id"], network, subnet, router, ids, at))
+
+    async def get_auto_allocated_topology(self, ctx: Any, project_id: str, dry_run: bool) -> dict[str, Any]:
+        require(ctx.is_cloud_admin or (ctx.project_id == project_id and ctx.can_write_project(project_id)),
+                "get_auto_allocated_topology")
+        if dry_run:
+            await self._default_external()
+            return {"id": "dry-run=pass", "project_id": project_id, "tenant_id": project_id}
+        topology = await self.auto_allocate(project_id)
+        return {"id": topology["network_id"], "project_id": project_id, "tenant_id": project_id}
+
+    async def delete_auto_allocated_topology(self, ctx: Any, project_id: str) -> None:
+        require(ctx.is_cloud_admin or (ctx.project_id == project_id and ctx.can_write_project(project_id)),
+                "delete_auto_allocated_topology")
+        await self.propose(c.DeleteAutoAllocatedTopology(project_id, self.now()))
+
+    # --- for compute and the data plane -----------------------------------------------------------------------------------------------
+    async def check_requested_networks(self, project_id: str, is_admin: bool, requested: str | list[dict]) -> None:
+        """Refuse, as Nova does, a server create whose ``networks`` cannot be satisfied."""
+        await self.read(_check_requested, project_id, is_admin, requested)
+
+    async def allocate_for_server(self, server_id: str, project_id: str, host: str, requested: str | list[dict],
+                                  security_groups: list[str], availability_zone: str) -> list[dict]:
+        """The server's ports in order: made (device_owner compute:<az>) or claimed; a retry reuses them."""
+        existing = await self.read(store.server_ports, server_id)
+        if existing:
+            return [views.port(p, True) for p in existing]
+        if requested == "none" or requested == []:
+            return []
+        if requested == "auto":
+            usable = await self.read(usable_networks, project_id)
+            if len(usable) > 1:
+                raise Conflict("Multiple possible networks found, use a Network ID to be more specific.")
+            network_id = usable[0]["id"] if usable else (await self.auto_allocate(project_id))["network_id"]
+            requested = [{"uuid": network_id}]
+        if not isinstance(requested, list):
+            raise BadRequest(f"Bad networks format: {requested!r}")
+        group_ids: list[str] = []
+        for name in security_groups or ["default"]:
+            if name == "default":
+                group_id: str | None = await self.ensure_default_group(project_id)
+            else:
+                group_id = await self.read(_find_group, project_id, name)
+            if group_id is None:
+                raise BadRequest(f"Security group {name} not found for project {project_id}.")
+            if group_id not in group_ids:
+                group_ids.append(group_id)
+        at = self.now()
+        items: list[dict[str, Any]] = []
+        for entry in requested:
+            if entry.get("port"):
+                items.append({"port_id": entry["port"]})
+                continue
+            network = await self.read(store.get, "networks", entry.get("uuid"))
+            if network is None:
+                raise BadRequest(f"Network {entry.get('uuid')} could not be found.")
+            row = port_row(id=self.new_id(), project_id=project_id, network=network, mac=self.new_mac(), at=at,
+                           security_groups=group_ids if network["port_security_enabled"] else [])
+            fixed = [{"ip_address": str(core.parse_ip(entry["fixed_ip"], "fixed_ip"))}] if entry.get("fixed_ip") else None
+            items.append({"new": row, "fixed_ips": fixed})
+        cmd = c.AllocateServerPorts(server_id, project_id, host, f"compute:{availability_zone or core.DEFAULT_AZ}",
+                                    tuple(items), None, at)
+        return [views.port(p, True) for p in await self.propose(cmd)]
+
+    async def deallocate_for_server(self, server_id: str) -> None:
+        """Delete the ports made for the server; ports the user passed in are released (kept, unbound)."""
+        await self.propose(c.DeallocateServerPorts(server_id, self.now()))
+
+    async def set_port_status(self, port_id: str, status: str) -> None:
+        if status not in core.PORT_STATUSES:
+            raise BadRequest(f"Port status must be one of {', '.join(core.PORT_STATUSES)}, not {status!r}.")
+        port = await self.read(store.must_get, "ports", port_id)
+        if port["status"] != status:
+            await self.propose(c.SetPortStatus(port_id, status, self.now()))
+
+    async def ensure_external_network(self, cidr: str, project_id: str | None = None) -> None:
+        """Make the external network ``public`` with ``public-subnet`` unless an external network exists.
+
+        Owned by ``project_id``, else by the project ``admin`` of domain ``default`` (as
+        ``cloudbox init`` makes it).  Idempotent: a ``public`` left without its subnet by a crash
+        gets the subnet.
+        """
+        net = core.parse_cidr(cidr, "external cidr", strict=False)
+        externals = await self.read(store.external_networks)
+        if externals:
+            public = next((n for n in externals if n["name"] == "public"), None)
+            if public is None or await self.read(store.subnets_of, public["id"]):
+                return
+            network_id, owner = public["id"], public["project_id"]
+        else:
+            owner = project_id or await self.read(store.admin_project_id)
+            if owner is None:
+                raise Unavailable("There is no admin project to own the external network.")
+            at = self.now()
+            row = {
+                "id": self.new_id(), "project_id": owner, "name": "public", "description": "", "admin_state_up": True,
+                "shared": False, "external": True, "status": "ACTIVE", "mtu": core.MTU["flat"], "network_type": "flat",
+                "physical_network": "public", "segmentation_id": None, "port_security_enabled": True,
+                "is_default": True, "tags": [], "created_at": at, "updated_at": at, "revision_number": 0,
+            }
+            network_id = (await self.propose(c.CreateNetwork(row)))["id"]
+        at = self.now()
+        subnet = core.subnet_row({"cidr": str(net), "name": "public-subnet", "ip_version": net.version,
+                                  "enable_dhcp": False}, id=self.new_id(), project_id=owner, network_id=network_id,
+                                 at=at)
+        await self.propose(c.CreateSubnet(subnet, self.new_id(), self.new_mac(), at))
+
+
+def _check_requested(db: sqlite_utils.Database, project_id: str, is_admin: bool, requested: Any) -> None:
+    viewer = Viewer(project_id, is_admin)
+    if requested in ("none", []):
+        return
+    if requested == "auto":
+        usable = usable_networks(db, project_id)
+        if len(usable) > 1:
+            raise Conflict("Multiple possible networks found, use a Network ID to be more specific.")
+        if not usable:
+            externals = store.external_networks(db)
+            if not externals or not (any(n["is_default"] for n in externals) or len(externals) == 1):
+                raise BadRequest(f"Unable to automatically allocate a network for project {project_id}")
+        elif not store.subnets_of(db, usable[0]["id"]):
+            raise BadRequest(f"Network {usable[0]['id']} requires a subnet in order to boot instances on.")
+        return
+    if not isinstance(requested, list):
+        raise BadRequest(f"Bad networks format: {requested!r}")
+    seen_ports: set[str] = set()
+    for entry in requested:
+        if not isinstance(entry, dict):
+            raise BadRequest(f"Bad networks format: {entry!r}")
+        if entry.get("port"):
+            port_id = entry["port"]
+            if port_id in seen_ports:
+                raise BadRequest(f"Port id {port_id} appears more than once in the request.")
+            seen_ports.add(port_id)
+            try:
+                port = store.visible(db, "ports", viewer, port_id)
+            except NotFound:
+                raise BadRequest(f"Port id {port_id} could not be found.") from None
+            if port["device_id"]:
+                raise Conflict(f"Port {port_id} is still in use.")
+            if not port["fixed_ips"]:
+                raise BadRequest(f"Port {port_id} requires a FixedIP in order to be used.")
+            continue
+        network_id = entry.get("uuid")
+        if not network_id:
+            raise BadRequest("Bad networks format: network uuid is not in proper format.")
+        try:
+            network = store.visible(db, "networks", viewer, network_id)
+        except NotFound:
+            raise BadRequest(f"Network {network_id} could not be found.") from None
+        if network["external"] and not network["shared"] and not is_admin:
+            raise Forbidden(f"It is not allowed to create an interface on external network {network_id}")
+        subnets = store.subnets_of(db, network_id)
+        if not subnets:
+            raise BadRequest(f"Network {network_id} requires a subnet in order to boot instances on.")
+        if entry.get("fixed_ip"):
+            try:
+                ip = str(ipaddress.ip_address(str(entry["fixed_ip"])))
+            except ValueError:
+                raise BadRequest(f"Invalid fixed IP address ({entry['fixed_ip']})") from None
+            if not any(core.in_cidr(ip, s["cidr"]) for s in subnets):
+                raise BadRequest(f"Fixed IP address {ip} is not valid on network {network_id}.")
+            holder = _ip_in_use(db, network_id, ip)
+            if holder:
+                raise Conflict(f"Fixed IP address {ip} is already in use on instance {holder}.")

@@ -1,0 +1,181 @@
+"""Neutron v2.0 JSON views of decoded rows (pure).
+
+``admin`` says whether the viewer is a cloud admin (or reader): Neutron shows the provider
+and binding attributes to admins only.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from cloudbox.network import core
+
+
+def _standard(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "description": row.get("description") or "", "tags": list(row.get("tags") or []),
+        "created_at": row["created_at"], "updated_at": row["updated_at"],
+        "revision_number": row["revision_number"],
+    }
+
+
+def _owner(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {"project_id": row["project_id"], "tenant_id": row["project_id"]}
+
+
+def network(row: Mapping[str, Any], subnet_ids: Sequence[str], admin: bool) -> dict[str, Any]:
+    view = {
+        "id": row["id"], "name": row["name"], **_owner(row), "admin_state_up": row["admin_state_up"],
+        "status": row["status"], "subnets": list(subnet_ids), "shared": row["shared"],
+        "router:external": row["external"], "mtu": row["mtu"], "port_security_enabled": row["port_security_enabled"],
+        "availability_zone_hints": [], "availability_zones": [core.DEFAULT_AZ], "ipv4_address_scope": None,
+        "ipv6_address_scope": None, "l2_adjacency": True, "is_default": row["is_default"], **_standard(row),
+    }
+    if admin:
+        view.update({
+            "provider:network_type": row["network_type"], "provider:physical_network": row["physical_network"],
+            "provider:segmentation_id": row["segmentation_id"],
+        })
+    return view
+
+
+def subnet(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"], "name": row["name"], **_owner(row), "network_id": row["network_id"],
+        "ip_version": row["ip_version"], "cidr": row["cidr"], "gateway_ip": row["gateway_ip"],
+        "enable_dhcp": row["enable_dhcp"], "allocation_pools": list(row["allocation_pools"]),
+        "dns_nameservers": list(row["dns_nameservers"]), "host_routes": list(row["host_routes"]),
+        "ipv6_ra_mode": row["ipv6_ra_mode"], "ipv6_address_mode": row["ipv6_address_mode"],
+        "subnetpool_id": None, "service_types": [], "segment_id": None, **_standard(row),
+    }
+
+
+def vif_type(row: Mapping[str, Any]) -> str:
+    return "bridge" if row["binding_host_id"] else "unbound"
+
+
+def port(row: Mapping[str, Any], admin: bool) -> dict[str, Any]:
+    view = {
+        "id": row["id"], "name": row["name"], **_owner(row), "network_id": row["network_id"],
+        "mac_address": row["mac_address"], "admin_state_up": row["admin_state_up"], "status": row["status"],
+        "device_id": row["device_id"], "device_owner": row["device_owner"], "fixed_ips": list(row["fixed_ips"]),
+        "allowed_address_pairs": list(row["allowed_address_pairs"]), "extra_dhcp_opts": [],
+        "security_groups": list(row["security_groups"]), "port_security_enabled": row["port_security_enabled"],
+        "binding:vnic_type": row["binding_vnic_type"], "ip_allocation": "immediate", **_standard(row),
+    }
+    if admin:
+        view.update({
+            "binding:host_id": row["binding_host_id"] or "", "binding:profile": dict(row["binding_profile"]),
+            "binding:vif_type": vif_type(row),
+            "binding:vif_details": {"port_filter": True} if row["binding_host_id"] else {},
+        })
+    return view
+
+
+def router(row: Mapping[str, Any], gateway_port: Mapping[str, Any] | None) -> dict[str, Any]:
+    gateway = None
+    if row["external_network_id"]:
+        gateway = {
+            "network_id": row["external_network_id"], "enable_snat": row["enable_snat"],
+            "external_fixed_ips": list(gateway_port["fixed_ips"]) if gateway_port else [],
+        }
+    return {
+        "id": row["id"], "name": row["name"], **_owner(row), "admin_state_up": row["admin_state_up"],
+        "status": row["status"], "external_gateway_info": gateway, "routes": list(row["routes"]),
+        "availability_zone_hints": [], "availability_zones": [core.DEFAULT_AZ], **_standard(row),
+    }
+
+
+def floatingip(row: Mapping[str, Any], port_row: Mapping[str, Any] | None) -> dict[str, Any]:
+    details = None
+    if port_row is not None:
+        details = {k: port_row[k] for k in ("name", "network_id", "mac_address", "admin_state_up", "status",
+                                            "device_id", "device_owner")}
+    return {
+        "id": row["id"], **_owner(row), "floating_network_id": row["floating_network_id"],
+        "floating_ip_address": row["floating_ip_address"], "router_id": row["router_id"], "port_id": row["port_id"],
+        "fixed_ip_address": row["fixed_ip_address"], "status": row["status"], "port_details": details,
+        **_standard(row),
+    }
+
+
+def rule(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"], **_owner(row), "security_group_id": row["security_group_id"],
+        "direction": row["direction"], "ethertype": row["ethertype"], "protocol": row["protocol"],
+        "port_range_min": row["port_range_min"], "port_range_max": row["port_range_max"],
+        "remote_ip_prefix": row["remote_ip_prefix"], "remote_group_id": row["remote_group_id"],
+        "remote_address_group_id": None, "description": row["description"] or "", "created_at": row["created_at"],
+        "updated_at": row["updated_at"], "revision_number": row["revision_number"],
+    }
+
+
+def security_group(row: Mapping[str, Any], rules: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    return {
+        "id": row["id"], "name": row["name"], **_owner(row), "stateful": row["stateful"], "shared": False,
+        "security_group_rules": [rule(r) for r in rules], **_standard(row),
+    }
+
+
+def quota(limits: Mapping[str, int], project_id: str | None = None) -> dict[str, Any]:
+    view: dict[str, Any] = dict(limits)
+    if project_id is not None:
+        view.update({"project_id": project_id, "tenant_id": project_id})
+    return view
+
+
+def quota_details(limits: Mapping[str, int], usage: Mapping[str, int]) -> dict[str, Any]:
+    return {k: {"limit": v, "used": usage.get(k, 0), "reserved": 0} for k, v in limits.items()}
+
+
+# --- discovery -----------------------------------------------------------------------------------------
+EXTENSIONS: list[tuple[str, str, str]] = [
+    ("router", "Neutron L3 Router", "Router abstraction for basic L3 forwarding between L2 Neutron networks and access to external networks via a NAT gateway."),
+    ("external-net", "Neutron external network", "Adds external network attribute to network resource."),
+    ("extraroute", "Neutron Extra Route", "Extra routes configuration for L3 router"),
+    ("extraroute-atomic", "Atomically add/remove extra routes", "Edit extra routes of a router on server side by atomically adding/removing extra routes"),
+    ("ext-gw-mode", "Neutron L3 Configurable external gateway mode", "Extension of the router abstraction for specifying whether SNAT should occur on the external gateway"),
+    ("security-group", "security-group", "The security groups extension."),
+    ("quotas", "Quota management support", "Expose functions for quotas management per project"),
+    ("quota_details", "Quota details management support", "Expose functions for quotas usage statistics per project"),
+    ("port-security", "Port Security", "Provides port security"),
+    ("allowed-address-pairs", "Allowed Address Pairs", "Provides allowed address pairs"),
+    ("binding", "Port Binding", "Expose port bindings of a virtual port to external application"),
+    ("provider", "Provider Network", "Expose mapping of virtual networks to physical networks"),
+    ("standard-attr-description", "standard-attr-description", "Extension to add descriptions to standard attributes"),
+    ("standard-attr-tag", "Tag support for resources with standard attribute: subnet, port, router, floatingip, security_group, network", "Enables to set tag on resources with standard attribute."),
+    ("tag-ports-during-bulk-creation", "Tag Ports During Bulk Creation", "Allow to tag ports during bulk creation"),
+    ("standard-attr-revisions", "Resource revision numbers", "This extension will display the revision number of neutron resources."),
+    ("standard-attr-timestamp", "Resource timestamps", "Adds created_at and updated_at fields to all Neutron resources that have Neutron standard attributes."),
+    ("net-mtu", "Network MTU", "Provides MTU attribute for a network resource."),
+    ("auto-allocated-topology", "Auto Allocated Topology Services", "Auto Allocated Topology Services."),
+    ("network-ip-availability", "Network IP Availability", "Provides IP availability data for each network and subnet."),
+    ("fip-port-details", "Floating IP Port Details Extension", "Add port_details attribute to Floating IP resource"),
+    ("ip-substring-filtering", "IP address substring filtering", "Provides IP address substring filtering when listing ports"),
+    ("project-id", "project_id field enabled", "Extension that indicates that project_id field is enabled."),
+    ("pagination", "Pagination support", "Extension that indicates that pagination is enabled."),
+    ("sorting", "Sorting support", "Extension that indicates that sorting is enabled."),
+]
+
+
+def extension(alias: str, name: str, description: str) -> dict[str, Any]:
+    return {"alias": alias, "name": name, "description": description, "links": [],
+            "updated": "2026-01-01T00:00:00-00:00"}
+
+
+RESOURCES = [
+    ("network", "networks"), ("subnet", "subnets"), ("port", "ports"), ("router", "routers"),
+    ("floatingip", "floatingips"), ("security_group", "security-groups"),
+    ("security_group_rule", "security-group-rules"), ("quota", "quotas"),
+    ("network_ip_availability", "network-ip-availabilities"), ("extension", "extensions"),
+]
+
+
+def root(base: str) -> dict[str, Any]:
+    return {"resources": [{"name": name, "collection": collection,
+                           "links": [{"href": f"{base}/{collection}", "rel": "self"}]}
+                          for name, collection in RESOURCES]}
+
+
+def versions(base: str) -> dict[str, Any]:
+    return {"versions": [{"id": "v2.0", "status": "CURRENT", "links": [{"href": f"{base}/v2.0/", "rel": "self"}]}]}
