@@ -1,0 +1,301 @@
+"""The network service without HTTP: pure IPAM and validation (core), then the service and its
+apply on a real state engine (ports for servers, DHCP ports, replay)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+from werkzeug.datastructures import MultiDict
+
+from cloudbox.errors import BadRequest, Conflict, Forbidden, NotFound
+from cloudbox.network import core, store
+from cloudbox.network.service import NetworkService
+from cloudbox.services import STORES
+from cloudbox.state.engine import StateEngine, replay
+
+
+# --- IPAM -----------------------------------------------------------------------------------------
+def test_default_pools_leave_out_the_gateway():
+    net = core.parse_cidr("192.168.0.0/24")
+    assert core.default_pools(net, "192.168.0.1") == [{"start": "192.168.0.2", "end": "192.168.0.254"}]
+    assert core.default_pools(net, None) == [{"start": "192.168.0.1", "end": "192.168.0.254"}]
+    assert core.default_pools(net, "192.168.0.100") == [
+        {"start": "192.168.0.1", "end": "192.168.0.99"}, {"start": "192.168.0.101", "end": "192.168.0.254"}]
+    v6 = core.parse_cidr("2001:db8::/64")
+    assert core.default_pools(v6, "2001:db8::1") == [{"start": "2001:db8::2", "end": "2001:db8::ffff:ffff:ffff:ffff"}]
+
+
+def test_lowest_free_address_walks_the_pools_in_order():
+    pools = [{"start": "10.0.0.2", "end": "10.0.0.4"}, {"start": "10.0.0.10", "end": "10.0.0.11"}]
+    assert core.lowest_free(pools, []) == "10.0.0.2"
+    assert core.lowest_free(pools, ["10.0.0.2", "10.0.0.3"]) == "10.0.0.4"
+    assert core.lowest_free(pools, ["10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.10"]) == "10.0.0.11"
+    assert core.lowest_free(pools, ["10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.10", "10.0.0.11"]) is None
+    assert core.pool_size(pools) == 5
+
+
+def test_pools_are_checked():
+    net = core.parse_cidr("10.0.0.0/24")
+    with pytest.raises(BadRequest, match="overlapping"):
+        core.validate_pools(net, [{"start": "10.0.0.2", "end": "10.0.0.9"}, {"start": "10.0.0.5", "end": "10.0.0.20"}], None)
+    with pytest.raises(BadRequest, match="spans beyond"):
+        core.validate_pools(net, [{"start": "10.0.0.2", "end": "10.0.1.9"}], None)
+    with pytest.raises(BadRequest, match="network or broadcast"):
+        core.validate_pools(net, [{"start": "10.0.0.2", "end": "10.0.0.255"}], None)
+    with pytest.raises(Conflict, match="Gateway ip 10.0.0.5 conflicts"):
+        core.validate_pools(net, [{"start": "10.0.0.2", "end": "10.0.0.9"}], "10.0.0.5")
+    with pytest.raises(BadRequest, match="start is after its end"):
+        core.validate_pools(net, [{"start": "10.0.0.9", "end": "10.0.0.2"}], None)
+
+
+def test_cidrs_and_addresses():
+    with pytest.raises(BadRequest, match="'10.0.0.0/24' is recommended"):
+        core.parse_cidr("10.0.0.5/24")
+    with pytest.raises(BadRequest):
+        core.parse_cidr("10.0.0.0")
+    with pytest.raises(BadRequest):
+        core.parse_cidr("banana/24")
+    assert str(core.parse_cidr("10.0.0.5/24", strict=False)) == "10.0.0.0/24"
+    assert core.overlaps("10.0.0.0/16", "10.0.5.0/24") and not core.overlaps("10.0.0.0/24", "10.0.1.0/24")
+    assert not core.overlaps("10.0.0.0/8", "::/0")
+    assert core.eui64("2001:db8::/64", "fa:16:3e:00:00:01") == "2001:db8::f816:3eff:fe00:1"
+    assert core.new_mac(b"\x01\xab\xff") == "fa:16:3e:01:ab:ff"
+    assert core.normalize_mac("FA-16-3E-00-00-01") == "fa:16:3e:00:00:01"
+    with pytest.raises(BadRequest, match="unicast"):
+        core.normalize_mac("01:00:5e:00:00:01")
+    assert core.lowest_free_segment([]) == 1
+    assert core.lowest_free_segment([1, 2, 4]) == 3
+
+
+def test_subnet_rows():
+    row = core.subnet_row({"cidr": "192.168.0.0/24"}, id="s", project_id="p", network_id="n", at="t")
+    assert (row["gateway_ip"], row["enable_dhcp"], row["ip_version"]) == ("192.168.0.1", True, 4)
+    assert row["allocation_pools"] == [{"start": "192.168.0.2", "end": "192.168.0.254"}]
+    row = core.subnet_row({"cidr": "192.168.0.0/24", "gateway_ip": None, "dns_nameservers": ["8.8.8.8"],
+                           "host_routes": [{"destination": "10.0.0.0/8", "nexthop": "192.168.0.254"}]},
+                          id="s", project_id="p", network_id="n", at="t")
+    assert row["gateway_ip"] is None and row["allocation_pools"][0]["start"] == "192.168.0.1"
+    v6 = core.subnet_row({"cidr": "2001:db8::/64", "ip_version": 6, "ipv6_address_mode": "slaac",
+                          "ipv6_ra_mode": "slaac"}, id="s", project_id="p", network_id="n", at="t")
+    assert v6["gateway_ip"] == "2001:db8::1"
+    bad = [
+        ({"cidr": "192.168.0.0/24", "ip_version": 6}, "does not match"),
+        ({"cidr": "192.168.0.0/24", "gateway_ip": "10.0.0.1"}, "not in the subnet"),
+        ({"cidr": "192.168.0.0/24", "gateway_ip": "192.168.0.255"}, "broadcast"),
+        ({"cidr": "192.168.0.0/24", "ipv6_address_mode": "slaac"}, "IPv4"),
+        ({"cidr": "2001:db8::/80", "ip_version": 6, "ipv6_address_mode": "slaac"}, "/64"),
+        ({"cidr": "2001:db8::/64", "ip_version": 6, "ipv6_address_mode": "slaac", "ipv6_ra_mode": "dhcpv6-stateful"},
+         "must be the same"),
+        ({"cidr": "192.168.0.0/24", "dns_nameservers": ["8.8.8.8", "8.8.8.8"]}, "Duplicate nameserver"),
+        ({"cidr": "192.168.0.0/24", "host_routes": [{"destination": "10.0.0.0/8"}]}, "destination and a nexthop"),
+        ({"cidr": "192.168.0.0/31"}, "too small"),
+        ({}, "cidr must be given"),
+    ]
+    for body, message in bad:
+        with pytest.raises(BadRequest, match=message):
+            core.subnet_row(body, id="s", project_id="p", network_id="n", at="t")
+
+
+# --- security group rules ---------------------------------------------------------------------------
+def rule(**body: Any) -> dict[str, Any]:
+    return core.rule_row({"security_group_id": "g", "direction": "ingress", **body}, id="r", project_id="p", at="t")
+
+
+def test_rules_are_validated_and_normalised():
+    tcp = rule(protocol="TCP", port_range_min=22, port_range_max=22, remote_ip_prefix="10.1.2.3/8")
+    assert (tcp["protocol"], tcp["ethertype"], tcp["remote_ip_prefix"]) == ("tcp", "IPv4", "10.0.0.0/8")
+    assert rule(protocol="6")["protocol"] == "6" and rule(protocol="any")["protocol"] is None
+    assert rule(protocol=17, port_range_min=53)["port_range_max"] == 53
+    assert rule(protocol="icmp", port_range_min=8, port_range_max=0)["port_range_min"] == 8
+    bad = [
+        (dict(port_range_min=22), "Must also specify protocol"),
+        (dict(protocol="tcp", port_range_min=30, port_range_max=20), "port_range_min must be <="),
+        (dict(protocol="tcp", port_range_min=0, port_range_max=20), "Invalid value for port"),
+        (dict(protocol="icmp", port_range_min=300), "ICMP"),
+        (dict(protocol="icmp", port_range_max=3), "ICMP type"),
+        (dict(protocol="gre", port_range_min=3), "Invalid protocol gre for port range"),
+        (dict(protocol="banana"), "not supported"),
+        (dict(protocol="300"), "not supported"),
+        (dict(protocol="icmpv6"), "IPv4 is not supported"),
+        (dict(remote_ip_prefix="::/0"), "Conflicting value ethertype"),
+        (dict(remote_ip_prefix="0.0.0.0/0", remote_group_id="g"), "Only remote_ip_prefix or remote_group_id"),
+        (dict(direction="sideways"), "direction"),
+        (dict(ethertype="IPv5"), "ethertype"),
+    ]
+    for body, message in bad:
+        with pytest.raises(BadRequest, match=message):
+            rule(**body)
+
+
+def test_rule_identity_treats_anywhere_as_no_prefix():
+    assert core.rule_key(rule(remote_ip_prefix="0.0.0.0/0")) == core.rule_key(rule())
+    assert core.rule_key(rule(protocol="tcp")) == core.rule_key(rule(protocol="6"))
+    assert core.rule_key(rule(protocol="tcp")) != core.rule_key(rule(protocol="udp"))
+
+
+def test_default_group_rules():
+    rules = core.default_group_rules("g", "p", ["1", "2", "3", "4"], "t")
+    assert [(r["direction"], r["ethertype"], r["remote_group_id"]) for r in rules] == [
+        ("egress", "IPv4", None), ("egress", "IPv6", None), ("ingress", "IPv4", "g"), ("ingress", "IPv6", "g")]
+    assert len(core.default_group_rules("g", "p", ["1", "2"], "t", with_ingress=False)) == 2
+
+
+# --- ports' inputs, tags, list queries -----------------------------------------------------------------
+def test_fixed_ips_pairs_and_tags():
+    assert core.fixed_ip_requests([{"subnet_id": "s"}, {"ip_address": "10.0.0.5"}]) == [
+        {"subnet_id": "s"}, {"ip_address": "10.0.0.5"}]
+    for bad in ([{}], [{"ip_address": "x"}], [{"ip_address": "10.0.0.5"}, {"ip_address": "10.0.0.5"}], [{"foo": 1}]):
+        with pytest.raises(BadRequest):
+            core.fixed_ip_requests(bad)
+    pairs = core.address_pairs([{"ip_address": "10.0.0.0/24"}, {"ip_address": "10.0.0.9", "mac_address": "fa:16:3e:00:00:09"}],
+                               "fa:16:3e:00:00:01")
+    assert pairs == [{"ip_address": "10.0.0.0/24", "mac_address": "fa:16:3e:00:00:01"},
+                     {"ip_address": "10.0.0.9", "mac_address": "fa:16:3e:00:00:09"}]
+    with pytest.raises(BadRequest, match="duplicate address pair"):
+        core.address_pairs([{"ip_address": "10.0.0.9"}, {"ip_address": "10.0.0.9"}], "fa:16:3e:00:00:01")
+    assert core.clean_tags(["b", "a", "b"]) == ["a", "b"]
+    with pytest.raises(BadRequest):
+        core.clean_tags(["a,b"])
+
+
+def test_list_queries():
+    fields = core.FILTERS["networks"]
+    q = core.parse_list_query(MultiDict([("name", "a"), ("name", "b"), ("shared", "False"), ("bogus", "x"),
+                                         ("sort_key", "name"), ("sort_dir", "desc"), ("fields", "id"),
+                                         ("fields", "name"), ("tags", "x,y"), ("not-tags-any", "z")]), fields)
+    assert [(s.column, v) for s, v in q.equals] == [("name", ["a", "b"]), ("shared", [0])]
+    assert q.sort == [("name", "desc"), ("id", "desc")] and q.fields == ["id", "name"]
+    assert q.tags_all == ["x", "y"] and q.not_tags_any == ["z"]
+    assert core.parse_list_query(MultiDict(), fields).sort == [("id", "asc")]
+    for bad in ([("shared", "maybe")], [("sort_key", "subnets")], [("sort_key", "name"), ("sort_dir", "up")],
+                [("mtu", "big")]):
+        with pytest.raises(BadRequest):
+            core.parse_list_query(MultiDict(bad), fields)
+    q = core.parse_list_query(MultiDict([("fixed_ips", "ip_address=10.0.0.5")]), core.FILTERS["ports"])
+    assert q.fixed_ips == [("ip_address", "10.0.0.5")]
+    assert core.select_fields({"id": 1, "name": 2, "x": 3}, ["id", "name", "nope"]) == {"id": 1, "name": 2}
+
+
+# --- the service on a real state engine -------------------------------------------------------------------
+@dataclass(frozen=True)
+class Ctx:
+    project_id: str | None
+    is_cloud_admin: bool = False
+    is_cloud_reader: bool = False
+
+    def can_write_project(self, project_id: str) -> bool:
+        return self.is_cloud_admin or project_id == self.project_id
+
+
+ADMIN = Ctx("admin-project", is_cloud_admin=True)
+
+
+@pytest.fixture
+async def service(tmp_path: Path):
+    engine = StateEngine(tmp_path / "state.db", STORES)
+    engine.open(create=True)
+    svc = NetworkService(engine, None, "node-1", "host-1")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(engine.run)
+        await nursery.start(svc.run)
+        yield svc
+        nursery.cancel_scope.cancel()
+    engine.close()
+
+
+async def _network(svc: NetworkService, ctx: Ctx, cidr: str = "10.0.0.0/24", **extra: Any) -> tuple[dict, dict]:
+    net = await svc.create_network(ctx, {"name": f"net-{cidr}", **extra})
+    sub = await svc.create_subnet(ctx, {"network_id": net["id"], "cidr": cidr, "ip_version": 4})
+    return net, sub
+
+
+async def test_servers_get_ports_in_order_and_give_them_back(service: NetworkService):
+    alice = Ctx("alice")
+    a, _ = await _network(service, alice, "10.0.0.0/24")
+    b, sub_b = await _network(service, alice, "10.0.1.0/24")
+    own = await service.create_port(alice, {"network_id": b["id"], "name": "mine"})
+    requested = [{"uuid": a["id"]}, {"port": own["id"]}, {"uuid": b["id"], "fixed_ip": "10.0.1.50"}]
+    await service.check_requested_networks("alice", False, requested)
+    ports = await service.allocate_for_server("srv", "alice", "host-1", requested, ["default"], "")
+    assert [p["network_id"] for p in ports] == [a["id"], b["id"], b["id"]]
+    assert ports[1]["id"] == own["id"] and ports[2]["fixed_ips"][0]["ip_address"] == "10.0.1.50"
+    assert {p["device_id"] for p in ports} == {"srv"} and {p["device_owner"] for p in ports} == {"compute:nova"}
+    assert ports[0]["binding:host_id"] == "host-1" and ports[0]["security_groups"]
+    # A retried build gets the same ports.
+    again = await service.allocate_for_server("srv", "alice", "host-1", requested, ["default"], "")
+    assert [p["id"] for p in again] == [p["id"] for p in ports]
+    with pytest.raises(Conflict, match="still in use"):
+        await service.check_requested_networks("alice", False, [{"port": own["id"]}])
+    with pytest.raises(Conflict, match="already in use"):
+        await service.check_requested_networks("alice", False, [{"uuid": b["id"], "fixed_ip": "10.0.1.50"}])
+    addresses = await service.read(store.server_addresses, ["srv", "other"])
+    assert addresses["other"] == {}
+    assert [a["addr"] for a in addresses["srv"]["net-10.0.1.0/24"]] == [ports[1]["fixed_ips"][0]["ip_address"], "10.0.1.50"]
+    data = await service.read(store.network_data, "srv")
+    assert [link["id"] for link in data["links"]] == ["tap" + p["id"][:11] for p in ports]
+    assert data["networks"][0]["netmask"] == "255.255.255.0"
+    assert data["networks"][0]["routes"] == [{"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": "10.0.0.1"}]
+    await service.set_port_status(ports[0]["id"], "ACTIVE")
+    assert (await service.show(alice, "ports", ports[0]["id"]))["status"] == "ACTIVE"
+
+    await service.deallocate_for_server("srv")
+    kept = await service.show(alice, "ports", own["id"])
+    assert (kept["device_id"], kept["device_owner"]) == ("", "")
+    with pytest.raises(NotFound):
+        await service.show(alice, "ports", ports[0]["id"])
+    assert await service.read(store.server_ports, "srv") == []
+    await service.deallocate_for_server("srv")  # twice is fine
+
+
+async def test_requested_networks_are_refused_as_nova_does(service: NetworkService):
+    alice, bob = Ctx("alice"), Ctx("bob")
+    net, _ = await _network(service, alice)
+    empty = await service.create_network(alice, {"name": "empty"})
+    with pytest.raises(BadRequest, match="could not be found"):
+        await service.check_requested_networks("bob", False, [{"uuid": net["id"]}])
+    with pytest.raises(BadRequest, match="requires a subnet"):
+        await service.check_requested_networks("alice", False, [{"uuid": empty["id"]}])
+    with pytest.raises(Conflict, match="Multiple possible networks"):
+        await service.check_requested_networks("alice", False, "auto")
+    with pytest.raises(BadRequest, match="Unable to automatically allocate"):
+        await service.check_requested_networks("bob", False, "auto")
+    await service.check_requested_networks("bob", False, "none")
+    assert await service.allocate_for_server("s0", "bob", "host-1", "none", [], "nova") == []
+    await service.ensure_external_network("203.0.113.0/24", project_id="admin-project")
+    public = (await service.list(ADMIN, "networks", MultiDict([("router:external", "true")]), 10, None))[0][0]
+    with pytest.raises(Forbidden):
+        await service.check_requested_networks("bob", False, [{"uuid": public["id"]}])
+    await service.check_requested_networks("bob", False, "auto")
+    # "auto" without a network of its own: the project gets the auto-allocated topology.
+    ports = await service.allocate_for_server("s1", "bob", "host-1", "auto", [], "az1")
+    assert ports[0]["device_owner"] == "compute:az1"
+    nets = (await service.list(bob, "networks", MultiDict([("name", "auto_allocated_network")]), 10, None))[0]
+    assert [n["id"] for n in nets] == [ports[0]["network_id"]]
+    routers = (await service.list(bob, "routers", MultiDict(), 10, None))[0]
+    assert routers[0]["external_gateway_info"]["network_id"] == public["id"]
+    # ensure_external_network twice changes nothing.
+    await service.ensure_external_network("203.0.113.0/24")
+    assert len((await service.list(ADMIN, "networks", MultiDict([("router:external", "true")]), 10, None))[0]) == 1
+
+
+async def test_segments_dhcp_ports_and_replay(service: NetworkService, tmp_path: Path):
+    alice = Ctx("alice")
+    nets = [await service.create_network(ADMIN, {"name": f"n{i}"}) for i in range(3)]
+    assert [n["provider:segmentation_id"] for n in nets] == [1, 2, 3]
+    await service.delete_network(ADMIN, nets[1]["id"])
+    assert (await service.create_network(ADMIN, {"name": "again"}))["provider:segmentation_id"] == 2
+    net = await service.create_network(alice, {"name": "dhcp"})
+    s1 = await service.create_subnet(alice, {"network_id": net["id"], "cidr": "10.5.0.0/24"})
+    s2 = await service.create_subnet(alice, {"network_id": net["id"], "cidr": "10.6.0.0/24", "gateway_ip": "10.6.0.254"})
+    dhcp = (await service.list(alice, "ports", MultiDict([("device_owner", "network:dhcp")]), 10, None))[0]
+    assert len(dhcp) == 1 and dhcp[0]["device_id"] == f"dhcp{net['id']}"
+    assert [ip["ip_address"] for ip in dhcp[0]["fixed_ips"]] == ["10.5.0.2", "10.6.0.1"]
+    await service.delete_subnet(alice, s2["id"])
+    dhcp = await service.show(alice, "ports", dhcp[0]["id"])
+    assert [ip["subnet_id"] for ip in dhcp["fixed_ips"]] == [s1["id"]]
+    entries = service.engine.log_entries()
+    assert replay(entries, tmp_path / "replayed.db", STORES) == service.engine.table_hashes()
