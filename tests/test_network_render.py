@@ -220,7 +220,7 @@ def test_host_ruleset_marks_ports_and_checks_spoofing(cloud: Rows) -> None:
     assert f'ct zone set iifname map {{ "{a.bridge}" : {zone} }}' in text
     assert "udp sport 67 udp dport 68 drop" in text  # no rogue DHCP server
     assert "ip saddr @sg1_v4 accept" in text  # ingress from the default group's members
-    assert 'oifname != "cbxext0" masquerade' in text
+    assert 'iifname "cbxext0" oifname != "cbxext0" ip saddr { 172.24.4.0/24 } masquerade' in text
 
 
 def test_rules_render_protocols_ranges_prefixes_and_pairs() -> None:

@@ -150,7 +150,8 @@ def _anti_spoof(p: PortPlan, i: int) -> list[str]:
         ip6.append(f"ether saddr {mac} ip6 saddr {_set(v6)} return")
         # Duplicate address detection and MLD go out before the guest owns an address.
         ip6.append(f"ether saddr {mac} ip6 saddr :: icmpv6 type {{ nd-neighbor-solicit, mld2-listener-report, mld-listener-report }} return")
-    body = _chain(f"from_{i}", [f"ether type vmap {{ arp : jump arp_{i}, ip : jump ip_{i}, ip6 : jump ip6_{i} }}",
+    # goto, not jump: their "return" must land back in forward, past this chain's drop.
+    body = _chain(f"from_{i}", [f"ether type vmap {{ arp : goto arp_{i}, ip : goto ip_{i}, ip6 : goto ip6_{i} }}",
                                 "drop"])
     body += _chain(f"arp_{i}", arp + ["drop"])
     body += _chain(f"ip_{i}", ip4 + ["drop"])
@@ -190,7 +191,9 @@ def _inet_body(plan: HostPlan, index: dict[str, int], groups: dict[str, tuple[in
     ext = plan.external
     if ext is not None and ext.masquerade_cidrs and not ext.interface:
         cidrs = _set(ext.masquerade_cidrs)
-        body += _chain("postrouting", [f'ip saddr {cidrs} oifname != "{ext.bridge}" masquerade'],
+        # Bridged packets pass this hook too (br_netfilter): only what the host routes *from*
+        # the external bridge to another interface is masqueraded, never a bridged frame.
+        body += _chain("postrouting", [f'iifname "{ext.bridge}" oifname != "{ext.bridge}" ip saddr {cidrs} masquerade'],
                        "type nat hook postrouting priority srcnat; policy accept;")
         # The host is the external network's router, not a service for it: floating IPs
         # and router gateways may not open connections to the host itself.

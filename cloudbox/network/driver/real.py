@@ -205,9 +205,9 @@ class LinuxNetworkDriver:
         started = time.monotonic()
         errors: list[str] = []
 
-        def attempt(what: str, fn: Callable[..., Any], *args: Any) -> None:
+        def attempt(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
             try:
-                fn(*args)
+                fn(*args, **kwargs)
             except Exception as exc:  # noqa: BLE001 - one broken object must not stop the pass
                 log.warning("network: %s failed: %s", what, exc, exc_info=True)
                 errors.append(f"{what}: {exc}")
@@ -355,23 +355,29 @@ class LinuxNetworkDriver:
     def _dhcp_dir(self, network_id: str) -> Path:
         return self.run_dir / "dhcp" / network_id
 
-    def _dnsmasq_pid(self, directory: Path) -> int | None:
-        try:
-            pid = int((directory / "dnsmasq.pid").read_text().strip())
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except (OSError, ValueError):
-            return None
-        return pid if b"dnsmasq" in cmdline and str(directory).encode() in cmdline else None
+    def _dnsmasq_pids(self, directory: Path) -> list[int]:
+        """Live dnsmasq processes of one DHCP directory, found by command line (a pid file may lag or lie)."""
+        wanted = f"dnsmasq\0--conf-file={directory / 'dnsmasq.conf'}\0".encode()
+        pids = []
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit():
+                try:
+                    with open(f"/proc/{entry.name}/cmdline", "rb") as f:
+                        if f.read() == wanted:
+                            pids.append(int(entry.name))
+                except OSError:
+                    continue
+        return pids
 
     def _stop_dnsmasq(self, directory: Path) -> None:
-        pid = self._dnsmasq_pid(directory)
-        if pid is None:
-            return
-        os.kill(pid, signal.SIGTERM)
+        pids = self._dnsmasq_pids(directory)
+        for pid in pids:
+            os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 5
-        while self._dnsmasq_pid(directory) == pid and time.monotonic() < deadline:
+        while pids and time.monotonic() < deadline:
             time.sleep(0.01)
-        if self._dnsmasq_pid(directory) == pid:
+            pids = self._dnsmasq_pids(directory)  # a zombie's cmdline is empty: it counts as gone
+        for pid in pids:
             os.kill(pid, signal.SIGKILL)
 
     def _ensure_dnsmasq(self, network: NetworkPlan, dhcp: DhcpPlan) -> None:
@@ -382,15 +388,16 @@ class LinuxNetworkDriver:
         config_changed = _write_if_changed(directory / "dnsmasq.conf",
                                            render.dnsmasq_config(network.id, dhcp, network.mtu, str(directory)))
         hosts_changed = _write_if_changed(directory / "hosts", render.dnsmasq_hosts(dhcp))
-        pid = self._dnsmasq_pid(directory)
-        if pid is not None and config_changed:
+        pids = self._dnsmasq_pids(directory)
+        if len(pids) > 1 or (pids and config_changed):
             self._stop_dnsmasq(directory)
-            pid = None
-        if pid is None:
+            pids = []
+        if not pids:
+            # dnsmasq forks into the background, staying in the namespace; a cloudbox restart leaves it be.
             _run(["ip", "netns", "exec", dhcp.namespace, "dnsmasq", f"--conf-file={directory / 'dnsmasq.conf'}"])
             log.info("dnsmasq started", extra={"network": network.id})
         elif hosts_changed:
-            os.kill(pid, signal.SIGHUP)  # re-reads the hosts file
+            os.kill(pids[0], signal.SIGHUP)  # re-reads the hosts file
         self._release_stale_leases(directory, dhcp)
 
     def _release_stale_leases(self, directory: Path, dhcp: DhcpPlan) -> None:
