@@ -16,18 +16,29 @@ import subprocess
 import sys
 import textwrap
 import time
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Iterator
+from types import SimpleNamespace
+from typing import Any, Callable, Iterator
 
 import pytest
 import trio
 
+from cloudbox.errors import NotFound
+from cloudbox.network import store
+from cloudbox.network.dataplane import DataPlane
+from cloudbox.network.driver import NetworkDriverError
+from cloudbox.network.driver.fake import FakeNetworkDriver
 from cloudbox.network.driver.real import LinuxNetworkDriver
 from cloudbox.network.hostplan import HostPlan, PortPlan
 from cloudbox.network.render import table_name
+from cloudbox.network.service import NetworkService
+from cloudbox.services import STORES
+from cloudbox.state.engine import StateEngine
+from tests.test_network_core import Ctx
 from tests.test_network_render import Rows
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("dnsmasq") is None,
+needs_root = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("dnsmasq") is None,
                                 reason="needs root and dnsmasq")
 
 
@@ -206,6 +217,7 @@ def assert_same(before: dict, after: dict) -> None:
 
 # --- the tests ------------------------------------------------------------------------
 
+@needs_root
 def test_two_guests_ping_each_other_and_dhcp_gives_the_ports_address(host: Host) -> None:
     net, subnet = host.rows.network("10.61.0.0/24")
     a = host.rows.port(net, subnet, "10.61.0.5")
@@ -215,13 +227,7 @@ def test_two_guests_ping_each_other_and_dhcp_gives_the_ports_address(host: Host)
     guest_b = host.guest(plan.port(b), "10.61.0.6/24")
     host.apply()
 
-    script = host.tmp / "udhcpc.sh"
-    script.write_text('#!/bin/sh\n[ "$1" = bound ] && echo "ip=$ip mask=$mask router=$router '
-                      'routes=$staticroutes mtu=$mtu" > ' + str(host.tmp / "lease") + "\nexit 0\n")
-    script.chmod(0o755)
-    sh("ip", "netns", "exec", guest_a, "busybox", "udhcpc", "-i", "eth0", "-f", "-q", "-n", "-t", "5", "-T", "1",
-       "-O", "staticroutes", "-O", "mtu", "-s", str(script), timeout=60)
-    lease = (host.tmp / "lease").read_text()
+    lease = dhcp_lease(guest_a, host.tmp)
     assert "ip=10.61.0.5 mask=24 router=10.61.0.1" in lease
     assert "routes=169.254.169.254/32 10.61.0.2 0.0.0.0/0 10.61.0.1" in lease and "mtu=1450" in lease
 
@@ -236,6 +242,7 @@ def test_two_guests_ping_each_other_and_dhcp_gives_the_ports_address(host: Host)
     assert ping(guest_b, "10.61.0.5")
 
 
+@needs_root
 def test_router_snat_and_floating_ip(host: Host) -> None:
     ext = host.rows.network(host.ext_cidr, project="admin", external=True, dhcp=False)
     net, subnet = host.rows.network("10.62.0.0/24")
@@ -269,6 +276,7 @@ def test_router_snat_and_floating_ip(host: Host) -> None:
     assert_same(before, snapshot(host))
 
 
+@needs_root
 def test_same_range_in_two_projects_coexists_isolated(host: Host) -> None:
     guests = {}
     for project in ("p1", "p2"):
@@ -289,6 +297,7 @@ def test_same_range_in_two_projects_coexists_isolated(host: Host) -> None:
     assert not ping(ns["p1"][0], "192.168.0.77", wait=1)
 
 
+@needs_root
 def test_security_group_drops_a_port_until_a_rule_opens_it(host: Host) -> None:
     net, subnet = host.rows.network("10.63.0.0/24")
     web = host.rows.group("p1", "web")
@@ -310,6 +319,7 @@ def test_security_group_drops_a_port_until_a_rule_opens_it(host: Host) -> None:
     assert not ping(guest_client, "10.63.0.5", wait=1)  # only that port opened
 
 
+@needs_root
 def test_spoofed_source_ip_or_mac_is_dropped(host: Host) -> None:
     net, subnet = host.rows.network("10.64.0.0/24")
     a = host.rows.port(net, subnet, "10.64.0.5", pairs=[{"ip_address": "10.64.0.50"}])
@@ -357,6 +367,7 @@ def raw_frame_arrives(host: Host, sender: str, interface: str, receiver: str) ->
     return listener.stdout.readline().strip() == "got"
 
 
+@needs_root
 def test_reapply_while_traffic_flows_loses_no_packet(host: Host) -> None:
     net, subnet = host.rows.network("10.65.0.0/24")
     a = host.rows.port(net, subnet, "10.65.0.5")
@@ -382,6 +393,7 @@ def test_reapply_while_traffic_flows_loses_no_packet(host: Host) -> None:
     assert " 0% packet loss" in out, out
 
 
+@needs_root
 def test_restart_adopts_what_exists(host: Host) -> None:
     ext = host.rows.network(host.ext_cidr, project="admin", external=True, dhcp=False)
     net, subnet = host.rows.network("10.66.0.0/24")
@@ -398,6 +410,7 @@ def test_restart_adopts_what_exists(host: Host) -> None:
     assert ping(guest_a, f"{host.ext_prefix}.10")
 
 
+@needs_root
 def test_removed_objects_are_cleaned_up_and_apply_of_many_ports_is_quick(host: Host) -> None:
     ext = host.rows.network(host.ext_cidr, project="admin", external=True, dhcp=False)
     net, subnet = host.rows.network("10.67.0.0/22")
@@ -422,3 +435,155 @@ def test_removed_objects_are_cleaned_up_and_apply_of_many_ports_is_quick(host: H
     links = sh("ip", "-o", "link", "show").stdout
     assert "tap" + ports[0][:11] not in links and "tap" + ports[99][:11] in links
     assert f"qrouter-{router}" not in sh("ip", "netns", "list").stdout
+
+
+# --- the reconciler (DataPlane) -----------------------------------------------------------
+
+
+async def wait_until(condition: Callable[[], Any], timeout: float = 10) -> None:
+    """Poll a condition the data plane makes true in the background (a pass after a commit)."""
+    with trio.fail_after(timeout):
+        while not await trio.to_thread.run_sync(condition):
+            await trio.sleep(0.05)
+
+
+@asynccontextmanager
+async def running_cloud(tmp_path: Path, driver: Any, node_id: str, host_name: str, **settings: Any):
+    """State engine + network service + data plane, as server.py wires them."""
+    engine = StateEngine(tmp_path / "state.db", STORES)
+    engine.open(create=True)
+    service = NetworkService(engine, None, node_id, host_name)
+    settings.setdefault("external_bridge", "cbxext0")
+    settings.setdefault("external_interface", "")
+    plane = DataPlane(engine, node_id, host_name, SimpleNamespace(**settings), driver, service, interval=3600)
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(engine.run)
+            await nursery.start(service.run)
+            yield service, plane, nursery
+            nursery.cancel_scope.cancel()
+    finally:
+        engine.close()
+
+
+class FlakyDriver(FakeNetworkDriver):
+    """Fails the passes it is told to: the node must go on."""
+
+    def __init__(self) -> None:
+        super().__init__("flaky")
+        self.failures = 1
+
+    async def apply(self, plan: HostPlan) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise NetworkDriverError("bridge on fire")
+        await super().apply(plan)
+
+
+async def test_dataplane_binds_unbinds_and_follows_commits_with_a_fake_driver(tmp_path: Path) -> None:
+    driver = FlakyDriver()
+    async with running_cloud(tmp_path, driver, "fake-node", "host-1") as (service, plane, nursery):
+        await nursery.start(plane.run)  # the first pass fails: logged, and the node starts anyway
+        assert plane.last_error and "bridge on fire" in plane.last_error and driver.plans == []
+        alice = Ctx("alice")
+        net = await service.create_network(alice, {"name": "n"})
+        await service.create_subnet(alice, {"network_id": net["id"], "cidr": "10.80.0.0/24", "ip_version": 4})
+        # A commit wakes the loop: the next pass sees the network and its DHCP port.
+        await wait_until(lambda: driver.plan is not None and driver.plan.networks
+                         and driver.plan.networks[0].dhcp is not None)
+        assert plane.last_error is None
+        (port,) = await service.allocate_for_server("srv", "alice", "host-1", [{"uuid": net["id"]}], ["default"], "nova")
+        nic = await plane.bind(port["id"])
+        assert (nic.tap, nic.mac, nic.mtu) == ("tap" + port["id"][:11], port["mac_address"], 1450)
+        assert nic.tap in driver.taps
+        assert (await service.read(store.must_get, "ports", port["id"]))["status"] == "ACTIVE"
+        passes = plane.passes
+        await plane.unbind(port["id"])
+        assert nic.tap not in driver.taps
+        assert (await service.read(store.must_get, "ports", port["id"]))["status"] == "DOWN"
+        await plane.reconcile()
+        assert plane.passes > passes and driver.plan.port(port["id"]) is None  # still bound in the rows: left out
+        with pytest.raises(NotFound):
+            await plane.bind("no-such-port")
+
+
+class Listeners:
+    """Stands for MetadataListeners: records what sync was told."""
+
+    def __init__(self) -> None:
+        self.wanted: dict[str, str] = {}
+
+    async def sync(self, wanted: dict[str, str]) -> None:
+        self.wanted = dict(wanted)
+
+
+@needs_root
+async def test_dataplane_on_the_host_from_real_commands(tmp_path: Path) -> None:
+    """The whole path: API-level calls -> commands -> tables -> plan -> host, checked with packets."""
+    tag = secrets.token_hex(3)
+    node_id, host_name, ext_bridge = f"d{tag}-node", f"host-{tag}", f"cbxe{tag}"
+    ext_prefix = f"172.30.{secrets.randbelow(250) + 1}"
+    driver = LinuxNetworkDriver(node_id)
+    listeners = Listeners()
+    guest = f"cbxg-{tag}"
+    try:
+        async with running_cloud(tmp_path, driver, node_id, host_name, external_bridge=ext_bridge) as \
+                (service, plane, nursery):
+            plane.metadata = listeners
+            await service.ensure_external_network(f"{ext_prefix}.0/24", project_id="admin-project")
+            await nursery.start(plane.run)
+            alice = Ctx("alice")
+            net = await service.create_network(alice, {"name": "n"})
+            subnet = await service.create_subnet(alice, {"network_id": net["id"], "cidr": "10.81.0.0/24",
+                                                         "ip_version": 4})
+            public = (await service.read(store.rows, "SELECT id FROM networks WHERE external = 1"))[0]
+            router = await service.create_router(alice, {"name": "r", "external_gateway_info":
+                                                         {"network_id": public["id"]}})
+            await service.add_interface(alice, router["id"], {"subnet_id": subnet["id"]})
+            (port,) = await service.allocate_for_server("srv", "alice", host_name, [{"uuid": net["id"]}],
+                                                        ["default"], "nova")
+            group = port["security_groups"][0]
+            await service.create_rule(alice, {"security_group_id": group, "direction": "ingress",
+                                              "protocol": "icmp", "ethertype": "IPv4"})
+            # The guest: a namespace whose veth is named like the port's tap (bind adopts it).
+            sh("ip", "netns", "add", guest)
+            tap = "tap" + port["id"][:11]
+            sh("ip", "link", "add", tap, "type", "veth", "peer", "name", "eth0", "netns", guest)
+            sh("ip", "-n", guest, "link", "set", "eth0", "address", port["mac_address"], "up")
+            nic = await plane.bind(port["id"])
+            assert nic.tap == tap
+            assert (await service.read(store.must_get, "ports", port["id"]))["status"] == "ACTIVE"
+            assert listeners.wanted == {f"qdhcp-{net['id']}": net["id"]}
+
+            lease = await trio.to_thread.run_sync(dhcp_lease, guest, tmp_path)
+            address = port["fixed_ips"][0]["ip_address"]
+            assert f"ip={address} " in lease and "router=10.81.0.1" in lease
+            sh("ip", "-n", guest, "addr", "add", f"{address}/24", "dev", "eth0")
+            sh("ip", "-n", guest, "route", "add", "default", "via", "10.81.0.1")
+            assert await trio.to_thread.run_sync(ping, guest, f"{ext_prefix}.1")  # out through the router
+
+            fip = await service.create_floatingip(alice, {"floating_network_id": public["id"], "port_id": port["id"]})
+            floating = fip["floating_ip_address"]
+            await wait_until(lambda: sh("ping", "-c", "1", "-W", "1", floating, check=False).returncode == 0)
+
+            await plane.unbind(port["id"])
+            assert tap not in sh("ip", "-o", "link", "show").stdout
+            assert (await service.read(store.must_get, "ports", port["id"]))["status"] == "DOWN"
+    finally:
+        sh("ip", "netns", "del", guest, check=False)
+        await driver.teardown_all()
+    assert leftover_links(node_id) == []
+    assert table_name(node_id) not in sh("nft", "list", "tables").stdout
+    assert not any(net["id"] in ns or router["id"] in ns for ns in sh("ip", "netns", "list").stdout.split())
+
+
+def dhcp_lease(ns: str, tmp: Path) -> str:
+    """Ask for a lease with busybox udhcpc; returns what it was offered."""
+    script = tmp / "udhcpc.sh"
+    lease = tmp / "lease"
+    script.write_text('#!/bin/sh\n[ "$1" = bound ] && echo "ip=$ip mask=$mask router=$router '
+                      f'routes=$staticroutes mtu=$mtu" > {lease}\nexit 0\n')
+    script.chmod(0o755)
+    sh("ip", "netns", "exec", ns, "busybox", "udhcpc", "-i", "eth0", "-f", "-q", "-n", "-t", "5", "-T", "1",
+       "-O", "staticroutes", "-O", "mtu", "-s", str(script), timeout=60)
+    return lease.read_text()

@@ -1,0 +1,129 @@
+"""The network reconciler of one node: makes the host match the tables.
+
+Rules:
+- A pass reads the tables (``build_plan``), applies the plan through the driver
+  (a full, idempotent sync) and tells the metadata listeners which DHCP
+  namespaces exist.  One pass runs at a time (a lock); bind/unbind take it too.
+- Passes run: once before ``run`` reports started, then every ``interval``
+  seconds, and shortly after a committed ``network.*`` command (debounced: a burst
+  of commands costs one pass).
+- A pass that fails is logged and retried on the next wake-up; it never stops the
+  node.  bind() raises its error to the caller (compute), which must not boot a
+  guest without its port.
+- Ports that compute unbound are left out of the plan until bound again (their
+  rows may still name this host until the control plane clears them).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from typing import Any
+
+import trio
+
+from cloudbox.compute.driver import NicSpec
+from cloudbox.errors import NotFound
+from cloudbox.network.driver import NetworkDriver
+from cloudbox.network.hostplan import HostPlan, build_plan, tap_name
+
+log = logging.getLogger("cloudbox.network.dataplane")
+
+INTERVAL = 30.0
+DEBOUNCE = 0.2
+# Commands that change nothing on a host (a port's status is what bind itself reports).
+QUIET_COMMANDS = ("network.port.status", "network.tags", "network.quota.")
+
+
+class DataPlane:
+    def __init__(self, engine: Any, node_id: str, host: str, settings: Any, driver: NetworkDriver,
+                 network_service: Any, metadata: Any = None, interval: float = INTERVAL) -> None:
+        self.engine = engine
+        self.node_id = node_id
+        self.host = host
+        self.external_bridge = getattr(settings, "external_bridge", "cbxext0")
+        self.external_interface = getattr(settings, "external_interface", "")
+        self.driver = driver
+        self.network_service = network_service
+        self.metadata = metadata
+        self.interval = interval
+        self.plan: HostPlan | None = None
+        self.passes = 0
+        self.last_error: str | None = None
+        self._lock = trio.Lock()
+        self._wake = trio.Event()
+        self._unbound: set[str] = set()
+
+    # --- the loop ----------------------------------------------------------------------
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self.engine.add_listener(self._on_commit)
+        await self._pass_logged()
+        task_status.started()
+        while True:
+            with trio.move_on_after(self.interval):
+                await self._wake.wait()
+                await trio.sleep(DEBOUNCE)  # let the rest of a burst of commands commit
+            self._wake = trio.Event()
+            await self._pass_logged()
+
+    def _on_commit(self, cmd: Any, result: Any) -> None:
+        """Engine listener (runs in the trio thread after a commit): ask for a pass soon."""
+        kind = getattr(cmd, "TYPE", "")
+        if kind.startswith("network.") and not kind.startswith(QUIET_COMMANDS):
+            self._wake.set()
+
+    async def _pass_logged(self) -> None:
+        try:
+            await self.reconcile()
+        except Exception as exc:  # noqa: BLE001 - the node goes on; the next pass retries
+            self.last_error = str(exc)
+            log.exception("network reconcile failed")
+
+    async def reconcile(self) -> HostPlan:
+        """One pass; returns the plan it applied."""
+        async with self._lock:
+            return await self._reconcile_locked()
+
+    async def _reconcile_locked(self) -> HostPlan:
+        started = time.monotonic()
+        plan = await self.engine.read(build_plan, self.host, self.node_id, self.external_bridge,
+                                      self.external_interface)
+        self._unbound &= {p.id for p in plan.ports}  # forget ports deleted or bound elsewhere since
+        plan = plan.without_ports(self._unbound)
+        try:
+            await self.driver.apply(plan)
+        finally:
+            self.plan = plan
+            if self.metadata is not None:
+                # The namespaces exist (or are kept) whatever else of the pass failed.
+                result = self.metadata.sync(plan.dhcp_namespaces())
+                if inspect.isawaitable(result):
+                    await result
+        self.passes += 1
+        self.last_error = None
+        log.debug("network pass %d took %.3f s", self.passes, time.monotonic() - started)
+        return plan
+
+    # --- compute's side -------------------------------------------------------------------
+    async def bind(self, port_id: str) -> NicSpec:
+        """Make the port's tap (plugged, filtered) before compute starts the guest; the port goes ACTIVE."""
+        async with self._lock:
+            self._unbound.discard(port_id)
+            plan = await self._reconcile_locked()
+            port = plan.port(port_id)
+            if port is None:
+                raise NotFound(f"port {port_id} is not bound to host {self.host}")
+            nic = await self.driver.ensure_port(port)
+        await self.network_service.set_port_status(port_id, "ACTIVE")
+        return nic
+
+    async def unbind(self, port_id: str) -> None:
+        """Remove the port's tap (the guest is gone); the port goes DOWN."""
+        async with self._lock:
+            self._unbound.add(port_id)
+            await self.driver.remove_port(tap_name(port_id))
+        try:
+            await self.network_service.set_port_status(port_id, "DOWN")
+        except NotFound:
+            pass  # deleted with its server already
