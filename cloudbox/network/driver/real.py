@@ -123,6 +123,10 @@ class _Links:
     def refresh(self) -> None:
         self.by_name = {_attr(link, "IFLA_IFNAME"): link for link in self.ipr.get_links()}
 
+    def load(self, name: str) -> None:
+        """Re-read one link (after making it): a full dump per new tap would cost O(n^2)."""
+        self.by_name[name] = self.ipr.link("get", ifname=name)[0]
+
     def index(self, name: str) -> int | None:
         link = self.by_name.get(name)
         return link["index"] if link is not None else None
@@ -222,7 +226,7 @@ class LinuxNetworkDriver:
             for name in list(links.by_name):
                 if self._is_ours(links.alias(name), "tap") and name not in wanted_taps:
                     attempt(f"remove tap {name}", ipr.link, "del", index=links.index(name))
-            links.refresh()
+                    links.by_name.pop(name, None)
             attempt("host nft tables", _run, ["nft", "-f", "-"], render.render_host(plan))
             if plan.external is not None:
                 attempt(f"external bridge {plan.external.bridge}", self._ensure_external, links, plan.external, plan)
@@ -261,8 +265,8 @@ class LinuxNetworkDriver:
     def _make_bridge(self, links: _Links, name: str, kind: str, object_id: str) -> None:
         if name not in links.by_name:
             links.ipr.link("add", ifname=name, kind="bridge")
-            links.ipr.link("set", index=links.ipr.link_lookup(ifname=name)[0], ifalias=alias(self.node_id, kind, object_id))
-            links.refresh()
+            links.ipr.link("set", ifname=name, ifalias=alias(self.node_id, kind, object_id))
+            links.load(name)
             log.info("bridge created", extra={"bridge": name})
 
     def _ensure_bridge(self, links: _Links, network: NetworkPlan) -> None:
@@ -286,7 +290,7 @@ class LinuxNetworkDriver:
         """Create (or adopt: a tap made earlier, or a test's veth named like it) and plug a port's tap."""
         if port.tap not in links.by_name:
             links.ipr.link("add", ifname=port.tap, kind="tuntap", mode="tap")
-            links.refresh()
+            links.load(port.tap)
             log.info("tap created", extra={"tap": port.tap, "port": port.id})
         bridge = links.index(port.bridge)
         if bridge is None:
@@ -323,16 +327,16 @@ class LinuxNetworkDriver:
         ns_links = _Links(ns)
         if host_end in links.by_name and ns_end not in ns_links.by_name:
             links.ipr.link("del", index=links.index(host_end))  # half a pair: make it again
-            links.refresh()
+            del links.by_name[host_end]
         if ns_end in ns_links.by_name and host_end not in links.by_name:
             ns.link("del", index=ns_links.index(ns_end))
-            ns_links.refresh()
+            del ns_links.by_name[ns_end]
         if host_end not in links.by_name:
             # The peer is made directly in the namespace, so names never meet on the host.
             links.ipr.link("add", ifname=host_end, kind="veth", peer={"ifname": ns_end, "net_ns_fd": namespace})
             revert.add(lambda: links.ipr.link("del", ifname=host_end))
-            links.refresh()
-            ns_links.refresh()
+            links.load(host_end)
+            ns_links.load(ns_end)
         bridge_index = links.index(bridge)
         if bridge_index is None:
             raise NetworkDriverError(f"bridge {bridge} is missing")
