@@ -220,7 +220,7 @@ async def test_servers_get_ports_in_order_and_give_them_back(service: NetworkSer
     own = await service.create_port(alice, {"network_id": b["id"], "name": "mine"})
     requested = [{"uuid": a["id"]}, {"port": own["id"]}, {"uuid": b["id"], "fixed_ip": "10.0.1.50"}]
     await service.check_requested_networks("alice", False, requested)
-    ports = await service.allocate_for_server("srv", "alice", "host-1", requested, ["default"], "")
+    ports = await service.allocate_for_server("srv", "alice", "host-1", requested, [{"name": "default"}], "")
     assert [p["network_id"] for p in ports] == [a["id"], b["id"], b["id"]]
     assert ports[1]["id"] == own["id"] and ports[2]["fixed_ips"][0]["ip_address"] == "10.0.1.50"
     assert {p["device_id"] for p in ports} == {"srv"} and {p["device_owner"] for p in ports} == {"compute:nova"}

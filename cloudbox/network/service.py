@@ -648,7 +648,8 @@ class NetworkService:
         if not isinstance(requested, list):
             raise BadRequest(f"Bad networks format: {requested!r}")
         group_ids: list[str] = []
-        for name in security_groups or ["default"]:
+        names = [g.get("name", "") if isinstance(g, dict) else str(g) for g in security_groups or []]  # Nova's {"name"}
+        for name in names or ["default"]:
             if name == "default":
                 group_id: str | None = await self.ensure_default_group(project_id)
             else:
