@@ -25,7 +25,7 @@ import trio
 
 from cloudbox.compute.driver import NicSpec
 from cloudbox.errors import NotFound
-from cloudbox.network.driver import NetworkDriver
+from cloudbox.network.driver import NetworkDriver, NetworkDriverError
 from cloudbox.network.hostplan import HostPlan, build_plan, tap_name
 
 log = logging.getLogger("cloudbox.network.dataplane")
@@ -110,8 +110,15 @@ class DataPlane:
         """Make the port's tap (plugged, filtered) before compute starts the guest; the port goes ACTIVE."""
         async with self._lock:
             self._unbound.discard(port_id)
-            plan = await self._reconcile_locked()
-            port = plan.port(port_id)
+            try:
+                await self._reconcile_locked()
+            except NetworkDriverError as exc:
+                # Something else may be broken (a router, another DHCP): this port can still be
+                # handed out if its tap and rules made it; ensure_port checks exactly that.
+                self.last_error = str(exc)
+                log.warning("network pass for bind of %s partly failed: %s", port_id, exc)
+            plan = self.plan
+            port = plan.port(port_id) if plan is not None else None
             if port is None:
                 raise NotFound(f"port {port_id} is not bound to host {self.host}")
             nic = await self.driver.ensure_port(port)

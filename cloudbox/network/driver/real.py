@@ -184,15 +184,12 @@ class LinuxNetworkDriver:
     # --- the contract ------------------------------------------------------------
     async def apply(self, plan: HostPlan) -> None:
         async with self._lock:
-            try:
-                await trio.to_thread.run_sync(self._apply, plan)
-            finally:
-                self._plan = plan  # what ensure_port checks against; the next pass repairs leftovers
+            await trio.to_thread.run_sync(self._apply, plan)
 
     async def ensure_port(self, port: PortPlan) -> NicSpec:
         async with self._lock:
             if self._plan is None or self._plan.port(port.id) != port:
-                raise Conflict(f"port {port.id} is not in the applied network plan")
+                raise Conflict(f"port {port.id} is not in the network plan whose rules are in force")
             await trio.to_thread.run_sync(self._ensure_one_tap, port)
         return nic_spec(port)
 
@@ -209,12 +206,14 @@ class LinuxNetworkDriver:
         started = time.monotonic()
         errors: list[str] = []
 
-        def attempt(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        def attempt(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
             try:
                 fn(*args, **kwargs)
+                return True
             except Exception as exc:  # noqa: BLE001 - one broken object must not stop the pass
                 log.warning("network: %s failed: %s", what, exc, exc_info=True)
                 errors.append(f"{what}: {exc}")
+                return False
 
         self.run_dir.mkdir(parents=True, exist_ok=True)
         for directory in (self.run_dir, self.run_dir.parent, self.run_dir.parent.parent):
@@ -227,7 +226,9 @@ class LinuxNetworkDriver:
                 if self._is_ours(links.alias(name), "tap") and name not in wanted_taps:
                     attempt(f"remove tap {name}", ipr.link, "del", index=links.index(name))
                     links.by_name.pop(name, None)
-            attempt("host nft tables", _run, ["nft", "-f", "-"], render.render_host(plan))
+            if attempt("host nft tables", _run, ["nft", "-f", "-"], render.render_host(plan)):
+                # ensure_port hands out taps of this plan only: their rules are in force.
+                self._plan = plan
             if plan.external is not None:
                 attempt(f"external bridge {plan.external.bridge}", self._ensure_external, links, plan.external, plan)
             for network in plan.networks:
@@ -318,8 +319,8 @@ class LinuxNetworkDriver:
             existing.add(name)
             log.info("namespace created", extra={"namespace": name})
         with NetNS(name, flags=0) as ns:
-            lo = ns.link_lookup(ifname="lo")[0]
-            ns.link("set", index=lo, state="up", ifalias=alias(self.node_id, kind, object_id))
+            # The namespace's mark: orphan removal deletes only namespaces whose lo carries it.
+            _Links(ns).ensure("lo", ifalias=alias(self.node_id, kind, object_id))
 
     def _ensure_veth(self, links: _Links, ns: Any, namespace: str, host_end: str, ns_end: str, *,
                      bridge: str, mac: str, mtu: int, kind: str, object_id: str, revert: Revert) -> int:
