@@ -34,8 +34,7 @@ from cloudbox.compute import core, disks  # noqa: E402
 from cloudbox.compute.driver import DomainSpec, NicSpec  # noqa: E402
 from pyroute2 import IPRoute  # noqa: E402
 from cloudbox.compute.driver.real import prepare_embed_root, short_root  # noqa: E402
-from cloudbox.network.natnet import NatNetwork  # noqa: E402
-from tests.cloud import Cloud, free_port  # noqa: E402
+from tests.cloud import Cloud, free_port, run_cli  # noqa: E402
 from tests.compute_helpers import boot, upload_image, wait_gone  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -147,7 +146,7 @@ def main() -> None:
 
         cloud = Cloud(tmp_path / "data", free_port())
         # 20 one-vCPU guests on 2 cores need more than the default overcommit of 4.
-        cloud.init("--set", f"nat_bridge=cbb{cloud.port}", "--set", f"nat_cidr=10.99.{cloud.port % 200 + 20}.0/24",
+        cloud.init("--set", f"external_bridge=cbb{cloud.port}", "--set", f"external_cidr=172.25.{cloud.port % 200 + 20}.0/24",
                    "--set", "cpu_allocation_ratio=16",
                    compute="libvirt")
         cloud.start(timeout=120)
@@ -162,7 +161,7 @@ def main() -> None:
             scaling = {n: concurrent_boots(cloud, image["id"], n) for n in (int(c) for c in args.counts.split(","))}
         finally:
             cloud.stop()
-            NatNetwork(f"cbb{cloud.port}", f"10.99.{cloud.port % 200 + 20}.0/24").teardown()
+            run_cli("teardown-host-network", "--data-dir", str(cloud.data_dir))
 
     raw_ms, ours_ms = statistics.median(raw) * 1000, statistics.median(ours) * 1000
     print("cloudbox compute benchmark (TCG guests, m1.nano, our test guest; medians of "

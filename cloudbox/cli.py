@@ -173,6 +173,25 @@ def stop(data_dir: str | None, timeout: int) -> None:
     raise SetupError(f"pid {pid} did not stop within {timeout} s")
 
 
+@cli.command("teardown-host-network")
+@click.option("--data-dir", help=DATA_DIR_HELP)
+def teardown_host_network(data_dir: str | None) -> None:
+    """Remove everything this node made on the host's network (taps, bridges, namespaces,
+    dnsmasq, nftables tables); `cloudbox stop` leaves them so that guests' traffic goes on.
+    The node must be stopped; its next `serve` makes them again."""
+    import trio
+
+    from cloudbox.server import network_driver
+
+    directory = DataDir.from_option(data_dir)
+    directory.require_cloud()
+    if directory.running_pid():
+        raise SetupError(f"cloudbox serve still runs on {directory.root}; stop it first")
+    settings = Settings.load(directory.root)
+    trio.run(network_driver(settings, directory.node_info()["id"]).teardown_all)
+    click.echo("host network of this node removed")
+
+
 def main() -> None:
     try:
         cli(standalone_mode=False)

@@ -33,7 +33,8 @@ from cloudbox.identity.service import IdentityService, catalog_commands
 from cloudbox.image import api as image_api
 from cloudbox.image.service import ImageService
 from cloudbox.network import api as network_api
-from cloudbox.network import natnet
+from cloudbox.network.dataplane import DataPlane
+from cloudbox.network.metadata_server import MetadataListeners
 from cloudbox.network.service import NetworkService
 from cloudbox.node import DataDir, split_listen, url_host
 from cloudbox.services import STORES, wanted_catalog
@@ -65,25 +66,31 @@ class Node:
         self.checks["image"] = lambda: self.image.running
         self.network = NetworkService(self.engine, self.settings, self.node_id, self.name)
         self.checks["network"] = lambda: self.network.running
-        self.compute = ComputeService(self, *self._compute_drivers())
+        self.compute = ComputeService(self, self._compute_driver())
+        self.metadata = MetadataListeners(self.compute.metadata_answer)
+        self.dataplane = DataPlane(self.engine, self.node_id, self.name, settings, self._network_driver(),
+                                   self.network, metadata=self.metadata)
         self.checks["compute"] = lambda: self.compute.running
         self.specs = [identity_api.build(self.identity), cluster_api.build(self), compute_api.build(self.compute),
                       image_api.build(self.image), network_api.build(self.network)]
 
-    def _compute_drivers(self) -> tuple[Any, Any]:
-        """The hypervisor driver and the port binder this node's settings ask for."""
+    def _compute_driver(self) -> Any:
+        """The hypervisor driver this node's settings ask for."""
         if self.settings.compute_driver == "fake":
             from cloudbox.compute.driver.fake import FakeDriver
 
-            return FakeDriver(), natnet.FakeBinder()
+            return FakeDriver()
         if self.settings.compute_driver != "libvirt":
             raise SetupError(f"compute_driver must be libvirt or fake, not {self.settings.compute_driver!r}")
         from cloudbox.compute.driver.real import LibvirtDriver
 
         root = self.data_dir.root
         uri = self.settings.libvirt_uri or f"qemu:///embed?root={root / 'libvirt'}"
-        binder = natnet.NatNetwork(self.settings.nat_bridge, self.settings.nat_cidr)
-        return LibvirtDriver(uri, root / "instances"), binder
+        return LibvirtDriver(uri, root / "instances")
+
+    def _network_driver(self) -> Any:
+        """The network data plane driver this node's settings ask for."""
+        return network_driver(self.settings, self.node_id)
 
     def app(self) -> Any:
         def extra(app: Any) -> None:
@@ -120,6 +127,18 @@ class Node:
             await self.engine.propose(cmd)
         if cmds:
             log.info("service catalog updated", extra={"changes": len(cmds)})
+
+
+def network_driver(settings: Settings, node_id: str) -> Any:
+    if settings.network_driver == "fake":
+        from cloudbox.network.driver.fake import FakeNetworkDriver
+
+        return FakeNetworkDriver(node_id)
+    if settings.network_driver != "linux":
+        raise SetupError(f"network_driver must be linux or fake, not {settings.network_driver!r}")
+    from cloudbox.network.driver.real import LinuxNetworkDriver
+
+    return LinuxNetworkDriver(node_id)
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -165,6 +184,9 @@ async def serve(node: Node, *, task_status: trio.TaskStatus[str] = trio.TASK_STA
             await nursery.start(node.identity.run)
             await nursery.start(node.image.run)
             await nursery.start(node.network.run)
+            await node.network.ensure_external_network(node.settings.external_cidr)
+            await nursery.start(node.metadata.run)
+            await nursery.start(node.dataplane.run)
             await nursery.start(node.compute.run)
             await node.ensure_catalog()
             nursery.start_soon(_watch_signals, shutdown)

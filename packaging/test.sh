@@ -6,7 +6,7 @@ set -euo pipefail
 need_root
 
 # ssh-keygen: the tutorial test imports a key pair as a person would.
-install_os_packages "${RUNTIME_PACKAGES[@]}" openssh-client
+install_os_packages "${RUNTIME_PACKAGES[@]}" openssh-client iputils-ping iperf3 busybox
 make_venv test
 cd "$REPO"
 exec "$VENV/bin/python" -m pytest -p no:cacheprovider "$@"

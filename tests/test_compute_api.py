@@ -93,9 +93,14 @@ def test_server_lifecycle(cloud: Cloud, setup):
     assert server["OS-EXT-STS:vm_state"] == "active" and server["OS-EXT-STS:power_state"] == 1
     assert server["flavor"]["original_name"] == "m1.nano" and server["flavor"]["ram"] == 128
     assert server["image"]["id"] == image["id"]
-    [addr] = server["addresses"]["cloudbox-nat"]
-    assert addr["addr"].startswith("10.99.0.") and addr["OS-EXT-IPS-MAC:mac_addr"].startswith("fa:16:3e")
-    assert server["metadata"] == {"role": "web"} and server["config_drive"] == "True"
+    # networks "auto" and the project has none: Neutron's auto-allocated topology is made for it.
+    [addr] = server["addresses"]["auto_allocated_network"]
+    assert addr["OS-EXT-IPS:type"] == "fixed" and addr["OS-EXT-IPS-MAC:mac_addr"].startswith("fa:16:3e")
+    ports = admin.get(f"/network/v2.0/ports?device_id={server['id']}").json()["ports"]
+    assert [p["fixed_ips"][0]["ip_address"] for p in ports] == [addr["addr"]]
+    assert ports[0]["device_owner"].startswith("compute:") and ports[0]["status"] == "ACTIVE"
+    # No config drive unless asked for (the metadata service serves the same data).
+    assert server["metadata"] == {"role": "web"} and server["config_drive"] == ""
     assert server["OS-EXT-SRV-ATTR:host"]
     sid = server["id"]
 

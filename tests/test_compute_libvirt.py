@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cloud import Cloud, free_port
+from tests.cloud import Cloud, free_port, run_cli
 from tests.compute_helpers import boot, boot_ten_with_room_for_eight, upload_image, wait_gone, wait_server
 from tests.test_openstack_cli import openstack
 
@@ -21,19 +21,28 @@ pytestmark = pytest.mark.slow
 
 
 def real_node(data_dir: Path, *extra: str) -> Cloud:
+    """A node with real guests and a real data plane; its external network is its own (bridge and
+    range), so that nodes of several tests never meet, nor a cloud running on this machine."""
     node = Cloud(data_dir, free_port())
     n = node.port % 200 + 20
-    node.init("--set", f"nat_bridge=cbt{node.port}", "--set", f"nat_cidr=10.99.{n}.0/24", *extra, compute="libvirt")
+    node.init("--set", f"external_bridge=cbx{node.port}", "--set", f"external_cidr=172.25.{n}.0/24",
+              *extra, compute="libvirt")
     return node
 
 
-def stop_and_clean(node: Cloud) -> None:
-    """Stop the node, then remove the host network it made (bridge, taps, dnsmasq, nft table)."""
-    from cloudbox.network.natnet import NatNetwork
+def external_gateway(node: Cloud) -> str:
+    """The host's address on the node's external network."""
+    import ipaddress
 
-    node.stop()
     settings = json.loads((node.data_dir / "cloudbox.json").read_text())
-    NatNetwork(settings["nat_bridge"], settings["nat_cidr"]).teardown()
+    return str(next(ipaddress.ip_network(settings["external_cidr"]).hosts()))
+
+
+def stop_and_clean(node: Cloud) -> None:
+    """Stop the node, then remove everything it made on the host (guests' taps, bridges,
+    namespaces, dnsmasq, nft tables): `cloudbox stop` leaves them so that traffic goes on."""
+    node.stop()
+    run_cli("teardown-host-network", "--data-dir", str(node.data_dir))
     # libvirt's QEMU capability probes, orphaned when a node was killed mid-probe.
     from cloudbox.compute.driver.real import short_root
 
@@ -68,6 +77,11 @@ def wait_for(condition, timeout: float = 60, what: str = "condition") -> None:
             return
         time.sleep(0.25)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def admin_server(cloud: Cloud, server_id: str) -> dict:
+    with cloud.client(cloud.token()) as admin:
+        return admin.get(f"/compute/v2.1/servers/{server_id}").json()["server"]
 
 
 def console(cloud: Cloud, server: str) -> str:
@@ -116,11 +130,14 @@ def test_the_tutorial_with_the_real_cli(node: Cloud, guest_image: Path, tmp_path
     assert qemu_running(sid)
     wait_for(lambda: "CLOUDBOX-GUEST: ready" in console(node, "demo-instance1"), 180, "the guest to finish booting")
     log = console(node, "demo-instance1")
-    assert "CLOUDBOX-GUEST: metadata source=config-drive" in log
+    # No --nic and no --config-drive, as in the tutorial: the project's network is made for it
+    # ("auto"), and the guest reads its metadata from 169.254.169.254.
+    assert "CLOUDBOX-GUEST: metadata source=http" in log
     assert "CLOUDBOX-GUEST: hostname demo-instance1" in log
     assert "CLOUDBOX-GUEST: ssh-key installed 1" in log
     assert "CLOUDBOX-GUEST: user-data ran exit=0" in log and "USERDATA-MARK" in log
-    assert "CLOUDBOX-GUEST: network eth0 10.99." in log
+    [address] = [a["addr"] for addrs in admin_server(node, sid)["addresses"].values() for a in addrs]
+    assert f"CLOUDBOX-GUEST: network eth0 {address}/" in log
 
     # Lifecycle, checked against the hypervisor itself.
     openstack(node, "server", "stop", "demo-instance1")
@@ -156,7 +173,8 @@ def test_the_tutorial_with_the_real_cli(node: Cloud, guest_image: Path, tmp_path
                                  "--wait", "-f", "json").stdout)
     ip = next(iter(again["addresses"].values()))[0] if isinstance(again["addresses"], dict) else str(again["addresses"])
     wait_for(lambda: "CLOUDBOX-GUEST: ready" in console(node, "again"), 180, "the third guest to boot")
-    assert "CLOUDBOX-GUEST: network eth0 10.99." in console(node, "again"), ip
+    [address] = [a["addr"] for addrs in admin_server(node, again["id"])["addresses"].values() for a in addrs]
+    assert f"CLOUDBOX-GUEST: network eth0 {address}/" in console(node, "again"), ip
     openstack(node, "server", "delete", "--wait", "again")
 
 

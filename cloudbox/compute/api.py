@@ -15,7 +15,7 @@ import jsonschema
 
 from cloudbox.api.routes import ApiSpec, Call, Reply, Route
 from cloudbox.compute import models, store, views
-from cloudbox.compute.service import ComputeService, new_server_id, now_iso, random_mac
+from cloudbox.compute.service import ComputeService, new_server_id, now_iso
 from cloudbox.errors import BadRequest, CloudboxError, Conflict, Forbidden, NotFound
 from cloudbox.identity.core import require
 
@@ -98,6 +98,13 @@ def name_matcher(pattern: str | None) -> Callable[[str], bool] | None:
     return lambda name: text in name
 
 
+def _truthy(value: Any) -> bool:
+    """Nova's config_drive: a boolean, or a string where "true", "1", "yes" and "on" mean yes."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes", "on", "y", "t")
+    return bool(value)
+
+
 def hostname_for(name: str) -> str:
     text = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:63].strip("-")
     return text or "server"
@@ -129,6 +136,13 @@ def build(svc: ComputeService) -> ApiSpec:
 
     def render(call: Call, version: Version, row: dict[str, Any], detail: bool = True) -> dict[str, Any]:
         return views.render_server(row, call.base, version, admin=call.auth.is_cloud_admin, detail=detail)
+
+    async def addressed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The rows with their ``addresses`` (fixed and floating) from the network service's tables."""
+        from cloudbox.network import store as network_store
+
+        found = await node.engine.read(network_store.server_addresses, [r["id"] for r in rows])
+        return [{**r, "addresses": found.get(r["id"], {})} for r in rows]
 
     # --- version documents ------------------------------------------------------------
     @nova
@@ -163,15 +177,16 @@ def build(svc: ComputeService) -> ApiSpec:
             raise BadRequest("Flavor's disk is too small for requested image.")
         key_data = await key_data_of(call, body["key_name"]) if body.get("key_name") else None
         user_data = check_user_data(body.get("user_data"))
-        networks = body.get("networks", "auto")
-        if isinstance(networks, list):
-            if networks:
-                raise BadRequest("Choosing networks by id or port needs the network service, which cloudbox "
-                                 "does not have yet; leave networks out (or use \"auto\") for the NAT network.")
-            networks = "none"
         if version >= (2, 37) and "networks" not in body:
             raise BadRequest("Invalid input for field/attribute server. Value: networks is required at "
                              "microversion 2.37 and later.")
+        networks = body.get("networks", "auto")
+        if networks == []:
+            networks = "auto"  # before 2.37 an empty list asks for the project's networks, as no list does
+        await node.network.check_requested_networks(project_id, ctx.is_cloud_admin, networks)
+        groups = [str(g.get("name", "")) for g in body.get("security_groups") or [{"name": "default"}]]
+        if any(not g for g in groups):
+            raise BadRequest("Each security group needs a name.")
         zones = await node.engine.read(lambda db: {store.host_zone(db, dict(r)) for r in db.query(
             "SELECT name, availability_zone FROM compute_hosts")})
         zone = body.get("availability_zone") or None
@@ -209,10 +224,10 @@ def build(svc: ComputeService) -> ApiSpec:
                 "availability_zone": zone or svc.settings.availability_zone,
                 "status": "BUILD", "vm_state": "building", "task_state": "scheduling", "power_state": 0,
                 "fault": None, "metadata": metadata, "tags": body.get("tags") or [],
-                "config_drive": True, "hostname": hostname_for(body.get("hostname") or name),
+                "config_drive": _truthy(body.get("config_drive")) or svc.settings.force_config_drive,
+                "hostname": hostname_for(body.get("hostname") or name),
                 "description": body.get("description"), "locked": False, "server_group_id": group_id,
-                "networks": networks,
-                "ports": [] if networks == "none" else [{"mac": random_mac(), "ip": None, "network": "cloudbox-nat"}],
+                "networks": networks, "ports": [], "security_groups": groups,
                 "created_at": now, "updated_at": now, "launched_at": None,
             }
             try:
@@ -228,7 +243,7 @@ def build(svc: ComputeService) -> ApiSpec:
             return Reply({"reservation_id": "r-" + first["id"][:8]}, 202)
         result = {
             "id": first["id"], "links": views.link(call.base, "servers", first["id"]),
-            "OS-DCF:diskConfig": "MANUAL", "security_groups": [{"name": "default"}],
+            "OS-DCF:diskConfig": "MANUAL", "security_groups": [{"name": g} for g in groups],
             "adminPass": body.get("adminPass") or secrets.token_urlsafe(9),
         }
         return Reply({"server": result}, 202, {"Location": f"{call.base}/servers/{first['id']}"})
@@ -306,7 +321,7 @@ def build(svc: ComputeService) -> ApiSpec:
 
         rows = await node.engine.read(load)
         more = len(rows) > limit
-        rows = rows[:limit]
+        rows = await addressed(rows[:limit]) if detail else rows[:limit]
         key = "servers"
         body: dict[str, Any] = {key: [render(call, version, r, detail) for r in rows]}
         if more and rows:
@@ -328,7 +343,7 @@ def build(svc: ComputeService) -> ApiSpec:
 
     @nova
     async def show_server(call: Call, version: Version, server_id: str) -> Any:
-        return {"server": render(call, version, await visible_server(call, server_id))}
+        return {"server": render(call, version, (await addressed([await visible_server(call, server_id)]))[0])}
 
     @nova
     async def update_server(call: Call, version: Version, server_id: str) -> Any:
@@ -344,7 +359,7 @@ def build(svc: ComputeService) -> ApiSpec:
         if "hostname" in b:
             changes["hostname"] = hostname_for(b["hostname"])
         updated = await svc.update(server["id"], changes) if changes else server
-        return {"server": render(call, version, updated)}
+        return {"server": render(call, version, (await addressed([updated]))[0])}
 
     @nova
     async def delete_server(call: Call, version: Version, server_id: str) -> Reply:
@@ -464,7 +479,7 @@ def build(svc: ComputeService) -> ApiSpec:
             changes["key_data"] = await key_data_of(call, args["key_name"]) if args["key_name"] else None
         updated = await svc.update(server["id"], changes, expect=(None,))
         await svc.rebuild(server["id"])
-        body = render(call, version, updated)
+        body = render(call, version, (await addressed([updated]))[0])
         body["adminPass"] = args.get("adminPass") or secrets.token_urlsafe(9)
         return Reply({"server": body}, 202)
 

@@ -72,7 +72,7 @@ class ClaimHost(Command):
     limit_ram_mb: int
     limit_disk_gb: int
     at: str
-    cidr: str | None = None  # the host's NAT network, for ports that have no address yet
+    cidr: str | None = None  # unused since the network service; kept so older logs still decode
 
 
 @command("compute.server.update")

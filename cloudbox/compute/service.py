@@ -35,7 +35,6 @@ from cloudbox.compute import scheduler, store
 from cloudbox.compute.driver import CRASHED, PAUSED, RUNNING, SHUTOFF, SUSPENDED, ComputeDriver, DomainSpec
 from cloudbox.errors import BadRequest, CloudboxError, Conflict, NotFound, Unavailable
 from cloudbox.identity.core import iso
-from cloudbox.network import natnet
 
 log = logging.getLogger("cloudbox.compute")
 
@@ -70,12 +69,11 @@ def settled(state: str) -> dict[str, Any]:
 
 
 class ComputeService:
-    def __init__(self, node: Any, driver: ComputeDriver, binder: natnet.PortBinder) -> None:
+    def __init__(self, node: Any, driver: ComputeDriver) -> None:
         self.node = node
         self.engine = node.engine
         self.settings = node.settings
         self.driver = driver
-        self.binder = binder
         self.host = node.name
         self.instances_dir: Path = node.data_dir.root / "instances"
         self.host_info: Any = None
@@ -209,8 +207,7 @@ class ComputeService:
             for host, limits in plan.ranked:
                 try:
                     claimed = await self.engine.propose(c.ClaimHost(
-                        server["id"], host.name, limits.vcpus, limits.ram_mb, limits.disk_gb, now_iso(),
-                        self.settings.nat_cidr))
+                        server["id"], host.name, limits.vcpus, limits.ram_mb, limits.disk_gb, now_iso()))
                 except Conflict as exc:
                     log.info("claim lost", extra={"server_id": server["id"], "host": host.name, "why": exc.message})
                     continue
@@ -233,6 +230,7 @@ class ComputeService:
                     log.info("placed", extra={"server_id": server_id, "ms": round((time.perf_counter() - started) * 1000, 1)})
                 if server["host"] != self.host:
                     return  # another node builds it
+                server = await self._allocate_ports(server)
                 await self._spawn(server)
             except Exception as exc:  # noqa: BLE001 - every failure ends in ERROR with a fault
                 await self._fail(server_id, exc)
@@ -280,7 +278,7 @@ class ComputeService:
         return cached, fmt, image
 
     async def _spawn(self, server: dict[str, Any]) -> None:
-        from cloudbox.compute import core, disks
+        from cloudbox.compute import disks
 
         sid = server["id"]
         steps: dict[str, float] = {}
@@ -300,22 +298,17 @@ class ComputeService:
         if not disk.exists():
             await disks.create_overlay(base, fmt, disk, server["flavor"]["disk"])
         step("disk")
-        port = self._port(server) if server["ports"] else None
-        network_data = (natnet.network_data(port, self.settings.nat_cidr) if port
-                        else {"links": [], "networks": [], "services": []})
-        meta = self.meta_data(server)
-        ec2 = core.build_ec2_meta_data(meta, instance_id=f"i-{sid[:8]}", instance_type=server["flavor"]["name"],
-                                       local_ipv4=port.ip if port else "")
-        files = core.config_drive_files(meta, _user_data(server), network_data, None, ec2_meta_data=ec2)
-        drive = directory / "config.iso"
-        await disks.build_config_drive(drive, files)
+        drive = None
+        if server["config_drive"]:
+            drive = directory / "config.iso"
+            await disks.build_config_drive(drive, await self.drive_files(server))
         step("config_drive")
-        nics = (await self.binder.bind(port),) if port else ()
+        nics = tuple([await self.node.dataplane.bind(p["port_id"]) for p in server["ports"]])
         step("port")
         spec = DomainSpec(
             uuid=sid, name=f"cloudbox-{sid}", vcpus=server["flavor"]["vcpus"], memory_mb=server["flavor"]["ram"],
             root_disk=str(disk), console_log=str(self.console_log(sid)), accel=self.host_info.accel,
-            nics=nics, config_drive=str(drive),
+            nics=nics, config_drive=str(drive) if drive else None,
             metadata={"server_id": sid, "project_id": server["project_id"], "host": self.host},
         )
         await self.driver.create(spec)
@@ -324,11 +317,42 @@ class ComputeService:
         step("record")
         log.info("server active", extra={"server_id": sid, "host": self.host, "steps_ms": steps})
 
-    def _port(self, server: dict[str, Any]) -> natnet.Port:
-        port = server["ports"][0]
-        if not port.get("ip"):
-            raise CloudboxError("The server has no address on the NAT network.")
-        return natnet.Port(server["id"], port["mac"], port["ip"])
+    async def _allocate_ports(self, server: dict[str, Any]) -> dict[str, Any]:
+        """The server's ports from the network service (idempotent: a resumed build reuses them)."""
+        if server["networks"] == "none":
+            return server
+        ports = await self.node.network.allocate_for_server(
+            server["id"], server["project_id"], self.host, server["networks"], server["security_groups"],
+            server["availability_zone"] or self.settings.availability_zone)
+        wanted = [{"port_id": p["id"], "network_id": p["network_id"], "mac": p["mac_address"]} for p in ports]
+        if wanted == server["ports"]:
+            return server
+        return await self.update(server["id"], {"ports": wanted})
+
+    async def drive_files(self, server: dict[str, Any]) -> dict[str, bytes]:
+        """Every file of the server's config drive; the metadata service serves the same."""
+        from cloudbox.compute import core
+        from cloudbox.network import store as network_store
+
+        network_data = await self.engine.read(network_store.network_data, server["id"])
+        ipv4 = [n["ip_address"] for n in network_data.get("networks", []) if n.get("type") == "ipv4"]
+        meta = self.meta_data(server)
+        ec2 = core.build_ec2_meta_data(meta, instance_id=f"i-{server['id'][:8]}",
+                                       instance_type=server["flavor"]["name"], local_ipv4=ipv4[0] if ipv4 else "")
+        return core.config_drive_files(meta, _user_data(server), network_data, None, ec2_meta_data=ec2)
+
+    async def metadata_answer(self, network_id: str, source_ip: str, path: str) -> tuple[int, str, bytes]:
+        """The metadata service's answer to the guest at ``source_ip`` on ``network_id``."""
+        from cloudbox.network import metadata
+
+        device = await self.engine.read(_server_at_address, network_id, source_ip)
+        if device is None:
+            return 404, "text/plain", b"No server has this address on this network.\n"
+        try:
+            server = await self.get(device)
+        except NotFound:
+            return 404, "text/plain", b"No server has this address on this network.\n"
+        return metadata.respond(await self.drive_files(server), path)
 
     def meta_data(self, server: dict[str, Any]) -> dict[str, Any]:
         """meta_data.json of a server, as Nova writes it (the metadata service serves the same)."""
@@ -350,12 +374,12 @@ class ComputeService:
             log.exception("could not destroy the domain of %s", server_id)
         try:
             server = await self.get(server_id)
-            if server["ports"] and server["ports"][0].get("ip"):
-                await self.binder.unbind(self._port(server))
+            for port in server["ports"]:
+                await self.node.dataplane.unbind(port["port_id"])
         except NotFound:
             pass
         except Exception:  # noqa: BLE001
-            log.exception("could not unbind the port of %s", server_id)
+            log.exception("could not unbind the ports of %s", server_id)
         await trio.to_thread.run_sync(lambda: shutil.rmtree(self.instance_dir(server_id), ignore_errors=True))
 
     # --- deleting and actions -------------------------------------------------------------
@@ -372,6 +396,7 @@ class ComputeService:
                 return
             if server["host"] in (None, self.host):
                 await self._teardown_guest(server_id)
+                await self.node.network.deallocate_for_server(server_id)
                 await self.engine.propose(c.DeleteServer(server_id))
                 self._locks.pop(server_id, None)
                 log.info("server deleted", extra={"server_id": server_id})
@@ -521,11 +546,6 @@ class ComputeService:
         servers = await self.engine.read(lambda db: [store.decode(r) for r in db.query("SELECT * FROM servers")])
         mine = [s for s in servers if s["host"] == self.host]
         by_id = {s["id"]: s for s in servers}
-        try:
-            await self.binder.sync([self._port(s) for s in mine if s["ports"] and s["ports"][0].get("ip")
-                                    and s["task_state"] != "deleting"])
-        except Exception:  # noqa: BLE001 - guests still get reconciled; the next pass retries the network
-            log.exception("the NAT network could not be made to match the database")
         first_pass, self._first_pass = self._first_pass, False
         for server in mine:
             lock = self._lock(server["id"])
@@ -666,5 +686,13 @@ def new_server_id() -> str:
     return str(uuid.uuid4())
 
 
-def random_mac() -> str:
-    return "fa:16:3e:" + ":".join(f"{b:02x}" for b in os.urandom(3))
+def _server_at_address(db: Any, network_id: str, address: str) -> str | None:
+    """The server whose port holds ``address`` on ``network_id`` (compute ports only)."""
+    for row in db.query(
+            "SELECT p.device_id FROM ip_allocations a JOIN ports p ON p.id = a.port_id "
+            "WHERE a.network_id = ? AND a.ip_address = ? AND p.device_owner LIKE 'compute:%'",
+            [network_id, address]):
+        return row["device_id"] or None
+    return None
+
+

@@ -55,9 +55,13 @@ MIGRATIONS = [
         availability_zone TEXT, metadata TEXT NOT NULL DEFAULT '{}', hosts TEXT NOT NULL DEFAULT '[]',
         created_at TEXT NOT NULL, updated_at TEXT);
     """,
+    """
+    ALTER TABLE servers ADD COLUMN security_groups TEXT NOT NULL DEFAULT '["default"]';
+    """,
 ]
 
 JSON_COLUMNS = {"flavor", "extra_specs", "fault", "metadata", "tags", "ports", "networks", "image_properties",
+                "security_groups",
                 "hosts"}
 BOOL_COLUMNS = {"is_public", "config_drive", "locked", "enabled"}
 QUOTA_RESOURCES = ("instances", "cores", "ram", "key_pairs", "metadata_items", "server_groups",
@@ -193,31 +197,8 @@ def _apply_claim(db: sqlite_utils.Database, cmd: c.ClaimHost) -> dict[str, Any]:
         if group and group["policy"] == "affinity" and peers and cmd.host not in peers:
             raise Conflict(f"Affinity group {group['id']} lives on {peers[0]}, not {cmd.host}.")
     changes: dict[str, Any] = {"host": cmd.host, "updated_at": cmd.at, "task_state": "spawning"}
-    if cmd.cidr and any(not p.get("ip") for p in server["ports"]):
-        changes["ports"] = json.dumps(_allocate_ips(db, cmd.host, cmd.cidr, server["ports"]), sort_keys=True)
     db["servers"].update(cmd.server_id, changes)
     return must_server(db, cmd.server_id)
-
-
-def _allocate_ips(db: sqlite_utils.Database, host: str, cidr: str, ports: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Lowest free addresses of the host's NAT network (deterministic, so every node agrees)."""
-    from cloudbox.network.natnet import allocate_ip
-
-    taken = {
-        p["ip"]
-        for r in db.query("SELECT ports FROM servers WHERE host = ?", [host])
-        for p in json.loads(r["ports"]) if p.get("ip")
-    }
-    out = []
-    for port in ports:
-        if not port.get("ip"):
-            ip = allocate_ip(cidr, taken)
-            if ip is None:
-                raise Conflict(f"No free address left on the NAT network {cidr} of host {host}.")
-            taken.add(ip)
-            port = {**port, "ip": ip}
-        out.append(port)
-    return out
 
 
 def _apply_update_server(db: sqlite_utils.Database, cmd: c.UpdateServer) -> dict[str, Any]:

@@ -59,17 +59,6 @@ def render_flavor(row: dict[str, Any], base: str, version: tuple[int, int]) -> d
     return body
 
 
-def render_addresses(ports: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    out: dict[str, list[dict[str, Any]]] = {}
-    for port in ports:
-        if port.get("ip"):
-            out.setdefault(port["network"], []).append({
-                "addr": port["ip"], "version": 4, "OS-EXT-IPS:type": "fixed",
-                "OS-EXT-IPS-MAC:mac_addr": port["mac"],
-            })
-    return out
-
-
 def render_server(row: dict[str, Any], base: str, version: tuple[int, int], *, admin: bool,
                   detail: bool = True) -> dict[str, Any]:
     if not detail:
@@ -88,14 +77,14 @@ def render_server(row: dict[str, Any], base: str, version: tuple[int, int], *, a
         "user_id": row["user_id"], "metadata": row["metadata"], "hostId": _host_id(row),
         "image": {"id": row["image_id"], "links": link(base, "images", row["image_id"])} if row["image_id"] else "",
         "flavor": flavor_view, "created": row["created_at"], "updated": row["updated_at"],
-        "addresses": render_addresses(row["ports"]), "accessIPv4": "", "accessIPv6": "",
+        "addresses": row.get("addresses", {}), "accessIPv4": "", "accessIPv6": "",
         "links": link(base, "servers", row["id"]), "OS-DCF:diskConfig": "MANUAL", "progress": 0,
         "OS-EXT-AZ:availability_zone": row["availability_zone"] or "",
         "config_drive": "True" if row["config_drive"] else "", "key_name": row["key_name"],
         "OS-SRV-USG:launched_at": row["launched_at"], "OS-SRV-USG:terminated_at": None,
         "OS-EXT-STS:task_state": row["task_state"], "OS-EXT-STS:vm_state": row["vm_state"],
         "OS-EXT-STS:power_state": row["power_state"], "os-extended-volumes:volumes_attached": [],
-        "security_groups": [{"name": "default"}],
+        "security_groups": [{"name": g} for g in row.get("security_groups") or ["default"]],
     }
     if row["status"] == "ERROR" and row["fault"]:
         # Details (host paths, tool output) are for the cloud's admins, as in Nova.

@@ -1,2 +1,1 @@
-"""Networking. For now: the per-node NAT network that gives servers DHCP (see natnet.py);
-the Neutron-compatible service replaces it."""
+"""Networking: the Neutron v2.0-compatible network service and its Linux data plane (see DESIGN.md)."""
