@@ -29,10 +29,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 import trio
-from pyroute2 import IPRoute, NetNS, netns
+from pyroute2 import IPRoute, netns
 
 from cloudbox.compute.driver import NicSpec
 from cloudbox.errors import Conflict
+from cloudbox.network import netns as namespaces
 from cloudbox.network import render
 from cloudbox.network.driver import NetworkDriverError, alias, nic_spec
 from cloudbox.network.hostplan import DhcpPlan, ExternalPlan, HostPlan, NetworkPlan, PortPlan, RouterPlan, RouterPort
@@ -314,11 +315,11 @@ class LinuxNetworkDriver:
     # --- namespaces and veths ------------------------------------------------------
     def _ensure_namespace(self, name: str, existing: set[str], kind: str, object_id: str, revert: Revert) -> None:
         if name not in existing:
-            netns.create(name)
+            namespaces.create(name)
             revert.add(lambda: netns.remove(name))
             existing.add(name)
             log.info("namespace created", extra={"namespace": name})
-        with NetNS(name, flags=0) as ns:
+        with namespaces.iproute(name) as ns:
             # The namespace's mark: orphan removal deletes only namespaces whose lo carries it.
             _Links(ns).ensure("lo", ifalias=alias(self.node_id, kind, object_id))
 
@@ -349,7 +350,7 @@ class LinuxNetworkDriver:
     def _ensure_dhcp(self, links: _Links, network: NetworkPlan, dhcp: DhcpPlan, existing: set[str]) -> None:
         with Revert() as revert:
             self._ensure_namespace(dhcp.namespace, existing, "dhcp", network.id, revert)
-            with NetNS(dhcp.namespace, flags=0) as ns:
+            with namespaces.iproute(dhcp.namespace) as ns:
                 index = self._ensure_veth(links, ns, dhcp.namespace, dhcp.host_end, dhcp.interface,
                                           bridge=network.bridge, mac=dhcp.mac, mtu=network.mtu,
                                           kind="dhcp", object_id=network.id, revert=revert)
@@ -430,7 +431,7 @@ class LinuxNetworkDriver:
                 _run(["ip", "netns", "exec", router.namespace, "sysctl", "-qw",
                       "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"])
                 self._namespaces_set_up.add(router.namespace)
-            with NetNS(router.namespace, flags=0) as ns:
+            with namespaces.iproute(router.namespace) as ns:
                 wanted = {leg.ns_name for leg, _ in legs}
                 for name, link in _Links(ns).by_name.items():
                     if name.startswith(("qr-", "qg-")) and name not in wanted:
@@ -501,7 +502,7 @@ class LinuxNetworkDriver:
     def _remove_namespace(self, name: str) -> None:
         """Remove one of our namespaces: its dnsmasq, its veths (synchronously, unlike the netns), itself."""
         try:
-            with NetNS(name, flags=0) as ns:
+            with namespaces.iproute(name) as ns:
                 lo = ns.link_lookup(ifname="lo")
                 mark = _attr(ns.get_links(lo[0])[0], "IFLA_IFALIAS") or "" if lo else ""
                 if not self._is_ours(mark):

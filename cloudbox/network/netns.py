@@ -1,0 +1,68 @@
+"""Network namespaces without forking the cloudbox process.
+
+pyroute2's ``netns.create`` and ``NetNS`` fork the calling Python process to do
+their work in a child.  cloudbox is multithreaded (trio's worker threads,
+libvirt's event loop, the metadata listeners), and a forked copy of a
+multithreaded process can block forever on a lock another thread held at the
+fork: we saw a reconcile pass hang on such a child, and with it `cloudbox stop`.
+So namespaces are made by `ip netns add` (fork + exec: no Python runs in the
+child), and a netlink socket inside a namespace is opened by the calling thread
+itself: it enters the namespace with setns(2), opens the socket (a socket stays
+in the namespace it was made in) and returns to its own namespace at once.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import subprocess
+from contextlib import contextmanager
+from typing import Iterator
+
+from pyroute2 import IPRoute
+
+CLONE_NEWNET = 0x40000000
+NETNS_DIR = "/run/netns"
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _setns(fd: int) -> None:
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def create(name: str) -> None:
+    """Make the named namespace (as `ip netns add` does: a bind mount under /run/netns)."""
+    subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True, timeout=30)
+
+
+def exists(name: str) -> bool:
+    return os.path.exists(os.path.join(NETNS_DIR, name))
+
+
+@contextmanager
+def iproute(name: str) -> Iterator[IPRoute]:
+    """An IPRoute whose netlink socket lives in namespace ``name`` (which must exist)."""
+    target = os.open(os.path.join(NETNS_DIR, name), os.O_RDONLY | os.O_CLOEXEC)
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _setns(target)
+        try:
+            ipr = IPRoute()
+        finally:
+            try:
+                _setns(home)
+            except OSError:
+                # This thread is reused for other work: left in a tenant's namespace it would make
+                # host links there.  Better to stop the node (guests and traffic carry on).
+                logging.getLogger("cloudbox.network").critical("a thread could not leave namespace %s", name)
+                os.abort()
+    finally:
+        os.close(target)
+        os.close(home)
+    try:
+        yield ipr
+    finally:
+        ipr.close()
