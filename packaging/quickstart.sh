@@ -50,7 +50,12 @@ cloudbox is up.
   Logs:         $DATA_DIR/logs/cloudbox.log
   Status/stop:  cloudbox status | cloudbox stop     (--data-dir $DATA_DIR if not the default)
   Image:        cirros (cloudbox's small test guest)
+  Networks:     public (external, floating IPs; this host is its gateway); a project's own
+                network is made at its first server, or: openstack network create ...
 Try:  openstack --os-cloud cloudbox token issue
       openstack --os-cloud cloudbox server create demo-instance1 --flavor m1.tiny --image cirros --wait
       openstack --os-cloud cloudbox console log show demo-instance1
+      openstack --os-cloud cloudbox floating ip create public
+      openstack --os-cloud cloudbox server add floating ip demo-instance1 <that address>
+      openstack --os-cloud cloudbox security group rule create --protocol tcp --dst-port 22 default
 MSG

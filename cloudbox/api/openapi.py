@@ -39,10 +39,15 @@ def add_plain_routes(doc: dict[str, Any], routes: list[tuple[str, str, str]]) ->
 def build_openapi(specs: list[Any]) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for spec in specs:
+        used: set[str] = set()
         for route in spec.routes:
             full = spec.prefix + route.path
+            operation_id = f"{spec.name}.{route.handler.__name__}.{route.method.lower()}"
+            if operation_id in used:  # one handler serving several resources (the network API's lists)
+                operation_id += ":" + route.path
+            used.add(operation_id)
             op: dict[str, Any] = {
-                "operationId": f"{spec.name}.{route.handler.__name__}.{route.method.lower()}",
+                "operationId": operation_id,
                 "summary": route.summary or route.handler.__doc__ or route.handler.__name__.replace("_", " "),
                 "tags": [spec.name],
                 "parameters": [
