@@ -244,6 +244,28 @@ def test_routers_and_floating_ips(admin: httpx.Client, projects: list, external:
     ok(a.delete(f"{N}/ports/{stray['id']}"), 204)
 
 
+def test_no_project_can_borrow_anothers_addresses_or_devices(admin: httpx.Client, projects: list, cloud: Cloud):
+    """Attributes that would let one project speak for another's addresses, take its router or
+    its servers' ports are the network owner's or the cloud's (found by review, each tried here)."""
+    (a_id, a), (_b_id, b) = projects
+    shared, shared_sub = make_net(admin, "10.77.0.0/24", shared=True)
+    own, own_sub = make_net(b, "10.78.0.0/24")
+    router_a = ok(a.post(f"{N}/routers", json={"router": {"name": "ra"}}), 201)["router"]
+    # A member on a shared network cannot switch off anti-spoofing, add address pairs or pick addresses...
+    for extra in ({"port_security_enabled": False}, {"allowed_address_pairs": [{"ip_address": "0.0.0.0/0"}]},
+                  {"fixed_ips": [{"subnet_id": shared_sub["id"], "ip_address": "10.77.0.1"}]},
+                  {"mac_address": "fa:16:3e:00:00:01"}):
+        err(a.post(f"{N}/ports", json={"port": {"network_id": shared["id"], **extra}}), 403)
+    port = ok(a.post(f"{N}/ports", json={"port": {"network_id": shared["id"]}}), 201)["port"]
+    err(a.put(f"{N}/ports/{port['id']}", json={"port": {"port_security_enabled": False}}), 403)
+    err(a.put(f"{N}/ports/{port['id']}", json={"port": {"binding:host_id": None}}), 403)
+    # ...nor plug its router into a shared subnet (it would take the gateway address).
+    err(a.put(f"{N}/routers/{router_a['id']}/add_router_interface", json={"subnet_id": shared_sub["id"]}), 403)
+    # Devices of the cloud: router interfaces, DHCP, servers' ports are not made or re-pointed by members.
+    for owner in ("network:router_interface", "network:dhcp", "compute:nova"):
+        err(b.post(f"{N}/ports", json={"port": {"network_id": own["id"], "device_owner": owner,
+                                                  "device_id": router_a["id"]}}), 403)
+    assert a.get(f"{N}/routers/{router_a['id']}").json()["router"]["status"] == "ACTIVE"
 def test_security_groups_and_rules(projects: list):
     _, a = projects[0]
     groups = ok(a.get(f"{N}/security-groups"))["security_groups"]

@@ -250,6 +250,15 @@ async def test_servers_get_ports_in_order_and_give_them_back(service: NetworkSer
     assert await service.read(store.server_ports, "srv") == []
     await service.deallocate_for_server("srv")  # twice is fine
 
+    # A port of another project, seen by alice because it sits on her network, is not hers to take.
+    bob = Ctx("bob")
+    shared, _ = await _network(service, alice, "10.0.2.0/24")
+    await service.update_network(ADMIN, shared["id"], {"shared": True})
+    bobs = await service.create_port(bob, {"network_id": shared["id"]})
+    with pytest.raises(BadRequest, match="not usable by project alice"):
+        await service.allocate_for_server("thief", "alice", "host-1", [{"port": bobs["id"]}], ["default"], "")
+    assert (await service.show(bob, "ports", bobs["id"]))["device_id"] == ""
+
 
 async def test_requested_networks_are_refused_as_nova_does(service: NetworkService):
     alice, bob = Ctx("alice"), Ctx("bob")

@@ -345,13 +345,17 @@ class ComputeService:
         """The metadata service's answer to the guest at ``source_ip`` on ``network_id``."""
         from cloudbox.network import metadata
 
-        device = await self.engine.read(_server_at_address, network_id, source_ip)
-        if device is None:
-            return 404, "text/plain", b"No server has this address on this network.\n"
+        found = await self.engine.read(_server_at_address, network_id, source_ip)
+        unknown = (404, "text/plain", b"No server has this address on this network.\n")
+        if found is None:
+            return unknown
+        server_id, port_id = found
         try:
-            server = await self.get(device)
+            server = await self.get(server_id)
         except NotFound:
-            return 404, "text/plain", b"No server has this address on this network.\n"
+            return unknown
+        if port_id not in {p["port_id"] for p in server["ports"]}:
+            return unknown  # the port names the server, but the server does not hold the port
         return metadata.respond(await self.drive_files(server), path)
 
     def meta_data(self, server: dict[str, Any]) -> dict[str, Any]:
@@ -686,13 +690,14 @@ def new_server_id() -> str:
     return str(uuid.uuid4())
 
 
-def _server_at_address(db: Any, network_id: str, address: str) -> str | None:
-    """The server whose port holds ``address`` on ``network_id`` (compute ports only)."""
+def _server_at_address(db: Any, network_id: str, address: str) -> tuple[str, str] | None:
+    """(server id, port id) of the server of the same project whose port holds ``address`` on
+    ``network_id``.  Anti-spoofing vouches for the source address; the network is the one whose
+    namespace the request came into."""
     for row in db.query(
-            "SELECT p.device_id FROM ip_allocations a JOIN ports p ON p.id = a.port_id "
+            "SELECT p.device_id, p.id FROM ip_allocations a JOIN ports p ON p.id = a.port_id "
+            "JOIN servers s ON s.id = p.device_id AND s.project_id = p.project_id "
             "WHERE a.network_id = ? AND a.ip_address = ? AND p.device_owner LIKE 'compute:%'",
             [network_id, address]):
-        return row["device_id"] or None
+        return row["device_id"], row["id"]
     return None
-
-

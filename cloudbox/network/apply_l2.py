@@ -374,6 +374,12 @@ def _apply_allocate(db: sqlite_utils.Database, cmd: c.AllocateServerPorts) -> li
             port = must_get(db, "ports", item["port_id"])
             if port["device_id"]:
                 raise Conflict(f"Port {port['id']} is still in use.")
+            # Checked here, from the tables, so every node gives the same verdict: a server takes
+            # ports of its own project only (a network's owner sees, but may not take, others').
+            if port["project_id"] != cmd.project_id or str(port["device_owner"]).startswith(core.CLOUD_OWNED):
+                raise BadRequest(f"Port {port['id']} is not usable by project {cmd.project_id}.")
+            if must_get(db, "networks", port["network_id"])["external"]:
+                raise BadRequest(f"Port {port['id']} is on an external network; servers attach to it through a router.")
             update(db, "ports", port["id"], {"device_id": cmd.server_id, "device_owner": cmd.device_owner,
                                              "binding_host_id": cmd.host, "compute_managed": False,
                                              "device_order": index}, cmd.at)

@@ -30,6 +30,8 @@ OWNER_DHCP = "network:dhcp"
 OWNER_ROUTER_INTERFACE = "network:router_interface"
 OWNER_ROUTER_GATEWAY = "network:router_gateway"
 OWNER_FLOATINGIP = "network:floatingip"
+# Device owners only the cloud itself (or an admin) sets: routers, DHCP, floating IPs, servers.
+CLOUD_OWNED = ("network:", "compute:")
 PORT_STATUSES = ("ACTIVE", "DOWN", "BUILD", "ERROR")
 VNIC_TYPES = ("normal", "direct", "macvtap", "baremetal", "direct-physical", "virtio-forwarder", "smart-nic",
               "remote-managed")

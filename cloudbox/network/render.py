@@ -295,6 +295,14 @@ def render_router(router: RouterPlan) -> str:
         body += _chain("output", [f"ip daddr {f.floating} dnat ip to {f.fixed}" for f in router.floating_ips],
                        "type nat hook output priority -100; policy accept;")
         body += _chain("postrouting", post, "type nat hook postrouting priority srcnat; policy accept;")
+        if router.enable_snat:
+            # Behind SNAT the tenant networks are not routed from outside: only replies and
+            # floating IPs come in (else anyone on the external network, or a project with a
+            # static route via this gateway, could reach guests that have no floating IP).
+            body += _chain("forward", [f'iifname "{qg}" ct state established,related accept',
+                                       f'iifname "{qg}" ct status dnat accept',
+                                       f'iifname "{qg}" drop'],
+                           "type filter hook forward priority filter; policy accept;")
     return "\n".join(_replace("inet", ROUTER_TABLE, body)) + "\n"
 
 

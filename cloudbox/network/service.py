@@ -281,15 +281,30 @@ class NetworkService:
                 out.append(group_id)
         return out
 
-    def _port_policy(self, ctx: Any, network: dict[str, Any], body: Mapping[str, Any]) -> None:
-        owner_of_network = ctx.is_cloud_admin or ctx.project_id == network["project_id"]
+    def _port_policy(self, ctx: Any, network: dict[str, Any], body: Mapping[str, Any],
+                     port: dict[str, Any] | None = None) -> None:
+        """Who may set what on a port.  Bindings are the cloud's; what would let a guest speak
+        for another address (MAC, addresses, port security, address pairs) belongs to the
+        network's owner, as in Neutron, so a member of a shared network cannot switch off
+        anti-spoofing there.  Ports of routers, DHCP and servers are made by the cloud itself:
+        the host plan, the metadata service and the servers' addresses trust their owner and
+        device id, so only an admin may set or change those (stricter than Neutron, which
+        keeps router ports in a table of their own)."""
+        admin = ctx.is_cloud_admin
+        owner_of_network = admin or ctx.project_id == network["project_id"]
         for key in ("binding:host_id", "binding:profile"):
-            if key in body and body[key]:
-                require(ctx.is_cloud_admin, f"create_port:{key}")
-        if "mac_address" in body:
-            require(owner_of_network, "create_port:mac_address")
-        if str(body.get("device_owner") or "").startswith("network:"):
-            require(owner_of_network, "create_port:device_owner")
+            if key in body:
+                require(admin, f"port:{key}")
+        for key in ("mac_address", "port_security_enabled", "allowed_address_pairs"):
+            if key in body:
+                require(owner_of_network, f"port:{key}")
+        if any(isinstance(f, Mapping) and f.get("ip_address") for f in body.get("fixed_ips") or []):
+            require(owner_of_network, "port:fixed_ips:ip_address")
+        if str(body.get("device_owner") or "").startswith(core.CLOUD_OWNED):
+            require(admin, "port:device_owner")
+        if port is not None and str(port["device_owner"]).startswith(core.CLOUD_OWNED) \
+                and ("device_id" in body or "device_owner" in body):
+            require(admin, "port:device_id")
 
     async def create_port(self, ctx: Any, body: Mapping[str, Any]) -> dict[str, Any]:
         network = await self._visible(ctx, "networks", body["network_id"])
@@ -328,7 +343,7 @@ class NetworkService:
     async def update_port(self, ctx: Any, port_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
         port = await self._writable(ctx, "ports", port_id, "update_port")
         network = await self.read(store.must_get, "networks", port["network_id"])
-        self._port_policy(ctx, network, body)
+        self._port_policy(ctx, network, body, port)
         names = {"binding:host_id": "binding_host_id", "binding:profile": "binding_profile",
                  "binding:vnic_type": "binding_vnic_type"}
         changes: dict[str, Any] = {}
@@ -418,7 +433,9 @@ class NetworkService:
         if adding and subnet_id:
             subnet = await self._visible(ctx, "subnets", subnet_id)
             network = await self.read(store.must_get, "networks", subnet["network_id"])
-            if subnet["project_id"] != router["project_id"] and not network["shared"]:
+            # Not even on a shared network: the interface takes the subnet's gateway address, and
+            # with it every other project's traffic on that network.
+            if subnet["project_id"] != router["project_id"] or network["project_id"] != router["project_id"]:
                 require(ctx.is_cloud_admin, "add_router_interface on a subnet of another project")
         if adding and port_id:
             port = await self._writable(ctx, "ports", port_id, "add_router_interface")
