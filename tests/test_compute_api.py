@@ -446,3 +446,59 @@ def test_usage_counts_server_hours(cloud: Cloud, setup):
     everyone = admin.get("/compute/v2.1/os-simple-tenant-usage").json()["tenant_usages"]
     assert isinstance(everyone, list)
     assert admin.get("/compute/v2.1/os-simple-tenant-usage?start=yesterday").status_code == 400
+
+
+def test_servers_on_chosen_networks_ports_and_floating_ips(cloud: Cloud, setup):
+    """Nova's `networks`: by network (with a fixed IP), by port; bad ones refused; ports follow the server."""
+    admin, image = setup
+    _, _, token = new_project_user(cloud, admin)
+    with cloud.client(token) as c:
+        net = c.post("/network/v2.0/networks", json={"network": {"name": "chosen"}}).json()["network"]
+        subnet = c.post("/network/v2.0/subnets", json={"subnet": {
+            "network_id": net["id"], "ip_version": 4, "cidr": "192.168.7.0/24"}}).json()["subnet"]
+        router = c.post("/network/v2.0/routers", json={"router": {
+            "name": "r", "external_gateway_info": {"network_id": c.get(
+                "/network/v2.0/networks?router:external=true").json()["networks"][0]["id"]}}}).json()["router"]
+        r = c.put(f"/network/v2.0/routers/{router['id']}/add_router_interface", json={"subnet_id": subnet["id"]})
+        assert r.status_code == 200, r.text
+        mine = c.post("/network/v2.0/ports", json={"port": {"network_id": net["id"], "name": "mine"}}).json()["port"]
+        ports_before = {p["id"] for p in c.get("/network/v2.0/ports").json()["ports"]}
+        servers_before = c.get("/compute/v2.1/servers").json()["servers"]
+
+        # Bad choices are refused before anything is made.
+        for networks, status in (([{"uuid": str(uuid.uuid4())}], 400), ([{"port": str(uuid.uuid4())}], 400),
+                                 ([{"uuid": net["id"], "fixed_ip": "10.9.9.9"}], 400)):
+            body = {"server": {"name": "bad", "imageRef": image["id"], "flavorRef": "42", "networks": networks}}
+            r = c.post("/compute/v2.1/servers", json=body, headers=LATEST)
+            assert r.status_code in (status, 404), (networks, r.status_code, r.text)
+        assert c.get("/compute/v2.1/servers").json()["servers"] == servers_before
+        assert {p["id"] for p in c.get("/network/v2.0/ports").json()["ports"]} == ports_before
+
+        by_net = boot(c, image["id"], networks=[{"uuid": net["id"], "fixed_ip": "192.168.7.50"}])
+        by_port = boot(c, image["id"], networks=[{"port": mine["id"]}])
+        s1 = wait_server(c, by_net["id"], {"ACTIVE"})
+        s2 = wait_server(c, by_port["id"], {"ACTIVE"})
+        assert [a["addr"] for a in s1["addresses"]["chosen"]] == ["192.168.7.50"]
+        assert [a["addr"] for a in s2["addresses"]["chosen"]] == [mine["fixed_ips"][0]["ip_address"]]
+        # A port in use cannot be given to a second server.
+        body = {"server": {"name": "again", "imageRef": image["id"], "flavorRef": "42", "networks": [{"port": mine["id"]}]}}
+        assert c.post("/compute/v2.1/servers", json=body, headers=LATEST).status_code == 409
+
+        # A floating IP shows among the server's addresses.
+        made = c.get(f"/network/v2.0/ports?device_id={s1['id']}").json()["ports"]
+        ext = c.get("/network/v2.0/networks?router:external=true").json()["networks"][0]["id"]
+        fip = c.post("/network/v2.0/floatingips", json={"floatingip": {
+            "floating_network_id": ext, "port_id": made[0]["id"]}}).json()["floatingip"]
+        addresses = c.get(f"/compute/v2.1/servers/{s1['id']}").json()["server"]["addresses"]["chosen"]
+        assert {(a["addr"], a["OS-EXT-IPS:type"]) for a in addresses} == {
+            ("192.168.7.50", "fixed"), (fip["floating_ip_address"], "floating")}
+
+        # Deleting the servers deletes the port compute made and gives back the one passed in.
+        for s in (s1, s2):
+            c.delete(f"/compute/v2.1/servers/{s['id']}")
+        for s in (s1, s2):
+            wait_gone(c, s["id"])
+        assert c.get(f"/network/v2.0/ports/{made[0]['id']}").status_code == 404
+        kept = c.get(f"/network/v2.0/ports/{mine['id']}").json()["port"]
+        assert kept["device_id"] == "" and kept["status"] == "DOWN"
+        assert c.get(f"/network/v2.0/floatingips/{fip['id']}").json()["floatingip"]["port_id"] is None
