@@ -24,7 +24,8 @@ from cloudbox.compute.core import (
     config_drive_files,
 )
 from cloudbox.network.metadata import respond
-from cloudbox.network.metadata_server import MetadataListeners, _in_fresh_thread, _setns, request_path
+from cloudbox.network.metadata_server import MetadataListeners, request_path
+from cloudbox.network.netns import in_fresh_thread, setns
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHQ4b2VjY2xvdWRib3h0ZXN0a2V5 demo@cloudbox"
@@ -316,12 +317,12 @@ def guest_socket(namespace: str) -> trio.socket.SocketType:
     def make() -> socket.socket:
         fd = os.open(f"/run/netns/{namespace}", os.O_RDONLY)
         try:
-            _setns(fd)
+            setns(fd)
         finally:
             os.close(fd)
         return socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 
-    return trio.socket.from_stdlib_socket(_in_fresh_thread(make))
+    return trio.socket.from_stdlib_socket(in_fresh_thread(make))
 
 
 async def raw_exchange(lab: Lab, request: bytes, *, read_only_after: float = 0) -> bytes:

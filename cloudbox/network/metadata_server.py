@@ -25,27 +25,26 @@ plane may add 169.254.169.254/32 a moment after calling ``sync``).
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import logging
 import os
 import re
 import socket
-import threading
 import urllib.parse
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any, Awaitable, Callable
+from typing import Awaitable, Callable
 
 import h11
 import trio
 
+from cloudbox.network.netns import in_fresh_thread, setns
+
 log = logging.getLogger(__name__)
 
-METADATA_ADDRESS = "169.254.169.254"
+from cloudbox.network.hostplan import METADATA_ADDRESS  # noqa: E402 - one address for plan and listeners
 METADATA_PORT = 80
 NETNS_DIR = "/run/netns"  # where `ip netns` (and pyroute2) keep named namespaces
-_CLONE_NEWNET = 0x40000000
 
 # answer(network id, source ip, path) -> (status, content type, body)
 Answer = Callable[[str, str, str], Awaitable[tuple[int, str, bytes]]]
@@ -209,7 +208,7 @@ class MetadataListeners:
         while True:
             try:
                 stdlib_sock, identity = await trio.to_thread.run_sync(
-                    _in_fresh_thread, _bind_in_namespace, path, self._address, self._port
+                    in_fresh_thread, _bind_in_namespace, path, self._address, self._port
                 )
             except OSError as exc:
                 if exc.errno not in (errno.EADDRNOTAVAIL, errno.EADDRINUSE):
@@ -420,42 +419,6 @@ def request_path(target: bytes) -> str | None:
 # --- inside the namespace (runs in a thread of its own) ----------------------------------
 
 
-def _in_fresh_thread(function: Callable[..., Any], *args: Any) -> Any:
-    """Run ``function`` in a new thread that ends with it.
-
-    setns(2) changes the namespace of the calling thread only; trio reuses
-    its worker threads, so a worker left in a tenant's namespace would run
-    someone else's later work there.  A thread of our own cannot leak.
-    """
-    outcome: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            outcome["value"] = function(*args)
-        except BaseException as exc:  # handed over to the caller below
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=target, name="cloudbox-netns", daemon=True)
-    thread.start()
-    thread.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
-
-
-_libc: ctypes.CDLL | None = None
-
-
-def _setns(fd: int) -> None:
-    # Python 3.11 has no os.setns (3.12 does)
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(None, use_errno=True)
-    if _libc.setns(fd, _CLONE_NEWNET) != 0:
-        code = ctypes.get_errno()
-        raise OSError(code, f"setns: {os.strerror(code)}")
-
-
 def _bind_in_namespace(path: str, address: str, port: int) -> tuple[socket.socket, tuple[int, int]]:
     """A listening socket bound to address:port inside the namespace at ``path``.
 
@@ -471,7 +434,7 @@ def _bind_in_namespace(path: str, address: str, port: int) -> tuple[socket.socke
         home_fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         try:
             try:
-                _setns(namespace_fd)
+                setns(namespace_fd)
             except OSError as exc:
                 if exc.errno == errno.EINVAL:
                     # the name exists but no namespace is mounted there (being deleted)
@@ -489,7 +452,7 @@ def _bind_in_namespace(path: str, address: str, port: int) -> tuple[socket.socke
                     raise
             finally:
                 try:
-                    _setns(home_fd)
+                    setns(home_fd)
                 except OSError:
                     pass  # harmless: this thread ends right after
         finally:

@@ -17,8 +17,9 @@ import ctypes
 import logging
 import os
 import subprocess
+import threading
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 from pyroute2 import IPRoute
 
@@ -27,7 +28,8 @@ NETNS_DIR = "/run/netns"
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def _setns(fd: int) -> None:
+def setns(fd: int) -> None:
+    """Move the calling thread into the network namespace open at ``fd``."""
     if _libc.setns(fd, CLONE_NEWNET) != 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
@@ -42,21 +44,48 @@ def exists(name: str) -> bool:
     return os.path.exists(os.path.join(NETNS_DIR, name))
 
 
+def in_fresh_thread(function: Callable[..., Any], *args: Any) -> Any:
+    """Run ``function`` in a thread of its own that ends with it.
+
+    setns(2) moves only the calling thread; a pooled worker thread left in a tenant's
+    namespace (if returning failed) would run later, unrelated work there.  A thread made for
+    the purpose cannot leak.
+    """
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = function(*args)
+        except BaseException as exc:  # handed to the caller below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name="cloudbox-netns", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
 @contextmanager
 def iproute(name: str) -> Iterator[IPRoute]:
-    """An IPRoute whose netlink socket lives in namespace ``name`` (which must exist)."""
+    """An IPRoute whose netlink socket lives in namespace ``name`` (which must exist).
+
+    Opened by the calling thread (pyroute2 binds an IPRoute to the thread that made it), which
+    enters the namespace, opens the socket and returns at once.
+    """
     target = os.open(os.path.join(NETNS_DIR, name), os.O_RDONLY | os.O_CLOEXEC)
     home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        _setns(target)
+        setns(target)
         try:
             ipr = IPRoute()
         finally:
             try:
-                _setns(home)
+                setns(home)
             except OSError:
-                # This thread is reused for other work: left in a tenant's namespace it would make
-                # host links there.  Better to stop the node (guests and traffic carry on).
+                # This (pooled) thread would run later work inside a tenant's namespace: stop the
+                # node rather than make host links there.  Guests and their traffic carry on.
                 logging.getLogger("cloudbox.network").critical("a thread could not leave namespace %s", name)
                 os.abort()
     finally:
