@@ -710,6 +710,14 @@ class NetworkService:
         ``cloudbox init`` makes it).  Idempotent: a ``public`` left without its subnet by a crash
         gets the subnet.
         """
+        try:
+            await self._ensure_external_network(cidr, project_id)
+        except (Conflict, BadRequest):
+            # Another node made it at the same moment (both saw none): theirs stands.
+            if not await self.read(store.external_networks):
+                raise
+
+    async def _ensure_external_network(self, cidr: str, project_id: str | None) -> None:
         net = core.parse_cidr(cidr, "external cidr", strict=False)
         externals = await self.read(store.external_networks)
         if externals:
