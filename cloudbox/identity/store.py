@@ -9,6 +9,7 @@ import sqlite_utils
 
 from cloudbox.errors import BadRequest, Conflict, Forbidden, NotFound
 from cloudbox.identity import commands as c
+from cloudbox.state.db import decode_columns
 from cloudbox.state.migrations import StoreSpec
 
 MIGRATIONS = [
@@ -99,14 +100,7 @@ def _encode(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def decode_row(row: dict[str, Any] | None) -> dict[str, Any] | None:
-    if row is None:
-        return None
-    out = dict(row)
-    for key in JSON_COLUMNS & out.keys():
-        out[key] = json.loads(out[key])
-    for key in BOOL_COLUMNS & out.keys():
-        out[key] = bool(out[key])
-    return out
+    return decode_columns(row, JSON_COLUMNS, BOOL_COLUMNS)
 
 
 def get(db: sqlite_utils.Database, entity: str, id: str) -> dict[str, Any] | None:

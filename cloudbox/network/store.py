@@ -17,6 +17,7 @@ import sqlite_utils
 
 from cloudbox.errors import BadRequest, Conflict, NotFound
 from cloudbox.network import core
+from cloudbox.state.db import decode_columns
 from cloudbox.state.migrations import StoreSpec
 
 MIGRATIONS = [
@@ -124,14 +125,7 @@ class Viewer:
 
 # --- rows -----------------------------------------------------------------------------------
 def decode(row: dict[str, Any] | None) -> dict[str, Any] | None:
-    if row is None:
-        return None
-    out = dict(row)
-    for key in JSON_COLUMNS & out.keys():
-        out[key] = json.loads(out[key])
-    for key in BOOL_COLUMNS & out.keys():
-        out[key] = bool(out[key])
-    return out
+    return decode_columns(row, JSON_COLUMNS, BOOL_COLUMNS)
 
 
 def encode(row: dict[str, Any]) -> dict[str, Any]:

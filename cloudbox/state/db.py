@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 from pathlib import Path
+from typing import Any, Collection
 
 from cloudbox.errors import SetupError
 
@@ -58,3 +60,16 @@ def table_hashes(conn: sqlite3.Connection) -> dict[str, str]:
             digest.update(repr(row).encode())
         hashes[table] = digest.hexdigest()
     return hashes
+
+
+def decode_columns(row: dict[str, Any] | None, json_columns: Collection[str],
+                   bool_columns: Collection[str]) -> dict[str, Any] | None:
+    """A row as the services use it: JSON columns parsed, 0/1 columns as booleans."""
+    if row is None:
+        return None
+    out = dict(row)
+    for key in out.keys() & set(json_columns):
+        out[key] = json.loads(out[key])
+    for key in out.keys() & set(bool_columns):
+        out[key] = bool(out[key])
+    return out
