@@ -15,6 +15,18 @@ command -v openstack >/dev/null || ln -sf "$VENV/bin/openstack" /usr/local/bin/o
 
 if [ -e "$DATA_DIR/node.json" ]; then
     say "using the existing cloud in $DATA_DIR"
+    # ~/.config/openstack/clouds.yaml may name another cloud "cloudbox" (an older data dir): point it here.
+    "$VENV/bin/python" - "$DATA_DIR" <<'PY'
+import sys
+from pathlib import Path
+
+import yaml
+
+from cloudbox.bootstrap import merge_clouds_yaml
+
+entry = yaml.safe_load((Path(sys.argv[1]) / "clouds.yaml").read_text())["clouds"]["cloudbox"]
+merge_clouds_yaml(Path.home() / ".config" / "openstack" / "clouds.yaml", "cloudbox", entry)
+PY
 else
     say "creating a cloud in $DATA_DIR"
     cloudbox init --data-dir "$DATA_DIR" --listen "$LISTEN"
