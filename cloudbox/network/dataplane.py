@@ -54,6 +54,10 @@ class DataPlane:
         self._lock = trio.Lock()
         self._wake = trio.Event()
         self._unbound: set[str] = set()
+        # Commits seen, and the count when the last pass read the tables: a pass that read them
+        # after the last commit (e.g. a bind's) makes the loop's pending pass needless.
+        self._commits = 0
+        self._read_at = -1
 
     # --- the loop ----------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -61,16 +65,21 @@ class DataPlane:
         await self._pass_logged()
         task_status.started()
         while True:
+            woken = False
             with trio.move_on_after(self.interval):
                 await self._wake.wait()
+                woken = True
                 await trio.sleep(DEBOUNCE)  # let the rest of a burst of commands commit
             self._wake = trio.Event()
+            if woken and self._read_at >= self._commits:
+                continue  # another pass (a bind's) already applied every commit
             await self._pass_logged()
 
     def _on_commit(self, cmd: Any, result: Any) -> None:
         """Engine listener (runs in the trio thread after a commit): ask for a pass soon."""
         kind = getattr(cmd, "TYPE", "")
         if kind.startswith("network.") and not kind.startswith(QUIET_COMMANDS):
+            self._commits += 1
             self._wake.set()
 
     async def _pass_logged(self) -> None:
@@ -87,6 +96,7 @@ class DataPlane:
 
     async def _reconcile_locked(self) -> HostPlan:
         started = time.monotonic()
+        read_at = self._commits
         plan = await self.engine.read(build_plan, self.host, self.node_id, self.external_bridge,
                                       self.external_interface)
         self._unbound &= {p.id for p in plan.ports}  # forget ports deleted or bound elsewhere since
@@ -101,14 +111,17 @@ class DataPlane:
                 if inspect.isawaitable(result):
                     await result
         self.passes += 1
+        self._read_at = read_at
         self.last_error = None
-        log.debug("network pass %d took %.3f s", self.passes, time.monotonic() - started)
+        log.debug("network pass", extra={"pass": self.passes, "ms": round((time.monotonic() - started) * 1000, 1)})
         return plan
 
     # --- compute's side -------------------------------------------------------------------
     async def bind(self, port_id: str) -> NicSpec:
         """Make the port's tap (plugged, filtered) before compute starts the guest; the port goes ACTIVE."""
+        started = time.perf_counter()
         async with self._lock:
+            locked = time.perf_counter()
             self._unbound.discard(port_id)
             try:
                 await self._reconcile_locked()
@@ -121,8 +134,13 @@ class DataPlane:
             port = plan.port(port_id) if plan is not None else None
             if port is None:
                 raise NotFound(f"port {port_id} is not bound to host {self.host}")
+            applied = time.perf_counter()
             nic = await self.driver.ensure_port(port)
+        ensured = time.perf_counter()
         await self.network_service.set_port_status(port_id, "ACTIVE")
+        log.info("port bound", extra={"port_id": port_id, "steps_ms": {
+            "wait": round((locked - started) * 1000, 1), "pass": round((applied - locked) * 1000, 1),
+            "tap": round((ensured - applied) * 1000, 1), "status": round((time.perf_counter() - ensured) * 1000, 1)}})
         return nic
 
     async def unbind(self, port_id: str) -> None:

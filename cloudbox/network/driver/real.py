@@ -243,9 +243,8 @@ class LinuxNetworkDriver:
                     attempt(f"DHCP of {network.id}", self._ensure_dhcp, links, network, network.dhcp, existing_ns)
             for router in plan.routers:
                 attempt(f"router {router.id}", self._ensure_router, links, router, existing_ns)
-            links.refresh()
             attempt("orphans", self._remove_orphans, links, plan)
-        log.debug("network pass took %.3f s", time.monotonic() - started)
+        log.debug("network pass applied", extra={"ms": round((time.monotonic() - started) * 1000, 1)})
         if errors:
             raise NetworkDriverError("; ".join(errors))
 
