@@ -41,6 +41,15 @@ def make_net(c: httpx.Client, cidr: str | None = "192.168.0.0/24", **extra: Any)
     return net, sub
 
 
+def drop_network(admin: httpx.Client, network_id: str) -> None:
+    """Delete a network and the ports on it: a shared network left behind would make Nova's
+    `networks: auto` ambiguous for every project of the cloud the other tests share."""
+    for port in ok(admin.get(f"{N}/ports", params={"network_id": network_id}))["ports"]:
+        if port["device_owner"] != "network:dhcp":
+            ok(admin.delete(f"{N}/ports/{port['id']}"), 204)
+    ok(admin.delete(f"{N}/networks/{network_id}"), 204)
+
+
 @pytest.fixture(scope="module")
 def admin(cloud: Cloud):
     with cloud.client(cloud.token()) as client:
@@ -172,6 +181,7 @@ def test_projects_are_isolated_and_may_overlap(admin: httpx.Client, projects: li
                                                   "provider:physical_network": "p"}}), 403)
     err(a.post(f"{N}/networks", json={"network": {"name": "x", "shared": True}}), 403)
     err(a.post(f"{N}/networks", json={"network": {"name": "x", "project_id": pb}}), 403)
+    drop_network(admin, shared["id"])
 
 
 def test_routers_and_floating_ips(admin: httpx.Client, projects: list, external: dict):
@@ -266,6 +276,7 @@ def test_no_project_can_borrow_anothers_addresses_or_devices(admin: httpx.Client
         err(b.post(f"{N}/ports", json={"port": {"network_id": own["id"], "device_owner": owner,
                                                   "device_id": router_a["id"]}}), 403)
     assert a.get(f"{N}/routers/{router_a['id']}").json()["router"]["status"] == "ACTIVE"
+    drop_network(admin, shared["id"])
 def test_security_groups_and_rules(projects: list):
     _, a = projects[0]
     groups = ok(a.get(f"{N}/security-groups"))["security_groups"]
