@@ -18,7 +18,8 @@ from typing import Any, Callable
 from cloudbox.errors import SetupError
 
 
-def _bool(value: Any) -> bool:
+def parse_bool(value: Any) -> bool:
+    """A boolean from JSON or text (true/false, 1/0, yes/no, on/off); ValueError otherwise."""
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
@@ -99,7 +100,7 @@ class Settings:
             if env is not None:
                 raw = env
             try:
-                values[setting.name] = _bool(raw) if setting.type is bool else setting.type(raw)
+                values[setting.name] = parse_bool(raw) if setting.type is bool else setting.type(raw)
             except (TypeError, ValueError) as exc:
                 raise SetupError(f"setting {setting.name!r}: {exc}") from exc
         unknown = set(file_values) - set(BY_NAME)

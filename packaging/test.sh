@@ -5,7 +5,8 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 need_root
 
-# ssh-keygen: the tutorial test imports a key pair as a person would.
+# ssh-keygen: the tutorial test imports a key pair as a person would; ping and busybox (udhcpc):
+# the network tests; iperf3: bench/network.py.
 install_os_packages "${RUNTIME_PACKAGES[@]}" openssh-client iputils-ping iperf3 busybox
 make_venv test
 cd "$REPO"

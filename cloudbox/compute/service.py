@@ -344,17 +344,19 @@ class ComputeService:
     async def metadata_answer(self, network_id: str, source_ip: str, path: str) -> tuple[int, str, bytes]:
         """The metadata service's answer to the guest at ``source_ip`` on ``network_id``."""
         from cloudbox.network import metadata
+        from cloudbox.network import store as network_store
 
-        found = await self.engine.read(_server_at_address, network_id, source_ip)
+        # Anti-spoofing vouches for the source address; the network is the one whose namespace
+        # the request came into.
+        port = await self.engine.read(network_store.compute_port_at, network_id, source_ip)
         unknown = (404, "text/plain", b"No server has this address on this network.\n")
-        if found is None:
+        if port is None:
             return unknown
-        server_id, port_id = found
         try:
-            server = await self.get(server_id)
+            server = await self.get(port["device_id"])
         except NotFound:
             return unknown
-        if port_id not in {p["port_id"] for p in server["ports"]}:
+        if server["project_id"] != port["project_id"] or port["id"] not in {p["port_id"] for p in server["ports"]}:
             return unknown  # the port names the server, but the server does not hold the port
         return metadata.respond(await self.drive_files(server), path)
 
@@ -688,16 +690,3 @@ def _hosts_and_group(db: Any, server: dict[str, Any]) -> tuple[list[scheduler.Ho
 
 def new_server_id() -> str:
     return str(uuid.uuid4())
-
-
-def _server_at_address(db: Any, network_id: str, address: str) -> tuple[str, str] | None:
-    """(server id, port id) of the server of the same project whose port holds ``address`` on
-    ``network_id``.  Anti-spoofing vouches for the source address; the network is the one whose
-    namespace the request came into."""
-    for row in db.query(
-            "SELECT p.device_id, p.id FROM ip_allocations a JOIN ports p ON p.id = a.port_id "
-            "JOIN servers s ON s.id = p.device_id AND s.project_id = p.project_id "
-            "WHERE a.network_id = ? AND a.ip_address = ? AND p.device_owner LIKE 'compute:%'",
-            [network_id, address]):
-        return row["device_id"], row["id"]
-    return None

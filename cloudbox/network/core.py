@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 from cloudbox.errors import BadRequest, Conflict
+from cloudbox.settings import parse_bool
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -462,14 +463,10 @@ def clean_tags(tags: Sequence[Any]) -> list[str]:
 
 
 def bool_value(value: Any, what: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes", "on"):
-        return True
-    if text in ("false", "0", "no", "off"):
-        return False
-    raise BadRequest(f"Invalid input for {what}. Reason: '{value}' cannot be converted to boolean.")
+    try:
+        return parse_bool(value)
+    except ValueError:
+        raise BadRequest(f"Invalid input for {what}. Reason: '{value}' cannot be converted to boolean.") from None
 
 
 # --- list queries ---------------------------------------------------------------------------------------

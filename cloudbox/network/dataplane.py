@@ -42,8 +42,8 @@ class DataPlane:
         self.engine = engine
         self.node_id = node_id
         self.host = host
-        self.external_bridge = getattr(settings, "external_bridge", "cbxext0")
-        self.external_interface = getattr(settings, "external_interface", "")
+        self.external_bridge = settings.external_bridge
+        self.external_interface = settings.external_interface
         self.driver = driver
         self.network_service = network_service
         self.metadata = metadata

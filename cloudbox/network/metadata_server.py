@@ -38,13 +38,13 @@ from typing import Awaitable, Callable
 import h11
 import trio
 
-from cloudbox.network.netns import in_fresh_thread, setns
+from cloudbox.network.hostplan import METADATA_ADDRESS
+from cloudbox.network.netns import NETNS_DIR, in_fresh_thread, setns
 
 log = logging.getLogger(__name__)
 
-from cloudbox.network.hostplan import METADATA_ADDRESS  # noqa: E402 - one address for plan and listeners
 METADATA_PORT = 80
-NETNS_DIR = "/run/netns"  # where `ip netns` (and pyroute2) keep named namespaces
+
 
 # answer(network id, source ip, path) -> (status, content type, body)
 Answer = Callable[[str, str, str], Awaitable[tuple[int, str, bytes]]]

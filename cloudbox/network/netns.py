@@ -40,10 +40,6 @@ def create(name: str) -> None:
     subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True, timeout=30)
 
 
-def exists(name: str) -> bool:
-    return os.path.exists(os.path.join(NETNS_DIR, name))
-
-
 def in_fresh_thread(function: Callable[..., Any], *args: Any) -> Any:
     """Run ``function`` in a thread of its own that ends with it.
 

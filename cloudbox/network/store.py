@@ -306,6 +306,14 @@ def router_interfaces(db: sqlite_utils.Database, router_id: str) -> list[dict[st
                 [router_id, core.OWNER_ROUTER_INTERFACE])
 
 
+def compute_port_at(db: sqlite_utils.Database, network_id: str, address: str) -> dict[str, Any] | None:
+    """The server port holding ``address`` on ``network_id`` (the metadata service's guest)."""
+    found = rows(db, "SELECT p.* FROM ip_allocations a JOIN ports p ON p.id = a.port_id "
+                     "WHERE a.network_id = ? AND a.ip_address = ? AND p.device_owner LIKE 'compute:%'",
+                 [network_id, address])
+    return found[0] if found else None
+
+
 def server_ports(db: sqlite_utils.Database, server_id: str) -> list[dict[str, Any]]:
     return rows(db, "SELECT * FROM ports WHERE device_id = ? AND device_owner LIKE 'compute:%' "
                     "ORDER BY device_order, created_at, id", [server_id])
