@@ -89,6 +89,7 @@ def init_cloud(
     force: bool = False,
     user_clouds_yaml: Path | None = None,
     extra_settings: dict[str, Any] | None = None,
+    node_name: str | None = None,
 ) -> InitResult:
     host, port = split_listen(listen)
     if data_dir.exists() or (data_dir.root / CONFIG_FILE).exists():
@@ -105,7 +106,7 @@ def init_cloud(
     settings_values = {"listen": listen, "advertise": advertise, "region": region, **(extra_settings or {})}
     settings = Settings.resolve(settings_values, environ={})  # refuse bad values before writing anything
     now = dt.datetime.now(dt.timezone.utc)
-    hostname = socket.gethostname()
+    hostname = node_name or socket.gethostname()
     node = {"id": uuid.uuid4().hex, "name": hostname, "created_at": now.isoformat()}
 
     ca = pki.create_ca(node["id"][:8], now)

@@ -12,11 +12,12 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import click
 
 from cloudbox import __version__, logs
-from cloudbox.errors import SetupError
+from cloudbox.errors import CloudboxError, SetupError
 from cloudbox.node import DataDir, default_advertise, split_listen
 from cloudbox.settings import BY_NAME, Settings
 
@@ -37,17 +38,13 @@ def cli() -> None:
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Any other setting (see README); repeatable.")
 @click.option("--force", is_flag=True, help="Replace an existing cloud in the data dir (its state is lost).")
 @click.option("--no-user-config", is_flag=True, help="Do not add the cloud to ~/.config/openstack/clouds.yaml.")
+@click.option("--name", default=None, help="This node's name [default: the host name].")
 def init(data_dir: str | None, listen: str, advertise: str | None, region: str, sets: tuple[str, ...],
-         force: bool, no_user_config: bool) -> None:
+         force: bool, no_user_config: bool, name: str | None) -> None:
     """Create a new cloud on this node: CA, certificates, database, admin, catalog, clouds.yaml."""
     from cloudbox.bootstrap import init_cloud
 
-    extra = {}
-    for item in sets:
-        name, sep, value = item.partition("=")
-        if not sep or name not in BY_NAME or name in ("listen", "advertise", "region"):
-            raise SetupError(f"--set takes NAME=VALUE with a setting name from README.md, not {item!r}")
-        extra[name] = value
+    extra = _settings_option(sets)
     directory = DataDir.from_option(data_dir)
     user_yaml = None if no_user_config else Path.home() / ".config" / "openstack" / "clouds.yaml"
     if advertise is None:
@@ -56,7 +53,7 @@ def init(data_dir: str | None, listen: str, advertise: str | None, region: str, 
         advertise = host if host not in ("0.0.0.0", "::") else default_advertise()
     result = init_cloud(
         directory, listen=listen, advertise=advertise, region=region,
-        force=force, user_clouds_yaml=user_yaml, extra_settings=extra,
+        force=force, user_clouds_yaml=user_yaml, extra_settings=extra, node_name=name,
     )
     click.echo(f"Created a cloud in {directory.root}")
     click.echo(f"  API:           {result.url}  (start it with: cloudbox serve --data-dir {directory.root})")
@@ -66,6 +63,121 @@ def init(data_dir: str | None, listen: str, advertise: str | None, region: str, 
     click.echo(f"  openrc:        {directory.openrc}")
     click.echo(f"  CA:            {directory.ca_cert}  sha256 {result.ca_fingerprint}")
     click.echo("Then: openstack --os-cloud cloudbox token issue")
+
+
+def _settings_option(sets: tuple[str, ...]) -> dict[str, str]:
+    extra = {}
+    for item in sets:
+        name, sep, value = item.partition("=")
+        if not sep or name not in BY_NAME or name in ("listen", "advertise", "region"):
+            raise SetupError(f"--set takes NAME=VALUE with a setting name from README.md, not {item!r}")
+        extra[name] = value
+    return extra
+
+
+@cli.command()
+@click.argument("token")
+@click.option("--data-dir", help=DATA_DIR_HELP)
+@click.option("--listen", default=BY_NAME["listen"].default, show_default=True, help="HOST:PORT of the HTTPS API.")
+@click.option("--advertise", default=None, help="This node's address for clients and the other nodes [default: first non-loopback address].")
+@click.option("--name", default=None, help="This node's name [default: the name the token was made for].")
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="A node setting (see README); repeatable.")
+@click.option("--no-serve", is_flag=True, help="Only set up the data dir; start it later with `cloudbox serve`.")
+def join(token: str, data_dir: str | None, listen: str, advertise: str | None, name: str | None,
+         sets: tuple[str, ...], no_serve: bool) -> None:
+    """Join an existing cloud with a token from `cloudbox cluster add` on one of its nodes."""
+    from cloudbox.cluster.joining import join as do_join
+
+    directory = DataDir.from_option(data_dir)
+    if advertise is None:
+        host, _port = split_listen(listen)
+        advertise = host if host not in ("0.0.0.0", "::") else default_advertise()
+    joined = do_join(token, directory, listen=listen, advertise=advertise, name=name,
+                     extra_settings=_settings_option(sets))
+    click.echo(f"Joined the cloud as node {joined.name} ({joined.node_id}); "
+               f"{'an etcd voter' if joined.voter else 'an etcd client'}; state copied at revision {joined.revision}")
+    if no_serve:
+        click.echo(f"Start it with: cloudbox serve --data-dir {directory.root}")
+        return
+    _serve_background(directory)
+    click.echo(f"  API: {joined.url}")
+
+
+@cli.group()
+def cluster() -> None:
+    """The nodes of this cloud: add (a join token), list, remove."""
+
+
+def _node_api(directory: DataDir, method: str, path: str, body: Any = None) -> Any:
+    """Call this node's own API on its peer port with the node's certificate (root on a member)."""
+    import httpx
+
+    directory.require_cloud()
+    settings = Settings.load(directory.root)
+    from cloudbox.node import url_host
+
+    host, _port = split_listen(settings.listen)
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1"
+    ctx = ssl.create_default_context(cafile=str(directory.ca_cert))
+    try:
+        ctx.load_cert_chain(str(directory.node_cert), str(directory.node_key))
+    except OSError as exc:
+        raise SetupError(f"cannot read this node's certificate ({exc}); run as root") from exc
+    url = f"https://{url_host(host)}:{settings.peer_port or _port + 1}{path}"
+    try:
+        with httpx.Client(verify=ctx, timeout=60) as client:
+            resp = client.request(method, url, json=body)
+    except httpx.HTTPError as exc:
+        raise SetupError(f"this node's API at {url} does not answer ({exc}); is `cloudbox serve` running?") from exc
+    if resp.status_code >= 400:
+        try:
+            detail = next(iter(resp.json().values()))["message"]
+        except (ValueError, StopIteration, KeyError, TypeError, AttributeError):
+            detail = resp.text[:300]
+        raise SetupError(f"{detail} ({resp.status_code})")
+    return resp.json() if resp.content else None
+
+
+@cluster.command("add")
+@click.argument("name")
+@click.option("--data-dir", help=DATA_DIR_HELP)
+@click.option("--ttl", default=3600, show_default=True, help="Seconds the token stays valid.")
+def cluster_add(name: str, data_dir: str | None, ttl: int) -> None:
+    """Print a one-time join token for a new node NAME (run `cloudbox join TOKEN` there)."""
+    directory = DataDir.from_option(data_dir)
+    reply = _node_api(directory, "POST", "/cloudbox/v1/cluster/join-tokens", {"name": name, "ttl": ttl})
+    click.echo(f"On the new node, as root, within {ttl} s:  cloudbox join <token below>", err=True)
+    click.echo(reply["join_token"]["token"])
+
+
+@cluster.command("list")
+@click.option("--data-dir", help=DATA_DIR_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def cluster_list(data_dir: str | None, as_json: bool) -> None:
+    """Every node of the cloud: role, address, health, capacity."""
+    directory = DataDir.from_option(data_dir)
+    nodes = _node_api(directory, "GET", "/cloudbox/v1/nodes")["nodes"]
+    if as_json:
+        click.echo(json.dumps([{k: n[k] for k in ("name", "id", "role", "address", "up", "capacity", "heartbeat_at")}
+                               for n in nodes], indent=2))
+        return
+    click.echo(f"{'NAME':<16} {'ROLE':<7} {'STATUS':<6} {'ADDRESS':<28} {'SERVERS':>7} {'VCPUS':>5} {'RAM MB':>8}  LAST HEARTBEAT")
+    for n in sorted(nodes, key=lambda n: n["name"]):
+        cap = n["capacity"]
+        click.echo(f"{n['name']:<16} {n['role']:<7} {n['status']:<6} {n['address']:<28} {cap.get('servers', ''):>7} "
+                   f"{cap.get('vcpus', ''):>5} {cap.get('memory_mb', ''):>8}  {n['heartbeat_at']}")
+
+
+@cluster.command("remove")
+@click.argument("name")
+@click.option("--data-dir", help=DATA_DIR_HELP)
+@click.option("--force", is_flag=True, help="Remove it even though servers are still placed on it.")
+def cluster_remove(name: str, data_dir: str | None, force: bool) -> None:
+    """Take node NAME out of the cloud (its etcd member too); refused while it has servers unless --force."""
+    directory = DataDir.from_option(data_dir)
+    _node_api(directory, "DELETE", f"/cloudbox/v1/nodes/{name}" + ("?force=true" if force else ""))
+    click.echo(f"node {name} removed")
 
 
 @cli.command()
@@ -197,6 +309,9 @@ def main() -> None:
         cli(standalone_mode=False)
     except SetupError as exc:
         click.echo(f"cloudbox: {exc}", err=True)
+        sys.exit(1)
+    except CloudboxError as exc:
+        click.echo(f"cloudbox: {exc.message}", err=True)
         sys.exit(1)
     except click.exceptions.Abort:
         sys.exit(130)

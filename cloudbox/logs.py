@@ -46,4 +46,5 @@ def setup(level: str = "info", stream: TextIO | None = None) -> None:
     root.setLevel(level.upper())
     # hypercorn's own access log duplicates ours; keep its errors only.
     logging.getLogger("hypercorn.access").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per etcd call otherwise
     logging.getLogger("hypercorn.access").propagate = False

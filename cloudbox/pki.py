@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import ipaddress
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -76,9 +77,33 @@ def _san(names: list[str]) -> x509.SubjectAlternativeName:
 
 def create_node_cert(ca: KeyPair, node_name: str, names: list[str], now: dt.datetime) -> KeyPair:
     """A server-and-client certificate for one node, valid for ``names`` (hosts and IPs)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    return KeyPair(_sign(ca, key.public_key(), node_name, names, now), _key_pem(key))
+
+
+def create_csr(node_name: str) -> tuple[bytes, bytes]:
+    """(key PEM, certificate signing request PEM) of a node that asks to join."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, node_name)]))
+           .sign(key, hashes.SHA256()))
+    return _key_pem(key), csr.public_bytes(serialization.Encoding.PEM)
+
+
+def sign_csr(ca: KeyPair, csr_pem: bytes, node_name: str, names: list[str], now: dt.datetime) -> bytes:
+    """The node certificate for a joining node's request (its signature checked first)."""
+    try:
+        csr = x509.load_pem_x509_csr(csr_pem)
+    except ValueError as exc:
+        raise ValueError(f"not a certificate signing request: {exc}") from exc
+    if not csr.is_signature_valid:
+        raise ValueError("the certificate signing request's signature is invalid")
+    return _sign(ca, csr.public_key(), node_name, names, now)
+
+
+def _sign(ca: KeyPair, public_key: Any, node_name: str, names: list[str], now: dt.datetime) -> bytes:
     ca_cert = x509.load_pem_x509_certificate(ca.cert_pem)
     ca_key = serialization.load_pem_private_key(ca.key_pem, password=None)
-    key = ec.generate_private_key(ec.SECP256R1())
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([
@@ -86,7 +111,7 @@ def create_node_cert(ca: KeyPair, node_name: str, names: list[str], now: dt.date
             x509.NameAttribute(NameOID.COMMON_NAME, node_name),
         ]))
         .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
+        .public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=365 * NODE_YEARS))
@@ -101,7 +126,7 @@ def create_node_cert(ca: KeyPair, node_name: str, names: list[str], now: dt.date
         )
         .sign(ca_key, hashes.SHA256())
     )
-    return KeyPair(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
+    return cert.public_bytes(serialization.Encoding.PEM)
 
 
 def fingerprint(cert_pem: bytes) -> str:

@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import time
 from typing import Any, Callable
 
@@ -24,6 +25,7 @@ from quart import Response, request
 from cloudbox import __version__
 from cloudbox.api.app import create_app
 from cloudbox.cluster import api as cluster_api
+from cloudbox.cluster.service import ClusterService
 from cloudbox.compute import api as compute_api
 from cloudbox.compute import views as compute_views
 from cloudbox.compute.service import ComputeService
@@ -55,12 +57,17 @@ class Node:
         host, self.port = split_listen(settings.listen)
         self.host = host
         self.url = f"https://{url_host(settings.advertise or host)}:{self.port}"
+        self.tunnel_ip = settings.advertise or (host if host not in ("0.0.0.0", "::") else "127.0.0.1")
+        self.peer_port = settings.peer_port or self.port + 1
+        self.peer_url = f"https://{url_host(self.tunnel_ip)}:{self.peer_port}"
         self.started = time.monotonic()
         self.engine = StateEngine(data_dir.database, STORES)
+        self.cluster = ClusterService(self)
         self.identity = IdentityService(self.engine, settings)
         self.checks: dict[str, Callable[[], bool]] = {
             "state": lambda: self.engine.running,
             "identity": lambda: True,
+            "cluster": lambda: self.cluster.running,
         }
         self.image = ImageService(self.engine, settings, data_dir.root / "images", self.node_id)
         self.checks["image"] = lambda: self.image.running
@@ -110,6 +117,11 @@ class Node:
                 return Response(json.dumps(body), status=200, content_type="application/json")
 
             image_api.mount_versions(app)
+
+            @app.before_request
+            async def read_barrier() -> None:
+                if request.method in ("GET", "HEAD"):
+                    await self.cluster.read_barrier()
 
         return create_app(
             self.specs,
@@ -163,6 +175,7 @@ def open_node(data_dir: DataDir) -> Node:
     settings = Settings.load(data_dir.root)
     node = Node(data_dir, settings)
     check_port_free(node.host, node.port)
+    check_port_free(node.host, node.peer_port)
     node.engine.open()
     return node
 
@@ -180,7 +193,9 @@ async def serve(node: Node, *, task_status: trio.TaskStatus[str] = trio.TASK_STA
     app = node.app()
     try:
         async with trio.open_nursery() as nursery:
+            await nursery.start(node.cluster.run)
             await nursery.start(node.engine.run)
+            await node.cluster.wait_writable()
             await nursery.start(node.identity.run)
             await nursery.start(node.image.run)
             await nursery.start(node.network.run)
@@ -189,6 +204,7 @@ async def serve(node: Node, *, task_status: trio.TaskStatus[str] = trio.TASK_STA
             await nursery.start(node.dataplane.run)
             await nursery.start(node.compute.run)
             await node.ensure_catalog()
+            await node.cluster.start_background()
             nursery.start_soon(_watch_signals, shutdown)
             served = trio.Event()
 
@@ -199,6 +215,12 @@ async def serve(node: Node, *, task_status: trio.TaskStatus[str] = trio.TASK_STA
                     served.set()
 
             await nursery.start(run_http)
+            peer_config = _peer_config(node, config)
+
+            async def run_peer(task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+                await hypercorn_serve(app, peer_config, shutdown_trigger=shutdown.wait, task_status=task_status)
+
+            await nursery.start(run_peer)
             node.data_dir.pid_file.write_text(f"{os.getpid()}\n")
             log.info("serving", extra={"url": node.url, "version": __version__, "pid": os.getpid()})
             task_status.started(node.url)
@@ -215,6 +237,19 @@ async def serve(node: Node, *, task_status: trio.TaskStatus[str] = trio.TASK_STA
         except OSError:
             pass
         log.info("stopped", extra={"pid": os.getpid()})
+
+
+def _peer_config(node: Node, api: HypercornConfig) -> HypercornConfig:
+    """The node-to-node listener: the same app, but TLS demands a certificate of the cluster CA."""
+    config = HypercornConfig()
+    config.bind = [f"{url_host(node.host)}:{node.peer_port}"]
+    config.certfile, config.keyfile = api.certfile, api.keyfile
+    config.ca_certs = str(node.data_dir.ca_cert)
+    config.verify_mode = ssl.CERT_REQUIRED
+    config.accesslog = None
+    config.errorlog = api.errorlog
+    config.graceful_timeout = 2
+    return config
 
 
 async def _watch_signals(shutdown: trio.Event) -> None:

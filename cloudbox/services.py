@@ -7,13 +7,15 @@ that CATALOG and the mounted APIs agree.
 
 from __future__ import annotations
 
+from cloudbox.cluster import store as cluster_store
 from cloudbox.compute import store as compute_store
 from cloudbox.identity import store as identity_store
 from cloudbox.image import store as image_store
 from cloudbox.network import store as network_store
 from cloudbox.state.migrations import StoreSpec
 
-STORES: list[StoreSpec] = [identity_store.STORE, compute_store.STORE, image_store.STORE, network_store.STORE]
+STORES: list[StoreSpec] = [identity_store.STORE, compute_store.STORE, image_store.STORE, network_store.STORE,
+                          cluster_store.STORE]
 
 # (service type, service name, path prefix) of every API in the service catalog.
 CATALOG: list[tuple[str, str, str]] = [

@@ -41,6 +41,7 @@ class Setting:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("listen", str, "0.0.0.0:8443", "Address and port the HTTPS API listens on.", "node"),
+    Setting("peer_port", int, 0, "Port of the node-to-node API (mutual TLS with node certificates; snapshots, image copies); 0: the API port + 1.", "node"),
     Setting("advertise", str, "", "Host name or address put in the service catalog (default: the host's first non-loopback address).", "node"),
     Setting("region", str, "RegionOne", "Region name of the service catalog.", "cluster"),
     Setting("log_level", str, "info", "Lowest level of log records written (debug, info, warning, error).", "node"),

@@ -65,7 +65,8 @@ class Cloud:
     def init(self, *extra: str, compute: str = "fake") -> subprocess.CompletedProcess:
         proc = run_cli("init", "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{self.port}",
                        "--advertise", "127.0.0.1", "--no-user-config", "--set", f"compute_driver={compute}",
-                       "--set", f"network_driver={'fake' if compute == 'fake' else 'linux'}", *extra, env=self.env)
+                       "--set", f"network_driver={'fake' if compute == 'fake' else 'linux'}",
+                       "--set", f"peer_port={free_port()}", *extra, env=self.env)
         for line in proc.stdout.splitlines():
             if "password" in line:
                 self.password = line.rsplit(" ", 1)[-1]

@@ -6,9 +6,18 @@ import os
 import time
 from typing import Any
 
-from cloudbox import __version__
-from cloudbox.api.routes import ApiSpec, Call, Route
+import tempfile
+from pathlib import Path
+
+import trio
+from quart import Response
+
+from cloudbox import __version__, pki
+from cloudbox.api.routes import ApiSpec, Call, Reply, Route
+from cloudbox.errors import Forbidden, Unauthorized
 from cloudbox.identity.core import require
+
+SNAPSHOT_CHUNK = 1 << 20
 
 
 def _rss_bytes() -> int:
@@ -19,15 +28,57 @@ def _rss_bytes() -> int:
         return 0
 
 
+TOKEN_BODY = {
+    "type": "object", "required": ["name"], "additionalProperties": False,
+    "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 63},
+                   "ttl": {"type": "integer", "minimum": 1, "maximum": 604800}},
+}
+JOIN_BODY = {
+    "type": "object", "required": ["token_id", "secret", "name", "csr", "address"],
+    "properties": {k: {"type": "string", "minLength": 1, "maxLength": 8192}
+                   for k in ("token_id", "secret", "name", "csr", "address", "api_url")},
+}
+ABORT_BODY = {
+    "type": "object", "required": ["token_id", "secret", "node_id"],
+    "properties": {k: {"type": "string", "minLength": 1, "maxLength": 256} for k in ("token_id", "secret", "node_id")},
+}
+
+
 def build(node: Any) -> ApiSpec:
     """``node`` is the running Node (see cloudbox.server): name, engine, identity, settings."""
 
+    cluster = node.cluster
+
     def node_view() -> dict[str, Any]:
         return {
-            "id": node.node_id, "name": node.name, "role": "leader", "address": node.url,
+            "id": node.node_id, "name": node.name, "address": node.url,
+            "role": "voter" if cluster.config and cluster.config.get("member") else (
+                "client" if cluster.clustered else "single"),
             "status": "up", "version": __version__,
             "uptime_seconds": round(time.monotonic() - node.started, 1),
         }
+
+    def member_view(row: dict[str, Any]) -> dict[str, Any]:
+        return {"id": row["id"], "name": row["name"], "role": row["role"], "address": row["api_url"],
+                "tunnel_ip": row["tunnel_ip"], "status": "up" if row["up"] else "down", "up": row["up"],
+                "joined_at": row["joined_at"], "heartbeat_at": row["heartbeat_at"], "capacity": row["capacity"]}
+
+    def on_peer_port(call: Call) -> bool:
+        server = call.request.scope.get("server") or (None, None)
+        return server[1] == node.peer_port
+
+    def node_or(call: Call, allowed: Any, action: str) -> None:
+        """A member's own node certificate (peer port: root on a node) or a token with the role."""
+        if not on_peer_port(call):
+            if call.auth is None:
+                raise Unauthorized("The request you have made requires authentication.")
+            require(allowed(call.auth), action)
+
+    def peer_only(call: Call) -> None:
+        """Node-to-node routes answer only on the peer port, whose TLS requires a node certificate."""
+        server = call.request.scope.get("server") or (None, None)
+        if server[1] != node.peer_port:
+            raise Forbidden("This route serves cluster members only, on the peer port with a node certificate.")
 
     async def health(call: Call) -> Any:
         return {
@@ -53,12 +104,69 @@ def build(node: Any) -> ApiSpec:
         }
 
     async def list_nodes(call: Call) -> Any:
-        require(call.auth.is_cloud_reader, "cloudbox:list_nodes")
+        node_or(call, lambda a: a.is_cloud_reader, "cloudbox:list_nodes")
         limit, marker = call.page()
-        nodes = [node_view()]
-        rows = [n for n in nodes if not marker or n["id"] > marker][: limit + 1]
-        rows, links = call.paged(rows, limit, "/nodes")
+        rows = [member_view(r) for r in await cluster.nodes()]
+        rows = [n for n in rows if not marker or n["id"] > marker]
+        rows.sort(key=lambda n: n["id"])
+        rows, links = call.paged(rows[: limit + 1], limit, "/nodes")
         return {"nodes": rows, "links": links}
+
+    async def remove_node(call: Call, node_key: str) -> Reply:
+        node_or(call, lambda a: a.is_cloud_admin, "cloudbox:remove_node")
+        await cluster.remove(node_key, call.flag("force") or False)
+        return Reply(None, 204)
+
+    async def create_join_token(call: Call) -> Any:
+        node_or(call, lambda a: a.is_cloud_admin, "cloudbox:create_join_token")
+        token = await cluster.create_token(call.body["name"], int(call.body.get("ttl", 3600)))
+        return Reply({"join_token": {"token": token, "name": call.body["name"]}}, 201)
+
+    async def ca(call: Call) -> Any:
+        pem = node.data_dir.ca_cert.read_bytes()
+        return {"ca": pem.decode(), "fingerprint": pki.fingerprint(pem)}
+
+    async def join(call: Call) -> Any:
+        return Reply(await cluster.accept_join(call.body), 201)
+
+    async def abort_join(call: Call) -> Reply:
+        await cluster.abort_join(call.body)
+        return Reply(None, 204)
+
+    async def state(call: Call) -> Any:
+        node_or(call, lambda a: a.is_cloud_reader, "cloudbox:cluster_state")
+        revision, hashes = await trio.to_thread.run_sync(node.engine.state_at)
+        return {"node": node.name, "applied_revision": revision, "applied_seq": node.engine.last_seq,
+                "hashes": hashes, "clustered": cluster.clustered}
+
+    async def etcd(call: Call) -> Any:
+        node_or(call, lambda a: a.is_cloud_reader, "cloudbox:cluster_etcd")
+        return await cluster.etcd_view()
+
+    async def snapshot(call: Call) -> Any:
+        peer_only(call)
+        tmp = Path(tempfile.mkstemp(prefix=".snapshot-", dir=node.data_dir.root)[1])
+        try:
+            revision = await trio.to_thread.run_sync(node.engine.snapshot_to, tmp)
+            file = open(tmp, "rb")
+        finally:
+            tmp.unlink(missing_ok=True)  # the open file stays readable
+
+        async def chunks() -> Any:
+            try:
+                while data := await trio.to_thread.run_sync(file.read, SNAPSHOT_CHUNK):
+                    yield data
+            finally:
+                file.close()
+
+        response = Response(chunks(), status=200, content_type="application/vnd.sqlite3",
+                            headers={"X-Cloudbox-Revision": str(revision)})
+        response.timeout = None
+        return response
+
+    async def image_data(call: Call, image_id: str) -> Any:
+        peer_only(call)
+        return await node.image.peer_download(image_id)
 
     async def rotate_token_keys(call: Call) -> Any:
         require(call.auth.is_cloud_admin, "cloudbox:rotate_token_keys")
@@ -70,7 +178,22 @@ def build(node: Any) -> ApiSpec:
         [
             Route("GET", "/health", health, access="public", summary="Is this node serving"),
             Route("GET", "/status", status, summary="This node's state, memory and settings"),
-            Route("GET", "/nodes", list_nodes, query=("limit", "marker"), summary="Nodes of the cluster"),
+            Route("GET", "/nodes", list_nodes, access="public", query=("limit", "marker"), summary="Nodes of the cluster"),
+            Route("DELETE", "/nodes/{node_key}", remove_node, access="public", query=("force",), status=204,
+                  summary="Take a node out of the cluster"),
+            Route("POST", "/cluster/join-tokens", create_join_token, access="public", status=201, body=TOKEN_BODY,
+                  summary="A one-time token for `cloudbox join`"),
+            Route("GET", "/cluster/ca", ca, access="public", summary="The cluster CA certificate (check its fingerprint)"),
+            Route("POST", "/cluster/join", join, access="public", status=201, body=JOIN_BODY,
+                  summary="Join with a token: returns the node's certificate and cluster settings"),
+            Route("POST", "/cluster/join/abort", abort_join, access="public", status=204, body=ABORT_BODY,
+                  summary="Undo a join whose node could not start"),
+            Route("GET", "/cluster/state", state, access="public", summary="Applied revision and hashes of every replicated table"),
+            Route("GET", "/cluster/etcd", etcd, access="public", summary="etcd's members and leader"),
+            Route("GET", "/cluster/snapshot", snapshot, access="public",
+                  summary="A consistent copy of the state (peer port, node certificate)"),
+            Route("GET", "/cluster/images/{image_id}/data", image_data, access="public",
+                  summary="An image's data for another node (peer port, node certificate)"),
             Route("POST", "/token-keys/rotate", rotate_token_keys, summary="Rotate the token encryption key now"),
         ],
         catalog=("cloudbox", "cloudbox"),

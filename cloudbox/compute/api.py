@@ -6,6 +6,7 @@ Flavors, key pairs, quotas and the other resources are in ``api_resources.py``.
 from __future__ import annotations
 
 import base64
+import json
 import binascii
 import re
 import secrets
@@ -361,9 +362,23 @@ def build(svc: ComputeService) -> ApiSpec:
         updated = await svc.update(server["id"], changes) if changes else server
         return {"server": render(call, version, (await addressed([updated]))[0])}
 
+    async def forwarded(call: Call, server: dict[str, Any]) -> Reply | None:
+        """A call on a server of another node is answered by that node (None: it is ours)."""
+        if server["host"] in (None, svc.host) or call.request.headers.get("X-Cloudbox-Forwarded-By"):
+            return None
+        status, body, headers = await svc.node.cluster.forward(call.request, server["host"])
+        if headers.get("content-type", "").startswith("application/json") and body:
+            return Reply(json.loads(body), status, {"Location": headers["location"]} if "location" in headers else {})
+        return Reply(body or None, status)
+
     @nova
     async def delete_server(call: Call, version: Version, server_id: str) -> Reply:
         server = await visible_server(call, server_id, write=True)
+        if server["host"] not in (None, svc.host) and await svc.host_is_down(server["host"]):
+            await svc.delete_on_down_host(server["id"])  # Nova's "local delete": the host cleans up on return
+            return Reply(None, 204)
+        if (reply := await forwarded(call, server)) is not None:
+            return reply
         if server["task_state"] != "deleting":
             await svc.delete_server(server["id"])
         return Reply(None, 204)
@@ -394,8 +409,14 @@ def build(svc: ComputeService) -> ApiSpec:
                 raise BadRequest("length must be a whole number.") from None
             if length is not None and length < 0:
                 raise BadRequest("length must not be negative.")
+            if (reply := await forwarded(call, server)) is not None:
+                return reply
             return Reply({"output": await svc.console_output(server["id"], length)})
         server = await visible_server(call, server_id, write=True)
+        if action == "evacuate":
+            return await evacuate(call, server, args or {})
+        if (reply := await forwarded(call, server)) is not None:
+            return reply
         svc.require_running()
         if server["task_state"] is not None:
             raise Conflict(f"Cannot '{action}' instance {server_id} while it is in task_state {server['task_state']}")
@@ -436,6 +457,17 @@ def build(svc: ComputeService) -> ApiSpec:
         if action == "rebuild":
             return await rebuild(call, version, server, args or {})
         raise BadRequest(f"There is no such action: {action}")
+
+    async def evacuate(call: Call, server: dict[str, Any], args: dict[str, Any]) -> Reply:
+        """Rebuild a server of a down host on another host (from its image: no shared storage)."""
+        require(call.auth.is_cloud_admin, "os_compute_api:os-evacuate")
+        target = args.get("host")
+        if target is not None and not isinstance(target, str):
+            raise BadRequest("evacuate's host must be a host name.")
+        if server["host"] is None or not await svc.host_is_down(server["host"]):
+            raise Conflict(f"Cannot evacuate server {server['id']}: its compute host {server['host']} is up.")
+        await svc.evacuate(server, target)
+        return Reply(None, 202)
 
     async def create_image(call: Call, version: Version, server: dict[str, Any], args: dict[str, Any]) -> Reply:
         name = args.get("name")

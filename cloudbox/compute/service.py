@@ -19,6 +19,7 @@ from the driver update power state only for servers with no task running.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import logging
 import os
 import secrets
@@ -84,11 +85,16 @@ class ComputeService:
         self.unavailable = "the compute service is starting"
         self.ghosts: set[str] = set()  # guests running here that the database places on another host
         self._first_pass = True
+        self._pinned: dict[str, str] = {}  # server id → the host an evacuation asked for
 
     # --- background machinery ---------------------------------------------------------
     def _on_commit(self, cmd: Any, result: Any) -> None:
-        if isinstance(cmd, c.CreateServer) and self._nursery is not None:
-            self.spawn(self._build, cmd.row["id"])
+        if self._nursery is None:
+            return
+        if isinstance(cmd, c.CreateServer) and self.engine.from_here:
+            self.spawn(self._build, cmd.row["id"])  # the node that took the request schedules it
+        elif isinstance(cmd, c.ClaimHost) and cmd.host == self.host and not self.engine.from_here:
+            self.spawn(self._build, cmd.server_id)  # placed here by another node's scheduler
 
     def _lock(self, server_id: str) -> trio.Lock:
         return self._locks.setdefault(server_id, trio.Lock())
@@ -191,8 +197,15 @@ class ComputeService:
                                   self.settings.disk_allocation_ratio, self.settings.reserved_host_memory_mb)
         flavor = server["flavor"]
         image_props = server.get("image_properties") or {}
+        alive = await self.alive_hosts()
+        pinned = self._pinned.pop(server["id"], None)
         for attempt in range(5):
             hosts, group = await self.engine.read(_hosts_and_group, server)
+            if alive is not None:
+                # Hosts of nodes that stopped heartbeating get nothing new.
+                hosts = [h if h.name in alive else dataclasses.replace(h, up=False) for h in hosts]
+            if pinned:
+                hosts = [h for h in hosts if h.name == pinned]
             req = scheduler.Request(
                 vcpus=flavor["vcpus"], ram_mb=flavor["ram"], disk_gb=flavor["disk"] + flavor.get("ephemeral", 0),
                 availability_zone=server["availability_zone"],
@@ -324,6 +337,7 @@ class ComputeService:
         ports = await self.node.network.allocate_for_server(
             server["id"], server["project_id"], self.host, server["networks"], server["security_groups"],
             server["availability_zone"] or self.settings.availability_zone)
+        await self.node.network.bind_ports_to(ports, self.host)  # an evacuated server's ports move here
         wanted = [{"port_id": p["id"], "network_id": p["network_id"], "mac": p["mac_address"]} for p in ports]
         if wanted == server["ports"]:
             return server
@@ -387,6 +401,38 @@ class ComputeService:
         except Exception:  # noqa: BLE001
             log.exception("could not unbind the ports of %s", server_id)
         await trio.to_thread.run_sync(lambda: shutil.rmtree(self.instance_dir(server_id), ignore_errors=True))
+
+    # --- hosts of other nodes ---------------------------------------------------------------
+    async def alive_hosts(self) -> set[str] | None:
+        """Names of the compute hosts whose nodes are up; None when this node is alone."""
+        cluster = self.node.cluster
+        if not cluster.clustered:
+            return None
+        up = {n["id"] for n in await cluster.nodes() if n["up"]}
+        rows = await self.engine.read(lambda db: list(db.query("SELECT name, node_id FROM compute_hosts")))
+        return {r["name"] for r in rows if r["node_id"] in up}
+
+    async def host_is_down(self, host: str) -> bool:
+        alive = await self.alive_hosts()
+        return alive is not None and host not in alive
+
+    async def delete_on_down_host(self, server_id: str) -> None:
+        """Delete a server whose host is down from the database; that host removes the guest on return."""
+        async with self._lock(server_id):
+            await self.node.network.deallocate_for_server(server_id)
+            await self.engine.propose(c.DeleteServer(server_id))
+            log.info("server deleted while its host is down", extra={"server_id": server_id})
+
+    async def evacuate(self, server: dict[str, Any], target: str | None) -> None:
+        """Rebuild a down host's server elsewhere: same id, ports and addresses, a fresh disk from its image."""
+        old = server["host"]
+        await self.update(server["id"], {
+            "host": None, "status": "BUILD", "vm_state": "building", "task_state": "scheduling",
+            "power_state": 0, "fault": None}, expect=(None, "spawning", "scheduling"))
+        if target:
+            self._pinned[server["id"]] = target
+        log.info("evacuating", extra={"server_id": server["id"], "from_host": old, "to_host": target})
+        self.spawn(self._build, server["id"])
 
     # --- deleting and actions -------------------------------------------------------------
     async def delete_server(self, server_id: str) -> None:

@@ -648,6 +648,12 @@ class NetworkService:
         """Refuse, as Nova does, a server create whose ``networks`` cannot be satisfied."""
         await self.read(_check_requested, project_id, is_admin, requested)
 
+    async def bind_ports_to(self, ports: list[dict], host: str) -> None:
+        """Point ports at compute host ``host`` (a server rebuilt on another host keeps its ports)."""
+        for port in ports:
+            if port.get("binding:host_id") != host:
+                await self.propose(c.UpdatePort(port["id"], {"binding_host_id": host}, None, self.now()))
+
     async def allocate_for_server(self, server_id: str, project_id: str, host: str, requested: str | list[dict],
                                   security_groups: list[str], availability_zone: str) -> list[dict]:
         """The server's ports in order: made (device_owner compute:<az>) or claimed; a retry reuses them."""

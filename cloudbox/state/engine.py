@@ -11,14 +11,25 @@ Rules:
 - Reads run on a small pool of read-only connections in worker threads; WAL
   lets them proceed while the writer commits.
 - After a commit, listeners get (command, result) for post-commit work (caches,
-  events); they must not block.
+  events); they must not block.  ``from_here`` tells them whether the command
+  was proposed on this node.
+
+Two ways to keep the log (see ``cloudbox.cluster.replication``):
+- alone (the embedded default): the log is the ``_log`` table, written in the
+  same transaction as the apply;
+- in a cluster: the writer sends each batch to etcd as one write; a follower
+  task applies every batch (from every node) in etcd's revision order, records
+  the revision in ``local_cluster`` in the same transaction, and answers this
+  node's proposers once their batch is applied here.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import threading
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
@@ -36,6 +47,8 @@ T = TypeVar("T")
 Listener = Callable[[cmds.Command, Any], None]
 
 BATCH_MAX = 256
+PUTS_IN_FLIGHT = 4  # batches of one node in etcd at once (cluster only)
+FAIL_FAST = 1.0  # seconds after a write found no quorum during which writes are refused at once
 READERS = 4
 
 
@@ -61,6 +74,18 @@ class StateEngine:
         self._free_readers: list[sqlite_utils.Database] = []
         self.last_seq = 0
         self.running = False
+        self.from_here = True  # during listener calls: was the command proposed on this node
+        self.log: Any = None  # a cluster.replication.ReplicatedLog once this node is in a cluster
+        self.applied_revision = 0  # the last etcd revision applied here (cluster only)
+        self._inflight: dict[str, list[_Pending]] = {}  # batch id → this node's proposals in etcd
+        self._nursery: trio.Nursery | None = None
+        self.applied = trio.Event()  # set (and replaced) each time the follower applied events
+        self._follower_scope: trio.CancelScope | None = None
+        self._put_slots = trio.Semaphore(PUTS_IN_FLIGHT)
+        self._fail_fast_until = 0.0
+        self._last_refusal = ""
+        self.commit_timeout = 3.0  # seconds a write may wait for etcd before 503
+        self.apply_timeout = 10.0  # seconds a committed write may wait to be applied here
 
     # --- opening -----------------------------------------------------------
     def open(self, *, create: bool = False) -> None:
@@ -75,11 +100,14 @@ class StateEngine:
                 f"CREATE TABLE IF NOT EXISTS {dbmod.LOG_TABLE} ("
                 " seq INTEGER PRIMARY KEY, type TEXT NOT NULL, body TEXT NOT NULL)"
             )
+            conn.execute("CREATE TABLE IF NOT EXISTS local_cluster (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         except sqlite3.DatabaseError as exc:
             conn.close()
             raise SetupError(f"database {self.path} is corrupt: {exc}") from exc
         self._writer = conn
         self.last_seq = conn.execute(f"SELECT coalesce(max(seq), 0) FROM {dbmod.LOG_TABLE}").fetchone()[0]
+        row = conn.execute("SELECT value FROM local_cluster WHERE key = 'applied_revision'").fetchone()
+        self.applied_revision = int(row[0]) if row else 0
         self._readers = [
             sqlite_utils.Database(dbmod.connect(self.path, readonly=True)) for _ in range(READERS)
         ]
@@ -110,22 +138,160 @@ class StateEngine:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self.running = True
-        task_status.started()
         try:
-            async with self._receive:
-                while True:
-                    batch = [await self._receive.receive()]
-                    while len(batch) < BATCH_MAX:
-                        try:
-                            batch.append(self._receive.receive_nowait())
-                        except (trio.WouldBlock, trio.EndOfChannel):
-                            break
-                    await trio.to_thread.run_sync(self._apply_batch, batch)
-                    for pending in batch:
-                        pending.done.set()
-                    self._notify(batch)
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                if self.log is not None:
+                    await nursery.start(self._follow)
+                task_status.started()
+                async with self._receive:
+                    while True:
+                        batch = [await self._receive.receive()]
+                        while len(batch) < BATCH_MAX:
+                            try:
+                                batch.append(self._receive.receive_nowait())
+                            except (trio.WouldBlock, trio.EndOfChannel):
+                                break
+                        if self.log is None:
+                            await trio.to_thread.run_sync(self._apply_batch, batch)
+                            for pending in batch:
+                                pending.done.set()
+                            self._notify(batch)
+                        else:
+                            await self._put_slots.acquire()
+                            nursery.start_soon(self._replicate, batch)
         finally:
             self.running = False
+            self._nursery = None
+            for batch in self._inflight.values():
+                for pending in batch:
+                    pending.error = Unavailable("the node is stopping")
+                    pending.done.set()
+            self._inflight.clear()
+
+    # --- the cluster's log ------------------------------------------------------------------
+    async def join_cluster(self, log: Any, revision: int) -> None:
+        """Switch a running single node to the cluster's log, whose history up to ``revision``
+        this database already holds.  Proposals queued meanwhile go to the cluster."""
+        assert self._writer is not None
+        with self._write_lock:
+            self._writer.execute("INSERT OR REPLACE INTO local_cluster (key, value) VALUES ('applied_revision', ?)",
+                                 (str(revision),))
+        self.applied_revision = revision
+        self.log = log
+        if self._nursery is not None:
+            await self._nursery.start(self._follow)
+
+    async def _replicate(self, batch: list[_Pending]) -> None:
+        """Send one batch to etcd; its proposers are answered when the follower applied it here."""
+        try:
+            await self._replicate_batch(batch)
+        finally:
+            self._put_slots.release()
+
+    async def _replicate_batch(self, batch: list[_Pending]) -> None:
+        batch_id = uuid.uuid4().hex
+        if trio.current_time() < self._fail_fast_until:
+            self._refuse(batch, self._last_refusal)
+            return
+        body = json.dumps({"origin": self.log.node_id, "batch": batch_id,
+                           "commands": [cmds.encode(p.cmd) for p in batch]}, separators=(",", ":"))
+        self._inflight[batch_id] = batch
+        try:
+            with trio.fail_after(self.commit_timeout):
+                revision = await self.log.append(body.encode())
+        except (Unavailable, trio.TooSlowError) as exc:
+            self._inflight.pop(batch_id, None)
+            why = exc.message if isinstance(exc, Unavailable) else f"no answer within {self.commit_timeout:g} s"
+            self._last_refusal = (
+                "The cluster cannot commit writes now: no majority of its etcd members is reachable "
+                f"from node {self.log.node_name} ({why}). Reads keep working; retry once the nodes are back.")
+            # Writes queued meanwhile are refused at once rather than each waiting out the timeout.
+            self._fail_fast_until = trio.current_time() + FAIL_FAST
+            self._refuse(batch, self._last_refusal)
+            return
+        self._nursery.start_soon(self._expire, batch_id, revision)
+
+    def _refuse(self, batch: list[_Pending], message: str) -> None:
+        for pending in batch:
+            pending.error = Unavailable(message)
+            pending.done.set()
+
+    async def _expire(self, batch_id: str, revision: int) -> None:
+        """A committed batch that is not applied here in time is answered 503 (the write stands)."""
+        await trio.sleep(self.apply_timeout)
+        batch = self._inflight.pop(batch_id, None)
+        if batch:
+            for pending in batch:
+                pending.error = Unavailable(
+                    f"The write was committed by the cluster (revision {revision}) but this node has not "
+                    f"applied it within {self.apply_timeout:g} s; it will appear once the node catches up.")
+                pending.done.set()
+
+    async def _follow(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Apply the cluster's log in revision order, forever."""
+        send, receive = trio.open_memory_channel[Any](4096)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self.log.follow, lambda: self.applied_revision, send)
+            task_status.started()
+            async with receive:
+                while True:
+                    events = [await receive.receive()]
+                    while len(events) < BATCH_MAX:
+                        try:
+                            events.append(receive.receive_nowait())
+                        except trio.WouldBlock:
+                            break
+                    events = [e for e in events if e.revision > self.applied_revision]
+                    if not events:
+                        continue
+                    applied = await trio.to_thread.run_sync(self._apply_events, events)
+                    self.applied.set()
+                    self.applied = trio.Event()
+                    for origin, batch_id, batch in applied:
+                        mine = self._inflight.pop(batch_id, None) if origin == self.log.node_id else None
+                        if mine is not None:
+                            for pending, done in zip(mine, batch):
+                                pending.result, pending.error = done.result, done.error
+                                pending.done.set()
+                        self.from_here = mine is not None
+                        try:
+                            self._notify(batch)
+                        finally:
+                            self.from_here = True
+
+    def _apply_events(self, events: list[Any]) -> list[tuple[str, str, list[_Pending]]]:
+        """Apply log events (each a batch of commands) in one SQLite transaction."""
+        assert self._writer is not None
+        conn = self._writer
+        db = sqlite_utils.Database(conn)
+        out: list[tuple[str, str, list[_Pending]]] = []
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            seq = self.last_seq
+            try:
+                for event in events:
+                    body = json.loads(event.value)
+                    batch = []
+                    for text in body["commands"]:
+                        try:
+                            pending = _Pending(cmds.decode(text))
+                        except CloudboxError as exc:
+                            log.error("undecodable command at revision %d: %s", event.revision, exc)
+                            continue
+                        seq = self._apply_logged(conn, db, pending, seq, text)
+                        batch.append(pending)
+                    out.append((body.get("origin", ""), body.get("batch", ""), batch))
+                conn.execute("INSERT OR REPLACE INTO local_cluster (key, value) VALUES ('applied_revision', ?)",
+                             (str(events[-1].revision),))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            self.last_seq = seq
+            self.applied_revision = events[-1].revision
+        return out
 
     def apply_now(self, cmd: cmds.Command) -> Any:
         """Apply one command synchronously (used by ``cloudbox init`` before any server runs)."""
@@ -145,24 +311,7 @@ class StateEngine:
             seq = self.last_seq
             try:
                 for pending in batch:
-                    conn.execute("SAVEPOINT command")
-                    try:
-                        text = cmds.encode(pending.cmd)
-                        conn.execute(
-                            f"INSERT INTO {dbmod.LOG_TABLE} (seq, type, body) VALUES (?, ?, ?)",
-                            (seq + 1, pending.cmd.TYPE, text),
-                        )
-                        pending.result = self._apply_one(db, pending.cmd)
-                        conn.execute("RELEASE command")
-                        seq += 1
-                    except Exception as exc:  # noqa: BLE001 - a bug in one apply must not stop the writer
-                        conn.execute("ROLLBACK TO command")
-                        conn.execute("RELEASE command")
-                        if isinstance(exc, CloudboxError):
-                            pending.error = exc
-                        else:
-                            log.exception("apply of %s failed", pending.cmd.TYPE)
-                            pending.error = CloudboxError(f"internal error applying {pending.cmd.TYPE}")
+                    seq = self._apply_logged(conn, db, pending, seq, cmds.encode(pending.cmd))
                 conn.execute("COMMIT")
                 self.last_seq = seq
             except BaseException as exc:
@@ -172,6 +321,28 @@ class StateEngine:
                     pending.result = None
                     pending.error = Unavailable(f"the database refused the write: {exc}")
                 log.exception("commit of a batch of %d commands failed", len(batch))
+
+    def _apply_logged(self, conn: sqlite3.Connection, db: sqlite_utils.Database, pending: _Pending,
+                      seq: int, text: str) -> int:
+        """Log and apply one command in its own savepoint; returns the new last seq."""
+        conn.execute("SAVEPOINT command")
+        try:
+            conn.execute(
+                f"INSERT INTO {dbmod.LOG_TABLE} (seq, type, body) VALUES (?, ?, ?)",
+                (seq + 1, pending.cmd.TYPE, text),
+            )
+            pending.result = self._apply_one(db, pending.cmd)
+            conn.execute("RELEASE command")
+            return seq + 1
+        except Exception as exc:  # noqa: BLE001 - a bug in one apply must not stop the writer
+            conn.execute("ROLLBACK TO command")
+            conn.execute("RELEASE command")
+            if isinstance(exc, CloudboxError):
+                pending.error = exc
+            else:
+                log.exception("apply of %s failed", pending.cmd.TYPE)
+                pending.error = CloudboxError(f"internal error applying {pending.cmd.TYPE}")
+            return seq
 
     def _apply_one(self, db: sqlite_utils.Database, cmd: cmds.Command) -> Any:
         store = self.stores.get(cmd.service)
@@ -215,6 +386,35 @@ class StateEngine:
         assert self._writer is not None
         with self._write_lock:
             return dbmod.table_hashes(self._writer)
+
+    def state_at(self) -> tuple[int, dict[str, str]]:
+        """(applied revision, table hashes), read together."""
+        assert self._writer is not None
+        with self._write_lock:
+            return self.applied_revision, dbmod.table_hashes(self._writer)
+
+    def snapshot_to(self, path: Path) -> int:
+        """A consistent copy of the database at ``path`` (no node-local rows but the revision);
+        returns the cluster revision it holds."""
+        assert self._writer is not None
+        with self._write_lock:
+            revision = self.applied_revision
+            target = sqlite3.connect(str(path))
+            try:
+                self._writer.backup(target)
+            finally:
+                target.close()
+        copy = sqlite3.connect(str(path), isolation_level=None)
+        try:
+            names = [r[0] for r in copy.execute("SELECT name FROM sqlite_master WHERE type='table' AND name LIKE 'local_%'")]
+            for name in names:
+                copy.execute(f'DELETE FROM "{name}"')
+            copy.execute("INSERT OR REPLACE INTO local_cluster (key, value) VALUES ('applied_revision', ?)",
+                         (str(revision),))
+            copy.execute("PRAGMA journal_mode=DELETE")
+        finally:
+            copy.close()
+        return revision
 
 
 def replay(entries: Sequence[str], path: Path | str, stores: Sequence[StoreSpec]) -> dict[str, str]:

@@ -1,0 +1,155 @@
+"""A small async client of etcd's v3 JSON gateway (httpx, mutual TLS with the cluster CA).
+
+Only what the replicated log needs: put, range, watch, compaction, status and
+membership.  etcd encodes keys and values as base64 and 64-bit numbers as
+strings; this module hides both.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Sequence
+
+import httpx
+
+from cloudbox.errors import Unavailable
+
+
+def b64(data: bytes | str) -> str:
+    return base64.b64encode(data.encode() if isinstance(data, str) else data).decode()
+
+
+def unb64(text: str | None) -> bytes:
+    return base64.b64decode(text or "")
+
+
+class Compacted(Exception):
+    """The watch asked for revisions that etcd has compacted away."""
+
+    def __init__(self, compact_revision: int) -> None:
+        super().__init__(f"etcd compacted its history up to revision {compact_revision}")
+        self.compact_revision = compact_revision
+
+
+@dataclass(frozen=True)
+class Event:
+    revision: int
+    key: bytes
+    value: bytes
+
+
+def tls_context(ca: str, cert: str, key: str) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=ca)
+    ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+class EtcdClient:
+    """Talks to the first endpoint that answers; ``timeout`` bounds every call but watches."""
+
+    def __init__(self, endpoints: Sequence[str], ssl_context: ssl.SSLContext | None, *,
+                 timeout: float = 3.0) -> None:
+        if not endpoints:
+            raise ValueError("etcd needs at least one endpoint")
+        self.endpoints = list(endpoints)
+        self._watch_order = list(endpoints)  # the first (this node's own member) is preferred for watches
+        self.timeout = timeout
+        self._http = httpx.AsyncClient(verify=ssl_context if ssl_context is not None else False,
+                                       timeout=httpx.Timeout(timeout, connect=min(timeout, 2.0)))
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _call(self, path: str, body: dict[str, Any], *, timeout: float | None = None) -> dict[str, Any]:
+        errors = []
+        for endpoint in list(self.endpoints):
+            try:
+                resp = await self._http.post(endpoint + path, json=body,
+                                             timeout=timeout if timeout is not None else self.timeout)
+            except httpx.TimeoutException:
+                errors.append(f"{endpoint}: no answer within {timeout or self.timeout:g} s")
+                continue
+            except httpx.HTTPError as exc:
+                errors.append(f"{endpoint}: {exc or type(exc).__name__}")
+                continue
+            if resp.status_code == 200:
+                # Prefer the endpoint that answered next time.
+                if self.endpoints[0] != endpoint:
+                    self.endpoints.remove(endpoint)
+                    self.endpoints.insert(0, endpoint)
+                return resp.json()
+            try:
+                message = resp.json().get("message") or resp.text
+            except ValueError:
+                message = resp.text
+            errors.append(f"{endpoint}: {resp.status_code} {message.strip()[:200]}")
+        raise Unavailable("etcd did not accept the request (" + "; ".join(errors) + ")")
+
+    # --- keys ------------------------------------------------------------------------------
+    async def put(self, key: str, value: bytes) -> int:
+        """Store ``value`` at ``key``; returns the revision of the write."""
+        reply = await self._call("/v3/kv/put", {"key": b64(key), "value": b64(value)})
+        return int(reply["header"]["revision"])
+
+    async def get(self, key: str) -> tuple[bytes | None, int]:
+        """(value or None, the store's current revision); a linearizable read."""
+        reply = await self._call("/v3/kv/range", {"key": b64(key)})
+        kvs = reply.get("kvs") or []
+        return (unb64(kvs[0].get("value")) if kvs else None), int(reply["header"]["revision"])
+
+    async def revision(self) -> int:
+        return (await self.get("/cloudbox/none"))[1]
+
+    async def compact(self, revision: int) -> None:
+        await self._call("/v3/kv/compaction", {"revision": revision})
+
+    async def watch(self, key: str, start_revision: int) -> AsyncIterator[Event]:
+        """Every write to ``key`` from ``start_revision`` on, in revision order; raises
+        ``Compacted`` when etcd no longer has ``start_revision``, ``Unavailable`` on a broken stream."""
+        body = {"create_request": {"key": b64(key), "start_revision": start_revision, "progress_notify": True}}
+        endpoint = self._watch_order[0]
+        try:
+            async with self._http.stream("POST", endpoint + "/v3/watch", json=body,
+                                         timeout=httpx.Timeout(self.timeout, read=None)) as resp:
+                if resp.status_code != 200:
+                    raise Unavailable(f"etcd refused the watch: {resp.status_code}")
+                async for line in resp.aiter_lines():
+                    if not line.strip():
+                        continue
+                    result = json.loads(line).get("result") or {}
+                    if result.get("canceled"):
+                        compact = int(result.get("compact_revision") or 0)
+                        if compact:
+                            raise Compacted(compact)
+                        raise Unavailable(f"etcd cancelled the watch: {result.get('cancel_reason', '')}")
+                    for ev in result.get("events") or []:
+                        if ev.get("type") == "DELETE":
+                            continue
+                        kv = ev["kv"]
+                        yield Event(int(kv["mod_revision"]), unb64(kv["key"]), unb64(kv.get("value")))
+        except httpx.HTTPError as exc:
+            self._watch_order.append(self._watch_order.pop(0))
+            raise Unavailable(f"the etcd watch at {endpoint} broke: {exc or type(exc).__name__}") from exc
+
+    # --- cluster ---------------------------------------------------------------------------
+    async def status(self) -> dict[str, Any]:
+        """The first answering member's status: its id, the leader's id, the raft term."""
+        reply = await self._call("/v3/maintenance/status", {})
+        return {"member_id": reply["header"]["member_id"], "leader": reply.get("leader"),
+                "raft_term": int(reply.get("raftTerm") or 0), "revision": int(reply["header"].get("revision") or 0)}
+
+    async def members(self) -> list[dict[str, Any]]:
+        reply = await self._call("/v3/cluster/member/list", {})
+        return [{"id": m["ID"], "name": m.get("name", ""), "peer_urls": m.get("peerURLs", []),
+                 "client_urls": m.get("clientURLs", [])} for m in reply.get("members", [])]
+
+    async def add_member(self, peer_url: str) -> dict[str, Any]:
+        reply = await self._call("/v3/cluster/member/add", {"peerURLs": [peer_url]}, timeout=10)
+        member = reply["member"]
+        return {"id": member["ID"], "peer_urls": member.get("peerURLs", [])}
+
+    async def remove_member(self, member_id: str) -> None:
+        await self._call("/v3/cluster/member/remove", {"ID": member_id}, timeout=10)

@@ -1,0 +1,477 @@
+"""The cluster service: this node's membership, its etcd member, heartbeats, and joins.
+
+A node starts alone (the log is a table of its SQLite file).  The first
+``join`` it accepts turns it into a cluster without stopping it: it starts an
+etcd member of its own, records etcd's current revision as applied, and
+switches the state engine to the log in etcd.  Joining nodes are added to etcd
+as learners (not counted for quorum until they have caught up) and promote
+themselves once their member is in sync; the first three nodes run etcd
+members, later ones are etcd clients only.
+
+This node's cluster settings live in ``<data-dir>/cluster.json`` (node-local,
+never replicated): whether it runs a member, its URLs, and the etcd endpoints.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import json
+import logging
+import os
+import secrets
+import shutil
+import ssl
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from cloudbox import pki
+from cloudbox.cluster import commands as c
+from cloudbox.cluster import store
+from cloudbox.cluster.etcd import EtcdClient, tls_context
+from cloudbox.cluster.etcd_server import EtcdMember, MemberConfig
+from cloudbox.cluster.replication import ReplicatedLog
+from cloudbox.errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable
+from cloudbox.identity.core import iso
+
+log = logging.getLogger("cloudbox.cluster")
+
+CLUSTER_FILE = "cluster.json"
+VOTERS = 3  # nodes that run an etcd member; later ones are clients only
+TOKEN_TTL = 3600
+ETCD_CLIENT_PORT = 2379
+ETCD_PEER_PORT = 2380
+TOKEN_VERSION = 1
+BARRIER_TIMEOUT = 1.0  # seconds a read waits for etcd's revision before it is served as is
+BARRIER_BACKOFF = 2.0  # seconds reads skip the barrier after etcd did not answer
+FORWARD_HEADERS = {"x-auth-token", "content-type", "accept", "openstack-api-version", "x-openstack-request-id"}
+
+
+def now_iso() -> str:
+    return iso(time.time())
+
+
+def load_config(root: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((root / CLUSTER_FILE).read_text())
+    except FileNotFoundError:
+        return None
+
+
+def save_config(root: Path, config: dict[str, Any]) -> None:
+    tmp = root / f".{CLUSTER_FILE}.tmp"
+    tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, root / CLUSTER_FILE)
+
+
+def etcd_urls(address: str) -> tuple[str, str]:
+    host = f"[{address}]" if ":" in address else address
+    return f"https://{host}:{ETCD_CLIENT_PORT}", f"https://{host}:{ETCD_PEER_PORT}"
+
+
+# --- join tokens ---------------------------------------------------------------------------------
+def encode_token(body: dict[str, Any]) -> str:
+    raw = json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+    return "cbx1." + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_token(text: str) -> dict[str, Any]:
+    text = text.strip()
+    if not text.startswith("cbx1."):
+        raise BadRequest("This is not a cloudbox join token (it should start with 'cbx1.').")
+    payload = text[5:]
+    try:
+        body = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except ValueError as exc:
+        raise BadRequest(f"The join token is damaged: {exc}") from exc
+    missing = {"id", "name", "secret", "fingerprint", "addresses", "expires"} - set(body)
+    if missing or not isinstance(body.get("addresses"), list):
+        raise BadRequest(f"The join token lacks {', '.join(sorted(missing)) or 'addresses'}.")
+    return body
+
+
+def secret_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class ClusterService:
+    def __init__(self, node: Any) -> None:
+        self.node = node
+        self.engine = node.engine
+        self.data_dir = node.data_dir
+        self.config = load_config(self.data_dir.root)
+        self.client: EtcdClient | None = None
+        self.member: EtcdMember | None = None
+        self._nursery: trio.Nursery | None = None
+        self._join_lock = trio.Lock()
+        self._barrier_off_until = 0.0
+        self.running = False
+        if self.config is not None:
+            self._connect(self.config)
+
+    @property
+    def clustered(self) -> bool:
+        return self.engine.log is not None
+
+    def tls(self) -> ssl.SSLContext:
+        d = self.data_dir
+        return tls_context(str(d.ca_cert), str(d.node_cert), str(d.node_key))
+
+    def _connect(self, config: dict[str, Any]) -> None:
+        self.client = EtcdClient(config["endpoints"], self.tls())
+        self.engine.log = ReplicatedLog(self.client, self.node.node_id, self.node.name)
+
+    def _member_config(self, config: dict[str, Any]) -> MemberConfig:
+        d = self.data_dir
+        return MemberConfig(
+            name=self.node.node_id, data_dir=d.root / "etcd", client_url=config["client_url"],
+            peer_url=config["peer_url"], initial_cluster=config["initial_cluster"],
+            initial_state=config["initial_state"], ca=d.ca_cert, cert=d.node_cert, key=d.node_key)
+
+    # --- running ------------------------------------------------------------------------------
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            if self.config is not None and self.config.get("member"):
+                self.member = EtcdMember(self._member_config(self.config), self.data_dir.root / "logs" / "etcd.log")
+                await nursery.start(self.member.run)
+                if self.config.get("learner_id"):
+                    nursery.start_soon(self._promote, self.config["learner_id"])
+            self.running = True
+            task_status.started()
+            try:
+                await trio.sleep_forever()
+            finally:
+                self.running = False
+                if self.client is not None:
+                    with trio.CancelScope(shield=True):
+                        await self.client.aclose()
+
+    async def wait_writable(self) -> None:
+        """In a cluster: wait until a majority of etcd answers, then until this node has applied
+        the log up to that point (so that it serves no stale reads and its start-up writes commit)."""
+        if self.client is None:
+            return
+        waited = 0.0
+        while True:
+            try:
+                revision = await self.client.revision()
+                break
+            except Unavailable as exc:
+                if waited % 5 < 0.5:
+                    log.warning("waiting for a majority of the cluster's etcd members", extra={"why": exc.message})
+                await trio.sleep(0.5)
+                waited += 0.5
+        while self.engine.applied_revision < revision:
+            await trio.sleep(0.05)
+        log.info("caught up with the cluster", extra={"revision": revision})
+
+    async def read_barrier(self) -> None:
+        """Before a read in a cluster: apply the log up to etcd's current revision, so that a write
+        acknowledged by any node is visible here.  Without a quorum the read is served as is."""
+        if self.client is None or time.monotonic() < self._barrier_off_until:
+            return
+        try:
+            with trio.fail_after(BARRIER_TIMEOUT):
+                revision = await self.client.revision()
+                while self.engine.applied_revision < revision:
+                    await self.engine.applied.wait()
+        except (Unavailable, trio.TooSlowError):
+            self._barrier_off_until = time.monotonic() + BARRIER_BACKOFF  # stale reads beat hung reads
+
+    async def start_background(self) -> None:
+        """After the engine runs: register this node, then heartbeat while in a cluster."""
+        await self.register()
+        assert self._nursery is not None
+        self._nursery.start_soon(self._heartbeats)
+
+    async def register(self) -> None:
+        mine = self._own_row()
+        rows = await self.engine.read(store.nodes)
+        current = next((r for r in rows if r["id"] == mine["id"]), None)
+        if current is None or any(current[k] != mine[k] for k in ("name", "api_url", "peer_url", "tunnel_ip", "etcd_member")):
+            await self.engine.propose(c.RegisterNode({**mine, "joined_at": current["joined_at"] if current else mine["joined_at"]}))
+
+    def _own_row(self) -> dict[str, Any]:
+        at = now_iso()
+        return {"id": self.node.node_id, "name": self.node.name, "api_url": self.node.url, "peer_url": self.node.peer_url,
+                "tunnel_ip": self.node.tunnel_ip, "etcd_member": bool(self.config and self.config.get("member")),
+                "joined_at": at, "heartbeat_at": at, "capacity": {}}
+
+    async def _heartbeats(self) -> None:
+        while True:
+            if self.clustered:
+                try:
+                    await self.engine.propose(c.Heartbeat(self.node.node_id, now_iso(), await self.capacity()))
+                except Unavailable as exc:
+                    log.warning("heartbeat not committed", extra={"why": exc.message})
+                except NotFound:
+                    log.error("this node is no longer a member of the cluster")
+            await trio.sleep(store.HEARTBEAT_EVERY)
+
+    async def capacity(self) -> dict[str, Any]:
+        info = self.node.compute.host_info
+        servers = await self.engine.read(
+            lambda db, host: db.execute("SELECT count(*) FROM servers WHERE host = ?", [host]).fetchone()[0],
+            self.node.compute.host)
+        out: dict[str, Any] = {"servers": servers}
+        if info is not None:
+            out.update({"vcpus": info.vcpus, "memory_mb": info.memory_mb, "disk_gb": info.disk_gb})
+        return out
+
+    async def _promote(self, learner_id: str) -> None:
+        """Promote this node's etcd learner to a voter once it has caught up."""
+        assert self.client is not None
+        for _ in range(600):
+            try:
+                await self.client._call("/v3/cluster/member/promote", {"ID": learner_id}, timeout=5)
+                log.info("etcd member promoted to voter", extra={"member": learner_id})
+                break
+            except Unavailable as exc:
+                if "not a learner" in exc.message or "member not found" in exc.message:
+                    break
+                await trio.sleep(0.5)
+        config = dict(self.config or {})
+        config.pop("learner_id", None)
+        self.config = config
+        save_config(self.data_dir.root, config)
+
+    # --- views --------------------------------------------------------------------------------
+    async def nodes(self) -> list[dict[str, Any]]:
+        rows = await self.engine.read(store.nodes, time.time())
+        if not self.clustered:
+            for row in rows:
+                row["up"] = row["id"] == self.node.node_id  # alone: this node is up while it serves
+        for row in rows:
+            row["role"] = "voter" if row["etcd_member"] else ("client" if self.clustered else "single")
+        return rows
+
+    async def etcd_view(self) -> dict[str, Any]:
+        if self.client is None:
+            return {"leader": None, "members": [], "clustered": False}
+        status = await self.client.status()
+        members = await self.client.members()
+        names = {r["id"]: r["name"] for r in await self.engine.read(store.nodes)}
+        by_member = {m["id"]: names.get(m["name"], m["name"]) for m in members}
+        return {"clustered": True, "leader": by_member.get(status["leader"]),
+                "members": sorted(by_member.values()), "raft_term": status["raft_term"]}
+
+    # --- talking to other nodes ----------------------------------------------------------------
+    def peer_client(self, timeout: float = 30.0) -> Any:
+        import httpx
+
+        return httpx.AsyncClient(verify=self.tls(), timeout=httpx.Timeout(timeout, connect=3.0))
+
+    async def node_of_host(self, host: str) -> dict[str, Any]:
+        """The live member that runs compute host ``host`` (Unavailable when it is down)."""
+        rows = await self.engine.read(
+            lambda db, h: [r[0] for r in db.execute("SELECT node_id FROM compute_hosts WHERE name = ?", [h])], host)
+        nodes = {n["id"]: n for n in await self.nodes()}
+        node = nodes.get(rows[0]) if rows else None
+        if node is None:
+            raise Unavailable(f"Compute host {host} is not a member of the cluster.")
+        if not node["up"]:
+            raise Unavailable(f"Compute host {host} is down (no heartbeat since {node['heartbeat_at']}).")
+        return node
+
+    async def forward(self, request: Any, host: str) -> tuple[int, bytes, dict[str, str]]:
+        """Send this API request on to the node of compute host ``host``, over the peer port."""
+        node = await self.node_of_host(host)
+        headers = {k: v for k, v in request.headers.items()
+                   if k.lower() in FORWARD_HEADERS or k.lower().startswith("x-openstack")}
+        headers["X-Cloudbox-Forwarded-By"] = self.node.name
+        body = await request.get_data()
+        url = node["peer_url"] + request.full_path.rstrip("?")
+        import httpx
+
+        try:
+            async with self.peer_client() as client:
+                resp = await client.request(request.method, url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise Unavailable(f"Compute host {host} did not answer: {exc or type(exc).__name__}") from exc
+        keep = {k: v for k, v in resp.headers.items() if k.lower() in ("content-type", "location")
+                or k.lower().startswith(("openstack-api", "x-openstack"))}
+        return resp.status_code, resp.content, keep
+
+    # --- tokens and joins ---------------------------------------------------------------------
+    async def create_token(self, name: str, ttl: int) -> str:
+        if not name or len(name) > 63 or not all(ch.isalnum() or ch in "-_." for ch in name):
+            raise BadRequest("A node name is 1-63 letters, digits, '-', '_' or '.'.")
+        if not 1 <= ttl <= 7 * 86400:
+            raise BadRequest("ttl must be between 1 second and 7 days.")
+        secret = secrets.token_urlsafe(32)
+        token_id = uuid.uuid4().hex
+        now = time.time()
+        await self.engine.propose(c.CreateJoinToken(token_id, name, secret_hash(secret), iso(now), iso(now + ttl)))
+        addresses = [n["api_url"] for n in await self.nodes() if n["up"]] or [self.node.url]
+        if self.node.url in addresses:  # this node first: it made the token
+            addresses.remove(self.node.url)
+            addresses.insert(0, self.node.url)
+        return encode_token({"v": TOKEN_VERSION, "id": token_id, "name": name, "secret": secret,
+                             "fingerprint": pki.fingerprint(self.data_dir.ca_cert.read_bytes()),
+                             "addresses": addresses, "expires": iso(now + ttl)})
+
+    async def accept_join(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Check a join request; if good, add the node (and an etcd learner) and sign its certificate.
+
+        Every check that can refuse runs before anything is written; the token is consumed in
+        the same command that adds the node, so a token is good for one node only."""
+        for key in ("token_id", "secret", "name", "csr", "address"):
+            if not isinstance(body.get(key), str) or not body[key]:
+                raise BadRequest(f"The join request lacks {key!r}.")
+        row = await self.engine.read(store.token, body["token_id"])
+        if row is None or not hmac.compare_digest(row["secret_hash"], secret_hash(body["secret"])):
+            raise Forbidden("The join token is not valid for this cluster (unknown token or wrong secret).")
+        if row["used_at"] is not None:
+            raise Forbidden("The join token was used already; ask for a new one with `cloudbox cluster add`.")
+        if store.parse_iso(row["expires_at"]) < time.time():
+            raise Forbidden("The join token has expired; ask for a new one with `cloudbox cluster add`.")
+        if row["name"] != body["name"]:
+            raise Forbidden(f"The join token is for node {row['name']!r}, not {body['name']!r}.")
+        address = body["address"]
+        api_url = body.get("api_url") or f"https://{address}:8443"
+        peer_url = body.get("peer_url") or f"https://{address}:{self.node.peer_port}"
+        names = ["localhost", "127.0.0.1", "::1", body["name"], address]
+        try:
+            cert_pem = pki.sign_csr(self._ca(), body["csr"].encode(), body["name"], names,
+                                    dt.datetime.now(dt.timezone.utc))
+        except ValueError as exc:
+            raise BadRequest(f"The join request's CSR is unusable: {exc}") from exc
+        async with self._join_lock:
+            if not self.clustered:
+                await self._become_cluster()
+            assert self.client is not None
+            members = await self.client.members()
+            voter = len(members) < VOTERS
+            node_id = uuid.uuid4().hex
+            at = now_iso()
+            node_row = {"id": node_id, "name": body["name"], "api_url": api_url, "peer_url": peer_url,
+                        "tunnel_ip": address,
+                        "etcd_member": voter, "joined_at": at, "heartbeat_at": at, "capacity": {}}
+            await self.engine.propose(c.ConsumeJoinToken(body["token_id"], at, node_row))
+            client_url, etcd_peer = etcd_urls(address)
+            learner_id = None
+            try:
+                if voter:
+                    added = await self.client._call(
+                        "/v3/cluster/member/add", {"peerURLs": [etcd_peer], "isLearner": True}, timeout=10)
+                    learner_id = added["member"]["ID"]
+                    members = [m for m in await self.client.members()]
+            except Exception:
+                with trio.CancelScope(shield=True):
+                    await self.engine.propose(c.RemoveNode(node_id, now_iso()))
+                raise
+        initial = []
+        for m in members:
+            name = m["name"] or (node_id if m["id"] == learner_id else "")
+            if name:
+                initial.extend(f"{name}={u}" for u in m["peer_urls"])
+        endpoints = [u for m in members if m["client_urls"] for u in m["client_urls"]]
+        log.info("node joined", extra={"node": body["name"], "node_id": node_id, "voter": voter})
+        return {
+            "node_id": node_id, "cert": cert_pem.decode(), "ca": self.data_dir.ca_cert.read_text(),
+            "ca_key": self.data_dir.ca_key.read_text(),
+            "settings": {k: v for k, v in self.node.settings.as_dict().items() if _cluster_scope(k)},
+            "cluster": {"member": voter, "client_url": client_url, "peer_url": etcd_peer,
+                        "initial_cluster": ",".join(initial), "initial_state": "existing",
+                        "endpoints": ([client_url] if voter else []) + endpoints,
+                        **({"learner_id": learner_id} if learner_id else {})},
+            "snapshot_from": self.node.peer_url,
+        }
+
+    async def abort_join(self, body: dict[str, Any]) -> None:
+        """Undo an accepted join whose node never came up (it asks with the token's secret)."""
+        row = await self.engine.read(store.token, body["token_id"])
+        if row is None or not hmac.compare_digest(row["secret_hash"], secret_hash(body["secret"])):
+            raise Forbidden("The join token is not valid for this cluster (unknown token or wrong secret).")
+        try:
+            node = await self.engine.read(store.get_node, body["node_id"])
+        except NotFound:
+            return
+        if node["name"] != row["name"]:
+            raise Forbidden("That node did not join with this token.")
+        if node["heartbeat_at"] != node["joined_at"]:
+            raise Conflict(f"Node {node['name']} has served already; remove it with `cloudbox cluster remove`.")
+        await self.remove(node["id"], force=True)
+
+    def _ca(self) -> pki.KeyPair:
+        try:
+            return pki.KeyPair(self.data_dir.ca_cert.read_bytes(), self.data_dir.ca_key.read_bytes())
+        except FileNotFoundError as exc:
+            raise Conflict("This node does not hold the cluster CA's key; add nodes from another member.") from exc
+
+    async def _become_cluster(self) -> None:
+        """Start this single node's etcd member and move the state engine's log into it."""
+        address = self.node.tunnel_ip
+        client_url, peer_url = etcd_urls(address)
+        config = {"member": True, "client_url": client_url, "peer_url": peer_url,
+                  "initial_cluster": f"{self.node.node_id}={peer_url}", "initial_state": "new",
+                  "endpoints": [client_url]}
+        etcd_dir = self.data_dir.root / "etcd"
+        shutil.rmtree(etcd_dir, ignore_errors=True)  # a member of an earlier attempt that never served
+        member = EtcdMember(self._member_config(config), self.data_dir.root / "logs" / "etcd.log")
+        client = EtcdClient(config["endpoints"], self.tls())
+        assert self._nursery is not None
+        scope = trio.CancelScope()
+
+        async def keep(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+            with scope:
+                await member.run(task_status=task_status)
+
+        await self._nursery.start(keep)
+        try:
+            revision = await _wait_ready(client, 30)
+        except BaseException:
+            scope.cancel()
+            await client.aclose()
+            shutil.rmtree(etcd_dir, ignore_errors=True)
+            raise
+        save_config(self.data_dir.root, config)
+        self.config, self.client, self.member = config, client, member
+        await self.engine.join_cluster(ReplicatedLog(client, self.node.node_id, self.node.name), revision)
+        await self.register()
+        log.info("this node now keeps its log in etcd", extra={"revision": revision, "etcd": client_url})
+
+    async def remove(self, key: str, force: bool) -> dict[str, Any]:
+        """Take a node out of the cluster: its etcd member, its row, its compute host."""
+        node = await self.engine.read(store.get_node, key)
+        if node["id"] == self.node.node_id:
+            raise Conflict("A node cannot remove itself; remove it from another member.")
+        servers = await self.engine.read(
+            lambda db, name: [r[0] for r in db.execute("SELECT id FROM servers WHERE host = ?", [name])],
+            node["name"])
+        if servers and not force:
+            raise Conflict(f"Node {node['name']} still has {len(servers)} server(s); move or delete them "
+                           "(or evacuate them), or remove it with --force.")
+        if self.client is not None:
+            for member in await self.client.members():
+                if member["name"] == node["id"] or any(f"//{node['tunnel_ip']}:" in u for u in member["peer_urls"]):
+                    await self.client.remove_member(member["id"])
+        removed = await self.engine.propose(c.RemoveNode(node["id"], now_iso()))
+        log.info("node removed", extra={"node": node["name"], "node_id": node["id"], "servers": len(servers)})
+        return removed
+
+
+def _cluster_scope(name: str) -> bool:
+    from cloudbox.settings import BY_NAME
+
+    return BY_NAME[name].scope == "cluster"
+
+
+async def _wait_ready(client: EtcdClient, seconds: float) -> int:
+    """Wait until etcd answers a linearizable read; returns its revision."""
+    last: Exception | None = None
+    with trio.move_on_after(seconds):
+        while True:
+            try:
+                return await client.revision()
+            except Unavailable as exc:
+                last = exc
+                await trio.sleep(0.2)
+    raise Unavailable(f"etcd did not become ready within {seconds:g} s: {last}")

@@ -1,0 +1,125 @@
+"""Cluster tables: the members of the cloud and the join tokens.
+
+``cluster_nodes`` holds one row per node (a single node has its own row too):
+where its API and tunnel endpoint are, whether it runs an etcd member, and its
+last heartbeat.  Whether a node is *up* is decided at read time from the
+heartbeat's age (``DOWN_AFTER``), never in apply.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import sqlite_utils
+
+from cloudbox.cluster import commands as c
+from cloudbox.errors import Conflict, NotFound
+from cloudbox.state.migrations import StoreSpec
+
+HEARTBEAT_EVERY = 5.0  # seconds between a node's heartbeats
+DOWN_AFTER = 20.0  # a node whose last heartbeat is older than this is down
+
+MIGRATIONS = [
+    """
+    CREATE TABLE cluster_nodes (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, api_url TEXT NOT NULL, peer_url TEXT NOT NULL,
+        tunnel_ip TEXT NOT NULL, etcd_member INTEGER NOT NULL DEFAULT 0,
+        joined_at TEXT NOT NULL, heartbeat_at TEXT NOT NULL, capacity TEXT NOT NULL DEFAULT '{}');
+    CREATE TABLE cluster_join_tokens (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL, secret_hash TEXT NOT NULL,
+        created_at TEXT NOT NULL, expires_at TEXT NOT NULL, used_at TEXT);
+    """,
+]
+
+
+def _decode(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    out = dict(row)
+    out["capacity"] = json.loads(out["capacity"])
+    out["etcd_member"] = bool(out["etcd_member"])
+    return out
+
+
+def parse_iso(text: str) -> float:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def nodes(db: sqlite_utils.Database, now: float | None = None) -> list[dict[str, Any]]:
+    """Every member, by name; with ``now`` (a unix time) each carries ``up``: heartbeat fresh."""
+    rows = [_decode(r) for r in db.query("SELECT * FROM cluster_nodes ORDER BY name")]
+    if now is not None:
+        for row in rows:
+            row["up"] = now - parse_iso(row["heartbeat_at"]) <= DOWN_AFTER
+    return rows  # type: ignore[return-value]
+
+
+def live_nodes(db: sqlite_utils.Database, now: float) -> list[dict[str, Any]]:
+    """The members that are up at ``now``."""
+    return [n for n in nodes(db, now) if n["up"]]
+
+
+def get_node(db: sqlite_utils.Database, key: str) -> dict[str, Any]:
+    """A member by id or name."""
+    rows = list(db.query("SELECT * FROM cluster_nodes WHERE id = ? OR name = ?", [key, key]))
+    if not rows:
+        raise NotFound(f"No cluster node {key!r}.")
+    return _decode(rows[0])  # type: ignore[return-value]
+
+
+def token(db: sqlite_utils.Database, token_id: str) -> dict[str, Any] | None:
+    rows = list(db.query("SELECT * FROM cluster_join_tokens WHERE id = ?", [token_id]))
+    return rows[0] if rows else None
+
+
+def _insert_node(db: sqlite_utils.Database, row: dict[str, Any], *, replace: bool) -> None:
+    values = {**row, "capacity": json.dumps(row.get("capacity") or {}, sort_keys=True),
+              "etcd_member": int(bool(row.get("etcd_member")))}
+    clash = list(db.query("SELECT id FROM cluster_nodes WHERE name = ? AND id != ?", [row["name"], row["id"]]))
+    if clash:
+        raise Conflict(f"A cluster node named {row['name']!r} exists already.")
+    if not replace and list(db.query("SELECT id FROM cluster_nodes WHERE id = ?", [row["id"]])):
+        raise Conflict(f"Cluster node {row['id']} exists already.")
+    db["cluster_nodes"].insert(values, replace=True)
+
+
+def apply(db: sqlite_utils.Database, cmd: Any) -> Any:
+    if isinstance(cmd, c.RegisterNode):
+        _insert_node(db, cmd.row, replace=True)
+        return get_node(db, cmd.row["id"])
+    if isinstance(cmd, c.CreateJoinToken):
+        if list(db.query("SELECT id FROM cluster_nodes WHERE name = ?", [cmd.name])):
+            raise Conflict(f"A cluster node named {cmd.name!r} exists already.")
+        db["cluster_join_tokens"].insert({
+            "id": cmd.id, "name": cmd.name, "secret_hash": cmd.secret_hash,
+            "created_at": cmd.created_at, "expires_at": cmd.expires_at, "used_at": None})
+        return token(db, cmd.id)
+    if isinstance(cmd, c.ConsumeJoinToken):
+        row = token(db, cmd.id)
+        if row is None:
+            raise Conflict("The join token is unknown to this cluster.")
+        if row["used_at"] is not None:
+            raise Conflict("The join token was used already; ask for a new one with `cloudbox cluster add`.")
+        if parse_iso(cmd.at) > parse_iso(row["expires_at"]):
+            raise Conflict("The join token has expired; ask for a new one with `cloudbox cluster add`.")
+        if cmd.row["name"] != row["name"]:
+            raise Conflict(f"The join token is for node {row['name']!r}, not {cmd.row['name']!r}.")
+        db.execute("UPDATE cluster_join_tokens SET used_at = ? WHERE id = ?", [cmd.at, cmd.id])
+        _insert_node(db, cmd.row, replace=False)
+        return get_node(db, cmd.row["id"])
+    if isinstance(cmd, c.Heartbeat):
+        found = db.execute("UPDATE cluster_nodes SET heartbeat_at = ?, capacity = ? WHERE id = ?",
+                           [cmd.at, json.dumps(cmd.capacity, sort_keys=True), cmd.node_id]).rowcount
+        if not found:
+            raise NotFound(f"No cluster node {cmd.node_id}.")
+        return None
+    if isinstance(cmd, c.RemoveNode):
+        node = get_node(db, cmd.node_id)
+        db.execute("DELETE FROM cluster_nodes WHERE id = ?", [cmd.node_id])
+        return node
+    raise NotFound(f"unknown cluster command {type(cmd).__name__}")
+
+
+STORE = StoreSpec("cluster", MIGRATIONS, apply)
