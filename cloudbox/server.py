@@ -70,6 +70,7 @@ class Node:
             "cluster": lambda: self.cluster.running,
         }
         self.image = ImageService(self.engine, settings, data_dir.root / "images", self.node_id)
+        self.image.cluster = self.cluster
         self.checks["image"] = lambda: self.image.running
         self.network = NetworkService(self.engine, self.settings, self.node_id, self.name)
         self.checks["network"] = lambda: self.network.running

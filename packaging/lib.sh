@@ -5,7 +5,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${CLOUDBOX_VENV:-$REPO/.venv}
 
 # Debian packages the node needs at run time.
-RUNTIME_PACKAGES=(python3 python3-venv python3-dev gcc pkg-config openssl ca-certificates iproute2 dnsmasq-base dnsmasq-utils nftables qemu-utils qemu-system-x86 libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-dev)
+RUNTIME_PACKAGES=(python3 etcd-server python3-venv python3-dev gcc pkg-config openssl ca-certificates iproute2 dnsmasq-base dnsmasq-utils nftables qemu-utils qemu-system-x86 libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-dev)
 
 say() { printf '==> %s\n' "$*"; }
 
@@ -26,6 +26,10 @@ install_os_packages() {
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq
         apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+    # Debian's etcd-server enables a stand-alone etcd of its own; cloudbox runs its members itself.
+    if [ -d /run/systemd/system ] && systemctl is-enabled --quiet etcd 2>/dev/null; then
+        systemctl disable --now etcd >/dev/null 2>&1 || true
     fi
 }
 

@@ -125,7 +125,7 @@ class ClusterService:
 
     def _connect(self, config: dict[str, Any]) -> None:
         self.client = EtcdClient(config["endpoints"], self.tls())
-        self.engine.log = ReplicatedLog(self.client, self.node.node_id, self.node.name)
+        self.engine.log = ReplicatedLog(self.client, self.node.node_id, self.node.name, self.catch_up)
 
     def _member_config(self, config: dict[str, Any]) -> MemberConfig:
         d = self.data_dir
@@ -152,6 +152,31 @@ class ClusterService:
                 if self.client is not None:
                     with trio.CancelScope(shield=True):
                         await self.client.aclose()
+
+    async def catch_up(self, compact_revision: int) -> None:
+        """This node is behind etcd's compacted history: copy a snapshot from a live peer."""
+        for peer in [n for n in await self.nodes() if n["up"] and n["id"] != self.node.node_id]:
+            tmp = self.data_dir.root / f".catch-up-{uuid.uuid4().hex}.db"
+            try:
+                async with self.peer_client(timeout=120) as client:
+                    async with client.stream("GET", f"{peer['peer_url']}/cloudbox/v1/cluster/snapshot") as resp:
+                        if resp.status_code != 200:
+                            continue
+                        revision = int(resp.headers["X-Cloudbox-Revision"])
+                        if revision < compact_revision:
+                            continue  # that peer is behind too
+                        with open(tmp, "wb") as out:
+                            async for chunk in resp.aiter_bytes(1 << 20):
+                                out.write(chunk)
+                await trio.to_thread.run_sync(self.engine.restore, tmp)
+                log.warning("caught up from a snapshot", extra={"from_node": peer["name"], "revision": revision,
+                                                                "compact_revision": compact_revision})
+                return
+            except Exception as exc:  # noqa: BLE001 - try the next peer
+                log.warning("snapshot from a peer failed", extra={"peer": peer["name"], "why": str(exc)})
+            finally:
+                tmp.unlink(missing_ok=True)
+        await trio.sleep(2)  # no peer could help now; the watch is retried
 
     async def wait_writable(self) -> None:
         """In a cluster: wait until a majority of etcd answers, then until this node has applied
@@ -267,6 +292,16 @@ class ClusterService:
         import httpx
 
         return httpx.AsyncClient(verify=self.tls(), timeout=httpx.Timeout(timeout, connect=3.0))
+
+    async def node(self, node_id: str) -> dict[str, Any]:
+        """A live member by id (Unavailable when it is down or gone)."""
+        nodes = {n["id"]: n for n in await self.nodes()}
+        node = nodes.get(node_id)
+        if node is None:
+            raise Unavailable(f"Node {node_id} is not a member of the cluster.")
+        if not node["up"]:
+            raise Unavailable(f"Node {node['name']} is down (no heartbeat since {node['heartbeat_at']}).")
+        return node
 
     async def node_of_host(self, host: str) -> dict[str, Any]:
         """The live member that runs compute host ``host`` (Unavailable when it is down)."""
@@ -434,7 +469,8 @@ class ClusterService:
             raise
         save_config(self.data_dir.root, config)
         self.config, self.client, self.member = config, client, member
-        await self.engine.join_cluster(ReplicatedLog(client, self.node.node_id, self.node.name), revision)
+        await self.engine.join_cluster(ReplicatedLog(client, self.node.node_id, self.node.name, self.catch_up),
+                                       revision)
         await self.register()
         log.info("this node now keeps its log in etcd", extra={"revision": revision, "etcd": client_url})
 

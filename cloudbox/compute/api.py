@@ -143,7 +143,9 @@ def build(svc: ComputeService) -> ApiSpec:
         from cloudbox.network import store as network_store
 
         found = await node.engine.read(network_store.server_addresses, [r["id"] for r in rows])
-        return [{**r, "addresses": found.get(r["id"], {})} for r in rows]
+        alive = await svc.alive_hosts()
+        return [{**r, "addresses": found.get(r["id"], {}),
+                 "host_down": alive is not None and r["host"] is not None and r["host"] not in alive} for r in rows]
 
     # --- version documents ------------------------------------------------------------
     @nova

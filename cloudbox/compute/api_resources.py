@@ -428,7 +428,9 @@ def routes(svc: ComputeService, nova: Callable[..., Any]) -> list[Route]:
             hosts = [store.decode(r) for r in db.query("SELECT * FROM compute_hosts ORDER BY name")]
             return [{**h, "availability_zone": store.host_zone(db, h)} for h in hosts]
 
-        return await engine.read(load)
+        hosts = await engine.read(load)
+        alive = await svc.alive_hosts()
+        return [{**h, "state": "up" if alive is None or h["name"] in alive else "down"} for h in hosts]
 
     @nova
     async def list_zones(call: Call, version: Version) -> Any:
@@ -448,7 +450,7 @@ def routes(svc: ComputeService, nova: Callable[..., Any]) -> list[Route]:
 
     async def _hypervisor(h: dict[str, Any], version: Version, detail: bool) -> dict[str, Any]:
         hid = hypervisor_id(h["name"]) if version >= (2, 53) else legacy_hypervisor_id(h["name"])
-        body: dict[str, Any] = {"id": hid, "hypervisor_hostname": h["name"], "state": "up",
+        body: dict[str, Any] = {"id": hid, "hypervisor_hostname": h["name"], "state": h.get("state", "up"),
                                 "status": "enabled" if h["enabled"] else "disabled"}
         if not detail:
             return body
@@ -517,7 +519,8 @@ def routes(svc: ComputeService, nova: Callable[..., Any]) -> list[Route]:
             for binary in ("nova-scheduler", "nova-compute"):
                 out.append({"id": hypervisor_id(binary + h["name"]), "binary": binary, "host": h["name"],
                             "zone": h["availability_zone"] if binary == "nova-compute" else "internal",
-                            "status": "enabled" if h["enabled"] else "disabled", "state": "up",
+                            "status": "enabled" if h["enabled"] else "disabled",
+                            "state": h["state"] if binary == "nova-compute" else "up",
                             "updated_at": h["updated_at"], "disabled_reason": None, "forced_down": False})
         return {"services": out}
 

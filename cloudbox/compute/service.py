@@ -617,6 +617,12 @@ class ComputeService:
             if owner is None:
                 log.warning("orphan guest removed", extra={"server_id": sid})
                 await self.driver.destroy(sid)
+            elif owner["host"] not in (self.host, None) and self.node.cluster.clustered:
+                # Evacuated while this node was down: the server runs elsewhere now (Nova does the same).
+                log.warning("evacuated guest removed: the server was rebuilt on another host",
+                            extra={"server_id": sid, "db_host": owner["host"]})
+                await self.driver.destroy(sid)
+                await trio.to_thread.run_sync(lambda: shutil.rmtree(self.instance_dir(sid), ignore_errors=True))
             elif owner["host"] not in (self.host, None):
                 log.warning("ghost guest: the database places it on another host",
                             extra={"server_id": sid, "db_host": owner["host"]})

@@ -73,7 +73,9 @@ def render_server(row: dict[str, Any], base: str, version: tuple[int, int], *, a
     else:
         flavor_view = {"id": flavor["id"], "links": link(base, "flavors", flavor["id"])}
     body: dict[str, Any] = {
-        "id": row["id"], "name": row["name"], "status": row["status"], "tenant_id": row["project_id"],
+        # A server whose host stopped heartbeating is shown UNKNOWN until the host is back or it is evacuated.
+        "id": row["id"], "name": row["name"], "status": "UNKNOWN" if row.get("host_down") else row["status"],
+        "tenant_id": row["project_id"],
         "user_id": row["user_id"], "metadata": row["metadata"], "hostId": _host_id(row),
         "image": {"id": row["image_id"], "links": link(base, "images", row["image_id"])} if row["image_id"] else "",
         "flavor": flavor_view, "created": row["created_at"], "updated": row["updated_at"],
@@ -114,7 +116,7 @@ def render_server(row: dict[str, Any], base: str, version: tuple[int, int], *, a
         body.update({"OS-EXT-SRV-ATTR:host": row["host"], "OS-EXT-SRV-ATTR:hypervisor_hostname": row["host"],
                      "OS-EXT-SRV-ATTR:instance_name": f"cloudbox-{row['id']}"})
     if version >= (2, 16):
-        body["host_status"] = "UP" if admin and row["host"] else ""
+        body["host_status"] = ("DOWN" if row.get("host_down") else "UP") if admin and row["host"] else ""
     return body
 
 

@@ -35,6 +35,8 @@ class ImageService:
         self.node_id = node_id
         self.clock = clock
         self._uploads: dict[str, str] = {}  # upload id -> image id, for uploads running on this node
+        self.cluster: Any = None  # the node's ClusterService: copies of images kept on other nodes
+        self._fetches: dict[str, trio.Lock] = {}
         self.running = False
 
     # --- plumbing --------------------------------------------------------------------
@@ -191,15 +193,86 @@ class ImageService:
             raise Forbidden("The requested image has been deactivated. Image data download is forbidden.")
         if image["status"] not in ("active", "deactivated"):
             return image, None
-        return image, await trio.to_thread.run_sync(self._open, image)
+        path = await self.local_data(image)
+        return image, await trio.to_thread.run_sync(self._open, image, path)
 
-    def _open(self, image: dict[str, Any]) -> BinaryIO:
-        if image["store_node"] != self.node_id:
-            raise Unavailable(f"The data of image {image['id']} is on node {image['store_node']}.")
+    def _open(self, image: dict[str, Any], path: Path) -> BinaryIO:
         try:
-            return open(self.files.path(image["id"]), "rb")
+            return open(path, "rb")
         except FileNotFoundError as exc:
             raise Unavailable(f"The data of image {image['id']} is missing from this node's image store.") from exc
+
+    async def local_data(self, image: dict[str, Any]) -> Path:
+        """The path of an active image's data on this node; data kept by another node is copied
+        here first (over the peer port), checked against the image's size and hash."""
+        path = self.files.path(image["id"])
+        if image["store_node"] == self.node_id or path.exists():
+            return path
+        if self.cluster is None or not self.cluster.clustered:
+            raise Unavailable(f"The data of image {image['id']} is on node {image['store_node']}.")
+        async with self._fetches.setdefault(image["id"], trio.Lock()):
+            if not path.exists():
+                await self._fetch(image, path)
+        return path
+
+    async def _fetch(self, image: dict[str, Any], path: Path) -> None:
+        import hashlib
+
+        import httpx
+
+        node = await self.cluster.node(image["store_node"])
+        fetch_id = "fetch" + uuid.uuid4().hex[:12]
+        tmp = self.files.temp_path(image["id"], fetch_id)
+        self._uploads[fetch_id] = image["id"]  # reconcile leaves the temp file alone
+        started = time.monotonic()
+        try:
+            digest, size = hashlib.sha512(), 0
+            async with self.cluster.peer_client(timeout=60) as client:
+                url = f"{node['peer_url']}/cloudbox/v1/cluster/images/{image['id']}/data"
+                async with client.stream("GET", url) as resp:
+                    if resp.status_code != 200:
+                        await resp.aread()
+                        raise Unavailable(f"Node {node['name']} did not send image {image['id']}: {resp.status_code}")
+                    with open(tmp, "wb") as out:
+                        async for chunk in resp.aiter_bytes(1 << 20):
+                            digest.update(chunk)
+                            size += len(chunk)
+                            await trio.to_thread.run_sync(out.write, chunk)
+                        await trio.to_thread.run_sync(out.flush)
+            if size != image["size"] or (image["os_hash_value"] and digest.hexdigest() != image["os_hash_value"]):
+                raise Unavailable(f"The copy of image {image['id']} from node {node['name']} is damaged "
+                                  f"({size} of {image['size']} bytes, or its hash differs).")
+            tmp.replace(path)
+            log.info("image copied from another node", extra={
+                "image_id": image["id"], "from_node": node["name"], "bytes": size,
+                "ms": round((time.monotonic() - started) * 1000, 1)})
+        except httpx.HTTPError as exc:
+            raise Unavailable(f"Could not copy image {image['id']} from node {node['name']}: {exc}") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
+            self._uploads.pop(fetch_id, None)
+
+    async def peer_download(self, image_id: str) -> Any:
+        """Another node's request for an image's data (the peer port checked its certificate)."""
+        from quart import Response
+
+        image = await self.read(store.must_get, image_id)
+        path = self.files.path(image_id)
+        if image["status"] not in ("active", "deactivated") or not path.exists():
+            raise NotFound(f"This node has no data of image {image_id}.")
+        file = await trio.to_thread.run_sync(open, path, "rb")
+
+        async def chunks() -> Any:
+            try:
+                while data := await trio.to_thread.run_sync(file.read, 1 << 20):
+                    yield data
+            finally:
+                file.close()
+
+        response = Response(chunks(), status=200, content_type="application/octet-stream",
+                            headers={"Content-Length": str(image["size"])})
+        response.timeout = None
+        return response
 
     # --- members -----------------------------------------------------------------------------
     async def members(self, ctx: Any, image_id: str) -> list[dict[str, Any]]:
@@ -238,9 +311,7 @@ class ImageService:
         image = await self._visible(ctx, image_id)
         if image["status"] != "active":
             raise Conflict(f"Image {image_id} is {image['status']}, not active.")
-        if image["store_node"] != self.node_id:
-            raise Unavailable(f"The data of image {image_id} is on node {image['store_node']}.")
-        return self.files.path(image_id), image
+        return await self.local_data(image), image
 
     async def store_file(self, image: dict[str, Any], path: Path) -> dict[str, Any]:
         """Fill a queued image (made with ``create``) from a finished file, moving it into the store.
@@ -296,9 +367,9 @@ class ImageService:
                 stale = upload_id not in running
             else:
                 state = states.get(name)
+                # Active images' data stays, kept here or copied from the node that keeps it.
                 stale = name not in busy_images and (
-                    state is None or state["status"] not in ("active", "deactivated")
-                    or state["store_node"] != self.node_id)
+                    state is None or state["status"] not in ("active", "deactivated"))
             if stale and await trio.to_thread.run_sync(self.files.remove, self.files.root / name):
                 removed += 1
                 log.info("removed an orphan file from the image store", extra={"file": name})

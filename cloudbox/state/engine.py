@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import threading
 import uuid
@@ -72,6 +73,9 @@ class StateEngine:
         self._write_lock = threading.Lock()  # the writer connection
         self._pool_lock = threading.Lock()  # the free list of readers
         self._free_readers: list[sqlite_utils.Database] = []
+        self._gate = threading.Condition()  # reads in flight, paused while a snapshot replaces the file
+        self._active_reads = 0
+        self._swapping = False
         self.last_seq = 0
         self.running = False
         self.from_here = True  # during listener calls: was the command proposed on this node
@@ -114,9 +118,13 @@ class StateEngine:
         self._free_readers = list(self._readers)
 
     def close(self) -> None:
+        self.close_connections()
+
+    def close_connections(self) -> None:
         for reader in self._readers:
             reader.conn.close()
         self._readers = []
+        self._free_readers = []
         if self._writer is not None:
             self._writer.close()
             self._writer = None
@@ -365,17 +373,45 @@ class StateEngine:
         return await trio.to_thread.run_sync(self.read_sync, fn, *args)
 
     def read_sync(self, fn: Callable[..., T], *args: Any) -> T:
-        with self._pool_lock:
-            db = self._free_readers.pop() if self._free_readers else None
-        if db is None:
-            db = sqlite_utils.Database(dbmod.connect(self.path, readonly=True))
-            with self._pool_lock:
-                self._readers.append(db)
+        with self._gate:
+            while self._swapping:
+                self._gate.wait()
+            self._active_reads += 1
         try:
-            return fn(db, *args)
-        finally:
             with self._pool_lock:
-                self._free_readers.append(db)
+                db = self._free_readers.pop() if self._free_readers else None
+            if db is None:
+                db = sqlite_utils.Database(dbmod.connect(self.path, readonly=True))
+                with self._pool_lock:
+                    self._readers.append(db)
+            try:
+                return fn(db, *args)
+            finally:
+                with self._pool_lock:
+                    self._free_readers.append(db)
+        finally:
+            with self._gate:
+                self._active_reads -= 1
+                self._gate.notify_all()
+
+    def restore(self, snapshot: Path) -> None:
+        """Replace the whole database by a snapshot of a peer (a node behind etcd's compacted
+        history).  Writes and reads wait meanwhile; the log then continues from its revision."""
+        with self._write_lock:
+            with self._gate:
+                self._swapping = True
+                while self._active_reads:
+                    self._gate.wait()
+            try:
+                self.close_connections()
+                for suffix in ("-wal", "-shm"):
+                    Path(str(self.path) + suffix).unlink(missing_ok=True)
+                os.replace(snapshot, self.path)
+                self.open()
+            finally:
+                with self._gate:
+                    self._swapping = False
+                    self._gate.notify_all()
 
     # --- checking ----------------------------------------------------------
     def log_entries(self) -> list[str]:
