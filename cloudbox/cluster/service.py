@@ -107,7 +107,7 @@ class ClusterService:
         self.data_dir = node.data_dir
         self.config = load_config(self.data_dir.root)
         self.client: EtcdClient | None = None
-        self.member: EtcdMember | None = None
+        self.etcd_member: EtcdMember | None = None
         self._nursery: trio.Nursery | None = None
         self._join_lock = trio.Lock()
         self._barrier_off_until = 0.0
@@ -139,8 +139,8 @@ class ClusterService:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             if self.config is not None and self.config.get("member"):
-                self.member = EtcdMember(self._member_config(self.config), self.data_dir.root / "logs" / "etcd.log")
-                await nursery.start(self.member.run)
+                self.etcd_member = EtcdMember(self._member_config(self.config), self.data_dir.root / "logs" / "etcd.log")
+                await nursery.start(self.etcd_member.run)
                 if self.config.get("learner_id"):
                     nursery.start_soon(self._promote, self.config["learner_id"])
             self.running = True
@@ -293,7 +293,7 @@ class ClusterService:
 
         return httpx.AsyncClient(verify=self.tls(), timeout=httpx.Timeout(timeout, connect=3.0))
 
-    async def node(self, node_id: str) -> dict[str, Any]:
+    async def member(self, node_id: str) -> dict[str, Any]:
         """A live member by id (Unavailable when it is down or gone)."""
         nodes = {n["id"]: n for n in await self.nodes()}
         node = nodes.get(node_id)
@@ -315,19 +315,19 @@ class ClusterService:
             raise Unavailable(f"Compute host {host} is down (no heartbeat since {node['heartbeat_at']}).")
         return node
 
-    async def forward(self, request: Any, host: str) -> tuple[int, bytes, dict[str, str]]:
+    async def forward(self, request: Any, body: Any, host: str) -> tuple[int, bytes, dict[str, str]]:
         """Send this API request on to the node of compute host ``host``, over the peer port."""
         node = await self.node_of_host(host)
         headers = {k: v for k, v in request.headers.items()
                    if k.lower() in FORWARD_HEADERS or k.lower().startswith("x-openstack")}
         headers["X-Cloudbox-Forwarded-By"] = self.node.name
-        body = await request.get_data()
+        content = json.dumps(body).encode() if body is not None else b""
         url = node["peer_url"] + request.full_path.rstrip("?")
         import httpx
 
         try:
             async with self.peer_client() as client:
-                resp = await client.request(request.method, url, content=body, headers=headers)
+                resp = await client.request(request.method, url, content=content, headers=headers)
         except httpx.HTTPError as exc:
             raise Unavailable(f"Compute host {host} did not answer: {exc or type(exc).__name__}") from exc
         keep = {k: v for k, v in resp.headers.items() if k.lower() in ("content-type", "location")
@@ -468,7 +468,7 @@ class ClusterService:
             shutil.rmtree(etcd_dir, ignore_errors=True)
             raise
         save_config(self.data_dir.root, config)
-        self.config, self.client, self.member = config, client, member
+        self.config, self.client, self.etcd_member = config, client, member
         await self.engine.join_cluster(ReplicatedLog(client, self.node.node_id, self.node.name, self.catch_up),
                                        revision)
         await self.register()

@@ -169,7 +169,7 @@ def build(svc: ComputeService) -> ApiSpec:
         if not image_ref:
             raise BadRequest("imageRef is required: cloudbox boots servers from images (volumes come later).")
         try:
-            _path, image = await node.image.image_path(image_ref, ctx)
+            image = await node.image.active_image(image_ref, ctx)
         except NotFound:
             raise BadRequest(f"Image {image_ref} could not be found.") from None
         if image["status"] != "active":
@@ -368,7 +368,7 @@ def build(svc: ComputeService) -> ApiSpec:
         """A call on a server of another node is answered by that node (None: it is ours)."""
         if server["host"] in (None, svc.host) or call.request.headers.get("X-Cloudbox-Forwarded-By"):
             return None
-        status, body, headers = await svc.node.cluster.forward(call.request, server["host"])
+        status, body, headers = await svc.node.cluster.forward(call.request, call.body, server["host"])
         if headers.get("content-type", "").startswith("application/json") and body:
             return Reply(json.loads(body), status, {"Location": headers["location"]} if "location" in headers else {})
         return Reply(body or None, status)
@@ -490,7 +490,7 @@ def build(svc: ComputeService) -> ApiSpec:
         if not image_ref:
             raise BadRequest("rebuild needs an imageRef.")
         try:
-            _path, image = await node.image.image_path(image_ref, call.auth)
+            image = await node.image.active_image(image_ref, call.auth)
         except NotFound:
             raise BadRequest(f"Image {image_ref} could not be found.") from None
         if server["status"] not in ("ACTIVE", "SHUTOFF", "ERROR"):

@@ -220,7 +220,7 @@ class ImageService:
 
         import httpx
 
-        node = await self.cluster.node(image["store_node"])
+        node = await self.cluster.member(image["store_node"])
         fetch_id = "fetch" + uuid.uuid4().hex[:12]
         tmp = self.files.temp_path(image["id"], fetch_id)
         self._uploads[fetch_id] = image["id"]  # reconcile leaves the temp file alone
@@ -306,11 +306,16 @@ class ImageService:
         await self.propose(c.RemoveMember(image_id, member_id))
 
     # --- for other services ---------------------------------------------------------------------
-    async def image_path(self, image_id: str, ctx: Any) -> tuple[Path, dict[str, Any]]:
-        """The local path of an active image's data, if ``ctx`` may see the image (else NotFound)."""
+    async def active_image(self, image_id: str, ctx: Any) -> dict[str, Any]:
+        """An active image ``ctx`` may see (else NotFound or Conflict)."""
         image = await self._visible(ctx, image_id)
         if image["status"] != "active":
             raise Conflict(f"Image {image_id} is {image['status']}, not active.")
+        return image
+
+    async def image_path(self, image_id: str, ctx: Any) -> tuple[Path, dict[str, Any]]:
+        """The local path of an active image's data, if ``ctx`` may see the image (else NotFound)."""
+        image = await self.active_image(image_id, ctx)
         return await self.local_data(image), image
 
     async def store_file(self, image: dict[str, Any], path: Path) -> dict[str, Any]:

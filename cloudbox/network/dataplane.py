@@ -5,8 +5,12 @@ Rules:
   (a full, idempotent sync) and tells the metadata listeners which DHCP
   namespaces exist.  One pass runs at a time (a lock); bind/unbind take it too.
 - Passes run: once before ``run`` reports started, then every ``interval``
-  seconds, and shortly after a committed ``network.*`` command (debounced: a burst
-  of commands costs one pass).
+  seconds, shortly after a committed ``network.*`` command (debounced: a burst
+  of commands costs one pass), and when the cluster changes: every
+  ``LIVENESS_CHECK`` seconds the loop reads ``cluster_nodes`` (cheap) and runs a
+  pass when a member joined, left, changed its tunnel address or went up or down
+  (a heartbeat older than ``DOWN_AFTER``), so DHCP servers and routers of a node
+  that is gone restart elsewhere within about DOWN_AFTER + LIVENESS_CHECK.
 - A pass that fails is logged and retried on the next wake-up; it never stops the
   node.  bind() raises its error to the caller (compute), which must not boot a
   guest without its port.
@@ -26,11 +30,12 @@ import trio
 from cloudbox.compute.driver import NicSpec
 from cloudbox.errors import NotFound
 from cloudbox.network.driver import NetworkDriver, NetworkDriverError
-from cloudbox.network.hostplan import HostPlan, build_plan, tap_name
+from cloudbox.network.hostplan import HostPlan, build_plan, cluster_members, tap_name
 
 log = logging.getLogger("cloudbox.network.dataplane")
 
 INTERVAL = 30.0
+LIVENESS_CHECK = 5.0  # the cluster's heartbeats come every 5 s (cluster.store.HEARTBEAT_EVERY)
 DEBOUNCE = 0.2
 # Commands that change nothing on a host (a port's status is what bind itself reports).
 QUIET_COMMANDS = ("network.port.status", "network.tags", "network.quota.")
@@ -58,6 +63,7 @@ class DataPlane:
         # after the last commit (e.g. a bind's) makes the loop's pending pass needless.
         self._commits = 0
         self._read_at = -1
+        self._passed_at = time.monotonic()
 
     # --- the loop ----------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -66,14 +72,27 @@ class DataPlane:
         task_status.started()
         while True:
             woken = False
-            with trio.move_on_after(self.interval):
+            with trio.move_on_after(min(self.interval, LIVENESS_CHECK)):
                 await self._wake.wait()
                 woken = True
                 await trio.sleep(DEBOUNCE)  # let the rest of a burst of commands commit
             self._wake = trio.Event()
             if woken and self._read_at >= self._commits:
                 continue  # another pass (a bind's) already applied every commit
+            if not woken and time.monotonic() - self._passed_at < self.interval and not await self._cluster_changed():
+                continue
             await self._pass_logged()
+
+    async def _cluster_changed(self) -> bool:
+        """Whether the members (or their liveness) differ from those the last plan was placed on."""
+        if self.plan is None:
+            return False  # no pass succeeded yet: the interval retries
+        try:
+            members = await self.engine.read(cluster_members, time.time())
+        except Exception:  # noqa: BLE001 - a failed look is no reason to stop; the interval pass comes
+            log.exception("reading the cluster members failed")
+            return False
+        return members != self.plan.members
 
     def _on_commit(self, cmd: Any, result: Any) -> None:
         """Engine listener (runs in the trio thread after a commit): ask for a pass soon."""
@@ -97,8 +116,9 @@ class DataPlane:
     async def _reconcile_locked(self) -> HostPlan:
         started = time.monotonic()
         read_at = self._commits
+        self._passed_at = time.monotonic()
         plan = await self.engine.read(build_plan, self.host, self.node_id, self.external_bridge,
-                                      self.external_interface)
+                                      self.external_interface, time.time())
         self._unbound &= {p.id for p in plan.ports}  # forget ports deleted or bound elsewhere since
         plan = plan.without_ports(self._unbound)
         try:

@@ -16,10 +16,16 @@ machine never collide and a restarted node finds what it made:
 | router namespace             | ``qrouter-<router id>``  |
 | router interface / host end  | ``qr-<port[:11]>`` / ``rq-<port[:11]>`` |
 | router gateway / host end    | ``qg-<port[:11]>`` / ``rg-<port[:11]>`` |
+| VXLAN link of a network      | ``vx-<network id[:11]>`` |
 
-Placement: one node runs everything (every network with a port bound here or a
-DHCP subnet, every router, every external network).  The cluster issue narrows
-this per node; the plan's shape stays.
+Placement (see DESIGN.md "Several nodes"): a guest port runs on the node named by
+its ``binding_host_id``; each network's DHCP server and each router run on one
+live member of ``cluster_nodes``, the one with the highest
+sha256(resource id + node id) (rendezvous hashing: every node computes the same
+answer from the same tables, and a node going down moves only what it ran).
+With no other live member (a single node, or no cluster rows) this node runs
+every DHCP server and router, and no tunnel is made.  Every external network is
+local to every node (each node has its own external bridge).
 """
 
 from __future__ import annotations
@@ -31,8 +37,12 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any, Iterable
 
+from cloudbox.cluster.store import DOWN_AFTER, parse_iso
+
 METADATA_ADDRESS = "169.254.169.254"
 DEFAULT_MTU = 1500
+VXLAN_PORT = 4789  # IANA's; the kernel's default (8472) is Linux's pre-standard one
+FLOOD_MAC = "00:00:00:00:00:00"  # the FDB entry a VXLAN link copies broadcast/unknown frames to
 
 
 def bridge_name(network_id: str) -> str:
@@ -49,6 +59,10 @@ def dhcp_namespace(network_id: str) -> str:
 
 def router_namespace(router_id: str) -> str:
     return "qrouter-" + router_id
+
+
+def vxlan_name(network_id: str) -> str:
+    return "vx-" + network_id[:11]
 
 
 def conntrack_zone(network_id: str, segmentation_id: int | None) -> int:
@@ -107,6 +121,24 @@ class DhcpPlan:
 
 
 @dataclass(frozen=True)
+class VxlanPlan:
+    """The tunnel of one network to the other nodes that need it (a port of the network's bridge).
+
+    No learning: the FDB is static, so a DHCP server or router that moves is found at its new
+    node at once (a learned entry would point at the old one until it ages out).  ``flood``
+    gets one all-zero entry each (head-end replication of broadcast and unknown unicast);
+    ``macs`` pins each known MAC of the network to the node where it lives.
+    """
+
+    name: str
+    vni: int
+    local: str  # this node's tunnel address
+    flood: tuple[str, ...]  # tunnel addresses of the other live nodes that need the network
+    macs: tuple[tuple[str, str], ...] = ()  # (mac, tunnel address)
+    port: int = VXLAN_PORT
+
+
+@dataclass(frozen=True)
 class NetworkPlan:
     id: str
     bridge: str
@@ -116,6 +148,7 @@ class NetworkPlan:
     ct_zone: int
     subnets: tuple[SubnetPlan, ...] = ()
     dhcp: DhcpPlan | None = None
+    vxlan: VxlanPlan | None = None
 
 
 @dataclass(frozen=True)
@@ -193,6 +226,16 @@ class ExternalPlan:
 
 
 @dataclass(frozen=True)
+class Member:
+    """A row of ``cluster_nodes`` as placement sees it."""
+
+    id: str
+    name: str
+    tunnel_ip: str
+    up: bool = True
+
+
+@dataclass(frozen=True)
 class HostPlan:
     node_id: str
     host: str
@@ -201,6 +244,14 @@ class HostPlan:
     routers: tuple[RouterPlan, ...] = ()
     security_groups: tuple[SecurityGroupPlan, ...] = ()
     external: ExternalPlan | None = None
+    members: tuple[Member, ...] = ()  # the cluster the plan was placed on (the data plane watches it)
+
+    def tunnel_peers(self) -> tuple[str, ...]:
+        """Tunnel addresses of the other members: the only senders of VXLAN this node accepts."""
+        return tuple(sorted({m.tunnel_ip for m in self.members if m.id != self.node_id and m.tunnel_ip}))
+
+    def tunnel_address(self) -> str | None:
+        return next((n.vxlan.local for n in self.networks if n.vxlan is not None), None)
 
     @cached_property
     def _port_index(self) -> dict[str, PortPlan]:
@@ -248,11 +299,59 @@ def _route_pairs(value: Any, first: str, second: str) -> tuple[tuple[str, str], 
     return tuple((r[first], r[second]) for r in _json(value, []))
 
 
+# --- the cluster: who is up, who runs what ---------------------------------------------
+
+def cluster_members(db: Any, now: float | None = None) -> tuple[Member, ...]:
+    """The rows of ``cluster_nodes`` (none when the table is missing), ``up`` at unix time ``now``.
+
+    Without ``now`` liveness is unknown and every member counts as up.
+    """
+    if not db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'cluster_nodes'").fetchall():
+        return ()
+    rows = _rows(db, "SELECT id, name, tunnel_ip, heartbeat_at FROM cluster_nodes ORDER BY id")
+    return tuple(Member(id=r["id"], name=r["name"], tunnel_ip=r["tunnel_ip"] or "",
+                        up=now is None or now - parse_iso(r["heartbeat_at"]) <= DOWN_AFTER) for r in rows)
+
+
+def rendezvous(resource_id: str, node_ids: Iterable[str]) -> str | None:
+    """The node with the highest sha256(resource id + node id): stable, and spread evenly."""
+    return max(node_ids, key=lambda n: (hashlib.sha256((resource_id + n).encode()).digest(), n), default=None)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where DHCP servers and routers run: this node alone, or spread over the live members."""
+
+    node_id: str
+    candidates: tuple[str, ...] = ()  # empty: no other live member, this node runs everything
+
+    @property
+    def clustered(self) -> bool:
+        return bool(self.candidates)
+
+    def owner(self, resource_id: str) -> str:
+        return rendezvous(resource_id, self.candidates) or self.node_id
+
+    def here(self, resource_id: str) -> bool:
+        return self.owner(resource_id) == self.node_id
+
+
+def placement(members: Iterable[Member], node_id: str) -> Placement:
+    """The candidates are the live members; when none is live (a whole cloud starting, a lone
+    node back after a while) every member is, so that all nodes still agree."""
+    members = tuple(members)
+    live = sorted(m.id for m in members if m.up) or sorted(m.id for m in members)
+    if not any(i != node_id for i in live):
+        return Placement(node_id)
+    return Placement(node_id, tuple(live))
+
+
 def build_plan(db: Any, host: str, node_id: str, external_bridge: str = "cbxext0",
-               external_interface: str = "") -> HostPlan:
+               external_interface: str = "", now: float | None = None) -> HostPlan:
     """The desired state of node ``node_id`` (compute host ``host``), from the tables.
 
-    ``db`` is a sqlite-utils Database or a sqlite3 connection (anything with ``execute``).
+    ``db`` is a sqlite-utils Database or a sqlite3 connection (anything with ``execute``);
+    ``now`` (unix time) decides which cluster members are up.
     """
     networks = {r["id"]: r for r in _rows(db, "SELECT * FROM networks ORDER BY id")}
     subnets = _rows(db, "SELECT * FROM subnets ORDER BY network_id, ip_version, cidr, id")
@@ -273,14 +372,20 @@ def build_plan(db: Any, host: str, node_id: str, external_bridge: str = "cbxext0
     def is_guest(p: dict[str, Any]) -> bool:
         return not (p["device_owner"] or "").startswith("network:")
 
+    members = cluster_members(db, now)
+    where = placement(members, node_id)
     bound = [p for p in ports if p["binding_host_id"] == host and is_guest(p)]
+    all_router_ids = {r["id"] for r in routers}
+    routers = [r for r in routers if where.here(r["id"])]
     router_ids = {r["id"] for r in routers}
     placed = {p["network_id"] for p in bound}
-    placed |= {s["network_id"] for s in subnets if s["enable_dhcp"]}
+    placed |= {s["network_id"] for s in subnets if s["enable_dhcp"] and where.here(s["network_id"])}
     placed |= {nid for nid, n in networks.items() if n["external"]}
     placed |= {p["network_id"] for p in ports if p["device_owner"] == "network:router_interface"
                and p["device_id"] in router_ids}
     placed &= set(networks)
+    tunnels = (_tunnels(members, where, node_id, networks, subnets, ports, all_router_ids, is_guest)
+               if where.clustered else {})
 
     def bridge_of(network_id: str) -> str:
         return external_bridge if networks[network_id]["external"] else bridge_name(network_id)
@@ -303,7 +408,8 @@ def build_plan(db: Any, host: str, node_id: str, external_bridge: str = "cbxext0
         network_plans.append(NetworkPlan(
             id=nid, bridge=bridge_of(nid), mtu=mtu_of(nid), segmentation_id=n["segmentation_id"],
             external=bool(n["external"]), ct_zone=conntrack_zone(nid, n["segmentation_id"]),
-            subnets=subnet_plans, dhcp=_dhcp_plan(nid, subnet_plans, ports),
+            subnets=subnet_plans, dhcp=_dhcp_plan(nid, subnet_plans, ports) if where.here(nid) else None,
+            vxlan=tunnels.get(nid),
         ))
 
     port_plans = tuple(
@@ -335,7 +441,57 @@ def build_plan(db: Any, host: str, node_id: str, external_bridge: str = "cbxext0
             masquerade_cidrs=() if external_interface else cidrs,
         )
     return HostPlan(node_id=node_id, host=host, networks=tuple(network_plans), ports=port_plans,
-                    routers=router_plans, security_groups=groups, external=external)
+                    routers=router_plans, security_groups=groups, external=external, members=members)
+
+
+def _tunnels(members: tuple[Member, ...], where: Placement, node_id: str, networks: dict[str, dict[str, Any]],
+             subnets: list[dict[str, Any]], ports: list[dict[str, Any]], router_ids: set[str],
+             is_guest: Any) -> dict[str, VxlanPlan]:
+    """network id -> its VXLAN link here, for each VXLAN network this node shares with another live node.
+
+    A node needs a network when a guest port of it is bound there, or it runs the network's DHCP
+    server or a router with an interface on it.  Every node computes the same answer for every
+    other node, so floods go only where the network is, not to every node.
+    """
+    me = next((m for m in members if m.id == node_id), None)
+    if me is None or not me.tunnel_ip:
+        return {}  # not (yet) a member: nowhere to tunnel from
+    live = {m.id: m for m in members if m.id in where.candidates or m.id == node_id}
+    by_name = {m.name: m.id for m in live.values()}
+    dhcp_networks = {s["network_id"] for s in subnets if s["enable_dhcp"]}
+    needs: dict[str, set[str]] = {}  # network id -> nodes
+    located: dict[str, dict[str, str]] = {}  # network id -> MAC -> the node where it lives
+    for p in ports:
+        nid, owner = p["network_id"], p["device_owner"] or ""
+        if is_guest(p):
+            node = by_name.get(p["binding_host_id"])
+            macs = [p["mac_address"]] + [a.get("mac_address") or "" for a in p["allowed_address_pairs"]]
+        elif owner == "network:dhcp" and nid in dhcp_networks:
+            node, macs = where.owner(nid), [p["mac_address"]]
+        elif owner == "network:router_interface" and p["device_id"] in router_ids:
+            node, macs = where.owner(p["device_id"]), [p["mac_address"]]
+        else:
+            continue
+        if node not in live:
+            continue
+        needs.setdefault(nid, set()).add(node)
+        for mac in macs:
+            if mac:
+                located.setdefault(nid, {}).setdefault(mac.lower(), node)
+    plans = {}
+    for nid, nodes in sorted(needs.items()):
+        n = networks.get(nid)
+        if (n is None or n["external"] or node_id not in nodes or n["segmentation_id"] is None
+                or (n.get("network_type") or "vxlan") != "vxlan"):
+            continue
+        flood = tuple(sorted({live[i].tunnel_ip for i in nodes if i != node_id and live[i].tunnel_ip}))
+        if not flood:
+            continue
+        macs = tuple(sorted((mac, live[i].tunnel_ip) for mac, i in located.get(nid, {}).items()
+                            if i != node_id and live[i].tunnel_ip))
+        plans[nid] = VxlanPlan(name=vxlan_name(nid), vni=int(n["segmentation_id"]), local=me.tunnel_ip,
+                               flood=flood, macs=macs)
+    return plans
 
 
 def _dhcp_plan(network_id: str, subnets: tuple[SubnetPlan, ...], ports: list[dict[str, Any]]) -> DhcpPlan | None:

@@ -13,6 +13,12 @@ How a guest's packet is checked (measured on kernel 6.18, see DESIGN.md):
    mark's halves to the in-port's egress chain (return = allowed) and the
    out-port's ingress chain (accept = allowed).
 
+Frames from another node arrive through a network's VXLAN link (``vx-…``), a bridge
+port like a tap: they were checked against spoofing at the sending node's tap, and
+here they meet the destination port's ingress chain like any other frame.  Only
+the other members' tunnel addresses may send VXLAN to this node's (input hook):
+anyone else on the underlay could otherwise inject frames into any tenant network.
+
 Every ruleset is one nft transaction that declares, deletes and refills the
 table, so a pass replaces the rules atomically and traffic never meets a gap.
 """
@@ -23,7 +29,8 @@ import ipaddress
 import re
 from typing import Iterable
 
-from cloudbox.network.hostplan import DhcpPlan, HostPlan, PortPlan, RouterPlan, RulePlan, SecurityGroupPlan
+from cloudbox.network.hostplan import (VXLAN_PORT, DhcpPlan, HostPlan, PortPlan, RouterPlan, RulePlan,
+                                       SecurityGroupPlan)
 
 LEASE_SECONDS = 86400
 # Neutron's protocol names; nft gets numbers so every name works the same way.
@@ -100,7 +107,7 @@ def render_host(plan: HostPlan) -> str:
     inet_body: list[str] = []
     if plan.ports:
         bridge_body = _bridge_body(plan, index)
-    if plan.ports or plan.external:
+    if plan.ports or plan.external or plan.tunnel_address():
         inet_body = _inet_body(plan, index, groups)
     lines = _replace("bridge", name, bridge_body) + _replace("inet", name, inet_body)
     return "\n".join(lines) + "\n"
@@ -116,6 +123,9 @@ def _bridge_body(plan: HostPlan, index: dict[str, int]) -> list[str]:
     for r in plan.routers:
         for leg in (*r.interfaces, *([r.gateway] if r.gateway else [])):
             marks.append(f'"{leg.host_end}" : 0x00000000')
+    for n in plan.networks:
+        if n.vxlan is not None:  # other nodes' guests: checked at their own taps
+            marks.append(f'"{n.vxlan.name}" : 0x00000000')
     secured = [p for p in plan.ports if p.port_security]
     forward = [f"meta mark set iifname map {{ {', '.join(marks)} }}"]
     if secured:
@@ -188,6 +198,15 @@ def _inet_body(plan: HostPlan, index: dict[str, int], groups: dict[str, tuple[in
         body += _chain("forward", forward, "type filter hook forward priority filter; policy accept;")
         for p in secured:
             body += _port_filters(p, index[p.id], groups)
+    incoming: list[str] = []
+    local = plan.tunnel_address()
+    if local is not None:
+        # VXLAN carries no authentication: only the other members may send it to this node.
+        version = ipaddress.ip_address(local).version
+        family = "ip" if version == 4 else "ip6"
+        peers = [a for a in plan.tunnel_peers() if ipaddress.ip_address(a).version == version]
+        allowed = f"{family} saddr != {_set(peers)} " if peers else ""
+        incoming.append(f"{family} daddr {local} udp dport {VXLAN_PORT} {allowed}drop")
     ext = plan.external
     if ext is not None and ext.masquerade_cidrs and not ext.interface:
         cidrs = _set(ext.masquerade_cidrs)
@@ -197,11 +216,13 @@ def _inet_body(plan: HostPlan, index: dict[str, int], groups: dict[str, tuple[in
                        "type nat hook postrouting priority srcnat; policy accept;")
         # The host is the external network's router, not a service for it: floating IPs
         # and router gateways may not open connections to the host itself.
-        body += _chain("input", [
+        incoming += [
             f'iifname "{ext.bridge}" ct state established,related accept',
             f'iifname "{ext.bridge}" meta l4proto {{ icmp, ipv6-icmp }} accept',
             f'iifname "{ext.bridge}" drop',
-        ], "type filter hook input priority filter; policy accept;")
+        ]
+    if incoming:
+        body += _chain("input", incoming, "type filter hook input priority filter; policy accept;")
     return body
 
 

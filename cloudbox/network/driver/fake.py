@@ -5,7 +5,7 @@ from __future__ import annotations
 from cloudbox.compute.driver import NicSpec
 from cloudbox.errors import Conflict
 from cloudbox.network.driver import nic_spec
-from cloudbox.network.hostplan import HostPlan, PortPlan
+from cloudbox.network.hostplan import HostPlan, PortPlan, VxlanPlan
 
 
 class FakeNetworkDriver:
@@ -13,6 +13,7 @@ class FakeNetworkDriver:
         self.node_id = node_id
         self.plans: list[HostPlan] = []
         self.taps: set[str] = set()  # the taps that would exist on the host
+        self.tunnels: dict[str, VxlanPlan] = {}  # the VXLAN links that would exist, by name
 
     @property
     def plan(self) -> HostPlan | None:
@@ -21,6 +22,7 @@ class FakeNetworkDriver:
     async def apply(self, plan: HostPlan) -> None:
         self.plans.append(plan)
         self.taps = {p.tap for p in plan.ports}
+        self.tunnels = {n.vxlan.name: n.vxlan for n in plan.networks if n.vxlan is not None}
 
     async def ensure_port(self, port: PortPlan) -> NicSpec:
         if self.plan is None or self.plan.port(port.id) != port:

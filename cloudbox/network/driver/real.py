@@ -6,8 +6,9 @@ carries traffic without its rules:
 1. sysctls (bridged traffic through the inet hooks), taps no longer wanted removed;
 2. the host nft tables replaced in one transaction (rules name ports, not indexes,
    so they may precede the links they name);
-3. bridges, the external bridge, taps, DHCP namespaces with dnsmasq, router
-   namespaces with their legs, routes and NAT (each adopted when present);
+3. bridges, the external bridge, VXLAN links with their FDB entries, taps, DHCP
+   namespaces with dnsmasq, router namespaces with their legs, routes and NAT
+   (each adopted when present);
 4. what this node made that the plan no longer wants: links, namespaces, dnsmasq.
 
 A failure on one object is collected and the pass goes on with the others; the
@@ -36,7 +37,8 @@ from cloudbox.errors import Conflict
 from cloudbox.network import netns as namespaces
 from cloudbox.network import render
 from cloudbox.network.driver import NetworkDriverError, alias, nic_spec
-from cloudbox.network.hostplan import DhcpPlan, ExternalPlan, HostPlan, NetworkPlan, PortPlan, RouterPlan, RouterPort
+from cloudbox.network.hostplan import (FLOOD_MAC, DhcpPlan, ExternalPlan, HostPlan, NetworkPlan, PortPlan, RouterPlan,
+                                       RouterPort, VxlanPlan)
 
 log = logging.getLogger("cloudbox.network.driver")
 RUN_DIR = Path("/run/cloudbox/network")
@@ -108,9 +110,23 @@ def _attr(msg: Any, name: str) -> Any:
     return msg.get_attr(name)
 
 
-def _is_bridge(link: Any) -> bool:
+def _kind(link: Any) -> str | None:
     info = link.get_attr("IFLA_LINKINFO")
-    return info is not None and info.get_attr("IFLA_INFO_KIND") == "bridge"
+    return info.get_attr("IFLA_INFO_KIND") if info is not None else None
+
+
+def _is_bridge(link: Any) -> bool:
+    return _kind(link) == "bridge"
+
+
+def _vxlan_matches(link: Any, vxlan: VxlanPlan) -> bool:
+    """Whether an existing link is this tunnel (a changed VNI, address or port needs a new link)."""
+    if _kind(link) != "vxlan":
+        return False
+    data = link.get_attr("IFLA_LINKINFO").get_attr("IFLA_INFO_DATA")
+    local = data.get_attr("IFLA_VXLAN_LOCAL6" if ":" in vxlan.local else "IFLA_VXLAN_LOCAL")
+    return (data.get_attr("IFLA_VXLAN_ID") == vxlan.vni and local == vxlan.local
+            and data.get_attr("IFLA_VXLAN_PORT") == vxlan.port and not data.get_attr("IFLA_VXLAN_LEARNING"))
 
 
 class _Links:
@@ -234,7 +250,8 @@ class LinuxNetworkDriver:
                 attempt(f"external bridge {plan.external.bridge}", self._ensure_external, links, plan.external, plan)
             for network in plan.networks:
                 if not network.external:
-                    attempt(f"bridge {network.bridge}", self._ensure_bridge, links, network)
+                    if attempt(f"bridge {network.bridge}", self._ensure_bridge, links, network) and network.vxlan:
+                        attempt(f"VXLAN {network.vxlan.name}", self._ensure_vxlan, links, network, network.vxlan)
             for port in plan.ports:
                 attempt(f"tap {port.tap}", self._ensure_tap, links, port)
             existing_ns = set(netns.listnetns())
@@ -275,6 +292,33 @@ class LinuxNetworkDriver:
         # No host address on a tenant bridge, not even IPv6 link-local: tenants cannot reach the host.
         _sysctl(f"net/ipv6/conf/{network.bridge}/disable_ipv6", "1")
         links.ensure(network.bridge, mtu=network.mtu)
+
+    def _ensure_vxlan(self, links: _Links, network: NetworkPlan, vxlan: VxlanPlan) -> None:
+        """The network's tunnel to the other nodes: a port of its bridge, with a static FDB."""
+        if vxlan.name in links.by_name and not _vxlan_matches(links.by_name[vxlan.name], vxlan):
+            if not self._is_ours(links.alias(vxlan.name)):
+                raise NetworkDriverError(f"link {vxlan.name} exists and is not cloudbox's")
+            links.ipr.link("del", index=links.index(vxlan.name))
+            del links.by_name[vxlan.name]
+        if vxlan.name not in links.by_name:
+            local = {"vxlan_local6" if ":" in vxlan.local else "vxlan_local": vxlan.local}
+            links.ipr.link("add", ifname=vxlan.name, kind="vxlan", vxlan_id=vxlan.vni, vxlan_port=vxlan.port,
+                           vxlan_learning=0, mtu=network.mtu, **local)
+            links.load(vxlan.name)
+            log.info("vxlan link created", extra={"link": vxlan.name, "vni": vxlan.vni})
+        _sysctl(f"net/ipv6/conf/{vxlan.name}/disable_ipv6", "1")
+        index = links.ensure(vxlan.name, mtu=network.mtu, master=links.index(network.bridge),
+                             ifalias=alias(self.node_id, "vxlan", network.id))
+        wanted = {(FLOOD_MAC, dst) for dst in vxlan.flood} | {(mac.lower(), dst) for mac, dst in vxlan.macs}
+        have = set()
+        for entry in links.ipr.fdb("dump", ifindex=index):
+            dst = entry.get_attr("NDA_DST")
+            if entry["ifindex"] == index and dst:  # the tunnel's own entries (the bridge's have no dst)
+                have.add(((entry.get_attr("NDA_LLADDR") or "").lower(), dst))
+        for mac, dst in sorted(have - wanted):
+            links.ipr.fdb("del", ifindex=index, lladdr=mac, dst=dst)
+        for mac, dst in sorted(wanted - have):
+            links.ipr.fdb("append", ifindex=index, lladdr=mac, dst=dst)  # append: several dsts per all-zero MAC
 
     def _ensure_external(self, links: _Links, ext: ExternalPlan, plan: HostPlan) -> None:
         self._make_bridge(links, ext.bridge, "external", ext.bridge)
@@ -483,6 +527,7 @@ class LinuxNetworkDriver:
                     self._stop_dnsmasq(directory)
                     shutil.rmtree(directory, ignore_errors=True)
         wanted_links = {n.bridge for n in plan.networks} | {p.tap for p in plan.ports}
+        wanted_links |= {n.vxlan.name for n in plan.networks if n.vxlan is not None}
         wanted_links |= {n.dhcp.host_end for n in plan.networks if n.dhcp is not None}
         wanted_links |= {leg.host_end for r in plan.routers for leg in (*r.interfaces, *([r.gateway] if r.gateway else []))}
         if plan.external is not None:
