@@ -99,7 +99,11 @@ def join(token: str, data_dir: str | None, listen: str, advertise: str | None, n
     if no_serve:
         click.echo(f"Start it with: cloudbox serve --data-dir {directory.root}")
         return
-    _serve_background(directory)
+    try:
+        _serve_background(directory)
+    except SetupError as exc:
+        joined.undo(directory)
+        raise SetupError(f"{exc}\nthe join was undone: the node is out of the cluster again and {directory.root} removed") from exc
     click.echo(f"  API: {joined.url}")
 
 

@@ -42,6 +42,14 @@ class Joined:
     url: str
     voter: bool
     revision: int
+    address: str
+    ca_pem: bytes
+    token: dict[str, Any]
+
+    def undo(self, data_dir: DataDir) -> None:
+        """The node could not start: take it out of the cluster again and remove its data dir."""
+        abort(self.address, ssl.create_default_context(cadata=self.ca_pem.decode()), self.token, self.node_id)
+        shutil.rmtree(data_dir.root, ignore_errors=True)
 
 
 def _message(resp: httpx.Response) -> str:
@@ -140,7 +148,8 @@ def _join_at(address: str, ca_pem: bytes, token: dict[str, Any], data_dir: DataD
         if isinstance(exc, (SetupError, CloudboxError)):
             raise
         raise SetupError(f"the join was accepted but this node could not be set up: {exc}") from exc
-    return Joined(answer["node_id"], name, request["api_url"], bool(answer["cluster"]["member"]), revision)
+    return Joined(answer["node_id"], name, request["api_url"], bool(answer["cluster"]["member"]), revision,
+                  address, ca_pem, token)
 
 
 def abort(address: str, verify: ssl.SSLContext, token: dict[str, Any], node_id: str) -> None:

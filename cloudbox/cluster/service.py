@@ -112,8 +112,19 @@ class ClusterService:
         self._join_lock = trio.Lock()
         self._barrier_off_until = 0.0
         self.running = False
+        self.removed = False
+        self._etcd_scope: trio.CancelScope | None = None
         if self.config is not None:
             self._connect(self.config)
+        self.engine.add_listener(self._on_commit)
+
+    def _on_commit(self, cmd: Any, result: Any) -> None:
+        if isinstance(cmd, c.RemoveNode) and cmd.node_id == self.node.node_id:
+            # Taken out of the cluster: its etcd member is gone; stop running one.
+            self.removed = True
+            if self._etcd_scope is not None:
+                self._etcd_scope.cancel()
+            log.error("this node was removed from the cluster; stop it (`cloudbox stop`)")
 
     @property
     def clustered(self) -> bool:
@@ -140,7 +151,7 @@ class ClusterService:
             self._nursery = nursery
             if self.config is not None and self.config.get("member"):
                 self.etcd_member = EtcdMember(self._member_config(self.config), self.data_dir.root / "logs" / "etcd.log")
-                await nursery.start(self.etcd_member.run)
+                await nursery.start(self._keep_etcd, self.etcd_member)
                 if self.config.get("learner_id"):
                     nursery.start_soon(self._promote, self.config["learner_id"])
             self.running = True
@@ -210,6 +221,12 @@ class ClusterService:
         except (Unavailable, trio.TooSlowError):
             self._barrier_off_until = time.monotonic() + BARRIER_BACKOFF  # stale reads beat hung reads
 
+    async def _keep_etcd(self, member: EtcdMember,
+                         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        with trio.CancelScope() as scope:
+            self._etcd_scope = scope
+            await member.run(task_status=task_status)
+
     async def start_background(self) -> None:
         """After the engine runs: register this node, then heartbeat while in a cluster."""
         await self.register()
@@ -231,7 +248,7 @@ class ClusterService:
 
     async def _heartbeats(self) -> None:
         while True:
-            if self.clustered:
+            if self.clustered and not self.removed:
                 try:
                     await self.engine.propose(c.Heartbeat(self.node.node_id, now_iso(), await self.capacity()))
                 except Unavailable as exc:
@@ -453,17 +470,12 @@ class ClusterService:
         member = EtcdMember(self._member_config(config), self.data_dir.root / "logs" / "etcd.log")
         client = EtcdClient(config["endpoints"], self.tls())
         assert self._nursery is not None
-        scope = trio.CancelScope()
-
-        async def keep(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-            with scope:
-                await member.run(task_status=task_status)
-
-        await self._nursery.start(keep)
+        await self._nursery.start(self._keep_etcd, member)
         try:
             revision = await _wait_ready(client, 30)
         except BaseException:
-            scope.cancel()
+            if self._etcd_scope is not None:
+                self._etcd_scope.cancel()
             await client.aclose()
             shutil.rmtree(etcd_dir, ignore_errors=True)
             raise
