@@ -8,6 +8,7 @@ checks that the driver left nothing of its node behind.
 
 from __future__ import annotations
 
+import datetime
 import os
 import re
 import secrets
@@ -25,12 +26,13 @@ import pytest
 import trio
 
 from cloudbox.errors import Conflict, NotFound
-from cloudbox.network import store
+from cloudbox.cluster import commands as cluster_commands
+from cloudbox.network import dataplane, store
 from cloudbox.network.dataplane import DataPlane
 from cloudbox.network.driver import NetworkDriverError
 from cloudbox.network.driver.fake import FakeNetworkDriver
 from cloudbox.network.driver.real import LinuxNetworkDriver
-from cloudbox.network.hostplan import HostPlan, PortPlan
+from cloudbox.network.hostplan import HostPlan, PortPlan, rendezvous
 from cloudbox.network.render import table_name
 from cloudbox.network.service import NetworkService
 from cloudbox.services import STORES
@@ -505,6 +507,36 @@ async def test_dataplane_binds_unbinds_and_follows_commits_with_a_fake_driver(tm
         assert plane.passes > passes and driver.plan.port(port["id"]) is None  # still bound in the rows: left out
         with pytest.raises(NotFound):
             await plane.bind("no-such-port")
+
+
+def member_row(node_id: str, name: str, tunnel_ip: str, heartbeat: float) -> dict[str, Any]:
+    at = datetime.datetime.fromtimestamp(heartbeat, datetime.timezone.utc).isoformat()
+    return {"id": node_id, "name": name, "api_url": f"https://{tunnel_ip}:8443",
+            "peer_url": f"https://{tunnel_ip}:2380", "tunnel_ip": tunnel_ip, "etcd_member": False, "joined_at": at, "heartbeat_at": at, "capacity": {}}
+
+
+async def test_dataplane_moves_dhcp_when_a_peer_joins_and_when_its_heartbeat_goes_stale(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dataplane, "LIVENESS_CHECK", 0.05)
+    driver = FakeNetworkDriver("node-a")
+    async with running_cloud(tmp_path, driver, "node-a", "host-a") as (service, plane, nursery):
+        await nursery.start(plane.run)
+        alice = Ctx("alice")
+        net = await service.create_network(alice, {"name": "n"})
+        await service.create_subnet(alice, {"network_id": net["id"], "cidr": "10.83.0.0/24", "ip_version": 4})
+        await wait_until(lambda: driver.plan.networks and driver.plan.networks[0].dhcp is not None)
+        # A peer that rendezvous hashing prefers for this network's DHCP server joins.
+        peer = next(f"node-b{i}" for i in range(100) if rendezvous(net["id"], ["node-a", f"node-b{i}"]) != "node-a")
+        for node_id, name, address in (("node-a", "host-a", "192.0.2.1"), (peer, "host-b", "192.0.2.2")):
+            await plane.engine.propose(cluster_commands.RegisterNode(member_row(node_id, name, address, time.time())))
+        await wait_until(lambda: len(driver.plan.members) == 2)  # no network command: the liveness check saw it
+        assert driver.plan.networks == ()  # nothing of the network is needed here any more
+        assert driver.tunnels == {}
+        # The peer's heartbeat goes stale: the next check brings the DHCP server back here.
+        old = datetime.datetime.fromtimestamp(time.time() - 60, datetime.timezone.utc).isoformat()
+        await plane.engine.propose(cluster_commands.Heartbeat(peer, old, {}))
+        await wait_until(lambda: driver.plan.networks and driver.plan.networks[0].dhcp is not None)
+        assert not next(m for m in driver.plan.members if m.id == peer).up
 
 
 class Listeners:

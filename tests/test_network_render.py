@@ -7,6 +7,8 @@ real-kernel tests (test_network_dataplane.py) use it too.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import ipaddress
 import json
 import shutil
@@ -18,7 +20,7 @@ from typing import Any
 import pytest
 
 from cloudbox.network import render
-from cloudbox.network.hostplan import HostPlan, build_plan, conntrack_zone
+from cloudbox.network.hostplan import HostPlan, Member, build_plan, conntrack_zone, placement, rendezvous
 
 SCHEMA = """
 CREATE TABLE networks (id TEXT PRIMARY KEY, project_id TEXT, name TEXT, external INTEGER, mtu INTEGER,
@@ -36,6 +38,9 @@ CREATE TABLE security_groups (id TEXT PRIMARY KEY, project_id TEXT, name TEXT, s
 CREATE TABLE security_group_rules (id TEXT PRIMARY KEY, project_id TEXT, security_group_id TEXT, direction TEXT,
   ethertype TEXT, protocol TEXT, port_range_min INTEGER, port_range_max INTEGER, remote_ip_prefix TEXT,
   remote_group_id TEXT);
+CREATE TABLE cluster_nodes (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, api_url TEXT NOT NULL,
+  tunnel_ip TEXT NOT NULL, etcd_member INTEGER NOT NULL DEFAULT 0, joined_at TEXT NOT NULL,
+  heartbeat_at TEXT NOT NULL, capacity TEXT NOT NULL DEFAULT '{}');
 """
 
 
@@ -132,11 +137,19 @@ class Rows:
                             floating_ip_address=floating, floating_port_id=fip_port, port_id=port,
                             fixed_ip_address=fixed[0]["ip_address"], router_id=router)
 
+    def node(self, node_id: str, name: str, tunnel_ip: str, heartbeat: float) -> str:
+        """A cluster member whose last heartbeat was at unix time ``heartbeat``."""
+        at = datetime.datetime.fromtimestamp(heartbeat, datetime.timezone.utc).isoformat()
+        self.db.execute("DELETE FROM cluster_nodes WHERE id = ?", (node_id,))
+        return self._insert("cluster_nodes", id=node_id, name=name, api_url=f"https://{tunnel_ip}:8443",
+                            tunnel_ip=tunnel_ip, joined_at=at, heartbeat_at=at, capacity="{}")
+
     def delete(self, table: str, row_id: str) -> None:
         self.db.execute(f"DELETE FROM {table} WHERE id = ?", (row_id,))
 
-    def plan(self, node_id: str, external_bridge: str = "cbxext0", external_interface: str = "") -> HostPlan:
-        return build_plan(self.db, self.host, node_id, external_bridge, external_interface)
+    def plan(self, node_id: str, external_bridge: str = "cbxext0", external_interface: str = "",
+             now: float | None = None, host: str | None = None) -> HostPlan:
+        return build_plan(self.db, host or self.host, node_id, external_bridge, external_interface, now)
 
 
 def nft_accepts(ruleset: str) -> None:
@@ -290,3 +303,132 @@ def test_dnsmasq_files(cloud: Rows) -> None:
 
 def test_lla_is_eui64() -> None:
     assert render.lla("fa:16:3e:00:00:05") == "fe80::f816:3eff:fe00:5"
+
+
+# --- several nodes: placement and tunnels ---------------------------------------------------
+
+NOW = 1_700_000_000.0
+
+
+def test_rendezvous_spreads_and_a_lost_node_moves_only_its_own() -> None:
+    nodes = ["n1", "n2", "n3", "n4"]
+    resources = [f"r{i}" for i in range(400)]
+    owners = {r: rendezvous(r, nodes) for r in resources}
+    assert owners == {r: rendezvous(r, list(reversed(nodes))) for r in resources}  # order does not matter
+    counts = {n: list(owners.values()).count(n) for n in nodes}
+    assert all(60 < c < 140 for c in counts.values()), counts
+    without = {r: rendezvous(r, ["n1", "n2", "n4"]) for r in resources}
+    assert all(without[r] == owners[r] for r in resources if owners[r] != "n3")  # the others stay put
+    assert rendezvous("r", []) is None
+
+
+def test_placement_is_local_alone_and_spread_with_live_peers() -> None:
+    me, other = Member("a", "node-a", "192.0.2.1"), Member("b", "node-b", "192.0.2.2")
+    assert not placement([], "a").clustered
+    assert not placement([dataclasses.replace(me, up=False)], "a").clustered  # alone, even with a stale row
+    assert not placement([me, dataclasses.replace(other, up=False)], "a").clustered  # the peer is down
+    both = placement([me, other], "a")
+    assert both.candidates == ("a", "b") and both.owner("x") == rendezvous("x", ["a", "b"])
+    # Nobody is up (the whole cloud starting): every member counts, so that all agree.
+    cold = placement([dataclasses.replace(me, up=False), dataclasses.replace(other, up=False)], "b")
+    assert cold.candidates == ("a", "b")
+    # This node is down and the peer is up: the peer runs everything.
+    lagging = placement([dataclasses.replace(me, up=False), other], "a")
+    assert lagging.candidates == ("b",) and not lagging.here("x")
+
+
+def test_one_node_with_or_without_its_row_plans_as_before(cloud: Rows) -> None:
+    before = cloud.plan("node1234")
+    cloud.node("node1234", "node-a", "192.0.2.1", NOW - 3600)  # a lone node does not heartbeat: still all here
+    alone = cloud.plan("node1234", now=NOW)
+    assert dataclasses.replace(alone, members=()) == before
+    cloud.node("node1234", "node-a", "192.0.2.1", NOW)
+    cloud.node("gone", "node-z", "192.0.2.9", NOW - 3600)  # a member that is down takes nothing
+    after = cloud.plan("node1234", now=NOW + 5)
+    assert dataclasses.replace(after, members=()) == before
+    assert all(n.vxlan is None for n in after.networks) and after.tunnel_address() is None
+
+
+def two_nodes(rows: Rows, b_heartbeat: float = NOW) -> None:
+    rows.node("id-a", "node-a", "192.0.2.1", NOW)
+    rows.node("id-b", "node-b", "192.0.2.2", b_heartbeat)
+
+
+def test_two_nodes_share_out_dhcp_and_routers_and_tunnel_where_both_need_a_network() -> None:
+    rows = Rows(host="node-a")
+    two_nodes(rows)
+    ext = rows.network("172.24.4.0/24", project="admin", external=True, dhcp=False)
+    nets = [rows.network(f"10.{i}.0.0/24") for i in range(1, 9)]
+    ports = {(i, host): rows.port(net, subnet, f"10.{i + 1}.0.{5 + k}", host=host)
+             for i, (net, subnet) in enumerate(nets) for k, host in enumerate(("node-a", "node-b"))}
+    routers = [rows.router("p1", ext, f"172.24.4.{10 + i}", [nets[i]]) for i in range(6)]
+    lonely, lonely_subnet = rows.network("10.99.0.0/24", dhcp=False)  # only node-a has a port on it
+    rows.port(lonely, lonely_subnet, "10.99.0.5", host="node-a")
+    a = rows.plan("id-a", now=NOW + 1, host="node-a")
+    b = rows.plan("id-b", now=NOW + 1, host="node-b")
+    dhcp_a = {n.id for n in a.networks if n.dhcp}
+    dhcp_b = {n.id for n in b.networks if n.dhcp}
+    assert dhcp_a.isdisjoint(dhcp_b) and dhcp_a | dhcp_b == {net for net, _ in nets}
+    assert dhcp_a and dhcp_b  # 8 networks on 2 nodes: both get some (fixed ids would make this certain)
+    routers_a, routers_b = {r.id for r in a.routers}, {r.id for r in b.routers}
+    assert routers_a.isdisjoint(routers_b) and routers_a | routers_b == set(routers)
+    assert {p.id for p in a.ports} == {p for (i, h), p in ports.items() if h == "node-a"} | {
+        p.id for p in a.ports if p.network_id == lonely}
+    for plan, other_ip in ((a, "192.0.2.2"), (b, "192.0.2.1")):
+        by_id = {n.id: n for n in plan.networks}
+        for net, _ in nets:  # both nodes have a port on each: each tunnels to the other
+            vx = by_id[net].vxlan
+            assert vx.name == "vx-" + net[:11] and vx.vni == by_id[net].segmentation_id
+            assert vx.local == plan.tunnel_address() and vx.flood == (other_ip,) and vx.port == 4789
+        assert by_id[ext[0]].vxlan is None  # the external network is every node's own
+        assert plan.tunnel_peers() == (other_ip,)
+    assert {n.id: n for n in a.networks}[lonely].vxlan is None and lonely not in {n.id for n in b.networks}
+    # The static FDB: node-b's guest port and, where node-b runs it, the DHCP server are pinned there.
+    net, _ = nets[0]
+    vx = {n.id: n for n in a.networks}[net].vxlan
+    mac_b = rows.db.execute("SELECT mac_address FROM ports WHERE id = ?", (ports[(0, "node-b")],)).fetchone()[0]
+    assert (mac_b, "192.0.2.2") in vx.macs
+    dhcp_mac = rows.db.execute("SELECT mac_address FROM ports WHERE network_id = ? AND device_owner = 'network:dhcp'",
+                               (net,)).fetchone()[0]
+    assert ((dhcp_mac, "192.0.2.2") in vx.macs) == (net in dhcp_b)
+    text = render.render_host(a)
+    nft_accepts(text)
+    assert f'"{vx.name}" : 0x00000000' in text  # a tunnel is a port with no guest behind it
+    assert "ip daddr 192.0.2.1 udp dport 4789 ip saddr != { 192.0.2.2 } drop" in text
+
+
+def test_a_network_with_only_a_router_elsewhere_is_tunnelled_to_it() -> None:
+    rows = Rows(host="node-a")
+    two_nodes(rows)
+    ext = rows.network("172.24.4.0/24", project="admin", external=True, dhcp=False)
+    for i in range(20):  # find a router rendezvous puts on node-b
+        net, subnet = rows.network(f"10.{i}.0.0/24", dhcp=False)
+        rows.port(net, subnet, f"10.{i}.0.5", host="node-a")
+        router = rows.router("p1", ext, f"172.24.4.{10 + i}", [(net, subnet)])
+        if rendezvous(router, ["id-a", "id-b"]) == "id-b":
+            break
+    a = rows.plan("id-a", now=NOW, host="node-a")
+    b = rows.plan("id-b", now=NOW, host="node-b")
+    assert [r.id for r in b.routers] == [router] and router not in {r.id for r in a.routers}
+    assert {n.id: n for n in b.networks}[net].vxlan.flood == ("192.0.2.1",)  # no guest there, but its router
+    assert {n.id: n for n in a.networks}[net].vxlan.flood == ("192.0.2.2",)
+
+
+def test_a_node_whose_heartbeat_is_stale_loses_its_dhcp_servers_and_routers() -> None:
+    rows = Rows(host="node-a")
+    ext = rows.network("172.24.4.0/24", project="admin", external=True, dhcp=False)
+    nets = [rows.network(f"10.{i}.0.0/24") for i in range(1, 7)]
+    for i, (net, subnet) in enumerate(nets):
+        rows.port(net, subnet, f"10.{i + 1}.0.5", host="node-a")
+        rows.port(net, subnet, f"10.{i + 1}.0.6", host="node-b")
+        rows.router("p1", ext, f"172.24.4.{10 + i}", [(net, subnet)])
+    two_nodes(rows, b_heartbeat=NOW - 21)  # older than DOWN_AFTER
+    a = rows.plan("id-a", now=NOW, host="node-a")
+    assert all(n.dhcp for n in a.networks if not n.external) and len(a.routers) == 6
+    assert all(n.vxlan is None for n in a.networks)  # no other live node: nothing to tunnel to
+    b = rows.plan("id-b", now=NOW, host="node-b")  # node-b's own view: it counts itself out
+    assert b.routers == () and not any(n.dhcp for n in b.networks)
+    assert len(b.ports) == 6
+    two_nodes(rows)  # node-b is back: it gets its share again
+    b = rows.plan("id-b", now=NOW, host="node-b")
+    assert b.routers and any(n.dhcp for n in b.networks)
