@@ -23,6 +23,7 @@ from cloudbox.errors import SetupError
 log = logging.getLogger("cloudbox.etcd")
 
 RESTART_DELAY = 1.0
+POLL = 0.5  # seconds between checks that etcd still runs
 COMPACTION_RETENTION = 10000  # revisions of history etcd keeps for nodes catching up
 
 
@@ -52,6 +53,7 @@ class MemberConfig:
             "--peer-trusted-ca-file", str(self.ca), "--peer-client-cert-auth",
             "--auto-compaction-mode", "revision", "--auto-compaction-retention", str(COMPACTION_RETENTION),
             "--pre-vote",  # a node cut off and back does not force an election with its inflated term
+            "--log-level", "error",  # warn logs a line per gateway request ("ignoring common name")
             "--logger", "zap", "--log-outputs", "stderr",
         ]
 
@@ -81,22 +83,27 @@ class EtcdMember:
             while True:
                 with open(self.log_path, "ab") as out:
                     argv = ["setpriv", "--pdeathsig", "KILL", "--", *self.config.argv()]
-                    self.process = await trio.lowlevel.open_process(
-                        argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+                    # Started from the trio thread (the main thread, which lives as long as the
+                    # process): the parent-death signal follows the thread that forked, so a
+                    # worker thread (trio's open_process) would get etcd killed when it retires.
+                    self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
                 self.starts += 1
                 log.info("etcd started", extra={"pid": self.process.pid, "client_url": self.config.client_url,
                                                 "starts": self.starts})
                 if not started:
                     started = True
                     task_status.started()
-                code = await self.process.wait()
+                while (code := self.process.poll()) is None:
+                    await trio.sleep(POLL)
                 log.warning("etcd exited; restarting", extra={"code": code, "log": str(self.log_path)})
                 await trio.sleep(RESTART_DELAY)
         finally:
-            if self.process is not None and self.process.returncode is None:
+            if self.process is not None and self.process.poll() is None:
                 self.process.terminate()
                 with trio.move_on_after(5) as scope:
                     scope.shield = True
-                    await self.process.wait()
-                if self.process.returncode is None:
+                    while self.process.poll() is None:
+                        await trio.sleep(0.05)
+                if self.process.poll() is None:
                     self.process.kill()
+                    self.process.wait()

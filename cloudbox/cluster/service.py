@@ -48,6 +48,7 @@ TOKEN_TTL = 3600
 ETCD_CLIENT_PORT = 2379
 ETCD_PEER_PORT = 2380
 TOKEN_VERSION = 1
+LEARNER_WAIT = 60.0  # seconds a join waits for etcd to accept another member
 BARRIER_TIMEOUT = 1.0  # seconds a read waits for etcd's revision before it is served as is
 BARRIER_BACKOFF = 2.0  # seconds reads skip the barrier after etcd did not answer
 FORWARD_HEADERS = {"x-auth-token", "content-type", "accept", "openstack-api-version", "x-openstack-request-id"}
@@ -111,6 +112,7 @@ class ClusterService:
         self._nursery: trio.Nursery | None = None
         self._join_lock = trio.Lock()
         self._barrier_off_until = 0.0
+        self._revision_call: list[Any] | None = None  # [state, done, revision, error] of the shared read
         self.running = False
         self.removed = False
         self._etcd_scope: trio.CancelScope | None = None
@@ -215,7 +217,7 @@ class ClusterService:
             return
         try:
             with trio.fail_after(BARRIER_TIMEOUT):
-                revision = await self.client.revision()
+                revision = await self._current_revision()
                 while self.engine.applied_revision < revision:
                     await self.engine.applied.wait()
         except (Unavailable, trio.TooSlowError):
@@ -226,6 +228,31 @@ class ClusterService:
         with trio.CancelScope() as scope:
             self._etcd_scope = scope
             await member.run(task_status=task_status)
+
+    async def _current_revision(self) -> int:
+        """etcd's revision, read once for all the reads that arrive while one read is on its way
+        (each gets a revision read after it arrived)."""
+        if self._revision_call is None or self._revision_call[0] != "waiting":
+            done = trio.Event()
+            call: list[Any] = ["waiting", done, None, None]
+            self._revision_call = call
+
+            async def fetch() -> None:
+                call[0] = "running"
+                try:
+                    call[2] = await self.client.revision()
+                except BaseException as exc:  # noqa: BLE001 - handed to every waiter
+                    call[3] = exc
+                finally:
+                    done.set()
+
+            assert self._nursery is not None
+            self._nursery.start_soon(fetch)
+        call = self._revision_call
+        await call[1].wait()
+        if call[3] is not None:
+            raise Unavailable(str(call[3]))
+        return call[2]
 
     async def start_background(self) -> None:
         """After the engine runs: register this node, then heartbeat while in a cluster."""
@@ -411,8 +438,7 @@ class ClusterService:
             learner_id = None
             try:
                 if voter:
-                    added = await self.client._call(
-                        "/v3/cluster/member/add", {"peerURLs": [etcd_peer], "isLearner": True}, timeout=10)
+                    added = await self._add_learner(etcd_peer)
                     learner_id = added["member"]["ID"]
                     members = [m for m in await self.client.members()]
             except Exception:
@@ -451,6 +477,22 @@ class ClusterService:
         if node["heartbeat_at"] != node["joined_at"]:
             raise Conflict(f"Node {node['name']} has served already; remove it with `cloudbox cluster remove`.")
         await self.remove(node["id"], force=True)
+
+    async def _add_learner(self, peer_url: str) -> dict[str, Any]:
+        """Add an etcd learner; etcd refuses while the previous one is still catching up
+        ("unhealthy cluster", one learner at a time), so wait for that, up to LEARNER_WAIT."""
+        assert self.client is not None
+        deadline = trio.current_time() + LEARNER_WAIT
+        while True:
+            try:
+                return await self.client._call(
+                    "/v3/cluster/member/add", {"peerURLs": [peer_url], "isLearner": True}, timeout=10)
+            except Unavailable as exc:
+                busy = any(w in exc.message for w in ("unhealthy", "learner", "not started"))
+                if not busy or trio.current_time() > deadline:
+                    raise
+                log.info("etcd not ready for another member yet; waiting", extra={"why": exc.message})
+                await trio.sleep(0.5)
 
     def _ca(self) -> pki.KeyPair:
         try:

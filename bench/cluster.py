@@ -1,0 +1,523 @@
+"""Cluster benchmark: what the replicated state engine's write path costs over raw etcd (issue #5).
+
+In one run it starts, in a temporary dir:
+- a real 3-member etcd cluster (the installed `etcd`) on 127.0.0.1 with cloudbox's own flags
+  (MemberConfig.argv: mutual TLS with a cluster CA and node certificates made by cloudbox.pki);
+- "three nodes": three StateEngines in this one process and one trio run, each with its own
+  SQLite file and a ReplicatedLog over its own EtcdClient that prefers its own member, as a
+  node does.  They share this process's CPU (and the GIL), so this is a lower bound of what
+  three machines would do;
+and measures, for 1, 8 and 64 concurrent writers (writer i uses node i % 3):
+- cloudbox: engine.propose(CreateJoinToken) until answered, i.e. group-committed into an etcd
+  put, watched back and applied to the proposer's SQLite (the other two nodes apply it too);
+- the baseline "raw put": the same writers, each doing one EtcdClient.put per command of a body
+  like a batch of one command, waiting for etcd's answer: what "one put per command" costs.  Each
+  baseline writer has its own EtcdClient (one keep-alive connection to its node's member): three
+  shared clients were about half as fast at 64 writers (httpx's pool under ~21 concurrent
+  requests), which would flatter cloudbox, whose engine has at most 4 puts in flight per node;
+- the baseline "put + watch": the same, plus waiting until a watcher on the writer's own member
+  sees the put (cloudbox's figure includes that delivery and the apply).
+Each figure is the median of --repeat interleaved runs (latency percentiles pool all runs); the
+ratio cloudbox / baseline throughput is our overhead.  All three etcd members and the three
+SQLite files share this machine's disk and CPUs, unlike a real cluster.  Nothing is asserted
+but that the three nodes' databases agree at the end.
+
+Usage: .venv/bin/python bench/cluster.py [--seconds 5] [--repeat 2] [--writers 1,8,64] [--dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import datetime as dt
+import hashlib
+import json
+import os
+import resource
+import signal
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import trio  # noqa: E402
+
+from cloudbox import pki  # noqa: E402
+from cloudbox.cluster.commands import CreateJoinToken  # noqa: E402
+from cloudbox.cluster.etcd import EtcdClient, tls_context  # noqa: E402
+from cloudbox.cluster.etcd_server import MemberConfig  # noqa: E402
+from cloudbox.cluster.replication import ReplicatedLog  # noqa: E402
+from cloudbox.errors import CloudboxError  # noqa: E402
+from cloudbox.services import STORES  # noqa: E402
+from cloudbox.state import commands as cmds  # noqa: E402
+from cloudbox.state.engine import StateEngine  # noqa: E402
+from tests.cloud import free_port  # noqa: E402
+
+NODES = 3
+RAW_KEY = "/bench/raw"  # the raw puts' key (one key, as cloudbox's log)
+WATCHED_KEY = "/bench/watched"  # the put + watch baseline's key
+MODES = ("cloudbox", "raw put", "put + watch")
+HEALTHY_WITHIN = 30.0
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))] if values else float("nan")
+
+
+def machine_load() -> str:
+    """The 1-minute load average and, where the kernel has it, how often runnable tasks waited for a CPU."""
+    text = f"load {os.getloadavg()[0]:.1f}"
+    try:
+        some = Path("/proc/pressure/cpu").read_text().split()[1]  # avg10=...
+        text += f", CPU pressure {some.split('=')[1]}% (10 s)"
+    except (OSError, IndexError):
+        pass
+    return text
+
+
+def iso(t: float) -> str:
+    return dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat()
+
+
+def token_command(writer: int) -> CreateJoinToken:
+    """A cheap command with unique ids: one row in cluster_join_tokens."""
+    now = time.time()
+    return CreateJoinToken(id=uuid.uuid4().hex, name=f"bench-{writer}",
+                           secret_hash=hashlib.sha256(uuid.uuid4().bytes).hexdigest(),
+                           created_at=iso(now), expires_at=iso(now + 3600))
+
+
+def raw_body(node_id: str, writer: int) -> bytes:
+    """What cloudbox puts for a batch of one command."""
+    return json.dumps({"origin": node_id, "batch": uuid.uuid4().hex,
+                       "commands": [cmds.encode(token_command(writer))]}, separators=(",", ":")).encode()
+
+
+# --- etcd ------------------------------------------------------------------------------------
+
+@dataclass
+class Node:
+    node_id: str
+    ca: Path
+    cert: Path
+    key: Path
+    client_url: str
+    peer_url: str
+
+
+def make_nodes(tmp: Path) -> list[Node]:
+    now = dt.datetime.now(dt.timezone.utc)
+    ca = pki.create_ca("bench", now)
+    (tmp / "ca.pem").write_bytes(ca.cert_pem)
+    nodes = []
+    for i in range(NODES):
+        pair = pki.create_node_cert(ca, f"node{i + 1}", ["localhost", "127.0.0.1"], now)
+        cert, key = tmp / f"node{i + 1}.pem", tmp / f"node{i + 1}.key"
+        cert.write_bytes(pair.cert_pem)
+        key.write_bytes(pair.key_pem)
+        key.chmod(0o600)
+        nodes.append(Node(uuid.uuid4().hex, tmp / "ca.pem", cert, key,
+                          f"https://127.0.0.1:{free_port()}", f"https://127.0.0.1:{free_port()}"))
+    return nodes
+
+
+class EtcdCluster:
+    """Three etcd processes with cloudbox's command line; stopped (and their logs summarised) on exit."""
+
+    def __init__(self, tmp: Path, nodes: list[Node]) -> None:
+        self.tmp, self.nodes = tmp, nodes
+        self.processes: list[subprocess.Popen] = []
+        self.logs = [tmp / f"etcd{i + 1}.log" for i in range(len(nodes))]
+
+    def __enter__(self) -> "EtcdCluster":
+        initial = ",".join(f"{n.node_id}={n.peer_url}" for n in self.nodes)
+        try:
+            for node, log_path in zip(self.nodes, self.logs):
+                config = MemberConfig(name=node.node_id, data_dir=self.tmp / f"etcd-{node.node_id[:8]}",
+                                      client_url=node.client_url, peer_url=node.peer_url, initial_cluster=initial,
+                                      initial_state="new", ca=node.ca, cert=node.cert, key=node.key)
+                with open(log_path, "ab") as out:  # pdeathsig: etcd dies with this process, as on a node
+                    self.processes.append(subprocess.Popen(
+                        ["setpriv", "--pdeathsig", "KILL", "--", *config.argv()],
+                        stdin=subprocess.DEVNULL, stdout=out, stderr=out))
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        for proc in self.processes:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.processes:
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def cpu_seconds(self) -> float:
+        total = 0
+        for proc in self.processes:
+            try:
+                fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except FileNotFoundError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / CLOCK_TICKS
+
+    def check_alive(self) -> None:
+        for i, proc in enumerate(self.processes):
+            if proc.poll() is not None:
+                tail = self.logs[i].read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"etcd member {i + 1} exited with {proc.returncode}:\n{tail}")
+
+    def log_summary(self) -> str:
+        """Leader elections and the warnings etcd logged, over all members."""
+        terms: set[str] = set()
+        warnings: collections.Counter[str] = collections.Counter()
+        for path in self.logs:
+            for line in path.read_text(errors="replace").splitlines():
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                msg = str(entry.get("msg", ""))
+                if " elected leader " in msg:
+                    terms.add(msg.rsplit(" at term ", 1)[-1])
+                if entry.get("level") in ("warn", "error", "fatal", "panic"):
+                    warnings[msg[:90]] += 1
+        size = sum(path.stat().st_size for path in self.logs)
+        parts = [f"{size / 1e6:.1f} MB written",
+                 f"{len(terms)} leader election(s) (terms {', '.join(sorted(terms, key=int))})"]
+        parts += [f"{count}x {msg!r}" for msg, count in warnings.most_common(6)]
+        return "; ".join(parts)
+
+
+# --- instruments -----------------------------------------------------------------------------
+
+@dataclass
+class LogStats:
+    """Counted by CountingLog and the wrapped follower applies; the bench reads deltas per run."""
+
+    puts: int = 0
+    commands: int = 0
+    put_seconds: float = 0.0
+    last_revision: int = 0
+    applies: int = 0  # follower transactions, all nodes
+    applied_events: int = 0
+    apply_seconds: float = 0.0
+    apply_cpu_seconds: float = 0.0  # of which the applying thread ran (the rest: disk, GIL, CPU queue)
+
+
+class CountingLog(ReplicatedLog):
+    """ReplicatedLog that counts each batch's commands and times its etcd put."""
+
+    def __init__(self, client: EtcdClient, node_id: str, node_name: str, stats: LogStats) -> None:
+        super().__init__(client, node_id, node_name)
+        self.stats = stats
+
+    async def append(self, body: bytes) -> int:
+        start = time.perf_counter()
+        revision = await super().append(body)
+        stats = self.stats
+        stats.puts += 1
+        stats.commands += body.count(CreateJoinToken.TYPE.encode())
+        stats.put_seconds += time.perf_counter() - start
+        stats.last_revision = max(stats.last_revision, revision)
+        return revision
+
+
+def time_applies(engine: StateEngine, stats: LogStats) -> None:
+    """Wrap this engine's follower transaction (it runs in a worker thread) to count and time it."""
+    apply_events = engine._apply_events
+
+    def timed(events: list[Any]) -> Any:
+        start, cpu = time.perf_counter(), time.thread_time()
+        try:
+            return apply_events(events)
+        finally:
+            stats.applies += 1
+            stats.applied_events += len(events)
+            stats.apply_seconds += time.perf_counter() - start
+            stats.apply_cpu_seconds += time.thread_time() - cpu
+
+    engine._apply_events = timed  # type: ignore[method-assign]
+
+
+class Watcher:
+    """Watches WATCHED_KEY through one client; ``wait_seen(revision)`` returns once it saw that put."""
+
+    def __init__(self, client: EtcdClient) -> None:
+        self.client = client
+        self.seen = 0
+        self._changed = trio.Event()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self.seen = await self.client.revision()
+        task_status.started()
+        while True:
+            try:
+                async for event in self.client.watch(WATCHED_KEY, self.seen + 1):
+                    self.seen = event.revision
+                    self._changed.set()
+                    self._changed = trio.Event()
+            except CloudboxError as exc:
+                print(f"  (watch broke: {exc}; re-opening)", file=sys.stderr)
+            await trio.sleep(0.1)
+
+    async def wait_seen(self, revision: int) -> None:
+        while self.seen < revision:
+            await self._changed.wait()
+
+
+# --- runs ------------------------------------------------------------------------------------
+
+@dataclass
+class Run:
+    rate: float
+    latencies: list[float]  # ms
+    errors: list[str]
+    puts: int = 0
+    commands: int = 0
+    put_ms: float = 0.0
+    applies: int = 0
+    applied_events: int = 0
+    apply_ms: float = 0.0
+    apply_cpu_ms: float = 0.0
+    bench_cpu: float = 0.0  # cores busy
+    etcd_cpu: float = 0.0
+
+
+@dataclass
+class Bench:
+    args: argparse.Namespace
+    etcd: EtcdCluster
+    nodes: list[Node]
+    engines: list[StateEngine]
+    clients: list[EtcdClient]  # the baselines' clients, one per node (health checks, watchers)
+    watchers: list[Watcher]
+    stats: LogStats
+    endpoints: list[list[str]]  # each node's etcd endpoints, its own member first
+    contexts: list[ssl.SSLContext]
+    writer_clients: dict[int, EtcdClient] = field(default_factory=dict)  # the baselines' puts, one per writer
+    runs: dict[tuple[str, int], list[Run]] = field(default_factory=dict)
+    watched_revision: int = 0
+    states: list[tuple[int, dict[str, str]]] = field(default_factory=list)  # each node's at the end
+
+    async def writers(self, count: int, seconds: float, op: Callable[[int], Awaitable[None]]) -> Run:
+        latencies: list[float] = []
+        errors: list[str] = []
+        before = (resource.getrusage(resource.RUSAGE_SELF), self.etcd.cpu_seconds(), LogStats(**vars(self.stats)))
+        deadline = time.perf_counter() + seconds
+
+        async def writer(i: int) -> None:
+            while time.perf_counter() < deadline:
+                start = time.perf_counter()
+                try:
+                    await op(i)
+                except CloudboxError as exc:
+                    errors.append(f"{type(exc).__name__}: {exc}")
+                    continue
+                latencies.append((time.perf_counter() - start) * 1000)
+
+        start = time.perf_counter()
+        async with trio.open_nursery() as nursery:
+            for i in range(count):
+                nursery.start_soon(writer, i)
+        elapsed = time.perf_counter() - start
+        usage, etcd_cpu, stats = before
+        now = resource.getrusage(resource.RUSAGE_SELF)
+        s = self.stats
+        return Run(
+            rate=len(latencies) / elapsed, latencies=latencies, errors=errors,
+            puts=s.puts - stats.puts, commands=s.commands - stats.commands,
+            put_ms=(s.put_seconds - stats.put_seconds) * 1000, applies=s.applies - stats.applies,
+            applied_events=s.applied_events - stats.applied_events,
+            apply_ms=(s.apply_seconds - stats.apply_seconds) * 1000,
+            apply_cpu_ms=(s.apply_cpu_seconds - stats.apply_cpu_seconds) * 1000,
+            bench_cpu=(now.ru_utime + now.ru_stime - usage.ru_utime - usage.ru_stime) / elapsed,
+            etcd_cpu=(self.etcd.cpu_seconds() - etcd_cpu) / elapsed)
+
+    async def propose(self, i: int) -> None:
+        await self.engines[i % NODES].propose(token_command(i))
+
+    def writer_client(self, i: int) -> EtcdClient:
+        if i not in self.writer_clients:
+            self.writer_clients[i] = EtcdClient(self.endpoints[i % NODES], self.contexts[i % NODES])
+        return self.writer_clients[i]
+
+    async def raw_put(self, i: int) -> None:
+        await self.writer_client(i).put(RAW_KEY, raw_body(self.nodes[i % NODES].node_id, i))
+
+    async def put_and_watch(self, i: int) -> None:
+        node = i % NODES
+        revision = await self.writer_client(i).put(WATCHED_KEY, raw_body(self.nodes[node].node_id, i))
+        self.watched_revision = max(self.watched_revision, revision)
+        await self.watchers[node].wait_seen(revision)
+
+    async def wait_quiet(self) -> None:
+        """Until every node applied every batch and every watcher saw every put, so runs do not overlap."""
+        with trio.fail_after(30):
+            while (any(e.applied_revision < self.stats.last_revision for e in self.engines)
+                   or any(w.seen < self.watched_revision for w in self.watchers)):
+                await trio.sleep(0.01)
+
+    async def run_all(self) -> None:
+        ops = {"cloudbox": self.propose, "raw put": self.raw_put, "put + watch": self.put_and_watch}
+        for mode in MODES:  # warm up: every writer's connection, caches
+            await self.writers(max(self.args.writers), 0.5, ops[mode])
+        await self.wait_quiet()
+        for repeat in range(self.args.repeat):
+            for count in self.args.writers:
+                for mode in MODES:
+                    self.etcd.check_alive()
+                    run = await self.writers(count, self.args.seconds, ops[mode])
+                    await self.wait_quiet()
+                    self.runs.setdefault((mode, count), []).append(run)
+                    print(f"  run {repeat + 1}: {count:3d} writers, {mode:<12} {run.rate:8.0f}/s "
+                          f"p50 {pct(run.latencies, 50):7.2f} ms p99 {pct(run.latencies, 99):7.2f} ms"
+                          + (f"  {len(run.errors)} errors" if run.errors else ""), file=sys.stderr)
+
+
+async def wait_healthy(etcd: EtcdCluster, urls: list[str], contexts: list[ssl.SSLContext]) -> None:
+    """Until a linearizable read succeeds through each member alone: all are up, with a leader."""
+    with trio.fail_after(HEALTHY_WITHIN):
+        for url, context in zip(urls, contexts):
+            client = EtcdClient([url], context)
+            try:
+                while True:
+                    etcd.check_alive()
+                    try:
+                        await client.revision()
+                        break
+                    except CloudboxError:
+                        await trio.sleep(0.1)
+            finally:
+                await client.aclose()
+
+
+async def bench_main(args: argparse.Namespace, tmp: Path, etcd: EtcdCluster, nodes: list[Node]) -> Bench:
+    urls = [n.client_url for n in nodes]
+    contexts = [tls_context(str(n.ca), str(n.cert), str(n.key)) for n in nodes]
+    own_first = [[urls[i]] + urls[:i] + urls[i + 1:] for i in range(NODES)]  # a node prefers its own member
+    clients = [EtcdClient(own_first[i], contexts[i]) for i in range(NODES)]
+    log_clients = [EtcdClient(own_first[i], contexts[i]) for i in range(NODES)]
+    stats = LogStats()
+    engines: list[StateEngine] = []
+    bench: Bench | None = None
+    try:
+        await wait_healthy(etcd, urls, contexts)
+        for i, node in enumerate(nodes):
+            engine = StateEngine(tmp / f"node{i + 1}.db", STORES)
+            engine.open(create=True)
+            engine.log = CountingLog(log_clients[i], node.node_id, f"node{i + 1}", stats)
+            time_applies(engine, stats)
+            engines.append(engine)
+        bench = Bench(args, etcd, nodes, engines, clients, [Watcher(c) for c in clients], stats, own_first, contexts)
+        async with trio.open_nursery() as nursery:
+            for engine in engines:
+                await nursery.start(engine.run)
+            for watcher in bench.watchers:
+                await nursery.start(watcher.run)
+            await bench.run_all()
+            bench.states = [e.state_at() for e in engines]
+            nursery.cancel_scope.cancel()
+        return bench
+    finally:
+        for engine in engines:
+            engine.close()
+        with trio.CancelScope(shield=True):
+            for client in clients + log_clients + list(bench.writer_clients.values() if bench else []):
+                await client.aclose()
+
+
+def report(bench: Bench, args: argparse.Namespace, etcd_version: str) -> None:
+    def summary(mode: str, count: int) -> tuple[float, float, float]:
+        runs = bench.runs[(mode, count)]
+        latencies = [x for r in runs for x in r.latencies]
+        return statistics.median(r.rate for r in runs), pct(latencies, 50), pct(latencies, 99)
+
+    print(f"cloudbox cluster write benchmark: 3 nodes = 3 StateEngines in this one process (one trio run), "
+          f"a 3-member etcd {etcd_version} on 127.0.0.1 with cloudbox's flags (mutual TLS); "
+          f"{os.cpu_count()} CPUs; writer i proposes on node i % 3; {args.seconds:g} s per run, "
+          f"median of {args.repeat} interleaved runs (p50/p99 over all runs' commands)")
+    print(f"{'writers':>7} | {'cloudbox/s':>10} {'p50 ms':>7} {'p99 ms':>7} | {'raw put/s':>9} {'p50 ms':>7} "
+          f"{'p99 ms':>7} {'ratio':>6} | {'put+watch/s':>11} {'p50 ms':>7} {'p99 ms':>7} {'ratio':>6}")
+    for count in args.writers:
+        c, r, w = (summary(m, count) for m in MODES)
+        print(f"{count:7d} | {c[0]:10.0f} {c[1]:7.2f} {c[2]:7.2f} | {r[0]:9.0f} {r[1]:7.2f} {r[2]:7.2f} "
+              f"{c[0] / r[0]:6.2f} | {w[0]:11.0f} {w[1]:7.2f} {w[2]:7.2f} {c[0] / w[0]:6.2f}")
+    print("ratio = cloudbox commands/s / baseline commands/s (baseline: one etcd put per command)")
+    print()
+    print("cloudbox's write path, all runs (etcd put = CountingLog.append; apply = one follower transaction "
+          "on one node; CPU in cores busy, 1.0 = one core)")
+    print(f"{'writers':>7} {'cmds/put':>8} {'puts/s':>7} {'put ms':>7} {'events/apply':>12} {'apply ms':>8} "
+          f"{'(on cpu)':>8} {'cpu bench':>9} {'cpu etcd':>8} | {'raw: cpu bench':>14} {'cpu etcd':>8}")
+    for count in args.writers:
+        runs = bench.runs[("cloudbox", count)]
+        raws = bench.runs[("raw put", count)]
+        puts, commands = sum(r.puts for r in runs), sum(r.commands for r in runs)
+        applies = sum(r.applies for r in runs)
+        seconds = args.seconds * len(runs)
+        print(f"{count:7d} {commands / max(puts, 1):8.1f} {puts / seconds:7.0f} "
+              f"{sum(r.put_ms for r in runs) / max(puts, 1):7.2f} "
+              f"{sum(r.applied_events for r in runs) / max(applies, 1):12.1f} "
+              f"{sum(r.apply_ms for r in runs) / max(applies, 1):8.2f} "
+              f"{sum(r.apply_cpu_ms for r in runs) / max(applies, 1):8.2f} "
+              f"{statistics.median(r.bench_cpu for r in runs):9.2f} "
+              f"{statistics.median(r.etcd_cpu for r in runs):8.2f} | "
+              f"{statistics.median(r.bench_cpu for r in raws):14.2f} "
+              f"{statistics.median(r.etcd_cpu for r in raws):8.2f}")
+    errors = collections.Counter(e for runs in bench.runs.values() for r in runs for e in r.errors)
+    if errors:
+        print(f"errors: {sum(errors.values())}: " + "; ".join(f"{n}x {e[:160]}" for e, n in errors.most_common(3)))
+    else:
+        print("errors: none")
+    states = bench.states
+    same = all(s == states[0] for s in states)
+    print(f"the three nodes' databases agree at the end: {'yes' if same else 'NO'} "
+          f"(applied revision {', '.join(str(s[0]) for s in states)})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of one run")
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--writers", type=lambda s: [int(x) for x in s.split(",")], default=[1, 8, 64])
+    parser.add_argument("--dir", default=None, help="where the temporary dir goes (etcd's and SQLite's disk)")
+    args = parser.parse_args()
+    etcd_version = subprocess.run(["etcd", "--version"], capture_output=True, text=True,
+                                  check=True).stdout.split()[2]
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a kill, too, stops etcd and removes the dir
+    load_before = machine_load()
+    with tempfile.TemporaryDirectory(prefix="cbx-bench-cluster-", dir=args.dir) as name:
+        tmp = Path(name)
+        nodes = make_nodes(tmp)
+        with EtcdCluster(tmp, nodes) as etcd:
+            try:
+                bench = trio.run(bench_main, args, tmp, etcd, nodes)
+            except BaseException:
+                print(f"etcd logs: {etcd.log_summary()}", file=sys.stderr)
+                raise
+            etcd_logs = etcd.log_summary()  # before the members stop: their shutdown is noise
+    report(bench, args, etcd_version)
+    print(f"etcd logs: {etcd_logs}")
+    print(f"machine load (other processes share these CPUs): before {load_before}; after {machine_load()}")
+
+
+if __name__ == "__main__":
+    main()
