@@ -63,7 +63,7 @@ class EtcdClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _call(self, path: str, body: dict[str, Any], *, timeout: float | None = None) -> dict[str, Any]:
+    async def call(self, path: str, body: dict[str, Any], *, timeout: float | None = None) -> dict[str, Any]:
         errors = []
         for endpoint in list(self.endpoints):
             try:
@@ -91,12 +91,12 @@ class EtcdClient:
     # --- keys ------------------------------------------------------------------------------
     async def put(self, key: str, value: bytes) -> int:
         """Store ``value`` at ``key``; returns the revision of the write."""
-        reply = await self._call("/v3/kv/put", {"key": b64(key), "value": b64(value)})
+        reply = await self.call("/v3/kv/put", {"key": b64(key), "value": b64(value)})
         return int(reply["header"]["revision"])
 
     async def get(self, key: str) -> tuple[bytes | None, int]:
         """(value or None, the store's current revision); a linearizable read."""
-        reply = await self._call("/v3/kv/range", {"key": b64(key)})
+        reply = await self.call("/v3/kv/range", {"key": b64(key)})
         kvs = reply.get("kvs") or []
         return (unb64(kvs[0].get("value")) if kvs else None), int(reply["header"]["revision"])
 
@@ -104,7 +104,7 @@ class EtcdClient:
         return (await self.get("/cloudbox/none"))[1]
 
     async def compact(self, revision: int) -> None:
-        await self._call("/v3/kv/compaction", {"revision": revision})
+        await self.call("/v3/kv/compaction", {"revision": revision})
 
     async def watch(self, key: str, start_revision: int) -> AsyncIterator[Event]:
         """Every write to ``key`` from ``start_revision`` on, in revision order; raises
@@ -137,19 +137,11 @@ class EtcdClient:
     # --- cluster ---------------------------------------------------------------------------
     async def status(self) -> dict[str, Any]:
         """The first answering member's status: its id, the leader's id, the raft term."""
-        reply = await self._call("/v3/maintenance/status", {})
+        reply = await self.call("/v3/maintenance/status", {})
         return {"member_id": reply["header"]["member_id"], "leader": reply.get("leader"),
                 "raft_term": int(reply.get("raftTerm") or 0), "revision": int(reply["header"].get("revision") or 0)}
 
     async def members(self) -> list[dict[str, Any]]:
-        reply = await self._call("/v3/cluster/member/list", {})
+        reply = await self.call("/v3/cluster/member/list", {})
         return [{"id": m["ID"], "name": m.get("name", ""), "peer_urls": m.get("peerURLs", []),
                  "client_urls": m.get("clientURLs", [])} for m in reply.get("members", [])]
-
-    async def add_member(self, peer_url: str) -> dict[str, Any]:
-        reply = await self._call("/v3/cluster/member/add", {"peerURLs": [peer_url]}, timeout=10)
-        member = reply["member"]
-        return {"id": member["ID"], "peer_urls": member.get("peerURLs", [])}
-
-    async def remove_member(self, member_id: str) -> None:
-        await self._call("/v3/cluster/member/remove", {"ID": member_id}, timeout=10)

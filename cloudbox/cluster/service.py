@@ -168,16 +168,22 @@ class ClusterService:
 
     async def catch_up(self, compact_revision: int) -> None:
         """This node is behind etcd's compacted history: copy a snapshot from a live peer."""
-        for peer in [n for n in await self.nodes() if n["up"] and n["id"] != self.node.node_id]:
+        # Every other member, freshest heartbeat first: this node's own view is old, so "up" means little.
+        peers = sorted((n for n in await self.nodes() if n["id"] != self.node.node_id),
+                       key=lambda n: n["heartbeat_at"], reverse=True)
+        for peer in peers:
             tmp = self.data_dir.root / f".catch-up-{uuid.uuid4().hex}.db"
             try:
                 async with self.peer_client(timeout=120) as client:
                     async with client.stream("GET", f"{peer['peer_url']}/cloudbox/v1/cluster/snapshot") as resp:
                         if resp.status_code != 200:
+                            log.warning("a peer refused its snapshot", extra={"peer": peer["name"],
+                                                                              "status": resp.status_code})
                             continue
                         revision = int(resp.headers["X-Cloudbox-Revision"])
                         if revision < compact_revision:
-                            continue  # that peer is behind too
+                            log.warning("a peer is behind the compaction too", extra={"peer": peer["name"]})
+                            continue
                         with open(tmp, "wb") as out:
                             async for chunk in resp.aiter_bytes(1 << 20):
                                 out.write(chunk)
@@ -299,7 +305,7 @@ class ClusterService:
         assert self.client is not None
         for _ in range(600):
             try:
-                await self.client._call("/v3/cluster/member/promote", {"ID": learner_id}, timeout=5)
+                await self.client.call("/v3/cluster/member/promote", {"ID": learner_id}, timeout=5)
                 log.info("etcd member promoted to voter", extra={"member": learner_id})
                 break
             except Unavailable as exc:
@@ -479,14 +485,16 @@ class ClusterService:
         await self.remove(node["id"], force=True)
 
     async def _add_learner(self, peer_url: str) -> dict[str, Any]:
-        """Add an etcd learner; etcd refuses while the previous one is still catching up
-        ("unhealthy cluster", one learner at a time), so wait for that, up to LEARNER_WAIT."""
+        return await self._reconfigure("/v3/cluster/member/add", {"peerURLs": [peer_url], "isLearner": True})
+
+    async def _reconfigure(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Change etcd's membership; etcd refuses while a member is still catching up or has just
+        started ("unhealthy cluster", one learner at a time), so wait for that, up to LEARNER_WAIT."""
         assert self.client is not None
         deadline = trio.current_time() + LEARNER_WAIT
         while True:
             try:
-                return await self.client._call(
-                    "/v3/cluster/member/add", {"peerURLs": [peer_url], "isLearner": True}, timeout=10)
+                return await self.client.call(path, body, timeout=10)
             except Unavailable as exc:
                 busy = any(w in exc.message for w in ("unhealthy", "learner", "not started"))
                 if not busy or trio.current_time() > deadline:
@@ -542,7 +550,7 @@ class ClusterService:
         if self.client is not None:
             for member in await self.client.members():
                 if member["name"] == node["id"] or any(f"//{node['tunnel_ip']}:" in u for u in member["peer_urls"]):
-                    await self.client.remove_member(member["id"])
+                    await self._reconfigure("/v3/cluster/member/remove", {"ID": member["id"]})
         removed = await self.engine.propose(c.RemoveNode(node["id"], now_iso()))
         log.info("node removed", extra={"node": node["name"], "node_id": node["id"], "servers": len(servers)})
         return removed
