@@ -117,18 +117,13 @@ def _node_api(directory: DataDir, method: str, path: str, body: Any = None) -> A
     import httpx
 
     directory.require_cloud()
-    settings = Settings.load(directory.root)
-    from cloudbox.node import url_host
-
-    host, _port = split_listen(settings.listen)
-    if host in ("0.0.0.0", "::"):
-        host = "127.0.0.1"
+    host, port, settings = _local_address(directory)
     ctx = ssl.create_default_context(cafile=str(directory.ca_cert))
     try:
         ctx.load_cert_chain(str(directory.node_cert), str(directory.node_key))
     except OSError as exc:
         raise SetupError(f"cannot read this node's certificate ({exc}); run as root") from exc
-    url = f"https://{url_host(host)}:{settings.peer_port or _port + 1}{path}"
+    url = f"https://{host}:{settings.peer_port or port + 1}{path}"
     try:
         with httpx.Client(verify=ctx, timeout=60) as client:
             resp = client.request(method, url, json=body)
@@ -228,17 +223,23 @@ def _serve_background(directory: DataDir) -> None:
     raise SetupError(f"cloudbox serve did not answer within 60 s; see {directory.log_file}")
 
 
-def _health(directory: DataDir) -> dict | None:
-    settings = Settings.load(directory.root)
-    from cloudbox.node import split_listen, url_host
+def _local_address(directory: DataDir) -> tuple[str, int, Settings]:
+    """(host for a URL, API port, settings) to reach this node's own API from this host."""
+    from cloudbox.node import url_host
 
+    settings = Settings.load(directory.root)
     host, port = split_listen(settings.listen)
     if host in ("0.0.0.0", "::"):
         host = "127.0.0.1"
+    return url_host(host), port, settings
+
+
+def _health(directory: DataDir) -> dict | None:
+    host, port, _settings = _local_address(directory)
     ctx = ssl.create_default_context(cafile=str(directory.ca_cert))
     try:
         with urllib.request.urlopen(
-            f"https://{url_host(host)}:{port}/cloudbox/v1/health", context=ctx, timeout=3
+            f"https://{host}:{port}/cloudbox/v1/health", context=ctx, timeout=3
         ) as resp:
             return json.loads(resp.read())
     except (OSError, ValueError, urllib.error.URLError):
