@@ -36,8 +36,31 @@ def setns(fd: int) -> None:
 
 
 def create(name: str) -> None:
-    """Make the named namespace (as `ip netns add` does: a bind mount under /run/netns)."""
+    """Make the named namespace (as `ip netns add` does: a bind mount under /run/netns).
+
+    A file of that name that is no namespace (an `ip netns add` or delete cut short leaves an
+    empty, unmounted file) is removed first; `ip netns add` would refuse it."""
+    path = os.path.join(NETNS_DIR, name)
+    if os.path.exists(path) and not _mounted(path):
+        os.unlink(path)
     subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True, timeout=30)
+
+
+def _mounted(path: str) -> bool:
+    """Is ``path`` a namespace bind mount (on another file system than its directory)?"""
+    try:
+        return os.stat(path).st_dev != os.stat(os.path.dirname(path)).st_dev
+    except FileNotFoundError:
+        return False
+
+
+def listnetns() -> list[str]:
+    """Names of the namespaces under /run/netns, without files there that are no namespace."""
+    try:
+        names = os.listdir(NETNS_DIR)
+    except FileNotFoundError:
+        return []
+    return sorted(n for n in names if _mounted(os.path.join(NETNS_DIR, n)))
 
 
 def in_fresh_thread(function: Callable[..., Any], *args: Any) -> Any:

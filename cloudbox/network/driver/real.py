@@ -254,7 +254,7 @@ class LinuxNetworkDriver:
                         attempt(f"VXLAN {network.vxlan.name}", self._ensure_vxlan, links, network, network.vxlan)
             for port in plan.ports:
                 attempt(f"tap {port.tap}", self._ensure_tap, links, port)
-            existing_ns = set(netns.listnetns())
+            existing_ns = set(namespaces.listnetns())
             for network in plan.networks:
                 if network.dhcp is not None:
                     attempt(f"DHCP of {network.id}", self._ensure_dhcp, links, network, network.dhcp, existing_ns)
@@ -516,7 +516,7 @@ class LinuxNetworkDriver:
     def _remove_orphans(self, links: _Links, plan: HostPlan) -> None:
         wanted_namespaces = {n.dhcp.namespace for n in plan.networks if n.dhcp is not None}
         wanted_namespaces |= {r.namespace for r in plan.routers}
-        for name in netns.listnetns():
+        for name in namespaces.listnetns():
             if name.startswith(NAMESPACE_PREFIXES) and name not in wanted_namespaces:
                 self._remove_namespace(name)
         wanted_dhcp = {n.id for n in plan.networks if n.dhcp is not None}
