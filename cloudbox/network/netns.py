@@ -54,6 +54,27 @@ def _mounted(path: str) -> bool:
         return False
 
 
+def remove_broken(prefixes: tuple[str, ...], older_than: float = 10.0) -> list[str]:
+    """Remove files under /run/netns named with ``prefixes`` that are no namespace and are older
+    than ``older_than`` seconds (younger ones may be an `ip netns add` under way)."""
+    import time
+
+    removed = []
+    try:
+        names = os.listdir(NETNS_DIR)
+    except FileNotFoundError:
+        return removed
+    for name in names:
+        path = os.path.join(NETNS_DIR, name)
+        try:
+            if name.startswith(prefixes) and not _mounted(path) and time.time() - os.stat(path).st_mtime > older_than:
+                os.unlink(path)
+                removed.append(name)
+        except FileNotFoundError:
+            continue
+    return removed
+
+
 def listnetns() -> list[str]:
     """Names of the namespaces under /run/netns, without files there that are no namespace."""
     try:

@@ -519,6 +519,8 @@ class LinuxNetworkDriver:
         for name in namespaces.listnetns():
             if name.startswith(NAMESPACE_PREFIXES) and name not in wanted_namespaces:
                 self._remove_namespace(name)
+        for name in namespaces.remove_broken(NAMESPACE_PREFIXES):
+            log.info("a broken namespace file removed", extra={"namespace": name})
         wanted_dhcp = {n.id for n in plan.networks if n.dhcp is not None}
         dhcp_root = self.run_dir / "dhcp"
         if dhcp_root.exists():
