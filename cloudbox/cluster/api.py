@@ -10,9 +10,9 @@ import tempfile
 from pathlib import Path
 
 import trio
-from quart import Response
 
 from cloudbox import __version__, pki
+from cloudbox.api import streaming
 from cloudbox.api.routes import ApiSpec, Call, Reply, Route
 from cloudbox.errors import Forbidden, Unauthorized
 from cloudbox.identity.core import require
@@ -152,17 +152,8 @@ def build(node: Any) -> ApiSpec:
         finally:
             tmp.unlink(missing_ok=True)  # the open file stays readable
 
-        async def chunks() -> Any:
-            try:
-                while data := await trio.to_thread.run_sync(file.read, SNAPSHOT_CHUNK):
-                    yield data
-            finally:
-                file.close()
-
-        response = Response(chunks(), status=200, content_type="application/vnd.sqlite3",
-                            headers={"X-Cloudbox-Revision": str(revision)})
-        response.timeout = None
-        return response
+        return streaming.file_response(file, "application/vnd.sqlite3", {"X-Cloudbox-Revision": str(revision)},
+                                       SNAPSHOT_CHUNK)
 
     async def image_data(call: Call, image_id: str) -> Any:
         peer_only(call)

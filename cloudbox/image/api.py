@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import trio
 from quart import Response, request
 
 from cloudbox.api import streaming
@@ -104,18 +103,9 @@ def build(svc: ImageService) -> ApiSpec:
         if file is None:
             return Reply(None, 204)
 
-        async def chunks() -> Any:
-            try:
-                while data := await trio.to_thread.run_sync(file.read, DOWNLOAD_CHUNK):
-                    yield data
-            finally:
-                file.close()
-
-        response = Response(chunks(), status=200, content_type="application/octet-stream", headers={
+        return streaming.file_response(file, "application/octet-stream", {
             "Content-Length": str(image["size"]), "Content-MD5": image["checksum"],
-        })
-        response.timeout = None  # an image may take longer than quart's response timeout to send
-        return response
+        }, DOWNLOAD_CHUNK)
 
     # --- tags -----------------------------------------------------------------------------
     async def add_tag(call: Call, image_id: str, tag: str) -> Reply:

@@ -254,25 +254,14 @@ class ImageService:
 
     async def peer_download(self, image_id: str) -> Any:
         """Another node's request for an image's data (the peer port checked its certificate)."""
-        from quart import Response
+        from cloudbox.api import streaming
 
         image = await self.read(store.must_get, image_id)
         path = self.files.path(image_id)
         if image["status"] not in ("active", "deactivated") or not path.exists():
             raise NotFound(f"This node has no data of image {image_id}.")
         file = await trio.to_thread.run_sync(open, path, "rb")
-
-        async def chunks() -> Any:
-            try:
-                while data := await trio.to_thread.run_sync(file.read, 1 << 20):
-                    yield data
-            finally:
-                file.close()
-
-        response = Response(chunks(), status=200, content_type="application/octet-stream",
-                            headers={"Content-Length": str(image["size"])})
-        response.timeout = None
-        return response
+        return streaming.file_response(file, "application/octet-stream", {"Content-Length": str(image["size"])})
 
     # --- members -----------------------------------------------------------------------------
     async def members(self, ctx: Any, image_id: str) -> list[dict[str, Any]]:
