@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from cloudbox.network import render
+from cloudbox.network import arp, render
 from cloudbox.network.hostplan import HostPlan, Member, build_plan, conntrack_zone, placement, rendezvous
 
 SCHEMA = """
@@ -432,3 +432,17 @@ def test_a_node_whose_heartbeat_is_stale_loses_its_dhcp_servers_and_routers() ->
     two_nodes(rows)  # node-b is back: it gets its share again
     b = rows.plan("id-b", now=NOW, host="node-b")
     assert b.routers and any(n.dhcp for n in b.networks)
+
+
+def test_gratuitous_arp_frames() -> None:
+    request = arp.frame("fa:16:3e:00:00:2a", "172.24.4.10", arp.REQUEST)
+    reply = arp.frame("fa:16:3e:00:00:2a", "172.24.4.10", arp.REPLY)
+    mac, ip = bytes.fromhex("fa163e00002a"), bytes([172, 24, 4, 10])
+    for frame, op, target_mac in ((request, 1, b"\x00" * 6), (reply, 2, b"\xff" * 6)):
+        assert len(frame) == 42
+        assert frame[:6] == b"\xff" * 6 and frame[6:12] == mac and frame[12:14] == b"\x08\x06"
+        assert frame[14:22] == bytes([0, 1, 8, 0, 6, 4, 0, op])  # Ethernet/IPv4, operation
+        assert frame[22:28] == mac and frame[28:32] == ip  # sender
+        assert frame[32:38] == target_mac and frame[38:42] == ip  # target: the same address
+    with pytest.raises(ValueError):
+        arp.frame("fa:16:3e", "172.24.4.10", arp.REQUEST)

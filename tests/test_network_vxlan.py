@@ -15,6 +15,7 @@ separate machines.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -39,13 +40,13 @@ APPLY = """
 import sqlite3, sys, trio
 from cloudbox.network.driver.real import LinuxNetworkDriver
 from cloudbox.network.hostplan import build_plan
-path, host, node_id, now = sys.argv[1:]
+path, host, node_id, now, uplink = sys.argv[1:]
 driver = LinuxNetworkDriver(node_id)
 if path == "teardown":
     trio.run(driver.teardown_all)
 else:
     db = sqlite3.connect(path)
-    trio.run(driver.apply, build_plan(db, host, node_id, "cbxext0", "", float(now)))
+    trio.run(driver.apply, build_plan(db, host, node_id, "cbxext0", uplink, float(now)))
 """
 
 
@@ -67,6 +68,7 @@ class Pair:
         self.a = Node(tag, "a", "192.0.2.1")
         self.b = Node(tag, "b", "192.0.2.2")
         self.rows = Rows(host="unused")
+        self.uplink = ""  # external_interface of both nodes (see outside())
         self.namespaces: list[str] = []
         for node in (self.a, self.b):
             sh("ip", "netns", "add", node.namespace)
@@ -97,7 +99,7 @@ class Pair:
 
     def _run(self, node: Node, path: str) -> None:
         args = ["nsenter", f"--net=/run/netns/{node.namespace}", sys.executable, "-c", APPLY,
-                path, node.name, node.id, str(time.time())]
+                path, node.name, node.id, str(time.time()), self.uplink]
         done = subprocess.run(args, capture_output=True, text=True, timeout=120, cwd=ROOT)
         assert done.returncode == 0, f"{node.name}: {done.stderr[-3000:]}"
 
@@ -112,14 +114,33 @@ class Pair:
         sh("ip", "-n", ns, "addr", "add", address, "dev", "eth0")
         return ns
 
-    def dhcp_namespaces(self) -> set[str]:
-        ids = [r[0] for r in self.rows.db.execute("SELECT id FROM networks")]
-        return {ns for ns in sh("ip", "netns", "list").stdout.split() if any(i in ns for i in ids)}
+    def outside(self, address: str) -> str:
+        """One external segment for both nodes, as a physical LAN would be: a bridge in a
+        namespace of its own holding ``address`` (the outside host), and a veth from it into each
+        node, which each node's data plane enslaves to its external bridge (external_interface)."""
+        ns = f"cbxo-{secrets.token_hex(4)}"
+        sh("ip", "netns", "add", ns)
+        self.namespaces.append(ns)
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+        sh("ip", "-n", ns, "link", "add", "sw0", "type", "bridge")
+        sh("ip", "-n", ns, "link", "set", "sw0", "up")
+        sh("ip", "-n", ns, "addr", "add", address, "dev", "sw0")
+        for node in (self.a, self.b):
+            sh("ip", "link", "add", "cbxup0", "netns", node.namespace, "type", "veth",
+               "peer", "name", f"to-{node.name[-1]}", "netns", ns)
+            sh("ip", "-n", ns, "link", "set", f"to-{node.name[-1]}", "master", "sw0", "up")
+            sh("ip", "-n", node.namespace, "link", "set", "cbxup0", "up")
+        self.uplink = "cbxup0"
+        return ns
 
-    def dhcp_owner(self, namespace: str) -> str:
-        """The node whose mark the DHCP namespace's lo carries."""
+    def owner(self, namespace: str) -> str:
+        """The node whose mark the namespace's lo carries (a DHCP server's or a router's)."""
         out = sh("ip", "-n", namespace, "-d", "-o", "link", "show", "lo").stdout
         return out.split("alias cloudbox:")[1].split(":")[0]
+
+    def dhcp_namespaces(self) -> set[str]:  # and routers' namespaces
+        ids = [r[0] for r in self.rows.db.execute("SELECT id FROM networks UNION SELECT id FROM routers")]
+        return {ns for ns in sh("ip", "netns", "list").stdout.split() if any(i in ns for i in ids)}
 
     def cleanup(self) -> None:
         try:
@@ -271,7 +292,7 @@ def test_guests_of_one_network_on_two_nodes_talk_and_other_networks_stay_apart(p
 
     # One DHCP server per network, on one node; a guest on the other node gets its lease over the tunnel.
     (namespace,) = {f"qdhcp-{net1}"} & pair.dhcp_namespaces()
-    server = pair.dhcp_owner(namespace)
+    server = pair.owner(namespace)
     remote_guest = guest_b1 if server == pair.a.id else guest_a1
     remote_ip = "10.70.0.6" if server == pair.a.id else "10.70.0.5"
     sh("ip", "-n", remote_guest, "addr", "flush", "dev", "eth0")
@@ -303,19 +324,98 @@ def test_dhcp_moves_when_its_node_goes_stale_and_comes_back(pair: Pair) -> None:
     address = {pair.a.id: "10.71.0.5", pair.b.id: "10.71.0.6"}
     pair.apply(pair.a, pair.b)
     namespace = f"qdhcp-{net}"
-    first = pair.dhcp_owner(namespace)
+    first = pair.owner(namespace)
     server, other = (pair.a, pair.b) if first == pair.a.id else (pair.b, pair.a)
 
     # The server's heartbeat goes stale: it drops its copy (it counts itself out), the other takes over.
     pair.heartbeat(server, age=60)
     pair.apply(server, other)
-    assert pair.dhcp_owner(namespace) == other.id
+    assert pair.owner(namespace) == other.id
     assert "vx-" + net[:11] not in node_links(other)  # no other live node: nothing to tunnel to
     assert f"ip={address[other.id]} " in dhcp_lease(guest[other.id], pair.tmp)
 
     # Back again: rendezvous puts DHCP where it was; the node that held it meanwhile lets it go.
     pair.heartbeat(server)
     pair.apply(other, server)
-    assert pair.dhcp_owner(namespace) == server.id
+    assert pair.owner(namespace) == server.id
     assert f"ip={address[other.id]} " in dhcp_lease(guest[other.id], pair.tmp)  # over the tunnel
     assert ping(guest[other.id], address[server.id])
+
+
+@contextlib.contextmanager
+def arp_seen(ns: str) -> Iterator[list[tuple[int, str, str, str]]]:
+    """The ARP frames the bridge sw0 in ``ns`` receives while the block runs, as
+    (operation, sender MAC, sender address, target address)."""
+    listener = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", textwrap.dedent("""
+        import socket, sys
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806)); s.bind(("sw0", 0))
+        print("ready", flush=True)
+        while True:
+            f = s.recv(2048)[14:42]
+            print(int.from_bytes(f[6:8], "big"), f[8:14].hex(":"), socket.inet_ntoa(f[14:18]),
+                  socket.inet_ntoa(f[24:28]), flush=True)
+    """)], stdout=subprocess.PIPE, text=True)
+    seen: list[tuple[int, str, str, str]] = []
+    try:
+        assert listener.stdout.readline().strip() == "ready"
+        yield seen
+        time.sleep(0.5)
+    finally:
+        listener.kill()
+        out, _ = listener.communicate()
+    for line in out.splitlines():
+        op, mac, sender, target = line.split()
+        seen.append((int(op), mac, sender, target))
+
+
+@needs_root
+def test_a_router_moves_when_its_node_goes_stale_and_keeps_routing(pair: Pair) -> None:
+    rows = pair.rows
+    outside = pair.outside("172.24.9.1/24")  # the external subnet's gateway: the routers' next hop
+    ext = rows.network("172.24.9.0/24", project="admin", external=True, dhcp=False)
+    net, subnet = rows.network("10.72.0.0/24")
+    port = {pair.a.id: rows.port(net, subnet, "10.72.0.5", host="node-a"),
+            pair.b.id: rows.port(net, subnet, "10.72.0.6", host="node-b")}
+    router = rows.router("p1", ext, "172.24.9.10", [(net, subnet)])
+    rows.rule(rows.default_group("p1"), "ingress", "IPv4", "icmp", remote_ip_prefix="0.0.0.0/0")
+    guest = {pair.a.id: pair.guest(pair.a, pair.plan(pair.a).port(port[pair.a.id]), "10.72.0.5/24"),
+             pair.b.id: pair.guest(pair.b, pair.plan(pair.b).port(port[pair.b.id]), "10.72.0.6/24")}
+    for ns in guest.values():
+        sh("ip", "-n", ns, "route", "add", "default", "via", "10.72.0.1")
+    pair.apply(pair.a, pair.b)
+    namespace = f"qrouter-{router}"
+    holder, other = (pair.a, pair.b) if pair.owner(namespace) == pair.a.id else (pair.b, pair.a)
+    # The floating IP is the guest's on the node that keeps running: the router is across the
+    # tunnel from it now, and beside it once it has moved.
+    rows.floating_ip(router, ext, "172.24.9.20", port[other.id])
+    pair.apply(pair.a, pair.b)
+
+    def routes(nodes: tuple[Node, ...]) -> None:
+        for node in nodes:
+            assert ping(guest[node.id], "10.72.0.1"), f"{node.name}'s guest: the router's interface"
+            assert ping(guest[node.id], "172.24.9.1"), f"{node.name}'s guest: out through the router (SNAT)"
+        # In from outside by the floating IP, at once: none of the outside host's ARP entries has
+        # expired, so its frames reach the router only if the segment knows where the router is.
+        assert ping(outside, "172.24.9.20"), "outside: in by the floating IP"
+
+    routes((pair.a, pair.b))
+
+    # The router's node goes silent: it lets the router go and the other node starts it (the
+    # silent node's own guest is cut off with it: no tunnel goes to a node that is down).  The
+    # new router announces its external addresses with gratuitous ARP as it starts.
+    pair.heartbeat(holder, age=60)
+    with arp_seen(outside) as seen:
+        pair.apply(holder, other)
+    assert pair.owner(namespace) == other.id
+    (gateway_mac,) = rows.db.execute("SELECT mac_address FROM ports WHERE device_id = ? AND device_owner = "
+                                     "'network:router_gateway'", (router,)).fetchone()
+    for address in ("172.24.9.10", "172.24.9.20"):
+        for op in (1, 2):  # request and reply, sender and target the announced address
+            assert (op, gateway_mac, address, address) in seen, f"no gratuitous ARP {op} for {address}: {seen}"
+    routes((other,))
+
+    # Back again: rendezvous returns the router to its first node, and both guests route through it.
+    pair.heartbeat(holder)
+    pair.apply(other, holder)
+    assert pair.owner(namespace) == holder.id
+    routes((pair.a, pair.b))

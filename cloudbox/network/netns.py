@@ -16,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import socket
 import subprocess
 import threading
 from contextlib import contextmanager
@@ -107,19 +108,15 @@ def in_fresh_thread(function: Callable[..., Any], *args: Any) -> Any:
     return outcome["value"]
 
 
-@contextmanager
-def iproute(name: str) -> Iterator[IPRoute]:
-    """An IPRoute whose netlink socket lives in namespace ``name`` (which must exist).
-
-    Opened by the calling thread (pyroute2 binds an IPRoute to the thread that made it), which
-    enters the namespace, opens the socket and returns at once.
-    """
+def made_inside(name: str, factory: Callable[[], Any]) -> Any:
+    """``factory()`` called with the calling thread inside namespace ``name`` (which must exist):
+    a socket it makes lives there.  The thread enters, calls and returns at once."""
     target = os.open(os.path.join(NETNS_DIR, name), os.O_RDONLY | os.O_CLOEXEC)
     home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
         setns(target)
         try:
-            ipr = IPRoute()
+            return factory()
         finally:
             try:
                 setns(home)
@@ -131,7 +128,21 @@ def iproute(name: str) -> Iterator[IPRoute]:
     finally:
         os.close(target)
         os.close(home)
+
+
+@contextmanager
+def iproute(name: str) -> Iterator[IPRoute]:
+    """An IPRoute whose netlink socket lives in namespace ``name`` (which must exist).
+
+    Opened by the calling thread (pyroute2 binds an IPRoute to the thread that made it).
+    """
+    ipr = made_inside(name, IPRoute)
     try:
         yield ipr
     finally:
         ipr.close()
+
+
+def packet_socket(name: str) -> socket.socket:
+    """A raw AF_PACKET socket in namespace ``name`` (for frames sent on one of its links)."""
+    return made_inside(name, lambda: socket.socket(socket.AF_PACKET, socket.SOCK_RAW))

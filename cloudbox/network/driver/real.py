@@ -34,6 +34,7 @@ from pyroute2 import IPRoute, netns
 
 from cloudbox.compute.driver import NicSpec
 from cloudbox.errors import Conflict
+from cloudbox.network import arp
 from cloudbox.network import netns as namespaces
 from cloudbox.network import render
 from cloudbox.network.driver import NetworkDriverError, alias, nic_spec
@@ -173,20 +174,35 @@ class _Links:
         return link["index"]
 
 
-def _sync_addresses(ipr: Any, index: int, wanted: tuple[str, ...], remove_extra: bool = True) -> None:
-    """Addresses (with prefix) on one link: add the missing, drop the others (not IPv6 link-local)."""
+def _sync_addresses(ipr: Any, index: int, wanted: tuple[str, ...], remove_extra: bool = True) -> list[str]:
+    """Addresses (with prefix) on one link: add the missing, drop the others (not IPv6 link-local).
+    Returns the addresses added."""
     have = {}
+    added = []
     for msg in ipr.get_addr(index=index):
         have[f"{_attr(msg, 'IFA_ADDRESS')}/{msg['prefixlen']}"] = msg
     for addr in wanted:
         if addr not in have:
             ip, prefix = addr.split("/")
             ipr.addr("add", index=index, address=ip, prefixlen=int(prefix))
+            added.append(addr)
     if remove_extra:
         for addr, msg in have.items():
             if addr not in wanted and not addr.startswith("fe80:"):
                 ip, prefix = addr.split("/")
                 ipr.addr("del", index=index, address=ip, prefixlen=int(prefix))
+    return added
+
+
+def _announce(namespace: str, interface: str, mac: str, added: list[str]) -> None:
+    """Gratuitous ARP for addresses just put on a link (a moved router or DHCP server, a new
+    floating IP); a failure is logged, the link works regardless once its port sends a frame."""
+    if not added:
+        return
+    try:
+        arp.announce(namespace, interface, mac, added)
+    except OSError as exc:
+        log.warning("network: announcing %s on %s in %s failed: %s", added, interface, namespace, exc)
 
 
 class LinuxNetworkDriver:
@@ -397,8 +413,9 @@ class LinuxNetworkDriver:
                 index = self._ensure_veth(links, ns, dhcp.namespace, dhcp.host_end, dhcp.interface,
                                           bridge=network.bridge, mac=dhcp.mac, mtu=network.mtu,
                                           kind="dhcp", object_id=network.id, revert=revert)
-                _sync_addresses(ns, index, dhcp.addresses)
+                added = _sync_addresses(ns, index, dhcp.addresses)
             revert.success()
+        _announce(dhcp.namespace, dhcp.interface, dhcp.mac, added)
         self._ensure_dnsmasq(network, dhcp)
 
     def _dhcp_dir(self, network_id: str) -> Path:
@@ -468,6 +485,7 @@ class LinuxNetworkDriver:
         legs: list[tuple[RouterPort, str]] = [(leg, "router-interface") for leg in router.interfaces]
         if router.gateway is not None:
             legs.append((router.gateway, "router-gateway"))
+        announce: list[tuple[RouterPort, list[str]]] = []
         with Revert() as revert:
             self._ensure_namespace(router.namespace, existing, "router", router.id, revert)
             if router.namespace not in self._namespaces_set_up:
@@ -486,10 +504,12 @@ class LinuxNetworkDriver:
                     addresses = leg.addresses
                     if leg is router.gateway:  # floating IPs answer ARP on the gateway leg
                         addresses += tuple(f"{f.floating}/32" for f in router.floating_ips)
-                    _sync_addresses(ns, index, addresses)
+                    announce.append((leg, _sync_addresses(ns, index, addresses)))
                 self._sync_routes(ns, router)
             revert.success()
         _run(["ip", "netns", "exec", router.namespace, "nft", "-f", "-"], render.render_router(router))
+        for leg, added in announce:  # once the NAT rules of its floating IPs are in force
+            _announce(router.namespace, leg.ns_name, leg.mac, added)
 
     def _sync_routes(self, ns: Any, router: RouterPlan) -> None:
         """The default route via the external gateway and the router's static routes; nothing else static."""
