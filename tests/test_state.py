@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from cloudbox.errors import Conflict, NotFound
+from cloudbox.errors import Conflict, NotFound, Unavailable
 from cloudbox.state.commands import Command, command, decode, encode
 from cloudbox.state.engine import StateEngine, replay
 from cloudbox.state.migrations import StoreSpec, migrate
@@ -105,6 +105,48 @@ async def test_group_commit_answers_every_proposer(tmp_path: Path):
     assert engine.last_seq == 150
     winners = {i for i, r in results.items() if r != "conflict"}
     assert all(results[i] == 2 * i for i in winners)
+
+
+class _StuckLog:
+    """A cluster log whose etcd never answers (``hang``) or answers that it has no quorum."""
+
+    node_id, node_name = "n1", "node1"
+
+    def __init__(self, hang: bool) -> None:
+        self.hang = hang
+        self.appends = 0
+
+    async def append(self, body: bytes) -> int:
+        self.appends += 1
+        if self.hang:
+            await trio.sleep_forever()
+        raise Unavailable("etcdserver: no leader")
+
+    async def follow(self, applied, send) -> None:
+        await trio.sleep_forever()
+
+
+@pytest.mark.parametrize("hang", [True, False])
+async def test_a_write_without_quorum_is_refused_with_what_is_known(tmp_path: Path, hang: bool):
+    engine = StateEngine(tmp_path / "s.db", [STORE])
+    engine.open(create=True)
+    engine.commit_timeout = 0.2
+    log = _StuckLog(hang)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(engine.run)
+        await engine.join_cluster(log, 0)
+        with pytest.raises(Unavailable) as first:
+            await engine.propose(Put("a", 1))
+        with pytest.raises(Unavailable) as second:  # within FAIL_FAST: refused without asking etcd
+            await engine.propose(Put("b", 2))
+        nursery.cancel_scope.cancel()
+    assert log.appends == 1
+    if hang:  # etcd may still commit what it did not answer: the message must not say "not done"
+        assert "may still commit it late" in first.value.message and "node1" in first.value.message
+    else:
+        assert "cannot commit writes now" in first.value.message and "no leader" in first.value.message
+    assert "cannot commit writes now" in second.value.message  # never sent: certainly not done
+    assert rows(engine) == {}
 
 
 def test_replay_gives_identical_tables(tmp_path: Path):

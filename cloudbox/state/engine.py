@@ -214,9 +214,15 @@ class StateEngine:
             self._last_refusal = (
                 "The cluster cannot commit writes now: no majority of its etcd members is reachable "
                 f"from node {self.log.node_name} ({why}). Reads keep working; retry once the nodes are back.")
+            message = self._last_refusal
+            if not isinstance(exc, Unavailable):  # etcd may still commit a put it did not answer in time
+                message = (f"The cluster did not confirm the write within {self.commit_timeout:g} s: no majority "
+                           f"of its etcd members answered node {self.log.node_name}. The write is not "
+                           "acknowledged, but etcd may still commit it late (then it shows on every node): "
+                           "check before you retry. Reads keep working.")
             # Writes queued meanwhile are refused at once rather than each waiting out the timeout.
             self._fail_fast_until = trio.current_time() + FAIL_FAST
-            self._refuse(batch, self._last_refusal)
+            self._refuse(batch, message)
             return
         self._nursery.start_soon(self._expire, batch_id, revision)
 
