@@ -37,13 +37,12 @@ def frame(mac: str, ip: str, op: int) -> bytes:
     return BROADCAST + hw + ETH_P_ARP.to_bytes(2, "big") + arp
 
 
-def announce(namespace: str, interface: str, mac: str, addresses: Iterable[str]) -> list[str]:
+def announce(namespace: str, interface: str, mac: str, addresses: Iterable[str]) -> None:
     """Send the gratuitous ARPs for the IPv4 ``addresses`` (with or without prefix) on
-    ``interface`` in ``namespace``; returns the addresses announced."""
-    ips = [a.split("/")[0] for a in addresses]
-    ips = [ip for ip in ips if ipaddress.ip_address(ip).version == 4]
+    ``interface`` in ``namespace``."""
+    ips = [ip for ip in (a.split("/")[0] for a in addresses) if ipaddress.ip_address(ip).version == 4]
     if not ips:
-        return []
+        return
     sock = netns.packet_socket(namespace)
     try:
         sock.bind((interface, 0))
@@ -53,4 +52,3 @@ def announce(namespace: str, interface: str, mac: str, addresses: Iterable[str])
     finally:
         sock.close()
     log.info("addresses announced", extra={"namespace": namespace, "interface": interface, "addresses": ips})
-    return ips

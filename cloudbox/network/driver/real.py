@@ -197,8 +197,6 @@ def _sync_addresses(ipr: Any, index: int, wanted: tuple[str, ...], remove_extra:
 def _announce(namespace: str, interface: str, mac: str, added: list[str]) -> None:
     """Gratuitous ARP for addresses just put on a link (a moved router or DHCP server, a new
     floating IP); a failure is logged, the link works regardless once its port sends a frame."""
-    if not added:
-        return
     try:
         arp.announce(namespace, interface, mac, added)
     except OSError as exc:
