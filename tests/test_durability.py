@@ -14,6 +14,7 @@ from cloudbox.services import STORES
 from cloudbox.state import db as dbmod
 from cloudbox.state.engine import replay
 from tests.cloud import Cloud
+from tests.test_command_registry import replay_in_fresh_interpreter
 
 
 def _live_log_and_hashes(path) -> tuple[list[str], dict[str, str]]:
@@ -50,6 +51,10 @@ def test_replaying_the_log_rebuilds_the_database_exactly(new_cloud: Cloud, tmp_p
     assert len(entries) > 20
     assert "revocations" in live and "token_keys" in live
     assert replay(entries, tmp_path / "replayed.db", STORES) == live
+    # The node made its external network at start: the log holds network commands, and an
+    # interpreter that imported nothing but the list of stores decodes and replays them too.
+    assert any('"type":"network.' in e for e in entries)
+    assert replay_in_fresh_interpreter(entries, tmp_path) == live
 
 
 def test_kill_9_loses_no_acknowledged_write(new_cloud: Cloud):

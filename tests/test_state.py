@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import sys
 from pathlib import Path
 
 import pytest
@@ -30,25 +31,30 @@ class Pair(Command):
     items: tuple[tuple[str, int], ...]
 
 
-def _apply(db, cmd):
-    if isinstance(cmd, Put):
-        if list(db.query("SELECT 1 FROM kv WHERE key = ?", [cmd.key])):
-            raise Conflict(f"{cmd.key} exists")
-        db["kv"].insert({"key": cmd.key, "value": cmd.value})
-        return cmd.value * 2
-    if isinstance(cmd, Drop):
-        if db.execute("DELETE FROM kv WHERE key = ?", [cmd.key]).rowcount == 0:
-            raise NotFound(cmd.key)
-        return None
-    if isinstance(cmd, Pair):
-        # Writes the first item, then fails on a duplicate: apply must be all or nothing.
-        for key, value in cmd.items:
-            _apply(db, Put(key, value))
-        return len(cmd.items)
-    raise AssertionError(cmd)
+def _put(db, cmd: Put) -> int:
+    if list(db.query("SELECT 1 FROM kv WHERE key = ?", [cmd.key])):
+        raise Conflict(f"{cmd.key} exists")
+    db["kv"].insert({"key": cmd.key, "value": cmd.value})
+    return cmd.value * 2
 
 
-STORE = StoreSpec("testsvc", ["CREATE TABLE kv (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"], _apply)
+def _drop(db, cmd: Drop) -> None:
+    if db.execute("DELETE FROM kv WHERE key = ?", [cmd.key]).rowcount == 0:
+        raise NotFound(cmd.key)
+
+
+def _pair(db, cmd: Pair) -> int:
+    # Writes the first item, then fails on a duplicate: apply must be all or nothing.
+    for key, value in cmd.items:
+        _put(db, Put(key, value))
+    return len(cmd.items)
+
+
+HANDLERS = {Put: _put, Drop: _drop, Pair: _pair}
+
+
+STORE = StoreSpec("testsvc", ["CREATE TABLE kv (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"],
+                  sys.modules[__name__], (__name__,))
 
 
 def rows(engine: StateEngine) -> dict[str, int]:
@@ -177,9 +183,10 @@ def test_migrations_are_applied_once_and_refuse_edits(tmp_path: Path):
     conn = sqlite3.connect(tmp_path / "m.db", isolation_level=None)
     assert migrate(conn, [STORE]) == [("testsvc", 1)]
     assert migrate(conn, [STORE]) == []
-    grown = StoreSpec("testsvc", [STORE.migrations[0], "ALTER TABLE kv ADD COLUMN note TEXT;"], _apply)
+    grown = StoreSpec("testsvc", [STORE.migrations[0], "ALTER TABLE kv ADD COLUMN note TEXT;"],
+                      STORE.commands, STORE.appliers)
     assert migrate(conn, [grown]) == [("testsvc", 2)]
-    edited = StoreSpec("testsvc", ["CREATE TABLE kv (key TEXT);", grown.migrations[1]], _apply)
+    edited = StoreSpec("testsvc", ["CREATE TABLE kv (key TEXT);", grown.migrations[1]], STORE.commands, STORE.appliers)
     with pytest.raises(RuntimeError, match="changed after it was applied"):
         migrate(conn, [edited])
 

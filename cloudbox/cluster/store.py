@@ -16,7 +16,7 @@ import sqlite_utils
 
 from cloudbox.cluster import commands as c
 from cloudbox.errors import Conflict, NotFound
-from cloudbox.state.migrations import StoreSpec
+from cloudbox.state.migrations import Handler, StoreSpec
 
 HEARTBEAT_EVERY = 5.0  # seconds between a node's heartbeats
 DOWN_AFTER = 20.0  # a node whose last heartbeat is older than this is down
@@ -85,41 +85,56 @@ def _insert_node(db: sqlite_utils.Database, row: dict[str, Any], *, replace: boo
     db["cluster_nodes"].insert(values, replace=True)
 
 
-def apply(db: sqlite_utils.Database, cmd: Any) -> Any:
-    if isinstance(cmd, c.RegisterNode):
-        _insert_node(db, cmd.row, replace=True)
-        return get_node(db, cmd.row["id"])
-    if isinstance(cmd, c.CreateJoinToken):
-        if list(db.query("SELECT id FROM cluster_nodes WHERE name = ?", [cmd.name])):
-            raise Conflict(f"A cluster node named {cmd.name!r} exists already.")
-        db["cluster_join_tokens"].insert({
-            "id": cmd.id, "name": cmd.name, "secret_hash": cmd.secret_hash,
-            "created_at": cmd.created_at, "expires_at": cmd.expires_at, "used_at": None})
-        return token(db, cmd.id)
-    if isinstance(cmd, c.ConsumeJoinToken):
-        row = token(db, cmd.id)
-        if row is None:
-            raise Conflict("The join token is unknown to this cluster.")
-        if row["used_at"] is not None:
-            raise Conflict("The join token was used already; ask for a new one with `cloudbox cluster add`.")
-        if parse_iso(cmd.at) > parse_iso(row["expires_at"]):
-            raise Conflict("The join token has expired; ask for a new one with `cloudbox cluster add`.")
-        if cmd.row["name"] != row["name"]:
-            raise Conflict(f"The join token is for node {row['name']!r}, not {cmd.row['name']!r}.")
-        db.execute("UPDATE cluster_join_tokens SET used_at = ? WHERE id = ?", [cmd.at, cmd.id])
-        _insert_node(db, cmd.row, replace=False)
-        return get_node(db, cmd.row["id"])
-    if isinstance(cmd, c.Heartbeat):
-        found = db.execute("UPDATE cluster_nodes SET heartbeat_at = ?, capacity = ? WHERE id = ?",
-                           [cmd.at, json.dumps(cmd.capacity, sort_keys=True), cmd.node_id]).rowcount
-        if not found:
-            raise NotFound(f"No cluster node {cmd.node_id}.")
-        return None
-    if isinstance(cmd, c.RemoveNode):
-        node = get_node(db, cmd.node_id)
-        db.execute("DELETE FROM cluster_nodes WHERE id = ?", [cmd.node_id])
-        return node
-    raise NotFound(f"unknown cluster command {type(cmd).__name__}")
+def _apply_register_node(db: sqlite_utils.Database, cmd: c.RegisterNode) -> Any:
+    _insert_node(db, cmd.row, replace=True)
+    return get_node(db, cmd.row["id"])
 
 
-STORE = StoreSpec("cluster", MIGRATIONS, apply)
+def _apply_create_join_token(db: sqlite_utils.Database, cmd: c.CreateJoinToken) -> Any:
+    if list(db.query("SELECT id FROM cluster_nodes WHERE name = ?", [cmd.name])):
+        raise Conflict(f"A cluster node named {cmd.name!r} exists already.")
+    db["cluster_join_tokens"].insert({
+        "id": cmd.id, "name": cmd.name, "secret_hash": cmd.secret_hash,
+        "created_at": cmd.created_at, "expires_at": cmd.expires_at, "used_at": None})
+    return token(db, cmd.id)
+
+
+def _apply_consume_join_token(db: sqlite_utils.Database, cmd: c.ConsumeJoinToken) -> Any:
+    row = token(db, cmd.id)
+    if row is None:
+        raise Conflict("The join token is unknown to this cluster.")
+    if row["used_at"] is not None:
+        raise Conflict("The join token was used already; ask for a new one with `cloudbox cluster add`.")
+    if parse_iso(cmd.at) > parse_iso(row["expires_at"]):
+        raise Conflict("The join token has expired; ask for a new one with `cloudbox cluster add`.")
+    if cmd.row["name"] != row["name"]:
+        raise Conflict(f"The join token is for node {row['name']!r}, not {cmd.row['name']!r}.")
+    db.execute("UPDATE cluster_join_tokens SET used_at = ? WHERE id = ?", [cmd.at, cmd.id])
+    _insert_node(db, cmd.row, replace=False)
+    return get_node(db, cmd.row["id"])
+
+
+def _apply_heartbeat(db: sqlite_utils.Database, cmd: c.Heartbeat) -> Any:
+    found = db.execute("UPDATE cluster_nodes SET heartbeat_at = ?, capacity = ? WHERE id = ?",
+                       [cmd.at, json.dumps(cmd.capacity, sort_keys=True), cmd.node_id]).rowcount
+    if not found:
+        raise NotFound(f"No cluster node {cmd.node_id}.")
+    return None
+
+
+def _apply_remove_node(db: sqlite_utils.Database, cmd: c.RemoveNode) -> Any:
+    node = get_node(db, cmd.node_id)
+    db.execute("DELETE FROM cluster_nodes WHERE id = ?", [cmd.node_id])
+    return node
+
+
+HANDLERS: dict[type, Handler] = {
+    c.RegisterNode: _apply_register_node,
+    c.CreateJoinToken: _apply_create_join_token,
+    c.ConsumeJoinToken: _apply_consume_join_token,
+    c.Heartbeat: _apply_heartbeat,
+    c.RemoveNode: _apply_remove_node,
+}
+
+
+STORE = StoreSpec("cluster", MIGRATIONS, c, (__name__,))

@@ -9,7 +9,7 @@ import sqlite_utils
 
 from cloudbox.compute import commands as c
 from cloudbox.errors import BadRequest, Conflict, NotFound, OverQuota
-from cloudbox.state.migrations import StoreSpec
+from cloudbox.state.migrations import Handler, StoreSpec
 
 MIGRATIONS = [
     """
@@ -221,123 +221,165 @@ def _apply_update_server(db: sqlite_utils.Database, cmd: c.UpdateServer) -> dict
     return must_server(db, cmd.id)
 
 
-def apply(db: sqlite_utils.Database, cmd: Any) -> Any:
-    if isinstance(cmd, c.CreateServer):
-        return _apply_create_server(db, cmd)
-    if isinstance(cmd, c.ClaimHost):
-        return _apply_claim(db, cmd)
-    if isinstance(cmd, c.UpdateServer):
-        return _apply_update_server(db, cmd)
-    if isinstance(cmd, c.DeleteServer):
-        db.execute("DELETE FROM servers WHERE id = ?", [cmd.id])
-        return None
-    if isinstance(cmd, c.ReportHost):
-        db["compute_hosts"].upsert(encode(cmd.row), pk="name")
-        return None
-    if isinstance(cmd, c.CreateFlavor):
-        if get_flavor(db, cmd.row["id"]) is not None:
-            raise Conflict(f"Flavor with ID {cmd.row['id']} already exists.")
-        if one(db, "SELECT id FROM flavors WHERE name = ?", [cmd.row["name"]]):
-            raise Conflict(f"Flavor with name {cmd.row['name']} already exists.")
-        db["flavors"].insert(encode(cmd.row))
-        return get_flavor(db, cmd.row["id"])
-    if isinstance(cmd, c.DeleteFlavor):
-        if db.execute("DELETE FROM flavors WHERE id = ?", [cmd.id]).rowcount == 0:
-            raise NotFound(f"Flavor {cmd.id} could not be found.")
-        return None
-    if isinstance(cmd, c.DescribeFlavor):
-        if get_flavor(db, cmd.id) is None:
-            raise NotFound(f"Flavor {cmd.id} could not be found.")
-        db["flavors"].update(cmd.id, {"description": cmd.description})
-        return get_flavor(db, cmd.id)
-    if isinstance(cmd, c.SetFlavorExtraSpecs):
-        if get_flavor(db, cmd.id) is None:
-            raise NotFound(f"Flavor {cmd.id} could not be found.")
-        db["flavors"].update(cmd.id, {"extra_specs": json.dumps(cmd.extra_specs, sort_keys=True)})
-        return get_flavor(db, cmd.id)
-    if isinstance(cmd, c.FlavorAccess):
-        flavor = get_flavor(db, cmd.flavor_id)
-        if flavor is None:
-            raise NotFound(f"Flavor {cmd.flavor_id} could not be found.")
-        if flavor["is_public"]:
-            raise Conflict("Can not add access to a public flavor.")
-        if cmd.grant:
-            if list(db.query("SELECT 1 FROM flavor_access WHERE flavor_id = ? AND project_id = ?",
-                             [cmd.flavor_id, cmd.project_id])):
-                raise Conflict(f"Flavor access already exists for flavor {cmd.flavor_id} and project {cmd.project_id}.")
-            db["flavor_access"].insert({"flavor_id": cmd.flavor_id, "project_id": cmd.project_id})
-        elif db.execute("DELETE FROM flavor_access WHERE flavor_id = ? AND project_id = ?",
-                        [cmd.flavor_id, cmd.project_id]).rowcount == 0:
-            raise NotFound(f"Flavor access not found for flavor {cmd.flavor_id} and project {cmd.project_id}.")
-        return None
-    if isinstance(cmd, c.CreateKeypair):
-        if one(db, "SELECT name FROM keypairs WHERE user_id = ? AND name = ?", [cmd.row["user_id"], cmd.row["name"]]):
-            raise Conflict(f"Key pair '{cmd.row['name']}' already exists.")
-        count = db.execute("SELECT count(*) FROM keypairs WHERE user_id = ?", [cmd.row["user_id"]]).fetchone()[0]
-        check_quota({"key_pairs": count}, {"key_pairs": 1}, {"key_pairs": cmd.limit})
-        db["keypairs"].insert(cmd.row)
-        return None
-    if isinstance(cmd, c.DeleteKeypair):
-        if db.execute("DELETE FROM keypairs WHERE user_id = ? AND name = ?", [cmd.user_id, cmd.name]).rowcount == 0:
-            raise NotFound(f"Keypair {cmd.name} not found for user {cmd.user_id}.")
-        return None
-    if isinstance(cmd, c.CreateServerGroup):
-        count = db.execute("SELECT count(*) FROM server_groups WHERE project_id = ?",
-                           [cmd.row["project_id"]]).fetchone()[0]
-        check_quota({"server_groups": count}, {"server_groups": 1}, {"server_groups": cmd.limit})
-        db["server_groups"].insert(cmd.row)
-        return None
-    if isinstance(cmd, c.DeleteServerGroup):
-        if db.execute("DELETE FROM server_groups WHERE id = ?", [cmd.id]).rowcount == 0:
-            raise NotFound(f"Instance group {cmd.id} could not be found.")
-        db.execute("UPDATE servers SET server_group_id = NULL WHERE server_group_id = ?", [cmd.id])
-        return None
-    if isinstance(cmd, c.CreateAggregate):
-        if one(db, "SELECT id FROM aggregates WHERE name = ?", [cmd.row["name"]]):
-            raise Conflict(f"Aggregate {cmd.row['name']} already exists.")
-        next_id = db.execute("SELECT coalesce(max(id), 0) + 1 FROM aggregates").fetchone()[0]
-        db["aggregates"].insert(encode({**cmd.row, "id": next_id}))
-        return one(db, "SELECT * FROM aggregates WHERE id = ?", [next_id])
-    if isinstance(cmd, c.UpdateAggregate):
-        agg = one(db, "SELECT * FROM aggregates WHERE id = ?", [cmd.id])
-        if agg is None:
-            raise NotFound(f"Aggregate {cmd.id} could not be found.")
-        changes = dict(cmd.changes)
-        if "name" in changes and one(db, "SELECT id FROM aggregates WHERE name = ? AND id != ?", [changes["name"], cmd.id]):
-            raise Conflict(f"Aggregate {changes['name']} already exists.")
-        if "add_host" in changes:
-            host = changes.pop("add_host")
-            if one(db, "SELECT name FROM compute_hosts WHERE name = ?", [host]) is None:
-                raise NotFound(f"Compute host {host} could not be found.")
-            if host in agg["hosts"]:
-                raise Conflict(f"Aggregate {cmd.id} already has host {host}.")
-            changes["hosts"] = agg["hosts"] + [host]
-        if "remove_host" in changes:
-            host = changes.pop("remove_host")
-            if host not in agg["hosts"]:
-                raise NotFound(f"Cannot remove host {host} from aggregate {cmd.id}: it is not a member.")
-            changes["hosts"] = [h for h in agg["hosts"] if h != host]
-        if "metadata_merge" in changes:
-            merged = {**agg["metadata"], **changes.pop("metadata_merge")}
-            changes["metadata"] = {k: v for k, v in merged.items() if v is not None}
-        db["aggregates"].update(cmd.id, encode(changes))
-        return one(db, "SELECT * FROM aggregates WHERE id = ?", [cmd.id])
-    if isinstance(cmd, c.DeleteAggregate):
-        agg = one(db, "SELECT * FROM aggregates WHERE id = ?", [cmd.id])
-        if agg is None:
-            raise NotFound(f"Aggregate {cmd.id} could not be found.")
-        if agg["hosts"]:
-            raise BadRequest(f"Cannot delete aggregate {cmd.id}: it still has hosts.")
-        db.execute("DELETE FROM aggregates WHERE id = ?", [cmd.id])
-        return None
-    if isinstance(cmd, c.SetQuota):
-        for resource, limit in sorted(cmd.limits.items()):
-            if resource not in QUOTA_RESOURCES:
-                raise BadRequest(f"Unknown quota resource {resource}.")
-            db["quotas"].upsert({"project_id": cmd.project_id, "resource": resource, "hard_limit": limit},
-                                pk=("project_id", "resource"))
-        return None
-    raise BadRequest(f"compute cannot apply {cmd.TYPE}")
+def _apply_delete_server(db: sqlite_utils.Database, cmd: c.DeleteServer) -> Any:
+    db.execute("DELETE FROM servers WHERE id = ?", [cmd.id])
+    return None
 
 
-STORE = StoreSpec("compute", MIGRATIONS, apply)
+def _apply_report_host(db: sqlite_utils.Database, cmd: c.ReportHost) -> Any:
+    db["compute_hosts"].upsert(encode(cmd.row), pk="name")
+    return None
+
+
+def _apply_create_flavor(db: sqlite_utils.Database, cmd: c.CreateFlavor) -> Any:
+    if get_flavor(db, cmd.row["id"]) is not None:
+        raise Conflict(f"Flavor with ID {cmd.row['id']} already exists.")
+    if one(db, "SELECT id FROM flavors WHERE name = ?", [cmd.row["name"]]):
+        raise Conflict(f"Flavor with name {cmd.row['name']} already exists.")
+    db["flavors"].insert(encode(cmd.row))
+    return get_flavor(db, cmd.row["id"])
+
+
+def _apply_delete_flavor(db: sqlite_utils.Database, cmd: c.DeleteFlavor) -> Any:
+    if db.execute("DELETE FROM flavors WHERE id = ?", [cmd.id]).rowcount == 0:
+        raise NotFound(f"Flavor {cmd.id} could not be found.")
+    return None
+
+
+def _apply_describe_flavor(db: sqlite_utils.Database, cmd: c.DescribeFlavor) -> Any:
+    if get_flavor(db, cmd.id) is None:
+        raise NotFound(f"Flavor {cmd.id} could not be found.")
+    db["flavors"].update(cmd.id, {"description": cmd.description})
+    return get_flavor(db, cmd.id)
+
+
+def _apply_set_flavor_extra_specs(db: sqlite_utils.Database, cmd: c.SetFlavorExtraSpecs) -> Any:
+    if get_flavor(db, cmd.id) is None:
+        raise NotFound(f"Flavor {cmd.id} could not be found.")
+    db["flavors"].update(cmd.id, {"extra_specs": json.dumps(cmd.extra_specs, sort_keys=True)})
+    return get_flavor(db, cmd.id)
+
+
+def _apply_flavor_access(db: sqlite_utils.Database, cmd: c.FlavorAccess) -> Any:
+    flavor = get_flavor(db, cmd.flavor_id)
+    if flavor is None:
+        raise NotFound(f"Flavor {cmd.flavor_id} could not be found.")
+    if flavor["is_public"]:
+        raise Conflict("Can not add access to a public flavor.")
+    if cmd.grant:
+        if list(db.query("SELECT 1 FROM flavor_access WHERE flavor_id = ? AND project_id = ?",
+                         [cmd.flavor_id, cmd.project_id])):
+            raise Conflict(f"Flavor access already exists for flavor {cmd.flavor_id} and project {cmd.project_id}.")
+        db["flavor_access"].insert({"flavor_id": cmd.flavor_id, "project_id": cmd.project_id})
+    elif db.execute("DELETE FROM flavor_access WHERE flavor_id = ? AND project_id = ?",
+                    [cmd.flavor_id, cmd.project_id]).rowcount == 0:
+        raise NotFound(f"Flavor access not found for flavor {cmd.flavor_id} and project {cmd.project_id}.")
+    return None
+
+
+def _apply_create_keypair(db: sqlite_utils.Database, cmd: c.CreateKeypair) -> Any:
+    if one(db, "SELECT name FROM keypairs WHERE user_id = ? AND name = ?", [cmd.row["user_id"], cmd.row["name"]]):
+        raise Conflict(f"Key pair '{cmd.row['name']}' already exists.")
+    count = db.execute("SELECT count(*) FROM keypairs WHERE user_id = ?", [cmd.row["user_id"]]).fetchone()[0]
+    check_quota({"key_pairs": count}, {"key_pairs": 1}, {"key_pairs": cmd.limit})
+    db["keypairs"].insert(cmd.row)
+    return None
+
+
+def _apply_delete_keypair(db: sqlite_utils.Database, cmd: c.DeleteKeypair) -> Any:
+    if db.execute("DELETE FROM keypairs WHERE user_id = ? AND name = ?", [cmd.user_id, cmd.name]).rowcount == 0:
+        raise NotFound(f"Keypair {cmd.name} not found for user {cmd.user_id}.")
+    return None
+
+
+def _apply_create_server_group(db: sqlite_utils.Database, cmd: c.CreateServerGroup) -> Any:
+    count = db.execute("SELECT count(*) FROM server_groups WHERE project_id = ?",
+                       [cmd.row["project_id"]]).fetchone()[0]
+    check_quota({"server_groups": count}, {"server_groups": 1}, {"server_groups": cmd.limit})
+    db["server_groups"].insert(cmd.row)
+    return None
+
+
+def _apply_delete_server_group(db: sqlite_utils.Database, cmd: c.DeleteServerGroup) -> Any:
+    if db.execute("DELETE FROM server_groups WHERE id = ?", [cmd.id]).rowcount == 0:
+        raise NotFound(f"Instance group {cmd.id} could not be found.")
+    db.execute("UPDATE servers SET server_group_id = NULL WHERE server_group_id = ?", [cmd.id])
+    return None
+
+
+def _apply_create_aggregate(db: sqlite_utils.Database, cmd: c.CreateAggregate) -> Any:
+    if one(db, "SELECT id FROM aggregates WHERE name = ?", [cmd.row["name"]]):
+        raise Conflict(f"Aggregate {cmd.row['name']} already exists.")
+    next_id = db.execute("SELECT coalesce(max(id), 0) + 1 FROM aggregates").fetchone()[0]
+    db["aggregates"].insert(encode({**cmd.row, "id": next_id}))
+    return one(db, "SELECT * FROM aggregates WHERE id = ?", [next_id])
+
+
+def _apply_update_aggregate(db: sqlite_utils.Database, cmd: c.UpdateAggregate) -> Any:
+    agg = one(db, "SELECT * FROM aggregates WHERE id = ?", [cmd.id])
+    if agg is None:
+        raise NotFound(f"Aggregate {cmd.id} could not be found.")
+    changes = dict(cmd.changes)
+    if "name" in changes and one(db, "SELECT id FROM aggregates WHERE name = ? AND id != ?", [changes["name"], cmd.id]):
+        raise Conflict(f"Aggregate {changes['name']} already exists.")
+    if "add_host" in changes:
+        host = changes.pop("add_host")
+        if one(db, "SELECT name FROM compute_hosts WHERE name = ?", [host]) is None:
+            raise NotFound(f"Compute host {host} could not be found.")
+        if host in agg["hosts"]:
+            raise Conflict(f"Aggregate {cmd.id} already has host {host}.")
+        changes["hosts"] = agg["hosts"] + [host]
+    if "remove_host" in changes:
+        host = changes.pop("remove_host")
+        if host not in agg["hosts"]:
+            raise NotFound(f"Cannot remove host {host} from aggregate {cmd.id}: it is not a member.")
+        changes["hosts"] = [h for h in agg["hosts"] if h != host]
+    if "metadata_merge" in changes:
+        merged = {**agg["metadata"], **changes.pop("metadata_merge")}
+        changes["metadata"] = {k: v for k, v in merged.items() if v is not None}
+    db["aggregates"].update(cmd.id, encode(changes))
+    return one(db, "SELECT * FROM aggregates WHERE id = ?", [cmd.id])
+
+
+def _apply_delete_aggregate(db: sqlite_utils.Database, cmd: c.DeleteAggregate) -> Any:
+    agg = one(db, "SELECT * FROM aggregates WHERE id = ?", [cmd.id])
+    if agg is None:
+        raise NotFound(f"Aggregate {cmd.id} could not be found.")
+    if agg["hosts"]:
+        raise BadRequest(f"Cannot delete aggregate {cmd.id}: it still has hosts.")
+    db.execute("DELETE FROM aggregates WHERE id = ?", [cmd.id])
+    return None
+
+
+def _apply_set_quota(db: sqlite_utils.Database, cmd: c.SetQuota) -> Any:
+    for resource, limit in sorted(cmd.limits.items()):
+        if resource not in QUOTA_RESOURCES:
+            raise BadRequest(f"Unknown quota resource {resource}.")
+        db["quotas"].upsert({"project_id": cmd.project_id, "resource": resource, "hard_limit": limit},
+                            pk=("project_id", "resource"))
+    return None
+
+
+HANDLERS: dict[type, Handler] = {
+    c.CreateServer: _apply_create_server,
+    c.ClaimHost: _apply_claim,
+    c.UpdateServer: _apply_update_server,
+    c.DeleteServer: _apply_delete_server,
+    c.ReportHost: _apply_report_host,
+    c.CreateFlavor: _apply_create_flavor,
+    c.DeleteFlavor: _apply_delete_flavor,
+    c.DescribeFlavor: _apply_describe_flavor,
+    c.SetFlavorExtraSpecs: _apply_set_flavor_extra_specs,
+    c.FlavorAccess: _apply_flavor_access,
+    c.CreateKeypair: _apply_create_keypair,
+    c.DeleteKeypair: _apply_delete_keypair,
+    c.CreateServerGroup: _apply_create_server_group,
+    c.DeleteServerGroup: _apply_delete_server_group,
+    c.CreateAggregate: _apply_create_aggregate,
+    c.UpdateAggregate: _apply_update_aggregate,
+    c.DeleteAggregate: _apply_delete_aggregate,
+    c.SetQuota: _apply_set_quota,
+}
+
+
+STORE = StoreSpec("compute", MIGRATIONS, c, (__name__,))

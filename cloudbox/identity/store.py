@@ -10,7 +10,7 @@ import sqlite_utils
 from cloudbox.errors import BadRequest, Conflict, Forbidden, NotFound
 from cloudbox.identity import commands as c
 from cloudbox.state.db import decode_columns
-from cloudbox.state.migrations import StoreSpec
+from cloudbox.state.migrations import Handler, StoreSpec
 
 MIGRATIONS = [
     """
@@ -390,61 +390,74 @@ def _apply_revoke(db: sqlite_utils.Database, cmd: c.Revoke) -> None:
         raise NotFound("Could not find role assignment.")
 
 
-def apply(db: sqlite_utils.Database, cmd: Any) -> Any:
-    if isinstance(cmd, c.Create):
-        return _apply_create(db, cmd)
-    if isinstance(cmd, c.Update):
-        return _apply_update(db, cmd)
-    if isinstance(cmd, c.Delete):
-        return _apply_delete(db, cmd)
-    if isinstance(cmd, c.AddGroupMember):
-        must_get(db, "group", cmd.group_id)
-        must_get(db, "user", cmd.user_id)
-        db["group_members"].insert({"group_id": cmd.group_id, "user_id": cmd.user_id}, ignore=True)
-        return None
-    if isinstance(cmd, c.RemoveGroupMember):
-        cur = db.execute(
-            "DELETE FROM group_members WHERE group_id = ? AND user_id = ?", [cmd.group_id, cmd.user_id]
-        )
-        if cur.rowcount == 0:
-            raise NotFound(f"User {cmd.user_id} is not a member of group {cmd.group_id}.")
-        return None
-    if isinstance(cmd, c.ImplyRole):
-        must_get(db, "role", cmd.prior_role_id)
-        must_get(db, "role", cmd.implied_role_id)
-        if cmd.prior_role_id in expand_implied(db, {cmd.implied_role_id}):
-            raise BadRequest("That implication would make a cycle of implied roles.")
-        db["role_implications"].insert(
-            {"prior_role_id": cmd.prior_role_id, "implied_role_id": cmd.implied_role_id}, ignore=True
-        )
-        return None
-    if isinstance(cmd, c.UnimplyRole):
-        cur = db.execute(
-            "DELETE FROM role_implications WHERE prior_role_id = ? AND implied_role_id = ?",
-            [cmd.prior_role_id, cmd.implied_role_id],
-        )
-        if cur.rowcount == 0:
-            raise NotFound("Could not find that role inference rule.")
-        return None
-    if isinstance(cmd, c.Grant):
-        return _apply_grant(db, cmd)
-    if isinstance(cmd, c.Revoke):
-        return _apply_revoke(db, cmd)
-    if isinstance(cmd, c.RevokeToken):
-        db["revocations"].insert(
-            {"audit_id": cmd.audit_id, "issued_before": cmd.at, "expires_at": cmd.expires_at}
-        )
-        return None
-    if isinstance(cmd, c.RotateKeys):
-        if list(db.query("SELECT 1 FROM token_keys WHERE id = ?", [cmd.key_id])):
-            raise Conflict(f"Token key {cmd.key_id} exists already; another rotation won.")
-        db["token_keys"].insert({"id": cmd.key_id, "key": cmd.key, "created_at": cmd.created_at})
-        for key_id in cmd.drop_key_ids:
-            db.execute("DELETE FROM token_keys WHERE id = ?", [key_id])
-        if cmd.drop_revocations_before:
-            db.execute("DELETE FROM revocations WHERE issued_before < ?", [cmd.drop_revocations_before])
-        return None
-    raise BadRequest(f"identity cannot apply {cmd.TYPE}")
+def _apply_add_group_member(db: sqlite_utils.Database, cmd: c.AddGroupMember) -> Any:
+    must_get(db, "group", cmd.group_id)
+    must_get(db, "user", cmd.user_id)
+    db["group_members"].insert({"group_id": cmd.group_id, "user_id": cmd.user_id}, ignore=True)
+    return None
 
 
-STORE = StoreSpec("identity", MIGRATIONS, apply)
+def _apply_remove_group_member(db: sqlite_utils.Database, cmd: c.RemoveGroupMember) -> Any:
+    cur = db.execute(
+        "DELETE FROM group_members WHERE group_id = ? AND user_id = ?", [cmd.group_id, cmd.user_id]
+    )
+    if cur.rowcount == 0:
+        raise NotFound(f"User {cmd.user_id} is not a member of group {cmd.group_id}.")
+    return None
+
+
+def _apply_imply_role(db: sqlite_utils.Database, cmd: c.ImplyRole) -> Any:
+    must_get(db, "role", cmd.prior_role_id)
+    must_get(db, "role", cmd.implied_role_id)
+    if cmd.prior_role_id in expand_implied(db, {cmd.implied_role_id}):
+        raise BadRequest("That implication would make a cycle of implied roles.")
+    db["role_implications"].insert(
+        {"prior_role_id": cmd.prior_role_id, "implied_role_id": cmd.implied_role_id}, ignore=True
+    )
+    return None
+
+
+def _apply_unimply_role(db: sqlite_utils.Database, cmd: c.UnimplyRole) -> Any:
+    cur = db.execute(
+        "DELETE FROM role_implications WHERE prior_role_id = ? AND implied_role_id = ?",
+        [cmd.prior_role_id, cmd.implied_role_id],
+    )
+    if cur.rowcount == 0:
+        raise NotFound("Could not find that role inference rule.")
+    return None
+
+
+def _apply_revoke_token(db: sqlite_utils.Database, cmd: c.RevokeToken) -> Any:
+    db["revocations"].insert(
+        {"audit_id": cmd.audit_id, "issued_before": cmd.at, "expires_at": cmd.expires_at}
+    )
+    return None
+
+
+def _apply_rotate_keys(db: sqlite_utils.Database, cmd: c.RotateKeys) -> Any:
+    if list(db.query("SELECT 1 FROM token_keys WHERE id = ?", [cmd.key_id])):
+        raise Conflict(f"Token key {cmd.key_id} exists already; another rotation won.")
+    db["token_keys"].insert({"id": cmd.key_id, "key": cmd.key, "created_at": cmd.created_at})
+    for key_id in cmd.drop_key_ids:
+        db.execute("DELETE FROM token_keys WHERE id = ?", [key_id])
+    if cmd.drop_revocations_before:
+        db.execute("DELETE FROM revocations WHERE issued_before < ?", [cmd.drop_revocations_before])
+    return None
+
+
+HANDLERS: dict[type, Handler] = {
+    c.Create: _apply_create,
+    c.Update: _apply_update,
+    c.Delete: _apply_delete,
+    c.AddGroupMember: _apply_add_group_member,
+    c.RemoveGroupMember: _apply_remove_group_member,
+    c.ImplyRole: _apply_imply_role,
+    c.UnimplyRole: _apply_unimply_role,
+    c.Grant: _apply_grant,
+    c.Revoke: _apply_revoke,
+    c.RevokeToken: _apply_revoke_token,
+    c.RotateKeys: _apply_rotate_keys,
+}
+
+
+STORE = StoreSpec("identity", MIGRATIONS, c, (__name__,))

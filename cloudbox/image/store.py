@@ -10,7 +10,7 @@ import sqlite_utils
 from cloudbox.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge
 from cloudbox.image import commands as c
 from cloudbox.image import core
-from cloudbox.state.migrations import StoreSpec
+from cloudbox.state.migrations import Handler, StoreSpec
 
 MIGRATIONS = [
     """
@@ -260,47 +260,62 @@ def _apply_member(db: sqlite_utils.Database, cmd: Any) -> dict[str, Any] | None:
     return None
 
 
-def apply(db: sqlite_utils.Database, cmd: Any) -> Any:
-    if isinstance(cmd, c.CreateImage):
-        return _apply_create(db, cmd)
-    if isinstance(cmd, c.UpdateImage):
-        return _apply_update(db, cmd)
-    if isinstance(cmd, c.DeleteImage):
-        image = must_get(db, cmd.id)
-        if image["protected"]:
-            raise Forbidden(f"Image {cmd.id} is protected and cannot be deleted.")
-        db.execute("DELETE FROM images WHERE id = ?", [cmd.id])
-        return image
-    if isinstance(cmd, (c.BeginUpload, c.FinishUpload, c.AbortUpload)):
-        return _apply_upload(db, cmd)
-    if isinstance(cmd, c.Deactivate):
-        image = must_get(db, cmd.id)
-        _status_must_be(image, "active", "deactivated", action="deactivate")
-        _touch(db, cmd.id, {"status": "deactivated", "updated_at": cmd.at})
-        return must_get(db, cmd.id)
-    if isinstance(cmd, c.Reactivate):
-        image = must_get(db, cmd.id)
-        _status_must_be(image, "active", "deactivated", action="reactivate")
-        _touch(db, cmd.id, {"status": "active", "updated_at": cmd.at})
-        return must_get(db, cmd.id)
-    if isinstance(cmd, c.AddTag):
-        image = must_get(db, cmd.id)
-        if cmd.tag not in image["tags"]:
-            if len(image["tags"]) >= core.MAX_TAGS:
-                raise PayloadTooLarge(f"An image may have at most {core.MAX_TAGS} tags.")
-            db["image_tags"].insert({"image_id": cmd.id, "tag": cmd.tag})
-        _touch(db, cmd.id, {"updated_at": cmd.at})
-        return None
-    if isinstance(cmd, c.RemoveTag):
-        must_get(db, cmd.id)
-        cur = db.execute("DELETE FROM image_tags WHERE image_id = ? AND tag = ?", [cmd.id, cmd.tag])
-        if cur.rowcount == 0:
-            raise NotFound(f"Tag {cmd.tag} not found on image {cmd.id}.")
-        _touch(db, cmd.id, {"updated_at": cmd.at})
-        return None
-    if isinstance(cmd, (c.AddMember, c.UpdateMember, c.RemoveMember)):
-        return _apply_member(db, cmd)
-    raise BadRequest(f"image cannot apply {cmd.TYPE}")
+def _apply_delete_image(db: sqlite_utils.Database, cmd: c.DeleteImage) -> Any:
+    image = must_get(db, cmd.id)
+    if image["protected"]:
+        raise Forbidden(f"Image {cmd.id} is protected and cannot be deleted.")
+    db.execute("DELETE FROM images WHERE id = ?", [cmd.id])
+    return image
 
 
-STORE = StoreSpec("image", MIGRATIONS, apply)
+def _apply_deactivate(db: sqlite_utils.Database, cmd: c.Deactivate) -> Any:
+    image = must_get(db, cmd.id)
+    _status_must_be(image, "active", "deactivated", action="deactivate")
+    _touch(db, cmd.id, {"status": "deactivated", "updated_at": cmd.at})
+    return must_get(db, cmd.id)
+
+
+def _apply_reactivate(db: sqlite_utils.Database, cmd: c.Reactivate) -> Any:
+    image = must_get(db, cmd.id)
+    _status_must_be(image, "active", "deactivated", action="reactivate")
+    _touch(db, cmd.id, {"status": "active", "updated_at": cmd.at})
+    return must_get(db, cmd.id)
+
+
+def _apply_add_tag(db: sqlite_utils.Database, cmd: c.AddTag) -> Any:
+    image = must_get(db, cmd.id)
+    if cmd.tag not in image["tags"]:
+        if len(image["tags"]) >= core.MAX_TAGS:
+            raise PayloadTooLarge(f"An image may have at most {core.MAX_TAGS} tags.")
+        db["image_tags"].insert({"image_id": cmd.id, "tag": cmd.tag})
+    _touch(db, cmd.id, {"updated_at": cmd.at})
+    return None
+
+
+def _apply_remove_tag(db: sqlite_utils.Database, cmd: c.RemoveTag) -> Any:
+    must_get(db, cmd.id)
+    cur = db.execute("DELETE FROM image_tags WHERE image_id = ? AND tag = ?", [cmd.id, cmd.tag])
+    if cur.rowcount == 0:
+        raise NotFound(f"Tag {cmd.tag} not found on image {cmd.id}.")
+    _touch(db, cmd.id, {"updated_at": cmd.at})
+    return None
+
+
+HANDLERS: dict[type, Handler] = {
+    c.CreateImage: _apply_create,
+    c.UpdateImage: _apply_update,
+    c.DeleteImage: _apply_delete_image,
+    c.BeginUpload: _apply_upload,
+    c.FinishUpload: _apply_upload,
+    c.AbortUpload: _apply_upload,
+    c.Deactivate: _apply_deactivate,
+    c.Reactivate: _apply_reactivate,
+    c.AddTag: _apply_add_tag,
+    c.RemoveTag: _apply_remove_tag,
+    c.AddMember: _apply_member,
+    c.UpdateMember: _apply_member,
+    c.RemoveMember: _apply_member,
+}
+
+
+STORE = StoreSpec("image", MIGRATIONS, c, (__name__,))

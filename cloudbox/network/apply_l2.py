@@ -7,7 +7,7 @@ randomness, no I/O.  A raised CloudboxError rolls the whole command back.
 from __future__ import annotations
 
 import ipaddress
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import sqlite_utils
 
@@ -15,6 +15,7 @@ from cloudbox.errors import BadRequest, Conflict, NotFound
 from cloudbox.network import commands as c
 from cloudbox.network import core, store
 from cloudbox.network.store import bump, get, insert, must_get, rows, update
+from cloudbox.state.migrations import Handler
 
 
 # --- IPAM ----------------------------------------------------------------------------------------
@@ -440,7 +441,7 @@ def _apply_delete_quota(db: sqlite_utils.Database, cmd: c.DeleteQuota) -> None:
     db.execute("DELETE FROM network_quotas WHERE project_id = ?", [cmd.project_id])
 
 
-HANDLERS: dict[type, Callable[[sqlite_utils.Database, Any], Any]] = {
+HANDLERS: dict[type, Handler] = {
     c.CreateNetwork: lambda db, cmd: create_network(db, cmd.row),
     c.UpdateNetwork: _apply_update_network,
     c.DeleteNetwork: _apply_delete_network,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import sqlite_utils
 
@@ -12,6 +12,7 @@ from cloudbox.network import commands as c
 from cloudbox.network import core, store
 from cloudbox.network.apply_l2 import create_network, create_port, create_subnet, delete_port, port_row
 from cloudbox.network.store import bump, get, insert, must_get, rows, update
+from cloudbox.state.migrations import Handler
 
 MAX_ROUTES = 30
 
@@ -331,7 +332,7 @@ def _apply_delete_auto(db: sqlite_utils.Database, cmd: c.DeleteAutoAllocatedTopo
     db.execute("DELETE FROM auto_allocated_topologies WHERE project_id = ?", [cmd.project_id])
 
 
-HANDLERS: dict[type, Callable[[sqlite_utils.Database, Any], Any]] = {
+HANDLERS: dict[type, Handler] = {
     c.CreateRouter: lambda db, cmd: create_router(db, cmd.row, cmd.gateway, cmd.at),
     c.UpdateRouter: _apply_update_router,
     c.EditRoutes: _apply_edit_routes,

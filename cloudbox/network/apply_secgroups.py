@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import sqlite_utils
 
@@ -10,6 +10,7 @@ from cloudbox.errors import BadRequest, Conflict
 from cloudbox.network import commands as c
 from cloudbox.network import core, store
 from cloudbox.network.store import bump, get, insert, must_get, rows, update
+from cloudbox.state.migrations import Handler
 
 
 def ensure_default_group(db: sqlite_utils.Database, project_id: str, ids: dict[str, Any] | None, at: str) -> str:
@@ -90,7 +91,7 @@ def _apply_delete_rule(db: sqlite_utils.Database, cmd: c.DeleteSecurityGroupRule
     bump(db, "security_groups", rule["security_group_id"], cmd.at)
 
 
-HANDLERS: dict[type, Callable[[sqlite_utils.Database, Any], Any]] = {
+HANDLERS: dict[type, Handler] = {
     c.EnsureDefaultSecurityGroup: _apply_ensure_default,
     c.CreateSecurityGroup: _apply_create,
     c.UpdateSecurityGroup: _apply_update,

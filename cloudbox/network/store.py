@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import sqlite_utils
 
 from cloudbox.errors import BadRequest, Conflict, NotFound
+from cloudbox.network import commands as c
 from cloudbox.network import core
 from cloudbox.state.db import decode_columns
 from cloudbox.state.migrations import StoreSpec
@@ -429,14 +430,5 @@ def external_networks(db: sqlite_utils.Database) -> list[dict[str, Any]]:
     return rows(db, "SELECT * FROM networks WHERE external = 1 ORDER BY is_default DESC, created_at, id")
 
 
-def apply(db: sqlite_utils.Database, cmd: Any) -> Any:
-    from cloudbox.network import apply_l2, apply_l3, apply_secgroups
-
-    for module in (apply_l2, apply_l3, apply_secgroups):
-        handler = module.HANDLERS.get(type(cmd))
-        if handler is not None:
-            return handler(db, cmd)
-    raise BadRequest(f"network cannot apply {cmd.TYPE}")
-
-
-STORE = StoreSpec("network", MIGRATIONS, apply)
+STORE = StoreSpec("network", MIGRATIONS, c, ("cloudbox.network.apply_l2", "cloudbox.network.apply_l3",
+                                              "cloudbox.network.apply_secgroups"))

@@ -12,7 +12,7 @@ import dataclasses
 import json
 from typing import Any, ClassVar, TypeVar
 
-from cloudbox.errors import BadRequest
+from cloudbox.errors import CloudboxError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,7 +59,8 @@ def decode(text: str) -> Command:
                 args[name] = _tuples(value)
         return cls(**args)
     except (KeyError, TypeError, ValueError) as exc:
-        raise BadRequest(f"undecodable command: {exc}") from exc
+        # Only nodes write the log: a command that does not decode is our fault, never the client's.
+        raise CloudboxError(f"undecodable command: {exc}") from exc
 
 
 def _tuples(value: Any) -> Any:

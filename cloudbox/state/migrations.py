@@ -8,20 +8,54 @@ migration is never edited: ``tests/test_migrations.py`` pins each one's hash.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import sqlite3
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from functools import cached_property
+from types import ModuleType
+from typing import Any, Callable, Mapping, Sequence
 
-Apply = Callable[[Any, Any], Any]
+from cloudbox.errors import CloudboxError
+from cloudbox.state.commands import REGISTRY, Command
+
+Handler = Callable[[Any, Any], Any]  # apply(db, command) of one command type
 
 
 @dataclass(frozen=True)
 class StoreSpec:
-    """What the state core needs from a service: its schema and its apply."""
+    """What the state core needs from a service: its schema, its commands and how to apply each.
+
+    ``commands`` is the service's commands module: the store module imports it to build this
+    spec, so importing a store registers every command type it applies (a log can be decoded
+    with nothing else imported).  ``appliers`` names the modules whose ``HANDLERS`` table maps
+    each command type to its apply function; they are imported on the first apply, because
+    some apply modules import their store.
+    """
 
     service: str
     migrations: Sequence[str]
-    apply: Apply
+    commands: ModuleType
+    appliers: Sequence[str]
+
+    @cached_property
+    def handlers(self) -> Mapping[type[Command], Handler]:
+        table: dict[type[Command], Handler] = {}
+        for name in self.appliers:
+            for kind, handler in importlib.import_module(name).HANDLERS.items():
+                if kind in table:
+                    raise RuntimeError(f"{kind.TYPE} has two apply functions in {self.service}")
+                table[kind] = handler
+        return table
+
+    def command_types(self) -> list[type[Command]]:
+        """Every command type this store's commands module registers."""
+        return [cls for cls in REGISTRY.values() if cls.__module__ == self.commands.__name__]
+
+    def apply(self, db: Any, cmd: Command) -> Any:
+        handler = self.handlers.get(type(cmd))
+        if handler is None:  # a command reached the wrong store, or a type lost its handler
+            raise CloudboxError(f"the {self.service} store has no apply function for {cmd.TYPE}")
+        return handler(db, cmd)
 
 
 def migration_hash(sql: str) -> str:
