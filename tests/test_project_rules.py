@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
+
+import pytest
 
 from cloudbox.services import STORES
 from cloudbox.settings import SETTINGS
@@ -62,3 +65,32 @@ def test_catalog_lists_exactly_the_mounted_apis(tmp_path):
     node = Node(directory, Settings.load(data))
     mounted = {(s.catalog[0], s.catalog[1], s.prefix) for s in node.specs if s.catalog}
     assert mounted == set(CATALOG)
+
+
+def test_clock_formats_and_parses_round_trip():
+    from cloudbox import clock
+
+    assert clock.iso(0) == "1970-01-01T00:00:00Z"
+    assert clock.iso(1.5, micro=True) == "1970-01-01T00:00:01.500000Z"
+    assert clock.parse_iso("1970-01-01T00:00:01.500000Z") == 1.5
+    assert clock.parse_iso("1970-01-01T00:01:00") == 60.0  # no zone: UTC
+    assert clock.parse_iso("1970-01-01T01:00:00+01:00") == 0.0
+    with pytest.raises(ValueError):
+        clock.parse_iso("yesterday")
+
+
+PURE_FORBIDDEN = ("trio", "sqlite3", "sqlite_utils", "libvirt", "pyroute2", "quart", "hypercorn", "httpx")
+
+
+def test_no_core_module_imports_io_libraries():
+    """core.py is pure logic (ARCHITECTURE.md): tested synchronously, without root or a database."""
+    cores = sorted((ROOT / "cloudbox").glob("*/core.py"))
+    assert len(cores) >= 4
+    for path in cores:
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                top = name.split(".")[0]
+                assert top not in PURE_FORBIDDEN, f"{path.relative_to(ROOT)} imports {name}"
