@@ -16,7 +16,7 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
-from cloudbox.identity.core import parse_iso
+from cloudbox.clock import parse_iso
 from tests.cloud import Cloud
 
 V = "/identity/v3"

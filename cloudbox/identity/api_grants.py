@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from cloudbox import clock
 from cloudbox.api.routes import Call, Reply, Route
 from cloudbox.errors import BadRequest, Forbidden, NotFound
 from cloudbox.identity import commands as c
@@ -245,8 +246,8 @@ def routes(svc: IdentityService) -> list[Route]:
         expires_at = b.get("expires_at")
         if expires_at:
             try:
-                when = core.parse_iso(expires_at)
-                expires_at = core.iso(when)
+                when = clock.parse_iso(expires_at)
+                expires_at = clock.iso(when, micro=True)
             except (ValueError, OverflowError, OSError):
                 raise BadRequest(f"expires_at is not an ISO 8601 time this cloud can store: {expires_at!r}") from None
             if when <= svc.clock():

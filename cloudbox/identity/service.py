@@ -14,6 +14,7 @@ import sqlite_utils
 import trio
 from cryptography.fernet import Fernet
 
+from cloudbox import clock
 from cloudbox.errors import BadRequest, Forbidden, Unauthorized
 from cloudbox.identity import commands as c
 from cloudbox.identity import core, store
@@ -51,7 +52,7 @@ class IdentityService:
             self._contexts.clear()
 
     def now_iso(self) -> str:
-        return core.iso(self.clock())
+        return clock.iso(self.clock(), micro=True)
 
     # --- state -------------------------------------------------------------
     async def propose(self, cmd: Any) -> Any:
@@ -136,7 +137,7 @@ class IdentityService:
             app_cred = await self._check_app_credential(identity.get("application_credential") or {}, now)
             user_id = app_cred["user_id"]
             if app_cred.get("expires_at"):
-                expires_at = min(expires_at, core.parse_iso(app_cred["expires_at"]))
+                expires_at = min(expires_at, clock.parse_iso(app_cred["expires_at"]))
         elif "password" in methods:
             user_id = await self._check_password(identity.get("password") or {})
         elif "token" in methods:
@@ -202,7 +203,7 @@ class IdentityService:
         cred = await self.read(lookup)
         if cred is None or not core.check_secret(spec.get("secret", ""), cred["secret_hash"]):
             raise Unauthorized(AUTH_FAILED)
-        if cred["expires_at"] and core.parse_iso(cred["expires_at"]) <= now:
+        if cred["expires_at"] and clock.parse_iso(cred["expires_at"]) <= now:
             raise Unauthorized(AUTH_FAILED)
         return cred
 
@@ -246,7 +247,7 @@ class IdentityService:
         return await self.read(resolve)
 
     async def revoke_token(self, ctx: AuthContext) -> None:
-        await self.propose(c.RevokeToken(ctx.payload.audit_ids[0], core.iso(ctx.payload.expires_at), self.now_iso()))
+        await self.propose(c.RevokeToken(ctx.payload.audit_ids[0], clock.iso(ctx.payload.expires_at, micro=True), self.now_iso()))
 
     # --- key rotation --------------------------------------------------------
     async def rotate_keys(self) -> int:
@@ -258,13 +259,13 @@ class IdentityService:
         # A key encrypted tokens until the next key was made; once that moment is older than a
         # token's lifetime, no valid token can need the key.
         for key, successor in zip(keys, keys[1:]):
-            if core.parse_iso(successor["created_at"]) < horizon:
+            if clock.parse_iso(successor["created_at"]) < horizon:
                 drop.append(key["id"])
         key_id = (keys[-1]["id"] + 1) if keys else 1
         await self.propose(
             c.RotateKeys(
-                key_id=key_id, key=Fernet.generate_key().decode(), created_at=core.iso(now),
-                drop_key_ids=tuple(drop), drop_revocations_before=core.iso(horizon),
+                key_id=key_id, key=Fernet.generate_key().decode(), created_at=clock.iso(now, micro=True),
+                drop_key_ids=tuple(drop), drop_revocations_before=clock.iso(horizon, micro=True),
             )
         )
         log.info("token keys rotated", extra={"key_id": key_id, "dropped": drop})
@@ -274,7 +275,7 @@ class IdentityService:
         task_status.started()
         while True:
             newest = await self.read(lambda db: [r["created_at"] for r in db.query("SELECT created_at FROM token_keys ORDER BY id DESC LIMIT 1")])
-            due = (core.parse_iso(newest[0]) + self.settings.token_key_rotation) if newest else 0
+            due = (clock.parse_iso(newest[0]) + self.settings.token_key_rotation) if newest else 0
             wait = due - self.clock()
             if wait > 0:
                 await trio.sleep(min(wait, 3600))
@@ -298,7 +299,7 @@ def _find_domain(db: sqlite_utils.Database, spec: dict[str, Any]) -> dict[str, A
 
 def _load_context(db: sqlite_utils.Database, token: str, payload: TokenPayload, now: float) -> AuthContext:
     """Everything a request needs to know about its caller, checked against current state."""
-    issued = core.iso(payload.issued_at)
+    issued = clock.iso(payload.issued_at, micro=True)
     # As Keystone: revoking a token revokes that token (its own audit id), not tokens rescoped from it.
     revoked = list(db.query(
         "SELECT 1 FROM revocations WHERE audit_id = ? OR (user_id = ? AND issued_before >= ?) LIMIT 1",

@@ -17,7 +17,6 @@ Nothing here touches the database, the disk or the clock.
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import urllib.parse
 from dataclasses import dataclass, field
@@ -48,11 +47,6 @@ MUTABLE = ("name", "visibility", "protected", "os_hidden", "min_disk", "min_ram"
            "container_format", "owner")
 # Columns of ``images`` that a patch may change directly (tags live in their own table).
 PATCH_COLUMNS = tuple(a for a in MUTABLE if a != "tags")
-
-
-def iso(ts: float) -> str:
-    """Glance's timestamp format: whole seconds and a Z."""
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # --- values -----------------------------------------------------------------------

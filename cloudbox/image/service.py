@@ -15,6 +15,7 @@ from typing import Any, AsyncIterable, BinaryIO, Callable, Mapping
 
 import trio
 
+from cloudbox import clock
 from cloudbox.errors import BadRequest, CloudboxError, Conflict, Forbidden, NotFound, Unavailable
 from cloudbox.identity.core import require
 from cloudbox.image import commands as c
@@ -47,7 +48,7 @@ class ImageService:
         return await self.engine.propose(cmd)
 
     def now_iso(self) -> str:
-        return core.iso(self.clock())
+        return clock.iso(self.clock())  # Glance: whole seconds
 
     async def _visible(self, ctx: Any, image_id: str) -> dict[str, Any]:
         return await self.read(store.visible, core.viewer_of(ctx), image_id)
