@@ -8,7 +8,6 @@ are in ``views.py``.
 from __future__ import annotations
 
 import ipaddress
-import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -46,11 +45,6 @@ PROTOCOLS: dict[str, int] = {
 }
 PORT_PROTOCOLS = {6, 17, 33, 132, 136}  # protocols with port ranges
 ICMP_PROTOCOLS = {1, 58}
-
-
-def iso(ts: float) -> str:
-    """Neutron's timestamps: whole seconds, UTC, with a Z."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
 def new_mac(random_bytes: bytes) -> str:

@@ -8,110 +8,23 @@ Neutron views.  Compute and the data plane use the methods under "for compute".
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import time
 import uuid
 from typing import Any, Callable, Mapping, Sequence
 
-import sqlite_utils
 import trio
 
-from cloudbox.errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable
+from cloudbox.clock import iso
+from cloudbox.errors import BadRequest, Conflict, NotFound, Unavailable
 from cloudbox.identity.core import require
 from cloudbox.network import commands as c
-from cloudbox.network import core, store, views
+from cloudbox.network import core, reads, store, views
 from cloudbox.network.apply_l2 import port_row
 from cloudbox.network.store import Viewer
 from cloudbox.state.engine import StateEngine
 
 AUTO_CIDRS = ("10.0.0.0/24", "10.0.1.0/24", "10.10.0.0/24", "192.168.0.0/24", "172.16.0.0/24")
-
-
-# --- rendering (runs inside engine.read) ----------------------------------------------------------
-def render_rows(db: sqlite_utils.Database, table: str, found: Sequence[dict[str, Any]], admin: bool) -> list[dict[str, Any]]:
-    if table == "networks":
-        subnets = store.subnet_ids_by_network(db, [r["id"] for r in found])
-        return [views.network(r, subnets[r["id"]], admin) for r in found]
-    if table == "subnets":
-        return [views.subnet(r) for r in found]
-    if table == "ports":
-        return [views.port(r, admin) for r in found]
-    if table == "routers":
-        gateways = store.ports_by_id(db, [r["gw_port_id"] for r in found])
-        return [views.router(r, gateways.get(r["gw_port_id"] or "")) for r in found]
-    if table == "floatingips":
-        ports = store.ports_by_id(db, [r["port_id"] for r in found])
-        return [views.floatingip(r, ports.get(r["port_id"] or "")) for r in found]
-    if table == "security_groups":
-        rules = store.rules_by_group(db, [r["id"] for r in found])
-        return [views.security_group(r, rules[r["id"]]) for r in found]
-    return [views.rule(r) for r in found]
-
-
-def _list_and_render(db: sqlite_utils.Database, table: str, viewer: Viewer, query: core.ListQuery,
-                     marker: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
-    found = store.list_rows(db, table, viewer, query, marker, limit)
-    more = len(found) > limit
-    found = found[:limit]
-    return render_rows(db, table, found, viewer.admin), (found[-1]["id"] if more and found else None)
-
-
-def _show(db: sqlite_utils.Database, table: str, viewer: Viewer, id: str) -> dict[str, Any]:
-    return render_rows(db, table, [store.visible(db, table, viewer, id)], viewer.admin)[0]
-
-
-def usable_networks(db: sqlite_utils.Database, project_id: str) -> list[dict[str, Any]]:
-    """Networks a server of the project can be put on by "auto": its own and shared ones, not external."""
-    return store.rows(db, "SELECT * FROM networks WHERE (project_id = ? OR shared = 1) AND external = 0 "
-                          "ORDER BY created_at, id", [project_id])
-
-
-def _availability(db: sqlite_utils.Database, network: dict[str, Any], ip_version: int | None) -> dict[str, Any]:
-    subnets = []
-    for subnet in store.subnets_of(db, network["id"]):
-        if ip_version is not None and subnet["ip_version"] != ip_version:
-            continue
-        used = db.execute("SELECT count(*) FROM ip_allocations WHERE subnet_id = ?", [subnet["id"]]).fetchone()[0]
-        subnets.append({"subnet_id": subnet["id"], "subnet_name": subnet["name"], "cidr": subnet["cidr"],
-                        "ip_version": subnet["ip_version"], "total_ips": core.pool_size(subnet["allocation_pools"]),
-                        "used_ips": used})
-    return {"network_id": network["id"], "network_name": network["name"], "project_id": network["project_id"],
-            "tenant_id": network["project_id"], "total_ips": sum(s["total_ips"] for s in subnets),
-            "used_ips": sum(s["used_ips"] for s in subnets), "subnet_ip_availability": subnets}
-
-
-def _list_availabilities(db: sqlite_utils.Database, query: core.ListQuery, ip_version: int | None,
-                         marker: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
-    found = store.list_rows(db, "networks", Viewer(None, True), query, marker, limit)
-    more = len(found) > limit
-    found = found[:limit]
-    return [_availability(db, n, ip_version) for n in found], (found[-1]["id"] if more and found else None)
-
-
-AVAILABILITY_FILTERS = {
-    "network_id": core.Field("id"), "network_name": core.Field("name"), "project_id": core.Field("project_id"),
-    "tenant_id": core.Field("project_id"),
-}
-
-
-def _find_group(db: sqlite_utils.Database, project_id: str, name_or_id: str) -> str | None:
-    found = store.rows(db, "SELECT id FROM security_groups WHERE project_id = ? AND (id = ? OR name = ?) "
-                           "ORDER BY id = ? DESC", [project_id, name_or_id, name_or_id, name_or_id])
-    if len(found) > 1 and found[0]["id"] != name_or_id:
-        raise Conflict(f"Multiple security groups found matching '{name_or_id}'. Use an ID to be more specific.")
-    return found[0]["id"] if found else None
-
-
-def _topology(db: sqlite_utils.Database, project_id: str) -> dict[str, Any] | None:
-    found = list(db.query("SELECT * FROM auto_allocated_topologies WHERE project_id = ?", [project_id]))
-    return dict(found[0]) if found else None
-
-
-def _ip_in_use(db: sqlite_utils.Database, network_id: str, ip: str) -> str | None:
-    found = list(db.query("SELECT a.port_id, p.device_id FROM ip_allocations a JOIN ports p ON p.id = a.port_id "
-                          "WHERE a.network_id = ? AND a.ip_address = ?", [network_id, ip]))
-    return (found[0]["device_id"] or found[0]["port_id"]) if found else None
 
 
 class NetworkService:
@@ -146,7 +59,7 @@ class NetworkService:
         return await self.engine.propose(cmd)
 
     def now(self) -> str:
-        return core.iso(self.clock())
+        return iso(self.clock())  # Neutron's: whole seconds, UTC, with a Z
 
     def new_mac(self) -> str:
         return core.new_mac(self.random_bytes(3))
@@ -183,7 +96,7 @@ class NetworkService:
         return row
 
     async def view(self, ctx: Any, table: str, row: dict[str, Any]) -> dict[str, Any]:
-        return (await self.read(render_rows, table, [row], self.viewer(ctx).admin))[0]
+        return (await self.read(reads.render_rows, table, [row], self.viewer(ctx).admin))[0]
 
     # --- reading ---------------------------------------------------------------------------------
     async def list(self, ctx: Any, table: str, args: Any, limit: int,
@@ -192,11 +105,11 @@ class NetworkService:
         query = core.parse_list_query(args, core.FILTERS[table])
         if table == "security_groups" and ctx.project_id:
             await self.ensure_default_group(ctx.project_id)
-        found, next_marker = await self.read(_list_and_render, table, self.viewer(ctx), query, marker, limit)
+        found, next_marker = await self.read(reads.list_page, table, self.viewer(ctx), query, marker, limit)
         return [core.select_fields(v, query.fields) for v in found], next_marker
 
     async def show(self, ctx: Any, table: str, id: str, fields: Sequence[str] = ()) -> dict[str, Any]:
-        return core.select_fields(await self.read(_show, table, self.viewer(ctx), id), fields)
+        return core.select_fields(await self.read(reads.show_one, table, self.viewer(ctx), id), fields)
 
     # --- networks -------------------------------------------------------------------------------------
     async def create_network(self, ctx: Any, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -580,18 +493,18 @@ class NetworkService:
     async def ip_availabilities(self, ctx: Any, args: Any, limit: int,
                                 marker: str | None) -> tuple[list[dict[str, Any]], str | None]:
         require(ctx.is_cloud_admin or ctx.is_cloud_reader, "get_network_ip_availability")
-        query = core.parse_list_query(args, AVAILABILITY_FILTERS)
+        query = core.parse_list_query(args, reads.AVAILABILITY_FILTERS)
         version = args.get("ip_version")
         if version not in (None, "4", "6"):
             raise BadRequest(f"Invalid input for ip_version: {version}.")
-        found, next_marker = await self.read(_list_availabilities, query, int(version) if version else None,
+        found, next_marker = await self.read(reads.availability_page, query, int(version) if version else None,
                                              marker, limit)
         return [core.select_fields(v, query.fields) for v in found], next_marker
 
     async def ip_availability(self, ctx: Any, network_id: str) -> dict[str, Any]:
         require(ctx.is_cloud_admin or ctx.is_cloud_reader, "get_network_ip_availability")
         network = await self.read(store.must_get, "networks", network_id)
-        return await self.read(_availability, network, None)
+        return await self.read(reads.availability, network, None)
 
     # --- auto-allocated topology ------------------------------------------------------------------------------------------------
     async def _default_external(self) -> dict[str, Any]:
@@ -603,7 +516,7 @@ class NetworkService:
 
     async def auto_allocate(self, project_id: str) -> dict[str, Any]:
         """The project's auto-allocated network and router (made now if it has none)."""
-        found = await self.read(_topology, project_id)
+        found = await self.read(reads.topology, project_id)
         if found is not None:
             return found
         external = await self._default_external()
@@ -646,7 +559,7 @@ class NetworkService:
     # --- for compute and the data plane -----------------------------------------------------------------------------------------------
     async def check_requested_networks(self, project_id: str, is_admin: bool, requested: str | list[dict]) -> None:
         """Refuse, as Nova does, a server create whose ``networks`` cannot be satisfied."""
-        await self.read(_check_requested, project_id, is_admin, requested)
+        await self.read(reads.check_requested, project_id, is_admin, requested)
 
     async def bind_ports_to(self, ports: list[dict], host: str) -> None:
         """Point ports at compute host ``host`` (a server rebuilt on another host keeps its ports)."""
@@ -663,7 +576,7 @@ class NetworkService:
         if requested == "none" or requested == []:
             return []
         if requested == "auto":
-            usable = await self.read(usable_networks, project_id)
+            usable = await self.read(reads.usable_networks, project_id)
             if len(usable) > 1:
                 raise Conflict("Multiple possible networks found, use a Network ID to be more specific.")
             network_id = usable[0]["id"] if usable else (await self.auto_allocate(project_id))["network_id"]
@@ -676,7 +589,7 @@ class NetworkService:
             if name == "default":
                 group_id: str | None = await self.ensure_default_group(project_id)
             else:
-                group_id = await self.read(_find_group, project_id, name)
+                group_id = await self.read(reads.find_group, project_id, name)
             if group_id is None:
                 raise BadRequest(f"Security group {name} not found for project {project_id}.")
             if group_id not in group_ids:
@@ -748,62 +661,3 @@ class NetworkService:
                                   "enable_dhcp": False}, id=self.new_id(), project_id=owner, network_id=network_id,
                                  at=at)
         await self.propose(c.CreateSubnet(subnet, self.new_id(), self.new_mac(), at))
-
-
-def _check_requested(db: sqlite_utils.Database, project_id: str, is_admin: bool, requested: Any) -> None:
-    viewer = Viewer(project_id, is_admin)
-    if requested in ("none", []):
-        return
-    if requested == "auto":
-        usable = usable_networks(db, project_id)
-        if len(usable) > 1:
-            raise Conflict("Multiple possible networks found, use a Network ID to be more specific.")
-        if not usable:
-            externals = store.external_networks(db)
-            if not externals or not (any(n["is_default"] for n in externals) or len(externals) == 1):
-                raise BadRequest(f"Unable to automatically allocate a network for project {project_id}")
-        elif not store.subnets_of(db, usable[0]["id"]):
-            raise BadRequest(f"Network {usable[0]['id']} requires a subnet in order to boot instances on.")
-        return
-    if not isinstance(requested, list):
-        raise BadRequest(f"Bad networks format: {requested!r}")
-    seen_ports: set[str] = set()
-    for entry in requested:
-        if not isinstance(entry, dict):
-            raise BadRequest(f"Bad networks format: {entry!r}")
-        if entry.get("port"):
-            port_id = entry["port"]
-            if port_id in seen_ports:
-                raise BadRequest(f"Port id {port_id} appears more than once in the request.")
-            seen_ports.add(port_id)
-            try:
-                port = store.visible(db, "ports", viewer, port_id)
-            except NotFound:
-                raise BadRequest(f"Port id {port_id} could not be found.") from None
-            if port["device_id"]:
-                raise Conflict(f"Port {port_id} is still in use.")
-            if not port["fixed_ips"]:
-                raise BadRequest(f"Port {port_id} requires a FixedIP in order to be used.")
-            continue
-        network_id = entry.get("uuid")
-        if not network_id:
-            raise BadRequest("Bad networks format: network uuid is not in proper format.")
-        try:
-            network = store.visible(db, "networks", viewer, network_id)
-        except NotFound:
-            raise BadRequest(f"Network {network_id} could not be found.") from None
-        if network["external"] and not network["shared"] and not is_admin:
-            raise Forbidden(f"It is not allowed to create an interface on external network {network_id}")
-        subnets = store.subnets_of(db, network_id)
-        if not subnets:
-            raise BadRequest(f"Network {network_id} requires a subnet in order to boot instances on.")
-        if entry.get("fixed_ip"):
-            try:
-                ip = str(ipaddress.ip_address(str(entry["fixed_ip"])))
-            except ValueError:
-                raise BadRequest(f"Invalid fixed IP address ({entry['fixed_ip']})") from None
-            if not any(core.in_cidr(ip, s["cidr"]) for s in subnets):
-                raise BadRequest(f"Fixed IP address {ip} is not valid on network {network_id}.")
-            holder = _ip_in_use(db, network_id, ip)
-            if holder:
-                raise Conflict(f"Fixed IP address {ip} is already in use on instance {holder}.")
