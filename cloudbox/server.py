@@ -72,7 +72,8 @@ class Node:
         self.image = ImageService(self.engine, settings, data_dir.root / "images", self.node_id)
         self.image.cluster = self.cluster
         self.checks["image"] = lambda: self.image.running
-        self.network = NetworkService(self.engine, self.settings, self.node_id, self.name)
+        self.network = NetworkService(self.engine, self.settings, self.node_id, self.name,
+                                      admin_project=self.identity.admin_project_id)
         self.checks["network"] = lambda: self.network.running
         self.compute = ComputeService(self, self._compute_driver())
         self.metadata = MetadataListeners(self.compute.metadata_answer)

@@ -11,7 +11,7 @@ import pytest
 import trio
 from werkzeug.datastructures import MultiDict
 
-from cloudbox.errors import BadRequest, Conflict, Forbidden, NotFound
+from cloudbox.errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable
 from cloudbox.network import core, store
 from cloudbox.network.service import NetworkService
 from cloudbox.services import STORES
@@ -308,3 +308,30 @@ async def test_segments_dhcp_ports_and_replay(service: NetworkService, tmp_path:
     assert [ip["subnet_id"] for ip in dhcp["fixed_ips"]] == [s1["id"]]
     entries = service.engine.log_entries()
     assert replay(entries, tmp_path / "replayed.db", STORES) == service.engine.table_hashes()
+
+
+async def test_the_external_network_owner_comes_from_identitys_public_method(tmp_path: Path):
+    """The owner is asked of identity (a method handed over at start-up), not read from its tables:
+    here the identity tables are empty, yet `public` belongs to the project the method names."""
+    engine = StateEngine(tmp_path / "state.db", STORES)
+    engine.open(create=True)
+    asked: list[str] = []
+
+    async def admin_project() -> str:
+        asked.append("admin")
+        return "the-admin-project"
+
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(engine.run)
+            without = NetworkService(engine, None, "node-1", "host-1")
+            with pytest.raises(Unavailable):  # nobody to own it, and nothing made
+                await without.ensure_external_network("203.0.113.0/24")
+            assert await engine.read(store.external_networks) == []
+            svc = NetworkService(engine, None, "node-1", "host-1", admin_project=admin_project)
+            await svc.ensure_external_network("203.0.113.0/24")
+            (public,) = await engine.read(store.external_networks)
+            assert (public["name"], public["project_id"], asked) == ("public", "the-admin-project", ["admin"])
+            nursery.cancel_scope.cancel()
+    finally:
+        engine.close()

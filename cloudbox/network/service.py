@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 import trio
 
@@ -29,8 +29,12 @@ AUTO_CIDRS = ("10.0.0.0/24", "10.0.1.0/24", "10.10.0.0/24", "192.168.0.0/24", "1
 
 class NetworkService:
     def __init__(self, engine: StateEngine, settings: Any, node_id: str, host: str,
-                 clock: Callable[[], float] = time.time, random_bytes: Callable[[int], bytes] = os.urandom) -> None:
+                 clock: Callable[[], float] = time.time, random_bytes: Callable[[int], bytes] = os.urandom,
+                 admin_project: Callable[[], Awaitable[str | None]] | None = None) -> None:
+        """``admin_project``: identity's public ``admin_project_id`` (the owner of the external
+        network ``cloudbox init`` makes); without it that network needs an explicit owner."""
         self.engine = engine
+        self.admin_project = admin_project
         self.settings = settings
         self.node_id = node_id
         self.host = host
@@ -626,8 +630,8 @@ class NetworkService:
         """Make the external network ``public`` with ``public-subnet`` unless an external network exists.
 
         Owned by ``project_id``, else by the project ``admin`` of domain ``default`` (as
-        ``cloudbox init`` makes it).  Idempotent: a ``public`` left without its subnet by a crash
-        gets the subnet.
+        ``cloudbox init`` makes it), which identity names through ``admin_project``.
+        Idempotent: a ``public`` left without its subnet by a crash gets the subnet.
         """
         try:
             await self._ensure_external_network(cidr, project_id)
@@ -645,7 +649,7 @@ class NetworkService:
                 return
             network_id, owner = public["id"], public["project_id"]
         else:
-            owner = project_id or await self.read(store.admin_project_id)
+            owner = project_id or (await self.admin_project() if self.admin_project else None)
             if owner is None:
                 raise Unavailable("There is no admin project to own the external network.")
             at = self.now()

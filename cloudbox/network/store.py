@@ -420,12 +420,6 @@ def network_data(db: sqlite_utils.Database, server_id: str) -> dict[str, Any]:
     return {"links": links, "networks": networks, "services": services}
 
 
-def admin_project_id(db: sqlite_utils.Database) -> str | None:
-    """The project ``admin`` of domain ``default`` (made by ``cloudbox init``), from the identity tables."""
-    found = list(db.query("SELECT id FROM projects WHERE name = 'admin' AND domain_id = 'default'"))
-    return found[0]["id"] if found else None
-
-
 def external_networks(db: sqlite_utils.Database) -> list[dict[str, Any]]:
     return rows(db, "SELECT * FROM networks WHERE external = 1 ORDER BY is_default DESC, created_at, id")
 
