@@ -335,3 +335,30 @@ async def test_the_external_network_owner_comes_from_identitys_public_method(tmp
             nursery.cancel_scope.cancel()
     finally:
         engine.close()
+
+
+@dataclass(frozen=True)
+class ReaderCtx(Ctx):
+    """A project's reader: sees the project, writes nothing."""
+
+    def can_write_project(self, project_id: str) -> bool:
+        return False
+
+
+async def test_a_readers_listing_writes_nothing_and_the_first_write_makes_the_default_group(service: NetworkService):
+    reader, member = ReaderCtx("carol"), Ctx("carol")
+    before, entries = service.engine.table_hashes(), len(service.engine.log_entries())
+    assert (await service.list(reader, "security_groups", MultiDict(), 10, None))[0] == []
+    assert (await service.list(reader, "security_group_rules", MultiDict(), 10, None))[0] == []
+    assert service.engine.table_hashes() == before and len(service.engine.log_entries()) == entries
+    with pytest.raises(Forbidden):
+        await service.create_network(reader, {"name": "no"})
+    assert service.engine.table_hashes() == before
+    # The member's first write (a network) makes the group; the reader then sees it, still writing nothing.
+    await service.create_network(member, {"name": "first"})
+    after = service.engine.table_hashes()
+    (group,) = (await service.list(reader, "security_groups", MultiDict(), 10, None))[0]
+    assert group["name"] == "default" and len(group["security_group_rules"]) == 4
+    assert service.engine.table_hashes() == after
+    await service.create_network(member, {"name": "second"})  # one default group, however many writes
+    assert len((await service.list(reader, "security_groups", MultiDict(), 10, None))[0]) == 1

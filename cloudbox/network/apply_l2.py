@@ -115,6 +115,15 @@ def release(db: sqlite_utils.Database, port_id: str) -> None:
 
 
 # --- networks ----------------------------------------------------------------------------------------
+def _apply_create_network(db: sqlite_utils.Database, cmd: c.CreateNetwork) -> dict[str, Any]:
+    from cloudbox.network.apply_secgroups import ensure_default_group
+
+    network = create_network(db, cmd.row)
+    if cmd.default_sg:
+        ensure_default_group(db, network["project_id"], cmd.default_sg, network["created_at"])
+    return network
+
+
 def create_network(db: sqlite_utils.Database, row: dict[str, Any]) -> dict[str, Any]:
     row = dict(row)
     if get(db, "networks", row["id"]):
@@ -442,7 +451,7 @@ def _apply_delete_quota(db: sqlite_utils.Database, cmd: c.DeleteQuota) -> None:
 
 
 HANDLERS: dict[type, Handler] = {
-    c.CreateNetwork: lambda db, cmd: create_network(db, cmd.row),
+    c.CreateNetwork: _apply_create_network,
     c.UpdateNetwork: _apply_update_network,
     c.DeleteNetwork: _apply_delete_network,
     c.CreateSubnet: lambda db, cmd: create_subnet(db, cmd.row, cmd.dhcp_port_id, cmd.dhcp_mac, cmd.at),

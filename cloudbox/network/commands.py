@@ -19,6 +19,7 @@ from cloudbox.state.commands import Command, command
 @command("network.network.create")
 class CreateNetwork(Command):
     row: dict[str, Any]  # every column; segmentation_id None on vxlan: the lowest free one
+    default_sg: dict[str, Any] | None = None  # a project's first write makes its default group
 
 
 @command("network.network.update")

@@ -106,9 +106,9 @@ class NetworkService:
     async def list(self, ctx: Any, table: str, args: Any, limit: int,
                    marker: str | None) -> tuple[list[dict[str, Any]], str | None]:
         """One page of views and the id to continue after (None on the last page)."""
+        # A read never writes: a project's default group is made by its first write (a network,
+        # a port, a group, a server), not here.
         query = core.parse_list_query(args, core.FILTERS[table])
-        if table == "security_groups" and ctx.project_id:
-            await self.ensure_default_group(ctx.project_id)
         found, next_marker = await self.read(reads.list_page, table, self.viewer(ctx), query, marker, limit)
         return [core.select_fields(v, query.fields) for v in found], next_marker
 
@@ -145,7 +145,7 @@ class NetworkService:
             "port_security_enabled": body.get("port_security_enabled", True), "is_default": body.get("is_default", False),
             "tags": core.clean_tags(body.get("tags") or []), "created_at": at, "updated_at": at, "revision_number": 0,
         }
-        return await self.view(ctx, "networks", await self.propose(c.CreateNetwork(row)))
+        return await self.view(ctx, "networks", await self.propose(c.CreateNetwork(row, self.default_sg_ids())))
 
     async def update_network(self, ctx: Any, network_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
         network = await self._writable(ctx, "networks", network_id, "update_network")
