@@ -30,6 +30,16 @@ def parse_bool(value: Any) -> bool:
     raise ValueError(f"not a boolean: {value!r}")
 
 
+def port(value: Any) -> int:
+    """A TCP port (1-65535) from JSON or text; ValueError otherwise."""
+    if isinstance(value, bool):
+        raise ValueError(f"not a port: {value!r}")
+    number = int(value)
+    if not 1 <= number <= 65535:
+        raise ValueError(f"a port is 1-65535, not {number}")
+    return number
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -43,6 +53,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("listen", str, "0.0.0.0:8443", "Address and port the HTTPS API listens on.", "node"),
     Setting("peer_port", int, 0, "Port of the node-to-node API (mutual TLS with node certificates; snapshots, image copies); 0: the API port + 1.", "node"),
     Setting("advertise", str, "", "Host name or address put in the service catalog (default: the host's first non-loopback address).", "node"),
+    Setting("etcd_client_port", port, 2379, "Port of this node's etcd member for clients, on its advertised address (taken when the member is made: at the first join).", "node"),
+    Setting("etcd_peer_port", port, 2380, "Port of this node's etcd member for the other members, on its advertised address (taken when the member is made).", "node"),
     Setting("region", str, "RegionOne", "Region name of the service catalog.", "cluster"),
     Setting("log_level", str, "info", "Lowest level of log records written (debug, info, warning, error).", "node"),
     Setting("max_body_bytes", int, 1 << 20, "Largest JSON request body accepted; larger ones get 413.", "node"),

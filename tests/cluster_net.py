@@ -202,7 +202,7 @@ class Underlay:
         self.root = root
         self.logs_to = logs_to
         self.run_id = f"{os.getpid():x}"
-        self.nodes: dict[int, Node] = {}
+        self.nodes: dict[tuple[int, str], Node] = {}
         self._lock: Any = None
         self._up = False
 
@@ -272,10 +272,12 @@ class Underlay:
     def pids(self, n: int) -> list[int]:
         return [p for p in _ns_pids(self.ns(n)) if _alive(p)]
 
-    def node(self, n: int) -> "Node":
-        if n not in self.nodes:
-            self.nodes[n] = Node(self, n, self.root / f"node{n}" / "data")
-        return self.nodes[n]
+    def node(self, n: int, second: str = "", api_port: int = API_PORT) -> "Node":
+        """The node of namespace ``n``; ``second`` names another node on the same address (a lab
+        of two nodes sharing one address), which needs its own ``api_port``."""
+        if (n, second) not in self.nodes:
+            self.nodes[(n, second)] = Node(self, n, self.root / f"node{n}{second}" / "data", api_port=api_port)
+        return self.nodes[(n, second)]
 
     # partitions
     def partition(self, n: int, from_nodes: list[int] | None = None) -> None:
@@ -359,6 +361,7 @@ class Node:
     underlay: Underlay
     n: int
     data_dir: Path
+    api_port: int = API_PORT
     password: str = ""
     _tokens: dict[str, str] = field(default_factory=dict)
 
@@ -368,7 +371,7 @@ class Node:
 
     @property
     def url(self) -> str:
-        return f"https://{self.ip}:{API_PORT}"
+        return f"https://{self.ip}:{self.api_port}"
 
     @property
     def home(self) -> Path:
@@ -399,7 +402,7 @@ class Node:
         return proc
 
     def init(self, *extra: str) -> subprocess.CompletedProcess:
-        proc = self.cli("init", "--data-dir", str(self.data_dir), "--listen", f"{self.ip}:{API_PORT}",
+        proc = self.cli("init", "--data-dir", str(self.data_dir), "--listen", f"{self.ip}:{self.api_port}",
                         "--advertise", self.ip, "--no-user-config", "--set", "compute_driver=fake",
                         "--set", "network_driver=fake", *extra)
         self.read_password()
@@ -408,7 +411,7 @@ class Node:
     def join(self, token: str, *extra: str, check: bool = True, fake: bool = True,
              timeout: float = 120) -> subprocess.CompletedProcess:
         drivers = ("--set", "compute_driver=fake", "--set", "network_driver=fake") if fake else ()
-        proc = self.cli("join", token, "--data-dir", str(self.data_dir), "--listen", f"{self.ip}:{API_PORT}",
+        proc = self.cli("join", token, "--data-dir", str(self.data_dir), "--listen", f"{self.ip}:{self.api_port}",
                         "--advertise", self.ip, *drivers, *extra, check=check, timeout=timeout)
         if proc.returncode == 0 and (self.data_dir / "clouds.yaml").exists():
             self.read_password()  # a joined node need not write one: the cloud's admin password is set by the caller

@@ -35,7 +35,7 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces and bridges need root"),
 ]
 
-NODES = 8  # 1-3: the cluster; 4-8: would-be members of the join tests
+NODES = 9  # 1-3: the cluster; 4-8: would-be members of the join tests; 9: test e (LAB)
 VISIBLE_WITHIN = 1.0  # s: how long node 3 may take to show a write node 1 acknowledged
 RESUME_WITHIN = 10.0  # s: the longest pause in acknowledged writes when the etcd leader dies
 REFUSE_WITHIN = 5.0  # s: a write on a node cut off from the majority gets 503 within this
@@ -509,3 +509,55 @@ def test_d_refused_joins_leave_no_trace(cluster: list[Node], net: Underlay):
     node7.stop()
     n1.cluster_remove("node7", "--force")
     assert sorted(m["name"] for m in n1.cluster_list()) == names
+
+
+LAB = 9  # test e's namespace: two nodes and a foreign etcd on one address
+
+
+def test_e_two_nodes_share_an_address_beside_another_etcd(net: Underlay, tmp_path: Path):
+    """etcd's ports are node settings: on one address a foreign etcd holds the default ports
+    2379/2380, and two cloudbox nodes with etcd ports of their own form a cluster beside it (the
+    joiner's member is added with its own ports; it reaches the first member where etcd says)."""
+    ip = net.ip(LAB)
+    net.spawn(LAB, "etcd", "--name", "foreign", "--data-dir", str(tmp_path / "foreign"),
+              "--listen-client-urls", f"http://{ip}:2379", "--advertise-client-urls", f"http://{ip}:2379",
+              "--listen-peer-urls", f"http://{ip}:2380", "--initial-advertise-peer-urls", f"http://{ip}:2380",
+              "--initial-cluster", f"foreign=http://{ip}:2380", log=tmp_path / "foreign.log")
+
+    def foreign(*args: str) -> subprocess.CompletedProcess:
+        return sh("etcdctl", f"--endpoints=http://{ip}:2379", "--dial-timeout=2s", *args, check=False, timeout=15)
+
+    wait_until(lambda: foreign("put", "its-own", "kept").returncode == 0, 30, "the foreign etcd to serve")
+
+    a = net.node(LAB)
+    a.init("--name", "lab-a", "--set", "etcd_client_port=12379", "--set", "etcd_peer_port=12380")
+    a.serve()
+    b = net.node(LAB, "b", api_port=8543)
+    b.password = a.password
+    b.join(a.cluster_add("lab-b"), "--set", "etcd_client_port=22379", "--set", "etcd_peer_port=22380")
+    b.wait_healthy(30)
+
+    pki = a.data_dir / "pki"
+    listed = net.exec(LAB, "etcdctl", f"--endpoints=https://{ip}:12379", f"--cacert={pki / 'ca.pem'}",
+                      f"--cert={pki / 'node.pem'}", f"--key={pki / 'node.key'}", "member", "list").stdout
+    urls = sorted(u.strip() for line in listed.splitlines() for u in line.split(",")[3:5])
+    assert urls == [f"https://{ip}:{p}" for p in (12379, 12380, 22379, 22380)], listed
+    listening = net.exec(LAB, "ss", "-ltnH").stdout
+    for port in (2379, 2380, 12379, 12380, 22379, 22380):
+        assert f"{ip}:{port}" in listening, f"nothing listens on {ip}:{port}:\n{listening}"
+
+    wait_until(lambda: sorted((m["name"], m["up"]) for m in b.cluster_list()) == [("lab-a", True), ("lab-b", True)],
+               30, "both lab nodes up in `cluster list`")
+    r = create_project(a, unique("lab"))
+    assert r.status_code == 201, r.text
+    visible_soon(b, f"/identity/v3/projects/{r.json()['project']['id']}")
+
+    # A third node on the address with the default ports is refused before it asks the cluster.
+    c = net.node(LAB, "c", api_port=8643)
+    proc = c.join(a.cluster_add("lab-c"), check=False, timeout=60)
+    assert proc.returncode != 0 and "etcd_client_port" in proc.stderr, proc.stderr
+    assert not c.data_dir.exists() or not any(c.data_dir.iterdir())
+    assert sorted(m["name"] for m in a.cluster_list()) == ["lab-a", "lab-b"]
+    # The foreign etcd kept its data and got none of the cloud's.
+    assert foreign("get", "its-own", "--print-value-only").stdout.strip() == "kept"
+    assert foreign("get", "/cloudbox", "--prefix", "--keys-only").stdout.strip() == ""

@@ -35,8 +35,12 @@ TOKEN_BODY = {
 }
 JOIN_BODY = {
     "type": "object", "required": ["token_id", "secret", "name", "csr", "address"],
-    "properties": {k: {"type": "string", "minLength": 1, "maxLength": 8192}
-                   for k in ("token_id", "secret", "name", "csr", "address", "api_url")},
+    "properties": {
+        **{k: {"type": "string", "minLength": 1, "maxLength": 8192}
+           for k in ("token_id", "secret", "name", "csr", "address", "api_url", "peer_url")},
+        # where the joiner's etcd member will listen (its etcd_client_port / etcd_peer_port settings)
+        **{k: {"type": "integer", "minimum": 1, "maximum": 65535} for k in ("etcd_client_port", "etcd_peer_port")},
+    },
 }
 ABORT_BODY = {
     "type": "object", "required": ["token_id", "secret", "node_id"],

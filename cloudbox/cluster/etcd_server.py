@@ -9,8 +9,10 @@ exits on its own.
 
 from __future__ import annotations
 
+import errno
 import logging
 import shutil
+import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +58,25 @@ class MemberConfig:
             "--log-level", "error",  # warn logs a line per gateway request ("ignoring common name")
             "--logger", "zap", "--log-outputs", "stderr",
         ]
+
+
+def etcd_urls(address: str, client_port: int, peer_port: int) -> tuple[str, str]:
+    """(client URL, peer URL) of an etcd member on ``address``."""
+    host = f"[{address}]" if ":" in address else address
+    return f"https://{host}:{client_port}", f"https://{host}:{peer_port}"
+
+
+def port_taken(address: str, port: int) -> bool:
+    """Whether a process on this host listens on ``address``:``port`` already (an address that
+    is not this host's cannot be checked here and counts as free)."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((address, port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
 
 
 def etcd_binary() -> str:

@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 
 from cloudbox import pki
+from cloudbox.cluster.etcd_server import port_taken
 from cloudbox.cluster.service import CLUSTER_FILE, decode_token
 from cloudbox.errors import CloudboxError, SetupError
 from cloudbox.node import DataDir
@@ -111,11 +112,19 @@ def _join_at(address: str, ca_pem: bytes, token: dict[str, Any], data_dir: DataD
     _host, port = split_listen(settings_values["listen"])
     advertise = settings_values["advertise"]
     peer_port = int(settings_values.get("peer_port") or 0) or port + 1
+    settings = Settings.resolve(settings_values, environ={})
+    etcd_ports = (settings.etcd_client_port, settings.etcd_peer_port)
+    busy = [p for p in etcd_ports if port_taken(advertise, p)]
+    if busy or etcd_ports[0] == etcd_ports[1]:
+        raise SetupError(f"port {busy[0] if busy else etcd_ports[0]} on {advertise}, which this node's etcd member "
+                         "would use, is taken: join with two free ports (--set etcd_client_port=PORT "
+                         "--set etcd_peer_port=PORT)")
     key_pem, csr_pem = pki.create_csr(name)
     verify = ssl.create_default_context(cadata=ca_pem.decode())
     request = {"token_id": token["id"], "secret": token["secret"], "name": name, "csr": csr_pem.decode(),
                "address": advertise, "api_url": f"https://{url_host(advertise)}:{port}",
-               "peer_url": f"https://{url_host(advertise)}:{peer_port}"}
+               "peer_url": f"https://{url_host(advertise)}:{peer_port}",
+               "etcd_client_port": etcd_ports[0], "etcd_peer_port": etcd_ports[1]}
     try:
         resp = httpx.post(f"{address}/cloudbox/v1/cluster/join", json=request, verify=verify, timeout=TIMEOUT)
     except httpx.HTTPError as exc:

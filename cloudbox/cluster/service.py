@@ -35,9 +35,10 @@ from cloudbox import pki
 from cloudbox.cluster import commands as c
 from cloudbox.cluster import store
 from cloudbox.cluster.etcd import EtcdClient, tls_context
-from cloudbox.cluster.etcd_server import EtcdMember, MemberConfig
+from cloudbox.cluster.etcd_server import EtcdMember, MemberConfig, etcd_urls, port_taken
 from cloudbox.cluster.replication import ReplicatedLog
 from cloudbox.errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable
+from cloudbox.settings import BY_NAME
 from cloudbox.identity.core import iso
 
 log = logging.getLogger("cloudbox.cluster")
@@ -45,8 +46,6 @@ log = logging.getLogger("cloudbox.cluster")
 CLUSTER_FILE = "cluster.json"
 VOTERS = 3  # nodes that run an etcd member; later ones are clients only
 TOKEN_TTL = 3600
-ETCD_CLIENT_PORT = 2379
-ETCD_PEER_PORT = 2380
 TOKEN_VERSION = 1
 LEARNER_WAIT = 60.0  # seconds a join waits for etcd to accept another member
 BARRIER_TIMEOUT = 1.0  # seconds a read waits for etcd's revision before it is served as is
@@ -69,11 +68,6 @@ def save_config(root: Path, config: dict[str, Any]) -> None:
     tmp = root / f".{CLUSTER_FILE}.tmp"
     tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, root / CLUSTER_FILE)
-
-
-def etcd_urls(address: str) -> tuple[str, str]:
-    host = f"[{address}]" if ":" in address else address
-    return f"https://{host}:{ETCD_CLIENT_PORT}", f"https://{host}:{ETCD_PEER_PORT}"
 
 
 # --- join tokens ---------------------------------------------------------------------------------
@@ -270,13 +264,15 @@ class ClusterService:
         mine = self._own_row()
         rows = await self.engine.read(store.nodes)
         current = next((r for r in rows if r["id"] == mine["id"]), None)
-        if current is None or any(current[k] != mine[k] for k in ("name", "api_url", "peer_url", "tunnel_ip", "etcd_member")):
+        if current is None or any(current[k] != mine[k] for k in ("name", "api_url", "peer_url", "tunnel_ip", "etcd_member",
+                                                                 "etcd_peer_url")):
             await self.engine.propose(c.RegisterNode({**mine, "joined_at": current["joined_at"] if current else mine["joined_at"]}))
 
     def _own_row(self) -> dict[str, Any]:
         at = now_iso()
         return {"id": self.node.node_id, "name": self.node.name, "api_url": self.node.url, "peer_url": self.node.peer_url,
                 "tunnel_ip": self.node.tunnel_ip, "etcd_member": bool(self.config and self.config.get("member")),
+                "etcd_peer_url": (self.config or {}).get("peer_url", "") if (self.config or {}).get("member") else "",
                 "joined_at": at, "heartbeat_at": at, "capacity": {}}
 
     async def _heartbeats(self) -> None:
@@ -422,6 +418,9 @@ class ClusterService:
         address = body["address"]
         api_url = body.get("api_url") or f"https://{address}:8443"
         peer_url = body.get("peer_url") or f"https://{address}:{self.node.peer_port}"
+        # The joiner's etcd member listens where its own settings say (older joiners: the defaults).
+        client_url, etcd_peer = etcd_urls(address, int(body.get("etcd_client_port") or BY_NAME["etcd_client_port"].default),
+                                          int(body.get("etcd_peer_port") or BY_NAME["etcd_peer_port"].default))
         names = ["localhost", "127.0.0.1", "::1", body["name"], address]
         try:
             cert_pem = pki.sign_csr(self._ca(), body["csr"].encode(), body["name"], names,
@@ -434,13 +433,17 @@ class ClusterService:
             assert self.client is not None
             members = await self.client.members()
             voter = len(members) < VOTERS
+            taken = [m for m in members if {client_url, etcd_peer} & set(m["client_urls"] + m["peer_urls"])]
+            if voter and taken:
+                raise Conflict(f"etcd ports of {address} are used by another member already ({etcd_peer}, "
+                               f"{client_url}); join with other ones (--set etcd_client_port=PORT "
+                               "--set etcd_peer_port=PORT).")
             node_id = uuid.uuid4().hex
             at = now_iso()
             node_row = {"id": node_id, "name": body["name"], "api_url": api_url, "peer_url": peer_url,
-                        "tunnel_ip": address,
-                        "etcd_member": voter, "joined_at": at, "heartbeat_at": at, "capacity": {}}
+                        "tunnel_ip": address, "etcd_member": voter, "etcd_peer_url": etcd_peer if voter else "",
+                        "joined_at": at, "heartbeat_at": at, "capacity": {}}
             await self.engine.propose(c.ConsumeJoinToken(body["token_id"], at, node_row))
-            client_url, etcd_peer = etcd_urls(address)
             learner_id = None
             try:
                 if voter:
@@ -511,7 +514,14 @@ class ClusterService:
     async def _become_cluster(self) -> None:
         """Start this single node's etcd member and move the state engine's log into it."""
         address = self.node.tunnel_ip
-        client_url, peer_url = etcd_urls(address)
+        settings = self.node.settings
+        client_url, peer_url = etcd_urls(address, settings.etcd_client_port, settings.etcd_peer_port)
+        busy = [p for p in (settings.etcd_client_port, settings.etcd_peer_port) if port_taken(address, p)]
+        if busy or settings.etcd_client_port == settings.etcd_peer_port:
+            raise Conflict(f"This node cannot start its etcd member on {address}: port "
+                           f"{busy[0] if busy else settings.etcd_client_port} is in use. Set etcd_client_port and "
+                           "etcd_peer_port to two free ports in its cloudbox.json (node settings), restart it, "
+                           "and join again.")
         config = {"member": True, "client_url": client_url, "peer_url": peer_url,
                   "initial_cluster": f"{self.node.node_id}={peer_url}", "initial_state": "new",
                   "endpoints": [client_url]}
@@ -549,7 +559,7 @@ class ClusterService:
                            "(or evacuate them), or remove it with --force.")
         if self.client is not None:
             for member in await self.client.members():
-                if member["name"] == node["id"] or any(f"//{node['tunnel_ip']}:" in u for u in member["peer_urls"]):
+                if _member_of(member, node):
                     await self._reconfigure("/v3/cluster/member/remove", {"ID": member["id"]})
         removed = await self.engine.propose(c.RemoveNode(node["id"], now_iso()))
         log.info("node removed", extra={"node": node["name"], "node_id": node["id"], "servers": len(servers)})
@@ -557,9 +567,17 @@ class ClusterService:
 
 
 def _cluster_scope(name: str) -> bool:
-    from cloudbox.settings import BY_NAME
-
     return BY_NAME[name].scope == "cluster"
+
+
+def _member_of(member: dict[str, Any], node: dict[str, Any]) -> bool:
+    """Whether etcd ``member`` is ``node``'s: a started member bears the node's id; a learner that
+    never started has no name yet and is known by its peer URL (nodes may share an address)."""
+    if member["name"]:
+        return member["name"] == node["id"]
+    if node.get("etcd_peer_url"):
+        return node["etcd_peer_url"] in member["peer_urls"]
+    return any(f"//{node['tunnel_ip']}:" in u for u in member["peer_urls"])  # rows from before etcd_peer_url
 
 
 async def _wait_ready(client: EtcdClient, seconds: float) -> int:

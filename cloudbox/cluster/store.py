@@ -31,6 +31,8 @@ MIGRATIONS = [
         id TEXT PRIMARY KEY, name TEXT NOT NULL, secret_hash TEXT NOT NULL,
         created_at TEXT NOT NULL, expires_at TEXT NOT NULL, used_at TEXT);
     """,
+    # The peer URL of a node's etcd member ('' for clients): nodes may share an address.
+    "ALTER TABLE cluster_nodes ADD COLUMN etcd_peer_url TEXT NOT NULL DEFAULT ''",
 ]
 
 
