@@ -131,10 +131,30 @@ def test_rules_are_validated_and_normalised():
             rule(**body)
 
 
+def test_protocol_names_and_numbers_are_one_protocol():
+    assert core.protocol_number("tcp") == core.protocol_number("6") == core.protocol_number(6) == 6
+    assert core.protocol_number("TCP ") == 6 and core.protocol_number("ipv6-icmp") == core.protocol_number("icmpv6") == 58
+    for anything in (None, "", "any", "0", 0):
+        assert core.protocol_number(anything) is None
+    # On an IPv6 rule ICMP is ICMPv6 (Neutron takes "icmp" and "1" there).
+    assert {core.protocol_number(p, "IPv6") for p in ("icmp", "1", "icmpv6", "ipv6-icmp", "58")} == {58}
+    assert core.protocol_number("icmp", "IPv4") == 1
+    with pytest.raises(BadRequest, match="not supported"):
+        core.protocol_number("banana")
+    assert core.protocol_spellings("6") == core.protocol_spellings("tcp") == ["6", "tcp"]
+    assert core.protocol_spellings("58") == ["58", "icmpv6", "ipv6-icmp"]
+    assert rule(protocol="0")["protocol"] is None  # "any or 0"
+    q = core.parse_list_query(MultiDict([("protocol", "6")]), core.FILTERS["security_group_rules"])
+    assert [v for _, v in q.equals] == [["6", "tcp"]]
+
+
 def test_rule_identity_treats_anywhere_as_no_prefix():
     assert core.rule_key(rule(remote_ip_prefix="0.0.0.0/0")) == core.rule_key(rule())
     assert core.rule_key(rule(protocol="tcp")) == core.rule_key(rule(protocol="6"))
     assert core.rule_key(rule(protocol="tcp")) != core.rule_key(rule(protocol="udp"))
+    v6 = [core.rule_key(rule(protocol=p, ethertype="IPv6")) for p in ("icmp", "1", "icmpv6", "ipv6-icmp", "58")]
+    assert len(set(v6)) == 1
+    assert core.rule_key(rule(protocol="any")) == core.rule_key(rule(protocol="0")) == core.rule_key(rule())
 
 
 def test_default_group_rules():
@@ -362,3 +382,30 @@ async def test_a_readers_listing_writes_nothing_and_the_first_write_makes_the_de
     assert service.engine.table_hashes() == after
     await service.create_network(member, {"name": "second"})  # one default group, however many writes
     assert len((await service.list(reader, "security_groups", MultiDict(), 10, None))[0]) == 1
+
+
+async def test_rules_given_by_protocol_name_or_number_match_each_other(service: NetworkService):
+    dave = Ctx("dave")
+    group = await service.create_security_group(dave, {"name": "g"})
+    base = {"security_group_id": group["id"], "direction": "ingress", "port_range_min": 22, "port_range_max": 22}
+    by_name = await service.create_rule(dave, {**base, "protocol": "tcp"})
+    with pytest.raises(Conflict, match="already exists"):
+        await service.create_rule(dave, {**base, "protocol": "6"})
+    by_number = await service.create_rule(dave, {**base, "protocol": "17"})
+    icmp6 = await service.create_rule(dave, {"security_group_id": group["id"], "direction": "ingress",
+                                             "ethertype": "IPv6", "protocol": "icmp"})
+    for same in ("ipv6-icmp", "58", "icmpv6"):
+        with pytest.raises(Conflict, match="already exists"):
+            await service.create_rule(dave, {"security_group_id": group["id"], "direction": "ingress",
+                                             "ethertype": "IPv6", "protocol": same})
+
+    async def listed(protocol: str) -> list[str]:
+        found = (await service.list(dave, "security_group_rules", MultiDict([("protocol", protocol),
+                 ("security_group_id", group["id"])]), 10, None))[0]
+        return [r["id"] for r in found]
+
+    assert await listed("6") == await listed("tcp") == [by_name["id"]]
+    assert await listed("udp") == await listed("17") == [by_number["id"]]
+    assert await listed("icmp") == await listed("1") == [icmp6["id"]]
+    assert await listed("banana") == []
+    assert (by_name["protocol"], by_number["protocol"]) == ("tcp", "17")  # shown as the client spelled them

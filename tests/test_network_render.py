@@ -269,6 +269,28 @@ def test_rules_render_protocols_ranges_prefixes_and_pairs() -> None:
     assert f"jump to_{i_plain}" in text  # still marked: the other port's ingress chain needs the out-port
 
 
+def test_a_protocols_name_and_number_render_the_same_rule() -> None:
+    rows = Rows()
+    net, subnet = rows.network("10.1.0.0/24")
+    group = rows.group("p1", "web")
+    port = rows.port(net, subnet, "10.1.0.9", groups=[group])
+    chains = []
+    for spellings in (("tcp", "icmp", "any"), ("6", "1", "0")):
+        rules = [rows.rule(group, "ingress", "IPv4", spellings[0], 22, 22),
+                 rows.rule(group, "ingress", "IPv6", spellings[1], 128),
+                 rows.rule(group, "egress", "IPv4", spellings[2])]
+        plan = rows.plan("n")
+        i = render.port_indexes(plan)[port]
+        text = render.render_host(plan)
+        chains.append(text.split(f"chain egress_{i} ")[1])  # the port's egress and ingress chains
+        for rule in rules:
+            rows.delete("security_group_rules", rule)
+    assert chains[0] == chains[1]
+    assert "meta nfproto ipv4 meta l4proto 6 th dport 22 accept" in chains[0]
+    assert "meta nfproto ipv6 meta l4proto 58 icmpv6 type 128 accept" in chains[0]  # ICMP on IPv6 is ICMPv6
+    assert "meta nfproto ipv4 return" in chains[0]  # "any" and "0": every protocol
+
+
 def test_empty_plan_only_deletes_the_tables() -> None:
     text = render.render_host(HostPlan(node_id="abc-def-123", host=""))
     assert text == ("table bridge cloudbox_abc_def_\ndelete table bridge cloudbox_abc_def_\n"

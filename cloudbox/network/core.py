@@ -347,10 +347,40 @@ def address_pairs(pairs: Sequence[Any], port_mac: str | None) -> list[dict[str, 
 
 
 # --- security group rules -------------------------------------------------------------------------
-def protocol_number(protocol: str | None) -> int | None:
+# One place decides which protocols are the same: duplicate detection, list filters and the
+# nftables rules all compare numbers from here, so "tcp" and "6" are one protocol everywhere.
+ANY_PROTOCOL = ("", "any", "0")  # Neutron: "any or 0"
+
+
+def protocol_number(protocol: str | int | None, ethertype: str | None = None) -> int | None:
+    """The IP protocol number a rule's protocol means (None: any protocol).
+
+    A name and its number are the same protocol; on an IPv6 rule ICMP means ICMPv6, as Neutron
+    takes "icmp" and "1" there.  A protocol no name or number stands for raises BadRequest.
+    """
     if protocol is None:
         return None
-    return PROTOCOLS[protocol] if protocol in PROTOCOLS else int(protocol)
+    text = str(protocol).strip().lower()
+    if text in ANY_PROTOCOL:
+        return None
+    number = PROTOCOLS.get(text)
+    if number is None:
+        if not text.isdigit() or int(text) > 255:
+            raise BadRequest(f"Security group rule protocol {str(protocol)[:40]} not supported. Only protocol values "
+                             f"{sorted(PROTOCOLS)} and integer representations [0 to 255] are supported.")
+        number = int(text)
+    return 58 if number == 1 and ethertype == "IPv6" else number
+
+
+def protocol_spellings(protocol: str) -> list[str]:
+    """Every stored spelling of the protocol ``protocol`` names (its names and its number), for filters."""
+    try:
+        number = protocol_number(protocol)
+    except BadRequest:
+        return [protocol]  # matches nothing, as any unknown value of a filter
+    if number is None:
+        return [protocol]
+    return sorted({name for name, n in PROTOCOLS.items() if n == number} | {str(number)})
 
 
 def rule_row(body: Mapping[str, Any], *, id: str, project_id: str, at: str) -> dict[str, Any]:
@@ -362,17 +392,10 @@ def rule_row(body: Mapping[str, Any], *, id: str, project_id: str, at: str) -> d
     if ethertype not in ("IPv4", "IPv6"):
         raise BadRequest(f"Invalid input for ethertype. Reason: {ethertype!r} is not in ['IPv4', 'IPv6'].")
     raw = body.get("protocol")
-    protocol: str | None = None
-    if raw is not None and str(raw).strip().lower() not in ("", "any"):
-        text = str(raw).strip().lower()
-        if text in PROTOCOLS:
-            protocol = text
-        elif text.isdigit() and 0 <= int(text) <= 255:
-            protocol = str(int(text))
-        else:
-            raise BadRequest(f"Security group rule protocol {raw} not supported. Only protocol values "
-                             f"{sorted(PROTOCOLS)} and integer representations [0 to 255] are supported.")
-    number = protocol_number(protocol)
+    # Stored as the client spelled it (a lower-case name, or the number as text), "any" as NULL.
+    number = protocol_number(raw, ethertype)
+    protocol = None if number is None else (str(raw).strip().lower() if str(raw).strip().lower() in PROTOCOLS
+                                            else str(int(str(raw).strip())))
     if number == 58 and ethertype == "IPv4":
         raise BadRequest(f"Ethertype IPv4 is not supported with protocol {protocol}.")
     low, high = body.get("port_range_min"), body.get("port_range_max")
@@ -426,7 +449,8 @@ def rule_key(rule: Mapping[str, Any]) -> tuple[Any, ...]:
     prefix = rule["remote_ip_prefix"]
     if prefix in ("0.0.0.0/0", "::/0"):
         prefix = None
-    return (rule["security_group_id"], rule["direction"], rule["ethertype"], protocol_number(rule["protocol"]),
+    return (rule["security_group_id"], rule["direction"], rule["ethertype"],
+            protocol_number(rule["protocol"], rule["ethertype"]),
             rule["port_range_min"], rule["port_range_max"], prefix, rule["remote_group_id"])
 
 
@@ -467,7 +491,7 @@ def bool_value(value: Any, what: str) -> bool:
 @dataclass(frozen=True)
 class Field:
     column: str  # a column of the table (or a SQL expression over it)
-    kind: str = "str"  # str | bool | int | json (a list column: match any element)
+    kind: str = "str"  # str | bool | int | protocol | json (a list column: match any element)
 
 
 @dataclass
@@ -512,6 +536,8 @@ def parse_list_query(args: Any, fields: Mapping[str, Field]) -> ListQuery:
                 converted = [int(v) for v in values]
             except ValueError:
                 raise BadRequest(f"Invalid input for {key}: {values} must be integers.") from None
+        elif spec.kind == "protocol":  # "tcp" finds rules given as "6", and the other way round
+            converted = [spelling for v in values for spelling in protocol_spellings(v)]
         else:
             converted = list(values)
         (query.contains if spec.kind == "json" else query.equals).append((spec, converted))
@@ -590,7 +616,7 @@ FILTERS: dict[str, dict[str, Field]] = {
     "security_groups": common_fields(**{"stateful": Field("stateful", "bool")}),
     "security_group_rules": common_fields(**{
         "security_group_id": Field("security_group_id"), "direction": Field("direction"),
-        "ethertype": Field("ethertype"), "protocol": Field("protocol"),
+        "ethertype": Field("ethertype"), "protocol": Field("protocol", "protocol"),
         "port_range_min": Field("port_range_min", "int"), "port_range_max": Field("port_range_max", "int"),
         "remote_ip_prefix": Field("remote_ip_prefix"), "remote_group_id": Field("remote_group_id"),
     }),

@@ -29,18 +29,12 @@ import ipaddress
 import re
 from typing import Iterable
 
+from cloudbox.errors import BadRequest
+from cloudbox.network.core import PORT_PROTOCOLS, protocol_number
 from cloudbox.network.hostplan import (VXLAN_PORT, DhcpPlan, HostPlan, PortPlan, RouterPlan, RulePlan,
                                        SecurityGroupPlan)
 
 LEASE_SECONDS = 86400
-# Neutron's protocol names; nft gets numbers so every name works the same way.
-PROTOCOLS = {
-    "icmp": 1, "igmp": 2, "ipip": 4, "tcp": 6, "egp": 8, "udp": 17, "ipv6-encap": 41,
-    "ipv6-route": 43, "ipv6-frag": 44, "rsvp": 46, "gre": 47, "esp": 50, "ah": 51,
-    "icmpv6": 58, "ipv6-icmp": 58, "ipv6-nonxt": 59, "ipv6-opts": 60, "ospf": 89,
-    "encap": 98, "pgm": 113, "vrrp": 112, "sctp": 132, "udplite": 136, "dccp": 33,
-}
-PORTED = {6, 17, 33, 132, 136}  # protocols with ports (th dport)
 # Neighbour discovery and multicast listener messages a guest needs (IPv6 works without rules).
 ND_OUT = "nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert, mld-listener-report, mld2-listener-report"
 ND_IN = "nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, mld-listener-query"
@@ -276,16 +270,14 @@ def _rule_match(rule: RulePlan, groups: dict[str, tuple[int, SecurityGroupPlan]]
         if rule.remote_group_id not in groups:
             return None
         parts.append(f"{family} {peer} @sg{groups[rule.remote_group_id][0]}_v{version}")
-    proto = rule.protocol
-    if proto not in (None, "", "any"):
-        number = int(proto) if str(proto).isdigit() else PROTOCOLS.get(str(proto).lower())
-        if number is None:
-            return None
-        if number == 1 and version == 6:  # Neutron takes "icmp" for ICMPv6 on IPv6 rules
-            number = 58
+    try:  # nft gets the number: every spelling of a protocol (core decides which) is one rule
+        number = protocol_number(rule.protocol, rule.ethertype)
+    except BadRequest:
+        return None
+    if number is not None:
         parts.append(f"meta l4proto {number}")
         lo, hi = rule.port_range_min, rule.port_range_max
-        if number in PORTED and lo is not None:
+        if number in PORT_PROTOCOLS and lo is not None:
             parts.append(f"th dport {lo}" if hi in (None, lo) else f"th dport {lo}-{hi}")
         elif number in (1, 58) and lo is not None:
             kind = "icmp" if number == 1 else "icmpv6"
