@@ -16,11 +16,21 @@ from typing import Any, Iterable
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from cloudbox import clock
-from cloudbox.errors import Forbidden, Unauthorized
+from cloudbox.errors import BadRequest, Forbidden, Unauthorized
 
 DEFAULT_DOMAIN_ID = "default"
+ADMIN_PROJECT_NAME = "admin"
 ROLE_ADMIN, ROLE_MEMBER, ROLE_READER = "admin", "member", "reader"
+BUILTIN_ROLES = (ROLE_ADMIN, ROLE_MEMBER, ROLE_READER)
 AUTH_FAILED = "The request you have made requires authentication."
+
+# The entities of the generic list/show/delete endpoints, with the collection each is served as.
+PLURAL = {
+    "domain": "domains", "project": "projects", "user": "users", "group": "groups", "role": "roles",
+    "region": "regions", "service": "services", "endpoint": "endpoints",
+}
+DOMAIN_OWNED = ("project", "user", "group")
+CATALOG_ENTITIES = ("region", "service", "endpoint")
 
 
 # --- time ---------------------------------------------------------------------
@@ -193,6 +203,160 @@ def require(allowed: bool, action: str) -> None:
         raise Forbidden(f"You are not authorized to perform the requested action: {action}.")
 
 
+# --- who may do what to identity's own resources ---------------------------------
+def caller_domain(ctx: AuthContext) -> str:
+    """The domain a resource made without a domain_id goes to: the caller's."""
+    if ctx.project:
+        return ctx.project["domain_id"]
+    if ctx.domain:
+        return ctx.domain["id"]
+    return DEFAULT_DOMAIN_ID
+
+
+def may_read(ctx: AuthContext, entity: str, row: dict[str, Any] | None) -> bool:
+    """Whether ``ctx`` may see ``row`` of ``entity`` (``row`` None: may list the entity)."""
+    if entity in CATALOG_ENTITIES:
+        return True
+    if entity == "domain":
+        if row is None:
+            return ctx.is_cloud_reader
+        return ctx.is_cloud_reader or ctx.domain_id == row["id"] or (
+            ctx.project is not None and ctx.project["domain_id"] == row["id"])
+    if entity == "role":
+        return ctx.is_cloud_reader or (ctx.scope == "domain" and ROLE_READER in ctx.role_names)
+    if row is None:  # listing
+        return ctx.is_cloud_reader or ctx.is_domain_reader(ctx.domain_id)
+    if entity == "user" and row["id"] == ctx.user_id:
+        return True
+    if entity == "project" and row["id"] == ctx.project_id:
+        return True
+    return ctx.can_read_domain(row["domain_id"])
+
+
+def may_write(ctx: AuthContext, entity: str, row: dict[str, Any]) -> bool:
+    if entity in DOMAIN_OWNED:
+        return ctx.can_manage_domain(row["domain_id"])
+    return ctx.is_cloud_admin
+
+
+def check_protected(entity: str, row: dict[str, Any], *, deleting: bool = False,
+                    changes: dict[str, Any] | None = None) -> None:
+    """The admin project and the built-in roles hold the cloud together: they stay."""
+    changes = changes or {}
+    if entity == "project" and row["domain_id"] == DEFAULT_DOMAIN_ID and row["name"] == ADMIN_PROJECT_NAME:
+        if deleting or changes.get("enabled") is False or changes.get("name", row["name"]) != row["name"]:
+            raise Forbidden("The admin project cannot be deleted, disabled or renamed.")
+    if entity == "role" and row["name"] in BUILTIN_ROLES and not row["domain_id"]:
+        if deleting or changes.get("name", row["name"]) != row["name"]:
+            raise Forbidden(f"The built-in role {row['name']!r} cannot be deleted or renamed.")
+
+
+def pick(body: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """The fields of an update body that may change; a null description means an empty one."""
+    out = {k: body[k] for k in keys if k in body}
+    if "description" in out and out["description"] is None:
+        out["description"] = ""
+    return out
+
+
+def may_manage_app_credentials(ctx: AuthContext, user_id: str, write: bool) -> None:
+    """A user manages their own application credentials (a restricted one cannot make more);
+    cloud admins (write) and readers (read) those of anyone."""
+    if ctx.user_id == user_id:
+        if write and ctx.app_cred is not None and not ctx.app_cred["unrestricted"]:
+            raise Forbidden("A restricted application credential cannot manage application credentials.")
+        return
+    require(ctx.is_cloud_admin if write else ctx.is_cloud_reader, "identity:application_credentials")
+
+
+def app_credential_roles(held: Iterable[dict[str, Any]], wanted: list[dict[str, Any]] | None) -> list[str]:
+    """Ids of the roles an application credential gets: each wanted one (by id or name) must be
+    held by the token that makes it; none wanted means all the token holds."""
+    held = list(held)
+    out: list[str] = []
+    for spec in wanted or held:
+        match = [r for r in held if r["id"] == spec.get("id") or r["name"] == spec.get("name")]
+        if not match:
+            raise BadRequest(f"You do not hold the role {spec.get('id') or spec.get('name')!r} on this project.")
+        out.append(match[0]["id"])
+    return sorted(set(out))
+
+
+def app_credential_expiry(expires_at: str | None, now: float) -> str | None:
+    """An application credential's expiry as stored (Keystone's format), checked to be ahead."""
+    if not expires_at:
+        return expires_at
+    try:
+        when = clock.parse_iso(expires_at)
+        stored = clock.iso(when, micro=True)
+    except (ValueError, OverflowError, OSError):
+        raise BadRequest(f"expires_at is not an ISO 8601 time this cloud can store: {expires_at!r}") from None
+    if when <= now:
+        raise BadRequest("expires_at is in the past.")
+    return stored
+
+
+# --- role assignments ---------------------------------------------------------------
+@dataclass(frozen=True)
+class AssignmentQuery:
+    """GET /role_assignments' filters; a scope given with an empty value still filters (by "")."""
+
+    user_id: str | None = None
+    group_id: str | None = None
+    role_id: str | None = None
+    project_id: str | None = None
+    domain_id: str | None = None
+    system: bool = False
+    inherited_only: bool = False
+    effective: bool = False
+    include_names: bool = False
+
+    def matches(self, row: dict[str, Any]) -> bool:
+        """Whether an (effective) assignment passes the scope and role filters."""
+        if self.project_id is not None and (row["target_type"], row["target_id"]) != ("project", self.project_id):
+            return False
+        if self.domain_id is not None and (row["target_type"], row["target_id"]) != ("domain", self.domain_id):
+            return False
+        if self.system and row["target_type"] != "system":
+            return False
+        return self.role_id is None or row["role_id"] == self.role_id
+
+
+def render_assignment(row: dict[str, Any], known: dict[tuple[str, str], dict[str, Any]] | None,
+                      base: str) -> dict[str, Any]:
+    """One role assignment; with ``known`` rows (by (entity, id)), its actor, role and target
+    carry their names and domains too (include_names)."""
+
+    def named(entity: str, id: str) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": id}
+        item = known.get((entity, id)) if known is not None else None
+        if item:
+            out["name"] = item["name"]
+            if "domain_id" in item and entity != "role":
+                domain = known.get(("domain", item["domain_id"])) if known is not None else None
+                out["domain"] = {"id": item["domain_id"], "name": domain["name"] if domain else None}
+        return out
+
+    scope: dict[str, Any]
+    if row["target_type"] == "system":
+        scope = {"system": {"all": True}}
+    else:
+        scope = {row["target_type"]: named(row["target_type"], row["target_id"])}
+    if row["inherited"]:
+        scope["OS-INHERIT:inherited_to"] = "projects"
+    # The URL of the grant itself, as the grant routes spell it.
+    target = "/system" if row["target_type"] == "system" else f"/{row['target_type']}s/{row['target_id']}"
+    link = f"{target}/{row['actor_type']}s/{row['actor_id']}/roles/{row['role_id']}"
+    if row["inherited"]:
+        link = f"/OS-INHERIT{link}/inherited_to_projects"
+    return {
+        row["actor_type"]: named(row["actor_type"], row["actor_id"]),
+        "role": named("role", row["role_id"]),
+        "scope": scope,
+        "links": {"assignment": base + link},
+    }
+
+
 # --- Keystone JSON shapes --------------------------------------------------------
 def ref(row: dict[str, Any]) -> dict[str, Any]:
     return {"id": row["id"], "name": row["name"]}
@@ -244,6 +408,21 @@ def render_role(row: dict[str, Any], base: str) -> dict[str, Any]:
         "description": row.get("description", ""), "options": {},
         "links": {"self": f"{base}/roles/{row['id']}"},
     }
+
+
+def role_ref(row: dict[str, Any], base: str) -> dict[str, Any]:
+    return {"id": row["id"], "name": row["name"], "links": {"self": f"{base}/roles/{row['id']}"}}
+
+
+def render_role_inference(prior: dict[str, Any], implies: Any, base: str) -> dict[str, Any]:
+    """A prior role and what it implies: one role (just made) or a list of them."""
+    refs = role_ref(implies, base) if isinstance(implies, dict) else [role_ref(r, base) for r in implies]
+    return {"prior_role": role_ref(prior, base), "implies": refs}
+
+
+def unpaged_links(url: str) -> dict[str, Any]:
+    """The links of a list served whole."""
+    return {"self": url, "previous": None, "next": None}
 
 
 def render_region(row: dict[str, Any], base: str) -> dict[str, Any]:

@@ -1,4 +1,11 @@
-"""The identity service: tokens, and the public async methods other services call."""
+"""The identity service: tokens, and the public async methods other services call.
+
+``IdentityService`` issues and checks tokens and keeps the catalog.  Its two parts for the API's
+resources hang off it: ``resources`` (domains, projects, users, groups, roles, the catalog's
+entities; service_resources.py) and ``grants`` (role assignments, implied roles, application
+credentials; service_grants.py).  Every method the API calls takes the caller's AuthContext and
+checks what it may do.
+"""
 
 from __future__ import annotations
 
@@ -15,15 +22,17 @@ import trio
 from cryptography.fernet import Fernet
 
 from cloudbox import clock
-from cloudbox.errors import BadRequest, Forbidden, Unauthorized
+from cloudbox.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from cloudbox.identity import commands as c
 from cloudbox.identity import core, store
-from cloudbox.identity.core import AUTH_FAILED, AuthContext, TokenPayload
+from cloudbox.identity.core import AUTH_FAILED, AuthContext, TokenPayload, require
+from cloudbox.identity.service_grants import Grants
+from cloudbox.identity.service_resources import Resources
 from cloudbox.state.engine import StateEngine
 
 log = logging.getLogger("cloudbox.identity")
 
-ADMIN_PROJECT_NAME = "admin"
+ADMIN_PROJECT_NAME = core.ADMIN_PROJECT_NAME
 CACHE_SIZE = 10_000
 
 
@@ -44,6 +53,8 @@ class IdentityService:
         self._contexts: OrderedDict[str, tuple[int, AuthContext]] = OrderedDict()
         self._codec: tuple[int, core.TokenCodec] | None = None
         self._catalog: tuple[int, list[dict[str, Any]]] | None = None
+        self.resources = Resources(self)
+        self.grants = Grants(self)
         engine.add_listener(self._on_commit)
 
     def _on_commit(self, cmd: Any, result: Any) -> None:
@@ -91,9 +102,7 @@ class IdentityService:
     async def _token_codec(self) -> core.TokenCodec:
         generation = self.generation
         if self._codec is None or self._codec[0] != generation:
-            keys = await self.read(
-                lambda db: [r["key"] for r in db.query("SELECT key FROM token_keys ORDER BY id DESC")]
-            )
+            keys = await self.read(store.token_keys)
             if not keys:
                 raise Unauthorized("No token keys exist yet; the cloud is not initialised.")
             self._codec = (generation, core.TokenCodec(keys))
@@ -125,8 +134,14 @@ class IdentityService:
             self._catalog = (generation, core.render_catalog(services, endpoints))
         return self._catalog[1]
 
-    async def issue_token(self, auth: dict[str, Any]) -> AuthContext:
-        """POST /auth/tokens: check the identity, resolve the scope, mint a token."""
+    async def issue_token(self, auth: dict[str, Any], *, catalog: bool = True
+                          ) -> tuple[AuthContext, list[dict[str, Any]] | None]:
+        """POST /auth/tokens: check the identity, resolve the scope, mint a token; with the
+        catalog unless the caller asked for none."""
+        ctx = await self._issue(auth)
+        return ctx, (await self.catalog() if catalog else None)
+
+    async def _issue(self, auth: dict[str, Any]) -> AuthContext:
         identity = auth["identity"]
         methods = list(dict.fromkeys(identity["methods"]))
         now = self.clock()
@@ -139,7 +154,7 @@ class IdentityService:
             if app_cred.get("expires_at"):
                 expires_at = min(expires_at, clock.parse_iso(app_cred["expires_at"]))
         elif "password" in methods:
-            user_id = await self._check_password(identity.get("password") or {})
+            user_id = await self.check_password(identity.get("password") or {})
         elif "token" in methods:
             original = await self.authenticate((identity.get("token") or {}).get("id", ""))
             if original.app_cred:
@@ -173,7 +188,9 @@ class IdentityService:
 
         return await self.read(lookup)
 
-    async def _check_password(self, spec: dict[str, Any]) -> str:
+    async def check_password(self, spec: dict[str, Any]) -> str:
+        """The id of the user a password spec ({"user": {id or name and domain, password}}) names,
+        if the user is enabled and the password right; else Unauthorized, saying nothing of why."""
         user_spec = spec.get("user") or {}
         user = await self._find_user(user_spec)
         password = user_spec.get("password", "")
@@ -246,6 +263,34 @@ class IdentityService:
 
         return await self.read(resolve)
 
+    # --- the token in X-Subject-Token ------------------------------------------------
+    async def _subject(self, ctx: AuthContext, subject: str) -> AuthContext:
+        if subject == ctx.token:
+            return ctx
+        try:
+            return await self.authenticate(subject)
+        except Exception as exc:  # noqa: BLE001
+            raise NotFound("Could not find token: the subject token is invalid, expired or revoked.") from exc
+
+    async def validate_token(self, ctx: AuthContext, subject: str, *, catalog: bool = True
+                             ) -> tuple[AuthContext, list[dict[str, Any]] | None]:
+        """GET /auth/tokens: the subject token (its user's or a cloud reader's to see)."""
+        found = await self._subject(ctx, subject)
+        require(found.user_id == ctx.user_id or ctx.is_cloud_reader, "identity:validate_token")
+        return found, (await self.catalog() if catalog else None)
+
+    async def check_token(self, ctx: AuthContext, subject: str) -> AuthContext:
+        """HEAD /auth/tokens: whether the subject token is valid."""
+        found = await self._subject(ctx, subject)
+        require(found.user_id == ctx.user_id or ctx.is_cloud_reader, "identity:check_token")
+        return found
+
+    async def revoke_subject(self, ctx: AuthContext, subject: str) -> None:
+        """DELETE /auth/tokens: revoke the subject token (its user's or a cloud admin's to do)."""
+        found = await self._subject(ctx, subject)
+        require(found.user_id == ctx.user_id or ctx.is_cloud_admin, "identity:revoke_token")
+        await self.revoke_token(found)
+
     async def revoke_token(self, ctx: AuthContext) -> None:
         await self.propose(c.RevokeToken(ctx.payload.audit_ids[0], clock.iso(ctx.payload.expires_at, micro=True), self.now_iso()))
 
@@ -253,7 +298,7 @@ class IdentityService:
     async def rotate_keys(self) -> int:
         """Make a new primary token key; drop keys and revocations no live token can need."""
         now = self.clock()
-        keys = await self.read(lambda db: [dict(r) for r in db.query("SELECT id, created_at FROM token_keys ORDER BY id")])
+        keys = await self.read(store.token_key_times)
         horizon = now - self.settings.token_expiration
         drop = []
         # A key encrypted tokens until the next key was made; once that moment is older than a
@@ -274,7 +319,7 @@ class IdentityService:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
         while True:
-            newest = await self.read(lambda db: [r["created_at"] for r in db.query("SELECT created_at FROM token_keys ORDER BY id DESC LIMIT 1")])
+            newest = [k["created_at"] for k in (await self.read(store.token_key_times))[-1:]]
             due = (clock.parse_iso(newest[0]) + self.settings.token_key_rotation) if newest else 0
             wait = due - self.clock()
             if wait > 0:
@@ -300,12 +345,7 @@ def _find_domain(db: sqlite_utils.Database, spec: dict[str, Any]) -> dict[str, A
 def _load_context(db: sqlite_utils.Database, token: str, payload: TokenPayload, now: float) -> AuthContext:
     """Everything a request needs to know about its caller, checked against current state."""
     issued = clock.iso(payload.issued_at, micro=True)
-    # As Keystone: revoking a token revokes that token (its own audit id), not tokens rescoped from it.
-    revoked = list(db.query(
-        "SELECT 1 FROM revocations WHERE audit_id = ? OR (user_id = ? AND issued_before >= ?) LIMIT 1",
-        [payload.audit_ids[0], payload.user_id, issued],
-    ))
-    if revoked:
+    if store.is_revoked(db, payload.audit_ids[0], payload.user_id, issued):
         raise Unauthorized("The token has been revoked.")
     user = store.get(db, "user", payload.user_id)
     user_domain = user and store.get(db, "domain", user["domain_id"])

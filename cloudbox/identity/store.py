@@ -232,6 +232,170 @@ def targets_of_user(db: sqlite_utils.Database, user_id: str, target_type: str) -
     return found
 
 
+def user_target_rows(db: sqlite_utils.Database, user_id: str, target_type: str,
+                     enabled_only: bool = False) -> list[dict[str, Any]]:
+    """The projects (or domains) on which a user holds any role, in id order."""
+    rows = [get(db, target_type, i) for i in sorted(targets_of_user(db, user_id, target_type))]
+    return [r for r in rows if r and (r["enabled"] or not enabled_only)]
+
+
+def user_groups(db: sqlite_utils.Database, user_id: str) -> list[dict[str, Any]]:
+    return [r for r in (get(db, "group", g) for g in user_group_ids(db, user_id)) if r]
+
+
+def group_users_page(db: sqlite_utils.Database, group_id: str, *, marker: str | None,
+                     limit: int) -> list[dict[str, Any]]:
+    return page(db, "user", {}, marker=marker, limit=limit,
+                extra_sql="id IN (SELECT user_id FROM group_members WHERE group_id = ?)", extra_params=[group_id])
+
+
+# --- grants and implied roles --------------------------------------------------
+def grant_exists(db: sqlite_utils.Database, actor_type: str, actor_id: str, target_type: str, target_id: str,
+                 role_id: str, inherited: bool) -> bool:
+    return bool(list(db.query(
+        "SELECT 1 FROM role_assignments WHERE actor_type = ? AND actor_id = ? AND target_type = ?"
+        " AND target_id = ? AND role_id = ? AND inherited = ?",
+        [actor_type, actor_id, target_type, target_id, role_id, int(inherited)])))
+
+
+def granted_roles(db: sqlite_utils.Database, actor_type: str, actor_id: str, target_type: str, target_id: str,
+                  inherited: bool) -> list[dict[str, Any]]:
+    """The roles granted directly to one actor on one target, by name."""
+    return [dict(r) for r in db.query(
+        "SELECT r.* FROM roles r JOIN role_assignments a ON a.role_id = r.id WHERE a.actor_type = ?"
+        " AND a.actor_id = ? AND a.target_type = ? AND a.target_id = ? AND a.inherited = ? ORDER BY r.name",
+        [actor_type, actor_id, target_type, target_id, int(inherited)])]
+
+
+def assignments(db: sqlite_utils.Database, q: Any) -> list[dict[str, Any]]:
+    """Role assignments as stored, filtered by an AssignmentQuery.
+
+    Effective roles come from grants on other targets (inherited from the domain) and other
+    roles (implied): with ``q.effective`` scope and role are filtered after expanding
+    (``effective_assignments``), not here, and a user's groups count as the user.
+    """
+    clauses, params = [], []
+    if q.project_id is not None and not q.effective:
+        clauses.append("target_type = 'project' AND target_id = ?")
+        params.append(q.project_id)
+    if q.domain_id is not None and not q.effective:
+        clauses.append("target_type = 'domain' AND target_id = ?")
+        params.append(q.domain_id)
+    if q.system and not q.effective:
+        clauses.append("target_type = 'system'")
+    if q.role_id is not None and not q.effective:
+        clauses.append("role_id = ?")
+        params.append(q.role_id)
+    if q.group_id:
+        clauses.append("actor_type = 'group' AND actor_id = ?")
+        params.append(q.group_id)
+    if q.user_id and not q.effective:
+        clauses.append("actor_type = 'user' AND actor_id = ?")
+        params.append(q.user_id)
+    if q.user_id and q.effective:
+        groups = user_group_ids(db, q.user_id)
+        marks = ",".join("?" * len(groups)) or "NULL"
+        clauses.append(f"((actor_type = 'user' AND actor_id = ?) OR (actor_type = 'group' AND actor_id IN ({marks})))")
+        params += [q.user_id, *groups]
+    if q.inherited_only:
+        clauses.append("inherited = 1")
+    where = " AND ".join(clauses) or "1"
+    return [dict(r) for r in db.query(
+        f"SELECT * FROM role_assignments WHERE {where} ORDER BY actor_type, actor_id, target_type, target_id, role_id",
+        params)]
+
+
+def assignment_in_domain(db: sqlite_utils.Database, row: dict[str, Any], domain_id: str | None) -> bool:
+    """Whether an assignment's target is ``domain_id`` or one of its projects."""
+    if row["target_type"] == "domain":
+        return row["target_id"] == domain_id
+    if row["target_type"] == "project":
+        project = get(db, "project", row["target_id"])
+        return bool(project and project["domain_id"] == domain_id)
+    return False
+
+
+def effective_assignments(db: sqlite_utils.Database, rows: list[dict[str, Any]],
+                          user_id: str | None) -> list[dict[str, Any]]:
+    """Expand group grants to the user, inherited domain grants to projects, and implied roles."""
+    out: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+    for row in rows:
+        actor = ("user", user_id) if user_id else (row["actor_type"], row["actor_id"])
+        if row["inherited"] and row["target_type"] == "domain":
+            targets = [("project", p["id"]) for p in find(db, "project", domain_id=row["target_id"])]
+        else:
+            targets = [(row["target_type"], row["target_id"])]
+        for role_id in expand_implied(db, {row["role_id"]}):
+            for target_type, target_id in targets:
+                key = (actor[1] or "", target_type, target_id, role_id)
+                out[key] = {"actor_type": actor[0], "actor_id": actor[1], "target_type": target_type,
+                            "target_id": target_id, "role_id": role_id, "inherited": 0}
+    return [out[k] for k in sorted(out)]
+
+
+def assignment_names(db: sqlite_utils.Database, rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """The actors, roles and targets that assignments name, and those rows' domains, by (entity, id)."""
+    known: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def fetch(entity: str, id: str) -> dict[str, Any] | None:
+        if (entity, id) not in known:
+            row = get(db, entity, id)
+            if row is None:
+                return None
+            known[(entity, id)] = row
+        return known[(entity, id)]
+
+    for r in rows:
+        refs = [(r["actor_type"], r["actor_id"]), ("role", r["role_id"])]
+        if r["target_type"] != "system":
+            refs.append((r["target_type"], r["target_id"]))
+        for entity, id in refs:
+            item = fetch(entity, id)
+            if item and "domain_id" in item and entity != "role":
+                fetch("domain", item["domain_id"])
+    return known
+
+
+def implied_roles(db: sqlite_utils.Database, prior_role_id: str) -> list[dict[str, Any]]:
+    return [dict(r) for r in db.query(
+        "SELECT r.* FROM roles r JOIN role_implications i ON i.implied_role_id = r.id"
+        " WHERE i.prior_role_id = ? ORDER BY r.name", [prior_role_id])]
+
+
+def implication_exists(db: sqlite_utils.Database, prior_role_id: str, implied_role_id: str) -> bool:
+    return bool(list(db.query(
+        "SELECT 1 FROM role_implications WHERE prior_role_id = ? AND implied_role_id = ?",
+        [prior_role_id, implied_role_id])))
+
+
+def role_inferences(db: sqlite_utils.Database) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """Every prior role with the roles it implies directly, by prior id, then implied id."""
+    rules: dict[str, list[str]] = {}
+    for r in db.query("SELECT * FROM role_implications ORDER BY prior_role_id, implied_role_id"):
+        rules.setdefault(r["prior_role_id"], []).append(r["implied_role_id"])
+    roles = {r["id"]: dict(r) for r in db.query("SELECT * FROM roles")}
+    return [(roles[p], [roles[i] for i in implied]) for p, implied in rules.items()]
+
+
+# --- tokens ------------------------------------------------------------------
+def token_keys(db: sqlite_utils.Database) -> list[str]:
+    """Token keys, newest (the one that encrypts) first."""
+    return [r["key"] for r in db.query("SELECT key FROM token_keys ORDER BY id DESC")]
+
+
+def token_key_times(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    """Ids and creation times of the token keys, oldest first."""
+    return [dict(r) for r in db.query("SELECT id, created_at FROM token_keys ORDER BY id")]
+
+
+def is_revoked(db: sqlite_utils.Database, audit_id: str, user_id: str, issued_at: str) -> bool:
+    """As Keystone: revoking a token revokes that token (its own audit id), not tokens rescoped
+    from it; revoking a user's tokens revokes those issued until then."""
+    return bool(list(db.query(
+        "SELECT 1 FROM revocations WHERE audit_id = ? OR (user_id = ? AND issued_before >= ?) LIMIT 1",
+        [audit_id, user_id, issued_at])))
+
+
 # --- apply ------------------------------------------------------------------
 def _check_unique(db: sqlite_utils.Database, entity: str, row: dict[str, Any], exclude_id: str | None) -> None:
     keys = {
