@@ -269,7 +269,7 @@ class IdentityService:
             return ctx
         try:
             return await self.authenticate(subject)
-        except Exception as exc:  # noqa: BLE001
+        except (Unauthorized, NotFound) as exc:  # the token is bad; any other fault is ours and stays one
             raise NotFound("Could not find token: the subject token is invalid, expired or revoked.") from exc
 
     async def validate_token(self, ctx: AuthContext, subject: str, *, catalog: bool = True
