@@ -94,3 +94,8 @@ ERROR_CLASSES: dict[str, type[CloudboxError]] = {
 
 class SetupError(Exception):
     """A problem a person running the CLI must fix (missing data dir, port in use...)."""
+
+
+class NotAcceptable(CloudboxError):
+    status = 406
+    title = "Not Acceptable"

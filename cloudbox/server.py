@@ -75,10 +75,13 @@ class Node:
         self.network = NetworkService(self.engine, self.settings, self.node_id, self.name,
                                       admin_project=self.identity.admin_project_id)
         self.checks["network"] = lambda: self.network.running
-        self.compute = ComputeService(self, self._compute_driver())
-        self.metadata = MetadataListeners(self.compute.metadata_answer)
+        # The metadata listeners answer through compute, made after the data plane they serve.
+        self.metadata = MetadataListeners(lambda *request: self.compute.metadata_answer(*request))
         self.dataplane = DataPlane(self.engine, self.node_id, self.name, settings, self._network_driver(),
                                    self.network, metadata=self.metadata)
+        self.compute = ComputeService(self.engine, settings, self._compute_driver(), node_id=self.node_id,
+                                      host=self.name, data_dir=data_dir.root, images=self.image,
+                                      network=self.network, dataplane=self.dataplane, cluster=self.cluster)
         self.checks["compute"] = lambda: self.compute.running
         self.specs = [identity_api.build(self.identity), cluster_api.build(self), compute_api.build(self.compute),
                       image_api.build(self.image), network_api.build(self.network)]

@@ -9,7 +9,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from cloudbox.compute import core
-from cloudbox.compute.driver import DomainSpec, NicSpec
+from cloudbox.compute.driver import DomainSpec
+from cloudbox.nics import NicSpec
 from cloudbox.errors import Conflict
 
 UUID = "0b0e6a4c-6a39-4d6c-9d57-3f2d7a1f2b10"

@@ -57,9 +57,22 @@ class ReportHost(Command):
 
 @command("compute.server.create")
 class CreateServer(Command):
+    """One server (logs written before CreateServers; still applied when replayed)."""
+
     row: dict[str, Any]
     # Effective quota limits of the project at proposal time (-1 = unlimited).
     quota: dict[str, int]
+
+
+@command("compute.server.create_many")
+class CreateServers(Command):
+    """The servers of one create request (1 to max_count), made together: as many as the
+    project's quota leaves room for, or none (OverQuota) when that is fewer than min_count."""
+
+    rows: tuple[dict[str, Any], ...]
+    # Effective quota limits of the project at proposal time (-1 = unlimited).
+    quota: dict[str, int]
+    min_count: int = 1
 
 
 @command("compute.server.claim")

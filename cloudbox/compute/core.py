@@ -1,22 +1,26 @@
-"""Pure logic of compute: libvirt domain XML and config-drive content.
+"""Pure logic of compute: libvirt domain XML, config-drive content, request rules.
 
 No I/O here: ``render_domain_xml`` turns a ``DomainSpec`` into the XML the
 real driver defines, ``parse_domain_metadata`` reads our key/values back out
 of a domain's XML (adoption after a restart), and ``config_drive_files`` lays
 out the files of an OpenStack config drive exactly as Nova does, so cloud-init,
 cirros and cloudbase-init find what they look for.  ``disks.build_config_drive``
-writes those files into an ISO9660 image labelled ``config-2``.
+writes those files into an ISO9660 image labelled ``config-2``.  The rules of
+requests (quota room for a multi-create, name filters, host names, user data) are
+here too, as data in and a verdict out.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import json
+import re
 import xml.etree.ElementTree as ET
-from typing import Any
+from typing import Any, Callable
 
 from cloudbox.compute.driver import DomainSpec
-from cloudbox.errors import Conflict
+from cloudbox.errors import BadRequest, Conflict, OverQuota
 
 # --- domain XML --------------------------------------------------------------
 
@@ -335,3 +339,103 @@ def config_drive_files(
         if _version_at_least(version, NEWTON_TWO):
             files[f"{base}/vendor_data2.json"] = _dump(vendor_data2 or {})
     return files
+
+
+# --- requests -------------------------------------------------------------------
+
+USER_DATA_MAX = 65535  # bytes, decoded (Nova's limit)
+
+
+def servers_within_quota(usage: dict[str, int], flavor: dict[str, Any], limits: dict[str, int],
+                         min_count: int, max_count: int) -> int:
+    """How many of ``max_count`` servers of ``flavor`` the project's quota leaves room for.
+
+    Raises OverQuota when that is fewer than ``min_count``, with Nova's message: for each
+    exceeded resource, what was requested and how much of the limit is used already.
+    """
+    each = {"instances": 1, "cores": flavor["vcpus"], "ram": flavor["ram"]}
+    room = max_count
+    overs: list[str] = []
+    for resource, amount in each.items():
+        limit = limits.get(resource, -1)
+        if limit < 0 or amount <= 0:
+            continue  # unlimited
+        fits = max(0, (limit - usage.get(resource, 0)) // amount)
+        if fits < min_count:
+            overs.append(resource)
+        room = min(room, fits)
+    if not overs:
+        return room
+    count = str(min_count) if min_count == max_count else f"{min_count}-{max_count}"
+    requested = {"instances": count, "cores": str(max_count * each["cores"]), "ram": str(max_count * each["ram"])}
+    listed = ", ".join(overs)
+    raise OverQuota(
+        f"Quota exceeded for {listed}: Requested {', '.join(requested[r] for r in overs)}, but already used "
+        f"{', '.join(str(usage.get(r, 0)) for r in overs)} of {', '.join(str(limits[r]) for r in overs)} {listed}")
+
+
+def name_matcher(pattern: str | None) -> Callable[[str], bool] | None:
+    """Nova filters names by regular expression; cloudbox takes the common subset safely: a
+    literal, case-sensitive substring, with ^ and $ anchoring it (no backtracking to exploit)."""
+    if not pattern:
+        return None
+    start, end = pattern.startswith("^"), pattern.endswith("$") and len(pattern) > 1
+    text = pattern[1 if start else 0: -1 if end else None]
+    if start and end:
+        return lambda name: name == text
+    if start:
+        return lambda name: name.startswith(text)
+    if end:
+        return lambda name: name.endswith(text)
+    return lambda name: text in name
+
+
+def ssh_fingerprint(public_key: str) -> str:
+    """Nova's fingerprint of an OpenSSH public key: the MD5 of its blob, as colon-separated hex."""
+    import hashlib
+
+    parts = public_key.split()
+    if len(parts) < 2:
+        raise BadRequest("Keypair data is invalid: not an OpenSSH public key.")
+    try:
+        blob = base64.b64decode(parts[1], validate=True)
+    except ValueError:
+        raise BadRequest("Keypair data is invalid: the key is not valid base64.") from None
+    digest = hashlib.md5(blob).hexdigest()  # noqa: S324 - Nova's fingerprint format, not security
+    return ":".join(digest[i:i + 2] for i in range(0, 32, 2))
+
+
+def check_public_key(public_key: str) -> None:
+    """BadRequest unless ``public_key`` is an OpenSSH public key."""
+    from cryptography.hazmat.primitives.serialization import load_ssh_public_key
+
+    try:
+        load_ssh_public_key(public_key.strip().encode())
+    except (ValueError, TypeError) as exc:
+        raise BadRequest(f"Keypair data is invalid: {str(exc)[:200]}") from None
+
+
+def truthy(value: Any) -> bool:
+    """Nova's config_drive: a boolean, or a string where "true", "1", "yes" and "on" mean yes."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes", "on", "y", "t")
+    return bool(value)
+
+
+def hostname_for(name: str) -> str:
+    """A guest host name from a server name: lower-case letters, digits and dashes, at most 63."""
+    text = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:63].strip("-")
+    return text or "server"
+
+
+def check_user_data(user_data: str | None) -> str | None:
+    """User data as given (base64 text), once it decodes to at most USER_DATA_MAX bytes."""
+    if not user_data:
+        return None
+    try:
+        decoded = base64.b64decode(user_data, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequest("Invalid input for field/attribute user_data: not valid base64.") from None
+    if len(decoded) > USER_DATA_MAX:
+        raise BadRequest(f"user_data is larger than {USER_DATA_MAX} bytes.")
+    return user_data

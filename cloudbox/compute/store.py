@@ -8,6 +8,8 @@ from typing import Any
 import sqlite_utils
 
 from cloudbox.compute import commands as c
+from cloudbox.compute import core
+from cloudbox.compute.models import ServerQuery
 from cloudbox.errors import BadRequest, Conflict, NotFound, OverQuota
 from cloudbox.state.migrations import Handler, StoreSpec
 
@@ -155,6 +157,166 @@ def check_quota(usage: dict[str, int], wanted: dict[str, int], limits: dict[str,
             )
 
 
+# --- queries of the service -------------------------------------------------
+def count(db: sqlite_utils.Database, sql: str, params: list[Any]) -> int:
+    return int(db.execute(sql, params).fetchone()[0])
+
+
+def all_servers(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    return [decode(r) for r in db.query("SELECT * FROM servers")]  # type: ignore[misc]
+
+
+def servers_of(db: sqlite_utils.Database, project_id: str | None) -> list[dict[str, Any]]:
+    """The servers of one project, or of every project (None)."""
+    if project_id is None:
+        return all_servers(db)
+    return [decode(r) for r in db.query("SELECT * FROM servers WHERE project_id = ?", [project_id])]  # type: ignore[misc]
+
+
+def list_servers(db: sqlite_utils.Database, query: ServerQuery, limit: int) -> list[dict[str, Any]]:
+    """One page of servers, newest first, plus the first server of the next page when there is one.
+
+    Columns filter in SQL; the name, flavor and tag filters (JSON columns, literal name
+    matching) are applied to batches, so a page costs the same however many rows it skips.
+    """
+    clauses, params = [], []
+    if query.project_id is not None:
+        clauses.append("project_id = ?")
+        params.append(query.project_id)
+    if query.marker:
+        mark = get_server(db, query.marker)
+        if mark is None:
+            raise BadRequest(f"marker [{query.marker[:80]}] not found")
+        clauses.append("(created_at, id) < (?, ?)")
+        params += [mark["created_at"], mark["id"]]
+    for column, value in (("status", query.status), ("image_id", query.image_id), ("host", query.host),
+                          ("availability_zone", query.availability_zone)):
+        if value:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if query.changes_since:
+        clauses.append("updated_at >= ?")
+        params.append(query.changes_since)
+    where = " AND ".join(clauses) or "1"
+    name_match = core.name_matcher(query.name)
+    out: list[dict[str, Any]] = []
+    offset = 0
+    while len(out) <= limit:
+        batch = [decode(r) for r in db.query(
+            f"SELECT * FROM servers WHERE {where} ORDER BY created_at DESC, id DESC LIMIT 200 OFFSET ?",
+            params + [offset])]
+        if not batch:
+            break
+        offset += len(batch)
+        for row in batch:
+            assert row is not None
+            tags = set(row["tags"])
+            if name_match and not name_match(row["name"]):
+                continue
+            if query.flavor_id and row["flavor"]["id"] != query.flavor_id:
+                continue
+            if query.tags and not set(query.tags) <= tags:
+                continue
+            if query.tags_any and not set(query.tags_any) & tags:
+                continue
+            if query.not_tags and set(query.not_tags) <= tags:
+                continue
+            out.append(row)
+    return out[: limit + 1]
+
+
+def count_flavors(db: sqlite_utils.Database) -> int:
+    return count(db, "SELECT count(*) FROM flavors", [])
+
+
+def flavor_access_granted(db: sqlite_utils.Database, flavor_id: str, project_id: str | None) -> bool:
+    return bool(list(db.query("SELECT 1 FROM flavor_access WHERE flavor_id = ? AND project_id = ?",
+                              [flavor_id, project_id])))
+
+
+def list_flavors(db: sqlite_utils.Database, *, min_ram: int, min_disk: int, visibility: str,
+                 project_id: str | None, marker: str | None, limit: int) -> list[dict[str, Any]]:
+    """Flavors by id; ``visibility`` "all", "public", "private", or "project" (public ones and
+    those shared with ``project_id``).  Fetches ``limit`` + 1 rows: the extra one means more."""
+    clauses, params = ["ram >= ?", "disk >= ?"], [min_ram, min_disk]
+    if visibility == "public":
+        clauses.append("is_public = 1")
+    elif visibility == "private":
+        clauses.append("is_public = 0")
+    elif visibility == "project":
+        clauses.append("(is_public = 1 OR id IN (SELECT flavor_id FROM flavor_access WHERE project_id = ?))")
+        params.append(project_id)
+    if marker:
+        clauses.append("id > ?")
+        params.append(marker)
+    rows = db.query(f"SELECT * FROM flavors WHERE {' AND '.join(clauses)} ORDER BY id LIMIT ?", params + [limit + 1])
+    return [decode(r) for r in rows]  # type: ignore[misc]
+
+
+def flavor_access(db: sqlite_utils.Database, flavor_id: str) -> list[dict[str, Any]]:
+    return [dict(r) for r in db.query("SELECT * FROM flavor_access WHERE flavor_id = ? ORDER BY project_id",
+                                      [flavor_id])]
+
+
+def get_keypair(db: sqlite_utils.Database, user_id: str, name: str) -> dict[str, Any] | None:
+    return one(db, "SELECT * FROM keypairs WHERE user_id = ? AND name = ?", [user_id, name])
+
+
+def list_keypairs(db: sqlite_utils.Database, user_id: str, marker: str | None, limit: int) -> list[dict[str, Any]]:
+    return [dict(r) for r in db.query("SELECT * FROM keypairs WHERE user_id = ? AND name > ? ORDER BY name LIMIT ?",
+                                      [user_id, marker or "", limit + 1])]
+
+
+def count_keypairs(db: sqlite_utils.Database, user_id: str) -> int:
+    return count(db, "SELECT count(*) FROM keypairs WHERE user_id = ?", [user_id])
+
+
+def get_server_group(db: sqlite_utils.Database, group_id: str) -> dict[str, Any] | None:
+    return one(db, "SELECT * FROM server_groups WHERE id = ?", [group_id])
+
+
+def list_server_groups(db: sqlite_utils.Database, project_id: str | None, marker: str | None,
+                       limit: int) -> list[dict[str, Any]]:
+    """Server groups by id, of one project or of all (None); ``limit`` + 1 rows."""
+    return [dict(r) for r in db.query(
+        "SELECT * FROM server_groups WHERE (? OR project_id = ?) AND id > ? ORDER BY id LIMIT ?",
+        [int(project_id is None), project_id, marker or "", limit + 1])]
+
+
+def count_server_groups(db: sqlite_utils.Database, project_id: str) -> int:
+    return count(db, "SELECT count(*) FROM server_groups WHERE project_id = ?", [project_id])
+
+
+def group_members(db: sqlite_utils.Database, group_id: str) -> list[str]:
+    return [r["id"] for r in db.query("SELECT id FROM servers WHERE server_group_id = ? ORDER BY id", [group_id])]
+
+
+def group_hosts(db: sqlite_utils.Database, group_id: str, except_server: str) -> list[str]:
+    """Hosts that already run members of a server group (for its affinity rules)."""
+    return [r["host"] for r in db.query(
+        "SELECT DISTINCT host FROM servers WHERE server_group_id = ? AND host IS NOT NULL AND id != ?",
+        [group_id, except_server])]
+
+
+def compute_hosts(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    """Every compute host by name, with its effective availability zone and its usage."""
+    hosts = [decode(r) for r in db.query("SELECT * FROM compute_hosts ORDER BY name")]
+    return [{**h, "availability_zone": host_zone(db, h), "usage": host_usage(db, h["name"])}  # type: ignore[index]
+            for h in hosts if h is not None]
+
+
+def zones(db: sqlite_utils.Database) -> set[str]:
+    return {host_zone(db, dict(r)) for r in db.query("SELECT name, availability_zone FROM compute_hosts")}
+
+
+def get_aggregate(db: sqlite_utils.Database, aggregate_id: int) -> dict[str, Any] | None:
+    return one(db, "SELECT * FROM aggregates WHERE id = ?", [aggregate_id])
+
+
+def list_aggregates(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    return [decode(r) for r in db.query("SELECT * FROM aggregates ORDER BY id")]  # type: ignore[misc]
+
+
 # --- apply ------------------------------------------------------------------
 def _apply_create_server(db: sqlite_utils.Database, cmd: c.CreateServer) -> dict[str, Any]:
     row = cmd.row
@@ -172,6 +334,22 @@ def _apply_create_server(db: sqlite_utils.Database, cmd: c.CreateServer) -> dict
             raise BadRequest(f"Server group {row['server_group_id']} not found.")
     db["servers"].insert(encode(row))
     return must_server(db, row["id"])
+
+
+def _apply_create_servers(db: sqlite_utils.Database, cmd: c.CreateServers) -> list[dict[str, Any]]:
+    """The servers of one request: as many as the quota leaves room for, or none below min_count."""
+    rows = list(cmd.rows)
+    for row in rows:
+        if get_server(db, row["id"]) is not None:
+            raise Conflict(f"Server {row['id']} exists already.")
+    first = rows[0]
+    made = core.servers_within_quota(project_usage(db, first["project_id"]), first["flavor"], cmd.quota,
+                                     cmd.min_count, len(rows))
+    if first.get("server_group_id") and get_server_group(db, first["server_group_id"]) is None:
+        raise BadRequest(f"Server group {first['server_group_id']} not found.")
+    for row in rows[:made]:
+        db["servers"].insert(encode(row))
+    return [must_server(db, row["id"]) for row in rows[:made]]
 
 
 def _apply_claim(db: sqlite_utils.Database, cmd: c.ClaimHost) -> dict[str, Any]:
@@ -362,6 +540,7 @@ def _apply_set_quota(db: sqlite_utils.Database, cmd: c.SetQuota) -> Any:
 
 HANDLERS: dict[type, Handler] = {
     c.CreateServer: _apply_create_server,
+    c.CreateServers: _apply_create_servers,
     c.ClaimHost: _apply_claim,
     c.UpdateServer: _apply_update_server,
     c.DeleteServer: _apply_delete_server,

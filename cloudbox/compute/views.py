@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from cloudbox.errors import BadRequest, NotAcceptable
+
 MIN_VERSION = (2, 1)
 MAX_VERSION = (2, 96)
 POWER_STATES = {"nostate": 0, "running": 1, "paused": 3, "shutdown": 4, "crashed": 6, "suspended": 7}
@@ -11,8 +13,6 @@ POWER_STATES = {"nostate": 0, "running": 1, "paused": 3, "shutdown": 4, "crashed
 
 def parse_version(text: str | None) -> tuple[int, int]:
     """The microversion a request asked for (headers already narrowed to the compute value)."""
-    from cloudbox.errors import BadRequest
-
     if not text:
         return MIN_VERSION
     text = text.strip().lower()
@@ -21,14 +21,10 @@ def parse_version(text: str | None) -> tuple[int, int]:
     try:
         major, minor = (int(p) for p in text.split("."))
     except ValueError:
-        raise BadRequest(f"Invalid format for API version: {text!r}.") from None
+        raise BadRequest(f"Invalid format for API version: {text[:40]!r}.") from None
     if not MIN_VERSION <= (major, minor) <= MAX_VERSION:
-        from cloudbox.errors import CloudboxError
-
-        err = CloudboxError(f"Version {text} is not supported by the API. Minimum is 2.1 and maximum is "
+        raise NotAcceptable(f"Version {text} is not supported by the API. Minimum is 2.1 and maximum is "
                             f"{MAX_VERSION[0]}.{MAX_VERSION[1]}.")
-        err.status = 406
-        raise err
     return major, minor
 
 
@@ -136,3 +132,183 @@ def render_keypair(row: dict[str, Any], version: tuple[int, int], *, detail: boo
         body.update({"user_id": row["user_id"], "created_at": row["created_at"], "deleted": False,
                      "deleted_at": None, "updated_at": None, "id": 0})
     return body
+
+
+def render_flavor_summary(row: dict[str, Any], base: str, version: tuple[int, int]) -> dict[str, Any]:
+    body = {"id": row["id"], "name": row["name"], "links": link(base, "flavors", row["id"])}
+    if version >= (2, 55):
+        body["description"] = row["description"]
+    return body
+
+
+def render_flavor_access(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"flavor_access": [{"flavor_id": r["flavor_id"], "tenant_id": r["project_id"]} for r in rows]}
+
+
+def render_group(group: dict[str, Any], members: list[str], version: tuple[int, int]) -> dict[str, Any]:
+    body: dict[str, Any] = {"id": group["id"], "name": group["name"], "members": members, "metadata": {}}
+    if version >= (2, 64):
+        body.update({"policy": group["policy"], "rules": {}, "project_id": group["project_id"],
+                     "user_id": group["user_id"]})
+        body.pop("metadata")
+    else:
+        body["policies"] = [group["policy"]]
+    if (2, 13) <= version < (2, 64):
+        body.update({"project_id": group["project_id"], "user_id": group["user_id"]})
+    return body
+
+
+def render_aggregate(agg: dict[str, Any], version: tuple[int, int]) -> dict[str, Any]:
+    body = {
+        "id": agg["id"], "name": agg["name"], "availability_zone": agg["availability_zone"],
+        "hosts": agg["hosts"], "metadata": agg["metadata"], "created_at": agg["created_at"],
+        "updated_at": agg["updated_at"], "deleted": False, "deleted_at": None,
+    }
+    if version >= (2, 41):
+        body["uuid"] = agg["uuid"]
+    return body
+
+
+# --- quotas, limits, usage ---------------------------------------------------------
+
+def render_quota_set(project_id: str | None, limits: dict[str, int], usage: dict[str, int] | None,
+                     resources: tuple[str, ...]) -> dict[str, Any]:
+    """A quota set: limits only, or (``usage`` given) limit, in_use and reserved per resource."""
+    body: dict[str, Any] = {"id": project_id} if project_id is not None else {}
+    for key in resources:
+        body[key] = limits[key] if usage is None else {"limit": limits[key], "in_use": usage.get(key, 0), "reserved": 0}
+    return body
+
+
+def render_limits(limits: dict[str, int], usage: dict[str, int], version: tuple[int, int]) -> dict[str, Any]:
+    absolute = {
+        "maxTotalInstances": limits["instances"], "maxTotalCores": limits["cores"],
+        "maxTotalRAMSize": limits["ram"], "maxTotalKeypairs": limits["key_pairs"],
+        "maxServerMeta": limits["metadata_items"], "maxServerGroups": limits["server_groups"],
+        "maxServerGroupMembers": limits["server_group_members"],
+        "totalInstancesUsed": usage["instances"], "totalCoresUsed": usage["cores"],
+        "totalRAMUsed": usage["ram"], "totalServerGroupsUsed": usage["server_groups"],
+        "maxPersonality": 5, "maxPersonalitySize": 10240, "maxImageMeta": 128,
+        "maxSecurityGroups": 10, "maxSecurityGroupRules": 20, "maxTotalFloatingIps": 10,
+        "totalFloatingIpsUsed": 0, "totalSecurityGroupsUsed": 0, "totalKeyPairsUsed": usage["key_pairs"],
+    }
+    if version >= (2, 36):
+        for key in ("maxSecurityGroups", "maxSecurityGroupRules", "maxTotalFloatingIps",
+                    "totalFloatingIpsUsed", "totalSecurityGroupsUsed"):
+            absolute.pop(key)
+    if version >= (2, 57):
+        absolute.pop("maxPersonality")
+        absolute.pop("maxPersonalitySize")
+    return {"limits": {"absolute": absolute, "rate": []}}
+
+
+def usage_time(ts: float) -> str:
+    """Simple tenant usage's times: UTC with microseconds and no zone, as Nova writes them."""
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+def render_tenant_usages(rows: list[dict[str, Any]], start: float, end: float, now: float) -> list[dict[str, Any]]:
+    """Server hours per project between ``start`` and ``end`` (nothing counts after ``now``)."""
+    from cloudbox.clock import parse_iso
+
+    per: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        began = parse_iso(row["launched_at"] or row["created_at"])
+        hours = max(0.0, (min(end, now) - max(start, began)) / 3600)
+        u = per.setdefault(row["project_id"], {
+            "tenant_id": row["project_id"], "total_hours": 0.0, "total_vcpus_usage": 0.0,
+            "total_memory_mb_usage": 0.0, "total_local_gb_usage": 0.0, "server_usages": [],
+            "start": usage_time(start), "stop": usage_time(end)})
+        f = row["flavor"]
+        u["total_hours"] += hours
+        u["total_vcpus_usage"] += hours * f["vcpus"]
+        u["total_memory_mb_usage"] += hours * f["ram"]
+        u["total_local_gb_usage"] += hours * f["disk"]
+        u["server_usages"].append({
+            "instance_id": row["id"], "name": row["name"], "hours": hours, "vcpus": f["vcpus"],
+            "memory_mb": f["ram"], "local_gb": f["disk"], "flavor": f["name"], "state": row["vm_state"],
+            "started_at": row["launched_at"] or row["created_at"], "ended_at": None, "uptime": int(hours * 3600),
+            "tenant_id": row["project_id"]})
+    return list(per.values())
+
+
+# --- hosts -------------------------------------------------------------------------------
+
+def hypervisor_id(name: str) -> str:
+    import uuid
+
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "cloudbox-hypervisor:" + name))
+
+
+def legacy_hypervisor_id(name: str) -> int:
+    """Before microversion 2.53 hypervisor ids are integers: a stable one derived from the name."""
+    return int(hypervisor_id(name)[:6], 16)
+
+
+def render_hypervisor(h: dict[str, Any], version: tuple[int, int], detail: bool) -> dict[str, Any]:
+    """A compute host (with its ``usage`` and ``state``) as Nova shows a hypervisor."""
+    hid: Any = hypervisor_id(h["name"]) if version >= (2, 53) else legacy_hypervisor_id(h["name"])
+    body: dict[str, Any] = {"id": hid, "hypervisor_hostname": h["name"], "state": h.get("state", "up"),
+                            "status": "enabled" if h["enabled"] else "disabled"}
+    if not detail:
+        return body
+    usage = h["usage"]
+    body.update({
+        "hypervisor_type": h["hypervisor_type"], "hypervisor_version": h["hypervisor_version"],
+        "host_ip": h["host_ip"], "service": {"host": h["name"], "id": hid, "disabled_reason": None},
+    })
+    if version < (2, 88):
+        body.update({
+            "vcpus": h["vcpus"], "memory_mb": h["memory_mb"], "local_gb": h["disk_gb"],
+            "vcpus_used": usage["vcpus"], "memory_mb_used": usage["ram_mb"], "local_gb_used": usage["disk_gb"],
+            "free_ram_mb": h["memory_mb"] - usage["ram_mb"], "free_disk_gb": h["disk_gb"] - usage["disk_gb"],
+            "running_vms": usage["servers"], "current_workload": 0, "disk_available_least": h["disk_gb"],
+            "cpu_info": {"accel": h["accel"], "probe": h["accel_detail"], "arch": "x86_64"},
+        })
+    else:
+        body["uptime"] = None
+    return body
+
+
+def render_hypervisor_statistics(hosts: list[dict[str, Any]]) -> dict[str, Any]:
+    stats = {"count": len(hosts), "vcpus": 0, "memory_mb": 0, "local_gb": 0, "vcpus_used": 0,
+             "memory_mb_used": 0, "local_gb_used": 0, "running_vms": 0}
+    for h in hosts:
+        usage = h["usage"]
+        stats["vcpus"] += h["vcpus"]
+        stats["memory_mb"] += h["memory_mb"]
+        stats["local_gb"] += h["disk_gb"]
+        stats["vcpus_used"] += usage["vcpus"]
+        stats["memory_mb_used"] += usage["ram_mb"]
+        stats["local_gb_used"] += usage["disk_gb"]
+        stats["running_vms"] += usage["servers"]
+    stats["free_ram_mb"] = stats["memory_mb"] - stats["memory_mb_used"]
+    stats["free_disk_gb"] = stats["local_gb"] - stats["local_gb_used"]
+    return {"hypervisor_statistics": stats}
+
+
+def render_services(hosts: list[dict[str, Any]]) -> dict[str, Any]:
+    out = []
+    for h in hosts:
+        for binary in ("nova-scheduler", "nova-compute"):
+            out.append({"id": hypervisor_id(binary + h["name"]), "binary": binary, "host": h["name"],
+                        "zone": h["availability_zone"] if binary == "nova-compute" else "internal",
+                        "status": "enabled" if h["enabled"] else "disabled",
+                        "state": h["state"] if binary == "nova-compute" else "up",
+                        "updated_at": h["updated_at"], "disabled_reason": None, "forced_down": False})
+    return {"services": out}
+
+
+def render_zones(hosts: list[dict[str, Any]], detail: bool) -> dict[str, Any]:
+    if not detail:
+        names = sorted({h["availability_zone"] for h in hosts})
+        return {"availabilityZoneInfo": [{"zoneName": z, "zoneState": {"available": True}, "hosts": None}
+                                         for z in names]}
+    zones: dict[str, dict[str, Any]] = {}
+    for h in hosts:
+        zones.setdefault(h["availability_zone"], {})[h["name"]] = {"nova-compute": {
+            "available": h["enabled"], "active": True, "updated_at": h["updated_at"]}}
+    return {"availabilityZoneInfo": [{"zoneName": z, "zoneState": {"available": True}, "hosts": hs}
+                                     for z, hs in sorted(zones.items())]}

@@ -27,10 +27,10 @@ from typing import Any
 
 import trio
 
-from cloudbox.compute.driver import NicSpec
 from cloudbox.errors import NotFound
 from cloudbox.network.driver import NetworkDriver, NetworkDriverError
 from cloudbox.network.hostplan import HostPlan, build_plan, cluster_members, tap_name
+from cloudbox.nics import NicSpec
 
 log = logging.getLogger("cloudbox.network.dataplane")
 

@@ -565,6 +565,12 @@ class NetworkService:
         """Refuse, as Nova does, a server create whose ``networks`` cannot be satisfied."""
         await self.read(reads.check_requested, project_id, is_admin, requested)
 
+    async def check_security_groups(self, project_id: str, names: Sequence[str]) -> None:
+        """Refuse, as Nova does (400), a server create naming a group the project does not have."""
+        for name in names:
+            if name != "default" and await self.read(reads.find_group, project_id, name) is None:
+                raise BadRequest(f"Security group {name[:255]} not found for project {project_id}.")
+
     async def bind_ports_to(self, ports: list[dict], host: str) -> None:
         """Point ports at compute host ``host`` (a server rebuilt on another host keeps its ports)."""
         for port in ports:

@@ -11,17 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from cloudbox.nics import NicSpec  # the NIC network hands compute (DomainSpec.nics)
+
 # Domain states as the compute service sees them (libvirt's, simplified).
 RUNNING, SHUTOFF, PAUSED, SUSPENDED, CRASHED = "running", "shutoff", "paused", "suspended", "crashed"
-
-
-@dataclass(frozen=True)
-class NicSpec:
-    """One guest NIC: a host tap device made by the network side, attached as-is."""
-
-    mac: str
-    tap: str
-    mtu: int = 1500
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from cloudbox.compute.driver import NicSpec
 from cloudbox.errors import CloudboxError
 from cloudbox.network.hostplan import HostPlan, PortPlan
+from cloudbox.nics import NicSpec
 
 
 class NetworkDriverError(CloudboxError):

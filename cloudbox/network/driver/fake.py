@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from cloudbox.compute.driver import NicSpec
 from cloudbox.errors import Conflict
 from cloudbox.network.driver import nic_spec
 from cloudbox.network.hostplan import HostPlan, PortPlan, VxlanPlan
+from cloudbox.nics import NicSpec
 
 
 class FakeNetworkDriver:

@@ -32,7 +32,6 @@ from typing import Any, Callable
 import trio
 from pyroute2 import IPRoute, netns
 
-from cloudbox.compute.driver import NicSpec
 from cloudbox.errors import Conflict
 from cloudbox.network import arp
 from cloudbox.network import netns as namespaces
@@ -40,6 +39,8 @@ from cloudbox.network import render
 from cloudbox.network.driver import NetworkDriverError, alias, nic_spec
 from cloudbox.network.hostplan import (FLOOD_MAC, DhcpPlan, ExternalPlan, HostPlan, NetworkPlan, PortPlan, RouterPlan,
                                        RouterPort, VxlanPlan)
+from cloudbox.nics import NicSpec
+from cloudbox.revert import Revert
 
 log = logging.getLogger("cloudbox.network.driver")
 RUN_DIR = Path("/run/cloudbox/network")
@@ -47,29 +48,6 @@ NAMESPACE_PREFIXES = ("qdhcp-", "qrouter-")
 RTPROT_STATIC = 4
 # dnsmasq drops to user nobody before reading its files (again on SIGHUP), so they live
 # under /run, readable by all (MACs and IPs of this node's ports, nothing secret).
-
-
-class Revert:
-    """Undo steps of one multi-step host change, run in reverse unless ``success()``."""
-
-    def __init__(self) -> None:
-        self._steps: list[Callable[[], Any]] = []
-
-    def add(self, step: Callable[[], Any]) -> None:
-        self._steps.append(step)
-
-    def success(self) -> None:
-        self._steps.clear()
-
-    def __enter__(self) -> "Revert":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for step in reversed(self._steps):
-            try:
-                step()
-            except Exception:  # noqa: BLE001 - an undo that fails must not hide the cause
-                log.exception("undo step failed")
 
 
 def _run(args: list[str], stdin: str | None = None) -> str:

@@ -1,0 +1,128 @@
+"""Nova v2.1 server actions (POST /servers/{id}/action): power actions, reboot, rebuild,
+createImage, evacuate and os-getConsoleOutput.  One handler per action; ``server_action``
+dispatches on the body's one key."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any, Awaitable, Callable
+
+import jsonschema
+
+from cloudbox.api.routes import Call, Reply, Route
+from cloudbox.compute import core, models
+from cloudbox.compute.api import Version, forwarded, route
+from cloudbox.compute.api_servers import ref, render
+from cloudbox.compute.service import ComputeService
+from cloudbox.compute.states import POWER_ACTIONS
+from cloudbox.errors import BadRequest
+from cloudbox.identity.core import require
+
+ActionHandler = Callable[[ComputeService, Call, Version, dict[str, Any], dict[str, Any]], Awaitable[Reply]]
+REBUILD_VALIDATOR = jsonschema.Draft202012Validator(models.REBUILD)
+
+
+async def power(svc: ComputeService, call: Call, version: Version, server: dict[str, Any],
+                args: dict[str, Any]) -> Reply:
+    """os-start, os-stop, pause, unpause, suspend, resume"""
+    (action,) = call.body
+    await svc.power_action(server, action)
+    return Reply(None, 202)
+
+
+async def reboot(svc: ComputeService, call: Call, version: Version, server: dict[str, Any],
+                 args: dict[str, Any]) -> Reply:
+    kind = str(args.get("type", "")).upper()
+    if kind not in ("SOFT", "HARD"):
+        raise BadRequest("reboot needs type SOFT or HARD.")
+    await svc.reboot(server, hard=kind == "HARD")
+    return Reply(None, 202)
+
+
+async def create_image(svc: ComputeService, call: Call, version: Version, server: dict[str, Any],
+                       args: dict[str, Any]) -> Reply:
+    name = args.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise BadRequest("createImage needs a name.")
+    metadata = args.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise BadRequest("metadata must be an object.")
+    image_id = await svc.snapshot(call.auth, server, name, metadata)
+    headers = {"Location": f"{call.request.host_url.rstrip('/')}/image/v2/images/{image_id}"}
+    return Reply({"image_id": image_id} if version >= (2, 45) else None, 202, headers)
+
+
+async def rebuild(svc: ComputeService, call: Call, version: Version, server: dict[str, Any],
+                  args: dict[str, Any]) -> Reply:
+    image_ref = ref(args.get("imageRef"))
+    if not image_ref:
+        raise BadRequest("rebuild needs an imageRef.")
+    error = jsonschema.exceptions.best_match(REBUILD_VALIDATOR.iter_errors(args))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "rebuild"
+        raise BadRequest(f"Invalid input for field '{where}': {error.message[:200]}")
+    changes = {key: args[key] for key in ("name", "metadata", "description") if key in args}
+    if "user_data" in args and version >= (2, 57):
+        changes["user_data"] = core.check_user_data(args["user_data"])
+    if "key_name" in args and version >= (2, 54):
+        changes["key_name"] = args["key_name"]
+    updated = await svc.rebuild(call.auth, server, image_ref, changes)
+    body = render(call, version, updated)
+    body["adminPass"] = args.get("adminPass") or secrets.token_urlsafe(9)
+    return Reply({"server": body}, 202)
+
+
+async def evacuate(svc: ComputeService, call: Call, version: Version, server: dict[str, Any],
+                   args: dict[str, Any]) -> Reply:
+    """Rebuild a server of a down host on another host (from its image: no shared storage)."""
+    require(call.auth.is_cloud_admin, "os_compute_api:os-evacuate")
+    target = args.get("host")
+    if target is not None and not isinstance(target, str):
+        raise BadRequest("evacuate's host must be a host name.")
+    await svc.evacuate(server, target)
+    return Reply(None, 202)
+
+
+ACTIONS: dict[str, ActionHandler] = {
+    **{action: power for action in POWER_ACTIONS},
+    "reboot": reboot, "createImage": create_image, "rebuild": rebuild, "evacuate": evacuate,
+}
+
+
+async def console_output(svc: ComputeService, call: Call, server_id: str, args: dict[str, Any]) -> Reply:
+    server = await svc.visible_server(call.auth, server_id)
+    require(call.auth.can_write_project(server["project_id"]), "os_compute_api:os-console-output")
+    length = args.get("length")
+    try:
+        length = int(length) if length not in (None, "", -1, "-1") else None
+    except (TypeError, ValueError):
+        raise BadRequest("length must be a whole number.") from None
+    if length is not None and length < 0:
+        raise BadRequest("length must not be negative.")
+    if (reply := await forwarded(svc, call, server)) is not None:
+        return reply
+    return Reply({"output": await svc.console_output(server, length)})
+
+
+async def server_action(svc: ComputeService, call: Call, version: Version, server_id: str) -> Reply:
+    (action, args), = call.body.items()
+    if args is not None and not isinstance(args, dict):
+        raise BadRequest(f"The argument of action {action[:60]} must be an object or null.")
+    if action == "os-getConsoleOutput":
+        return await console_output(svc, call, server_id, args or {})
+    handler = ACTIONS.get(action)
+    if handler is None:
+        raise BadRequest(f"There is no such action: {action[:60]}")
+    server = await svc.visible_server(call.auth, server_id, write=True)
+    # An evacuation is decided here: the server's host is down, it cannot answer.
+    if action != "evacuate" and (reply := await forwarded(svc, call, server)) is not None:
+        return reply
+    return await handler(svc, call, version, server, args or {})
+
+
+def routes(svc: ComputeService) -> list[Route]:
+    return [
+        route(svc, "POST", "/servers/{server_id}/action", server_action, body=models.SERVER_ACTION, status=202,
+              summary="Server actions: os-start, os-stop, reboot, pause, unpause, suspend, resume, "
+                      "createImage, rebuild, evacuate, os-getConsoleOutput"),
+    ]

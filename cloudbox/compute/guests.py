@@ -1,0 +1,203 @@
+"""The guests of this host: their files, making one from its server's row, and removing it.
+
+A guest is made in steps that each change the host (instance directory, disk overlay,
+config drive, bound ports, libvirt domain).  Each step registers its undo; when a later
+step fails, or the build is cancelled, the undos run newest first, so a failed build
+leaves nothing behind (``cloudbox.revert``).  Removing a guest is idempotent and best
+effort: what fails is logged and the reconciler's next pass tries again.
+
+Files of a server live in ``instances/<server id>/`` (disk, config.iso, console.log);
+images it boots from are cached in ``instances/_base/<image id>`` (a hard link to the
+image store's file when possible).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+import trio
+
+from cloudbox.compute import disks
+from cloudbox.compute.driver import ComputeDriver, DomainSpec
+from cloudbox.errors import BadRequest
+from cloudbox.nics import NicSpec
+from cloudbox.revert import Revert
+
+if TYPE_CHECKING:
+    from cloudbox.image.service import ImageService
+    from cloudbox.network.dataplane import DataPlane
+
+log = logging.getLogger("cloudbox.compute")
+
+CONSOLE_READ = 1 << 20  # most of a console log one request returns
+CONSOLE_MAX = 8 << 20  # a console log longer than this is cut to its last CONSOLE_READ bytes
+BASE_GRACE = 600  # seconds a cached image stays after its last server is gone
+
+
+class Guests:
+    def __init__(self, driver: ComputeDriver, instances_dir: Path, host: str, images: ImageService,
+                 dataplane: DataPlane) -> None:
+        self.driver = driver
+        self.instances_dir = instances_dir
+        self.host = host
+        self.images = images
+        self.dataplane = dataplane
+
+    def instance_dir(self, server_id: str) -> Path:
+        return self.instances_dir / server_id
+
+    def console_log(self, server_id: str) -> Path:
+        return self.instance_dir(server_id) / "console.log"
+
+    async def base_image(self, image_id: str) -> tuple[Path, str]:
+        """The image's data on this node and its format, cached under instances/_base."""
+        path, image = await self.images.image_path(image_id, None)
+        fmt = image["disk_format"]
+        if fmt not in ("qcow2", "raw"):
+            raise BadRequest(f"Image {image_id} has disk_format {fmt}; servers boot from qcow2 or raw images.")
+        base_dir = self.instances_dir / "_base"
+        base_dir.mkdir(parents=True, exist_ok=True)
+        cached = base_dir / image_id
+        if not cached.exists():
+            tmp = base_dir / f".{image_id}.{secrets.token_hex(4)}"
+            try:
+                os.link(path, tmp)
+            except OSError:
+                await trio.to_thread.run_sync(shutil.copyfile, path, tmp)
+            os.replace(tmp, cached)
+        return cached, fmt
+
+    async def spawn(self, server: dict[str, Any], accel: str, drive_files: Callable[[], Awaitable[dict[str, bytes]]],
+                    record: Callable[[], Awaitable[Any]]) -> dict[str, float]:
+        """Make and start the server's guest, then ``record`` it as running; the time of each step (ms).
+
+        Every step that changed the host is undone if a later one (``record`` included) fails.
+        """
+        sid = server["id"]
+        steps: dict[str, float] = {}
+        mark = time.perf_counter()
+
+        def step(name: str) -> None:
+            nonlocal mark
+            now = time.perf_counter()
+            steps[name] = round((now - mark) * 1000, 1)
+            mark = now
+
+        async with Revert() as revert:
+            directory = self.instance_dir(sid)
+            if not directory.exists():
+                directory.mkdir(parents=True)
+                revert.add(lambda: shutil.rmtree(directory, ignore_errors=True))
+            base, fmt = await self.base_image(server["image_id"])
+            step("image")
+            disk = directory / "disk"
+            if not disk.exists():
+                await disks.create_overlay(base, fmt, disk, server["flavor"]["disk"])
+                revert.add(lambda: disk.unlink(missing_ok=True))
+            step("disk")
+            drive = None
+            if server["config_drive"]:
+                drive = directory / "config.iso"
+                await disks.build_config_drive(drive, await drive_files())
+                revert.add(lambda: drive.unlink(missing_ok=True))
+            step("config_drive")
+            nics: list[NicSpec] = []
+            for port in server["ports"]:
+                nics.append(await self.dataplane.bind(port["port_id"]))
+                revert.add(lambda port_id=port["port_id"]: self.dataplane.unbind(port_id))
+            step("port")
+            spec = DomainSpec(
+                uuid=sid, name=f"cloudbox-{sid}", vcpus=server["flavor"]["vcpus"], memory_mb=server["flavor"]["ram"],
+                root_disk=str(disk), console_log=str(self.console_log(sid)), accel=accel,
+                nics=tuple(nics), config_drive=str(drive) if drive else None,
+                metadata={"server_id": sid, "project_id": server["project_id"], "host": self.host},
+            )
+            await self.driver.create(spec)
+            revert.add(lambda: self.driver.destroy(sid))
+            step("domain")
+            await record()
+            step("record")
+            revert.success()
+        return steps
+
+    async def remove(self, server_id: str, ports: list[dict[str, Any]]) -> None:
+        """Remove the guest, its ports' taps and its files from this host; idempotent, best effort."""
+        try:
+            await self.driver.destroy(server_id)
+        except Exception:  # noqa: BLE001 - the next reconcile pass tries again
+            log.exception("could not destroy the domain of %s", server_id)
+        for port in ports:
+            try:
+                await self.dataplane.unbind(port["port_id"])
+            except Exception:  # noqa: BLE001
+                log.exception("could not unbind port %s of %s", port["port_id"], server_id)
+        await self.remove_files(server_id)
+
+    async def remove_files(self, server_id: str) -> None:
+        await trio.to_thread.run_sync(lambda: shutil.rmtree(self.instance_dir(server_id), ignore_errors=True))
+
+    def remove_disk(self, server_id: str) -> None:
+        """Drop the server's disk overlay (a rebuild makes a new one)."""
+        (self.instance_dir(server_id) / "disk").unlink(missing_ok=True)
+
+    async def console_output(self, server_id: str, length: int | None) -> str:
+        """The last ``length`` lines of the console log (all of its tail when None)."""
+        path = self.console_log(server_id)
+
+        def read() -> str:
+            # Only the tail: a chatty guest's log can be large (trim_console keeps it under CONSOLE_MAX).
+            try:
+                with open(path, "rb") as f:
+                    f.seek(0, os.SEEK_END)
+                    size = f.tell()
+                    f.seek(max(0, size - CONSOLE_READ))
+                    text = f.read().decode("utf-8", errors="replace")
+            except FileNotFoundError:
+                return ""
+            lines = text.splitlines(keepends=True)
+            return "".join(lines[-length:] if length else lines)
+
+        return await trio.to_thread.run_sync(read)
+
+    def trim_console(self, server_id: str) -> None:
+        """Keep a guest from filling the disk through its serial console: QEMU appends (O_APPEND),
+        so cutting the file to its tail under it is safe."""
+        path = self.console_log(server_id)
+        try:
+            if path.stat().st_size <= CONSOLE_MAX:
+                return
+            with open(path, "r+b") as f:
+                f.seek(-CONSOLE_READ, os.SEEK_END)
+                tail = f.read()
+                f.seek(0)
+                f.truncate()
+                f.write(tail)
+            log.info("console log trimmed", extra={"server_id": server_id})
+        except FileNotFoundError:
+            pass
+
+    def directories(self) -> list[Path]:
+        return [p for p in self.instances_dir.iterdir() if p.is_dir()]
+
+    def clean_base(self, in_use: set[str]) -> None:
+        """Remove temp files of copies cut short, and cached images no server on this host uses.
+
+        Only files older than BASE_GRACE go: a build that began after the servers were read
+        may have just made its cached image.
+        """
+        cutoff = time.time() - BASE_GRACE
+        for path in (self.instances_dir / "_base").iterdir():
+            try:
+                if path.stat().st_ctime > cutoff:  # ctime: a new hard link counts as new
+                    continue
+                if path.name.startswith(".") or path.name not in in_use:
+                    path.unlink(missing_ok=True)
+                    log.info("unused cached image removed", extra={"file": path.name})
+            except FileNotFoundError:
+                pass
