@@ -88,3 +88,32 @@ async def test_image_path_needs_an_active_image_and_reconcile_is_idempotent(serv
     (tmp_path / "images" / "stray").write_bytes(b"x")
     assert await service.reconcile() == {"removed": 1, "reset": 0}
     assert await service.reconcile() == {"removed": 0, "reset": 0}
+
+
+async def test_peer_data_is_the_image_and_its_open_file(service: ImageService, tmp_path: Path):
+    owner = Caller("p1")
+    data = qcow2(tmp_path / "disk.qcow2").read_bytes()
+    image = await service.create_image_from_file(owner, "copied", tmp_path / "disk.qcow2", "qcow2", {})
+    shown, file = await service.peer_data(image["id"])
+    with file:
+        assert shown["id"] == image["id"] and shown["size"] == len(data) and file.read() == data
+    queued = await service.create(owner, {"name": "q", "disk_format": "qcow2", "container_format": "bare"})
+    with pytest.raises(NotFound, match="no data of image"):
+        await service.peer_data(queued["id"])
+
+
+def test_the_services_build_no_http_responses():
+    # Services return data; the routes (api*.py) render it.  No web framework in a service module.
+    import ast
+
+    root = Path(__file__).resolve().parents[1] / "cloudbox"
+    for path in [root / "image" / "service.py", *sorted((root / "identity").glob("service*.py"))]:
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                imported.add(node.module or "")
+        web = {m for m in imported if m.split(".")[0] in ("quart", "quart_trio", "werkzeug", "hypercorn")
+               or m.startswith("cloudbox.api")}
+        assert not web, f"{path.relative_to(root)} imports {sorted(web)}"

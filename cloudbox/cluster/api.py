@@ -16,6 +16,7 @@ from cloudbox.api import streaming
 from cloudbox.api.routes import ApiSpec, Call, Reply, Route
 from cloudbox.errors import Forbidden, Unauthorized
 from cloudbox.identity.core import require
+from cloudbox.image import api as image_api
 
 SNAPSHOT_CHUNK = 1 << 20
 
@@ -161,7 +162,8 @@ def build(node: Any) -> ApiSpec:
 
     async def image_data(call: Call, image_id: str) -> Any:
         peer_only(call)
-        return await node.image.peer_download(image_id)
+        image, file = await node.image.peer_data(image_id)
+        return image_api.data_response(image, file, with_md5=False)
 
     async def rotate_token_keys(call: Call) -> Any:
         require(call.auth.is_cloud_admin, "cloudbox:rotate_token_keys")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, BinaryIO
 
 from quart import Response, request
 
@@ -41,6 +41,15 @@ def _declared_size(call: Call) -> int | None:
         except ValueError:
             continue
     return None
+
+
+def data_response(image: dict[str, Any], file: BinaryIO, *, with_md5: bool) -> Any:
+    """An image's data as a streamed 200: for downloads (with Glance's Content-MD5) and for the
+    copies other nodes fetch (cluster/api.py)."""
+    headers = {"Content-Length": str(image["size"])}
+    if with_md5:
+        headers["Content-MD5"] = image["checksum"]
+    return streaming.file_response(file, "application/octet-stream", headers, DOWNLOAD_CHUNK)
 
 
 def build(svc: ImageService) -> ApiSpec:
@@ -102,10 +111,7 @@ def build(svc: ImageService) -> ApiSpec:
         image, file = await svc.open_data(call.auth, image_id)
         if file is None:
             return Reply(None, 204)
-
-        return streaming.file_response(file, "application/octet-stream", {
-            "Content-Length": str(image["size"]), "Content-MD5": image["checksum"],
-        }, DOWNLOAD_CHUNK)
+        return data_response(image, file, with_md5=True)
 
     # --- tags -----------------------------------------------------------------------------
     async def add_tag(call: Call, image_id: str, tag: str) -> Reply:

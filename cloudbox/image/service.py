@@ -253,16 +253,14 @@ class ImageService:
             tmp.unlink(missing_ok=True)
             self._uploads.pop(fetch_id, None)
 
-    async def peer_download(self, image_id: str) -> Any:
-        """Another node's request for an image's data (the peer port checked its certificate)."""
-        from cloudbox.api import streaming
-
+    async def peer_data(self, image_id: str) -> tuple[dict[str, Any], BinaryIO]:
+        """Another node's request for an image's data (the peer port checked its certificate): the
+        image and an open file of the data this node keeps of it, for the caller to send and close."""
         image = await self.read(store.must_get, image_id)
         path = self.files.path(image_id)
         if image["status"] not in ("active", "deactivated") or not path.exists():
             raise NotFound(f"This node has no data of image {image_id}.")
-        file = await trio.to_thread.run_sync(open, path, "rb")
-        return streaming.file_response(file, "application/octet-stream", {"Content-Length": str(image["size"])})
+        return image, await trio.to_thread.run_sync(self._open, image, path)
 
     # --- members -----------------------------------------------------------------------------
     async def members(self, ctx: Any, image_id: str) -> list[dict[str, Any]]:
