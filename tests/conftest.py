@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
 from tests.cloud import Cloud, free_port
+from tests.identity_helpers import Ident, Team
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +37,21 @@ def guest_image() -> Path:
     image = root / "firmware" / "build" / "guest.qcow2"
     assert image.exists()
     return image
+
+
+@pytest.fixture(scope="module")
+def ident(cloud: Cloud) -> Iterator[Ident]:
+    """The admin's view of the shared cloud (identity tests), one per test module."""
+    ident = Ident(cloud)
+    yield ident
+    ident.admin.close()
+    ident.anon.close()
+
+
+@pytest.fixture(scope="module")
+def team(ident: Ident) -> Iterator[Team]:
+    """A project with a reader and a member, one per test module."""
+    team = Team(ident)
+    yield team
+    team.reader_client.close()
+    team.member_client.close()
