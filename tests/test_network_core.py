@@ -192,12 +192,25 @@ def test_list_queries():
     assert q.tags_all == ["x", "y"] and q.not_tags_any == ["z"]
     assert core.parse_list_query(MultiDict(), fields).sort == [("id", "asc")]
     for bad in ([("shared", "maybe")], [("sort_key", "subnets")], [("sort_key", "name"), ("sort_dir", "up")],
-                [("mtu", "big")]):
+                [("mtu", "big")], [("mtu", str(2**63))]):
         with pytest.raises(BadRequest):
             core.parse_list_query(MultiDict(bad), fields)
     q = core.parse_list_query(MultiDict([("fixed_ips", "ip_address=10.0.0.5")]), core.FILTERS["ports"])
     assert q.fixed_ips == [("ip_address", "10.0.0.5")]
     assert core.select_fields({"id": 1, "name": 2, "x": 3}, ["id", "name", "nope"]) == {"id": 1, "name": 2}
+
+
+def test_every_filter_names_a_column_of_its_table(tmp_path: Path):
+    engine = StateEngine(tmp_path / "state.db", STORES)
+    engine.open(create=True)
+    try:
+        for table, fields in core.FILTERS.items():
+            columns = {r[1] for r in engine.read_sync(lambda db: db.execute(f"PRAGMA table_info({table})").fetchall())}
+            assert "tags" in columns, table  # every listed table takes the tag filters
+            for name, spec in fields.items():
+                assert spec.column in columns, f"{table}?{name}= names {spec.column}, which {table} lacks"
+    finally:
+        engine.close()
 
 
 # --- the service on a real state engine -------------------------------------------------------------------

@@ -74,7 +74,7 @@ class Call:
             try:
                 limit = int(raw)
             except ValueError:
-                raise BadRequest(f"limit must be a whole number, not {raw!r}") from None
+                raise BadRequest(f"limit must be a whole number, not {raw[:40]!r}") from None
             if limit < 0:
                 raise BadRequest("limit must not be negative")
             limit = min(limit, self.max_limit)

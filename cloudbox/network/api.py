@@ -26,7 +26,7 @@ COLLECTIONS = {
     "security-groups": ("security_groups", "security_group"),
     "security-group-rules": ("security_group_rules", "security_group_rule"),
 }
-TAGGED = ("networks", "subnets", "ports", "routers", "floatingips", "security-groups")
+TAGGED = ("networks", "subnets", "ports", "routers", "floatingips", "security-groups", "security-group-rules")
 
 
 def next_links(call: Call, collection: str, next_marker: str | None, limit: int) -> list[dict[str, str]]:

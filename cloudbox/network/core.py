@@ -440,7 +440,8 @@ def rule_row(body: Mapping[str, Any], *, id: str, project_id: str, at: str) -> d
         "id": id, "project_id": project_id, "security_group_id": body.get("security_group_id"),
         "direction": direction, "ethertype": ethertype, "protocol": protocol, "port_range_min": low,
         "port_range_max": high, "remote_ip_prefix": prefix, "remote_group_id": remote_group,
-        "description": body.get("description") or "", "created_at": at, "updated_at": at, "revision_number": 0,
+        "description": body.get("description") or "", "tags": clean_tags(body.get("tags") or []), "created_at": at,
+        "updated_at": at, "revision_number": 0,
     }
 
 
@@ -484,14 +485,14 @@ def bool_value(value: Any, what: str) -> bool:
     try:
         return parse_bool(value)
     except ValueError:
-        raise BadRequest(f"Invalid input for {what}. Reason: '{value}' cannot be converted to boolean.") from None
+        raise BadRequest(f"Invalid input for {what}. Reason: '{str(value)[:100]}' cannot be converted to boolean.") from None
 
 
 # --- list queries ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Field:
     column: str  # a column of the table (or a SQL expression over it)
-    kind: str = "str"  # str | bool | int | protocol | json (a list column: match any element)
+    kind: str = "str"  # str | bool | int | protocol | json (a list column: match any element) | fixed_ips
 
 
 @dataclass
@@ -508,7 +509,7 @@ class ListQuery:
 
 
 CONTROL_PARAMS = {"limit", "marker", "page_reverse", "sort_key", "sort_dir", "fields", "tags", "tags-any",
-                  "not-tags", "not-tags-any", "fixed_ips", "all_tenants", "all_projects"}
+                  "not-tags", "not-tags-any", "all_tenants", "all_projects"}
 
 
 def _split(values: list[str]) -> list[str]:
@@ -519,7 +520,8 @@ def parse_list_query(args: Any, fields: Mapping[str, Field]) -> ListQuery:
     """Neutron's list parameters: any attribute as a filter (a repeated key means OR), tags, sorting, fields.
 
     ``args`` is a multidict (``getlist``).  Unknown filters are ignored, as Neutron without
-    filter validation does.
+    filter validation does; ``fields`` names every filter of the table (``fixed_ips`` only where
+    the table has that column), so a filter never names a column the table lacks.
     """
     query = ListQuery()
     for key in args.keys():
@@ -529,23 +531,28 @@ def parse_list_query(args: Any, fields: Mapping[str, Field]) -> ListQuery:
         spec = fields.get(key)
         if spec is None:
             continue
+        if spec.kind == "fixed_ips":
+            for item in values:
+                name, _, value = item.partition("=")
+                if name not in ("subnet_id", "ip_address", "ip_address_substr") or not value:
+                    raise BadRequest(f"Invalid fixed_ips filter {item[:100]!r}: use subnet_id=, ip_address= or "
+                                     "ip_address_substr=.")
+                query.fixed_ips.append((name, value))
+            continue
         if spec.kind == "bool":
             converted: list[Any] = [int(bool_value(v, key)) for v in values]
         elif spec.kind == "int":
             try:
                 converted = [int(v) for v in values]
+                if any(not -(2**63) <= v < 2**63 for v in converted):  # what SQLite holds
+                    raise ValueError("out of range")
             except ValueError:
-                raise BadRequest(f"Invalid input for {key}: {values} must be integers.") from None
+                raise BadRequest(f"Invalid input for {key}: {str(values)[:100]} must be integers.") from None
         elif spec.kind == "protocol":  # "tcp" finds rules given as "6", and the other way round
             converted = [spelling for v in values for spelling in protocol_spellings(v)]
         else:
             converted = list(values)
         (query.contains if spec.kind == "json" else query.equals).append((spec, converted))
-    for item in args.getlist("fixed_ips"):
-        name, _, value = item.partition("=")
-        if name not in ("subnet_id", "ip_address", "ip_address_substr") or not value:
-            raise BadRequest(f"Invalid fixed_ips filter {item!r}: use subnet_id=, ip_address= or ip_address_substr=.")
-        query.fixed_ips.append((name, value))
     query.tags_all = _split(args.getlist("tags"))
     query.tags_any = _split(args.getlist("tags-any"))
     query.not_tags_all = _split(args.getlist("not-tags"))
@@ -556,10 +563,10 @@ def parse_list_query(args: Any, fields: Mapping[str, Field]) -> ListQuery:
     for i, key in enumerate(keys):
         direction = dirs[i] if i < len(dirs) else "asc"
         if direction not in ("asc", "desc"):
-            raise BadRequest(f"Invalid sort_dir {direction!r}: use asc or desc.")
+            raise BadRequest(f"Invalid sort_dir {direction[:100]!r}: use asc or desc.")
         spec = fields.get(key)
-        if spec is None or spec.kind == "json":
-            raise BadRequest(f"{key} is an invalid attribute for sort_keys.")
+        if spec is None or spec.kind in ("json", "fixed_ips"):
+            raise BadRequest(f"{key[:100]} is an invalid attribute for sort_keys.")
         query.sort.append((spec.column, direction))
     if not any(column == "id" for column, _ in query.sort):
         query.sort.append(("id", query.sort[0][1] if query.sort else "asc"))
@@ -573,13 +580,17 @@ def select_fields(view: dict[str, Any], fields: Sequence[str]) -> dict[str, Any]
     return {k: view[k] for k in fields if k in view}
 
 
-def common_fields(**extra: Field) -> dict[str, Field]:
+def common_fields(named: bool = True, **extra: Field) -> dict[str, Field]:
+    """The filters every resource has, and ``extra``; ``named``: the table has a name column
+    (floating IPs and rules have none: a filter on a column the table lacks was a 500)."""
     base = {
-        "id": Field("id"), "name": Field("name"), "description": Field("description"),
+        "id": Field("id"), "description": Field("description"),
         "project_id": Field("project_id"), "tenant_id": Field("project_id"),
         "revision_number": Field("revision_number", "int"), "created_at": Field("created_at"),
         "updated_at": Field("updated_at"),
     }
+    if named:
+        base["name"] = Field("name")
     base.update(extra)
     return base
 
@@ -603,18 +614,18 @@ FILTERS: dict[str, dict[str, Field]] = {
         "device_id": Field("device_id"), "device_owner": Field("device_owner"),
         "binding:host_id": Field("binding_host_id"), "binding:vnic_type": Field("binding_vnic_type"),
         "port_security_enabled": Field("port_security_enabled", "bool"),
-        "security_groups": Field("security_groups", "json"),
+        "security_groups": Field("security_groups", "json"), "fixed_ips": Field("fixed_ips", "fixed_ips"),
     }),
     "routers": common_fields(**{
         "admin_state_up": Field("admin_state_up", "bool"), "status": Field("status"),
     }),
-    "floatingips": common_fields(**{
+    "floatingips": common_fields(False, **{
         "floating_network_id": Field("floating_network_id"), "floating_ip_address": Field("floating_ip_address"),
         "port_id": Field("port_id"), "fixed_ip_address": Field("fixed_ip_address"), "router_id": Field("router_id"),
         "status": Field("status"),
     }),
     "security_groups": common_fields(**{"stateful": Field("stateful", "bool")}),
-    "security_group_rules": common_fields(**{
+    "security_group_rules": common_fields(False, **{
         "security_group_id": Field("security_group_id"), "direction": Field("direction"),
         "ethertype": Field("ethertype"), "protocol": Field("protocol", "protocol"),
         "port_range_min": Field("port_range_min", "int"), "port_range_max": Field("port_range_max", "int"),

@@ -104,7 +104,7 @@ UPDATE_FLOATINGIP = wrap("floatingip", {"description": TEXT, "port_id": NULL_ID,
 CREATE_SECURITY_GROUP = wrap("security_group", {**STANDARD, **OWNER, "tags": TAGS, "stateful": BOOL})
 UPDATE_SECURITY_GROUP = wrap("security_group", {**STANDARD})
 CREATE_RULE = wrap("security_group_rule", {
-    "description": TEXT, **OWNER, "security_group_id": ID, "direction": {"enum": ["ingress", "egress"]},
+    "description": TEXT, **OWNER, "tags": TAGS, "security_group_id": ID, "direction": {"enum": ["ingress", "egress"]},
     "ethertype": {"enum": ["IPv4", "IPv6"]}, "protocol": {"type": ["string", "integer", "null"], "maxLength": 40},
     "port_range_min": {"type": ["integer", "null"]}, "port_range_max": {"type": ["integer", "null"]},
     "remote_ip_prefix": NULL_IP, "remote_group_id": NULL_ID, "remote_address_group_id": {"type": "null"},

@@ -97,6 +97,10 @@ MIGRATIONS = [
     CREATE TABLE auto_allocated_topologies (
         project_id TEXT PRIMARY KEY, network_id TEXT NOT NULL, router_id TEXT NOT NULL);
     """,
+    # Security group rules take tags, as every Neutron resource with standard attributes does.
+    """
+    ALTER TABLE security_group_rules ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
+    """,
 ]
 
 JSON_COLUMNS = {"tags", "allocation_pools", "dns_nameservers", "host_routes", "fixed_ips", "security_groups",
@@ -248,7 +252,7 @@ def list_rows(db: sqlite_utils.Database, table: str, viewer: Viewer, query: core
             "SELECT " + ", ".join(f"{_sort_sql(c)} AS k{i}" for i, (c, _) in enumerate(query.sort))
             + f" FROM {table} WHERE id = ? AND {mark_clause}", [marker, *mark_params]))
         if not found:
-            raise BadRequest(f"Marker {marker} could not be found.")
+            raise BadRequest(f"Marker {marker[:100]} could not be found.")
         after = []
         for i, (column, direction) in enumerate(query.sort):
             equal = [f"{_sort_sql(c)} = ?" for c, _ in query.sort[:i]]

@@ -105,8 +105,8 @@ def rule(row: Mapping[str, Any]) -> dict[str, Any]:
         "direction": row["direction"], "ethertype": row["ethertype"], "protocol": row["protocol"],
         "port_range_min": row["port_range_min"], "port_range_max": row["port_range_max"],
         "remote_ip_prefix": row["remote_ip_prefix"], "remote_group_id": row["remote_group_id"],
-        "remote_address_group_id": None, "description": row["description"] or "", "created_at": row["created_at"],
-        "updated_at": row["updated_at"], "revision_number": row["revision_number"],
+        "remote_address_group_id": None, "description": row["description"] or "", "tags": list(row.get("tags") or []),
+        "created_at": row["created_at"], "updated_at": row["updated_at"], "revision_number": row["revision_number"],
     }
 
 
@@ -144,7 +144,8 @@ EXTENSIONS: list[tuple[str, str, str]] = [
     ("binding", "Port bindings", "binding:host_id, binding:vif_type and the other binding attributes."),
     ("provider", "Provider attributes", "provider:network_type, physical_network and segmentation_id."),
     ("standard-attr-description", "Descriptions", "A description on every resource."),
-    ("standard-attr-tag", "Tags", "Tags on networks, subnets, ports, routers, floating IPs and security groups."),
+    ("standard-attr-tag", "Tags", "Tags on networks, subnets, ports, routers, floating IPs, security groups and "
+     "their rules."),
     ("standard-attr-revisions", "Revision numbers", "revision_number on every resource."),
     ("standard-attr-timestamp", "Timestamps", "created_at and updated_at on every resource."),
     ("net-mtu", "MTU", "The mtu attribute of networks."),
