@@ -78,7 +78,7 @@ class Node:
         # The metadata listeners answer through compute, made after the data plane they serve.
         self.metadata = MetadataListeners(lambda *request: self.compute.metadata_answer(*request))
         self.dataplane = DataPlane(self.engine, self.node_id, self.name, settings, self._network_driver(),
-                                   self.network, metadata=self.metadata)
+                                   self.network, metadata=self.metadata, up_nodes=self.cluster.up_nodes)
         self.compute = ComputeService(self.engine, settings, self._compute_driver(), node_id=self.node_id,
                                       host=self.name, data_dir=data_dir.root, images=self.image,
                                       network=self.network, dataplane=self.dataplane, cluster=self.cluster)

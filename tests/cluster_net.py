@@ -58,12 +58,16 @@ def sh(*args: str, check: bool = True, timeout: float = 30, input: str | None = 
     return proc
 
 
-def clean_env(home: Path | None = None) -> dict[str, str]:
+def clean_env(home: Path | None = None, clock_offset: float = 0.0) -> dict[str, str]:
     """The environment of node processes: no proxies (traffic stays on the underlay), no
-    CLOUDBOX_* overrides or OS_* credentials of the caller."""
+    CLOUDBOX_* overrides or OS_* credentials of the caller; with ``clock_offset`` the process's
+    wall clock is that many seconds off (tests/clock_skew)."""
     env = {k: v for k, v in os.environ.items()
-           if not k.lower().endswith("_proxy") and not k.startswith(("CLOUDBOX_", "OS_"))}
+           if not k.lower().endswith("_proxy") and not k.startswith(("CLOUDBOX_", "OS_", "CBT_"))}
     env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    if clock_offset:
+        env["PYTHONPATH"] = str(ROOT / "tests" / "clock_skew") + os.pathsep + env["PYTHONPATH"]
+        env["CBT_CLOCK_OFFSET"] = repr(clock_offset)
     if home is not None:
         env["HOME"] = str(home)
     return env
@@ -362,6 +366,7 @@ class Node:
     n: int
     data_dir: Path
     api_port: int = API_PORT
+    clock_offset: float = 0.0  # seconds this node's wall clock is off (its processes started from now on)
     password: str = ""
     _tokens: dict[str, str] = field(default_factory=dict)
 
@@ -395,7 +400,7 @@ class Node:
         self.home.mkdir(parents=True, exist_ok=True)
         argv = self.underlay.command(self.n, PYTHON, "-m", "cloudbox", *args)
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=ROOT,
-                              env=clean_env(self.home), stdin=subprocess.DEVNULL)
+                              env=clean_env(self.home, self.clock_offset), stdin=subprocess.DEVNULL)
         if check and proc.returncode != 0:
             raise AssertionError(f"node{self.n}: cloudbox {' '.join(args)} failed ({proc.returncode}):\n"
                                  f"{proc.stdout}\n{proc.stderr}\n--- log tail ---\n{self.log_tail()}")

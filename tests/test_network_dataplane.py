@@ -515,11 +515,17 @@ def member_row(node_id: str, name: str, tunnel_ip: str, heartbeat: float) -> dic
             "peer_url": f"https://{tunnel_ip}:2380", "tunnel_ip": tunnel_ip, "etcd_member": False, "joined_at": at, "heartbeat_at": at, "capacity": {}}
 
 
-async def test_dataplane_moves_dhcp_when_a_peer_joins_and_when_its_heartbeat_goes_stale(
+async def test_dataplane_moves_dhcp_when_a_peer_joins_and_when_it_goes_down(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(dataplane, "LIVENESS_CHECK", 0.05)
     driver = FakeNetworkDriver("node-a")
     async with running_cloud(tmp_path, driver, "node-a", "host-a") as (service, plane, nursery):
+        up = {"node-a"}  # the cluster's answer to "which nodes are up", as the test sets it
+
+        async def up_nodes() -> frozenset[str]:
+            return frozenset(up)
+
+        plane.up_nodes = up_nodes
         await nursery.start(plane.run)
         alice = Ctx("alice")
         net = await service.create_network(alice, {"name": "n"})
@@ -527,14 +533,14 @@ async def test_dataplane_moves_dhcp_when_a_peer_joins_and_when_its_heartbeat_goe
         await wait_until(lambda: driver.plan.networks and driver.plan.networks[0].dhcp is not None)
         # A peer that rendezvous hashing prefers for this network's DHCP server joins.
         peer = next(f"node-b{i}" for i in range(100) if rendezvous(net["id"], ["node-a", f"node-b{i}"]) != "node-a")
+        up.add(peer)
         for node_id, name, address in (("node-a", "host-a", "192.0.2.1"), (peer, "host-b", "192.0.2.2")):
             await plane.engine.propose(cluster_commands.RegisterNode(member_row(node_id, name, address, time.time())))
         await wait_until(lambda: len(driver.plan.members) == 2)  # no network command: the liveness check saw it
         assert driver.plan.networks == ()  # nothing of the network is needed here any more
         assert driver.tunnels == {}
-        # The peer's heartbeat goes stale: the next check brings the DHCP server back here.
-        old = datetime.datetime.fromtimestamp(time.time() - 60, datetime.timezone.utc).isoformat()
-        await plane.engine.propose(cluster_commands.Heartbeat(peer, old, {}))
+        # The peer goes down (the cluster says so): the next check brings the DHCP server back here.
+        up.discard(peer)
         await wait_until(lambda: driver.plan.networks and driver.plan.networks[0].dhcp is not None)
         assert not next(m for m in driver.plan.members if m.id == peer).up
 

@@ -8,14 +8,13 @@ real-kernel tests (test_network_dataplane.py) use it too.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import ipaddress
 import json
 import shutil
 import sqlite3
 import subprocess
 import uuid
-from typing import Any
+from typing import Any, Collection
 
 import pytest
 
@@ -137,9 +136,9 @@ class Rows:
                             floating_ip_address=floating, floating_port_id=fip_port, port_id=port,
                             fixed_ip_address=fixed[0]["ip_address"], router_id=router)
 
-    def node(self, node_id: str, name: str, tunnel_ip: str, heartbeat: float) -> str:
-        """A cluster member whose last heartbeat was at unix time ``heartbeat``."""
-        at = datetime.datetime.fromtimestamp(heartbeat, datetime.timezone.utc).isoformat()
+    def node(self, node_id: str, name: str, tunnel_ip: str) -> str:
+        """A cluster member (whether it is up is the cluster's answer, handed to ``plan``)."""
+        at = "2023-11-14T22:13:20Z"
         self.db.execute("DELETE FROM cluster_nodes WHERE id = ?", (node_id,))
         return self._insert("cluster_nodes", id=node_id, name=name, api_url=f"https://{tunnel_ip}:8443",
                             tunnel_ip=tunnel_ip, joined_at=at, heartbeat_at=at, capacity="{}")
@@ -148,8 +147,8 @@ class Rows:
         self.db.execute(f"DELETE FROM {table} WHERE id = ?", (row_id,))
 
     def plan(self, node_id: str, external_bridge: str = "cbxext0", external_interface: str = "",
-             now: float | None = None, host: str | None = None) -> HostPlan:
-        return build_plan(self.db, host or self.host, node_id, external_bridge, external_interface, now)
+             up: Collection[str] | None = None, host: str | None = None) -> HostPlan:
+        return build_plan(self.db, host or self.host, node_id, external_bridge, external_interface, up)
 
 
 def nft_accepts(ruleset: str) -> None:
@@ -361,19 +360,18 @@ def test_placement_is_local_alone_and_spread_with_live_peers() -> None:
 
 def test_one_node_with_or_without_its_row_plans_as_before(cloud: Rows) -> None:
     before = cloud.plan("node1234")
-    cloud.node("node1234", "node-a", "192.0.2.1", NOW - 3600)  # a lone node does not heartbeat: still all here
-    alone = cloud.plan("node1234", now=NOW)
+    cloud.node("node1234", "node-a", "192.0.2.1")
+    alone = cloud.plan("node1234", up=frozenset())  # no member known up: still all here
     assert dataclasses.replace(alone, members=()) == before
-    cloud.node("node1234", "node-a", "192.0.2.1", NOW)
-    cloud.node("gone", "node-z", "192.0.2.9", NOW - 3600)  # a member that is down takes nothing
-    after = cloud.plan("node1234", now=NOW + 5)
+    cloud.node("gone", "node-z", "192.0.2.9")  # a member that is down takes nothing
+    after = cloud.plan("node1234", up={"node1234"})
     assert dataclasses.replace(after, members=()) == before
     assert all(n.vxlan is None for n in after.networks) and after.tunnel_address() is None
 
 
-def two_nodes(rows: Rows, b_heartbeat: float = NOW) -> None:
-    rows.node("id-a", "node-a", "192.0.2.1", NOW)
-    rows.node("id-b", "node-b", "192.0.2.2", b_heartbeat)
+def two_nodes(rows: Rows) -> None:
+    rows.node("id-a", "node-a", "192.0.2.1")
+    rows.node("id-b", "node-b", "192.0.2.2")
 
 
 def test_two_nodes_share_out_dhcp_and_routers_and_tunnel_where_both_need_a_network() -> None:
@@ -386,8 +384,8 @@ def test_two_nodes_share_out_dhcp_and_routers_and_tunnel_where_both_need_a_netwo
     routers = [rows.router("p1", ext, f"172.24.4.{10 + i}", [nets[i]]) for i in range(6)]
     lonely, lonely_subnet = rows.network("10.99.0.0/24", dhcp=False)  # only node-a has a port on it
     rows.port(lonely, lonely_subnet, "10.99.0.5", host="node-a")
-    a = rows.plan("id-a", now=NOW + 1, host="node-a")
-    b = rows.plan("id-b", now=NOW + 1, host="node-b")
+    a = rows.plan("id-a", up={"id-a", "id-b"}, host="node-a")
+    b = rows.plan("id-b", up={"id-a", "id-b"}, host="node-b")
     dhcp_a = {n.id for n in a.networks if n.dhcp}
     dhcp_b = {n.id for n in b.networks if n.dhcp}
     assert dhcp_a.isdisjoint(dhcp_b) and dhcp_a | dhcp_b == {net for net, _ in nets}
@@ -429,14 +427,14 @@ def test_a_network_with_only_a_router_elsewhere_is_tunnelled_to_it() -> None:
         router = rows.router("p1", ext, f"172.24.4.{10 + i}", [(net, subnet)])
         if rendezvous(router, ["id-a", "id-b"]) == "id-b":
             break
-    a = rows.plan("id-a", now=NOW, host="node-a")
-    b = rows.plan("id-b", now=NOW, host="node-b")
+    a = rows.plan("id-a", up={"id-a", "id-b"}, host="node-a")
+    b = rows.plan("id-b", up={"id-a", "id-b"}, host="node-b")
     assert [r.id for r in b.routers] == [router] and router not in {r.id for r in a.routers}
     assert {n.id: n for n in b.networks}[net].vxlan.flood == ("192.0.2.1",)  # no guest there, but its router
     assert {n.id: n for n in a.networks}[net].vxlan.flood == ("192.0.2.2",)
 
 
-def test_a_node_whose_heartbeat_is_stale_loses_its_dhcp_servers_and_routers() -> None:
+def test_a_node_that_is_down_loses_its_dhcp_servers_and_routers() -> None:
     rows = Rows(host="node-a")
     ext = rows.network("172.24.4.0/24", project="admin", external=True, dhcp=False)
     nets = [rows.network(f"10.{i}.0.0/24") for i in range(1, 7)]
@@ -444,15 +442,14 @@ def test_a_node_whose_heartbeat_is_stale_loses_its_dhcp_servers_and_routers() ->
         rows.port(net, subnet, f"10.{i + 1}.0.5", host="node-a")
         rows.port(net, subnet, f"10.{i + 1}.0.6", host="node-b")
         rows.router("p1", ext, f"172.24.4.{10 + i}", [(net, subnet)])
-    two_nodes(rows, b_heartbeat=NOW - 21)  # older than DOWN_AFTER
-    a = rows.plan("id-a", now=NOW, host="node-a")
+    two_nodes(rows)  # node-b is down: not in the cluster's answer
+    a = rows.plan("id-a", up={"id-a"}, host="node-a")
     assert all(n.dhcp for n in a.networks if not n.external) and len(a.routers) == 6
     assert all(n.vxlan is None for n in a.networks)  # no other live node: nothing to tunnel to
-    b = rows.plan("id-b", now=NOW, host="node-b")  # node-b's own view: it counts itself out
+    b = rows.plan("id-b", up={"id-a"}, host="node-b")  # the same answer on node-b: it counts itself out
     assert b.routers == () and not any(n.dhcp for n in b.networks)
     assert len(b.ports) == 6
-    two_nodes(rows)  # node-b is back: it gets its share again
-    b = rows.plan("id-b", now=NOW, host="node-b")
+    b = rows.plan("id-b", up={"id-a", "id-b"}, host="node-b")  # node-b is back: it gets its share again
     assert b.routers and any(n.dhcp for n in b.networks)
 
 

@@ -40,13 +40,13 @@ APPLY = """
 import sqlite3, sys, trio
 from cloudbox.network.driver.real import LinuxNetworkDriver
 from cloudbox.network.hostplan import build_plan
-path, host, node_id, now, uplink = sys.argv[1:]
+path, host, node_id, up, uplink = sys.argv[1:]
 driver = LinuxNetworkDriver(node_id)
 if path == "teardown":
     trio.run(driver.teardown_all)
 else:
     db = sqlite3.connect(path)
-    trio.run(driver.apply, build_plan(db, host, node_id, "cbxext0", uplink, float(now)))
+    trio.run(driver.apply, build_plan(db, host, node_id, "cbxext0", uplink, up.split(",")))
 """
 
 
@@ -79,14 +79,18 @@ class Pair:
         for node in (self.a, self.b):
             sh("ip", "-n", node.namespace, "addr", "add", f"{node.tunnel_ip}/24", "dev", "cbxul0")
             sh("ip", "-n", node.namespace, "link", "set", "cbxul0", "up")
-        self.heartbeat(self.a)
-        self.heartbeat(self.b)
+        self.down: set[str] = set()  # ids of the nodes the cluster would call down
+        for node in (self.a, self.b):
+            self.rows.node(node.id, node.name, node.tunnel_ip)
 
-    def heartbeat(self, node: Node, age: float = 0) -> None:
-        self.rows.node(node.id, node.name, node.tunnel_ip, time.time() - age)
+    def set_up(self, node: Node, up: bool = True) -> None:
+        (self.down.discard if up else self.down.add)(node.id)
+
+    def up(self) -> list[str]:
+        return [n.id for n in (self.a, self.b) if n.id not in self.down]
 
     def plan(self, node: Node) -> HostPlan:
-        return self.rows.plan(node.id, now=time.time(), host=node.name)
+        return self.rows.plan(node.id, up=self.up(), host=node.name)
 
     def apply(self, *nodes: Node) -> None:
         """Each node's data plane pass, in its namespace, from the tables as they are now."""
@@ -99,7 +103,7 @@ class Pair:
 
     def _run(self, node: Node, path: str) -> None:
         args = ["nsenter", f"--net=/run/netns/{node.namespace}", sys.executable, "-c", APPLY,
-                path, node.name, node.id, str(time.time()), self.uplink]
+                path, node.name, node.id, ",".join(self.up()), self.uplink]
         done = subprocess.run(args, capture_output=True, text=True, timeout=120, cwd=ROOT)
         assert done.returncode == 0, f"{node.name}: {done.stderr[-3000:]}"
 
@@ -327,15 +331,15 @@ def test_dhcp_moves_when_its_node_goes_stale_and_comes_back(pair: Pair) -> None:
     first = pair.owner(namespace)
     server, other = (pair.a, pair.b) if first == pair.a.id else (pair.b, pair.a)
 
-    # The server's heartbeat goes stale: it drops its copy (it counts itself out), the other takes over.
-    pair.heartbeat(server, age=60)
+    # The server is down: it drops its copy (it counts itself out), the other takes over.
+    pair.set_up(server, False)
     pair.apply(server, other)
     assert pair.owner(namespace) == other.id
     assert "vx-" + net[:11] not in node_links(other)  # no other live node: nothing to tunnel to
     assert f"ip={address[other.id]} " in dhcp_lease(guest[other.id], pair.tmp)
 
     # Back again: rendezvous puts DHCP where it was; the node that held it meanwhile lets it go.
-    pair.heartbeat(server)
+    pair.set_up(server)
     pair.apply(other, server)
     assert pair.owner(namespace) == server.id
     assert f"ip={address[other.id]} " in dhcp_lease(guest[other.id], pair.tmp)  # over the tunnel
@@ -403,7 +407,7 @@ def test_a_router_moves_when_its_node_goes_stale_and_keeps_routing(pair: Pair) -
     # The router's node goes silent: it lets the router go and the other node starts it (the
     # silent node's own guest is cut off with it: no tunnel goes to a node that is down).  The
     # new router announces its external addresses with gratuitous ARP as it starts.
-    pair.heartbeat(holder, age=60)
+    pair.set_up(holder, False)
     with arp_seen(outside) as seen:
         pair.apply(holder, other)
     assert pair.owner(namespace) == other.id
@@ -415,7 +419,7 @@ def test_a_router_moves_when_its_node_goes_stale_and_keeps_routing(pair: Pair) -
     routes((other,))
 
     # Back again: rendezvous returns the router to its first node, and both guests route through it.
-    pair.heartbeat(holder)
+    pair.set_up(holder)
     pair.apply(other, holder)
     assert pair.owner(namespace) == holder.id
     routes((pair.a, pair.b))

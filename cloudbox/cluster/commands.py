@@ -1,4 +1,4 @@
-"""Replicated commands of the cluster: members, join tokens, heartbeats."""
+"""Replicated commands of the cluster: members and join tokens."""
 
 from __future__ import annotations
 
@@ -37,6 +37,9 @@ class ConsumeJoinToken(Command):
 
 @command("cluster.node.heartbeat")
 class Heartbeat(Command):
+    """No longer proposed: a node's liveness is its lease in etcd (cluster.liveness), outside the
+    log.  Kept so that logs written before replay."""
+
     node_id: str
     at: str
     capacity: dict[str, Any]

@@ -89,10 +89,42 @@ class EtcdClient:
         raise Unavailable("etcd did not accept the request (" + "; ".join(errors) + ")")
 
     # --- keys ------------------------------------------------------------------------------
-    async def put(self, key: str, value: bytes) -> int:
-        """Store ``value`` at ``key``; returns the revision of the write."""
-        reply = await self.call("/v3/kv/put", {"key": b64(key), "value": b64(value)})
+    async def put(self, key: str, value: bytes, *, lease: int = 0) -> int:
+        """Store ``value`` at ``key`` (attached to ``lease``: deleted when it ends); returns the
+        revision of the write."""
+        body = {"key": b64(key), "value": b64(value)}
+        if lease:
+            body["lease"] = str(lease)
+        reply = await self.call("/v3/kv/put", body)
         return int(reply["header"]["revision"])
+
+    async def get_prefix(self, prefix: str) -> dict[str, bytes]:
+        """key -> value of every key that starts with ``prefix``; a linearizable read."""
+        raw = prefix.encode()
+        end = raw[:-1] + bytes([raw[-1] + 1])  # the first key past the prefix
+        reply = await self.call("/v3/kv/range", {"key": b64(raw), "range_end": b64(end)})
+        return {unb64(kv["key"]).decode(): unb64(kv.get("value")) for kv in reply.get("kvs") or []}
+
+    async def mod_revision(self, key: str) -> int:
+        """The revision of the last write to ``key`` (0: none); a linearizable read."""
+        reply = await self.call("/v3/kv/range", {"key": b64(key), "keys_only": True})
+        kvs = reply.get("kvs") or []
+        return int(kvs[0].get("mod_revision") or 0) if kvs else 0
+
+    # --- leases ----------------------------------------------------------------------------
+    async def grant(self, ttl: int) -> int:
+        """A new lease of ``ttl`` seconds; returns its id."""
+        reply = await self.call("/v3/lease/grant", {"TTL": ttl})
+        return int(reply["ID"])
+
+    async def keepalive(self, lease: int) -> int:
+        """Refresh ``lease``; returns the seconds it has left (0: it has ended, its keys are gone)."""
+        reply = await self.call("/v3/lease/keepalive", {"ID": str(lease)})
+        return int((reply.get("result") or {}).get("TTL") or 0)
+
+    async def revoke(self, lease: int) -> None:
+        """End ``lease`` now (its keys are deleted)."""
+        await self.call("/v3/lease/revoke", {"ID": str(lease)})
 
     async def get(self, key: str) -> tuple[bytes | None, int]:
         """(value or None, the store's current revision); a linearizable read."""

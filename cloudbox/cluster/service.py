@@ -1,4 +1,4 @@
-"""The cluster service: this node's membership, its etcd member, heartbeats, and joins.
+"""The cluster service: this node's membership, its etcd member, its liveness, and joins.
 
 A node starts alone (the log is a table of its SQLite file).  The first
 ``join`` it accepts turns it into a cluster without stopping it: it starts an
@@ -7,6 +7,9 @@ switches the state engine to the log in etcd.  Joining nodes are added to etcd
 as learners (not counted for quorum until they have caught up) and promote
 themselves once their member is in sync; the first three nodes run etcd
 members, later ones are etcd clients only.
+
+Which nodes are up is ``up_nodes()``, the one answer every service asks: from
+etcd leases (``cluster.liveness``), never from timestamps, never through the log.
 
 This node's cluster settings live in ``<data-dir>/cluster.json`` (node-local,
 never replicated): whether it runs a member, its URLs, and the etcd endpoints.
@@ -32,14 +35,15 @@ from typing import Any
 import trio
 
 from cloudbox import pki
+from cloudbox.clock import iso, now_iso, parse_iso
 from cloudbox.cluster import commands as c
 from cloudbox.cluster import store
 from cloudbox.cluster.etcd import EtcdClient, tls_context
 from cloudbox.cluster.etcd_server import EtcdMember, MemberConfig, etcd_urls, port_taken
-from cloudbox.cluster.replication import ReplicatedLog
+from cloudbox.cluster.liveness import Liveness
+from cloudbox.cluster.replication import LOG_KEY, ReplicatedLog
 from cloudbox.errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable
 from cloudbox.settings import BY_NAME
-from cloudbox.identity.core import iso
 
 log = logging.getLogger("cloudbox.cluster")
 
@@ -51,10 +55,6 @@ LEARNER_WAIT = 60.0  # seconds a join waits for etcd to accept another member
 BARRIER_TIMEOUT = 1.0  # seconds a read waits for etcd's revision before it is served as is
 BARRIER_BACKOFF = 2.0  # seconds reads skip the barrier after etcd did not answer
 FORWARD_HEADERS = {"x-auth-token", "content-type", "accept", "openstack-api-version", "x-openstack-request-id"}
-
-
-def now_iso() -> str:
-    return iso(time.time())
 
 
 def load_config(root: Path) -> dict[str, Any] | None:
@@ -110,6 +110,8 @@ class ClusterService:
         self.running = False
         self.removed = False
         self._etcd_scope: trio.CancelScope | None = None
+        self.liveness: Liveness | None = None
+        self._liveness_scope: trio.CancelScope | None = None
         if self.config is not None:
             self._connect(self.config)
         self.engine.add_listener(self._on_commit)
@@ -118,8 +120,9 @@ class ClusterService:
         if isinstance(cmd, c.RemoveNode) and cmd.node_id == self.node.node_id:
             # Taken out of the cluster: its etcd member is gone; stop running one.
             self.removed = True
-            if self._etcd_scope is not None:
-                self._etcd_scope.cancel()
+            for scope in (self._etcd_scope, self._liveness_scope):
+                if scope is not None:
+                    scope.cancel()
             log.error("this node was removed from the cluster; stop it (`cloudbox stop`)")
 
     @property
@@ -150,6 +153,8 @@ class ClusterService:
                 await nursery.start(self._keep_etcd, self.etcd_member)
                 if self.config.get("learner_id"):
                     nursery.start_soon(self._promote, self.config["learner_id"])
+            if self.client is not None:
+                await nursery.start(self._keep_liveness, self.client)
             self.running = True
             task_status.started()
             try:
@@ -162,9 +167,8 @@ class ClusterService:
 
     async def catch_up(self, compact_revision: int) -> None:
         """This node is behind etcd's compacted history: copy a snapshot from a live peer."""
-        # Every other member, freshest heartbeat first: this node's own view is old, so "up" means little.
-        peers = sorted((n for n in await self.nodes() if n["id"] != self.node.node_id),
-                       key=lambda n: n["heartbeat_at"], reverse=True)
+        # Every other member, those up first (liveness comes from etcd, not from this node's old state).
+        peers = sorted((n for n in await self.nodes() if n["id"] != self.node.node_id), key=lambda n: not n["up"])
         for peer in peers:
             tmp = self.data_dir.root / f".catch-up-{uuid.uuid4().hex}.db"
             try:
@@ -199,7 +203,7 @@ class ClusterService:
         waited = 0.0
         while True:
             try:
-                revision = await self.client.revision()
+                revision = await self._log_revision()
                 break
             except Unavailable as exc:
                 if waited % 5 < 0.5:
@@ -209,6 +213,12 @@ class ClusterService:
         while self.engine.applied_revision < revision:
             await trio.sleep(0.05)
         log.info("caught up with the cluster", extra={"revision": revision})
+
+    async def _log_revision(self) -> int:
+        """etcd's revision of the last write to the log (other keys, e.g. leases, move etcd's own
+        revision without adding to the log); a linearizable read."""
+        assert self.client is not None
+        return await self.client.mod_revision(LOG_KEY)
 
     async def read_barrier(self) -> None:
         """Before a read in a cluster: apply the log up to etcd's current revision, so that a write
@@ -230,7 +240,7 @@ class ClusterService:
             await member.run(task_status=task_status)
 
     async def _current_revision(self) -> int:
-        """etcd's revision, read once for all the reads that arrive while one read is on its way
+        """The log's revision in etcd, read once for all the reads that arrive while one read is on its way
         (each gets a revision read after it arrived)."""
         if self._revision_call is None or self._revision_call[0] != "waiting":
             done = trio.Event()
@@ -240,7 +250,7 @@ class ClusterService:
             async def fetch() -> None:
                 call[0] = "running"
                 try:
-                    call[2] = await self.client.revision()
+                    call[2] = await self._log_revision()
                 except BaseException as exc:  # noqa: BLE001 - handed to every waiter
                     call[3] = exc
                 finally:
@@ -254,11 +264,19 @@ class ClusterService:
             raise Unavailable(str(call[3]))
         return call[2]
 
+    async def _keep_liveness(self, client: EtcdClient,
+                             task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Keep this node's lease and its view of who is up (until it is removed)."""
+        self.liveness = Liveness(client, self.node.node_id, self.capacity)
+        with trio.CancelScope() as scope:
+            self._liveness_scope = scope
+            if self.removed:
+                scope.cancel()
+            await self.liveness.run(task_status=task_status)
+
     async def start_background(self) -> None:
-        """After the engine runs: register this node, then heartbeat while in a cluster."""
+        """After the engine runs: register this node (its row, once; liveness needs no writes)."""
         await self.register()
-        assert self._nursery is not None
-        self._nursery.start_soon(self._heartbeats)
 
     async def register(self) -> None:
         mine = self._own_row()
@@ -274,17 +292,6 @@ class ClusterService:
                 "tunnel_ip": self.node.tunnel_ip, "etcd_member": bool(self.config and self.config.get("member")),
                 "etcd_peer_url": (self.config or {}).get("peer_url", "") if (self.config or {}).get("member") else "",
                 "joined_at": at, "heartbeat_at": at, "capacity": {}}
-
-    async def _heartbeats(self) -> None:
-        while True:
-            if self.clustered and not self.removed:
-                try:
-                    await self.engine.propose(c.Heartbeat(self.node.node_id, now_iso(), await self.capacity()))
-                except Unavailable as exc:
-                    log.warning("heartbeat not committed", extra={"why": exc.message})
-                except NotFound:
-                    log.error("this node is no longer a member of the cluster")
-            await trio.sleep(store.HEARTBEAT_EVERY)
 
     async def capacity(self) -> dict[str, Any]:
         info = self.node.compute.host_info
@@ -314,13 +321,29 @@ class ClusterService:
         save_config(self.data_dir.root, config)
 
     # --- views --------------------------------------------------------------------------------
+    async def up_nodes(self) -> frozenset[str]:
+        """The ids of the nodes that are up: the one answer to "is that node up" for every service.
+
+        Alone (no etcd) only this node is, and always.  In a cluster a node is up while its lease key
+        exists in etcd (see cluster.liveness); this node counts itself up while it serves."""
+        if self.liveness is None or self.removed:
+            return frozenset({self.node.node_id})
+        return await self.liveness.up_nodes()
+
     async def nodes(self) -> list[dict[str, Any]]:
-        rows = await self.engine.read(store.nodes, time.time())
-        if not self.clustered:
-            for row in rows:
-                row["up"] = row["id"] == self.node.node_id  # alone: this node is up while it serves
+        """Every member with ``up``, its role, its capacity (as it reports it while up) and
+        ``heartbeat_at``: when this node last saw it up (by this node's clock)."""
+        rows = await self.engine.read(store.nodes)
+        up = await self.up_nodes()
         for row in rows:
+            row["up"] = row["id"] in up
             row["role"] = "voter" if row["etcd_member"] else ("client" if self.clustered else "single")
+            if row["id"] == self.node.node_id:
+                row["capacity"], row["heartbeat_at"] = await self.capacity(), now_iso()
+            elif self.liveness is not None:
+                row["capacity"] = self.liveness.reported(row["id"]) or row["capacity"]
+                seen = self.liveness.last_seen(row["id"])
+                row["heartbeat_at"] = iso(seen) if seen is not None else row["heartbeat_at"]
         return rows
 
     async def etcd_view(self) -> dict[str, Any]:
@@ -346,7 +369,7 @@ class ClusterService:
         if node is None:
             raise Unavailable(f"Node {node_id} is not a member of the cluster.")
         if not node["up"]:
-            raise Unavailable(f"Node {node['name']} is down (no heartbeat since {node['heartbeat_at']}).")
+            raise Unavailable(f"Node {node['name']} is down (last seen up at {node['heartbeat_at']}).")
         return node
 
     async def node_of_host(self, host: str) -> dict[str, Any]:
@@ -358,7 +381,7 @@ class ClusterService:
         if node is None:
             raise Unavailable(f"Compute host {host} is not a member of the cluster.")
         if not node["up"]:
-            raise Unavailable(f"Compute host {host} is down (no heartbeat since {node['heartbeat_at']}).")
+            raise Unavailable(f"Compute host {host} is down (last seen up at {node['heartbeat_at']}).")
         return node
 
     async def forward(self, request: Any, body: Any, host: str) -> tuple[int, bytes, dict[str, str]]:
@@ -411,7 +434,7 @@ class ClusterService:
             raise Forbidden("The join token is not valid for this cluster (unknown token or wrong secret).")
         if row["used_at"] is not None:
             raise Forbidden("The join token was used already; ask for a new one with `cloudbox cluster add`.")
-        if store.parse_iso(row["expires_at"]) < time.time():
+        if parse_iso(row["expires_at"]) < time.time():
             raise Forbidden("The join token has expired; ask for a new one with `cloudbox cluster add`.")
         if row["name"] != body["name"]:
             raise Forbidden(f"The join token is for node {row['name']!r}, not {body['name']!r}.")
@@ -483,7 +506,8 @@ class ClusterService:
             return
         if node["name"] != row["name"]:
             raise Forbidden("That node did not join with this token.")
-        if node["heartbeat_at"] != node["joined_at"]:
+        # heartbeat_at moved with the heartbeats of logs written before liveness moved to leases.
+        if node["heartbeat_at"] != node["joined_at"] or node["id"] in await self.up_nodes():
             raise Conflict(f"Node {node['name']} has served already; remove it with `cloudbox cluster remove`.")
         await self.remove(node["id"], force=True)
 
@@ -543,6 +567,7 @@ class ClusterService:
         self.config, self.client, self.etcd_member = config, client, member
         await self.engine.join_cluster(ReplicatedLog(client, self.node.node_id, self.node.name, self.catch_up),
                                        revision)
+        await self._nursery.start(self._keep_liveness, client)
         await self.register()
         log.info("this node now keeps its log in etcd", extra={"revision": revision, "etcd": client_url})
 

@@ -1,25 +1,24 @@
 """Cluster tables: the members of the cloud and the join tokens.
 
 ``cluster_nodes`` holds one row per node (a single node has its own row too):
-where its API and tunnel endpoint are, whether it runs an etcd member, and its
-last heartbeat.  Whether a node is *up* is decided at read time from the
-heartbeat's age (``DOWN_AFTER``), never in apply.
+where its API and tunnel endpoint are and whether it runs an etcd member.
+Whether a node is *up* is not state: the cluster service knows it from etcd
+leases (``ClusterService.up_nodes``).  ``heartbeat_at`` and ``capacity`` only
+moved with the heartbeat commands of logs written before that; they are kept so
+those logs replay.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Any
 
 import sqlite_utils
 
+from cloudbox.clock import parse_iso
 from cloudbox.cluster import commands as c
 from cloudbox.errors import Conflict, NotFound
 from cloudbox.state.migrations import Handler, StoreSpec
-
-HEARTBEAT_EVERY = 5.0  # seconds between a node's heartbeats
-DOWN_AFTER = 20.0  # a node whose last heartbeat is older than this is down
 
 MIGRATIONS = [
     """
@@ -45,22 +44,9 @@ def _decode(row: dict[str, Any] | None) -> dict[str, Any] | None:
     return out
 
 
-def parse_iso(text: str) -> float:
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
-def nodes(db: sqlite_utils.Database, now: float | None = None) -> list[dict[str, Any]]:
-    """Every member, by name; with ``now`` (a unix time) each carries ``up``: heartbeat fresh."""
-    rows = [_decode(r) for r in db.query("SELECT * FROM cluster_nodes ORDER BY name")]
-    if now is not None:
-        for row in rows:
-            row["up"] = now - parse_iso(row["heartbeat_at"]) <= DOWN_AFTER
-    return rows  # type: ignore[return-value]
-
-
-def live_nodes(db: sqlite_utils.Database, now: float) -> list[dict[str, Any]]:
-    """The members that are up at ``now``."""
-    return [n for n in nodes(db, now) if n["up"]]
+def nodes(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    """Every member, by name."""
+    return [_decode(r) for r in db.query("SELECT * FROM cluster_nodes ORDER BY name")]  # type: ignore[misc]
 
 
 def get_node(db: sqlite_utils.Database, key: str) -> dict[str, Any]:
@@ -117,6 +103,7 @@ def _apply_consume_join_token(db: sqlite_utils.Database, cmd: c.ConsumeJoinToken
 
 
 def _apply_heartbeat(db: sqlite_utils.Database, cmd: c.Heartbeat) -> Any:
+    """No longer proposed (liveness lives in etcd leases); logs written before still replay."""
     found = db.execute("UPDATE cluster_nodes SET heartbeat_at = ?, capacity = ? WHERE id = ?",
                        [cmd.at, json.dumps(cmd.capacity, sort_keys=True), cmd.node_id]).rowcount
     if not found:

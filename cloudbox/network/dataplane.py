@@ -7,10 +7,11 @@ Rules:
 - Passes run: once before ``run`` reports started, then every ``interval``
   seconds, shortly after a committed ``network.*`` command (debounced: a burst
   of commands costs one pass), and when the cluster changes: every
-  ``LIVENESS_CHECK`` seconds the loop reads ``cluster_nodes`` (cheap) and runs a
-  pass when a member joined, left, changed its tunnel address or went up or down
-  (a heartbeat older than ``DOWN_AFTER``), so DHCP servers and routers of a node
-  that is gone restart elsewhere within about DOWN_AFTER + LIVENESS_CHECK.
+  ``LIVENESS_CHECK`` seconds the loop reads ``cluster_nodes`` (cheap) and asks
+  the cluster which nodes are up (``up_nodes``: etcd leases), and runs a pass
+  when a member joined, left, changed its tunnel address or went up or down, so
+  DHCP servers and routers of a node that is gone restart elsewhere within about
+  the lease's TTL + LIVENESS_CHECK.
 - A pass that fails is logged and retried on the next wake-up; it never stops the
   node.  bind() raises its error to the caller (compute), which must not boot a
   guest without its port.
@@ -23,7 +24,7 @@ from __future__ import annotations
 import inspect
 import logging
 import time
-from typing import Any
+from typing import Any, Awaitable, Callable, Collection
 
 import trio
 
@@ -35,15 +36,21 @@ from cloudbox.nics import NicSpec
 log = logging.getLogger("cloudbox.network.dataplane")
 
 INTERVAL = 30.0
-LIVENESS_CHECK = 5.0  # the cluster's heartbeats come every 5 s (cluster.store.HEARTBEAT_EVERY)
+LIVENESS_CHECK = 5.0  # seconds between looks at the cluster's members and who of them is up
 DEBOUNCE = 0.2
 # Commands that change nothing on a host (a port's status is what bind itself reports).
 QUIET_COMMANDS = ("network.port.status", "network.tags", "network.quota.")
 
 
+async def _every_member() -> None:
+    """No cluster to ask (tests): every member counts as up."""
+    return None
+
+
 class DataPlane:
     def __init__(self, engine: Any, node_id: str, host: str, settings: Any, driver: NetworkDriver,
-                 network_service: Any, metadata: Any = None, interval: float = INTERVAL) -> None:
+                 network_service: Any, metadata: Any = None, interval: float = INTERVAL,
+                 up_nodes: Callable[[], Awaitable[Collection[str] | None]] | None = None) -> None:
         self.engine = engine
         self.node_id = node_id
         self.host = host
@@ -53,6 +60,7 @@ class DataPlane:
         self.network_service = network_service
         self.metadata = metadata
         self.interval = interval
+        self.up_nodes = up_nodes or _every_member  # the cluster's answer to "which nodes are up"
         self.plan: HostPlan | None = None
         self.passes = 0
         self.last_error: str | None = None
@@ -88,7 +96,7 @@ class DataPlane:
         if self.plan is None:
             return False  # no pass succeeded yet: the interval retries
         try:
-            members = await self.engine.read(cluster_members, time.time())
+            members = await self.engine.read(cluster_members, await self.up_nodes())
         except Exception:  # noqa: BLE001 - a failed look is no reason to stop; the interval pass comes
             log.exception("reading the cluster members failed")
             return False
@@ -118,7 +126,7 @@ class DataPlane:
         read_at = self._commits
         self._passed_at = time.monotonic()
         plan = await self.engine.read(build_plan, self.host, self.node_id, self.external_bridge,
-                                      self.external_interface, time.time())
+                                      self.external_interface, await self.up_nodes())
         self._unbound &= {p.id for p in plan.ports}  # forget ports deleted or bound elsewhere since
         plan = plan.without_ports(self._unbound)
         try:

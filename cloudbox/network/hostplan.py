@@ -35,9 +35,7 @@ import ipaddress
 import json
 from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import Any, Iterable
-
-from cloudbox.cluster.store import DOWN_AFTER, parse_iso
+from typing import Any, Collection, Iterable
 
 METADATA_ADDRESS = "169.254.169.254"
 DEFAULT_MTU = 1500
@@ -301,16 +299,17 @@ def _route_pairs(value: Any, first: str, second: str) -> tuple[tuple[str, str], 
 
 # --- the cluster: who is up, who runs what ---------------------------------------------
 
-def cluster_members(db: Any, now: float | None = None) -> tuple[Member, ...]:
-    """The rows of ``cluster_nodes`` (none when the table is missing), ``up`` at unix time ``now``.
+def cluster_members(db: Any, up: Collection[str] | None = None) -> tuple[Member, ...]:
+    """The rows of ``cluster_nodes`` (none when the table is missing); ``up`` holds the ids of the
+    members that are up (the cluster service's answer, ``ClusterService.up_nodes``).
 
-    Without ``now`` liveness is unknown and every member counts as up.
+    Without ``up`` liveness is unknown and every member counts as up.
     """
     if not db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'cluster_nodes'").fetchall():
         return ()
-    rows = _rows(db, "SELECT id, name, tunnel_ip, heartbeat_at FROM cluster_nodes ORDER BY id")
+    rows = _rows(db, "SELECT id, name, tunnel_ip FROM cluster_nodes ORDER BY id")
     return tuple(Member(id=r["id"], name=r["name"], tunnel_ip=r["tunnel_ip"] or "",
-                        up=now is None or now - parse_iso(r["heartbeat_at"]) <= DOWN_AFTER) for r in rows)
+                        up=up is None or r["id"] in up) for r in rows)
 
 
 def rendezvous(resource_id: str, node_ids: Iterable[str]) -> str | None:
@@ -347,11 +346,11 @@ def placement(members: Iterable[Member], node_id: str) -> Placement:
 
 
 def build_plan(db: Any, host: str, node_id: str, external_bridge: str = "cbxext0",
-               external_interface: str = "", now: float | None = None) -> HostPlan:
+               external_interface: str = "", up: Collection[str] | None = None) -> HostPlan:
     """The desired state of node ``node_id`` (compute host ``host``), from the tables.
 
     ``db`` is a sqlite-utils Database or a sqlite3 connection (anything with ``execute``);
-    ``now`` (unix time) decides which cluster members are up.
+    ``up`` holds the ids of the cluster members that are up (None: every member).
     """
     networks = {r["id"]: r for r in _rows(db, "SELECT * FROM networks ORDER BY id")}
     subnets = _rows(db, "SELECT * FROM subnets ORDER BY network_id, ip_version, cidr, id")
@@ -372,7 +371,7 @@ def build_plan(db: Any, host: str, node_id: str, external_bridge: str = "cbxext0
     def is_guest(p: dict[str, Any]) -> bool:
         return not (p["device_owner"] or "").startswith("network:")
 
-    members = cluster_members(db, now)
+    members = cluster_members(db, up)
     where = placement(members, node_id)
     bound = [p for p in ports if p["binding_host_id"] == host and is_guest(p)]
     all_router_ids = {r["id"] for r in routers}
