@@ -328,7 +328,6 @@ def test_lla_is_eui64() -> None:
 
 # --- several nodes: placement and tunnels ---------------------------------------------------
 
-NOW = 1_700_000_000.0
 
 
 def test_rendezvous_spreads_and_a_lost_node_moves_only_its_own() -> None:
