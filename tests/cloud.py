@@ -1,7 +1,9 @@
-"""Real cloudbox servers for tests: `cloudbox init` + `cloudbox serve` as subprocesses over HTTPS."""
+"""Real cloudbox servers for tests: `cloudbox init` + `cloudbox serve` as subprocesses over HTTPS;
+and ``wait_for``, the one way tests wait for something to become true."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import signal
@@ -13,11 +15,72 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Awaitable, Callable, TypeVar
 
 import httpx
+import trio
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+class GaveUp(AssertionError):
+    """Raised by a condition of ``wait_for`` to stop waiting at once: what is awaited can no
+    longer come (a server went to ERROR, the process exited)."""
+
+
+def _timed_out(timeout: float, what: str | Callable[[], str], last: BaseException | None) -> AssertionError:
+    text = what() if callable(what) else what
+    return AssertionError(f"timed out after {timeout:g} s waiting for {text}"
+                          + (f" (last error: {last!r})" if last is not None else ""))
+
+
+def wait_for(condition: Callable[[], T], timeout: float, what: str | Callable[[], str], *,
+             every: float = 0.1) -> T:
+    """Call ``condition`` every ``every`` seconds until it returns something truthy; return that.
+
+    An exception from the condition counts as "not yet" (a server still starting refuses
+    connections) and the last one is shown if time runs out; a ``GaveUp`` ends the wait at once.
+    After ``timeout`` seconds, fails naming ``what`` was awaited (a callable is asked then, so the
+    message can say what was last seen).
+    """
+    deadline = time.monotonic() + timeout
+    last: BaseException | None = None
+    while True:
+        try:
+            value = condition()
+            if value:
+                return value
+        except GaveUp:
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported below if it never succeeds
+            last = exc
+        if time.monotonic() >= deadline:
+            raise _timed_out(timeout, what, last)
+        time.sleep(every)
+
+
+async def wait_for_async(condition: Callable[[], T | Awaitable[T]], timeout: float,
+                         what: str | Callable[[], str], *, every: float = 0.05) -> T:
+    """``wait_for`` in a trio test: the condition may be async, and the wait is on trio's clock
+    (so under ``autojump_clock`` a long timeout takes no real time)."""
+    deadline = trio.current_time() + timeout
+    last: BaseException | None = None
+    while True:
+        try:
+            value = condition()
+            if inspect.isawaitable(value):
+                value = await value
+            if value:
+                return value  # type: ignore[return-value]
+        except GaveUp:
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported below if it never succeeds
+            last = exc
+        if trio.current_time() >= deadline:
+            raise _timed_out(timeout, what, last)
+        await trio.sleep(every)
 
 
 def free_port() -> int:
@@ -84,18 +147,14 @@ class Cloud:
 
     def wait_serving(self, timeout: float = 30) -> None:
         ctx = ssl.create_default_context(cafile=self.ca)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def serving() -> bool:
             if self.proc is not None and self.proc.poll() is not None:
-                raise AssertionError(f"cloudbox serve exited {self.proc.returncode}:\n{self.log_path.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(self.url + "/cloudbox/v1/health", context=ctx, timeout=2) as r:
-                    if json.loads(r.read())["status"] == "ok":
-                        return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"cloudbox serve did not come up:\n{self.log_path.read_text()[-3000:]}")
+                raise GaveUp(f"cloudbox serve exited {self.proc.returncode}:\n{self.log_path.read_text()[-3000:]}")
+            with urllib.request.urlopen(self.url + "/cloudbox/v1/health", context=ctx, timeout=2) as r:
+                return json.loads(r.read())["status"] == "ok"
+
+        wait_for(serving, timeout, lambda: f"cloudbox serve to come up:\n{self.log_path.read_text()[-3000:]}")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int | None:
         if self.proc is None:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.cloud import Cloud
+from tests.cloud import Cloud, GaveUp, wait_for
 
 LATEST = {"OpenStack-API-Version": "compute 2.96"}
 
@@ -56,28 +55,26 @@ def boot(client: httpx.Client, image_id: str, flavor: str = "42", name: str | No
 
 def wait_server(client: httpx.Client, server_id: str, statuses: set[str], timeout: float = 120,
                 task_done: bool = True) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    server: dict[str, Any] = {}
-    while time.monotonic() < deadline:
+    seen: dict[str, Any] = {}
+
+    def settled() -> dict[str, Any] | None:
         r = client.get(f"/compute/v2.1/servers/{server_id}", headers=LATEST)
-        assert r.status_code == 200, r.text
-        server = r.json()["server"]
+        if r.status_code != 200:
+            raise GaveUp(f"server {server_id}: {r.status_code} {r.text}")
+        seen.update(server := r.json()["server"])
         if server["status"] in statuses and (not task_done or server["OS-EXT-STS:task_state"] is None):
             return server
         if server["status"] == "ERROR" and "ERROR" not in statuses:
-            raise AssertionError(f"server {server_id} went to ERROR: {server.get('fault')}")
-        time.sleep(0.2)
-    raise AssertionError(f"server {server_id} stayed {server.get('status')}/{server.get('OS-EXT-STS:task_state')}, "
-                         f"wanted {statuses}: {server.get('fault')}")
+            raise GaveUp(f"server {server_id} went to ERROR: {server.get('fault')}")
+        return None
+
+    return wait_for(settled, timeout, lambda: f"server {server_id} to be {statuses}; it stayed "
+                    f"{seen.get('status')}/{seen.get('OS-EXT-STS:task_state')}: {seen.get('fault')}", every=0.2)
 
 
 def wait_gone(client: httpx.Client, server_id: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if client.get(f"/compute/v2.1/servers/{server_id}").status_code == 404:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"server {server_id} was not deleted")
+    wait_for(lambda: client.get(f"/compute/v2.1/servers/{server_id}").status_code == 404, timeout,
+             f"server {server_id} to be deleted", every=0.2)
 
 
 def boot_ten_with_room_for_eight(cloud: Cloud, admin: httpx.Client, image_id: str,

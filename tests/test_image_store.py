@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import threading
-import time
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -16,7 +15,7 @@ import httpx
 
 from cloudbox.services import STORES
 from cloudbox.state.engine import replay
-from tests.cloud import Cloud
+from tests.cloud import Cloud, wait_for
 from tests.test_durability import _live_log_and_hashes
 
 V = "/image/v2"
@@ -49,15 +48,15 @@ def test_crash_during_upload_leaves_no_half_image_and_the_log_replays(new_cloud:
     assert admin.put(f"{V}/images/{gone['id']}/file", content=data, headers=OCTETS).status_code == 400  # qcow2 as raw
     assert admin.delete(f"{V}/images/{gone['id']}").status_code == 204
 
-    # An upload that is killed halfway: the client sends slowly until the temp file exists.
+    # An upload that is killed halfway: the client sends a part, then holds the upload open until
+    # the node is killed.
     slow = admin.post(V + "/images", json={"name": "slow", "disk_format": "raw", "container_format": "bare"}).json()
-    sent = threading.Event()
+    killed = threading.Event()
 
     def body() -> Iterator[bytes]:
-        for _ in range(64):
-            yield b"\1" * (1 << 20)
-            sent.set()
-            time.sleep(0.05)
+        yield b"\1" * (4 << 20)
+        killed.wait(60)
+        yield b"\1" * (1 << 20)
 
     def send() -> None:
         with new_cloud.client(new_cloud.token()) as client:
@@ -68,14 +67,14 @@ def test_crash_during_upload_leaves_no_half_image_and_the_log_replays(new_cloud:
 
     sender = threading.Thread(target=send)
     sender.start()
-    deadline = time.monotonic() + 20
-    while not [f for f in os.listdir(store) if f.startswith(".tmp-")] and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert [f for f in os.listdir(store) if f.startswith(".tmp-")], "the upload never started writing"
-    assert admin.get(f"{V}/images/{slow['id']}").json()["status"] == "saving"
-    admin.close()
-    new_cloud.stop(signal.SIGKILL)
-    sender.join()
+    try:
+        wait_for(lambda: [f for f in os.listdir(store) if f.startswith(".tmp-")], 20, "the upload to start writing")
+        assert admin.get(f"{V}/images/{slow['id']}").json()["status"] == "saving"
+        admin.close()
+        new_cloud.stop(signal.SIGKILL)
+    finally:
+        killed.set()
+        sender.join()
 
     # While the node is down, litter the store: a file of no image, and an old temp file.
     orphan = store / str(uuid.uuid4())
