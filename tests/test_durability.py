@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import sqlite3
 import threading
-import time
 import uuid
 
 import httpx
@@ -13,7 +12,7 @@ import httpx
 from cloudbox.services import STORES
 from cloudbox.state import db as dbmod
 from cloudbox.state.engine import replay
-from tests.cloud import Cloud
+from tests.cloud import Cloud, wait_for
 from tests.test_command_registry import replay_in_fresh_interpreter
 
 
@@ -80,14 +79,14 @@ def test_kill_9_loses_no_acknowledged_write(new_cloud: Cloud):
     threads = [threading.Thread(target=writer) for _ in range(8)]
     for t in threads:
         t.start()
-    deadline = time.monotonic() + 30
-    while len(acked) < 150 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    new_cloud.proc.send_signal(signal.SIGKILL)  # mid-write: clients are still sending
-    new_cloud.proc.wait()
-    stop.set()
-    for t in threads:
-        t.join()
+    try:
+        wait_for(lambda: len(acked) >= 150, 30, "the writers to have 150 writes acknowledged", every=0.05)
+    finally:
+        new_cloud.proc.send_signal(signal.SIGKILL)  # mid-write: clients are still sending
+        new_cloud.proc.wait()
+        stop.set()
+        for t in threads:
+            t.join()
     assert len(acked) >= 150, "the writers made too little progress to test anything"
 
     conn = sqlite3.connect(new_cloud.data_dir / "state.db")

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from tests.cloud import Cloud
+from tests.cloud import Cloud, wait_for
 from tests.compute_helpers import LATEST, new_project_user, wait_gone, wait_server
-from tests.test_compute_libvirt import console, external_gateway, real_node, stop_and_clean, wait_for
+from tests.test_compute_libvirt import console, external_gateway, real_node, stop_and_clean
 from tests.test_openstack_cli import openstack
 
 pytestmark = pytest.mark.slow
