@@ -1,0 +1,193 @@
+"""Nova v2.1 response bodies, by route (paths under /compute/v2.1).
+
+Fields that only some microversions show are optional; statuses that depend on the
+microversion are all listed (key pairs: 200 and 202 at 2.1, 201 and 204 from 2.2).
+"""
+
+from __future__ import annotations
+
+from cloudbox.api.responses.shapes import (
+    ANY_OBJ, BOOL, EMPTY_LIST, INT, NINT, NSTR, NUM, STR, STR_MAP, STRS, Body, Doc, Schema, array, enum, header,
+    nullable, obj, wrap,
+)
+
+P = "/compute/v2.1"
+
+# Any microversion from 2.1 to 2.96, or "latest"; another answers 406, a malformed one 400.
+MICROVERSION = header(
+    "OpenStack-API-Version", {"type": "string", "pattern": r"^compute (latest|2\.([1-9]|[1-8][0-9]|9[0-6]))$"},
+    description="The compute microversion wanted (Nova's microversions 2.1 to 2.96)",
+)
+LINKS = array(obj({"rel": STR, "href": STR}))
+NEXT_LINKS = LINKS
+VERSION = obj({"id": STR, "status": STR, "version": STR, "min_version": STR, "updated": STR, "links": LINKS,
+               "media-types": array(obj({"base": STR, "type": STR}))})
+
+FLAVOR_SUMMARY = obj({"id": STR, "name": STR, "links": LINKS}, {"description": NSTR})
+FLAVOR = obj(
+    {"id": STR, "name": STR, "vcpus": INT, "ram": INT, "disk": INT, "OS-FLV-EXT-DATA:ephemeral": INT,
+     "swap": {"anyOf": [INT, {"const": ""}]}, "rxtx_factor": NUM, "os-flavor-access:is_public": BOOL,
+     "OS-FLV-DISABLED:disabled": BOOL, "links": LINKS},
+    {"description": NSTR, "extra_specs": STR_MAP},
+)
+SERVER_SUMMARY = obj({"id": STR, "name": STR, "links": LINKS})
+SERVER_STATUS = enum("ACTIVE", "BUILD", "DELETED", "ERROR", "HARD_REBOOT", "MIGRATING", "PASSWORD", "PAUSED",
+                     "REBOOT", "REBUILD", "RESCUE", "RESIZE", "REVERT_RESIZE", "SHELVED", "SHELVED_OFFLOADED",
+                     "SHUTOFF", "SOFT_DELETED", "SUSPENDED", "UNKNOWN", "VERIFY_RESIZE")
+ADDRESS = obj({"addr": STR, "version": enum(4, 6)}, {"OS-EXT-IPS:type": enum("fixed", "floating"),
+                                                     "OS-EXT-IPS-MAC:mac_addr": STR})
+SERVER_FLAVOR = {"anyOf": [
+    obj({"id": STR, "links": LINKS}),  # before 2.47
+    obj({"vcpus": INT, "ram": INT, "disk": INT, "ephemeral": INT, "swap": INT, "original_name": STR},
+        {"extra_specs": STR_MAP}),
+]}
+SERVER = obj(
+    {"id": STR, "name": STR, "status": SERVER_STATUS, "tenant_id": STR, "user_id": STR, "metadata": STR_MAP,
+     "hostId": STR, "image": {"anyOf": [obj({"id": STR, "links": LINKS}), {"const": ""}]},
+     "flavor": SERVER_FLAVOR, "created": STR, "updated": STR,
+     "addresses": {"type": "object", "additionalProperties": array(ADDRESS)},
+     "accessIPv4": STR, "accessIPv6": STR, "links": LINKS, "OS-DCF:diskConfig": enum("AUTO", "MANUAL"),
+     "progress": INT, "OS-EXT-AZ:availability_zone": STR, "config_drive": STR, "key_name": NSTR,
+     "OS-SRV-USG:launched_at": NSTR, "OS-SRV-USG:terminated_at": NSTR, "OS-EXT-STS:task_state": NSTR,
+     "OS-EXT-STS:vm_state": STR, "OS-EXT-STS:power_state": INT,
+     "os-extended-volumes:volumes_attached": array(obj({"id": STR})),
+     "security_groups": array(obj({"name": STR}))},
+    {"fault": obj({"code": INT, "message": STR}, {"created": STR, "details": STR}), "locked": BOOL,
+     "description": NSTR, "tags": STRS, "trusted_image_certificates": nullable(STRS), "locked_reason": NSTR,
+     "pinned_availability_zone": NSTR, "host_status": NSTR, "OS-EXT-SRV-ATTR:host": NSTR,
+     "OS-EXT-SRV-ATTR:hypervisor_hostname": NSTR, "OS-EXT-SRV-ATTR:instance_name": STR,
+     "OS-EXT-SRV-ATTR:hostname": STR, "OS-EXT-SRV-ATTR:reservation_id": STR,
+     "OS-EXT-SRV-ATTR:launch_index": INT, "OS-EXT-SRV-ATTR:kernel_id": STR, "OS-EXT-SRV-ATTR:ramdisk_id": STR,
+     "OS-EXT-SRV-ATTR:root_device_name": NSTR, "OS-EXT-SRV-ATTR:user_data": NSTR},
+)
+SERVER_CREATED = {"anyOf": [
+    wrap("server", obj({"id": STR, "links": LINKS, "OS-DCF:diskConfig": enum("AUTO", "MANUAL"),
+                        "security_groups": array(obj({"name": STR}))}, {"adminPass": STR})),
+    obj({"reservation_id": STR}),  # return_reservation_id
+]}
+KEYPAIR_TYPE = enum("ssh", "x509")
+KEYPAIR_CREATED = wrap("keypair", obj({"name": STR, "public_key": STR, "fingerprint": STR, "user_id": STR},
+                                      {"type": KEYPAIR_TYPE, "private_key": STR}))
+KEYPAIR = obj({"name": STR, "public_key": STR, "fingerprint": STR, "user_id": STR, "created_at": STR,
+               "deleted": BOOL, "deleted_at": NSTR, "updated_at": NSTR, "id": INT}, {"type": KEYPAIR_TYPE})
+KEYPAIR_SUMMARY = obj({"name": STR, "public_key": STR, "fingerprint": STR}, {"type": KEYPAIR_TYPE})
+QUOTA_VALUE = {"anyOf": [INT, obj({"limit": INT, "in_use": INT, "reserved": INT})]}
+QUOTA_SET = wrap("quota_set", obj({}, {"id": STR}, extra=QUOTA_VALUE))
+SERVER_USAGE = obj({"instance_id": STR, "name": STR, "hours": NUM, "vcpus": INT, "memory_mb": INT,
+                    "local_gb": INT, "flavor": STR, "state": STR, "started_at": STR, "ended_at": NSTR,
+                    "uptime": INT, "tenant_id": STR})
+TENANT_USAGE = obj({"tenant_id": STR, "total_hours": NUM, "total_vcpus_usage": NUM, "total_memory_mb_usage": NUM,
+                    "total_local_gb_usage": NUM, "start": STR, "stop": STR}, {"server_usages": array(SERVER_USAGE)})
+ZONE = obj({"zoneName": STR, "zoneState": obj({"available": BOOL}),
+            "hosts": nullable({"type": "object", "additionalProperties": {"type": "object"}})})
+HYPERVISOR_ID = {"type": ["integer", "string"]}  # an integer before 2.53, a UUID from 2.53
+HYPERVISOR = obj({"id": HYPERVISOR_ID, "hypervisor_hostname": STR, "state": enum("up", "down"),
+                  "status": enum("enabled", "disabled")},
+                 {"hypervisor_type": STR, "hypervisor_version": INT, "host_ip": STR, "service": ANY_OBJ,
+                  "vcpus": INT, "memory_mb": INT, "local_gb": INT, "vcpus_used": INT, "memory_mb_used": INT,
+                  "local_gb_used": INT, "free_ram_mb": INT, "free_disk_gb": INT, "running_vms": INT,
+                  "current_workload": INT, "disk_available_least": NINT, "cpu_info": ANY_OBJ, "uptime": NSTR})
+SERVICE = obj({"id": {"type": ["integer", "string"]}, "binary": STR, "host": STR, "zone": STR,
+               "status": enum("enabled", "disabled"), "state": enum("up", "down"), "updated_at": NSTR,
+               "disabled_reason": NSTR}, {"forced_down": BOOL})
+POLICY = enum("affinity", "anti-affinity", "soft-affinity", "soft-anti-affinity")
+SERVER_GROUP = obj({"id": STR, "name": STR, "members": STRS},
+                   {"policies": array(POLICY), "policy": POLICY, "rules": ANY_OBJ, "metadata": ANY_OBJ,
+                    "project_id": STR, "user_id": STR})
+AGGREGATE = obj({"id": INT, "name": STR, "availability_zone": NSTR, "hosts": STRS,
+                 "metadata": {"type": "object", "additionalProperties": NSTR}, "created_at": STR,
+                 "updated_at": NSTR, "deleted": BOOL, "deleted_at": NSTR}, {"uuid": STR})
+FLAVOR_ACCESS = obj({"flavor_access": array(obj({"flavor_id": STR, "tenant_id": STR}))})
+
+
+def nova(responses: dict[int, Body], *errors: int, anonymous: bool = False) -> Doc:
+    """Every compute route negotiates the microversion: 406 for one out of range."""
+    return Doc(responses, errors=(406, *errors), headers=(MICROVERSION,), anonymous=anonymous)
+
+
+def listing(key: str, item: Schema) -> Schema:
+    return obj({key: array(item)}, {f"{key}_links": NEXT_LINKS})
+
+
+def docs() -> dict[tuple[str, str], Doc]:
+    server = f"{P}/servers/{{server_id}}"
+    flavor = f"{P}/flavors/{{flavor_id}}"
+    aggregate = f"{P}/os-aggregates/{{aggregate_id}}"
+    quota = f"{P}/os-quota-sets/{{project_id}}"
+    metadata = obj({"metadata": STR_MAP})
+    return {
+        ("GET", P): nova({200: wrap("version", VERSION)}, anonymous=True),
+        ("GET", "/compute"): Doc({200: obj({"versions": array(VERSION)})}, anonymous=True),
+        # servers
+        ("POST", f"{P}/servers"): nova({202: SERVER_CREATED}),
+        ("GET", f"{P}/servers"): nova({200: listing("servers", SERVER_SUMMARY)}),
+        ("GET", f"{P}/servers/detail"): nova({200: listing("servers", SERVER)}),
+        ("GET", server): nova({200: wrap("server", SERVER)}),
+        ("PUT", server): nova({200: wrap("server", SERVER)}),
+        ("DELETE", server): nova({204: None}),
+        # os-getConsoleOutput answers 200 with the output; the other actions 202, with a body for some
+        # (rebuild, createImage from 2.45), so the 202 body is left undescribed.
+        ("POST", f"{server}/action"): nova({200: obj({"output": STR}), 202: None}),
+        ("GET", f"{server}/metadata"): nova({200: metadata}),
+        ("POST", f"{server}/metadata"): nova({200: metadata}),
+        ("PUT", f"{server}/metadata"): nova({200: metadata}),
+        ("GET", f"{server}/metadata/{{key}}"): nova({200: obj({"meta": STR_MAP})}),
+        ("PUT", f"{server}/metadata/{{key}}"): nova({200: obj({"meta": STR_MAP})}),
+        ("DELETE", f"{server}/metadata/{{key}}"): nova({204: None}),
+        ("GET", f"{server}/tags"): nova({200: obj({"tags": STRS})}),
+        ("PUT", f"{server}/tags"): nova({200: obj({"tags": STRS})}),
+        ("DELETE", f"{server}/tags"): nova({204: None}),
+        ("GET", f"{server}/tags/{{tag}}"): nova({204: None}),
+        ("PUT", f"{server}/tags/{{tag}}"): nova({201: None, 204: None}),  # 204: the server had the tag
+        ("DELETE", f"{server}/tags/{{tag}}"): nova({204: None}),
+        # flavors
+        ("GET", f"{P}/flavors"): nova({200: listing("flavors", FLAVOR_SUMMARY)}),
+        ("GET", f"{P}/flavors/detail"): nova({200: listing("flavors", FLAVOR)}),
+        ("POST", f"{P}/flavors"): nova({200: wrap("flavor", FLAVOR)}),
+        ("GET", flavor): nova({200: wrap("flavor", FLAVOR)}),
+        ("PUT", flavor): nova({200: wrap("flavor", FLAVOR)}),
+        ("DELETE", flavor): nova({202: None}),
+        ("POST", f"{flavor}/action"): nova({200: FLAVOR_ACCESS}),
+        ("GET", f"{flavor}/os-flavor-access"): nova({200: FLAVOR_ACCESS}),
+        ("GET", f"{flavor}/os-extra_specs"): nova({200: obj({"extra_specs": STR_MAP})}),
+        ("POST", f"{flavor}/os-extra_specs"): nova({200: obj({"extra_specs": STR_MAP})}),
+        ("GET", f"{flavor}/os-extra_specs/{{key}}"): nova({200: STR_MAP}),
+        ("PUT", f"{flavor}/os-extra_specs/{{key}}"): nova({200: STR_MAP}),
+        ("DELETE", f"{flavor}/os-extra_specs/{{key}}"): nova({200: None}),
+        # key pairs: Nova's base microversion answers create 200 and delete 202; 2.2 and later 201 and 204
+        ("GET", f"{P}/os-keypairs"): nova({200: listing("keypairs", obj({"keypair": KEYPAIR_SUMMARY}))}),
+        ("POST", f"{P}/os-keypairs"): nova({200: KEYPAIR_CREATED, 201: KEYPAIR_CREATED}),
+        ("GET", f"{P}/os-keypairs/{{name}}"): nova({200: wrap("keypair", KEYPAIR)}),
+        ("DELETE", f"{P}/os-keypairs/{{name}}"): nova({202: None, 204: None}),
+        # limits, quotas, usage
+        ("GET", f"{P}/limits"): nova({200: wrap("limits", obj({
+            "absolute": {"type": "object", "additionalProperties": INT}, "rate": EMPTY_LIST}))}),
+        ("GET", quota): nova({200: QUOTA_SET}),
+        ("PUT", quota): nova({200: QUOTA_SET}),
+        ("GET", f"{quota}/detail"): nova({200: QUOTA_SET}),
+        ("GET", f"{quota}/defaults"): nova({200: QUOTA_SET}),
+        ("GET", f"{P}/os-simple-tenant-usage"): nova({200: obj({"tenant_usages": array(TENANT_USAGE)})}),
+        ("GET", f"{P}/os-simple-tenant-usage/{{project_id}}"): nova({200: obj({"tenant_usage": {
+            "anyOf": [TENANT_USAGE, {"type": "object", "maxProperties": 0}]}})}),
+        # zones, hypervisors, services
+        ("GET", f"{P}/os-availability-zone"): nova({200: obj({"availabilityZoneInfo": array(ZONE)})}),
+        ("GET", f"{P}/os-availability-zone/detail"): nova({200: obj({"availabilityZoneInfo": array(ZONE)})}),
+        ("GET", f"{P}/os-hypervisors"): nova({200: obj({"hypervisors": array(HYPERVISOR)})}),
+        ("GET", f"{P}/os-hypervisors/detail"): nova({200: obj({"hypervisors": array(HYPERVISOR)})}),
+        ("GET", f"{P}/os-hypervisors/statistics"): nova({200: wrap("hypervisor_statistics", {
+            "type": "object", "additionalProperties": INT})}),
+        ("GET", f"{P}/os-hypervisors/{{hypervisor_id_}}"): nova({200: wrap("hypervisor", HYPERVISOR)}),
+        ("GET", f"{P}/os-services"): nova({200: obj({"services": array(SERVICE)})}),
+        # server groups
+        ("GET", f"{P}/os-server-groups"): nova({200: listing("server_groups", SERVER_GROUP)}),
+        ("POST", f"{P}/os-server-groups"): nova({200: wrap("server_group", SERVER_GROUP)}),
+        ("GET", f"{P}/os-server-groups/{{group_id}}"): nova({200: wrap("server_group", SERVER_GROUP)}),
+        ("DELETE", f"{P}/os-server-groups/{{group_id}}"): nova({204: None}),
+        # aggregates
+        ("GET", f"{P}/os-aggregates"): nova({200: obj({"aggregates": array(AGGREGATE)})}),
+        ("POST", f"{P}/os-aggregates"): nova({200: wrap("aggregate", AGGREGATE)}),
+        ("GET", aggregate): nova({200: wrap("aggregate", AGGREGATE)}),
+        ("PUT", aggregate): nova({200: wrap("aggregate", AGGREGATE)}),
+        ("DELETE", aggregate): nova({200: None}),
+        ("POST", f"{aggregate}/action"): nova({200: wrap("aggregate", AGGREGATE)}),
+    }

@@ -1,0 +1,138 @@
+"""Keystone v3 response bodies, by route (paths under /identity/v3)."""
+
+from __future__ import annotations
+
+from cloudbox.api.responses.shapes import (
+    ANY_OBJ, BOOL, NSTR, STR, STRS, Doc, Schema, array, enum, header, obj, wrap,
+)
+
+P = "/identity/v3"
+
+LINK_SELF = obj({"self": STR})
+LIST_LINKS = obj({"self": STR, "previous": NSTR, "next": NSTR})
+REF = obj({"id": STR, "name": STR})
+OPTIONS = ANY_OBJ
+
+DOMAIN = obj({"id": STR, "name": STR, "description": STR, "enabled": BOOL, "tags": STRS, "options": OPTIONS,
+              "links": LINK_SELF})
+PROJECT = obj({"id": STR, "name": STR, "domain_id": STR, "description": STR, "enabled": BOOL,
+               "parent_id": STR, "is_domain": BOOL, "tags": STRS, "options": OPTIONS, "links": LINK_SELF})
+USER = obj({"id": STR, "name": STR, "domain_id": STR, "enabled": BOOL, "password_expires_at": NSTR,
+            "options": OPTIONS, "links": LINK_SELF},
+           {"default_project_id": STR, "description": STR, "email": STR})
+GROUP = obj({"id": STR, "name": STR, "domain_id": STR, "description": STR, "links": LINK_SELF})
+ROLE = obj({"id": STR, "name": STR, "domain_id": NSTR, "description": STR, "options": OPTIONS,
+            "links": LINK_SELF})
+REGION = obj({"id": STR, "description": STR, "parent_region_id": NSTR, "links": LINK_SELF})
+SERVICE = obj({"id": STR, "type": STR, "name": STR, "description": STR, "enabled": BOOL, "links": LINK_SELF})
+INTERFACE = enum("public", "internal", "admin")
+ENDPOINT = obj({"id": STR, "service_id": STR, "interface": INTERFACE, "region_id": NSTR, "region": NSTR,
+                "url": STR, "enabled": BOOL, "links": LINK_SELF})
+APP_CREDENTIAL = obj({"id": STR, "name": STR, "description": STR, "user_id": STR, "project_id": STR,
+                      "expires_at": NSTR, "unrestricted": BOOL, "roles": array(REF), "access_rules": array(ANY_OBJ),
+                      "links": LINK_SELF})
+CATALOG = array(obj({"id": STR, "type": STR, "name": STR, "endpoints": array(obj({
+    "id": STR, "interface": INTERFACE, "region": NSTR, "region_id": NSTR, "url": STR}))}))
+TOKEN = wrap("token", obj(
+    {"methods": STRS, "user": obj({"id": STR, "name": STR, "domain": REF, "password_expires_at": NSTR}),
+     "audit_ids": STRS, "issued_at": STR, "expires_at": STR},
+    {"roles": array(REF), "project": obj({"id": STR, "name": STR, "domain": REF}), "is_domain": BOOL,
+     "is_admin_project": BOOL, "domain": REF, "system": obj({"all": BOOL}),
+     "application_credential": obj({"id": STR, "name": STR}), "catalog": CATALOG},
+))
+VERSION = obj({"id": STR, "status": STR, "updated": STR, "links": array(obj({"rel": STR, "href": STR})),
+               "media-types": array(obj({"base": STR, "type": STR}))})
+ROLE_REF = obj({"id": STR, "name": STR, "links": LINK_SELF})
+NAMED_REF = obj({"id": STR}, {"name": STR, "domain": obj({"id": STR, "name": NSTR})})
+ASSIGNMENT = obj(
+    {"role": NAMED_REF, "scope": obj({}, {"project": NAMED_REF, "domain": NAMED_REF, "system": obj({"all": BOOL}),
+                                          "OS-INHERIT:inherited_to": enum("projects")}),
+     "links": obj({"assignment": STR})},
+    {"user": NAMED_REF, "group": NAMED_REF},
+)
+SUBJECT_TOKEN = header("X-Subject-Token", STR, required=True, description="The token to validate, check or revoke")
+
+PLURAL = {
+    "domain": ("domains", DOMAIN), "project": ("projects", PROJECT), "user": ("users", USER),
+    "group": ("groups", GROUP), "role": ("roles", ROLE), "region": ("regions", REGION),
+    "service": ("services", SERVICE), "endpoint": ("endpoints", ENDPOINT),
+}
+
+
+def listing(key: str, item: Schema) -> Schema:
+    return obj({key: array(item), "links": LIST_LINKS})
+
+
+def _resources() -> dict[tuple[str, str], Doc]:
+    docs: dict[tuple[str, str], Doc] = {}
+    for singular, (plural, item) in PLURAL.items():
+        one = wrap(singular, item)
+        docs[("GET", f"{P}/{plural}")] = Doc({200: listing(plural, item)})
+        docs[("POST", f"{P}/{plural}")] = Doc({201: one})
+        docs[("GET", f"{P}/{plural}/{{{singular}_id}}")] = Doc({200: one})
+        docs[("PATCH", f"{P}/{plural}/{{{singular}_id}}")] = Doc({200: one})
+        docs[("DELETE", f"{P}/{plural}/{{{singular}_id}}")] = Doc({204: None})
+    return docs
+
+
+def _grants() -> dict[tuple[str, str], Doc]:
+    """Role grants: /{projects,domains}/{id}/{users,groups}/{id}/roles, /system/..., OS-INHERIT/..."""
+    docs: dict[tuple[str, str], Doc] = {}
+    roles = Doc({200: listing("roles", ROLE)})
+    bases = [f"{P}/{target}s/{{{target}_id}}/{actor}s/{{{actor}_id}}/roles"
+             for target in ("project", "domain") for actor in ("user", "group")]
+    bases += [f"{P}/system/{actor}s/{{{actor}_id}}/roles" for actor in ("user", "group")]
+    for base in bases:
+        docs[("GET", base)] = roles
+        for method in ("PUT", "HEAD", "GET", "DELETE"):
+            docs[(method, base + "/{role_id}")] = Doc({204: None})
+    for actor in ("user", "group"):
+        base = f"{P}/OS-INHERIT/domains/{{domain_id}}/{actor}s/{{{actor}_id}}/roles"
+        docs[("GET", base + "/inherited_to_projects")] = roles
+        for method in ("PUT", "HEAD", "DELETE"):
+            docs[(method, base + "/{role_id}/inherited_to_projects")] = Doc({204: None})
+    return docs
+
+
+def docs() -> dict[tuple[str, str], Doc]:
+    out = {
+        ("GET", P): Doc({200: wrap("version", VERSION)}, anonymous=True),
+        ("GET", "/identity"): Doc({300: wrap("versions", obj({"values": array(VERSION)}))}, anonymous=True),
+        # Public, but wrong credentials answer 401 and a scope the user may not have 401 too.
+        ("POST", f"{P}/auth/tokens"): Doc({201: TOKEN}),
+        # A subject token that is invalid, expired or revoked answers 404.
+        ("GET", f"{P}/auth/tokens"): Doc({200: TOKEN}, errors=(404,), headers=(SUBJECT_TOKEN,)),
+        ("HEAD", f"{P}/auth/tokens"): Doc({200: None}, errors=(404,), headers=(SUBJECT_TOKEN,)),
+        ("DELETE", f"{P}/auth/tokens"): Doc({204: None}, errors=(404,), headers=(SUBJECT_TOKEN,)),
+        ("GET", f"{P}/auth/catalog"): Doc({200: obj({"catalog": CATALOG, "links": LINK_SELF})}),
+        ("GET", f"{P}/auth/projects"): Doc({200: listing("projects", PROJECT)}),
+        ("GET", f"{P}/auth/domains"): Doc({200: listing("domains", DOMAIN)}),
+        ("GET", f"{P}/auth/system"): Doc({200: obj({"system": array(obj({"all": BOOL})), "links": LINK_SELF})}),
+        ("POST", f"{P}/users/{{user_id}}/password"): Doc({204: None}),
+        ("GET", f"{P}/users/{{user_id}}/projects"): Doc({200: listing("projects", PROJECT)}),
+        ("GET", f"{P}/users/{{user_id}}/groups"): Doc({200: listing("groups", GROUP)}),
+        ("GET", f"{P}/groups/{{group_id}}/users"): Doc({200: listing("users", USER)}),
+        ("PUT", f"{P}/groups/{{group_id}}/users/{{user_id}}"): Doc({204: None}),
+        ("HEAD", f"{P}/groups/{{group_id}}/users/{{user_id}}"): Doc({204: None}),
+        ("DELETE", f"{P}/groups/{{group_id}}/users/{{user_id}}"): Doc({204: None}),
+        ("GET", f"{P}/role_assignments"): Doc({200: listing("role_assignments", ASSIGNMENT)}),
+        ("GET", f"{P}/roles/{{prior_role_id}}/implies"): Doc({200: wrap("role_inference", obj(
+            {"prior_role": ROLE_REF, "implies": array(ROLE_REF)}))}),
+        ("PUT", f"{P}/roles/{{prior_role_id}}/implies/{{implied_role_id}}"): Doc({201: wrap("role_inference", obj(
+            {"prior_role": ROLE_REF, "implies": ROLE_REF}))}),
+        ("HEAD", f"{P}/roles/{{prior_role_id}}/implies/{{implied_role_id}}"): Doc({204: None}),
+        ("DELETE", f"{P}/roles/{{prior_role_id}}/implies/{{implied_role_id}}"): Doc({204: None}),
+        ("GET", f"{P}/role_inferences"): Doc({200: obj({"role_inferences": array(obj(
+            {"prior_role": ROLE_REF, "implies": array(ROLE_REF)}))})}),
+        ("GET", f"{P}/users/{{user_id}}/application_credentials"): Doc(
+            {200: listing("application_credentials", APP_CREDENTIAL)}),
+        ("POST", f"{P}/users/{{user_id}}/application_credentials"): Doc({201: wrap("application_credential", {
+            "allOf": [APP_CREDENTIAL, obj({"secret": STR})]})}),
+        ("GET", f"{P}/users/{{user_id}}/application_credentials/{{app_cred_id}}"): Doc(
+            {200: wrap("application_credential", APP_CREDENTIAL)}),
+        ("DELETE", f"{P}/users/{{user_id}}/application_credentials/{{app_cred_id}}"): Doc({204: None}),
+    }
+    out.update(_resources())
+    out.update(_grants())
+    return out
+

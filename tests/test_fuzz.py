@@ -1,0 +1,169 @@
+"""The OpenAPI document tells the truth: its response schemas, and a schema-driven fuzzer against a node.
+
+``test_api_answers_as_documented`` runs schemathesis (its CLI, hooks in tests/fuzz_hooks.py)
+against ``/openapi.json`` of a fresh node with fake drivers, as the cloud's admin, for
+FUZZ_SECONDS, and fails on any 5xx and on any answer the document does not describe (an
+undocumented status, a media type or a body that does not match its schema). Its seed is
+fixed so a failure comes back on the next run; set CLOUDBOX_FUZZ_SEED to explore others
+and CLOUDBOX_FUZZ_SECONDS to fuzz longer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from tests.cloud import ROOT, Cloud
+
+FUZZ_SECONDS = int(os.environ.get("CLOUDBOX_FUZZ_SECONDS", "150"))
+FUZZ_SEED = os.environ.get("CLOUDBOX_FUZZ_SEED", "20261206")
+CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
+
+# Operations the fuzzer leaves alone ("METHOD /path" → why). None need it today: what the run's
+# own access rests on (its token, user, project, domain, role) is guarded by fuzz_hooks.py, and
+# the rest is safe to fuzz on a node of its own:
+# - POST /cloudbox/v1/token-keys/rotate keeps the keys of live tokens, so the run's token stays good;
+# - DELETE /cloudbox/v1/nodes/{node_key} refuses to remove the node that answers (409);
+# - the catalog (services, endpoints, regions) may be rewritten: the fuzzer never reads it;
+# - servers and networks run on the fake drivers, and every upload is bounded by the body limit.
+EXCLUDED: dict[str, str] = {}
+
+
+def _document(node: Cloud) -> dict[str, Any]:
+    with node.client() as client:
+        response = client.get("/openapi.json")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [(method.upper(), path, op) for path, ops in document["paths"].items() for method, op in ops.items()]
+
+
+def _response_schema(document: dict[str, Any], method: str, path: str, status: int) -> dict[str, Any]:
+    answer = document["paths"][path][method.lower()]["responses"][str(status)]
+    schema = answer["content"]["application/json"]["schema"]
+    return {**schema, "components": document["components"]}  # for the error bodies' $refs
+
+
+def _matches(document: dict[str, Any], method: str, path: str, status: int, body: Any) -> None:
+    jsonschema.validate(body, _response_schema(document, method, path, status),
+                        cls=jsonschema.Draft202012Validator)
+
+
+def test_document_describes_every_answer(cloud: Cloud) -> None:
+    from cloudbox.api.responses import doc_for
+
+    document = _document(cloud)
+    jsonschema.Draft202012Validator.check_schema({"$defs": document["components"]["schemas"]})
+    for method, path, op in _operations(document):
+        assert doc_for(method, path) is not None, f"{method} {path} has no entry in cloudbox.api.responses"
+        successes = [int(s) for s in op["responses"] if int(s) < 400]
+        assert successes, f"{method} {path} documents no success"
+        for status, answer in op["responses"].items():
+            for media in answer.get("content", {}).values():
+                jsonschema.Draft202012Validator.check_schema(media["schema"])
+            if int(status) >= 400 and method != "HEAD":
+                assert "content" in answer, f"{method} {path} {status}: the error body is not described"
+    # Statuses the issue found documented wrongly.
+    keypairs = document["paths"]["/compute/v2.1/os-keypairs"]
+    assert {"200", "201"} <= set(keypairs["post"]["responses"])
+    assert {"202", "204"} <= set(document["paths"]["/compute/v2.1/os-keypairs/{name}"]["delete"]["responses"])
+    patch = document["paths"]["/image/v2/images/{image_id}"]["patch"]
+    assert "415" in patch["responses"]
+    assert set(patch["requestBody"]["content"]) == {
+        "application/openstack-images-v2.1-json-patch", "application/openstack-images-v2.0-json-patch"}
+
+
+def test_key_pair_statuses_follow_the_microversion(cloud: Cloud) -> None:
+    """Nova's base microversion answers a key pair's create 200 and delete 202; 2.2 and later 201 and 204."""
+    document = _document(cloud)
+    with cloud.client(cloud.token()) as client:
+        for version, created, deleted in (("2.1", 200, 202), ("2.2", 201, 204), ("2.91", 201, 204)):
+            headers = {"OpenStack-API-Version": f"compute {version}"}
+            name = f"fuzz-doc-{version}"
+            r = client.post("/compute/v2.1/os-keypairs", json={"keypair": {"name": name}}, headers=headers)
+            assert r.status_code == created, r.text
+            _matches(document, "POST", "/compute/v2.1/os-keypairs", created, r.json())
+            r = client.get(f"/compute/v2.1/os-keypairs/{name}", headers=headers)
+            assert r.status_code == 200, r.text
+            _matches(document, "GET", "/compute/v2.1/os-keypairs/{name}", 200, r.json())
+            r = client.delete(f"/compute/v2.1/os-keypairs/{name}", headers=headers)
+            assert r.status_code == deleted, r.text
+            assert r.content == b""
+        r = client.get("/compute/v2.1/os-keypairs/nothing-here")
+        assert r.status_code == 404
+        _matches(document, "GET", "/compute/v2.1/os-keypairs/{name}", 404, r.json())
+
+
+def test_image_update_needs_the_json_patch_media_type(cloud: Cloud) -> None:
+    document = _document(cloud)
+    path = "/image/v2/images/{image_id}"
+    with cloud.client(cloud.token()) as client:
+        r = client.post("/image/v2/images", json={"name": "fuzz-doc", "disk_format": "raw", "container_format": "bare"})
+        assert r.status_code == 201, r.text
+        _matches(document, "POST", "/image/v2/images", 201, r.json())
+        image_id = r.json()["id"]
+        change = [{"op": "replace", "path": "/name", "value": "fuzz-doc-renamed"}]
+        r = client.patch(f"/image/v2/images/{image_id}", json=change)
+        assert r.status_code == 415, r.text
+        _matches(document, "PATCH", path, 415, r.json())
+        r = client.patch(f"/image/v2/images/{image_id}", content=json.dumps(change),
+                         headers={"Content-Type": "application/openstack-images-v2.1-json-patch"})
+        assert r.status_code == 200, r.text
+        _matches(document, "PATCH", path, 200, r.json())
+        assert r.json()["name"] == "fuzz-doc-renamed"
+        assert client.delete(f"/image/v2/images/{image_id}").status_code == 204
+
+
+def _failures_section(output: str) -> str:
+    """The report's FAILURES and ERRORS sections (each failing operation with a curl to reproduce it)."""
+    found = re.search(r"^=+ (ERRORS|FAILURES) =+$.*?(?=^=+ (WARNINGS|SUMMARY) =+$)", output, re.M | re.S)
+    return found.group(0) if found else output[-20000:]
+
+
+@pytest.mark.slow
+def test_api_answers_as_documented(new_cloud: Cloud, tmp_path: Path) -> None:
+    new_cloud.init()
+    new_cloud.start()
+    token = new_cloud.token()
+    with new_cloud.client(token) as client:
+        r = client.get("/identity/v3/auth/tokens", headers={"X-Subject-Token": token})
+        assert r.status_code == 200, r.text
+        scope = r.json()["token"]
+    protected = [token, scope["user"]["id"], scope["user"]["domain"]["id"], scope["project"]["id"],
+                 scope["project"]["domain"]["id"], *(role["id"] for role in scope["roles"])]
+    report = tmp_path / "schemathesis.json"
+    command = [
+        sys.executable, "-m", "schemathesis.cli", "run", new_cloud.url + "/openapi.json",
+        "--tls-verify", new_cloud.ca, "-H", f"X-Auth-Token: {token}",
+        "--checks", CHECKS, "--max-time", str(FUZZ_SECONDS), "--seed", FUZZ_SEED, "--workers", "2",
+        "--request-timeout", "30", "--generation-database", "none", "--no-color",
+        "--report", "json", "--report-json-path", str(report),
+    ]
+    for operation in EXCLUDED:
+        command += ["--exclude-name", operation]
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.fuzz_hooks", "PYTHONPATH": str(ROOT),
+           "CLOUDBOX_FUZZ_PROTECTED": json.dumps(protected), "COLUMNS": "120"}
+    proc = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=FUZZ_SECONDS + 300)
+    (tmp_path / "schemathesis.out").write_text(proc.stdout + proc.stderr)
+    # The node is still up and still answers its admin: nothing the fuzzer sent stopped it or locked it out.
+    new_cloud.wait_serving(10)
+    with new_cloud.client(token) as client:
+        assert client.get("/identity/v3/auth/projects").status_code == 200
+    summary = json.loads(report.read_text()) if report.exists() else {}
+    tested = summary.get("operations", {}).get("tested", 0)
+    assert tested > 200, f"schemathesis tested only {tested} operations:\n{proc.stdout[-5000:]}{proc.stderr[-5000:]}"
+    assert proc.returncode == 0, (
+        f"schemathesis found answers the document does not allow (seed {FUZZ_SEED}; "
+        f"full output in {tmp_path / 'schemathesis.out'}):\n{_failures_section(proc.stdout)}"
+    )
