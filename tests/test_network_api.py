@@ -135,11 +135,13 @@ def test_networks_subnets_ports(projects: list):
     ok(a.delete(f"{N}/networks/{net['id']}"), 204)
     err(a.get(f"{N}/networks/{net['id']}"), 404, "could not be found")
 
+    # IPv6 subnets are refused with a reason until guests can configure themselves on one (no RAs yet).
     v6net, _ = make_net(a, None)
-    v6 = ok(a.post(f"{N}/subnets", json={"subnet": {"network_id": v6net["id"], "cidr": "2001:db8::/64", "ip_version": 6,
-                                                   "ipv6_address_mode": "slaac", "ipv6_ra_mode": "slaac"}}), 201)["subnet"]
-    p6 = ok(a.post(f"{N}/ports", json={"port": {"network_id": v6net["id"]}}), 201)["port"]
-    assert p6["fixed_ips"][0]["subnet_id"] == v6["id"] and p6["fixed_ips"][0]["ip_address"].startswith("2001:db8::")
+    for body in ({"cidr": "2001:db8::/64", "ip_version": 6, "ipv6_address_mode": "slaac", "ipv6_ra_mode": "slaac"},
+                 {"cidr": "2001:db8::/64", "ip_version": 6}):
+        err(a.post(f"{N}/subnets", json={"subnet": {"network_id": v6net["id"], **body}}), 400,
+            "IPv6 subnets are not supported yet", "router advertisements")
+    assert ok(a.get(f"{N}/subnets", params={"network_id": v6net["id"]}))["subnets"] == []
 
 
 def test_projects_are_isolated_and_may_overlap(admin: httpx.Client, projects: list, external: dict):

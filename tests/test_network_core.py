@@ -422,3 +422,16 @@ async def test_rules_given_by_protocol_name_or_number_match_each_other(service: 
     assert await listed("icmp") == await listed("1") == [icmp6["id"]]
     assert await listed("banana") == []
     assert (by_name["protocol"], by_number["protocol"]) == ("tcp", "17")  # shown as the client spelled them
+
+
+async def test_ipv6_subnets_are_refused_with_the_reason(service: NetworkService):
+    erin = Ctx("erin")
+    net = await service.create_network(erin, {"name": "v6"})
+    before = service.engine.table_hashes()
+    for body in ({"ip_version": 6, "cidr": "2001:db8::/64"},
+                 {"ip_version": 6, "cidr": "2001:db8::/64", "ipv6_ra_mode": "slaac", "ipv6_address_mode": "slaac"}):
+        with pytest.raises(BadRequest, match="IPv6 subnets are not supported yet.*router advertisements"):
+            await service.create_subnet(erin, {"network_id": net["id"], **body})
+    with pytest.raises(BadRequest, match="IPv6 subnets are not supported yet"):
+        await service.ensure_external_network("2001:db8:1::/64", project_id="admin-project")
+    assert service.engine.table_hashes() == before

@@ -262,6 +262,11 @@ def test_rules_render_protocols_ranges_prefixes_and_pairs() -> None:
     assert "meta nfproto ipv4 meta l4proto 17 th dport 53 return" in text
     mac = plan.port(port).mac
     assert f"ether saddr {mac} ip saddr {{ 10.1.0.9, 10.1.0.10 }} return" in text
+    # Neighbour advertisements only for the port's own IPv6 addresses (here: the link-local ones
+    # of its MAC and of its pair's MAC), as 128-bit numbers; no router advertisements or redirects.
+    own = sorted(f"0x{int(ipaddress.IPv6Address(render.lla(m))):032x}" for m in (mac, "fa:16:3e:aa:bb:cc"))
+    assert f"icmpv6 type nd-neighbor-advert @th,64,128 != {{ {', '.join(own)} }} drop" in text
+    assert "icmpv6 type { nd-router-advert, nd-redirect } drop" in text
     assert "ether saddr fa:16:3e:aa:bb:cc ip saddr { 10.1.0.0/28 } return" in text
     i_plain = render.port_indexes(plan)[plain]
     assert f"chain from_{i_plain} " not in text and f"chain egress_{i_plain} " not in text

@@ -191,6 +191,17 @@ def lowest_free_segment(used: Iterable[int]) -> int:
 
 
 # --- subnets --------------------------------------------------------------------------------
+# Until the data plane serves router advertisements (and DHCPv6), a guest could neither take an
+# address nor find a route on an IPv6 subnet: such subnets are refused, not made to fail later.
+IPV6_UNSUPPORTED = ("IPv6 subnets are not supported yet: cloudbox sends no router advertisements and serves no "
+                    "DHCPv6, so guests could not configure an address or a route on them. Use an IPv4 subnet.")
+
+
+def refuse_ipv6(version: Any) -> None:
+    if version == 6:
+        raise BadRequest(IPV6_UNSUPPORTED)
+
+
 def _gateway(net: IPNetwork, body: Mapping[str, Any]) -> str | None:
     if "gateway_ip" not in body:
         first, last = host_range(net)

@@ -154,13 +154,35 @@ def _anti_spoof(p: PortPlan, i: int) -> list[str]:
         ip6.append(f"ether saddr {mac} ip6 saddr {_set(v6)} return")
         # Duplicate address detection and MLD go out before the guest owns an address.
         ip6.append(f"ether saddr {mac} ip6 saddr :: icmpv6 type {{ nd-neighbor-solicit, mld2-listener-report, mld-listener-report }} return")
+    # Neighbour discovery speaks for addresses inside the packet, not in its header: a guest may
+    # advertise (NA) only its own addresses, and never acts as a router (RA, redirect), else it
+    # could take over its neighbours' traffic by their link-local or any other IPv6 address.
+    own6 = _collapse([a for addresses in by_mac.values() for a in addresses], 6)
+    nd = ["icmpv6 type { nd-router-advert, nd-redirect } drop",
+          f"icmpv6 type nd-neighbor-advert {ND_TARGET} != {_set(_as_integers(own6))} drop"]
     # goto, not jump: their "return" must land back in forward, past this chain's drop.
     body = _chain(f"from_{i}", [f"ether type vmap {{ arp : goto arp_{i}, ip : goto ip_{i}, ip6 : goto ip6_{i} }}",
                                 "drop"])
     body += _chain(f"arp_{i}", arp + ["drop"])
     body += _chain(f"ip_{i}", ip4 + ["drop"])
-    body += _chain(f"ip6_{i}", ip6 + ["drop"])
+    body += _chain(f"ip6_{i}", nd + ip6 + ["drop"])
     return body
+
+
+# The target address of a neighbour advertisement (RFC 4861 4.4: after type, code, checksum and
+# flags).  nft 1.0.6 has no `icmpv6 taddr`, so the raw payload is compared with 128-bit numbers.
+ND_TARGET = "@th,64,128"
+
+
+def _as_integers(networks: list[str]) -> list[str]:
+    """IPv6 addresses/prefixes (as ``_collapse`` gives them) as the hex numbers or ranges a raw
+    128-bit payload match takes."""
+    out = []
+    for text in networks:
+        net = ipaddress.IPv6Network(text)
+        first, last = int(net.network_address), int(net.broadcast_address)
+        out.append(f"0x{first:032x}" if first == last else f"0x{first:032x}-0x{last:032x}")
+    return out
 
 
 def _inet_body(plan: HostPlan, index: dict[str, int], groups: dict[str, tuple[int, SecurityGroupPlan]]) -> list[str]:

@@ -173,6 +173,7 @@ class NetworkService:
         project = self._project_for_create(ctx, body, "create_subnet")
         if network["project_id"] != project:
             require(ctx.is_cloud_admin, "create_subnet on a network of another project")
+        core.refuse_ipv6(body.get("ip_version"))
         row = core.subnet_row(body, id=self.new_id(), project_id=project, network_id=network["id"], at=self.now())
         subnet = await self.propose(c.CreateSubnet(row, self.new_id(), self.new_mac(), row["created_at"]))
         return await self.view(ctx, "subnets", subnet)
@@ -648,6 +649,7 @@ class NetworkService:
 
     async def _ensure_external_network(self, cidr: str, project_id: str | None) -> None:
         net = core.parse_cidr(cidr, "external cidr", strict=False)
+        core.refuse_ipv6(net.version)
         externals = await self.read(store.external_networks)
         if externals:
             public = next((n for n in externals if n["name"] == "public"), None)
