@@ -37,7 +37,7 @@ def _timed_out(timeout: float, what: str | Callable[[], str], last: BaseExceptio
 
 
 def wait_for(condition: Callable[[], T], timeout: float, what: str | Callable[[], str], *,
-             every: float = 0.1) -> T:
+             every: float = 0.2) -> T:
     """Call ``condition`` every ``every`` seconds until it returns something truthy; return that.
 
     An exception from the condition counts as "not yet" (a server still starting refuses
@@ -154,7 +154,8 @@ class Cloud:
             with urllib.request.urlopen(self.url + "/cloudbox/v1/health", context=ctx, timeout=2) as r:
                 return json.loads(r.read())["status"] == "ok"
 
-        wait_for(serving, timeout, lambda: f"cloudbox serve to come up:\n{self.log_path.read_text()[-3000:]}")
+        wait_for(serving, timeout, lambda: f"cloudbox serve to come up:\n{self.log_path.read_text()[-3000:]}",
+                 every=0.1)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int | None:
         if self.proc is None:

@@ -69,12 +69,12 @@ def wait_server(client: httpx.Client, server_id: str, statuses: set[str], timeou
         return None
 
     return wait_for(settled, timeout, lambda: f"server {server_id} to be {statuses}; it stayed "
-                    f"{seen.get('status')}/{seen.get('OS-EXT-STS:task_state')}: {seen.get('fault')}", every=0.2)
+                    f"{seen.get('status')}/{seen.get('OS-EXT-STS:task_state')}: {seen.get('fault')}")
 
 
 def wait_gone(client: httpx.Client, server_id: str, timeout: float = 60) -> None:
     wait_for(lambda: client.get(f"/compute/v2.1/servers/{server_id}").status_code == 404, timeout,
-             f"server {server_id} to be deleted", every=0.2)
+             f"server {server_id} to be deleted")
 
 
 def boot_ten_with_room_for_eight(cloud: Cloud, admin: httpx.Client, image_id: str,

@@ -25,9 +25,10 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.cloud import wait_for
 from tests.cluster_net import (
     Node, Underlay, all_projects, altered, decode_token, edit_token, error_message, etcd_leader,
-    sh, wait_converged, wait_until,
+    sh, wait_converged,
 )
 
 pytestmark = [
@@ -53,15 +54,18 @@ def visible_soon(node: Node, path: str, check: Any = None, within: float = VISIB
     start = time.monotonic()
     last = ""
     with node.admin() as c:
-        while True:
+        def shown() -> dict[str, Any] | None:
+            nonlocal last
             r = c.get(path)
             if r.status_code == 200 and (check is None or check(r.json())):
-                print(f"node{node.n} showed {path} {time.monotonic() - start:.3f} s after the write returned")
                 return r.json()
             last = f"{r.status_code} {r.text[:300]}"
-            if time.monotonic() - start > within:
-                raise AssertionError(f"node{node.n} did not show {path} within {within} s of the write: {last}")
-            time.sleep(0.05)
+            return None
+
+        found = wait_for(shown, within, lambda: f"node{node.n} to show {path} within {within} s of the write: {last}",
+                         every=0.05)
+    print(f"node{node.n} showed {path} {time.monotonic() - start:.3f} s after the write returned")
+    return found
 
 
 def create_project(node: Node, name: str, timeout: float = 15) -> httpx.Response:
@@ -120,7 +124,7 @@ def test_harness_brings_up_namespaces_and_a_single_node(tmp_path: Path):
         net.exec(2, "ping", "-c1", "-W2", net.ip(1))
 
         node.kill9()
-        wait_until(lambda: not net.pids(1), 5, "namespace 1 to be empty after kill -9")
+        wait_for(lambda: not net.pids(1), 5, "namespace 1 to be empty after kill -9")
         node.serve()  # a restart after kill -9 serves again
         assert node.health()["status"] == "ok"
     finally:
@@ -147,14 +151,14 @@ def test_harness_partition_cuts_a_plain_etcd_member_off(tmp_path: Path):
                       "--listen-peer-urls", f"http://{ip}:2380", "--initial-advertise-peer-urls", f"http://{ip}:2380",
                       "--initial-cluster", peers, "--initial-cluster-state", "new",
                       "--initial-cluster-token", "cbt-selftest", log=tmp_path / f"etcd{n}.log")
-        wait_until(lambda: etcdctl(1, "put", "k", "v0", check=False).returncode == 0, 30, "etcd to form")
+        wait_for(lambda: etcdctl(1, "put", "k", "v0", check=False).returncode == 0, 30, "etcd to form")
         assert len(etcdctl(3, "member", "list").stdout.splitlines()) == 3
 
         net.partition(3)
         # No quorum on node 3. (Another key: etcd may still commit this timed-out put after the heal.)
         assert etcdctl(3, "put", "cut-off", "x", check=False).returncode != 0
-        wait_until(lambda: etcdctl(1, "put", "k", "v1", check=False).returncode == 0, 15,
-                   "the majority to take writes")
+        wait_for(lambda: etcdctl(1, "put", "k", "v1", check=False).returncode == 0, 15,
+                 "the majority to take writes")
         assert etcdctl(3, "get", "k", "--consistency=s", "--print-value-only").stdout.strip() == "v0"
         net.heal(3)
         seen: list[str] = []
@@ -165,7 +169,7 @@ def test_harness_partition_cuts_a_plain_etcd_member_off(tmp_path: Path):
             return proc.stdout.strip() == "v1"
 
         try:
-            wait_until(caught_up, 15, "node 3 to catch up after the heal")
+            wait_for(caught_up, 15, "node 3 to catch up after the heal")
         except AssertionError as exc:
             raise AssertionError(f"{exc}; last get through node 3: {seen}") from None
     finally:
@@ -242,7 +246,7 @@ def test_a_three_nodes_join_and_replicate(formed: Cluster, net: Underlay):
         members = n1.cluster_list()
         return members if len(members) == 3 and all(m["up"] for m in members) else None
 
-    members = wait_until(three_up, 30, "`cluster list` to show three members up")
+    members = wait_for(three_up, 30, "`cluster list` to show three members up")
     assert sorted(m["name"] for m in members) == names
     for m in members:
         node = next(x for x in cluster if x.name == m["name"])
@@ -322,8 +326,8 @@ def test_c_partition_of_node_3(cluster: list[Node], net: Underlay):
         for node in (n1, n2):
             for _ in range(3):
                 name = unique(f"during-partition-{node.n}")
-                r = wait_until(lambda: (x := create_project(node, name)).status_code == 201 and x,
-                               RESUME_WITHIN, f"a write through node{node.n} while node 3 is cut off")
+                r = wait_for(lambda: (x := create_project(node, name)).status_code == 201 and x,
+                             RESUME_WITHIN, f"a write through node{node.n} while node 3 is cut off")
                 during.append((r.json()["project"]["id"], name))
 
         # Reads through node 3 keep working (its own, possibly stale, state).
@@ -401,16 +405,16 @@ def test_b_kill_9_the_etcd_leader_under_writes(cluster: list[Node], net: Underla
     for t in threads:
         t.start()
     try:
-        wait_until(lambda: all(len(acks_of(node.n)) >= 10 for node in writers_via), 20,
-                   "both writers to get 10 acknowledgements before the kill")
+        wait_for(lambda: all(len(acks_of(node.n)) >= 10 for node in writers_via), 20,
+                 "both writers to get 10 acknowledgements before the kill")
         killed_at = time.monotonic()
         leader.kill9()
         # etcd is a child of `cloudbox serve` and dies with it: nothing is left in the namespace.
-        wait_until(lambda: not net.pids(leader.n), 5,
-                   f"node{leader.n}'s namespace to be empty after kill -9 (left: {leader.processes()})")
+        wait_for(lambda: not net.pids(leader.n), 5,
+                 f"node{leader.n}'s namespace to be empty after kill -9 (left: {leader.processes()})")
         # Keep writing until both writers have 10 writes sent and acknowledged after the kill.
-        wait_until(lambda: all(len(acks_of(node.n, after=killed_at)) >= 10 for node in writers_via),
-                   RESUME_WITHIN + 15, "writes through both other nodes to resume after the kill")
+        wait_for(lambda: all(len(acks_of(node.n, after=killed_at)) >= 10 for node in writers_via),
+                 RESUME_WITHIN + 15, "writes through both other nodes to resume after the kill")
     finally:
         stop.set()
         for t in threads:
@@ -430,8 +434,8 @@ def test_b_kill_9_the_etcd_leader_under_writes(cluster: list[Node], net: Underla
 
     leader.serve()
     # The restarted node is a full member again: its etcd answers through it, with a leader.
-    back = wait_until(lambda: (e := leader.etcd()) and e.get("leader") and e, 30,
-                      f"etcd through the restarted node{leader.n} to name a leader")
+    back = wait_for(lambda: (e := leader.etcd()) and e.get("leader") and e, 30,
+                    f"etcd through the restarted node{leader.n} to name a leader")
     assert sorted(back["members"]) == sorted(node.name for node in cluster), back
     restarted_at = time.monotonic()
     etcd_before = {node.n: node.etcd_pids() for node in cluster}
@@ -498,7 +502,7 @@ def test_d_refused_joins_leave_no_trace(cluster: list[Node], net: Underlay):
     node7 = net.node(7)
     node7.password = n1.password
     node7.join(token7)
-    members = wait_until(lambda: (m := n1.cluster_list()) and len(m) == 4 and m, 30, "node 7 in `cluster list`")
+    members = wait_for(lambda: (m := n1.cluster_list()) and len(m) == 4 and m, 30, "node 7 in `cluster list`")
     [seventh] = [m for m in members if m["name"] == "node7"]
     assert seventh["role"] == "client", seventh
     assert sorted(n1.etcd()["members"]) == names
@@ -527,7 +531,7 @@ def test_e_two_nodes_share_an_address_beside_another_etcd(net: Underlay, tmp_pat
     def foreign(*args: str) -> subprocess.CompletedProcess:
         return sh("etcdctl", f"--endpoints=http://{ip}:2379", "--dial-timeout=2s", *args, check=False, timeout=15)
 
-    wait_until(lambda: foreign("put", "its-own", "kept").returncode == 0, 30, "the foreign etcd to serve")
+    wait_for(lambda: foreign("put", "its-own", "kept").returncode == 0, 30, "the foreign etcd to serve")
 
     a = net.node(LAB)
     a.init("--name", "lab-a", "--set", "etcd_client_port=12379", "--set", "etcd_peer_port=12380")
@@ -546,8 +550,8 @@ def test_e_two_nodes_share_an_address_beside_another_etcd(net: Underlay, tmp_pat
     for port in (2379, 2380, 12379, 12380, 22379, 22380):
         assert f"{ip}:{port}" in listening, f"nothing listens on {ip}:{port}:\n{listening}"
 
-    wait_until(lambda: sorted((m["name"], m["up"]) for m in b.cluster_list()) == [("lab-a", True), ("lab-b", True)],
-               30, "both lab nodes up in `cluster list`")
+    wait_for(lambda: sorted((m["name"], m["up"]) for m in b.cluster_list()) == [("lab-a", True), ("lab-b", True)],
+             30, "both lab nodes up in `cluster list`")
     r = create_project(a, unique("lab"))
     assert r.status_code == 201, r.text
     visible_soon(b, f"/identity/v3/projects/{r.json()['project']['id']}")

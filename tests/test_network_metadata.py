@@ -26,6 +26,7 @@ from cloudbox.compute.core import (
 from cloudbox.network.metadata import respond
 from cloudbox.network.metadata_server import MetadataListeners, request_path
 from cloudbox.network.netns import in_fresh_thread, setns
+from tests.cloud import wait_for_async
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHQ4b2VjY2xvdWRib3h0ZXN0a2V5 demo@cloudbox"
@@ -430,9 +431,7 @@ async def test_a_vanished_namespace_drops_its_listener(lab: Lab):
         await nursery.start(listeners.run)
         # never there: dropped at once
         await listeners.sync({"qdhcp-missing-ns": "x"})
-        with trio.fail_after(5):
-            while listeners.listeners():
-                await trio.sleep(0.02)
+        await wait_for_async(lambda: not listeners.listeners(), 5, "the missing namespace's listener to go", every=0.02)
         with pytest.raises(ValueError):
             await listeners.sync({"../etc": "x"})
 
@@ -440,14 +439,11 @@ async def test_a_vanished_namespace_drops_its_listener(lab: Lab):
         with trio.fail_after(10):
             await listeners.wait_listening(lab.dhcp)
         subprocess.run(["ip", "netns", "del", lab.dhcp], check=True)
-        with trio.fail_after(5):
-            while listeners.listeners():
-                await trio.sleep(0.02)
+        await wait_for_async(lambda: not listeners.listeners(), 5, "the vanished namespace's listener to go", every=0.02)
         # the socket is closed, so the kernel lets the namespace and its veth go
-        with trio.fail_after(5):
-            while "md" + lab.guest[len("cbguest"):] + "b" in subprocess.run(
-                    ["ip", "-n", lab.guest, "-br", "link"], capture_output=True, text=True).stdout:
-                await trio.sleep(0.05)
+        await wait_for_async(lambda: "md" + lab.guest[len("cbguest"):] + "b" not in subprocess.run(
+            ["ip", "-n", lab.guest, "-br", "link"], capture_output=True, text=True).stdout, 5,
+            "the namespace's veth to go")
         nursery.cancel_scope.cancel()
 
 
