@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 from cryptography.fernet import Fernet
 
-from cloudbox import pki
+from cloudbox import clock, pki
 from cloudbox.errors import SetupError
 from cloudbox.identity import commands as ic
 from cloudbox.identity import core as icore
@@ -126,7 +126,7 @@ def init_cloud(
     try:
         for cmd in bootstrap_commands(password, settings.password_hash_cost, now.timestamp()):
             engine.apply_now(cmd)
-        at = icore.iso(now.timestamp())
+        at = clock.iso(now.timestamp(), micro=True)
         for cmd in engine.read_sync(catalog_commands, wanted_catalog(url), region, at):
             engine.apply_now(cmd)
     finally:
@@ -152,7 +152,7 @@ def init_cloud(
 
 
 def bootstrap_commands(password: str, cost: int, now: float) -> list[Any]:
-    at = icore.iso(now)
+    at = clock.iso(now, micro=True)
     salt = os.urandom(16)
     ids = {name: new_id() for name in ("admin", "member", "reader", "project", "user")}
     cmds: list[Any] = [

@@ -33,16 +33,6 @@ DOMAIN_OWNED = ("project", "user", "group")
 CATALOG_ENTITIES = ("region", "service", "endpoint")
 
 
-# --- time ---------------------------------------------------------------------
-# Identity's own code calls cloudbox.clock (Keystone writes microseconds).  These two remain
-# only for the services that still import them from here; they hold no logic of their own.
-def iso(ts: float) -> str:
-    return clock.iso(ts, micro=True)
-
-
-parse_iso = clock.parse_iso
-
-
 # --- secrets ------------------------------------------------------------------
 def hash_password(password: str, salt: bytes, cost: int) -> str:
     n, r, p = 1 << cost, 8, 1
