@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.cluster_net import Node, Underlay, wait_until
+from tests.guest_dirs import guest_dir
 from tests.compute_helpers import LATEST
 
 pytestmark = [
@@ -61,7 +62,7 @@ def wait_active(node: Node, server_id: str, timeout: float = 300) -> dict:
 
 @pytest.fixture
 def two_real_nodes(tmp_path: Path):
-    net = Underlay(2, tmp_path / "nodes")
+    net = Underlay(2, guest_dir(tmp_path, "nodes"))  # where QEMU's user may search (tests/guest_dirs.py)
     net.up()
     nodes = [net.node(1), net.node(2)]
     try:

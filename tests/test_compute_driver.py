@@ -3,8 +3,9 @@
 The real guests have an empty disk: SeaBIOS starts, prints its banner on the
 serial console and waits for a bootable disk, which is all the lifecycle
 needs.  libvirt's embedded driver can open only one root per process, so
-every real test shares one root under the session's tmp dir; the test that
-domains outlive their process uses two child processes on a root of its own.
+every real test shares one root; the test that domains outlive their process
+uses two child processes on a root of its own.  Real guests' files live in
+guest_dir()s, not under pytest's tmp dir (see tests/guest_dirs.py).
 If firmware/build/guest.qcow2 exists, one test boots it with a config drive.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -28,6 +30,7 @@ from cloudbox.compute import core, disks
 from cloudbox.compute.driver import PAUSED, RUNNING, SHUTOFF, SUSPENDED, DomainSpec, NicSpec
 from cloudbox.compute.driver.fake import FakeDriver, forget_host
 from cloudbox.errors import Conflict, NotFound
+from tests.guest_dirs import guest_dir
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -90,14 +93,20 @@ class Backend:
 @pytest.fixture(scope="session")
 def libvirt_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # Short: QEMU's monitor socket path under it must stay below 108 bytes.
-    return tmp_path_factory.mktemp("lv")
+    return guest_dir(tmp_path_factory.getbasetemp(), "lv")
 
 
 @pytest.fixture(scope="session")
 def base_disk(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("base") / "empty.qcow2"
+    path = guest_dir(tmp_path_factory.getbasetemp(), "base") / "empty.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), "64M"], check=True, timeout=30)
     return path
+
+
+@pytest.fixture
+def guest_tmp(tmp_path: Path) -> Path:
+    """This test's directory for real guests' files (the data dir its driver owns)."""
+    return guest_dir(tmp_path, "t")
 
 
 @pytest.fixture(params=["fake", "libvirt"])
@@ -110,7 +119,8 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path):
     if not REAL_OK:
         pytest.skip("needs root, libvirt-python, qemu-system-x86_64 and qemu-img")
     root = request.getfixturevalue("libvirt_root")
-    yield Backend("libvirt", f"qemu:///embed?root={root}", tmp_path / "instances", request.getfixturevalue("base_disk"))
+    instances = request.getfixturevalue("guest_tmp") / "instances"
+    yield Backend("libvirt", f"qemu:///embed?root={root}", instances, request.getfixturevalue("base_disk"))
 
 
 @pytest.fixture
@@ -337,16 +347,16 @@ async def run_child(*args: str) -> dict:
 
 
 @needs_real
-async def test_domains_outlive_their_process(tmp_path, libvirt_root, base_disk):
+async def test_domains_outlive_their_process(guest_tmp, libvirt_root, base_disk):
     """A guest started by one process keeps running after it exits; the next process adopts it."""
-    root = tmp_path / "a-root-too-long-for-qemu-sockets"  # exercises the short symlink too
+    root = guest_tmp / "a-root-too-long-for-qemu-sockets"  # exercises the short symlink too
     # Re-use the session root's QEMU capabilities cache: probing QEMU afresh costs seconds.
     cache = libvirt_root / "cache" / "qemu"
     if cache.is_dir():
         shutil.copytree(cache, root / "cache" / "qemu")
     uri = f"qemu:///embed?root={root}"
     uuid = str(uuid_module.uuid4())
-    instance = tmp_path / "instances" / uuid
+    instance = guest_tmp / "instances" / uuid
     instance.mkdir(parents=True)
     await disks.create_overlay(base_disk, "qcow2", instance / "disk", 0)
     spec = {
@@ -360,10 +370,10 @@ async def test_domains_outlive_their_process(tmp_path, libvirt_root, base_disk):
         "metadata": {"project_id": "p1"},
     }
     try:
-        assert (await run_child("create", uri, str(tmp_path / "instances"), json.dumps(spec)))["state"] == RUNNING
+        assert (await run_child("create", uri, str(guest_tmp / "instances"), json.dumps(spec)))["state"] == RUNNING
         pid = int((root / "run" / "qemu" / f"{spec['name']}.pid").read_text())
         os.kill(pid, 0)  # QEMU is still there after its parent exited
-        adopted = await run_child("adopt", uri, str(tmp_path / "instances"), json.dumps(spec))
+        adopted = await run_child("adopt", uri, str(guest_tmp / "instances"), json.dumps(spec))
         assert adopted == {"listed": [RUNNING, {"project_id": "p1"}], "after": None}
     finally:
         pidfile = root / "run" / "qemu" / f"{spec['name']}.pid"
@@ -385,9 +395,9 @@ async def test_probe_disk_is_a_boot_sector():
 
 
 @needs_real
-async def test_probe_verdict_runs_a_guest(tmp_path, libvirt_root, base_disk):
+async def test_probe_verdict_runs_a_guest(guest_tmp, libvirt_root, base_disk):
     """A guest under the acceleration the probe chose really runs (its firmware prints)."""
-    backend = Backend("libvirt", f"qemu:///embed?root={libvirt_root}", tmp_path / "instances", base_disk)
+    backend = Backend("libvirt", f"qemu:///embed?root={libvirt_root}", guest_tmp / "instances", base_disk)
     driver = backend.new_driver()
     await driver.open()
     try:
@@ -403,11 +413,11 @@ async def test_probe_verdict_runs_a_guest(tmp_path, libvirt_root, base_disk):
 
 
 @needs_real
-async def test_foreign_domains_are_not_listed(tmp_path, libvirt_root):
+async def test_foreign_domains_are_not_listed(guest_tmp, libvirt_root):
     """Only "cloudbox-" domains are ours: others on the same libvirt are neither listed nor reported."""
     from cloudbox.compute.driver._libvirt import libvirt
 
-    backend = Backend("libvirt", f"qemu:///embed?root={libvirt_root}", tmp_path / "instances", None)
+    backend = Backend("libvirt", f"qemu:///embed?root={libvirt_root}", guest_tmp / "instances", None)
     driver = backend.new_driver()
     await driver.open()
     foreign = None
@@ -424,12 +434,12 @@ async def test_foreign_domains_are_not_listed(tmp_path, libvirt_root):
 
 
 @needs_real
-async def test_nic_on_a_tap(tmp_path, libvirt_root, base_disk):
+async def test_nic_on_a_tap(guest_tmp, libvirt_root, base_disk):
     """An <interface type='ethernet'> attaches to a tap made beforehand (as the network side does)."""
     if shutil.which("ip") is None:
         pytest.skip("needs iproute2")
     tap = f"cbxt{os.getpid() % 100000}"
-    backend = Backend("libvirt", f"qemu:///embed?root={libvirt_root}", tmp_path / "instances", base_disk)
+    backend = Backend("libvirt", f"qemu:///embed?root={libvirt_root}", guest_tmp / "instances", base_disk)
     driver = backend.new_driver()
     await driver.open()
     subprocess.run(["ip", "tuntap", "add", "dev", tap, "mode", "tap"], check=True, timeout=10)
@@ -449,14 +459,39 @@ async def test_nic_on_a_tap(tmp_path, libvirt_root, base_disk):
         subprocess.run(["ip", "link", "del", tap], check=False, timeout=10)
 
 
+def qemu_status(pidfile: Path) -> dict[str, str]:
+    """The QEMU process's user (as ps shows it) and its /proc status fields."""
+    pid = pidfile.read_text().strip()
+    ps = subprocess.run(["ps", "-o", "user=", "-p", pid], capture_output=True, text=True, check=True)
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    return {"user": ps.stdout.strip(), **{key: value.strip() for key, value in fields.items()}}
+
+
+def guest_can(*command: str) -> bool:
+    """Whether the guests' user could run ``command`` (e.g. read a file)."""
+    run = subprocess.run(["setpriv", "--reuid=libvirt-qemu", "--regid=libvirt-qemu", "--init-groups", *command],
+                         capture_output=True, timeout=30)
+    return run.returncode == 0
+
+
 @needs_real
-async def test_guest_boots_and_reads_its_config_drive(tmp_path, libvirt_root, guest_image):
-    backend = Backend("libvirt", f"qemu:///embed?root={libvirt_root}", tmp_path / "instances", None)
+async def test_guest_boots_unprivileged_and_reads_its_config_drive(guest_tmp, libvirt_root, guest_image):
+    """A real guest, laid out as the compute service does in a private (0700) data dir: QEMU runs as
+    libvirt-qemu in its seccomp sandbox, reaches its own files and nothing else of the node's."""
+    data = guest_tmp / "data"
+    data.mkdir(mode=0o700)
+    (data / "state.db").write_text("the node's secrets")
+    (data / "state.db").chmod(0o644)
+    base = data / "instances" / "_base" / "image"
+    base.parent.mkdir(parents=True)
+    shutil.copyfile(guest_image, base)  # the service's image cache (a hard link or a copy)
+    backend = Backend("libvirt", f"qemu:///embed?root={libvirt_root}", data / "instances", None)
     driver = backend.new_driver()
     await driver.open()
     try:
         spec = await backend.spec(memory_mb=128)
-        await disks.create_overlay(guest_image, "qcow2", Path(spec.root_disk), 1)
+        disk = Path(spec.root_disk)
+        await disks.create_overlay(base, "qcow2", disk, 1)
         meta = core.build_meta_data(
             uuid=spec.uuid,
             name="probe one",
@@ -465,7 +500,7 @@ async def test_guest_boots_and_reads_its_config_drive(tmp_path, libvirt_root, gu
             availability_zone="nova",
             random_seed=os.urandom(64),
         )
-        drive = Path(spec.root_disk).with_name("config.iso")
+        drive = disk.with_name("config.iso")
         await disks.build_config_drive(drive, core.config_drive_files(meta, b"#!/bin/sh\necho hi\n", {}, None))
         spec = DomainSpec(**{**spec.__dict__, "config_drive": str(drive)})
         started = time.monotonic()
@@ -475,6 +510,27 @@ async def test_guest_boots_and_reads_its_config_drive(tmp_path, libvirt_root, gu
         text = console.decode(errors="replace")
         assert "CLOUDBOX-GUEST: config-drive" in text, text[-2000:]
         assert "cbx-test-guest" in text, text[-2000:]
+
+        pidfile = libvirt_root / "run" / "qemu" / f"{spec.name}.pid"
+        status = qemu_status(pidfile)
+        assert status["user"] == "libvirt-qemu"
+        assert status["Seccomp"] == "2" and status["NoNewPrivs"] == "1"  # QEMU's -sandbox: a seccomp filter
+        assert int(status["CapEff"], 16) == 0
+        assert "libvirt-qemu" in driver.confinement and "seccomp sandbox: on" in driver.confinement
+        guest_uid = pwd.getpwnam("libvirt-qemu").pw_uid
+        assert disk.stat().st_uid == guest_uid  # libvirt's DAC driver lent it to the guest
+        assert drive.stat().st_uid == guest_uid
+        st = base.stat()
+        assert (st.st_uid, st.st_mode & 0o777) == (0, 0o640)  # the shared image stays root's: read-only
+        assert guest_can("cat", str(base)) and not guest_can("sh", "-c", f"echo x >> {base}")
+        assert not guest_can("cat", str(data / "state.db"))  # the data dir is searchable, its secrets closed
+
+        await driver.stop(spec.uuid)  # ACPI: the guest powers itself off
+        await wait_event(driver, spec.uuid, SHUTOFF)
+        assert (disk.stat().st_uid, disk.stat().st_mode & 0o777) == (0, 0o600)  # back to root when it stops
+        await driver.start(spec.uuid)
+        await wait_console(spec.console_log, b"SeaBIOS", count=2)
+        assert qemu_status(pidfile)["user"] == "libvirt-qemu"
     finally:
         for uuid in backend.created:
             await driver.destroy(uuid)

@@ -14,6 +14,7 @@ import pytest
 
 from tests.cloud import Cloud, free_port, run_cli
 from tests.compute_helpers import boot, boot_ten_with_room_for_eight, upload_image, wait_gone, wait_server
+from tests.guest_dirs import guest_dir
 from tests.test_openstack_cli import openstack
 
 
@@ -22,7 +23,11 @@ pytestmark = pytest.mark.slow
 
 def real_node(data_dir: Path, *extra: str) -> Cloud:
     """A node with real guests and a real data plane; its external network is its own (bridge and
-    range), so that nodes of several tests never meet, nor a cloud running on this machine."""
+    range), so that nodes of several tests never meet, nor a cloud running on this machine.
+
+    Its data dir is moved out of pytest's tmp dir, which the guests' user cannot search (see
+    tests/guest_dirs.py): ``node.data_dir`` says where it is."""
+    data_dir = guest_dir(data_dir, data_dir.parent.name) / data_dir.name
     node = Cloud(data_dir, free_port())
     n = node.port % 200 + 20
     node.init("--set", f"external_bridge=cbx{node.port}", "--set", f"external_cidr=172.25.{n}.0/24",
@@ -57,8 +62,8 @@ def stop_and_clean(node: Cloud) -> None:
                 os.kill(int(pid), signal.SIGKILL)
 
 
-def qemu_running(server_id: str) -> bool:
-    """Whether a QEMU process runs this server's domain: what the hypervisor really does."""
+def qemu_pid(server_id: str) -> int | None:
+    """The QEMU process that runs this server's domain: what the hypervisor really does."""
     for pid in os.listdir("/proc"):
         if pid.isdigit():
             try:
@@ -66,8 +71,28 @@ def qemu_running(server_id: str) -> bool:
             except OSError:
                 continue
             if b"qemu-system" in cmdline and f"guest=cloudbox-{server_id}".encode() in cmdline:
-                return True
-    return False
+                return int(pid)
+    return None
+
+
+def qemu_running(server_id: str) -> bool:
+    return qemu_pid(server_id) is not None
+
+
+def assert_confined(server_id: str) -> None:
+    """QEMU runs as the unprivileged guest user, in its seccomp sandbox, with no capabilities."""
+    pid = qemu_pid(server_id)
+    assert pid is not None
+    user = subprocess.run(["ps", "-o", "user=", "-p", str(pid)], capture_output=True, text=True, check=True).stdout
+    assert user.strip() == "libvirt-qemu"
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    assert status["Seccomp"].strip() == "2" and status["NoNewPrivs"].strip() == "1"
+    assert int(status["CapEff"], 16) == 0
+
+
+def guest_user_reads(path: Path) -> bool:
+    return subprocess.run(["setpriv", "--reuid=libvirt-qemu", "--regid=libvirt-qemu", "--init-groups", "cat", str(path)],
+                          capture_output=True, timeout=30).returncode == 0
 
 
 def wait_for(condition, timeout: float = 60, what: str = "condition") -> None:
@@ -138,6 +163,10 @@ def test_the_tutorial_with_the_real_cli(node: Cloud, guest_image: Path, tmp_path
     assert "CLOUDBOX-GUEST: user-data ran exit=0" in log and "USERDATA-MARK" in log
     [address] = [a["addr"] for addrs in admin_server(node, sid)["addresses"].values() for a in addrs]
     assert f"CLOUDBOX-GUEST: network eth0 {address}/" in log
+    assert_confined(sid)
+    assert not guest_user_reads(node.data_dir / "state.db")  # QEMU passes through the data dir, no more
+    [cached] = (node.data_dir / "instances" / "_base").iterdir()
+    assert (cached.stat().st_uid, cached.stat().st_mode & 0o777) == (0, 0o640)  # shared: read-only to guests
 
     # Lifecycle, checked against the hypervisor itself.
     openstack(node, "server", "stop", "demo-instance1")
@@ -147,7 +176,7 @@ def test_the_tutorial_with_the_real_cli(node: Cloud, guest_image: Path, tmp_path
     openstack(node, "server", "start", "demo-instance1")
     wait_for(lambda: json.loads(openstack(node, "server", "show", sid, "-f", "json").stdout)["status"] == "ACTIVE",
              120, "ACTIVE after start")
-    assert qemu_running(sid)
+    assert_confined(sid)
     openstack(node, "server", "reboot", "--hard", "--wait", "demo-instance1")
     assert qemu_running(sid)
 
@@ -176,6 +205,7 @@ def test_the_tutorial_with_the_real_cli(node: Cloud, guest_image: Path, tmp_path
     [address] = [a["addr"] for addrs in admin_server(node, again["id"])["addresses"].values() for a in addrs]
     assert f"CLOUDBOX-GUEST: network eth0 {address}/" in console(node, "again"), ip
     openstack(node, "server", "delete", "--wait", "again")
+    assert not (node.data_dir / "instances" / again["id"]).exists()
 
 
 def node_name(node: Cloud) -> str:
@@ -226,6 +256,7 @@ def test_guests_outlive_cloudbox_and_are_adopted(tmp_path: Path, guest_image: Pa
         node.start(timeout=120)
         admin = node.client(node.token())
         assert wait_server(admin, keep, {"ACTIVE"})["status"] == "ACTIVE"
+        assert_confined(keep)  # adopted as it ran
         gone = wait_server(admin, vanish, {"SHUTOFF", "ERROR"})
         assert gone["status"] in ("SHUTOFF", "ERROR")
         for sid in (keep, vanish):

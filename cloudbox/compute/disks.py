@@ -5,7 +5,9 @@ huge image must not hang the service); the config drive is an ISO9660 image
 written in a worker thread with pycdlib (Rock Ridge for Linux, Joliet for
 Windows guests, volume label ``config-2``), so no genisoimage is needed.
 Every output is written to a temporary name and renamed into place, so a
-crash never leaves a half-written disk under the final name.
+crash never leaves a half-written disk under the final name, and is made
+0600: guests' QEMU runs as one shared unprivileged user, which libvirt lets
+open a guest's own files (by chowning them) only while that guest runs.
 """
 
 from __future__ import annotations
@@ -61,8 +63,21 @@ async def image_info(path: Path, fmt: str | None = None) -> dict[str, Any]:
     return json.loads(out)
 
 
+async def backing_chain(path: Path, fmt: str = "qcow2") -> list[tuple[str, str]]:
+    """The (path, format) of each backing file under the image ``path``, nearest first."""
+    out = await _qemu_img("info", "-U", "--backing-chain", "--output=json", "-f", fmt, str(path), timeout=INFO_TIMEOUT)
+    layers = json.loads(out)
+    if isinstance(layers, dict):  # an image without a backing file
+        return []
+    return [(str(layer["filename"]), str(layer["format"])) for layer in layers[1:]]
+
+
 def _partial(path: Path) -> Path:
     return path.with_name(f".{path.name}.partial")
+
+
+def _private(path: Path) -> None:
+    os.chmod(path, 0o600)
 
 
 async def create_overlay(base: Path, base_format: str, path: Path, size_gb: int) -> None:
@@ -82,6 +97,7 @@ async def create_overlay(base: Path, base_format: str, path: Path, size_gb: int)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         await _qemu_img(*args, timeout=CREATE_TIMEOUT)
+        _private(partial)
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
@@ -97,6 +113,7 @@ async def snapshot_to_qcow2(disk: Path, dest: Path, *, timeout: float = CONVERT_
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
         await _qemu_img("convert", "-U", "-O", "qcow2", str(disk), str(partial), timeout=timeout)
+        _private(partial)
         os.replace(partial, dest)
     finally:
         partial.unlink(missing_ok=True)
@@ -134,6 +151,7 @@ async def build_config_drive(path: Path, files: dict[str, bytes]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         await trio.to_thread.run_sync(_write_iso, partial, files)
+        _private(partial)
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)

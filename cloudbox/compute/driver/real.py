@@ -16,6 +16,11 @@ event-loop thread and are handed to trio with ``TrioToken.run_sync_soon``.
 Acceleration: /dev/kvm existing does not mean KVM works (nested KVM here
 opens fine and then fails inside the guest), so ``host_info`` boots a probe
 guest under KVM once per process and falls back to TCG unless it ran.
+
+Confinement: QEMU runs as an unprivileged user (``guest_user``, Debian's
+libvirt-qemu) with libvirt's DAC driver and QEMU's seccomp sandbox; before a
+guest starts the driver makes its files reachable and its backing files
+read-only to it (see confinement.py).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from urllib.parse import parse_qs, urlparse
 
 import trio
 
+from cloudbox.compute import disks
 from cloudbox.compute.core import DOMAIN_NAME_PREFIX, parse_domain_metadata, plan_lifecycle, render_domain_xml
 from cloudbox.compute.driver import (
     CRASHED,
@@ -47,7 +53,8 @@ from cloudbox.compute.driver import (
     HostInfo,
 )
 from cloudbox.compute.driver._libvirt import libvirt
-from cloudbox.compute.driver import kvm_probe
+from cloudbox.compute.driver import confinement, kvm_probe
+from cloudbox.compute.driver.confinement import GuestIdentity
 from cloudbox.errors import CloudboxError, Conflict, NotFound, Unavailable
 
 log = logging.getLogger(__name__)
@@ -95,7 +102,7 @@ _embed_lock = threading.Lock()
 _embed_connections: dict[str, libvirt.virConnect] = {}
 
 
-def _open_connection(uri: str) -> libvirt.virConnect:
+def _open_connection(uri: str, guest_user: str) -> libvirt.virConnect:
     root = embed_root(uri)
     if root is None:
         if uri.startswith("qemu:///system"):
@@ -109,7 +116,10 @@ def _open_connection(uri: str) -> libvirt.virConnect:
                     f"cannot open {uri}: libvirt's embedded driver serves one root per process "
                     f"and this process already uses {next(iter(_embed_connections))}"
                 )
-            prepare_embed_root(root)
+            guest = confinement.guest_identity(guest_user)
+            # First: libvirt's cache of QEMU's capabilities goes stale whenever its user cannot open /dev/kvm.
+            confinement.ensure_kvm_access(guest)
+            prepare_embed_root(root, guest)
             conn = libvirt.open(f"qemu:///embed?root={short_root(root)}")
             _wait_for_reconnects(conn)
             _embed_connections[uri] = conn
@@ -166,24 +176,12 @@ def default_uri(data_dir: Path) -> str:
     return f"qemu:///embed?root={data_dir / 'libvirt'}"
 
 
-# The embedded driver's qemu.conf.  QEMU runs as root because instance files
-# live under the 0700 data directory and /dev/kvm may be root-only (no udev
-# rules in containers; libvirt then re-probes QEMU on every call when its
-# user cannot open /dev/kvm).  stdio_handler=file: no virtlogd needed.
-EMBED_QEMU_CONF = """\
-# Written by cloudbox; rewritten each time the driver opens this root.
-user = "root"
-group = "root"
-stdio_handler = "file"
-remember_owner = 0
-"""
-
-
-def prepare_embed_root(root: Path) -> None:
+def prepare_embed_root(root: Path, guest: GuestIdentity) -> None:
+    """Write the embedded driver's qemu.conf (libvirt reads <root>/etc/qemu.conf when it opens)."""
     (root / "etc").mkdir(parents=True, exist_ok=True, mode=0o700)
-    conf = root / "etc" / "qemu.conf"
-    if not conf.exists() or conf.read_text() != EMBED_QEMU_CONF:
-        conf.write_text(EMBED_QEMU_CONF)
+    conf, wanted = root / "etc" / "qemu.conf", confinement.embed_qemu_conf(guest)
+    if not conf.exists() or conf.read_text() != wanted:
+        conf.write_text(wanted)
 
 
 def _socket_answers(path: str) -> bool:
@@ -275,12 +273,17 @@ def _destroy_if_active(dom: libvirt.virDomain) -> None:
 
 
 class LibvirtDriver:
-    def __init__(self, uri: str, instances_dir: Path, *, accel: str = "auto") -> None:
+    def __init__(
+        self, uri: str, instances_dir: Path, *, accel: str = "auto", guest_user: str = confinement.DEFAULT_GUEST_USER
+    ) -> None:
         if accel not in ("auto", "kvm", "tcg"):
             raise ValueError("accel must be auto, kvm or tcg")
         self.uri = uri
         self.instances_dir = Path(instances_dir)
         self._accel = accel
+        self.guest_user = guest_user  # the embedded driver's; qemu:///system's is in the host's qemu.conf
+        self.guest: GuestIdentity | None = None  # whom QEMU runs as (None: root, or libvirt has no DAC)
+        self.confinement = ""  # what confines guests, in words (logged at open)
         self._conn: libvirt.virConnect | None = None
         self._callback_id: int | None = None
         self._token: trio.lowlevel.TrioToken | None = None
@@ -299,13 +302,43 @@ class LibvirtDriver:
         ensure_event_loop()
         self.instances_dir.mkdir(parents=True, exist_ok=True)
         try:
-            conn = _open_connection(self.uri)
+            conn = _open_connection(self.uri, self.guest_user)
+            self._confine_host(conn)
         except libvirt.libvirtError as exc:
             raise Unavailable(f"cannot open libvirt at {self.uri}: {exc.get_error_message()}") from exc
         self._callback_id = conn.domainEventRegisterAny(
             None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None
         )
         self._conn = conn
+
+    def _confine_host(self, conn: libvirt.virConnect) -> None:
+        """Learn whom QEMU runs as, and let it reach what it needs and nothing else of ours."""
+        capabilities = conn.getCapabilities()
+        guest = confinement.identity_from_capabilities(capabilities)
+        models = ", ".join(confinement.security_models(capabilities))
+        root = embed_root(self.uri)
+        if guest is None or guest.uid == 0:
+            self.guest = None
+            self.confinement = f"QEMU runs as root (the qemu.conf of {self.uri} says so); security drivers: {models}"
+            log.warning("guests are not confined", extra={"uri": self.uri, "confinement": self.confinement})
+            return
+        self.guest = guest
+        kvm = confinement.ensure_kvm_access(guest)
+        places: list[Path] = [self.instances_dir]
+        if root is not None:  # QEMU opens <root>/lib/qemu/domain-*/ files, by the short path when there is one
+            places += [root / "lib" / "qemu", short_root(root) / "lib" / "qemu"]
+        confinement.ensure_reachable(places, guest, self._owned())
+        keep = [self.instances_dir] + ([root, short_root(root)] if root is not None else [])
+        confinement.seal(self.instances_dir.parent, keep, guest)
+        apparmor = confinement.apparmor_finding(embedded=root is not None)
+        seccomp = "on" if root is not None else "as the host's qemu.conf says (on by default)"
+        self.confinement = (
+            f"QEMU runs as {guest.describe()}; security drivers: {models} (dac chowns what a running guest uses); "
+            f"seccomp sandbox: {seccomp}; {apparmor}; {kvm}"
+        )
+        log.info("guest confinement", extra={"uri": self.uri, "confinement": self.confinement})
+        if "AppArmor: enabled" in apparmor and "apparmor" not in models:
+            log.warning("AppArmor is enabled on this host but does not confine guests", extra={"why": apparmor})
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None
@@ -410,6 +443,7 @@ class LibvirtDriver:
         root = embed_root(self.uri)
         qemu_log_dir = root / "log" / "qemu" if root is not None else Path("/var/log/libvirt/qemu")
         limit = kvm_probe.PROBE_TIMEOUT + kvm_probe.PROBE_START_GRACE
+        await trio.to_thread.run_sync(self._prepare_probe_dir, work_dir)
         with trio.move_on_after(limit):
             try:
                 # Abandoned (not waited for) if libvirt's start of the KVM guest itself blocks.
@@ -419,6 +453,17 @@ class LibvirtDriver:
             except libvirt.libvirtError as exc:
                 return kvm_probe.remember(("tcg", f"the KVM probe failed: {exc.get_error_message()}"))
         return kvm_probe.remember(("tcg", f"the KVM probe did not finish in {limit:.0f} s: starting a KVM guest blocks"))
+
+    def _owned(self) -> list[Path]:
+        """The directories this node owns (their permissions are ours to set): the data dir (the
+        one holding instances/), the libvirt root and the short links to roots."""
+        root = embed_root(self.uri)
+        return [self.instances_dir.parent, SHORT_ROOTS] + ([root] if root is not None else [])
+
+    def _prepare_probe_dir(self, work_dir: Path) -> None:
+        work_dir.mkdir(parents=True, exist_ok=True)
+        if self.guest is not None:
+            confinement.ensure_reachable([work_dir], self.guest, self._owned())
 
     async def list_domains(self) -> list[DomainInfo]:
         conn = self._connection()
@@ -452,10 +497,40 @@ class LibvirtDriver:
 
         return await self._run(query, uuid)
 
+    # -- confinement: before any start --------------------------------------------------
+
+    async def _backing_chains(self, xml: str) -> dict[str, confinement.Chain]:
+        return {path: await disks.backing_chain(Path(path)) for path in confinement.disks_without_chain(xml)}
+
+    def _prepare_files(self, xml: str) -> None:
+        """Let the guest reach its files, and read (not write) its backing files."""
+        guest = self.guest
+        if guest is None:
+            return
+        owned = self._owned()
+        for backing in confinement.backing_files(xml):
+            confinement.make_backing_readable(Path(backing), guest, owned)
+        confinement.ensure_reachable(confinement.guest_paths(xml), guest, owned)
+
+    async def _confine(self, dom: libvirt.virDomain, uuid: str) -> None:
+        """Before a defined domain starts: its definition states its backing chains (those made
+        before guests ran unprivileged do not; libvirt would chown the backing files to the
+        guest), and its files are ready for the guest."""
+        xml = await self._run(lambda: dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), uuid)
+        confined = confinement.with_backing_chains(xml, await self._backing_chains(xml))
+
+        def apply() -> None:
+            if confined != xml:
+                self._connection().defineXMLFlags(confined, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
+            self._prepare_files(confined)
+
+        await self._run(apply, uuid)
+
     # -- lifecycle ------------------------------------------------------------------
 
     async def create(self, spec: DomainSpec) -> None:
         xml = render_domain_xml(spec)
+        xml = confinement.with_backing_chains(xml, await self._backing_chains(xml))
         conn = self._connection()
 
         def define_and_start() -> None:
@@ -463,6 +538,7 @@ class LibvirtDriver:
             existing = self._lookup_or_none(spec.uuid)
             if existing is not None and _state_of(existing) not in (SHUTOFF, CRASHED):
                 raise Conflict(f"domain {spec.uuid} exists and is {_state_of(existing)}")
+            self._prepare_files(xml)
             dom = conn.defineXMLFlags(xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)  # against libvirt's schema
             try:
                 dom.create()
@@ -487,6 +563,7 @@ class LibvirtDriver:
     async def start(self, uuid: str) -> None:
         dom, _state, target = await self._plan(uuid, "start")
         if target is not None:
+            await self._confine(dom, uuid)
             await self._run(dom.create, uuid)  # restores from the managed save when there is one
 
     async def stop(self, uuid: str, *, graceful: bool = True, timeout: float = 60) -> None:
@@ -531,6 +608,8 @@ class LibvirtDriver:
                 dom.managedSaveRemove(0)  # a hard reboot boots afresh, as Nova's does
             dom.create()
 
+        if state not in (RUNNING, PAUSED):
+            await self._confine(dom, uuid)
         await self._run(hard_reboot, uuid)
 
     async def pause(self, uuid: str) -> None:
@@ -552,6 +631,7 @@ class LibvirtDriver:
     async def resume(self, uuid: str) -> None:
         dom, _state, target = await self._plan(uuid, "resume")
         if target is not None:
+            await self._confine(dom, uuid)
             await self._run(dom.create, uuid)
 
     async def destroy(self, uuid: str) -> None:
