@@ -62,3 +62,12 @@ async def test_a_fault_while_checking_a_subject_token_is_not_hidden_as_404(
         with pytest.raises(type(fault)) as info:
             await call
         assert info.value is fault
+
+
+def test_identitys_handlers_and_service_hold_no_sql() -> None:
+    # Queries live in store.py; handlers parse, call one service method and render.
+    root = Path(__file__).resolve().parents[1] / "cloudbox" / "identity"
+    for path in sorted([*root.glob("api*.py"), *root.glob("service*.py")]):
+        text = path.read_text()
+        for marker in (".execute(", "db.query(", "SELECT ", "DELETE FROM", "INSERT INTO", "UPDATE "):
+            assert marker not in text, f"{path.name} holds SQL ({marker.strip()!r})"

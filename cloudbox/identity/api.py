@@ -105,7 +105,8 @@ def lister(entity: str) -> Handler:
     plural = PLURAL[entity]
 
     async def handler(svc: IdentityService, call: Call) -> Any:
-        require(core.may_read(call.auth, entity, None), f"identity:list_{plural}")  # before parsing, as Keystone
+        # Checked before the query is parsed: a caller who may not list gets 403 whatever it asked.
+        require(core.may_read(call.auth, entity, None), f"identity:list_{plural}")
         filters: dict[str, Any] = {}
         for key in FILTERS[entity]:
             if key == "enabled":
