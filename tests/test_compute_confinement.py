@@ -271,6 +271,14 @@ CHILD = textwrap.dedent(
         await driver.close()
         return result
 
+    async def create(uri, instances, spec):
+        driver = real.LibvirtDriver(uri, Path(instances))
+        await driver.open()
+        await driver.create(spec)
+        result = {"state": await driver.get_state(spec.uuid), "confinement": driver.confinement}
+        await driver.close()
+        return result
+
     async def destroy(uri, instances, spec):
         driver = real.LibvirtDriver(uri, Path(instances))
         await driver.open()
@@ -283,7 +291,7 @@ CHILD = textwrap.dedent(
     if action == "legacy":
         print(json.dumps(legacy_create(real.embed_root(uri), spec)))
     else:
-        print(json.dumps(trio.run({"adopt": adopt, "destroy": destroy}[action], uri, instances, spec)))
+        print(json.dumps(trio.run({"adopt": adopt, "create": create, "destroy": destroy}[action], uri, instances, spec)))
     """
 )
 
@@ -302,11 +310,16 @@ def qemu_user(pidfile: Path) -> str:
     return subprocess.run(["ps", "-o", "user=", "-p", pid], capture_output=True, text=True, check=True).stdout.strip()
 
 
-@needs_guest_user
-async def test_a_guest_of_a_root_qemu_is_adopted_and_restarts_unprivileged(tmp_path: Path):
-    data = guest_dir(tmp_path, "legacy") / "data"
+def seccomp(pidfile: Path) -> str:
+    status = Path(f"/proc/{pidfile.read_text().strip()}/status").read_text()
+    return next(line.split(":")[1].strip() for line in status.splitlines() if line.startswith("Seccomp:"))
+
+
+async def guest_files(tmp_path: Path, name: str) -> tuple[Path, dict]:
+    """A private data dir with a cached image and one instance's overlay on it; the spec's values."""
+    data = guest_dir(tmp_path, name) / "data"
     data.mkdir(mode=0o700)
-    root, instances = data / "libvirt", data / "instances"
+    instances = data / "instances"
     base = instances / "_base" / "image"
     base.parent.mkdir(parents=True)
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(base), "64M"], check=True, timeout=30)
@@ -316,6 +329,14 @@ async def test_a_guest_of_a_root_qemu_is_adopted_and_restarts_unprivileged(tmp_p
     values = {"uuid": uuid, "name": core.domain_name(uuid), "vcpus": 1, "memory_mb": 64,
               "root_disk": str(instances / uuid / "disk"), "console_log": str(instances / uuid / "console.log"),
               "accel": "tcg", "metadata": {"project_id": "p1"}}
+    return data, values
+
+
+@needs_guest_user
+async def test_a_guest_of_a_root_qemu_is_adopted_and_restarts_unprivileged(tmp_path: Path):
+    data, values = await guest_files(tmp_path, "legacy")
+    root, instances = data / "libvirt", data / "instances"
+    base = instances / "_base" / "image"
     uri, spec_json = f"qemu:///embed?root={root}", json.dumps(values)
     pidfile = root / "run" / "qemu" / f"{values['name']}.pid"
     try:
@@ -337,3 +358,30 @@ async def test_a_guest_of_a_root_qemu_is_adopted_and_restarts_unprivileged(tmp_p
         link = short_root(root)
         if link != root.absolute():
             link.unlink(missing_ok=True)
+
+
+def _daemon_pids(name: str) -> set[int]:
+    found = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True).stdout.split()
+    return {int(pid) for pid in found}
+
+
+@needs_guest_user
+async def test_qemu_system_confines_guests_too(tmp_path: Path):
+    """libvirt_uri = qemu:///system: libvirtd's own qemu.conf (Debian's: libvirt-qemu, seccomp on) runs
+    the guest; the driver learns whom from libvirt and prepares the same files.  libvirtd and virtlogd
+    are started if they are not running, and stopped again at the end if this test started them."""
+    running_before = _daemon_pids("libvirtd") | _daemon_pids("virtlogd")
+    data, values = await guest_files(tmp_path, "system")
+    spec_json, instances = json.dumps(values), str(data / "instances")
+    pidfile = Path("/run/libvirt/qemu") / f"{values['name']}.pid"
+    try:
+        created = await run_child("create", "qemu:///system", instances, spec_json)
+        assert created["state"] == "running"
+        assert f"QEMU runs as {GUEST_USER}" in created["confinement"]
+        assert qemu_user(pidfile) == GUEST_USER and seccomp(pidfile) == "2"
+        st = (data / "instances" / "_base" / "image").stat()
+        assert (st.st_uid, st.st_mode & 0o777) == (0, 0o640)
+    finally:
+        await run_child("destroy", "qemu:///system", instances, spec_json)
+        for pid in (_daemon_pids("libvirtd") | _daemon_pids("virtlogd")) - running_before:
+            os.kill(pid, 15)
