@@ -25,7 +25,7 @@ from quart import Response, request
 from cloudbox import __version__
 from cloudbox.api.app import create_app
 from cloudbox.cluster import api as cluster_api
-from cloudbox.cluster.service import ClusterService
+from cloudbox.cluster.service import ClusterService, ThisNode
 from cloudbox.compute import api as compute_api
 from cloudbox.compute import views as compute_views
 from cloudbox.compute.service import ComputeService
@@ -62,7 +62,8 @@ class Node:
         self.peer_url = f"https://{url_host(self.tunnel_ip)}:{self.peer_port}"
         self.started = time.monotonic()
         self.engine = StateEngine(data_dir.database, STORES)
-        self.cluster = ClusterService(self)
+        self.cluster = ClusterService(self.engine, data_dir, settings, ThisNode(
+            self.node_id, self.name, self.url, self.peer_url, self.peer_port, self.tunnel_ip))
         self.identity = IdentityService(self.engine, settings)
         self.checks: dict[str, Callable[[], bool]] = {
             "state": lambda: self.engine.running,
@@ -82,6 +83,7 @@ class Node:
         self.compute = ComputeService(self.engine, settings, self._compute_driver(), node_id=self.node_id,
                                       host=self.name, data_dir=data_dir.root, images=self.image,
                                       network=self.network, dataplane=self.dataplane, cluster=self.cluster)
+        self.cluster.compute = self.compute  # made with the cluster service, which asks it for capacity
         self.checks["compute"] = lambda: self.compute.running
         self.specs = [identity_api.build(self.identity), cluster_api.build(self), compute_api.build(self.compute),
                       image_api.build(self.image), network_api.build(self.network)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tempfile
 from pathlib import Path
@@ -17,6 +17,9 @@ from cloudbox.api.routes import ApiSpec, Call, Reply, Route
 from cloudbox.errors import Forbidden, Unauthorized
 from cloudbox.identity.core import require
 from cloudbox.image import api as image_api
+
+if TYPE_CHECKING:
+    from cloudbox.server import Node
 
 SNAPSHOT_CHUNK = 1 << 20
 
@@ -49,7 +52,7 @@ ABORT_BODY = {
 }
 
 
-def build(node: Any) -> ApiSpec:
+def build(node: Node) -> ApiSpec:
     """``node`` is the running Node (see cloudbox.server): name, engine, identity, settings."""
 
     cluster = node.cluster

@@ -13,6 +13,11 @@ etcd leases (``cluster.liveness``), never from timestamps, never through the log
 
 This node's cluster settings live in ``<data-dir>/cluster.json`` (node-local,
 never replicated): whether it runs a member, its URLs, and the etcd endpoints.
+
+What the service needs of the node it runs in is handed over typed: the state
+engine, the data directory, the settings, who this node is (``ThisNode``) and,
+once compute exists (compute is made with this service), the compute service,
+asked for its host's capacity and servers through its public methods.
 """
 
 from __future__ import annotations
@@ -29,8 +34,9 @@ import shutil
 import ssl
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 import trio
 
@@ -43,7 +49,12 @@ from cloudbox.cluster.etcd_server import EtcdMember, MemberConfig, etcd_urls, po
 from cloudbox.cluster.liveness import Liveness
 from cloudbox.cluster.replication import LOG_KEY, ReplicatedLog
 from cloudbox.errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable
-from cloudbox.settings import BY_NAME
+from cloudbox.node import DataDir
+from cloudbox.settings import BY_NAME, Settings
+from cloudbox.state.engine import StateEngine
+
+if TYPE_CHECKING:
+    from cloudbox.compute.service import ComputeService
 
 log = logging.getLogger("cloudbox.cluster")
 
@@ -55,6 +66,19 @@ LEARNER_WAIT = 60.0  # seconds a join waits for etcd to accept another member
 BARRIER_TIMEOUT = 1.0  # seconds a read waits for etcd's revision before it is served as is
 BARRIER_BACKOFF = 2.0  # seconds reads skip the barrier after etcd did not answer
 FORWARD_HEADERS = {"x-auth-token", "content-type", "accept", "openstack-api-version", "x-openstack-request-id"}
+FORWARDED_BY = "X-Cloudbox-Forwarded-By"  # marks a call another node forwarded (it is answered where it lands)
+
+
+@dataclass(frozen=True)
+class ThisNode:
+    """Who this node is, as the cluster knows it."""
+
+    id: str
+    name: str  # also its compute host's name
+    api_url: str  # the HTTPS API
+    peer_url: str  # the node-to-node API (mutual TLS with node certificates)
+    peer_port: int
+    tunnel_ip: str  # its address among the nodes: etcd's URLs are made on it
 
 
 def load_config(root: Path) -> dict[str, Any] | None:
@@ -96,10 +120,12 @@ def secret_hash(secret: str) -> str:
 
 
 class ClusterService:
-    def __init__(self, node: Any) -> None:
-        self.node = node
-        self.engine = node.engine
-        self.data_dir = node.data_dir
+    def __init__(self, engine: StateEngine, data_dir: DataDir, settings: Settings, me: ThisNode) -> None:
+        self.engine = engine
+        self.data_dir = data_dir
+        self.settings = settings
+        self.me = me
+        self.compute: ComputeService | None = None  # handed over once compute exists
         self.config = load_config(self.data_dir.root)
         self.client: EtcdClient | None = None
         self.etcd_member: EtcdMember | None = None
@@ -117,7 +143,7 @@ class ClusterService:
         self.engine.add_listener(self._on_commit)
 
     def _on_commit(self, cmd: Any, result: Any) -> None:
-        if isinstance(cmd, c.RemoveNode) and cmd.node_id == self.node.node_id:
+        if isinstance(cmd, c.RemoveNode) and cmd.node_id == self.me.id:
             # Taken out of the cluster: its etcd member is gone; stop running one.
             self.removed = True
             for scope in (self._etcd_scope, self._liveness_scope):
@@ -135,12 +161,12 @@ class ClusterService:
 
     def _connect(self, config: dict[str, Any]) -> None:
         self.client = EtcdClient(config["endpoints"], self.tls())
-        self.engine.log = ReplicatedLog(self.client, self.node.node_id, self.node.name, self.catch_up)
+        self.engine.log = ReplicatedLog(self.client, self.me.id, self.me.name, self.catch_up)
 
     def _member_config(self, config: dict[str, Any]) -> MemberConfig:
         d = self.data_dir
         return MemberConfig(
-            name=self.node.node_id, data_dir=d.root / "etcd", client_url=config["client_url"],
+            name=self.me.id, data_dir=d.root / "etcd", client_url=config["client_url"],
             peer_url=config["peer_url"], initial_cluster=config["initial_cluster"],
             initial_state=config["initial_state"], ca=d.ca_cert, cert=d.node_cert, key=d.node_key)
 
@@ -168,7 +194,7 @@ class ClusterService:
     async def catch_up(self, compact_revision: int) -> None:
         """This node is behind etcd's compacted history: copy a snapshot from a live peer."""
         # Every other member, those up first (liveness comes from etcd, not from this node's old state).
-        peers = sorted((n for n in await self.nodes() if n["id"] != self.node.node_id), key=lambda n: not n["up"])
+        peers = sorted((n for n in await self.nodes() if n["id"] != self.me.id), key=lambda n: not n["up"])
         for peer in peers:
             tmp = self.data_dir.root / f".catch-up-{uuid.uuid4().hex}.db"
             try:
@@ -267,7 +293,7 @@ class ClusterService:
     async def _keep_liveness(self, client: EtcdClient,
                              task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Keep this node's lease and its view of who is up (until it is removed)."""
-        self.liveness = Liveness(client, self.node.node_id, self.capacity)
+        self.liveness = Liveness(client, self.me.id, self.capacity)
         with trio.CancelScope() as scope:
             self._liveness_scope = scope
             if self.removed:
@@ -288,20 +314,14 @@ class ClusterService:
 
     def _own_row(self) -> dict[str, Any]:
         at = now_iso()
-        return {"id": self.node.node_id, "name": self.node.name, "api_url": self.node.url, "peer_url": self.node.peer_url,
-                "tunnel_ip": self.node.tunnel_ip, "etcd_member": bool(self.config and self.config.get("member")),
+        return {"id": self.me.id, "name": self.me.name, "api_url": self.me.api_url, "peer_url": self.me.peer_url,
+                "tunnel_ip": self.me.tunnel_ip, "etcd_member": bool(self.config and self.config.get("member")),
                 "etcd_peer_url": (self.config or {}).get("peer_url", "") if (self.config or {}).get("member") else "",
                 "joined_at": at, "heartbeat_at": at, "capacity": {}}
 
     async def capacity(self) -> dict[str, Any]:
-        info = self.node.compute.host_info
-        servers = await self.engine.read(
-            lambda db, host: db.execute("SELECT count(*) FROM servers WHERE host = ?", [host]).fetchone()[0],
-            self.node.compute.host)
-        out: dict[str, Any] = {"servers": servers}
-        if info is not None:
-            out.update({"vcpus": info.vcpus, "memory_mb": info.memory_mb, "disk_gb": info.disk_gb})
-        return out
+        """What this node reports of itself: its compute host's capacity and servers."""
+        return await self.compute.host_capacity() if self.compute is not None else {}
 
     async def _promote(self, learner_id: str) -> None:
         """Promote this node's etcd learner to a voter once it has caught up."""
@@ -327,7 +347,7 @@ class ClusterService:
         Alone (no etcd) only this node is, and always.  In a cluster a node is up while its lease key
         exists in etcd (see cluster.liveness); this node counts itself up while it serves."""
         if self.liveness is None or self.removed:
-            return frozenset({self.node.node_id})
+            return frozenset({self.me.id})
         return await self.liveness.up_nodes()
 
     async def nodes(self) -> list[dict[str, Any]]:
@@ -338,7 +358,7 @@ class ClusterService:
         for row in rows:
             row["up"] = row["id"] in up
             row["role"] = "voter" if row["etcd_member"] else ("client" if self.clustered else "single")
-            if row["id"] == self.node.node_id:
+            if row["id"] == self.me.id:
                 row["capacity"], row["heartbeat_at"] = await self.capacity(), now_iso()
             elif self.liveness is not None:
                 row["capacity"] = self.liveness.reported(row["id"]) or row["capacity"]
@@ -374,29 +394,29 @@ class ClusterService:
 
     async def node_of_host(self, host: str) -> dict[str, Any]:
         """The live member that runs compute host ``host`` (Unavailable when it is down)."""
-        rows = await self.engine.read(
-            lambda db, h: [r[0] for r in db.execute("SELECT node_id FROM compute_hosts WHERE name = ?", [h])], host)
-        nodes = {n["id"]: n for n in await self.nodes()}
-        node = nodes.get(rows[0]) if rows else None
+        node_id = await self.compute.node_of_host(host) if self.compute is not None else None
+        node = {n["id"]: n for n in await self.nodes()}.get(node_id or "")
         if node is None:
             raise Unavailable(f"Compute host {host} is not a member of the cluster.")
         if not node["up"]:
             raise Unavailable(f"Compute host {host} is down (last seen up at {node['heartbeat_at']}).")
         return node
 
-    async def forward(self, request: Any, body: Any, host: str) -> tuple[int, bytes, dict[str, str]]:
-        """Send this API request on to the node of compute host ``host``, over the peer port."""
+    async def forward(self, host: str, method: str, path: str, headers: Mapping[str, str],
+                      body: Any) -> tuple[int, bytes, dict[str, str]]:
+        """Send an API call (``path`` with its query string, the caller's ``headers``, a JSON
+        ``body`` or None) on to the node of compute host ``host``, over the peer port; returns
+        (status, body, the headers worth passing back)."""
         node = await self.node_of_host(host)
-        headers = {k: v for k, v in request.headers.items()
-                   if k.lower() in FORWARD_HEADERS or k.lower().startswith("x-openstack")}
-        headers["X-Cloudbox-Forwarded-By"] = self.node.name
+        sent = {k: v for k, v in headers.items() if k.lower() in FORWARD_HEADERS or k.lower().startswith("x-openstack")}
+        sent[FORWARDED_BY] = self.me.name
         content = json.dumps(body).encode() if body is not None else b""
-        url = node["peer_url"] + request.full_path.rstrip("?")
+        url = node["peer_url"] + path.rstrip("?")
         import httpx
 
         try:
             async with self.peer_client() as client:
-                resp = await client.request(request.method, url, content=content, headers=headers)
+                resp = await client.request(method, url, content=content, headers=sent)
         except httpx.HTTPError as exc:
             raise Unavailable(f"Compute host {host} did not answer: {exc or type(exc).__name__}") from exc
         keep = {k: v for k, v in resp.headers.items() if k.lower() in ("content-type", "location")
@@ -413,10 +433,10 @@ class ClusterService:
         token_id = uuid.uuid4().hex
         now = time.time()
         await self.engine.propose(c.CreateJoinToken(token_id, name, secret_hash(secret), iso(now), iso(now + ttl)))
-        addresses = [n["api_url"] for n in await self.nodes() if n["up"]] or [self.node.url]
-        if self.node.url in addresses:  # this node first: it made the token
-            addresses.remove(self.node.url)
-            addresses.insert(0, self.node.url)
+        addresses = [n["api_url"] for n in await self.nodes() if n["up"]] or [self.me.api_url]
+        if self.me.api_url in addresses:  # this node first: it made the token
+            addresses.remove(self.me.api_url)
+            addresses.insert(0, self.me.api_url)
         return encode_token({"v": TOKEN_VERSION, "id": token_id, "name": name, "secret": secret,
                              "fingerprint": pki.fingerprint(self.data_dir.ca_cert.read_bytes()),
                              "addresses": addresses, "expires": iso(now + ttl)})
@@ -440,7 +460,7 @@ class ClusterService:
             raise Forbidden(f"The join token is for node {row['name']!r}, not {body['name']!r}.")
         address = body["address"]
         api_url = body.get("api_url") or f"https://{address}:8443"
-        peer_url = body.get("peer_url") or f"https://{address}:{self.node.peer_port}"
+        peer_url = body.get("peer_url") or f"https://{address}:{self.me.peer_port}"
         # The joiner's etcd member listens where its own settings say (older joiners: the defaults).
         client_url, etcd_peer = etcd_urls(address, int(body.get("etcd_client_port") or BY_NAME["etcd_client_port"].default),
                                           int(body.get("etcd_peer_port") or BY_NAME["etcd_peer_port"].default))
@@ -487,12 +507,12 @@ class ClusterService:
         return {
             "node_id": node_id, "cert": cert_pem.decode(), "ca": self.data_dir.ca_cert.read_text(),
             "ca_key": self.data_dir.ca_key.read_text(),
-            "settings": {k: v for k, v in self.node.settings.as_dict().items() if _cluster_scope(k)},
+            "settings": {k: v for k, v in self.settings.as_dict().items() if _cluster_scope(k)},
             "cluster": {"member": voter, "client_url": client_url, "peer_url": etcd_peer,
                         "initial_cluster": ",".join(initial), "initial_state": "existing",
                         "endpoints": ([client_url] if voter else []) + endpoints,
                         **({"learner_id": learner_id} if learner_id else {})},
-            "snapshot_from": self.node.peer_url,
+            "snapshot_from": self.me.peer_url,
         }
 
     async def abort_join(self, body: dict[str, Any]) -> None:
@@ -537,8 +557,8 @@ class ClusterService:
 
     async def _become_cluster(self) -> None:
         """Start this single node's etcd member and move the state engine's log into it."""
-        address = self.node.tunnel_ip
-        settings = self.node.settings
+        address = self.me.tunnel_ip
+        settings = self.settings
         client_url, peer_url = etcd_urls(address, settings.etcd_client_port, settings.etcd_peer_port)
         busy = [p for p in (settings.etcd_client_port, settings.etcd_peer_port) if port_taken(address, p)]
         if busy or settings.etcd_client_port == settings.etcd_peer_port:
@@ -547,7 +567,7 @@ class ClusterService:
                            "etcd_peer_port to two free ports in its cloudbox.json (node settings), restart it, "
                            "and join again.")
         config = {"member": True, "client_url": client_url, "peer_url": peer_url,
-                  "initial_cluster": f"{self.node.node_id}={peer_url}", "initial_state": "new",
+                  "initial_cluster": f"{self.me.id}={peer_url}", "initial_state": "new",
                   "endpoints": [client_url]}
         etcd_dir = self.data_dir.root / "etcd"
         shutil.rmtree(etcd_dir, ignore_errors=True)  # a member of an earlier attempt that never served
@@ -565,7 +585,7 @@ class ClusterService:
             raise
         save_config(self.data_dir.root, config)
         self.config, self.client, self.etcd_member = config, client, member
-        await self.engine.join_cluster(ReplicatedLog(client, self.node.node_id, self.node.name, self.catch_up),
+        await self.engine.join_cluster(ReplicatedLog(client, self.me.id, self.me.name, self.catch_up),
                                        revision)
         await self._nursery.start(self._keep_liveness, client)
         await self.register()
@@ -574,11 +594,9 @@ class ClusterService:
     async def remove(self, key: str, force: bool) -> dict[str, Any]:
         """Take a node out of the cluster: its etcd member, its row, its compute host."""
         node = await self.engine.read(store.get_node, key)
-        if node["id"] == self.node.node_id:
+        if node["id"] == self.me.id:
             raise Conflict("A node cannot remove itself; remove it from another member.")
-        servers = await self.engine.read(
-            lambda db, name: [r[0] for r in db.execute("SELECT id FROM servers WHERE host = ?", [name])],
-            node["name"])
+        servers = await self.compute.servers_on_host(node["name"]) if self.compute is not None else []
         if servers and not force:
             raise Conflict(f"Node {node['name']} still has {len(servers)} server(s); move or delete them "
                            "(or evacuate them), or remove it with --force.")

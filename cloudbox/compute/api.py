@@ -78,7 +78,8 @@ async def forwarded(svc: ComputeService, call: Call, server: dict[str, Any], *,
         return None
     if unless_down and await svc.host_is_down(host):
         return None
-    status, body, headers = await svc.cluster.forward(call.request, call.body, host)
+    status, body, headers = await svc.cluster.forward(host, call.request.method, call.request.full_path,
+                                                      call.request.headers, call.body)
     if headers.get("content-type", "").startswith("application/json") and body:
         return Reply(json.loads(body), status, {"Location": headers["location"]} if "location" in headers else {})
     return Reply(body or None, status)

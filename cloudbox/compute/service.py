@@ -678,6 +678,23 @@ class ComputeService:
     async def console_output(self, server: dict[str, Any], length: int | None) -> str:
         return await self.guests.console_output(server["id"], length)
 
+    # --- asked by the cluster service ------------------------------------------------------------
+    async def host_capacity(self) -> dict[str, Any]:
+        """This node's compute host as the cluster reports it: the servers placed on it and, once
+        the driver told, its vcpus, memory_mb and disk_gb."""
+        out: dict[str, Any] = {"servers": len(await self.servers_on_host(self.host))}
+        if self.host_info is not None:
+            out.update(vcpus=self.host_info.vcpus, memory_mb=self.host_info.memory_mb, disk_gb=self.host_info.disk_gb)
+        return out
+
+    async def servers_on_host(self, host: str) -> list[str]:
+        """Ids of the servers placed on compute host ``host``."""
+        return await self.engine.read(store.server_ids_on_host, host)
+
+    async def node_of_host(self, host: str) -> str | None:
+        """Id of the node that runs compute host ``host`` (None: no such host)."""
+        return await self.engine.read(store.host_node_id, host)
+
 
 def _hosts_and_group(db: Any, server: dict[str, Any]) -> tuple[list[scheduler.HostState], dict[str, Any] | None]:
     """What the scheduler sees: every host with its usage, and the server's group with its hosts."""

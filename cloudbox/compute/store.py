@@ -562,3 +562,15 @@ HANDLERS: dict[type, Handler] = {
 
 
 STORE = StoreSpec("compute", MIGRATIONS, c, (__name__,))
+
+
+# --- asked by the cluster service (through ComputeService) --------------------------------------
+def server_ids_on_host(db: sqlite_utils.Database, host: str) -> list[str]:
+    """Ids of the servers placed on compute host ``host``."""
+    return [r["id"] for r in db.query("SELECT id FROM servers WHERE host = ? ORDER BY id", [host])]
+
+
+def host_node_id(db: sqlite_utils.Database, host: str) -> str | None:
+    """Id of the node that runs compute host ``host`` (None: no such host)."""
+    row = one(db, "SELECT node_id FROM compute_hosts WHERE name = ?", [host])
+    return row["node_id"] if row else None
