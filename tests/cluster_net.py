@@ -32,10 +32,14 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import httpx
 import yaml
+
+from tests.cloud import wait_for
+
+wait_until = wait_for  # its old name here, which test_cluster_compute.py still imports
 
 ROOT = Path(__file__).resolve().parents[1]
 SUBNET = ipaddress.ip_network("10.210.0.0/24")
@@ -71,22 +75,6 @@ def clean_env(home: Path | None = None, clock_offset: float = 0.0) -> dict[str, 
     if home is not None:
         env["HOME"] = str(home)
     return env
-
-
-def wait_until(condition: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> Any:
-    """Poll ``condition`` until it returns something truthy; its last exception explains a timeout."""
-    deadline = time.monotonic() + timeout
-    last: BaseException | None = None
-    while True:
-        try:
-            value = condition()
-            if value:
-                return value
-        except Exception as exc:  # noqa: BLE001 - reported below if it never succeeds
-            last = exc
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}" + (f" (last error: {last!r})" if last else ""))
-        time.sleep(every)
 
 
 # --- join tokens ------------------------------------------------------------------------------
@@ -226,15 +214,16 @@ class Underlay:
         assert not Underlay._active, "another Underlay is up in this process; down() it first"
         LOCK_FILE.parent.mkdir(parents=True, exist_ok=True)
         self._lock = open(LOCK_FILE, "w")
-        deadline = time.monotonic() + 300
-        while True:
+        lock = self._lock
+
+        def locked() -> bool:
             try:
-                fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
             except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"another cluster test run holds {LOCK_FILE}") from None
-                time.sleep(1)
+                return False
+
+        wait_for(locked, 300, f"{LOCK_FILE}, which another cluster test run holds", every=1)
         self._up = True  # from here on, down() has something to undo
         Underlay._active = True
         clean_leftovers()
@@ -442,7 +431,7 @@ class Node:
         pid = self.pid()
         assert pid is not None, f"node{self.n} has no running cloudbox serve"
         os.kill(pid, signal.SIGKILL)
-        wait_until(lambda: not _alive(pid), timeout, f"pid {pid} to die")
+        wait_for(lambda: not _alive(pid), timeout, f"pid {pid} to die")
         return pid
 
     def processes(self) -> list[str]:
@@ -512,8 +501,8 @@ class Node:
             return None
 
     def wait_healthy(self, timeout: float = 60) -> dict[str, Any]:
-        return wait_until(lambda: (h := self.health()) and h.get("status") == "ok" and h, timeout,
-                          f"node{self.n} to be healthy at {self.url}")
+        return wait_for(lambda: (h := self.health()) and h.get("status") == "ok" and h, timeout,
+                        f"node{self.n} to be healthy at {self.url}")
 
     def get_json(self, path: str, timeout: float = 10) -> Any:
         with self.admin(timeout=timeout) as c:
@@ -601,7 +590,7 @@ def wait_converged(nodes: list[Node], timeout: float = 60) -> list[dict[str, Any
         return states if len(revisions) == 1 else None
 
     try:
-        return wait_until(same, timeout, "every node to apply the same revision", every=0.1)
+        return wait_for(same, timeout, "every node to apply the same revision", every=0.1)
     except AssertionError as exc:
         raise AssertionError(f"{exc}; last seen {last}") from None
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster_net import Node, Underlay, wait_until
+from tests.cloud import wait_for
+from tests.cluster_net import Node, Underlay
 from tests.guest_dirs import guest_dir
 from tests.compute_helpers import LATEST
 
@@ -57,7 +58,7 @@ def wait_active(node: Node, server_id: str, timeout: float = 300) -> dict:
         assert server["status"] != "ERROR", server.get("fault")
         return server if server["status"] == "ACTIVE" else None
 
-    return wait_until(active, timeout, f"server {server_id} to be ACTIVE")
+    return wait_for(active, timeout, f"server {server_id} to be ACTIVE")
 
 
 @pytest.fixture
@@ -124,8 +125,8 @@ def test_guests_on_two_nodes_reach_each_other(two_real_nodes: list[Node], guest_
     assert (one.data_dir / "images" / image["id"]).stat().st_size == (two.data_dir / "images" / image["id"]).stat().st_size
 
     # The guest on node 2 is read through node 1 (forwarded to node 2's peer port).
-    found = wait_until(lambda: (lambda log: log if "CHECK done" in log else None)(console(one, b)), 420,
-                       "srv-b to finish its checks")
+    found = wait_for(lambda: (lambda log: log if "CHECK done" in log else None)(console(one, b)), 420,
+                     "srv-b to finish its checks")
     got = checks(found)
     assert got.get("peer-http") == "hello-from-srv-a", found[-3000:]
     assert got.get("peer-ping") == "ok", found[-3000:]
@@ -135,12 +136,12 @@ def test_guests_on_two_nodes_reach_each_other(two_real_nodes: list[Node], guest_
     with one.admin() as c:
         r = c.post(f"/compute/v2.1/servers/{on_two}/action", json={"os-stop": None})
         assert r.status_code == 202, r.text
-    wait_until(lambda: (lambda s: s if s["status"] == "SHUTOFF" else None)(
+    wait_for(lambda: (lambda s: s if s["status"] == "SHUTOFF" else None)(
         two.admin().get(f"/compute/v2.1/servers/{on_two}", headers=LATEST).json()["server"]), 120,
         "node 2's guest to stop")
     with one.admin() as c:
         for sid in (a, b):
             assert c.delete(f"/compute/v2.1/servers/{sid}").status_code == 204
-    wait_until(lambda: all(one.admin().get(f"/compute/v2.1/servers/{sid}").status_code == 404 for sid in (a, b)),
-               120, "both servers to be deleted")
+    wait_for(lambda: all(one.admin().get(f"/compute/v2.1/servers/{sid}").status_code == 404 for sid in (a, b)),
+             120, "both servers to be deleted")
     time.sleep(1)

@@ -30,6 +30,7 @@ from cloudbox.compute import core, disks
 from cloudbox.compute.driver import PAUSED, RUNNING, SHUTOFF, SUSPENDED, DomainSpec, NicSpec
 from cloudbox.compute.driver.fake import FakeDriver, forget_host
 from cloudbox.errors import Conflict, NotFound
+from tests.cloud import wait_for_async
 from tests.guest_dirs import guest_dir
 
 REPO = Path(__file__).resolve().parent.parent
@@ -148,12 +149,12 @@ async def wait_event(driver, uuid: str, state: str, timeout: float = TIMEOUT) ->
 
 async def wait_console(path: str, marker: bytes, count: int = 1, timeout: float = TIMEOUT) -> bytes:
     """The console log once ``marker`` appears ``count`` times (a file can only be polled)."""
-    with trio.fail_after(timeout):
-        while True:
-            data = Path(path).read_bytes() if Path(path).exists() else b""
-            if data.count(marker) >= count:
-                return data
-            await trio.sleep(0.1)
+
+    def seen() -> bytes | None:
+        data = Path(path).read_bytes() if Path(path).exists() else b""
+        return data if data.count(marker) >= count else None
+
+    return await wait_for_async(seen, timeout, f"{marker!r} {count} time(s) in {path}", every=0.1)
 
 
 # --- the contract ----------------------------------------------------------------------

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cloud import Cloud, free_port, run_cli
+from tests.cloud import Cloud, free_port, run_cli, wait_for
 from tests.compute_helpers import boot, boot_ten_with_room_for_eight, upload_image, wait_gone, wait_server
 from tests.guest_dirs import guest_dir
 from tests.test_openstack_cli import openstack
@@ -93,15 +93,6 @@ def assert_confined(server_id: str) -> None:
 def guest_user_reads(path: Path) -> bool:
     return subprocess.run(["setpriv", "--reuid=libvirt-qemu", "--regid=libvirt-qemu", "--init-groups", "cat", str(path)],
                           capture_output=True, timeout=30).returncode == 0
-
-
-def wait_for(condition, timeout: float = 60, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def admin_server(cloud: Cloud, server_id: str) -> dict:

@@ -20,7 +20,7 @@ import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import pytest
 import trio
@@ -37,6 +37,7 @@ from cloudbox.network.render import table_name
 from cloudbox.network.service import NetworkService
 from cloudbox.services import STORES
 from cloudbox.state.engine import StateEngine
+from tests.cloud import wait_for_async
 from tests.test_network_core import Ctx
 from tests.test_network_render import Rows
 
@@ -442,13 +443,6 @@ def test_removed_objects_are_cleaned_up_and_apply_of_many_ports_is_quick(host: H
 # --- the reconciler (DataPlane) -----------------------------------------------------------
 
 
-async def wait_until(condition: Callable[[], Any], timeout: float = 10) -> None:
-    """Poll a condition the data plane makes true in the background (a pass after a commit)."""
-    with trio.fail_after(timeout):
-        while not await trio.to_thread.run_sync(condition):
-            await trio.sleep(0.05)
-
-
 @asynccontextmanager
 async def running_cloud(tmp_path: Path, driver: Any, node_id: str, host_name: str, **settings: Any):
     """State engine + network service + data plane, as server.py wires them."""
@@ -491,8 +485,8 @@ async def test_dataplane_binds_unbinds_and_follows_commits_with_a_fake_driver(tm
         net = await service.create_network(alice, {"name": "n"})
         await service.create_subnet(alice, {"network_id": net["id"], "cidr": "10.80.0.0/24", "ip_version": 4})
         # A commit wakes the loop: the next pass sees the network and its DHCP port.
-        await wait_until(lambda: driver.plan is not None and driver.plan.networks
-                         and driver.plan.networks[0].dhcp is not None)
+        await wait_for_async(lambda: driver.plan is not None and driver.plan.networks
+                             and driver.plan.networks[0].dhcp is not None, 10, "a pass to plan the DHCP server")
         assert plane.last_error is None
         (port,) = await service.allocate_for_server("srv", "alice", "host-1", [{"uuid": net["id"]}], ["default"], "nova")
         nic = await plane.bind(port["id"])
@@ -530,18 +524,21 @@ async def test_dataplane_moves_dhcp_when_a_peer_joins_and_when_it_goes_down(
         alice = Ctx("alice")
         net = await service.create_network(alice, {"name": "n"})
         await service.create_subnet(alice, {"network_id": net["id"], "cidr": "10.83.0.0/24", "ip_version": 4})
-        await wait_until(lambda: driver.plan.networks and driver.plan.networks[0].dhcp is not None)
+        await wait_for_async(lambda: driver.plan.networks and driver.plan.networks[0].dhcp is not None, 10,
+                             "a pass to plan the DHCP server here")
         # A peer that rendezvous hashing prefers for this network's DHCP server joins.
         peer = next(f"node-b{i}" for i in range(100) if rendezvous(net["id"], ["node-a", f"node-b{i}"]) != "node-a")
         up.add(peer)
         for node_id, name, address in (("node-a", "host-a", "192.0.2.1"), (peer, "host-b", "192.0.2.2")):
             await plane.engine.propose(cluster_commands.RegisterNode(member_row(node_id, name, address, time.time())))
-        await wait_until(lambda: len(driver.plan.members) == 2)  # no network command: the liveness check saw it
+        # no network command: the liveness check sees it
+        await wait_for_async(lambda: len(driver.plan.members) == 2, 10, "a pass to see both members")
         assert driver.plan.networks == ()  # nothing of the network is needed here any more
         assert driver.tunnels == {}
         # The peer goes down (the cluster says so): the next check brings the DHCP server back here.
         up.discard(peer)
-        await wait_until(lambda: driver.plan.networks and driver.plan.networks[0].dhcp is not None)
+        await wait_for_async(lambda: driver.plan.networks and driver.plan.networks[0].dhcp is not None, 10,
+                             "the DHCP server to come back here")
         assert not next(m for m in driver.plan.members if m.id == peer).up
 
 
@@ -602,7 +599,9 @@ async def test_dataplane_on_the_host_from_real_commands(tmp_path: Path) -> None:
 
             fip = await service.create_floatingip(alice, {"floating_network_id": public["id"], "port_id": port["id"]})
             floating = fip["floating_ip_address"]
-            await wait_until(lambda: sh("ping", "-c", "1", "-W", "1", floating, check=False).returncode == 0)
+            await wait_for_async(lambda: trio.to_thread.run_sync(
+                lambda: sh("ping", "-c", "1", "-W", "1", floating, check=False).returncode == 0), 10,
+                "ping through the floating IP")
 
             await plane.unbind(port["id"])
             assert tap not in sh("ip", "-o", "link", "show").stdout
