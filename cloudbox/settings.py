@@ -67,6 +67,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("external_bridge", str, "cbxext0", "Host bridge of the external network (floating IPs, router gateways).", "node"),
     Setting("external_cidr", str, "172.24.4.0/24", "Address range of the external network `public` made at the first start (the host takes its first address unless external_interface is set).", "cluster"),
     Setting("external_interface", str, "", "Host interface to enslave to the external bridge, for a real uplink (default: none; the host routes and masquerades the external range).", "node"),
+    Setting("management_cidrs", str, "auto", "Ranges guests may not reach beyond the external network, besides the host's own addresses (always): CIDRs separated by commas, and `auto` for the subnets of the host's own interfaces (those cloudbox did not make) and 169.254.0.0/16; empty: only the host's addresses.", "cluster"),
     Setting("force_config_drive", bool, False, "Attach a config drive to every server, not only to those that ask for one.", "cluster"),
     Setting("compute_driver", str, "libvirt", "Hypervisor driver: libvirt, or fake (in-memory, for tests only).", "node"),
     Setting("availability_zone", str, "nova", "Availability zone of this node's compute host.", "node"),

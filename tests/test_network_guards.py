@@ -14,8 +14,19 @@ import textwrap
 import time
 from typing import Callable
 
+from types import SimpleNamespace
+
+import pytest
+import trio
+
+from cloudbox.errors import SetupError
 from cloudbox.network import render
-from tests.test_network_dataplane import Host, host, needs_root, sh  # noqa: F401 - host is a fixture
+from cloudbox.network.dataplane import DataPlane
+from cloudbox.network.driver.fake import FakeNetworkDriver
+from cloudbox.network.hostplan import HostNetworks, Management, build_plan
+from tests.cloud import wait_for
+from tests.test_network_dataplane import (Host, host, needs_root, ping, running_cloud, sh,  # noqa: F401 - host: a fixture
+                                          tcp_connects, tcp_listener)
 
 # One ICMPv6 message to ff02::1 from ``iface`` (the kernel fills in the checksum and the source,
 # the link-local address): a neighbour advertisement (override flag) for ``target`` with ``mac``
@@ -39,13 +50,6 @@ ND_SENDER = textwrap.dedent("""
 
 def send_nd(namespace: str, interface: str, kind: str, mac: str, target: str = "::") -> None:
     sh("ip", "netns", "exec", namespace, sys.executable, "-c", ND_SENDER, interface, kind, target, mac)
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def stays(condition: Callable[[], bool], seconds: float = 1.5) -> bool:
@@ -82,11 +86,11 @@ def test_a_guest_can_advertise_neither_a_neighbours_address_nor_itself_as_a_rout
     host.apply()
     dhcp = next(n.dhcp for n in plan.networks if n.dhcp)
     for ns, interface in ((a, "eth0"), (b, "eth0"), (c, "eth0"), (dhcp.namespace, dhcp.interface)):
-        wait_for(lambda: link_local_ready(ns, interface), what=f"{ns}'s link-local address")  # DAD done
+        wait_for(lambda: link_local_ready(ns, interface), 10, f"{ns}'s link-local address", every=0.05)  # DAD done
     victim_lla = render.lla(victim.mac)
     # The watcher learns the victim's link-local address (ND passes; the echo itself needs no rule).
     sh("ip", "netns", "exec", c, "ping", "-6", "-c", "1", "-W", "1", f"{victim_lla}%eth0", check=False)
-    wait_for(lambda: neighbour_mac(c, victim_lla) == victim.mac, what="the watcher to learn the victim")
+    wait_for(lambda: neighbour_mac(c, victim_lla) == victim.mac, 10, "the watcher to learn the victim", every=0.05)
 
     # The attacker claims the victim's address: dropped at its port, the watcher's entry stays.
     send_nd(a, "eth0", "na", attacker.mac, victim_lla)
@@ -98,9 +102,91 @@ def test_a_guest_can_advertise_neither_a_neighbours_address_nor_itself_as_a_rout
     # The same messages from a port without port security (the DHCP namespace) do arrive: the
     # watcher would have believed them.
     send_nd(dhcp.namespace, dhcp.interface, "na", dhcp.mac, victim_lla)
-    wait_for(lambda: neighbour_mac(c, victim_lla) == dhcp.mac, what="the unfiltered advertisement")
+    wait_for(lambda: neighbour_mac(c, victim_lla) == dhcp.mac, 10, "the unfiltered advertisement", every=0.05)
     send_nd(dhcp.namespace, dhcp.interface, "ra", dhcp.mac)
-    wait_for(lambda: "via fe80" in default_route_via(c), what="the unfiltered router advertisement")
+    wait_for(lambda: "via fe80" in default_route_via(c), 10, "the unfiltered router advertisement", every=0.05)
     # The attacker's advertisement of its own address still passes.
     sh("ip", "netns", "exec", c, "ping", "-6", "-c", "1", "-W", "1", f"{render.lla(attacker.mac)}%eth0", check=False)
-    wait_for(lambda: neighbour_mac(c, render.lla(attacker.mac)) == attacker.mac, what="the attacker's own NA")
+    wait_for(lambda: neighbour_mac(c, render.lla(attacker.mac)) == attacker.mac, 10, "the attacker's own NA", every=0.05)
+
+
+def management_lan(host: Host) -> tuple[str, str, str, str, str]:
+    """A LAN the host reaches through an interface cloudbox did not make, with a machine on it that
+    serves TCP 7000 and stands in for the host's cloud's metadata at a 169.254 address the host
+    routes to it: (machine's namespace, the LAN, the host's address on it, the machine's address,
+    the 169.254 address)."""
+    routes = sh("ip", "route").stdout
+    third = next(n for n in range(10, 250) if f"10.250.{n}." not in routes)  # a LAN nobody uses here
+    lan, host_ip, machine_ip, metadata_ip = f"10.250.{third}.0/24", f"10.250.{third}.1", f"10.250.{third}.2", \
+        f"169.254.77.{third}"
+    machine = host.namespace("cbxm")
+    link = f"cbxm{machine[-8:]}"
+    sh("ip", "link", "add", link, "type", "veth", "peer", "name", "eth0", "netns", machine)
+    host.links.append(link)
+    sh("ip", "addr", "add", f"{host_ip}/24", "dev", link)
+    sh("ip", "link", "set", link, "up")
+    sh("ip", "-n", machine, "link", "set", "eth0", "up")
+    sh("ip", "-n", machine, "addr", "add", f"{machine_ip}/24", "dev", "eth0")
+    sh("ip", "-n", machine, "addr", "add", f"{metadata_ip}/32", "dev", "lo")
+    sh("ip", "-n", machine, "route", "add", "default", "via", host_ip)
+    sh("ip", "route", "add", f"{metadata_ip}/32", "via", machine_ip, "dev", link)  # goes with the link
+    return machine, lan, host_ip, machine_ip, metadata_ip
+
+
+@needs_root
+def test_guests_reach_the_outside_but_not_the_host_nor_its_lans(host: Host) -> None:
+    machine, lan, host_lan_ip, machine_ip, metadata_ip = management_lan(host)
+    ext = host.rows.network(host.ext_cidr, project="admin", external=True, dhcp=False)
+    net, subnet = host.rows.network("10.69.0.0/24")
+    port = host.rows.port(net, subnet, "10.69.0.5")
+    router = host.rows.router("p1", ext, f"{host.ext_prefix}.10", [(net, subnet)])
+    floating = f"{host.ext_prefix}.20"
+    host.rows.floating_ip(router, ext, floating, port)
+    host.rows.rule(host.rows.default_group("p1"), "ingress", "IPv4", "tcp", 7100, 7100, "0.0.0.0/0")
+    guest = host.guest(host.plan().port(port), "10.69.0.5/24", "10.69.0.1")
+    observed = trio.run(host.driver.host_networks)
+    assert lan in observed.subnets and host_lan_ip in observed.addresses
+
+    def apply(management_cidrs: str) -> None:
+        host.apply(build_plan(host.rows.db, host.rows.host, host.node_id, host.ext_bridge, "",
+                              management=Management.parse(management_cidrs), host_networks=observed))
+
+    # Only the host's own addresses guarded: the LAN and the 169.254 address are reachable (the
+    # path through the host works), the host's address on the LAN is not.
+    apply("")
+    outside = host.external_host(f"{host.ext_prefix}.100")
+    for ns in (outside, machine):
+        tcp_listener(host, ns, 7000)
+    served = tcp_listener(host, guest, 7100)
+    assert tcp_connects(guest, machine_ip, 7000) and tcp_connects(guest, metadata_ip, 7000)
+    assert not ping(guest, host_lan_ip, wait=1)
+    # The default: the host's LANs and 169.254.0.0/16 are out of reach as well...
+    apply("auto")
+    assert not tcp_connects(guest, machine_ip, 7000)
+    assert not tcp_connects(guest, metadata_ip, 7000)
+    assert not ping(guest, host_lan_ip, wait=1) and not ping(guest, machine_ip, wait=1)
+    # ...while the outside host on the external segment and the gateway (the host) still answer,
+    assert tcp_connects(guest, f"{host.ext_prefix}.100", 7000)
+    assert ping(guest, f"{host.ext_prefix}.1")
+    # and a machine on the LAN still reaches a guest's floating IP and gets the answers: only the
+    # flows guests open are dropped.
+    sh("ip", "-n", machine, "route", "add", host.ext_cidr, "via", host_lan_ip)
+    assert tcp_connects(machine, floating, 7100)
+    assert served.stdout.readline().strip() == machine_ip
+
+
+async def test_the_data_plane_guards_what_the_driver_saw_with_the_setting(tmp_path) -> None:
+    driver = FakeNetworkDriver("node-g")
+    driver.networks = HostNetworks(("192.0.2.2", "203.0.113.1"), ("192.0.2.0/24",))
+    with pytest.raises(SetupError, match="management_cidrs"):
+        DataPlane(None, "node-g", "host-g", SimpleNamespace(external_bridge="b", external_interface="",
+                                                             management_cidrs="10.0.0.0/8,lan"), driver, None)
+    async with running_cloud(tmp_path, driver, "node-g", "host-g", management_cidrs="auto,10.99.0.0/16") as \
+            (service, plane, nursery):
+        await service.ensure_external_network("203.0.113.0/24", project_id="admin-project")
+        await nursery.start(plane.run)
+        # The host's address on the external network is its gateway: the guests' next hop, not guarded.
+        assert driver.plan.external.guarded == ("10.99.0.0/16", "169.254.0.0/16", "192.0.2.0/24")
+        driver.networks = HostNetworks(("192.0.2.2", "198.51.100.7"), ("192.0.2.0/24",))
+        await plane.reconcile()  # each pass looks at the host again
+        assert "198.51.100.7/32" in driver.plan.external.guarded

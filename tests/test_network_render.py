@@ -19,7 +19,8 @@ from typing import Any, Collection
 import pytest
 
 from cloudbox.network import arp, render
-from cloudbox.network.hostplan import HostPlan, Member, build_plan, conntrack_zone, placement, rendezvous
+from cloudbox.network.hostplan import (HostNetworks, HostPlan, Management, Member, build_plan, conntrack_zone,
+                                       guarded_destinations, placement, rendezvous)
 
 SCHEMA = """
 CREATE TABLE networks (id TEXT PRIMARY KEY, project_id TEXT, name TEXT, external INTEGER, mtu INTEGER,
@@ -454,7 +455,11 @@ def test_a_node_that_is_down_loses_its_dhcp_servers_and_routers() -> None:
     assert b.routers == () and not any(n.dhcp for n in b.networks)
     assert len(b.ports) == 6
     b = rows.plan("id-b", up={"id-a", "id-b"}, host="node-b")  # node-b is back: it gets its share again
-    assert b.routers and any(n.dhcp for n in b.networks)
+    a = rows.plan("id-a", up={"id-a", "id-b"}, host="node-a")
+    share = {r.id for r in a.routers + b.routers if rendezvous(r.id, ["id-a", "id-b"]) == "id-b"}
+    assert {r.id for r in b.routers} == share and len(a.routers) + len(b.routers) == 6  # exact, not by luck
+    assert {n.id for n in b.networks if n.dhcp} == {
+        n.id for n in a.networks + b.networks if not n.external and rendezvous(n.id, ["id-a", "id-b"]) == "id-b"}
 
 
 def test_gratuitous_arp_frames() -> None:
@@ -469,3 +474,43 @@ def test_gratuitous_arp_frames() -> None:
         assert frame[32:38] == target_mac and frame[38:42] == ip  # target: the same address
     with pytest.raises(ValueError):
         arp.frame("fa:16:3e", "172.24.4.10", arp.REQUEST)
+
+
+def test_what_guests_may_not_reach() -> None:
+    assert Management.parse("auto") == Management((), True)
+    assert Management.parse("10.0.0.0/8, 192.168.1.5/24 auto") == Management(("10.0.0.0/8", "192.168.1.0/24"), True)
+    assert Management.parse("") == Management((), False)
+    with pytest.raises(ValueError, match="neither a CIDR nor 'auto'"):
+        Management.parse("10.0.0.0/8,lan")
+    host = HostNetworks(addresses=("192.0.2.2", "172.24.4.1", "172.24.4.7", "127.0.0.1", "fe80::1", "2001:db8::2"),
+                        subnets=("192.0.2.0/24", "2001:db8::/64"))
+    ext, gateways = ["172.24.4.0/24"], ["172.24.4.1"]
+    # auto: the host's LANs, 169.254/16 and its own addresses, but not the external gateway (the
+    # guests' next hop), nor loopback or link-local IPv6.
+    assert guarded_destinations(Management(), host, ext, gateways) == (
+        "169.254.0.0/16", "172.24.4.7/32", "192.0.2.0/24", "2001:db8::/64")
+    # Without auto only the host's own addresses; a range over the external network is cut around it.
+    assert guarded_destinations(Management(("172.24.0.0/21",), False), host, ext, gateways) == (
+        "172.24.0.0/22", "172.24.4.7/32", "172.24.5.0/24", "172.24.6.0/23", "192.0.2.2/32", "2001:db8::2/128")
+    # A LAN that is the external network itself (an uplink into it) is no management range.
+    assert guarded_destinations(Management((), True), HostNetworks((), ("172.24.4.0/24",)), ext, gateways) == (
+        "169.254.0.0/16",)
+
+
+def test_guests_router_gateways_are_marked_and_their_new_flows_to_guarded_places_dropped(cloud: Rows) -> None:
+    observed = HostNetworks(("192.0.2.2",), ("192.0.2.0/24",))
+    plan = build_plan(cloud.db, "elsewhere", "n", host_networks=observed)  # a router, no port here
+    (router,) = plan.routers
+    text = render.render_host(plan)
+    nft_accepts(text)
+    leg = f'"{router.gateway.host_end}" : 0xffff0000'
+    bridge, inet = text.split("table inet")[0], text.split("table inet")[-1]
+    assert bridge.count(f"meta mark set iifname map {{ {leg} }}") == 2  # forward and input hooks
+    assert "elements = { 169.254.0.0/16, 192.0.2.0/24 }" in inet
+    rule = "meta mark & 0xffff0000 == 0xffff0000 ct state { new, invalid } ip daddr @guarded_v4 drop"
+    forward, incoming = (inet.split(f"chain {name} {{")[1].split("\n  }")[0] for name in ("forward", "input"))
+    assert rule in forward and rule in incoming
+    assert incoming.index(rule) < incoming.index("ct state established,related accept")
+    with_port = render.render_host(build_plan(cloud.db, cloud.host, "n", host_networks=observed))
+    nft_accepts(with_port)
+    assert leg in with_port and rule in with_port

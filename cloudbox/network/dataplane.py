@@ -17,6 +17,9 @@ Rules:
   guest without its port.
 - Ports that compute unbound are left out of the plan until bound again (their
   rows may still name this host until the control plane clears them).
+- Each pass asks the driver for the host's own addresses and LANs (``host_networks``)
+  before it reads the tables: with the setting ``management_cidrs`` they are what
+  guests may not reach beyond the external network.
 """
 
 from __future__ import annotations
@@ -24,13 +27,14 @@ from __future__ import annotations
 import inspect
 import logging
 import time
+from functools import partial
 from typing import Any, Awaitable, Callable, Collection
 
 import trio
 
-from cloudbox.errors import NotFound
+from cloudbox.errors import NotFound, SetupError
 from cloudbox.network.driver import NetworkDriver, NetworkDriverError
-from cloudbox.network.hostplan import HostPlan, build_plan, cluster_members, tap_name
+from cloudbox.network.hostplan import HostPlan, Management, build_plan, cluster_members, tap_name
 from cloudbox.nics import NicSpec
 
 log = logging.getLogger("cloudbox.network.dataplane")
@@ -56,6 +60,10 @@ class DataPlane:
         self.host = host
         self.external_bridge = settings.external_bridge
         self.external_interface = settings.external_interface
+        try:  # what guests may not reach beyond the external network (with the host's own addresses)
+            self.management = Management.parse(getattr(settings, "management_cidrs", "auto"))
+        except ValueError as exc:
+            raise SetupError(str(exc)) from None
         self.driver = driver
         self.network_service = network_service
         self.metadata = metadata
@@ -125,8 +133,10 @@ class DataPlane:
         started = time.monotonic()
         read_at = self._commits
         self._passed_at = time.monotonic()
-        plan = await self.engine.read(build_plan, self.host, self.node_id, self.external_bridge,
-                                      self.external_interface, await self.up_nodes())
+        host_networks = await self.driver.host_networks()  # observed first, then the tables read
+        plan = await self.engine.read(partial(build_plan, management=self.management, host_networks=host_networks),
+                                      self.host, self.node_id, self.external_bridge, self.external_interface,
+                                      await self.up_nodes())
         self._unbound &= {p.id for p in plan.ports}  # forget ports deleted or bound elsewhere since
         plan = plan.without_ports(self._unbound)
         try:

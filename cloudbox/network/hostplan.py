@@ -221,6 +221,87 @@ class ExternalPlan:
     interface: str | None  # enslaved uplink; then the host holds no address
     host_addresses: tuple[str, ...] = ()  # with prefix length
     masquerade_cidrs: tuple[str, ...] = ()
+    # Destinations guests may not reach through the external network (see guarded_destinations).
+    guarded: tuple[str, ...] = ()
+
+
+# --- what guests may not reach ----------------------------------------------------------------
+
+LINK_LOCAL_V4 = "169.254.0.0/16"  # a host that is itself a cloud guest has its metadata there
+
+
+@dataclass(frozen=True)
+class Management:
+    """The setting ``management_cidrs``: ranges no guest may reach beyond the external network.
+
+    ``auto`` (the default) stands for the subnets of the host's own interfaces (those cloudbox did
+    not make: its LANs) and 169.254.0.0/16; CIDRs may be given beside it or instead of it.
+    """
+
+    cidrs: tuple[str, ...] = ()
+    auto: bool = True
+
+    @classmethod
+    def parse(cls, text: str) -> "Management":
+        """From the setting's text: CIDRs and ``auto``, separated by commas or spaces; ValueError."""
+        auto, cidrs = False, []
+        for item in str(text).replace(",", " ").split():
+            if item == "auto":
+                auto = True
+                continue
+            try:
+                cidrs.append(str(ipaddress.ip_network(item, strict=False)))
+            except ValueError:
+                raise ValueError(f"management_cidrs: {item[:60]!r} is neither a CIDR nor 'auto'") from None
+        return cls(tuple(cidrs), auto)
+
+
+@dataclass(frozen=True)
+class HostNetworks:
+    """What the host's own interfaces hold, as the driver saw them (``driver.host_networks()``)."""
+
+    addresses: tuple[str, ...] = ()  # every address of the host, on any interface (no prefix)
+    subnets: tuple[str, ...] = ()  # the subnets of the interfaces cloudbox did not make
+
+
+def guarded_destinations(management: Management, host: HostNetworks, external_cidrs: Iterable[str],
+                         gateways: Iterable[str]) -> tuple[str, ...]:
+    """What a guest may not reach through the external network: the host's own addresses, the
+    management ranges, and with ``auto`` the host's LANs and 169.254.0.0/16.
+
+    Never the external network itself (its outside hosts, routers and floating IPs live there:
+    a range that covers it is cut around it) nor its gateways (the guests' next hop, which the
+    host holds unless an uplink is enslaved; the host's input chain keeps it to ICMP and replies).
+    Link-local IPv6 and loopback are left out: no router forwards them.
+    """
+    ranges = [ipaddress.ip_network(c, strict=False) for c in management.cidrs]
+    if management.auto:
+        ranges += [ipaddress.ip_network(LINK_LOCAL_V4), *(ipaddress.ip_network(s, strict=False) for s in host.subnets)]
+    external = [ipaddress.ip_network(c, strict=False) for c in external_cidrs]
+    kept: list[Any] = []
+    for net in ranges:
+        pieces = [net]
+        for ext in external:
+            pieces = [p for piece in pieces for p in _without(piece, ext)]
+        kept += pieces
+    skip = {ipaddress.ip_address(g) for g in gateways}
+    for text in host.addresses:
+        address = ipaddress.ip_address(text.split("%")[0])
+        if address not in skip and not (address.is_loopback or address.is_link_local and address.version == 6):
+            kept.append(ipaddress.ip_network(address))
+    out = []
+    for version in (4, 6):
+        out += [str(n) for n in ipaddress.collapse_addresses(n for n in kept if n.version == version)]
+    return tuple(out)
+
+
+def _without(net: Any, hole: Any) -> list[Any]:
+    """``net`` minus ``hole`` (both networks of one family, or not: then ``net`` whole)."""
+    if net.version != hole.version or not net.overlaps(hole):
+        return [net]
+    if net.subnet_of(hole):
+        return []
+    return list(net.address_exclude(hole))
 
 
 @dataclass(frozen=True)
@@ -346,11 +427,13 @@ def placement(members: Iterable[Member], node_id: str) -> Placement:
 
 
 def build_plan(db: Any, host: str, node_id: str, external_bridge: str = "cbxext0",
-               external_interface: str = "", up: Collection[str] | None = None) -> HostPlan:
+               external_interface: str = "", up: Collection[str] | None = None, *,
+               management: Management = Management(), host_networks: HostNetworks = HostNetworks()) -> HostPlan:
     """The desired state of node ``node_id`` (compute host ``host``), from the tables.
 
     ``db`` is a sqlite-utils Database or a sqlite3 connection (anything with ``execute``);
-    ``up`` holds the ids of the cluster members that are up (None: every member).
+    ``up`` holds the ids of the cluster members that are up (None: every member);
+    ``management`` and ``host_networks`` decide what guests may not reach (``guarded_destinations``).
     """
     networks = {r["id"]: r for r in _rows(db, "SELECT * FROM networks ORDER BY id")}
     subnets = _rows(db, "SELECT * FROM subnets ORDER BY network_id, ip_version, cidr, id")
@@ -438,6 +521,8 @@ def build_plan(db: Any, host: str, node_id: str, external_bridge: str = "cbxext0
                 _with_prefix(s.gateway_ip, s.cidr) for n in external_nets for s in n.subnets
                 if s.gateway_ip and s.ip_version == 4),
             masquerade_cidrs=() if external_interface else cidrs,
+            guarded=guarded_destinations(management, host_networks, [s.cidr for n in external_nets for s in n.subnets],
+                                         [s.gateway_ip for n in external_nets for s in n.subnets if s.gateway_ip]),
         )
     return HostPlan(node_id=node_id, host=host, networks=tuple(network_plans), ports=port_plans,
                     routers=router_plans, security_groups=groups, external=external, members=members)

@@ -99,7 +99,7 @@ def render_host(plan: HostPlan) -> str:
     groups = {g.id: (i, g) for i, g in enumerate(plan.security_groups, start=1)}
     bridge_body: list[str] = []
     inet_body: list[str] = []
-    if plan.ports:
+    if plan.ports or guest_legs(plan):
         bridge_body = _bridge_body(plan, index)
     if plan.ports or plan.external or plan.tunnel_address():
         inet_body = _inet_body(plan, index, groups)
@@ -107,16 +107,35 @@ def render_host(plan: HostPlan) -> str:
     return "\n".join(lines) + "\n"
 
 
+# The mark of frames from a guest leg on the external bridge (a router's gateway): in-port index
+# 0xffff, which no port takes (indexes count the ports of one node from 1).
+GUEST_LEG_MARK = 0xFFFF << 16
+
+
+def guest_legs(plan: HostPlan) -> list[str]:
+    """Router gateways on the external bridge: the links that carry guests' traffic out."""
+    if plan.external is None:
+        return []
+    return [r.gateway.host_end for r in plan.routers if r.gateway is not None and r.gateway.bridge == plan.external.bridge]
+
+
 def _bridge_body(plan: HostPlan, index: dict[str, int]) -> list[str]:
-    # Every port we plug into a bridge gets a mark (0 for our own veths), so a mark left
-    # by something else never reaches the inet chain as if it were ours.
-    marks = [f'"{p.tap}" : 0x{index[p.id] << 16:08x}' for p in plan.ports]
+    legs = [f'"{leg}" : 0x{GUEST_LEG_MARK:08x}' for leg in guest_legs(plan)]
+    mark_legs = [f"meta mark set iifname map {_set(legs)}"] if legs else []
+    if not plan.ports:  # only router gateways here: mark what they send (the inet table guards it)
+        body = _chain("forward", mark_legs, "type filter hook forward priority -200; policy accept;")
+        return body + _chain("input", mark_legs, "type filter hook input priority -200; policy accept;")
+    # Every port we plug into a bridge gets a mark (0 for our own veths, GUEST_LEG_MARK for router
+    # gateways), so a mark left by something else never reaches the inet chain as if it were ours.
+    marks = [f'"{p.tap}" : 0x{index[p.id] << 16:08x}' for p in plan.ports] + legs
     for n in plan.networks:
         if n.dhcp is not None:
             marks.append(f'"{n.dhcp.host_end}" : 0x00000000')
     for r in plan.routers:
-        for leg in (*r.interfaces, *([r.gateway] if r.gateway else [])):
+        for leg in r.interfaces:
             marks.append(f'"{leg.host_end}" : 0x00000000')
+        if r.gateway is not None and r.gateway.host_end not in guest_legs(plan):
+            marks.append(f'"{r.gateway.host_end}" : 0x00000000')
     for n in plan.networks:
         if n.vxlan is not None:  # other nodes' guests: checked at their own taps
             marks.append(f'"{n.vxlan.name}" : 0x00000000')
@@ -127,7 +146,7 @@ def _bridge_body(plan: HostPlan, index: dict[str, int]) -> list[str]:
     forward.append("oifname vmap " + _set(f'"{p.tap}" : jump to_{index[p.id]}' for p in plan.ports))
     body = _chain("forward", forward, "type filter hook forward priority -200; policy accept;")
     # Tenant bridges carry no host address; still, nothing from a guest is for the host.
-    body += _chain("input", ["iifname " + _set((p.tap for p in plan.ports), quote=True) + " drop"],
+    body += _chain("input", [*mark_legs, "iifname " + _set((p.tap for p in plan.ports), quote=True) + " drop"],
                    "type filter hook input priority -200; policy accept;")
     for p in plan.ports:
         i = index[p.id]
@@ -135,6 +154,31 @@ def _bridge_body(plan: HostPlan, index: dict[str, int]) -> list[str]:
         if p.port_security:
             body += _anti_spoof(p, i)
     return body
+
+
+def _guard(plan: HostPlan) -> tuple[list[str], list[str]]:
+    """The sets of guarded destinations (``hostplan.guarded_destinations``: the host's own
+    addresses, management ranges) and the rules that drop new flows guests open to them.
+
+    A guest's traffic leaves through its router's gateway leg on the external bridge, marked
+    there (bridge table).  What the host routes on for it meets the inet forward hook, what is
+    for the host itself the input hook, and what is bridged to an uplink the forward hook too
+    (br_netfilter): each time with conntrack, so only flows guests *open* are dropped, and a
+    management host may still reach a floating IP and get its answers.
+    """
+    guarded = plan.external.guarded if plan.external is not None else ()
+    if not guest_legs(plan) or not guarded:
+        return [], []
+    sets: list[str] = []
+    rules: list[str] = []
+    for version, family in ((4, "ip"), (6, "ip6")):
+        elements = _collapse(guarded, version)
+        if elements:
+            sets += [f"  set guarded_v{version} {{", f"    type ipv{version}_addr; flags interval;",
+                     f"    elements = {_set(elements)}", "  }"]
+            rules.append(f"meta mark & 0xffff0000 == 0x{GUEST_LEG_MARK:08x} ct state {{ new, invalid }} "
+                         f"{family} daddr @guarded_v{version} drop")
+    return sets, rules
 
 
 def _anti_spoof(p: PortPlan, i: int) -> list[str]:
@@ -186,7 +230,7 @@ def _as_integers(networks: list[str]) -> list[str]:
 
 
 def _inet_body(plan: HostPlan, index: dict[str, int], groups: dict[str, tuple[int, SecurityGroupPlan]]) -> list[str]:
-    body: list[str] = []
+    body, guard = _guard(plan)
     for gi, g in groups.values():
         for version, members in ((4, g.members_v4), (6, g.members_v6)):
             elements = _collapse(members, version)
@@ -202,10 +246,10 @@ def _inet_body(plan: HostPlan, index: dict[str, int], groups: dict[str, tuple[in
         zones = ", ".join(f'"{b}" : {z}' for b, z in tenant_bridges)
         body += _chain("prerouting", [f"ct zone set iifname map {{ {zones} }}"],
                        "type filter hook prerouting priority raw; policy accept;")
-    if plan.ports:
+    if plan.ports or guard:
         port_bridges = sorted({p.bridge for p in plan.ports})
         secured = [p for p in plan.ports if p.port_security]
-        forward = [f"iifname != {_set(port_bridges, quote=True)} accept"]
+        forward = [*guard, f"iifname != {_set(port_bridges, quote=True)} accept"] if port_bridges else list(guard)
         if secured:
             forward.append("meta mark & 0xffff0000 vmap "
                            + _set(f"0x{index[p.id] << 16:08x} : jump egress_{index[p.id]}" for p in secured))
@@ -214,7 +258,7 @@ def _inet_body(plan: HostPlan, index: dict[str, int], groups: dict[str, tuple[in
         body += _chain("forward", forward, "type filter hook forward priority filter; policy accept;")
         for p in secured:
             body += _port_filters(p, index[p.id], groups)
-    incoming: list[str] = []
+    incoming = list(guard)  # what guests open to the host's own guarded addresses
     local = plan.tunnel_address()
     if local is not None:
         # VXLAN carries no authentication: only the other members may send it to this node.

@@ -10,6 +10,8 @@ for unit tests.  Rules every driver keeps:
   that the plan no longer wants.  Running it twice changes nothing.
 - ``ensure_port(port)`` returns only once the port's tap exists, is plugged into
   its bridge and its rules are in force; the port must be in the last applied plan.
+- ``host_networks()`` reports the host's own addresses and the subnets of the interfaces
+  cloudbox did not make (its LANs): what guests may not reach (``hostplan.guarded_destinations``).
 - Only objects marked as this node's are ever removed: links carrying the ifalias
   ``cloudbox:<node id>:<kind>:<object id>``, namespaces whose ``lo`` carries it,
   the nft tables named after the node, and dnsmasq run directories of the node.
@@ -20,7 +22,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from cloudbox.errors import CloudboxError
-from cloudbox.network.hostplan import HostPlan, PortPlan
+from cloudbox.network.hostplan import HostNetworks, HostPlan, PortPlan
 from cloudbox.nics import NicSpec
 
 
@@ -36,6 +38,8 @@ class NetworkDriver(Protocol):
     async def remove_port(self, tap: str) -> None: ...
 
     async def teardown_all(self) -> None: ...
+
+    async def host_networks(self) -> HostNetworks: ...
 
 
 def alias(node_id: str, kind: str, object_id: str) -> str:

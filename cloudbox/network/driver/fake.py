@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cloudbox.errors import Conflict
 from cloudbox.network.driver import nic_spec
-from cloudbox.network.hostplan import HostPlan, PortPlan, VxlanPlan
+from cloudbox.network.hostplan import HostNetworks, HostPlan, PortPlan, VxlanPlan
 from cloudbox.nics import NicSpec
 
 
@@ -14,6 +14,7 @@ class FakeNetworkDriver:
         self.plans: list[HostPlan] = []
         self.taps: set[str] = set()  # the taps that would exist on the host
         self.tunnels: dict[str, VxlanPlan] = {}  # the VXLAN links that would exist, by name
+        self.networks = HostNetworks()  # what host_networks() reports (tests set it)
 
     @property
     def plan(self) -> HostPlan | None:
@@ -35,3 +36,6 @@ class FakeNetworkDriver:
 
     async def teardown_all(self) -> None:
         await self.apply(HostPlan(node_id=self.node_id, host=""))
+
+    async def host_networks(self) -> HostNetworks:
+        return self.networks

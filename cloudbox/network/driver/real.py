@@ -37,8 +37,8 @@ from cloudbox.network import arp
 from cloudbox.network import netns as namespaces
 from cloudbox.network import render
 from cloudbox.network.driver import NetworkDriverError, alias, nic_spec
-from cloudbox.network.hostplan import (FLOOD_MAC, DhcpPlan, ExternalPlan, HostPlan, NetworkPlan, PortPlan, RouterPlan,
-                                       RouterPort, VxlanPlan)
+from cloudbox.network.hostplan import (FLOOD_MAC, DhcpPlan, ExternalPlan, HostNetworks, HostPlan, NetworkPlan, PortPlan,
+                                       RouterPlan, RouterPort, VxlanPlan)
 from cloudbox.nics import NicSpec
 from cloudbox.revert import Revert
 
@@ -181,6 +181,25 @@ def _announce(namespace: str, interface: str, mac: str, added: list[str]) -> Non
         log.warning("network: announcing %s on %s in %s failed: %s", added, interface, namespace, exc)
 
 
+def _host_networks() -> HostNetworks:
+    """Every address of the host namespace, and the subnets of the links cloudbox did not make
+    (no ``cloudbox:`` ifalias, of any node: tests run several on one machine), loopback aside."""
+    addresses: set[str] = set()
+    subnets: set[str] = set()
+    with IPRoute() as ipr:
+        made = {link["index"] for link in ipr.get_links()
+                if (_attr(link, "IFLA_IFALIAS") or "").startswith("cloudbox:") or _attr(link, "IFLA_IFNAME") == "lo"}
+        for msg in ipr.get_addr():
+            address = _attr(msg, "IFA_LOCAL") or _attr(msg, "IFA_ADDRESS")  # LOCAL: ours on a point-to-point link
+            if not address:
+                continue
+            addresses.add(address)
+            interface = ipaddress.ip_interface(f"{address}/{msg['prefixlen']}")
+            if msg["index"] not in made and not interface.ip.is_link_local:
+                subnets.add(str(interface.network))
+    return HostNetworks(tuple(sorted(addresses)), tuple(sorted(subnets)))
+
+
 class LinuxNetworkDriver:
     def __init__(self, node_id: str, run_dir: Path = RUN_DIR) -> None:
         self.node_id = node_id
@@ -209,6 +228,9 @@ class LinuxNetworkDriver:
     async def teardown_all(self) -> None:
         await self.apply(HostPlan(node_id=self.node_id, host=""))
         shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    async def host_networks(self) -> HostNetworks:
+        return await trio.to_thread.run_sync(_host_networks)
 
     # --- one pass ------------------------------------------------------------------
     def _apply(self, plan: HostPlan) -> None:
