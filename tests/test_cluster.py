@@ -12,6 +12,7 @@ the nodes run from .venv when it exists; their logs are kept in <pytest basetemp
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -546,6 +547,10 @@ def test_e_two_nodes_share_an_address_beside_another_etcd(net: Underlay, tmp_pat
                       f"--cert={pki / 'node.pem'}", f"--key={pki / 'node.key'}", "member", "list").stdout
     urls = sorted(u.strip() for line in listed.splitlines() for u in line.split(",")[3:5])
     assert urls == [f"https://{ip}:{p}" for p in (12379, 12380, 22379, 22380)], listed
+    # b learned a's member where etcd says it is, not at the default ports.
+    joined = json.loads((b.data_dir / "cluster.json").read_text())
+    assert f"https://{ip}:12379" in joined["endpoints"] and f"=https://{ip}:12380" in joined["initial_cluster"], joined
+    assert (joined["client_url"], joined["peer_url"]) == (f"https://{ip}:22379", f"https://{ip}:22380"), joined
     listening = net.exec(LAB, "ss", "-ltnH").stdout
     for port in (2379, 2380, 12379, 12380, 22379, 22380):
         assert f"{ip}:{port}" in listening, f"nothing listens on {ip}:{port}:\n{listening}"

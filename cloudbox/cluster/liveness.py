@@ -11,9 +11,11 @@ Rules:
   lease and is gone at once.
 - Every tick each node also reads the prefix (a linearizable read): a node is up while its key
   exists.  A node always counts itself up.
-- A node that has not got a tick through to etcd for ``ttl`` seconds knows nothing current (the
-  others see it down by then): it sees itself alone.  Only durations on this node's monotonic
-  clock are measured.
+- A node out of etcd's reach keeps its last view: it cannot know better, and changing nothing
+  is the least harm (seeing itself alone would make it start every router and DHCP server the
+  others run; seeing itself down would stop those its tenants still reach).  The others, which
+  see it down once its lease ran out, have taken its share meanwhile; when it is back, it takes
+  a new lease.  No clock is read to decide anything.
 - Until the first read succeeds, ``up_nodes`` waits for it (at most ``ttl`` seconds), so that a
   starting node does not take every other node for down.
 """
@@ -22,7 +24,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from typing import Any, Awaitable, Callable
 
@@ -55,15 +56,12 @@ class Liveness:
         self._reported: dict[str, Any] | None = None  # the value of our key as last put
         self._alive: dict[str, dict[str, Any]] = {}  # node id -> its report, at the last read
         self._seen: dict[str, float] = {}  # node id -> unix time (this node's clock) it was last seen up
-        self._contact = -math.inf  # trio time of the last tick that got through
         self._synced = trio.Event()
         self._trouble = ""  # the last failure, logged once until a tick succeeds again
 
     # --- asking --------------------------------------------------------------------------------
     def up(self) -> frozenset[str]:
-        """The ids of the nodes that are up now, as far as this node knows."""
-        if trio.current_time() - self._contact > self.ttl:
-            return frozenset({self.node_id})  # cut off: whatever was read is older than any lease
+        """The ids of the nodes that are up, as this node last read them (and itself)."""
         return frozenset(self._alive) | {self.node_id}
 
     async def up_nodes(self) -> frozenset[str]:
@@ -75,7 +73,7 @@ class Liveness:
 
     def reported(self, node_id: str) -> dict[str, Any] | None:
         """What an up node last reported of itself (None: not up, or nothing read yet)."""
-        return self._alive.get(node_id) if node_id in self.up() else None
+        return self._alive.get(node_id)
 
     def last_seen(self, node_id: str) -> float | None:
         """Unix time (this node's clock) at which ``node_id`` was last seen up, if ever."""
@@ -127,7 +125,6 @@ class Liveness:
         now = time.time()
         for node_id in self._alive:
             self._seen[node_id] = now
-        self._contact = trio.current_time()
         self._synced.set()
 
 

@@ -359,7 +359,9 @@ class ClusterService:
             row["up"] = row["id"] in up
             row["role"] = "voter" if row["etcd_member"] else ("client" if self.clustered else "single")
             if row["id"] == self.me.id:
-                row["capacity"], row["heartbeat_at"] = await self.capacity(), now_iso()
+                mine = self.liveness.reported(self.me.id) if self.liveness is not None else None
+                row["capacity"] = mine if mine is not None else await self.capacity()
+                row["heartbeat_at"] = now_iso()
             elif self.liveness is not None:
                 row["capacity"] = self.liveness.reported(row["id"]) or row["capacity"]
                 seen = self.liveness.last_seen(row["id"])
