@@ -1,27 +1,59 @@
 """Schemathesis hooks for tests/test_fuzz.py, loaded by its CLI through SCHEMATHESIS_HOOKS.
 
-CLOUDBOX_FUZZ_PROTECTED (a JSON list) names what the fuzzer's own access rests on: its
-token, its user, its project, its domain and its role. Stateful testing reuses ids it saw
-in responses, and the admin user, project and domain are in every listing; a request
-naming one of them is sent with a stand-in instead (which answers 404), because changing
-the admin's password, disabling its domain or revoking its role would end the run's
-access and turn every later answer into a 401 that tests nothing.
+Two environment variables, set by the test:
+
+- CLOUDBOX_FUZZ_KNOWN (a JSON object): ids of real resources the test made, by the path
+  segment before the parameter ("servers" → server ids, "tags" → tag names). A path
+  parameter gets one of them about half the time, so the fuzzer reaches the answers a real
+  resource gives (its shows, updates, actions) and not only 404s.
+- CLOUDBOX_FUZZ_PROTECTED (a JSON list): what the run's own access rests on: its token, its
+  user, its project, its domain and its role. Stateful testing reuses ids it saw in
+  responses, and the admin's are in every listing; a request naming one of them is sent
+  with a stand-in instead (which answers 404), because changing the admin's password,
+  disabling its domain or revoking its role would end the run's access and turn every later
+  answer into a 401 that tests nothing.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any
 
 import schemathesis
+from hypothesis import strategies as st
 
 # Glance's JSON-patch media types carry JSON.
 for _media in ("application/openstack-images-v2.1-json-patch", "application/openstack-images-v2.0-json-patch"):
     schemathesis.serializer.alias(_media, "application/json")
 
+KNOWN: dict[str, list[str]] = json.loads(os.environ.get("CLOUDBOX_FUZZ_KNOWN", "{}"))
 PROTECTED = frozenset(json.loads(os.environ.get("CLOUDBOX_FUZZ_PROTECTED", "[]")))
 STAND_IN = "fuzz-protected-stand-in"
+_PARAM = re.compile(r"{(\w+)}")
+
+
+def known_values(path: str) -> dict[str, list[str]]:
+    """Path parameter → the real values the test made for it, found by the segment before it."""
+    segments = path.split("/")
+    out: dict[str, list[str]] = {}
+    for before, segment in zip(segments, segments[1:]):
+        param = _PARAM.fullmatch(segment)
+        if param and KNOWN.get(before):
+            out[param.group(1)] = KNOWN[before]
+    return out
+
+
+@schemathesis.hook
+def flatmap_path_parameters(context: Any, path_parameters: dict[str, Any]) -> st.SearchStrategy:
+    choices = known_values(context.operation.path) if context.operation is not None else {}
+    if not choices or not isinstance(path_parameters, dict):
+        return st.just(path_parameters)
+    return st.fixed_dictionaries({
+        name: st.one_of(st.just(value), st.sampled_from(choices[name])) if name in choices else st.just(value)
+        for name, value in path_parameters.items()
+    })
 
 
 @schemathesis.hook

@@ -22,9 +22,11 @@ import jsonschema
 import pytest
 
 from tests.cloud import ROOT, Cloud
+from tests.compute_helpers import LATEST, boot, make_qcow2, upload_image, wait_server
 
 FUZZ_SECONDS = int(os.environ.get("CLOUDBOX_FUZZ_SECONDS", "150"))
 FUZZ_SEED = os.environ.get("CLOUDBOX_FUZZ_SEED", "20261206")
+TOOL_ERRORS = ("Runtime Error", "Failed Health Check")
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 
 # Operations the fuzzer leaves alone ("METHOD /path" → why). None need it today: what the run's
@@ -124,6 +126,83 @@ def test_image_update_needs_the_json_patch_media_type(cloud: Cloud) -> None:
         assert client.delete(f"/image/v2/images/{image_id}").status_code == 204
 
 
+def _made(response: Any, key: str | None = None, status: int = 201) -> Any:
+    assert response.status_code == status, response.text
+    body = response.json()
+    return body[key] if key else body
+
+
+def populate(node: Cloud, token: str, workdir: Path) -> dict[str, list[str]]:
+    """One of each resource, for the fuzzer to find; returns their ids by the path segment that names them."""
+    with node.client(token) as c:
+        v3, nova, net = "/identity/v3", "/compute/v2.1", "/network/v2.0"
+        domain = _made(c.post(f"{v3}/domains", json={"domain": {"name": "fuzz-domain"}}), "domain")
+        project = _made(c.post(f"{v3}/projects", json={"project": {"name": "fuzz-project"}}), "project")
+        user = _made(c.post(f"{v3}/users", json={"user": {"name": "fuzz-user", "password": "fuzz-pw"}}), "user")
+        group = _made(c.post(f"{v3}/groups", json={"group": {"name": "fuzz-group"}}), "group")
+        role = _made(c.post(f"{v3}/roles", json={"role": {"name": "fuzz-role"}}), "role")
+        region = _made(c.post(f"{v3}/regions", json={"region": {"id": "fuzz-region"}}), "region")
+        service = _made(c.post(f"{v3}/services", json={"service": {"type": "fuzz", "name": "fuzz"}}), "service")
+        endpoint = _made(c.post(f"{v3}/endpoints", json={"endpoint": {
+            "service_id": service["id"], "interface": "public", "url": "https://127.0.0.1:1/fuzz"}}), "endpoint")
+        assert c.put(f"{v3}/projects/{project['id']}/users/{user['id']}/roles/{role['id']}").status_code == 204
+        assert c.put(f"{v3}/groups/{group['id']}/users/{user['id']}").status_code == 204
+
+        flavor = _made(c.post(f"{nova}/flavors", json={"flavor": {
+            "name": "fuzz-flavor", "ram": 64, "vcpus": 1, "disk": 1, "os-flavor-access:is_public": False}}),
+            "flavor", 200)
+        assert c.post(f"{nova}/flavors/{flavor['id']}/os-extra_specs",
+                      json={"extra_specs": {"fuzz:spec": "1"}}).status_code == 200
+        keypair = _made(c.post(f"{nova}/os-keypairs", json={"keypair": {"name": "fuzz-key"}}), "keypair", 200)
+        group_ = _made(c.post(f"{nova}/os-server-groups", json={"server_group": {
+            "name": "fuzz-group", "policies": ["anti-affinity"]}}), "server_group", 200)
+        aggregate = _made(c.post(f"{nova}/os-aggregates", json={"aggregate": {"name": "fuzz-agg"}}), "aggregate", 200)
+        hosts = [h["hypervisor_hostname"] for h in c.get(f"{nova}/os-hypervisors").json()["hypervisors"]]
+
+        image = upload_image(c, make_qcow2(workdir / "fuzz.qcow2", "1M"), "fuzz-image", visibility="shared")
+        assert c.post(f"/image/v2/images/{image['id']}/members", json={"member": project["id"]}).status_code == 200
+        assert c.put(f"/image/v2/images/{image['id']}/tags/fuzz").status_code == 204
+
+        network = _made(c.post(f"{net}/networks", json={"network": {"name": "fuzz-net", "tags": ["fuzz"]}}), "network")
+        subnet = _made(c.post(f"{net}/subnets", json={"subnet": {
+            "network_id": network["id"], "cidr": "10.77.0.0/24", "ip_version": 4}}), "subnet")
+        port = _made(c.post(f"{net}/ports", json={"port": {"network_id": network["id"]}}), "port")
+        external = _made(c.post(f"{net}/networks", json={"network": {"name": "fuzz-ext", "router:external": True}}),
+                         "network")
+        _made(c.post(f"{net}/subnets", json={"subnet": {
+            "network_id": external["id"], "cidr": "192.0.2.0/24", "ip_version": 4}}), "subnet")
+        router = _made(c.post(f"{net}/routers", json={"router": {
+            "name": "fuzz-router", "external_gateway_info": {"network_id": external["id"]}}}), "router")
+        assert c.put(f"{net}/routers/{router['id']}/add_router_interface",
+                     json={"subnet_id": subnet["id"]}).status_code == 200
+        floatingip = _made(c.post(f"{net}/floatingips", json={"floatingip": {
+            "floating_network_id": external["id"]}}), "floatingip")
+        secgroup = _made(c.post(f"{net}/security-groups", json={"security_group": {"name": "fuzz-sg"}}),
+                         "security_group")
+        rule = _made(c.post(f"{net}/security-group-rules", json={"security_group_rule": {
+            "security_group_id": secgroup["id"], "direction": "ingress", "protocol": "tcp",
+            "port_range_min": 22, "port_range_max": 22}}), "security_group_rule")
+
+        server = boot(c, image["id"], name="fuzz-server", networks=[{"uuid": network["id"]}],
+                      metadata={"fuzz": "1"}, tags=["fuzz"], key_name=keypair["name"])
+        wait_server(c, server["id"], {"ACTIVE"})
+        assert c.put(f"{nova}/servers/{server['id']}/tags/fuzz", headers=LATEST).status_code in (201, 204)
+    return {
+        "domains": [domain["id"]], "projects": [project["id"]], "users": [user["id"]], "groups": [group["id"]],
+        "roles": [role["id"]], "implies": [role["id"]], "regions": [region["id"]], "services": [service["id"]],
+        "endpoints": [endpoint["id"]], "flavors": [flavor["id"], "42"], "os-extra_specs": ["fuzz:spec"],
+        "os-keypairs": [keypair["name"]], "os-server-groups": [group_["id"]],
+        "os-aggregates": [str(aggregate["id"])], "os-hypervisors": hosts, "servers": [server["id"]],
+        "metadata": ["fuzz"], "tags": ["fuzz"], "images": [image["id"]], "members": [project["id"]],
+        "schemas": ["image", "images", "member", "members"], "os-quota-sets": [project["id"]],
+        "os-simple-tenant-usage": [project["id"]], "quotas": [project["id"]],
+        "auto-allocated-topology": [project["id"]], "networks": [network["id"], external["id"]],
+        "network-ip-availabilities": [network["id"]], "subnets": [subnet["id"]], "ports": [port["id"]],
+        "routers": [router["id"]], "floatingips": [floatingip["id"]], "security-groups": [secgroup["id"]],
+        "security-group-rules": [rule["id"]], "extensions": ["router", "security-group"],
+    }
+
+
 def _failures_section(output: str) -> str:
     """The report's FAILURES and ERRORS sections (each failing operation with a curl to reproduce it)."""
     found = re.search(r"^=+ (ERRORS|FAILURES) =+$.*?(?=^=+ (WARNINGS|SUMMARY) =+$)", output, re.M | re.S)
@@ -141,6 +220,7 @@ def test_api_answers_as_documented(new_cloud: Cloud, tmp_path: Path) -> None:
         scope = r.json()["token"]
     protected = [token, scope["user"]["id"], scope["user"]["domain"]["id"], scope["project"]["id"],
                  scope["project"]["domain"]["id"], *(role["id"] for role in scope["roles"])]
+    known = populate(new_cloud, token, tmp_path)
     report = tmp_path / "schemathesis.json"
     command = [
         sys.executable, "-m", "schemathesis.cli", "run", new_cloud.url + "/openapi.json",
@@ -152,7 +232,8 @@ def test_api_answers_as_documented(new_cloud: Cloud, tmp_path: Path) -> None:
     for operation in EXCLUDED:
         command += ["--exclude-name", operation]
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.fuzz_hooks", "PYTHONPATH": str(ROOT),
-           "CLOUDBOX_FUZZ_PROTECTED": json.dumps(protected), "COLUMNS": "120"}
+           "CLOUDBOX_FUZZ_PROTECTED": json.dumps(protected), "CLOUDBOX_FUZZ_KNOWN": json.dumps(known),
+           "COLUMNS": "120"}
     proc = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=FUZZ_SECONDS + 300)
     (tmp_path / "schemathesis.out").write_text(proc.stdout + proc.stderr)
@@ -163,7 +244,10 @@ def test_api_answers_as_documented(new_cloud: Cloud, tmp_path: Path) -> None:
     summary = json.loads(report.read_text()) if report.exists() else {}
     tested = summary.get("operations", {}).get("tested", 0)
     assert tested > 200, f"schemathesis tested only {tested} operations:\n{proc.stdout[-5000:]}{proc.stderr[-5000:]}"
-    assert proc.returncode == 0, (
+    # Errors of the generator itself (a Hypothesis health check, an internal fault) say nothing of the API;
+    # every other error does (a dropped connection, a timeout, a schema it cannot use).
+    api_errors = [e for e in summary.get("errors", []) if e.get("title") not in TOOL_ERRORS]
+    assert not summary.get("failures") and not api_errors, (
         f"schemathesis found answers the document does not allow (seed {FUZZ_SEED}; "
         f"full output in {tmp_path / 'schemathesis.out'}):\n{_failures_section(proc.stdout)}"
     )
