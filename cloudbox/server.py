@@ -100,7 +100,7 @@ class Node:
 
         root = self.data_dir.root
         uri = self.settings.libvirt_uri or f"qemu:///embed?root={root / 'libvirt'}"
-        return LibvirtDriver(uri, root / "instances")
+        return LibvirtDriver(uri, root / "instances", guest_user=self.settings.guest_user)
 
     def _network_driver(self) -> Any:
         """The network data plane driver this node's settings ask for."""

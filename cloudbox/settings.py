@@ -63,6 +63,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("password_hash_cost", int, 14, "log2 of scrypt's N for password hashes (14 = 16 MiB of memory per hash).", "cluster"),
     Setting("api_max_limit", int, 1000, "Most items one page of a list returns.", "cluster"),
     Setting("libvirt_uri", str, "", "libvirt connection (default: the embedded QEMU driver, qemu:///embed?root=DATA_DIR/libvirt).", "node"),
+    Setting("guest_user", str, "libvirt-qemu", "Unprivileged user the embedded driver runs guests' QEMU as (never root); with qemu:///system the host's /etc/libvirt/qemu.conf decides.", "node"),
     Setting("network_driver", str, "linux", "Network data plane: linux (bridges, namespaces, nftables, dnsmasq), or fake (nothing on the host, for tests only).", "node"),
     Setting("external_bridge", str, "cbxext0", "Host bridge of the external network (floating IPs, router gateways).", "node"),
     Setting("external_cidr", str, "172.24.4.0/24", "Address range of the external network `public` made at the first start (the host takes its first address unless external_interface is set).", "cluster"),

@@ -385,3 +385,15 @@ async def test_qemu_system_confines_guests_too(tmp_path: Path):
         await run_child("destroy", "qemu:///system", instances, spec_json)
         for pid in (_daemon_pids("libvirtd") | _daemon_pids("virtlogd")) - running_before:
             os.kill(pid, 15)
+
+
+def test_the_guest_user_setting_reaches_the_driver(tmp_path: Path):
+    from types import SimpleNamespace
+
+    from cloudbox.server import Node
+    from cloudbox.settings import SETTINGS
+
+    assert next(s for s in SETTINGS if s.name == "guest_user").default == GUEST_USER
+    settings = SimpleNamespace(compute_driver="libvirt", libvirt_uri="", guest_user="someone")
+    driver = Node._compute_driver(SimpleNamespace(settings=settings, data_dir=SimpleNamespace(root=tmp_path)))
+    assert driver.guest_user == "someone" and driver.uri == f"qemu:///embed?root={tmp_path / 'libvirt'}"
