@@ -29,6 +29,11 @@ What each piece does, and why:
   (containers), ``ensure_kvm_access`` does the same.  Without it libvirt
   re-probes QEMU on every call (its cached capabilities saw KVM, its user
   cannot open it) and a start takes a minute.
+
+What DAC cannot do: every guest's QEMU runs as the same user, so one taken over
+can open the files libvirt has lent to the others while they run.  Keeping
+guests from each other takes a MAC driver (AppArmor, SELinux) or a user per
+guest.
 """
 
 from __future__ import annotations
