@@ -9,6 +9,7 @@ only to namespaces these tests make and to loopback.
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import textwrap
 import time
@@ -190,3 +191,90 @@ async def test_the_data_plane_guards_what_the_driver_saw_with_the_setting(tmp_pa
         driver.networks = HostNetworks(("192.0.2.2", "198.51.100.7"), ("192.0.2.0/24",))
         await plane.reconcile()  # each pass looks at the host again
         assert "198.51.100.7/32" in driver.plan.external.guarded
+
+
+ECHO_SERVER = """
+    import socket, sys, threading
+    def serve(port):
+        s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("0.0.0.0", port)); s.listen()
+        while True:
+            c, _ = s.accept()
+            threading.Thread(target=lambda c=c: [c.sendall(d) for d in iter(lambda: c.recv(100), b"")], daemon=True).start()
+    for port in sys.argv[1:]:
+        threading.Thread(target=serve, args=(int(port),), daemon=True).start()
+    print("ready", flush=True); sys.stdin.read()
+"""
+# Holds one connection per port; each line "<port>" on stdin sends a byte on that connection and
+# prints "<port> ok" when it comes back, "<port> silent" when it does not within a second.
+ECHO_CLIENT = """
+    import socket, sys
+    conns = {p: socket.create_connection((sys.argv[1], int(p)), timeout=5) for p in sys.argv[2:]}
+    for c in conns.values():
+        c.settimeout(1)
+    print("connected", flush=True)
+    for line in sys.stdin:
+        port = line.strip()
+        conns[port].sendall(b"x")
+        try:
+            print(port, "ok" if conns[port].recv(1) == b"x" else "closed", flush=True)
+        except socket.timeout:
+            print(port, "silent", flush=True)
+"""
+
+
+def spawn_with_stdin(host: Host, namespace: str, code: str, *args: str) -> subprocess.Popen:
+    proc = subprocess.Popen(["ip", "netns", "exec", namespace, sys.executable, "-c", textwrap.dedent(code), *args],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    host.processes.append(proc)
+    return proc
+
+
+def echo(client: subprocess.Popen, port: int) -> str:
+    client.stdin.write(f"{port}\n")
+    client.stdin.flush()
+    return client.stdout.readline().split()[1]
+
+
+@needs_root
+def test_removing_a_rule_cuts_the_flows_it_let_in_and_only_those(host: Host) -> None:
+    net, subnet = host.rows.network("10.70.0.0/24")
+    web = host.rows.group("p1", "web")
+    host.rows.rule(web, "egress", "IPv4")
+    tcp_rule = host.rows.rule(web, "ingress", "IPv4", "tcp", 8080, 8080)
+    icmp_rule = host.rows.rule(web, "ingress", "IPv4", "icmp")
+    host.rows.rule(web, "ingress", "IPv4", "6", 8081, 8081)  # stays
+    server_port = host.rows.port(net, subnet, "10.70.0.5", groups=[web])
+    client_port = host.rows.port(net, subnet, "10.70.0.6")
+    plan = host.plan()
+    server = host.guest(plan.port(server_port), "10.70.0.5/24")
+    client = host.guest(plan.port(client_port), "10.70.0.6/24")
+    host.apply()
+    echoes = spawn_with_stdin(host, server, ECHO_SERVER, "8080", "8081")
+    assert echoes.stdout.readline().strip() == "ready"
+    conns = spawn_with_stdin(host, client, ECHO_CLIENT, "10.70.0.5", "8080", "8081")
+    assert conns.stdout.readline().strip() == "connected", conns.stderr.read()
+    # One ICMP flow for the whole test: a ping that keeps its id, saying when an answer is missing.
+    pinger = subprocess.Popen(["ip", "netns", "exec", client, "ping", "-O", "-i", "0.2", "-W", "1", "10.70.0.5"],
+                              stdout=subprocess.PIPE, text=True)
+    host.processes.append(pinger)
+    assert echo(conns, 8080) == "ok" and echo(conns, 8081) == "ok"
+    wait_for(lambda: "bytes from" in pinger.stdout.readline(), 10, "the first echo reply")
+
+    # The rules for 8080 and ICMP go: their established flows stop at once, the 8081 one goes on.
+    host.rows.delete("security_group_rules", tcp_rule)
+    host.rows.delete("security_group_rules", icmp_rule)
+    host.apply()
+    assert echo(conns, 8080) == "silent"
+    assert echo(conns, 8081) == "ok"
+    misses: list[str] = []
+
+    def unanswered() -> bool:
+        line = pinger.stdout.readline()
+        misses.append("no answer" in line)
+        return misses[-3:] == [True] * 3
+
+    wait_for(unanswered, 10, "the ping to go unanswered", every=0)
+    # A pass that changes no rule cuts nothing.
+    host.apply()
+    assert echo(conns, 8081) == "ok"

@@ -18,7 +18,7 @@ from typing import Any, Collection
 
 import pytest
 
-from cloudbox.network import arp, render
+from cloudbox.network import arp, flows, render
 from cloudbox.network.hostplan import (HostNetworks, HostPlan, Management, Member, build_plan, conntrack_zone,
                                        guarded_destinations, placement, rendezvous)
 
@@ -514,3 +514,64 @@ def test_guests_router_gateways_are_marked_and_their_new_flows_to_guarded_places
     with_port = render.render_host(build_plan(cloud.db, cloud.host, "n", host_networks=observed))
     nft_accepts(with_port)
     assert leg in with_port and rule in with_port
+
+
+# --- which tracked flows a plan still allows (flows.py) ----------------------------------------------
+def test_flows_the_rules_no_longer_allow_are_found() -> None:
+    rows = Rows()
+    net, subnet = rows.network("10.1.0.0/24")
+    web = rows.group("p1", "web")
+    rows.rule(web, "egress", "IPv4", "udp", 53, 53)
+    ssh = rows.rule(web, "ingress", "IPv4", "tcp", 22, 22, "192.168.0.0/16")
+    rows.rule(web, "ingress", "IPv4", "icmp", 8)
+    rows.rule(web, "ingress", "IPv6", "icmp")  # ICMPv6 on an IPv6 rule
+    rows.rule(web, "ingress", "IPv4", "6", 80, 80, remote_group_id=rows.default_group("p1"))
+    server = rows.port(net, subnet, "10.1.0.9", groups=[web], pairs=[{"ip_address": "10.1.0.128/28"}])
+    member = rows.port(net, subnet, "10.1.0.10")  # of default: may reach port 80
+    loose = rows.port(net, subnet, "10.1.0.11", security=False)
+    plan = rows.plan("n")
+    zone = next(n.ct_zone for n in plan.networks if n.id == net)
+    everything = {p.id for p in plan.ports}
+    assert flows.ports_to_recheck(None, plan) == everything - {loose}  # secured ports: all without a past
+    assert flows.ports_to_recheck(plan, plan) == set()
+
+    def flow(src: str, dst: str, protocol: int = 6, dport: int | None = 22, **extra: Any) -> flows.Flow:
+        extra.setdefault("sport", 40000 if dport else None)
+        return flows.Flow(zone, 6 if ":" in src else 4, protocol, src, dst, dport=dport, **extra)
+
+    allowed = [
+        flow("192.168.1.1", "10.1.0.9"),  # ssh from the prefix
+        flow("192.168.1.1", "10.1.0.130"),  # to an address pair
+        flow("10.1.0.10", "10.1.0.9", dport=80),  # from a member of the remote group
+        flow("10.1.0.9", "8.8.8.8", 17, 53),  # egress DNS
+        flow("10.1.0.9", "10.1.0.2", 17, 67, sport=68),  # DHCP to the server
+        flow("8.8.8.8", "10.1.0.9", 1, None, icmp_type=8, icmp_code=0),
+        flow("fe80::1", "fe80::2", 58, None, icmp_type=128, icmp_code=0),  # nobody's address: no port judges
+        flow("8.8.8.8", "10.1.0.11", 6, 9999),  # to the port without port security
+        dataclasses.replace(flow("8.8.8.8", "10.1.0.9", 6, 9999), zone=zone + 1),  # another network's zone
+    ]
+    denied = [
+        flow("8.8.8.8", "10.1.0.9"),  # ssh from outside the prefix
+        flow("10.1.0.11", "10.1.0.9", dport=80),  # not a member
+        flow("10.1.0.9", "8.8.8.8", 6, 443),  # egress not allowed
+        flow("10.1.0.9", "10.1.0.10", 17, 68, sport=67),  # a DHCP server in a guest
+        flow("8.8.8.8", "10.1.0.9", 1, None, icmp_type=0, icmp_code=0),  # only echo requests come in
+    ]
+    assert flows.to_cut(plan, allowed + denied, everything) == denied
+    assert flows.to_cut(plan, denied, everything - {server}) == []  # only the ports asked about judge
+    # The ssh rule goes: only its flows need a look (the server's), and they are cut.
+    rows.delete("security_group_rules", ssh)
+    after = rows.plan("n")
+    assert flows.ports_to_recheck(plan, after) == {server}
+    assert flows.to_cut(after, allowed, {server}) == allowed[:2]
+    # A stateless group has no trusted entries to cut: each packet meets the rules.
+    rows.db.execute("UPDATE security_groups SET stateful = 0 WHERE id = ?", (web,))
+    assert flows.to_cut(rows.plan("n"), denied, {server}) == []
+
+
+def test_flows_mirror_the_neighbour_discovery_the_chains_let_through() -> None:
+    numbers = {"nd-router-solicit": 133, "nd-router-advert": 134, "nd-neighbor-solicit": 135,
+               "nd-neighbor-advert": 136, "mld-listener-query": 130, "mld-listener-report": 131,
+               "mld2-listener-report": 143}
+    assert flows.ND_OUT == {numbers[n] for n in render.ND_OUT.split(", ")}
+    assert flows.ND_IN == {numbers[n] for n in render.ND_IN.split(", ")}

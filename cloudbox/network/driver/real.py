@@ -5,7 +5,8 @@ carries traffic without its rules:
 
 1. sysctls (bridged traffic through the inet hooks), taps no longer wanted removed;
 2. the host nft tables replaced in one transaction (rules name ports, not indexes,
-   so they may precede the links they name);
+   so they may precede the links they name), then the conntrack entries of flows the
+   new rules no longer allow deleted (``flows``, ``conntrack``);
 3. bridges, the external bridge, VXLAN links with their FDB entries, taps, DHCP
    namespaces with dnsmasq, router namespaces with their legs, routes and NAT
    (each adopted when present);
@@ -33,7 +34,7 @@ import trio
 from pyroute2 import IPRoute, netns
 
 from cloudbox.errors import Conflict
-from cloudbox.network import arp
+from cloudbox.network import arp, conntrack, flows
 from cloudbox.network import netns as namespaces
 from cloudbox.network import render
 from cloudbox.network.driver import NetworkDriverError, alias, nic_spec
@@ -257,9 +258,14 @@ class LinuxNetworkDriver:
                 if self._is_ours(links.alias(name), "tap") and name not in wanted_taps:
                     attempt(f"remove tap {name}", ipr.link, "del", index=links.index(name))
                     links.by_name.pop(name, None)
+            before = self._plan
             if attempt("host nft tables", _run, ["nft", "-f", "-"], render.render_host(plan)):
                 # ensure_port hands out taps of this plan only: their rules are in force.
                 self._plan = plan
+                # Established flows skip the rules: those the new rules no longer allow are cut.
+                recheck = flows.ports_to_recheck(before, plan)
+                if recheck:
+                    attempt("conntrack entries", conntrack.cut, plan, recheck)
             if plan.external is not None:
                 attempt(f"external bridge {plan.external.bridge}", self._ensure_external, links, plan.external, plan)
             for network in plan.networks:
