@@ -6,6 +6,7 @@ The same behaviours against real libvirt guests are in test_compute_libvirt.py.
 from __future__ import annotations
 
 import base64
+import json
 import uuid
 
 import pytest
@@ -393,6 +394,8 @@ def test_malformed_actions_and_oversized_numbers_are_400_and_change_nothing(clou
 
 
 def test_multi_create_below_min_count_takes_nothing(cloud: Cloud, setup):
+    """min_count beyond what the quota leaves room for: refused whole (Nova's message), nothing
+    made even for a moment; a range the quota cuts short makes as many as fit."""
     admin, image = setup
     project, _, token = new_project_user(cloud, admin)
     admin.put(f"/compute/v2.1/os-quota-sets/{project}", json={"quota_set": {"instances": 2}})
@@ -400,17 +403,133 @@ def test_multi_create_below_min_count_takes_nothing(cloud: Cloud, setup):
         r = c.post("/compute/v2.1/servers", headers=LATEST, json={"server": {
             "name": "multi", "imageRef": image["id"], "flavorRef": "42", "networks": "auto",
             "min_count": 3, "max_count": 3}})
-        assert r.status_code == 403
-        wait_for(lambda: c.get("/compute/v2.1/servers").json()["servers"] == [], 30, "the refused servers to be gone")
+        assert r.status_code == 403, r.text
+        assert r.json()["forbidden"]["message"] == ("Quota exceeded for instances: Requested 3, but already used 0 "
+                                                    "of 2 instances")
+        r = c.post("/compute/v2.1/servers", headers=LATEST, json={"server": {
+            "name": "multi", "imageRef": image["id"], "flavorRef": "42", "networks": "auto",
+            "min_count": 3, "max_count": 5}})
+        assert r.status_code == 403 and "Requested 3-5, but already used 0 of 2 instances" in r.text
+        # Nothing was recorded, so nothing was ever scheduled, given ports or deleted again.
+        usage = c.get(f"/compute/v2.1/os-simple-tenant-usage/{project}").json()["tenant_usage"]
+        assert usage == {} and c.get("/compute/v2.1/servers").json()["servers"] == []
+        assert c.get("/network/v2.0/ports").json()["ports"] == []
         r = c.post("/compute/v2.1/servers", headers=LATEST, json={"server": {
             "name": "multi", "imageRef": image["id"], "flavorRef": "42", "networks": "auto",
             "min_count": 1, "max_count": 3}})
         assert r.status_code == 202
-        names = sorted(s["name"] for s in c.get("/compute/v2.1/servers").json()["servers"])
-        assert names == ["multi-1", "multi-2"]
-        for s in c.get("/compute/v2.1/servers").json()["servers"]:
+        booted = c.get("/compute/v2.1/servers").json()["servers"]
+        assert sorted(s["name"] for s in booted) == ["multi-1", "multi-2"]
+        for s in booted:
             c.delete(f"/compute/v2.1/servers/{s['id']}")
+        for s in booted:
             wait_gone(c, s["id"])
+
+
+def test_security_groups_named_at_boot_are_checked_before_anything_is_made(cloud: Cloud, setup):
+    admin, image = setup
+    _, _, token_a = new_project_user(cloud, admin)
+    _, _, token_b = new_project_user(cloud, admin)
+    with cloud.client(token_a) as a, cloud.client(token_b) as b:
+        theirs = b.post("/network/v2.0/security-groups", json={"security_group": {"name": "web"}}).json()["security_group"]
+        for group in (theirs["id"], "web", "no-such-group"):
+            body = {"server": {"name": "sg", "imageRef": image["id"], "flavorRef": "42", "networks": "auto",
+                               "security_groups": [{"name": group}]}}
+            r = a.post("/compute/v2.1/servers", json=body, headers=LATEST)
+            assert r.status_code == 400, r.text
+            assert f"Security group {group} not found" in r.json()["badRequest"]["message"]
+        assert a.get("/compute/v2.1/servers").json()["servers"] == []
+        assert a.get("/network/v2.0/ports").json()["ports"] == []
+        mine = a.post("/network/v2.0/security-groups", json={"security_group": {"name": "web"}}).json()["security_group"]
+        server = boot(a, image["id"], security_groups=[{"name": "web"}])
+        assert wait_server(a, server["id"], {"ACTIVE"})["security_groups"] == [{"name": "web"}]
+        [port] = a.get(f"/network/v2.0/ports?device_id={server['id']}").json()["ports"]
+        assert port["security_groups"] == [mine["id"]]
+        a.delete(f"/compute/v2.1/servers/{server['id']}")
+        wait_gone(a, server["id"])
+
+
+def test_create_bodies_with_unknown_fields_are_refused(cloud: Cloud, setup):
+    """As Nova's schemas do (additionalProperties: false): 400, and nothing made."""
+    admin, image = setup
+    name = f"u-{uuid.uuid4().hex[:6]}"
+    server = {"name": name, "imageRef": image["id"], "flavorRef": "42", "networks": "auto"}
+    for path, body in (
+        ("/servers", {"server": {**server, "colour": "blue"}}),
+        ("/servers", {"server": server, "extra": 1}),
+        ("/servers", {"server": {**server, "networks": [{"uuid": str(uuid.uuid4()), "speed": 10}]}}),
+        ("/servers", {"server": {**server, "security_groups": [{"name": "default", "id": "x"}]}}),
+        ("/flavors", {"flavor": {"name": name, "ram": 64, "vcpus": 1, "disk": 1, "gpus": 1}}),
+        ("/os-keypairs", {"keypair": {"name": name, "colour": "blue"}}),
+        ("/os-server-groups", {"server_group": {"name": name, "policy": "affinity", "size": 3}}),
+        ("/os-aggregates", {"aggregate": {"name": name}, "hosts": []}),
+    ):
+        r = admin.post(f"/compute/v2.1{path}", json=body, headers=LATEST)
+        assert r.status_code == 400, (path, r.text)
+        assert "Additional properties are not allowed" in r.text, r.text
+    assert name not in {s["name"] for s in admin.get("/compute/v2.1/servers").json()["servers"]}
+    assert name not in {f["name"] for f in admin.get("/compute/v2.1/flavors?is_public=none").json()["flavors"]}
+    assert admin.get(f"/compute/v2.1/os-keypairs/{name}").status_code == 404
+    groups = admin.get("/compute/v2.1/os-server-groups", headers=LATEST).json()["server_groups"]
+    assert name not in {g["name"] for g in groups}
+    assert name not in {a["name"] for a in admin.get("/compute/v2.1/os-aggregates").json()["aggregates"]}
+
+
+def test_rxtx_factor_must_be_a_positive_finite_number(cloud: Cloud, setup):
+    """NaN, infinities, zero and negatives are 400 and make nothing; every listing stays JSON."""
+    admin, _ = setup
+    name = f"rx-{uuid.uuid4().hex[:6]}"
+    template = '{"flavor": {"name": "%s", "ram": 64, "vcpus": 1, "disk": 1, "rxtx_factor": %s}}'
+    for value in ("NaN", "Infinity", "-Infinity", "1e999", '"inf"', '"nan"', '"1e999"', "0", "-1", "-0.5",
+                  "3.5e38", '"abc"', "true", "null"):
+        r = admin.post("/compute/v2.1/flavors", content=(template % (name, value)).encode(),
+                       headers={"Content-Type": "application/json"})
+        assert r.status_code == 400, (value, r.status_code, r.text)
+    for path in ("/compute/v2.1/flavors/detail?is_public=none", "/compute/v2.1/flavors?is_public=none"):
+        listing = json.loads(admin.get(path).text, parse_constant=lambda c: pytest.fail(f"{c} in {path}"))
+        assert name not in {f["name"] for f in listing["flavors"]}
+    r = admin.post("/compute/v2.1/flavors", json={"flavor": {"name": name, "ram": 64, "vcpus": 1, "disk": 1,
+                                                             "rxtx_factor": "2.5"}})
+    assert r.status_code == 200 and r.json()["flavor"]["rxtx_factor"] == 2.5
+    assert admin.delete(f"/compute/v2.1/flavors/{r.json()['flavor']['id']}").status_code == 202
+
+
+def test_stop_then_start_at_once_ends_active(cloud: Cloud, setup):
+    """The README's `openstack server stop x; openstack server start x`: both accepted."""
+    admin, image = setup
+    sid = boot(admin, image["id"])["id"]
+    wait_server(admin, sid, {"ACTIVE"})
+    for _ in range(3):
+        assert admin.post(f"/compute/v2.1/servers/{sid}/action", json={"os-stop": None}).status_code == 202
+        r = admin.post(f"/compute/v2.1/servers/{sid}/action", json={"os-start": None})
+        assert r.status_code == 202, r.text
+        server = wait_server(admin, sid, {"ACTIVE"})
+        assert server["OS-EXT-STS:power_state"] == 1
+    admin.delete(f"/compute/v2.1/servers/{sid}")
+    wait_gone(admin, sid)
+
+
+def test_a_failed_snapshot_leaves_no_image(cloud: Cloud, setup):
+    admin, image = setup
+    sid = boot(admin, image["id"])["id"]
+    wait_server(admin, sid, {"ACTIVE"})
+    images_before = {i["id"] for i in admin.get("/image/v2/images").json()["images"]}
+    # Metadata becomes the image's properties: it cannot mark the image protected (which would
+    # keep a failed snapshot's image from being deleted), relabel its format or choose its id.
+    for metadata in ({"protected": "true"}, {"disk_format": "raw"}, {"id": str(uuid.uuid4())}, {"owner": "x"}):
+        r = admin.post(f"/compute/v2.1/servers/{sid}/action", json={"createImage": {"name": "snap",
+                                                                                   "metadata": metadata}})
+        assert r.status_code == 400 and next(iter(metadata)) in r.json()["badRequest"]["message"], r.text
+    assert admin.get(f"/compute/v2.1/servers/{sid}", headers=LATEST).json()["server"]["OS-EXT-STS:task_state"] is None
+    (cloud.data_dir / "instances" / sid / "disk").unlink()  # the copy of the disk now fails
+    r = admin.post(f"/compute/v2.1/servers/{sid}/action", json={"createImage": {"name": "snap"}}, headers=LATEST)
+    assert r.status_code == 202, r.text
+    image_id = r.json()["image_id"]
+    wait_server(admin, sid, {"ACTIVE"})  # the snapshot's task is over
+    assert admin.get(f"/image/v2/images/{image_id}").status_code == 404
+    assert {i["id"] for i in admin.get("/image/v2/images").json()["images"]} == images_before
+    admin.delete(f"/compute/v2.1/servers/{sid}")
+    wait_gone(admin, sid)
 
 
 def test_server_group_and_key_pair_quotas_come_from_the_project(cloud: Cloud, setup):
@@ -467,7 +586,7 @@ def test_servers_on_chosen_networks_ports_and_floating_ips(cloud: Cloud, setup):
                                  ([{"uuid": net["id"], "fixed_ip": "10.9.9.9"}], 400)):
             body = {"server": {"name": "bad", "imageRef": image["id"], "flavorRef": "42", "networks": networks}}
             r = c.post("/compute/v2.1/servers", json=body, headers=LATEST)
-            assert r.status_code in (status, 404), (networks, r.status_code, r.text)
+            assert r.status_code == status, (networks, r.status_code, r.text)
         assert c.get("/compute/v2.1/servers").json()["servers"] == servers_before
         assert {p["id"] for p in c.get("/network/v2.0/ports").json()["ports"]} == ports_before
 

@@ -346,6 +346,24 @@ def config_drive_files(
 USER_DATA_MAX = 65535  # bytes, decoded (Nova's limit)
 
 
+# Glance's own image attributes (its schema's and reserved names): a snapshot's metadata
+# becomes the new image's properties, never one of these.
+IMAGE_ATTRIBUTES = frozenset({
+    "id", "name", "status", "visibility", "protected", "os_hidden", "checksum", "os_hash_algo", "os_hash_value",
+    "owner", "size", "virtual_size", "min_disk", "min_ram", "disk_format", "container_format", "created_at",
+    "updated_at", "tags", "self", "file", "schema", "location", "locations", "direct_url", "deleted", "deleted_at",
+    "stores",
+})
+
+
+def snapshot_properties(metadata: dict[str, Any]) -> dict[str, str]:
+    """A createImage's metadata as the image's properties; BadRequest for Glance's own attributes."""
+    refused = sorted(k for k in metadata if k in IMAGE_ATTRIBUTES)
+    if refused:
+        raise BadRequest(f"createImage metadata cannot set the image's own attributes: {', '.join(refused)}.")
+    return {k: str(v) for k, v in metadata.items()}
+
+
 def servers_within_quota(usage: dict[str, int], flavor: dict[str, Any], limits: dict[str, int],
                          min_count: int, max_count: int) -> int:
     """How many of ``max_count`` servers of ``flavor`` the project's quota leaves room for.

@@ -10,17 +10,18 @@ Rules (ARCHITECTURE.md, "Desired state and reconcilers"):
 
 What a pass does, per case:
 
-| observed                                  | database                   | action                       |
-|-------------------------------------------|----------------------------|------------------------------|
-| no domain                                 | ours, not BUILD, not ERROR | ERROR "guest disappeared"    |
-| domain in another state                   | ours, or a task left over  | status follows the domain    |
-| any                                       | ours, task deleting        | finish the delete            |
-| any                                       | ours, BUILD (first pass)   | build again from clean       |
-| domain                                    | no such server             | orphan: destroyed            |
-| domain                                    | on another host, clustered | evacuated: destroyed, files  |
-| domain                                    | on another host, alone     | ghost: reported, left alone  |
-| instance directory                        | no such server, no domain  | orphan files removed         |
-| cached image (older than BASE_GRACE)      | no server here uses it     | removed                      |
+| observed                             | database                          | action                                  |
+|--------------------------------------|-----------------------------------|-----------------------------------------|
+| no domain                            | ours, not BUILD, not ERROR        | ERROR "guest disappeared"               |
+| domain in another state              | ours, or a task left over         | status follows the domain               |
+| any                                  | ours, task deleting               | finish the delete                       |
+| any                                  | ours, image_snapshot (first pass) | the snapshot's unfinished image deleted |
+| any                                  | ours, BUILD (first pass)          | build again from clean                  |
+| domain                               | no such server                    | orphan: destroyed                       |
+| domain                               | on another host, clustered        | evacuated: destroyed, files too         |
+| domain                               | on another host, alone            | ghost: reported, left alone             |
+| instance directory                   | no such server, no domain         | orphan files removed                    |
+| cached image (older than BASE_GRACE) | no server here uses it            | removed                                 |
 
 Lifecycle events from the driver update the power state of servers with no task running.
 """
@@ -144,6 +145,8 @@ class Reconciler:
             server = await svc.get(server_id)
         except NotFound:
             return
+        if first_pass and server["task_state"] == "image_snapshot":
+            await svc.discard_unfinished_snapshots(server_id)  # the snapshot ended with the last run
         if server["task_state"] == "deleting":
             svc.spawn(svc.finish_delete, server_id)
         elif server["status"] == "BUILD":

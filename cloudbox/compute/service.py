@@ -515,6 +515,8 @@ class ComputeService:
         if server["task_state"] is not None and QUEUED_BEHIND.get(spec.task) == server["task_state"]:
             try:
                 await self.update(sid, {"task_state": spec.task}, expect=(server["task_state"],))
+                log.info("power action queued", extra={"server_id": sid, "action": action,
+                                                       "behind": server["task_state"]})
                 return
             except Conflict:
                 server = await self.get(sid)  # the running action ended meanwhile: act as usual
@@ -623,7 +625,7 @@ class ComputeService:
                            f"{server['task_state']}")
         if server["status"] not in SNAPSHOT_STATUSES:
             raise Conflict(f"Cannot snapshot instance {server['id']} while it is {server['status']}")
-        props = {k: str(v) for k, v in metadata.items()}
+        props = core.snapshot_properties(metadata)
         props.update({"image_type": "snapshot", "instance_uuid": server["id"],
                       "base_image_ref": server["image_id"] or "", "user_id": ctx.user_id})
         await self.update(server["id"], {"task_state": "image_snapshot"}, expect=(None,))
@@ -674,6 +676,17 @@ class ComputeService:
                     await self.update(server_id, {"task_state": None}, expect=("image_snapshot",))
                 except (Conflict, NotFound):
                     pass
+
+    async def discard_unfinished_snapshots(self, server_id: str) -> None:
+        """Delete the images of this server's snapshots that a stop or a crash cut short (still
+        queued or saving): the reconciler's first pass, for a server left in image_snapshot."""
+        from cloudbox.image.core import ListOptions
+
+        unfinished = ListOptions(equals={"status": ["queued", "saving"]},
+                                 properties={"image_type": "snapshot", "instance_uuid": server_id})
+        for image in await self.images.list(None, unfinished, None, 100):
+            log.warning("unfinished snapshot's image deleted", extra={"server_id": server_id, "image_id": image["id"]})
+            await self.images.discard(image["id"])
 
     async def console_output(self, server: dict[str, Any], length: int | None) -> str:
         return await self.guests.console_output(server["id"], length)
