@@ -37,6 +37,7 @@ A={peer}; EXT={ext}
 try() {{ n=$1; shift; i=0; while [ $i -lt $n ]; do "$@" >/dev/null 2>&1 && return 0; i=$((i+1)); sleep 1; done; return 1; }}
 if try 60 timeout 5 wget -q -O /tmp/a http://$A:8080/; then echo "CHECK peer-http $(cat /tmp/a)"; else echo "CHECK peer-http failed"; fi
 if try 30 ping -c 1 -W 2 $EXT; then echo "CHECK external-ping ok"; else echo "CHECK external-ping failed"; fi
+if try 5 ping -c 1 -W 1 {mgmt}; then echo "CHECK management-ping answered"; else echo "CHECK management-ping dropped"; fi
 ip addr add {spoofed}/24 dev eth0
 i=0; while [ $i -lt 10 ]; do ping -c 1 -W 1 -s 111 -I {spoofed} $EXT >/dev/null 2>&1; ping -c 1 -W 1 -s 222 $EXT >/dev/null 2>&1; i=$((i+1)); done
 ip addr del {spoofed}/24 dev eth0
@@ -80,6 +81,12 @@ def tcp_banner(address: str, port: int, timeout: float = 3) -> bytes | None:
             return data
     except OSError:
         return None
+
+
+def management_address() -> str:
+    """The host's own address on the LAN its default route leaves by (a lookup: nothing is sent)."""
+    out = subprocess.run(["ip", "-4", "route", "get", "192.0.2.200"], capture_output=True, text=True, check=True).stdout
+    return out.split(" src ")[1].split()[0]
 
 
 def host_links(node: Cloud) -> list[str]:
@@ -165,7 +172,8 @@ def test_the_networking_tutorial_with_real_guests(node: Cloud, counters, tmp_pat
     cli("keypair", "create", "--public-key", str(tmp_path / "key.pub"), "demo")
     (tmp_path / "serve.sh").write_text(SERVE)
     ext = external_gateway(node)
-    (tmp_path / "probe.sh").write_text(PROBE.format(peer="192.168.0.10", ext=ext, spoofed="192.168.0.99"))
+    (tmp_path / "probe.sh").write_text(PROBE.format(peer="192.168.0.10", ext=ext, spoofed="192.168.0.99",
+                                                    mgmt=management_address()))
 
     a = cli("server", "create", "--flavor", "m1.nano", "--image", "cirros", "--key-name", "demo",
             "--nic", f"net-id={net['id']},v4-fixed-ip=192.168.0.10", "--user-data", str(tmp_path / "serve.sh"), "srv-a")
@@ -188,6 +196,8 @@ def test_the_networking_tutorial_with_real_guests(node: Cloud, counters, tmp_pat
     # Two guests on one network reach each other; a guest reaches the external network via its router.
     assert result["peer-http"] == "hello-from-srv-a"
     assert result["external-ping"] == "ok"
+    # ...but not the host's own address on its LAN (management_cidrs: auto).
+    assert result["management-ping"] == "dropped"
     # A guest that spoofs its address (or MAC) is dropped; its genuine packets pass.
     seen = counters()
     assert seen["genuine"] >= 5 and seen["after"] >= 1, seen
