@@ -191,11 +191,17 @@ def tcp_connects(ns: str, address: str, port: int, timeout: float = 1.5) -> bool
 
 
 def snapshot(host: Host) -> dict[str, str]:
-    """What an apply could change, for 'twice changes nothing'."""
+    """What an apply could change, for 'twice changes nothing': this node's links (and the test's
+    own), never those of tests that other people run on the machine at the same time."""
     plan = host.plan()
+    names = set(leftover_links(host.node_id)) | set(host.links)
+
+    def ours(text: str) -> str:
+        return "\n".join(line for line in text.splitlines() if line.split(":")[1].strip().split("@")[0] in names)
+
     state = {
-        "links": sh("ip", "-d", "-o", "link", "show").stdout,
-        "addresses": sh("ip", "-o", "addr", "show").stdout,
+        "links": ours(sh("ip", "-d", "-o", "link", "show").stdout),
+        "addresses": ours(sh("ip", "-o", "addr", "show").stdout),
         "nft": sh("nft", "list", "table", "bridge", table_name(host.node_id)).stdout
         + sh("nft", "list", "table", "inet", table_name(host.node_id)).stdout,
         "dnsmasq": "".join(sorted(p.read_text() for p in host.run_dir.rglob("dnsmasq.pid"))),
