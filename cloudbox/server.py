@@ -19,10 +19,10 @@ from typing import Any, Callable
 
 import trio
 from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve as hypercorn_serve
 from quart import Response, request
 
 from cloudbox import __version__
+from cloudbox.api import serving
 from cloudbox.api.app import create_app
 from cloudbox.cluster import api as cluster_api
 from cloudbox.cluster.service import ClusterService, ThisNode
@@ -217,7 +217,7 @@ async def serve(node: Node, *, task_status: trio.TaskStatus[str] = trio.TASK_STA
 
             async def run_http(task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
                 try:
-                    await hypercorn_serve(app, config, shutdown_trigger=shutdown.wait, task_status=task_status)
+                    await serving.serve(app, config, shutdown_trigger=shutdown.wait, task_status=task_status)
                 finally:
                     served.set()
 
@@ -225,7 +225,7 @@ async def serve(node: Node, *, task_status: trio.TaskStatus[str] = trio.TASK_STA
             peer_config = _peer_config(node, config)
 
             async def run_peer(task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
-                await hypercorn_serve(app, peer_config, shutdown_trigger=shutdown.wait, task_status=task_status)
+                await serving.serve(app, peer_config, shutdown_trigger=shutdown.wait, task_status=task_status)
 
             await nursery.start(run_peer)
             node.data_dir.pid_file.write_text(f"{os.getpid()}\n")

@@ -1,0 +1,187 @@
+"""hypercorn, guarded: nothing a client sends can end the node.
+
+hypercorn runs each connection as a task in one nursery per listener; an exception
+escaping a connection cancels that nursery, the listener's ``serve`` raises, and
+with it the node's root nursery. So every connection runs through
+``GuardedTCPServer``, which logs a connection's fault and closes that connection
+only. Faults we know a client can cause are also fixed where they arise
+(``GuardedH2Protocol``), so the guard is the last line, not the usual path:
+
+- DATA on a stream whose response is already sent (a 413 refused before the body
+  arrived) raised KeyError (hypercorn issues #197/#329, unfixed in 0.18). Such data
+  is dropped with its flow-control credit given back, up to ``LINGER_BYTES`` per
+  stream; past that the stream is reset with NO_ERROR, which RFC 9113 §8.1
+  allows once the response is out, to stop the upload.
+- PRIORITY frames (deprecated by RFC 9113) grew a per-connection tree that raises
+  past 1,000 streams; they are ignored.
+- A plain CONNECT request has no ``:path``; it is refused with a stream reset.
+
+A connection the server closes while the client is still sending (the reply to an
+oversized body says ``Connection: close``) would otherwise be closed with unread
+data, which makes the kernel answer with a reset that destroys the reply before
+the client reads it. Such a connection lingers instead: what the client sends is
+read and dropped, up to ``LINGER_BYTES`` or ``LINGER_SECONDS``, then it closes.
+
+hypercorn builds its protocol and connection objects from module globals, so
+``install()`` points those at the guarded classes; ``serve`` installs them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Awaitable, Callable
+
+import h2.errors
+import h2.events
+import h2.exceptions
+import hypercorn.protocol
+import hypercorn.trio
+import hypercorn.trio.run
+import trio
+from hypercorn.config import Config
+from hypercorn.events import Closed, Event, RawData
+from hypercorn.protocol.h2 import H2Protocol
+from hypercorn.trio.tcp_server import MAX_RECV, TCPServer
+
+log = logging.getLogger("cloudbox.http")
+
+LINGER_BYTES = 32 << 20  # a client still sending after the reply: drop at most this much ...
+LINGER_SECONDS = 10.0  # ... for at most this long, then close
+CLOSE_SECONDS = 5.0  # how long telling the apps of a closed connection may take
+
+
+class GuardedH2Protocol(H2Protocol):
+    """hypercorn's HTTP/2 protocol with the faults a client can trigger handled where they arise."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.dropped: dict[int, int] = {}  # bytes dropped per stream whose body arrives after its reply
+
+    async def _handle_events(self, events: list[h2.events.Event]) -> None:
+        # One event at a time: handling one can close a stream that a later one names.
+        for event in events:
+            if isinstance(event, h2.events.DataReceived) and event.stream_id not in self.streams:
+                await self._data_after_response(event)
+                continue
+            if isinstance(event, h2.events.RequestReceived) and not _has_path(event):
+                self._reset(event.stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+                await self._flush()
+                continue
+            if isinstance(event, (h2.events.StreamEnded, h2.events.StreamReset)):
+                self.dropped.pop(event.stream_id, None)
+            await super()._handle_events([event])
+
+    async def _data_after_response(self, event: h2.events.DataReceived) -> None:
+        # Drop the data but give its credit back: a client that sends its whole body before it
+        # reads (httpx) then gets to the reply, and the connection's other streams do not starve.
+        self.connection.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+        self.dropped[event.stream_id] = self.dropped.get(event.stream_id, 0) + event.flow_controlled_length
+        if self.dropped[event.stream_id] > LINGER_BYTES and event.stream_id not in self.stream_buffers:
+            # Enough: the whole reply has gone out, so stop the upload (RFC 9113 §8.1).
+            self._reset(event.stream_id, h2.errors.ErrorCodes.NO_ERROR)
+            del self.dropped[event.stream_id]
+        await self._flush()
+
+    def _reset(self, stream_id: int, code: h2.errors.ErrorCodes) -> None:
+        try:
+            self.connection.reset_stream(stream_id, code)
+        except h2.exceptions.ProtocolError:
+            pass  # the stream is already closed on both sides
+
+    async def _priority_updated(self, event: h2.events.PriorityUpdated) -> None:
+        await self.has_data.set()
+
+
+def _has_path(event: h2.events.RequestReceived) -> bool:
+    return any(name == b":path" for name, _ in event.headers or ())
+
+
+class GuardedTCPServer(TCPServer):
+    """One connection: a fault in it is logged and closes it, and a closing connection lingers."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self._reading = trio.CancelScope()  # the whole read loop: cancelled once the peer is gone
+        self._receiving = trio.CancelScope()  # one receive: its deadline ends a linger
+        self._linger_until: float | None = None
+
+    async def run(self) -> None:
+        try:
+            await super().run()
+        except* Exception as group:
+            log.error("connection failed and was closed", exc_info=group)
+
+    async def protocol_send(self, event: Event) -> None:
+        if isinstance(event, RawData):
+            async with self.send_lock:
+                try:
+                    with trio.CancelScope(shield=True):
+                        await self.stream.send_all(event.data)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    # The peer is gone. The reader may be parked inside the protocol (h11 waits
+                    # for a reply that will now never be recycled), so stop it from here; and
+                    # tell the protocol, shielded, as this may run in the reader, whose scope
+                    # was just cancelled, and an app never told of the close waits forever.
+                    self._reading.cancel()
+                    with trio.CancelScope(shield=True, deadline=trio.current_time() + CLOSE_SECONDS):
+                        await self.protocol.handle(Closed())
+        elif isinstance(event, Closed) and self._linger_until is None:
+            # The protocol is done, but the client may still be sending: _read_data drops what
+            # it sends for a while, so that our reply is not destroyed by a reset.
+            self._linger_until = trio.current_time() + LINGER_SECONDS
+            self._receiving.deadline = min(self._receiving.deadline, self._linger_until)
+            await self.protocol.handle(Closed())
+        else:
+            await super().protocol_send(event)
+
+    async def _read_data(self) -> None:
+        with self._reading:
+            await self._read_loop()
+        await self.protocol.handle(Closed())
+        # Nothing more is read, so the idle timer has nothing left to guard: stop it, or run()
+        # keeps the connection (and its socket) until it fires, keep_alive_timeout later.
+        await self.idle_task.stop()
+        if self._linger_until is not None or self._reading.cancel_called:
+            await self._close()
+
+    async def _read_loop(self) -> None:
+        dropped = 0
+        while True:
+            with trio.CancelScope() as self._receiving:
+                if self._linger_until is not None:
+                    self._receiving.deadline = self._linger_until
+                elif self.config.read_timeout:
+                    self._receiving.deadline = trio.current_time() + self.config.read_timeout
+                try:
+                    data = await self.stream.receive_some(MAX_RECV)
+                except (trio.ClosedResourceError, trio.BrokenResourceError):
+                    return
+            if self._receiving.cancelled_caught or not data:
+                return
+            if self._linger_until is None:
+                await self.protocol.handle(RawData(bytes(data)))
+                continue
+            dropped += len(data)
+            if dropped > LINGER_BYTES:
+                return
+
+
+def install() -> None:
+    """Make hypercorn build guarded connections and HTTP/2 protocols (idempotent)."""
+    hypercorn.protocol.H2Protocol = GuardedH2Protocol  # type: ignore[misc]
+    hypercorn.trio.run.TCPServer = GuardedTCPServer  # type: ignore[misc]
+
+
+async def serve(
+    app: Any,
+    config: Config,
+    *,
+    shutdown_trigger: Callable[[], Awaitable[None]],
+    task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """hypercorn's trio ``serve`` with every connection guarded."""
+    install()
+    await hypercorn.trio.serve(app, config, shutdown_trigger=shutdown_trigger, task_status=task_status)
+
+
+__all__ = ["GuardedH2Protocol", "GuardedTCPServer", "LINGER_BYTES", "LINGER_SECONDS", "install", "serve"]
