@@ -507,7 +507,8 @@ def test_guests_router_gateways_are_marked_and_their_new_flows_to_guarded_places
     bridge, inet = text.split("table inet")[0], text.split("table inet")[-1]
     assert bridge.count(f"meta mark set iifname map {{ {leg} }}") == 2  # forward and input hooks
     assert "elements = { 169.254.0.0/16, 192.0.2.0/24 }" in inet
-    rule = "meta mark & 0xffff0000 == 0xffff0000 ct state { new, invalid } ip daddr @guarded_v4 drop"
+    rule = ('iifname "cbxext0" meta mark & 0xffff0000 == 0xffff0000 ct state { new, invalid } '
+            "ip daddr @guarded_v4 drop")
     forward, incoming = (inet.split(f"chain {name} {{")[1].split("\n  }")[0] for name in ("forward", "input"))
     assert rule in forward and rule in incoming
     assert incoming.index(rule) < incoming.index("ct state established,related accept")

@@ -166,18 +166,20 @@ def _guard(plan: HostPlan) -> tuple[list[str], list[str]]:
     (br_netfilter): each time with conntrack, so only flows guests *open* are dropped, and a
     management host may still reach a floating IP and get its answers.
     """
-    guarded = plan.external.guarded if plan.external is not None else ()
-    if not guest_legs(plan) or not guarded:
+    ext = plan.external
+    if ext is None or not ext.guarded or not guest_legs(plan):
         return [], []
     sets: list[str] = []
     rules: list[str] = []
     for version, family in ((4, "ip"), (6, "ip6")):
-        elements = _collapse(guarded, version)
+        elements = _collapse(ext.guarded, version)
         if elements:
             sets += [f"  set guarded_v{version} {{", f"    type ipv{version}_addr; flags interval;",
                      f"    elements = {_set(elements)}", "  }"]
-            rules.append(f"meta mark & 0xffff0000 == 0x{GUEST_LEG_MARK:08x} ct state {{ new, invalid }} "
-                         f"{family} daddr @guarded_v{version} drop")
+            # The bridge's name too: another node's tables on the same host (tests run several)
+            # see this packet with this mark, and must leave it to this node.
+            rules.append(f'iifname "{ext.bridge}" meta mark & 0xffff0000 == 0x{GUEST_LEG_MARK:08x} '
+                         f"ct state {{ new, invalid }} {family} daddr @guarded_v{version} drop")
     return sets, rules
 
 
