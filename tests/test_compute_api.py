@@ -200,6 +200,10 @@ def test_bad_requests_create_nothing(cloud: Cloud, setup):
         attempt({"availability_zone": "nowhere"})
         attempt({"name": ""})
         attempt({"networks": [{"uuid": str(uuid.uuid4())}]})
+        attempt({"max_count": 1001})  # one request makes at most 1000, whatever the quota
+        attempt({"min_count": "9999999999"})
+        attempt({"min_count": 0})
+        attempt({"min_count": 3, "max_count": 2})
         assert c.post("/compute/v2.1/servers", content=b"{bad json", headers=LATEST).status_code == 400
         r = c.post("/compute/v2.1/servers", json={"server": {"name": "x", "imageRef": image["id"], "flavorRef": "42"}},
                    headers=LATEST)

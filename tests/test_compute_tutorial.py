@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cloud import Cloud
-from tests.test_compute_libvirt import console, qemu_running, real_node, stop_and_clean, wait_for
+from tests.cloud import Cloud, wait_for
+from tests.test_compute_libvirt import console, qemu_running, real_node, stop_and_clean
 from tests.test_openstack_cli import openstack
 
 pytestmark = pytest.mark.slow

@@ -50,6 +50,9 @@ def parse_server_request(body: dict[str, Any], version: Version) -> ServerReques
     max_count = int(server.get("max_count", min_count))
     if not 1 <= min_count <= max_count:
         raise BadRequest("min_count must be at least 1 and at most max_count.")
+    if max_count > core.MAX_SERVERS_PER_REQUEST:
+        raise BadRequest(f"max_count is at most {core.MAX_SERVERS_PER_REQUEST}: one request makes at most that many "
+                         f"servers.")
     return ServerRequest(
         name=server["name"], flavor_ref=ref(server["flavorRef"]), image_ref=image_ref, networks=networks,
         security_groups=groups, key_name=server.get("key_name"), user_data=core.check_user_data(server.get("user_data")),

@@ -344,6 +344,7 @@ def config_drive_files(
 # --- requests -------------------------------------------------------------------
 
 USER_DATA_MAX = 65535  # bytes, decoded (Nova's limit)
+MAX_SERVERS_PER_REQUEST = 1000  # max_count's bound: an unlimited quota must not let one request flood the log
 
 
 # Glance's own image attributes (its schema's and reserved names): a snapshot's metadata

@@ -213,8 +213,13 @@ class ComputeService:
         properties = image.get("properties") or {}
         image_props = {k: v for k, v in properties.items()
                        if isinstance(v, str) and k.startswith(("hw_", "img_", "architecture", "hypervisor_type"))}
+        # As many rows as the quota has room for now (apply checks again, against the count there).
+        limits = await self.resources.quota_limits(project_id)
+        quota = {k: limits[k] for k in ("instances", "cores", "ram")}
+        usage = await self.engine.read(store.project_usage, project_id)
+        room = core.servers_within_quota(usage, flavor, quota, request.min_count, request.max_count)
         rows = []
-        for index in range(request.max_count):
+        for index in range(room):
             name = request.name if request.max_count == 1 else f"{request.name}-{index + 1}"
             now = stamp()
             rows.append({
@@ -232,9 +237,7 @@ class ComputeService:
                 "security_groups": list(request.security_groups), "image_properties": image_props,
                 "created_at": now, "updated_at": now, "launched_at": None,
             })
-        quota = await self.resources.quota_limits(project_id)
-        return await self.engine.propose(c.CreateServers(
-            tuple(rows), {k: quota[k] for k in ("instances", "cores", "ram")}, request.min_count))
+        return await self.engine.propose(c.CreateServers(tuple(rows), quota, request.min_count))
 
     async def _bootable_image(self, ctx: Any, image_ref: str, flavor: dict[str, Any]) -> dict[str, Any]:
         try:
