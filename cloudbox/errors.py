@@ -1,28 +1,27 @@
 """The one exception hierarchy of cloudbox.
 
-Every error a request can meet is a ``CloudboxError`` subclass carrying its
-HTTP status.  ``cloudbox.api.errors`` turns them into the error body of the
-OpenStack API the request was for; nothing else renders errors.
+Every error a request can meet is a ``CloudboxError`` subclass carrying its HTTP
+status on the class; raise the class that says what went wrong, never a bare
+``CloudboxError`` with a status set on the instance. ``cloudbox.api.errors``
+turns them into the error body of the OpenStack API the request was for; nothing
+else renders errors. Messages that quote what a client sent use ``quote`` so that
+a 100 kB value comes back as a short prefix.
 """
 
 from __future__ import annotations
 
+QUOTE_LIMIT = 40  # characters of a client's value that an error message repeats
+
 
 class CloudboxError(Exception):
+    """The base: an error with an HTTP status. Raise a subclass."""
+
     status: int = 500
     title: str = "Internal Server Error"
 
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message or self.title)
         self.message = message or self.title
-
-    def to_dict(self) -> dict:
-        return {"error": type(self).__name__, "message": self.message}
-
-    @staticmethod
-    def from_dict(data: dict) -> "CloudboxError":
-        cls = ERROR_CLASSES.get(data.get("error", ""), CloudboxError)
-        return cls(data.get("message"))
 
 
 class BadRequest(CloudboxError):
@@ -54,6 +53,16 @@ class MethodNotAllowed(CloudboxError):
     title = "Method Not Allowed"
 
 
+class NotAcceptable(CloudboxError):
+    status = 406
+    title = "Not Acceptable"
+
+
+class RequestTimeout(CloudboxError):
+    status = 408
+    title = "Request Timeout"
+
+
 class Conflict(CloudboxError):
     status = 409
     title = "Conflict"
@@ -69,33 +78,28 @@ class UnsupportedMediaType(CloudboxError):
     title = "Unsupported Media Type"
 
 
+class RangeNotSatisfiable(CloudboxError):
+    status = 416
+    title = "Requested Range Not Satisfiable"
+
+
+class InternalError(CloudboxError):
+    """A fault that should never happen (a bug, or state the code does not expect); a 500."""
+
+    status = 500
+    title = "Internal Server Error"
+
+
 class Unavailable(CloudboxError):
     status = 503
     title = "Service Unavailable"
-
-
-ERROR_CLASSES: dict[str, type[CloudboxError]] = {
-    cls.__name__: cls
-    for cls in (
-        CloudboxError,
-        BadRequest,
-        Unauthorized,
-        Forbidden,
-        OverQuota,
-        NotFound,
-        MethodNotAllowed,
-        Conflict,
-        PayloadTooLarge,
-        UnsupportedMediaType,
-        Unavailable,
-    )
-}
 
 
 class SetupError(Exception):
     """A problem a person running the CLI must fix (missing data dir, port in use...)."""
 
 
-class NotAcceptable(CloudboxError):
-    status = 406
-    title = "Not Acceptable"
+def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """``repr(value)`` for an error message, cut to a short prefix when long."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."

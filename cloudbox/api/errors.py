@@ -18,15 +18,23 @@ _NEUTRON_TYPES = {
 }
 
 
+MAX_MESSAGE = 400  # characters; past this a message keeps its start and its end
+
+
 def render(error: CloudboxError, style: str) -> tuple[dict[str, Any] | str, int]:
-    status, message = error.status, error.message
-    if style == "keystone":
-        return {"error": {"code": status, "title": error.title, "message": message}}, status
+    status, message = error.status, short_message(error.message)
     if style == "nova":
         return {_NOVA_FAULTS.get(status, "computeFault"): {"code": status, "message": message}}, status
     if style == "neutron":
         kind = _NEUTRON_TYPES.get(status, type(error).__name__)
         return {"NeutronError": {"type": kind, "message": message, "detail": ""}}, status
-    if style in ("glance", "cinder", "heat"):
-        return {"error": {"code": status, "title": error.title, "message": message}}, status
+    # Keystone's shape, which Glance, Cinder, Heat and cloudbox's own API share.
     return {"error": {"code": status, "title": error.title, "message": message}}, status
+
+
+def short_message(message: str) -> str:
+    """A message cut in its middle when long: it names the field first and the fault last, and a
+    value a client sent in between (whole, where a message forgot ``errors.quote``) is cut."""
+    if len(message) <= MAX_MESSAGE:
+        return message
+    return message[: MAX_MESSAGE - 100] + " ... " + message[-95:]

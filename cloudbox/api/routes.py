@@ -9,13 +9,15 @@ that depend on the resource are checked by the handler against ``call.auth``.
 from __future__ import annotations
 
 import json
+import math
+import re
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any, Awaitable, Callable, Iterable, Mapping
 
 import jsonschema
 
-from cloudbox.errors import BadRequest
+from cloudbox.errors import QUOTE_LIMIT, BadRequest, quote
 
 
 @dataclass(frozen=True)
@@ -110,18 +112,105 @@ class Call:
         raise BadRequest(f"{name} must be true or false, not {raw!r}")
 
 
+MAX_DEPTH = 64  # deepest nesting a request body may have (OpenStack's bodies stay under ten)
+_INT64 = 1 << 63
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
 def parse_json(data: bytes, validator: jsonschema.Validator | None) -> Any:
+    """A request body as JSON, or BadRequest: the one parser every service's routes go through.
+
+    Refused here, for every service at once: what is not JSON although Python's json takes it
+    (NaN, Infinity, numbers that overflow to infinity), integers no column can hold (past 64
+    bits), nesting deeper than ``MAX_DEPTH``, and strings that are not Unicode text (lone UTF-16
+    surrogates, which json decodes from escapes like "\\ud800" and no encoder can write back).
+    """
     if not data.strip():
         if validator is None:
             return None
         raise BadRequest("The request body is empty; a JSON document is required.")
     try:
-        body = json.loads(data)
+        body = json.loads(data, parse_constant=_not_a_number, parse_float=_finite_float, parse_int=_int64)
+    except RecursionError:
+        raise BadRequest(f"Malformed request body: nested deeper than {MAX_DEPTH} levels.") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"Malformed request body: not valid JSON ({exc}).") from None
+    _check_tree(body, data)
     if validator is not None:
         error = jsonschema.exceptions.best_match(validator.iter_errors(body))
         if error is not None:
-            where = "/".join(str(p) for p in error.absolute_path) or "body"
-            raise BadRequest(f"Invalid input for field '{where}': {error.message}")
+            where = _where(error.absolute_path)
+            # jsonschema quotes the whole value; a client that sent 100 kB gets back a prefix.
+            message = error.message.replace(repr(error.instance), quote(error.instance))
+            raise BadRequest(f"Invalid input for field '{where}': {message}")
     return body
+
+
+def _not_a_number(name: str) -> Any:
+    raise BadRequest(f"Malformed request body: {name} is not a JSON number.")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise BadRequest(f"Invalid input: the number {quote(text)} is out of range.")
+    return value
+
+
+def _int64(text: str) -> int:
+    value = int(text) if len(text) <= 20 else _INT64  # no conversion of a 4,000-digit number
+    if not -_INT64 <= value < _INT64:
+        raise BadRequest(f"Invalid input: the integer {quote(text)} is out of range (64 bits at most).")
+    return value
+
+
+def _check_tree(body: Any, data: bytes) -> None:
+    """Depth and text checks over the parsed body, walked without recursion and only when the
+    raw body could fail them (cheap tests on the bytes first: this runs on every request)."""
+    if data.count(b"[") + data.count(b"{") > MAX_DEPTH:
+        level, depth = [body], 0
+        while level:
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise BadRequest(f"Malformed request body: nested deeper than {MAX_DEPTH} levels.")
+            inner: list[Any] = []
+            for value in level:
+                inner.extend(v for v in (value.values() if isinstance(value, dict) else value)
+                             if isinstance(v, (dict, list)))
+            level = inner
+    if _SURROGATE_ESCAPE.search(data):  # lone surrogates come only from \u escapes
+        _check_text(body)
+
+
+def _check_text(body: Any) -> None:
+    """Refuse the first lone surrogate; each entry is (value, parent entry, key), so that the
+    path is built only for the message."""
+    stack: list[tuple[Any, Any, Any]] = [(body, None, None)]
+    while stack:
+        entry = stack.pop()
+        value = entry[0]
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if _SURROGATE.search(key):
+                    _not_text(key, entry)
+                stack.append((item, entry, key))
+        elif isinstance(value, list):
+            stack.extend((item, entry, index) for index, item in enumerate(value))
+        elif isinstance(value, str) and _SURROGATE.search(value):
+            _not_text(value, entry)
+
+
+def _not_text(text: str, entry: tuple[Any, Any, Any]) -> None:
+    path = []
+    while entry[1] is not None:
+        path.append(entry[2])
+        entry = entry[1]
+    raise BadRequest(f"Invalid input for field '{_where(reversed(path))}': {quote(text)} holds a lone UTF-16 "
+                     "surrogate, which is not Unicode text.")
+
+
+def _where(path: Iterable[Any]) -> str:
+    """A field's place in the body for a message ("server/networks/0/uuid"), long keys cut."""
+    names = [repr(p)[1:-1] if isinstance(p, str) else str(p) for p in path]
+    return "/".join(n if len(n) <= QUOTE_LIMIT else n[:QUOTE_LIMIT] + "..." for n in names) or "body"
