@@ -147,6 +147,38 @@ def test_oversized_http1_bodies_always_get_their_413(node: Cloud, size: int) -> 
     assert_serves(node)
 
 
+def test_malformed_http2_requests_get_400_as_over_http1(node: Cloud) -> None:
+    """Paths that are not ASCII and a CONNECT without :path: HTTP/1.1's parser answers 400; the
+    HTTP/2 side raised (connection lost, or a 500 from the framework for the query)."""
+    requests = [
+        [(":method", "GET"), (":path", b"/identity/v3/projects/\xff"), (":scheme", "https"), (":authority", "x")],
+        [(":method", "GET"), (":path", b"/identity/v3?name=\xed\xa0\x80"), (":scheme", "https"), (":authority", "x")],
+        [(":method", b"G\xc3\x89T"), (":path", "/identity/v3"), (":scheme", "https"), (":authority", "x")],
+        [(":method", "CONNECT"), (":authority", "127.0.0.1:1")],
+    ]
+    for headers in requests:
+        sock = _tls(node, "h2")
+        conn = _h2_client()
+        conn.send_headers(1, headers, end_stream=True)
+        sock.sendall(conn.data_to_send())
+        status = None
+        while status is None:
+            data = sock.recv(65536)
+            assert data, f"connection closed for {headers}"
+            for event in conn.receive_data(data):
+                if isinstance(event, h2.events.ResponseReceived):
+                    status = dict(event.headers)[b":status"]
+        sock.close()
+        assert status == b"400", headers
+    for target in (b"/identity/v3/projects/\xff", b"/identity/v3?name=\xed\xa0\x80"):
+        sock = _tls(node, "http/1.1")
+        sock.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _read_head(sock).startswith(b"HTTP/1.1 400 ")
+        sock.close()
+    assert_serves(node)
+    assert connection_faults(node) == []
+
+
 # --- acceptance: a few thousand malformed inputs ----------------------------------------------
 async def test_malformed_inputs_do_not_stop_the_node(node: Cloud) -> None:
     rng = random.Random(12)

@@ -19,13 +19,20 @@ from cloudbox.api import errors as api_errors
 from cloudbox.api import streaming
 from cloudbox.api.openapi import add_plain_routes, build_openapi
 from cloudbox.api.routes import ApiSpec, Call, Reply, Route, parse_json
-from cloudbox.errors import CloudboxError, MethodNotAllowed, NotFound, PayloadTooLarge, Unauthorized
+from cloudbox.errors import (
+    BadRequest, CloudboxError, InternalError, MethodNotAllowed, NotAcceptable, NotFound, PayloadTooLarge,
+    RangeNotSatisfiable, RequestTimeout, Unauthorized, UnsupportedMediaType,
+)
 
 log = logging.getLogger("cloudbox.api")
 Authenticate = Callable[[str], Awaitable[Any]]
 
 WEB_DIR_CANDIDATES = (Path(__file__).resolve().parents[2] / "web", Path("/usr/share/cloudbox/web"))
 _PARAM = re.compile(r"{(\w+)}")
+# Other statuses werkzeug or quart raise, by class; any other is a BadRequest or InternalError.
+_HTTP_ERRORS: dict[int, type[CloudboxError]] = {
+    400: BadRequest, 406: NotAcceptable, 408: RequestTimeout, 415: UnsupportedMediaType, 416: RangeNotSatisfiable,
+}
 _RULE_PARAM = re.compile(r"<(?:\w+:)?(\w+)>")
 
 
@@ -151,6 +158,7 @@ def create_app(
 
     @app.errorhandler(HTTPException)
     async def on_http_error(error: HTTPException) -> Response:
+        # What werkzeug and quart raise themselves (routing, body limits, static files).
         if error.code == 404:
             mapped: CloudboxError = NotFound(f"The resource could not be found: {request.path}")
         elif error.code == 405:
@@ -158,15 +166,15 @@ def create_app(
         elif error.code == 413:
             mapped = PayloadTooLarge(f"The request body is larger than the limit of {max_body_bytes} bytes.")
         else:
-            mapped = CloudboxError(error.description or "HTTP error")
-            mapped.status = error.code or 500
+            code = error.code or 500
+            mapped = _HTTP_ERRORS.get(code, BadRequest if code < 500 else InternalError)(error.description or None)
         return error_response(mapped, style_for(request.path), g.get("request_id", ""))
 
     @app.errorhandler(Exception)
     async def on_unexpected(error: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(
-            CloudboxError("An unexpected error prevented the server from fulfilling your request."),
+            InternalError("An unexpected error prevented the server from fulfilling your request."),
             style_for(request.path), g.get("request_id", ""),
         )
 

@@ -14,7 +14,8 @@ only. Faults we know a client can cause are also fixed where they arise
   allows once the response is out, to stop the upload.
 - PRIORITY frames (deprecated by RFC 9113) grew a per-connection tree that raises
   past 1,000 streams; they are ignored.
-- A plain CONNECT request has no ``:path``; it is refused with a stream reset.
+- A request with no ``:path`` (a plain CONNECT) or a method or path that is not ASCII
+  raised in hypercorn; it is answered 400, as HTTP/1.1's parser answers such requests.
 
 A connection the server closes while the client is still sending (the reply to an
 oversized body says ``Connection: close``) would otherwise be closed with unread
@@ -63,9 +64,8 @@ class GuardedH2Protocol(H2Protocol):
             if isinstance(event, h2.events.DataReceived) and event.stream_id not in self.streams:
                 await self._data_after_response(event)
                 continue
-            if isinstance(event, h2.events.RequestReceived) and not _has_path(event):
-                self._reset(event.stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
-                await self._flush()
+            if isinstance(event, h2.events.RequestReceived) and _malformed(event):
+                await self._refuse(event.stream_id)
                 continue
             if isinstance(event, (h2.events.StreamEnded, h2.events.StreamReset)):
                 self.dropped.pop(event.stream_id, None)
@@ -82,6 +82,14 @@ class GuardedH2Protocol(H2Protocol):
             del self.dropped[event.stream_id]
         await self._flush()
 
+    async def _refuse(self, stream_id: int) -> None:
+        """Answer 400 without a stream of hypercorn's (which would fail on such a request)."""
+        try:
+            self.connection.send_headers(stream_id, [(b":status", b"400"), (b"content-length", b"0")], end_stream=True)
+        except h2.exceptions.ProtocolError:
+            pass  # the client already reset it
+        await self._flush()
+
     def _reset(self, stream_id: int, code: h2.errors.ErrorCodes) -> None:
         try:
             self.connection.reset_stream(stream_id, code)
@@ -92,8 +100,11 @@ class GuardedH2Protocol(H2Protocol):
         await self.has_data.set()
 
 
-def _has_path(event: h2.events.RequestReceived) -> bool:
-    return any(name == b":path" for name, _ in event.headers or ())
+def _malformed(event: h2.events.RequestReceived) -> bool:
+    """A request hypercorn cannot take: no :path (a plain CONNECT), or a method or path that is
+    not ASCII (HTTP/1.1's parser answers those 400; hypercorn's HTTP/2 side raised)."""
+    pseudo = {name: value for name, value in event.headers or () if name in (b":method", b":path")}
+    return len(pseudo) < 2 or not all(value.isascii() for value in pseudo.values())
 
 
 class GuardedTCPServer(TCPServer):
