@@ -58,8 +58,7 @@ FLOATINGIP = obj({
 RULE = obj({
     "id": STR, **OWNER, "security_group_id": STR, "direction": enum("ingress", "egress"),
     "ethertype": enum("IPv4", "IPv6"), "protocol": NSTR, "port_range_min": NINT, "port_range_max": NINT,
-    "remote_ip_prefix": NSTR, "remote_group_id": NSTR, "remote_address_group_id": NSTR, "description": STR,
-    "created_at": STR, "updated_at": STR, "revision_number": INT,
+    "remote_ip_prefix": NSTR, "remote_group_id": NSTR, "remote_address_group_id": NSTR, **STANDARD,
 })
 SECURITY_GROUP = obj({"id": STR, "name": STR, **OWNER, "stateful": BOOL, "shared": BOOL,
                       "security_group_rules": array(RULE), **STANDARD})
@@ -84,7 +83,7 @@ COLLECTIONS: dict[str, tuple[str, Schema]] = {
     "security-groups": ("security_group", SECURITY_GROUP),
     "security-group-rules": ("security_group_rule", RULE),
 }
-TAGGED = ("networks", "subnets", "ports", "routers", "floatingips", "security-groups")
+TAGGED = ("networks", "subnets", "ports", "routers", "floatingips", "security-groups", "security-group-rules")
 
 
 def listing(key: str, item: Schema) -> Schema:
