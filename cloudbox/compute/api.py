@@ -3,13 +3,13 @@
 Each resource's routes are a table in its own module, beside module-level handlers that
 parse, authorize, call one method of the compute service and render:
 
-| module             | routes                                                          |
-|--------------------|-----------------------------------------------------------------|
-| api_servers.py     | servers: create, list, show, update, delete, metadata, tags     |
-| api_actions.py     | POST /servers/{id}/action: power, reboot, rebuild, createImage...|
-| api_resources.py   | flavors, key pairs, server groups                               |
-| api_hosts.py       | limits, quotas, usage, zones, hypervisors, services             |
-| api_aggregates.py  | host aggregates                                                 |
+| module            | routes                                                            |
+|-------------------|-------------------------------------------------------------------|
+| api_servers.py    | servers: create, list, show, update, delete, metadata, tags       |
+| api_actions.py    | POST /servers/{id}/action: power, reboot, rebuild, createImage... |
+| api_resources.py  | flavors, key pairs, server groups                                 |
+| api_hosts.py      | limits, quotas, usage, zones, hypervisors, services               |
+| api_aggregates.py | host aggregates                                                   |
 
 A handler is ``async def handler(svc, call, version, **path_params)``; ``route`` wraps it
 with Nova's microversion negotiation and answer headers.

@@ -21,6 +21,7 @@ from cloudbox.state.engine import StateEngine
 
 if TYPE_CHECKING:
     from cloudbox.cluster.service import ClusterService
+    from cloudbox.identity.core import AuthContext
 
 
 DEFAULT_FLAVORS = [
@@ -81,7 +82,7 @@ class ComputeResources:
             except Conflict:
                 pass  # another node made it first
 
-    async def flavor(self, ctx: Any, flavor_id: str) -> dict[str, Any]:
+    async def flavor(self, ctx: AuthContext, flavor_id: str) -> dict[str, Any]:
         """A flavor the caller may see: public, shared with their project, or any to a cloud reader."""
         flavor = await self.engine.read(store.get_flavor, flavor_id)
         if flavor is None or not (flavor["is_public"] or ctx.is_cloud_reader or await self.engine.read(
@@ -89,7 +90,7 @@ class ComputeResources:
             raise NotFound(f"Flavor {flavor_id[:80]} could not be found.")
         return flavor
 
-    async def bootable_flavor(self, ctx: Any, project_id: str, flavor_ref: str) -> dict[str, Any]:
+    async def bootable_flavor(self, ctx: AuthContext, project_id: str, flavor_ref: str) -> dict[str, Any]:
         """A flavor a server of ``project_id`` may boot with (BadRequest otherwise, as Nova answers)."""
         flavor = await self.engine.read(store.get_flavor, flavor_ref)
         if flavor is None or not (flavor["is_public"] or ctx.is_cloud_admin or await self.engine.read(
@@ -97,7 +98,7 @@ class ComputeResources:
             raise BadRequest(f"Flavor {flavor_ref[:80]} could not be found.")
         return flavor
 
-    async def list_flavors(self, ctx: Any, *, visibility: str, min_ram: int, min_disk: int, marker: str | None,
+    async def list_flavors(self, ctx: AuthContext, *, visibility: str, min_ram: int, min_disk: int, marker: str | None,
                            limit: int) -> list[dict[str, Any]]:
         """``visibility`` "all", "public", "private" (cloud readers) or "project"; ``limit`` + 1 rows."""
         if not ctx.is_cloud_reader:
@@ -114,27 +115,27 @@ class ComputeResources:
         row["rxtx_factor"] = rxtx_factor(row["rxtx_factor"])
         return await self.engine.propose(c.CreateFlavor(row))
 
-    async def describe_flavor(self, ctx: Any, flavor_id: str, description: str | None) -> dict[str, Any]:
+    async def describe_flavor(self, ctx: AuthContext, flavor_id: str, description: str | None) -> dict[str, Any]:
         await self.flavor(ctx, flavor_id)
         return await self.engine.propose(c.DescribeFlavor(flavor_id, description))
 
     async def delete_flavor(self, flavor_id: str) -> None:
         await self.engine.propose(c.DeleteFlavor(flavor_id))
 
-    async def set_extra_specs(self, ctx: Any, flavor_id: str, specs: dict[str, str]) -> dict[str, str]:
+    async def set_extra_specs(self, ctx: AuthContext, flavor_id: str, specs: dict[str, str]) -> dict[str, str]:
         """Add or change extra specs (the others stay); returns the flavor's whole set."""
         flavor = await self.flavor(ctx, flavor_id)
         updated = await self.engine.propose(c.SetFlavorExtraSpecs(flavor_id, {**flavor["extra_specs"], **specs}))
         return updated["extra_specs"]
 
-    async def delete_extra_spec(self, ctx: Any, flavor_id: str, key: str) -> None:
+    async def delete_extra_spec(self, ctx: AuthContext, flavor_id: str, key: str) -> None:
         flavor = await self.flavor(ctx, flavor_id)
         if key not in flavor["extra_specs"]:
             raise NotFound(f"Flavor {flavor_id} has no extra specs with key {key[:80]}.")
         specs = {k: v for k, v in flavor["extra_specs"].items() if k != key}
         await self.engine.propose(c.SetFlavorExtraSpecs(flavor_id, specs))
 
-    async def flavor_access(self, ctx: Any, flavor_id: str) -> list[dict[str, Any]]:
+    async def flavor_access(self, ctx: AuthContext, flavor_id: str) -> list[dict[str, Any]]:
         flavor = await self.flavor(ctx, flavor_id)
         if flavor["is_public"]:
             raise NotFound("Access list not available for public flavors.")
@@ -224,7 +225,7 @@ class ComputeResources:
         return [{**h, "state": "up" if alive is None or h["name"] in alive else "down"} for h in hosts]
 
     # --- server groups ------------------------------------------------------------------------------
-    async def list_groups(self, ctx: Any, everyone: bool, marker: str | None,
+    async def list_groups(self, ctx: AuthContext, everyone: bool, marker: str | None,
                           limit: int) -> list[tuple[dict[str, Any], list[str]]]:
         """Groups of the caller's project (every project's with ``everyone``), with their members."""
         def read(db: Any) -> list[tuple[dict[str, Any], list[str]]]:
@@ -233,7 +234,7 @@ class ComputeResources:
 
         return await self.engine.read(read)
 
-    async def group(self, ctx: Any, group_id: str) -> tuple[dict[str, Any], list[str]]:
+    async def group(self, ctx: AuthContext, group_id: str) -> tuple[dict[str, Any], list[str]]:
         def read(db: Any) -> tuple[dict[str, Any] | None, list[str]]:
             return store.get_server_group(db, group_id), store.group_members(db, group_id)
 
@@ -242,7 +243,7 @@ class ComputeResources:
             raise NotFound(f"Server group {group_id[:80]} could not be found.")
         return group, members
 
-    async def create_group(self, ctx: Any, project_id: str, name: str, policy: str) -> dict[str, Any]:
+    async def create_group(self, ctx: AuthContext, project_id: str, name: str, policy: str) -> dict[str, Any]:
         limit = (await self.quota_limits(project_id))["server_groups"]
         row = {"id": str(uuid.uuid4()), "name": name, "policy": policy, "project_id": project_id,
                "user_id": ctx.user_id, "created_at": stamp()}

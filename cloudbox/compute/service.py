@@ -40,6 +40,7 @@ from cloudbox.state.engine import StateEngine
 
 if TYPE_CHECKING:
     from cloudbox.cluster.service import ClusterService
+    from cloudbox.identity.core import AuthContext
     from cloudbox.image.service import ImageService
     from cloudbox.network.dataplane import DataPlane
     from cloudbox.network.service import NetworkService
@@ -160,7 +161,7 @@ class ComputeService:
     async def get(self, server_id: str) -> dict[str, Any]:
         return await self.engine.read(store.must_server, server_id)
 
-    async def visible_server(self, ctx: Any, server_id: str, write: bool = False) -> dict[str, Any]:
+    async def visible_server(self, ctx: AuthContext, server_id: str, write: bool = False) -> dict[str, Any]:
         """The server if the caller may see it (NotFound otherwise, as Nova answers), and change it
         when ``write`` (Forbidden; Conflict while it is locked)."""
         try:
@@ -183,7 +184,7 @@ class ComputeService:
         return [{**r, "addresses": found.get(r["id"], {}),
                  "host_down": alive is not None and r["host"] is not None and r["host"] not in alive} for r in rows]
 
-    async def show_server(self, ctx: Any, server_id: str) -> dict[str, Any]:
+    async def show_server(self, ctx: AuthContext, server_id: str) -> dict[str, Any]:
         return (await self.addressed([await self.visible_server(ctx, server_id)]))[0]
 
     async def list_servers(self, query: ServerQuery, limit: int, detail: bool) -> tuple[list[dict[str, Any]], bool]:
@@ -193,7 +194,7 @@ class ComputeService:
         return (await self.addressed(page) if detail else page), len(rows) > limit
 
     # --- creating -------------------------------------------------------------------------
-    async def create_servers(self, ctx: Any, project_id: str, request: ServerRequest) -> list[dict[str, Any]]:
+    async def create_servers(self, ctx: AuthContext, project_id: str, request: ServerRequest) -> list[dict[str, Any]]:
         """Check a create request whole, then record its servers (1 to max_count, as the quota
         allows, never fewer than min_count); the builds follow in the background."""
         self.require_running()
@@ -239,7 +240,7 @@ class ComputeService:
             })
         return await self.engine.propose(c.CreateServers(tuple(rows), quota, request.min_count))
 
-    async def _bootable_image(self, ctx: Any, image_ref: str, flavor: dict[str, Any]) -> dict[str, Any]:
+    async def _bootable_image(self, ctx: AuthContext, image_ref: str, flavor: dict[str, Any]) -> dict[str, Any]:
         try:
             image = await self.images.active_image(image_ref, ctx)
         except NotFound:
@@ -267,7 +268,7 @@ class ComputeService:
         changes = {"updated_at": stamp(), **changes}
         return await self.engine.propose(c.UpdateServer(server_id, changes, expect))
 
-    async def update_server(self, ctx: Any, server_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+    async def update_server(self, ctx: AuthContext, server_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         """Rename, describe or re-hostname a server the caller may change."""
         server = await self.visible_server(ctx, server_id, write=True)
         if "hostname" in changes:
@@ -275,7 +276,7 @@ class ComputeService:
         updated = await self.update(server["id"], changes) if changes else server
         return (await self.addressed([updated]))[0]
 
-    async def edit_metadata(self, ctx: Any, server_id: str, op: str, items: dict[str, str]) -> dict[str, str]:
+    async def edit_metadata(self, ctx: AuthContext, server_id: str, op: str, items: dict[str, str]) -> dict[str, str]:
         """``op`` "merge", "replace" or "delete" (of the keys of ``items``); returns the new metadata."""
         server = await self.visible_server(ctx, server_id, write=True)
         current = server["metadata"]
@@ -289,7 +290,7 @@ class ComputeService:
             self._check_metadata(merged)
         return (await self.update(server["id"], {"metadata": merged}))["metadata"]
 
-    async def edit_tags(self, ctx: Any, server_id: str, op: str, tags: list[str]) -> tuple[list[str], bool]:
+    async def edit_tags(self, ctx: AuthContext, server_id: str, op: str, tags: list[str]) -> tuple[list[str], bool]:
         """``op`` "replace", "add" or "remove"; returns the server's tags and whether they changed."""
         server = await self.visible_server(ctx, server_id, write=True)
         current = server["tags"]
@@ -588,7 +589,7 @@ class ComputeService:
         await self.update(server_id, shown, expect=(queued.task,))
         return queued.task, getattr(self.driver, queued.operation), queued.final
 
-    async def rebuild(self, ctx: Any, server: dict[str, Any], image_ref: str, changes: dict[str, Any]) -> dict[str, Any]:
+    async def rebuild(self, ctx: AuthContext, server: dict[str, Any], image_ref: str, changes: dict[str, Any]) -> dict[str, Any]:
         """Replace the server's disk from ``image_ref`` (and apply ``changes``: name, metadata,
         description, user_data, key_name); the new guest is built in the background."""
         self.require_running()
@@ -620,7 +621,7 @@ class ComputeService:
             except Exception as exc:  # noqa: BLE001 - every failure ends in ERROR with a fault
                 await self._fail(server_id, exc)
 
-    async def snapshot(self, ctx: Any, server: dict[str, Any], name: str, metadata: dict[str, Any]) -> str:
+    async def snapshot(self, ctx: AuthContext, server: dict[str, Any], name: str, metadata: dict[str, Any]) -> str:
         """Start a snapshot of the server's disk into a new image; returns the image id at once."""
         self.require_running()
         if server["task_state"] is not None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import uuid
 from typing import Any
 
+from cloudbox.clock import parse_iso
 from cloudbox.errors import BadRequest, NotAcceptable
 
 MIN_VERSION = (2, 1)
@@ -117,8 +121,6 @@ def render_server(row: dict[str, Any], base: str, version: tuple[int, int], *, a
 
 
 def _host_id(row: dict[str, Any]) -> str:
-    import hashlib
-
     if not row["host"]:
         return ""
     return hashlib.sha224((row["project_id"] + row["host"]).encode()).hexdigest()
@@ -204,15 +206,11 @@ def render_limits(limits: dict[str, int], usage: dict[str, int], version: tuple[
 
 def usage_time(ts: float) -> str:
     """Simple tenant usage's times: UTC with microseconds and no zone, as Nova writes them."""
-    import datetime as dt
-
     return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
 
 
 def render_tenant_usages(rows: list[dict[str, Any]], start: float, end: float, now: float) -> list[dict[str, Any]]:
     """Server hours per project between ``start`` and ``end`` (nothing counts after ``now``)."""
-    from cloudbox.clock import parse_iso
-
     per: dict[str, dict[str, Any]] = {}
     for row in rows:
         began = parse_iso(row["launched_at"] or row["created_at"])
@@ -237,8 +235,6 @@ def render_tenant_usages(rows: list[dict[str, Any]], start: float, end: float, n
 # --- hosts -------------------------------------------------------------------------------
 
 def hypervisor_id(name: str) -> str:
-    import uuid
-
     return str(uuid.uuid5(uuid.NAMESPACE_URL, "cloudbox-hypervisor:" + name))
 
 
