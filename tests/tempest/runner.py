@@ -1,0 +1,166 @@
+"""OpenStack's Tempest against a fresh cloudbox node: bring the node up, describe it honestly in
+tempest.conf, run the API tests, and count passed, failed and skipped per service.
+
+    python -m tests.tempest.runner [--tempest PATH] [--workdir DIR] [--concurrency N] [SELECTION ...]
+
+A SELECTION is a service (identity, compute, image, network), `all`, `fast` (the subset the test
+suite runs) or a regex of test ids.  The node uses the real libvirt and Linux network drivers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+
+from tests.cloud import Cloud, free_port
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+SERVICES = ("identity", "compute", "image", "network")
+# Test ids are tempest.api.<service>...; "all" is the four services cloudbox serves today.
+SELECTIONS = {name: rf"^tempest\.api\.{name}\." for name in SERVICES}
+SELECTIONS["all"] = r"^tempest\.api\.(identity|compute|image|network)\."
+
+
+def fast_regex() -> str:
+    """The fast subset: one regex a line in fast.txt, comments and blank lines skipped."""
+    lines = [line.strip() for line in (HERE / "fast.txt").read_text().splitlines()]
+    return "|".join(f"(?:{line})" for line in lines if line and not line.startswith("#"))
+
+
+def bring_up(workdir: Path, port: int) -> Cloud:
+    """A fresh node with the real drivers, on its own external bridge and range."""
+    node = Cloud(workdir / "data", port)
+    node.init("--set", "external_bridge=cbxtempest0", "--set", "external_cidr=172.24.9.0/24",
+              compute="libvirt")
+    node.start(timeout=120)
+    return node
+
+
+def prepare_cloud(node: Cloud) -> dict[str, str]:
+    """The images and flavors tempest.conf names: our test guest twice, two small flavors."""
+    client = node.client(node.token())
+    guest = ROOT / "firmware" / "build" / "guest.qcow2"
+    if not guest.exists():
+        subprocess.run([str(ROOT / "firmware" / "build-guest.sh")], check=True)
+    images = []
+    for name in ("cirros", "cirros-alt"):
+        image = client.post("/image/v2/images", json={
+            "name": name, "disk_format": "qcow2", "container_format": "bare", "visibility": "public"})
+        image.raise_for_status()
+        image_id = image.json()["id"]
+        with guest.open("rb") as data:
+            upload = client.put(f"/image/v2/images/{image_id}/file", content=data,
+                                headers={"Content-Type": "application/octet-stream"}, timeout=300)
+        upload.raise_for_status()
+        images.append(image_id)
+    flavors = {f["name"]: f["id"] for f in client.get("/compute/v2.1/flavors").json()["flavors"]}
+    public = [n for n in client.get("/network/v2.0/networks?router:external=true").json()["networks"]]
+    return {"image_ref": images[0], "image_ref_alt": images[1], "flavor_ref": flavors["m1.tiny"],
+            "flavor_ref_alt": flavors["m1.small"], "public_network_id": public[0]["id"],
+            "public_network_name": public[0]["name"]}
+
+
+def tempest_conf(node: Cloud, refs: dict[str, str], workdir: Path) -> str:
+    """What the cloud offers, as Tempest's options say it; features we do not serve are off."""
+    from tests.tempest.features import render
+
+    return render(node=node, refs=refs, log_dir=workdir / "logs")
+
+
+def run_tempest(tempest: Path, workdir: Path, regex: str, concurrency: int) -> Path:
+    """Run the selection; return the subunit stream's file."""
+    venv_bin = tempest.parent
+    stream = workdir / "results.subunit"
+    with stream.open("wb") as out:
+        subprocess.run([str(tempest), "run", "--regex", regex, "--concurrency", str(concurrency), "--subunit"],
+                       cwd=workdir, stdout=out, env={"PATH": f"{venv_bin}:/usr/bin:/bin"})
+    return stream
+
+
+def outcomes(tempest: Path, stream: Path) -> dict[str, str]:
+    """Test id -> passed, failed or skipped (a failed class setup is one id, as Tempest counts it)."""
+    # subunit2csv exits 1 when the stream holds failures: its output is what we want either way.
+    csv_text = subprocess.run([str(tempest.parent / "subunit2csv"), "--no-passthrough"], stdin=stream.open("rb"),
+                              capture_output=True).stdout.decode()
+    names = {"success": "passed", "failure": "failed", "fail": "failed", "skip": "skipped"}
+    return {row["test"].split("[", 1)[0]: names.get(row["status"], row["status"])
+            for row in csv.DictReader(io.StringIO(csv_text))}
+
+
+def summarise(results: dict[str, str]) -> dict[str, Counter]:
+    """Per service: how many passed, failed and were skipped."""
+    table: dict[str, Counter] = {}
+    for test, outcome in results.items():
+        parts = test.split(".")
+        service = parts[2] if len(parts) > 2 and parts[1] == "api" else "other"
+        table.setdefault(service, Counter())[outcome] += 1
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("selection", nargs="*", default=["all"])
+    parser.add_argument("--tempest", default=str(ROOT / ".tempest-venv" / "bin" / "tempest"))
+    parser.add_argument("--workdir", default="/tmp/cloudbox-tempest")
+    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--keep", action="store_true", help="leave the node running afterwards")
+    args = parser.parse_args(argv)
+    regex = "|".join(fast_regex() if s == "fast" else SELECTIONS.get(s, s) for s in args.selection)
+    workdir = Path(args.workdir)
+    if workdir.exists():
+        old = Cloud(workdir / "data", 0)
+        subprocess.run([sys.executable, "-m", "cloudbox", "stop", "--data-dir", str(old.data_dir)],
+                       capture_output=True)
+        subprocess.run([sys.executable, "-m", "cloudbox", "teardown-host-network", "--data-dir",
+                        str(old.data_dir)], capture_output=True)
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    started = time.monotonic()
+    node = bring_up(workdir, free_port())
+    try:
+        refs = prepare_cloud(node)
+        tempest = Path(args.tempest)
+        # Tempest remembers workspaces by name (~/.tempest/workspace.yaml): forget the last run's.
+        subprocess.run([str(tempest), "workspace", "remove", "--name", "cloudbox"], capture_output=True)
+        subprocess.run([str(tempest), "init", "--name", "cloudbox", str(workdir / "tempest")], check=True,
+                       capture_output=True)
+        (workdir / "logs").mkdir(exist_ok=True)
+        conf = workdir / "tempest" / "etc" / "tempest.conf"
+        conf.write_text(tempest_conf(node, refs, workdir))
+        stream = run_tempest(tempest, workdir / "tempest", regex, args.concurrency)
+        results = outcomes(tempest, stream)
+        table = summarise(results)
+        failed = sorted(test for test, outcome in results.items() if outcome == "failed")
+        (workdir / "failed.txt").write_text("".join(test + "\n" for test in failed))
+    finally:
+        if not args.keep:
+            node.stop()
+            subprocess.run([sys.executable, "-m", "cloudbox", "teardown-host-network", "--data-dir",
+                            str(node.data_dir)], capture_output=True)
+    minutes = (time.monotonic() - started) / 60
+    print(f"\nTempest against cloudbox ({minutes:.1f} min, selection: {' '.join(args.selection)})")
+    print(f"{'service':<10} {'passed':>7} {'failed':>7} {'skipped':>8}")
+    totals: Counter = Counter()
+    for service in sorted(table):
+        counts = table[service]
+        totals.update(counts)
+        print(f"{service:<10} {counts['passed']:>7} {counts['failed']:>7} {counts['skipped']:>8}")
+    print(f"{'total':<10} {totals['passed']:>7} {totals['failed']:>7} {totals['skipped']:>8}")
+    print(f"failed tests: {workdir / 'failed.txt'} ({len(failed)}); logs: {workdir / 'tempest'}")
+    (workdir / "summary.json").write_text(json.dumps({s: dict(c) for s, c in table.items()}, indent=1))
+    return 1 if totals["failed"] or not totals["passed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
