@@ -38,10 +38,11 @@ def fast_regex() -> str:
     return "|".join(f"(?:{line})" for line in lines if line and not line.startswith("#"))
 
 
-def bring_up(workdir: Path, port: int) -> Cloud:
-    """A fresh node with the real drivers, on its own external bridge and range."""
+def bring_up(workdir: Path, port: int, slot: int) -> Cloud:
+    """A fresh node with the real drivers, on its own external bridge and range (one per slot, so
+    several runs can share a host)."""
     node = Cloud(workdir / "data", port)
-    node.init("--set", "external_bridge=cbxtempest0", "--set", "external_cidr=172.24.9.0/24",
+    node.init("--set", f"external_bridge=cbxtempest{slot}", "--set", f"external_cidr=172.24.{9 + slot}.0/24",
               compute="libvirt")
     node.start(timeout=120)
     return node
@@ -114,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tempest", default=str(ROOT / ".tempest-venv" / "bin" / "tempest"))
     parser.add_argument("--workdir", default="/tmp/cloudbox-tempest")
     parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--slot", type=int, default=0, choices=range(0, 8),
+                        help="runs on one host at once each take their own slot (bridge and range)")
     parser.add_argument("--keep", action="store_true", help="leave the node running afterwards")
     args = parser.parse_args(argv)
     regex = "|".join(fast_regex() if s == "fast" else SELECTIONS.get(s, s) for s in args.selection)
@@ -127,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
     started = time.monotonic()
-    node = bring_up(workdir, free_port())
+    node = bring_up(workdir, free_port(), args.slot)
     try:
         refs = prepare_cloud(node)
         tempest = Path(args.tempest)
