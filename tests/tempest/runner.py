@@ -135,8 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         refs = prepare_cloud(node)
         tempest = Path(args.tempest)
         # Tempest remembers workspaces by name (~/.tempest/workspace.yaml): forget the last run's.
-        subprocess.run([str(tempest), "workspace", "remove", "--name", "cloudbox"], capture_output=True)
-        subprocess.run([str(tempest), "init", "--name", "cloudbox", str(workdir / "tempest")], check=True,
+        subprocess.run([str(tempest), "workspace", "remove", "--name", f"cloudbox-{args.slot}"], capture_output=True)
+        subprocess.run([str(tempest), "init", "--name", f"cloudbox-{args.slot}", str(workdir / "tempest")], check=True,
                        capture_output=True)
         (workdir / "logs").mkdir(exist_ok=True)
         conf = workdir / "tempest" / "etc" / "tempest.conf"
