@@ -199,3 +199,20 @@ def test_corrupt_database_is_refused(tmp_path: Path):
     engine = StateEngine(path, [STORE])
     with pytest.raises(SetupError, match="bad.db"):
         engine.open()
+
+
+def test_the_database_and_its_snapshots_are_readable_by_their_owner_only(tmp_path: Path):
+    """It holds password hashes and token keys; guests' QEMU runs as another user on the host."""
+    path = tmp_path / "private.db"
+    path.write_bytes(b"")
+    path.chmod(0o644)  # a database made before this rule
+    engine = StateEngine(path, [STORE])
+    engine.open(create=True)
+    try:
+        engine.apply_now(Put("a", 1))
+        snapshot = tmp_path / "snapshot.db"
+        engine.snapshot_to(snapshot)
+        for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), snapshot):
+            assert name.stat().st_mode & 0o777 == 0o600, name
+    finally:
+        engine.close()

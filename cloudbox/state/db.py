@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any, Collection
@@ -16,7 +17,23 @@ from cloudbox.errors import SetupError
 LOG_TABLE = "_log"
 
 
+def keep_private(path: Path | str) -> None:
+    """The database holds password hashes and token keys: only its owner may read it.  SQLite gives
+    its -wal and -shm files the database file's mode, so making the file 0600 first covers them."""
+    path = Path(path)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            if name.stat().st_mode & 0o077:
+                name.chmod(0o600)
+        except FileNotFoundError:
+            pass
+
+
 def connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:
+    if not readonly:
+        keep_private(path)
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
     try:
         conn.execute("PRAGMA journal_mode=WAL")

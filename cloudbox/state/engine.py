@@ -441,6 +441,7 @@ class StateEngine:
         assert self._writer is not None
         with self._write_lock:
             revision = self.applied_revision
+            dbmod.keep_private(path)
             target = sqlite3.connect(str(path))
             try:
                 self._writer.backup(target)
