@@ -3,6 +3,10 @@
 Start order: the state engine, then each service's run() in the root nursery,
 then hypercorn serving the one app over HTTPS.  SIGTERM or SIGINT stops
 hypercorn gracefully (in-flight requests finish), then cancels the rest.
+
+Nothing a client sends reaches the root nursery: each connection runs under
+``api.serving``'s guard, each request under the app's error handlers, and the
+services after the state engine under ``guard.supervise`` (STYLE.md item 12).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from quart import Response, request
 
-from cloudbox import __version__
+from cloudbox import __version__, guard
 from cloudbox.api import serving
 from cloudbox.api.app import create_app
 from cloudbox.cluster import api as cluster_api
@@ -87,6 +91,10 @@ class Node:
         self.checks["compute"] = lambda: self.compute.running
         self.specs = [identity_api.build(self.identity), cluster_api.build(self), compute_api.build(self.compute),
                       image_api.build(self.image), network_api.build(self.network)]
+
+    def service_failed(self, name: str, error: BaseException) -> None:
+        """A service failed after it started (guard.supervise logged it): health says so."""
+        self.checks[name] = lambda: False
 
     def _compute_driver(self) -> Any:
         """The hypervisor driver this node's settings ask for."""
@@ -200,16 +208,19 @@ async def serve(node: Node, *, task_status: trio.TaskStatus[str] = trio.TASK_STA
     app = node.app()
     try:
         async with trio.open_nursery() as nursery:
+            # The command log and its consensus are the node: if they fail it stops, and its
+            # supervisor restarts it to replay. Any other service that fails once started is
+            # logged and shown stopped in /health, and the rest of the node keeps serving.
             await nursery.start(node.cluster.run)
             await nursery.start(node.engine.run)
             await node.cluster.wait_writable()
-            await nursery.start(node.identity.run)
-            await nursery.start(node.image.run)
-            await nursery.start(node.network.run)
+            await nursery.start(guard.supervise, "identity", node.identity.run, node.service_failed)
+            await nursery.start(guard.supervise, "image", node.image.run, node.service_failed)
+            await nursery.start(guard.supervise, "network", node.network.run, node.service_failed)
             await node.network.ensure_external_network(node.settings.external_cidr)
-            await nursery.start(node.metadata.run)
-            await nursery.start(node.dataplane.run)
-            await nursery.start(node.compute.run)
+            await nursery.start(guard.supervise, "metadata", node.metadata.run, node.service_failed)
+            await nursery.start(guard.supervise, "dataplane", node.dataplane.run, node.service_failed)
+            await nursery.start(guard.supervise, "compute", node.compute.run, node.service_failed)
             await node.ensure_catalog()
             await node.cluster.start_background()
             nursery.start_soon(_watch_signals, shutdown)

@@ -17,8 +17,9 @@ import ssl
 import struct
 import urllib.error
 import urllib.request
+from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any, Awaitable, Callable, Iterator
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterator
 
 import h2.config
 import h2.connection
@@ -244,31 +245,65 @@ async def test_a_fault_inside_one_connection_closes_only_that_connection(
         await handle(self, event)
 
     monkeypatch.setattr(H11Protocol, "handle", faulty)
+    async with _hello_server() as port:
+        assert (await _get(port)).startswith(b"HTTP/1.1 200 ")
+        assert await _get(port, b"X-Fault: BOOM\r\n") == b""  # closed, no reply
+        assert (await _get(port)).startswith(b"HTTP/1.1 200 ")
+    faults = [r for r in caplog.records if r.name == "cloudbox.http" and "connection failed" in r.getMessage()]
+    assert len(faults) == 1 and "a fault injected" in caplog.text
+
+
+async def test_a_listener_that_fails_after_it_started_serves_again(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A fault no client can cause (here: accept raising) is logged; the listener serves again
+    on the same socket, and the task that started it never sees the fault."""
+    accept = trio.SocketListener.accept
+    fail, failed = trio.Event(), trio.Event()
+
+    async def faulty(self: trio.SocketListener) -> trio.SocketStream:
+        stream = await accept(self)
+        if fail.is_set() and not failed.is_set():
+            failed.set()
+            await stream.aclose()
+            raise RuntimeError("a fault injected into accept")
+        return stream
+
+    monkeypatch.setattr(trio.SocketListener, "accept", faulty)
+    async with _hello_server() as port:
+        assert (await _get(port)).startswith(b"HTTP/1.1 200 ")
+        fail.set()
+        assert await _get(port) == b""  # the connection the fault struck
+        # Connections wait in the backlog until the listener is back.
+        for _ in range(3):
+            assert (await _get(port)).startswith(b"HTTP/1.1 200 ")
+    assert failed.is_set()
+    assert "serves again" in caplog.text and "a fault injected into accept" in caplog.text
+
+
+@asynccontextmanager
+async def _hello_server() -> AsyncIterator[int]:
+    """``_hello`` served over plain HTTP on a free port by ``serving.serve``; yields the port."""
     config = HypercornConfig()
     config.bind = ["127.0.0.1:0"]
     shutdown = trio.Event()
-
-    async def get(headers: bytes) -> bytes:
-        stream = await trio.open_tcp_stream("127.0.0.1", port)
-        await stream.send_all(b"GET / HTTP/1.1\r\nHost: x\r\n" + headers + b"\r\n")
-        reply = b""
-        with trio.fail_after(10):
-            while chunk := await stream.receive_some(65536):
-                reply += chunk
-                if reply.endswith(b"ok"):
-                    break
-        await stream.aclose()
-        return reply
-
     async with trio.open_nursery() as nursery:
         binds = await nursery.start(partial(serving.serve, _hello, config, shutdown_trigger=shutdown.wait))
-        port = int(binds[0].rsplit(":", 1)[1])
-        assert (await get(b"")).startswith(b"HTTP/1.1 200 ")
-        assert await get(b"X-Fault: BOOM\r\n") == b""  # closed, no reply
-        assert (await get(b"")).startswith(b"HTTP/1.1 200 ")
+        yield int(binds[0].rsplit(":", 1)[1])
         shutdown.set()
-    faults = [r for r in caplog.records if r.name == "cloudbox.http" and "connection failed" in r.getMessage()]
-    assert len(faults) == 1 and "a fault injected" in caplog.text
+
+
+async def _get(port: int, headers: bytes = b"") -> bytes:
+    """A plain HTTP/1.1 GET, read until the reply's body (b"ok") or the close."""
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    await stream.send_all(b"GET / HTTP/1.1\r\nHost: x\r\n" + headers + b"\r\n")
+    reply = b""
+    with trio.fail_after(10):
+        while chunk := await stream.receive_some(65536):
+            reply += chunk
+            if reply.endswith(b"ok"):
+                break
+    await stream.aclose()
+    return reply
 
 
 # --- what is sent ------------------------------------------------------------------------------

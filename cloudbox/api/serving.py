@@ -24,7 +24,8 @@ the client reads it. Such a connection lingers instead: what the client sends is
 read and dropped, up to ``LINGER_BYTES`` or ``LINGER_SECONDS``, then it closes.
 
 hypercorn builds its protocol and connection objects from module globals, so
-``install()`` points those at the guarded classes; ``serve`` installs them.
+``install()`` points those at the guarded classes; ``serve`` installs them. ``serve`` also
+keeps a listener serving: one that fails after it started serves again (see there).
 """
 
 from __future__ import annotations
@@ -36,18 +37,22 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import hypercorn.protocol
-import hypercorn.trio
 import hypercorn.trio.run
 import trio
-from hypercorn.config import Config
+from hypercorn.config import Config, Sockets
 from hypercorn.events import Closed, Event, RawData
 from hypercorn.protocol.h2 import H2Protocol
+from hypercorn.trio.run import worker_serve
 from hypercorn.trio.tcp_server import MAX_RECV, TCPServer
+from hypercorn.utils import wrap_app
+
+from cloudbox.guard import StartedOnce
 
 log = logging.getLogger("cloudbox.http")
 
 LINGER_BYTES = 32 << 20  # a client still sending after the reply: drop at most this much ...
 LINGER_SECONDS = 10.0  # ... for at most this long, then close
+RESTART_SECONDS = 1.0  # a listener that failed serves again after this long
 CLOSE_SECONDS = 5.0  # how long telling the apps of a closed connection may take
 
 
@@ -190,9 +195,36 @@ async def serve(
     shutdown_trigger: Callable[[], Awaitable[None]],
     task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """hypercorn's trio ``serve`` with every connection guarded."""
+    """hypercorn's trio worker with every connection guarded, on sockets bound once.
+
+    A failure before it serves (no certificate, say) is raised: start-up must succeed. A
+    failure after that, which no client can cause, is logged and the listener serves again
+    on the same sockets after ``RESTART_SECONDS``: it never ends the node's root nursery.
+    """
     install()
-    await hypercorn.trio.serve(app, config, shutdown_trigger=shutdown_trigger, task_status=task_status)
+    sockets = config.create_sockets()
+    for sock in (*sockets.secure_sockets, *sockets.insecure_sockets):
+        sock.listen(config.backlog)
+    started = StartedOnce(task_status)
+    try:
+        while True:
+            try:
+                # hypercorn closes the sockets it serves on when it ends: give it duplicates, so
+                # that the listening sockets (and the connections waiting in them) outlive it.
+                duplicates = Sockets(*([sock.dup() for sock in group] for group in _groups(sockets)))
+                await worker_serve(wrap_app(app, config.wsgi_max_body_size, None), config, sockets=duplicates,
+                                   shutdown_trigger=shutdown_trigger, task_status=started)
+                return
+            except Exception:
+                if not started.done:
+                    raise
+                log.exception("the listener on %s failed; it serves again", ", ".join(started.value))
+            await trio.sleep(RESTART_SECONDS)
+    finally:
+        for group in _groups(sockets):
+            for sock in group:
+                sock.close()
 
 
-__all__ = ["GuardedH2Protocol", "GuardedTCPServer", "LINGER_BYTES", "LINGER_SECONDS", "install", "serve"]
+def _groups(sockets: Sockets) -> tuple[list[Any], list[Any], list[Any]]:
+    return sockets.secure_sockets, sockets.insecure_sockets, sockets.quic_sockets
