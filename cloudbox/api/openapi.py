@@ -35,9 +35,11 @@ _STATUS_TEXT = {
 _WRITES = ("POST", "PUT", "PATCH", "DELETE")
 _FLAG = {"type": "boolean"}  # sent as true/false; the APIs also take 1/0, yes/no
 _COUNT = {"type": "integer", "minimum": 0}
+_INT32 = {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}  # Nova's columns
+_INT64 = {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}  # sizes in bytes
 # The query parameters whose values are not free text, by name (the same in every API that takes them).
 _QUERY: dict[str, dict[str, Any]] = {
-    "limit": _COUNT, "minRam": _COUNT, "minDisk": _COUNT, "size_min": _COUNT, "size_max": _COUNT,
+    "limit": _COUNT, "minRam": _INT32, "minDisk": _INT32, "size_min": _INT64, "size_max": _INT64,
     "sort_dir": {"enum": ["asc", "desc"]}, "interface": {"enum": ["public", "internal", "admin"]},
     "is_public": {"enum": ["true", "false", "none"]},
     "visibility": {"enum": ["public", "private", "shared", "community", "all"]},

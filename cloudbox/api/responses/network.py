@@ -130,8 +130,9 @@ def docs() -> dict[tuple[str, str], Doc]:
         ("GET", f"{P}/network-ip-availabilities"): Doc({200: listing("network_ip_availabilities", loose(AVAILABILITY))}),
         ("GET", f"{P}/network-ip-availabilities/{{network_id}}"): Doc({200: wrap("network_ip_availability",
                                                                                   AVAILABILITY)}),
+        # Made on first use: a GET creates a network and a router, so it can meet the project's quota (409).
         ("GET", f"{P}/auto-allocated-topology/{{project_id}}"): Doc({200: wrap("auto_allocated_topology", obj(
-            {"id": STR, **OWNER}))}),
+            {"id": STR, **OWNER}))}, errors=(409,)),
         ("DELETE", f"{P}/auto-allocated-topology/{{project_id}}"): Doc({204: None}),
         ("PUT", router + "/add_router_interface"): Doc({200: INTERFACE}),
         ("PUT", router + "/remove_router_interface"): Doc({200: INTERFACE}),
