@@ -154,18 +154,17 @@ def init_cloud(
 def bootstrap_commands(password: str, cost: int, now: float) -> list[Any]:
     at = clock.iso(now, micro=True)
     salt = os.urandom(16)
-    ids = {name: new_id() for name in ("admin", "member", "reader", "project", "user")}
+    ids = {name: new_id() for name in (*icore.BUILTIN_ROLES, "project", "user")}
     cmds: list[Any] = [
         ic.RotateKeys(key_id=1, key=Fernet.generate_key().decode(), created_at=at),
         ic.Create("domain", {"id": icore.DEFAULT_DOMAIN_ID, "name": "Default",
                              "description": "The default domain", "enabled": True, "created_at": at}),
     ]
-    for role in ("admin", "member", "reader"):
+    for role in icore.BUILTIN_ROLES:
         cmds.append(ic.Create("role", {"id": ids[role], "name": role, "domain_id": "", "description": "",
                                        "created_at": at}))
+    cmds += [ic.ImplyRole(ids[prior], ids[implied]) for prior, implied in icore.BUILTIN_IMPLICATIONS]
     cmds += [
-        ic.ImplyRole(ids["admin"], ids["member"]),
-        ic.ImplyRole(ids["member"], ids["reader"]),
         ic.Create("project", {"id": ids["project"], "name": ADMIN_PROJECT_NAME,
                               "domain_id": icore.DEFAULT_DOMAIN_ID, "parent_id": None,
                               "description": "Bootstrap project for the cloud's administrators",

@@ -74,9 +74,9 @@ def test_domain_crud(ident: Ident, cloud: Cloud) -> None:
     password = unique("pw")
     user = ident.user(password, domain_id=domain["id"])
     assert user["domain_id"] == domain["id"]
-    ident.grant(f"domains/{domain['id']}", user["id"], "admin")
+    ident.grant(f"domains/{domain['id']}", user["id"], "manager")
     domain_admin = cloud.client(ident.token(password_auth(user["name"], password, {"domain": {"id": domain["id"]}}, domain["id"])))
-    # A domain admin manages its own domain only.
+    # A domain manager manages its own domain only.
     assert domain_admin.post(V + "/projects", json={"project": {"name": unique("p")}}).json()["project"]["domain_id"] == domain["id"]
     assert_error(domain_admin.post(V + "/projects", json={"project": {"name": unique("p"), "domain_id": "default"}}), 403)
 

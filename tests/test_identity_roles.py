@@ -1,5 +1,5 @@
 """Keystone roles over HTTPS: built-in and implied roles, grants and role assignments, and what a
-reader or a domain admin may not grant or change."""
+reader or a domain manager may not grant or change."""
 
 from __future__ import annotations
 
@@ -43,24 +43,25 @@ def test_reader_cannot_write_and_nothing_changes(ident: Ident, team: Team) -> No
 
 
 def test_builtin_roles_imply_each_other(ident: Ident) -> None:
-    r = ident.admin.get(f"{V}/roles/{ident.roles['admin']}/implies")
-    assert [x["name"] for x in r.json()["role_inference"]["implies"]] == ["member"]
-    r = ident.admin.get(f"{V}/roles/{ident.roles['member']}/implies")
-    assert [x["name"] for x in r.json()["role_inference"]["implies"]] == ["reader"]
-    assert ident.admin.get(f"{V}/roles/{ident.roles['reader']}/implies").json()["role_inference"]["implies"] == []
+    chain = {"admin": ["manager"], "manager": ["member"], "member": ["reader"], "reader": []}
+    for prior, implied in chain.items():
+        r = ident.admin.get(f"{V}/roles/{ident.roles[prior]}/implies")
+        assert [x["name"] for x in r.json()["role_inference"]["implies"]] == implied, prior
     rules = {i["prior_role"]["name"]: names(i["implies"]) for i in ident.admin.get(V + "/role_inferences").json()["role_inferences"]}
-    assert rules["admin"] == {"member"} and rules["member"] == {"reader"}
+    assert {k: rules[k] for k in ("admin", "manager", "member")} == {
+        "admin": {"manager"}, "manager": {"member"}, "member": {"reader"}}
 
     project = ident.create("project", name=unique("proj"))
     password = unique("pw")
-    expected = {"admin": {"admin", "member", "reader"}, "member": {"member", "reader"}, "reader": {"reader"}}
+    expected = {"admin": {"admin", "manager", "member", "reader"}, "manager": {"manager", "member", "reader"},
+                "member": {"member", "reader"}, "reader": {"reader"}}
     for role, held in expected.items():
         user = ident.user(password)
         ident.grant(f"projects/{project['id']}", user["id"], role)
         token = ident.issue(password_auth(user["name"], password, {"project": {"id": project["id"]}})).json()["token"]
         assert names(token["roles"]) == held, role
 
-    for role in ("admin", "member", "reader"):
+    for role in chain:
         assert_error(ident.admin.delete(f"{V}/roles/{ident.roles[role]}"), 403)
         assert_error(ident.admin.patch(f"{V}/roles/{ident.roles[role]}", json={"role": {"name": unique("r")}}), 403)
 
@@ -202,8 +203,8 @@ def test_role_assignments(ident: Ident, cloud: Cloud) -> None:
     assert_error(ident.admin.put(f"{V}/projects/{uuid.uuid4().hex}/users/{user['id']}/roles/{roles['member']}"), 404)
 
 
-def test_a_domain_admin_cannot_become_a_cloud_admin(cloud: Cloud) -> None:
-    """admin on the Default domain manages that domain's projects and people, not the cloud."""
+def test_a_domain_manager_cannot_become_a_cloud_admin(cloud: Cloud) -> None:
+    """manager on the Default domain manages that domain's projects and people, not the cloud."""
     with cloud.client(cloud.token()) as admin:
         roles = {r["name"]: r["id"] for r in admin.get("/identity/v3/roles").json()["roles"]}
         admin_user = admin.get("/identity/v3/users?name=admin").json()["users"][0]
@@ -212,14 +213,18 @@ def test_a_domain_admin_cannot_become_a_cloud_admin(cloud: Cloud) -> None:
         x = admin.post("/identity/v3/users", json={"user": {"name": name, "password": "pw"}}).json()["user"]
         regular = admin.post("/identity/v3/users", json={"user": {"name": unique("reg"), "password": "pw"}}).json()["user"]
         project = admin.post("/identity/v3/projects", json={"project": {"name": unique("dp")}}).json()["project"]
-        assert admin.put(f"/identity/v3/domains/default/users/{x['id']}/roles/{roles['admin']}").status_code == 204
+        assert admin.put(f"/identity/v3/domains/default/users/{x['id']}/roles/{roles['manager']}").status_code == 204
         group = admin.post("/identity/v3/groups", json={"group": {"name": unique("cloudops")}}).json()["group"]
         assert admin.put(f"/identity/v3/projects/{admin_project['id']}/groups/{group['id']}/roles/{roles['admin']}").status_code == 204
+        # admin on any project is a cloud admin: the domain's manager cannot change such a user.
+        padmin = admin.post("/identity/v3/users", json={"user": {"name": unique("padmin"), "password": "pw"}}).json()["user"]
+        assert admin.put(f"/identity/v3/projects/{project['id']}/users/{padmin['id']}/roles/{roles['admin']}").status_code == 204
     token = cloud.token(name, "pw", project=None, domain="default")
     with cloud.client(token) as dom:
-        # What a domain admin may do.
-        ok = dom.put(f"/identity/v3/projects/{project['id']}/users/{regular['id']}/roles/{roles['member']}")
-        assert ok.status_code == 204
+        # What a domain manager may do.
+        for role in ("member", "manager"):
+            ok = dom.put(f"/identity/v3/projects/{project['id']}/users/{regular['id']}/roles/{roles[role]}")
+            assert ok.status_code == 204, role
         # What would make it a cloud admin.
         for path in (
             f"/identity/v3/projects/{admin_project['id']}/users/{x['id']}/roles/{roles['admin']}",
@@ -231,6 +236,8 @@ def test_a_domain_admin_cannot_become_a_cloud_admin(cloud: Cloud) -> None:
         assert dom.patch(f"/identity/v3/users/{admin_user['id']}", json={"user": {"password": "mine"}}).status_code == 403
         assert dom.patch(f"/identity/v3/users/{admin_user['id']}", json={"user": {"enabled": False}}).status_code == 403
         assert dom.delete(f"/identity/v3/users/{admin_user['id']}").status_code == 403
+        assert dom.patch(f"/identity/v3/users/{padmin['id']}", json={"user": {"password": "mine"}}).status_code == 403
+        assert dom.post("/identity/v3/domains", json={"domain": {"name": unique("d")}}).status_code == 403
         assert dom.patch(f"/identity/v3/users/{regular['id']}", json={"user": {"description": "ok"}}).status_code == 200
     # Nothing changed for the cloud admin.
     cloud.token()

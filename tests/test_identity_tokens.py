@@ -23,8 +23,8 @@ def test_password_token_scoped_to_a_project(ident: Ident, cloud: Cloud) -> None:
     assert token["user"]["name"] == "admin" and token["user"]["domain"] == {"id": "default", "name": "Default"}
     assert token["project"]["name"] == "admin" and token["project"]["domain"]["id"] == "default"
     assert token["is_admin_project"] is True
-    # admin implies member implies reader
-    assert names(token["roles"]) == {"admin", "member", "reader"}
+    # admin implies manager implies member implies reader
+    assert names(token["roles"]) == {"admin", "manager", "member", "reader"}
     assert parse_iso(token["expires_at"]) - parse_iso(token["issued_at"]) == pytest.approx(3600, abs=1)
     identity = [s for s in token["catalog"] if s["type"] == "identity"]
     assert len(identity) == 1
@@ -77,7 +77,7 @@ def test_domain_and_system_scoped_tokens(ident: Ident, cloud: Cloud) -> None:
     assert r.status_code == 201, r.text
     token = r.json()["token"]
     assert token["system"] == {"all": True}
-    assert names(token["roles"]) == {"admin", "member", "reader"}
+    assert names(token["roles"]) == {"admin", "manager", "member", "reader"}
     with cloud.client(r.headers["X-Subject-Token"]) as system_admin:
         assert system_admin.get(V + "/users").status_code == 200
 

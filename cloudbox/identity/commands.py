@@ -61,6 +61,19 @@ class UnimplyRole(Command):
     implied_role_id: str
 
 
+@command("identity.role.ensure")
+class EnsureRole(Command):
+    """Make a global role unless one of that name exists, with implications named by role:
+    each of ``implied_by`` implies it and it implies each of ``implies``.  How a cloud made
+    before a built-in role existed gets it; a cloud that has one keeps it as it is."""
+
+    id: str
+    name: str
+    created_at: str
+    implied_by: tuple[str, ...] = ()
+    implies: tuple[str, ...] = ()
+
+
 @command("identity.assignment.grant")
 class Grant(Command):
     actor_type: str  # "user" or "group"

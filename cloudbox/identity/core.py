@@ -20,8 +20,12 @@ from cloudbox.errors import BadRequest, Forbidden, Unauthorized
 
 DEFAULT_DOMAIN_ID = "default"
 ADMIN_PROJECT_NAME = "admin"
-ROLE_ADMIN, ROLE_MEMBER, ROLE_READER = "admin", "member", "reader"
-BUILTIN_ROLES = (ROLE_ADMIN, ROLE_MEMBER, ROLE_READER)
+ROLE_ADMIN, ROLE_MANAGER, ROLE_MEMBER, ROLE_READER = "admin", "manager", "member", "reader"
+BUILTIN_ROLES = (ROLE_ADMIN, ROLE_MANAGER, ROLE_MEMBER, ROLE_READER)
+# Each built-in role implies the next (Keystone's bootstrap makes the same chain).
+BUILTIN_IMPLICATIONS = ((ROLE_ADMIN, ROLE_MANAGER), (ROLE_MANAGER, ROLE_MEMBER), (ROLE_MEMBER, ROLE_READER))
+# Roles a project or domain manager may grant and revoke: never admin, which is the cloud's.
+MANAGED_ROLES = (ROLE_MANAGER, ROLE_MEMBER, ROLE_READER)
 AUTH_FAILED = "The request you have made requires authentication."
 
 # The entities of the generic list/show/delete endpoints, with the collection each is served as.
@@ -155,19 +159,24 @@ class AuthContext:
     def domain_id(self) -> str | None:
         return self.domain["id"] if self.domain else None
 
-    def _cloud_scope(self) -> bool:
-        return self.scope == "system" or (self.scope == "project" and self.is_admin_project)
-
+    # OpenStack's personas, decided here and nowhere else (every service asks these):
+    #   admin   in any scope (any project, a domain, the system) administers the whole cloud,
+    #           as Keystone, Nova, Neutron and Glance treat it: admin is global;
+    #   manager administers the project (or domain) its token is scoped to, nothing beyond;
+    #   member  works in its project; reader only reads it;
+    #   reader (or member) on the system reads the whole cloud.
+    # The built-in implications admin > manager > member > reader make each include the next.
     @property
     def is_cloud_admin(self) -> bool:
-        return ROLE_ADMIN in self.role_names and self._cloud_scope()
+        return ROLE_ADMIN in self.role_names and self.scope is not None
 
     @property
     def is_cloud_reader(self) -> bool:
-        return ROLE_READER in self.role_names and self._cloud_scope()
+        return self.is_cloud_admin or (self.scope == "system" and ROLE_READER in self.role_names)
 
     def is_domain_admin(self, domain_id: str | None) -> bool:
-        return self.scope == "domain" and self.domain_id == domain_id and ROLE_ADMIN in self.role_names
+        """A domain manager of ``domain_id``: its users, groups, projects and their grants."""
+        return self.scope == "domain" and self.domain_id == domain_id and ROLE_MANAGER in self.role_names
 
     def is_domain_reader(self, domain_id: str | None) -> bool:
         return self.scope == "domain" and self.domain_id == domain_id and ROLE_READER in self.role_names
@@ -178,11 +187,18 @@ class AuthContext:
     def can_read_domain(self, domain_id: str | None) -> bool:
         return self.is_cloud_reader or self.is_domain_reader(domain_id)
 
-    def can_write_project(self, project_id: str) -> bool:
-        """Member (or admin) of this project, or cloud admin: may change the project's resources."""
+    def can_manage_project(self, project_id: str) -> bool:
+        """Manager of this project (its token scoped to it), or cloud admin: may change the
+        project itself and who holds member, reader or manager on it."""
         if self.is_cloud_admin:
             return True
-        return self.project_id == project_id and bool({ROLE_MEMBER, ROLE_ADMIN} & self.role_names)
+        return self.project_id == project_id and ROLE_MANAGER in self.role_names
+
+    def can_write_project(self, project_id: str) -> bool:
+        """Member (or manager) of this project, or cloud admin: may change the project's resources."""
+        if self.is_cloud_admin:
+            return True
+        return self.project_id == project_id and bool({ROLE_MEMBER, ROLE_MANAGER} & self.role_names)
 
     def can_read_project(self, project_id: str) -> bool:
         return self.is_cloud_reader or (self.project_id == project_id and ROLE_READER in self.role_names)
@@ -212,8 +228,9 @@ def may_read(ctx: AuthContext, entity: str, row: dict[str, Any] | None) -> bool:
             return ctx.is_cloud_reader
         return ctx.is_cloud_reader or ctx.domain_id == row["id"] or (
             ctx.project is not None and ctx.project["domain_id"] == row["id"])
-    if entity == "role":
-        return ctx.is_cloud_reader or (ctx.scope == "domain" and ROLE_READER in ctx.role_names)
+    if entity == "role":  # domain readers, and managers who hand roles out
+        return ctx.is_cloud_reader or (ctx.scope == "domain" and ROLE_READER in ctx.role_names) or (
+            ROLE_MANAGER in ctx.role_names)
     if row is None:  # listing
         return ctx.is_cloud_reader or ctx.is_domain_reader(ctx.domain_id)
     if entity == "user" and row["id"] == ctx.user_id:

@@ -316,7 +316,17 @@ class IdentityService:
         log.info("token keys rotated", extra={"key_id": key_id, "dropped": drop})
         return key_id
 
+    async def ensure_builtin_roles(self) -> None:
+        """A cloud made before the manager role existed gets it (admin > manager > member), by
+        one command that changes nothing where the role exists, so nodes starting together agree."""
+        have = await self.read(lambda db: store.find(db, "role", domain_id="", name=core.ROLE_MANAGER))
+        if not have:
+            await self.propose(c.EnsureRole(new_id(), core.ROLE_MANAGER, self.now_iso(),
+                                            implied_by=(core.ROLE_ADMIN,), implies=(core.ROLE_MEMBER,)))
+            log.info("built-in role added", extra={"role": core.ROLE_MANAGER})
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        await self.ensure_builtin_roles()
         task_status.started()
         while True:
             newest = [k["created_at"] for k in (await self.read(store.token_key_times))[-1:]]

@@ -32,15 +32,23 @@ class Grants:
             require(ctx.is_cloud_admin, "identity:create_system_grant")
             return
         target = await self.identity.get(target_type, target_id)
-        domain_id = target["domain_id"] if target_type == "project" else target["id"]
-        require(ctx.can_manage_domain(domain_id), "identity:create_grant")
         if ctx.is_cloud_admin:
             return
-        # A domain admin manages projects and people of the domain, not the cloud: it may grant
-        # member and reader only, never on the admin project, never to cloud-level actors.
-        require(role["name"] in (core.ROLE_MEMBER, core.ROLE_READER), "identity:create_grant:admin_role")
+        domain_id = target["domain_id"] if target_type == "project" else target["id"]
+        manages = ctx.can_manage_domain(domain_id) or (
+            target_type == "project" and ctx.can_manage_project(target_id))
+        require(manages, "identity:create_grant")
+        # A domain or project manager hands out the roles of its domain or project, never one
+        # that makes a cloud admin, never on the admin project (it owns the cloud's shared
+        # resources), and only to people of its domain who are not cloud-level already
+        # (changing those would make it one).
+        managed = role["name"] in core.MANAGED_ROLES and not role["domain_id"]
+        require(managed and not await self.identity.read(store.implies_admin, role["id"]),
+                "identity:create_grant:admin_role")
         admin_project = await self.identity.admin_project_id()
         require(not (target_type == "project" and target_id == admin_project), "identity:create_grant:admin_project")
+        actor = await self.identity.get(actor_type, actor_id)
+        require(actor["domain_id"] == domain_id, "identity:create_grant:other_domain")
         cloud_actor = await self.identity.read(store.holds_cloud_roles, actor_type, actor_id)
         require(not cloud_actor, "identity:create_grant:cloud_actor")
 
@@ -52,7 +60,8 @@ class Grants:
             return
         target = await self.identity.get(target_type, target_id)
         domain_id = target["domain_id"] if target_type == "project" else target["id"]
-        require(ctx.can_read_domain(domain_id), "identity:list_grants")
+        manager = target_type == "project" and ctx.can_manage_project(target_id)
+        require(manager or ctx.can_read_domain(domain_id), "identity:list_grants")
 
     # --- grants ------------------------------------------------------------------------------------
     async def roles_granted(self, ctx: AuthContext, actor_type: str, actor_id: str, target_type: str,
@@ -90,17 +99,22 @@ class Grants:
     async def assignments(self, ctx: AuthContext, q: AssignmentQuery, base: str) -> list[dict[str, Any]]:
         """GET /role_assignments, rendered: cloud readers see all; others their own, or (domain
         readers) those on their domain and its projects."""
+        # A project manager sees those on its project (asked for by scope.project.id).
+        manager = q.project_id is not None and ctx.can_manage_project(q.project_id)
         if not ctx.is_cloud_reader:
             own = q.user_id == ctx.user_id
             domain_ok = ctx.scope == "domain" and core.ROLE_READER in ctx.role_names
-            require(own or domain_ok, "identity:list_role_assignments")
+            require(own or domain_ok or manager, "identity:list_role_assignments")
         if q.effective and q.group_id:
             raise BadRequest("effective cannot be combined with group.id.")
 
         def load(db: Any) -> list[dict[str, Any]]:
             rows = store.assignments(db, q)
             if not ctx.is_cloud_reader and q.user_id != ctx.user_id:
-                rows = [r for r in rows if store.assignment_in_domain(db, r, ctx.domain_id)]
+                if manager and ctx.scope == "project":
+                    rows = [r for r in rows if (r["target_type"], r["target_id"]) == ("project", ctx.project_id)]
+                else:
+                    rows = [r for r in rows if store.assignment_in_domain(db, r, ctx.domain_id)]
             if q.effective:
                 rows = [r for r in store.effective_assignments(db, rows, q.user_id) if q.matches(r)]
             known = store.assignment_names(db, rows) if q.include_names else None

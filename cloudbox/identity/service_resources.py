@@ -91,8 +91,10 @@ class Resources:
 
     async def update_project(self, ctx: AuthContext, project_id: str, body: dict[str, Any]) -> Row:
         row = await self.identity.get("project", project_id)
-        require(core.may_write(ctx, "project", row), "identity:update_project")
         changes = pick(body, ("name", "description", "enabled", "tags"))
+        # Its manager names and describes a project; enabling it is for its domain's admins.
+        manager = ctx.can_manage_project(row["id"]) and "enabled" not in changes
+        require(manager or core.may_write(ctx, "project", row), "identity:update_project")
         core.check_protected("project", row, changes=changes)
         return await self.identity.update("project", row["id"], changes)
 

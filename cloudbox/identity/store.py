@@ -199,20 +199,35 @@ def roles_by_ids(db: sqlite_utils.Database, ids: Iterable[str]) -> list[dict[str
     return [dict(r) for r in db.query(f"SELECT id, name, domain_id FROM roles WHERE id IN ({marks}) ORDER BY name", ids)]
 
 
+def admin_role_ids(db: sqlite_utils.Database) -> set[str]:
+    """The roles that make their holder a cloud admin: the global admin role and every role
+    that implies it."""
+    admins = {r["id"] for r in db.query("SELECT id FROM roles WHERE domain_id = '' AND name = 'admin'")}
+    every = [r["id"] for r in db.query("SELECT id FROM roles")]
+    return {rid for rid in every if expand_implied(db, {rid}) & admins}
+
+
+def implies_admin(db: sqlite_utils.Database, role_id: str) -> bool:
+    return role_id in admin_role_ids(db)
+
+
 def holds_cloud_roles(db: sqlite_utils.Database, actor_type: str, actor_id: str) -> bool:
-    """Whether a user (directly or through a group) or a group holds a role on the system or on
-    the admin project: such actors can be managed by cloud admins only."""
-    admin_projects = [r["id"] for r in db.query(
-        "SELECT id FROM projects WHERE domain_id = 'default' AND name = 'admin'")]
+    """Whether a user (directly or through a group) or a group holds the admin role anywhere, or
+    any role on the system or on the admin project (which owns the cloud's shared resources, such
+    as the external network): such actors can be managed by cloud admins only."""
     if actor_type == "user":
         actor, params = _actor_clause(actor_id, user_group_ids(db, actor_id))
     else:
         actor, params = "(actor_type = 'group' AND actor_id = ?)", [actor_id]
-    marks = ",".join("?" * len(admin_projects)) or "NULL"
+    admin_projects = [r["id"] for r in db.query(
+        "SELECT id FROM projects WHERE domain_id = 'default' AND name = 'admin'")]
+    admin_roles = sorted(admin_role_ids(db))
+    projects = ",".join("?" * len(admin_projects)) or "NULL"
+    roles = ",".join("?" * len(admin_roles)) or "NULL"
     rows = db.query(
         f"SELECT 1 FROM role_assignments WHERE {actor} AND (target_type = 'system'"
-        f" OR (target_type = 'project' AND target_id IN ({marks}))) LIMIT 1",
-        params + admin_projects,
+        f" OR (target_type = 'project' AND target_id IN ({projects})) OR role_id IN ({roles})) LIMIT 1",
+        params + admin_projects + admin_roles,
     )
     return bool(list(rows))
 
@@ -581,6 +596,21 @@ def _apply_imply_role(db: sqlite_utils.Database, cmd: c.ImplyRole) -> Any:
     return None
 
 
+def _apply_ensure_role(db: sqlite_utils.Database, cmd: c.EnsureRole) -> Any:
+    found = find(db, "role", domain_id="", name=cmd.name)
+    if found:
+        return found[0]
+    db["roles"].insert({"id": cmd.id, "name": cmd.name, "domain_id": "", "description": "",
+                        "created_at": cmd.created_at})
+    for prior in cmd.implied_by:
+        for row in find(db, "role", domain_id="", name=prior):
+            db["role_implications"].insert({"prior_role_id": row["id"], "implied_role_id": cmd.id}, ignore=True)
+    for implied in cmd.implies:
+        for row in find(db, "role", domain_id="", name=implied):
+            db["role_implications"].insert({"prior_role_id": cmd.id, "implied_role_id": row["id"]}, ignore=True)
+    return must_get(db, "role", cmd.id)
+
+
 def _apply_unimply_role(db: sqlite_utils.Database, cmd: c.UnimplyRole) -> Any:
     cur = db.execute(
         "DELETE FROM role_implications WHERE prior_role_id = ? AND implied_role_id = ?",
@@ -617,6 +647,7 @@ HANDLERS: dict[type, Handler] = {
     c.RemoveGroupMember: _apply_remove_group_member,
     c.ImplyRole: _apply_imply_role,
     c.UnimplyRole: _apply_unimply_role,
+    c.EnsureRole: _apply_ensure_role,
     c.Grant: _apply_grant,
     c.Revoke: _apply_revoke,
     c.RevokeToken: _apply_revoke_token,
