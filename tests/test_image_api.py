@@ -298,6 +298,22 @@ def test_json_patch_updates(alpha: Tenant):
     assert show(alpha.member, image["id"]) == body
 
 
+def test_json_patch_in_the_v2_0_dialect_and_reserved_properties(alpha: Tenant):
+    """Tempest patches with the v2.0 media type ({"replace": "/name", ...}); os_glance_* is Glance's own."""
+    image = create(alpha.member, foo="1")
+    url = f"{V}/images/{image['id']}"
+    v20 = {"Content-Type": "application/openstack-images-v2.0-json-patch"}
+    r = alpha.member.patch(url, json=[{"replace": "/name", "value": "renamed"}, {"remove": "/foo"}], headers=v20)
+    assert r.status_code == 200, r.text
+    assert r.json()["name"] == "renamed" and "foo" not in r.json()
+    glance_error(alpha.member.patch(url, json=[{"op": "replace", "path": "/name", "value": "x"}], headers=v20),
+                 400, "exactly one member")
+    glance_error(alpha.member.patch(url, json=[{"add": "/os_glance_foo", "value": "bar"}], headers=v20),
+                 403, "reserved")
+    glance_error(alpha.member.post(V + "/images", json={"name": "x", "os_glance_foo": "bar"}), 403, "reserved")
+    assert show(alpha.member, image["id"]) == r.json()
+
+
 def test_tags(alpha: Tenant):
     image = create(alpha.member)
     tag = unique("tag")

@@ -150,6 +150,31 @@ def test_patch_refusals(op, error):
         core.apply_patch(IMAGE, core.parse_patch([op]))
 
 
+V20 = "application/openstack-images-v2.0-json-patch"
+
+
+def test_patch_in_the_v2_0_dialect():
+    """The older draft's operations name the op as the key ({"replace": "/name"}), as Tempest sends."""
+    ops = core.parse_patch([{"replace": "/name", "value": "m"}, {"add": "/b", "value": "2"}, {"remove": "/a"}], V20)
+    assert ops == ({"op": "replace", "attr": "name", "value": "m"}, {"op": "add", "attr": "b", "value": "2"},
+                   {"op": "remove", "attr": "a"})
+    for bad in ({"op": "replace", "path": "/name", "value": "m"}, {"add": "/b", "remove": "/a", "value": "1"}, {},
+                {"replace": "name", "value": "m"}):
+        with pytest.raises(BadRequest):
+            core.parse_patch([bad], V20)
+    with pytest.raises(BadRequest):  # and the v2.1 dialect wants "op"
+        core.parse_patch([{"replace": "/name", "value": "m"}])
+
+
+@pytest.mark.parametrize("name", ["os_glance_foo", "os_glance_importing_to_stores", "stores"])
+def test_os_glance_properties_are_reserved(name):
+    with pytest.raises(Forbidden, match="reserved"):
+        core.parse_patch([{"op": "add", "path": f"/{name}", "value": "x"}])
+    with pytest.raises(Forbidden, match="reserved"):
+        core.new_image({name: "x"}, id="i", owner="p", at="t")
+    core.new_image({"os_glancefoo": "x", "glance_os_x": "y"}, id="i", owner="p", at="t")  # only the prefix
+
+
 def test_patch_needs_admin_to_publicize_or_change_owner():
     assert core.patch_needs_admin(core.parse_patch([{"op": "replace", "path": "/visibility", "value": "public"}]))
     assert core.patch_needs_admin(core.parse_patch([{"op": "replace", "path": "/owner", "value": "p"}]))

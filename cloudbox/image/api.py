@@ -81,7 +81,7 @@ def build(svc: ImageService) -> ApiSpec:
             raise UnsupportedMediaType(
                 f"Image updates are JSON patches: send Content-Type {core.PATCH_MEDIA_TYPES[0]}, "
                 f"not {call.request.mimetype or 'none'}.")
-        return render(await svc.update(call.auth, image_id, core.parse_patch(call.body)))
+        return render(await svc.update(call.auth, image_id, core.parse_patch(call.body, call.request.mimetype)))
 
     async def delete_image(call: Call, image_id: str) -> Reply:
         await svc.delete(call.auth, image_id)

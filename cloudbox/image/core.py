@@ -43,6 +43,7 @@ CORE = ("id", "name", "status", "visibility", "protected", "os_hidden", "checksu
 READ_ONLY = ("id", "status", "checksum", "os_hash_algo", "os_hash_value", "size", "virtual_size",
              "created_at", "updated_at", "self", "file", "schema")
 RESERVED = ("location", "locations", "direct_url", "deleted", "deleted_at", "stores")
+RESERVED_PREFIX = "os_glance_"  # the image service's own properties (import progress), as in Glance
 MUTABLE = ("name", "visibility", "protected", "os_hidden", "min_disk", "min_ram", "tags", "disk_format",
            "container_format", "owner")
 # Columns of ``images`` that a patch may change directly (tags live in their own table).
@@ -89,12 +90,17 @@ def _check_value(attr: str, value: Any) -> Any:
     return value
 
 
+def is_reserved(name: str) -> bool:
+    """Glance keeps these for itself: users may neither set nor change them."""
+    return name in RESERVED or name.startswith(RESERVED_PREFIX)
+
+
 def check_property_name(name: str) -> None:
     if not name or len(name) > 255:
         raise BadRequest("A property name has 1 to 255 characters.")
     if name in READ_ONLY:
         raise Forbidden(f"Attribute '{name}' is read-only.")
-    if name in RESERVED:
+    if is_reserved(name):
         raise Forbidden(f"Attribute '{name}' is reserved.")
 
 
@@ -103,7 +109,7 @@ def new_image(body: Mapping[str, Any], *, id: str, owner: str | None, at: str) -
     for key in body:
         if key in READ_ONLY and key != "id":
             raise Forbidden(f"Attribute '{key}' is read-only.")
-        if key in RESERVED:
+        if is_reserved(key):
             raise Forbidden(f"Attribute '{key}' is reserved.")
     row: dict[str, Any] = {
         "id": id, "name": None, "owner": owner, "status": "queued", "visibility": "shared",
@@ -143,23 +149,44 @@ def _pointer(path: Any) -> str:
     return parts[0].replace("~1", "/").replace("~0", "~")
 
 
-def parse_patch(body: Any) -> tuple[dict[str, Any], ...]:
-    """Normalised operations ({"op", "attr", "value"?}) of a Glance v2.1 JSON-patch body."""
+PATCH_OPS = ("add", "replace", "remove")
+
+
+def _operation(item: Any, media_type: str) -> tuple[str, Any]:
+    """(op, path) of one operation in either of Glance's patch dialects: v2.1 (RFC 6902,
+    {"op": "add", "path": "/x"}) or v2.0 (an older draft, {"add": "/x"})."""
+    if not isinstance(item, dict):
+        raise BadRequest("Each operation of a JSON patch is an object.")
+    if media_type == PATCH_MEDIA_TYPES[1]:
+        named = [op for op in PATCH_OPS if op in item]
+        if len(named) != 1:
+            raise BadRequest("Operation objects must contain exactly one member named \"add\", \"remove\", "
+                             "or \"replace\".")
+        return named[0], item[named[0]]
+    if item.get("op") not in PATCH_OPS:
+        raise BadRequest("Each operation needs \"op\": one of add, replace, remove.")
+    if "path" not in item:
+        raise BadRequest(f"Operation {item['op']} needs a \"path\".")
+    return item["op"], item["path"]
+
+
+def parse_patch(body: Any, media_type: str = PATCH_MEDIA_TYPES[0]) -> tuple[dict[str, Any], ...]:
+    """Normalised operations ({"op", "attr", "value"?}) of a Glance JSON-patch body sent as
+    ``media_type`` (one of PATCH_MEDIA_TYPES)."""
     if not isinstance(body, list):
         raise BadRequest("A JSON patch is a list of operations.")
     ops = []
     for item in body:
-        if not isinstance(item, dict) or item.get("op") not in ("add", "replace", "remove"):
-            raise BadRequest("Each operation needs \"op\": one of add, replace, remove.")
-        attr = _pointer(item.get("path"))
+        kind, path = _operation(item, media_type)
+        attr = _pointer(path)
         check_property_name(attr)
-        op: dict[str, Any] = {"op": item["op"], "attr": attr}
-        if item["op"] == "remove":
+        op: dict[str, Any] = {"op": kind, "attr": attr}
+        if kind == "remove":
             if attr in MUTABLE:
                 raise Forbidden(f"Cannot remove '{attr}': it is a core attribute of images.")
         else:
             if "value" not in item:
-                raise BadRequest(f"Operation {item['op']} on '{attr}' needs a value.")
+                raise BadRequest(f"Operation {kind} on '{attr}' needs a value.")
             op["value"] = _check_value(attr, item["value"])
         ops.append(op)
     return tuple(ops)
