@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cloudbox.services import STORES
-from cloudbox.errors import CloudboxError
+from cloudbox.errors import InternalError
 from cloudbox.state.commands import REGISTRY, decode
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,7 +86,7 @@ def replay_in_fresh_interpreter(entries: list[str], tmp_path: Path) -> dict[str,
 
 
 def test_an_undecodable_command_is_an_internal_error_not_a_bad_request():
-    with pytest.raises(CloudboxError) as caught:
+    with pytest.raises(InternalError) as caught:
         decode('{"type": "nobody.thing.do", "args": {}}')
     assert caught.value.status == 500
     assert "nobody.thing.do" not in REGISTRY
@@ -95,6 +95,6 @@ def test_an_undecodable_command_is_an_internal_error_not_a_bad_request():
 def test_a_store_refuses_a_command_it_has_no_apply_for():
     identity, network = STORES[0], STORES[3]
     stray = network.command_types()[0]
-    with pytest.raises(CloudboxError) as caught:
+    with pytest.raises(InternalError) as caught:
         identity.apply(None, stray(**{f.name: None for f in dataclasses.fields(stray)}))
     assert caught.value.status == 500 and "identity" in caught.value.message

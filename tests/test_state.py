@@ -11,7 +11,7 @@ import trio
 
 from cloudbox.errors import Conflict, NotFound, Unavailable
 from cloudbox.state.commands import Command, command, decode, encode
-from cloudbox.state.engine import StateEngine, replay
+from cloudbox.state.engine import BATCH_MAX, StateEngine, replay
 from cloudbox.state.migrations import StoreSpec, migrate
 
 
@@ -214,5 +214,41 @@ def test_the_database_and_its_snapshots_are_readable_by_their_owner_only(tmp_pat
         engine.snapshot_to(snapshot)
         for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), snapshot):
             assert name.stat().st_mode & 0o777 == 0o600, name
+    finally:
+        engine.close()
+
+
+async def test_proposals_queued_when_the_engine_stops_are_answered(tmp_path: Path):
+    """No proposer waits forever: each gets its result or a 503, whether queued or in flight."""
+    engine = StateEngine(tmp_path / "stop.db", [STORE])
+    engine.open(create=True)
+    outcomes: list[str] = []
+
+    async def propose(i: int) -> None:
+        try:
+            await engine.propose(Put(f"k{i}", i))
+            outcomes.append("done")
+        except Unavailable:
+            outcomes.append("refused")
+
+    try:
+        with trio.fail_after(30):
+            async with trio.open_nursery() as outer:
+                engine_scope = trio.CancelScope()
+
+                async def run_engine(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+                    with engine_scope:
+                        await engine.run(task_status=task_status)
+
+                await outer.start(run_engine)
+                async with trio.open_nursery() as proposers:
+                    for i in range(3 * BATCH_MAX + 100):  # more than one batch: some wait in the queue
+                        proposers.start_soon(propose, i)
+                    await trio.sleep(0)  # let them queue, then stop the engine under them
+                    engine_scope.cancel()
+        assert len(outcomes) == 3 * BATCH_MAX + 100
+        assert "refused" in outcomes
+        with pytest.raises(Unavailable):
+            await engine.propose(Put("late", 1))
     finally:
         engine.close()

@@ -12,7 +12,7 @@ import dataclasses
 import json
 from typing import Any, ClassVar, TypeVar
 
-from cloudbox.errors import CloudboxError
+from cloudbox.errors import InternalError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +60,7 @@ def decode(text: str) -> Command:
         return cls(**args)
     except (KeyError, TypeError, ValueError) as exc:
         # Only nodes write the log: a command that does not decode is our fault, never the client's.
-        raise CloudboxError(f"undecodable command: {exc}") from exc
+        raise InternalError(f"undecodable command: {exc}") from exc
 
 
 def _tuples(value: Any) -> Any:

@@ -38,7 +38,7 @@ from typing import Any, Callable, Sequence, TypeVar
 import sqlite_utils
 import trio
 
-from cloudbox.errors import CloudboxError, SetupError, Unavailable
+from cloudbox.errors import CloudboxError, InternalError, SetupError, Unavailable
 from cloudbox.state import commands as cmds
 from cloudbox.state import db as dbmod
 from cloudbox.state.migrations import StoreSpec, migrate
@@ -138,7 +138,10 @@ class StateEngine:
         if not self.running:
             raise Unavailable("the state engine is not running")
         pending = _Pending(cmd)
-        await self._send.send(pending)
+        try:
+            await self._send.send(pending)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            raise Unavailable("the state engine is not running") from None
         await pending.done.wait()
         if pending.error is not None:
             raise pending.error
@@ -153,21 +156,10 @@ class StateEngine:
                     await nursery.start(self._follow)
                 task_status.started()
                 async with self._receive:
-                    while True:
-                        batch = [await self._receive.receive()]
-                        while len(batch) < BATCH_MAX:
-                            try:
-                                batch.append(self._receive.receive_nowait())
-                            except (trio.WouldBlock, trio.EndOfChannel):
-                                break
-                        if self.log is None:
-                            await trio.to_thread.run_sync(self._apply_batch, batch)
-                            for pending in batch:
-                                pending.done.set()
-                            self._notify(batch)
-                        else:
-                            await self._put_slots.acquire()
-                            nursery.start_soon(self._replicate, batch)
+                    try:
+                        await self._serve_queue(nursery)
+                    finally:
+                        self._refuse_queued()
         finally:
             self.running = False
             self._nursery = None
@@ -176,6 +168,39 @@ class StateEngine:
                     pending.error = Unavailable("the node is stopping")
                     pending.done.set()
             self._inflight.clear()
+
+    async def _serve_queue(self, nursery: trio.Nursery) -> None:
+        """Take proposals in batches: apply them here (one node) or send them to the cluster's log."""
+        while True:
+            batch = [await self._receive.receive()]
+            while len(batch) < BATCH_MAX:
+                try:
+                    batch.append(self._receive.receive_nowait())
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
+            if self.log is None:
+                try:
+                    await trio.to_thread.run_sync(self._apply_batch, batch)
+                except BaseException:
+                    # Cancelled before the thread started (the node is stopping): nothing was applied.
+                    self._refuse([p for p in batch if not p.done.is_set()], "the node is stopping")
+                    raise
+                for pending in batch:
+                    pending.done.set()
+                self._notify(batch)
+            else:
+                await self._put_slots.acquire()
+                nursery.start_soon(self._replicate, batch)
+
+    def _refuse_queued(self) -> None:
+        """Proposals still waiting in the queue when the engine stops are answered, not forgotten."""
+        while True:
+            try:
+                pending = self._receive.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                return
+            pending.error = Unavailable("the node is stopping")
+            pending.done.set()
 
     # --- the cluster's log ------------------------------------------------------------------
     async def join_cluster(self, log: Any, revision: int) -> None:
@@ -355,13 +380,13 @@ class StateEngine:
                 pending.error = exc
             else:
                 log.exception("apply of %s failed", pending.cmd.TYPE)
-                pending.error = CloudboxError(f"internal error applying {pending.cmd.TYPE}")
+                pending.error = InternalError(f"internal error applying {pending.cmd.TYPE}")
             return seq
 
     def _apply_one(self, db: sqlite_utils.Database, cmd: cmds.Command) -> Any:
         store = self.stores.get(cmd.service)
         if store is None:
-            raise CloudboxError(f"no store for command {cmd.TYPE}")
+            raise InternalError(f"no store for command {cmd.TYPE}")
         return store.apply(db, cmd)
 
     def _notify(self, batch: list[_Pending]) -> None:

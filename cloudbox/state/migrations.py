@@ -15,7 +15,7 @@ from functools import cached_property
 from types import ModuleType
 from typing import Any, Callable, Mapping, Sequence
 
-from cloudbox.errors import CloudboxError
+from cloudbox.errors import InternalError
 from cloudbox.state.commands import REGISTRY, Command
 
 Handler = Callable[[Any, Any], Any]  # apply(db, command) of one command type
@@ -54,7 +54,7 @@ class StoreSpec:
     def apply(self, db: Any, cmd: Command) -> Any:
         handler = self.handlers.get(type(cmd))
         if handler is None:  # a command reached the wrong store, or a type lost its handler
-            raise CloudboxError(f"the {self.service} store has no apply function for {cmd.TYPE}")
+            raise InternalError(f"the {self.service} store has no apply function for {cmd.TYPE}")
         return handler(db, cmd)
 
 
