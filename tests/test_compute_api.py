@@ -323,6 +323,9 @@ def test_aggregates_set_a_hosts_zone(cloud: Cloud, setup):
                      headers=LATEST).json()["aggregate"]
     assert agg["availability_zone"] == "az-x" and len(agg["uuid"]) == 36
     assert admin.post("/compute/v2.1/os-aggregates", json={"aggregate": {"name": name}}).status_code == 409
+    for beyond in ("9" * 30, str(2**63), "0", "-1"):  # no such id: 404, not SQLite's overflow
+        assert admin.get(f"/compute/v2.1/os-aggregates/{beyond}").status_code == 404
+        assert admin.delete(f"/compute/v2.1/os-aggregates/{beyond}").status_code == 404
     r = admin.post(f"/compute/v2.1/os-aggregates/{agg['id']}/action", json={"add_host": {"host": host}})
     assert r.json()["aggregate"]["hosts"] == [host]
     assert admin.post(f"/compute/v2.1/os-aggregates/{agg['id']}/action", json={"add_host": {"host": "nohost"}}).status_code == 404

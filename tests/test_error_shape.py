@@ -93,6 +93,8 @@ def test_error_body(style: str, status: int, cloud: Cloud, admin: httpx.Client) 
         assert r.headers["WWW-Authenticate"] == f'Keystone uri="{cloud.url}/identity/v3"'
     if status == 413:
         assert r.headers["Connection"] == "close"
+    if status == 405:  # RFC 9110: the answer names the methods the resource has
+        assert "GET" in r.headers["Allow"].split(", ") and "DELETE" not in r.headers["Allow"]
 
 
 # --- every class, in-process ------------------------------------------------------------------

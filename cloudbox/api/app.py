@@ -163,6 +163,11 @@ def create_app(
             mapped: CloudboxError = NotFound(f"The resource could not be found: {request.path}")
         elif error.code == 405:
             mapped = MethodNotAllowed(f"The method {request.method} is not allowed for {request.path}.")
+            reply = error_response(mapped, style_for(request.path), g.get("request_id", ""))
+            allowed = sorted(getattr(error, "valid_methods", None) or [])
+            if allowed:  # RFC 9110: a 405 names the methods the resource has
+                reply.headers["Allow"] = ", ".join(allowed)
+            return reply
         elif error.code == 413:
             mapped = PayloadTooLarge(f"The request body is larger than the limit of {max_body_bytes} bytes.")
         else:

@@ -259,6 +259,8 @@ class ComputeResources:
             number = int(aggregate_id)
         except ValueError:
             raise NotFound(f"Aggregate {aggregate_id[:80]} could not be found.") from None
+        if not 0 < number < 2**63:  # beyond SQLite's integers no aggregate can have that id
+            raise NotFound(f"Aggregate {aggregate_id[:80]} could not be found.")
         agg = await self.engine.read(store.get_aggregate, number)
         if agg is None:
             raise NotFound(f"Aggregate {aggregate_id[:80]} could not be found.")
