@@ -59,3 +59,28 @@ def test_openstack_image_walkthrough(cloud: Cloud, tmp_path: Path):
         openstack(cloud, "image", "delete", name)
         assert admin.get(f"/image/v2/images/{created['id']}").status_code == 404
     assert created["id"] not in os.listdir(cloud.data_dir / "images")
+
+
+def test_openstack_image_metadef_commands(cloud: Cloud):
+    """The CLI's metadef commands (openstacksdk's metadef resources) against our /metadefs."""
+    name = f"OS::Cli::Test{uuid.uuid4().hex[:8]}"
+    created = as_json(cloud, "image", "metadef", "namespace", "create", "--public", "--display-name", "CLI test",
+                      "--description", "made by the CLI", name)
+    assert created["namespace"] == name and created["visibility"] == "public"
+    assert name in {n["namespace"] for n in as_json(cloud, "image", "metadef", "namespace", "list")}
+    types = {t["Name"] for t in as_json(cloud, "image", "metadef", "resource", "type", "list")}
+    assert "OS::Glance::Image" in types
+    openstack(cloud, "image", "metadef", "resource", "type", "association", "create", name, "OS::Glance::Image")
+    associations = as_json(cloud, "image", "metadef", "resource", "type", "association", "list", name)
+    assert [a["Name"] for a in associations] == ["OS::Glance::Image"]
+    openstack(cloud, "image", "metadef", "property", "create", "--name", "colour", "--type", "string", "--title",
+              "Colour", "--schema", json.dumps({"enum": ["red", "blue"]}), name)
+    shown = as_json(cloud, "image", "metadef", "property", "show", name, "colour")
+    assert shown["title"] == "Colour" and shown["enum"] == ["red", "blue"]
+    openstack(cloud, "image", "metadef", "object", "create", "--namespace", name, "Paint")
+    assert [o["name"] for o in as_json(cloud, "image", "metadef", "object", "list", name)] == ["Paint"]
+    openstack(cloud, "image", "metadef", "namespace", "set", "--private", name)
+    assert as_json(cloud, "image", "metadef", "namespace", "show", name)["visibility"] == "private"
+    openstack(cloud, "image", "metadef", "namespace", "delete", name)
+    gone = openstack(cloud, "image", "metadef", "namespace", "show", name, check=False)
+    assert gone.returncode != 0

@@ -10,7 +10,7 @@ from quart import Response, request
 from cloudbox.api import streaming
 from cloudbox.api.routes import ApiSpec, Call, Reply, Route
 from cloudbox.errors import CloudboxError, NotFound, UnsupportedMediaType
-from cloudbox.image import core, models
+from cloudbox.image import api_metadefs, core, models
 from cloudbox.image.service import ImageService
 
 PREFIX = "/image/v2"
@@ -169,5 +169,6 @@ def build(svc: ImageService) -> ApiSpec:
         Route("DELETE", image + "/members/{member_id}", remove_member, summary="Stop sharing with a project",
               status=204),
         Route("GET", "/schemas/{name}", show_schema, summary="Glance's JSON schemas (image, images, member, members)"),
+        *api_metadefs.routes(svc.metadefs),
     ]
     return ApiSpec("image", PREFIX, "glance", routes, catalog=("image", "glance"))

@@ -109,3 +109,89 @@ class UpdateMember(Command):
 class RemoveMember(Command):
     image_id: str
     member_id: str
+
+
+# --- metadata definitions (apply_metadefs.py) ------------------------------------------------
+@command("image.metadef.namespace.create")
+class CreateNamespace(Command):
+    """A namespace with what its create body defined inside it (rows as metadefs.*_row make them)."""
+
+    row: dict[str, Any]
+    associations: tuple[dict[str, Any], ...] = ()
+    properties: tuple[dict[str, Any], ...] = ()
+    objects: tuple[dict[str, Any], ...] = ()
+    tags: tuple[str, ...] = ()
+
+
+@command("image.metadef.namespace.update")
+class UpdateNamespace(Command):
+    """Replace a namespace's attributes (a rename too: ``changes["namespace"]``)."""
+
+    namespace: str
+    changes: dict[str, Any]
+    at: str
+
+
+@command("image.metadef.namespace.delete")
+class DeleteNamespace(Command):
+    namespace: str
+
+
+@command("image.metadef.namespace.clear")
+class ClearNamespace(Command):
+    """Delete every object, property or tag (``kind``) of a namespace."""
+
+    namespace: str
+    kind: str
+    at: str
+
+
+@command("image.metadef.put")
+class PutDefinition(Command):
+    """Create (``name`` None) or replace (``name``: the current name) an object or a property."""
+
+    namespace: str
+    kind: str  # "objects" or "properties"
+    name: str | None
+    row: dict[str, Any]  # {"name", "body"}
+    at: str
+
+
+@command("image.metadef.remove")
+class RemoveDefinition(Command):
+    namespace: str
+    kind: str  # "objects", "properties" or "tags"
+    name: str
+    at: str
+
+
+@command("image.metadef.tags.add")
+class AddMetadefTags(Command):
+    """Add tags to a namespace; ``replace`` drops its tags first (Glance's POST .../tags)."""
+
+    namespace: str
+    names: tuple[str, ...]
+    replace: bool
+    at: str
+
+
+@command("image.metadef.tag.rename")
+class RenameMetadefTag(Command):
+    namespace: str
+    name: str
+    new_name: str
+    at: str
+
+
+@command("image.metadef.association.add")
+class AddAssociation(Command):
+    namespace: str
+    row: dict[str, Any]  # {"resource_type", "prefix", "properties_target"}
+    at: str
+
+
+@command("image.metadef.association.remove")
+class RemoveAssociation(Command):
+    namespace: str
+    resource_type: str
+    at: str

@@ -20,6 +20,7 @@ from cloudbox.errors import BadRequest, CloudboxError, Conflict, Forbidden, NotF
 from cloudbox.identity.core import require
 from cloudbox.image import commands as c
 from cloudbox.image import core, disk, store
+from cloudbox.image.service_metadefs import MetadefService
 from cloudbox.state.engine import StateEngine
 
 log = logging.getLogger("cloudbox.image")
@@ -39,6 +40,7 @@ class ImageService:
         self.cluster: Any = None  # the node's ClusterService: copies of images kept on other nodes
         self._fetches: dict[str, trio.Lock] = {}
         self.running = False
+        self.metadefs = MetadefService(engine, clock)
 
     # --- plumbing --------------------------------------------------------------------
     async def read(self, fn: Callable[..., Any], *args: Any) -> Any:

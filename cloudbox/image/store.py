@@ -34,6 +34,34 @@ MIGRATIONS = [
         PRIMARY KEY (image_id, member_id));
     CREATE INDEX image_members_member ON image_members (member_id, status);
     """,
+    # 2: metadata definitions (apply_metadefs.py); objects, properties and tags of a namespace
+    # share one table, told apart by kind.
+    """
+    CREATE TABLE metadef_namespaces (
+        id TEXT PRIMARY KEY, namespace TEXT NOT NULL UNIQUE, display_name TEXT, description TEXT,
+        visibility TEXT NOT NULL, protected INTEGER NOT NULL DEFAULT 0, owner TEXT,
+        created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+    CREATE INDEX metadef_namespaces_created ON metadef_namespaces (created_at, namespace);
+    CREATE TABLE metadef_resource_types (
+        name TEXT PRIMARY KEY, protected INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+    INSERT INTO metadef_resource_types (name, protected, created_at, updated_at) VALUES
+        ('OS::Glance::Image', 1, '2026-12-07T00:00:00Z', '2026-12-07T00:00:00Z'),
+        ('OS::Cinder::Volume', 1, '2026-12-07T00:00:00Z', '2026-12-07T00:00:00Z'),
+        ('OS::Nova::Flavor', 1, '2026-12-07T00:00:00Z', '2026-12-07T00:00:00Z'),
+        ('OS::Nova::Aggregate', 1, '2026-12-07T00:00:00Z', '2026-12-07T00:00:00Z'),
+        ('OS::Nova::Server', 1, '2026-12-07T00:00:00Z', '2026-12-07T00:00:00Z');
+    CREATE TABLE metadef_associations (
+        namespace_id TEXT NOT NULL REFERENCES metadef_namespaces(id) ON DELETE CASCADE,
+        resource_type TEXT NOT NULL REFERENCES metadef_resource_types(name),
+        prefix TEXT, properties_target TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+        PRIMARY KEY (namespace_id, resource_type));
+    CREATE INDEX metadef_associations_type ON metadef_associations (resource_type);
+    CREATE TABLE metadef_definitions (
+        namespace_id TEXT NOT NULL REFERENCES metadef_namespaces(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL, name TEXT NOT NULL, body TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+        PRIMARY KEY (namespace_id, kind, name));
+    """,
 ]
 
 BOOL_COLUMNS = ("protected", "os_hidden")
@@ -318,4 +346,4 @@ HANDLERS: dict[type, Handler] = {
 }
 
 
-STORE = StoreSpec("image", MIGRATIONS, c, (__name__,))
+STORE = StoreSpec("image", MIGRATIONS, c, (__name__, "cloudbox.image.apply_metadefs"))
