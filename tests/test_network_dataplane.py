@@ -489,11 +489,22 @@ async def test_dataplane_binds_unbinds_and_follows_commits_with_a_fake_driver(tm
         assert plane.last_error and "bridge on fire" in plane.last_error and driver.plans == []
         alice = Ctx("alice")
         net = await service.create_network(alice, {"name": "n"})
-        await service.create_subnet(alice, {"network_id": net["id"], "cidr": "10.80.0.0/24", "ip_version": 4})
+        subnet = await service.create_subnet(alice, {"network_id": net["id"], "cidr": "10.80.0.0/24",
+                                                     "ip_version": 4})
         # A commit wakes the loop: the next pass sees the network and its DHCP port.
         await wait_for_async(lambda: driver.plan is not None and driver.plan.networks
                              and driver.plan.networks[0].dhcp is not None, 10, "a pass to plan the DHCP server")
         assert plane.last_error is None
+        # The ports of the DHCP server and of a router this node runs go ACTIVE after their pass
+        # (Tempest waits for a router interface to be ACTIVE before it removes it).
+        router = await service.create_router(alice, {"name": "r"})
+        interface = await service.add_interface(alice, router["id"], {"subnet_id": subnet["id"]})
+        dhcp_port = driver.plan.networks[0].dhcp.port_id
+        await plane.reconcile()
+        for port_id in (dhcp_port, interface["port_id"]):
+            assert (await service.read(store.must_get, "ports", port_id))["status"] == "ACTIVE"
+        await service.remove_interface(alice, router["id"], {"subnet_id": subnet["id"]})
+        await plane.reconcile()  # its port is gone meanwhile: nothing to mark, no error
         (port,) = await service.allocate_for_server("srv", "alice", "host-1", [{"uuid": net["id"]}], ["default"], "nova")
         nic = await plane.bind(port["id"])
         assert (nic.tap, nic.mac, nic.mtu) == ("tap" + port["id"][:11], port["mac_address"], 1450)

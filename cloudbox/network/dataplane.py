@@ -125,9 +125,12 @@ class DataPlane:
             log.exception("network reconcile failed")
 
     async def reconcile(self) -> HostPlan:
-        """One pass; returns the plan it applied."""
+        """One pass; returns the plan it applied.  The ports of the DHCP servers and routers it
+        runs then go ACTIVE (outside the lock: a proposal may wait on the cluster)."""
         async with self._lock:
-            return await self._reconcile_locked()
+            plan = await self._reconcile_locked()
+        await self.network_service.set_ports_active(plan.service_port_ids())
+        return plan
 
     async def _reconcile_locked(self) -> HostPlan:
         started = time.monotonic()

@@ -345,6 +345,16 @@ class HostPlan:
             return self
         return replace(self, ports=tuple(p for p in self.ports if p.id not in drop))
 
+    def service_port_ids(self) -> tuple[str, ...]:
+        """The ports of the DHCP servers and routers this plan runs: they go ACTIVE once applied,
+        as Neutron's agents report them (clients wait for a router interface to be ACTIVE)."""
+        ids = [n.dhcp.port_id for n in self.networks if n.dhcp is not None]
+        for router in self.routers:
+            ids.extend(leg.port_id for leg in router.interfaces)
+            if router.gateway is not None:
+                ids.append(router.gateway.port_id)
+        return tuple(sorted(ids))
+
     def dhcp_namespaces(self) -> dict[str, str]:
         """namespace name -> network id, for the metadata listeners."""
         return {n.dhcp.namespace: n.id for n in self.networks if n.dhcp is not None}

@@ -633,6 +633,14 @@ class NetworkService:
         if port["status"] != status:
             await self.propose(c.SetPortStatus(port_id, status, self.now()))
 
+    async def set_ports_active(self, port_ids: Sequence[str]) -> None:
+        """The data plane runs these ports' DHCP servers and routers: those not ACTIVE yet become so."""
+        for port_id in await self.read(store.not_active, port_ids):
+            try:
+                await self.propose(c.SetPortStatus(port_id, "ACTIVE", self.now()))
+            except NotFound:
+                pass  # deleted since the pass read the tables
+
     async def ensure_external_network(self, cidr: str, project_id: str | None = None) -> None:
         """Make the external network ``public`` with ``public-subnet`` unless an external network exists.
 

@@ -297,6 +297,15 @@ def ports_by_id(db: sqlite_utils.Database, ids: Sequence[str | None]) -> dict[st
     return out
 
 
+def not_active(db: sqlite_utils.Database, port_ids: Sequence[str]) -> list[str]:
+    """Those of ``port_ids`` that exist and are not ACTIVE."""
+    out: list[str] = []
+    for chunk in _chunks(list(port_ids)):
+        out += [r["id"] for r in db.query(f"SELECT id FROM ports WHERE id IN ({','.join('?' * len(chunk))}) "
+                                          "AND status != 'ACTIVE' ORDER BY id", chunk)]
+    return out
+
+
 def _chunks(items: list[Any], size: int = 500) -> list[list[Any]]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
