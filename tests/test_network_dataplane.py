@@ -595,6 +595,8 @@ async def test_dataplane_on_the_host_from_real_commands(tmp_path: Path) -> None:
             (port,) = await service.allocate_for_server("srv", "alice", host_name, [{"uuid": net["id"]}],
                                                         ["default"], "nova")
             group = port["security_groups"][0]
+            await service.update_port(alice, port["id"], {"extra_dhcp_opts": [  # served to this guest alone
+                {"opt_name": "bootfile-name", "opt_value": "pxelinux.0"}, {"opt_name": "66", "opt_value": "10.81.0.9"}]})
             await service.create_rule(alice, {"security_group_id": group, "direction": "ingress",
                                               "protocol": "icmp", "ethertype": "IPv4"})
             # The guest: a namespace whose veth is named like the port's tap (bind adopts it).
@@ -610,6 +612,7 @@ async def test_dataplane_on_the_host_from_real_commands(tmp_path: Path) -> None:
             lease = await trio.to_thread.run_sync(dhcp_lease, guest, tmp_path)
             address = port["fixed_ips"][0]["ip_address"]
             assert f"ip={address} " in lease and "router=10.81.0.1" in lease
+            assert "bootfile=pxelinux.0 tftp=10.81.0.9" in lease, lease
             sh("ip", "-n", guest, "addr", "add", f"{address}/24", "dev", "eth0")
             sh("ip", "-n", guest, "route", "add", "default", "via", "10.81.0.1")
             assert await trio.to_thread.run_sync(ping, guest, f"{ext_prefix}.1")  # out through the router
@@ -636,10 +639,10 @@ def dhcp_lease(ns: str, tmp: Path) -> str:
     script = tmp / "udhcpc.sh"
     lease = tmp / "lease"
     script.write_text('#!/bin/sh\n[ "$1" = bound ] && echo "ip=$ip mask=$mask router=$router '
-                      f'routes=$staticroutes mtu=$mtu" > {lease}\nexit 0\n')
+                      f'routes=$staticroutes mtu=$mtu bootfile=$bootfile tftp=$tftp" > {lease}\nexit 0\n')
     script.chmod(0o755)
     sh("ip", "netns", "exec", ns, "busybox", "udhcpc", "-i", "eth0", "-f", "-q", "-n", "-t", "5", "-T", "1",
-       "-O", "staticroutes", "-O", "mtu", "-s", str(script), timeout=60)
+       "-O", "staticroutes", "-O", "mtu", "-O", "bootfile", "-O", "tftp", "-s", str(script), timeout=60)
     return lease.read_text()
 
 

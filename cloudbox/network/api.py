@@ -26,6 +26,7 @@ COLLECTIONS = {
     "security-groups": ("security_groups", "security_group"),
     "security-group-rules": ("security_group_rules", "security_group_rule"),
 }
+BULK = ("networks", "subnets", "ports")  # collections Neutron creates in bulk
 TAGGED = ("networks", "subnets", "ports", "routers", "floatingips", "security-groups", "security-group-rules")
 
 
@@ -176,11 +177,15 @@ def build(svc: NetworkService) -> ApiSpec:
 
     def crud(collection: str, create: Callable[..., Awaitable[Any]], update: Callable[..., Awaitable[Any]],
              delete: Callable[..., Awaitable[Any]], create_body: dict, update_body: dict) -> list[Route]:
-        """The five routes of a collection, each calling the service method given for it."""
-        singular = COLLECTIONS[collection][1]
+        """The five routes of a collection, each calling the service method given for it; networks,
+        subnets and ports also take a list to create at once (``{"networks": [...]}``)."""
+        table, singular = COLLECTIONS[collection]
         item = f"{V2}/{collection}/{{id}}"
+        bulk = table in BULK
 
         async def create_one(call: Call) -> Reply:
+            if bulk and table in (call.body or {}):
+                return Reply({table: await svc.create_bulk(call.auth, table, call.body[table])}, 201)
             return Reply({singular: await create(call.auth, _one(call, singular))}, 201)
 
         async def update_one(call: Call, id: str) -> Any:
@@ -194,7 +199,9 @@ def build(svc: NetworkService) -> ApiSpec:
             handler.__name__ = f"{verb}_{singular}"
         return [
             Route("GET", f"{V2}/{collection}", lister(svc, collection), query=LIST_QUERY),
-            Route("POST", f"{V2}/{collection}", create_one, summary=f"Create a {singular}", body=create_body, status=201),
+            Route("POST", f"{V2}/{collection}", create_one, status=201,
+                  summary=f"Create a {singular} (or several: {table})" if bulk else f"Create a {singular}",
+                  body=models.with_bulk(create_body, table) if bulk else create_body),
             Route("GET", item, shower(svc, collection), query=("fields",)),
             Route("PUT", item, update_one, summary=f"Update a {singular}", body=update_body),
             Route("DELETE", item, delete_one, summary=f"Delete a {singular}", status=204),

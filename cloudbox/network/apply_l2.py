@@ -7,14 +7,16 @@ randomness, no I/O.  A raised CloudboxError rolls the whole command back.
 from __future__ import annotations
 
 import ipaddress
+import json
 from typing import Any, Sequence
 
 import sqlite_utils
 
-from cloudbox.errors import BadRequest, Conflict, NotFound
+from cloudbox.errors import BadRequest, Conflict, InternalError, NotFound
 from cloudbox.network import commands as c
 from cloudbox.network import core, store
 from cloudbox.network.store import bump, get, insert, must_get, rows, update
+from cloudbox.state.commands import decode
 from cloudbox.state.migrations import Handler
 
 
@@ -277,7 +279,7 @@ def port_row(*, id: str, project_id: str, network: dict[str, Any], mac: str, at:
         "device_owner": device_owner, "fixed_ips": [], "security_groups": security_groups or [],
         "port_security_enabled": network["port_security_enabled"], "allowed_address_pairs": [],
         "binding_host_id": "", "binding_profile": {}, "binding_vnic_type": "normal", "compute_managed": False,
-        "device_order": 0, "tags": [], "created_at": at, "updated_at": at, "revision_number": 0,
+        "device_order": 0, "extra_dhcp_opts": [], "tags": [], "created_at": at, "updated_at": at, "revision_number": 0,
     }
     row.update(extra)
     return row
@@ -410,6 +412,21 @@ def _apply_deallocate(db: sqlite_utils.Database, cmd: c.DeallocateServerPorts) -
                                              "binding_profile": {}, "status": "DOWN", "device_order": 0}, cmd.at)
 
 
+# --- bulk create ----------------------------------------------------------------------------------------------
+BULK_TYPES = (c.CreateNetwork, c.CreateSubnet, c.CreatePort)
+
+
+def _apply_bulk(db: sqlite_utils.Database, cmd: c.BulkCreate) -> list[dict[str, Any]]:
+    """Each create in order, in this one transaction: the first refusal undoes them all."""
+    out = []
+    for item in cmd.commands:
+        sub = decode(json.dumps(item))
+        if not isinstance(sub, BULK_TYPES):
+            raise InternalError(f"{sub.TYPE} cannot be part of a bulk create")
+        out.append(HANDLERS[type(sub)](db, sub))
+    return out
+
+
 # --- tags and quotas ---------------------------------------------------------------------------------------
 def _apply_tags(db: sqlite_utils.Database, cmd: c.EditTags) -> list[str]:
     if cmd.table not in store.TABLES:
@@ -463,6 +480,7 @@ HANDLERS: dict[type, Handler] = {
     c.SetPortStatus: _apply_port_status,
     c.AllocateServerPorts: _apply_allocate,
     c.DeallocateServerPorts: _apply_deallocate,
+    c.BulkCreate: _apply_bulk,
     c.EditTags: _apply_tags,
     c.SetQuota: _apply_set_quota,
     c.DeleteQuota: _apply_delete_quota,

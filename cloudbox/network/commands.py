@@ -10,9 +10,10 @@ security group and its four rules, made by apply if the project has none yet:
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from cloudbox.state.commands import Command, command
+from cloudbox.state.commands import Command, command, encode
 
 
 # --- networks and subnets -------------------------------------------------------------------
@@ -55,6 +56,18 @@ class UpdateSubnet(Command):
 class DeleteSubnet(Command):
     id: str
     at: str
+
+
+@command("network.bulk.create")
+class BulkCreate(Command):
+    """Several networks, subnets or ports made in one transaction: all of them, or none."""
+
+    commands: tuple[dict[str, Any], ...]  # each {"type", "args"} of a CreateNetwork, CreateSubnet or CreatePort
+
+
+def bulk_item(cmd: Command) -> dict[str, Any]:
+    """A create command as an item of BulkCreate (its encoded form, as the log holds it)."""
+    return json.loads(encode(cmd))
 
 
 # --- ports ----------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ are in ``views.py``.
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -355,6 +356,46 @@ def address_pairs(pairs: Sequence[Any], port_mac: str | None) -> list[dict[str, 
                              f"mac_address {item['mac_address']} ip_address {ip}.")
         out.append(item)
     return out
+
+
+# DHCP options of a port (extra_dhcp_opts), handed to dnsmasq per host.  A name goes into
+# dnsmasq's options file as `option:<name>` (or a number), a value after it: names are plain
+# words and values hold no control character, so an option cannot add a line of its own.
+DHCP_OPT_NAME = re.compile(r"^(?:[A-Za-z][A-Za-z0-9_.-]{0,63}|[1-9][0-9]{0,2})$")
+DHCP_BLANK_OK = ("router", "classless-static-route")  # Neutron: these may be sent with an empty value
+
+
+def dhcp_options(current: Sequence[Mapping[str, Any]], requested: Sequence[Any]) -> list[dict[str, Any]]:
+    """A port's extra_dhcp_opts after ``requested`` (Neutron's rules): an option named again (same
+    name and ip_version) takes its new value, or goes with opt_value null; others are added."""
+    out = [dict(o) for o in current]
+    for item in requested:
+        if not isinstance(item, Mapping) or not {"opt_name", "opt_value"} <= set(item) \
+                or not set(item) <= {"opt_name", "opt_value", "ip_version"}:
+            raise BadRequest("Invalid input for extra_dhcp_opts: each option has an opt_name, an opt_value and "
+                             "may have an ip_version.")
+        name, value, version = item["opt_name"], item["opt_value"], item.get("ip_version", 4)
+        if not isinstance(name, str) or not DHCP_OPT_NAME.match(name):
+            raise BadRequest(f"Invalid input for extra_dhcp_opts: opt_name '{str(name)[:64]}' is not an option "
+                             "name (letters, digits, '-', '_' or '.', up to 64) or number.")
+        if isinstance(version, str) and version.isdigit():
+            version = int(version)
+        if version not in (4, 6) or isinstance(version, bool):
+            raise BadRequest(f"Invalid input for extra_dhcp_opts: ip_version {str(version)[:10]} is not in [4, 6].")
+        if value is not None:
+            if not isinstance(value, str) or len(value) > 255 or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+                raise BadRequest(f"Invalid input for extra_dhcp_opts: the value of {name} must be a string of at "
+                                 "most 255 printable characters.")
+            if not value and name not in DHCP_BLANK_OK:
+                raise BadRequest(f"Invalid input for extra_dhcp_opts: the value of {name} is empty.")
+        found = next((o for o in out if o["opt_name"] == name and o["ip_version"] == version), None)
+        if found is not None:
+            out.remove(found)
+        if value is not None:
+            out.append({"opt_name": name, "opt_value": value, "ip_version": version})
+    if len(out) > 64:
+        raise BadRequest("A port may have at most 64 extra DHCP options.")
+    return sorted(out, key=lambda o: (o["ip_version"], o["opt_name"]))
 
 
 # --- security group rules -------------------------------------------------------------------------

@@ -91,6 +91,10 @@ class DhcpHost:
     mac: str
     ip: str
     hostname: str
+    # The port's extra DHCP options (IPv4 ones: name or number, value), sent to this host only
+    # under the dnsmasq tag ``tag``.
+    tag: str = ""
+    options: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -460,6 +464,7 @@ def build_plan(db: Any, host: str, node_id: str, external_bridge: str = "cbxext0
         p["fixed_ips"] = _json(p["fixed_ips"], [])
         p["security_groups"] = _json(p["security_groups"], [])
         p["allowed_address_pairs"] = _json(p["allowed_address_pairs"], [])
+        p["extra_dhcp_opts"] = _json(p.get("extra_dhcp_opts"), [])
 
     def is_guest(p: dict[str, Any]) -> bool:
         return not (p["device_owner"] or "").startswith("network:")
@@ -607,8 +612,12 @@ def _dhcp_plan(network_id: str, subnets: tuple[SubnetPlan, ...], ports: list[dic
             routes.append(("0.0.0.0/0", s.gateway_ip))
         plans.append(DhcpSubnet(id=s.id, cidr=s.cidr, gateway_ip=s.gateway_ip,
                                 dns_nameservers=s.dns_nameservers, routes=tuple(routes)))
+    def options(p: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+        return tuple((o["opt_name"], o["opt_value"]) for o in p["extra_dhcp_opts"] if o.get("ip_version", 4) == 4)
+
     hosts = sorted(
-        (DhcpHost(mac=p["mac_address"], ip=ip["ip_address"], hostname=_hostname(ip["ip_address"]))
+        (DhcpHost(mac=p["mac_address"], ip=ip["ip_address"], hostname=_hostname(ip["ip_address"]),
+                  tag=f"port-{p['id'][:11]}" if options(p) else "", options=options(p))
          for p in ports if p["network_id"] == network_id and p["id"] != dhcp_port["id"]
          for ip in p["fixed_ips"] if ip["subnet_id"] in dhcp_subnets),
         key=lambda h: (h.ip, h.mac),

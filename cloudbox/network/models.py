@@ -36,6 +36,12 @@ POOLS = {"type": "array", "maxItems": 64, "items": {
     "type": "object", "properties": {"start": IP, "end": IP}, "required": ["start", "end"],
     "additionalProperties": False}}
 HOST_ROUTES = ROUTES
+# Checked in full by core.dhcp_options (names, printable values, Neutron's merge on update).
+DHCP_OPTS = {"type": ["array", "null"], "maxItems": 64, "items": {
+    "type": "object", "properties": {"opt_name": {"type": "string", "maxLength": 64},
+                                     "opt_value": {"type": ["string", "null"], "maxLength": 255},
+                                     "ip_version": {"type": ["integer", "string"], "enum": [4, 6, "4", "6"]}},
+    "required": ["opt_name", "opt_value"], "additionalProperties": False}}
 GATEWAY_INFO = {"type": ["object", "null"], "properties": {
     "network_id": ID, "enable_snat": BOOL, "external_fixed_ips": FIXED_IPS,
 }, "additionalProperties": False}
@@ -47,6 +53,14 @@ def wrap(key: str, properties: dict[str, Any], required: tuple[str, ...] = ()) -
     if required:
         inner["required"] = list(required)
     return {"type": "object", "properties": {key: inner}, "required": [key], "additionalProperties": False}
+
+
+def with_bulk(schema: dict[str, Any], plural: str, most: int = 100) -> dict[str, Any]:
+    """``schema`` ({singular: {...}}) or {plural: [1 to ``most`` of what singular holds]}."""
+    (inner,) = schema["properties"].values()
+    return {"anyOf": [schema, {"type": "object", "properties": {plural: {
+        "type": "array", "minItems": 1, "maxItems": most, "items": inner}}, "required": [plural],
+        "additionalProperties": False}]}
 
 
 NETWORK_UPDATE = {
@@ -81,7 +95,7 @@ PORT_UPDATE = {
     "security_groups": {"type": ["array", "null"], "items": ID, "maxItems": 64}, "port_security_enabled": BOOL,
     "allowed_address_pairs": PAIRS, "binding:host_id": {"type": ["string", "null"], "maxLength": 255},
     "binding:profile": {"type": ["object", "null"]}, "binding:vnic_type": {"enum": list(core.VNIC_TYPES)},
-    "extra_dhcp_opts": EMPTY, "qos_policy_id": {"type": "null"},
+    "extra_dhcp_opts": DHCP_OPTS, "qos_policy_id": {"type": "null"},
 }
 CREATE_PORT = wrap("port", {**PORT_UPDATE, **OWNER, "tags": TAGS, "network_id": ID}, required=("network_id",))
 UPDATE_PORT = wrap("port", PORT_UPDATE)

@@ -398,6 +398,7 @@ def dnsmasq_config(network_id: str, dhcp: DhcpPlan, mtu: int, run_dir: str) -> s
         "port=0",  # DHCP only, no DNS
         f"pid-file={run_dir}/dnsmasq.pid",
         f"dhcp-hostsfile={run_dir}/hosts",
+        f"dhcp-optsfile={run_dir}/opts",
         f"dhcp-leasefile={run_dir}/leases",
         "dhcp-authoritative",
         "dhcp-no-override",
@@ -424,6 +425,17 @@ def dnsmasq_config(network_id: str, dhcp: DhcpPlan, mtu: int, run_dir: str) -> s
 
 
 def dnsmasq_hosts(dhcp: DhcpPlan) -> str:
-    """Static leases; dnsmasq re-reads this file on SIGHUP."""
-    return "".join(f"{h.mac},{h.ip},{h.hostname}\n" for h in dhcp.hosts)
+    """Static leases (a host with options of its own gets their tag); dnsmasq re-reads this file on SIGHUP."""
+    return "".join(f"{h.mac},{f'set:{h.tag},' if h.tag else ''}{h.ip},{h.hostname}\n" for h in dhcp.hosts)
+
+
+def dnsmasq_opts(dhcp: DhcpPlan) -> str:
+    """The ports' extra DHCP options, each for its host's tag (a number as is, a name as `option:`);
+    dnsmasq re-reads this file on SIGHUP too."""
+    lines = []
+    for h in dhcp.hosts:
+        for name, value in h.options:
+            key = name if name.isdigit() else f"option:{name}"
+            lines.append(f"tag:{h.tag},{key}" + (f",{value}" if value else "") + "\n")
+    return "".join(dict.fromkeys(lines))  # a port with two addresses is two hosts with one tag
 

@@ -115,8 +115,29 @@ class NetworkService:
     async def show(self, ctx: Any, table: str, id: str, fields: Sequence[str] = ()) -> dict[str, Any]:
         return core.select_fields(await self.read(reads.show_one, table, self.viewer(ctx), id), fields)
 
-    # --- networks -------------------------------------------------------------------------------------
+    # --- creating, one or several at once -------------------------------------------------------------
     async def create_network(self, ctx: Any, body: Mapping[str, Any]) -> dict[str, Any]:
+        return (await self.create_bulk(ctx, "networks", [body]))[0]
+
+    async def create_subnet(self, ctx: Any, body: Mapping[str, Any]) -> dict[str, Any]:
+        return (await self.create_bulk(ctx, "subnets", [body]))[0]
+
+    async def create_port(self, ctx: Any, body: Mapping[str, Any]) -> dict[str, Any]:
+        return (await self.create_bulk(ctx, "ports", [body]))[0]
+
+    async def create_bulk(self, ctx: Any, table: str, bodies: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Networks, subnets or ports, each checked as a single create is; several are made by one
+        command, so all of them exist afterwards or none (Neutron's bulk create)."""
+        make = {"networks": self._network_command, "subnets": self._subnet_command, "ports": self._port_command}[table]
+        cmds = [await make(ctx, body) for body in bodies]
+        if len(cmds) == 1:
+            rows = [await self.propose(cmds[0])]
+        else:
+            rows = await self.propose(c.BulkCreate(tuple(c.bulk_item(cmd) for cmd in cmds)))
+        return await self.read(reads.render_rows, table, rows, self.viewer(ctx).admin)
+
+    # --- networks -------------------------------------------------------------------------------------
+    async def _network_command(self, ctx: Any, body: Mapping[str, Any]) -> c.CreateNetwork:
         project = self._project_for_create(ctx, body, "create_network")
         for key in ("provider:network_type", "provider:physical_network", "provider:segmentation_id", "shared",
                     "router:external", "is_default"):
@@ -145,7 +166,7 @@ class NetworkService:
             "port_security_enabled": body.get("port_security_enabled", True), "is_default": body.get("is_default", False),
             "tags": core.clean_tags(body.get("tags") or []), "created_at": at, "updated_at": at, "revision_number": 0,
         }
-        return await self.view(ctx, "networks", await self.propose(c.CreateNetwork(row, self.default_sg_ids())))
+        return c.CreateNetwork(row, self.default_sg_ids())
 
     async def update_network(self, ctx: Any, network_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
         network = await self._writable(ctx, "networks", network_id, "update_network")
@@ -168,15 +189,14 @@ class NetworkService:
         await self.propose(c.DeleteNetwork(network_id))
 
     # --- subnets -----------------------------------------------------------------------------------------
-    async def create_subnet(self, ctx: Any, body: Mapping[str, Any]) -> dict[str, Any]:
+    async def _subnet_command(self, ctx: Any, body: Mapping[str, Any]) -> c.CreateSubnet:
         network = await self._visible(ctx, "networks", body["network_id"])
         project = self._project_for_create(ctx, body, "create_subnet")
         if network["project_id"] != project:
             require(ctx.is_cloud_admin, "create_subnet on a network of another project")
         core.refuse_ipv6(body.get("ip_version"))
         row = core.subnet_row(body, id=self.new_id(), project_id=project, network_id=network["id"], at=self.now())
-        subnet = await self.propose(c.CreateSubnet(row, self.new_id(), self.new_mac(), row["created_at"]))
-        return await self.view(ctx, "subnets", subnet)
+        return c.CreateSubnet(row, self.new_id(), self.new_mac(), row["created_at"])
 
     async def update_subnet(self, ctx: Any, subnet_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
         subnet = await self._writable(ctx, "subnets", subnet_id, "update_subnet")
@@ -224,7 +244,7 @@ class NetworkService:
                 and ("device_id" in body or "device_owner" in body):
             require(admin, "port:device_id")
 
-    async def create_port(self, ctx: Any, body: Mapping[str, Any]) -> dict[str, Any]:
+    async def _port_command(self, ctx: Any, body: Mapping[str, Any]) -> c.CreatePort:
         network = await self._visible(ctx, "networks", body["network_id"])
         project = self._project_for_create(ctx, body, "create_port")
         if network["project_id"] != project and not network["shared"]:
@@ -252,11 +272,11 @@ class NetworkService:
             port_security_enabled=security, allowed_address_pairs=pairs, binding_host_id=body.get("binding:host_id") or "",
             binding_profile=body.get("binding:profile") or {}, binding_vnic_type=body.get("binding:vnic_type", "normal"),
             tags=core.clean_tags(body.get("tags") or []),
+            extra_dhcp_opts=core.dhcp_options([], body.get("extra_dhcp_opts") or []),
         )
         row["security_groups"] = groups
         default_sg = self.default_sg_ids() if groups is None else None
-        port = await self.propose(c.CreatePort(row, requests, default_sg, at))
-        return await self.view(ctx, "ports", port)
+        return c.CreatePort(row, requests, default_sg, at)
 
     async def update_port(self, ctx: Any, port_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
         port = await self._writable(ctx, "ports", port_id, "update_port")
@@ -280,6 +300,8 @@ class NetworkService:
         if "allowed_address_pairs" in changes:
             changes["allowed_address_pairs"] = core.address_pairs(
                 changes["allowed_address_pairs"] or [], changes.get("mac_address", port["mac_address"]))
+        if "extra_dhcp_opts" in body:
+            changes["extra_dhcp_opts"] = core.dhcp_options(port["extra_dhcp_opts"], body["extra_dhcp_opts"] or [])
         requests = tuple(core.fixed_ip_requests(body["fixed_ips"] or [])) if "fixed_ips" in body else None
         updated = await self.propose(c.UpdatePort(port_id, changes, requests, self.now()))
         return await self.view(ctx, "ports", updated)

@@ -101,10 +101,14 @@ MIGRATIONS = [
     """
     ALTER TABLE security_group_rules ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
     """,
+    # A port's extra DHCP options ([{opt_name, opt_value, ip_version}]), served by its DHCP server.
+    """
+    ALTER TABLE ports ADD COLUMN extra_dhcp_opts TEXT NOT NULL DEFAULT '[]';
+    """,
 ]
 
 JSON_COLUMNS = {"tags", "allocation_pools", "dns_nameservers", "host_routes", "fixed_ips", "security_groups",
-                "allowed_address_pairs", "binding_profile", "routes"}
+                "allowed_address_pairs", "binding_profile", "routes", "extra_dhcp_opts"}
 BOOL_COLUMNS = {"admin_state_up", "shared", "external", "port_security_enabled", "is_default", "enable_dhcp",
                 "enable_snat", "stateful", "compute_managed"}
 TABLES = ("networks", "subnets", "ports", "routers", "floatingips", "security_groups", "security_group_rules")

@@ -59,7 +59,8 @@ def port(row: Mapping[str, Any], admin: bool) -> dict[str, Any]:
         "id": row["id"], "name": row["name"], **_owner(row), "network_id": row["network_id"],
         "mac_address": row["mac_address"], "admin_state_up": row["admin_state_up"], "status": row["status"],
         "device_id": row["device_id"], "device_owner": row["device_owner"], "fixed_ips": list(row["fixed_ips"]),
-        "allowed_address_pairs": list(row["allowed_address_pairs"]), "extra_dhcp_opts": [],
+        "allowed_address_pairs": list(row["allowed_address_pairs"]),
+        "extra_dhcp_opts": [dict(o) for o in row.get("extra_dhcp_opts") or []],
         "security_groups": list(row["security_groups"]), "port_security_enabled": row["port_security_enabled"],
         "binding:vnic_type": row["binding_vnic_type"], "ip_allocation": "immediate", **_standard(row),
     }
@@ -141,6 +142,7 @@ EXTENSIONS: list[tuple[str, str, str]] = [
     ("quota_details", "Quota usage", "Limits with what each project uses."),
     ("port-security", "Port security", "port_security_enabled on networks and ports."),
     ("allowed-address-pairs", "Address pairs", "Further addresses a port may send from."),
+    ("extra_dhcp_opt", "Extra DHCP options", "extra_dhcp_opts of ports, served by their network's DHCP server."),
     ("binding", "Port bindings", "binding:host_id, binding:vif_type and the other binding attributes."),
     ("provider", "Provider attributes", "provider:network_type, physical_network and segmentation_id."),
     ("standard-attr-description", "Descriptions", "A description on every resource."),

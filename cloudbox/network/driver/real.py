@@ -458,6 +458,7 @@ class LinuxNetworkDriver:
         config_changed = _write_if_changed(directory / "dnsmasq.conf",
                                            render.dnsmasq_config(network.id, dhcp, network.mtu, str(directory)))
         hosts_changed = _write_if_changed(directory / "hosts", render.dnsmasq_hosts(dhcp))
+        hosts_changed |= _write_if_changed(directory / "opts", render.dnsmasq_opts(dhcp))
         pids = self._dnsmasq_pids(directory)
         if len(pids) > 1 or (pids and config_changed):
             self._stop_dnsmasq(directory)
@@ -467,7 +468,7 @@ class LinuxNetworkDriver:
             _run(["ip", "netns", "exec", dhcp.namespace, "dnsmasq", f"--conf-file={directory / 'dnsmasq.conf'}"])
             log.info("dnsmasq started", extra={"network": network.id})
         elif hosts_changed:
-            os.kill(pids[0], signal.SIGHUP)  # re-reads the hosts file
+            os.kill(pids[0], signal.SIGHUP)  # re-reads the hosts and options files
         self._release_stale_leases(directory, dhcp)
 
     def _release_stale_leases(self, directory: Path, dhcp: DhcpPlan) -> None:
