@@ -24,6 +24,7 @@ class Caller:
     project_id: str | None
     is_cloud_admin: bool = False
     is_cloud_reader: bool = False
+    user_id: str = "u1"
 
     def can_read_project(self, project_id: str) -> bool:
         return self.is_cloud_reader or project_id == self.project_id
@@ -102,12 +103,72 @@ async def test_peer_data_is_the_image_and_its_open_file(service: ImageService, t
         await service.peer_data(queued["id"])
 
 
+async def chunks(data: bytes):
+    yield data
+
+
+@pytest.fixture
+async def stopped(tmp_path: Path):
+    """The image service of a node that is not running it (as after a crash): nothing runs imports."""
+    engine = StateEngine(tmp_path / "state.db", STORES)
+    engine.open(create=True)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(engine.run)
+        yield ImageService(engine, None, tmp_path / "images", "node-1")
+        nursery.cancel_scope.cancel()
+    engine.close()
+
+
+async def test_a_node_that_restarts_keeps_staged_data_and_fails_imports_it_no_longer_runs(stopped: ImageService,
+                                                                                          tmp_path: Path):
+    owner = Caller("p1")
+    body = {"disk_format": "raw", "container_format": "bare"}
+    staged = await stopped.create(owner, {"name": "staged", **body})
+    importing = await stopped.create(owner, {"name": "importing", **body})
+    for image in (staged, importing):
+        await stopped.imports.stage(owner, image["id"], chunks(b"x" * 4096))
+    temps = sorted(p.name for p in (tmp_path / "images").iterdir())
+    assert len(temps) == 2 and all(name.startswith(".tmp-") for name in temps)
+    await stopped.imports.start(owner, importing["id"], {"method": {"name": "glance-direct"}}, "req-1")
+    assert (await stopped.get(owner, importing["id"]))["status"] == "importing"  # no nursery: nobody runs it
+
+    assert await stopped.reconcile() == {"removed": 0, "reset": 1}
+    assert (await stopped.get(owner, staged["id"]))["status"] == "uploading"  # its data waits for its import
+    failed = await stopped.get(owner, importing["id"])
+    assert failed["status"] == "queued" and failed["properties"]["os_glance_failed_import"] == "local"
+    [task] = await stopped.imports.image_tasks(owner, importing["id"])
+    assert task["status"] == "failure" and "stopped" in task["message"] and task["request_id"] == "req-1"
+    assert [p.name for p in (tmp_path / "images").iterdir()] == [n for n in temps if staged["id"] in n]  # its own
+    assert await stopped.reconcile() == {"removed": 0, "reset": 0}
+
+    # A stage whose data is gone is no stage: the image is queued again.
+    [kept] = [n for n in temps if staged["id"] in n]
+    (tmp_path / "images" / kept).unlink()
+    assert await stopped.reconcile() == {"removed": 0, "reset": 1}
+    again = await stopped.get(owner, staged["id"])
+    assert again["status"] == "queued" and "os_glance_stage_host" not in again["properties"]
+
+
+async def test_an_import_runs_where_the_data_is_staged(service: ImageService, tmp_path: Path):
+    owner = Caller("p1")
+    image = await service.create(owner, {"name": "i", "disk_format": "qcow2", "container_format": "bare"})
+    data = qcow2(tmp_path / "disk.qcow2").read_bytes()
+    await service.imports.stage(owner, image["id"], chunks(data))
+    await service.imports.start(owner, image["id"], {"method": {"name": "glance-direct"}}, "req-2")
+    with trio.fail_after(30):
+        while (await service.get(owner, image["id"]))["status"] != "active":
+            await trio.sleep(0.01)
+    assert service.imports.running == set()
+    assert [p.name for p in (tmp_path / "images").iterdir()] == [image["id"]]
+    assert (tmp_path / "images" / image["id"]).read_bytes() == data
+
+
 def test_the_services_build_no_http_responses():
     # Services return data; the routes (api*.py) render it.  No web framework in a service module.
     import ast
 
     root = Path(__file__).resolve().parents[1] / "cloudbox"
-    for path in [root / "image" / "service.py", *sorted((root / "identity").glob("service*.py"))]:
+    for path in [*sorted((root / "image").glob("service*.py")), *sorted((root / "identity").glob("service*.py"))]:
         imported = set()
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):

@@ -1,4 +1,5 @@
-"""Glance v2 routes at /image/v2: images, their data, tags, members, actions and schemas."""
+"""Glance v2 routes at /image/v2: images, their data, tags, members, actions and schemas; the
+route tables of imports and tasks (api_imports.py) and metadata definitions (api_metadefs.py)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,13 @@ from quart import Response, request
 
 from cloudbox.api import streaming
 from cloudbox.api.routes import ApiSpec, Call, Reply, Route
-from cloudbox.errors import CloudboxError, NotFound, UnsupportedMediaType
-from cloudbox.image import api_metadefs, core, models
+from cloudbox.errors import NotFound, UnsupportedMediaType
+from cloudbox.image import api_imports, api_metadefs, core, imports, models
 from cloudbox.image.service import ImageService
 
 PREFIX = "/image/v2"
 ROOT = "/image"
 DOWNLOAD_CHUNK = 1 << 20
-# A refused upload is read on (and dropped) up to this much, so that the client sees the refusal.
-DRAIN_LIMIT, DRAIN_SECONDS = 64 << 20, 10.0
 
 
 def mount_versions(app: Any) -> None:
@@ -30,17 +29,6 @@ def mount_versions(app: Any) -> None:
 
     app.add_url_rule(ROOT, endpoint="image:versions", view_func=image_versions, methods=["GET"])
     app.add_url_rule(ROOT + "/", endpoint="image:versions/", view_func=image_versions, methods=["GET"])
-
-
-def _declared_size(call: Call) -> int | None:
-    """The upload's size as the client announced it (openstacksdk sends X-OpenStack-Image-Size)."""
-    for raw in (call.request.headers.get("X-OpenStack-Image-Size"), call.request.content_length):
-        try:
-            if raw is not None and int(raw) >= 0:
-                return int(raw)
-        except ValueError:
-            continue
-    return None
 
 
 def data_response(image: dict[str, Any], file: BinaryIO, *, with_md5: bool) -> Any:
@@ -71,7 +59,10 @@ def build(svc: ImageService) -> ApiSpec:
 
     async def create_image(call: Call) -> Reply:
         image = await svc.create(call.auth, call.body)
-        return Reply(render(image), 201, {"Location": f"{call.base}/images/{image['id']}"})
+        # As Glance, say how data can reach the image and where it may go.
+        return Reply(render(image), 201, {"Location": f"{call.base}/images/{image['id']}",
+                                          "OpenStack-image-import-methods": ",".join(imports.METHODS),
+                                          "OpenStack-image-store-ids": ",".join(s["id"] for s in imports.STORES)})
 
     async def show_image(call: Call, image_id: str) -> Any:
         return render(await svc.get(call.auth, image_id))
@@ -97,14 +88,7 @@ def build(svc: ImageService) -> ApiSpec:
 
     # --- data ---------------------------------------------------------------------------
     async def upload(call: Call, image_id: str) -> Reply:
-        mimetype = call.request.mimetype
-        try:
-            if mimetype and mimetype != "application/octet-stream":
-                raise UnsupportedMediaType(f"Image data is sent as application/octet-stream, not {mimetype}.")
-            await svc.upload(call.auth, image_id, call.request.body, _declared_size(call))
-        except CloudboxError:
-            await streaming.drain(call.request.body, DRAIN_LIMIT, DRAIN_SECONDS)
-            raise
+        await api_imports.receive_data(call, lambda chunks, size: svc.upload(call.auth, image_id, chunks, size))
         return Reply(None, 204)
 
     async def download(call: Call, image_id: str) -> Any:
@@ -169,6 +153,7 @@ def build(svc: ImageService) -> ApiSpec:
         Route("DELETE", image + "/members/{member_id}", remove_member, summary="Stop sharing with a project",
               status=204),
         Route("GET", "/schemas/{name}", show_schema, summary="Glance's JSON schemas (image, images, member, members)"),
+        *api_imports.routes(svc.imports),
         *api_metadefs.routes(svc.metadefs),
     ]
     return ApiSpec("image", PREFIX, "glance", routes, catalog=("image", "glance"))

@@ -68,7 +68,8 @@ def _get_definition(db: sqlite_utils.Database, namespace_id: str, kind: str, nam
 
 
 def _missing(kind: str, name: str, namespace: str) -> NotFound:
-    return NotFound(f"Metadata definition {SINGULAR[kind]} not found for namespace={namespace}, {SINGULAR[kind]}={name}.")
+    return NotFound(f"Metadata definition {SINGULAR[kind]} not found for namespace={namespace}, "
+                    f"{SINGULAR[kind]}={name}.")
 
 
 def definition(db: sqlite_utils.Database, reader: m.Reader, namespace: str, kind: str, name: str) -> dict[str, Any]:

@@ -195,3 +195,67 @@ class RemoveAssociation(Command):
     namespace: str
     resource_type: str
     at: str
+
+
+# --- interoperable import and tasks (apply_imports.py) ---------------------------------------
+@command("image.stage.begin")
+class BeginStage(Command):
+    """queued → uploading: data for a later glance-direct import is staged on ``node``."""
+
+    id: str
+    upload_id: str
+    node: str
+    at: str
+
+
+@command("image.stage.finish")
+class FinishStage(Command):
+    """The staged data is complete (the image says where: os_glance_stage_host)."""
+
+    id: str
+    upload_id: str
+    at: str
+
+
+@command("image.import.start")
+class StartImport(Command):
+    """An import task begins: glance-direct takes a staged image to importing; copy-image keeps it active."""
+
+    task: dict[str, Any]  # imports.task_row
+    method: str
+    stores: tuple[str, ...]  # the stores still to fill
+    at: str
+
+
+@command("image.task.process")
+class ProcessTask(Command):
+    """pending → processing: the node that runs the task took it."""
+
+    id: str
+    at: str
+
+
+@command("image.import.finish")
+class FinishImport(Command):
+    """The task succeeded; glance-direct's image is active with what its stored data measured."""
+
+    image_id: str
+    task_id: str
+    size: int | None
+    virtual_size: int | None
+    checksum: str | None
+    os_hash_algo: str | None
+    os_hash_value: str | None
+    at: str
+    expires_at: str
+
+
+@command("image.import.fail")
+class FailImport(Command):
+    """The task failed; glance-direct's image is queued again (its staged data is gone)."""
+
+    image_id: str
+    task_id: str
+    message: str
+    at: str
+    expires_at: str

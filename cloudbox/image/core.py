@@ -30,6 +30,7 @@ VISIBILITIES = ("public", "private", "shared", "community")
 STATUSES = ("queued", "saving", "active", "killed", "deleted", "deactivated", "uploading", "importing",
             "pending_delete")
 MEMBER_STATUSES = ("pending", "accepted", "rejected")
+STORE_ID = "local"  # the cloud's one image store (imports.STORES describes it)
 HASH_ALGO = "sha512"
 MAX_TAGS = 128
 MAX_PROPERTIES = 128
@@ -405,6 +406,8 @@ def render_image(image: Mapping[str, Any]) -> dict[str, Any]:
         "self": f"/v2/images/{image['id']}", "file": f"/v2/images/{image['id']}/file",
         "schema": "/v2/schemas/image",
     })
+    if image["status"] in ("active", "deactivated"):
+        body["stores"] = STORE_ID  # where the data is (Glance shows it once it has data)
     return body
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cloudbox.image import core
+from cloudbox.image import core, imports
 
 _NULLABLE_STRING = {"type": ["null", "string"], "maxLength": 255}
 _READ_ONLY = {"description": "Read-only: setting it is refused with 403."}
@@ -33,6 +33,28 @@ CREATE_IMAGE: dict[str, Any] = {
 
 # Operations come in two dialects (see core.parse_patch), told apart by the media type.
 PATCH_IMAGE: dict[str, Any] = {"type": "array", "items": {"type": "object"}}
+
+# POST /v2/images/{id}/import: the method, and for multi-store clouds where to put the data.
+IMPORT: dict[str, Any] = {
+    "type": "object",
+    "required": ["method"],
+    "properties": {
+        "method": {"type": "object", "required": ["name"],
+                   "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 255},
+                                  "uri": {"type": "string", "maxLength": 2048}}},
+        "stores": {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 255}, "maxItems": 16},
+        "all_stores": {"type": "boolean"},
+        "all_stores_must_succeed": {"type": "boolean"},
+    },
+}
+
+# POST /v2/tasks (Glance's older task API).
+CREATE_TASK: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "input"],
+    "properties": {"type": {"type": "string", "maxLength": 255}, "input": {"type": "object"}},
+    "additionalProperties": False,
+}
 
 ADD_MEMBER: dict[str, Any] = {
     "type": "object",
@@ -82,6 +104,9 @@ def image_schema() -> dict[str, Any]:
             "self": {"type": "string", "readOnly": True, "description": "An image self url"},
             "file": {"type": "string", "readOnly": True, "description": "An image file url"},
             "schema": {"type": "string", "readOnly": True, "description": "An image schema url"},
+            "stores": {"type": "string", "readOnly": True,
+                       "description": "Store in which image data resides.  Only present when the operator has "
+                                      "enabled multiple stores.  May be a comma-separated list of store identifiers."},
         },
         "links": [
             {"rel": "self", "href": "{self}"},
@@ -130,4 +155,5 @@ def members_schema() -> dict[str, Any]:
     }
 
 
-SCHEMAS = {"image": image_schema, "images": images_schema, "member": member_schema, "members": members_schema}
+SCHEMAS = {"image": image_schema, "images": images_schema, "member": member_schema, "members": members_schema,
+           "task": imports.task_schema, "tasks": imports.tasks_schema}

@@ -11,15 +11,16 @@ import logging
 import time
 import uuid
 from pathlib import Path
-from typing import Any, AsyncIterable, BinaryIO, Callable, Mapping
+from typing import Any, AsyncIterable, Awaitable, BinaryIO, Callable, Mapping
 
 import trio
 
-from cloudbox import clock
+from cloudbox import clock, guard
 from cloudbox.errors import BadRequest, CloudboxError, Conflict, Forbidden, NotFound, Unavailable
 from cloudbox.identity.core import require
 from cloudbox.image import commands as c
 from cloudbox.image import core, disk, store
+from cloudbox.image.service_imports import ImportService
 from cloudbox.image.service_metadefs import MetadefService
 from cloudbox.state.engine import StateEngine
 
@@ -40,7 +41,9 @@ class ImageService:
         self.cluster: Any = None  # the node's ClusterService: copies of images kept on other nodes
         self._fetches: dict[str, trio.Lock] = {}
         self.running = False
+        self.nursery: trio.Nursery | None = None  # background work (imports), while running
         self.metadefs = MetadefService(engine, clock)
+        self.imports = ImportService(self)
 
     # --- plumbing --------------------------------------------------------------------
     async def read(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -99,6 +102,8 @@ class ImageService:
         # The row is gone first; a crash before the unlink leaves an orphan the reconciler removes.
         if image["store_node"] == self.node_id:
             await trio.to_thread.run_sync(self.files.remove, self.files.path(image_id))
+            if image["status"] == "uploading" and image["upload_id"]:  # staged data
+                await trio.to_thread.run_sync(self.files.remove, self.files.temp_path(image_id, image["upload_id"]))
 
     async def deactivate(self, ctx: Any, image_id: str) -> None:
         await self._writable(ctx, image_id, "deactivate")
@@ -129,6 +134,12 @@ class ImageService:
         if expected_size is not None:
             await trio.to_thread.run_sync(self.files.check_room, expected_size)
 
+        return await self._store(image, self.receiver(chunks))
+
+    @staticmethod
+    def receiver(chunks: AsyncIterable[bytes]) -> Callable[[disk.Writer], Awaitable[None]]:
+        """A fill for ``ingest``: the stream written through in chunks of WRITE_CHUNK (bounded memory)."""
+
         async def receive(writer: disk.Writer) -> None:
             buffer = bytearray()
             async for chunk in chunks:
@@ -139,9 +150,60 @@ class ImageService:
             if buffer:
                 await trio.to_thread.run_sync(writer.write, bytes(buffer))
 
-        return await self._store(image, receive)
+        return receive
 
-    async def _store(self, image: dict[str, Any], fill: Callable[[disk.Writer], Any] | None,
+    async def fill(self, image_id: str, upload_id: str, fill: Callable[[disk.Writer], Awaitable[None]] | None,
+                   source: Path | None = None) -> disk.Writer:
+        """An upload's temp file, written by ``fill`` or moved from ``source``; a writer that has
+        hashed it. On failure the temp file is gone."""
+        try:
+            if fill is not None:
+                writer = await trio.to_thread.run_sync(self.files.open_writer, image_id, upload_id)
+                try:
+                    await fill(writer)
+                except BaseException:
+                    writer.close()
+                    raise
+            else:
+                writer = await trio.to_thread.run_sync(self.files.import_file, source, image_id, upload_id)
+            return writer
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(self.files.remove, self.files.temp_path(image_id, upload_id))
+            raise
+
+    async def ingest(self, image_id: str, upload_id: str, disk_format: str,
+                     fill: Callable[[disk.Writer], Awaitable[None]] | None,
+                     source: Path | None = None) -> tuple[dict[str, Any], Path]:
+        """Fill an upload's temp file, check it is ``disk_format`` and rename it into place: what it
+        measured (FinishUpload's fields) and its path. On failure the temp file is gone."""
+        temp = self.files.temp_path(image_id, upload_id)
+        writer = await self.fill(image_id, upload_id, fill, source)
+        try:
+            sample, md5, sha512 = await trio.to_thread.run_sync(writer.finish)
+            virtual_size = await trio.to_thread.run_sync(disk.inspect, temp, disk_format, sample)
+            final = await trio.to_thread.run_sync(self.files.commit, temp, image_id)
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(self.files.remove, temp)
+            raise
+        return {"size": writer.size, "virtual_size": virtual_size, "checksum": md5, "os_hash_algo": core.HASH_ALGO,
+                "os_hash_value": sha512}, final
+
+    async def settle(self, final: Path, cmd: Any) -> Any:
+        """Propose the command that makes stored data an image's; if the image is gone (or changed)
+        meanwhile, the data belongs to no image and is removed."""
+        try:
+            with trio.CancelScope(shield=True):
+                result = await self.propose(cmd)
+        except CloudboxError:
+            await trio.to_thread.run_sync(self.files.remove, final)
+            raise
+        if result is None:  # an import whose image was deleted meanwhile
+            await trio.to_thread.run_sync(self.files.remove, final)
+        return result
+
+    async def _store(self, image: dict[str, Any], fill: Callable[[disk.Writer], Awaitable[None]] | None,
                      source: Path | None = None) -> dict[str, Any]:
         """queued → saving → active: fill a temp file, check it, rename it into place.
 
@@ -150,26 +212,13 @@ class ImageService:
         """
         image_id, upload_id = image["id"], uuid.uuid4().hex
         self._uploads[upload_id] = image_id  # before the temp file exists (see reconcile)
-        temp = self.files.temp_path(image_id, upload_id)
         try:
             # The image as saving fixed it: its disk_format can no longer change.
             began = await self.propose(c.BeginUpload(image_id, upload_id, self.node_id, self.now_iso()))
             try:
-                if fill is not None:
-                    writer = await trio.to_thread.run_sync(self.files.open_writer, image_id, upload_id)
-                    try:
-                        await fill(writer)
-                    except BaseException:
-                        writer.close()
-                        raise
-                else:
-                    writer = await trio.to_thread.run_sync(self.files.import_file, source, image_id, upload_id)
-                sample, md5, sha512 = await trio.to_thread.run_sync(writer.finish)
-                virtual_size = await trio.to_thread.run_sync(disk.inspect, temp, began["disk_format"], sample)
-                final = await trio.to_thread.run_sync(self.files.commit, temp, image_id)
+                measured, final = await self.ingest(image_id, upload_id, began["disk_format"], fill, source)
             except BaseException as exc:
                 with trio.CancelScope(shield=True):
-                    await trio.to_thread.run_sync(self.files.remove, temp)
                     try:
                         await self.propose(c.AbortUpload(image_id, upload_id, self.now_iso()))
                     except CloudboxError:
@@ -177,15 +226,7 @@ class ImageService:
                 if isinstance(exc, CloudboxError):
                     log.info("image upload refused", extra={"image_id": image_id, "reason": exc.message})
                 raise
-            try:
-                with trio.CancelScope(shield=True):
-                    return await self.propose(c.FinishUpload(
-                        image_id, upload_id, size=writer.size, virtual_size=virtual_size, checksum=md5,
-                        os_hash_algo=core.HASH_ALGO, os_hash_value=sha512, at=self.now_iso()))
-            except CloudboxError:
-                # Deleted (or otherwise changed) while uploading: the data belongs to no image.
-                await trio.to_thread.run_sync(self.files.remove, final)
-                raise
+            return await self.settle(final, c.FinishUpload(image_id, upload_id, **measured, at=self.now_iso()))
         finally:
             del self._uploads[upload_id]
 
@@ -343,9 +384,10 @@ class ImageService:
     async def reconcile(self) -> dict[str, int]:
         """Make the image store match the database; idempotent.
 
-        Removes temp files of uploads not running here, and files of images that do not exist,
-        are not active, or whose data is kept on another node; returns images stuck in saving by
-        an upload of this node that no longer runs to queued.
+        Removes temp files of uploads not running here (but for staged data awaiting its import),
+        and files of images that do not exist or are not active; returns images stuck in saving or
+        uploading by an upload or stage of this node that no longer runs to queued, and fails
+        imports this node no longer runs.
         """
         await trio.to_thread.run_sync(self.files.ensure)
         names = await trio.to_thread.run_sync(self.files.listing)
@@ -355,11 +397,14 @@ class ImageService:
         states = await self.read(store.ids_and_states)
         running = {**running_before, **self._uploads}
         busy_images = set(running.values())
+        # Staged data waits for its import as the temp file of the stage's upload.
+        staged = {s["upload_id"] for s in states.values() if s["status"] in ("uploading", "importing")
+                  and s["store_node"] == self.node_id and s["upload_id"]}
         removed = reset = 0
         for name in names:
             upload_id = disk.upload_of_temp(name)
             if upload_id is not None:
-                stale = upload_id not in running
+                stale = upload_id not in running and upload_id not in staged
             else:
                 state = states.get(name)
                 # Active images' data stays, kept here or copied from the node that keeps it.
@@ -369,8 +414,17 @@ class ImageService:
                 removed += 1
                 log.info("removed an orphan file from the image store", extra={"file": name})
         for image_id, state in states.items():
-            if state["status"] == "saving" and state["store_node"] == self.node_id \
-                    and state["upload_id"] not in running:
+            here = state["store_node"] == self.node_id
+            if here and state["status"] == "importing" and state["import_task"] not in self.imports.running:
+                await self.imports.fail(image_id, state["import_task"], "The node stopped during the import; "
+                                        "stage the data again.")
+                await trio.to_thread.run_sync(self.files.remove, self.files.temp_path(image_id, state["upload_id"]))
+                reset += 1
+                continue
+            # A stage that stopped before its end, or whose data is gone, is no stage.
+            interrupted = here and state["status"] == "uploading" and state["upload_id"] not in running and (
+                not state["stage_host"] or self.files.temp_path(image_id, state["upload_id"]).name not in names)
+            if interrupted or (state["status"] == "saving" and here and state["upload_id"] not in running):
                 try:
                     await self.propose(c.AbortUpload(image_id, state["upload_id"], self.now_iso()))
                     reset += 1
@@ -383,17 +437,25 @@ class ImageService:
                           extra={"image_id": image_id})
         return {"removed": removed, "reset": reset}
 
+    def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Run background work (an import) in the service's nursery; its failure is logged."""
+        assert self.nursery is not None, "image service not running"
+        guard.spawn(self.nursery, fn, *args)
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        await self.reconcile()
-        self.running = True
-        task_status.started()
         try:
-            while True:
-                await trio.sleep(RECONCILE_INTERVAL)
-                try:
-                    await self.reconcile()
-                except Exception:  # noqa: BLE001 - try again at the next turn
-                    log.exception("image store reconciliation failed")
+            async with trio.open_nursery() as nursery:
+                self.nursery = nursery
+                await self.reconcile()
+                self.running = True
+                task_status.started()
+                while True:
+                    await trio.sleep(RECONCILE_INTERVAL)
+                    try:
+                        await self.reconcile()
+                    except Exception:  # noqa: BLE001 - try again at the next turn
+                        log.exception("image store reconciliation failed")
         finally:
             self.running = False
+            self.nursery = None
 

@@ -110,7 +110,8 @@ class MetadefService:
         return await self.engine.read(store.list_tags, m.reader_of(ctx), namespace, sort,
                                       query.get("marker") or None, limit)
 
-    async def add_tags(self, ctx: AuthContext, namespace: str, names: list[str], *, append: bool) -> list[dict[str, Any]]:
+    async def add_tags(self, ctx: AuthContext, namespace: str, names: list[str], *,
+                       append: bool) -> list[dict[str, Any]]:
         await self._seen(ctx, namespace)
         return await self._change(ctx, "add_metadef_tags",
                                   c.AddMetadefTags(namespace, tuple(names), not append, self.now_iso()))

@@ -62,6 +62,16 @@ MIGRATIONS = [
         kind TEXT NOT NULL, name TEXT NOT NULL, body TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
         PRIMARY KEY (namespace_id, kind, name));
     """,
+    # 3: tasks (interoperable import, apply_imports.py); input and result are JSON.
+    """
+    CREATE TABLE image_tasks (
+        id TEXT PRIMARY KEY, type TEXT NOT NULL, status TEXT NOT NULL, owner TEXT, user_id TEXT,
+        request_id TEXT, image_id TEXT, input TEXT NOT NULL, result TEXT, message TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL, updated_at TEXT NOT NULL, expires_at TEXT);
+    CREATE INDEX image_tasks_image ON image_tasks (image_id, created_at);
+    CREATE INDEX image_tasks_owner ON image_tasks (owner, created_at, id);
+    CREATE INDEX image_tasks_expiry ON image_tasks (expires_at);
+    """,
 ]
 
 BOOL_COLUMNS = ("protected", "os_hidden")
@@ -128,8 +138,12 @@ def visible(db: sqlite_utils.Database, viewer: core.Viewer, image_id: str) -> di
 
 
 def ids_and_states(db: sqlite_utils.Database) -> dict[str, dict[str, Any]]:
-    """Every image's status, data node and upload id (for the reconciler)."""
-    return {r["id"]: dict(r) for r in db.query("SELECT id, status, store_node, upload_id FROM images")}
+    """Every image's status, data node and upload id, where its data is staged and its import task
+    (for the reconciler)."""
+    sql = ("SELECT id, status, store_node, upload_id,"
+           " json_extract(properties, '$.os_glance_stage_host') AS stage_host,"
+           " json_extract(properties, '$.os_glance_import_task') AS import_task FROM images")
+    return {r["id"]: dict(r) for r in db.query(sql)}
 
 
 # --- listing -----------------------------------------------------------------------------
@@ -252,7 +266,9 @@ def _apply_upload(db: sqlite_utils.Database, cmd: Any) -> dict[str, Any]:
         _touch(db, cmd.id, {"status": "saving", "upload_id": cmd.upload_id, "store_node": cmd.node,
                             "updated_at": cmd.at})
         return must_get(db, cmd.id)
-    if image["status"] != "saving" or image["upload_id"] != cmd.upload_id:
+    # An abort ends an upload (saving) or a stage (uploading); only an upload finishes here.
+    current = ("saving",) if isinstance(cmd, c.FinishUpload) else ("saving", "uploading")
+    if image["status"] not in current or image["upload_id"] != cmd.upload_id:
         raise Conflict(f"The upload to image {cmd.id} is no longer current (status {image['status']}).")
     if isinstance(cmd, c.FinishUpload):
         _touch(db, cmd.id, {
@@ -261,7 +277,9 @@ def _apply_upload(db: sqlite_utils.Database, cmd: Any) -> dict[str, Any]:
             "updated_at": cmd.at,
         })
     else:
-        _touch(db, cmd.id, {"status": "queued", "upload_id": None, "store_node": None, "updated_at": cmd.at})
+        properties = {k: v for k, v in image["properties"].items() if k != "os_glance_stage_host"}
+        _touch(db, cmd.id, {"status": "queued", "upload_id": None, "store_node": None, "properties": properties,
+                            "updated_at": cmd.at})
     return must_get(db, cmd.id)
 
 
@@ -346,4 +364,5 @@ HANDLERS: dict[type, Handler] = {
 }
 
 
-STORE = StoreSpec("image", MIGRATIONS, c, (__name__, "cloudbox.image.apply_metadefs"))
+STORE = StoreSpec("image", MIGRATIONS, c,
+                  (__name__, "cloudbox.image.apply_metadefs", "cloudbox.image.apply_imports"))

@@ -73,8 +73,9 @@ def render(*, node: Any, refs: dict[str, str], log_dir: Path) -> str:
                   "disk_formats": "qcow2,raw,vmdk,vdi,iso,vhd,vhdx,ami,ari,aki"},
         "image-feature-enabled": {
             "api_v2": True,
-            "import_image": False,  # interoperable image import is not served yet
-            "os_glance_reserved": False, "manage_locations": False,
+            "import_image": True,  # glance-direct and copy-image (web-download is off: no outside network)
+            "os_glance_reserved": True,  # os_glance_* properties are refused as Glance refuses them
+            "manage_locations": False,  # image locations (show_multiple_locations) are not served
         },
         "network": {
             "public_network_id": refs["public_network_id"],

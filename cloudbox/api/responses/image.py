@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cloudbox.api.responses import image_metadefs
+from cloudbox.api.responses import image_imports, image_metadefs
 from cloudbox.api.responses.shapes import (
     ANY_OBJ, BOOL, INT, NINT, NSTR, STR, STRS, Doc, Raw, array, enum, nullable, obj,
 )
@@ -52,5 +52,6 @@ def docs() -> dict[tuple[str, str], Doc]:
         ("DELETE", f"{image}/members/{{member_id}}"): Doc({204: None}),
         ("GET", f"{P}/schemas/{{name}}"): Doc({200: obj({"name": STR}, {"properties": ANY_OBJ,
                                                                          "links": nullable(array(ANY_OBJ))})}),
+        **image_imports.docs(),
         **image_metadefs.docs(),
     }

@@ -23,7 +23,8 @@ APPEND = header("X-Openstack-Append", STR, description="true: add the tags to th
 
 
 def docs() -> dict[tuple[str, str], Doc]:
-    obj_path, prop, tag = f"{NS}/objects/{{object_name}}", f"{NS}/properties/{{property_name}}", f"{NS}/tags/{{tag_name}}"
+    obj_path, prop = f"{NS}/objects/{{object_name}}", f"{NS}/properties/{{property_name}}"
+    tag = f"{NS}/tags/{{tag_name}}"
     return {
         ("GET", f"{P}/metadefs/namespaces"): Doc({200: obj({"namespaces": array(NAMESPACE), "first": STR,
                                                             "schema": STR}, {"next": STR})}),
