@@ -195,7 +195,9 @@ def test_bad_bodies_change_nothing(admin: httpx.Client):
                  {"namespace": "x" * 81}, {"namespace": name, "protected": "yes"}, {"display_name": "no name"},
                  {"namespace": name, "properties": {"p": {"title": "p"}}},
                  {"namespace": name, "objects": [{"name": "o"}, {"name": "o"}]},
-                 {"namespace": name, "created_at": "2020-01-01T00:00:00Z"}):
+                 {"namespace": name, "created_at": "2020-01-01T00:00:00Z"}, {"namespace": "a/b"},
+                 {"namespace": name, "tags": [{"name": "x/y"}]}, {"namespace": name, "properties": {
+                     "p/q": {"title": "p", "type": "string"}}}):
         glance_error(admin.post(NS, json=body), 400)
     glance_error(admin.get(f"{NS}/{name}"), 404)
 

@@ -11,6 +11,9 @@ NAME_LENGTH = 80  # namespaces, objects, properties and resource types
 TAG_LENGTH = 255
 DESCRIPTION_LENGTH = 500
 PROPERTY_TYPES = ("array", "boolean", "integer", "number", "object", "string", None)
+# Names are path segments of the API (/namespaces/{namespace}/objects/{name}): one with a slash
+# could be made but never shown, changed or deleted.
+NAME_PATTERN = "^[^/]+$"
 
 _STRING_ARRAY = {"type": "array", "items": {"type": "string"}, "uniqueItems": True}
 _COUNT = {"type": "integer", "minimum": 0}
@@ -27,7 +30,7 @@ PROPERTY: dict[str, Any] = {
     "type": "object",
     "required": ["title", "type"],
     "properties": {
-        "name": {"type": "string", "maxLength": NAME_LENGTH},
+        "name": {"type": "string", "maxLength": NAME_LENGTH, "pattern": NAME_PATTERN},
         "title": {"type": "string"},
         "description": {"type": "string"},
         "operators": _STRING_ARRAY,
@@ -57,13 +60,13 @@ PROPERTY: dict[str, Any] = {
 }
 
 _PROPERTIES = {"type": "object", "additionalProperties": PROPERTY,
-               "propertyNames": {"minLength": 1, "maxLength": NAME_LENGTH}}
+               "propertyNames": {"minLength": 1, "maxLength": NAME_LENGTH, "pattern": NAME_PATTERN}}
 
 ASSOCIATION: dict[str, Any] = {
     "type": "object",
     "required": ["name"],
     "properties": {
-        "name": {"type": "string", "minLength": 1, "maxLength": NAME_LENGTH,
+        "name": {"type": "string", "minLength": 1, "maxLength": NAME_LENGTH, "pattern": NAME_PATTERN,
                  "description": "Resource type names should be aligned with Heat resource types "
                                 "whenever possible: https://docs.openstack.org/heat/latest/"
                                 "template_guide/openstack.html"},
@@ -88,7 +91,7 @@ OBJECT: dict[str, Any] = {
     "type": "object",
     "required": ["name"],
     "properties": {
-        "name": {"type": "string", "minLength": 1, "maxLength": NAME_LENGTH},
+        "name": {"type": "string", "minLength": 1, "maxLength": NAME_LENGTH, "pattern": NAME_PATTERN},
         "description": {"type": "string"},
         "required": _STRING_ARRAY,
         "properties": _PROPERTIES,
@@ -104,7 +107,7 @@ TAG: dict[str, Any] = {
     "type": "object",
     "required": ["name"],
     "properties": {
-        "name": {"type": "string", "minLength": 1, "maxLength": TAG_LENGTH},
+        "name": {"type": "string", "minLength": 1, "maxLength": TAG_LENGTH, "pattern": NAME_PATTERN},
         "created_at": _stamp("tag creation"),
         "updated_at": _stamp("the last tag modification"),
     },
@@ -115,7 +118,7 @@ NAMESPACE: dict[str, Any] = {
     "type": "object",
     "required": ["namespace"],
     "properties": {
-        "namespace": {"type": "string", "minLength": 1, "maxLength": NAME_LENGTH,
+        "namespace": {"type": "string", "minLength": 1, "maxLength": NAME_LENGTH, "pattern": NAME_PATTERN,
                       "description": "The unique namespace text."},
         "display_name": {"type": "string", "maxLength": NAME_LENGTH,
                          "description": "The user friendly name for the namespace. Used by UI if available."},
