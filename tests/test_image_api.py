@@ -314,6 +314,26 @@ def test_json_patch_in_the_v2_0_dialect_and_reserved_properties(alpha: Tenant):
     assert show(alpha.member, image["id"]) == r.json()
 
 
+def test_admin_on_any_project_names_owners_and_publishes(cloud: Cloud, admin: httpx.Client, alpha: Tenant):
+    """Tempest's dynamic admin: the admin role on a fresh project administers images (the persona
+    rule lives in AuthContext; the image service only asks it)."""
+    roles = {r["name"]: r["id"] for r in admin.get(K + "/roles").json()["roles"]}
+    project = admin.post(K + "/projects", json={"project": {"name": unique("img-admins")}}).json()["project"]
+    name, password = unique("img-admin"), unique("pw")
+    user = admin.post(K + "/users", json={"user": {"name": name, "password": password}}).json()["user"]
+    assert admin.put(f"{K}/projects/{project['id']}/users/{user['id']}/roles/{roles['admin']}").status_code == 204
+    with cloud.client(cloud.token(name, password, project=project["name"])) as other_admin:
+        owner = uuid.uuid4().hex  # any owner, even one that is no project here (as Glance allows)
+        image = create(other_admin, owner=owner)
+        assert image["owner"] == owner
+        r = other_admin.patch(f"{V}/images/{image['id']}", json=[{"op": "replace", "path": "/owner",
+                                                                    "value": alpha.project_id}], headers=PATCH)
+        assert r.status_code == 200 and r.json()["owner"] == alpha.project_id, r.text
+        public = create(other_admin, visibility="public")
+        assert public["id"] in {i["id"] for i in alpha.reader.get(V + "/images", params={"limit": 1000}).json()["images"]}
+    glance_error(alpha.member.post(V + "/images", json={"name": "x", "owner": owner}), 403, "another owner")
+
+
 def test_tags(alpha: Tenant):
     image = create(alpha.member)
     tag = unique("tag")
