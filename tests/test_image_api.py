@@ -330,7 +330,8 @@ def test_admin_on_any_project_names_owners_and_publishes(cloud: Cloud, admin: ht
                                                                     "value": alpha.project_id}], headers=PATCH)
         assert r.status_code == 200 and r.json()["owner"] == alpha.project_id, r.text
         public = create(other_admin, visibility="public")
-        assert public["id"] in {i["id"] for i in alpha.reader.get(V + "/images", params={"limit": 1000}).json()["images"]}
+        listed = alpha.reader.get(V + "/images", params={"limit": 1000}).json()["images"]
+        assert public["id"] in {i["id"] for i in listed}
     glance_error(alpha.member.post(V + "/images", json={"name": "x", "owner": owner}), 403, "another owner")
 
 
