@@ -28,16 +28,16 @@ from hypothesis import strategies as st
 for _media in ("application/openstack-images-v2.1-json-patch", "application/openstack-images-v2.0-json-patch"):
     schemathesis.serializer.alias(_media, "application/json")
 
-KNOWN: dict[str, list[str]] = json.loads(os.environ.get("CLOUDBOX_FUZZ_KNOWN", "{}"))
+KNOWN: dict[str, list[Any]] = json.loads(os.environ.get("CLOUDBOX_FUZZ_KNOWN", "{}"))
 PROTECTED = frozenset(json.loads(os.environ.get("CLOUDBOX_FUZZ_PROTECTED", "[]")))
 STAND_IN = "fuzz-protected-stand-in"
 _PARAM = re.compile(r"{(\w+)}")
 
 
-def known_values(path: str) -> dict[str, list[str]]:
+def known_values(path: str) -> dict[str, list[Any]]:
     """Path parameter → the real values the test made for it, found by the segment before it."""
     segments = path.split("/")
-    out: dict[str, list[str]] = {}
+    out: dict[str, list[Any]] = {}
     for before, segment in zip(segments, segments[1:]):
         param = _PARAM.fullmatch(segment)
         if param and KNOWN.get(before):

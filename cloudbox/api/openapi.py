@@ -51,6 +51,10 @@ _QUERY: dict[str, dict[str, Any]] = {
 _NO_DOC = Doc()
 
 
+# Path parameters that are not free text, by name.
+_PATH: dict[str, dict[str, Any]] = {"aggregate_id": _INT64}  # Nova's aggregates have integer ids
+
+
 def _content(body: Any) -> dict[str, Any]:
     if body is None:
         return {}
@@ -86,7 +90,8 @@ def _operation(
     if tags:
         op["tags"] = tags
     op["parameters"] = (
-        [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}} for name in path_params]
+        [{"name": name, "in": "path", "required": True, "schema": _PATH.get(name, {"type": "string"})}
+         for name in path_params]
         + [{"name": name, "in": "query", "required": False, "schema": _QUERY.get(name, {"type": "string"})}
            for name in query]
         + list(doc.headers)
