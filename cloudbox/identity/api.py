@@ -4,7 +4,8 @@ groups, roles, regions, services, endpoints), made alike from one table.
 
 The other routes live by resource family: users' passwords, projects and groups, group members
 and application credentials in ``api_users.py``; grants, role assignments and implied roles in
-``api_grants.py``.  Each module lists its routes in a ``ROUTES`` table of module-level handlers
+``api_grants.py``; credentials, policies, endpoint groups, OAuth1 consumers, domain
+configuration and project tags in ``api_extensions.py``.  Each module lists its routes in a ``ROUTES`` table of module-level handlers
 ``async def handler(svc, call, **path_params)``; ``build`` hands them the service.  A handler
 parses, calls one method of the service, and renders.
 """
@@ -16,18 +17,18 @@ from typing import Any, Awaitable, Callable
 
 from cloudbox.api.routes import ApiSpec, Call, Reply, Route
 from cloudbox.errors import BadRequest
-from cloudbox.identity import api_grants, api_users, core, models
+from cloudbox.identity import api_extensions, api_grants, api_users, core, models
+from cloudbox.identity.api_common import Handler, deleter, shower
 from cloudbox.identity.core import PLURAL, AuthContext, require
 from cloudbox.identity.service import IdentityService
 from cloudbox.identity.service_resources import Resources
 
-Handler = Callable[..., Awaitable[Any]]  # async def handler(svc, call, **path_params)
 Row = dict[str, Any]
 
 # The query filters of each entity's list.
 FILTERS = {
     "domain": ("name", "enabled"),
-    "project": ("name", "domain_id", "enabled", "parent_id"),
+    "project": ("name", "domain_id", "enabled", "parent_id", "is_domain"),
     "user": ("name", "domain_id", "enabled"),
     "group": ("name", "domain_id"),
     "role": ("name", "domain_id"),
@@ -109,8 +110,8 @@ def lister(entity: str) -> Handler:
         require(core.may_read(call.auth, entity, None), f"identity:list_{plural}")
         filters: dict[str, Any] = {}
         for key in FILTERS[entity]:
-            if key == "enabled":
-                filters[key] = call.flag("enabled")
+            if key in ("enabled", "is_domain"):
+                filters[key] = call.flag(key)
             elif key in call.query:
                 filters[key] = call.query[key]
         if entity == "endpoint" and call.query.get("region"):
@@ -122,26 +123,6 @@ def lister(entity: str) -> Handler:
 
     handler.__name__ = f"list_{plural}"
     handler.__doc__ = f"List {plural} (filters: {', '.join(FILTERS[entity])}; paging: limit, marker)"
-    return handler
-
-
-def shower(entity: str) -> Handler:
-    async def handler(svc: IdentityService, call: Call, **params: str) -> Any:
-        row = await svc.resources.show(call.auth, entity, params[f"{entity}_id"])
-        return {entity: core.RENDER[entity](row, call.base)}
-
-    handler.__name__ = f"get_{entity}"
-    handler.__doc__ = f"Show one {entity}"
-    return handler
-
-
-def deleter(entity: str) -> Handler:
-    async def handler(svc: IdentityService, call: Call, **params: str) -> Reply:
-        await svc.resources.delete(call.auth, entity, params[f"{entity}_id"])
-        return Reply(None, 204)
-
-    handler.__name__ = f"delete_{entity}"
-    handler.__doc__ = f"Delete one {entity}"
     return handler
 
 
@@ -191,7 +172,7 @@ def read_delete_routes(entity: str) -> list[Route]:
     query = FILTERS[entity] + ("limit", "marker") + (("region",) if entity == "endpoint" else ())
     return [
         Route("GET", f"/{plural}", lister(entity), query=query),
-        Route("GET", f"/{plural}/{{{entity}_id}}", shower(entity)),
+        Route("GET", f"/{plural}/{{{entity}_id}}", shower(entity, core.RENDER[entity])),
         Route("DELETE", f"/{plural}/{{{entity}_id}}", deleter(entity), status=204),
     ]
 
@@ -229,6 +210,7 @@ def build(svc: IdentityService) -> ApiSpec:
         *[r for entity in PLURAL for r in read_delete_routes(entity)],
         *api_grants.ROUTES,
         *api_users.APP_CREDENTIAL_ROUTES,
+        *api_extensions.ROUTES,
     ]
     routes = [dataclasses.replace(r, handler=bind(svc, r.handler)) for r in table]
     return ApiSpec("identity", "/identity/v3", "keystone", routes, catalog=("identity", "keystone"))

@@ -57,18 +57,20 @@ def grant_routes() -> list[Route]:
                 Route("GET", base + "/{role_id}", grant_handler("check", target_kind, actor_kind), status=204),
                 Route("DELETE", base + "/{role_id}", grant_handler("revoke", target_kind, actor_kind), status=204),
             ]
-    # Roles on a domain inherited by all of its projects (openstack role add --inherited).
-    for actor_kind, actor_type in ACTORS.items():
-        base = f"/OS-INHERIT/domains/{{domain_id}}/{actor_kind}/{{{actor_type}_id}}/roles"
-        out += [
-            Route("GET", base + "/inherited_to_projects", list_handler("domains", actor_kind, True)),
-            Route("PUT", base + "/{role_id}/inherited_to_projects",
-                  grant_handler("grant", "domains", actor_kind, True), status=204),
-            Route("HEAD", base + "/{role_id}/inherited_to_projects",
-                  grant_handler("check", "domains", actor_kind, True), status=204),
-            Route("DELETE", base + "/{role_id}/inherited_to_projects",
-                  grant_handler("revoke", "domains", actor_kind, True), status=204),
-        ]
+    # Roles on a domain inherited by all of its projects (openstack role add --inherited), and
+    # roles on a project inherited by the projects below it.
+    for target_kind, target_type in (("domains", "domain"), ("projects", "project")):
+        for actor_kind, actor_type in ACTORS.items():
+            base = f"/OS-INHERIT/{target_kind}/{{{target_type}_id}}/{actor_kind}/{{{actor_type}_id}}/roles"
+            one = base + "/{role_id}/inherited_to_projects"
+            out += [
+                Route("PUT", one, grant_handler("grant", target_kind, actor_kind, True), status=204),
+                Route("HEAD", one, grant_handler("check", target_kind, actor_kind, True), status=204),
+                Route("GET", one, grant_handler("check", target_kind, actor_kind, True), status=204),
+                Route("DELETE", one, grant_handler("revoke", target_kind, actor_kind, True), status=204),
+            ]
+            if target_type == "domain":
+                out.append(Route("GET", base + "/inherited_to_projects", list_handler(target_kind, actor_kind, True)))
     return out
 
 
@@ -101,6 +103,11 @@ async def check_implied(svc: IdentityService, call: Call, prior_role_id: str, im
     return Reply(None, 204)
 
 
+async def show_implied(svc: IdentityService, call: Call, prior_role_id: str, implied_role_id: str) -> Any:
+    prior, implied = await svc.grants.implied_rule(call.auth, prior_role_id, implied_role_id)
+    return {"role_inference": core.render_role_inference(prior, implied, call.base)}
+
+
 async def unimply(svc: IdentityService, call: Call, prior_role_id: str, implied_role_id: str) -> Reply:
     await svc.grants.unimply(call.auth, prior_role_id, implied_role_id)
     return Reply(None, 204)
@@ -120,6 +127,7 @@ ROUTES = [
     Route("GET", "/roles/{prior_role_id}/implies", list_implied),
     Route("PUT", "/roles/{prior_role_id}/implies/{implied_role_id}", imply, status=201),
     Route("HEAD", "/roles/{prior_role_id}/implies/{implied_role_id}", check_implied, status=204),
+    Route("GET", "/roles/{prior_role_id}/implies/{implied_role_id}", show_implied),
     Route("DELETE", "/roles/{prior_role_id}/implies/{implied_role_id}", unimply, status=204),
     Route("GET", "/role_inferences", role_inferences),
 ]

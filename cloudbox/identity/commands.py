@@ -11,7 +11,8 @@ from typing import Any
 from cloudbox.state.commands import Command, command
 
 # Tables whose rows are created, updated and deleted by the generic commands.
-ENTITIES = ("domain", "project", "user", "group", "role", "region", "service", "endpoint", "app_credential")
+ENTITIES = ("domain", "project", "user", "group", "role", "region", "service", "endpoint", "app_credential",
+            "credential", "policy", "endpoint_group", "consumer", "domain_config")
 
 
 @command("identity.create")
@@ -35,6 +36,15 @@ class Delete(Command):
     entity: str
     id: str
     at: str
+
+
+@command("identity.project.tag")
+class TagProject(Command):
+    """Add one tag to a project (``add``) or take it away; the project's other tags stay."""
+
+    project_id: str
+    tag: str
+    add: bool
 
 
 @command("identity.group.add_user")

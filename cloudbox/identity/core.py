@@ -289,6 +289,14 @@ def app_credential_roles(held: Iterable[dict[str, Any]], wanted: list[dict[str, 
     return sorted(set(out))
 
 
+def keystone_time(stored: str | None) -> str | None:
+    """A stored time as Keystone shows an expiry it was given: microseconds and no zone letter
+    (a client that sent datetime.isoformat() gets the same text back)."""
+    if not stored:
+        return stored
+    return clock.iso(clock.parse_iso(stored), micro=True).rstrip("Z")
+
+
 def app_credential_expiry(expires_at: str | None, now: float) -> str | None:
     """An application credential's expiry as stored (Keystone's format), checked to be ahead."""
     if not expires_at:
@@ -377,11 +385,17 @@ def render_domain(row: dict[str, Any], base: str) -> dict[str, Any]:
     }
 
 
+def domain_as_project(domain: dict[str, Any]) -> dict[str, Any]:
+    """A domain as Keystone serves it among projects: a project with is_domain, in no domain."""
+    return {**domain, "domain_id": None, "parent_id": None, "is_domain": True, "tags": [], "extra": {}}
+
+
 def render_project(row: dict[str, Any], base: str) -> dict[str, Any]:
     return {
+        **row.get("extra", {}),  # attributes Keystone does not know, kept as given
         "id": row["id"], "name": row["name"], "domain_id": row["domain_id"],
         "description": row["description"], "enabled": row["enabled"],
-        "parent_id": row["parent_id"] or row["domain_id"], "is_domain": False,
+        "parent_id": row["parent_id"] or row["domain_id"], "is_domain": bool(row.get("is_domain")),
         "tags": row["tags"], "options": {},
         "links": {"self": f"{base}/projects/{row['id']}"},
     }
@@ -389,6 +403,7 @@ def render_project(row: dict[str, Any], base: str) -> dict[str, Any]:
 
 def render_user(row: dict[str, Any], base: str) -> dict[str, Any]:
     body = {
+        **row.get("extra", {}),  # attributes Keystone does not know, kept as given
         "id": row["id"], "name": row["name"], "domain_id": row["domain_id"],
         "enabled": row["enabled"], "password_expires_at": None, "options": {},
         "links": {"self": f"{base}/users/{row['id']}"},
@@ -457,7 +472,7 @@ def render_endpoint(row: dict[str, Any], base: str) -> dict[str, Any]:
 def render_app_credential(row: dict[str, Any], roles: list[dict[str, Any]], base: str) -> dict[str, Any]:
     return {
         "id": row["id"], "name": row["name"], "description": row["description"],
-        "user_id": row["user_id"], "project_id": row["project_id"], "expires_at": row["expires_at"],
+        "user_id": row["user_id"], "project_id": row["project_id"], "expires_at": keystone_time(row["expires_at"]),
         "unrestricted": row["unrestricted"], "roles": [ref(r) for r in roles], "access_rules": [],
         "links": {"self": f"{base}/users/{row['user_id']}/application_credentials/{row['id']}"},
     }

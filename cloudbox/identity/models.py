@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 NAME = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"^\S(.*\S)?$"}
+NAME64 = {**NAME, "maxLength": 64}  # Keystone's limit on the names of domains and projects
 ID = {"type": "string", "minLength": 1, "maxLength": 64}
 OPT_ID = {"type": ["string", "null"], "maxLength": 64}
 TEXT = {"type": ["string", "null"], "maxLength": 4096}
@@ -94,17 +95,20 @@ AUTH = {
     },
 }
 
-DOMAIN_CREATE = wrap("domain", {"name": NAME, "description": TEXT, "enabled": BOOL, "id": ID}, ("name",))
-DOMAIN_UPDATE = wrap("domain", {"name": NAME, "description": TEXT, "enabled": BOOL})
+DOMAIN_CREATE = wrap("domain", {"name": NAME64, "description": TEXT, "enabled": BOOL, "id": ID}, ("name",))
+DOMAIN_UPDATE = wrap("domain", {"name": NAME64, "description": TEXT, "enabled": BOOL})
 
-TAGS = {"type": "array", "maxItems": 80, "items": {"type": "string", "minLength": 1, "maxLength": 255}}
+# Keystone's tags: no "/" (a tag is a path segment) and no "," (lists are filtered comma-separated).
+TAG = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"^[^/,]+$"}
+TAGS = {"type": "array", "maxItems": 80, "items": TAG}
 PROJECT_CREATE = wrap(
     "project",
-    {"name": NAME, "description": TEXT, "enabled": BOOL, "domain_id": OPT_ID, "parent_id": OPT_ID,
-     "is_domain": {"const": False}, "tags": TAGS},
+    {"name": NAME64, "description": TEXT, "enabled": BOOL, "domain_id": OPT_ID, "parent_id": OPT_ID,
+     "is_domain": BOOL, "tags": TAGS},
     ("name",),
 )
-PROJECT_UPDATE = wrap("project", {"name": NAME, "description": TEXT, "enabled": BOOL, "tags": TAGS})
+PROJECT_UPDATE = wrap("project", {"name": NAME64, "description": TEXT, "enabled": BOOL, "tags": TAGS})
+PROJECT_TAGS = {"type": "object", "properties": {"tags": TAGS}, "required": ["tags"]}
 
 PASSWORD = {"type": ["string", "null"], "maxLength": 4096}
 USER_CREATE = wrap(
@@ -134,6 +138,7 @@ ROLE_UPDATE = wrap("role", {"name": NAME, "description": TEXT})
 REGION_CREATE = wrap("region", {"id": ID, "description": TEXT, "parent_region_id": OPT_ID})
 REGION_CREATE["properties"]["region"].pop("minProperties")
 REGION_UPDATE = wrap("region", {"description": TEXT, "parent_region_id": OPT_ID})
+REGION_PUT = {"type": "object", "properties": {"region": REGION_CREATE["properties"]["region"]}, "required": ["region"]}
 
 SERVICE_CREATE = wrap(
     "service", {"type": NAME, "name": {"type": "string", "maxLength": 255}, "description": TEXT, "enabled": BOOL},
@@ -167,3 +172,38 @@ APP_CREDENTIAL_CREATE = wrap(
     },
     ("name",),
 )
+
+BLOB = {"type": "string", "minLength": 1, "maxLength": 65536}
+CREDENTIAL_CREATE = wrap(
+    "credential",
+    {"user_id": ID, "project_id": OPT_ID, "type": {"type": "string", "minLength": 1, "maxLength": 255},
+     "blob": BLOB},
+    ("user_id", "type", "blob"),
+)
+CREDENTIAL_UPDATE = wrap(
+    "credential",
+    {"user_id": ID, "project_id": OPT_ID, "type": {"type": "string", "minLength": 1, "maxLength": 255},
+     "blob": BLOB},
+)
+EC2_CREATE = {"type": "object", "properties": {"tenant_id": ID}, "required": ["tenant_id"]}
+
+POLICY_TYPE = {"type": "string", "minLength": 1, "maxLength": 255}
+POLICY_CREATE = wrap("policy", {"type": POLICY_TYPE, "blob": BLOB}, ("type", "blob"))
+POLICY_UPDATE = wrap("policy", {"type": POLICY_TYPE, "blob": BLOB})
+
+ENDPOINT_FILTERS = {
+    "type": "object",
+    "properties": {"service_id": ID, "region_id": ID, "interface": INTERFACE},
+    "additionalProperties": False,
+}
+ENDPOINT_GROUP_CREATE = wrap(
+    "endpoint_group", {"name": NAME, "description": TEXT, "filters": ENDPOINT_FILTERS}, ("name", "filters"))
+ENDPOINT_GROUP_UPDATE = wrap("endpoint_group", {"name": NAME, "description": TEXT, "filters": ENDPOINT_FILTERS})
+
+CONSUMER_CREATE = {"type": "object", "properties": {"consumer": {"type": "object", "properties": {"description": TEXT}}},
+                   "required": ["consumer"]}
+CONSUMER_UPDATE = wrap("consumer", {"description": TEXT, "secret": {"type": "string"}})
+
+# A domain's configuration: {"config": {...}}, checked further against the options a domain may set.
+DOMAIN_CONFIG = {"type": "object", "properties": {"config": {"type": "object", "minProperties": 1}},
+                 "required": ["config"]}

@@ -1,9 +1,10 @@
 """The identity service: tokens, and the public async methods other services call.
 
-``IdentityService`` issues and checks tokens and keeps the catalog.  Its two parts for the API's
+``IdentityService`` issues and checks tokens and keeps the catalog.  Its parts for the API's
 resources hang off it: ``resources`` (domains, projects, users, groups, roles, the catalog's
-entities; service_resources.py) and ``grants`` (role assignments, implied roles, application
-credentials; service_grants.py).  Every method the API calls takes the caller's AuthContext and
+entities; service_resources.py), ``grants`` (role assignments, implied roles, application
+credentials; service_grants.py) and ``extensions`` (credentials, policies, endpoint groups,
+OAuth1 consumers, domain configuration, project tags; service_extensions.py).  Every method the API calls takes the caller's AuthContext and
 checks what it may do.
 """
 
@@ -26,6 +27,7 @@ from cloudbox.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from cloudbox.identity import commands as c
 from cloudbox.identity import core, store
 from cloudbox.identity.core import AUTH_FAILED, AuthContext, TokenPayload, require
+from cloudbox.identity.service_extensions import Extensions
 from cloudbox.identity.service_grants import Grants
 from cloudbox.identity.service_resources import Resources
 from cloudbox.state.engine import StateEngine
@@ -55,6 +57,7 @@ class IdentityService:
         self._catalog: tuple[int, list[dict[str, Any]]] | None = None
         self.resources = Resources(self)
         self.grants = Grants(self)
+        self.extensions = Extensions(self)
         engine.add_listener(self._on_commit)
 
     def _on_commit(self, cmd: Any, result: Any) -> None:
@@ -383,7 +386,7 @@ def _load_context(db: sqlite_utils.Database, token: str, payload: TokenPayload, 
         role_ids = store.direct_role_ids(db, user["id"], "domain", domain["id"])
     elif payload.scope_type == "system":
         role_ids = store.direct_role_ids(db, user["id"], "system", "all")
-    effective = store.expand_implied(db, role_ids)
+    effective = store.global_role_ids(db, store.expand_implied(db, role_ids))
     if app_cred is not None:
         effective &= store.expand_implied(db, set(app_cred["roles"]))
     if payload.scope_type is not None and not effective:

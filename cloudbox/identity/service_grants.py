@@ -138,6 +138,11 @@ class Grants:
         if not await self.identity.read(store.implication_exists, prior_role_id, implied_role_id):
             raise NotFound("Could not find that role inference rule.")
 
+    async def implied_rule(self, ctx: AuthContext, prior_role_id: str, implied_role_id: str) -> tuple[Row, Row]:
+        """One inference rule: the prior role and the role it implies."""
+        await self.check_implied(ctx, prior_role_id, implied_role_id)
+        return await self.identity.get("role", prior_role_id), await self.identity.get("role", implied_role_id)
+
     async def unimply(self, ctx: AuthContext, prior_role_id: str, implied_role_id: str) -> None:
         require(ctx.is_cloud_admin, "identity:delete_implied_role")
         await self.identity.propose(c.UnimplyRole(prior_role_id, implied_role_id))

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from cloudbox.errors import BadRequest, Forbidden, NotFound
+from cloudbox.errors import BadRequest, Conflict, Forbidden, NotFound
 from cloudbox.identity import commands as c
 from cloudbox.identity import core, store
+from cloudbox.identity import core_extensions as x
 from cloudbox.identity.core import AuthContext, pick, require
 
 if TYPE_CHECKING:
@@ -35,21 +36,42 @@ class Resources:
     async def list(self, ctx: AuthContext, entity: str, filters: dict[str, Any], marker: str | None,
                    limit: int) -> list[Row]:
         """One page (``limit`` + 1 rows, to tell if there are more) of an entity in id order;
-        callers below cloud level see their own domain's only."""
+        callers below cloud level see their own domain's only.  Projects asked for with
+        is_domain=true are the domains, as Keystone serves them."""
         require(core.may_read(ctx, entity, None), f"identity:list_{core.PLURAL[entity]}")
         filters = dict(filters)
+        if entity == "project" and filters.pop("is_domain", None):
+            require(core.may_read(ctx, "domain", None), "identity:list_domains")
+            wanted = {k: v for k, v in filters.items() if k in ("name", "enabled")}
+            rows = await self.identity.read(lambda db: store.page(db, "domain", wanted, marker=marker, limit=limit))
+            return [core.domain_as_project(r) for r in rows]
         if entity in core.DOMAIN_OWNED and not ctx.is_cloud_reader:
             filters["domain_id"] = ctx.domain_id
         if entity == "role" and "domain_id" not in filters:
             filters["domain_id"] = ""  # global roles unless a domain's are asked for
         return await self.identity.read(lambda db: store.page(db, entity, filters, marker=marker, limit=limit))
 
+    async def _domain_as_project(self, entity: str, id: str) -> Row | None:
+        """The domain a project id names (Keystone serves domains as projects with is_domain)."""
+        if entity != "project" or await self.identity.read(store.get, "project", id) is not None:
+            return None
+        return await self.identity.read(store.get, "domain", id)
+
     async def show(self, ctx: AuthContext, entity: str, id: str) -> Row:
+        domain = await self._domain_as_project(entity, id)
+        if domain is not None:
+            require(core.may_read(ctx, "domain", domain), "identity:get_project")
+            return core.domain_as_project(domain)
         row = await self.identity.get(entity, id)
         require(core.may_read(ctx, entity, row), f"identity:get_{entity}")
         return row
 
     async def delete(self, ctx: AuthContext, entity: str, id: str) -> None:
+        domain = await self._domain_as_project(entity, id)
+        if domain is not None:
+            require(ctx.is_cloud_admin, "identity:delete_project")
+            await self.identity.delete("domain", domain["id"])
+            return
         row = await self.identity.get(entity, id)
         require(core.may_write(ctx, entity, row), f"identity:delete_{entity}")
         if entity in ("user", "group"):
@@ -74,6 +96,10 @@ class Resources:
         return await self.identity.update("domain", row["id"], pick(body, ("name", "description", "enabled")))
 
     async def create_project(self, ctx: AuthContext, body: dict[str, Any]) -> Row:
+        if body.get("is_domain"):  # a project that is a domain: Keystone's other way to make one
+            if body.get("parent_id") or body.get("domain_id"):
+                raise BadRequest("A project that is a domain has neither a parent nor a domain.")
+            return core.domain_as_project(await self.create_domain(ctx, body))
         domain_id = body.get("domain_id") or core.caller_domain(ctx)
         parent_id = body.get("parent_id")
         if parent_id == domain_id:  # Keystone names the domain as the parent of a top-level project
@@ -86,12 +112,19 @@ class Resources:
         return await self.identity.create("project", {
             "name": body["name"], "domain_id": domain_id, "parent_id": parent_id,
             "description": body.get("description") or "", "enabled": body.get("enabled", True),
-            "tags": body.get("tags") or [],
+            "tags": list(dict.fromkeys(body.get("tags") or [])),
+            "extra": x.extra_attributes(body, x.PROJECT_FIELDS) or {},
         })
 
     async def update_project(self, ctx: AuthContext, project_id: str, body: dict[str, Any]) -> Row:
+        domain = await self._domain_as_project("project", project_id)
+        if domain is not None:
+            return core.domain_as_project(await self.update_domain(ctx, domain["id"], body))
         row = await self.identity.get("project", project_id)
         changes = pick(body, ("name", "description", "enabled", "tags"))
+        extra = x.extra_attributes(body, x.PROJECT_FIELDS, row["extra"])
+        if extra is not None:
+            changes["extra"] = extra
         # Its manager names and describes a project; enabling it is for its domain's admins.
         manager = ctx.can_manage_project(row["id"]) and "enabled" not in changes
         require(manager or core.may_write(ctx, "project", row), "identity:update_project")
@@ -105,7 +138,7 @@ class Resources:
         row = {
             "name": body["name"], "domain_id": domain_id, "enabled": body.get("enabled", True),
             "default_project_id": body.get("default_project_id"), "description": body.get("description") or "",
-            "email": body.get("email"),
+            "email": body.get("email"), "extra": x.extra_attributes(body, x.USER_FIELDS) or {},
         }
         if body.get("password"):
             row["password_hash"] = await self.identity.hash_password(body["password"])
@@ -118,6 +151,9 @@ class Resources:
         require(core.may_write(ctx, "user", row), "identity:update_user")
         await self._not_cloud_actor(ctx, "user", row["id"], "identity:update_user")
         changes = pick(body, ("name", "enabled", "default_project_id", "description", "email"))
+        extra = x.extra_attributes(body, x.USER_FIELDS, row["extra"])
+        if extra is not None:
+            changes["extra"] = extra
         revoke = changes.get("enabled") is False
         if body.get("password"):
             changes["password_hash"] = await self.identity.hash_password(body["password"])
@@ -128,8 +164,9 @@ class Resources:
         return await self.identity.update("user", row["id"], changes, revoke_tokens=revoke)
 
     async def change_password(self, ctx: AuthContext, user_id: str, original: str, password: str) -> None:
-        """A user's own password change (the original proves it); revokes the user's tokens."""
-        require(ctx.user_id == user_id, "identity:change_password")
+        """A password change proven by the original password, as Keystone takes it from anyone
+        who knows it; revokes the user's tokens."""
+        await self.identity.get("user", user_id)
         await self.identity.check_password({"user": {"id": user_id, "password": original}})
         changes = {"password_hash": await self.identity.hash_password(password),
                    "password_changed_at": self.identity.now_iso()}
@@ -217,6 +254,18 @@ class Resources:
             row["id"] = body["id"]
         return await self.identity.create("region", row)
 
+    async def put_region(self, ctx: AuthContext, region_id: str, body: dict[str, Any]) -> Row:
+        """PUT /regions/{id}: a region made with the id the path names."""
+        if body.get("id") not in (None, region_id):
+            raise BadRequest("The region id in the body differs from the one in the path.")
+        return await self.create_region(ctx, {**body, "id": region_id})
+
+    async def _create_region_once(self, region_id: str) -> None:
+        try:
+            await self.identity.create("region", {"id": region_id, "description": "", "parent_region_id": None})
+        except Conflict:  # made meanwhile by another request: what we wanted
+            pass
+
     async def update_region(self, ctx: AuthContext, region_id: str, body: dict[str, Any]) -> Row:
         row = await self.identity.get("region", region_id)
         require(ctx.is_cloud_admin, "identity:update_region")
@@ -240,6 +289,13 @@ class Resources:
 
     async def create_endpoint(self, ctx: AuthContext, body: dict[str, Any]) -> Row:
         require(ctx.is_cloud_admin, "identity:create_endpoint")
+        legacy_region = body.get("region") if not body.get("region_id") else None
+        if legacy_region:
+            # As Keystone: a region named by the v2-era "region" is made if missing (region_id
+            # must name one that exists).  The service is checked first, so a bad one makes nothing.
+            await self.identity.get("service", body["service_id"])
+            if await self.identity.read(store.get, "region", legacy_region) is None:
+                await self._create_region_once(legacy_region)
         return await self.identity.create("endpoint", {
             "service_id": body["service_id"], "interface": body["interface"], "url": body["url"],
             "region_id": body.get("region_id") or body.get("region"), "enabled": body.get("enabled", True),
@@ -251,4 +307,9 @@ class Resources:
         changes = pick(body, ("service_id", "interface", "url", "region_id", "enabled"))
         if "region" in body and "region_id" not in body:  # the v2-era name clients still send
             changes["region_id"] = body["region"]
+            if body["region"]:  # made if missing, as at create
+                if body.get("service_id"):
+                    await self.identity.get("service", body["service_id"])
+                if await self.identity.read(store.get, "region", body["region"]) is None:
+                    await self._create_region_once(body["region"])
         return await self.identity.update("endpoint", row["id"], changes)

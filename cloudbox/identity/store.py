@@ -69,6 +69,28 @@ MIGRATIONS = [
     CREATE INDEX revocations_user ON revocations (user_id);
     CREATE TABLE token_keys (id INTEGER PRIMARY KEY, key TEXT NOT NULL, created_at TEXT NOT NULL);
     """,
+    # Keystone's other resources: users' and projects' extra attributes, credentials (EC2 ones
+    # among them), policy blobs, endpoint groups, OAuth1 consumers, domain-specific configuration.
+    """
+    ALTER TABLE users ADD COLUMN extra TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE projects ADD COLUMN extra TEXT NOT NULL DEFAULT '{}';
+    CREATE TABLE credentials (
+        id TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        project_id TEXT, type TEXT NOT NULL, blob TEXT NOT NULL, created_at TEXT NOT NULL);
+    CREATE INDEX credentials_user ON credentials (user_id, type);
+    CREATE INDEX credentials_project ON credentials (project_id);
+    CREATE TABLE policies (
+        id TEXT PRIMARY KEY, type TEXT NOT NULL, blob TEXT NOT NULL, created_at TEXT NOT NULL);
+    CREATE TABLE endpoint_groups (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL, description TEXT NOT NULL DEFAULT '',
+        filters TEXT NOT NULL DEFAULT '{}', created_at TEXT NOT NULL);
+    CREATE TABLE oauth_consumers (
+        id TEXT PRIMARY KEY, description TEXT NOT NULL DEFAULT '', secret_hash TEXT NOT NULL,
+        created_at TEXT NOT NULL);
+    CREATE TABLE domain_configs (
+        id TEXT PRIMARY KEY REFERENCES domains(id) ON DELETE CASCADE,
+        config TEXT NOT NULL DEFAULT '{}', created_at TEXT NOT NULL);
+    """,
 ]
 
 TABLES = {
@@ -81,9 +103,14 @@ TABLES = {
     "service": "services",
     "endpoint": "endpoints",
     "app_credential": "app_credentials",
+    "credential": "credentials",
+    "policy": "policies",
+    "endpoint_group": "endpoint_groups",
+    "consumer": "oauth_consumers",
+    "domain_config": "domain_configs",  # one a domain: its id is the domain's
 }
 
-JSON_COLUMNS = {"tags", "roles"}
+JSON_COLUMNS = {"tags", "roles", "extra", "filters", "config"}
 BOOL_COLUMNS = {"enabled", "unrestricted", "inherited"}
 
 
@@ -164,16 +191,42 @@ def _actor_clause(user_id: str, group_ids: list[str]) -> tuple[str, list[Any]]:
     return clause + ")", params
 
 
+def ancestors(db: sqlite_utils.Database, project_id: str) -> list[str]:
+    """The ids of a project's parent, its parent's parent, and so on up to the domain."""
+    out: list[str] = []
+    row = get(db, "project", project_id)
+    while row is not None and row["parent_id"] and row["parent_id"] not in out:
+        out.append(row["parent_id"])
+        row = get(db, "project", row["parent_id"])
+    return out
+
+
+def descendants(db: sqlite_utils.Database, project_id: str) -> list[str]:
+    """The ids of every project below one (children, their children, ...), in id order."""
+    found: list[str] = []
+    todo = [project_id]
+    while todo:
+        children = [r["id"] for r in db.query("SELECT id FROM projects WHERE parent_id = ? ORDER BY id", [todo.pop()])]
+        fresh = [c for c in children if c not in found]
+        found += fresh
+        todo += fresh
+    return sorted(found)
+
+
 def direct_role_ids(db: sqlite_utils.Database, user_id: str, target_type: str, target_id: str) -> set[str]:
-    """Role ids a user holds on a target, directly, through groups, or inherited from the domain."""
+    """Role ids a user holds on a target, directly, through groups, or inherited (from the
+    project's domain or from a project above it)."""
     actor, params = _actor_clause(user_id, user_group_ids(db, user_id))
     targets = "(target_type = ? AND target_id = ? AND inherited = 0)"
     tparams: list[Any] = [target_type, target_id]
     if target_type == "project":
         project = get(db, "project", target_id)
         if project is not None:
-            targets = f"({targets} OR (target_type = 'domain' AND target_id = ? AND inherited = 1))"
-            tparams.append(project["domain_id"])
+            above = ancestors(db, target_id)
+            marks = ",".join("?" * len(above)) or "NULL"
+            targets = (f"({targets} OR (target_type = 'domain' AND target_id = ? AND inherited = 1)"
+                       f" OR (target_type = 'project' AND target_id IN ({marks}) AND inherited = 1))")
+            tparams += [project["domain_id"], *above]
     sql = f"SELECT DISTINCT role_id FROM role_assignments WHERE {actor} AND {targets}"
     return {r["role_id"] for r in db.query(sql, params + tparams)}
 
@@ -189,6 +242,14 @@ def expand_implied(db: sqlite_utils.Database, role_ids: set[str]) -> set[str]:
                 seen.add(implied)
                 todo.append(implied)
     return seen
+
+
+def global_role_ids(db: sqlite_utils.Database, ids: Iterable[str]) -> set[str]:
+    """Those of ``ids`` that are global roles: a domain's own roles never reach a token or an
+    effective assignment themselves (the global roles they imply do)."""
+    ids = sorted(ids)
+    marks = ",".join("?" * len(ids)) or "NULL"
+    return {r["id"] for r in db.query(f"SELECT id FROM roles WHERE domain_id = '' AND id IN ({marks})", ids)}
 
 
 def roles_by_ids(db: sqlite_utils.Database, ids: Iterable[str]) -> list[dict[str, Any]]:
@@ -244,6 +305,8 @@ def targets_of_user(db: sqlite_utils.Database, user_id: str, target_type: str) -
             found.add(r["target_id"])
         elif target_type == "project" and r["target_type"] == "domain" and r["inherited"]:
             found.update(p["id"] for p in find(db, "project", domain_id=r["target_id"]))
+        elif target_type == "project" and r["target_type"] == "project" and r["inherited"]:
+            found.update(descendants(db, r["target_id"]))
     return found
 
 
@@ -338,9 +401,11 @@ def effective_assignments(db: sqlite_utils.Database, rows: list[dict[str, Any]],
         actor = ("user", user_id) if user_id else (row["actor_type"], row["actor_id"])
         if row["inherited"] and row["target_type"] == "domain":
             targets = [("project", p["id"]) for p in find(db, "project", domain_id=row["target_id"])]
+        elif row["inherited"]:  # on a project: the projects below it
+            targets = [("project", p) for p in descendants(db, row["target_id"])]
         else:
             targets = [(row["target_type"], row["target_id"])]
-        for role_id in expand_implied(db, {row["role_id"]}):
+        for role_id in global_role_ids(db, expand_implied(db, {row["role_id"]})):
             for target_type, target_id in targets:
                 key = (actor[1] or "", target_type, target_id, role_id)
                 out[key] = {"actor_type": actor[0], "actor_id": actor[1], "target_type": target_type,
@@ -441,10 +506,14 @@ def _check_references(db: sqlite_utils.Database, entity: str, row: dict[str, Any
         "endpoint": (("service_id", "service"), ("region_id", "region")),
         "region": (("parent_region_id", "region"),),
         "app_credential": (("user_id", "user"), ("project_id", "project")),
+        "credential": (("user_id", "user"), ("project_id", "project")),
+        "domain_config": (("id", "domain"),),
     }.get(entity, ())
     for column, target in refs:
         value = row.get(column)
         if value and get(db, target, value) is None:
+            if target == "domain":  # as Keystone: a missing domain is not found, whatever names it
+                raise NotFound(f"Could not find domain: {value}.")
             raise BadRequest(f"The {target} {value!r} given as {column} does not exist.")
     if entity == "role" and row.get("domain_id"):
         if get(db, "domain", row["domain_id"]) is None:
@@ -519,6 +588,7 @@ def _apply_delete(db: sqlite_utils.Database, cmd: c.Delete) -> None:
             raise Forbidden("Cannot delete a project that has child projects; delete them first.")
         _delete_assignments(db, target=("project", cmd.id))
         db.execute("DELETE FROM app_credentials WHERE project_id = ?", [cmd.id])
+        db.execute("DELETE FROM credentials WHERE project_id = ?", [cmd.id])
         db.execute("UPDATE users SET default_project_id = NULL WHERE default_project_id = ?", [cmd.id])
     elif cmd.entity == "user":
         _delete_assignments(db, actor=("user", cmd.id))
@@ -586,8 +656,10 @@ def _apply_remove_group_member(db: sqlite_utils.Database, cmd: c.RemoveGroupMemb
 
 
 def _apply_imply_role(db: sqlite_utils.Database, cmd: c.ImplyRole) -> Any:
-    must_get(db, "role", cmd.prior_role_id)
-    must_get(db, "role", cmd.implied_role_id)
+    prior = must_get(db, "role", cmd.prior_role_id)
+    implied = must_get(db, "role", cmd.implied_role_id)
+    if implied["domain_id"] and not prior["domain_id"]:  # as Keystone: a domain's role is its own
+        raise Forbidden("A global role cannot imply a domain-specific role.")
     if cmd.prior_role_id in expand_implied(db, {cmd.implied_role_id}):
         raise BadRequest("That implication would make a cycle of implied roles.")
     db["role_implications"].insert(
@@ -655,4 +727,4 @@ HANDLERS: dict[type, Handler] = {
 }
 
 
-STORE = StoreSpec("identity", MIGRATIONS, c, (__name__,))
+STORE = StoreSpec("identity", MIGRATIONS, c, (__name__, "cloudbox.identity.store_extensions"))

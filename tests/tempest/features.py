@@ -56,9 +56,16 @@ def render(*, node: Any, refs: dict[str, str], log_dir: Path) -> str:
         },
         "identity-feature-enabled": {
             "api_v2": False, "api_v2_admin": False, "api_v3": True,
+            # Extensions served whole: not OS-TRUST, not OS-OAUTH1 (its consumer registry is
+            # served, its delegation flow is not), not OS-EP-FILTER (endpoint groups are served,
+            # their project associations and the filtered catalog are not), not OS-FEDERATION.
+            "api_extensions": ["OS-INHERIT", "OS-EC2"],
             "trust": False,  # OS-TRUST is not served
-            "access_rules": False,  # application credential access rules are not served
-            "security_compliance": False, "domain_specific_drivers": False,
+            # Application credential access rules would need every service to check a request
+            # against its token's rules; none does, so they are refused, not stored.
+            "access_rules": False,
+            "security_compliance": False,  # no password expiry, history or lockout
+            "domain_specific_drivers": False,  # one identity backend (our database) for every domain
         },
         "compute": {
             "image_ref": refs["image_ref"], "image_ref_alt": refs["image_ref_alt"],

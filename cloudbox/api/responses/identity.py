@@ -15,8 +15,9 @@ OPTIONS = ANY_OBJ
 
 DOMAIN = obj({"id": STR, "name": STR, "description": STR, "enabled": BOOL, "tags": STRS, "options": OPTIONS,
               "links": LINK_SELF})
-PROJECT = obj({"id": STR, "name": STR, "domain_id": STR, "description": STR, "enabled": BOOL,
-               "parent_id": STR, "is_domain": BOOL, "tags": STRS, "options": OPTIONS, "links": LINK_SELF})
+# A project that is a domain (is_domain) has no domain and no parent.
+PROJECT = obj({"id": STR, "name": STR, "domain_id": NSTR, "description": STR, "enabled": BOOL,
+               "parent_id": NSTR, "is_domain": BOOL, "tags": STRS, "options": OPTIONS, "links": LINK_SELF})
 USER = obj({"id": STR, "name": STR, "domain_id": STR, "enabled": BOOL, "password_expires_at": NSTR,
             "options": OPTIONS, "links": LINK_SELF},
            {"default_project_id": STR, "description": STR, "email": STR})
@@ -86,11 +87,71 @@ def _grants() -> dict[tuple[str, str], Doc]:
         docs[("GET", base)] = roles
         for method in ("PUT", "HEAD", "GET", "DELETE"):
             docs[(method, base + "/{role_id}")] = Doc({204: None})
-    for actor in ("user", "group"):
-        base = f"{P}/OS-INHERIT/domains/{{domain_id}}/{actor}s/{{{actor}_id}}/roles"
-        docs[("GET", base + "/inherited_to_projects")] = roles
-        for method in ("PUT", "HEAD", "DELETE"):
-            docs[(method, base + "/{role_id}/inherited_to_projects")] = Doc({204: None})
+    for target in ("domain", "project"):
+        for actor in ("user", "group"):
+            base = f"{P}/OS-INHERIT/{target}s/{{{target}_id}}/{actor}s/{{{actor}_id}}/roles"
+            if target == "domain":
+                docs[("GET", base + "/inherited_to_projects")] = roles
+            for method in ("PUT", "HEAD", "GET", "DELETE"):
+                docs[(method, base + "/{role_id}/inherited_to_projects")] = Doc({204: None})
+    return docs
+
+
+CREDENTIAL = obj({"id": STR, "user_id": STR, "project_id": NSTR, "type": STR, "blob": STR, "links": LINK_SELF})
+EC2 = obj({"user_id": STR, "tenant_id": STR, "access": STR, "secret": STR, "trust_id": NSTR, "links": LINK_SELF})
+POLICY = obj({"id": STR, "type": STR, "blob": STR, "links": LINK_SELF})
+ENDPOINT_GROUP = obj({"id": STR, "name": STR, "description": STR, "filters": ANY_OBJ, "links": LINK_SELF})
+CONSUMER = obj({"id": STR, "description": STR, "links": LINK_SELF})
+CONFIG = wrap("config", ANY_OBJ)
+
+
+def _crud(path: str, key: str, item: Schema, plural: str, id_name: str) -> dict[tuple[str, str], Doc]:
+    one = wrap(key, item)
+    return {
+        ("GET", f"{P}{path}"): Doc({200: listing(plural, item)}),
+        ("POST", f"{P}{path}"): Doc({201: one}),
+        ("GET", f"{P}{path}/{{{id_name}}}"): Doc({200: one}),
+        ("PATCH", f"{P}{path}/{{{id_name}}}"): Doc({200: one}),
+        ("DELETE", f"{P}{path}/{{{id_name}}}"): Doc({204: None}),
+    }
+
+
+def _extensions() -> dict[tuple[str, str], Doc]:
+    """Credentials, EC2 credentials, policies, endpoint groups, consumers, domain configuration,
+    project tags and regions by id."""
+    docs = {
+        **_crud("/credentials", "credential", CREDENTIAL, "credentials", "credential_id"),
+        **_crud("/policies", "policy", POLICY, "policies", "policy_id"),
+        **_crud("/OS-EP-FILTER/endpoint_groups", "endpoint_group", ENDPOINT_GROUP, "endpoint_groups",
+                "endpoint_group_id"),
+        **_crud("/OS-OAUTH1/consumers", "consumer", CONSUMER, "consumers", "consumer_id"),
+    }
+    docs[("POST", f"{P}/OS-OAUTH1/consumers")] = Doc({201: wrap("consumer", {"allOf": [CONSUMER, obj({"secret": STR})]})})
+    docs[("HEAD", f"{P}/OS-EP-FILTER/endpoint_groups/{{endpoint_group_id}}")] = Doc({200: None})
+    docs[("GET", f"{P}/OS-EP-FILTER/endpoint_groups/{{endpoint_group_id}}/endpoints")] = Doc(
+        {200: listing("endpoints", ENDPOINT)})
+    ec2 = f"{P}/users/{{user_id}}/credentials/OS-EC2"
+    docs[("POST", ec2)] = Doc({201: wrap("credential", EC2)})
+    docs[("GET", ec2)] = Doc({200: listing("credentials", EC2)})
+    docs[("GET", ec2 + "/{access}")] = Doc({200: wrap("credential", EC2)})
+    docs[("DELETE", ec2 + "/{access}")] = Doc({204: None})
+    for tail in ("/default", "/{group}/default", "/{group}/{option}/default"):
+        docs[("GET", f"{P}/domains/config{tail}")] = Doc({200: CONFIG})
+    for tail in ("", "/{group}", "/{group}/{option}"):
+        config = f"{P}/domains/{{domain_id}}/config{tail}"
+        docs[("GET", config)] = Doc({200: CONFIG})
+        docs[("PATCH", config)] = Doc({200: CONFIG})
+        docs[("DELETE", config)] = Doc({204: None})
+    docs[("PUT", f"{P}/domains/{{domain_id}}/config")] = Doc({200: CONFIG, 201: CONFIG})
+    tags = f"{P}/projects/{{project_id}}/tags"
+    docs[("GET", tags)] = Doc({200: obj({"tags": STRS})})
+    docs[("PUT", tags)] = Doc({200: obj({"tags": STRS})})
+    docs[("DELETE", tags)] = Doc({204: None})
+    for method, status in (("GET", 204), ("HEAD", 204), ("PUT", 201), ("DELETE", 204)):
+        docs[(method, tags + "/{tag}")] = Doc({status: None})
+    docs[("PUT", f"{P}/regions/{{region_id}}")] = Doc({201: wrap("region", REGION)})
+    docs[("GET", f"{P}/roles/{{prior_role_id}}/implies/{{implied_role_id}}")] = Doc({200: wrap("role_inference", obj(
+        {"prior_role": ROLE_REF, "implies": ROLE_REF}))})
     return docs
 
 
@@ -134,5 +195,6 @@ def docs() -> dict[tuple[str, str], Doc]:
     }
     out.update(_resources())
     out.update(_grants())
+    out.update(_extensions())
     return out
 
