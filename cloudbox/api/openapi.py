@@ -36,7 +36,7 @@ _WRITES = ("POST", "PUT", "PATCH", "DELETE")
 _FLAG = {"type": "boolean"}  # sent as true/false; the APIs also take 1/0, yes/no
 _COUNT = {"type": "integer", "minimum": 0}
 _INT32 = {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}  # Nova's columns
-_INT64 = {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}  # sizes in bytes
+_INT64 = {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}  # SQLite's integers (sizes, ids)
 # The query parameters whose values are not free text, by name (the same in every API that takes them).
 _QUERY: dict[str, dict[str, Any]] = {
     "limit": _COUNT, "minRam": _INT32, "minDisk": _INT32, "size_min": _INT64, "size_max": _INT64,
@@ -48,11 +48,9 @@ _QUERY: dict[str, dict[str, Any]] = {
                                 "include_subtree", "all_projects", "all_tenants", "force", "detailed", "os_hidden",
                                 "protected")},
 }
-_NO_DOC = Doc()
-
-
 # Path parameters that are not free text, by name.
 _PATH: dict[str, dict[str, Any]] = {"aggregate_id": _INT64}  # Nova's aggregates have integer ids
+_NO_DOC = Doc()
 
 
 def _content(body: Any) -> dict[str, Any]:
