@@ -78,7 +78,7 @@ class Node:
         self.image.cluster = self.cluster
         self.checks["image"] = lambda: self.image.running
         self.network = NetworkService(self.engine, self.settings, self.node_id, self.name,
-                                      admin_project=self.identity.admin_project_id)
+                                      admin_project=self.identity.admin_project_id, up_nodes=self.cluster.up_nodes)
         self.checks["network"] = lambda: self.network.running
         # The metadata listeners answer through compute, made after the data plane they serve.
         self.metadata = MetadataListeners(lambda *request: self.compute.metadata_answer(*request))

@@ -552,3 +552,48 @@ def test_bulk_create_and_extra_dhcp_options_over_http(projects: list):
     ok(a.delete(f"{N}/ports/{ports[1]['id']}"), 204)
     for net in nets:
         ok(a.delete(f"{N}/networks/{net['id']}"), 204)
+
+
+def test_pools_scopes_metering_and_agents_over_http(admin: httpx.Client, projects: list):
+    _, a = projects[0]
+    scope = ok(a.post(f"{N}/address-scopes", json={"address_scope": {"name": "s", "ip_version": 4}}),
+               201)["address_scope"]
+    pool = ok(a.post(f"{N}/subnetpools", json={"subnetpool": {
+        "name": "p", "prefixes": ["10.63.0.0/16"], "default_prefixlen": 26, "address_scope_id": scope["id"]}}),
+        201)["subnetpool"]
+    assert (pool["prefixes"], pool["default_prefixlen"], pool["address_scope_id"]) == (["10.63.0.0/16"], 26, scope["id"])
+    ok(a.put(f"{N}/subnetpools/{pool['id']}/tags/red"), 201)
+    assert ok(a.get(f"{N}/subnetpools", params={"tags": "red"}))["subnetpools"][0]["id"] == pool["id"]
+    net = ok(a.post(f"{N}/networks", json={"network": {"name": "pooled"}}), 201)["network"]
+    subnet = ok(a.post(f"{N}/subnets", json={"subnet": {"network_id": net["id"], "subnetpool_id": pool["id"],
+                                                         "ip_version": 4}}), 201)["subnet"]
+    assert (subnet["cidr"], subnet["subnetpool_id"]) == ("10.63.0.0/26", pool["id"])
+    assert ok(a.get(f"{N}/networks/{net['id']}"))["network"]["ipv4_address_scope"] == scope["id"]
+    err(a.post(f"{N}/subnetpools", json={"subnetpool": {"prefixes": []}}), 400)
+    err(a.delete(f"{N}/subnetpools/{pool['id']}"), 409)
+    ok(a.delete(f"{N}/subnets/{subnet['id']}"), 204)
+    ok(a.delete(f"{N}/subnetpools/{pool['id']}"), 204)
+    err(a.get(f"{N}/subnetpools/{pool['id']}"), 404)
+    ok(a.delete(f"{N}/address-scopes/{scope['id']}"), 204)
+
+    err(a.post(f"{N}/metering/metering-labels", json={"metering_label": {"name": "l"}}), 403)
+    label = ok(admin.post(f"{N}/metering/metering-labels", json={"metering_label": {"name": "l"}}), 201)["metering_label"]
+    rule = ok(admin.post(f"{N}/metering/metering-label-rules", json={"metering_label_rule": {
+        "metering_label_id": label["id"], "remote_ip_prefix": "10.0.0.0/24", "direction": "egress"}}),
+        201)["metering_label_rule"]
+    assert ok(admin.get(f"{N}/metering/metering-label-rules/{rule['id']}"))["metering_label_rule"]["excluded"] is False
+    assert ok(admin.get(f"{N}/metering/metering-labels", params={"id": "33"}))["metering_labels"] == []
+    assert ok(a.get(f"{N}/metering/metering-labels"))["metering_labels"] == []
+    err(admin.put(f"{N}/metering/metering-labels/{label['id']}", json={"metering_label": {"name": "x"}}), 405)
+    ok(admin.delete(f"{N}/metering/metering-labels/{label['id']}"), 204)
+    err(admin.get(f"{N}/metering/metering-label-rules/{rule['id']}"), 404)
+
+    assert ok(a.get(f"{N}/agents"))["agents"] == []
+    agents = ok(admin.get(f"{N}/agents", params={"agent_type": "DHCP Agent"}))["agents"]
+    assert len(agents) == 1 and agents[0]["alive"] is True and agents[0]["agent_type"] == "DHCP agent"
+    ok(admin.post(f"{N}/agents/{agents[0]['id']}/dhcp-networks", json={"network_id": net["id"]}), 201)
+    assert [x["id"] for x in ok(admin.get(f"{N}/networks/{net['id']}/dhcp-agents"))["agents"]] == [agents[0]["id"]]
+    assert net["id"] in {n["id"] for n in ok(admin.get(f"{N}/agents/{agents[0]['id']}/dhcp-networks"))["networks"]}
+    ok(admin.delete(f"{N}/agents/{agents[0]['id']}/dhcp-networks/{net['id']}"), 204)
+    assert ok(admin.get(f"{N}/networks/{net['id']}/dhcp-agents"))["agents"] == []
+    ok(a.delete(f"{N}/networks/{net['id']}"), 204)

@@ -25,9 +25,13 @@ COLLECTIONS = {
     "routers": ("routers", "router"), "floatingips": ("floatingips", "floatingip"),
     "security-groups": ("security_groups", "security_group"),
     "security-group-rules": ("security_group_rules", "security_group_rule"),
+    "subnetpools": ("subnetpools", "subnetpool"), "address-scopes": ("address_scopes", "address_scope"),
+    "metering/metering-labels": ("metering_labels", "metering_label"),
+    "metering/metering-label-rules": ("metering_label_rules", "metering_label_rule"),
 }
 BULK = ("networks", "subnets", "ports")  # collections Neutron creates in bulk
-TAGGED = ("networks", "subnets", "ports", "routers", "floatingips", "security-groups", "security-group-rules")
+TAGGED = ("networks", "subnets", "ports", "routers", "floatingips", "security-groups", "security-group-rules",
+          "subnetpools")
 
 
 def next_links(call: Call, collection: str, next_marker: str | None, limit: int) -> list[dict[str, str]]:
@@ -76,7 +80,7 @@ def _one(call: Call, singular: str) -> dict[str, Any]:
 
 
 def build(svc: NetworkService) -> ApiSpec:
-    from cloudbox.network import api_l3, api_secgroups
+    from cloudbox.network import api_l3, api_pools, api_secgroups
 
     # --- discovery --------------------------------------------------------------------------------
     async def versions(call: Call) -> Any:
@@ -175,10 +179,10 @@ def build(svc: NetworkService) -> ApiSpec:
         await svc.delete_auto_allocated_topology(call.auth, project_id)
         return Reply(None, 204)
 
-    def crud(collection: str, create: Callable[..., Awaitable[Any]], update: Callable[..., Awaitable[Any]],
-             delete: Callable[..., Awaitable[Any]], create_body: dict, update_body: dict) -> list[Route]:
-        """The five routes of a collection, each calling the service method given for it; networks,
-        subnets and ports also take a list to create at once (``{"networks": [...]}``)."""
+    def crud(collection: str, create: Callable[..., Awaitable[Any]], update: Callable[..., Awaitable[Any]] | None,
+             delete: Callable[..., Awaitable[Any]], create_body: dict, update_body: dict | None) -> list[Route]:
+        """The five routes of a collection (four without ``update``), each calling the service method
+        given for it; networks, subnets and ports also take a list (``{"networks": [...]}``)."""
         table, singular = COLLECTIONS[collection]
         item = f"{V2}/{collection}/{{id}}"
         bulk = table in BULK
@@ -189,6 +193,7 @@ def build(svc: NetworkService) -> ApiSpec:
             return Reply({singular: await create(call.auth, _one(call, singular))}, 201)
 
         async def update_one(call: Call, id: str) -> Any:
+            assert update is not None
             return {singular: await update(call.auth, id, _one(call, singular))}
 
         async def delete_one(call: Call, id: str) -> Reply:
@@ -203,7 +208,7 @@ def build(svc: NetworkService) -> ApiSpec:
                   summary=f"Create a {singular} (or several: {table})" if bulk else f"Create a {singular}",
                   body=models.with_bulk(create_body, table) if bulk else create_body),
             Route("GET", item, shower(svc, collection), query=("fields",)),
-            Route("PUT", item, update_one, summary=f"Update a {singular}", body=update_body),
+            *([Route("PUT", item, update_one, summary=f"Update a {singular}", body=update_body)] if update else []),
             Route("DELETE", item, delete_one, summary=f"Delete a {singular}", status=204),
         ]
 
@@ -237,5 +242,6 @@ def build(svc: NetworkService) -> ApiSpec:
         *[r for collection in TAGGED for r in tag_routes(collection)],
         *api_l3.routes(svc, crud),
         *api_secgroups.routes(svc, crud),
+        *api_pools.routes(svc, crud, next_links),
     ]
     return ApiSpec("network", PREFIX, "neutron", routes, catalog=("network", "neutron"))

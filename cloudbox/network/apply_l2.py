@@ -15,6 +15,7 @@ import sqlite_utils
 from cloudbox.errors import BadRequest, Conflict, InternalError, NotFound
 from cloudbox.network import commands as c
 from cloudbox.network import core, store
+from cloudbox.network.apply_pools import pool_subnet
 from cloudbox.network.store import bump, get, insert, must_get, rows, update
 from cloudbox.state.commands import decode
 from cloudbox.state.migrations import Handler
@@ -188,6 +189,15 @@ def _apply_delete_network(db: sqlite_utils.Database, cmd: c.DeleteNetwork) -> No
     db.execute("DELETE FROM networks WHERE id = ?", [cmd.id])
 
 
+def _apply_pin_dhcp(db: sqlite_utils.Database, cmd: c.PinDhcp) -> None:
+    must_get(db, "networks", cmd.network_id)
+    if cmd.node_id is None:
+        db.execute("DELETE FROM dhcp_network_pins WHERE network_id = ?", [cmd.network_id])
+    else:
+        db.execute("INSERT OR REPLACE INTO dhcp_network_pins (network_id, node_id) VALUES (?, ?)",
+                   [cmd.network_id, cmd.node_id])
+
+
 # --- subnets ------------------------------------------------------------------------------------------
 def dhcp_port(db: sqlite_utils.Database, network_id: str) -> dict[str, Any] | None:
     found = rows(db, "SELECT * FROM ports WHERE network_id = ? AND device_owner = ? ORDER BY created_at, id LIMIT 1",
@@ -229,6 +239,8 @@ def create_subnet(db: sqlite_utils.Database, row: dict[str, Any], dhcp_port_id: 
         raise Conflict(f"Subnet {row['id']} exists already.")
     store.check_quota(db, row["project_id"], "subnet")
     for other in store.subnets_of(db, network["id"]):
+        if other["ip_version"] == row["ip_version"] and other.get("subnetpool_id") != row.get("subnetpool_id"):
+            raise BadRequest("Subnets hosted on the same network must be allocated from the same subnet pool.")
         if core.overlaps(other["cidr"], row["cidr"]):
             raise BadRequest(f"Invalid input for operation: Requested subnet with cidr: {row['cidr']} for network: "
                              f"{network['id']} overlaps with another subnet.")
@@ -237,6 +249,11 @@ def create_subnet(db: sqlite_utils.Database, row: dict[str, Any], dhcp_port_id: 
     if row["enable_dhcp"]:
         _give_dhcp_address(db, network, row, dhcp_port_id, dhcp_mac, at)
     return must_get(db, "subnets", row["id"])
+
+
+def _apply_create_subnet(db: sqlite_utils.Database, cmd: c.CreateSubnet) -> dict[str, Any]:
+    row = pool_subnet(db, cmd.row, cmd.pool) if cmd.pool else cmd.row
+    return create_subnet(db, row, cmd.dhcp_port_id, cmd.dhcp_mac, cmd.at)
 
 
 def _apply_update_subnet(db: sqlite_utils.Database, cmd: c.UpdateSubnet) -> dict[str, Any]:
@@ -471,7 +488,8 @@ HANDLERS: dict[type, Handler] = {
     c.CreateNetwork: _apply_create_network,
     c.UpdateNetwork: _apply_update_network,
     c.DeleteNetwork: _apply_delete_network,
-    c.CreateSubnet: lambda db, cmd: create_subnet(db, cmd.row, cmd.dhcp_port_id, cmd.dhcp_mac, cmd.at),
+    c.PinDhcp: _apply_pin_dhcp,
+    c.CreateSubnet: _apply_create_subnet,
     c.UpdateSubnet: _apply_update_subnet,
     c.DeleteSubnet: _apply_delete_subnet,
     c.CreatePort: lambda db, cmd: create_port(db, cmd.row, cmd.fixed_ips, cmd.default_sg, cmd.at),

@@ -41,6 +41,9 @@ class CreateSubnet(Command):
     dhcp_port_id: str  # used when the network has no DHCP port yet
     dhcp_mac: str
     at: str
+    # From a subnet pool: {"subnetpool_id", "prefixlen", "request"}; the CIDR (and with it the rest
+    # of the row, from the subnet fields of "request") is chosen in apply unless the row has one.
+    pool: dict[str, Any] | None = None
 
 
 @command("network.subnet.update")
@@ -269,3 +272,69 @@ class AutoAllocateTopology(Command):
 class DeleteAutoAllocatedTopology(Command):
     project_id: str
     at: str
+
+
+# --- subnet pools and address scopes ----------------------------------------------------------------
+@command("network.subnetpool.create")
+class CreateSubnetPool(Command):
+    row: dict[str, Any]
+
+
+@command("network.subnetpool.update")
+class UpdateSubnetPool(Command):
+    id: str
+    changes: dict[str, Any]
+    at: str
+
+
+@command("network.subnetpool.delete")
+class DeleteSubnetPool(Command):
+    id: str
+
+
+@command("network.address_scope.create")
+class CreateAddressScope(Command):
+    row: dict[str, Any]
+
+
+@command("network.address_scope.update")
+class UpdateAddressScope(Command):
+    id: str
+    changes: dict[str, Any]
+    at: str
+
+
+@command("network.address_scope.delete")
+class DeleteAddressScope(Command):
+    id: str
+
+
+# --- metering -------------------------------------------------------------------------------------------
+@command("network.metering.label.create")
+class CreateMeteringLabel(Command):
+    row: dict[str, Any]
+
+
+@command("network.metering.label.delete")
+class DeleteMeteringLabel(Command):
+    id: str
+
+
+@command("network.metering.rule.create")
+class CreateMeteringLabelRule(Command):
+    row: dict[str, Any]
+
+
+@command("network.metering.rule.delete")
+class DeleteMeteringLabelRule(Command):
+    id: str
+
+
+# --- agents ---------------------------------------------------------------------------------------------
+@command("network.dhcp.pin")
+class PinDhcp(Command):
+    """An admin puts a network's DHCP server on a node's agent (node_id), takes it off every
+    agent ('' : no DHCP server), or lets placement choose again (None)."""
+
+    network_id: str
+    node_id: str | None

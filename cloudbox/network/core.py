@@ -659,6 +659,7 @@ FILTERS: dict[str, dict[str, Field]] = {
         "network_id": Field("network_id"), "ip_version": Field("ip_version", "int"), "cidr": Field("cidr"),
         "gateway_ip": Field("gateway_ip"), "enable_dhcp": Field("enable_dhcp", "bool"),
         "ipv6_ra_mode": Field("ipv6_ra_mode"), "ipv6_address_mode": Field("ipv6_address_mode"),
+        "subnetpool_id": Field("subnetpool_id"),
     }),
     "ports": common_fields(**{
         "network_id": Field("network_id"), "mac_address": Field("mac_address"),
@@ -677,6 +678,23 @@ FILTERS: dict[str, dict[str, Field]] = {
         "status": Field("status"),
     }),
     "security_groups": common_fields(**{"stateful": Field("stateful", "bool")}),
+    "subnetpools": common_fields(**{
+        "ip_version": Field("ip_version", "int"), "shared": Field("shared", "bool"),
+        "is_default": Field("is_default", "bool"), "address_scope_id": Field("address_scope_id"),
+        "default_prefixlen": Field("default_prefixlen", "int"), "min_prefixlen": Field("min_prefixlen", "int"),
+        "max_prefixlen": Field("max_prefixlen", "int"), "default_quota": Field("default_quota", "int"),
+    }),
+    "address_scopes": {
+        "id": Field("id"), "name": Field("name"), "project_id": Field("project_id"), "tenant_id": Field("project_id"),
+        "ip_version": Field("ip_version", "int"), "shared": Field("shared", "bool"),
+    },
+    "metering_labels": common_fields(**{"shared": Field("shared", "bool")}),
+    "metering_label_rules": {
+        "id": Field("id"), "project_id": Field("project_id"), "tenant_id": Field("project_id"),
+        "metering_label_id": Field("metering_label_id"), "direction": Field("direction"),
+        "excluded": Field("excluded", "bool"), "remote_ip_prefix": Field("remote_ip_prefix"),
+        "source_ip_prefix": Field("source_ip_prefix"), "destination_ip_prefix": Field("destination_ip_prefix"),
+    },
     "security_group_rules": common_fields(False, **{
         "security_group_id": Field("security_group_id"), "direction": Field("direction"),
         "ethertype": Field("ethertype"), "protocol": Field("protocol", "protocol"),

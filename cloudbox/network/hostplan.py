@@ -33,9 +33,9 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Any, Collection, Iterable
+from typing import Any, Collection, Iterable, Mapping
 
 METADATA_ADDRESS = "169.254.169.254"
 DEFAULT_MTU = 1500
@@ -418,6 +418,8 @@ class Placement:
 
     node_id: str
     candidates: tuple[str, ...] = ()  # empty: no other live member, this node runs everything
+    # network id -> the node an admin put its DHCP server on ('': none; see dhcp_owner)
+    dhcp_pins: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def clustered(self) -> bool:
@@ -429,15 +431,36 @@ class Placement:
     def here(self, resource_id: str) -> bool:
         return self.owner(resource_id) == self.node_id
 
+    def dhcp_owner(self, network_id: str) -> str | None:
+        """Where the network's DHCP server runs: where an admin pinned it while that node is live
+        (a pinned node that is down fails over as if unpinned), nowhere if an admin removed it
+        from its agent, else the rendezvous owner."""
+        pin = self.dhcp_pins.get(network_id)
+        if pin == "":
+            return None
+        if pin is not None and (pin in self.candidates or (not self.candidates and pin == self.node_id)):
+            return pin
+        return self.owner(network_id)
 
-def placement(members: Iterable[Member], node_id: str) -> Placement:
+    def dhcp_here(self, network_id: str) -> bool:
+        return self.dhcp_owner(network_id) == self.node_id
+
+
+def placement(members: Iterable[Member], node_id: str, dhcp_pins: Mapping[str, str] | None = None) -> Placement:
     """The candidates are the live members; when none is live (a whole cloud starting, a lone
     node back after a while) every member is, so that all nodes still agree."""
     members = tuple(members)
     live = sorted(m.id for m in members if m.up) or sorted(m.id for m in members)
     if not any(i != node_id for i in live):
-        return Placement(node_id)
-    return Placement(node_id, tuple(live))
+        return Placement(node_id, dhcp_pins=dict(dhcp_pins or {}))
+    return Placement(node_id, tuple(live), dict(dhcp_pins or {}))
+
+
+def dhcp_pins(db: Any) -> dict[str, str]:
+    """network id -> node id from ``dhcp_network_pins`` (none when the table is missing)."""
+    if not db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'dhcp_network_pins'").fetchall():
+        return {}
+    return {r["network_id"]: r["node_id"] for r in _rows(db, "SELECT network_id, node_id FROM dhcp_network_pins")}
 
 
 def build_plan(db: Any, host: str, node_id: str, external_bridge: str = "cbxext0",
@@ -470,13 +493,13 @@ def build_plan(db: Any, host: str, node_id: str, external_bridge: str = "cbxext0
         return not (p["device_owner"] or "").startswith("network:")
 
     members = cluster_members(db, up)
-    where = placement(members, node_id)
+    where = placement(members, node_id, dhcp_pins(db))
     bound = [p for p in ports if p["binding_host_id"] == host and is_guest(p)]
     all_router_ids = {r["id"] for r in routers}
     routers = [r for r in routers if where.here(r["id"])]
     router_ids = {r["id"] for r in routers}
     placed = {p["network_id"] for p in bound}
-    placed |= {s["network_id"] for s in subnets if s["enable_dhcp"] and where.here(s["network_id"])}
+    placed |= {s["network_id"] for s in subnets if s["enable_dhcp"] and where.dhcp_here(s["network_id"])}
     placed |= {nid for nid, n in networks.items() if n["external"]}
     placed |= {p["network_id"] for p in ports if p["device_owner"] == "network:router_interface"
                and p["device_id"] in router_ids}
@@ -505,7 +528,7 @@ def build_plan(db: Any, host: str, node_id: str, external_bridge: str = "cbxext0
         network_plans.append(NetworkPlan(
             id=nid, bridge=bridge_of(nid), mtu=mtu_of(nid), segmentation_id=n["segmentation_id"],
             external=bool(n["external"]), ct_zone=conntrack_zone(nid, n["segmentation_id"]),
-            subnets=subnet_plans, dhcp=_dhcp_plan(nid, subnet_plans, ports) if where.here(nid) else None,
+            subnets=subnet_plans, dhcp=_dhcp_plan(nid, subnet_plans, ports) if where.dhcp_here(nid) else None,
             vxlan=tunnels.get(nid),
         ))
 
@@ -566,7 +589,7 @@ def _tunnels(members: tuple[Member, ...], where: Placement, node_id: str, networ
             node = by_name.get(p["binding_host_id"])
             macs = [p["mac_address"]] + [a.get("mac_address") or "" for a in p["allowed_address_pairs"]]
         elif owner == "network:dhcp" and nid in dhcp_networks:
-            node, macs = where.owner(nid), [p["mac_address"]]
+            node, macs = where.dhcp_owner(nid), [p["mac_address"]]
         elif owner == "network:router_interface" and p["device_id"] in router_ids:
             node, macs = where.owner(p["device_id"]), [p["mac_address"]]
         else:

@@ -83,8 +83,8 @@ SUBNET_UPDATE = {
 CREATE_SUBNET = wrap("subnet", {
     **SUBNET_UPDATE, **OWNER, "tags": TAGS, "network_id": ID, "cidr": {"type": ["string", "null"], "maxLength": 64},
     "ip_version": {"enum": [4, 6]}, "ipv6_ra_mode": {"enum": [None, *core.IPV6_MODES]},
-    "ipv6_address_mode": {"enum": [None, *core.IPV6_MODES]}, "subnetpool_id": {"type": "null"},
-    "use_default_subnet_pool": FALSE,
+    "ipv6_address_mode": {"enum": [None, *core.IPV6_MODES]}, "subnetpool_id": NULL_ID,
+    "use_default_subnet_pool": BOOL, "prefixlen": {"type": ["integer", "null"], "minimum": 0, "maximum": 128},
 }, required=("network_id",))
 UPDATE_SUBNET = wrap("subnet", {**SUBNET_UPDATE, "ipv6_ra_mode": {"enum": [None, *core.IPV6_MODES]},
                                 "ipv6_address_mode": {"enum": [None, *core.IPV6_MODES]}})
@@ -129,3 +129,22 @@ UPDATE_QUOTA = wrap("quota", {
     "check_limit": BOOL,
 })
 TAGS_BODY = {"type": "object", "properties": {"tags": TAGS}, "required": ["tags"], "additionalProperties": False}
+
+# Subnet pools and address scopes: shapes here, bounds and prefixes in core_pools.pool_fields.
+PREFIXLEN = {"type": ["integer", "string", "null"], "maxLength": 3}
+SUBNETPOOL_UPDATE = {
+    **STANDARD, "prefixes": {"type": "array", "items": IP, "minItems": 1, "maxItems": 64},
+    "default_prefixlen": PREFIXLEN, "min_prefixlen": PREFIXLEN, "max_prefixlen": PREFIXLEN,
+    "default_quota": {"type": ["integer", "null"], "minimum": 0}, "address_scope_id": NULL_ID, "is_default": BOOL,
+}
+CREATE_SUBNETPOOL = wrap("subnetpool", {**SUBNETPOOL_UPDATE, **OWNER, "tags": TAGS, "shared": BOOL},
+                         required=("prefixes",))
+UPDATE_SUBNETPOOL = wrap("subnetpool", SUBNETPOOL_UPDATE)
+CREATE_ADDRESS_SCOPE = wrap("address_scope", {"name": STRING, **OWNER, "shared": BOOL, "ip_version": {"enum": [4, 6]}},
+                            required=("ip_version",))
+UPDATE_ADDRESS_SCOPE = wrap("address_scope", {"name": STRING, "shared": BOOL})
+CREATE_METERING_LABEL = wrap("metering_label", {**STANDARD, **OWNER, "shared": BOOL})
+CREATE_METERING_LABEL_RULE = wrap("metering_label_rule", {
+    "metering_label_id": ID, **OWNER, "direction": {"enum": ["ingress", "egress"]}, "excluded": BOOL,
+    "remote_ip_prefix": NULL_IP, "source_ip_prefix": NULL_IP, "destination_ip_prefix": NULL_IP,
+}, required=("metering_label_id",))

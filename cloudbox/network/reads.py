@@ -21,7 +21,8 @@ from cloudbox.network.store import Viewer
 def render_rows(db: sqlite_utils.Database, table: str, found: Sequence[dict[str, Any]], admin: bool) -> list[dict[str, Any]]:
     if table == "networks":
         subnets = store.subnet_ids_by_network(db, [r["id"] for r in found])
-        return [views.network(r, subnets[r["id"]], admin) for r in found]
+        scopes = store.address_scopes_by_network(db, [r["id"] for r in found])
+        return [views.network(r, subnets[r["id"]], admin, scopes.get(r["id"])) for r in found]
     if table == "subnets":
         return [views.subnet(r) for r in found]
     if table == "ports":
@@ -35,6 +36,10 @@ def render_rows(db: sqlite_utils.Database, table: str, found: Sequence[dict[str,
     if table == "security_groups":
         rules = store.rules_by_group(db, [r["id"] for r in found])
         return [views.security_group(r, rules[r["id"]]) for r in found]
+    simple = {"subnetpools": views.subnetpool, "address_scopes": views.address_scope,
+              "metering_labels": views.metering_label, "metering_label_rules": views.metering_label_rule}
+    if table in simple:
+        return [simple[table](r) for r in found]
     return [views.rule(r) for r in found]
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from typing import Any, Awaitable, Callable, Mapping, Sequence
+from typing import Any, Awaitable, Callable, Collection, Mapping, Sequence
 
 import trio
 
@@ -21,6 +21,8 @@ from cloudbox.identity.core import require
 from cloudbox.network import commands as c
 from cloudbox.network import core, reads, store, views
 from cloudbox.network.apply_l2 import port_row
+from cloudbox.network.service_agents import Agents
+from cloudbox.network.service_pools import Pools
 from cloudbox.network.store import Viewer
 from cloudbox.state.engine import StateEngine
 
@@ -30,9 +32,11 @@ AUTO_CIDRS = ("10.0.0.0/24", "10.0.1.0/24", "10.10.0.0/24", "192.168.0.0/24", "1
 class NetworkService:
     def __init__(self, engine: StateEngine, settings: Any, node_id: str, host: str,
                  clock: Callable[[], float] = time.time, random_bytes: Callable[[int], bytes] = os.urandom,
-                 admin_project: Callable[[], Awaitable[str | None]] | None = None) -> None:
+                 admin_project: Callable[[], Awaitable[str | None]] | None = None,
+                 up_nodes: Callable[[], Awaitable[Collection[str] | None]] | None = None) -> None:
         """``admin_project``: identity's public ``admin_project_id`` (the owner of the external
-        network ``cloudbox init`` makes); without it that network needs an explicit owner."""
+        network ``cloudbox init`` makes); without it that network needs an explicit owner.
+        ``up_nodes``: the cluster's answer to which nodes are up (the agents' ``alive``)."""
         self.engine = engine
         self.admin_project = admin_project
         self.settings = settings
@@ -41,6 +45,8 @@ class NetworkService:
         self.clock = clock
         self.random_bytes = random_bytes
         self._running = False
+        self.pools = Pools(self)  # subnet pools, address scopes, metering labels
+        self.agents = Agents(self, up_nodes)  # the nodes' DHCP, L3 and metadata parts
 
     @property
     def running(self) -> bool:
@@ -195,8 +201,18 @@ class NetworkService:
         if network["project_id"] != project:
             require(ctx.is_cloud_admin, "create_subnet on a network of another project")
         core.refuse_ipv6(body.get("ip_version"))
-        row = core.subnet_row(body, id=self.new_id(), project_id=project, network_id=network["id"], at=self.now())
-        return c.CreateSubnet(row, self.new_id(), self.new_mac(), row["created_at"])
+        pool = await self.pools.pool_for_subnet(ctx, body)
+        at = self.now()
+        if pool is None:
+            row = core.subnet_row(body, id=self.new_id(), project_id=project, network_id=network["id"], at=at)
+            return c.CreateSubnet(row, self.new_id(), self.new_mac(), at)
+        request = {"subnetpool_id": pool["id"], "request": {
+            k: v for k, v in body.items() if k not in ("project_id", "tenant_id", "network_id")}}
+        if body.get("cidr") is not None:  # checked against the pool in apply
+            row = core.subnet_row(body, id=self.new_id(), project_id=project, network_id=network["id"], at=at)
+        else:  # the pool's lowest free block, chosen in apply, and the rest of the row with it
+            row = {"id": self.new_id(), "project_id": project, "network_id": network["id"], "created_at": at}
+        return c.CreateSubnet(row, self.new_id(), self.new_mac(), at, request)
 
     async def update_subnet(self, ctx: Any, subnet_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
         subnet = await self._writable(ctx, "subnets", subnet_id, "update_subnet")

@@ -105,18 +105,56 @@ MIGRATIONS = [
     """
     ALTER TABLE ports ADD COLUMN extra_dhcp_opts TEXT NOT NULL DEFAULT '[]';
     """,
+    # Subnet pools (subnets may take their CIDR from one), address scopes (pools that must not
+    # overlap), metering labels and their rules (tags: empty, but every listed table has them), and
+    # the DHCP agent an admin put a network on ('' for none: hostplan.Placement.dhcp_owner).
+    """
+    CREATE TABLE address_scopes (
+        id TEXT PRIMARY KEY, project_id TEXT NOT NULL, name TEXT NOT NULL DEFAULT '', ip_version INTEGER NOT NULL,
+        shared INTEGER NOT NULL DEFAULT 0, tags TEXT NOT NULL DEFAULT '[]', created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL, revision_number INTEGER NOT NULL DEFAULT 0);
+    CREATE INDEX address_scopes_project ON address_scopes (project_id);
+    CREATE TABLE subnetpools (
+        id TEXT PRIMARY KEY, project_id TEXT NOT NULL, name TEXT NOT NULL DEFAULT '',
+        description TEXT NOT NULL DEFAULT '', ip_version INTEGER NOT NULL, prefixes TEXT NOT NULL,
+        min_prefixlen INTEGER NOT NULL, max_prefixlen INTEGER NOT NULL, default_prefixlen INTEGER NOT NULL,
+        shared INTEGER NOT NULL DEFAULT 0, is_default INTEGER NOT NULL DEFAULT 0, default_quota INTEGER,
+        address_scope_id TEXT REFERENCES address_scopes(id), tags TEXT NOT NULL DEFAULT '[]',
+        created_at TEXT NOT NULL, updated_at TEXT NOT NULL, revision_number INTEGER NOT NULL DEFAULT 0);
+    CREATE INDEX subnetpools_project ON subnetpools (project_id);
+    CREATE INDEX subnetpools_scope ON subnetpools (address_scope_id);
+    CREATE UNIQUE INDEX subnetpools_default ON subnetpools (ip_version) WHERE is_default = 1;
+    ALTER TABLE subnets ADD COLUMN subnetpool_id TEXT REFERENCES subnetpools(id);
+    CREATE INDEX subnets_pool ON subnets (subnetpool_id);
+    CREATE TABLE metering_labels (
+        id TEXT PRIMARY KEY, project_id TEXT NOT NULL, name TEXT NOT NULL DEFAULT '',
+        description TEXT NOT NULL DEFAULT '', shared INTEGER NOT NULL DEFAULT 0, tags TEXT NOT NULL DEFAULT '[]',
+        created_at TEXT NOT NULL, updated_at TEXT NOT NULL, revision_number INTEGER NOT NULL DEFAULT 0);
+    CREATE TABLE metering_label_rules (
+        id TEXT PRIMARY KEY, project_id TEXT NOT NULL,
+        metering_label_id TEXT NOT NULL REFERENCES metering_labels(id) ON DELETE CASCADE,
+        direction TEXT NOT NULL, excluded INTEGER NOT NULL DEFAULT 0, remote_ip_prefix TEXT,
+        source_ip_prefix TEXT, destination_ip_prefix TEXT, tags TEXT NOT NULL DEFAULT '[]',
+        created_at TEXT NOT NULL, updated_at TEXT NOT NULL, revision_number INTEGER NOT NULL DEFAULT 0);
+    CREATE INDEX metering_label_rules_label ON metering_label_rules (metering_label_id);
+    CREATE TABLE dhcp_network_pins (
+        network_id TEXT PRIMARY KEY REFERENCES networks(id) ON DELETE CASCADE, node_id TEXT NOT NULL);
+    """,
 ]
 
 JSON_COLUMNS = {"tags", "allocation_pools", "dns_nameservers", "host_routes", "fixed_ips", "security_groups",
-                "allowed_address_pairs", "binding_profile", "routes", "extra_dhcp_opts"}
+                "allowed_address_pairs", "binding_profile", "routes", "extra_dhcp_opts", "prefixes"}
 BOOL_COLUMNS = {"admin_state_up", "shared", "external", "port_security_enabled", "is_default", "enable_dhcp",
-                "enable_snat", "stateful", "compute_managed"}
-TABLES = ("networks", "subnets", "ports", "routers", "floatingips", "security_groups", "security_group_rules")
+                "enable_snat", "stateful", "compute_managed", "excluded"}
+TABLES = ("networks", "subnets", "ports", "routers", "floatingips", "security_groups", "security_group_rules",
+          "subnetpools")  # the tables with tags
 NOT_FOUND = {
     "networks": "Network {} could not be found.", "subnets": "Subnet {} could not be found.",
     "ports": "Port {} could not be found.", "routers": "Router {} could not be found.",
     "floatingips": "Floating IP {} could not be found", "security_groups": "Security group {} does not exist",
     "security_group_rules": "Security group rule {} does not exist",
+    "subnetpools": "Subnet pool {} could not be found.", "address_scopes": "Address scope {} could not be found.",
+    "metering_labels": "Metering label {} does not exist.", "metering_label_rules": "Metering label rule {} does not exist.",
 }
 
 
@@ -195,6 +233,10 @@ def visibility(table: str, viewer: Viewer) -> tuple[str, list[Any]]:
         return ("(project_id = ? OR network_id IN (SELECT id FROM networks WHERE shared = 1 OR external = 1))", [p])
     if table == "ports":
         return "(project_id = ? OR network_id IN (SELECT id FROM networks WHERE project_id = ?))", [p, p]
+    if table in ("subnetpools", "address_scopes"):
+        return "(project_id = ? OR shared = 1)", [p]
+    if table in ("metering_labels", "metering_label_rules"):
+        return "0", []  # the cloud's administrators' (Neutron: admin only)
     if table == "security_group_rules":
         return "(project_id = ? OR security_group_id IN (SELECT id FROM security_groups WHERE project_id = ?))", [p, p]
     return "project_id = ?", [p]
@@ -283,6 +325,18 @@ def subnet_ids_by_network(db: sqlite_utils.Database, network_ids: Sequence[str])
     return out
 
 
+def address_scopes_by_network(db: sqlite_utils.Database, network_ids: Sequence[str]) -> dict[str, dict[int, str]]:
+    """network id -> {IP version: the address scope of its subnets' pool} (a network's subnets of one
+    version all come from one pool, or none)."""
+    out: dict[str, dict[int, str]] = {}
+    for chunk in _chunks(list(network_ids)):
+        for r in db.query("SELECT s.network_id, s.ip_version, p.address_scope_id FROM subnets s JOIN subnetpools p "
+                          f"ON p.id = s.subnetpool_id WHERE s.network_id IN ({','.join('?' * len(chunk))}) "
+                          "AND p.address_scope_id IS NOT NULL ORDER BY s.created_at, s.id", chunk):
+            out.setdefault(r["network_id"], {}).setdefault(r["ip_version"], r["address_scope_id"])
+    return out
+
+
 def rules_by_group(db: sqlite_utils.Database, group_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {g: [] for g in group_ids}
     for chunk in _chunks(list(group_ids)):
@@ -316,6 +370,11 @@ def _chunks(items: list[Any], size: int = 500) -> list[list[Any]]:
 
 def default_group(db: sqlite_utils.Database, project_id: str) -> dict[str, Any] | None:
     found = rows(db, "SELECT * FROM security_groups WHERE project_id = ? AND is_default = 1", [project_id])
+    return found[0] if found else None
+
+
+def default_subnetpool(db: sqlite_utils.Database, ip_version: int) -> dict[str, Any] | None:
+    found = rows(db, "SELECT * FROM subnetpools WHERE is_default = 1 AND ip_version = ?", [ip_version])
     return found[0] if found else None
 
 
@@ -442,4 +501,5 @@ def external_networks(db: sqlite_utils.Database) -> list[dict[str, Any]]:
 
 
 STORE = StoreSpec("network", MIGRATIONS, c, ("cloudbox.network.apply_l2", "cloudbox.network.apply_l3",
-                                              "cloudbox.network.apply_secgroups"))
+                                              "cloudbox.network.apply_secgroups", "cloudbox.network.apply_pools",
+                                              "cloudbox.network.apply_metering"))

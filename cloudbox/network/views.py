@@ -23,13 +23,16 @@ def _owner(row: Mapping[str, Any]) -> dict[str, Any]:
     return {"project_id": row["project_id"], "tenant_id": row["project_id"]}
 
 
-def network(row: Mapping[str, Any], subnet_ids: Sequence[str], admin: bool) -> dict[str, Any]:
+def network(row: Mapping[str, Any], subnet_ids: Sequence[str], admin: bool,
+            scopes: Mapping[int, str | None] | None = None) -> dict[str, Any]:
+    """``scopes``: the address scope of the network's IPv4 and IPv6 subnets (their pools')."""
+    scopes = scopes or {}
     view = {
         "id": row["id"], "name": row["name"], **_owner(row), "admin_state_up": row["admin_state_up"],
         "status": row["status"], "subnets": list(subnet_ids), "shared": row["shared"],
         "router:external": row["external"], "mtu": row["mtu"], "port_security_enabled": row["port_security_enabled"],
-        "availability_zone_hints": [], "availability_zones": [core.DEFAULT_AZ], "ipv4_address_scope": None,
-        "ipv6_address_scope": None, "l2_adjacency": True, "is_default": row["is_default"], **_standard(row),
+        "availability_zone_hints": [], "availability_zones": [core.DEFAULT_AZ], "ipv4_address_scope": scopes.get(4),
+        "ipv6_address_scope": scopes.get(6), "l2_adjacency": True, "is_default": row["is_default"], **_standard(row),
     }
     if admin:
         view.update({
@@ -46,7 +49,7 @@ def subnet(row: Mapping[str, Any]) -> dict[str, Any]:
         "enable_dhcp": row["enable_dhcp"], "allocation_pools": list(row["allocation_pools"]),
         "dns_nameservers": list(row["dns_nameservers"]), "host_routes": list(row["host_routes"]),
         "ipv6_ra_mode": row["ipv6_ra_mode"], "ipv6_address_mode": row["ipv6_address_mode"],
-        "subnetpool_id": None, "service_types": [], "segment_id": None, **_standard(row),
+        "subnetpool_id": row.get("subnetpool_id"), "service_types": [], "segment_id": None, **_standard(row),
     }
 
 
@@ -118,6 +121,31 @@ def security_group(row: Mapping[str, Any], rules: Sequence[Mapping[str, Any]]) -
     }
 
 
+def subnetpool(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"], "name": row["name"], **_owner(row), "ip_version": row["ip_version"],
+        "prefixes": list(row["prefixes"]), "min_prefixlen": row["min_prefixlen"], "max_prefixlen": row["max_prefixlen"],
+        "default_prefixlen": row["default_prefixlen"], "shared": row["shared"], "is_default": row["is_default"],
+        "default_quota": row["default_quota"], "address_scope_id": row["address_scope_id"], **_standard(row),
+    }
+
+
+def address_scope(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {"id": row["id"], "name": row["name"], **_owner(row), "ip_version": row["ip_version"],
+            "shared": row["shared"]}
+
+
+def metering_label(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {"id": row["id"], "name": row["name"], "description": row["description"], **_owner(row),
+            "shared": row["shared"]}
+
+
+def metering_label_rule(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {"id": row["id"], "metering_label_id": row["metering_label_id"], **_owner(row),
+            "direction": row["direction"], "excluded": row["excluded"], "remote_ip_prefix": row["remote_ip_prefix"],
+            "source_ip_prefix": row["source_ip_prefix"], "destination_ip_prefix": row["destination_ip_prefix"]}
+
+
 def quota(limits: Mapping[str, int], project_id: str | None = None) -> dict[str, Any]:
     view: dict[str, Any] = dict(limits)
     if project_id is not None:
@@ -153,6 +181,12 @@ EXTENSIONS: list[tuple[str, str, str]] = [
     ("net-mtu", "MTU", "The mtu attribute of networks."),
     ("auto-allocated-topology", "Auto-allocated topology", "A network and router made for a project on demand."),
     ("network-ip-availability", "IP availability", "Used and total addresses per network and subnet."),
+    ("subnet_allocation", "Subnet pools", "Subnets that take their CIDR from a subnet pool."),
+    ("default-subnetpools", "Default subnet pools", "use_default_subnet_pool on subnets."),
+    ("address-scope", "Address scopes", "Subnet pools whose prefixes must not overlap."),
+    ("agent", "Agents", "The DHCP, L3 and metadata parts of every node, alive while the node is up."),
+    ("dhcp_agent_scheduler", "DHCP agent scheduler", "Which node's DHCP agent serves a network; moving it."),
+    ("metering", "Metering", "Metering labels and their rules (the API; the counts are not measured)."),
     ("fip-port-details", "Floating IP port details", "port_details of floating IPs."),
     ("ip-substring-filtering", "Address substring filter", "Listing ports by part of an address."),
     ("project-id", "project_id", "project_id beside tenant_id."),
@@ -171,6 +205,8 @@ RESOURCES = [
     ("floatingip", "floatingips"), ("security_group", "security-groups"),
     ("security_group_rule", "security-group-rules"), ("quota", "quotas"),
     ("network_ip_availability", "network-ip-availabilities"), ("extension", "extensions"),
+    ("subnetpool", "subnetpools"), ("address_scope", "address-scopes"), ("metering_label", "metering/metering-labels"),
+    ("metering_label_rule", "metering/metering-label-rules"), ("agent", "agents"),
 ]
 
 
