@@ -15,12 +15,14 @@ from cloudbox.compute.views import MAX_VERSION
 COMPUTE_FEATURES = {
     # served
     "console_output": True, "pause": True, "suspend": True, "snapshot": True, "config_drive": True,
-    "metadata_service": True, "personality": False,  # personality was removed at 2.57; we do not inject files
+    "metadata_service": True,
+    "enable_instance_password": True,  # create and rebuild answer adminPass, as Nova does
+    "personality": False,  # personality was removed at 2.57; we do not inject files
     "disk_config": False,  # OS-DCF:diskConfig: no partition resizing of guests
     # not served: each is an API or a capability cloudbox has not built yet
     "resize": False, "cold_migration": False, "live_migration": False, "shelve": False,
     "shelve_migrate": False, "rescue": False, "stable_rescue": False, "change_password": False,
-    "enable_instance_password": False, "interface_attach": False, "vnc_console": False,
+    "interface_attach": False, "vnc_console": False,
     "spice_console": False, "serial_console": False, "attach_encrypted_volume": False,
     "swap_volume": False, "volume_multiattach": False, "volume_backed_live_migration": False,
     "block_migration_for_live_migration": False, "ide_bus": False, "unified_limits": False,
