@@ -85,6 +85,19 @@ def test_keypairs_import_and_generate(cloud: Cloud, setup):
     assert admin.get(f"/compute/v2.1/os-keypairs/{name}").status_code == 404
 
 
+def test_keypair_import_keeps_the_key_as_sent(cloud: Cloud, setup):
+    """A .pub file's trailing newline stays (Ansible compares what it sent with what it reads)."""
+    admin, _ = setup
+    key = admin.post("/compute/v2.1/os-keypairs", json={"keypair": {"name": f"g-{uuid.uuid4().hex[:6]}"}}).json()
+    sent = key["keypair"]["public_key"].strip() + " me@host\n"
+    name = f"pub-{uuid.uuid4().hex[:6]}"
+    r = admin.post("/compute/v2.1/os-keypairs", json={"keypair": {"name": name, "public_key": sent}})
+    assert r.status_code == 200, r.text
+    assert r.json()["keypair"]["public_key"] == sent
+    assert r.json()["keypair"]["fingerprint"] == key["keypair"]["fingerprint"]
+    assert admin.get(f"/compute/v2.1/os-keypairs/{name}").json()["keypair"]["public_key"] == sent
+
+
 def test_server_lifecycle(cloud: Cloud, setup):
     admin, image = setup
     user_data = base64.b64encode(b"#!/bin/sh\necho hi\n").decode()

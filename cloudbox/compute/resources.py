@@ -162,7 +162,8 @@ class ComputeResources:
         limit = (await self.quota_limits(project_id or ""))["key_pairs"]
         private = None
         if public_key:
-            public_key = public_key.strip()
+            # Stored exactly as sent (Nova does): a .pub file's trailing newline stays, so tools
+            # comparing what they imported with what they read back see no change.
             core.check_public_key(public_key)
         else:
             private, public_key = await trio.to_thread.run_sync(generate_keypair)
