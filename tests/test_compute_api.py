@@ -63,6 +63,27 @@ def test_flavor_management_is_for_admins(cloud: Cloud, setup):
     assert bad.status_code == 400
 
 
+def test_flavor_is_public_spellings(cloud: Cloud, setup):
+    """Nova's strict booleans, in the create body and in the admins' list filter."""
+    admin, _ = setup
+    names = {}
+    for spelling, public in (("False", False), ("TRUE", True)):
+        names[public] = f"f-{uuid.uuid4().hex[:6]}"
+        r = admin.post("/compute/v2.1/flavors", json={"flavor": {
+            "name": names[public], "ram": "64", "vcpus": 1, "disk": 0, "os-flavor-access:is_public": spelling}})
+        assert r.status_code == 200, r.text
+        assert r.json()["flavor"]["os-flavor-access:is_public"] is public
+    for spelling, public in (("f", False), ("no", False), ("0", False), ("t", True), ("yes", True), ("1", True)):
+        listed = {f["name"] for f in admin.get(f"/compute/v2.1/flavors/detail?is_public={spelling}").json()["flavors"]}
+        assert names[public] in listed and names[not public] not in listed
+    assert admin.get("/compute/v2.1/flavors?is_public=maybe").status_code == 400
+    before = admin.get("/compute/v2.1/flavors?is_public=none").json()["flavors"]
+    r = admin.post("/compute/v2.1/flavors", json={"flavor": {
+        "name": "x-maybe", "ram": 64, "vcpus": 1, "disk": 0, "os-flavor-access:is_public": "maybe"}})
+    assert r.status_code == 400
+    assert admin.get("/compute/v2.1/flavors?is_public=none").json()["flavors"] == before
+
+
 def test_keypairs_import_and_generate(cloud: Cloud, setup):
     admin, _ = setup
     name = f"k-{uuid.uuid4().hex[:6]}"

@@ -6,7 +6,7 @@ import urllib.parse
 from typing import Any
 
 from cloudbox.api.routes import Call, Reply, Route
-from cloudbox.compute import models, views
+from cloudbox.compute import core, models, views
 from cloudbox.compute.api import Version, project_of, route
 from cloudbox.compute.service import ComputeService
 from cloudbox.errors import BadRequest, NotFound
@@ -35,9 +35,17 @@ def next_link(call: Call, path: str, limit: int, marker: str) -> list[dict[str, 
 # --- flavors ------------------------------------------------------------------------------
 async def _list_flavors(svc: ComputeService, call: Call, version: Version, detail: bool) -> Any:
     limit, marker = call.page()
-    is_public = call.query.get("is_public", "true").lower()
-    visibility = {"none": "all", "false": "private", "0": "private", "no": "private",
-                  "true": "public"}.get(is_public, "project")
+    # Nova's filter, read for admins only: absent means public, "none" means all, else a strict
+    # boolean (else 400); others see public flavors and those shared with their project.
+    is_public = call.query.get("is_public")
+    if not call.auth.is_cloud_reader:
+        visibility = "project"
+    elif is_public is None:
+        visibility = "public"
+    elif is_public.strip().lower() == "none":
+        visibility = "all"
+    else:
+        visibility = "public" if core.strict_bool(is_public, "is_public filter") else "private"
     rows = await svc.resources.list_flavors(
         call.auth, visibility=visibility, min_ram=whole(call.query.get("minRam", 0), "minRam"),
         min_disk=whole(call.query.get("minDisk", 0), "minDisk"), marker=marker, limit=limit)
@@ -64,15 +72,13 @@ async def show_flavor(svc: ComputeService, call: Call, version: Version, flavor_
 async def create_flavor(svc: ComputeService, call: Call, version: Version) -> Any:
     require(call.auth.is_cloud_admin, "os_compute_api:os-flavor-manage:create")
     body = call.body["flavor"]
-    is_public = body.get("os-flavor-access:is_public", True)
-    if isinstance(is_public, str):
-        is_public = is_public.lower() in ("true", "1", "yes")
+    is_public = core.strict_bool(body.get("os-flavor-access:is_public", True), "os-flavor-access:is_public")
     fields = {
         "id": body.get("id"), "name": body["name"], "vcpus": whole(body["vcpus"], "vcpus", 1),
         "ram": whole(body["ram"], "ram", 1), "disk": whole(body["disk"], "disk"),
         "ephemeral": whole(body.get("OS-FLV-EXT-DATA:ephemeral", 0), "ephemeral"),
         "swap": whole(body.get("swap") or 0, "swap"), "rxtx_factor": body.get("rxtx_factor", 1.0),
-        "is_public": bool(is_public), "description": body.get("description") if version >= (2, 55) else None,
+        "is_public": is_public, "description": body.get("description") if version >= (2, 55) else None,
     }
     created = await svc.resources.create_flavor(fields)
     return {"flavor": views.render_flavor(created, call.base, version)}

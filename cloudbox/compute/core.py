@@ -434,6 +434,23 @@ def check_public_key(public_key: str) -> None:
         raise BadRequest(f"Keypair data is invalid: {str(exc)[:200]}") from None
 
 
+TRUE_STRINGS = ("1", "t", "true", "on", "y", "yes")
+FALSE_STRINGS = ("0", "f", "false", "off", "n", "no")
+
+
+def strict_bool(value: Any, name: str) -> bool:
+    """A boolean as Nova reads one (oslo's strict bool_from_string): a JSON boolean or one of its
+    spellings of true and false, any case; anything else is a 400."""
+    if isinstance(value, bool):
+        return value
+    text = value.strip().lower() if isinstance(value, str) else None
+    if text in TRUE_STRINGS:
+        return True
+    if text in FALSE_STRINGS:
+        return False
+    raise BadRequest(f"Invalid {name} value {str(value)[:40]!r}: not a boolean.")
+
+
 def truthy(value: Any) -> bool:
     """Nova's config_drive: a boolean, or a string where "true", "1", "yes" and "on" mean yes."""
     if isinstance(value, str):
