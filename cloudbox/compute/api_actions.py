@@ -10,7 +10,7 @@ from typing import Any, Awaitable, Callable
 import jsonschema
 
 from cloudbox.api.routes import Call, Reply, Route
-from cloudbox.compute import core, models
+from cloudbox.compute import api_proxies, core, models
 from cloudbox.compute.api import Version, forwarded, route
 from cloudbox.compute.api_servers import ref, render
 from cloudbox.compute.service import ComputeService
@@ -83,9 +83,17 @@ async def evacuate(svc: ComputeService, call: Call, version: Version, server: di
     return Reply(None, 202)
 
 
+async def security_group(svc: ComputeService, call: Call, version: Version, server: dict[str, Any],
+                         args: dict[str, Any]) -> Reply:
+    """addSecurityGroup, removeSecurityGroup: the group on every port of the server (network service)."""
+    (action,) = call.body
+    return await api_proxies.change_server_group(svc, call, server, args.get("name"), action == "addSecurityGroup")
+
+
 ACTIONS: dict[str, ActionHandler] = {
     **{action: power for action in POWER_ACTIONS},
     "reboot": reboot, "createImage": create_image, "rebuild": rebuild, "evacuate": evacuate,
+    "addSecurityGroup": security_group, "removeSecurityGroup": security_group,
 }
 
 

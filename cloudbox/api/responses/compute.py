@@ -100,6 +100,12 @@ AGGREGATE = obj({"id": INT, "name": STR, "availability_zone": NSTR, "hosts": STR
 FLAVOR_ACCESS = obj({"flavor_access": array(obj({"flavor_id": STR, "tenant_id": STR}))})
 
 
+NOVA_RULE = obj({"id": STR, "parent_group_id": STR, "ip_protocol": NSTR, "from_port": INT, "to_port": INT,
+                 "group": ANY_OBJ, "ip_range": ANY_OBJ})
+NOVA_GROUP = obj({"id": STR, "name": STR, "description": STR, "tenant_id": STR, "rules": array(NOVA_RULE)})
+IPS = {"type": "object", "additionalProperties": array(obj({"addr": STR, "version": enum(4, 6)}))}
+
+
 def nova(responses: dict[int, Body], *errors: int, anonymous: bool = False) -> Doc:
     """Every compute route negotiates the microversion: 406 for one out of range."""
     return Doc(responses, errors=(406, *errors), headers=(MICROVERSION,), anonymous=anonymous)
@@ -190,4 +196,15 @@ def docs() -> dict[tuple[str, str], Doc]:
         ("PUT", aggregate): nova({200: wrap("aggregate", AGGREGATE)}),
         ("DELETE", aggregate): nova({200: None}),
         ("POST", f"{aggregate}/action"): nova({200: wrap("aggregate", AGGREGATE)}),
+        # Nova's proxies of the network service (os-security-groups and its rules: 404 from 2.36)
+        ("GET", f"{server}/ips"): nova({200: obj({"addresses": IPS})}),
+        ("GET", f"{server}/ips/{{network}}"): nova({200: IPS}),
+        ("GET", f"{server}/os-security-groups"): nova({200: obj({"security_groups": array(NOVA_GROUP)})}),
+        ("GET", f"{P}/os-security-groups"): nova({200: obj({"security_groups": array(NOVA_GROUP)})}),
+        ("POST", f"{P}/os-security-groups"): nova({200: wrap("security_group", NOVA_GROUP)}),
+        ("GET", f"{P}/os-security-groups/{{group_id}}"): nova({200: wrap("security_group", NOVA_GROUP)}),
+        ("PUT", f"{P}/os-security-groups/{{group_id}}"): nova({200: wrap("security_group", NOVA_GROUP)}),
+        ("DELETE", f"{P}/os-security-groups/{{group_id}}"): nova({202: None}),
+        ("POST", f"{P}/os-security-group-rules"): nova({200: wrap("security_group_rule", NOVA_RULE)}),
+        ("DELETE", f"{P}/os-security-group-rules/{{rule_id}}"): nova({202: None}),
     }

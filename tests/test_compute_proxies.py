@@ -1,0 +1,86 @@
+"""Nova's proxy APIs over real HTTPS (in-memory hypervisor): answers built from the network service."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.cloud import Cloud
+from tests.compute_helpers import boot, make_qcow2, upload_image, wait_gone, wait_server
+
+V21 = {"OpenStack-API-Version": "compute 2.1"}
+V236 = {"OpenStack-API-Version": "compute 2.36"}
+
+
+@pytest.fixture(scope="module")
+def server(cloud: Cloud, tmp_path_factory):
+    admin = cloud.client(cloud.token())
+    image = upload_image(admin, make_qcow2(tmp_path_factory.mktemp("img") / "disk.qcow2"), visibility="public")
+    created = boot(admin, image["id"])
+    yield admin, wait_server(admin, created["id"], {"ACTIVE"})
+    admin.delete(f"/compute/v2.1/servers/{created['id']}")
+    wait_gone(admin, created["id"])
+
+
+def test_server_ips(server):
+    admin, srv = server
+    r = admin.get(f"/compute/v2.1/servers/{srv['id']}/ips")
+    assert r.status_code == 200, r.text
+    [(net, entries)] = r.json()["addresses"].items()
+    assert entries == [{"version": a["version"], "addr": a["addr"]} for a in srv["addresses"][net]]
+    assert admin.get(f"/compute/v2.1/servers/{srv['id']}/ips/{net}").json() == {net: entries}
+    assert admin.get(f"/compute/v2.1/servers/{srv['id']}/ips/nonet").status_code == 404
+    assert admin.get(f"/compute/v2.1/servers/{uuid.uuid4()}/ips").status_code == 404
+
+
+def test_security_group_proxies(server):
+    admin, srv = server
+    r = admin.get(f"/compute/v2.1/servers/{srv['id']}/os-security-groups")
+    assert r.status_code == 200, r.text
+    assert [g["name"] for g in r.json()["security_groups"]] == ["default"]
+    default = r.json()["security_groups"][0]
+    assert all(rule["parent_group_id"] == default["id"] for rule in default["rules"])
+
+    name = f"sg-{uuid.uuid4().hex[:6]}"
+    r = admin.post("/compute/v2.1/os-security-groups", headers=V21,
+                   json={"security_group": {"name": name, "description": "web"}})
+    assert r.status_code == 200, r.text
+    group = r.json()["security_group"]
+    assert (group["name"], group["description"], group["rules"]) == (name, "web", [])
+    assert admin.post("/compute/v2.1/os-security-groups", headers=V236,
+                      json={"security_group": {"name": name, "description": "web"}}).status_code == 404
+    bad = admin.post("/compute/v2.1/os-security-groups", headers=V21,
+                     json={"security_group": {"name": " ", "description": "x"}})
+    assert bad.status_code == 400
+
+    r = admin.post("/compute/v2.1/os-security-group-rules", headers=V21, json={"security_group_rule": {
+        "parent_group_id": group["id"], "ip_protocol": "tcp", "from_port": 22, "to_port": 22, "cidr": "10.0.0.0/8"}})
+    assert r.status_code == 200, r.text
+    rule = r.json()["security_group_rule"]
+    assert (rule["ip_protocol"], rule["from_port"], rule["to_port"], rule["ip_range"]) == ("tcp", 22, 22,
+                                                                                          {"cidr": "10.0.0.0/8"})
+    bad = admin.post("/compute/v2.1/os-security-group-rules", headers=V21, json={"security_group_rule": {
+        "parent_group_id": group["id"], "ip_protocol": "tcp", "from_port": 30, "to_port": 20}})
+    assert bad.status_code == 400
+    shown = admin.get(f"/compute/v2.1/os-security-groups/{group['id']}", headers=V21).json()["security_group"]
+    assert [r["id"] for r in shown["rules"]] == [rule["id"]]
+    assert group["id"] in {g["id"] for g in admin.get("/compute/v2.1/os-security-groups", headers=V21)
+                           .json()["security_groups"]}
+
+    action = f"/compute/v2.1/servers/{srv['id']}/action"
+    assert admin.post(action, json={"addSecurityGroup": {"name": name}}).status_code == 202
+    names = {g["name"] for g in admin.get(f"/compute/v2.1/servers/{srv['id']}/os-security-groups")
+             .json()["security_groups"]}
+    assert names == {"default", name}
+    assert admin.post(action, json={"addSecurityGroup": {"name": name}}).status_code == 400
+    assert admin.post(action, json={"addSecurityGroup": {"name": "no-such-group"}}).status_code == 404
+    assert admin.post(action, json={"removeSecurityGroup": {"name": name}}).status_code == 202
+    assert admin.post(action, json={"removeSecurityGroup": {"name": name}}).status_code == 404
+    names = {g["name"] for g in admin.get(f"/compute/v2.1/servers/{srv['id']}/os-security-groups")
+             .json()["security_groups"]}
+    assert names == {"default"}
+
+    assert admin.delete(f"/compute/v2.1/os-security-group-rules/{rule['id']}", headers=V21).status_code == 202
+    assert admin.delete(f"/compute/v2.1/os-security-groups/{group['id']}", headers=V21).status_code == 202
+    assert admin.get(f"/compute/v2.1/os-security-groups/{group['id']}", headers=V21).status_code == 404
