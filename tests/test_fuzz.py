@@ -5,7 +5,9 @@ against ``/openapi.json`` of a fresh node with fake drivers, as the cloud's admi
 FUZZ_SECONDS, and fails on any 5xx and on any answer the document does not describe (an
 undocumented status, a media type or a body that does not match its schema). Its seed is
 fixed so a failure comes back on the next run; set CLOUDBOX_FUZZ_SEED to explore others
-and CLOUDBOX_FUZZ_SECONDS to fuzz longer.
+and CLOUDBOX_FUZZ_SECONDS to fuzz longer. What a run found is kept in FOUND (and the stalled
+connection test), asked every time, since a time-bounded run does not reach everything twice.
+The other tests check the document itself against answers of the shared node.
 """
 
 from __future__ import annotations
