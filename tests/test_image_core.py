@@ -204,6 +204,7 @@ def test_list_options_from_a_query():
     assert opts.compare == [("created_at", ">", "2020-01-01T00:00:00Z")]
     assert opts.properties == {"hw_disk_bus": "virtio"}
     for bad in ([("visibility", "everyone")], [("member_status", "maybe")], [("size_max", "-1")],
+                [("size_max", str(2**63))], [("size_min", "9" * 30)],  # beyond SQLite's integers
                 [("created_at", "2020")], [("limit", "x")]):
         with pytest.raises(BadRequest):
             core.parse_list_options(MultiDict(bad))

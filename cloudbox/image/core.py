@@ -300,9 +300,11 @@ def _int_param(name: str, raw: str) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise BadRequest(f"{name} must be a whole number, not {raw!r}.") from None
+        raise BadRequest(f"{name} must be a whole number, not {raw[:40]!r}.") from None
     if value < 0:
         raise BadRequest(f"{name} must not be negative.")
+    if value >= 2**63:  # sizes are SQLite integers
+        raise BadRequest(f"{name} must be less than 2^63.")
     return value
 
 
