@@ -84,3 +84,29 @@ def test_security_group_proxies(server):
     assert admin.delete(f"/compute/v2.1/os-security-group-rules/{rule['id']}", headers=V21).status_code == 202
     assert admin.delete(f"/compute/v2.1/os-security-groups/{group['id']}", headers=V21).status_code == 202
     assert admin.get(f"/compute/v2.1/os-security-groups/{group['id']}", headers=V21).status_code == 404
+
+
+
+def test_lock_and_unlock(cloud: Cloud, server):
+    """A lock an admin set stops the owner's changes (409) and only an admin lifts it (403)."""
+    from tests.compute_helpers import new_project_user
+
+    admin, srv = server
+    _, _, member = new_project_user(cloud, admin)
+    with cloud.client(member) as owner:
+        mine = wait_server(owner, boot(owner, srv["image"]["id"])["id"], {"ACTIVE"})
+        action = f"/compute/v2.1/servers/{mine['id']}/action"
+        v273 = {"OpenStack-API-Version": "compute 2.73"}
+        assert admin.post(action, json={"lock": {"locked_reason": "x"}}, headers=V21).status_code == 400
+        assert admin.post(action, json={"lock": {"locked_reason": "maintenance"}}, headers=v273).status_code == 202
+        shown = owner.get(f"/compute/v2.1/servers/{mine['id']}", headers=v273).json()["server"]
+        assert (shown["locked"], shown["locked_reason"]) == (True, "maintenance")
+        assert owner.post(action, json={"os-stop": None}).status_code == 409
+        assert owner.post(action, json={"unlock": None}).status_code == 403
+        assert admin.post(action, json={"unlock": None}).status_code == 202
+        shown = owner.get(f"/compute/v2.1/servers/{mine['id']}", headers=v273).json()["server"]
+        assert (shown["locked"], shown["locked_reason"]) == (False, None)
+        assert owner.post(action, json={"lock": {}}).status_code == 202
+        assert owner.post(action, json={"unlock": {}}).status_code == 202
+        assert owner.delete(f"/compute/v2.1/servers/{mine['id']}").status_code == 204
+        wait_gone(owner, mine["id"])

@@ -90,9 +90,34 @@ async def security_group(svc: ComputeService, call: Call, version: Version, serv
     return await api_proxies.change_server_group(svc, call, server, args.get("name"), action == "addSecurityGroup")
 
 
+async def lock(svc: ComputeService, call: Call, version: Version, server: dict[str, Any],
+               args: dict[str, Any]) -> Reply:
+    """Nova's lock: only an admin may change a locked server; a reason from 2.73."""
+    require(call.auth.can_write_project(server["project_id"]), "os_compute_api:os-lock-server:lock")
+    reason = args.get("locked_reason")
+    if args and version < (2, 73):
+        raise BadRequest("lock takes no arguments before microversion 2.73.")
+    if set(args) - {"locked_reason"} or (reason is not None and (not isinstance(reason, str) or len(reason) > 255)):
+        raise BadRequest("lock takes only locked_reason, a string of at most 255 characters.")
+    locked_by = "admin" if call.auth.is_cloud_admin and call.auth.project_id != server["project_id"] else "owner"
+    await svc.set_lock(server, True, locked_by, reason)
+    return Reply(None, 202)
+
+
+async def unlock(svc: ComputeService, call: Call, version: Version, server: dict[str, Any],
+                 args: dict[str, Any]) -> Reply:
+    """Nova's unlock: a lock an admin set is lifted by an admin only (unlock_override)."""
+    require(call.auth.can_write_project(server["project_id"]), "os_compute_api:os-lock-server:unlock")
+    if server.get("locked_by") == "admin" and not call.auth.is_cloud_admin:
+        require(False, "os_compute_api:os-lock-server:unlock:unlock_override")
+    await svc.set_lock(server, False, None, None)
+    return Reply(None, 202)
+
+
 ACTIONS: dict[str, ActionHandler] = {
     **{action: power for action in POWER_ACTIONS},
     "reboot": reboot, "createImage": create_image, "rebuild": rebuild, "evacuate": evacuate,
+    "lock": lock, "unlock": unlock,
     "addSecurityGroup": security_group, "removeSecurityGroup": security_group,
 }
 
@@ -121,7 +146,8 @@ async def server_action(svc: ComputeService, call: Call, version: Version, serve
     handler = ACTIONS.get(action)
     if handler is None:
         raise BadRequest(f"There is no such action: {action[:60]}")
-    server = await svc.visible_server(call.auth, server_id, write=True)
+    # A locked server refuses changes to non-admins, but not its own unlock (nor a second lock).
+    server = await svc.visible_server(call.auth, server_id, write=action not in ("lock", "unlock"))
     # An evacuation is decided here: the server's host is down, it cannot answer.
     if action != "evacuate" and (reply := await forwarded(svc, call, server)) is not None:
         return reply

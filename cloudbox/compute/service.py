@@ -177,6 +177,12 @@ class ComputeService:
                 raise Conflict(f"Instance {server_id} is locked.")
         return server
 
+    async def set_lock(self, server: dict[str, Any], locked: bool, locked_by: str | None,
+                       reason: str | None) -> None:
+        """Lock or unlock a server (``locked_by``: "owner" or "admin", as Nova records it)."""
+        await self.engine.propose(c.UpdateServer(server["id"], {
+            "locked": locked, "locked_by": locked_by, "locked_reason": reason}))
+
     async def addressed(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The rows with their ``addresses`` (fixed and floating) and whether their host is down."""
         found = await self.engine.read(network_store.server_addresses, [r["id"] for r in rows])

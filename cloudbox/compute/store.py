@@ -60,6 +60,10 @@ MIGRATIONS = [
     """
     ALTER TABLE servers ADD COLUMN security_groups TEXT NOT NULL DEFAULT '["default"]';
     """,
+    """
+    ALTER TABLE servers ADD COLUMN locked_by TEXT;
+    ALTER TABLE servers ADD COLUMN locked_reason TEXT;
+    """,
 ]
 
 JSON_COLUMNS = {"flavor", "extra_specs", "fault", "metadata", "tags", "ports", "networks", "image_properties",

@@ -100,7 +100,7 @@ def render_server(row: dict[str, Any], base: str, version: tuple[int, int], *, a
     if version >= (2, 63):
         body["trusted_image_certificates"] = None
     if version >= (2, 73):
-        body["locked_reason"] = None
+        body["locked_reason"] = row.get("locked_reason")
     if version >= (2, 96):
         body["pinned_availability_zone"] = None
     if version >= (2, 3) and admin:
