@@ -110,3 +110,11 @@ def test_lock_and_unlock(cloud: Cloud, server):
         assert owner.post(action, json={"unlock": {}}).status_code == 202
         assert owner.delete(f"/compute/v2.1/servers/{mine['id']}").status_code == 204
         wait_gone(owner, mine["id"])
+
+
+def test_extensions(server):
+    admin, _ = server
+    listed = admin.get("/compute/v2.1/extensions").json()["extensions"]
+    assert {"Hosts", "Keypairs", "SecurityGroups"} <= {e["name"] for e in listed}
+    assert admin.get("/compute/v2.1/extensions/os-consoles").json()["extension"]["alias"] == "os-consoles"
+    assert admin.get("/compute/v2.1/extensions/os-nothing").status_code == 404

@@ -239,6 +239,45 @@ async def delete_rule(svc: ComputeService, call: Call, version: Version, rule_id
     return Reply(None, 202)
 
 
+# --- extensions ------------------------------------------------------------------------------------
+# Nova's v2.1 list is fixed: it names every extension merged into v2.1, whatever a deployment serves
+# (clients learn what is served from the microversion); cloudbox answers the same names.
+EXTENSIONS = (
+    ("Multinic", "NMN"), ("DiskConfig", "OS-DCF"), ("ExtendedAvailabilityZone", "OS-EXT-AZ"),
+    ("ImageSize", "OS-EXT-IMG-SIZE"), ("ExtendedIps", "OS-EXT-IPS"), ("ExtendedIpsMac", "OS-EXT-IPS-MAC"),
+    ("ExtendedServerAttributes", "OS-EXT-SRV-ATTR"), ("ExtendedStatus", "OS-EXT-STS"),
+    ("FlavorDisabled", "OS-FLV-DISABLED"), ("FlavorExtraData", "OS-FLV-EXT-DATA"), ("SchedulerHints", "OS-SCH-HNT"),
+    ("ServerUsage", "OS-SRV-USG"), ("AdminActions", "os-admin-actions"), ("Aggregates", "os-aggregates"),
+    ("AvailabilityZone", "os-availability-zone"), ("ConfigDrive", "os-config-drive"),
+    ("ConsoleOutput", "os-console-output"), ("Consoles", "os-consoles"), ("CreateBackup", "os-create-backup"),
+    ("Evacuate", "os-evacuate"), ("FlavorAccess", "os-flavor-access"), ("FlavorExtraSpecs", "os-flavor-extra-specs"),
+    ("FlavorManage", "os-flavor-manage"), ("FloatingIps", "os-floating-ips"), ("Hosts", "os-hosts"),
+    ("Hypervisors", "os-hypervisors"), ("InstanceActions", "os-instance-actions"), ("Keypairs", "os-keypairs"),
+    ("LockServer", "os-lock-server"), ("Networks", "os-networks"), ("QuotaClasses", "os-quota-class-sets"),
+    ("Quotas", "os-quota-sets"), ("SecurityGroups", "os-security-groups"), ("ServerGroups", "os-server-groups"),
+    ("ServerStartStop", "os-server-start-stop"), ("Services", "os-services"),
+    ("SimpleTenantUsage", "os-simple-tenant-usage"), ("Extensions", "extensions"), ("Flavors", "flavors"),
+    ("Images", "images"), ("ImageMetadata", "image-metadata"), ("Ips", "ips"), ("Limits", "limits"),
+    ("Servers", "servers"), ("ServerMetadata", "server-metadata"), ("Versions", "versions"),
+)
+
+
+def extension_view(name: str, alias: str) -> dict[str, Any]:
+    return {"name": name, "alias": alias, "description": f"{name} support.", "links": [],
+            "namespace": "http://docs.openstack.org/compute/ext/fake_xml", "updated": "2014-12-03T00:00:00Z"}
+
+
+async def list_extensions(svc: ComputeService, call: Call, version: Version) -> Any:
+    return {"extensions": [extension_view(n, a) for n, a in EXTENSIONS]}
+
+
+async def show_extension(svc: ComputeService, call: Call, version: Version, alias: str) -> Any:
+    for name, known in EXTENSIONS:
+        if known == alias:
+            return {"extension": extension_view(name, known)}
+    raise NotFound(f"Extension {alias[:80]} could not be found.")
+
+
 GROUP_BODY = {"type": "object", "required": ["security_group"], "properties": {"security_group": {"type": "object"}}}
 RULE_BODY = {"type": "object", "required": ["security_group_rule"],
              "properties": {"security_group_rule": {"type": "object"}}}
@@ -246,6 +285,8 @@ RULE_BODY = {"type": "object", "required": ["security_group_rule"],
 
 def routes(svc: ComputeService) -> list[Route]:
     return [
+        route(svc, "GET", "/extensions", list_extensions),
+        route(svc, "GET", "/extensions/{alias}", show_extension),
         route(svc, "GET", "/servers/{server_id}/ips", list_ips),
         route(svc, "GET", "/servers/{server_id}/ips/{network}", show_ips),
         route(svc, "GET", "/servers/{server_id}/os-security-groups", server_groups),

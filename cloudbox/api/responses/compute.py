@@ -103,6 +103,7 @@ FLAVOR_ACCESS = obj({"flavor_access": array(obj({"flavor_id": STR, "tenant_id": 
 NOVA_RULE = obj({"id": STR, "parent_group_id": STR, "ip_protocol": NSTR, "from_port": INT, "to_port": INT,
                  "group": ANY_OBJ, "ip_range": ANY_OBJ})
 NOVA_GROUP = obj({"id": STR, "name": STR, "description": STR, "tenant_id": STR, "rules": array(NOVA_RULE)})
+EXTENSION = obj({"name": STR, "alias": STR, "description": STR, "links": LINKS, "namespace": STR, "updated": STR})
 IPS = {"type": "object", "additionalProperties": array(obj({"addr": STR, "version": enum(4, 6)}))}
 
 
@@ -197,6 +198,8 @@ def docs() -> dict[tuple[str, str], Doc]:
         ("DELETE", aggregate): nova({200: None}),
         ("POST", f"{aggregate}/action"): nova({200: wrap("aggregate", AGGREGATE)}),
         # Nova's proxies of the network service (os-security-groups and its rules: 404 from 2.36)
+        ("GET", f"{P}/extensions"): nova({200: obj({"extensions": array(EXTENSION)})}),
+        ("GET", f"{P}/extensions/{{alias}}"): nova({200: wrap("extension", EXTENSION)}),
         ("GET", f"{server}/ips"): nova({200: obj({"addresses": IPS})}),
         ("GET", f"{server}/ips/{{network}}"): nova({200: IPS}),
         ("GET", f"{server}/os-security-groups"): nova({200: obj({"security_groups": array(NOVA_GROUP)})}),
