@@ -109,13 +109,21 @@ def test_rules_are_validated_and_normalised():
     tcp = rule(protocol="TCP", port_range_min=22, port_range_max=22, remote_ip_prefix="10.1.2.3/8")
     assert (tcp["protocol"], tcp["ethertype"], tcp["remote_ip_prefix"]) == ("tcp", "IPv4", "10.0.0.0/8")
     assert rule(protocol="6")["protocol"] == "6" and rule(protocol="any")["protocol"] is None
-    assert rule(protocol=17, port_range_min=53)["port_range_max"] == 53
+    assert rule(protocol=17, port_range_min=53, port_range_max=53)["port_range_max"] == 53
     assert rule(protocol="icmp", port_range_min=8, port_range_max=0)["port_range_min"] == 8
     bad = [
         (dict(port_range_min=22), "Must also specify protocol"),
         (dict(protocol="tcp", port_range_min=30, port_range_max=20), "port_range_min must be <="),
-        (dict(protocol="tcp", port_range_min=0, port_range_max=20), "Invalid value for port"),
-        (dict(protocol="icmp", port_range_min=300), "ICMP"),
+        (dict(protocol="tcp", port_range_min=0, port_range_max=20), "Invalid value for port 0"),
+        # Neutron's messages, as Tempest's negative tests match them
+        (dict(protocol="tcp", port_range_min=-16, port_range_max=80), "Invalid value for port -16"),
+        (dict(protocol="tcp", port_range_min=80, port_range_max=65536), "Invalid value for port 65536"),
+        (dict(protocol="tcp", port_range_max=6), "port_range_min must be <= port_range_max"),
+        (dict(protocol=17, port_range_min=53), "port_range_min must be <= port_range_max"),
+        (dict(protocol="icmp", port_range_min=1, port_range_max=256), "Invalid value for ICMP code"),
+        (dict(protocol="icmp", port_range_min=-1, port_range_max=25), "Invalid value"),
+        (dict(protocol="icmp", port_range_min=300, port_range_max=1), "Invalid value for ICMP type"),
+        (dict(protocol="icmp", port_range_max=6), r"ICMP type \(port-range-min\) is missing"),
         (dict(protocol="icmp", port_range_max=3), "ICMP type"),
         (dict(protocol="gre", port_range_min=3), "Invalid protocol gre for port range"),
         (dict(protocol="banana"), "not supported"),

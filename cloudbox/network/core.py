@@ -459,26 +459,27 @@ def rule_row(body: Mapping[str, Any], *, id: str, project_id: str, at: str) -> d
                 raise BadRequest(f"Invalid input for {name}. Reason: '{value}' is not an integer.") from None
     low = int(low) if low is not None else None
     high = int(high) if high is not None else None
+    # Neutron's checks, in its order and with its messages (clients and Tempest match them).
+    for value in (low, high):
+        if value is not None and not 0 <= value <= 65535:
+            raise BadRequest(f"Invalid value for port {value}.")
     if (low is not None or high is not None) and number is None:
         raise BadRequest("Must also specify protocol if port range is given.")
     if number in PORT_PROTOCOLS:
-        if (low is None) != (high is None):
-            low = high = low if low is not None else high
-        if low is not None and high is not None:
-            if not (1 <= low <= 65535 and 1 <= high <= 65535):
-                raise BadRequest(f"Invalid value for port {low if not 1 <= low <= 65535 else high}.")
-            if low > high:
-                raise BadRequest("For TCP/UDP protocols, port_range_min must be <= port_range_max.")
+        if low == 0 or high == 0:
+            raise BadRequest("Invalid value for port 0.")
+        if (low is not None or high is not None) and (low is None or high is None or low > high):
+            raise BadRequest("For TCP/UDP protocols, port_range_min must be <= port_range_max.")
     elif number in ICMP_PROTOCOLS:
-        for name, value in (("type", low), ("code", high)):
+        for attr, field_name, value in (("port_range_min", "type", low), ("port_range_max", "code", high)):
             if value is not None and not 0 <= value <= 255:
-                raise BadRequest(f"Invalid value for ICMP field ({'port_range_min' if name == 'type' else 'port_range_max'}:"
-                                 f"{name}): {value}. It must be 0 to 255.")
+                raise BadRequest(f"Invalid value for ICMP {field_name} ({attr}) {value}. It must be 0 to 255.")
         if high is not None and low is None:
             raise BadRequest(f"ICMP code (port-range-max) {high} is provided but ICMP type (port-range-min) is missing.")
     elif low is not None or high is not None:
-        raise BadRequest(f"Invalid protocol {protocol} for port range: only TCP, UDP, SCTP, DCCP, UDP-Lite and "
-                         "ICMP rules have port ranges.")
+        # Neutron takes min == max here and ignores it; a port of GRE means nothing, so it is refused.
+        raise BadRequest(f"Invalid protocol {protocol} for port range, only supported for TCP, UDP, UDPLITE, SCTP "
+                         "and DCCP.")
     prefix = body.get("remote_ip_prefix")
     remote_group = body.get("remote_group_id")
     if prefix is not None and remote_group is not None:
