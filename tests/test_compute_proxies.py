@@ -118,3 +118,30 @@ def test_extensions(server):
     assert {"Hosts", "Keypairs", "SecurityGroups"} <= {e["name"] for e in listed}
     assert admin.get("/compute/v2.1/extensions/os-consoles").json()["extension"]["alias"] == "os-consoles"
     assert admin.get("/compute/v2.1/extensions/os-nothing").status_code == 404
+
+
+def test_floating_ip_proxies(server):
+    admin, srv = server
+    pool = admin.get("/network/v2.0/networks?router:external=true").json()["networks"][0]["name"]
+    r = admin.post("/compute/v2.1/os-floating-ips", headers=V21, json={"pool": pool})
+    assert r.status_code == 200, r.text
+    fip = r.json()["floating_ip"]
+    assert (fip["pool"], fip["fixed_ip"], fip["instance_id"]) == (pool, None, None)
+    assert admin.post("/compute/v2.1/os-floating-ips", headers=V21, json={"pool": "no-such-pool"}).status_code == 404
+    assert admin.get("/compute/v2.1/os-floating-ips", headers=V236).status_code == 404
+    assert fip["id"] in {f["id"] for f in admin.get("/compute/v2.1/os-floating-ips", headers=V21)
+                         .json()["floating_ips"]}
+
+    action = f"/compute/v2.1/servers/{srv['id']}/action"
+    assert admin.post(action, headers=V21, json={"removeFloatingIp": {"address": fip["ip"]}}).status_code == 409
+    assert admin.post(action, headers=V21, json={"addFloatingIp": {"address": fip["ip"]}}).status_code == 202
+    shown = admin.get(f"/compute/v2.1/os-floating-ips/{fip['id']}", headers=V21).json()["floating_ip"]
+    fixed = [a["addr"] for net in srv["addresses"].values() for a in net if a["OS-EXT-IPS:type"] == "fixed"]
+    assert shown["instance_id"] == srv["id"] and shown["fixed_ip"] in fixed
+    assert admin.post(action, headers={"OpenStack-API-Version": "compute 2.44"},
+                      json={"removeFloatingIp": {"address": fip["ip"]}}).status_code == 400
+    assert admin.post(action, headers=V21, json={"removeFloatingIp": {"address": fip["ip"]}}).status_code == 202
+    assert admin.get(f"/compute/v2.1/os-floating-ips/{fip['id']}", headers=V21).json()["floating_ip"][
+        "instance_id"] is None
+    assert admin.delete(f"/compute/v2.1/os-floating-ips/{fip['id']}", headers=V21).status_code == 202
+    assert admin.get(f"/compute/v2.1/os-floating-ips/{fip['id']}", headers=V21).status_code == 404

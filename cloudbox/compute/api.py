@@ -10,7 +10,8 @@ parse, authorize, call one method of the compute service and render:
 | api_resources.py  | flavors, key pairs, server groups                                 |
 | api_hosts.py      | limits, quotas, usage, zones, hypervisors, services               |
 | api_aggregates.py | host aggregates                                                   |
-| api_proxies.py    | ips and Nova's security group proxies (network service)            |
+| api_proxies.py    | ips, extensions, Nova's security group proxies (network service)  |
+| api_floating.py   | Nova's floating IP proxies (network service)                      |
 
 A handler is ``async def handler(svc, call, version, **path_params)``; ``route`` wraps it
 with Nova's microversion negotiation and answer headers.
@@ -91,7 +92,8 @@ async def show_version(svc: ComputeService, call: Call, version: Version) -> Any
 
 
 def build(svc: ComputeService) -> ApiSpec:
-    from cloudbox.compute import api_actions, api_aggregates, api_hosts, api_proxies, api_resources, api_servers
+    from cloudbox.compute import (api_actions, api_aggregates, api_floating, api_hosts, api_proxies, api_resources,
+                                  api_servers)
 
     routes = [
         route(svc, "GET", "", show_version, access="public", summary="Compute v2.1 version document"),
@@ -101,5 +103,6 @@ def build(svc: ComputeService) -> ApiSpec:
         *api_hosts.routes(svc),
         *api_aggregates.routes(svc),
         *api_proxies.routes(svc),
+        *api_floating.routes(svc),
     ]
     return ApiSpec("compute", "/compute/v2.1", "nova", routes, catalog=("compute", "nova"))

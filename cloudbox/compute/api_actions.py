@@ -10,7 +10,7 @@ from typing import Any, Awaitable, Callable
 import jsonschema
 
 from cloudbox.api.routes import Call, Reply, Route
-from cloudbox.compute import api_proxies, core, models
+from cloudbox.compute import api_floating, api_proxies, core, models
 from cloudbox.compute.api import Version, forwarded, route
 from cloudbox.compute.api_servers import ref, render
 from cloudbox.compute.service import ComputeService
@@ -118,6 +118,7 @@ ACTIONS: dict[str, ActionHandler] = {
     **{action: power for action in POWER_ACTIONS},
     "reboot": reboot, "createImage": create_image, "rebuild": rebuild, "evacuate": evacuate,
     "lock": lock, "unlock": unlock,
+    "addFloatingIp": api_floating.add_fip, "removeFloatingIp": api_floating.remove_fip,
     "addSecurityGroup": security_group, "removeSecurityGroup": security_group,
 }
 

@@ -104,6 +104,7 @@ NOVA_RULE = obj({"id": STR, "parent_group_id": STR, "ip_protocol": NSTR, "from_p
                  "group": ANY_OBJ, "ip_range": ANY_OBJ})
 NOVA_GROUP = obj({"id": STR, "name": STR, "description": STR, "tenant_id": STR, "rules": array(NOVA_RULE)})
 EXTENSION = obj({"name": STR, "alias": STR, "description": STR, "links": LINKS, "namespace": STR, "updated": STR})
+NOVA_FIP = obj({"id": STR, "ip": NSTR, "fixed_ip": NSTR, "instance_id": NSTR, "pool": NSTR})
 IPS = {"type": "object", "additionalProperties": array(obj({"addr": STR, "version": enum(4, 6)}))}
 
 
@@ -200,6 +201,10 @@ def docs() -> dict[tuple[str, str], Doc]:
         # Nova's proxies of the network service (os-security-groups and its rules: 404 from 2.36)
         ("GET", f"{P}/extensions"): nova({200: obj({"extensions": array(EXTENSION)})}),
         ("GET", f"{P}/extensions/{{alias}}"): nova({200: wrap("extension", EXTENSION)}),
+        ("GET", f"{P}/os-floating-ips"): nova({200: obj({"floating_ips": array(NOVA_FIP)})}),
+        ("POST", f"{P}/os-floating-ips"): nova({200: wrap("floating_ip", NOVA_FIP)}),
+        ("GET", f"{P}/os-floating-ips/{{fip_id}}"): nova({200: wrap("floating_ip", NOVA_FIP)}),
+        ("DELETE", f"{P}/os-floating-ips/{{fip_id}}"): nova({202: None}),
         ("GET", f"{server}/ips"): nova({200: obj({"addresses": IPS})}),
         ("GET", f"{server}/ips/{{network}}"): nova({200: IPS}),
         ("GET", f"{server}/os-security-groups"): nova({200: obj({"security_groups": array(NOVA_GROUP)})}),
