@@ -9,6 +9,7 @@ checks that the driver left nothing of its node behind.
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import re
 import secrets
@@ -283,6 +284,33 @@ def test_router_snat_and_floating_ip(host: Host) -> None:
     before = snapshot(host)
     host.apply()
     assert_same(before, snapshot(host))
+
+
+@needs_root
+def test_router_static_routes_leave_connected_subnets_reachable(host: Host) -> None:
+    """Neutron takes a static route to a subnet the router is on (Tempest sets one, via the subnet's
+    DHCP address): it must not replace the connected route, or the subnet is cut off."""
+    ext = host.rows.network(host.ext_cidr, project="admin", external=True, dhcp=False)
+    net, subnet = host.rows.network("10.66.0.0/28")
+    guest_port = host.rows.port(net, subnet, "10.66.0.5")
+    router = host.rows.router("p1", ext, f"{host.ext_prefix}.10", [(net, subnet)])
+    routes = [{"destination": "10.66.0.0/28", "nexthop": "10.66.0.2"},
+              {"destination": "192.0.2.0/24", "nexthop": "10.66.0.5"}]
+    host.rows.db.execute("UPDATE routers SET routes = ? WHERE id = ?", (json.dumps(routes), router))
+    host.rows.rule(host.rows.default_group("p1"), "ingress", "IPv4", "icmp", remote_ip_prefix="0.0.0.0/0")
+    plan = host.plan()
+    guest = host.guest(plan.port(guest_port), "10.66.0.5/28", "10.66.0.1")
+    host.apply()
+    namespace = f"qrouter-{router}"
+    table = sh("ip", "-n", namespace, "route", "show").stdout
+    assert "10.66.0.0/28 dev qr-" in table and "proto kernel" in table, table
+    assert "10.66.0.0/28 via 10.66.0.2 dev" in table and "192.0.2.0/24 via 10.66.0.5" in table, table
+    assert ping(guest, "10.66.0.1")  # the connected subnet is still reached directly
+    host.rows.db.execute("UPDATE routers SET routes = '[]' WHERE id = ?", (router,))
+    host.apply()
+    table = sh("ip", "-n", namespace, "route", "show").stdout
+    assert "via 10.66.0.2" not in table and "192.0.2.0/24" not in table and "10.66.0.0/28 dev qr-" in table
+    assert "default via" in table
 
 
 @needs_root

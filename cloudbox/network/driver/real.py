@@ -47,6 +47,7 @@ log = logging.getLogger("cloudbox.network.driver")
 RUN_DIR = Path("/run/cloudbox/network")
 NAMESPACE_PREFIXES = ("qdhcp-", "qrouter-")
 RTPROT_STATIC = 4
+ROUTE_METRIC = 100  # of the routes cloudbox puts in a router namespace (the kernel's connected ones have 0)
 # dnsmasq drops to user nobody before reading its files (again on SIGHUP), so they live
 # under /run, readable by all (MACs and IPs of this node's ports, nothing secret).
 
@@ -517,25 +518,28 @@ class LinuxNetworkDriver:
             _announce(router.namespace, leg.ns_name, leg.mac, added)
 
     def _sync_routes(self, ns: Any, router: RouterPlan) -> None:
-        """The default route via the external gateway and the router's static routes; nothing else static."""
+        """The default route via the external gateway and the router's static routes; nothing else
+        static.  They carry metric ROUTE_METRIC, so a route whose destination is a connected subnet
+        (Neutron takes one) stands beside the kernel's connected route instead of replacing it."""
         wanted: dict[str, str] = {}
         if router.gateway is not None and router.default_gateway:
             wanted["0.0.0.0/0"] = router.default_gateway
         for destination, nexthop in router.routes:
             wanted[str(ipaddress.ip_network(destination, strict=False))] = nexthop
-        have: dict[str, tuple[str, int]] = {}
+        have: dict[str, str] = {}
         for family in (2, 10):
             for route in ns.get_routes(family=family, table=254):
                 if route["proto"] != RTPROT_STATIC:
                     continue
                 dst = f"{_attr(route, 'RTA_DST') or ('0.0.0.0' if family == 2 else '::')}/{route['dst_len']}"
-                have[dst] = (_attr(route, "RTA_GATEWAY") or "", family)
-        for dst, (gateway, family) in have.items():
-            if wanted.get(dst) != gateway:
-                ns.route("del", dst=dst, family=family, proto=RTPROT_STATIC, table=254)
+                gateway, metric = _attr(route, "RTA_GATEWAY") or "", _attr(route, "RTA_PRIORITY") or 0
+                if dst in have or wanted.get(dst) != gateway or metric != ROUTE_METRIC:
+                    ns.route("del", dst=dst, family=family, proto=RTPROT_STATIC, table=254, priority=metric)
+                else:
+                    have[dst] = gateway
         for dst, gateway in wanted.items():
-            if have.get(dst, ("",))[0] != gateway:
-                ns.route("replace", dst=dst, gateway=gateway, proto=RTPROT_STATIC, table=254)
+            if dst not in have:
+                ns.route("replace", dst=dst, gateway=gateway, proto=RTPROT_STATIC, table=254, priority=ROUTE_METRIC)
 
     # --- orphans -------------------------------------------------------------------------
     def _remove_orphans(self, links: _Links, plan: HostPlan) -> None:
