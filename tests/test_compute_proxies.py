@@ -145,3 +145,31 @@ def test_floating_ip_proxies(server):
         "instance_id"] is None
     assert admin.delete(f"/compute/v2.1/os-floating-ips/{fip['id']}", headers=V21).status_code == 202
     assert admin.get(f"/compute/v2.1/os-floating-ips/{fip['id']}", headers=V21).status_code == 404
+
+
+def test_image_proxy(server):
+    admin, srv = server
+    image_id = srv["image"]["id"]
+    r = admin.get(f"/compute/v2.1/images/{image_id}", headers=V21)
+    assert r.status_code == 200, r.text
+    image = r.json()["image"]
+    assert (image["status"], image["progress"], image["minRam"]) == ("ACTIVE", 100, 0)
+    assert admin.get(f"/compute/v2.1/images/{image_id}", headers=V236).status_code == 404
+    assert image_id in {i["id"] for i in admin.get("/compute/v2.1/images/detail", headers=V21).json()["images"]}
+    listed = admin.get("/compute/v2.1/images", headers=V21, params={"name": image["name"]}).json()["images"]
+    assert [i["id"] for i in listed] == [image_id] and set(listed[0]) == {"id", "name", "links"}
+
+    meta = f"/compute/v2.1/images/{image_id}/metadata"
+    r = admin.post(meta, headers=V21, json={"metadata": {"os_distro": "cirros", "color": "red"}})
+    assert r.status_code == 200, r.text
+    assert {"os_distro": "cirros", "color": "red"}.items() <= r.json()["metadata"].items()
+    assert admin.put(f"{meta}/color", headers=V21, json={"meta": {"color": "blue"}}).json() == {"meta": {"color": "blue"}}
+    assert admin.put(f"{meta}/color", headers=V21, json={"meta": {"other": "x"}}).status_code == 400
+    assert admin.get(f"{meta}/color", headers=V21).json() == {"meta": {"color": "blue"}}
+    assert admin.delete(f"{meta}/color", headers=V21).status_code == 204
+    assert admin.get(f"{meta}/color", headers=V21).status_code == 404
+    before = admin.get(meta, headers=V21).json()["metadata"]
+    assert admin.post(meta, headers=V21, json={"metadata": {"name": "x"}}).status_code == 400
+    assert admin.get(meta, headers=V21).json()["metadata"] == before
+    assert admin.get(f"/image/v2/images/{image_id}").json()["os_distro"] == "cirros"
+    assert admin.delete(f"{meta}/os_distro", headers=V21).status_code == 204

@@ -105,6 +105,9 @@ NOVA_RULE = obj({"id": STR, "parent_group_id": STR, "ip_protocol": NSTR, "from_p
 NOVA_GROUP = obj({"id": STR, "name": STR, "description": STR, "tenant_id": STR, "rules": array(NOVA_RULE)})
 EXTENSION = obj({"name": STR, "alias": STR, "description": STR, "links": LINKS, "namespace": STR, "updated": STR})
 NOVA_FIP = obj({"id": STR, "ip": NSTR, "fixed_ip": NSTR, "instance_id": NSTR, "pool": NSTR})
+NOVA_IMAGE = obj({"id": STR, "name": NSTR, "links": LINKS}, {
+    "minRam": INT, "minDisk": INT, "metadata": ANY_OBJ, "created": NSTR, "updated": NSTR, "status": STR,
+    "progress": INT, "OS-EXT-IMG-SIZE:size": {"type": ["integer", "null"]}, "server": ANY_OBJ})
 IPS = {"type": "object", "additionalProperties": array(obj({"addr": STR, "version": enum(4, 6)}))}
 
 
@@ -205,6 +208,16 @@ def docs() -> dict[tuple[str, str], Doc]:
         ("POST", f"{P}/os-floating-ips"): nova({200: wrap("floating_ip", NOVA_FIP)}),
         ("GET", f"{P}/os-floating-ips/{{fip_id}}"): nova({200: wrap("floating_ip", NOVA_FIP)}),
         ("DELETE", f"{P}/os-floating-ips/{{fip_id}}"): nova({202: None}),
+        ("GET", f"{P}/images"): nova({200: listing("images", NOVA_IMAGE)}),
+        ("GET", f"{P}/images/detail"): nova({200: listing("images", NOVA_IMAGE)}),
+        ("GET", f"{P}/images/{{image_id}}"): nova({200: wrap("image", NOVA_IMAGE)}),
+        ("DELETE", f"{P}/images/{{image_id}}"): nova({204: None}),
+        ("GET", f"{P}/images/{{image_id}}/metadata"): nova({200: metadata}),
+        ("POST", f"{P}/images/{{image_id}}/metadata"): nova({200: metadata}),
+        ("PUT", f"{P}/images/{{image_id}}/metadata"): nova({200: metadata}),
+        ("GET", f"{P}/images/{{image_id}}/metadata/{{key}}"): nova({200: obj({"meta": STR_MAP})}),
+        ("PUT", f"{P}/images/{{image_id}}/metadata/{{key}}"): nova({200: obj({"meta": STR_MAP})}),
+        ("DELETE", f"{P}/images/{{image_id}}/metadata/{{key}}"): nova({204: None}),
         ("GET", f"{server}/ips"): nova({200: obj({"addresses": IPS})}),
         ("GET", f"{server}/ips/{{network}}"): nova({200: IPS}),
         ("GET", f"{server}/os-security-groups"): nova({200: obj({"security_groups": array(NOVA_GROUP)})}),
