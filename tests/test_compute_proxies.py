@@ -63,6 +63,18 @@ def test_security_group_proxies(server):
     bad = admin.post("/compute/v2.1/os-security-group-rules", headers=V21, json={"security_group_rule": {
         "parent_group_id": group["id"], "ip_protocol": "tcp", "from_port": 30, "to_port": 20}})
     assert bad.status_code == 400
+    # Nova's 400s: a duplicate rule (the network service's conflict), a parent id that is no UUID.
+    again = admin.post("/compute/v2.1/os-security-group-rules", headers=V21, json={"security_group_rule": {
+        "parent_group_id": group["id"], "ip_protocol": "tcp", "from_port": 22, "to_port": 22, "cidr": "10.0.0.0/8"}})
+    assert again.status_code == 400, again.text
+    bad = admin.post("/compute/v2.1/os-security-group-rules", headers=V21, json={"security_group_rule": {
+        "parent_group_id": "not-a-uuid", "ip_protocol": "tcp", "from_port": 22, "to_port": 22}})
+    assert bad.status_code == 400
+    assert admin.delete(f"/compute/v2.1/os-security-groups/{default['id']}", headers=V21).status_code == 400
+    spaced = admin.post("/compute/v2.1/os-security-groups", headers=V21,
+                        json={"security_group": {"name": f" {name} b ", "description": "d"}}).json()["security_group"]
+    assert spaced["name"] == f" {name} b "
+    assert admin.delete(f"/compute/v2.1/os-security-groups/{spaced['id']}", headers=V21).status_code == 202
     shown = admin.get(f"/compute/v2.1/os-security-groups/{group['id']}", headers=V21).json()["security_group"]
     assert [r["id"] for r in shown["rules"]] == [rule["id"]]
     assert group["id"] in {g["id"] for g in admin.get("/compute/v2.1/os-security-groups", headers=V21)
@@ -70,6 +82,8 @@ def test_security_group_proxies(server):
 
     action = f"/compute/v2.1/servers/{srv['id']}/action"
     assert admin.post(action, json={"addSecurityGroup": {"name": name}}).status_code == 202
+    # A group in use cannot be deleted: Nova's 400.
+    assert admin.delete(f"/compute/v2.1/os-security-groups/{group['id']}", headers=V21).status_code == 400
     names = {g["name"] for g in admin.get(f"/compute/v2.1/servers/{srv['id']}/os-security-groups")
              .json()["security_groups"]}
     assert names == {"default", name}
@@ -135,6 +149,10 @@ def test_floating_ip_proxies(server):
     action = f"/compute/v2.1/servers/{srv['id']}/action"
     assert admin.post(action, headers=V21, json={"removeFloatingIp": {"address": fip["ip"]}}).status_code == 409
     assert admin.post(action, headers=V21, json={"addFloatingIp": {"address": fip["ip"]}}).status_code == 202
+    second = admin.post("/compute/v2.1/os-floating-ips", headers=V21, json={"pool": pool}).json()["floating_ip"]
+    r = admin.post(action, headers=V21, json={"addFloatingIp": {"address": second["ip"]}})
+    assert r.status_code == 400, r.text  # the fixed IP has a floating IP already
+    assert admin.delete(f"/compute/v2.1/os-floating-ips/{second['id']}", headers=V21).status_code == 202
     shown = admin.get(f"/compute/v2.1/os-floating-ips/{fip['id']}", headers=V21).json()["floating_ip"]
     fixed = [a["addr"] for net in srv["addresses"].values() for a in net if a["OS-EXT-IPS:type"] == "fixed"]
     assert shown["instance_id"] == srv["id"] and shown["fixed_ip"] in fixed

@@ -10,7 +10,7 @@ from werkzeug.datastructures import MultiDict
 
 from cloudbox.api.routes import Call, Reply, Route
 from cloudbox.compute.api import Version, project_of, route
-from cloudbox.compute.api_proxies import MANY, proxy_only, server_ports
+from cloudbox.compute.api_proxies import MANY, conflict_is_bad_request, proxy_only, server_ports
 from cloudbox.compute.service import ComputeService
 from cloudbox.errors import BadRequest, Conflict, NotFound
 
@@ -97,8 +97,9 @@ async def add_fip(svc: ComputeService, call: Call, version: Version, server: dic
         for ip in port["fixed_ips"]:
             address = ip["ip_address"]
             if (wanted and address == wanted) or (not wanted and ":" not in address):
-                await svc.network.update_floatingip(call.auth, fip["id"], {"port_id": port["id"],
-                                                                           "fixed_ip_address": address})
+                with conflict_is_bad_request():  # the fixed IP has a floating IP already
+                    await svc.network.update_floatingip(call.auth, fip["id"], {"port_id": port["id"],
+                                                                               "fixed_ip_address": address})
                 return Reply(None, 202)
     if wanted:
         raise BadRequest(f"Specified fixed address {str(wanted)[:60]} not assigned to instance.")

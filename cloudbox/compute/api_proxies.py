@@ -8,14 +8,16 @@ caller's own credentials, so the network service decides what the caller may see
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import uuid
+from typing import Any, Iterator
 
 from werkzeug.datastructures import MultiDict
 
 from cloudbox.api.routes import Call, Reply, Route
 from cloudbox.compute.api import Version, project_of, route
 from cloudbox.compute.service import ComputeService
-from cloudbox.errors import BadRequest, NotFound
+from cloudbox.errors import BadRequest, Conflict, NotFound
 
 PROXY_MAX = (2, 35)  # the last microversion serving Nova's network proxies
 MANY = 1000  # one page holds every port of a server, every group of a project
@@ -26,6 +28,24 @@ def proxy_only(version: Version, what: str) -> None:
     if version > PROXY_MAX:
         raise NotFound(f"{what} is not served at microversion {version[0]}.{version[1]}: "
                        "use the network service (removed at 2.36).")
+
+
+@contextlib.contextmanager
+def conflict_is_bad_request() -> Iterator[None]:
+    """Nova answers the network service's conflicts (a group in use, a duplicate rule, a fixed IP
+    with a floating IP already) with 400."""
+    try:
+        yield
+    except Conflict as exc:
+        raise BadRequest(str(exc)) from None
+
+
+def group_id_of(value: Any) -> str:
+    """Nova checks a security group id is a UUID before asking the network service (else 400)."""
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        raise BadRequest(f"Security group id should be uuid: {str(value)[:60]!r}.") from None
 
 
 # --- servers/{id}/ips ------------------------------------------------------------------------------
@@ -140,6 +160,7 @@ async def list_groups(svc: ComputeService, call: Call, version: Version) -> Any:
 
 async def show_group(svc: ComputeService, call: Call, version: Version, group_id: str) -> Any:
     proxy_only(version, "os-security-groups")
+    group_id = group_id_of(group_id)
     group = await svc.network.show(call.auth, "security_groups", group_id)
     return {"security_group": nova_group(group, await remote_groups(svc, call, group))}
 
@@ -158,7 +179,7 @@ def group_fields(body: dict[str, Any]) -> dict[str, str]:
             raise BadRequest(f"Security group {key} is not a string or unicode")
         if not value.strip() or len(value) > 255:
             raise BadRequest(f"Security group {key} should not be empty nor longer than 255 characters.")
-        fields[key] = value.strip()
+        fields[key] = value  # kept as sent (leading and trailing spaces too), as Nova keeps it
     return fields
 
 
@@ -171,6 +192,7 @@ async def create_group(svc: ComputeService, call: Call, version: Version) -> Any
 
 async def update_group(svc: ComputeService, call: Call, version: Version, group_id: str) -> Any:
     proxy_only(version, "os-security-groups")
+    group_id = group_id_of(group_id)
     fields = group_fields(call.body["security_group"])
     await svc.network.show(call.auth, "security_groups", group_id)
     group = await svc.network.update_security_group(call.auth, group_id, fields)
@@ -179,7 +201,8 @@ async def update_group(svc: ComputeService, call: Call, version: Version, group_
 
 async def delete_group(svc: ComputeService, call: Call, version: Version, group_id: str) -> Reply:
     proxy_only(version, "os-security-groups")
-    await svc.network.delete_security_group(call.auth, group_id)
+    with conflict_is_bad_request():  # the default group, a group in use
+        await svc.network.delete_security_group(call.auth, group_id_of(group_id))
     return Reply(None, 202)
 
 
@@ -199,9 +222,7 @@ async def create_rule(svc: ComputeService, call: Call, version: Version) -> Any:
     """An ingress rule, translated to Neutron's fields as Nova translates it."""
     proxy_only(version, "os-security-group-rules")
     args = call.body["security_group_rule"]
-    parent = args.get("parent_group_id")
-    if not isinstance(parent, str) or not parent:
-        raise BadRequest("parent_group_id is required.")
+    parent = group_id_of(args.get("parent_group_id"))
     protocol = args.get("ip_protocol")
     protocol = protocol.lower() if isinstance(protocol, str) else protocol
     if protocol not in (None, "tcp", "udp", "icmp"):
@@ -219,6 +240,7 @@ async def create_rule(svc: ComputeService, call: Call, version: Version) -> Any:
     else:
         low = high = None
     group_id, cidr = args.get("group_id"), args.get("cidr")
+    group_id = group_id_of(group_id) if group_id else None
     if group_id and cidr:
         raise BadRequest("A rule takes either a cidr or a group_id, not both.")
     parent_group = await svc.network.show(call.auth, "security_groups", parent)
@@ -226,11 +248,15 @@ async def create_rule(svc: ComputeService, call: Call, version: Version) -> Any:
     body = {"security_group_id": parent_group["id"], "direction": "ingress", "ethertype": ethertype,
             "protocol": protocol, "port_range_min": low, "port_range_max": high,
             "remote_group_id": group_id or None, "remote_ip_prefix": None if group_id else (cidr or "0.0.0.0/0")}
-    rule = await svc.network.create_rule(call.auth, body)
+    with conflict_is_bad_request():  # a duplicate rule
+        rule = await svc.network.create_rule(call.auth, body)
     names = {parent_group["id"]: parent_group}
     if group_id:
         names.update(await groups_by_id(svc, call, {"id": [group_id]}))
-    return {"security_group_rule": nova_rule(rule, names)}
+    view = nova_rule(rule, names)
+    if cidr and view["ip_range"]:
+        view["ip_range"] = {"cidr": cidr}  # Nova answers the cidr as asked; the network service keeps its prefix
+    return {"security_group_rule": view}
 
 
 async def delete_rule(svc: ComputeService, call: Call, version: Version, rule_id: str) -> Reply:
