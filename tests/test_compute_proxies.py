@@ -191,3 +191,39 @@ def test_image_proxy(server):
     assert admin.get(meta, headers=V21).json()["metadata"] == before
     assert admin.get(f"/image/v2/images/{image_id}").json()["os_distro"] == "cirros"
     assert admin.delete(f"{meta}/os_distro", headers=V21).status_code == 204
+
+
+def test_hosts_and_networks(cloud: Cloud, server):
+    from tests.compute_helpers import new_project_user
+
+    admin, srv = server
+    hosts = admin.get("/compute/v2.1/os-hosts", headers=V21).json()["hosts"]
+    compute = [h for h in hosts if h["service"] == "compute"]
+    assert compute and {h["service"] for h in hosts} == {"compute", "scheduler"}
+    zone = compute[0]["zone"]
+    assert compute[0] in admin.get("/compute/v2.1/os-hosts", params={"zone": zone}, headers=V21).json()["hosts"]
+    assert admin.get("/compute/v2.1/os-hosts", params={"zone": "xxx"}, headers=V21).json()["hosts"] == []
+    name = compute[0]["host_name"]
+    shown = admin.get(f"/compute/v2.1/os-hosts/{name}", headers=V21).json()["host"]
+    assert [r["resource"]["project"] for r in shown] == ["(total)", "(used_now)", "(used_max)"]
+    assert shown[1]["resource"]["cpu"] >= 1  # the module's server runs there
+    assert admin.get("/compute/v2.1/os-hosts/nope", headers=V21).status_code == 404
+    assert admin.get("/compute/v2.1/os-hosts", headers={"OpenStack-API-Version": "compute 2.43"}).status_code == 404
+    assert admin.put(f"/compute/v2.1/os-hosts/{name}", json={"status": "bogus"}, headers=V21).status_code == 400
+    assert admin.put(f"/compute/v2.1/os-hosts/{name}", json={}, headers=V21).status_code == 400
+    assert admin.put("/compute/v2.1/os-hosts/nope", json={"status": "enable"}, headers=V21).status_code == 404
+    assert admin.put(f"/compute/v2.1/os-hosts/{name}", json={"status": "enable"}, headers=V21).status_code == 501
+    assert admin.get("/compute/v2.1/os-hosts/nope/reboot", headers=V21).status_code == 404
+    assert admin.get(f"/compute/v2.1/os-hosts/{name}/reboot", headers=V21).status_code == 501
+    _, _, member = new_project_user(cloud, admin)
+    with cloud.client(member) as m:
+        assert m.get("/compute/v2.1/os-hosts", headers=V21).status_code == 403
+        assert m.get(f"/compute/v2.1/os-hosts/{name}/reboot", headers=V21).status_code == 403
+
+    [net] = srv["addresses"]
+    networks = admin.get("/compute/v2.1/os-networks", headers=V21).json()["networks"]
+    mine = [n for n in networks if n["label"] == net]
+    assert mine and mine[0]["cidr"] is None
+    assert admin.get(f"/compute/v2.1/os-networks/{mine[0]['id']}", headers=V21).json()["network"]["label"] == net
+    assert admin.get(f"/compute/v2.1/os-networks/{uuid.uuid4()}", headers=V21).status_code == 404
+    assert admin.get("/compute/v2.1/os-networks", headers=V236).status_code == 404

@@ -108,6 +108,8 @@ NOVA_FIP = obj({"id": STR, "ip": NSTR, "fixed_ip": NSTR, "instance_id": NSTR, "p
 NOVA_IMAGE = obj({"id": STR, "name": NSTR, "links": LINKS}, {
     "minRam": INT, "minDisk": INT, "metadata": ANY_OBJ, "created": NSTR, "updated": NSTR, "status": STR,
     "progress": INT, "OS-EXT-IMG-SIZE:size": {"type": ["integer", "null"]}, "server": ANY_OBJ})
+NOVA_HOST = obj({"host_name": STR, "service": STR, "zone": STR})
+NOVA_NETWORK = obj({"id": STR, "label": STR})
 IPS = {"type": "object", "additionalProperties": array(obj({"addr": STR, "version": enum(4, 6)}))}
 
 
@@ -218,6 +220,12 @@ def docs() -> dict[tuple[str, str], Doc]:
         ("GET", f"{P}/images/{{image_id}}/metadata/{{key}}"): nova({200: obj({"meta": STR_MAP})}),
         ("PUT", f"{P}/images/{{image_id}}/metadata/{{key}}"): nova({200: obj({"meta": STR_MAP})}),
         ("DELETE", f"{P}/images/{{image_id}}/metadata/{{key}}"): nova({204: None}),
+        ("GET", f"{P}/os-hosts"): nova({200: obj({"hosts": array(NOVA_HOST)})}),
+        ("GET", f"{P}/os-hosts/{{host_name}}"): nova({200: obj({"host": array(obj({"resource": ANY_OBJ}))})}),
+        ("PUT", f"{P}/os-hosts/{{host_name}}"): nova({}, 501),
+        ("GET", f"{P}/os-hosts/{{host_name}}/{{action}}"): nova({}, 501),
+        ("GET", f"{P}/os-networks"): nova({200: obj({"networks": array(NOVA_NETWORK)})}),
+        ("GET", f"{P}/os-networks/{{network_id}}"): nova({200: wrap("network", NOVA_NETWORK)}),
         ("GET", f"{server}/ips"): nova({200: obj({"addresses": IPS})}),
         ("GET", f"{server}/ips/{{network}}"): nova({200: IPS}),
         ("GET", f"{server}/os-security-groups"): nova({200: obj({"security_groups": array(NOVA_GROUP)})}),
