@@ -227,3 +227,30 @@ def test_hosts_and_networks(cloud: Cloud, server):
     assert admin.get(f"/compute/v2.1/os-networks/{mine[0]['id']}", headers=V21).json()["network"]["label"] == net
     assert admin.get(f"/compute/v2.1/os-networks/{uuid.uuid4()}", headers=V21).status_code == 404
     assert admin.get("/compute/v2.1/os-networks", headers=V236).status_code == 404
+
+
+def test_quota_classes(cloud: Cloud, server):
+    """The default class is every project's default (one without its own limits)."""
+    from tests.compute_helpers import new_project_user
+
+    admin, _ = server
+    cls = "/compute/v2.1/os-quota-class-sets/default"
+    before = admin.get(cls).json()["quota_class_set"]
+    assert before["id"] == "default" and before["instances"] >= 1
+    project, _, member = new_project_user(cloud, admin)
+    with cloud.client(member) as m:
+        assert m.get(cls).status_code == 403
+        assert m.put(cls, json={"quota_class_set": {"instances": 3}}).status_code == 403
+    r = admin.put(cls, json={"quota_class_set": {"instances": before["instances"] + 7}})
+    assert r.status_code == 200, r.text
+    assert r.json()["quota_class_set"]["instances"] == before["instances"] + 7
+    try:
+        assert admin.get(f"/compute/v2.1/os-quota-sets/{project}").json()["quota_set"]["instances"] == \
+            before["instances"] + 7
+        assert admin.get(f"/compute/v2.1/os-quota-sets/{project}/defaults").json()["quota_set"]["instances"] == \
+            before["instances"] + 7
+        assert admin.put(cls, json={"quota_class_set": {"instances": "many"}}).status_code == 400
+        assert admin.put(cls, json={"quota_class_set": {"bogus": 1}}).status_code == 400
+    finally:
+        admin.put(cls, json={"quota_class_set": {"instances": before["instances"]}})
+    assert admin.get(f"/compute/v2.1/os-quota-sets/{project}").json()["quota_set"]["instances"] == before["instances"]

@@ -45,8 +45,29 @@ async def show_quota_detail(svc: ComputeService, call: Call, version: Version, p
 
 
 async def show_quota_defaults(svc: ComputeService, call: Call, version: Version, project_id: str) -> Any:
-    defaults = svc.resources.quota_defaults()
+    defaults = await svc.resources.class_quota("default")
     return {"quota_set": views.render_quota_set(project_id, defaults, None, store.QUOTA_RESOURCES)}
+
+
+def quota_class_name(class_id: str) -> str:
+    if not class_id or len(class_id) > 255:
+        raise BadRequest("A quota class name has 1 to 255 characters.")
+    return class_id
+
+
+async def show_quota_class(svc: ComputeService, call: Call, version: Version, class_id: str) -> Any:
+    require(call.auth.is_cloud_reader, "os_compute_api:os-quota-class-sets:show")
+    limits = await svc.resources.class_quota(quota_class_name(class_id))
+    return {"quota_class_set": views.render_quota_set(class_id, limits, None, store.QUOTA_RESOURCES)}
+
+
+async def update_quota_class(svc: ComputeService, call: Call, version: Version, class_id: str) -> Any:
+    """Nova's quota classes: the "default" class sets every project's defaults."""
+    require(call.auth.is_cloud_admin, "os_compute_api:os-quota-class-sets:update")
+    name = quota_class_name(class_id)
+    wanted = {k: whole(v, k, -1) for k, v in call.body["quota_class_set"].items()}
+    limits = await svc.resources.set_class_quota(name, wanted)
+    return {"quota_class_set": views.render_quota_set(None, limits, None, store.QUOTA_RESOURCES)}
 
 
 async def update_quota(svc: ComputeService, call: Call, version: Version, project_id: str) -> Any:
@@ -124,6 +145,10 @@ async def list_services(svc: ComputeService, call: Call, version: Version) -> An
     return views.render_services(await svc.resources.hosts())
 
 
+QUOTA_CLASS_UPDATE = {"type": "object", "required": ["quota_class_set"], "properties": {"quota_class_set": {
+    "type": "object", "additionalProperties": {"type": ["integer", "string"]}}}}
+
+
 def routes(svc: ComputeService) -> list[Route]:
     return [
         route(svc, "GET", "/limits", show_limits, query=("tenant_id",)),
@@ -131,6 +156,8 @@ def routes(svc: ComputeService) -> list[Route]:
         route(svc, "PUT", "/os-quota-sets/{project_id}", update_quota, body=models.QUOTA_UPDATE),
         route(svc, "GET", "/os-quota-sets/{project_id}/detail", show_quota_detail),
         route(svc, "GET", "/os-quota-sets/{project_id}/defaults", show_quota_defaults),
+        route(svc, "GET", "/os-quota-class-sets/{class_id}", show_quota_class),
+        route(svc, "PUT", "/os-quota-class-sets/{class_id}", update_quota_class, body=QUOTA_CLASS_UPDATE),
         route(svc, "GET", "/os-simple-tenant-usage", usage_all, query=("start", "end", "detailed")),
         route(svc, "GET", "/os-simple-tenant-usage/{project_id}", usage_project, query=("start", "end")),
         route(svc, "GET", "/os-availability-zone", list_zones),

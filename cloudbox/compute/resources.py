@@ -182,6 +182,14 @@ class ComputeResources:
                 "key_pairs": s.quota_key_pairs, "metadata_items": s.quota_metadata_items,
                 "server_groups": s.quota_server_groups, "server_group_members": s.quota_server_group_members}
 
+    async def class_quota(self, name: str) -> dict[str, int]:
+        """A quota class's limits (the "default" class is every project's default)."""
+        return await self.engine.read(store.class_limits, name, self.quota_defaults())
+
+    async def set_class_quota(self, name: str, limits: dict[str, int]) -> dict[str, int]:
+        await self.set_quota(store.QUOTA_CLASS + name, limits)
+        return await self.class_quota(name)
+
     async def quota_limits(self, project_id: str) -> dict[str, int]:
         return await self.engine.read(store.quota_limits, project_id, self.quota_defaults())
 

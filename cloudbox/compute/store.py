@@ -144,9 +144,23 @@ def host_zone(db: sqlite_utils.Database, host: dict[str, Any]) -> str:
     return host["availability_zone"]
 
 
+QUOTA_CLASS = "quota-class:"  # quota classes' rows in quotas (no project id has a colon)
+DEFAULT_CLASS = QUOTA_CLASS + "default"
+
+
 def quota_limits(db: sqlite_utils.Database, project_id: str, defaults: dict[str, int]) -> dict[str, int]:
+    """A project's limits: the settings' defaults, then the default quota class's, then its own."""
     limits = dict(defaults)
-    for r in db.query("SELECT resource, hard_limit FROM quotas WHERE project_id = ?", [project_id]):
+    for owner in (DEFAULT_CLASS, project_id):
+        for r in db.query("SELECT resource, hard_limit FROM quotas WHERE project_id = ?", [owner]):
+            limits[r["resource"]] = r["hard_limit"]
+    return limits
+
+
+def class_limits(db: sqlite_utils.Database, name: str, defaults: dict[str, int]) -> dict[str, int]:
+    """A quota class's limits: the settings' defaults, then what was set for the class."""
+    limits = dict(defaults)
+    for r in db.query("SELECT resource, hard_limit FROM quotas WHERE project_id = ?", [QUOTA_CLASS + name]):
         limits[r["resource"]] = r["hard_limit"]
     return limits
 
