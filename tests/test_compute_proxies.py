@@ -254,3 +254,16 @@ def test_quota_classes(cloud: Cloud, server):
     finally:
         admin.put(cls, json={"quota_class_set": {"instances": before["instances"]}})
     assert admin.get(f"/compute/v2.1/os-quota-sets/{project}").json()["quota_set"]["instances"] == before["instances"]
+
+
+def test_crash_dump_and_password(server):
+    admin, srv = server
+    action = f"/compute/v2.1/servers/{srv['id']}/action"
+    v217 = {"OpenStack-API-Version": "compute 2.17"}
+    assert admin.post(action, json={"trigger_crash_dump": None}, headers=V21).status_code == 400
+    assert admin.post(action, json={"trigger_crash_dump": None}, headers=v217).status_code == 202
+    assert "NMI" in admin.post(action, json={"os-getConsoleOutput": {}}).json()["output"]
+    # No guest agent: Nova's 409; a malformed request is still a 400.
+    assert admin.post(action, json={"changePassword": {"adminPass": "n3w"}}).status_code == 409
+    assert admin.post(action, json={"changePassword": {"adminPass": 5}}).status_code == 400
+    assert admin.post(action, json={"noSuchAction": None}).status_code == 400

@@ -15,7 +15,7 @@ from cloudbox.compute.api import Version, forwarded, route
 from cloudbox.compute.api_servers import ref, render
 from cloudbox.compute.service import ComputeService
 from cloudbox.compute.states import POWER_ACTIONS
-from cloudbox.errors import BadRequest
+from cloudbox.errors import BadRequest, Conflict
 from cloudbox.identity.core import require
 
 ActionHandler = Callable[[ComputeService, Call, Version, dict[str, Any], dict[str, Any]], Awaitable[Reply]]
@@ -114,10 +114,32 @@ async def unlock(svc: ComputeService, call: Call, version: Version, server: dict
     return Reply(None, 202)
 
 
+async def trigger_crash_dump(svc: ComputeService, call: Call, version: Version, server: dict[str, Any],
+                             args: dict[str, Any]) -> Reply:
+    if version < (2, 17):
+        raise BadRequest("There is no such action: trigger_crash_dump (from microversion 2.17).")
+    if call.body["trigger_crash_dump"] is not None:
+        raise BadRequest("trigger_crash_dump takes null.")
+    await svc.trigger_crash_dump(server)
+    return Reply(None, 202)
+
+
+async def change_password(svc: ComputeService, call: Call, version: Version, server: dict[str, Any],
+                          args: dict[str, Any]) -> Reply:
+    """Nova sets a password through the QEMU guest agent; cloudbox's guests have none, so a valid
+    request is Nova's 409 for an instance whose agent is not enabled."""
+    password = args.get("adminPass")
+    if not isinstance(password, str) or set(args) - {"adminPass"}:
+        raise BadRequest("changePassword needs adminPass, a string, and nothing else.")
+    if server["status"] != "ACTIVE" or server["task_state"] is not None:
+        raise Conflict(f"Cannot 'changePassword' instance {server['id']} while it is in vm_state {server['vm_state']}")
+    raise Conflict(f"Failed to set admin password on {server['id']} because the QEMU guest agent is not enabled.")
+
+
 ACTIONS: dict[str, ActionHandler] = {
     **{action: power for action in POWER_ACTIONS},
     "reboot": reboot, "createImage": create_image, "rebuild": rebuild, "evacuate": evacuate,
-    "lock": lock, "unlock": unlock,
+    "lock": lock, "unlock": unlock, "trigger_crash_dump": trigger_crash_dump, "changePassword": change_password,
     "addFloatingIp": api_floating.add_fip, "removeFloatingIp": api_floating.remove_fip,
     "addSecurityGroup": security_group, "removeSecurityGroup": security_group,
 }

@@ -537,6 +537,14 @@ class ComputeService:
         await self.update(sid, {"task_state": spec.task}, expect=(None,))
         self.spawn(self._act, sid, spec.task, getattr(self.driver, spec.operation), spec.final)
 
+    async def trigger_crash_dump(self, server: dict[str, Any]) -> None:
+        """Nova's trigger_crash_dump: an NMI to a running guest with no task under way (else 409)."""
+        self.require_running()
+        if server["status"] != "ACTIVE" or server["task_state"] is not None:
+            raise Conflict(f"Cannot 'trigger_crash_dump' instance {server['id']} while it is in vm_state "
+                           f"{server['vm_state']} and task_state {server['task_state']}")
+        await self.driver.inject_nmi(server["id"])
+
     async def reboot(self, server: dict[str, Any], hard: bool) -> None:
         self.require_running()
         sid = server["id"]

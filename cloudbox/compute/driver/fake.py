@@ -159,6 +159,11 @@ class FakeDriver:
     async def pause(self, uuid: str) -> None:
         await self._transition(uuid, "pause")
 
+    async def inject_nmi(self, uuid: str) -> None:
+        await trio.lowlevel.checkpoint()
+        domain = self._get(uuid)
+        self._write_console(domain.spec, "fake guest NMI received")
+
     async def unpause(self, uuid: str) -> None:
         await self._transition(uuid, "unpause")
 

@@ -617,6 +617,10 @@ class LibvirtDriver:
         if target is not None:
             await self._run(dom.suspend, uuid)
 
+    async def inject_nmi(self, uuid: str) -> None:
+        dom = await self._run(lambda: self._lookup(uuid), uuid)
+        await self._run(lambda: dom.injectNMI(0), uuid)
+
     async def unpause(self, uuid: str) -> None:
         dom, _state, target = await self._plan(uuid, "unpause")
         if target is not None:
