@@ -267,3 +267,24 @@ def test_crash_dump_and_password(server):
     assert admin.post(action, json={"changePassword": {"adminPass": "n3w"}}).status_code == 409
     assert admin.post(action, json={"changePassword": {"adminPass": 5}}).status_code == 400
     assert admin.post(action, json={"noSuchAction": None}).status_code == 400
+
+
+def test_reset_state(cloud: Cloud, server):
+    """An admin's reset to error and back (that the reconciler leaves it in error: test_compute_service)."""
+    from tests.compute_helpers import new_project_user
+
+    admin, srv = server
+    action = f"/compute/v2.1/servers/{srv['id']}/action"
+    assert admin.post(action, json={"os-resetState": {"state": "bogus"}}).status_code == 400
+    assert admin.post(f"/compute/v2.1/servers/{uuid.uuid4()}/action",
+                      json={"os-resetState": {"state": "error"}}).status_code == 404
+    _, _, member = new_project_user(cloud, admin)
+    with cloud.client(member) as m:
+        assert m.post(action, json={"os-resetState": {"state": "error"}}).status_code == 404
+    assert admin.post(action, json={"os-resetState": {"state": "error"}}).status_code == 202
+    shown = admin.get(f"/compute/v2.1/servers/{srv['id']}").json()["server"]
+    assert (shown["status"], shown["OS-EXT-STS:vm_state"], shown["OS-EXT-STS:task_state"]) == ("ERROR", "error", None)
+    assert srv["id"] in {s["id"] for s in admin.get("/compute/v2.1/servers", params={"status": "ERROR"})
+                         .json()["servers"]}
+    assert admin.post(action, json={"os-resetState": {"state": "active"}}).status_code == 202
+    assert admin.get(f"/compute/v2.1/servers/{srv['id']}").json()["server"]["status"] == "ACTIVE"

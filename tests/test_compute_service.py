@@ -249,3 +249,34 @@ async def test_the_first_pass_deletes_the_image_of_a_snapshot_the_last_run_left_
         nursery.cancel_scope.cancel()
     engine.close()
     forget_host(driver.uri)
+
+
+async def test_a_reset_to_error_holds_while_a_faulted_error_follows_the_guest(tmp_path: Path):
+    """Nova keeps an admin's os-resetState to error; an ERROR with a fault (a vanished guest that
+    came back) follows the guest as before."""
+    engine = StateEngine(tmp_path / "state.db", STORES)
+    engine.open(create=True)
+    driver = FakeDriver()
+    svc = ComputeService(engine, None, driver, node_id="n1", host="h1", data_dir=tmp_path,  # type: ignore[arg-type]
+                         images=None, network=None, dataplane=None, cluster=None)  # type: ignore[arg-type]
+    (tmp_path / "instances").mkdir()
+    reset, faulted = str(uuid.uuid4()), str(uuid.uuid4())
+    for server_id in (reset, faulted):
+        await driver.create(DomainSpec(uuid=server_id, name=f"cloudbox-{server_id}", vcpus=1, memory_mb=128,
+                                       root_disk="disk", console_log=str(tmp_path / "console.log"), accel="tcg"))
+        await driver.start(server_id)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(engine.run)
+        error = {"status": "ERROR", "vm_state": "error", "power_state": 0}
+        rows = ({**server_row(reset, "h1"), **error},
+                {**server_row(faulted, "h1"), **error, "fault": {"code": 500, "message": "gone", "created": "x"}})
+        await engine.propose(c.CreateServers(rows, UNLIMITED, 2))
+        svc._nursery = nursery
+        await svc.reconciler.reconcile()
+        assert (await svc.get(reset))["status"] == "ERROR"
+        assert (await svc.get(faulted))["status"] == "ACTIVE"
+        await svc.reset_state(await svc.get(reset), "active")
+        assert (await svc.get(reset))["status"] == "ACTIVE"
+        nursery.cancel_scope.cancel()
+    engine.close()
+    forget_host(driver.uri)

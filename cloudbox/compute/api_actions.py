@@ -114,6 +114,16 @@ async def unlock(svc: ComputeService, call: Call, version: Version, server: dict
     return Reply(None, 202)
 
 
+async def reset_state(svc: ComputeService, call: Call, version: Version, server: dict[str, Any],
+                      args: dict[str, Any]) -> Reply:
+    require(call.auth.is_cloud_admin, "os_compute_api:os-admin-actions:reset_state")
+    state = args.get("state")
+    if state not in ("active", "error"):
+        raise BadRequest("os-resetState needs state active or error.")
+    await svc.reset_state(server, state)
+    return Reply(None, 202)
+
+
 async def trigger_crash_dump(svc: ComputeService, call: Call, version: Version, server: dict[str, Any],
                              args: dict[str, Any]) -> Reply:
     if version < (2, 17):
@@ -139,7 +149,7 @@ async def change_password(svc: ComputeService, call: Call, version: Version, ser
 ACTIONS: dict[str, ActionHandler] = {
     **{action: power for action in POWER_ACTIONS},
     "reboot": reboot, "createImage": create_image, "rebuild": rebuild, "evacuate": evacuate,
-    "lock": lock, "unlock": unlock, "trigger_crash_dump": trigger_crash_dump, "changePassword": change_password,
+    "lock": lock, "unlock": unlock, "os-resetState": reset_state, "trigger_crash_dump": trigger_crash_dump, "changePassword": change_password,
     "addFloatingIp": api_floating.add_fip, "removeFloatingIp": api_floating.remove_fip,
     "addSecurityGroup": security_group, "removeSecurityGroup": security_group,
 }

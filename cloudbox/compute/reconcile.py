@@ -13,7 +13,8 @@ What a pass does, per case:
 | observed                             | database                          | action                                  |
 |--------------------------------------|-----------------------------------|-----------------------------------------|
 | no domain                            | ours, not BUILD, not ERROR        | ERROR "guest disappeared"               |
-| domain in another state              | ours, or a task left over         | status follows the domain               |
+| domain in another state              | ours, or a task left over         | status follows the domain (not after an |
+|                                      |                                   | admin's reset to error: held_in_error)  |
 | any                                  | ours, task deleting               | finish the delete                       |
 | any                                  | ours, image_snapshot (first pass) | the snapshot's unfinished image deleted |
 | any                                  | ours, BUILD (first pass)          | build again from clean                  |
@@ -37,7 +38,7 @@ import trio
 from cloudbox.clock import now_iso
 from cloudbox.compute import store
 from cloudbox.compute.driver import DomainInfo
-from cloudbox.compute.states import STATE_VIEW, settled
+from cloudbox.compute.states import STATE_VIEW, held_in_error, settled
 from cloudbox.errors import Conflict, NotFound
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ class Reconciler:
                 continue
             if server["host"] != svc.host or server["task_state"] is not None or state not in STATE_VIEW:
                 continue
-            if STATE_VIEW[state][0] != server["status"] and server["status"] != "BUILD":
+            if STATE_VIEW[state][0] != server["status"] and server["status"] != "BUILD" and not held_in_error(server):
                 log.info("guest changed state", extra={"server_id": server_id, "state": state})
                 try:
                     await svc.update(server_id, settled(state), expect=(None,))
@@ -166,6 +167,7 @@ class Reconciler:
             await trio.to_thread.run_sync(svc.guests.trim_console, server_id)
             state = await svc.driver.get_state(server_id) or domain.state
             observed = STATE_VIEW.get(state)
-            if observed and (observed[0] != server["status"] or server["task_state"] is not None):
+            if observed and not held_in_error(server) and (
+                    observed[0] != server["status"] or server["task_state"] is not None):
                 log.info("guest state corrected", extra={"server_id": server_id, "state": state})
                 await svc.update(server_id, settled(state), expect=(server["task_state"],))

@@ -537,6 +537,10 @@ class ComputeService:
         await self.update(sid, {"task_state": spec.task}, expect=(None,))
         self.spawn(self._act, sid, spec.task, getattr(self.driver, spec.operation), spec.final)
 
+    async def reset_state(self, server: dict[str, Any], state: str) -> None:
+        """Nova's os-resetState: vm_state active or error, no task (the guest is not touched)."""
+        await self.update(server["id"], {"status": state.upper(), "vm_state": state, "task_state": None})
+
     async def trigger_crash_dump(self, server: dict[str, Any]) -> None:
         """Nova's trigger_crash_dump: an NMI to a running guest with no task under way (else 409)."""
         self.require_running()

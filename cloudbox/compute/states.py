@@ -80,3 +80,9 @@ def observed(state: str) -> dict[str, Any]:
 def settled(state: str) -> dict[str, Any]:
     """The columns of a server whose guest reached ``state`` with no task left running."""
     return {**observed(state), "task_state": None}
+
+
+def held_in_error(server: dict[str, Any]) -> bool:
+    """An administrator's os-resetState to error (no fault): kept in ERROR whatever the guest does,
+    as Nova keeps it, until a reset to active, a rebuild or a delete."""
+    return server["status"] == "ERROR" and not server.get("fault")
