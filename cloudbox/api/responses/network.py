@@ -71,6 +71,23 @@ AVAILABILITY = obj({
     "subnet_ip_availability": array(obj({"subnet_id": STR, "subnet_name": STR, "cidr": STR,
                                          "ip_version": enum(4, 6), "total_ips": INT, "used_ips": INT})),
 })
+SUBNETPOOL = obj({
+    "id": STR, "name": STR, **OWNER, "ip_version": enum(4, 6), "prefixes": STRS, "min_prefixlen": INT,
+    "max_prefixlen": INT, "default_prefixlen": INT, "shared": BOOL, "is_default": BOOL, "default_quota": NINT,
+    "address_scope_id": NSTR, **STANDARD,
+})
+ADDRESS_SCOPE = obj({"id": STR, "name": STR, **OWNER, "ip_version": enum(4, 6), "shared": BOOL})
+METERING_LABEL = obj({"id": STR, "name": STR, "description": STR, **OWNER, "shared": BOOL})
+METERING_RULE = obj({
+    "id": STR, "metering_label_id": STR, **OWNER, "direction": enum("ingress", "egress"), "excluded": BOOL,
+    "remote_ip_prefix": NSTR, "source_ip_prefix": NSTR, "destination_ip_prefix": NSTR,
+})
+AGENT = obj({
+    "id": STR, "agent_type": STR, "binary": STR, "topic": STR, "host": STR, "admin_state_up": BOOL, "alive": BOOL,
+    "description": NSTR, "availability_zone": NSTR, "configurations": ANY_OBJ, "created_at": NSTR,
+    "started_at": NSTR, "heartbeat_timestamp": NSTR, "resources_synced": {"type": ["boolean", "null"]},
+    "resource_versions": ANY_OBJ,
+})
 EXTENSION = obj({"alias": STR, "name": STR, "description": STR, "links": array(ANY_OBJ), "updated": STR})
 INTERFACE = obj({"id": STR, **OWNER, "port_id": STR, "network_id": STR, "subnet_id": STR, "subnet_ids": STRS})
 TAGS = obj({"tags": STRS})
@@ -82,8 +99,14 @@ COLLECTIONS: dict[str, tuple[str, Schema]] = {
     "routers": ("router", ROUTER), "floatingips": ("floatingip", FLOATINGIP),
     "security-groups": ("security_group", SECURITY_GROUP),
     "security-group-rules": ("security_group_rule", RULE),
+    "subnetpools": ("subnetpool", SUBNETPOOL), "address-scopes": ("address_scope", ADDRESS_SCOPE),
+    "metering/metering-labels": ("metering_label", METERING_LABEL),
+    "metering/metering-label-rules": ("metering_label_rule", METERING_RULE),
 }
-TAGGED = ("networks", "subnets", "ports", "routers", "floatingips", "security-groups", "security-group-rules")
+TAGGED = ("networks", "subnets", "ports", "routers", "floatingips", "security-groups", "security-group-rules",
+          "subnetpools")
+BULK = ("networks", "subnets", "ports")  # POST takes {"<collection>": [...]} too, and answers in kind
+NOT_UPDATED = ("metering/metering-labels", "metering/metering-label-rules")
 
 
 def listing(key: str, item: Schema) -> Schema:
@@ -95,9 +118,13 @@ def _collections() -> dict[tuple[str, str], Doc]:
     for collection, (singular, view) in COLLECTIONS.items():
         base, item = f"{P}/{collection}", f"{P}/{collection}/{{id}}"
         docs[("GET", base)] = Doc({200: listing(singular + "s", loose(view))})
-        docs[("POST", base)] = Doc({201: wrap(singular, view)})
+        created = wrap(singular, view)
+        if collection in BULK:
+            created = {"anyOf": [created, wrap(collection, array(view))]}
+        docs[("POST", base)] = Doc({201: created})
         docs[("GET", item)] = Doc({200: wrap(singular, loose(view))})
-        docs[("PUT", item)] = Doc({200: wrap(singular, view)})
+        if collection not in NOT_UPDATED:
+            docs[("PUT", item)] = Doc({200: wrap(singular, view)})
         docs[("DELETE", item)] = Doc({204: None})
     for collection in TAGGED:
         tags = f"{P}/{collection}/{{id}}/tags"
@@ -138,6 +165,12 @@ def docs() -> dict[tuple[str, str], Doc]:
         ("PUT", router + "/remove_router_interface"): Doc({200: INTERFACE}),
         ("PUT", router + "/add_extraroutes"): Doc({200: wrap("router", ROUTER)}),
         ("PUT", router + "/remove_extraroutes"): Doc({200: wrap("router", ROUTER)}),
+        ("GET", f"{P}/agents"): Doc({200: listing("agents", loose(AGENT))}),
+        ("GET", f"{P}/agents/{{id}}"): Doc({200: wrap("agent", loose(AGENT))}),
+        ("GET", f"{P}/agents/{{id}}/dhcp-networks"): Doc({200: obj({"networks": array(NETWORK)})}),
+        ("POST", f"{P}/agents/{{id}}/dhcp-networks"): Doc({201: None}),
+        ("DELETE", f"{P}/agents/{{id}}/dhcp-networks/{{network_id}}"): Doc({204: None}),
+        ("GET", f"{P}/networks/{{id}}/dhcp-agents"): Doc({200: obj({"agents": array(AGENT)})}),
     }
     out.update(_collections())
     return out
