@@ -314,3 +314,29 @@ def test_a_network_taken_off_its_agent_has_no_dhcp_server_in_the_plan():
     assert rows.plan("n").networks[0].dhcp is not None
     rows.db.execute("INSERT INTO dhcp_network_pins VALUES (?, '')", (net,))
     assert rows.plan("n").networks == ()
+
+
+# --- what Tempest expects of the core resources ---------------------------------------------------------------
+async def test_an_external_network_goes_with_its_unassociated_floating_ips(service: NetworkService):
+    public = await service.create_network(ADMIN, {"name": "ext", "router:external": True})
+    await service.create_subnet(ADMIN, {"network_id": public["id"], "cidr": "203.0.113.0/24", "enable_dhcp": False})
+    loose = await service.create_floatingip(ADMIN, {"floating_network_id": public["id"]})
+    # An associated one holds the network: a router takes the network as its gateway, a port its address.
+    net = await service.create_network(ADMIN, {"name": "inside"})
+    subnet = await service.create_subnet(ADMIN, {"network_id": net["id"], "cidr": "10.71.0.0/24"})
+    router = await service.create_router(ADMIN, {"external_gateway_info": {"network_id": public["id"]}})
+    await service.add_interface(ADMIN, router["id"], {"subnet_id": subnet["id"]})
+    port = await service.create_port(ADMIN, {"network_id": net["id"]})
+    held = await service.create_floatingip(ADMIN, {"floating_network_id": public["id"], "port_id": port["id"]})
+    with pytest.raises(Conflict, match="ports still in use"):
+        await service.delete_network(ADMIN, public["id"])
+    assert (await service.show(ADMIN, "floatingips", held["id"]))["port_id"] == port["id"]
+    # The refused delete undid the unassociated one's removal too.
+    assert (await service.show(ADMIN, "floatingips", loose["id"]))["id"] == loose["id"]
+    await service.delete_floatingip(ADMIN, held["id"])
+    await service.remove_interface(ADMIN, router["id"], {"subnet_id": subnet["id"]})
+    await service.delete_router(ADMIN, router["id"])
+    await service.delete_network(ADMIN, public["id"])
+    with pytest.raises(NotFound):
+        await service.show(ADMIN, "floatingips", loose["id"])
+    assert await count(service, "ports") == 2  # the inside network's DHCP port and the port

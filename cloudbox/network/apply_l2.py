@@ -179,6 +179,12 @@ def _apply_update_network(db: sqlite_utils.Database, cmd: c.UpdateNetwork) -> di
 
 def _apply_delete_network(db: sqlite_utils.Database, cmd: c.DeleteNetwork) -> None:
     must_get(db, "networks", cmd.id)
+    # An external network goes with its unassociated floating IPs (Neutron's rule); an associated
+    # one keeps its port, and with it the network.
+    for fip in list(db.query("SELECT id, floating_port_id FROM floatingips WHERE floating_network_id = ? "
+                             "AND port_id IS NULL", [cmd.id])):
+        db.execute("DELETE FROM floatingips WHERE id = ?", [fip["id"]])
+        db.execute("DELETE FROM ports WHERE id = ?", [fip["floating_port_id"]])
     if list(db.query("SELECT 1 FROM ports WHERE network_id = ? AND device_owner != ? LIMIT 1",
                      [cmd.id, core.OWNER_DHCP])):
         raise Conflict(f"Unable to complete operation on network {cmd.id}. There are one or more ports still in "

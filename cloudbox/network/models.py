@@ -101,7 +101,8 @@ CREATE_PORT = wrap("port", {**PORT_UPDATE, **OWNER, "tags": TAGS, "network_id": 
 UPDATE_PORT = wrap("port", PORT_UPDATE)
 
 ROUTER_UPDATE = {
-    **STANDARD, "admin_state_up": BOOL, "external_gateway_info": GATEWAY_INFO, "routes": ROUTES,
+    **STANDARD, "admin_state_up": BOOL, "external_gateway_info": GATEWAY_INFO,
+    "routes": {**ROUTES, "type": ["array", "null"]},  # null: none (Tempest clears routes so)
     "distributed": FALSE, "ha": FALSE, "availability_zone_hints": AZ_HINTS,
 }
 CREATE_ROUTER = wrap("router", {**ROUTER_UPDATE, **OWNER, "tags": TAGS})

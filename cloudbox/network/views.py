@@ -162,6 +162,7 @@ def quota_details(limits: Mapping[str, int], usage: Mapping[str, int]) -> dict[s
 EXTENSIONS: list[tuple[str, str, str]] = [
     ("router", "Routers", "Routers between networks, with a gateway to an external network."),
     ("external-net", "External networks", "The router:external attribute of networks."),
+    ("subnet-external-network", "Subnets of external networks", "Every project sees the subnets of external networks."),
     ("extraroute", "Static routes", "Static routes on routers."),
     ("extraroute-atomic", "Static route edits", "add_extraroutes / remove_extraroutes on routers."),
     ("ext-gw-mode", "Gateway SNAT switch", "enable_snat in a router's external_gateway_info."),
