@@ -92,6 +92,8 @@ def test_discovery(admin: httpx.Client):
             "standard-attr-tag", "auto-allocated-topology", "extraroute"} <= aliases
     assert ok(admin.get(f"{N}/extensions/router"))["extension"]["alias"] == "router"
     err(admin.get(f"{N}/extensions/qos"), 404)  # not served, so not named
+    assert ok(admin.get(f"{N}/service-providers"))["service_providers"] == [
+        {"service_type": "L3_ROUTER_NAT", "name": "single_node", "default": True}]
     err(admin.get(f"{N}/nothing-here"), 404)
     catalog = ok(admin.get("/identity/v3/auth/catalog"))["catalog"]
     assert "network" in {entry["type"] for entry in catalog}

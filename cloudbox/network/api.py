@@ -100,6 +100,9 @@ def build(svc: NetworkService) -> ApiSpec:
                 return {"extension": views.extension(*ext)}
         raise NotFound(f"Extension with alias {alias} does not exist")
 
+    async def list_service_providers(call: Call) -> Any:
+        return {"service_providers": [dict(p) for p in views.SERVICE_PROVIDERS]}
+
     # --- tags ------------------------------------------------------------------------------------------------
     def tag_routes(collection: str) -> list[Route]:
         table = COLLECTIONS[collection][0]
@@ -219,6 +222,7 @@ def build(svc: NetworkService) -> ApiSpec:
         Route("GET", V2 + "/", root, access="public", summary="The collections of the v2.0 API"),
         Route("GET", f"{V2}/extensions", list_extensions, summary="The API extensions served"),
         Route("GET", f"{V2}/extensions/{{alias}}", show_extension, summary="One API extension"),
+        Route("GET", f"{V2}/service-providers", list_service_providers, summary="What provides each network service"),
         *crud("networks", svc.create_network, svc.update_network, svc.delete_network, models.CREATE_NETWORK,
               models.UPDATE_NETWORK),
         *crud("subnets", svc.create_subnet, svc.update_subnet, svc.delete_subnet, models.CREATE_SUBNET,

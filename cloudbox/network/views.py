@@ -177,6 +177,9 @@ EXTENSIONS: list[tuple[str, str, str]] = [
     ("standard-attr-description", "Descriptions", "A description on every resource."),
     ("standard-attr-tag", "Tags", "Tags on networks, subnets, ports, routers, floating IPs, security groups and "
      "their rules."),
+    ("tag", "Network tags", "Tags on networks (the first tag API; standard-attr-tag has them on every resource)."),
+    ("tag-ext", "Tags on more resources", "Tags on subnets, ports, routers and subnet pools."),
+    ("service-type", "Service providers", "The providers of the network services (routers: one, single_node)."),
     ("standard-attr-revisions", "Revision numbers", "revision_number on every resource."),
     ("standard-attr-timestamp", "Timestamps", "created_at and updated_at on every resource."),
     ("net-mtu", "MTU", "The mtu attribute of networks."),
@@ -196,6 +199,10 @@ EXTENSIONS: list[tuple[str, str, str]] = [
 ]
 
 
+# Neutron's service-type extension: what provides each network service (cloudbox's routers are one kind).
+SERVICE_PROVIDERS = [{"service_type": "L3_ROUTER_NAT", "name": "single_node", "default": True}]
+
+
 def extension(alias: str, name: str, description: str) -> dict[str, Any]:
     return {"alias": alias, "name": name, "description": description, "links": [],
             "updated": "2026-01-01T00:00:00-00:00"}
@@ -208,6 +215,7 @@ RESOURCES = [
     ("network_ip_availability", "network-ip-availabilities"), ("extension", "extensions"),
     ("subnetpool", "subnetpools"), ("address_scope", "address-scopes"), ("metering_label", "metering/metering-labels"),
     ("metering_label_rule", "metering/metering-label-rules"), ("agent", "agents"),
+    ("service_provider", "service-providers"),
 ]
 
 

@@ -165,6 +165,8 @@ def docs() -> dict[tuple[str, str], Doc]:
         ("PUT", router + "/remove_router_interface"): Doc({200: INTERFACE}),
         ("PUT", router + "/add_extraroutes"): Doc({200: wrap("router", ROUTER)}),
         ("PUT", router + "/remove_extraroutes"): Doc({200: wrap("router", ROUTER)}),
+        ("GET", f"{P}/service-providers"): Doc({200: obj({"service_providers": array(obj(
+            {"service_type": STR, "name": STR, "default": BOOL}))})}),
         ("GET", f"{P}/agents"): Doc({200: listing("agents", loose(AGENT))}),
         ("GET", f"{P}/agents/{{id}}"): Doc({200: wrap("agent", loose(AGENT))}),
         ("GET", f"{P}/agents/{{id}}/dhcp-networks"): Doc({200: obj({"networks": array(NETWORK)})}),
