@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -288,3 +289,44 @@ def test_reset_state(cloud: Cloud, server):
                          .json()["servers"]}
     assert admin.post(action, json={"os-resetState": {"state": "active"}}).status_code == 202
     assert admin.get(f"/compute/v2.1/servers/{srv['id']}").json()["server"]["status"] == "ACTIVE"
+
+
+def test_create_backup_rotates(server):
+    """Three daily backups with rotation 2 leave the newest two; metadata may name the image_type
+    of a createImage (Nova applies it last)."""
+    from tests.cloud import wait_for
+
+    admin, srv = server
+    action = f"/compute/v2.1/servers/{srv['id']}/action"
+    latest = {"OpenStack-API-Version": "compute 2.45"}
+    for bad in ({"name": "b", "backup_type": "daily"}, {"name": "b", "backup_type": "daily", "rotation": -1},
+                {"name": "b", "rotation": 1}, {"backup_type": "daily", "rotation": 1}):
+        assert admin.post(action, json={"createBackup": bad}).status_code == 400, bad
+    made: list[str] = []
+    for n in range(3):
+        # Images' created_at are whole seconds (Glance's): backups within one second are unordered.
+        if made:
+            created = admin.get(f"/image/v2/images/{made[-1]}").json()["created_at"]
+            wait_for(lambda c=created: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) > c or None, 5,
+                     "the next second")
+        r = admin.post(action, json={"createBackup": {"name": f"b{n}", "backup_type": "daily", "rotation": 2}},
+                       headers=latest)
+        assert r.status_code == 202, r.text
+        made.append(r.json()["image_id"])
+        wait_for(lambda i=made[-1]: admin.get(f"/image/v2/images/{i}").json().get("status") == "active"
+                 or None, 60, f"backup {n} active")
+        wait_server(admin, srv["id"], {"ACTIVE"})
+
+    def backups() -> list[str]:
+        found = admin.get("/image/v2/images", params={"backup_type": "daily", "instance_uuid": srv["id"]})
+        return sorted(i["id"] for i in found.json()["images"])
+
+    wait_for(lambda: backups() == sorted(made[1:]) or None, 60, "the oldest backup rotated out")
+    shown = admin.get(f"/image/v2/images/{made[2]}").json()
+    assert (shown["image_type"], shown["backup_type"]) == ("backup", "daily")
+    r = admin.post(action, json={"createImage": {"name": "s", "metadata": {"image_type": "test"}}}, headers=latest)
+    assert r.status_code == 202, r.text
+    assert admin.get(f"/image/v2/images/{r.json()['image_id']}").json()["image_type"] == "test"
+    wait_server(admin, srv["id"], {"ACTIVE"})
+    for image_id in (*made[1:], r.json()["image_id"]):
+        admin.delete(f"/image/v2/images/{image_id}")

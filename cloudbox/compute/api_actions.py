@@ -52,6 +52,28 @@ async def create_image(svc: ComputeService, call: Call, version: Version, server
     return Reply({"image_id": image_id} if version >= (2, 45) else None, 202, headers)
 
 
+async def create_backup(svc: ComputeService, call: Call, version: Version, server: dict[str, Any],
+                        args: dict[str, Any]) -> Reply:
+    """A snapshot with rotation: Nova's name, backup_type and rotation (a whole number, 0 keeps none)."""
+    name, backup_type, rotation = args.get("name"), args.get("backup_type"), args.get("rotation")
+    if not isinstance(name, str) or not name.strip() or len(name) > 255:
+        raise BadRequest("createBackup needs a name.")
+    if not isinstance(backup_type, str) or not backup_type or len(backup_type) > 255:
+        raise BadRequest("createBackup needs a backup_type.")
+    try:
+        rotation = int(rotation) if not isinstance(rotation, bool) else None
+    except (TypeError, ValueError):
+        rotation = None
+    if rotation is None or not 0 <= rotation <= 2**31 - 1:
+        raise BadRequest("createBackup's rotation must be a whole number, 0 or more.")
+    metadata = args.get("metadata") or {}
+    if not isinstance(metadata, dict) or set(args) - {"name", "backup_type", "rotation", "metadata"}:
+        raise BadRequest("createBackup takes name, backup_type, rotation and metadata (an object).")
+    image_id = await svc.snapshot(call.auth, server, name, metadata, (backup_type, rotation))
+    headers = {"Location": f"{call.request.host_url.rstrip('/')}/image/v2/images/{image_id}"} if rotation else {}
+    return Reply({"image_id": image_id} if version >= (2, 45) else None, 202, headers)
+
+
 async def rebuild(svc: ComputeService, call: Call, version: Version, server: dict[str, Any],
                   args: dict[str, Any]) -> Reply:
     image_ref = ref(args.get("imageRef"))
@@ -148,8 +170,9 @@ async def change_password(svc: ComputeService, call: Call, version: Version, ser
 
 ACTIONS: dict[str, ActionHandler] = {
     **{action: power for action in POWER_ACTIONS},
-    "reboot": reboot, "createImage": create_image, "rebuild": rebuild, "evacuate": evacuate,
-    "lock": lock, "unlock": unlock, "os-resetState": reset_state, "trigger_crash_dump": trigger_crash_dump, "changePassword": change_password,
+    "reboot": reboot, "createImage": create_image, "createBackup": create_backup, "rebuild": rebuild,
+    "evacuate": evacuate, "lock": lock, "unlock": unlock, "os-resetState": reset_state,
+    "trigger_crash_dump": trigger_crash_dump, "changePassword": change_password,
     "addFloatingIp": api_floating.add_fip, "removeFloatingIp": api_floating.remove_fip,
     "addSecurityGroup": security_group, "removeSecurityGroup": security_group,
 }

@@ -639,17 +639,21 @@ class ComputeService:
             except Exception as exc:  # noqa: BLE001 - every failure ends in ERROR with a fault
                 await self._fail(server_id, exc)
 
-    async def snapshot(self, ctx: AuthContext, server: dict[str, Any], name: str, metadata: dict[str, Any]) -> str:
-        """Start a snapshot of the server's disk into a new image; returns the image id at once."""
+    async def snapshot(self, ctx: AuthContext, server: dict[str, Any], name: str, metadata: dict[str, Any],
+                       backup: tuple[str, int] | None = None) -> str:
+        """Start a snapshot of the server's disk into a new image; returns the image id at once.
+        A ``backup`` (type, rotation) is a createBackup: once stored, only the newest ``rotation``
+        backups of that type of the server are kept."""
         self.require_running()
         if server["task_state"] is not None:
             raise Conflict(f"Cannot 'createImage' instance {server['id']} while it is in task_state "
                            f"{server['task_state']}")
         if server["status"] not in SNAPSHOT_STATUSES:
             raise Conflict(f"Cannot snapshot instance {server['id']} while it is {server['status']}")
-        props = core.snapshot_properties(metadata)
-        props.update({"image_type": "snapshot", "instance_uuid": server["id"],
-                      "base_image_ref": server["image_id"] or "", "user_id": ctx.user_id})
+        # Nova's order: its properties, then the caller's metadata (which may name an image_type).
+        props = {"image_type": "backup" if backup else "snapshot", "base_image_ref": server["image_id"] or "",
+                 "user_id": ctx.user_id, **({"backup_type": backup[0]} if backup else {}),
+                 **core.snapshot_properties(metadata), "instance_uuid": server["id"]}
         await self.update(server["id"], {"task_state": "image_snapshot"}, expect=(None,))
         try:
             image = await self.images.create(ctx, {"name": name, "disk_format": "qcow2", "container_format": "bare",
@@ -658,10 +662,24 @@ class ComputeService:
             with trio.CancelScope(shield=True):
                 await self.update(server["id"], {"task_state": None}, expect=("image_snapshot",))
             raise
-        self.spawn(self._snapshot, server["id"], image)
+        self.spawn(self._snapshot, server["id"], image, backup)
         return image["id"]
 
-    async def _snapshot(self, server_id: str, image: dict[str, Any]) -> None:
+    async def _rotate_backups(self, server_id: str, newest: str, backup_type: str, rotation: int) -> None:
+        """Delete the server's oldest backups of ``backup_type`` beyond the newest ``rotation``
+        (``newest``, just made, first: images' created_at are whole seconds, so older backups made
+        within one second are in no particular order, as in Glance)."""
+        from cloudbox.image.core import ListOptions
+
+        mine = ListOptions(properties={"instance_uuid": server_id, "backup_type": backup_type},
+                           sort=(("created_at", "desc"), ("id", "desc")))
+        found = await self.images.list(None, mine, None, 1000)
+        ordered = [i for i in found if i["id"] == newest] + [i for i in found if i["id"] != newest]
+        for image in ordered[rotation:]:
+            log.info("backup rotated out", extra={"server_id": server_id, "image_id": image["id"]})
+            await self.images.discard(image["id"])
+
+    async def _snapshot(self, server_id: str, image: dict[str, Any], backup: tuple[str, int] | None = None) -> None:
         """Copy the disk into the image; unless the image became active, it is deleted again
         (a failed or cancelled snapshot leaves no queued image behind)."""
         from cloudbox.compute import disks
@@ -683,6 +701,8 @@ class ComputeService:
                 await self.images.store_file(image, tmp)
                 stored = True
                 log.info("snapshot stored", extra={"server_id": server_id, "image_id": image["id"]})
+            if backup is not None:
+                await self._rotate_backups(server_id, image["id"], *backup)
         except Exception:  # noqa: BLE001 - recorded below: the image goes, the task ends
             log.exception("snapshot of %s failed", server_id)
         finally:
@@ -704,8 +724,8 @@ class ComputeService:
         queued or saving): the reconciler's first pass, for a server left in image_snapshot."""
         from cloudbox.image.core import ListOptions
 
-        unfinished = ListOptions(equals={"status": ["queued", "saving"]},
-                                 properties={"image_type": "snapshot", "instance_uuid": server_id})
+        # By instance_uuid alone: createImage metadata may name another image_type, backups are "backup".
+        unfinished = ListOptions(equals={"status": ["queued", "saving"]}, properties={"instance_uuid": server_id})
         for image in await self.images.list(None, unfinished, None, 100):
             log.warning("unfinished snapshot's image deleted", extra={"server_id": server_id, "image_id": image["id"]})
             await self.images.discard(image["id"])
