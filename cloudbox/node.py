@@ -121,3 +121,15 @@ def split_listen(listen: str) -> tuple[str, int]:
 
 def url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
+
+
+def bind_error(host: str, port: int) -> OSError | None:
+    """What binding a TCP socket to ``host``:``port`` fails with now (None: it is free)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return exc
+    return None

@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import ssl
 import time
 from typing import Any, Callable
@@ -42,7 +41,7 @@ from cloudbox.network import api as network_api
 from cloudbox.network.dataplane import DataPlane
 from cloudbox.network.metadata_server import MetadataListeners
 from cloudbox.network.service import NetworkService
-from cloudbox.node import DataDir, split_listen, url_host
+from cloudbox.node import DataDir, bind_error, split_listen, url_host
 from cloudbox.services import STORES, wanted_catalog
 from cloudbox.settings import Settings
 from cloudbox.state.engine import StateEngine
@@ -169,19 +168,16 @@ def network_driver(settings: Settings, node_id: str) -> Any:
 
 
 def check_port_free(host: str, port: int) -> None:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise SetupError(f"port {port} on {host} is already in use (is another cloudbox serve running?)") from exc
-            if exc.errno == errno.EADDRNOTAVAIL:
-                raise SetupError(f"cannot listen on {host}: no such address on this host") from exc
-            if exc.errno == errno.EACCES:
-                raise SetupError(f"no permission to listen on port {port}") from exc
-            raise SetupError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    exc = bind_error(host, port)
+    if exc is None:
+        return
+    if exc.errno == errno.EADDRINUSE:
+        raise SetupError(f"port {port} on {host} is already in use (is another cloudbox serve running?)") from exc
+    if exc.errno == errno.EADDRNOTAVAIL:
+        raise SetupError(f"cannot listen on {host}: no such address on this host") from exc
+    if exc.errno == errno.EACCES:
+        raise SetupError(f"no permission to listen on port {port}") from exc
+    raise SetupError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
 
 
 def open_node(data_dir: DataDir) -> Node:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import errno
 import logging
 import shutil
-import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 import trio
 
 from cloudbox.errors import SetupError
+from cloudbox.node import bind_error
 
 log = logging.getLogger("cloudbox.etcd")
 
@@ -69,14 +69,8 @@ def etcd_urls(address: str, client_port: int, peer_port: int) -> tuple[str, str]
 def port_taken(address: str, port: int) -> bool:
     """Whether a process on this host listens on ``address``:``port`` already (an address that
     is not this host's cannot be checked here and counts as free)."""
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((address, port))
-        except OSError as exc:
-            return exc.errno == errno.EADDRINUSE
-    return False
+    exc = bind_error(address, port)
+    return exc is not None and exc.errno == errno.EADDRINUSE
 
 
 def etcd_binary() -> str:
