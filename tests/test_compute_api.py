@@ -388,8 +388,16 @@ def test_rebuild_replaces_the_disk_from_a_new_image(cloud: Cloud, setup, tmp_pat
                    json={"rebuild": {"imageRef": other["id"], "name": "rebuilt", "metadata": {"v": "2"}}})
     assert r.status_code == 202, r.text
     assert r.json()["server"]["status"] == "REBUILD" and r.json()["server"]["adminPass"]
+    assert "OS-EXT-STS:vm_state" in r.json()["server"] and "key_name" in r.json()["server"]
     server = wait_server(admin, sid, {"ACTIVE"})
     assert server["image"]["id"] == other["id"] and server["name"] == "rebuilt" and server["metadata"] == {"v": "2"}
+    # Before 2.75 Nova's rebuild answer has no extended attributes.
+    r = admin.post(f"/compute/v2.1/servers/{sid}/action", headers={"OpenStack-API-Version": "compute 2.1"},
+                   json={"rebuild": {"imageRef": other["id"]}})
+    assert r.status_code == 202, r.text
+    assert not {k for k in r.json()["server"] if k.startswith(("OS-EXT-", "OS-SRV-USG"))}
+    assert not {"key_name", "config_drive", "security_groups"} & set(r.json()["server"])
+    server = wait_server(admin, sid, {"ACTIVE"})
     bad = admin.post(f"/compute/v2.1/servers/{sid}/action", json={"rebuild": {"imageRef": str(uuid.uuid4())}})
     assert bad.status_code == 400
     assert admin.get("/cloudbox/v1/status").json()["compute"]["ghosts"] == []

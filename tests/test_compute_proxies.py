@@ -95,6 +95,11 @@ def test_security_group_proxies(server):
     names = {g["name"] for g in admin.get(f"/compute/v2.1/servers/{srv['id']}/os-security-groups")
              .json()["security_groups"]}
     assert names == {"default"}
+    # Without any group the server shows no security_groups (Nova reads them from its ports).
+    assert admin.post(action, json={"removeSecurityGroup": {"name": "default"}}).status_code == 202
+    assert "security_groups" not in admin.get(f"/compute/v2.1/servers/{srv['id']}").json()["server"]
+    assert admin.post(action, json={"addSecurityGroup": {"name": "default"}}).status_code == 202
+    assert admin.get(f"/compute/v2.1/servers/{srv['id']}").json()["server"]["security_groups"] == [{"name": "default"}]
 
     assert admin.delete(f"/compute/v2.1/os-security-group-rules/{rule['id']}", headers=V21).status_code == 202
     assert admin.delete(f"/compute/v2.1/os-security-groups/{group['id']}", headers=V21).status_code == 202

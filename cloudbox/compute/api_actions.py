@@ -20,6 +20,9 @@ from cloudbox.identity.core import require
 
 ActionHandler = Callable[[ComputeService, Call, Version, dict[str, Any], dict[str, Any]], Awaitable[Reply]]
 REBUILD_VALIDATOR = jsonschema.Draft202012Validator(models.REBUILD)
+REBUILD_HIDDEN = ("config_drive", "key_name", "security_groups", "os-extended-volumes:volumes_attached",
+                  "host_status", "server_groups")
+REBUILD_HIDDEN_PREFIXES = ("OS-EXT-AZ:", "OS-EXT-STS:", "OS-SRV-USG:", "OS-EXT-SRV-ATTR:")
 
 
 async def power(svc: ComputeService, call: Call, version: Version, server: dict[str, Any],
@@ -90,6 +93,8 @@ async def rebuild(svc: ComputeService, call: Call, version: Version, server: dic
         changes["key_name"] = args["key_name"]
     updated = await svc.rebuild(call.auth, server, image_ref, changes)
     body = render(call, version, updated)
+    if version < (2, 75):  # Nova's rebuild answer left out the extended attributes until 2.75
+        body = {k: v for k, v in body.items() if k not in REBUILD_HIDDEN and not k.startswith(REBUILD_HIDDEN_PREFIXES)}
     body["adminPass"] = args.get("adminPass") or secrets.token_urlsafe(9)
     return Reply({"server": body}, 202)
 

@@ -139,9 +139,14 @@ async def change_server_group(svc: ComputeService, call: Call, server: dict[str,
         raise BadRequest(f"Security group {name[:255]} is already associated with the instance {server['id']}")
     if not add and not any(group_id in p["security_groups"] for p in ports):
         raise NotFound(f"Security group {name[:255]} not associated with the instance {server['id']}")
+    names = {g["id"]: g["name"] for g in (await groups_by_id(svc, call, {})).values()}
+    on_ports: list[str] = []
     for port in ports:
         groups = [g for g in port["security_groups"] if g != group_id] + ([group_id] if add else [])
         await svc.network.update_port(call.auth, port["id"], {"security_groups": groups})
+        on_ports += [names.get(g, g) for g in groups if names.get(g, g) not in on_ports]
+    # The server shows the groups of its ports (none: no security_groups at all, as in Nova).
+    await svc.update(server["id"], {"security_groups": on_ports})
     return Reply(None, 202)
 
 

@@ -86,8 +86,11 @@ def render_server(row: dict[str, Any], base: str, version: tuple[int, int], *, a
         "OS-SRV-USG:launched_at": row["launched_at"], "OS-SRV-USG:terminated_at": None,
         "OS-EXT-STS:task_state": row["task_state"], "OS-EXT-STS:vm_state": row["vm_state"],
         "OS-EXT-STS:power_state": row["power_state"], "os-extended-volumes:volumes_attached": [],
-        "security_groups": [{"name": g} for g in row.get("security_groups") or ["default"]],
+        "security_groups": [{"name": g} for g in (row.get("security_groups") if row.get("security_groups")
+                                                  is not None else ["default"])],
     }
+    if not body["security_groups"]:
+        del body["security_groups"]  # Nova shows none when the server's ports have no group
     if row["status"] == "ERROR" and row["fault"]:
         # Details (host paths, tool output) are for the cloud's admins, as in Nova.
         body["fault"] = row["fault"] if admin else {k: v for k, v in row["fault"].items() if k != "details"}
