@@ -335,3 +335,22 @@ def test_create_backup_rotates(server):
     wait_server(admin, srv["id"], {"ACTIVE"})
     for image_id in (*made[1:], r.json()["image_id"]):
         admin.delete(f"/image/v2/images/{image_id}")
+
+
+def test_older_quotas_follow_the_microversion(cloud: Cloud, server):
+    from tests.compute_helpers import new_project_user
+
+    admin, _ = server
+    project, _, _ = new_project_user(cloud, admin)
+    url = f"/compute/v2.1/os-quota-sets/{project}"
+    at = {v: {"OpenStack-API-Version": f"compute {v}"} for v in ("2.1", "2.36", "2.57")}
+    shown = admin.get(url, headers=at["2.1"]).json()["quota_set"]
+    assert (shown["floating_ips"], shown["security_group_rules"], shown["injected_files"]) == (10, 20, 5)
+    shown = admin.get(url, headers=at["2.36"]).json()["quota_set"]
+    assert "floating_ips" not in shown and shown["injected_files"] == 5
+    shown = admin.get(url, headers=at["2.57"]).json()["quota_set"]
+    assert not {"floating_ips", "injected_files"} & set(shown)
+    assert admin.put(url, json={"quota_set": {"floating_ips": 3}}, headers=at["2.36"]).status_code == 400
+    r = admin.put(url, json={"quota_set": {"floating_ips": 3}}, headers=at["2.1"])
+    assert r.status_code == 200 and r.json()["quota_set"]["floating_ips"] == 3
+    assert admin.get(f"{url}/defaults", headers=at["2.1"]).json()["quota_set"]["floating_ips"] == 10

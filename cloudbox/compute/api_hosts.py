@@ -35,18 +35,25 @@ def read_quota(call: Call, project_id: str, action: str) -> None:
 async def show_quota(svc: ComputeService, call: Call, version: Version, project_id: str) -> Any:
     read_quota(call, project_id, "os_compute_api:os-quota-sets:show")
     limits = await svc.resources.quota_limits(project_id)
-    return {"quota_set": views.render_quota_set(project_id, limits, None, store.QUOTA_RESOURCES)}
+    return {"quota_set": views.render_quota_set(project_id, limits, None, store.quota_resources(version))}
 
 
 async def show_quota_detail(svc: ComputeService, call: Call, version: Version, project_id: str) -> Any:
     read_quota(call, project_id, "os_compute_api:os-quota-sets:detail")
     limits, usage = await svc.resources.quota_usage(project_id)
-    return {"quota_set": views.render_quota_set(project_id, limits, usage, store.QUOTA_RESOURCES)}
+    return {"quota_set": views.render_quota_set(project_id, limits, usage, store.quota_resources(version))}
 
 
 async def show_quota_defaults(svc: ComputeService, call: Call, version: Version, project_id: str) -> Any:
     defaults = await svc.resources.class_quota("default")
-    return {"quota_set": views.render_quota_set(project_id, defaults, None, store.QUOTA_RESOURCES)}
+    return {"quota_set": views.render_quota_set(project_id, defaults, None, store.quota_resources(version))}
+
+
+def check_quota_names(wanted: dict[str, int], version: Version) -> None:
+    """Nova's schema per microversion: the older quotas are refused once they are gone (400)."""
+    unknown = sorted(set(wanted) - set(store.quota_resources(version)))
+    if unknown:
+        raise BadRequest(f"Unknown quota resources at {version[0]}.{version[1]}: {', '.join(unknown)[:200]}.")
 
 
 def quota_class_name(class_id: str) -> str:
@@ -58,7 +65,7 @@ def quota_class_name(class_id: str) -> str:
 async def show_quota_class(svc: ComputeService, call: Call, version: Version, class_id: str) -> Any:
     require(call.auth.is_cloud_reader, "os_compute_api:os-quota-class-sets:show")
     limits = await svc.resources.class_quota(quota_class_name(class_id))
-    return {"quota_class_set": views.render_quota_set(class_id, limits, None, store.QUOTA_RESOURCES)}
+    return {"quota_class_set": views.render_quota_set(class_id, limits, None, store.quota_resources(version))}
 
 
 async def update_quota_class(svc: ComputeService, call: Call, version: Version, class_id: str) -> Any:
@@ -66,15 +73,17 @@ async def update_quota_class(svc: ComputeService, call: Call, version: Version, 
     require(call.auth.is_cloud_admin, "os_compute_api:os-quota-class-sets:update")
     name = quota_class_name(class_id)
     wanted = {k: whole(v, k, -1) for k, v in call.body["quota_class_set"].items()}
+    check_quota_names(wanted, version)
     limits = await svc.resources.set_class_quota(name, wanted)
-    return {"quota_class_set": views.render_quota_set(None, limits, None, store.QUOTA_RESOURCES)}
+    return {"quota_class_set": views.render_quota_set(None, limits, None, store.quota_resources(version))}
 
 
 async def update_quota(svc: ComputeService, call: Call, version: Version, project_id: str) -> Any:
     require(call.auth.is_cloud_admin, "os_compute_api:os-quota-sets:update")
     wanted = {k: whole(v, k, -1) for k, v in call.body["quota_set"].items() if k != "force"}
+    check_quota_names(wanted, version)
     limits = await svc.resources.set_quota(project_id, wanted)
-    return {"quota_set": views.render_quota_set(None, limits, None, store.QUOTA_RESOURCES)}
+    return {"quota_set": views.render_quota_set(None, limits, None, store.quota_resources(version))}
 
 
 def usage_period(call: Call) -> tuple[float, float, float]:

@@ -180,7 +180,8 @@ class ComputeResources:
         s = self.settings
         return {"instances": s.quota_instances, "cores": s.quota_cores, "ram": s.quota_ram,
                 "key_pairs": s.quota_key_pairs, "metadata_items": s.quota_metadata_items,
-                "server_groups": s.quota_server_groups, "server_group_members": s.quota_server_group_members}
+                "server_groups": s.quota_server_groups, "server_group_members": s.quota_server_group_members,
+                **store.NETWORK_QUOTAS, **store.INJECTED_QUOTAS}
 
     async def class_quota(self, name: str) -> dict[str, int]:
         """A quota class's limits (the "default" class is every project's default)."""

@@ -70,8 +70,19 @@ JSON_COLUMNS = {"flavor", "extra_specs", "fault", "metadata", "tags", "ports", "
                 "security_groups",
                 "hosts"}
 BOOL_COLUMNS = {"is_public", "config_drive", "locked", "enabled"}
-QUOTA_RESOURCES = ("instances", "cores", "ram", "key_pairs", "metadata_items", "server_groups",
-                   "server_group_members")
+CURRENT_QUOTAS = ("instances", "cores", "ram", "key_pairs", "metadata_items", "server_groups",
+                  "server_group_members")
+# Nova's older quotas, shown and settable until 2.35 (network) and 2.56 (injected files), with Nova's
+# defaults; Nova stopped enforcing them (the network service has its own quotas, files are not injected).
+NETWORK_QUOTAS = {"floating_ips": 10, "fixed_ips": -1, "security_groups": 10, "security_group_rules": 20}
+INJECTED_QUOTAS = {"injected_files": 5, "injected_file_content_bytes": 10240, "injected_file_path_bytes": 255}
+QUOTA_RESOURCES = CURRENT_QUOTAS + tuple(NETWORK_QUOTAS) + tuple(INJECTED_QUOTAS)
+
+
+def quota_resources(version: tuple[int, int]) -> tuple[str, ...]:
+    """The quotas Nova shows at ``version``."""
+    return (CURRENT_QUOTAS + (tuple(NETWORK_QUOTAS) if version < (2, 36) else ())
+            + (tuple(INJECTED_QUOTAS) if version < (2, 57) else ()))
 
 
 def decode(row: dict[str, Any] | None) -> dict[str, Any] | None:
