@@ -354,3 +354,13 @@ def test_older_quotas_follow_the_microversion(cloud: Cloud, server):
     r = admin.put(url, json={"quota_set": {"floating_ips": 3}}, headers=at["2.1"])
     assert r.status_code == 200 and r.json()["quota_set"]["floating_ips"] == 3
     assert admin.get(f"{url}/defaults", headers=at["2.1"]).json()["quota_set"]["floating_ips"] == 10
+
+
+def test_small_admin_actions(server):
+    admin, srv = server
+    action = f"/compute/v2.1/servers/{srv['id']}/action"
+    assert admin.post(action, json={"injectNetworkInfo": None}).status_code == 202
+    assert admin.post(action, json={"restore": None}).status_code == 409  # never soft-deleted here
+    assert admin.post(action, json={"forceDelete": None}).status_code == 409
+    assert admin.post(f"/compute/v2.1/servers/{uuid.uuid4()}/action", json={"migrate": None}).status_code == 404
+    assert admin.get(f"/compute/v2.1/servers/{srv['id']}").json()["server"]["status"] == "ACTIVE"

@@ -151,6 +151,22 @@ async def reset_state(svc: ComputeService, call: Call, version: Version, server:
     return Reply(None, 202)
 
 
+async def inject_network_info(svc: ComputeService, call: Call, version: Version, server: dict[str, Any],
+                              args: dict[str, Any]) -> Reply:
+    """Nova's injectNetworkInfo: nothing to inject (guests take their addresses from DHCP and the
+    config drive, as with Nova's libvirt driver, where it does nothing either)."""
+    require(call.auth.is_cloud_admin, "os_compute_api:os-admin-actions:inject_network_info")
+    return Reply(None, 202)
+
+
+async def not_soft_deleted(svc: ComputeService, call: Call, version: Version, server: dict[str, Any],
+                           args: dict[str, Any]) -> Reply:
+    """restore and forceDelete act on soft-deleted servers; cloudbox deletes at once (Nova with
+    reclaim_instance_interval = 0), so no server is ever soft-deleted: Nova's 409."""
+    (action,) = call.body
+    raise Conflict(f"Cannot '{action}' instance {server['id']} while it is in vm_state {server['vm_state']}")
+
+
 async def trigger_crash_dump(svc: ComputeService, call: Call, version: Version, server: dict[str, Any],
                              args: dict[str, Any]) -> Reply:
     if version < (2, 17):
@@ -178,6 +194,7 @@ ACTIONS: dict[str, ActionHandler] = {
     "reboot": reboot, "createImage": create_image, "createBackup": create_backup, "rebuild": rebuild,
     "evacuate": evacuate, "lock": lock, "unlock": unlock, "os-resetState": reset_state,
     "trigger_crash_dump": trigger_crash_dump, "changePassword": change_password,
+    "injectNetworkInfo": inject_network_info, "restore": not_soft_deleted, "forceDelete": not_soft_deleted,
     "addFloatingIp": api_floating.add_fip, "removeFloatingIp": api_floating.remove_fip,
     "addSecurityGroup": security_group, "removeSecurityGroup": security_group,
 }
@@ -204,11 +221,12 @@ async def server_action(svc: ComputeService, call: Call, version: Version, serve
         raise BadRequest(f"The argument of action {action[:60]} must be an object or null.")
     if action == "os-getConsoleOutput":
         return await console_output(svc, call, server_id, args or {})
+    # The server first (a missing one is a 404 whatever the action, as in Nova), then the action.
+    # A locked server refuses changes to non-admins, but not its own unlock (nor a second lock).
+    server = await svc.visible_server(call.auth, server_id, write=action not in ("lock", "unlock"))
     handler = ACTIONS.get(action)
     if handler is None:
         raise BadRequest(f"There is no such action: {action[:60]}")
-    # A locked server refuses changes to non-admins, but not its own unlock (nor a second lock).
-    server = await svc.visible_server(call.auth, server_id, write=action not in ("lock", "unlock"))
     # An evacuation is decided here: the server's host is down, it cannot answer.
     if action != "evacuate" and (reply := await forwarded(svc, call, server)) is not None:
         return reply
