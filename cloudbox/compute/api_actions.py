@@ -1,5 +1,6 @@
 """Nova v2.1 server actions (POST /servers/{id}/action): power actions, reboot, rebuild,
-createImage, evacuate and os-getConsoleOutput.  One handler per action; ``server_action``
+createImage, createBackup, evacuate, lock/unlock, os-resetState, trigger_crash_dump, changePassword,
+the network proxies' actions and os-getConsoleOutput.  One handler per action; ``server_action``
 dispatches on the body's one key."""
 
 from __future__ import annotations
@@ -237,5 +238,8 @@ def routes(svc: ComputeService) -> list[Route]:
     return [
         route(svc, "POST", "/servers/{server_id}/action", server_action, body=models.SERVER_ACTION, status=202,
               summary="Server actions: os-start, os-stop, reboot, pause, unpause, suspend, resume, "
-                      "createImage, rebuild, evacuate, os-getConsoleOutput"),
+                      "createImage, createBackup, rebuild, evacuate, lock, unlock, os-resetState, "
+                      "trigger_crash_dump, changePassword, injectNetworkInfo, restore, forceDelete, "
+                      "addSecurityGroup, removeSecurityGroup, addFloatingIp, removeFloatingIp, "
+                      "os-getConsoleOutput"),
     ]
