@@ -603,3 +603,40 @@ def test_pools_scopes_metering_and_agents_over_http(admin: httpx.Client, project
     ok(admin.delete(f"{N}/agents/{agents[0]['id']}/dhcp-networks/{net['id']}"), 204)
     assert ok(admin.get(f"{N}/networks/{net['id']}/dhcp-agents"))["agents"] == []
     ok(a.delete(f"{N}/networks/{net['id']}"), 204)
+
+
+def test_admin_of_any_project_makes_resources_for_another(cloud: Cloud, admin: httpx.Client, external: dict,
+                                                         projects: list):
+    """Tempest's dynamic admin: the admin role on a fresh project, creating with project_id or tenant_id."""
+    other, b = projects[1]
+    _, _, token = new_project_user(cloud, admin, role="admin")
+    with cloud.client(token) as boss:
+        net = ok(boss.post(f"{N}/networks", json={"network": {"name": "for-b", "project_id": other}}), 201)["network"]
+        sub = ok(boss.post(f"{N}/subnets", json={"subnet": {"network_id": net["id"], "cidr": "10.64.0.0/24",
+                                                             "tenant_id": other}}), 201)["subnet"]
+        port = ok(boss.post(f"{N}/ports", json={"port": {"network_id": net["id"], "project_id": other}}), 201)["port"]
+        router = ok(boss.post(f"{N}/routers", json={"router": {"tenant_id": other, "external_gateway_info": {
+            "network_id": external["id"]}}}), 201)["router"]
+        ok(boss.put(f"{N}/routers/{router['id']}/add_router_interface", json={"subnet_id": sub["id"]}))
+        fip = ok(boss.post(f"{N}/floatingips", json={"floatingip": {
+            "floating_network_id": external["id"], "project_id": other, "port_id": port["id"]}}), 201)["floatingip"]
+        group = ok(boss.post(f"{N}/security-groups", json={"security_group": {"name": "g", "project_id": other}}),
+                   201)["security_group"]
+        pool = ok(boss.post(f"{N}/subnetpools", json={"subnetpool": {"prefixes": ["10.65.0.0/16"],
+                                                                      "project_id": other}}), 201)["subnetpool"]
+        made = {"networks": net, "subnets": sub, "ports": port, "routers": router, "floatingips": fip,
+                "security-groups": group, "subnetpools": pool}
+        for collection, item in made.items():
+            assert (item["project_id"], item["tenant_id"]) == (other, other), collection
+            # ...and they are the other project's: its members see them.
+            ok(b.get(f"{N}/{collection}/{item['id']}"))
+        err(boss.post(f"{N}/networks", json={"network": {"project_id": other, "tenant_id": "x"}}), 400, "do not match")
+    # A member may not.
+    _, a = projects[0]
+    err(a.post(f"{N}/networks", json={"network": {"name": "nope", "project_id": other}}), 403)
+    ok(admin.delete(f"{N}/floatingips/{fip['id']}"), 204)
+    ok(admin.put(f"{N}/routers/{router['id']}/remove_router_interface", json={"subnet_id": sub["id"]}))
+    ok(admin.delete(f"{N}/routers/{router['id']}"), 204)
+    drop_network(admin, net["id"])
+    ok(admin.delete(f"{N}/subnetpools/{pool['id']}"), 204)
+    ok(admin.delete(f"{N}/security-groups/{group['id']}"), 204)
