@@ -397,6 +397,7 @@ def test_rebuild_replaces_the_disk_from_a_new_image(cloud: Cloud, setup, tmp_pat
     assert r.status_code == 202, r.text
     assert not {k for k in r.json()["server"] if k.startswith(("OS-EXT-", "OS-SRV-USG"))}
     assert not {"key_name", "config_drive", "security_groups"} & set(r.json()["server"])
+    assert all(set(a) == {"addr", "version"} for net in r.json()["server"]["addresses"].values() for a in net)
     server = wait_server(admin, sid, {"ACTIVE"})
     bad = admin.post(f"/compute/v2.1/servers/{sid}/action", json={"rebuild": {"imageRef": str(uuid.uuid4())}})
     assert bad.status_code == 400

@@ -364,3 +364,14 @@ def test_small_admin_actions(server):
     assert admin.post(action, json={"forceDelete": None}).status_code == 409
     assert admin.post(f"/compute/v2.1/servers/{uuid.uuid4()}/action", json={"migrate": None}).status_code == 404
     assert admin.get(f"/compute/v2.1/servers/{srv['id']}").json()["server"]["status"] == "ACTIVE"
+
+
+def test_empty_server_update_and_quota_force(cloud: Cloud, server):
+    from tests.compute_helpers import new_project_user
+
+    admin, srv = server
+    r = admin.put(f"/compute/v2.1/servers/{srv['id']}", json={"server": {}})
+    assert r.status_code == 200 and r.json()["server"]["name"] == srv["name"]
+    project, _, _ = new_project_user(cloud, admin)
+    r = admin.put(f"/compute/v2.1/os-quota-sets/{project}", json={"quota_set": {"force": True, "instances": 4}})
+    assert r.status_code == 200 and r.json()["quota_set"]["instances"] == 4

@@ -96,6 +96,7 @@ async def rebuild(svc: ComputeService, call: Call, version: Version, server: dic
     body = render(call, version, updated)
     if version < (2, 75):  # Nova's rebuild answer left out the extended attributes until 2.75
         body = {k: v for k, v in body.items() if k not in REBUILD_HIDDEN and not k.startswith(REBUILD_HIDDEN_PREFIXES)}
+        body["addresses"] = api_proxies.ip_view(body["addresses"])
     body["adminPass"] = args.get("adminPass") or secrets.token_urlsafe(9)
     return Reply({"server": body}, 202)
 

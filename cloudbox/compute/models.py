@@ -78,7 +78,7 @@ SERVER_CREATE = {
 }
 SERVER_UPDATE = {
     "type": "object", "required": ["server"], "additionalProperties": False,
-    "properties": {"server": {"type": "object", "minProperties": 1, "additionalProperties": False, "properties": {
+    "properties": {"server": {"type": "object", "additionalProperties": False, "properties": {
         "name": NAME, "description": {"type": ["string", "null"], "maxLength": 255},
         "hostname": {"type": "string", "maxLength": 255}, "accessIPv4": {"type": "string"},
         "accessIPv6": {"type": "string"}, "OS-DCF:diskConfig": {"enum": ["AUTO", "MANUAL"]},
@@ -137,9 +137,9 @@ KEYPAIR_CREATE = {
     }}},
 }
 QUOTA_UPDATE = {"type": "object", "required": ["quota_set"], "properties": {"quota_set": {
-    "type": "object", "properties": {k: {"type": ["integer", "string"]} for k in (
-        "instances", "cores", "ram", "key_pairs", "metadata_items", "server_groups", "server_group_members",
-        "force")}, "additionalProperties": {"type": ["integer", "string"]}}}}
+    "type": "object", "properties": {**{k: {"type": ["integer", "string"]} for k in (
+        "instances", "cores", "ram", "key_pairs", "metadata_items", "server_groups", "server_group_members")},
+        "force": {"type": ["boolean", "string"]}}, "additionalProperties": {"type": ["integer", "string"]}}}}
 GROUP_POLICIES = ["affinity", "anti-affinity", "soft-affinity", "soft-anti-affinity"]
 SERVER_GROUP_CREATE = {
     "type": "object", "required": ["server_group"], "additionalProperties": False,
