@@ -405,6 +405,13 @@ async def test_a_readers_listing_writes_nothing_and_the_first_write_makes_the_de
     assert len((await service.list(reader, "security_groups", MultiDict(), 10, None))[0]) == 1
 
 
+async def test_a_members_listing_of_a_new_project_shows_its_default_group(service: NetworkService):
+    """`openstack server create --security-group default` looks the group up before anything else."""
+    (group,) = (await service.list(Ctx("erin"), "security_groups", MultiDict({"name": "default"}), 10, None))[0]
+    assert group["name"] == "default" and group["project_id"] == "erin"
+    assert len((await service.list(Ctx("erin"), "security_groups", MultiDict(), 10, None))[0]) == 1
+
+
 async def test_rules_given_by_protocol_name_or_number_match_each_other(service: NetworkService):
     dave = Ctx("dave")
     group = await service.create_security_group(dave, {"name": "g"})

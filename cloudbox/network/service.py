@@ -112,9 +112,12 @@ class NetworkService:
     async def list(self, ctx: Any, table: str, args: Any, limit: int,
                    marker: str | None) -> tuple[list[dict[str, Any]], str | None]:
         """One page of views and the id to continue after (None on the last page)."""
-        # A read never writes: a project's default group is made by its first write (a network,
-        # a port, a group, a server), not here.
         query = core.parse_list_query(args, core.FILTERS[table])
+        # A reader's read never writes. A project's default group is made by its first write (a
+        # network, a port, a group, a server), or when one who may write there lists groups, as
+        # Neutron does: `openstack server create --security-group default` looks the group up first.
+        if table == "security_groups" and ctx.project_id and ctx.can_write_project(ctx.project_id):
+            await self.ensure_default_group(ctx.project_id)
         found, next_marker = await self.read(reads.list_page, table, self.viewer(ctx), query, marker, limit)
         return [core.select_fields(v, query.fields) for v in found], next_marker
 
