@@ -668,3 +668,20 @@ def test_servers_on_chosen_networks_ports_and_floating_ips(cloud: Cloud, setup):
         kept = c.get(f"/network/v2.0/ports/{mine['id']}").json()["port"]
         assert kept["device_id"] == "" and kept["status"] == "DOWN"
         assert c.get(f"/network/v2.0/floatingips/{fip['id']}").json()["floatingip"]["port_id"] is None
+
+
+def test_access_addresses_are_kept_as_given(cloud: Cloud, setup):
+    """accessIPv4/accessIPv6: given at create or update, shown as given (Tempest checks them)."""
+    admin, image = setup
+    created = boot(admin, image["id"], accessIPv4="1.1.1.1", accessIPv6="2001:db8::1")
+    shown = admin.get(f"/compute/v2.1/servers/{created['id']}", headers=LATEST).json()["server"]
+    assert (shown["accessIPv4"], shown["accessIPv6"]) == ("1.1.1.1", "2001:db8::1")
+    r = admin.put(f"/compute/v2.1/servers/{created['id']}", json={"server": {"accessIPv4": "192.0.2.7"}})
+    assert r.status_code == 200 and r.json()["server"]["accessIPv4"] == "192.0.2.7", r.text
+    for bad in ({"accessIPv4": "2001:db8::1"}, {"accessIPv6": "1.1.1.1"}, {"accessIPv4": "not-an-ip"}):
+        r = admin.put(f"/compute/v2.1/servers/{created['id']}", json={"server": bad})
+        assert r.status_code == 400, r.text
+    shown = admin.get(f"/compute/v2.1/servers/{created['id']}", headers=LATEST).json()["server"]
+    assert (shown["accessIPv4"], shown["accessIPv6"]) == ("192.0.2.7", "2001:db8::1")
+    wait_server(admin, created["id"], {"ACTIVE"})
+    assert admin.delete(f"/compute/v2.1/servers/{created['id']}").status_code == 204

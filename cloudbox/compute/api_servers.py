@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 import urllib.parse
 from typing import Any
@@ -60,7 +61,25 @@ def parse_server_request(body: dict[str, Any], version: Version) -> ServerReques
         metadata=server.get("metadata") or {}, tags=tuple(server.get("tags") or ()), group_id=group_id or None,
         min_count=min_count, max_count=max_count, config_drive=core.truthy(server.get("config_drive")),
         hostname=server.get("hostname"), description=server.get("description"),
+        **access_ips(server),
     )
+
+
+def access_ips(body: dict[str, Any]) -> dict[str, str]:
+    """accessIPv4/accessIPv6 of a create or update body, as columns; each must be its kind of address."""
+    found = {}
+    for field, column, version in (("accessIPv4", "access_ipv4", 4), ("accessIPv6", "access_ipv6", 6)):
+        if field not in body:
+            continue
+        value = body[field] or ""
+        try:
+            if value and ipaddress.ip_address(value).version != version:
+                raise ValueError(value)
+        except ValueError:
+            raise BadRequest(f"Invalid input for field/attribute {field}: {value[:40]!r} is not an "
+                             f"IPv{version} address.") from None
+        found[column] = value
+    return found
 
 
 # --- create -------------------------------------------------------------------------------
@@ -134,6 +153,7 @@ async def update_server(svc: ComputeService, call: Call, version: Version, serve
     if "description" in body and version < (2, 19):
         raise BadRequest("description needs microversion 2.19 or later.")
     changes = {k: body[k] for k in ("name", "description", "hostname") if k in body}
+    changes.update(access_ips(body))
     return {"server": render(call, version, await svc.update_server(call.auth, server_id, changes))}
 
 

@@ -172,6 +172,8 @@ class ServerRequest:
     config_drive: bool = False
     hostname: str | None = None
     description: str | None = None
+    access_ipv4: str = ""  # accessIPv4/accessIPv6: addresses the user gives, shown as given
+    access_ipv6: str = ""
 
 
 @dataclass(frozen=True)

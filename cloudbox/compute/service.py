@@ -240,6 +240,7 @@ class ComputeService:
                 "fault": None, "metadata": request.metadata, "tags": list(request.tags),
                 "config_drive": request.config_drive or self.settings.force_config_drive,
                 "hostname": core.hostname_for(request.hostname or name), "description": request.description,
+                "access_ipv4": request.access_ipv4, "access_ipv6": request.access_ipv6,
                 "locked": False, "server_group_id": request.group_id, "networks": request.networks, "ports": [],
                 "security_groups": list(request.security_groups), "image_properties": image_props,
                 "created_at": now, "updated_at": now, "launched_at": None,

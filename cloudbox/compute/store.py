@@ -64,6 +64,10 @@ MIGRATIONS = [
     ALTER TABLE servers ADD COLUMN locked_by TEXT;
     ALTER TABLE servers ADD COLUMN locked_reason TEXT;
     """,
+    """
+    ALTER TABLE servers ADD COLUMN access_ipv4 TEXT NOT NULL DEFAULT '';
+    ALTER TABLE servers ADD COLUMN access_ipv6 TEXT NOT NULL DEFAULT '';
+    """,
 ]
 
 JSON_COLUMNS = {"flavor", "extra_specs", "fault", "metadata", "tags", "ports", "networks", "image_properties",

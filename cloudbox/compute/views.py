@@ -79,7 +79,7 @@ def render_server(row: dict[str, Any], base: str, version: tuple[int, int], *, a
         "user_id": row["user_id"], "metadata": row["metadata"], "hostId": _host_id(row),
         "image": {"id": row["image_id"], "links": link(base, "images", row["image_id"])} if row["image_id"] else "",
         "flavor": flavor_view, "created": row["created_at"], "updated": row["updated_at"],
-        "addresses": row.get("addresses", {}), "accessIPv4": "", "accessIPv6": "",
+        "addresses": row.get("addresses", {}), "accessIPv4": row.get("access_ipv4") or "", "accessIPv6": row.get("access_ipv6") or "",
         "links": link(base, "servers", row["id"]), "OS-DCF:diskConfig": "MANUAL", "progress": 0,
         "OS-EXT-AZ:availability_zone": row["availability_zone"] or "",
         "config_drive": "True" if row["config_drive"] else "", "key_name": row["key_name"],
