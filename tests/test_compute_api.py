@@ -671,9 +671,9 @@ def test_servers_on_chosen_networks_ports_and_floating_ips(cloud: Cloud, setup):
 
 
 def test_access_addresses_are_kept_as_given(cloud: Cloud, setup):
-    """accessIPv4/accessIPv6: given at create or update, shown as given (Tempest checks them)."""
+    """accessIPv4/accessIPv6: given at create or update, shown in canonical form (Tempest checks them)."""
     admin, image = setup
-    created = boot(admin, image["id"], accessIPv4="1.1.1.1", accessIPv6="2001:db8::1")
+    created = boot(admin, image["id"], accessIPv4="1.1.1.1", accessIPv6="2001:0db8:0000::0001")
     shown = admin.get(f"/compute/v2.1/servers/{created['id']}", headers=LATEST).json()["server"]
     assert (shown["accessIPv4"], shown["accessIPv6"]) == ("1.1.1.1", "2001:db8::1")
     r = admin.put(f"/compute/v2.1/servers/{created['id']}", json={"server": {"accessIPv4": "192.0.2.7"}})

@@ -73,12 +73,13 @@ def access_ips(body: dict[str, Any]) -> dict[str, str]:
             continue
         value = body[field] or ""
         try:
-            if value and ipaddress.ip_address(value).version != version:
+            address = ipaddress.ip_address(value) if value else None
+            if address is not None and address.version != version:
                 raise ValueError(value)
         except ValueError:
             raise BadRequest(f"Invalid input for field/attribute {field}: {value[:40]!r} is not an "
                              f"IPv{version} address.") from None
-        found[column] = value
+        found[column] = str(address) if address else ""  # canonical (RFC 5952), as Nova shows it
     return found
 
 
