@@ -11,7 +11,8 @@ install_os_packages "${RUNTIME_PACKAGES[@]}"
 make_venv test
 TEMPEST_VENV=${TEMPEST_VENV:-$REPO/.tempest-venv}
 TEMPEST_VERSION=47.0.0
-if [ ! -x "$TEMPEST_VENV/bin/tempest" ] || ! "$TEMPEST_VENV/bin/pip" show tempest 2>/dev/null | grep -q "^Version: $TEMPEST_VERSION$"; then
+installed=$("$TEMPEST_VENV/bin/pip" show tempest 2>/dev/null || true)  # (grep -q on a pipe would end pip early)
+if [ ! -x "$TEMPEST_VENV/bin/tempest" ] || ! grep -qx "Version: $TEMPEST_VERSION" <<<"$installed"; then
     say "installing Tempest $TEMPEST_VERSION into $TEMPEST_VENV"
     /usr/bin/python3 -m venv "$TEMPEST_VENV"
     "$TEMPEST_VENV/bin/pip" install -q --disable-pip-version-check "tempest==$TEMPEST_VERSION"
