@@ -75,7 +75,7 @@ def at_least(call: Call, name: str) -> int:
 
 
 async def _list(svc: ComputeService, call: Call, version: Version, detail: bool) -> Any:
-    proxy_only(version, "/images")
+    proxy_only(version, "/images", "image")
     limit, marker = call.page()
     min_ram, min_disk = at_least(call, "minRam"), at_least(call, "minDisk")
     opts = image_core.parse_list_options(glance_query(call))
@@ -104,12 +104,12 @@ async def visible(svc: ComputeService, call: Call, image_id: str) -> dict[str, A
 
 
 async def show_image(svc: ComputeService, call: Call, version: Version, image_id: str) -> Any:
-    proxy_only(version, "/images")
+    proxy_only(version, "/images", "image")
     return {"image": nova_image(call, await visible(svc, call, image_id))}
 
 
 async def delete_image(svc: ComputeService, call: Call, version: Version, image_id: str) -> Reply:
-    proxy_only(version, "/images")
+    proxy_only(version, "/images", "image")
     await visible(svc, call, image_id)
     await svc.images.delete(call.auth, image_id)
     return Reply(None, 204)
@@ -145,26 +145,26 @@ async def write_properties(svc: ComputeService, call: Call, image: dict[str, Any
 
 
 async def list_meta(svc: ComputeService, call: Call, version: Version, image_id: str) -> Any:
-    proxy_only(version, "/images")
+    proxy_only(version, "/images", "image")
     return {"metadata": dict((await visible(svc, call, image_id))["properties"])}
 
 
 async def merge_meta(svc: ComputeService, call: Call, version: Version, image_id: str) -> Any:
-    proxy_only(version, "/images")
+    proxy_only(version, "/images", "image")
     image = await visible(svc, call, image_id)
     meta = check_meta(call.body.get("metadata"))
     return {"metadata": await write_properties(svc, call, image, {**image["properties"], **meta})}
 
 
 async def replace_meta(svc: ComputeService, call: Call, version: Version, image_id: str) -> Any:
-    proxy_only(version, "/images")
+    proxy_only(version, "/images", "image")
     image = await visible(svc, call, image_id)
     meta = check_meta(call.body.get("metadata"))
     return {"metadata": await write_properties(svc, call, image, dict(meta))}
 
 
 async def show_meta(svc: ComputeService, call: Call, version: Version, image_id: str, key: str) -> Any:
-    proxy_only(version, "/images")
+    proxy_only(version, "/images", "image")
     props = (await visible(svc, call, image_id))["properties"]
     if key not in props:
         raise NotFound(f"Image has no metadata item {key[:80]}.")
@@ -172,7 +172,7 @@ async def show_meta(svc: ComputeService, call: Call, version: Version, image_id:
 
 
 async def set_meta(svc: ComputeService, call: Call, version: Version, image_id: str, key: str) -> Any:
-    proxy_only(version, "/images")
+    proxy_only(version, "/images", "image")
     meta = check_meta(call.body.get("meta"))
     if len(meta) != 1:
         raise BadRequest("Request body contains too many items.")
@@ -184,7 +184,7 @@ async def set_meta(svc: ComputeService, call: Call, version: Version, image_id: 
 
 
 async def delete_meta(svc: ComputeService, call: Call, version: Version, image_id: str, key: str) -> Reply:
-    proxy_only(version, "/images")
+    proxy_only(version, "/images", "image")
     image = await visible(svc, call, image_id)
     if key not in image["properties"]:
         raise NotFound(f"Image has no metadata item {key[:80]}.")

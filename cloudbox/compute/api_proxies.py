@@ -23,11 +23,12 @@ PROXY_MAX = (2, 35)  # the last microversion serving Nova's network proxies
 MANY = 1000  # one page holds every port of a server, every group of a project
 
 
-def proxy_only(version: Version, what: str) -> None:
-    """Nova's network proxies answer 404 from 2.36 on (the network service serves them)."""
+def proxy_only(version: Version, what: str, owner: str = "network") -> None:
+    """Nova's proxies to the network and image services answer 404 from 2.36 on (those services
+    serve them)."""
     if version > PROXY_MAX:
         raise NotFound(f"{what} is not served at microversion {version[0]}.{version[1]}: "
-                       "use the network service (removed at 2.36).")
+                       f"use the {owner} service (removed at 2.36).")
 
 
 @contextlib.contextmanager
