@@ -134,3 +134,6 @@ class UpdateAggregate(Command):
 @command("compute.aggregate.delete")
 class DeleteAggregate(Command):
     id: int
+
+
+from cloudbox.compute import commands_records  # noqa: E402,F401 - registers the records' commands

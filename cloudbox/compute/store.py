@@ -68,6 +68,18 @@ MIGRATIONS = [
     ALTER TABLE servers ADD COLUMN access_ipv4 TEXT NOT NULL DEFAULT '';
     ALTER TABLE servers ADD COLUMN access_ipv6 TEXT NOT NULL DEFAULT '';
     """,
+    # 6: instance actions (kept after their server is deleted, as Nova lists them from 2.21) and
+    # the password a guest posts to the metadata service (os-server-password).
+    """
+    CREATE TABLE instance_actions (
+        server_id TEXT NOT NULL, request_id TEXT NOT NULL, action TEXT NOT NULL, project_id TEXT NOT NULL,
+        user_id TEXT NOT NULL, start_time TEXT NOT NULL, updated_at TEXT, message TEXT,
+        PRIMARY KEY (server_id, request_id));
+    CREATE TABLE instance_action_events (
+        server_id TEXT NOT NULL, request_id TEXT NOT NULL, event TEXT NOT NULL, start_time TEXT NOT NULL,
+        finish_time TEXT, result TEXT, host TEXT, details TEXT, PRIMARY KEY (server_id, request_id, event));
+    ALTER TABLE servers ADD COLUMN password TEXT NOT NULL DEFAULT '';
+    """,
 ]
 
 JSON_COLUMNS = {"flavor", "extra_specs", "fault", "metadata", "tags", "ports", "networks", "image_properties",
@@ -594,7 +606,7 @@ HANDLERS: dict[type, Handler] = {
 }
 
 
-STORE = StoreSpec("compute", MIGRATIONS, c, (__name__,))
+STORE = StoreSpec("compute", MIGRATIONS, c, (__name__, "cloudbox.compute.apply_records"))
 
 
 # --- asked by the cluster service (through ComputeService) --------------------------------------

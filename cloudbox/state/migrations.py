@@ -27,7 +27,8 @@ class StoreSpec:
 
     ``commands`` is the service's commands module: the store module imports it to build this
     spec, so importing a store registers every command type it applies (a log can be decoded
-    with nothing else imported).  ``appliers`` names the modules whose ``HANDLERS`` table maps
+    with nothing else imported).  A service whose commands outgrow one module keeps the rest in
+    sibling modules named ``commands_<part>``, imported by the main one.  ``appliers`` names the modules whose ``HANDLERS`` table maps
     each command type to its apply function; they are imported on the first apply, because
     some apply modules import their store.
     """
@@ -48,8 +49,9 @@ class StoreSpec:
         return table
 
     def command_types(self) -> list[type[Command]]:
-        """Every command type this store's commands module registers."""
-        return [cls for cls in REGISTRY.values() if cls.__module__ == self.commands.__name__]
+        """Every command type this store's commands module (and its ``commands_<part>`` siblings) registers."""
+        name = self.commands.__name__
+        return [cls for cls in REGISTRY.values() if cls.__module__ == name or cls.__module__.startswith(name + "_")]
 
     def apply(self, db: Any, cmd: Command) -> Any:
         handler = self.handlers.get(type(cmd))
