@@ -11,7 +11,7 @@ from typing import Any, Awaitable, Callable
 import jsonschema
 
 from cloudbox.api.routes import Call, Reply, Route
-from cloudbox.compute import api_floating, api_proxies, core, models
+from cloudbox.compute import api_floating, api_proxies, api_records, core, models
 from cloudbox.compute.api import Version, forwarded, route
 from cloudbox.compute.api_servers import ref, render
 from cloudbox.compute.service import ComputeService
@@ -232,7 +232,9 @@ async def server_action(svc: ComputeService, call: Call, version: Version, serve
     # An evacuation is decided here: the server's host is down, it cannot answer.
     if action != "evacuate" and (reply := await forwarded(svc, call, server)) is not None:
         return reply
-    return await handler(svc, call, version, server, args or {})
+    reply = await handler(svc, call, version, server, args or {})
+    await api_records.action_accepted(svc, call, server, action)
+    return reply
 
 
 def routes(svc: ComputeService) -> list[Route]:
