@@ -14,6 +14,7 @@ parse, authorize, call one method of the compute service and render:
 | api_floating.py   | Nova's floating IP proxies (network service)                      |
 | api_images.py     | Nova's image proxy and image metadata (image service)             |
 | api_legacy.py     | os-hosts, os-networks (read-only)                                 |
+| api_records.py    | instance actions, server password, diagnostics, usage audit log   |
 
 A handler is ``async def handler(svc, call, version, **path_params)``; ``route`` wraps it
 with Nova's microversion negotiation and answer headers.
@@ -95,7 +96,7 @@ async def show_version(svc: ComputeService, call: Call, version: Version) -> Any
 
 def build(svc: ComputeService) -> ApiSpec:
     from cloudbox.compute import (api_actions, api_aggregates, api_floating, api_hosts, api_images, api_legacy,
-                                  api_proxies, api_resources, api_servers)
+                                  api_proxies, api_records, api_resources, api_servers)
 
     routes = [
         route(svc, "GET", "", show_version, access="public", summary="Compute v2.1 version document"),
@@ -108,5 +109,6 @@ def build(svc: ComputeService) -> ApiSpec:
         *api_floating.routes(svc),
         *api_images.routes(svc),
         *api_legacy.routes(svc),
+        *api_records.routes(svc),
     ]
     return ApiSpec("compute", "/compute/v2.1", "nova", routes, catalog=("compute", "nova"))

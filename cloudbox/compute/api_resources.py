@@ -1,4 +1,5 @@
-"""Nova v2.1 routes of flavors (with extra specs and access), key pairs and server groups."""
+"""Nova v2.1 routes of flavors (with extra specs and access), key pairs, server groups, and the
+revert of a project's quota set to the defaults (its other quota routes are in api_hosts.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import urllib.parse
 from typing import Any
 
 from cloudbox.api.routes import Call, Reply, Route
-from cloudbox.compute import core, models, views
+from cloudbox.compute import commands_records, core, models, views
 from cloudbox.compute.api import Version, project_of, route
 from cloudbox.compute.service import ComputeService
 from cloudbox.errors import BadRequest, NotFound
@@ -225,6 +226,16 @@ async def delete_group(svc: ComputeService, call: Call, version: Version, group_
     return Reply(None, 204)
 
 
+# --- quota sets ---------------------------------------------------------------------------
+async def revert_quota(svc: ComputeService, call: Call, version: Version, project_id: str) -> Reply:
+    """Nova's DELETE of a project's quota set: its own limits go, the defaults apply again."""
+    require(call.auth.is_cloud_admin, "os_compute_api:os-quota-sets:delete")
+    if ":" in project_id or not project_id.strip():
+        raise BadRequest(f"{project_id[:80]!r} is not a project id.")
+    await svc.engine.propose(commands_records.ResetQuota(project_id))
+    return Reply(None, 202)
+
+
 def routes(svc: ComputeService) -> list[Route]:
     return [
         route(svc, "GET", "/flavors", list_flavors, query=FLAVOR_FILTERS),
@@ -248,4 +259,5 @@ def routes(svc: ComputeService) -> list[Route]:
         route(svc, "POST", "/os-server-groups", create_group, body=models.SERVER_GROUP_CREATE),
         route(svc, "GET", "/os-server-groups/{group_id}", show_group),
         route(svc, "DELETE", "/os-server-groups/{group_id}", delete_group, status=204),
+        route(svc, "DELETE", "/os-quota-sets/{project_id}", revert_quota, status=202),
     ]

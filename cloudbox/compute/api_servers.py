@@ -8,7 +8,7 @@ import urllib.parse
 from typing import Any
 
 from cloudbox.api.routes import Call, Reply, Route
-from cloudbox.compute import core, models, views
+from cloudbox.compute import api_records, core, models, views
 from cloudbox.compute.api import Version, forwarded, project_of, route
 from cloudbox.compute.models import ServerQuery, ServerRequest
 from cloudbox.compute.service import ComputeService
@@ -19,8 +19,10 @@ SERVER_FILTERS = ("name", "status", "image", "flavor", "host", "availability_zon
                   "project_id", "tenant_id", "changes-since", "tags", "tags-any", "not-tags", "limit", "marker")
 
 
-def render(call: Call, version: Version, row: dict[str, Any], detail: bool = True) -> dict[str, Any]:
-    return views.render_server(row, call.base, version, admin=call.auth.is_cloud_admin, detail=detail)
+def render(call: Call, version: Version, row: dict[str, Any], detail: bool = True, listed: bool = False) -> dict[str, Any]:
+    """A server as show, update and rebuild answer it (their server_groups from 2.71), or ``listed``."""
+    return views.render_server(row, call.base, version, admin=call.auth.is_cloud_admin, detail=detail,
+                               server_groups=not listed)
 
 
 def ref(value: Any) -> str:
@@ -89,6 +91,7 @@ async def create_server(svc: ComputeService, call: Call, version: Version) -> Re
     require(call.auth.can_write_project(project_id), "os_compute_api:servers:create")
     request = parse_server_request(call.body, version)
     created = await svc.create_servers(call.auth, project_id, request)
+    await api_records.record(svc, call, created, "create")
     first = created[0]
     if core.truthy(call.body["server"].get("return_reservation_id", False)):
         return Reply({"reservation_id": "r-" + first["id"][:8]}, 202)
@@ -105,11 +108,11 @@ def parse_server_query(call: Call) -> ServerQuery:
     """The listing's filters, with the project scope the caller may list."""
     ctx, q = call.auth, call.query
     all_projects = bool(ctx.is_cloud_reader and call.flag("all_tenants"))
-    project = q.get("project_id") or q.get("tenant_id")
-    if project and not all_projects and project != ctx.project_id:
-        require(ctx.is_cloud_reader, "os_compute_api:servers:index:get_all_tenants")
+    # Nova filters by tenant_id (or project_id) only with all_tenants: without it, the caller's
+    # own project is listed whatever project the filter names (Nova's lp:#1185290).
+    project = (q.get("project_id") or q.get("tenant_id")) if all_projects else None
     if not all_projects:
-        project = project or project_of(call)
+        project = project_of(call)
         require(ctx.can_read_project(project) or ctx.can_write_project(project), "os_compute_api:servers:index")
 
     def tags(name: str) -> tuple[str, ...]:
@@ -128,7 +131,7 @@ async def _list(svc: ComputeService, call: Call, version: Version, detail: bool)
     query = parse_server_query(call)
     limit, _marker = call.page()
     rows, more = await svc.list_servers(query, limit, detail)
-    body: dict[str, Any] = {"servers": [render(call, version, r, detail) for r in rows]}
+    body: dict[str, Any] = {"servers": [render(call, version, r, detail, listed=True) for r in rows]}
     if more and rows:
         params = {k: v for k, v in call.query.items() if k != "marker"}
         params.update({"limit": str(limit), "marker": rows[-1]["id"]})
@@ -163,6 +166,7 @@ async def delete_server(svc: ComputeService, call: Call, version: Version, serve
     if (reply := await forwarded(svc, call, server, unless_down=True)) is not None:
         return reply
     await svc.delete_server(server)
+    await api_records.record(svc, call, [server], "delete")
     return Reply(None, 204)
 
 

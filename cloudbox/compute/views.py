@@ -60,7 +60,9 @@ def render_flavor(row: dict[str, Any], base: str, version: tuple[int, int]) -> d
 
 
 def render_server(row: dict[str, Any], base: str, version: tuple[int, int], *, admin: bool,
-                  detail: bool = True) -> dict[str, Any]:
+                  detail: bool = True, server_groups: bool = False) -> dict[str, Any]:
+    """A server at ``version``; ``server_groups``: the groups it belongs to from 2.71 (Nova shows
+    them in the answers of show, update and rebuild, not in lists)."""
     if not detail:
         return {"id": row["id"], "name": row["name"], "links": link(base, "servers", row["id"])}
     flavor = row["flavor"]
@@ -102,6 +104,8 @@ def render_server(row: dict[str, Any], base: str, version: tuple[int, int], *, a
         body["tags"] = row["tags"]
     if version >= (2, 63):
         body["trusted_image_certificates"] = None
+    if version >= (2, 71) and server_groups:
+        body["server_groups"] = [row["server_group_id"]] if row.get("server_group_id") else []
     if version >= (2, 73):
         body["locked_reason"] = row.get("locked_reason")
     if version >= (2, 96):
@@ -124,9 +128,14 @@ def render_server(row: dict[str, Any], base: str, version: tuple[int, int], *, a
 
 
 def _host_id(row: dict[str, Any]) -> str:
-    if not row["host"]:
+    return host_id(row["host"], row["project_id"])
+
+
+def host_id(host: str | None, project_id: str) -> str:
+    """Nova's hostId: a hash of the project and the host, so a project cannot map the cloud's hosts."""
+    if not host:
         return ""
-    return hashlib.sha224((row["project_id"] + row["host"]).encode()).hexdigest()
+    return hashlib.sha224((project_id + host).encode()).hexdigest()
 
 
 def render_keypair(row: dict[str, Any], version: tuple[int, int], *, detail: bool = True) -> dict[str, Any]:

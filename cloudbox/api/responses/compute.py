@@ -54,7 +54,7 @@ SERVER = obj(
      "security_groups": array(obj({"name": STR}))},
     {"fault": obj({"code": INT, "message": STR}, {"created": STR, "details": STR}), "locked": BOOL,
      "description": NSTR, "tags": STRS, "trusted_image_certificates": nullable(STRS), "locked_reason": NSTR,
-     "pinned_availability_zone": NSTR, "host_status": NSTR, "OS-EXT-SRV-ATTR:host": NSTR,
+     "pinned_availability_zone": NSTR, "host_status": NSTR, "server_groups": STRS, "OS-EXT-SRV-ATTR:host": NSTR,
      "OS-EXT-SRV-ATTR:hypervisor_hostname": NSTR, "OS-EXT-SRV-ATTR:instance_name": STR,
      "OS-EXT-SRV-ATTR:hostname": STR, "OS-EXT-SRV-ATTR:reservation_id": STR,
      "OS-EXT-SRV-ATTR:launch_index": INT, "OS-EXT-SRV-ATTR:kernel_id": STR, "OS-EXT-SRV-ATTR:ramdisk_id": STR,
@@ -112,6 +112,27 @@ NOVA_HOST = obj({"host_name": STR, "service": STR, "zone": STR})
 NOVA_NETWORK = obj({"id": STR, "label": STR})
 QUOTA_CLASS_SET = obj({}, {"id": STR}, extra=QUOTA_VALUE)
 IPS = {"type": "object", "additionalProperties": array(obj({"addr": STR, "version": enum(4, 6)}))}
+ACTION_FIELDS = {"action": STR, "instance_uuid": STR, "request_id": STR, "user_id": STR, "project_id": STR,
+                 "start_time": STR, "message": NSTR}
+INSTANCE_ACTION = obj(ACTION_FIELDS, {"updated_at": NSTR})
+ACTION_EVENT = obj({"event": STR, "start_time": STR, "finish_time": NSTR, "result": NSTR},
+                   {"traceback": NSTR, "host": STR, "hostId": STR, "details": NSTR})
+DIAGNOSTICS = {"anyOf": [
+    obj({"state": STR, "driver": STR, "hypervisor": NSTR, "hypervisor_os": NSTR, "uptime": NINT,
+         "config_drive": BOOL, "num_cpus": INT, "num_nics": INT, "num_disks": INT,
+         "memory_details": obj({"maximum": NINT, "used": NINT}),
+         "cpu_details": array(obj({"id": NINT, "time": NINT, "utilisation": NINT})),
+         "nic_details": array(obj({"mac_address": NSTR, **{k: NINT for k in (
+             "rx_octets", "rx_errors", "rx_drop", "rx_packets", "rx_rate", "tx_octets", "tx_errors", "tx_drop",
+             "tx_packets", "tx_rate")}})),
+         "disk_details": array(obj({k: NINT for k in (
+             "read_bytes", "read_requests", "write_bytes", "write_requests", "errors_count")}))}),
+    {"type": "object", "additionalProperties": NINT},  # before 2.48: the driver's own flat counters
+]}
+AUDIT_LOG = obj({"hosts_not_run": STRS, "log": {"type": "object", "additionalProperties": obj(
+    {"state": STR, "instances": INT, "errors": INT, "message": STR})}, "num_hosts": INT, "num_hosts_done": INT,
+    "num_hosts_not_run": INT, "num_hosts_running": INT, "overall_status": STR, "period_beginning": STR,
+    "period_ending": STR, "total_errors": INT, "total_instances": INT})
 
 
 def nova(responses: dict[int, Body], *errors: int, anonymous: bool = False) -> Doc:
@@ -178,6 +199,7 @@ def docs() -> dict[tuple[str, str], Doc]:
             "absolute": {"type": "object", "additionalProperties": INT}, "rate": EMPTY_LIST}))}),
         ("GET", quota): nova({200: QUOTA_SET}),
         ("PUT", quota): nova({200: QUOTA_SET}),
+        ("DELETE", quota): nova({202: None}),
         ("GET", f"{quota}/detail"): nova({200: QUOTA_SET}),
         ("GET", f"{quota}/defaults"): nova({200: QUOTA_SET}),
         ("GET", f"{P}/os-simple-tenant-usage"): nova({200: obj({"tenant_usages": array(TENANT_USAGE)})}),
@@ -231,6 +253,17 @@ def docs() -> dict[tuple[str, str], Doc]:
         ("GET", f"{P}/os-quota-class-sets/{{class_id}}"): nova({200: wrap("quota_class_set", QUOTA_CLASS_SET)}),
         ("PUT", f"{P}/os-quota-class-sets/{{class_id}}"): nova({200: wrap("quota_class_set", QUOTA_CLASS_SET)}),
         ("GET", f"{server}/ips"): nova({200: obj({"addresses": IPS})}),
+        # records: instance actions (a deleted server's from 2.21), password, diagnostics, audit log
+        ("GET", f"{server}/os-instance-actions"): nova({200: obj({"instanceActions": array(INSTANCE_ACTION)},
+                                                                {"links": LINKS})}),
+        ("GET", f"{server}/os-instance-actions/{{request_id}}"): nova({200: wrap("instanceAction", obj(
+            ACTION_FIELDS, {"updated_at": NSTR, "events": array(ACTION_EVENT)}))}),
+        ("GET", f"{server}/os-server-password"): nova({200: obj({"password": STR})}),
+        ("DELETE", f"{server}/os-server-password"): nova({204: None}),
+        ("GET", f"{server}/diagnostics"): nova({200: DIAGNOSTICS}, 409),
+        ("GET", f"{P}/os-instance_usage_audit_log"): nova({200: wrap("instance_usage_audit_logs", AUDIT_LOG)}),
+        ("GET", f"{P}/os-instance_usage_audit_log/{{before}}"): nova({200: wrap("instance_usage_audit_log",
+                                                                               AUDIT_LOG)}),
         ("GET", f"{server}/ips/{{network}}"): nova({200: IPS}),
         ("GET", f"{server}/os-security-groups"): nova({200: obj({"security_groups": array(NOVA_GROUP)})}),
         ("GET", f"{P}/os-security-groups"): nova({200: obj({"security_groups": array(NOVA_GROUP)})}, 404),
