@@ -10,7 +10,8 @@ is known from the listener it arrived on, and the guest from its source
 address, which the bridge's anti-spoofing rules vouch for.
 
 The HTTP layer is deliberately small (h11): one request per connection, a
-bounded request head and body, a deadline per connection, GET and HEAD only.
+bounded request head and body, a deadline per connection, GET and HEAD (and
+POST of a guest's password, when compute hands over ``post``).
 Nothing a client sends can end a listener, let alone the process.
 
 Listener life cycle (per namespace):
@@ -48,6 +49,8 @@ METADATA_PORT = 80
 
 # answer(network id, source ip, path) -> (status, content type, body)
 Answer = Callable[[str, str, str], Awaitable[tuple[int, str, bytes]]]
+# post(network id, source ip, path, body) -> the same: a guest's POST (its password, as Nova takes it)
+PostAnswer = Callable[[str, str, str, bytes], Awaitable[tuple[int, str, bytes]]]
 
 # A namespace name is a file name under NETNS_DIR; anything else is refused
 # rather than opened.
@@ -106,6 +109,7 @@ class MetadataListeners:
         self._namespace_check_interval = namespace_check_interval
         self._bind_retry_max = bind_retry_max
         self._listeners: dict[str, _Listener] = {}
+        self.post: PostAnswer | None = None  # set by compute: POST /openstack/<version>/password
         self._nursery: trio.Nursery | None = None
         self._sync_lock = trio.Lock()
 
@@ -285,6 +289,7 @@ class MetadataListeners:
         http = h11.Connection(h11.SERVER, max_incomplete_event_size=self._max_request_head)
         request: h11.Request | None = None
         body_size = 0
+        body = b""
         while True:
             try:
                 event = http.next_event()
@@ -309,6 +314,7 @@ class MetadataListeners:
                     await self._send(stream, http, 413, "text/plain", b"request too large", head_only=False)
                     self._log(network_id, source_ip, _method(request), "", 413)
                     return
+                body += event.data
             elif isinstance(event, h11.EndOfMessage):
                 break
             else:  # ConnectionClosed before a whole request: nothing to answer
@@ -316,9 +322,10 @@ class MetadataListeners:
         assert request is not None  # h11 yields Request before EndOfMessage
         method = _method(request)
         head_only = method == "HEAD"
-        if method not in ("GET", "HEAD"):
+        post = self.post if method == "POST" else None
+        if method not in ("GET", "HEAD") and post is None:
             await self._send(stream, http, 405, "text/plain", b"method not allowed", head_only=False,
-                             extra_headers=[("Allow", "GET, HEAD")])
+                             extra_headers=[("Allow", "GET, HEAD, POST" if self.post else "GET, HEAD")])
             self._log(network_id, source_ip, method, "", 405)
             return
         path = request_path(request.target)
@@ -327,7 +334,10 @@ class MetadataListeners:
             self._log(network_id, source_ip, method, "", 400)
             return
         try:
-            status, content_type, body = await self._answer(network_id, source_ip, path)
+            if post is not None:
+                status, content_type, body = await post(network_id, source_ip, path, body)
+            else:
+                status, content_type, body = await self._answer(network_id, source_ip, path)
             if not (isinstance(status, int) and 200 <= status <= 599 and isinstance(content_type, str)
                     and isinstance(body, bytes)):
                 raise TypeError(f"answer returned {type(status).__name__}, {type(content_type).__name__}, "
