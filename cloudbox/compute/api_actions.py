@@ -1,6 +1,7 @@
 """Nova v2.1 server actions (POST /servers/{id}/action): power actions, reboot, rebuild,
 createImage, createBackup, evacuate, lock/unlock, os-resetState, trigger_crash_dump, changePassword,
-the network proxies' actions and os-getConsoleOutput.  One handler per action; ``server_action``
+the network proxies' actions, os-getConsoleOutput, and the lifecycle actions of ``api_lifecycle``
+(rescue, shelve, resize, migrate and their counterparts).  One handler per action; ``server_action``
 dispatches on the body's one key."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any, Awaitable, Callable
 import jsonschema
 
 from cloudbox.api.routes import Call, Reply, Route
-from cloudbox.compute import api_floating, api_proxies, api_records, core, models
+from cloudbox.compute import api_floating, api_lifecycle, api_proxies, api_records, core, models
 from cloudbox.compute.api import Version, forwarded, route
 from cloudbox.compute.api_servers import ref, render
 from cloudbox.compute.service import ComputeService
@@ -199,6 +200,7 @@ ACTIONS: dict[str, ActionHandler] = {
     "injectNetworkInfo": inject_network_info, "restore": not_soft_deleted, "forceDelete": not_soft_deleted,
     "addFloatingIp": api_floating.add_fip, "removeFloatingIp": api_floating.remove_fip,
     "addSecurityGroup": security_group, "removeSecurityGroup": security_group,
+    **api_lifecycle.ACTIONS,
 }
 
 
@@ -244,5 +246,7 @@ def routes(svc: ComputeService) -> list[Route]:
                       "createImage, createBackup, rebuild, evacuate, lock, unlock, os-resetState, "
                       "trigger_crash_dump, changePassword, injectNetworkInfo, restore, forceDelete, "
                       "addSecurityGroup, removeSecurityGroup, addFloatingIp, removeFloatingIp, "
-                      "os-getConsoleOutput"),
+                      "os-getConsoleOutput, rescue, unrescue, shelve, shelveOffload, unshelve, resize, "
+                      "confirmResize, revertResize, migrate"),
+        *api_lifecycle.routes(svc),
     ]

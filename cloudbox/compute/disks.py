@@ -16,6 +16,7 @@ import io
 import json
 import logging
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -174,3 +175,20 @@ def read_config_drive(path: Path) -> dict[str, bytes]:
         return found
     finally:
         iso.close()
+
+
+async def grow(path: Path, size_gb: int) -> None:
+    """Grow the qcow2 disk at ``path`` to ``size_gb`` (a resize's bigger flavor); never shrinks."""
+    info = await image_info(path, "qcow2")
+    if size_gb * GiB > int(info["virtual-size"]):
+        await _qemu_img("resize", "-q", "-f", "qcow2", str(path), str(size_gb * GiB), timeout=CREATE_TIMEOUT)
+
+
+async def copy_disk(source: Path, dest: Path) -> None:
+    """A copy of an instance disk file (its backing file shared), made whole before it appears."""
+    partial = _partial(dest)
+    try:
+        await trio.to_thread.run_sync(shutil.copy2, source, partial)
+        os.replace(partial, dest)
+    finally:
+        partial.unlink(missing_ok=True)

@@ -94,10 +94,10 @@ class Guests:
             if not directory.exists():
                 directory.mkdir(parents=True)
                 revert.add(lambda: shutil.rmtree(directory, ignore_errors=True))
-            base, fmt = await self.base_image(server["image_id"])
-            step("image")
             disk = directory / "disk"
-            if not disk.exists():
+            if not disk.exists():  # an unshelved server's disk is made already, from its shelved image
+                base, fmt = await self.base_image(server["image_id"])
+                step("image")
                 await disks.create_overlay(base, fmt, disk, server["flavor"]["disk"])
                 revert.add(lambda: disk.unlink(missing_ok=True))
             step("disk")
@@ -112,19 +112,38 @@ class Guests:
                 nics.append(await self.dataplane.bind(port["port_id"]))
                 revert.add(lambda port_id=port["port_id"]: self.dataplane.unbind(port_id))
             step("port")
-            spec = DomainSpec(
-                uuid=sid, name=f"cloudbox-{sid}", vcpus=server["flavor"]["vcpus"], memory_mb=server["flavor"]["ram"],
-                root_disk=str(disk), console_log=str(self.console_log(sid)), accel=accel,
-                nics=tuple(nics), config_drive=str(drive) if drive else None,
-                metadata={"server_id": sid, "project_id": server["project_id"], "host": self.host},
-            )
-            await self.driver.create(spec)
+            await self.driver.create(self.domain_spec(server, accel, disk, tuple(nics), drive))
             revert.add(lambda: self.driver.destroy(sid))
             step("domain")
             await record()
             step("record")
             revert.success()
         return steps
+
+    def domain_spec(self, server: dict[str, Any], accel: str, root: Path, nics: tuple[NicSpec, ...],
+                    drive: Path | None, extra_disks: tuple[Path, ...] = (), start: bool = True) -> DomainSpec:
+        sid = server["id"]
+        return DomainSpec(
+            uuid=sid, name=f"cloudbox-{sid}", vcpus=server["flavor"]["vcpus"], memory_mb=server["flavor"]["ram"],
+            root_disk=str(root), console_log=str(self.console_log(sid)), accel=accel,
+            nics=nics, config_drive=str(drive) if drive else None,
+            metadata={"server_id": sid, "project_id": server["project_id"], "host": self.host},
+            extra_disks=tuple(str(p) for p in extra_disks), start=start,
+        )
+
+    async def redefine(self, server: dict[str, Any], accel: str, *, root: str = "disk",
+                       extra_disks: tuple[str, ...] = (), start: bool = True) -> None:
+        """Define the server's guest anew from its row (its flavor) over its files here: the
+        instance file ``root`` boots, ``extra_disks`` follow it; started unless ``start`` is False.
+        Its ports stay bound (binding is idempotent)."""
+        sid = server["id"]
+        directory = self.instance_dir(sid)
+        await self.driver.destroy(sid)
+        nics = tuple([await self.dataplane.bind(port["port_id"]) for port in server["ports"]])
+        drive = directory / "config.iso"
+        spec = self.domain_spec(server, accel, directory / root, nics, drive if drive.exists() else None,
+                                tuple(directory / name for name in extra_disks), start)
+        await self.driver.create(spec)
 
     async def remove(self, server_id: str, ports: list[dict[str, Any]]) -> None:
         """Remove the guest, its ports' taps and its files from this host; idempotent, best effort."""

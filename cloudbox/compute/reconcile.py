@@ -14,7 +14,8 @@ What a pass does, per case:
 |--------------------------------------|-----------------------------------|-----------------------------------------|
 | no domain                            | ours, not BUILD, not ERROR        | ERROR "guest disappeared"               |
 | domain in another state              | ours, or a task left over         | status follows the domain (not after an |
-|                                      |                                   | admin's reset to error: held_in_error)  |
+|                                      |                                   | admin's reset to error, nor in a held   |
+|                                      |                                   | status: states.follows_guest)           |
 | any                                  | ours, task deleting               | finish the delete                       |
 | any                                  | ours, image_snapshot (first pass) | the snapshot's unfinished image deleted |
 | any                                  | ours, BUILD (first pass)          | build again from clean                  |
@@ -38,7 +39,7 @@ import trio
 from cloudbox.clock import now_iso
 from cloudbox.compute import store
 from cloudbox.compute.driver import DomainInfo
-from cloudbox.compute.states import STATE_VIEW, held_in_error, settled
+from cloudbox.compute.states import STATE_VIEW, follows_guest, settled
 from cloudbox.errors import Conflict, NotFound
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ class Reconciler:
                 continue
             if server["host"] != svc.host or server["task_state"] is not None or state not in STATE_VIEW:
                 continue
-            if STATE_VIEW[state][0] != server["status"] and server["status"] != "BUILD" and not held_in_error(server):
+            if STATE_VIEW[state][0] != server["status"] and server["status"] != "BUILD" and follows_guest(server):
                 log.info("guest changed state", extra={"server_id": server_id, "state": state})
                 try:
                     await svc.update(server_id, settled(state), expect=(None,))
@@ -110,7 +111,8 @@ class Reconciler:
         await self._foreign_domains(domains, by_id)
         for path in directories:
             if path.name == "_base":
-                await trio.to_thread.run_sync(svc.guests.clean_base, {s["image_id"] for s in mine})
+                in_use = {s["image_id"] for s in mine} | {s["lifecycle"].get("rescue_image_id") for s in mine}
+                await trio.to_thread.run_sync(svc.guests.clean_base, in_use)
             elif path.name not in by_id and path.name not in domains:
                 await trio.to_thread.run_sync(lambda p=path: shutil.rmtree(p, ignore_errors=True))
                 log.info("orphan instance files removed", extra={"server_id": path.name})
@@ -167,7 +169,7 @@ class Reconciler:
             await trio.to_thread.run_sync(svc.guests.trim_console, server_id)
             state = await svc.driver.get_state(server_id) or domain.state
             observed = STATE_VIEW.get(state)
-            if observed and not held_in_error(server) and (
+            if observed and follows_guest(server) and (
                     observed[0] != server["status"] or server["task_state"] is not None):
                 log.info("guest state corrected", extra={"server_id": server_id, "state": state})
                 await svc.update(server_id, settled(state), expect=(server["task_state"],))

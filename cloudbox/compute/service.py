@@ -29,6 +29,7 @@ from cloudbox.compute import commands as c
 from cloudbox.compute import core, scheduler, store
 from cloudbox.compute.driver import RUNNING, ComputeDriver, HostInfo
 from cloudbox.compute.guests import Guests
+from cloudbox.compute.lifecycle import Lifecycle
 from cloudbox.compute.models import ServerQuery, ServerRequest
 from cloudbox.compute.reconcile import Reconciler
 from cloudbox.compute.resources import ComputeResources, stamp
@@ -72,6 +73,7 @@ class ComputeService:
         self.guests = Guests(driver, self.instances_dir, host, images, dataplane)
         self.resources = ComputeResources(engine, settings, cluster)
         self.reconciler = Reconciler(self)
+        self.lifecycle = Lifecycle(self)  # rescue, shelve, resize, migrate
         self.host_info: HostInfo | None = None
         self.running = False
         self.unavailable = "the compute service is starting"
@@ -358,7 +360,8 @@ class ComputeService:
                 server = await self.get(server_id)
             except NotFound:
                 return
-            if server["status"] != "BUILD" or server["task_state"] == "deleting":
+            unshelving = server["status"] == "SHELVED_OFFLOADED" and server["task_state"] in ("unshelving", "spawning")
+            if (server["status"] != "BUILD" and not unshelving) or server["task_state"] == "deleting":
                 return
             try:
                 if server["host"] is None:
@@ -367,10 +370,12 @@ class ComputeService:
                     log.info("placed", extra={"server_id": server_id, "ms": round((time.perf_counter() - started) * 1000, 1)})
                 if server["host"] != self.host:
                     return  # another node builds it
+                if unshelving:
+                    return await self.lifecycle.build_unshelved(server)
                 server = await self._allocate_ports(server)
                 await self._spawn(server)
             except Exception as exc:  # noqa: BLE001 - every failure ends in ERROR with a fault
-                await self._fail(server_id, exc)
+                await (self.lifecycle.unshelve_failed(server_id, exc) if unshelving else self._fail(server_id, exc))
 
     async def _spawn(self, server: dict[str, Any]) -> None:
         assert self.host_info is not None
@@ -513,6 +518,7 @@ class ComputeService:
                 await self.guests.remove(server_id, server["ports"])
                 await self.network.deallocate_for_server(server_id)
                 await self.engine.propose(c.DeleteServer(server_id))
+                await self.lifecycle.forget(server)
                 self._locks.pop(server_id, None)
                 log.info("server deleted", extra={"server_id": server_id})
 

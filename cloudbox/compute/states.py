@@ -14,6 +14,23 @@ task running.
 | PAUSED    | paused    | pause                                      |
 | SUSPENDED | suspended | suspend                                    |
 | ERROR     | error     | build failed, guest vanished               |
+| RESCUE    | rescued   | rescue (the guest boots a rescue disk)     |
+| SHELVED_OFFLOADED | shelved_offloaded | shelve (no host, no guest) |
+| VERIFY_RESIZE | resized | resize or migrate, until confirm/revert  |
+
+The lifecycle actions (``lifecycle.py``) hold a server in a status the guest's state does
+not show (``HELD_STATUSES``): the reconciler and the driver's events leave those alone.
+
+| action        | from                              | tasks                             | ends              |
+|---------------|-----------------------------------|-----------------------------------|-------------------|
+| rescue        | ACTIVE, SHUTOFF, ERROR            | rescuing                          | RESCUE            |
+| unrescue      | RESCUE                            | unrescuing                        | ACTIVE            |
+| shelve        | ACTIVE, SHUTOFF, PAUSED, SUSPENDED| shelving, shelving_image_uploading, shelving_offloading | SHELVED_OFFLOADED |
+| shelveOffload | SHELVED                           | shelving_offloading               | SHELVED_OFFLOADED |
+| unshelve      | SHELVED, SHELVED_OFFLOADED        | unshelving, spawning              | ACTIVE            |
+| resize/migrate| ACTIVE, SHUTOFF                   | resize_prep, resize_migrating, resize_finish | VERIFY_RESIZE |
+| confirmResize | VERIFY_RESIZE                     | (none)                            | ACTIVE or SHUTOFF |
+| revertResize  | VERIFY_RESIZE                     | resize_reverting (REVERT_RESIZE)  | ACTIVE or SHUTOFF |
 
 Power actions (``POWER_ACTIONS``): each is allowed from the statuses listed, runs under
 its task_state, and ends in a driver state.  One action may be *queued* behind another
@@ -80,6 +97,15 @@ def observed(state: str) -> dict[str, Any]:
 def settled(state: str) -> dict[str, Any]:
     """The columns of a server whose guest reached ``state`` with no task left running."""
     return {**observed(state), "task_state": None}
+
+
+# Statuses the guest's observed state does not decide (a rescued guest runs, yet is not ACTIVE).
+HELD_STATUSES = frozenset({"RESCUE", "VERIFY_RESIZE", "SHELVED", "SHELVED_OFFLOADED"})
+
+
+def follows_guest(server: dict[str, Any]) -> bool:
+    """Whether the server's status follows what its guest does (not while held, see HELD_STATUSES)."""
+    return server["status"] not in HELD_STATUSES and not held_in_error(server)
 
 
 def held_in_error(server: dict[str, Any]) -> bool:

@@ -80,10 +80,22 @@ MIGRATIONS = [
         finish_time TEXT, result TEXT, host TEXT, details TEXT, PRIMARY KEY (server_id, request_id, event));
     ALTER TABLE servers ADD COLUMN password TEXT NOT NULL DEFAULT '';
     """,
+    # 7: what a lifecycle action keeps while it lasts (the old flavor of a resize, the image of a
+    # shelved server, the rescue image), and the migrations resize and migrate record (Nova's
+    # os-migrations; kept after their server, as Nova keeps them).
+    """
+    ALTER TABLE servers ADD COLUMN lifecycle TEXT NOT NULL DEFAULT '{}';
+    CREATE TABLE migrations (
+        id INTEGER PRIMARY KEY, uuid TEXT NOT NULL UNIQUE, server_id TEXT NOT NULL, project_id TEXT NOT NULL,
+        user_id TEXT NOT NULL, migration_type TEXT NOT NULL, status TEXT NOT NULL, source_compute TEXT,
+        dest_compute TEXT, dest_host TEXT, old_instance_type_id INTEGER, new_instance_type_id INTEGER,
+        created_at TEXT NOT NULL, updated_at TEXT);
+    CREATE INDEX migrations_server ON migrations (server_id);
+    """,
 ]
 
 JSON_COLUMNS = {"flavor", "extra_specs", "fault", "metadata", "tags", "ports", "networks", "image_properties",
-                "security_groups",
+                "security_groups", "lifecycle",
                 "hosts"}
 BOOL_COLUMNS = {"is_public", "config_drive", "locked", "enabled"}
 CURRENT_QUOTAS = ("instances", "cores", "ram", "key_pairs", "metadata_items", "server_groups",
@@ -606,7 +618,8 @@ HANDLERS: dict[type, Handler] = {
 }
 
 
-STORE = StoreSpec("compute", MIGRATIONS, c, (__name__, "cloudbox.compute.apply_records"))
+STORE = StoreSpec("compute", MIGRATIONS, c, (__name__, "cloudbox.compute.apply_records",
+                                              "cloudbox.compute.apply_lifecycle"))
 
 
 # --- asked by the cluster service (through ComputeService) --------------------------------------

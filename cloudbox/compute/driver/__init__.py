@@ -28,6 +28,9 @@ class DomainSpec:
     accel: str  # "kvm" or "tcg"
     nics: tuple[NicSpec, ...] = ()
     config_drive: str | None = None  # ISO9660 image labelled config-2
+    # More qcow2 disks after the root one (vdb, vdc...): a rescued guest's own disk.
+    extra_disks: tuple[str, ...] = ()
+    start: bool = True  # False: defined only (a resized server that was stopped stays off)
     # Stored in the domain XML's <metadata>, read back by list_domains (adoption after a restart).
     metadata: dict[str, str] = field(default_factory=dict)
 

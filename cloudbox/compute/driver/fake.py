@@ -145,7 +145,8 @@ class FakeDriver:
             domain = self._domains[spec.uuid] = _FakeDomain(spec)
         else:
             domain.spec = spec
-        self._set_state(spec.uuid, domain, RUNNING)
+        if spec.start:
+            self._set_state(spec.uuid, domain, RUNNING)
 
     async def start(self, uuid: str) -> None:
         await self._transition(uuid, "start")

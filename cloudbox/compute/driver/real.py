@@ -33,6 +33,7 @@ import socket
 import subprocess
 import threading
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -214,6 +215,26 @@ def ensure_libvirtd() -> None:
 
 
 # --- state mapping ----------------------------------------------------------------
+
+
+def with_extra_disks(xml: str, paths: tuple[str, ...]) -> str:
+    """The domain XML with qcow2 disks ``paths`` after its root disk, as vdb, vdc... (a rescued
+    guest boots its rescue disk and sees its own disk second, as with Nova)."""
+    if not paths:
+        return xml
+    domain = ET.fromstring(xml)
+    devices = domain.find("devices")
+    assert devices is not None
+    root = devices.find("disk")
+    at = list(devices).index(root) + 1 if root is not None else 0
+    for n, path in enumerate(paths):
+        disk = ET.Element("disk", {"type": "file", "device": "disk"})
+        ET.SubElement(disk, "driver", {"name": "qemu", "type": "qcow2", "discard": "unmap"})
+        ET.SubElement(disk, "source", {"file": path})
+        ET.SubElement(disk, "target", {"dev": f"vd{chr(ord('b') + n)}", "bus": "virtio"})
+        devices.insert(at + n, disk)
+    ET.indent(domain)
+    return ET.tostring(domain, encoding="unicode")
 
 
 def _state_of(dom: libvirt.virDomain) -> str:
@@ -529,7 +550,7 @@ class LibvirtDriver:
     # -- lifecycle ------------------------------------------------------------------
 
     async def create(self, spec: DomainSpec) -> None:
-        xml = render_domain_xml(spec)
+        xml = with_extra_disks(render_domain_xml(spec), spec.extra_disks)
         xml = confinement.with_backing_chains(xml, await self._backing_chains(xml))
         conn = self._connection()
 
@@ -540,6 +561,8 @@ class LibvirtDriver:
                 raise Conflict(f"domain {spec.uuid} exists and is {_state_of(existing)}")
             self._prepare_files(xml)
             dom = conn.defineXMLFlags(xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)  # against libvirt's schema
+            if not spec.start:
+                return
             try:
                 dom.create()
             except BaseException:
