@@ -223,22 +223,50 @@ class LogStats:
     apply_cpu_seconds: float = 0.0  # of which the applying thread ran (the rest: disk, GIL, CPU queue)
 
 
+@dataclass
+class BatchTimes:
+    """One batch's path on the node that proposed it (perf_counter seconds)."""
+
+    commands: int
+    put_start: float
+    put_end: float = 0.0
+    received: float = 0.0  # its watch event reached the node's follower
+    apply_start: float = 0.0
+    apply_end: float = 0.0
+
+
 class CountingLog(ReplicatedLog):
-    """ReplicatedLog that counts each batch's commands and times its etcd put."""
+    """ReplicatedLog that counts each batch's commands, times its etcd put, and notes when the
+    node's watch delivers each revision (for the latency breakdown of the batches it proposed)."""
 
     def __init__(self, client: EtcdClient, node_id: str, node_name: str, stats: LogStats) -> None:
         super().__init__(client, node_id, node_name)
         self.stats = stats
+        self.batches: dict[int, BatchTimes] = {}  # revision → this node's batch
+        self.received: dict[int, float] = {}  # revision → when the watch delivered it here
 
     async def append(self, body: bytes) -> int:
         start = time.perf_counter()
         revision = await super().append(body)
+        end = time.perf_counter()
         stats = self.stats
+        commands = body.count(CreateJoinToken.TYPE.encode())
         stats.puts += 1
-        stats.commands += body.count(CreateJoinToken.TYPE.encode())
-        stats.put_seconds += time.perf_counter() - start
+        stats.commands += commands
+        stats.put_seconds += end - start
         stats.last_revision = max(stats.last_revision, revision)
+        self.batches[revision] = BatchTimes(commands, start, end)
         return revision
+
+    async def follow(self, applied: Callable[[], int], send: Any) -> None:
+        received = self.received
+
+        class Noting:
+            async def send(self, event: Any) -> None:
+                received[event.revision] = time.perf_counter()
+                await send.send(event)
+
+        await super().follow(applied, Noting())
 
 
 def time_applies(engine: StateEngine, stats: LogStats) -> None:
@@ -250,12 +278,44 @@ def time_applies(engine: StateEngine, stats: LogStats) -> None:
         try:
             return apply_events(events)
         finally:
+            end = time.perf_counter()
             stats.applies += 1
             stats.applied_events += len(events)
-            stats.apply_seconds += time.perf_counter() - start
+            stats.apply_seconds += end - start
             stats.apply_cpu_seconds += time.thread_time() - cpu
+            log = engine.log
+            if isinstance(log, CountingLog):
+                for event in events:
+                    batch = log.batches.get(event.revision)
+                    if batch is not None:
+                        batch.received = log.received.pop(event.revision, 0.0)
+                        batch.apply_start, batch.apply_end = start, end
+                for revision in [r for r in log.received if r <= event.revision]:
+                    del log.received[revision]  # other nodes' batches
 
     engine._apply_events = timed  # type: ignore[method-assign]
+
+
+def breakdown(logs: list["CountingLog"], since: float) -> dict[str, float]:
+    """Mean ms of each step of the batches proposed since ``since``, weighted by their commands.
+    A proposer waits for: its batch's put to be sent, etcd's commit and its node's watch (the put's
+    own answer may come later: nobody waits for it), the follower to finish what it was applying,
+    the batch's apply; then the wake-up (the writer's latency minus those steps)."""
+    steps = {"put answered": 0.0, "etcd+watch": 0.0, "wait follower": 0.0, "apply": 0.0}
+    weight = 0
+    for log in logs:
+        for revision, b in list(log.batches.items()):
+            if b.put_start < since or not b.apply_end:
+                if b.put_start < since:
+                    del log.batches[revision]  # an earlier run's (or the warm-up's)
+                continue
+            steps["put answered"] += (b.put_end - b.put_start) * b.commands
+            steps["etcd+watch"] += (b.received - b.put_start) * b.commands
+            steps["wait follower"] += (b.apply_start - b.received) * b.commands
+            steps["apply"] += (b.apply_end - b.apply_start) * b.commands
+            weight += b.commands
+            del log.batches[revision]
+    return {k: v * 1000 / max(weight, 1) for k, v in steps.items()}
 
 
 class Watcher:
@@ -300,6 +360,8 @@ class Run:
     apply_cpu_ms: float = 0.0
     bench_cpu: float = 0.0  # cores busy
     etcd_cpu: float = 0.0
+    started: float = 0.0
+    steps: dict[str, float] = field(default_factory=dict)  # cloudbox: mean ms per step (breakdown())
 
 
 @dataclass
@@ -350,7 +412,7 @@ class Bench:
             apply_ms=(s.apply_seconds - stats.apply_seconds) * 1000,
             apply_cpu_ms=(s.apply_cpu_seconds - stats.apply_cpu_seconds) * 1000,
             bench_cpu=(now.ru_utime + now.ru_stime - usage.ru_utime - usage.ru_stime) / elapsed,
-            etcd_cpu=(self.etcd.cpu_seconds() - etcd_cpu) / elapsed)
+            etcd_cpu=(self.etcd.cpu_seconds() - etcd_cpu) / elapsed, started=start)
 
     async def propose(self, i: int) -> None:
         await self.engines[i % NODES].propose(token_command(i))
@@ -378,15 +440,17 @@ class Bench:
 
     async def run_all(self) -> None:
         ops = {"cloudbox": self.propose, "raw put": self.raw_put, "put + watch": self.put_and_watch}
-        for mode in MODES:  # warm up: every writer's connection, caches
+        for mode in self.args.modes:  # warm up: every writer's connection, caches
             await self.writers(max(self.args.writers), 0.5, ops[mode])
         await self.wait_quiet()
         for repeat in range(self.args.repeat):
             for count in self.args.writers:
-                for mode in MODES:
+                for mode in self.args.modes:
                     self.etcd.check_alive()
                     run = await self.writers(count, self.args.seconds, ops[mode])
                     await self.wait_quiet()
+                    if mode == "cloudbox":
+                        run.steps = breakdown([e.log for e in self.engines], run.started)
                     self.runs.setdefault((mode, count), []).append(run)
                     print(f"  run {repeat + 1}: {count:3d} writers, {mode:<12} {run.rate:8.0f}/s "
                           f"p50 {pct(run.latencies, 50):7.2f} ms p99 {pct(run.latencies, 99):7.2f} ms"
@@ -445,11 +509,26 @@ async def bench_main(args: argparse.Namespace, tmp: Path, etcd: EtcdCluster, nod
                 await client.aclose()
 
 
+TARGET_RATE = 2000.0  # issue #14: committed commands/s at TARGET_WRITERS writers on 3 nodes
+TARGET_WRITERS = 64
+TARGET_RATIO = 0.5  # of the raw puts/s of the same etcd in the same run
+
+
 def report(bench: Bench, args: argparse.Namespace, etcd_version: str) -> None:
-    def summary(mode: str, count: int) -> tuple[float, float, float]:
-        runs = bench.runs[(mode, count)]
+    def summary(mode: str, count: int) -> tuple[float, float, float] | None:
+        runs = bench.runs.get((mode, count))
+        if not runs:
+            return None
         latencies = [x for r in runs for x in r.latencies]
         return statistics.median(r.rate for r in runs), pct(latencies, 50), pct(latencies, 99)
+
+    def cells(figures: tuple[float, float, float] | None, width: int) -> str:
+        if figures is None:
+            return f"{'-':>{width}} {'-':>7} {'-':>7}"
+        return f"{figures[0]:{width}.0f} {figures[1]:7.2f} {figures[2]:7.2f}"
+
+    def ratio(a: tuple[float, ...] | None, b: tuple[float, ...] | None) -> str:
+        return f"{a[0] / b[0]:6.2f}" if a and b and b[0] else f"{'-':>6}"
 
     print(f"cloudbox cluster write benchmark: 3 nodes = 3 StateEngines in this one process (one trio run), "
           f"a 3-member etcd {etcd_version} on 127.0.0.1 with cloudbox's flags (mutual TLS); "
@@ -459,8 +538,7 @@ def report(bench: Bench, args: argparse.Namespace, etcd_version: str) -> None:
           f"{'p99 ms':>7} {'ratio':>6} | {'put+watch/s':>11} {'p50 ms':>7} {'p99 ms':>7} {'ratio':>6}")
     for count in args.writers:
         c, r, w = (summary(m, count) for m in MODES)
-        print(f"{count:7d} | {c[0]:10.0f} {c[1]:7.2f} {c[2]:7.2f} | {r[0]:9.0f} {r[1]:7.2f} {r[2]:7.2f} "
-              f"{c[0] / r[0]:6.2f} | {w[0]:11.0f} {w[1]:7.2f} {w[2]:7.2f} {c[0] / w[0]:6.2f}")
+        print(f"{count:7d} | {cells(c, 10)} | {cells(r, 9)} {ratio(c, r)} | {cells(w, 11)} {ratio(c, w)}")
     print("ratio = cloudbox commands/s / baseline commands/s (baseline: one etcd put per command)")
     print()
     print("cloudbox's write path, all runs (etcd put = CountingLog.append; apply = one follower transaction "
@@ -468,20 +546,36 @@ def report(bench: Bench, args: argparse.Namespace, etcd_version: str) -> None:
     print(f"{'writers':>7} {'cmds/put':>8} {'puts/s':>7} {'put ms':>7} {'events/apply':>12} {'apply ms':>8} "
           f"{'(on cpu)':>8} {'cpu bench':>9} {'cpu etcd':>8} | {'raw: cpu bench':>14} {'cpu etcd':>8}")
     for count in args.writers:
-        runs = bench.runs[("cloudbox", count)]
-        raws = bench.runs[("raw put", count)]
+        runs = bench.runs.get(("cloudbox", count))
+        if not runs:
+            continue
+        raws = bench.runs.get(("raw put", count)) or []
         puts, commands = sum(r.puts for r in runs), sum(r.commands for r in runs)
         applies = sum(r.applies for r in runs)
         seconds = args.seconds * len(runs)
+        raw_cpu = (f"{statistics.median(r.bench_cpu for r in raws):14.2f} "
+                   f"{statistics.median(r.etcd_cpu for r in raws):8.2f}") if raws else f"{'-':>14} {'-':>8}"
         print(f"{count:7d} {commands / max(puts, 1):8.1f} {puts / seconds:7.0f} "
               f"{sum(r.put_ms for r in runs) / max(puts, 1):7.2f} "
               f"{sum(r.applied_events for r in runs) / max(applies, 1):12.1f} "
               f"{sum(r.apply_ms for r in runs) / max(applies, 1):8.2f} "
               f"{sum(r.apply_cpu_ms for r in runs) / max(applies, 1):8.2f} "
               f"{statistics.median(r.bench_cpu for r in runs):9.2f} "
-              f"{statistics.median(r.etcd_cpu for r in runs):8.2f} | "
-              f"{statistics.median(r.bench_cpu for r in raws):14.2f} "
-              f"{statistics.median(r.etcd_cpu for r in raws):8.2f}")
+              f"{statistics.median(r.etcd_cpu for r in runs):8.2f} | {raw_cpu}")
+    print()
+    print("where a cloudbox write's time goes (mean ms per command, proposer's node; queue+wake = the writer's "
+          "mean latency minus the rest: waiting to be sent, trio waking the writer)")
+    names = ["queue+wake", "etcd+watch", "wait follower", "apply", "put answered"]
+    print(f"{'writers':>7} {'mean ms':>8} " + " ".join(f"{n:>13}" for n in names))
+    for count in args.writers:
+        runs = bench.runs.get(("cloudbox", count))
+        if not runs:
+            continue
+        latencies = [x for r in runs for x in r.latencies]
+        mean = statistics.fmean(latencies) if latencies else float("nan")
+        steps = {k: statistics.fmean(r.steps.get(k, 0.0) for r in runs) for k in names[1:]}
+        steps["queue+wake"] = mean - steps["etcd+watch"] - steps["wait follower"] - steps["apply"]
+        print(f"{count:7d} {mean:8.2f} " + " ".join(f"{steps[n]:13.2f}" for n in names))
     errors = collections.Counter(e for runs in bench.runs.values() for r in runs for e in r.errors)
     if errors:
         print(f"errors: {sum(errors.values())}: " + "; ".join(f"{n}x {e[:160]}" for e, n in errors.most_common(3)))
@@ -491,6 +585,14 @@ def report(bench: Bench, args: argparse.Namespace, etcd_version: str) -> None:
     same = all(s == states[0] for s in states)
     print(f"the three nodes' databases agree at the end: {'yes' if same else 'NO'} "
           f"(applied revision {', '.join(str(s[0]) for s in states)})")
+    c, r = summary("cloudbox", TARGET_WRITERS), summary("raw put", TARGET_WRITERS)
+    if c is not None:
+        verdict = "met" if c[0] >= TARGET_RATE else "NOT met"
+        line = f"target at {TARGET_WRITERS} writers: {c[0]:.0f} commands/s (>= {TARGET_RATE:.0f}: {verdict})"
+        if r is not None:
+            verdict = "met" if c[0] >= TARGET_RATIO * r[0] else "NOT met"
+            line += f"; {c[0] / r[0]:.2f} of raw etcd puts/s {r[0]:.0f} in this run (>= {TARGET_RATIO}: {verdict})"
+        print(line)
 
 
 def main() -> None:
@@ -498,6 +600,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="length of one run")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--writers", type=lambda s: [int(x) for x in s.split(",")], default=[1, 8, 64])
+    parser.add_argument("--modes", type=lambda s: s.split(","), default=list(MODES),
+                        help="comma-separated subset of: " + ", ".join(MODES) + " (the report needs all three)")
     parser.add_argument("--dir", default=None, help="where the temporary dir goes (etcd's and SQLite's disk)")
     args = parser.parse_args()
     etcd_version = subprocess.run(["etcd", "--version"], capture_output=True, text=True,

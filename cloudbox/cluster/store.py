@@ -79,12 +79,15 @@ def _apply_register_node(db: sqlite_utils.Database, cmd: c.RegisterNode) -> Any:
 
 
 def _apply_create_join_token(db: sqlite_utils.Database, cmd: c.CreateJoinToken) -> Any:
-    if list(db.query("SELECT id FROM cluster_nodes WHERE name = ?", [cmd.name])):
+    conn = db.conn
+    if conn.execute("SELECT 1 FROM cluster_nodes WHERE name = ?", (cmd.name,)).fetchone():
         raise Conflict(f"A cluster node named {cmd.name!r} exists already.")
-    db["cluster_join_tokens"].insert({
-        "id": cmd.id, "name": cmd.name, "secret_hash": cmd.secret_hash,
-        "created_at": cmd.created_at, "expires_at": cmd.expires_at, "used_at": None})
-    return token(db, cmd.id)
+    row = {"id": cmd.id, "name": cmd.name, "secret_hash": cmd.secret_hash,
+           "created_at": cmd.created_at, "expires_at": cmd.expires_at, "used_at": None}
+    # Plain SQL: sqlite-utils' insert looks the table up and opens a savepoint per row.
+    conn.execute("INSERT INTO cluster_join_tokens (id, name, secret_hash, created_at, expires_at, used_at)"
+                 " VALUES (:id, :name, :secret_hash, :created_at, :expires_at, :used_at)", row)
+    return row  # the row as written (read back, it is the same)
 
 
 def _apply_consume_join_token(db: sqlite_utils.Database, cmd: c.ConsumeJoinToken) -> Any:

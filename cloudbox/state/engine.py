@@ -7,7 +7,12 @@ Rules:
   command whose apply raises ``CloudboxError`` is rolled back whole (log row
   included) and its proposer gets the error; the rest of the batch commits.
 - The proposer is answered only after the commit, so an acknowledged write is
-  on disk (synchronous=FULL).
+  on disk: alone, each commit is synced (synchronous=FULL), since the log is
+  in this file; in a cluster the log is etcd's, synced by a majority before
+  the batch is applied anywhere, so commits here are not synced one by one
+  (synchronous=NORMAL): a power cut may take the last transactions back, with
+  the ``applied_revision`` written in them, and the node re-applies them from
+  etcd (or from a peer's snapshot).  A crash of the process loses nothing.
 - Reads run on a small pool of read-only connections in worker threads; WAL
   lets them proceed while the writer commits.
 - After a commit, listeners get (command, result) for post-commit work (caches,
@@ -67,6 +72,7 @@ class StateEngine:
         self.stores = {s.service: s for s in stores}
         self._store_list = list(stores)
         self._writer: sqlite3.Connection | None = None
+        self._writer_db: sqlite_utils.Database | None = None
         self._readers: list[sqlite_utils.Database] = []
         self._send, self._receive = trio.open_memory_channel[_Pending](BATCH_MAX * 4)
         self._listeners: list[Listener] = []
@@ -109,6 +115,8 @@ class StateEngine:
             conn.close()
             raise SetupError(f"database {self.path} is corrupt: {exc}") from exc
         self._writer = conn
+        self._writer_db = sqlite_utils.Database(conn)  # made once: its constructor runs a PRAGMA and plugin hooks
+        self._set_durability()
         self.last_seq = conn.execute(f"SELECT coalesce(max(seq), 0) FROM {dbmod.LOG_TABLE}").fetchone()[0]
         row = conn.execute("SELECT value FROM local_cluster WHERE key = 'applied_revision'").fetchone()
         self.applied_revision = int(row[0]) if row else 0
@@ -120,6 +128,11 @@ class StateEngine:
     def close(self) -> None:
         self.close_connections()
 
+    def _set_durability(self) -> None:
+        """Sync every commit alone; in a cluster, leave durability to etcd's log (see the module's rules)."""
+        if self._writer is not None:
+            self._writer.execute(f"PRAGMA synchronous={'NORMAL' if self.log is not None else 'FULL'}")
+
     def close_connections(self) -> None:
         for reader in self._readers:
             reader.conn.close()
@@ -128,6 +141,7 @@ class StateEngine:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+            self._writer_db = None
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -269,6 +283,8 @@ class StateEngine:
 
     async def _follow(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Apply the cluster's log in revision order, forever."""
+        with self._write_lock:
+            self._set_durability()
         send, receive = trio.open_memory_channel[Any](4096)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self.log.follow, lambda: self.applied_revision, send)
@@ -302,8 +318,7 @@ class StateEngine:
     def _apply_events(self, events: list[Any]) -> list[tuple[str, str, list[_Pending]]]:
         """Apply log events (each a batch of commands) in one SQLite transaction."""
         assert self._writer is not None
-        conn = self._writer
-        db = sqlite_utils.Database(conn)
+        conn, db = self._writer, self._writer_db
         out: list[tuple[str, str, list[_Pending]]] = []
         with self._write_lock:
             conn.execute("BEGIN IMMEDIATE")
@@ -343,8 +358,7 @@ class StateEngine:
 
     def _apply_batch(self, batch: list[_Pending]) -> None:
         assert self._writer is not None
-        conn = self._writer
-        db = sqlite_utils.Database(conn)
+        conn, db = self._writer, self._writer_db
         with self._write_lock:
             conn.execute("BEGIN IMMEDIATE")
             seq = self.last_seq
