@@ -10,5 +10,16 @@ need_root
 # etcd itself with it (a plain etcd cluster, and compaction of a node's history).
 install_os_packages "${RUNTIME_PACKAGES[@]}" openssh-client iputils-ping iperf3 busybox etcd-client
 make_venv test
+# Ansible (with the openstack.cloud collection it bundles) for tests/test_ansible.py, in a venv of its own.
+# That collection (2.5.0) reads openstack.version, which openstacksdk removed in 4.15: its modules use 4.14.
+ANSIBLE_VENV=${CLOUDBOX_ANSIBLE_VENV:-$REPO/.ansible-venv}
+ANSIBLE_PINS=(ansible==11.13.0 openstacksdk==4.14.0)
+ANSIBLE_STAMP="$ANSIBLE_VENV/.installed-$(IFS=,; echo "${ANSIBLE_PINS[*]}")"
+if [ ! -e "$ANSIBLE_STAMP" ]; then
+    say "installing ${ANSIBLE_PINS[*]} into $ANSIBLE_VENV"
+    /usr/bin/python3 -m venv "$ANSIBLE_VENV"
+    "$ANSIBLE_VENV/bin/pip" install -q --disable-pip-version-check "${ANSIBLE_PINS[@]}"
+    touch "$ANSIBLE_STAMP"
+fi
 cd "$REPO"
 exec "$VENV/bin/python" -m pytest -p no:cacheprovider "$@"

@@ -29,7 +29,7 @@ COLLECTIONS = {
     "metering/metering-labels": ("metering_labels", "metering_label"),
     "metering/metering-label-rules": ("metering_label_rules", "metering_label_rule"),
 }
-BULK = ("networks", "subnets", "ports")  # collections Neutron creates in bulk
+BULK = ("networks", "subnets", "ports", "security_group_rules")  # collections Neutron creates in bulk
 TAGGED = ("networks", "subnets", "ports", "routers", "floatingips", "security-groups", "security-group-rules",
           "subnetpools")
 
@@ -185,7 +185,7 @@ def build(svc: NetworkService) -> ApiSpec:
     def crud(collection: str, create: Callable[..., Awaitable[Any]], update: Callable[..., Awaitable[Any]] | None,
              delete: Callable[..., Awaitable[Any]], create_body: dict, update_body: dict | None) -> list[Route]:
         """The five routes of a collection (four without ``update``), each calling the service method
-        given for it; networks, subnets and ports also take a list (``{"networks": [...]}``)."""
+        given for it; those in BULK also take a list (``{"networks": [...]}``)."""
         table, singular = COLLECTIONS[collection]
         item = f"{V2}/{collection}/{{id}}"
         bulk = table in BULK

@@ -436,17 +436,19 @@ def _apply_deallocate(db: sqlite_utils.Database, cmd: c.DeallocateServerPorts) -
 
 
 # --- bulk create ----------------------------------------------------------------------------------------------
-BULK_TYPES = (c.CreateNetwork, c.CreateSubnet, c.CreatePort)
+BULK_TYPES = (c.CreateNetwork, c.CreateSubnet, c.CreatePort, c.CreateSecurityGroupRule)
 
 
 def _apply_bulk(db: sqlite_utils.Database, cmd: c.BulkCreate) -> list[dict[str, Any]]:
     """Each create in order, in this one transaction: the first refusal undoes them all."""
+    from cloudbox.network.apply_secgroups import HANDLERS as SECGROUPS
+
     out = []
     for item in cmd.commands:
         sub = decode(json.dumps(item))
         if not isinstance(sub, BULK_TYPES):
             raise InternalError(f"{sub.TYPE} cannot be part of a bulk create")
-        out.append(HANDLERS[type(sub)](db, sub))
+        out.append({**HANDLERS, **SECGROUPS}[type(sub)](db, sub))
     return out
 
 

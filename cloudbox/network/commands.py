@@ -63,9 +63,9 @@ class DeleteSubnet(Command):
 
 @command("network.bulk.create")
 class BulkCreate(Command):
-    """Several networks, subnets or ports made in one transaction: all of them, or none."""
+    """Several networks, subnets, ports or security group rules made in one transaction: all, or none."""
 
-    commands: tuple[dict[str, Any], ...]  # each {"type", "args"} of a CreateNetwork, CreateSubnet or CreatePort
+    commands: tuple[dict[str, Any], ...]  # each {"type", "args"} of a CreateNetwork, -Subnet, -Port or -SecurityGroupRule
 
 
 def bulk_item(cmd: Command) -> dict[str, Any]:

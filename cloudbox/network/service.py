@@ -135,9 +135,13 @@ class NetworkService:
         return (await self.create_bulk(ctx, "ports", [body]))[0]
 
     async def create_bulk(self, ctx: Any, table: str, bodies: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        """Networks, subnets or ports, each checked as a single create is; several are made by one
-        command, so all of them exist afterwards or none (Neutron's bulk create)."""
-        make = {"networks": self._network_command, "subnets": self._subnet_command, "ports": self._port_command}[table]
+        """Networks, subnets, ports or security group rules, each checked as a single create is; several
+        are made by one command, so all of them exist afterwards or none (Neutron's bulk create)."""
+        if table == "security_group_rules" and len({body.get("security_group_id") for body in bodies}) > 1:
+            # Neutron's SecurityGroupNotSingleGroupRules
+            raise BadRequest("Only allowed to update rules for one security profile at a time.")
+        make = {"networks": self._network_command, "subnets": self._subnet_command, "ports": self._port_command,
+                "security_group_rules": self._rule_command}[table]
         cmds = [await make(ctx, body) for body in bodies]
         if len(cmds) == 1:
             rows = [await self.propose(cmds[0])]
@@ -484,6 +488,9 @@ class NetworkService:
         await self.propose(c.DeleteSecurityGroup(group_id, bool(ctx.is_cloud_admin)))
 
     async def create_rule(self, ctx: Any, body: Mapping[str, Any]) -> dict[str, Any]:
+        return views.rule(await self.propose(await self._rule_command(ctx, body)))
+
+    async def _rule_command(self, ctx: Any, body: Mapping[str, Any]) -> c.CreateSecurityGroupRule:
         group = await self._writable(ctx, "security_groups", body["security_group_id"], "create_security_group_rule")
         owner = body.get("project_id") or body.get("tenant_id")
         if owner and owner != group["project_id"]:
@@ -492,8 +499,7 @@ class NetworkService:
             await self._visible(ctx, "security_groups", body["remote_group_id"])
         at = self.now()
         row = core.rule_row(body, id=self.new_id(), project_id=group["project_id"], at=at)
-        rule = await self.propose(c.CreateSecurityGroupRule(row, at))
-        return views.rule(rule)
+        return c.CreateSecurityGroupRule(row, at)
 
     async def delete_rule(self, ctx: Any, rule_id: str) -> None:
         await self._writable(ctx, "security_group_rules", rule_id, "delete_security_group_rule")
