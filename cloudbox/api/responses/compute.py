@@ -112,6 +112,12 @@ NOVA_HOST = obj({"host_name": STR, "service": STR, "zone": STR})
 NOVA_NETWORK = obj({"id": STR, "label": STR})
 QUOTA_CLASS_SET = obj({}, {"id": STR}, extra=QUOTA_VALUE)
 IPS = {"type": "object", "additionalProperties": array(obj({"addr": STR, "version": enum(4, 6)}))}
+MIGRATION = obj({"id": {"type": ["integer", "string"]}, "status": STR, "instance_uuid": STR, "source_node": NSTR,
+                 "source_compute": NSTR, "dest_node": NSTR, "dest_compute": NSTR, "dest_host": NSTR,
+                 "created_at": NSTR, "updated_at": NSTR},
+                {"old_instance_type_id": {"type": ["integer", "string", "null"]},
+                 "new_instance_type_id": {"type": ["integer", "string", "null"]}, "migration_type": STR,
+                 "uuid": STR, "user_id": NSTR, "project_id": NSTR})
 ACTION_FIELDS = {"action": STR, "instance_uuid": STR, "request_id": STR, "user_id": STR, "project_id": STR,
                  "start_time": STR, "message": NSTR}
 INSTANCE_ACTION = obj(ACTION_FIELDS, {"updated_at": NSTR})
@@ -162,7 +168,9 @@ def docs() -> dict[tuple[str, str], Doc]:
         ("DELETE", server): nova({204: None}),
         # os-getConsoleOutput answers 200 with the output; the other actions 202, with a body for some
         # (rebuild, createImage from 2.45), so the 202 body is left undescribed.
-        ("POST", f"{server}/action"): nova({200: obj({"output": STR}), 202: None}),
+        # (rescue answers 200 with the rescue password)
+        ("POST", f"{server}/action"): nova({200: {"anyOf": [obj({"output": STR}), obj({"adminPass": STR})]},
+                                            202: None}),
         ("GET", f"{server}/metadata"): nova({200: metadata}),
         ("POST", f"{server}/metadata"): nova({200: metadata}),
         ("PUT", f"{server}/metadata"): nova({200: metadata}),
@@ -253,6 +261,10 @@ def docs() -> dict[tuple[str, str], Doc]:
         ("GET", f"{P}/os-quota-class-sets/{{class_id}}"): nova({200: wrap("quota_class_set", QUOTA_CLASS_SET)}),
         ("PUT", f"{P}/os-quota-class-sets/{{class_id}}"): nova({200: wrap("quota_class_set", QUOTA_CLASS_SET)}),
         ("GET", f"{server}/ips"): nova({200: obj({"addresses": IPS})}),
+        # migrations (resize and migrate record them; a server's in-progress live migrations from 2.23: none)
+        ("GET", f"{P}/os-migrations"): nova({200: listing("migrations", MIGRATION)}),
+        ("GET", f"{server}/migrations"): nova({200: obj({"migrations": array(MIGRATION)})}, 404),
+        ("GET", f"{server}/migrations/{{migration_id}}"): nova({200: wrap("migration", MIGRATION)}, 404),
         # records: instance actions (a deleted server's from 2.21), password, diagnostics, audit log
         ("GET", f"{server}/os-instance-actions"): nova({200: obj({"instanceActions": array(INSTANCE_ACTION)},
                                                                 {"links": LINKS})}),
