@@ -18,6 +18,7 @@ import sqlite_utils
 from cloudbox.clock import parse_iso
 from cloudbox.cluster import commands as c
 from cloudbox.errors import Conflict, NotFound
+from cloudbox.state.db import insert_row
 from cloudbox.state.migrations import Handler, StoreSpec
 
 MIGRATIONS = [
@@ -70,7 +71,7 @@ def _insert_node(db: sqlite_utils.Database, row: dict[str, Any], *, replace: boo
         raise Conflict(f"A cluster node named {row['name']!r} exists already.")
     if not replace and list(db.query("SELECT id FROM cluster_nodes WHERE id = ?", [row["id"]])):
         raise Conflict(f"Cluster node {row['id']} exists already.")
-    db["cluster_nodes"].insert(values, replace=True)
+    insert_row(db.conn, "cluster_nodes", values, replace=True)
 
 
 def _apply_register_node(db: sqlite_utils.Database, cmd: c.RegisterNode) -> Any:
@@ -84,9 +85,7 @@ def _apply_create_join_token(db: sqlite_utils.Database, cmd: c.CreateJoinToken) 
         raise Conflict(f"A cluster node named {cmd.name!r} exists already.")
     row = {"id": cmd.id, "name": cmd.name, "secret_hash": cmd.secret_hash,
            "created_at": cmd.created_at, "expires_at": cmd.expires_at, "used_at": None}
-    # Plain SQL: sqlite-utils' insert looks the table up and opens a savepoint per row.
-    conn.execute("INSERT INTO cluster_join_tokens (id, name, secret_hash, created_at, expires_at, used_at)"
-                 " VALUES (:id, :name, :secret_hash, :created_at, :expires_at, :used_at)", row)
+    insert_row(conn, "cluster_join_tokens", row)
     return row  # the row as written (read back, it is the same)
 
 

@@ -9,6 +9,7 @@ command enters the log, so applying it is the same on every node.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from typing import Any, ClassVar, TypeVar
 
@@ -43,8 +44,27 @@ def command(type_name: str):
 
 
 def encode(cmd: Command) -> str:
-    body = {"type": cmd.TYPE, "args": dataclasses.asdict(cmd)}
-    return json.dumps(body, sort_keys=True, separators=(",", ":"))
+    # The same text as json.dumps of dataclasses.asdict(cmd), without asdict's deep copy of every
+    # value (JSON writes tuples as lists itself); nested dataclasses go through _plain.
+    args = {name: getattr(cmd, name) for name in _field_names(type(cmd))}
+    return json.dumps({"type": cmd.TYPE, "args": args}, sort_keys=True, separators=(",", ":"), default=_plain)
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+@functools.cache
+def _field_names(cls: type[Command]) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+@functools.cache
+def _tuple_fields(cls: type[Command]) -> frozenset[str]:
+    """The fields declared as tuples: JSON has none, so they come back as lists."""
+    return frozenset(f.name for f in dataclasses.fields(cls) if "tuple" in str(f.type))
 
 
 def decode(text: str) -> Command:
@@ -52,11 +72,9 @@ def decode(text: str) -> Command:
         body = json.loads(text)
         cls = REGISTRY[body["type"]]
         args: dict[str, Any] = body["args"]
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        # JSON has no tuples; fields declared as tuples come back as lists.
-        for name, value in args.items():
-            if isinstance(value, list) and "tuple" in str(fields[name].type):
-                args[name] = _tuples(value)
+        for name in _tuple_fields(cls) & args.keys():
+            if isinstance(args[name], list):
+                args[name] = _tuples(args[name])
         return cls(**args)
     except (KeyError, TypeError, ValueError) as exc:
         # Only nodes write the log: a command that does not decode is our fault, never the client's.
