@@ -6,9 +6,11 @@ measures, from this process:
   ratios below are what identity adds over the HTTP stack itself;
 - token validation (GET /identity/v3/auth/tokens with X-Subject-Token);
 - token issue by password (an scrypt hash check each) and by token (rescoping);
-- resident memory of the idle server, against a bare Python interpreter.
+- resident memory of the server: idle, at the end of the load, and --settle seconds later
+  (targets: idle under 100 MB; after the load back within 1.3x of idle); with --trace the server
+  traces Python allocations and the bench prints the biggest holders and what grew.
 
-Usage: .venv/bin/python bench/identity.py [--seconds 5] [--clients 4]
+Usage: .venv/bin/python bench/identity.py [--seconds 5] [--clients 4] [--trace] [--env NAME=VALUE]
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import signal
 import statistics
 import subprocess
 import sys
@@ -27,7 +30,7 @@ from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.cloud import Cloud, free_port  # noqa: E402
+from tests.cloud import Cloud, free_port, wait_for  # noqa: E402
 
 
 class Client:
@@ -49,10 +52,80 @@ class Client:
 
 
 def rss_kib(pid: int) -> int:
+    return memory_kib(pid)["VmRSS"]
+
+
+def memory_kib(pid: int) -> dict[str, int]:
+    """VmRSS and its parts (RssAnon: heap and stacks; RssFile: mapped code), and the thread count."""
+    out = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "RssAnon", "RssFile", "Threads"):
+            out[key] = int(value.split()[0])
+    return out
+
+
+def describe(kib: dict[str, int]) -> str:
+    return (f"{kib['VmRSS'] / 1024:6.1f} MiB (anon {kib['RssAnon'] / 1024:.1f}, file {kib['RssFile'] / 1024:.1f}, "
+            f"{kib['Threads']} threads)")
+
+
+def snapshot(cloud: Cloud, trace_dir: Path | None, count: int) -> Path | None:
+    """Debug mode: ask the server for a tracemalloc snapshot (SIGUSR2) and wait until it is written."""
+    if trace_dir is None:
+        return None
+    path = trace_dir / f"snapshot-{count}.pickle"
+    cloud.proc.send_signal(signal.SIGUSR2)
+    wait_for(lambda: path.exists() and path.stat().st_size > 0 and not_growing(path), 120, f"{path}")
+    return path
+
+
+def not_growing(path: Path) -> bool:
+    size = path.stat().st_size
+    time.sleep(0.5)
+    return path.stat().st_size == size
+
+
+def print_diff(label: str, old: Path, new: Path, top: int) -> None:
+    import tracemalloc
+
+    before, after = tracemalloc.Snapshot.load(str(old)), tracemalloc.Snapshot.load(str(new))
+    ignore = [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, "<frozen importlib._bootstrap>")]
+    before, after = before.filter_traces(ignore), after.filter_traces(ignore)
+    total = sum(s.size for s in after.statistics("filename")) - sum(s.size for s in before.statistics("filename"))
+    print(f"\ntracemalloc, {label}: Python heap {total / 1024:+.0f} KiB; top allocation sites by growth")
+    for stat in after.compare_to(before, "traceback")[:top]:
+        frames = [f for f in stat.traceback if "/tracemalloc.py" not in f.filename]
+        where = " <- ".join(f"{short(f.filename)}:{f.lineno}" for f in frames[-1:-5:-1])
+        print(f"  {stat.size_diff / 1024:+9.1f} KiB {stat.count_diff:+7d} blocks  {where}")
+
+
+def print_holders(path: Path, top: int) -> None:
+    import tracemalloc
+
+    snap = tracemalloc.Snapshot.load(str(path))
+    stats = snap.statistics("filename")
+    print(f"\ntracemalloc, idle: {sum(s.size for s in stats) / 1024 / 1024:.1f} MiB of Python objects; "
+          "biggest holders by package")
+    by_package: dict[str, int] = {}
+    for stat in stats:
+        by_package[package(stat.traceback[0].filename)] = by_package.get(package(stat.traceback[0].filename), 0) + stat.size
+    for name, size in sorted(by_package.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"  {size / 1024:9.1f} KiB  {name}")
+
+
+def short(filename: str) -> str:
+    for marker in ("site-packages/", "/work/main/", "lib/python3.11/"):
+        if marker in filename:
+            return filename.split(marker, 1)[1]
+    return filename
+
+
+def package(filename: str) -> str:
+    name = short(filename)
+    if name.startswith("cloudbox/"):
+        return "/".join(name.split("/")[:2])
+    return name.split("/")[0]
 
 
 def latencies(call: Callable[[Client], None], client: Client, count: int) -> list[float]:
@@ -94,15 +167,25 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--samples", type=int, default=2000)
+    parser.add_argument("--settle", type=float, default=30.0, help="seconds after the load before the last RSS")
+    parser.add_argument("--trace", action="store_true",
+                        help="debug: the server traces Python allocations; print what grew over the load")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra environment of the server (e.g. MALLOC_ARENA_MAX=2), to compare")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        cloud = Cloud(Path(tmp) / "data", free_port())
+        env = dict(item.split("=", 1) for item in args.env)
+        trace_dir = Path(tmp) / "trace" if args.trace else None
+        if trace_dir is not None:
+            env["CLOUDBOX_TRACEMALLOC"] = str(trace_dir)
+        cloud = Cloud(Path(tmp) / "data", free_port(), env=env)
         cloud.init()
-        cloud.start()
+        cloud.start(timeout=300 if args.trace else 30)  # tracing every allocation slows start-up
         try:
             time.sleep(2)
-            idle_rss = rss_kib(cloud.proc.pid)
+            idle = memory_kib(cloud.proc.pid)
+            snaps = [snapshot(cloud, trace_dir, 1)]
             bare = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
             time.sleep(1)
             bare_rss = rss_kib(bare.pid)
@@ -139,20 +222,33 @@ def main() -> None:
                 rate = throughput(cloud, fn, args.clients, args.seconds)
                 results[name] = (pct(lat, 50), pct(lat, 99), statistics.mean(lat), rate)
             client.close()
-            loaded_rss = rss_kib(cloud.proc.pid)
+            loaded = memory_kib(cloud.proc.pid)
+            snaps.append(snapshot(cloud, trace_dir, 2))
+            time.sleep(args.settle)
+            settled = memory_kib(cloud.proc.pid)
+            snaps.append(snapshot(cloud, trace_dir, 3))
         finally:
             cloud.stop()
 
-    base = results["health (baseline)"]
-    print(f"cloudbox identity benchmark ({args.clients} concurrent clients for rates, sequential for latency)")
-    print(f"{'operation':<20} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>9} {'p50 / baseline':>15} {'rate / baseline':>16}")
-    for name, (p50, p99, _mean, rate) in results.items():
-        print(f"{name:<20} {p50:8.2f} {p99:8.2f} {rate:9.0f} {p50 / base[0]:15.2f} {rate / base[3]:16.2f}")
-    print(f"idle RSS of cloudbox serve: {idle_rss / 1024:.1f} MiB "
-          f"({idle_rss / bare_rss:.1f}x a bare Python interpreter's {bare_rss / 1024:.1f} MiB); "
-          f"after the run: {loaded_rss / 1024:.1f} MiB")
-    print(f"targets: validate p99 < 5 ms: {'met' if results['validate'][1] < 5 else 'NOT met'}; "
-          f"idle RSS < 100 MB: {'met' if idle_rss * 1024 < 100e6 else 'NOT met'}")
+        base = results["health (baseline)"]
+        print(f"cloudbox identity benchmark ({args.clients} concurrent clients for rates, sequential for latency)"
+              + (f"; server env {' '.join(args.env)}" if args.env else ""))
+        print(f"{'operation':<20} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>9} {'p50 / baseline':>15} {'rate / baseline':>16}")
+        for name, (p50, p99, _mean, rate) in results.items():
+            print(f"{name:<20} {p50:8.2f} {p99:8.2f} {rate:9.0f} {p50 / base[0]:15.2f} {rate / base[3]:16.2f}")
+        ratio = settled["VmRSS"] / idle["VmRSS"]
+        print(f"RSS of cloudbox serve (a bare Python interpreter: {bare_rss / 1024:.1f} MiB):")
+        print(f"  idle:                     {describe(idle)}")
+        print(f"  at the end of the load:   {describe(loaded)}")
+        print(f"  {args.settle:g} s after the load:    {describe(settled)}")
+        print(f"  after / idle: {ratio:.2f}x (at the end of the load: {loaded['VmRSS'] / idle['VmRSS']:.2f}x)")
+        print(f"targets: validate p99 < 5 ms: {'met' if results['validate'][1] < 5 else 'NOT met'}; "
+              f"idle RSS < 100 MB: {'met' if idle['VmRSS'] * 1024 < 100e6 else 'NOT met'}; "
+              f"{args.settle:g} s after the load within 1.3x of idle: {'met' if ratio <= 1.3 else 'NOT met'}")
+        if trace_dir is not None:
+            print_holders(snaps[0], 15)
+            print_diff("idle -> end of the load", snaps[0], snaps[1], 15)
+            print_diff(f"idle -> {args.settle:g} s after", snaps[0], snaps[2], 15)
 
 
 if __name__ == "__main__":

@@ -188,6 +188,10 @@ def serve(data_dir: str | None, background: bool) -> None:
     if background:
         _serve_background(directory)
         return
+    from cloudbox import memory
+
+    memory.configure_allocator()  # before any thread starts
+    memory.start_tracing_from_env()  # before the imports, so debug snapshots see what they hold
     import trio
 
     from cloudbox.server import open_node, serve as run_serve
@@ -195,7 +199,7 @@ def serve(data_dir: str | None, background: bool) -> None:
     settings = Settings.load(directory.root) if directory.root.is_dir() else None
     logs.setup(settings.log_level if settings else "info")
     node = open_node(directory)
-    trio.run(run_serve, node)
+    trio.run(memory.serve_with_upkeep, run_serve, node)
 
 
 def _serve_background(directory: DataDir) -> None:
