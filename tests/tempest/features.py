@@ -19,9 +19,11 @@ COMPUTE_FEATURES = {
     "enable_instance_password": True,  # create and rebuild answer adminPass, as Nova does
     "personality": False,  # personality was removed at 2.57; we do not inject files
     "disk_config": False,  # OS-DCF:diskConfig: no partition resizing of guests
-    # not served: each is an API or a capability cloudbox has not built yet
-    "resize": False, "cold_migration": False, "live_migration": False, "shelve": False,
-    "shelve_migrate": False, "rescue": False, "stable_rescue": False, "change_password": False,
+    "resize": True, "shelve": True, "rescue": True,  # same-host resize; shelve offloads at once
+    # not served: each is an API or a capability cloudbox has not built yet (cold migration needs
+    # a second node and moving disks between nodes; stable rescue needs hw_rescue_* image properties)
+    "cold_migration": False, "live_migration": False,
+    "shelve_migrate": False, "stable_rescue": False, "change_password": False,
     "interface_attach": False, "vnc_console": False,
     "spice_console": False, "serial_console": False, "attach_encrypted_volume": False,
     "swap_volume": False, "volume_multiattach": False, "volume_backed_live_migration": False,
