@@ -89,6 +89,28 @@ def test_create_and_reboot_are_listed_with_their_events(owner):
     assert reader.get(actions_path(str(uuid.uuid4()))).status_code == 404
 
 
+def test_a_failed_build_is_an_error_event(owner, image):
+    """A build that finds no host ends its event in Error; the action says "Error", the event's
+    details (admins, 2.84) say why."""
+    admin, member, reader, server, _ = owner
+    project = server["tenant_id"]
+    assert admin.put(f"/compute/v2.1/os-quota-sets/{project}", json={"quota_set": {"ram": -1}}).status_code == 200
+    huge = admin.post("/compute/v2.1/flavors", json={"flavor": {
+        "name": f"huge-{uuid.uuid4().hex[:6]}", "ram": 1 << 24, "vcpus": 1, "disk": 1}}).json()["flavor"]
+    r = member.post("/compute/v2.1/servers", headers=V("2.96"), json={"server": {
+        "name": "too-big", "imageRef": image["id"], "flavorRef": huge["id"], "networks": "none"}})
+    assert r.status_code == 202, r.text
+    sid, request_id = r.json()["server"]["id"], r.headers["x-openstack-request-id"]
+    wait_server(member, sid, {"ERROR"})
+    action = wait_finished(admin, sid, request_id)
+    assert action["message"] == "Error" and action["events"][0]["result"] == "Error"
+    assert action["events"][0]["details"]
+    assert "details" not in wait_finished(reader, sid, request_id)["events"][0]
+    member.delete(f"/compute/v2.1/servers/{sid}")
+    wait_gone(member, sid)
+    admin.delete(f"/compute/v2.1/os-quota-sets/{project}")
+
+
 def test_paging_and_filters_from_2_58(owner):
     admin, member, reader, server, create_id = owner
     for action in ({"lock": None}, {"unlock": None}):

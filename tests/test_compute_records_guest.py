@@ -1,6 +1,6 @@
 """Compute's records with a real guest (real libvirt, real data plane): the guest posts its
-password to the metadata service once (a second post is 409) and the owner reads it back from
-os-server-password; server diagnostics come from libvirt's counters of the running guest."""
+password to the metadata service once (a second post is 409, a GET reads it back) and the owner
+reads it from os-server-password; server diagnostics come from libvirt's counters of the running guest."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from tests.cloud import Cloud
 from tests.compute_helpers import LATEST, new_project_user, wait_gone, wait_server
 from tests.test_compute_libvirt import real_node, stop_and_clean
 from tests.test_network_guests import checks, wait_booted
-from tests.test_network_metadata import Lab, Recorder, lab, raw_exchange  # noqa: F401 - lab is a fixture
+from tests.test_network_metadata import (USER_DATA, Lab, Recorder, guest_fetch, lab,  # noqa: F401 - lab: a fixture
+                                         raw_exchange)
 from tests.test_openstack_cli import openstack
 
 
@@ -23,19 +24,24 @@ POSTS = """#!/bin/sh
 P=http://169.254.169.254/openstack/latest/password
 if wget -q -O /dev/null --post-data='{secret}' $P; then echo "CHECK first-post ok"; else echo "CHECK first-post failed"; fi
 if wget -q -O /dev/null --post-data='again' $P 2>/tmp/err; then echo "CHECK second-post ok"; else echo "CHECK second-post $(cat /tmp/err)"; fi
+echo "CHECK read-back $(wget -q -O - $P)"
 """
 
 
-async def test_listeners_hand_a_post_to_compute(lab: Lab):
-    """A POST reaches the post answer compute hands the listeners, with its body; its status goes back."""
-    posted: list[tuple[str, str, str, bytes]] = []
+async def test_listeners_ask_compute_first(lab: Lab):
+    """Compute's first answer (the password) goes back as it is, with the posted body; None falls
+    back to the usual answer, or 405 for a POST."""
+    seen: list[tuple[str, str, str, str, bytes]] = []
 
-    async def post(network_id: str, source_ip: str, path: str, body: bytes) -> tuple[int, str, bytes]:
-        posted.append((network_id, source_ip, path, body))
-        return (200, "text/plain", b"") if len(posted) == 1 else (409, "text/plain", b"posted already")
+    async def first(method: str, network_id: str, source_ip: str, path: str,
+                    body: bytes) -> tuple[int, str, bytes] | None:
+        seen.append((method, network_id, source_ip, path, body))
+        if not path.endswith("/password"):
+            return None
+        return (200, "text/plain", b"") if method == "POST" and len(seen) == 1 else (409, "text/plain", b"again")
 
     listeners = MetadataListeners(Recorder(lab.network_id, lab.guest_ip))
-    listeners.post = post
+    listeners.first = first
     lab.add_metadata_address()
     async with trio.open_nursery() as nursery:
         await nursery.start(listeners.run)
@@ -45,7 +51,11 @@ async def test_listeners_hand_a_post_to_compute(lab: Lab):
         request = b"POST /openstack/latest/password HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nsecret"
         assert (await raw_exchange(lab, request)).startswith(b"HTTP/1.1 200 ")
         assert (await raw_exchange(lab, request)).startswith(b"HTTP/1.1 409 ")
-        assert posted[0] == (lab.network_id, lab.guest_ip, "/openstack/latest/password", b"secret")
+        assert seen[0] == ("POST", lab.network_id, lab.guest_ip, "/openstack/latest/password", b"secret")
+        code, body = await guest_fetch(lab, "http://169.254.169.254/openstack/latest/user_data")
+        assert (code, body) == (200, USER_DATA)  # not compute's: the usual answer
+        answer = await raw_exchange(lab, b"POST /openstack/latest/user_data HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 405 ")
         answer = await raw_exchange(lab, b"PUT /openstack/latest/password HTTP/1.1\r\nHost: x\r\n\r\n")
         assert answer.startswith(b"HTTP/1.1 405 ") and b"allow: get, head, post" in answer.lower()
         nursery.cancel_scope.cancel()
@@ -81,6 +91,7 @@ def test_guest_password_and_diagnostics(node: Cloud):
     found = checks(log)
     assert found["first-post"] == "ok", log[-2000:]
     assert "409" in found["second-post"], log[-2000:]
+    assert found["read-back"] == secret  # the metadata service's GET answers what was posted
     path = f"/compute/v2.1/servers/{sid}/os-server-password"
     assert member.get(path).json() == {"password": secret}
     assert member.delete(path).status_code == 204

@@ -70,21 +70,23 @@ def attach(svc: ComputeService) -> None:
         if not svc.engine.from_here or not svc.running:
             return  # the node that settled the server finishes its events, once
         if isinstance(cmd, c.UpdateServer) and "task_state" in cmd.changes and cmd.changes["task_state"] is None:
-            failed = bool(cmd.changes.get("fault")) or (isinstance(result, dict) and result.get("status") == "ERROR")
+            fault = cmd.changes.get("fault")
+            failed = bool(fault) or (isinstance(result, dict) and result.get("status") == "ERROR")
+            details = str(fault.get("message", ""))[:1000] if isinstance(fault, dict) else None
             svc.spawn(finish_events, svc, cmd.id, cmd.changes.get("updated_at") or stamp(),
-                      "Error" if failed else "Success")
+                      "Error" if failed else "Success", details)
         elif isinstance(cmd, c.DeleteServer):
-            svc.spawn(finish_events, svc, cmd.id, stamp(), "Success")
+            svc.spawn(finish_events, svc, cmd.id, stamp(), "Success", None)
 
     svc.engine.add_listener(on_commit)
     metadata = getattr(svc.guests.dataplane, "metadata", None)
-    if metadata is not None and hasattr(metadata, "post"):
-        metadata.post = functools.partial(password_posted, svc)
+    if metadata is not None and hasattr(metadata, "first"):
+        metadata.first = functools.partial(guest_password, svc)
 
 
-async def finish_events(svc: ComputeService, server_id: str, when: str, result: str) -> None:
+async def finish_events(svc: ComputeService, server_id: str, when: str, result: str, details: str | None) -> None:
     if await svc.engine.read(records.open_events, server_id):
-        await svc.engine.propose(cr.FinishEvents(server_id, when, result, svc.host))
+        await svc.engine.propose(cr.FinishEvents(server_id, when, result, svc.host, details))
 
 
 # --- os-instance-actions ---------------------------------------------------------------------
@@ -159,35 +161,37 @@ async def clear_password(svc: ComputeService, call: Call, version: Version, serv
     return Reply(None, 204)
 
 
-async def password_posted(svc: ComputeService, network_id: str, source_ip: str, path: str,
-                          body: bytes) -> tuple[int, str, bytes]:
-    """A guest's POST to the metadata service: /openstack/<version>/password stores what it
-    sends (its password, encrypted with its key pair's public key) once; then 409, as Nova."""
+async def guest_password(svc: ComputeService, method: str, network_id: str, source_ip: str, path: str,
+                         body: bytes) -> tuple[int, str, bytes] | None:
+    """The metadata service's /openstack/<version>/password, as Nova's: a GET answers the password
+    the guest posted (empty if none); a POST stores what the guest sends (its password, encrypted
+    with its key pair's public key) once, then 409.  None: not this path (the usual answer)."""
     segments = [s for s in path.split("?", 1)[0].split("/") if s]
     if len(segments) != 3 or segments[0] != "openstack" or segments[2] != "password" \
             or segments[1] not in PASSWORD_VERSIONS:
-        return 405, "text/plain", b"Only /openstack/<version>/password takes a POST.\n"
+        return None
+    port = await svc.engine.read(network_store.compute_port_at, network_id, source_ip)
+    try:
+        server = await svc.get(port["device_id"]) if port else None
+    except NotFound:
+        server = None
+    if server is None or port is None or server["project_id"] != port["project_id"] \
+            or port["id"] not in {p["port_id"] for p in server["ports"]}:
+        return None  # the usual answer: no server has this address
+    if method != "POST":
+        return 200, "text/plain", (await svc.engine.read(records.server_password, server["id"])).encode()
     if len(body) > PASSWORD_MAX:
         return 400, "text/plain", b"Request is too large.\n"
     try:
         password = body.decode("utf-8")
     except UnicodeDecodeError:
         return 400, "text/plain", b"The password must be text (base64 of the encrypted password).\n"
-    port = await svc.engine.read(network_store.compute_port_at, network_id, source_ip)
-    server_id = port["device_id"] if port else None
-    try:
-        server = await svc.get(server_id) if server_id else None
-    except NotFound:
-        server = None
-    if server is None or port is None or server["project_id"] != port["project_id"] \
-            or port["id"] not in {p["port_id"] for p in server["ports"]}:
-        return 404, "text/plain", b"No server has this address on this network.\n"
     try:
         await svc.engine.propose(cr.SetPassword(server["id"], password, once=True))
     except Conflict:
         return 409, "text/plain", b"The password was posted already.\n"
     except NotFound:
-        return 404, "text/plain", b"No server has this address on this network.\n"
+        return None
     return 200, "text/plain", b""
 
 

@@ -39,8 +39,9 @@ def _apply_finish_events(db: sqlite_utils.Database, cmd: r.FinishEvents) -> Any:
     open_actions = [row[0] for row in db.execute(
         "SELECT DISTINCT request_id FROM instance_action_events WHERE server_id = ? AND finish_time IS NULL",
         [cmd.server_id])]
-    db.execute("UPDATE instance_action_events SET finish_time = ?, result = ?, host = coalesce(host, ?)"
-               " WHERE server_id = ? AND finish_time IS NULL", [cmd.finish_time, cmd.result, cmd.host, cmd.server_id])
+    db.execute("UPDATE instance_action_events SET finish_time = ?, result = ?, host = coalesce(host, ?),"
+               " details = ? WHERE server_id = ? AND finish_time IS NULL",
+               [cmd.finish_time, cmd.result, cmd.host, cmd.details, cmd.server_id])
     for request_id in open_actions:
         # Nova marks an action whose event failed with the message "Error".
         db.execute("UPDATE instance_actions SET updated_at = ?, message = CASE WHEN ? = 'Error' THEN 'Error'"

@@ -29,6 +29,7 @@ class FinishEvents(Command):
     finish_time: str
     result: str  # "Success" or "Error"
     host: str | None = None  # the host that ran them (a create's event learns its host here)
+    details: str | None = None  # why they failed (the server's fault), shown to admins from 2.84
 
 
 @command("compute.server.password")

@@ -11,7 +11,7 @@ address, which the bridge's anti-spoofing rules vouch for.
 
 The HTTP layer is deliberately small (h11): one request per connection, a
 bounded request head and body, a deadline per connection, GET and HEAD (and
-POST of a guest's password, when compute hands over ``post``).
+POST of a guest's password, when compute hands over ``first``).
 Nothing a client sends can end a listener, let alone the process.
 
 Listener life cycle (per namespace):
@@ -49,8 +49,9 @@ METADATA_PORT = 80
 
 # answer(network id, source ip, path) -> (status, content type, body)
 Answer = Callable[[str, str, str], Awaitable[tuple[int, str, bytes]]]
-# post(network id, source ip, path, body) -> the same: a guest's POST (its password, as Nova takes it)
-PostAnswer = Callable[[str, str, str, bytes], Awaitable[tuple[int, str, bytes]]]
+# first(method, network id, source ip, path, body) -> an answer, or None for the usual one: compute
+# answers a guest's password (Nova's POST and GET of /openstack/<version>/password) before the files
+FirstAnswer = Callable[[str, str, str, str, bytes], Awaitable[tuple[int, str, bytes] | None]]
 
 # A namespace name is a file name under NETNS_DIR; anything else is refused
 # rather than opened.
@@ -109,7 +110,7 @@ class MetadataListeners:
         self._namespace_check_interval = namespace_check_interval
         self._bind_retry_max = bind_retry_max
         self._listeners: dict[str, _Listener] = {}
-        self.post: PostAnswer | None = None  # set by compute: POST /openstack/<version>/password
+        self.first: FirstAnswer | None = None  # set by compute: the guest's password
         self._nursery: trio.Nursery | None = None
         self._sync_lock = trio.Lock()
 
@@ -322,10 +323,9 @@ class MetadataListeners:
         assert request is not None  # h11 yields Request before EndOfMessage
         method = _method(request)
         head_only = method == "HEAD"
-        post = self.post if method == "POST" else None
-        if method not in ("GET", "HEAD") and post is None:
+        if method not in ("GET", "HEAD", "POST") or (method == "POST" and self.first is None):
             await self._send(stream, http, 405, "text/plain", b"method not allowed", head_only=False,
-                             extra_headers=[("Allow", "GET, HEAD, POST" if self.post else "GET, HEAD")])
+                             extra_headers=[("Allow", "GET, HEAD, POST" if self.first else "GET, HEAD")])
             self._log(network_id, source_ip, method, "", 405)
             return
         path = request_path(request.target)
@@ -334,8 +334,11 @@ class MetadataListeners:
             self._log(network_id, source_ip, method, "", 400)
             return
         try:
-            if post is not None:
-                status, content_type, body = await post(network_id, source_ip, path, body)
+            first = await self.first(method, network_id, source_ip, path, body) if self.first else None
+            if first is not None:
+                status, content_type, body = first
+            elif method == "POST":  # only what ``first`` takes may be posted
+                status, content_type, body = 405, "text/plain", b"method not allowed"
             else:
                 status, content_type, body = await self._answer(network_id, source_ip, path)
             if not (isinstance(status, int) and 200 <= status <= 599 and isinstance(content_type, str)
