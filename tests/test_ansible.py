@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -71,8 +72,9 @@ class Playbooks:
             "ANSIBLE_COLLECTIONS_PATH": str(workdir / "no-collections"),  # only those the package bundles
         })
 
-    def run(self, name: str) -> dict[str, Any]:
-        proc = subprocess.run([self.command, "-i", "localhost,", "-c", "local", "-e", f"@{self.variables}",
+    def run(self, name: str, *options: str) -> dict[str, Any]:
+        started = time.monotonic()
+        proc = subprocess.run([self.command, "-i", "localhost,", "-c", "local", "-e", f"@{self.variables}", *options,
                                str(PLAYBOOKS / name)], capture_output=True, text=True, timeout=900, env=self.env)
         try:
             report = json.loads(proc.stdout)
@@ -80,6 +82,7 @@ class Playbooks:
             raise AssertionError(f"ansible-playbook {name} ({proc.returncode}) wrote no JSON report:\n"
                                  f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}") from None
         report["returncode"] = proc.returncode
+        print(f"ansible-playbook {' '.join((*options, name))}: {stats(report)} in {time.monotonic() - started:.0f} s")
         return report
 
 
@@ -112,7 +115,7 @@ def assert_nothing_changed(report: dict[str, Any]) -> None:
 
 
 def one(client: httpx.Client, path: str, key: str) -> dict[str, Any]:
-    r = client.get(path)
+    r = client.get(path, headers={"OpenStack-API-Version": "compute latest"})
     assert r.status_code == 200, r.text
     found = r.json()[key]
     assert len(found) == 1, found
@@ -136,7 +139,8 @@ def check_made(node: Cloud, image: Path, public_key: Path) -> None:
 
         network = one(demo, "/network/v2.0/networks?name=demo-net", "networks")
         subnet = one(demo, "/network/v2.0/subnets?name=demo-subnet", "subnets")
-        assert (subnet["network_id"], subnet["cidr"]) == (network["id"], "10.77.0.0/24")
+        assert (subnet["network_id"], subnet["cidr"], subnet["gateway_ip"]) == (network["id"], "10.77.0.0/24", "10.77.0.1")
+        assert subnet["allocation_pools"] == [{"start": "10.77.0.10", "end": "10.77.0.200"}]
         public = one(demo, "/network/v2.0/networks?name=public", "networks")
         router = one(demo, "/network/v2.0/routers?name=demo-router", "routers")
         assert router["external_gateway_info"]["network_id"] == public["id"]
@@ -146,17 +150,22 @@ def check_made(node: Cloud, image: Path, public_key: Path) -> None:
 
         ssh = one(demo, "/network/v2.0/security-groups?name=demo-ssh", "security_groups")
         web = one(demo, "/network/v2.0/security-groups?name=demo-web", "security_groups")
-        ingress = lambda group: sorted((r["protocol"], r["port_range_min"], r["port_range_max"], r["remote_ip_prefix"])
+        ingress = lambda group: sorted((r["protocol"], r["port_range_min"], r["port_range_max"],  # noqa: E731
+                                        r["remote_ip_prefix"] or r["remote_group_id"])
                                        for r in group["security_group_rules"] if r["direction"] == "ingress")
-        assert ingress(ssh) == [("icmp", None, None, "0.0.0.0/0"), ("tcp", 22, 22, "0.0.0.0/0")]
+        assert ingress(ssh) == [("icmp", None, None, "0.0.0.0/0"), ("tcp", 22, 22, "0.0.0.0/0"),
+                                ("udp", 5000, 5100, ssh["id"])]
         assert ingress(web) == [("tcp", 80, 80, "0.0.0.0/0")]
 
         glance_image = one(demo, "/image/v2/images?name=demo-image", "images")
         assert (glance_image["status"], glance_image["size"]) == ("active", image.stat().st_size)
+        assert (glance_image["tags"], glance_image["os_distro"]) == (["ansible"], "cloudbox-guest")
 
         server = one(demo, "/compute/v2.1/servers/detail?name=demo-vm", "servers")
         assert (server["status"], server["key_name"], server["image"]["id"]) == ("ACTIVE", "demo-key", glance_image["id"])
         assert {g["name"] for g in server["security_groups"]} == {"demo-ssh", "demo-web"}
+        assert (server["metadata"], server["description"], server["tags"]) == ({"role": "web"}, "Booted by Ansible",
+                                                                               ["ansible"])
         floating = one(demo, "/network/v2.0/floatingips", "floatingips")
         port = one(demo, f"/network/v2.0/ports?device_id={server['id']}", "ports")
         assert (floating["floating_network_id"], floating["port_id"]) == (public["id"], port["id"])
@@ -197,6 +206,13 @@ def test_playbook_is_idempotent_and_its_cleanup_too(node: Cloud, guest_image: Pa
     assert_nothing_changed(playbooks.run("site.yml"))
     check_made(node, guest_image, public_key)
 
+    # The project's resources first, twice, while its user can log in: every module's state=absent
+    # runs again and finds nothing to do.
+    assert_changed_and_clean(playbooks.run("cleanup.yml", "--skip-tags", "identity"))
+    again = playbooks.run("cleanup.yml", "--skip-tags", "identity")
+    assert_nothing_changed(again)
+    assert stats(again)["skipped"] == 0
+    # Then the user and the project; once they are gone the project's play is skipped.
     assert_changed_and_clean(playbooks.run("cleanup.yml"))
     check_removed(node)
     assert_nothing_changed(playbooks.run("cleanup.yml"))
