@@ -139,7 +139,8 @@ def check_made(node: Cloud, image: Path, public_key: Path) -> None:
 
         network = one(demo, "/network/v2.0/networks?name=demo-net", "networks")
         subnet = one(demo, "/network/v2.0/subnets?name=demo-subnet", "subnets")
-        assert (subnet["network_id"], subnet["cidr"], subnet["gateway_ip"]) == (network["id"], "10.77.0.0/24", "10.77.0.1")
+        assert (subnet["network_id"], subnet["cidr"], subnet["gateway_ip"]) == (network["id"], "10.77.0.0/24",
+                                                                                 "10.77.0.1")
         assert subnet["allocation_pools"] == [{"start": "10.77.0.10", "end": "10.77.0.200"}]
         public = one(demo, "/network/v2.0/networks?name=public", "networks")
         router = one(demo, "/network/v2.0/routers?name=demo-router", "routers")
@@ -162,7 +163,8 @@ def check_made(node: Cloud, image: Path, public_key: Path) -> None:
         assert (glance_image["tags"], glance_image["os_distro"]) == (["ansible"], "cloudbox-guest")
 
         server = one(demo, "/compute/v2.1/servers/detail?name=demo-vm", "servers")
-        assert (server["status"], server["key_name"], server["image"]["id"]) == ("ACTIVE", "demo-key", glance_image["id"])
+        assert (server["status"], server["key_name"], server["image"]["id"]) == ("ACTIVE", "demo-key",
+                                                                                 glance_image["id"])
         assert {g["name"] for g in server["security_groups"]} == {"demo-ssh", "demo-web"}
         assert (server["metadata"], server["description"], server["tags"]) == ({"role": "web"}, "Booted by Ansible",
                                                                                ["ansible"])
