@@ -322,7 +322,7 @@ class StateEngine:
         out: list[tuple[str, str, list[_Pending]]] = []
         with self._write_lock:
             conn.execute("BEGIN IMMEDIATE")
-            seq = self.last_seq
+            logged: list[tuple[int, str, str]] = []
             try:
                 for event in events:
                     body = json.loads(event.value)
@@ -333,9 +333,10 @@ class StateEngine:
                         except CloudboxError as exc:
                             log.error("undecodable command at revision %d: %s", event.revision, exc)
                             continue
-                        seq = self._apply_logged(conn, db, pending, seq, text)
+                        self._apply_logged(conn, db, pending, text, logged)
                         batch.append(pending)
                     out.append((body.get("origin", ""), body.get("batch", ""), batch))
+                self._write_log(conn, logged)
                 conn.execute("INSERT OR REPLACE INTO local_cluster (key, value) VALUES ('applied_revision', ?)",
                              (str(events[-1].revision),))
                 conn.execute("COMMIT")
@@ -343,7 +344,7 @@ class StateEngine:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-            self.last_seq = seq
+            self.last_seq += len(logged)
             self.applied_revision = events[-1].revision
         return out
 
@@ -361,12 +362,13 @@ class StateEngine:
         conn, db = self._writer, self._writer_db
         with self._write_lock:
             conn.execute("BEGIN IMMEDIATE")
-            seq = self.last_seq
+            logged: list[tuple[int, str, str]] = []
             try:
                 for pending in batch:
-                    seq = self._apply_logged(conn, db, pending, seq, cmds.encode(pending.cmd))
+                    self._apply_logged(conn, db, pending, cmds.encode(pending.cmd), logged)
+                self._write_log(conn, logged)
                 conn.execute("COMMIT")
-                self.last_seq = seq
+                self.last_seq += len(logged)
             except BaseException as exc:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
@@ -376,17 +378,14 @@ class StateEngine:
                 log.exception("commit of a batch of %d commands failed", len(batch))
 
     def _apply_logged(self, conn: sqlite3.Connection, db: sqlite_utils.Database, pending: _Pending,
-                      seq: int, text: str) -> int:
-        """Log and apply one command in its own savepoint; returns the new last seq."""
+                      text: str, logged: list[tuple[int, str, str]]) -> None:
+        """Apply one command in its own savepoint; once applied, its log row joins ``logged``
+        (written for the whole transaction at once by ``_write_log``: no apply reads the log)."""
         conn.execute("SAVEPOINT command")
         try:
-            conn.execute(
-                f"INSERT INTO {dbmod.LOG_TABLE} (seq, type, body) VALUES (?, ?, ?)",
-                (seq + 1, pending.cmd.TYPE, text),
-            )
             pending.result = self._apply_one(db, pending.cmd)
             conn.execute("RELEASE command")
-            return seq + 1
+            logged.append((self.last_seq + len(logged) + 1, pending.cmd.TYPE, text))
         except Exception as exc:  # noqa: BLE001 - a bug in one apply must not stop the writer
             conn.execute("ROLLBACK TO command")
             conn.execute("RELEASE command")
@@ -395,7 +394,10 @@ class StateEngine:
             else:
                 log.exception("apply of %s failed", pending.cmd.TYPE)
                 pending.error = InternalError(f"internal error applying {pending.cmd.TYPE}")
-            return seq
+
+    @staticmethod
+    def _write_log(conn: sqlite3.Connection, logged: list[tuple[int, str, str]]) -> None:
+        conn.executemany(f"INSERT INTO {dbmod.LOG_TABLE} (seq, type, body) VALUES (?, ?, ?)", logged)
 
     def _apply_one(self, db: sqlite_utils.Database, cmd: cmds.Command) -> Any:
         store = self.stores.get(cmd.service)
