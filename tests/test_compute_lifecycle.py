@@ -203,3 +203,17 @@ def test_migrate_on_one_node_is_no_valid_host(cloud: Cloud, setup):
     assert act(admin, sid, {"migrate": {"host": "x"}}, "2.55").status_code == 400
     assert act(admin, sid, {"migrate": {"host": "no-such-host"}}, "2.56").status_code == 400
     assert member.get(f"/compute/v2.1/servers/{sid}").json()["server"]["status"] == "ACTIVE"
+
+
+def test_rebuild_of_a_stopped_server_stays_stopped_and_answers_user_data_from_2_57(cloud: Cloud, setup):
+    admin, member, image, flavors, _ = setup
+    sid = active(member, image, flavors["small"])
+    assert act(member, sid, {"os-stop": None}).status_code == 202
+    wait_server(member, sid, {"SHUTOFF"})
+    r = act(member, sid, {"rebuild": {"imageRef": image["id"], "user_data": "IyEvYmluL3No"}}, "2.57")
+    assert r.status_code == 202 and r.json()["server"]["user_data"] == "IyEvYmluL3No"
+    server = wait_server(member, sid, {"SHUTOFF"})
+    assert server["OS-EXT-STS:vm_state"] == "stopped" and server["OS-EXT-STS:power_state"] == 4
+    r = act(member, sid, {"rebuild": {"imageRef": image["id"]}}, "2.56")
+    assert r.status_code == 202 and "user_data" not in r.json()["server"]
+    wait_server(member, sid, {"SHUTOFF"})

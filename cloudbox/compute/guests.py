@@ -74,8 +74,9 @@ class Guests:
         return cached, fmt
 
     async def spawn(self, server: dict[str, Any], accel: str, drive_files: Callable[[], Awaitable[dict[str, bytes]]],
-                    record: Callable[[], Awaitable[Any]]) -> dict[str, float]:
-        """Make and start the server's guest, then ``record`` it as running; the time of each step (ms).
+                    record: Callable[[], Awaitable[Any]], start: bool = True) -> dict[str, float]:
+        """Make and start the server's guest (define only, unless ``start``), then ``record`` it; the
+        time of each step (ms).
 
         Every step that changed the host is undone if a later one (``record`` included) fails.
         """
@@ -112,7 +113,7 @@ class Guests:
                 nics.append(await self.dataplane.bind(port["port_id"]))
                 revert.add(lambda port_id=port["port_id"]: self.dataplane.unbind(port_id))
             step("port")
-            await self.driver.create(self.domain_spec(server, accel, disk, tuple(nics), drive))
+            await self.driver.create(self.domain_spec(server, accel, disk, tuple(nics), drive, start=start))
             revert.add(lambda: self.driver.destroy(sid))
             step("domain")
             await record()

@@ -27,7 +27,7 @@ import trio
 
 from cloudbox.compute import commands as c
 from cloudbox.compute import core, scheduler, store
-from cloudbox.compute.driver import RUNNING, ComputeDriver, HostInfo
+from cloudbox.compute.driver import RUNNING, SHUTOFF, ComputeDriver, HostInfo
 from cloudbox.compute.guests import Guests
 from cloudbox.compute.lifecycle import Lifecycle
 from cloudbox.compute.models import ServerQuery, ServerRequest
@@ -380,12 +380,14 @@ class ComputeService:
     async def _spawn(self, server: dict[str, Any]) -> None:
         assert self.host_info is not None
         sid = server["id"]
+        # A stopped server that is rebuilt stays stopped, as in Nova.
+        start = not (server["task_state"] == "rebuild_spawning" and server["vm_state"] == "stopped")
 
         async def record() -> None:
-            await self.update(sid, {**settled(RUNNING), "launched_at": stamp()},
+            await self.update(sid, {**settled(RUNNING if start else SHUTOFF), "launched_at": stamp()},
                               expect=("spawning", "scheduling", "rebuild_spawning"))
 
-        steps = await self.guests.spawn(server, self.host_info.accel, lambda: self.drive_files(server), record)
+        steps = await self.guests.spawn(server, self.host_info.accel, lambda: self.drive_files(server), record, start)
         log.info("server active", extra={"server_id": sid, "host": self.host, "steps_ms": steps})
 
     async def _fail(self, server_id: str, exc: BaseException) -> None:
