@@ -322,9 +322,29 @@ def test_concurrent_boots_never_overcommit(cloud: Cloud, setup):
 def test_hypervisors_zones_limits_and_groups(cloud: Cloud, setup):
     admin, image = setup
     [hv] = admin.get("/compute/v2.1/os-hypervisors/detail", headers={"OpenStack-API-Version": "compute 2.1"}).json()["hypervisors"]
-    assert hv["hypervisor_type"] in ("QEMU", "KVM") and hv["cpu_info"]["accel"] in ("tcg", "kvm")
+    assert hv["hypervisor_type"] in ("QEMU", "KVM") and json.loads(hv["cpu_info"])["accel"] in ("tcg", "kvm")
     latest = admin.get("/compute/v2.1/os-hypervisors/detail", headers=LATEST).json()["hypervisors"][0]
     assert len(latest["id"]) == 36
+    v2_60 = admin.get("/compute/v2.1/os-hypervisors/detail", headers={"OpenStack-API-Version": "compute 2.60"})
+    assert v2_60.json()["hypervisors"][0]["cpu_info"]["accel"] in ("tcg", "kvm")  # an object from 2.28 to 2.87
+    v2_1 = {"OpenStack-API-Version": "compute 2.1"}
+    up = admin.get(f"/compute/v2.1/os-hypervisors/{hv['id']}/uptime", headers=v2_1).json()["hypervisor"]
+    assert " up " in up["uptime"] and "load average" in up["uptime"]
+    assert admin.get(f"/compute/v2.1/os-hypervisors/{hv['id']}/uptime", headers=LATEST).status_code == 404
+    name = hv["hypervisor_hostname"]
+    found = admin.get(f"/compute/v2.1/os-hypervisors/{name[1:]}/search", headers=v2_1).json()["hypervisors"]
+    assert [h["hypervisor_hostname"] for h in found] == [name]
+    assert admin.get("/compute/v2.1/os-hypervisors/no-such-host/search", headers=v2_1).status_code == 404
+    assert admin.get(f"/compute/v2.1/os-hypervisors?hypervisor_hostname_pattern={name}",
+                     headers=LATEST).json()["hypervisors"][0]["hypervisor_hostname"] == name
+    old_services = admin.get("/compute/v2.1/os-services", headers=v2_1).json()["services"]
+    assert all(isinstance(s["id"], int) and "forced_down" not in s for s in old_services)
+    computes = admin.get("/compute/v2.1/os-services?binary=nova-compute", headers=LATEST).json()["services"]
+    assert [s["binary"] for s in computes] == ["nova-compute"] and computes[0]["forced_down"] is False
+    assert admin.get("/compute/v2.1/os-services?binary=nova-compute&host=elsewhere").json()["services"] == []
+    usage = "/compute/v2.1/os-simple-tenant-usage?start=2026-01-02T00:00:00&end=2026-01-01T00:00:00"
+    assert admin.get(usage).status_code == 400
+    assert "totalKeyPairsUsed" not in admin.get("/compute/v2.1/limits").json()["limits"]["absolute"]
     assert admin.get(f"/compute/v2.1/os-hypervisors/{latest['id']}", headers=LATEST).json()["hypervisor"]["hypervisor_hostname"] == hv["hypervisor_hostname"]
     zones = admin.get("/compute/v2.1/os-availability-zone").json()["availabilityZoneInfo"]
     assert [z["zoneName"] for z in zones] == ["nova"]

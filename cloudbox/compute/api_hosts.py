@@ -4,12 +4,13 @@ hypervisors and services."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from cloudbox.api.routes import Call, Route
 from cloudbox.clock import parse_iso
 from cloudbox.compute import models, store, views
-from cloudbox.compute.api import Version, route
+from cloudbox.compute.api import Version, forwarded, route
 from cloudbox.compute.api_resources import whole
 from cloudbox.compute.service import ComputeService
 from cloudbox.errors import BadRequest, NotFound
@@ -94,6 +95,8 @@ def usage_period(call: Call) -> tuple[float, float, float]:
         end = parse_iso(call.query["end"]) if call.query.get("end") else now
     except ValueError:
         raise BadRequest("start and end must be ISO 8601 times.") from None
+    if start > end:
+        raise BadRequest("Invalid start time. The start time cannot occur after the end time.")
     return start, end, now
 
 
@@ -125,23 +128,103 @@ def need_reader(call: Call) -> None:
     require(call.auth.is_cloud_reader, "os_compute_api:os-hypervisors")
 
 
-async def list_hypervisors(svc: ComputeService, call: Call, version: Version) -> Any:
+async def hypervisors_matching(svc: ComputeService, pattern: str | None) -> list[dict[str, Any]]:
+    """The compute hosts whose name contains ``pattern`` (all with None), as Nova searches."""
+    return [h for h in await svc.resources.hosts() if pattern is None or pattern in h["name"]]
+
+
+async def with_servers(svc: ComputeService, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each hypervisor body with the servers it runs (``uuid`` and ``name``), when it runs any."""
+    servers = await svc.resources.servers_of(None)
+    for body in bodies:
+        mine = [{"uuid": s["id"], "name": s["name"]} for s in servers if s["host"] == body["hypervisor_hostname"]]
+        if mine:
+            body["servers"] = mine
+    return bodies
+
+
+async def list_hypervisors_as(svc: ComputeService, call: Call, version: Version, detail: bool) -> Any:
+    """The hypervisor list; from 2.53 filtered by ``hypervisor_hostname_pattern`` and, with
+    ``with_servers``, showing each one's servers (before 2.53 those are the path's search and servers)."""
     need_reader(call)
-    return {"hypervisors": [views.render_hypervisor(h, version, False) for h in await svc.resources.hosts()]}
+    pattern, servers = None, False
+    if version >= (2, 53):
+        pattern = call.query.get("hypervisor_hostname_pattern")
+        servers = bool(call.flag("with_servers"))
+    hosts = await hypervisors_matching(svc, pattern)
+    if pattern is not None and not hosts:
+        raise NotFound(f"No hypervisor matching '{pattern[:80]}' could be found.")
+    bodies = [views.render_hypervisor(h, version, detail) for h in hosts]
+    return {"hypervisors": await with_servers(svc, bodies) if servers else bodies}
+
+
+async def list_hypervisors(svc: ComputeService, call: Call, version: Version) -> Any:
+    return await list_hypervisors_as(svc, call, version, False)
 
 
 async def list_hypervisors_detail(svc: ComputeService, call: Call, version: Version) -> Any:
-    need_reader(call)
-    return {"hypervisors": [views.render_hypervisor(h, version, True) for h in await svc.resources.hosts()]}
+    return await list_hypervisors_as(svc, call, version, True)
+
+
+async def find_hypervisor(svc: ComputeService, hypervisor_id_: str) -> dict[str, Any]:
+    for h in await svc.resources.hosts():
+        name = h["name"]
+        if hypervisor_id_ in (views.hypervisor_id(name), str(views.legacy_hypervisor_id(name)), name):
+            return h
+    raise NotFound(f"Hypervisor with ID '{hypervisor_id_[:80]}' could not be found.")
 
 
 async def show_hypervisor(svc: ComputeService, call: Call, version: Version, hypervisor_id_: str) -> Any:
     need_reader(call)
-    for h in await svc.resources.hosts():
-        name = h["name"]
-        if hypervisor_id_ in (views.hypervisor_id(name), str(views.legacy_hypervisor_id(name)), name):
-            return {"hypervisor": views.render_hypervisor(h, version, True)}
-    raise NotFound(f"Hypervisor with ID '{hypervisor_id_[:80]}' could not be found.")
+    h = await find_hypervisor(svc, hypervisor_id_)
+    body = views.render_hypervisor(h, version, True)
+    if version >= (2, 53) and bool(call.flag("with_servers")):
+        await with_servers(svc, [body])
+    return {"hypervisor": body}
+
+
+def uptime_text() -> str:
+    """This host's uptime as the ``uptime`` command prints it (Nova's libvirt driver runs it)."""
+    seconds = float(Path("/proc/uptime").read_text().split()[0])
+    loads = Path("/proc/loadavg").read_text().split()[:3]
+    days, rest = divmod(int(seconds), 86400)
+    hours, minutes = divmod(rest // 60, 60)
+    since = f"{days} day{'s' if days != 1 else ''}, {hours:2d}:{minutes:02d}" if days else f"{hours:2d}:{minutes:02d}"
+    return f" {time.strftime('%H:%M:%S')} up {since},  load average: {', '.join(loads)}"
+
+
+async def hypervisor_uptime(svc: ComputeService, call: Call, version: Version, hypervisor_id_: str) -> Any:
+    """A hypervisor's uptime (until 2.87; from 2.88 ``uptime`` is in the hypervisor itself), asked of
+    the node that runs it."""
+    if version >= (2, 88):
+        raise NotFound("os-hypervisors/{id}/uptime is not served from microversion 2.88: show the hypervisor.")
+    need_reader(call)
+    h = await find_hypervisor(svc, hypervisor_id_)
+    if (reply := await forwarded(svc, call, {"host": h["name"]})) is not None:
+        return reply
+    body = views.render_hypervisor(h, version, False)
+    return {"hypervisor": {**body, "uptime": uptime_text()}}
+
+
+async def matching_before_253(svc: ComputeService, call: Call, version: Version, pattern: str,
+                              what: str) -> list[dict[str, Any]]:
+    """The hypervisors a pre-2.53 ``/os-hypervisors/{pattern}/{what}`` names (404: none)."""
+    if version >= (2, 53):
+        raise NotFound(f"os-hypervisors/{{pattern}}/{what} is not served from microversion 2.53: "
+                       f"list with hypervisor_hostname_pattern instead.")
+    need_reader(call)
+    hosts = await hypervisors_matching(svc, pattern)
+    if not hosts:
+        raise NotFound(f"No hypervisor matching '{pattern[:80]}' could be found.")
+    return [views.render_hypervisor(h, version, False) for h in hosts]
+
+
+async def search_hypervisors(svc: ComputeService, call: Call, version: Version, pattern: str) -> Any:
+    return {"hypervisors": await matching_before_253(svc, call, version, pattern, "search")}
+
+
+async def hypervisor_servers(svc: ComputeService, call: Call, version: Version, pattern: str) -> Any:
+    return {"hypervisors": await with_servers(svc, await matching_before_253(svc, call, version, pattern, "servers"))}
 
 
 async def hypervisor_statistics(svc: ComputeService, call: Call, version: Version) -> Any:
@@ -151,9 +234,11 @@ async def hypervisor_statistics(svc: ComputeService, call: Call, version: Versio
 
 async def list_services(svc: ComputeService, call: Call, version: Version) -> Any:
     require(call.auth.is_cloud_reader, "os_compute_api:os-services:list")
-    return views.render_services(await svc.resources.hosts())
+    return views.render_services(await svc.resources.hosts(), version, call.query.get("binary"),
+                                 call.query.get("host"))
 
 
+HYPERVISOR_QUERY = ("hypervisor_hostname_pattern", "with_servers", "limit", "marker")
 QUOTA_CLASS_UPDATE = {"type": "object", "required": ["quota_class_set"], "properties": {"quota_class_set": {
     "type": "object", "additionalProperties": {"type": ["integer", "string"]}}}}
 
@@ -171,9 +256,12 @@ def routes(svc: ComputeService) -> list[Route]:
         route(svc, "GET", "/os-simple-tenant-usage/{project_id}", usage_project, query=("start", "end")),
         route(svc, "GET", "/os-availability-zone", list_zones),
         route(svc, "GET", "/os-availability-zone/detail", list_zones_detail),
-        route(svc, "GET", "/os-hypervisors", list_hypervisors),
-        route(svc, "GET", "/os-hypervisors/detail", list_hypervisors_detail),
+        route(svc, "GET", "/os-hypervisors", list_hypervisors, query=HYPERVISOR_QUERY),
+        route(svc, "GET", "/os-hypervisors/detail", list_hypervisors_detail, query=HYPERVISOR_QUERY),
         route(svc, "GET", "/os-hypervisors/statistics", hypervisor_statistics),
-        route(svc, "GET", "/os-hypervisors/{hypervisor_id_}", show_hypervisor),
-        route(svc, "GET", "/os-services", list_services),
+        route(svc, "GET", "/os-hypervisors/{hypervisor_id_}", show_hypervisor, query=("with_servers",)),
+        route(svc, "GET", "/os-hypervisors/{hypervisor_id_}/uptime", hypervisor_uptime),
+        route(svc, "GET", "/os-hypervisors/{pattern}/search", search_hypervisors),
+        route(svc, "GET", "/os-hypervisors/{pattern}/servers", hypervisor_servers),
+        route(svc, "GET", "/os-services", list_services, query=("binary", "host")),
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import uuid
 from typing import Any
 
@@ -204,7 +205,7 @@ def render_limits(limits: dict[str, int], usage: dict[str, int], version: tuple[
         "totalRAMUsed": usage["ram"], "totalServerGroupsUsed": usage["server_groups"],
         "maxPersonality": 5, "maxPersonalitySize": 10240, "maxImageMeta": 128,
         "maxSecurityGroups": 10, "maxSecurityGroupRules": 20, "maxTotalFloatingIps": 10,
-        "totalFloatingIpsUsed": 0, "totalSecurityGroupsUsed": 0, "totalKeyPairsUsed": usage["key_pairs"],
+        "totalFloatingIpsUsed": 0, "totalSecurityGroupsUsed": 0,
     }
     if version >= (2, 36):
         for key in ("maxSecurityGroups", "maxSecurityGroupRules", "maxTotalFloatingIps",
@@ -263,6 +264,7 @@ def render_hypervisor(h: dict[str, Any], version: tuple[int, int], detail: bool)
     if not detail:
         return body
     usage = h["usage"]
+    cpu_info = {"arch": "x86_64", "accel": h["accel"], "probe": h["accel_detail"]}  # a JSON string before 2.28
     body.update({
         "hypervisor_type": h["hypervisor_type"], "hypervisor_version": h["hypervisor_version"],
         "host_ip": h["host_ip"], "service": {"host": h["name"], "id": hid, "disabled_reason": None},
@@ -273,7 +275,7 @@ def render_hypervisor(h: dict[str, Any], version: tuple[int, int], detail: bool)
             "vcpus_used": usage["vcpus"], "memory_mb_used": usage["ram_mb"], "local_gb_used": usage["disk_gb"],
             "free_ram_mb": h["memory_mb"] - usage["ram_mb"], "free_disk_gb": h["disk_gb"] - usage["disk_gb"],
             "running_vms": usage["servers"], "current_workload": 0, "disk_available_least": h["disk_gb"],
-            "cpu_info": {"accel": h["accel"], "probe": h["accel_detail"], "arch": "x86_64"},
+            "cpu_info": cpu_info if version >= (2, 28) else json.dumps(cpu_info),
         })
     else:
         body["uptime"] = None
@@ -294,18 +296,29 @@ def render_hypervisor_statistics(hosts: list[dict[str, Any]]) -> dict[str, Any]:
         stats["running_vms"] += usage["servers"]
     stats["free_ram_mb"] = stats["memory_mb"] - stats["memory_mb_used"]
     stats["free_disk_gb"] = stats["local_gb"] - stats["local_gb_used"]
+    stats["current_workload"] = 0  # no host has tasks queued beyond its guests' own
+    stats["disk_available_least"] = stats["local_gb"]
     return {"hypervisor_statistics": stats}
 
 
-def render_services(hosts: list[dict[str, Any]]) -> dict[str, Any]:
+def render_services(hosts: list[dict[str, Any]], version: tuple[int, int], binary: str | None = None,
+                    host: str | None = None) -> dict[str, Any]:
+    """Each node as Nova's services on it (filtered by ``binary`` and ``host`` as Nova's list is):
+    ids are integers before 2.53 and UUIDs from it; ``forced_down`` from 2.11."""
     out = []
     for h in hosts:
-        for binary in ("nova-scheduler", "nova-compute"):
-            out.append({"id": hypervisor_id(binary + h["name"]), "binary": binary, "host": h["name"],
-                        "zone": h["availability_zone"] if binary == "nova-compute" else "internal",
-                        "status": "enabled" if h["enabled"] else "disabled",
-                        "state": h["state"] if binary == "nova-compute" else "up",
-                        "updated_at": h["updated_at"], "disabled_reason": None, "forced_down": False})
+        for kind in ("nova-scheduler", "nova-compute"):
+            if binary not in (None, kind) or host not in (None, h["name"]):
+                continue
+            sid = hypervisor_id(kind + h["name"])
+            service = {"id": sid if version >= (2, 53) else int(sid[:6], 16), "binary": kind, "host": h["name"],
+                       "zone": h["availability_zone"] if kind == "nova-compute" else "internal",
+                       "status": "enabled" if h["enabled"] else "disabled",
+                       "state": h["state"] if kind == "nova-compute" else "up",
+                       "updated_at": h["updated_at"], "disabled_reason": None}
+            if version >= (2, 11):
+                service["forced_down"] = False
+            out.append(service)
     return {"services": out}
 
 

@@ -86,7 +86,9 @@ HYPERVISOR = obj({"id": HYPERVISOR_ID, "hypervisor_hostname": STR, "state": enum
                  {"hypervisor_type": STR, "hypervisor_version": INT, "host_ip": STR, "service": ANY_OBJ,
                   "vcpus": INT, "memory_mb": INT, "local_gb": INT, "vcpus_used": INT, "memory_mb_used": INT,
                   "local_gb_used": INT, "free_ram_mb": INT, "free_disk_gb": INT, "running_vms": INT,
-                  "current_workload": INT, "disk_available_least": NINT, "cpu_info": ANY_OBJ, "uptime": NSTR})
+                  "current_workload": INT, "disk_available_least": NINT, "uptime": NSTR,
+                  "cpu_info": {"type": ["object", "string"]},  # a JSON string before 2.28
+                  "servers": array(obj({"uuid": STR, "name": STR}))})
 SERVICE = obj({"id": {"type": ["integer", "string"]}, "binary": STR, "host": STR, "zone": STR,
                "status": enum("enabled", "disabled"), "state": enum("up", "down"), "updated_at": NSTR,
                "disabled_reason": NSTR}, {"forced_down": BOOL})
@@ -221,6 +223,9 @@ def docs() -> dict[tuple[str, str], Doc]:
         ("GET", f"{P}/os-hypervisors/statistics"): nova({200: wrap("hypervisor_statistics", {
             "type": "object", "additionalProperties": INT})}),
         ("GET", f"{P}/os-hypervisors/{{hypervisor_id_}}"): nova({200: wrap("hypervisor", HYPERVISOR)}),
+        ("GET", f"{P}/os-hypervisors/{{hypervisor_id_}}/uptime"): nova({200: wrap("hypervisor", HYPERVISOR)}),
+        ("GET", f"{P}/os-hypervisors/{{pattern}}/search"): nova({200: obj({"hypervisors": array(HYPERVISOR)})}),
+        ("GET", f"{P}/os-hypervisors/{{pattern}}/servers"): nova({200: obj({"hypervisors": array(HYPERVISOR)})}),
         ("GET", f"{P}/os-services"): nova({200: obj({"services": array(SERVICE)})}),
         # server groups
         ("GET", f"{P}/os-server-groups"): nova({200: listing("server_groups", SERVER_GROUP)}),
