@@ -66,6 +66,7 @@ RAW_KEY = "/bench/raw"  # the raw puts' key (one key, as cloudbox's log)
 WATCHED_KEY = "/bench/watched"  # the put + watch baseline's key
 MODES = ("cloudbox", "raw put", "put + watch")
 HEALTHY_WITHIN = 30.0
+FSYNC_METRIC = "etcd_disk_wal_fsync_duration_seconds"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -361,6 +362,8 @@ class Run:
     bench_cpu: float = 0.0  # cores busy
     etcd_cpu: float = 0.0
     started: float = 0.0
+    fsyncs: float = 0.0  # etcd WAL fsyncs per second, per member (mean of the three)
+    fsync_ms: float = 0.0  # their mean duration
     steps: dict[str, float] = field(default_factory=dict)  # cloudbox: mean ms per step (breakdown())
 
 
@@ -383,6 +386,7 @@ class Bench:
     async def writers(self, count: int, seconds: float, op: Callable[[int], Awaitable[None]]) -> Run:
         latencies: list[float] = []
         errors: list[str] = []
+        fsyncs_before = await self.fsyncs()
         before = (resource.getrusage(resource.RUSAGE_SELF), self.etcd.cpu_seconds(), LogStats(**vars(self.stats)))
         deadline = time.perf_counter() + seconds
 
@@ -404,7 +408,10 @@ class Bench:
         usage, etcd_cpu, stats = before
         now = resource.getrusage(resource.RUSAGE_SELF)
         s = self.stats
+        fsyncs = [(a[0] - b[0], a[1] - b[1]) for a, b in zip(await self.fsyncs(), fsyncs_before)]
+        count = sum(n for n, _ in fsyncs)
         return Run(
+            fsyncs=count / len(fsyncs) / elapsed, fsync_ms=sum(t for _, t in fsyncs) * 1000 / max(count, 1),
             rate=len(latencies) / elapsed, latencies=latencies, errors=errors,
             puts=s.puts - stats.puts, commands=s.commands - stats.commands,
             put_ms=(s.put_seconds - stats.put_seconds) * 1000, applies=s.applies - stats.applies,
@@ -413,6 +420,14 @@ class Bench:
             apply_cpu_ms=(s.apply_cpu_seconds - stats.apply_cpu_seconds) * 1000,
             bench_cpu=(now.ru_utime + now.ru_stime - usage.ru_utime - usage.ru_stime) / elapsed,
             etcd_cpu=(self.etcd.cpu_seconds() - etcd_cpu) / elapsed, started=start)
+
+    async def fsyncs(self) -> list[tuple[float, float]]:
+        """Each member's (WAL fsyncs, seconds spent in them) so far, from its metrics."""
+        out = []
+        for client in self.clients:
+            samples = await client.metrics([FSYNC_METRIC])
+            out.append((samples.get(FSYNC_METRIC + "_count", 0.0), samples.get(FSYNC_METRIC + "_sum", 0.0)))
+        return out
 
     async def propose(self, i: int) -> None:
         await self.engines[i % NODES].propose(token_command(i))
@@ -542,9 +557,10 @@ def report(bench: Bench, args: argparse.Namespace, etcd_version: str) -> None:
     print("ratio = cloudbox commands/s / baseline commands/s (baseline: one etcd put per command)")
     print()
     print("cloudbox's write path, all runs (etcd put = CountingLog.append; apply = one follower transaction "
-          "on one node; CPU in cores busy, 1.0 = one core)")
+          "on one node; CPU in cores busy, 1.0 = one core; fsync = etcd's WAL fsyncs per member, from its metrics)")
     print(f"{'writers':>7} {'cmds/put':>8} {'puts/s':>7} {'put ms':>7} {'events/apply':>12} {'apply ms':>8} "
-          f"{'(on cpu)':>8} {'cpu bench':>9} {'cpu etcd':>8} | {'raw: cpu bench':>14} {'cpu etcd':>8}")
+          f"{'(on cpu)':>8} {'cpu bench':>9} {'cpu etcd':>8} {'fsync/s':>7} {'fsync ms':>8} | "
+          f"{'raw: cpu bench':>14} {'cpu etcd':>8} {'fsync/s':>7} {'fsync ms':>8}")
     for count in args.writers:
         runs = bench.runs.get(("cloudbox", count))
         if not runs:
@@ -554,14 +570,18 @@ def report(bench: Bench, args: argparse.Namespace, etcd_version: str) -> None:
         applies = sum(r.applies for r in runs)
         seconds = args.seconds * len(runs)
         raw_cpu = (f"{statistics.median(r.bench_cpu for r in raws):14.2f} "
-                   f"{statistics.median(r.etcd_cpu for r in raws):8.2f}") if raws else f"{'-':>14} {'-':>8}"
+                   f"{statistics.median(r.etcd_cpu for r in raws):8.2f} "
+                   f"{statistics.median(r.fsyncs for r in raws):7.0f} "
+                   f"{statistics.median(r.fsync_ms for r in raws):8.2f}") if raws else f"{'-':>14} {'-':>8}"
         print(f"{count:7d} {commands / max(puts, 1):8.1f} {puts / seconds:7.0f} "
               f"{sum(r.put_ms for r in runs) / max(puts, 1):7.2f} "
               f"{sum(r.applied_events for r in runs) / max(applies, 1):12.1f} "
               f"{sum(r.apply_ms for r in runs) / max(applies, 1):8.2f} "
               f"{sum(r.apply_cpu_ms for r in runs) / max(applies, 1):8.2f} "
               f"{statistics.median(r.bench_cpu for r in runs):9.2f} "
-              f"{statistics.median(r.etcd_cpu for r in runs):8.2f} | {raw_cpu}")
+              f"{statistics.median(r.etcd_cpu for r in runs):8.2f} "
+              f"{statistics.median(r.fsyncs for r in runs):7.0f} {statistics.median(r.fsync_ms for r in runs):8.2f} | "
+              f"{raw_cpu}")
     print()
     print("where a cloudbox write's time goes (mean ms per command, proposer's node; queue+wake = the writer's "
           "mean latency minus the rest: waiting to be sent, trio waking the writer)")

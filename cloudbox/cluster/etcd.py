@@ -166,6 +166,21 @@ class EtcdClient:
             self._watch_order.append(self._watch_order.pop(0))
             raise Unavailable(f"the etcd watch at {endpoint} broke: {exc or type(exc).__name__}") from exc
 
+    async def metrics(self, names: Sequence[str]) -> dict[str, float]:
+        """The first endpoint's Prometheus samples whose names start with one of ``names``
+        (e.g. its WAL fsync durations), for diagnostics and benchmarks."""
+        endpoint = self.endpoints[0]
+        try:
+            resp = await self._http.get(endpoint + "/metrics")
+        except httpx.HTTPError as exc:
+            raise Unavailable(f"etcd's metrics at {endpoint}: {exc or type(exc).__name__}") from exc
+        out: dict[str, float] = {}
+        for line in resp.text.splitlines():
+            if line.startswith(tuple(names)):
+                name, _, value = line.rpartition(" ")
+                out[name] = float(value)
+        return out
+
     # --- cluster ---------------------------------------------------------------------------
     async def status(self) -> dict[str, Any]:
         """The first answering member's status: its id, the leader's id, the raft term."""
