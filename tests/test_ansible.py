@@ -67,6 +67,7 @@ class Playbooks:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "ANSIBLE_"))}
         self.env.update({
             "OS_CLIENT_CONFIG_FILE": str(clouds), "ANSIBLE_HOME": str(workdir / "ansible-home"),
+            "ANSIBLE_REMOTE_TMP": str(workdir / "ansible-tmp"),
             "ANSIBLE_STDOUT_CALLBACK": "json", "ANSIBLE_LOCALHOST_WARNING": "false",
             "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false", "ANSIBLE_NOCOLOR": "1",
             "ANSIBLE_COLLECTIONS_PATH": str(workdir / "no-collections"),  # only those the package bundles
@@ -135,6 +136,7 @@ def check_made(node: Cloud, image: Path, public_key: Path) -> None:
         project = one(admin, "/identity/v3/projects?name=ansible-demo", "projects")
         user = one(admin, "/identity/v3/users?name=ansible-alice", "users")
         assert user["default_project_id"] == project["id"] and user["email"] == "alice@example.org"
+        assert (project["description"], project.get("cost_center")) == ("Made by Ansible", "4711")
         assert one(demo, "/compute/v2.1/os-keypairs", "keypairs")["keypair"]["public_key"] == public_key.read_text()
 
         network = one(demo, "/network/v2.0/networks?name=demo-net", "networks")
@@ -161,6 +163,7 @@ def check_made(node: Cloud, image: Path, public_key: Path) -> None:
         glance_image = one(demo, "/image/v2/images?name=demo-image", "images")
         assert (glance_image["status"], glance_image["size"]) == ("active", image.stat().st_size)
         assert (glance_image["tags"], glance_image["os_distro"]) == (["ansible"], "cloudbox-guest")
+        assert (glance_image["visibility"], glance_image["min_ram"], glance_image["min_disk"]) == ("private", 64, 1)
 
         server = one(demo, "/compute/v2.1/servers/detail?name=demo-vm", "servers")
         assert (server["status"], server["key_name"], server["image"]["id"]) == ("ACTIVE", "demo-key",
