@@ -705,3 +705,27 @@ def test_access_addresses_are_kept_as_given(cloud: Cloud, setup):
     assert (shown["accessIPv4"], shown["accessIPv6"]) == ("192.0.2.7", "2001:db8::1")
     wait_server(admin, created["id"], {"ACTIVE"})
     assert admin.delete(f"/compute/v2.1/servers/{created['id']}").status_code == 204
+
+
+def test_server_external_events_are_for_services(cloud: Cloud, setup):
+    """Nova's external events: the ``service`` role only; each event answered on its own (200 for a
+    server with a host, 404 for none; 207 when they differ, 404 when every one is missing)."""
+    admin, image = setup
+    server = boot(admin, image["id"])
+    wait_server(admin, server["id"], {"ACTIVE"})
+    _, _, token = new_project_user(cloud, admin, role="service")
+    service = cloud.client(token)
+    missing = str(uuid.uuid4())
+    url = "/compute/v2.1/os-server-external-events"
+    one = {"events": [{"name": "network-changed", "server_uuid": server["id"]}]}
+    assert admin.post(url, json=one).status_code == 403, "admin alone is not a service"
+    r = service.post(url, json=one)
+    assert r.status_code == 200 and r.json()["events"] == [{**one["events"][0], "status": "completed", "code": 200}]
+    mixed = service.post(url, json={"events": [*one["events"], {"name": "network-vif-plugged", "server_uuid": missing}]})
+    assert mixed.status_code == 207 and [e["code"] for e in mixed.json()["events"]] == [200, 404]
+    assert service.post(url, json={"events": [{"name": "network-changed", "server_uuid": missing}]}).status_code == 404
+    assert service.post(url, json={"events": [{"name": "power-update", "server_uuid": server["id"],
+                                               "tag": "POWER_ON"}]}).status_code == 400, "2.76 and later only"
+    assert service.post(url, json={"events": [{"name": "no-such-event", "server_uuid": server["id"]}]}).status_code == 400
+    admin.delete(f"/compute/v2.1/servers/{server['id']}")
+    wait_gone(admin, server["id"])

@@ -95,7 +95,7 @@ async def show_version(svc: ComputeService, call: Call, version: Version) -> Any
 
 
 def build(svc: ComputeService) -> ApiSpec:
-    from cloudbox.compute import (api_actions, api_aggregates, api_floating, api_hosts, api_images, api_legacy,
+    from cloudbox.compute import (api_actions, api_aggregates, api_events, api_floating, api_hosts, api_images, api_legacy,
                                   api_proxies, api_records, api_resources, api_servers)
 
     routes = [
@@ -110,5 +110,6 @@ def build(svc: ComputeService) -> ApiSpec:
         *api_images.routes(svc),
         *api_legacy.routes(svc),
         *api_records.routes(svc),
+        *api_events.routes(svc),
     ]
     return ApiSpec("compute", "/compute/v2.1", "nova", routes, catalog=("compute", "nova"))

@@ -21,7 +21,8 @@ from cloudbox.errors import BadRequest, Forbidden, Unauthorized
 DEFAULT_DOMAIN_ID = "default"
 ADMIN_PROJECT_NAME = "admin"
 ROLE_ADMIN, ROLE_MANAGER, ROLE_MEMBER, ROLE_READER = "admin", "manager", "member", "reader"
-BUILTIN_ROLES = (ROLE_ADMIN, ROLE_MANAGER, ROLE_MEMBER, ROLE_READER)
+ROLE_SERVICE = "service"  # what services calling each other hold (Keystone's bootstrap makes it too)
+BUILTIN_ROLES = (ROLE_ADMIN, ROLE_MANAGER, ROLE_MEMBER, ROLE_READER, ROLE_SERVICE)
 # Each built-in role implies the next (Keystone's bootstrap makes the same chain).
 BUILTIN_IMPLICATIONS = ((ROLE_ADMIN, ROLE_MANAGER), (ROLE_MANAGER, ROLE_MEMBER), (ROLE_MEMBER, ROLE_READER))
 # Roles a project or domain manager may grant and revoke: never admin, which is the cloud's.
@@ -169,6 +170,11 @@ class AuthContext:
     @property
     def is_cloud_admin(self) -> bool:
         return ROLE_ADMIN in self.role_names and self.scope is not None
+
+    @property
+    def is_service(self) -> bool:
+        """A service's own user (OpenStack's ``service`` role), for the APIs only services call."""
+        return ROLE_SERVICE in self.role_names and self.scope is not None
 
     @property
     def is_cloud_reader(self) -> bool:

@@ -92,6 +92,8 @@ HYPERVISOR = obj({"id": HYPERVISOR_ID, "hypervisor_hostname": STR, "state": enum
 SERVICE = obj({"id": {"type": ["integer", "string"]}, "binary": STR, "host": STR, "zone": STR,
                "status": enum("enabled", "disabled"), "state": enum("up", "down"), "updated_at": NSTR,
                "disabled_reason": NSTR}, {"forced_down": BOOL})
+EVENTS = obj({"events": array(obj({"name": STR, "server_uuid": STR, "code": INT},
+                                   {"status": STR, "tag": STR}))})
 POLICY = enum("affinity", "anti-affinity", "soft-affinity", "soft-anti-affinity")
 SERVER_GROUP = obj({"id": STR, "name": STR, "members": STRS},
                    {"policies": array(POLICY), "policy": POLICY, "rules": ANY_OBJ, "metadata": ANY_OBJ,
@@ -227,6 +229,7 @@ def docs() -> dict[tuple[str, str], Doc]:
         ("GET", f"{P}/os-hypervisors/{{pattern}}/search"): nova({200: obj({"hypervisors": array(HYPERVISOR)})}),
         ("GET", f"{P}/os-hypervisors/{{pattern}}/servers"): nova({200: obj({"hypervisors": array(HYPERVISOR)})}),
         ("GET", f"{P}/os-services"): nova({200: obj({"services": array(SERVICE)})}),
+        ("POST", f"{P}/os-server-external-events"): nova({200: EVENTS, 207: EVENTS}),
         # server groups
         ("GET", f"{P}/os-server-groups"): nova({200: listing("server_groups", SERVER_GROUP)}),
         ("POST", f"{P}/os-server-groups"): nova({200: wrap("server_group", SERVER_GROUP)}),
