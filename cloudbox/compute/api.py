@@ -95,8 +95,8 @@ async def show_version(svc: ComputeService, call: Call, version: Version) -> Any
 
 
 def build(svc: ComputeService) -> ApiSpec:
-    from cloudbox.compute import (api_actions, api_aggregates, api_events, api_floating, api_hosts, api_images, api_legacy,
-                                  api_proxies, api_records, api_resources, api_servers)
+    from cloudbox.compute import (api_actions, api_aggregates, api_events, api_floating, api_hosts, api_images,
+                                  api_legacy, api_proxies, api_records, api_resources, api_servers)
 
     routes = [
         route(svc, "GET", "", show_version, access="public", summary="Compute v2.1 version document"),
