@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import time
 import uuid
 
@@ -233,6 +234,14 @@ def test_hosts_and_networks(cloud: Cloud, server):
     assert admin.get(f"/compute/v2.1/os-networks/{mine[0]['id']}", headers=V21).json()["network"]["label"] == net
     assert admin.get(f"/compute/v2.1/os-networks/{uuid.uuid4()}", headers=V21).status_code == 404
     assert admin.get("/compute/v2.1/os-networks", headers=V236).status_code == 404
+    # os-tenant-networks: the same networks with the CIDR of their first subnet, until 2.35
+    tenant = {n["label"]: n for n in admin.get("/compute/v2.1/os-tenant-networks", headers=V21).json()["networks"]}
+    ip = srv["addresses"][net][0]["addr"]
+    assert ipaddress.ip_address(ip) in ipaddress.ip_network(tenant[net]["cidr"])
+    shown = admin.get(f"/compute/v2.1/os-tenant-networks/{tenant[net]['id']}", headers=V21).json()["network"]
+    assert shown == tenant[net]
+    assert admin.get(f"/compute/v2.1/os-tenant-networks/{uuid.uuid4()}", headers=V21).status_code == 404
+    assert admin.get("/compute/v2.1/os-tenant-networks", headers=V236).status_code == 404
 
 
 def test_quota_classes(cloud: Cloud, server):

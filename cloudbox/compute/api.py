@@ -13,7 +13,7 @@ parse, authorize, call one method of the compute service and render:
 | api_proxies.py    | ips, extensions, Nova's security group proxies (network service)  |
 | api_floating.py   | Nova's floating IP proxies (network service)                      |
 | api_images.py     | Nova's image proxy and image metadata (image service)             |
-| api_legacy.py     | os-hosts, os-networks (read-only)                                 |
+| api_legacy.py     | os-hosts, os-networks, os-tenant-networks (read-only)             |
 | api_records.py    | instance actions, server password, diagnostics, usage audit log   |
 
 A handler is ``async def handler(svc, call, version, **path_params)``; ``route`` wraps it

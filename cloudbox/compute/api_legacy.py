@@ -1,5 +1,5 @@
-"""Nova's older read APIs kept for old clients: os-hosts (to 2.42) and os-networks (to 2.35, read-only,
-from the network service).  From those microversions on they answer 404, as in Nova."""
+"""Nova's older read APIs kept for old clients: os-hosts (to 2.42), os-networks and os-tenant-networks
+(to 2.35, read-only, from the network service).  From those microversions on they answer 404, as in Nova."""
 
 from __future__ import annotations
 
@@ -108,13 +108,41 @@ async def list_networks(svc: ComputeService, call: Call, version: Version) -> An
     return {"networks": [nova_network(n, call.auth.is_cloud_admin) for n in found]}
 
 
-async def show_network(svc: ComputeService, call: Call, version: Version, network_id: str) -> Any:
-    proxy_only(version, "os-networks")
+async def network_named(svc: ComputeService, call: Call, version: Version, network_id: str,
+                        api: str) -> dict[str, Any]:
+    """The network a legacy path names (404 in Nova's words, and from 2.36)."""
+    proxy_only(version, api)
     try:
-        network = await svc.network.show(call.auth, "networks", network_id)
+        return await svc.network.show(call.auth, "networks", network_id)
     except NotFound:
         raise NotFound(f"Network {network_id[:80]} could not be found.") from None
+
+
+async def show_network(svc: ComputeService, call: Call, version: Version, network_id: str) -> Any:
+    network = await network_named(svc, call, version, network_id, "os-networks")
     return {"network": nova_network(network, call.auth.is_cloud_admin)}
+
+
+async def tenant_network(svc: ComputeService, call: Call, network: dict[str, Any]) -> dict[str, Any]:
+    """A network as os-tenant-networks shows one: id, label and the CIDR of its first subnet."""
+    cidr = None
+    if network.get("subnets"):
+        try:
+            cidr = (await svc.network.show(call.auth, "subnets", network["subnets"][0]))["cidr"]
+        except NotFound:  # deleted meanwhile
+            pass
+    return {"id": network["id"], "label": network["name"], "cidr": cidr}
+
+
+async def list_tenant_networks(svc: ComputeService, call: Call, version: Version) -> Any:
+    proxy_only(version, "os-tenant-networks")
+    found, _ = await svc.network.list(call.auth, "networks", MultiDict(), MANY, None)
+    return {"networks": [await tenant_network(svc, call, n) for n in found]}
+
+
+async def show_tenant_network(svc: ComputeService, call: Call, version: Version, network_id: str) -> Any:
+    network = await network_named(svc, call, version, network_id, "os-tenant-networks")
+    return {"network": await tenant_network(svc, call, network)}
 
 
 HOST_UPDATE = {"type": "object"}
@@ -128,4 +156,6 @@ def routes(svc: ComputeService) -> list[Route]:
         route(svc, "GET", "/os-hosts/{host_name}/{action}", host_power),
         route(svc, "GET", "/os-networks", list_networks),
         route(svc, "GET", "/os-networks/{network_id}", show_network),
+        route(svc, "GET", "/os-tenant-networks", list_tenant_networks),
+        route(svc, "GET", "/os-tenant-networks/{network_id}", show_tenant_network),
     ]

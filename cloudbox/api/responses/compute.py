@@ -114,6 +114,7 @@ NOVA_IMAGE = obj({"id": STR, "name": NSTR, "links": LINKS}, {
     "progress": INT, "OS-EXT-IMG-SIZE:size": {"type": ["integer", "null"]}, "server": ANY_OBJ})
 NOVA_HOST = obj({"host_name": STR, "service": STR, "zone": STR})
 NOVA_NETWORK = obj({"id": STR, "label": STR})
+TENANT_NETWORK = obj({"id": STR, "label": STR, "cidr": NSTR})
 QUOTA_CLASS_SET = obj({}, {"id": STR}, extra=QUOTA_VALUE)
 IPS = {"type": "object", "additionalProperties": array(obj({"addr": STR, "version": enum(4, 6)}))}
 MIGRATION = obj({"id": {"type": ["integer", "string"]}, "status": STR, "instance_uuid": STR, "source_node": NSTR,
@@ -266,6 +267,8 @@ def docs() -> dict[tuple[str, str], Doc]:
         ("GET", f"{P}/os-hosts/{{host_name}}/{{action}}"): nova({}, 501),
         ("GET", f"{P}/os-networks"): nova({200: obj({"networks": array(NOVA_NETWORK)})}, 404),
         ("GET", f"{P}/os-networks/{{network_id}}"): nova({200: wrap("network", NOVA_NETWORK)}),
+        ("GET", f"{P}/os-tenant-networks"): nova({200: obj({"networks": array(TENANT_NETWORK)})}, 404),
+        ("GET", f"{P}/os-tenant-networks/{{network_id}}"): nova({200: wrap("network", TENANT_NETWORK)}),
         ("GET", f"{P}/os-quota-class-sets/{{class_id}}"): nova({200: wrap("quota_class_set", QUOTA_CLASS_SET)}),
         ("PUT", f"{P}/os-quota-class-sets/{{class_id}}"): nova({200: wrap("quota_class_set", QUOTA_CLASS_SET)}),
         ("GET", f"{server}/ips"): nova({200: obj({"addresses": IPS})}),
