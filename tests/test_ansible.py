@@ -48,7 +48,8 @@ def node(tmp_path: Path, guest_image: Path) -> Iterator[Cloud]:
 
 
 class Playbooks:
-    """Runs tests/ansible's playbooks against ``node`` with the JSON callback; each run's report is kept."""
+    """Runs tests/ansible's playbooks against ``node`` (admin, and the project's user once it exists);
+    a run answers the JSON callback's report, whatever its exit status."""
 
     def __init__(self, node: Cloud, workdir: Path, image: Path, public_key: Path) -> None:
         playbook = ANSIBLE_VENV / "bin" / "ansible-playbook"
