@@ -226,6 +226,15 @@ def test_server_groups_in_show_update_and_rebuild(owner, image):
     assert member.get(path, headers=V("2.71")).json()["server"]["server_groups"] == []
     assert "server_groups" not in member.get(path, headers=V("2.70")).json()["server"]
     assert member.put(path, headers=V("2.75"), json={"server": {}}).json()["server"]["server_groups"] == []
+    # Before 2.75 an update answers the basic server (no extended attributes), as Nova's.
+    basic = member.put(path, headers=V("2.74"), json={"server": {}}).json()["server"]
+    assert basic["server_groups"] == [] and "OS-EXT-STS:vm_state" not in basic and "key_name" not in basic
+    assert all(set(a) == {"addr", "version"} for entries in basic["addresses"].values() for a in entries)
+    assert "OS-EXT-STS:vm_state" in member.put(path, headers=V("2.75"), json={"server": {}}).json()["server"]
+    # changes-since is a date-time (Nova's 400 otherwise), compared as a time whatever its zone.
+    assert member.get("/compute/v2.1/servers", params={"changes-since": "2011/01/01"}).status_code == 400
+    since = member.get("/compute/v2.1/servers", params={"changes-since": "2000-01-01T02:00:00+02:00"})
+    assert server["id"] in {s["id"] for s in since.json()["servers"]}
     listed = member.get("/compute/v2.1/servers/detail", headers=V("2.75")).json()["servers"]
     assert all("server_groups" not in s for s in listed)
     group = member.post("/compute/v2.1/os-server-groups", headers=V("2.64"), json={

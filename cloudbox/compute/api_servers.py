@@ -8,6 +8,7 @@ import urllib.parse
 from typing import Any
 
 from cloudbox.api.routes import Call, Reply, Route
+from cloudbox.clock import iso, parse_iso
 from cloudbox.compute import api_records, core, models, views
 from cloudbox.compute.api import Version, forwarded, project_of, route
 from cloudbox.compute.models import ServerQuery, ServerRequest
@@ -104,6 +105,17 @@ async def create_server(svc: ComputeService, call: Call, version: Version) -> Re
 
 
 # --- list and show --------------------------------------------------------------------------
+def changes_since(raw: str | None) -> str | None:
+    """The changes-since filter in compute's stored form (so times compare as text); else Nova's 400."""
+    if not raw:
+        return None
+    try:
+        return iso(parse_iso(raw), micro=True)
+    except ValueError:
+        raise BadRequest(f"Invalid input for query parameters changes-since. Value: {raw[:40]}. "
+                         f"It is not a valid date-time.") from None
+
+
 def parse_server_query(call: Call) -> ServerQuery:
     """The listing's filters, with the project scope the caller may list."""
     ctx, q = call.auth, call.query
@@ -122,7 +134,7 @@ def parse_server_query(call: Call) -> ServerQuery:
         project_id=project or None, marker=call.page()[1], name=q.get("name"),
         status=(q.get("status") or "").upper() or None, image_id=ref(q.get("image")) or None,
         flavor_id=ref(q.get("flavor")) or None, host=q.get("host") if ctx.is_cloud_admin else None,
-        availability_zone=q.get("availability_zone") or None, changes_since=q.get("changes-since") or None,
+        availability_zone=q.get("availability_zone") or None, changes_since=changes_since(q.get("changes-since")),
         tags=tags("tags"), tags_any=tags("tags-any"), not_tags=tags("not-tags"),
     )
 
@@ -158,7 +170,8 @@ async def update_server(svc: ComputeService, call: Call, version: Version, serve
         raise BadRequest("description needs microversion 2.19 or later.")
     changes = {k: body[k] for k in ("name", "description", "hostname") if k in body}
     changes.update(access_ips(body))
-    return {"server": render(call, version, await svc.update_server(call.auth, server_id, changes))}
+    updated = await svc.update_server(call.auth, server_id, changes)
+    return {"server": views.changed_server(render(call, version, updated), version)}
 
 
 async def delete_server(svc: ComputeService, call: Call, version: Version, server_id: str) -> Reply:

@@ -128,6 +128,23 @@ def render_server(row: dict[str, Any], base: str, version: tuple[int, int], *, a
     return body
 
 
+# Before 2.75 Nova answers an update and a rebuild with the basic server: none of the extensions'
+# attributes, and addresses without their OS-EXT-IPS keys (2.75 made them the same as show).
+CHANGED_HIDDEN = ("config_drive", "key_name", "security_groups", "os-extended-volumes:volumes_attached",
+                  "host_status")
+CHANGED_HIDDEN_PREFIXES = ("OS-EXT-AZ:", "OS-EXT-STS:", "OS-SRV-USG:", "OS-EXT-SRV-ATTR:")
+
+
+def changed_server(body: dict[str, Any], version: tuple[int, int]) -> dict[str, Any]:
+    """A rendered server as an update (or rebuild) answers it at ``version``."""
+    if version >= (2, 75):
+        return body
+    out = {k: v for k, v in body.items() if k not in CHANGED_HIDDEN and not k.startswith(CHANGED_HIDDEN_PREFIXES)}
+    out["addresses"] = {net: [{"version": a["version"], "addr": a["addr"]} for a in entries]
+                        for net, entries in body.get("addresses", {}).items()}
+    return out
+
+
 def _host_id(row: dict[str, Any]) -> str:
     return host_id(row["host"], row["project_id"])
 
