@@ -125,10 +125,20 @@ class Node:
             @app.route("/compute", methods=["GET"])
             @app.route("/compute/", methods=["GET"])
             async def compute_versions() -> Response:
-                """The compute API's versions document."""
-                base = request.host_url.rstrip("/") + "/compute/v2.1"
-                body = {"versions": [compute_views.version_document(base)]}
+                """The compute API's versions document: v2.0 (legacy, served as 2.1) first, as Nova lists them."""
+                base = request.host_url.rstrip("/") + "/compute"
+                body = {"versions": [compute_views.version_document(base + "/v2", legacy=True),
+                                     compute_views.version_document(base + "/v2.1")]}
                 return Response(json.dumps(body), status=200, content_type="application/json")
+
+            @app.route("/compute/v2", methods=["GET"])
+            @app.route("/compute/v2/", methods=["GET"])
+            async def compute_v2_version() -> Response:
+                base = request.host_url.rstrip("/") + "/compute/v2"
+                body = {"version": compute_views.version_document(base, legacy=True)}
+                return Response(json.dumps(body), status=200, content_type="application/json")
+
+            app.asgi_app = compute_v2_as_v2_1(app.asgi_app)
 
             image_api.mount_versions(app)
 
@@ -153,6 +163,23 @@ class Node:
             await self.engine.propose(cmd)
         if cmds:
             log.info("service catalog updated", extra={"changes": len(cmds)})
+
+
+def compute_v2_as_v2_1(inner: Any) -> Any:
+    """Nova's legacy v2 endpoint is its v2.1 API without microversions: a request under
+    /compute/v2/ is answered by /compute/v2.1/ at microversion 2.1 (its version headers dropped)."""
+    legacy = "/compute/v2/"
+    ignored = (b"openstack-api-version", b"x-openstack-nova-api-version")
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and path.startswith(legacy) and len(path) > len(legacy):
+            rest = path[len(legacy) - 1:]
+            scope = {**scope, "path": "/compute/v2.1" + rest, "raw_path": ("/compute/v2.1" + rest).encode(),
+                     "headers": [(k, v) for k, v in scope["headers"] if k.lower() not in ignored]}
+        await inner(scope, receive, send)
+
+    return app
 
 
 def network_driver(settings: Settings, node_id: str) -> Any:

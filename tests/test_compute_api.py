@@ -37,7 +37,13 @@ def test_default_flavors_and_version_negotiation(cloud: Cloud, setup):
     assert admin.get("/compute/v2.1/flavors", headers={"OpenStack-API-Version": "compute x"}).status_code == 400
     doc = admin.get("/compute/v2.1").json()["version"]
     assert doc["version"] == "2.96" and doc["min_version"] == "2.1"
-    assert admin.get("/compute").json()["versions"][0]["id"] == "v2.1"
+    versions = admin.get("/compute").json()["versions"]
+    assert [(v["id"], v["status"]) for v in versions] == [("v2.0", "SUPPORTED"), ("v2.1", "CURRENT")]
+    # The legacy v2 endpoint answers as v2.1 at microversion 2.1, whatever version is asked.
+    assert admin.get("/compute/v2/").json()["version"]["id"] == "v2.0"
+    r = admin.get("/compute/v2/flavors/1", headers={"OpenStack-API-Version": "compute 2.61"})
+    assert r.status_code == 200 and "extra_specs" not in r.json()["flavor"]
+    assert admin.get("/compute/v2/no-such-thing").status_code == 404
 
 
 def test_flavor_management_is_for_admins(cloud: Cloud, setup):

@@ -33,7 +33,13 @@ def parse_version(text: str | None) -> tuple[int, int]:
     return major, minor
 
 
-def version_document(base: str) -> dict[str, Any]:
+def version_document(base: str, legacy: bool = False) -> dict[str, Any]:
+    """The v2.1 version document, or (``legacy``) v2.0's: Nova's v2 endpoint, without microversions."""
+    if legacy:
+        return {"id": "v2.0", "status": "SUPPORTED", "version": "", "min_version": "",
+                "updated": "2011-01-21T11:33:21Z", "links": [{"rel": "self", "href": base + "/"}],
+                "media-types": [{"base": "application/json",
+                                 "type": "application/vnd.openstack.compute+json;version=2"}]}
     return {
         "id": "v2.1", "status": "CURRENT", "version": f"{MAX_VERSION[0]}.{MAX_VERSION[1]}",
         "min_version": "2.1", "updated": "2013-07-23T11:33:21Z",
