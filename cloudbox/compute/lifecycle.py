@@ -19,8 +19,9 @@ server in ERROR with a fault, as Nova does for a failed rescue or resize.
   VERIFY_RESIZE.  confirmResize drops the copy; revertResize brings it back with the old flavor.
   The server's row carries the new flavor from the start (quotas follow it) and the old one in
   ``lifecycle`` until the end.  A migration row records each resize and migrate (os-migrations).
-- migrate: a cold migration to another host.  One host (a single node): Nova's 400 "No valid
-  host"; moving a disk between nodes is not built yet, so a cluster answers the same.
+- migrate: a cold migration to another host the scheduler picks (or an admin names, 2.56): the
+  resize path with the same flavor, where the disk travels as a transfer image (see "cold
+  migration to another node" below).  One host (a single node): Nova's 400 "No valid host".
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from cloudbox.compute import apply_lifecycle, disks, store
+from cloudbox.compute import apply_lifecycle, disks, scheduler, store
+from cloudbox.compute import commands as cu
 from cloudbox.compute import commands_lifecycle as c
 from cloudbox.compute.driver import RUNNING, SHUTOFF
 from cloudbox.compute.resources import stamp
@@ -305,12 +307,24 @@ class Lifecycle:
             if host == server["host"]:
                 raise BadRequest(f"Unable to migrate instance ({server['id']}) to current host ({host}).")
         alive = await self.svc.alive_hosts()
-        others = [n for n, h in hosts.items() if n != server["host"] and h["enabled"]
-                  and (alive is None or n in alive) and (host is None or n == host)]
+        others = {n for n, h in hosts.items() if n != server["host"] and h["enabled"]
+                  and (alive is None or n in alive) and (host is None or n == host)}
         if not others:
             raise BadRequest("No valid host was found. No valid host found for cold migrate")
-        # Another node has room: moving a disk between nodes is not built yet.
-        raise BadRequest("No valid host was found. Cold migration between nodes is not supported by this cloud")
+        dest = await self._pick_host(server, others)
+        await self._start(ctx, server, server["flavor"], "migration", dest)
+
+    async def _pick_host(self, server: dict[str, Any], candidates: set[str]) -> str:
+        """The scheduler's best host among ``candidates`` for the server as it is (Nova's 400 if none)."""
+        from cloudbox.compute.service import _hosts_and_group
+
+        hosts, group = await self.svc.engine.read(_hosts_and_group, server)
+        req = scheduler.request_for(server, group)
+        plan = scheduler.schedule([h for h in hosts if h.name in candidates], req, self.svc.ratios(),
+                                  self.svc.settings.scheduler_weigher)
+        if not plan.ranked:
+            raise BadRequest(f"No valid host was found. {scheduler.no_valid_host_message(req, plan)}")
+        return plan.ranked[0][0].name
 
     async def _start(self, ctx: AuthContext, server: dict[str, Any], flavor: dict[str, Any], kind: str,
                      dest: str | None) -> None:
@@ -321,9 +335,9 @@ class Lifecycle:
             server["id"], {k: flavor[k] for k in keep}, {
                 "uuid": str(uuid.uuid4()), "migration_type": kind, "dest_compute": dest, "dest_host": dest_ip,
                 "user_id": ctx.user_id}, {k: limits[k] for k in ("cores", "ram")}, stamp()))
-        self.svc.spawn(self._resize, server["id"])
+        self.svc.spawn(self._resize if dest == server["host"] else self._migrate_out, server["id"], ctx)
 
-    async def _resize(self, server_id: str) -> None:
+    async def _resize(self, server_id: str, ctx: AuthContext | None = None) -> None:
         async with self.svc.lock(server_id):
             server = await self.svc.get(server_id)
             migration = server["lifecycle"].get("migration_id")
@@ -373,6 +387,8 @@ class Lifecycle:
             lifecycle = server["lifecycle"]
             directory = self.svc.guests.instance_dir(server_id)
             try:
+                if lifecycle.get("source_host") not in (None, self.svc.host):
+                    return await self._revert_out(server)
                 await self.svc.driver.destroy(server_id)
                 await trio.to_thread.run_sync(lambda: (directory / RESIZE_ORIG).replace(directory / "disk"))
                 server = await self._update(server_id, {"flavor": lifecycle["old_flavor"]})
@@ -383,6 +399,133 @@ class Lifecycle:
             except Exception as exc:  # noqa: BLE001
                 await self._migration(lifecycle.get("migration_id"), "error")
                 await self._failed(server_id, "revertResize", exc)
+
+    # --- cold migration to another node --------------------------------------------------------------
+    # The source node stores the stopped guest's disk as a transfer image and hands the server to the
+    # destination (host and task "resize_migrated" in one update); the destination, told by that
+    # commit, makes the disk from the image and defines the guest: VERIFY_RESIZE.  The source keeps
+    # its files until confirmResize (then removes them) or revertResize (the destination removes its
+    # guest and hands the server back with task "resize_reverting"; the source defines it again).
+    def on_commit(self, cmd: Any) -> None:
+        """A committed command that asks this node for a cold migration's next step."""
+        if isinstance(cmd, cu.UpdateServer) and cmd.changes.get("host") == self.svc.host:
+            task = cmd.changes.get("task_state")
+            if task == "resize_migrated":
+                self.svc.spawn(self._migrate_in, cmd.id)
+            elif task == "resize_reverting":
+                self.svc.spawn(self._revert_in, cmd.id)
+        elif isinstance(cmd, c.UpdateMigration) and cmd.changes.get("status") == "confirmed":
+            self.svc.spawn(self._confirmed, cmd.id)
+
+    async def _handed_here(self, server_id: str, task: str) -> dict[str, Any] | None:
+        """The server, if it was handed to this host with ``task`` and nothing moved it since."""
+        try:
+            server = await self.svc.get(server_id)
+        except NotFound:
+            return None
+        return server if server["host"] == self.svc.host and server["task_state"] == task else None
+
+    async def _migrate_out(self, server_id: str, ctx: AuthContext) -> None:
+        async with self.svc.lock(server_id):
+            server = await self.svc.get(server_id)
+            lifecycle = server["lifecycle"]
+            migration = lifecycle.get("migration_id")
+            row = await self.svc.engine.read(apply_lifecycle.get_migration, migration)
+            directory = self.svc.guests.instance_dir(server_id)
+            image: dict[str, Any] | None = None
+            try:
+                await self._update(server_id, {"task_state": "resize_migrating"}, expect=("resize_prep",))
+                await self._migration(migration, "migrating")
+                await self._power_off(server_id)
+                image = await self.svc.images.create(ctx, {
+                    "name": f"{server['name']}-migrating", "disk_format": "qcow2", "container_format": "bare",
+                    "visibility": "private", "image_type": "snapshot", "instance_uuid": server_id})
+                tmp = directory / f"migrate-{image['id']}.qcow2"
+                try:
+                    await disks.snapshot_to_qcow2(directory / "disk", tmp)
+                    await self.svc.images.store_file(image, tmp)
+                finally:
+                    tmp.unlink(missing_ok=True)
+                await self.svc.driver.destroy(server_id)  # its files stay here until confirm or revert
+                for port in server["ports"]:
+                    await self.svc.guests.dataplane.unbind(port["port_id"])
+                await self._migration(migration, "post-migrating")
+                await self._update(server_id, {
+                    "host": row["dest_compute"], "task_state": "resize_migrated",
+                    "lifecycle": {**lifecycle, "transfer_image_id": image["id"]}}, expect=("resize_migrating",))
+                log.info("server handed to its new host", extra={"server_id": server_id, "to": row["dest_compute"]})
+            except Exception as exc:  # noqa: BLE001
+                if image is not None:
+                    await self._discard_image(image["id"])
+                await self._migration(migration, "error")
+                await self._failed(server_id, "migrate", exc)
+
+    async def _migrate_in(self, server_id: str) -> None:
+        async with self.svc.lock(server_id):
+            server = await self._handed_here(server_id, "resize_migrated")
+            if server is None:
+                return
+            lifecycle = server["lifecycle"]
+            try:
+                server = await self._update(server_id, {"task_state": "resize_finish"}, expect=("resize_migrated",))
+                server = await self.svc._allocate_ports(server)  # noqa: SLF001 - the build's own step
+                directory = self.svc.guests.instance_dir(server_id)
+                directory.mkdir(parents=True, exist_ok=True)
+                base, _fmt = await self.svc.guests.base_image(lifecycle["transfer_image_id"])
+                await disks.snapshot_to_qcow2(base, directory / "disk")
+                started = lifecycle["old_vm_state"] == "active"
+
+                async def record() -> None:
+                    await self._update(server_id, {"status": "VERIFY_RESIZE", "vm_state": "resized",
+                                                   "task_state": None, "power_state": 1 if started else 4},
+                                       expect=("resize_finish",))
+
+                await self.svc.guests.spawn(server, self._accel(), lambda: self.svc.drive_files(server), record,
+                                            started)
+                await self._migration(lifecycle.get("migration_id"), "finished")
+                await self._update(server_id, {"lifecycle": {k: v for k, v in lifecycle.items()
+                                                             if k != "transfer_image_id"}})
+                log.info("server migrated here", extra={"server_id": server_id})
+            except Exception as exc:  # noqa: BLE001
+                await self._migration(lifecycle.get("migration_id"), "error")
+                await self._failed(server_id, "migrate", exc)
+            finally:
+                await self._discard_image(lifecycle.get("transfer_image_id"))
+
+    async def _revert_out(self, server: dict[str, Any]) -> None:
+        """revertResize of a migration, on its destination: the guest goes, the source takes it back."""
+        await self.svc.guests.remove(server["id"], server["ports"])
+        await self._update(server["id"], {"host": server["lifecycle"]["source_host"],
+                                          "task_state": "resize_reverting"}, expect=("resize_reverting",))
+
+    async def _revert_in(self, server_id: str) -> None:
+        async with self.svc.lock(server_id):
+            server = await self._handed_here(server_id, "resize_reverting")
+            if server is None:
+                return
+            lifecycle = server["lifecycle"]
+            try:
+                server = await self.svc._allocate_ports(server)  # noqa: SLF001 - its ports come back here
+                state = END_STATE[lifecycle.get("old_vm_state", "active")]
+                await self.svc.guests.redefine(server, self._accel(), start=state == RUNNING)
+                await self._update(server_id, {**settled(state), "lifecycle": {}}, expect=("resize_reverting",))
+                await self._migration(lifecycle.get("migration_id"), "reverted")
+            except Exception as exc:  # noqa: BLE001
+                await self._migration(lifecycle.get("migration_id"), "error")
+                await self._failed(server_id, "revertResize", exc)
+
+    async def _confirmed(self, migration_id: int) -> None:
+        """A confirmed migration's source drops the files it kept (the server runs elsewhere)."""
+        row = await self.svc.engine.read(apply_lifecycle.get_migration, migration_id)
+        if row is None or row["source_compute"] != self.svc.host or row["dest_compute"] == self.svc.host:
+            return
+        async with self.svc.lock(row["server_id"]):
+            try:
+                if (await self.svc.get(row["server_id"]))["host"] == self.svc.host:
+                    return
+            except NotFound:
+                pass
+            await self.svc.guests.remove_files(row["server_id"])
 
     # --- os-migrations ----------------------------------------------------------------------------
     async def migrations(self, filters: dict[str, Any], marker: str | None, limit: int) -> list[dict[str, Any]]:

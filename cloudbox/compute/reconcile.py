@@ -12,7 +12,8 @@ What a pass does, per case:
 
 | observed                             | database                          | action                                  |
 |--------------------------------------|-----------------------------------|-----------------------------------------|
-| no domain                            | ours, not BUILD, not ERROR        | ERROR "guest disappeared"               |
+| no domain                            | ours, not BUILD, not ERROR, not   | ERROR "guest disappeared"               |
+|                                      | handed here by a cold migration   |                                         |
 | domain in another state              | ours, or a task left over         | status follows the domain (not after an |
 |                                      |                                   | admin's reset to error, nor in a held   |
 |                                      |                                   | status: states.follows_guest)           |
@@ -158,7 +159,8 @@ class Reconciler:
                 log.info("resuming interrupted build", extra={"server_id": server_id})
                 svc.spawn(svc.restart_build, server_id)
         elif domain is None:
-            if server["status"] != "ERROR":
+            # A server handed between nodes (a cold migration or its revert) has no guest here yet.
+            if server["status"] != "ERROR" and server["task_state"] not in ("resize_migrated", "resize_reverting"):
                 log.warning("guest vanished", extra={"server_id": server_id})
                 await svc.update(server_id, {
                     "status": "ERROR", "vm_state": "error", "task_state": None, "power_state": 0,

@@ -161,3 +161,13 @@ def no_valid_host_message(req: Request, plan: Plan) -> str:
     reasons = "; ".join(f"{host}: {why}" for host, why in sorted(plan.rejected.items())) or "no compute hosts"
     return (f"No valid host was found. There are not enough hosts available for "
             f"{req.vcpus} vCPU, {req.ram_mb} MB RAM, {req.disk_gb} GB disk ({reasons}).")
+
+
+def request_for(server: dict[str, Any], group: dict[str, Any] | None) -> Request:
+    """What a server asks of a host: its flavor, zone, image properties and group's policy."""
+    flavor = server["flavor"]
+    return Request(
+        vcpus=flavor["vcpus"], ram_mb=flavor["ram"], disk_gb=flavor["disk"] + flavor.get("ephemeral", 0),
+        availability_zone=server["availability_zone"], image_properties=server.get("image_properties") or {},
+        group_policy=group["policy"] if group else None, group_hosts=tuple(group["hosts"]) if group else (),
+    )

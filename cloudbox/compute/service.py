@@ -91,6 +91,7 @@ class ComputeService:
     def _on_commit(self, cmd: Any, result: Any) -> None:
         if self._nursery is None:
             return
+        self.lifecycle.on_commit(cmd)  # a cold migration's steps on the other node
         if isinstance(cmd, c.CreateServers) and self.engine.from_here:
             for row in result:  # the node that took the request schedules them
                 self.spawn(self.build, row["id"])
@@ -319,10 +320,12 @@ class ComputeService:
         return wanted, wanted != current
 
     # --- scheduling and building ---------------------------------------------------------
+    def ratios(self) -> scheduler.Ratios:
+        return scheduler.Ratios(self.settings.cpu_allocation_ratio, self.settings.ram_allocation_ratio,
+                                self.settings.disk_allocation_ratio, self.settings.reserved_host_memory_mb)
+
     async def _schedule(self, server: dict[str, Any]) -> dict[str, Any]:
-        ratios = scheduler.Ratios(self.settings.cpu_allocation_ratio, self.settings.ram_allocation_ratio,
-                                  self.settings.disk_allocation_ratio, self.settings.reserved_host_memory_mb)
-        flavor = server["flavor"]
+        ratios = self.ratios()
         alive = await self.alive_hosts()
         pinned = self._pinned.pop(server["id"], None)
         for attempt in range(5):
@@ -332,11 +335,7 @@ class ComputeService:
                 hosts = [h if h.name in alive else dataclasses.replace(h, up=False) for h in hosts]
             if pinned:
                 hosts = [h for h in hosts if h.name == pinned]
-            req = scheduler.Request(
-                vcpus=flavor["vcpus"], ram_mb=flavor["ram"], disk_gb=flavor["disk"] + flavor.get("ephemeral", 0),
-                availability_zone=server["availability_zone"], image_properties=server.get("image_properties") or {},
-                group_policy=group["policy"] if group else None, group_hosts=tuple(group["hosts"]) if group else (),
-            )
+            req = scheduler.request_for(server, group)
             plan = scheduler.schedule(hosts, req, ratios, self.settings.scheduler_weigher)
             log.info("scheduling", extra={"server_id": server["id"], "candidates": [h.name for h, _ in plan.ranked],
                                           "rejected": plan.rejected, "attempt": attempt})
