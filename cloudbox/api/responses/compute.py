@@ -173,9 +173,9 @@ def docs() -> dict[tuple[str, str], Doc]:
         ("DELETE", server): nova({204: None}),
         # os-getConsoleOutput answers 200 with the output; the other actions 202, with a body for some
         # (rebuild, createImage from 2.45), so the 202 body is left undescribed.
-        # (rescue answers 200 with the rescue password)
+        # (rescue answers 200 with the rescue password; confirmResize 204)
         ("POST", f"{server}/action"): nova({200: {"anyOf": [obj({"output": STR}), obj({"adminPass": STR})]},
-                                            202: None}),
+                                            202: None, 204: None}),
         ("GET", f"{server}/metadata"): nova({200: metadata}),
         ("POST", f"{server}/metadata"): nova({200: metadata}),
         ("PUT", f"{server}/metadata"): nova({200: metadata}),
