@@ -45,7 +45,7 @@ class Client:
         self.conn.request(method, path, data, hdrs)
         resp = self.conn.getresponse()
         resp.read()
-        return resp.status, dict(resp.headers)
+        return resp.status, {name.lower(): value for name, value in resp.headers.items()}
 
     def close(self) -> None:
         self.conn.close()
@@ -167,6 +167,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--samples", type=int, default=2000)
+    parser.add_argument("--tokens", type=int, default=2000,
+                        help="distinct tokens issued, then each validated as a caller (what caches hold)")
     parser.add_argument("--settle", type=float, default=30.0, help="seconds after the load before the last RSS")
     parser.add_argument("--trace", action="store_true",
                         help="debug: the server traces Python allocations; print what grew over the load")
@@ -221,6 +223,15 @@ def main() -> None:
                 lat = latencies(fn, client, n)
                 rate = throughput(cloud, fn, args.clients, args.seconds)
                 results[name] = (pct(lat, 50), pct(lat, 99), statistics.mean(lat), rate)
+            # Many callers, each with its own token: every one is validated (and cached) once.
+            issued = []
+            for _ in range(args.tokens):
+                issued.append(client.request("POST", "/identity/v3/auth/tokens", body_token)[1]["x-subject-token"])
+            start = time.perf_counter()
+            for token in issued:
+                assert client.request("GET", "/identity/v3/auth/tokens",
+                                      headers={"X-Auth-Token": token, "X-Subject-Token": subject})[0] == 200
+            distinct_rate = len(issued) / (time.perf_counter() - start) if issued else 0.0
             client.close()
             loaded = memory_kib(cloud.proc.pid)
             snaps.append(snapshot(cloud, trace_dir, 2))
@@ -236,6 +247,7 @@ def main() -> None:
         print(f"{'operation':<20} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>9} {'p50 / baseline':>15} {'rate / baseline':>16}")
         for name, (p50, p99, _mean, rate) in results.items():
             print(f"{name:<20} {p50:8.2f} {p99:8.2f} {rate:9.0f} {p50 / base[0]:15.2f} {rate / base[3]:16.2f}")
+        print(f"validate as {args.tokens} distinct callers, sequential: {distinct_rate:.0f} req/s")
         ratio = settled["VmRSS"] / idle["VmRSS"]
         print(f"RSS of cloudbox serve (a bare Python interpreter: {bare_rss / 1024:.1f} MiB):")
         print(f"  idle:                     {describe(idle)}")

@@ -16,6 +16,7 @@ import secrets
 import time
 import uuid
 from collections import OrderedDict
+from dataclasses import replace
 from typing import Any, Callable
 
 import sqlite_utils
@@ -35,7 +36,10 @@ from cloudbox.state.engine import StateEngine
 log = logging.getLogger("cloudbox.identity")
 
 ADMIN_PROJECT_NAME = core.ADMIN_PROJECT_NAME
-CACHE_SIZE = 10_000
+# Validated tokens kept in memory: about 2 KiB each once their rows are shared (8 KiB before;
+# 10,000 of those held 80 MiB).  One unused for CACHE_IDLE seconds is dropped.
+CACHE_SIZE = 2_000
+CACHE_IDLE = 600.0
 
 
 def new_id() -> str:
@@ -52,9 +56,16 @@ class IdentityService:
         self.settings = settings
         self.clock = clock
         self.generation = 0  # bumped by every identity command; invalidates caches
-        self._contexts: OrderedDict[str, tuple[int, AuthContext]] = OrderedDict()
+        # token -> (generation, context, last use), least recently used first
+        self._contexts: OrderedDict[str, tuple[int, AuthContext, float]] = OrderedDict()
+        # (user, scope, application credential) -> a cached context, whose rows the next token of
+        # the same caller shares instead of holding its own copies
+        self._callers: dict[tuple[Any, ...], AuthContext] = {}
         self._codec: tuple[int, core.TokenCodec] | None = None
         self._catalog: tuple[int, list[dict[str, Any]]] | None = None
+        # A password hash or check (scrypt) takes 16 MiB and a core for its run: more at once than
+        # there are cores only adds memory (40 logins at once would map 640 MiB), so they queue.
+        self._scrypt = trio.CapacityLimiter(os.cpu_count() or 1)
         self.resources = Resources(self)
         self.grants = Grants(self)
         self.extensions = Extensions(self)
@@ -64,6 +75,7 @@ class IdentityService:
         if cmd.service == "identity":
             self.generation += 1
             self._contexts.clear()
+            self._callers.clear()
 
     def now_iso(self) -> str:
         return clock.iso(self.clock(), micro=True)
@@ -93,7 +105,7 @@ class IdentityService:
     async def hash_password(self, password: str) -> str:
         salt = os.urandom(16)
         return await trio.to_thread.run_sync(
-            core.hash_password, password, salt, self.settings.password_hash_cost
+            core.hash_password, password, salt, self.settings.password_hash_cost, limiter=self._scrypt
         )
 
     async def admin_project_id(self) -> str | None:
@@ -116,6 +128,7 @@ class IdentityService:
         now = self.clock()
         hit = self._contexts.get(token)
         if hit is not None and hit[0] == self.generation and hit[1].payload.expires_at > now:
+            self._contexts[token] = (hit[0], hit[1], now)
             self._contexts.move_to_end(token)
             return hit[1]
         generation = self.generation
@@ -123,10 +136,30 @@ class IdentityService:
         payload = codec.decode(token, now)
         ctx = await self.read(_load_context, token, payload, now)
         if generation == self.generation:
-            self._contexts[token] = (generation, ctx)
-            if len(self._contexts) > CACHE_SIZE:
-                self._contexts.popitem(last=False)
+            ctx = self._shared(ctx)
+            self._contexts[token] = (generation, ctx, now)
+            self.drop_idle_contexts(now)
         return ctx
+
+    def _shared(self, ctx: AuthContext) -> AuthContext:
+        """``ctx`` holding the same row objects as a cached context of the same caller and scope
+        (loaded under the same generation, so they are equal)."""
+        key = (ctx.user_id, ctx.payload.scope_type, ctx.payload.scope_id, ctx.payload.app_cred_id)
+        base = self._callers.get(key)
+        if base is None:
+            if len(self._callers) >= CACHE_SIZE:
+                self._callers.clear()
+            self._callers[key] = ctx
+            return ctx
+        return replace(base, token=ctx.token, payload=ctx.payload)
+
+    def drop_idle_contexts(self, now: float) -> None:
+        """Keep the token cache within CACHE_SIZE, and drop what has not been used for CACHE_IDLE."""
+        contexts = self._contexts
+        while contexts and (len(contexts) > CACHE_SIZE or next(iter(contexts.values()))[2] < now - CACHE_IDLE):
+            contexts.popitem(last=False)
+        if not contexts:
+            self._callers.clear()
 
     async def catalog(self) -> list[dict[str, Any]]:
         generation = self.generation
@@ -197,7 +230,8 @@ class IdentityService:
         user_spec = spec.get("user") or {}
         user = await self._find_user(user_spec)
         password = user_spec.get("password", "")
-        ok = await trio.to_thread.run_sync(core.check_password, password, user and user["password_hash"])
+        ok = await trio.to_thread.run_sync(core.check_password, password, user and user["password_hash"],
+                                           limiter=self._scrypt)
         if not ok or user is None or not user["enabled"]:
             log.info("password authentication failed", extra={"user": user_spec.get("id") or user_spec.get("name")})
             raise Unauthorized(AUTH_FAILED)
@@ -330,7 +364,17 @@ class IdentityService:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         await self.ensure_builtin_roles()
-        task_status.started()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._drop_idle_contexts_forever)
+            task_status.started()
+            await self._rotate_keys_forever()
+
+    async def _drop_idle_contexts_forever(self) -> None:
+        while True:  # a node that goes quiet lets go of its callers' tokens too
+            await trio.sleep(CACHE_IDLE / 2)
+            self.drop_idle_contexts(self.clock())
+
+    async def _rotate_keys_forever(self) -> None:
         while True:
             newest = [k["created_at"] for k in (await self.read(store.token_key_times))[-1:]]
             due = (clock.parse_iso(newest[0]) + self.settings.token_key_rotation) if newest else 0
