@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 
+from cloudbox.compute import views
 from tests.cloud import Cloud, wait_for
 from tests.compute_helpers import boot, make_qcow2, new_project_user, upload_image, wait_gone, wait_server
 
@@ -225,6 +226,7 @@ def test_server_groups_in_show_update_and_rebuild(owner, image):
     path = f"/compute/v2.1/servers/{server['id']}"
     assert member.get(path, headers=V("2.71")).json()["server"]["server_groups"] == []
     assert "server_groups" not in member.get(path, headers=V("2.70")).json()["server"]
+    assert member.get(path).json()["server"]["progress"] == 0  # ACTIVE: Nova shows progress
     assert member.put(path, headers=V("2.75"), json={"server": {}}).json()["server"]["server_groups"] == []
     # Before 2.75 an update answers the basic server (no extended attributes), as Nova's.
     basic = member.put(path, headers=V("2.74"), json={"server": {}}).json()["server"]
@@ -248,7 +250,13 @@ def test_server_groups_in_show_update_and_rebuild(owner, image):
         "imageRef": image["id"]}})
     assert r.status_code == 202, r.text
     assert r.json()["server"]["server_groups"] == [group["id"]]
+    rebuilt = views.rebuilt_server(admin.get(f"/compute/v2.1/servers/{sid}", headers=V("2.75")).json()["server"],
+                                   (2, 75), None)
+    assert "OS-EXT-SRV-ATTR:user_data" not in rebuilt and rebuilt["user_data"] is None
+    assert "OS-EXT-STS:vm_state" not in views.rebuilt_server(rebuilt, (2, 74), None)
     wait_server(member, sid, {"ACTIVE"})
+    assert member.post(f"/compute/v2.1/servers/{sid}/action", json={"os-stop": None}).status_code == 202
+    assert "progress" not in wait_server(member, sid, {"SHUTOFF"})  # as Nova: no progress once stopped
     member.delete(f"/compute/v2.1/servers/{sid}")
 
 

@@ -13,6 +13,7 @@ from cloudbox.errors import BadRequest, NotAcceptable
 
 MIN_VERSION = (2, 1)
 MAX_VERSION = (2, 96)
+PROGRESS_STATUSES = ("ACTIVE", "BUILD", "REBUILD", "RESIZE", "VERIFY_RESIZE", "MIGRATING")
 POWER_STATES = {"nostate": 0, "running": 1, "paused": 3, "shutdown": 4, "crashed": 6, "suspended": 7}
 
 
@@ -89,7 +90,7 @@ def render_server(row: dict[str, Any], base: str, version: tuple[int, int], *, a
         "image": {"id": row["image_id"], "links": link(base, "images", row["image_id"])} if row["image_id"] else "",
         "flavor": flavor_view, "created": row["created_at"], "updated": row["updated_at"],
         "addresses": row.get("addresses", {}), "accessIPv4": row.get("access_ipv4") or "", "accessIPv6": row.get("access_ipv6") or "",
-        "links": link(base, "servers", row["id"]), "OS-DCF:diskConfig": "MANUAL", "progress": 0,
+        "links": link(base, "servers", row["id"]), "OS-DCF:diskConfig": "MANUAL",
         "OS-EXT-AZ:availability_zone": row["availability_zone"] or "",
         "config_drive": "True" if row["config_drive"] else "", "key_name": row["key_name"],
         "OS-SRV-USG:launched_at": row["launched_at"], "OS-SRV-USG:terminated_at": None,
@@ -98,6 +99,8 @@ def render_server(row: dict[str, Any], base: str, version: tuple[int, int], *, a
         "security_groups": [{"name": g} for g in (row.get("security_groups") if row.get("security_groups")
                                                   is not None else ["default"])],
     }
+    if body["status"] in PROGRESS_STATUSES:  # Nova shows progress only while it can mean something
+        body["progress"] = 0
     if not body["security_groups"]:
         del body["security_groups"]  # Nova shows none when the server's ports have no group
     if row["status"] == "ERROR" and row["fault"]:
@@ -148,6 +151,16 @@ def changed_server(body: dict[str, Any], version: tuple[int, int]) -> dict[str, 
     out = {k: v for k, v in body.items() if k not in CHANGED_HIDDEN and not k.startswith(CHANGED_HIDDEN_PREFIXES)}
     out["addresses"] = {net: [{"version": a["version"], "addr": a["addr"]} for a in entries]
                         for net, entries in body.get("addresses", {}).items()}
+    return out
+
+
+def rebuilt_server(body: dict[str, Any], version: tuple[int, int], user_data: str | None) -> dict[str, Any]:
+    """A rendered server as a rebuild answers it: the basic server before 2.75, and from 2.57 its
+    ``user_data`` (rebuild's alone; from 2.75 it replaces an admin's OS-EXT-SRV-ATTR:user_data)."""
+    out = changed_server(body, version)
+    if version >= (2, 57):
+        out.pop("OS-EXT-SRV-ATTR:user_data", None)
+        out["user_data"] = user_data
     return out
 
 
