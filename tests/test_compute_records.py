@@ -270,3 +270,16 @@ def test_records_replay_to_the_same_tables(cloud: Cloud, owner, tmp_path):
     for kind in ("compute.action.record", "compute.action.finish", "compute.server.password", "compute.quota.reset"):
         assert any(f'"type":"{kind}"' in e for e in entries), kind
     assert replay(entries, tmp_path / "replayed.db", STORES) == live
+
+
+def test_the_cli_lists_and_shows_server_events(cloud: Cloud, owner):
+    """`openstack server event list/show` (the real CLI, admin, its default microversion) read them."""
+    import json
+
+    from tests.test_openstack_cli import openstack
+
+    _admin, _member, _reader, server, create_id = owner
+    events = json.loads(openstack(cloud, "server", "event", "list", server["id"], "-f", "json").stdout)
+    assert create_id in {e["Request ID"] for e in events} and "create" in {e["Action"] for e in events}
+    shown = json.loads(openstack(cloud, "server", "event", "show", server["id"], create_id, "-f", "json").stdout)
+    assert shown["action"] == "create" and shown["request_id"] == create_id
