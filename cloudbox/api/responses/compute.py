@@ -164,6 +164,7 @@ def docs() -> dict[tuple[str, str], Doc]:
     return {
         ("GET", P): nova({200: wrap("version", VERSION)}, anonymous=True),
         ("GET", "/compute"): Doc({200: obj({"versions": array(VERSION)})}, anonymous=True),
+        ("GET", "/compute/v2"): Doc({200: wrap("version", VERSION)}, anonymous=True),  # Nova's legacy v2
         # servers
         ("POST", f"{P}/servers"): nova({202: SERVER_CREATED}),
         ("GET", f"{P}/servers"): nova({200: listing("servers", SERVER_SUMMARY)}),
