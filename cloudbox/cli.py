@@ -199,7 +199,7 @@ def serve(data_dir: str | None, background: bool) -> None:
     settings = Settings.load(directory.root) if directory.root.is_dir() else None
     logs.setup(settings.log_level if settings else "info")
     node = open_node(directory)
-    trio.run(memory.serve_with_upkeep, run_serve, node)
+    trio.run(memory.serve_with_debug, run_serve, node)
 
 
 def _serve_background(directory: DataDir) -> None:

@@ -1,16 +1,15 @@
-"""Memory of a node: keep glibc from holding freed heap, trim it after load peaks, and a debug
-mode that shows what holds memory.
+"""Memory of a node: keep glibc from holding freed heap, and a debug mode that shows what
+holds memory.
 
 Measured with bench/identity.py (issue 14): after a load run the node stayed 67 MiB above idle,
 while its Python objects had grown by 0.3 MiB.  The rest was freed C heap that glibc kept:
 scrypt's 16 MiB work buffers of password checks, one per worker thread's arena (see
-``configure_allocator``).  ``upkeep`` also calls ``malloc_trim(0)`` once the process has grown and
-the load has passed.
+``configure_allocator``).  Neither ``malloc_trim(0)`` after the load (0.7 MiB back, and nothing of
+the scrypt buffers) nor MALLOC_ARENA_MAX=2 (0.9 MiB) helped measurably, so neither is used.
 
 Debug mode: with ``CLOUDBOX_TRACEMALLOC=<dir>`` in its environment, ``cloudbox serve`` traces
 Python allocations from before its imports, and on SIGUSR2 writes a tracemalloc snapshot to
-``<dir>/snapshot-<n>.pickle`` (bench/identity.py --trace diffs them).  ``CLOUDBOX_MEMORY_TRIM=off``
-turns the trims off, to measure what they bring.
+``<dir>/snapshot-<n>.pickle`` (bench/identity.py --trace prints the biggest holders and diffs).
 """
 
 from __future__ import annotations
@@ -26,17 +25,10 @@ from typing import Any, Awaitable, Callable
 
 import trio
 
-from cloudbox import guard
-
 log = logging.getLogger("cloudbox.memory")
 
 TRACE_ENV = "CLOUDBOX_TRACEMALLOC"
-TRIM_ENV = "CLOUDBOX_MEMORY_TRIM"  # "off": no trims, to measure what they bring
 TRACE_FRAMES = 12
-# How often upkeep looks at the resident size, and how much it must have grown since the last trim
-# (or start) before trimming: reading /proc/self/statm is cheap; trimming walks every arena.
-CHECK_EVERY = 5.0
-TRIM_GROWTH = 8 << 20
 
 # glibc's mallopt parameter, and the size from which blocks get their own mapping (its default
 # before it starts moving the threshold).
@@ -49,7 +41,7 @@ _PAGE = os.sysconf("SC_PAGE_SIZE")
 def _glibc() -> ctypes.CDLL | None:
     try:
         libc = ctypes.CDLL(None)
-        libc.malloc_trim  # noqa: B018 - absent outside glibc (musl)
+        libc.mallopt  # noqa: B018 - a glibc call
     except (OSError, AttributeError):
         return None
     return libc
@@ -67,7 +59,7 @@ def configure_allocator(mmap_threshold: int = MMAP_THRESHOLD) -> bool:
     the 16 MiB after ``free``, as the top of a thread heap below the 32 MiB trim threshold, which
     ``malloc_trim`` does not touch.  With the threshold fixed, big blocks are mapped and unmapped
     each time.  An operator's MALLOC_MMAP_THRESHOLD_ wins.  False where this is not glibc."""
-    if _LIBC is None or not hasattr(_LIBC, "mallopt") or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+    if _LIBC is None or "MALLOC_MMAP_THRESHOLD_" in os.environ:
         return False
     return bool(_LIBC.mallopt(ctypes.c_int(M_MMAP_THRESHOLD), ctypes.c_int(mmap_threshold)))
 
@@ -78,60 +70,6 @@ def rss_bytes() -> int:
         return int(statm.read().split()[1]) * _PAGE
 
 
-def trim() -> bool:
-    """Give the kernel back the free pages of every malloc arena (glibc's ``malloc_trim(0)``);
-    False where the C library has no such call."""
-    if _LIBC is None:
-        return False
-    _LIBC.malloc_trim(ctypes.c_size_t(0))
-    return True
-
-
-class Trimmer:
-    """Decides when to trim: once the process has grown by ``growth`` bytes since the last trim,
-    and the growth has stopped (two looks in a row at the same size or less), so a trim comes
-    after a load peak rather than in the middle of it."""
-
-    def __init__(self, growth: int = TRIM_GROWTH) -> None:
-        self.growth = growth
-        self.floor: int | None = None  # the size after the last trim (or the first look)
-        self.last: int | None = None
-        self.trims = 0
-
-    def look(self, rss: int) -> bool:
-        """Note one reading of the resident size; True when a trim is due now."""
-        if self.floor is None:
-            self.floor = self.last = rss
-            return False
-        settled = self.last is not None and rss <= self.last
-        self.last = rss
-        return settled and rss - self.floor >= self.growth
-
-    def trimmed(self, rss: int) -> None:
-        self.trims += 1
-        self.floor = self.last = rss
-
-
-async def upkeep(*, every: float = CHECK_EVERY, trimmer: Trimmer | None = None,
-                 task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-    """Trim the heap after load peaks; in debug mode also write snapshots on SIGUSR2."""
-    trimmer = trimmer or Trimmer()
-    trimming = os.environ.get(TRIM_ENV, "on") != "off"
-    async with trio.open_nursery() as nursery:
-        if tracemalloc.is_tracing():
-            await nursery.start(_snapshot_on_signal, Path(os.environ[TRACE_ENV]))
-        task_status.started()
-        while True:
-            await trio.sleep(every)
-            if trimming and trimmer.look(rss_bytes()):
-                before = trimmer.last or 0
-                if not trim():
-                    return
-                after = rss_bytes()
-                trimmer.trimmed(after)
-                log.debug("heap trimmed", extra={"rss_before": before, "rss_after": after})
-
-
 def start_tracing_from_env() -> None:
     """Debug mode: trace Python allocations when CLOUDBOX_TRACEMALLOC names a directory."""
     where = os.environ.get(TRACE_ENV)
@@ -140,7 +78,8 @@ def start_tracing_from_env() -> None:
         tracemalloc.start(TRACE_FRAMES)
 
 
-async def _snapshot_on_signal(where: Path, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+async def write_snapshots(where: Path, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """On each SIGUSR2, write a tracemalloc snapshot to ``where``."""
     count = 0
     with trio.open_signal_receiver(signal.SIGUSR2) as signals:
         task_status.started()
@@ -154,10 +93,12 @@ async def _snapshot_on_signal(where: Path, task_status: trio.TaskStatus[None] = 
                                                            "rss": rss_bytes()})
 
 
-async def serve_with_upkeep(serve: Callable[..., Awaitable[Any]], *args: Any) -> None:
-    """Run ``serve(*args)`` (the node) with ``upkeep`` beside it; a fault in upkeep is logged
-    and never stops the node; upkeep ends with the node."""
+async def serve_with_debug(serve: Callable[..., Awaitable[Any]], *args: Any) -> None:
+    """Run ``serve(*args)`` (the node); in debug mode with the snapshot writer beside it."""
+    if not tracemalloc.is_tracing():
+        await serve(*args)
+        return
     async with trio.open_nursery() as nursery:
-        await nursery.start(guard.supervise, "memory", upkeep, lambda name, exc: None)
+        await nursery.start(write_snapshots, Path(os.environ[TRACE_ENV]))
         await serve(*args)
         nursery.cancel_scope.cancel()

@@ -1,15 +1,17 @@
-"""Memory upkeep of a node (cloudbox.memory): freed scrypt buffers go back to the kernel, the trim
-policy, and the upkeep task beside the node."""
+"""Memory of a node (cloudbox.memory): freed scrypt buffers go back to the kernel; the debug
+mode's snapshots."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 
 import pytest
 import trio
-import trio.testing
 
 from cloudbox import memory
 from tests.cloud import wait_for_async
@@ -53,47 +55,25 @@ def test_operator_threshold_wins(monkeypatch: pytest.MonkeyPatch) -> None:
     assert memory.configure_allocator() is False
 
 
-def test_trimmer_waits_for_growth_then_for_the_peak_to_pass() -> None:
-    trimmer = memory.Trimmer(growth=10)
-    assert trimmer.look(100) is False  # the first look sets the floor
-    assert trimmer.look(105) is False  # grown less than 10
-    assert trimmer.look(120) is False  # grown enough, but still growing
-    assert trimmer.look(130) is False
-    assert trimmer.look(130) is True  # settled 30 above the floor
-    trimmer.trimmed(104)
-    assert (trimmer.floor, trimmer.trims) == (104, 1)
-    assert trimmer.look(104) is False  # the new floor: nothing to trim
-    assert trimmer.look(110) is False
-    assert trimmer.look(109) is False  # settled, but only 5 above the floor
+async def test_debug_mode_writes_a_snapshot_on_sigusr2(tmp_path: Path) -> None:
+    tracemalloc.start(1)
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(memory.write_snapshots, tmp_path)
+            for count in (1, 2):
+                os.kill(os.getpid(), signal.SIGUSR2)
+                await wait_for_async(lambda: (tmp_path / f"snapshot-{count}.pickle").exists(), 30, f"snapshot {count}")
+            nursery.cancel_scope.cancel()
+    finally:
+        tracemalloc.stop()
+    assert tracemalloc.Snapshot.load(str(tmp_path / "snapshot-2.pickle")).traces
 
 
-async def test_upkeep_trims_after_a_peak(monkeypatch: pytest.MonkeyPatch,
-                                         autojump_clock: trio.testing.MockClock) -> None:
-    sizes = iter([100 << 20, 150 << 20, 150 << 20, 101 << 20])
-    trims: list[int] = []
-    monkeypatch.setattr(memory, "rss_bytes", lambda: next(sizes, 101 << 20))
-    monkeypatch.setattr(memory, "trim", lambda: trims.append(1) or True)
-    monkeypatch.delenv(memory.TRIM_ENV, raising=False)
-    trimmer = memory.Trimmer()
-    async with trio.open_nursery() as nursery:
-        await nursery.start(lambda task_status: memory.upkeep(trimmer=trimmer, task_status=task_status))
-        await wait_for_async(lambda: trimmer.trims, 60, "a trim")
-        nursery.cancel_scope.cancel()
-    assert trims == [1]
-    assert trimmer.floor == 101 << 20
-
-
-async def test_a_failing_upkeep_does_not_stop_the_node(monkeypatch: pytest.MonkeyPatch,
-                                                       autojump_clock: trio.testing.MockClock) -> None:
-    def broken() -> int:
-        raise OSError("no /proc")
-
-    monkeypatch.setattr(memory, "rss_bytes", broken)
+async def test_without_debug_mode_the_node_runs_alone() -> None:
     served = []
 
     async def serve(value: str) -> None:
-        await trio.sleep(3 * memory.CHECK_EVERY)  # upkeep fails meanwhile
         served.append(value)
 
-    await memory.serve_with_upkeep(serve, "done")
+    await memory.serve_with_debug(serve, "done")
     assert served == ["done"]

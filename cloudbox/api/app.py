@@ -17,7 +17,6 @@ from werkzeug.exceptions import HTTPException
 from cloudbox import logs
 from cloudbox.api import errors as api_errors
 from cloudbox.api import streaming
-from cloudbox.api.openapi import add_plain_routes, build_openapi
 from cloudbox.api.routes import ApiSpec, Call, Reply, Route, parse_json
 from cloudbox.errors import (
     BadRequest, CloudboxError, InternalError, MethodNotAllowed, NotAcceptable, NotFound, PayloadTooLarge,
@@ -72,7 +71,6 @@ def create_app(
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     # Raw-body routes (uploads) stream their bodies: no JSON limit, bounded memory.
     streaming.enable(app, [(r.method, s.prefix + r.path) for s in specs for r in s.routes if r.raw_body])
-    openapi = build_openapi(specs)
 
     def style_for(path: str) -> str:
         for spec in specs:
@@ -196,9 +194,13 @@ def create_app(
             style_for(request.path), g.get("request_id", ""),
         )
 
+    openapi: list[bytes] = []  # built at the first request for it, and kept encoded
+
     @app.route("/openapi.json", methods=["GET"])
     async def openapi_document() -> Response:
-        return _json_response(openapi, 200, {})
+        if not openapi:
+            openapi.append(json.dumps(_openapi(app, specs), separators=(",", ":")).encode())
+        return _json_response(openapi[0], 200, {"Content-Type": "application/json"})
 
     web_dir = next((d for d in WEB_DIR_CANDIDATES if d.is_dir()), None)
     if web_dir is not None:
@@ -212,12 +214,20 @@ def create_app(
 
     if extra_routes:
         extra_routes(app)
-    # The document lists every route served, also those mounted outside the route tables.
+    return app
+
+
+def _openapi(app: QuartTrio, specs: list[ApiSpec]) -> dict[str, Any]:
+    """The OpenAPI document: every route served, also those mounted outside the route tables.
+    Imported and built on demand: its modules and schemas held 2 MiB that few nodes are asked for."""
+    from cloudbox.api.openapi import add_plain_routes, build_openapi
+
+    doc = build_openapi(specs)
     plain = []
     for rule in app.url_map.iter_rules():
         view = app.view_functions[rule.endpoint]
         summary = (view.__doc__ or view.__name__.replace("_", " ")).strip().splitlines()[0]
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             plain.append((_RULE_PARAM.sub(r"{\1}", rule.rule), method, summary))
-    add_plain_routes(openapi, plain)
-    return app
+    add_plain_routes(doc, plain)
+    return doc
