@@ -14,6 +14,7 @@ import pytest
 import trio
 
 from cloudbox import memory
+from cloudbox.state import db as dbmod
 from tests.cloud import wait_for_async
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,6 +24,7 @@ SCRYPT_IN_THREADS = """
 import hashlib, sys, threading
 sys.path.insert(0, {root!r})
 from cloudbox import memory
+from cloudbox.state import db as dbmod
 if {configure}:
     assert memory.configure_allocator()
 start = memory.rss_bytes()
@@ -77,3 +79,12 @@ async def test_without_debug_mode_the_node_runs_alone() -> None:
 
     await memory.serve_with_debug(serve, "done")
     assert served == ["done"]
+
+
+def test_pooled_readers_keep_a_small_page_cache(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    dbmod.connect(path).close()
+    reader = dbmod.connect(path, readonly=True)
+    assert reader.execute("PRAGMA cache_size").fetchone()[0] == -dbmod.READER_CACHE_KIB
+    writer = dbmod.connect(path)
+    assert writer.execute("PRAGMA cache_size").fetchone()[0] == -2000  # SQLite's default
