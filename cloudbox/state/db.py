@@ -117,3 +117,12 @@ def decode_columns(row: dict[str, Any] | None, json_columns: Collection[str],
     for key in out.keys() & set(bool_columns):
         out[key] = bool(out[key])
     return out
+
+
+def sync(path: Path | str) -> None:
+    """Flush a file's bytes, or a directory's entries, to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -453,7 +453,11 @@ class StateEngine:
                 self.close_connections()
                 for suffix in ("-wal", "-shm"):
                     Path(str(self.path) + suffix).unlink(missing_ok=True)
+                # The snapshot's bytes, then its new name, reach the disk before the node goes on:
+                # a power cut must leave the old database or the whole new one, never a torn file.
+                dbmod.sync(snapshot)
                 os.replace(snapshot, self.path)
+                dbmod.sync(self.path.parent)
                 self.open()
             finally:
                 with self._gate:
