@@ -10,7 +10,7 @@ measures, from this process:
   (targets: idle under 100 MB; after the load back within 1.3x of idle); with --trace the server
   traces Python allocations and the bench prints the biggest holders and what grew.
 
-Usage: .venv/bin/python bench/identity.py [--seconds 5] [--clients 4] [--trace] [--env NAME=VALUE]
+Usage: .venv/bin/python bench/identity.py [--seconds 5] [--clients 4] [--real-drivers] [--trace] [--env NAME=VALUE]
 """
 
 from __future__ import annotations
@@ -56,18 +56,22 @@ def rss_kib(pid: int) -> int:
 
 
 def memory_kib(pid: int) -> dict[str, int]:
-    """VmRSS and its parts (RssAnon: heap and stacks; RssFile: mapped code), and the thread count."""
+    """VmRSS and its parts (RssAnon: heap and stacks; RssFile: mapped code), Pss, and the thread count."""
     out = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         key, _, value = line.partition(":")
         if key in ("VmRSS", "RssAnon", "RssFile", "Threads"):
             out[key] = int(value.split()[0])
+    # Pss: shared library pages counted by their share (libvirt's, when the real driver runs)
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            out["Pss"] = int(line.split()[1])
     return out
 
 
 def describe(kib: dict[str, int]) -> str:
     return (f"{kib['VmRSS'] / 1024:6.1f} MiB (anon {kib['RssAnon'] / 1024:.1f}, file {kib['RssFile'] / 1024:.1f}, "
-            f"{kib['Threads']} threads)")
+            f"pss {kib['Pss'] / 1024:.1f}, {kib['Threads']} threads)")
 
 
 def snapshot(cloud: Cloud, trace_dir: Path | None, count: int) -> Path | None:
@@ -170,6 +174,8 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=2000,
                         help="distinct tokens issued, then each validated as a caller (what caches hold)")
     parser.add_argument("--settle", type=float, default=30.0, help="seconds after the load before the last RSS")
+    parser.add_argument("--real-drivers", action="store_true",
+                        help="run the node with libvirt and the Linux network driver (root), not the fakes")
     parser.add_argument("--trace", action="store_true",
                         help="debug: the server traces Python allocations; print what grew over the load")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
@@ -182,7 +188,7 @@ def main() -> None:
         if trace_dir is not None:
             env["CLOUDBOX_TRACEMALLOC"] = str(trace_dir)
         cloud = Cloud(Path(tmp) / "data", free_port(), env=env)
-        cloud.init()
+        cloud.init(compute="libvirt" if args.real_drivers else "fake")
         cloud.start(timeout=300 if args.trace else 30)  # tracing every allocation slows start-up
         try:
             time.sleep(2)
@@ -242,7 +248,8 @@ def main() -> None:
             cloud.stop()
 
         base = results["health (baseline)"]
-        print(f"cloudbox identity benchmark ({args.clients} concurrent clients for rates, sequential for latency)"
+        print(f"cloudbox identity benchmark ({args.clients} concurrent clients for rates, sequential for latency; "
+              f"{'real' if args.real_drivers else 'fake'} compute and network drivers)"
               + (f"; server env {' '.join(args.env)}" if args.env else ""))
         print(f"{'operation':<20} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>9} {'p50 / baseline':>15} {'rate / baseline':>16}")
         for name, (p50, p99, _mean, rate) in results.items():
