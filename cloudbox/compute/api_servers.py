@@ -16,7 +16,7 @@ from cloudbox.compute.service import ComputeService
 from cloudbox.errors import BadRequest, NotFound
 from cloudbox.identity.core import require
 
-SERVER_FILTERS = ("name", "status", "image", "flavor", "host", "availability_zone", "all_tenants",
+SERVER_FILTERS = ("name", "ip", "ip6", "status", "image", "flavor", "host", "availability_zone", "all_tenants",
                   "project_id", "tenant_id", "changes-since", "tags", "tags-any", "not-tags", "limit", "marker")
 
 
@@ -131,7 +131,7 @@ def parse_server_query(call: Call) -> ServerQuery:
         return tuple(t for t in (q.get(name) or "").split(",") if t)
 
     return ServerQuery(
-        project_id=project or None, marker=call.page()[1], name=q.get("name"),
+        project_id=project or None, marker=call.page()[1], name=q.get("name"), ip=q.get("ip"), ip6=q.get("ip6"),
         status=(q.get("status") or "").upper() or None, image_id=ref(q.get("image")) or None,
         flavor_id=ref(q.get("flavor")) or None, host=q.get("host") if ctx.is_cloud_admin else None,
         availability_zone=q.get("availability_zone") or None, changes_since=changes_since(q.get("changes-since")),

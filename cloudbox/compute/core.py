@@ -19,6 +19,8 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Any, Callable
 
+import re2
+
 from cloudbox.compute.driver import DomainSpec
 from cloudbox.errors import BadRequest, Conflict, OverQuota
 
@@ -393,20 +395,18 @@ def servers_within_quota(usage: dict[str, int], flavor: dict[str, Any], limits: 
         f"{', '.join(str(usage.get(r, 0)) for r in overs)} of {', '.join(str(limits[r]) for r in overs)} {listed}")
 
 
-def name_matcher(pattern: str | None) -> Callable[[str], bool] | None:
-    """Nova filters names by regular expression; cloudbox takes the common subset safely: a
-    literal, case-sensitive substring, with ^ and $ anchoring it (no backtracking to exploit)."""
+def regex_matcher(pattern: str | None, what: str) -> Callable[[str], bool] | None:
+    """Nova filters names and addresses by regular expression (a search, not a whole match).
+    RE2 matches in linear time, so no pattern a client sends can make a listing backtrack forever."""
     if not pattern:
         return None
-    start, end = pattern.startswith("^"), pattern.endswith("$") and len(pattern) > 1
-    text = pattern[1 if start else 0: -1 if end else None]
-    if start and end:
-        return lambda name: name == text
-    if start:
-        return lambda name: name.startswith(text)
-    if end:
-        return lambda name: name.endswith(text)
-    return lambda name: text in name
+    options = re2.Options()
+    options.log_errors = False
+    try:
+        compiled = re2.compile(pattern, options=options)
+    except re2.error:
+        raise BadRequest(f"Invalid regular expression for {what}: {pattern[:40]!r}.") from None
+    return lambda text: compiled.search(text) is not None
 
 
 def ssh_fingerprint(public_key: str) -> str:

@@ -182,7 +182,9 @@ class ServerQuery:
 
     project_id: str | None = None
     marker: str | None = None
-    name: str | None = None  # Nova's regular expression, matched as core.name_matcher does
+    name: str | None = None  # Nova's regular expressions, matched as core.regex_matcher does
+    ip: str | None = None  # ...on a server's IPv4 addresses (fixed and floating)
+    ip6: str | None = None  # ...on its IPv6 addresses
     status: str | None = None
     image_id: str | None = None
     flavor_id: str | None = None

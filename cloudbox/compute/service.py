@@ -198,7 +198,7 @@ class ComputeService:
 
     async def list_servers(self, query: ServerQuery, limit: int, detail: bool) -> tuple[list[dict[str, Any]], bool]:
         """One page of servers (with addresses when ``detail``) and whether more follow."""
-        rows = await self.engine.read(store.list_servers, query, limit)
+        rows = await self.engine.read(store.list_servers, query, limit, network_store.server_addresses)
         page = rows[:limit]
         return (await self.addressed(page) if detail else page), len(rows) > limit
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Callable
 
 import sqlite_utils
 
@@ -12,6 +12,9 @@ from cloudbox.compute import core
 from cloudbox.compute.models import ServerQuery
 from cloudbox.errors import BadRequest, Conflict, NotFound, OverQuota
 from cloudbox.state.migrations import Handler, StoreSpec
+
+# (db, server ids) -> id -> network name -> addresses ({"addr", "version", ...}): network's reader
+AddressReader = Callable[[sqlite_utils.Database, list[str]], dict[str, dict[str, list[dict[str, Any]]]]]
 
 MIGRATIONS = [
     """
@@ -230,11 +233,13 @@ def servers_of(db: sqlite_utils.Database, project_id: str | None) -> list[dict[s
     return [decode(r) for r in db.query("SELECT * FROM servers WHERE project_id = ?", [project_id])]  # type: ignore[misc]
 
 
-def list_servers(db: sqlite_utils.Database, query: ServerQuery, limit: int) -> list[dict[str, Any]]:
+def list_servers(db: sqlite_utils.Database, query: ServerQuery, limit: int,
+                 addresses: AddressReader | None = None) -> list[dict[str, Any]]:
     """One page of servers, newest first, plus the first server of the next page when there is one.
 
-    Columns filter in SQL; the name, flavor and tag filters (JSON columns, literal name
-    matching) are applied to batches, so a page costs the same however many rows it skips.
+    Columns filter in SQL; the name, flavor and tag filters (JSON columns, regular expressions)
+    are applied to batches, so a page costs the same however many rows it skips.  The address
+    filters need ``addresses`` (the network service's reader of servers' addresses).
     """
     clauses, params = [], []
     if query.project_id is not None:
@@ -255,7 +260,9 @@ def list_servers(db: sqlite_utils.Database, query: ServerQuery, limit: int) -> l
         clauses.append("updated_at >= ?")
         params.append(query.changes_since)
     where = " AND ".join(clauses) or "1"
-    name_match = core.name_matcher(query.name)
+    name_match = core.regex_matcher(query.name, "name")
+    ip_match = [(4, core.regex_matcher(query.ip, "ip")), (6, core.regex_matcher(query.ip6, "ip6"))]
+    ip_match = [(version, match) for version, match in ip_match if match]
     out: list[dict[str, Any]] = []
     offset = 0
     while len(out) <= limit:
@@ -265,10 +272,15 @@ def list_servers(db: sqlite_utils.Database, query: ServerQuery, limit: int) -> l
         if not batch:
             break
         offset += len(batch)
+        found = addresses(db, [r["id"] for r in batch]) if ip_match and addresses else {}
         for row in batch:
             assert row is not None
             tags = set(row["tags"])
             if name_match and not name_match(row["name"]):
+                continue
+            if ip_match and not all(any(a["version"] == version and match(a["addr"])
+                                        for net in found.get(row["id"], {}).values() for a in net)
+                                    for version, match in ip_match):
                 continue
             if query.flavor_id and row["flavor"]["id"] != query.flavor_id:
                 continue
