@@ -217,3 +217,7 @@ def test_rebuild_of_a_stopped_server_stays_stopped_and_answers_user_data_from_2_
     r = act(member, sid, {"rebuild": {"imageRef": image["id"]}}, "2.56")
     assert r.status_code == 202 and "user_data" not in r.json()["server"]
     wait_server(member, sid, {"SHUTOFF"})
+    r = act(admin, sid, {"rebuild": {"imageRef": image["id"]}}, "2.75")  # an admin's answer: user_data alone
+    assert r.status_code == 202 and "OS-EXT-SRV-ATTR:user_data" not in r.json()["server"]
+    assert r.json()["server"]["user_data"] == "IyEvYmluL3No" and "OS-EXT-SRV-ATTR:host" in r.json()["server"]
+    wait_server(member, sid, {"SHUTOFF"})

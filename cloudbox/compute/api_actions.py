@@ -98,7 +98,8 @@ async def rebuild(svc: ComputeService, call: Call, version: Version, server: dic
     if version < (2, 75):  # Nova's rebuild answer left out the extended attributes until 2.75
         body = {k: v for k, v in body.items() if k not in REBUILD_HIDDEN and not k.startswith(REBUILD_HIDDEN_PREFIXES)}
         body["addresses"] = api_proxies.ip_view(body["addresses"])
-    if version >= (2, 57):  # Nova's rebuild answer carries the user_data from 2.57 (no other answer does)
+    if version >= (2, 57):  # Nova's rebuild answer carries the user_data from 2.57 (no other answer does),
+        body.pop("OS-EXT-SRV-ATTR:user_data", None)  # in place of the admins' extended attribute
         body["user_data"] = updated.get("user_data")
     body["adminPass"] = args.get("adminPass") or secrets.token_urlsafe(9)
     return Reply({"server": body}, 202)
