@@ -45,6 +45,8 @@ from cloudbox.node import DataDir, bind_error, split_listen, url_host
 from cloudbox.services import STORES, wanted_catalog
 from cloudbox.settings import Settings
 from cloudbox.state.engine import StateEngine
+from cloudbox.volume import api as volume_api
+from cloudbox.volume.service import VolumeService
 
 log = logging.getLogger("cloudbox.server")
 
@@ -88,8 +90,12 @@ class Node:
                                       network=self.network, dataplane=self.dataplane, cluster=self.cluster)
         self.cluster.compute = self.compute  # made with the cluster service, which asks it for capacity
         self.checks["compute"] = lambda: self.compute.running
+        self.volume = VolumeService(self.engine, settings, self._volume_driver(), node_id=self.node_id,
+                                    host=self.name, images=self.image)
+        self.checks["volume"] = lambda: self.volume.running
         self.specs = [identity_api.build(self.identity), cluster_api.build(self), compute_api.build(self.compute),
-                      image_api.build(self.image), network_api.build(self.network)]
+                      image_api.build(self.image), network_api.build(self.network), volume_api.build(self.volume),
+                      volume_api.alias()]
 
     def service_failed(self, name: str, error: BaseException) -> None:
         """A service failed after it started (guard.supervise logged it): health says so."""
@@ -108,6 +114,16 @@ class Node:
         root = self.data_dir.root
         uri = self.settings.libvirt_uri or f"qemu:///embed?root={root / 'libvirt'}"
         return LibvirtDriver(uri, root / "instances", guest_user=self.settings.guest_user)
+
+    def _volume_driver(self) -> Any:
+        """The storage driver of this node's volumes."""
+        from cloudbox.volume.driver import make_driver
+
+        try:
+            return make_driver(self.settings.volume_driver, self.data_dir.root, self.settings.volume_group,
+                               self.settings.volume_format)
+        except ValueError as exc:
+            raise SetupError(str(exc)) from exc
 
     def _network_driver(self) -> Any:
         """The network data plane driver this node's settings ask for."""
@@ -141,6 +157,7 @@ class Node:
             app.asgi_app = compute_v2_as_v2_1(app.asgi_app)
 
             image_api.mount_versions(app)
+            volume_api.mount_versions(app)
 
             @app.before_request
             async def read_barrier() -> None:
@@ -244,6 +261,7 @@ async def serve(node: Node, *, task_status: trio.TaskStatus[str] = trio.TASK_STA
             await nursery.start(guard.supervise, "metadata", node.metadata.run, node.service_failed)
             await nursery.start(guard.supervise, "dataplane", node.dataplane.run, node.service_failed)
             await nursery.start(guard.supervise, "compute", node.compute.run, node.service_failed)
+            await nursery.start(guard.supervise, "volume", node.volume.run, node.service_failed)
             await node.ensure_catalog()
             await node.cluster.start_background()
             nursery.start_soon(_watch_signals, shutdown)

@@ -13,9 +13,10 @@ from cloudbox.identity import store as identity_store
 from cloudbox.image import store as image_store
 from cloudbox.network import store as network_store
 from cloudbox.state.migrations import StoreSpec
+from cloudbox.volume import store as volume_store
 
 STORES: list[StoreSpec] = [identity_store.STORE, compute_store.STORE, image_store.STORE, network_store.STORE,
-                          cluster_store.STORE]
+                          cluster_store.STORE, volume_store.STORE]
 
 # (service type, service name, path prefix) of every API in the service catalog.
 CATALOG: list[tuple[str, str, str]] = [
@@ -24,6 +25,9 @@ CATALOG: list[tuple[str, str, str]] = [
     ("compute", "nova", "/compute/v2.1"),
     ("image", "glance", "/image/v2"),
     ("network", "neutron", "/network"),
+    # openstacksdk and the CLI look for block-storage, then its aliases volumev3, volumev2, volume.
+    ("block-storage", "cinder", "/volume/v3"),
+    ("volumev3", "cinderv3", "/volume/v3"),
 ]
 
 

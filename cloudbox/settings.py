@@ -84,6 +84,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("quota_metadata_items", int, 128, "Default most metadata items per server.", "cluster"),
     Setting("quota_server_groups", int, 10, "Default per-project quota of server groups.", "cluster"),
     Setting("quota_server_group_members", int, 10, "Default most servers per server group.", "cluster"),
+    Setting("volume_driver", str, "dir", "Storage of this node's volumes: dir (files under DATA_DIR/volumes) or lvm (thin volumes in volume_group).", "node"),
+    Setting("volume_group", str, "", "LVM volume group the lvm volume driver keeps its thin pool in (made by the operator).", "node"),
+    Setting("volume_format", str, "raw", "Format of the dir volume driver's files: raw (sparse) or qcow2.", "node"),
+    Setting("storage_availability_zone", str, "nova", "Availability zone of this node's volumes.", "node"),
+    Setting("quota_volumes", int, 10, "Default per-project quota of volumes (-1: unlimited).", "cluster"),
+    Setting("quota_gigabytes", int, 1000, "Default per-project quota of volume and snapshot GB.", "cluster"),
+    Setting("quota_snapshots", int, 10, "Default per-project quota of volume snapshots.", "cluster"),
 )
 
 BY_NAME = {s.name: s for s in SETTINGS}

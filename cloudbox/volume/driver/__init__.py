@@ -81,11 +81,11 @@ def check_fits(source: Path, source_format: str, size_gb: int) -> None:
                           f"size {size_gb} GB.")
 
 
-def make_driver(kind: str, root: Path, volume_group: str) -> VolumeDriver:
+def make_driver(kind: str, root: Path, volume_group: str, disk_format: str = "raw") -> VolumeDriver:
     if kind == "dir":
         from cloudbox.volume.driver.dir import DirDriver
 
-        return DirDriver(root)
+        return DirDriver(root, disk_format)
     if kind == "lvm":
         from cloudbox.volume.driver.lvm import LvmDriver
 

@@ -1,0 +1,113 @@
+"""Cinder v3 response bodies, by route (paths under /volume/v3, each also under
+/volume/v3/{project_scope}, the project in the path as Cinder's older endpoints have it)."""
+
+from __future__ import annotations
+
+from cloudbox.api.responses.shapes import (
+    ANY_OBJ, BOOL, INT, NSTR, STR, STR_MAP, Doc, array, enum, obj, wrap,
+)
+
+P = "/volume/v3"
+SCOPE = "/{project_scope}"
+
+LINKS = array(obj({"rel": STR, "href": STR}))
+VERSION = obj({"id": STR, "status": STR, "version": STR, "min_version": STR, "links": LINKS})
+VERSIONS = obj({"versions": array(VERSION)})
+VOLUME_STATUS = enum("creating", "available", "reserved", "attaching", "detaching", "in-use", "maintenance",
+                     "deleting", "awaiting-transfer", "error", "error_deleting", "backing-up", "restoring-backup",
+                     "error_backing-up", "error_restoring", "error_extending", "downloading", "uploading",
+                     "retyping", "extending")
+VOLUME = obj(
+    {"id": STR, "name": NSTR, "description": NSTR, "size": INT, "status": VOLUME_STATUS,
+     "availability_zone": STR, "created_at": STR, "updated_at": NSTR, "attachments": array(ANY_OBJ),
+     "bootable": enum("true", "false"), "encrypted": BOOL, "multiattach": BOOL, "metadata": STR_MAP,
+     "snapshot_id": NSTR, "source_volid": NSTR, "user_id": NSTR, "volume_type": NSTR, "volume_type_id": STR,
+     "os-vol-tenant-attr:tenant_id": STR, "replication_status": NSTR, "consistencygroup_id": NSTR,
+     "migration_status": NSTR, "links": LINKS},
+    {"os-vol-host-attr:host": STR, "volume_image_metadata": STR_MAP, "error": STR},
+)
+SUMMARY = obj({"id": STR, "name": NSTR, "links": LINKS})
+SNAPSHOT = obj({"id": STR, "name": NSTR, "description": NSTR, "volume_id": STR, "size": INT,
+                "status": enum("creating", "available", "backing-up", "deleting", "error", "deleted", "unmanaging",
+                               "restoring", "error_deleting"),
+                "created_at": STR, "updated_at": NSTR, "metadata": STR_MAP,
+                "os-extended-snapshot-attributes:project_id": STR,
+                "os-extended-snapshot-attributes:progress": STR})
+TYPE = obj({"id": STR, "name": STR, "description": NSTR, "is_public": BOOL,
+            "os-volume-type-access:is_public": BOOL, "extra_specs": STR_MAP, "qos_specs_id": NSTR})
+PAGE_LINKS = array(obj({"rel": STR, "href": STR}))
+METADATA = obj({"metadata": STR_MAP})
+META = obj({"meta": STR_MAP})
+QUOTA_VALUE = {"anyOf": [INT, obj({"limit": INT, "in_use": INT, "reserved": INT, "allocated": INT})]}
+QUOTA_SET = obj({"quota_set": obj({}, {"id": STR}, extra=QUOTA_VALUE)})
+DEFAULT_TYPE = obj({"project_id": STR, "volume_type_id": STR})
+LIMITS = obj({"limits": obj({"rate": array(ANY_OBJ), "absolute": obj({}, extra=INT)})})
+ZONES = obj({"availabilityZoneInfo": array(obj({"zoneName": STR, "zoneState": obj({"available": BOOL})}))})
+
+
+def _relative() -> dict[tuple[str, str], Doc]:
+    volume, snapshot, kind, quota = "/volumes/{volume_id}", "/snapshots/{snapshot_id}", "/types/{type_id}", \
+        "/os-quota-sets/{project_id}"
+    docs = {
+        ("GET", "/volumes"): Doc({200: obj({"volumes": array(SUMMARY)}, {"volumes_links": PAGE_LINKS})}),
+        ("GET", "/volumes/detail"): Doc({200: obj({"volumes": array(VOLUME)}, {"volumes_links": PAGE_LINKS})}),
+        ("POST", "/volumes"): Doc({202: wrap("volume", VOLUME)}, errors=(413,)),
+        ("GET", volume): Doc({200: wrap("volume", VOLUME)}),
+        ("PUT", volume): Doc({200: wrap("volume", VOLUME)}),
+        ("DELETE", volume): Doc({202: None}),
+        ("POST", volume + "/action"): Doc({200: None, 202: None}, errors=(413,)),
+        ("GET", "/snapshots"): Doc({200: obj({"snapshots": array(SNAPSHOT)}, {"snapshots_links": PAGE_LINKS})}),
+        ("GET", "/snapshots/detail"): Doc({200: obj({"snapshots": array(SNAPSHOT)},
+                                                     {"snapshots_links": PAGE_LINKS})}),
+        ("POST", "/snapshots"): Doc({202: wrap("snapshot", SNAPSHOT)}, errors=(413,)),
+        ("GET", snapshot): Doc({200: wrap("snapshot", SNAPSHOT)}),
+        ("PUT", snapshot): Doc({200: wrap("snapshot", SNAPSHOT)}),
+        ("DELETE", snapshot): Doc({202: None}),
+        ("POST", snapshot + "/action"): Doc({202: None}),
+        ("GET", "/types"): Doc({200: obj({"volume_types": array(TYPE)})}),
+        ("POST", "/types"): Doc({200: wrap("volume_type", TYPE)}),
+        ("GET", kind): Doc({200: wrap("volume_type", TYPE)}),
+        ("PUT", kind): Doc({200: wrap("volume_type", TYPE)}),
+        ("DELETE", kind): Doc({202: None}),
+        ("GET", kind + "/extra_specs"): Doc({200: obj({"extra_specs": STR_MAP})}),
+        ("POST", kind + "/extra_specs"): Doc({200: obj({"extra_specs": STR_MAP})}),
+        ("GET", kind + "/extra_specs/{key}"): Doc({200: STR_MAP}),
+        ("PUT", kind + "/extra_specs/{key}"): Doc({200: STR_MAP}),
+        ("DELETE", kind + "/extra_specs/{key}"): Doc({202: None}),
+        ("GET", kind + "/os-volume-type-access"): Doc({200: obj({"volume_type_access": array(
+            obj({"volume_type_id": STR, "project_id": STR}))})}),
+        ("POST", kind + "/action"): Doc({202: None}),
+        ("GET", "/default-types"): Doc({200: obj({"default_types": array(DEFAULT_TYPE)})}),
+        ("GET", "/default-types/{project_id}"): Doc({200: wrap("default_type", DEFAULT_TYPE)}),
+        ("PUT", "/default-types/{project_id}"): Doc({200: wrap("default_type", DEFAULT_TYPE)}),
+        ("DELETE", "/default-types/{project_id}"): Doc({204: None}),
+        ("GET", quota): Doc({200: QUOTA_SET}),
+        ("GET", quota + "/defaults"): Doc({200: QUOTA_SET}),
+        ("PUT", quota): Doc({200: QUOTA_SET}),
+        ("DELETE", quota): Doc({200: None}),
+        ("GET", "/os-quota-class-sets/{name}"): Doc({200: obj({"quota_class_set": ANY_OBJ})}),
+        ("PUT", "/os-quota-class-sets/{name}"): Doc({200: obj({"quota_class_set": ANY_OBJ})}),
+        ("GET", "/limits"): Doc({200: LIMITS}),
+        ("GET", "/os-availability-zone"): Doc({200: ZONES}),
+        ("GET", "/extensions"): Doc({200: obj({"extensions": array(ANY_OBJ)})}),
+    }
+    for owner in ("/volumes/{volume_id}", "/snapshots/{snapshot_id}"):
+        base = owner + "/metadata"
+        docs.update({
+            ("GET", base): Doc({200: METADATA}), ("POST", base): Doc({200: METADATA}),
+            ("PUT", base): Doc({200: METADATA}), ("GET", base + "/{meta_key}"): Doc({200: META}),
+            ("PUT", base + "/{meta_key}"): Doc({200: META}), ("DELETE", base + "/{meta_key}"): Doc({200: None}),
+        })
+    return docs
+
+
+def docs() -> dict[tuple[str, str], Doc]:
+    out = {("GET", P): Doc({200: VERSIONS}, anonymous=True),
+           ("GET", "/volume"): Doc({300: VERSIONS}, anonymous=True)}
+    for (method, path), doc in _relative().items():
+        out[(method, P + path)] = doc
+        out[(method, P + SCOPE + path)] = doc
+    return out
+
+
+__all__ = ["docs"]

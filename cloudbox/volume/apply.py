@@ -1,0 +1,304 @@
+"""apply(db, command) of every volume command: state checks and quotas decided here, the same on
+every node (the rows, ids and times come inside the commands)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlite_utils
+
+from cloudbox.errors import BadRequest, Conflict, NotFound
+from cloudbox.state.migrations import Handler
+from cloudbox.volume import commands as c
+from cloudbox.volume import core
+from cloudbox.volume import store as s
+
+
+def _check_quota(db: sqlite_utils.Database, project_id: str, defaults: dict[str, int], type_id: str,
+                 volumes: int, gigabytes: int, snapshots: int) -> None:
+    limits = s.quota_limits(db, project_id, defaults)
+    usage = s.quota_usage(db, project_id)
+    per_volume = limits.get("per_volume_gigabytes", -1)
+    if volumes and per_volume >= 0 and gigabytes > per_volume:
+        raise core.QuotaExceeded(f"VolumeSizeExceedsLimit: {gigabytes} GB is more than the {per_volume} GB "
+                                 "a volume may have.")
+    kind = s.get_type(db, type_id)
+    name = kind["name"] if kind else ""
+    adding = {"volumes": volumes, "gigabytes": gigabytes, "snapshots": snapshots,
+              f"volumes_{name}": volumes, f"gigabytes_{name}": gigabytes, f"snapshots_{name}": snapshots}
+    core.check_quota(limits, usage, adding)
+
+
+def _metadata_changes(row: dict[str, Any], requested: dict[str, Any], what: str) -> dict[str, Any]:
+    """An update's changes with ``metadata_merge`` / ``metadata_delete`` made into the whole new metadata."""
+    changes = dict(requested)
+    if "metadata_merge" in changes:
+        changes["metadata"] = core.check_metadata({**row["metadata"], **changes.pop("metadata_merge")})
+    if "metadata_delete" in changes:
+        key = changes.pop("metadata_delete")
+        if key not in row["metadata"]:
+            raise NotFound(f"{what} {row['id']} has no metadata with key {key}.")
+        changes["metadata"] = {k: v for k, v in row["metadata"].items() if k != key}
+    return changes
+
+
+def _touch_volume(db: sqlite_utils.Database, volume_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+    db["volumes"].update(volume_id, s.encode(changes))
+    return s.must_volume(db, volume_id)
+
+
+# --- volumes ---------------------------------------------------------------------------------
+def _create_volume(db: sqlite_utils.Database, cmd: c.CreateVolume) -> dict[str, Any]:
+    row = dict(cmd.row)
+    if s.get_volume(db, row["id"]) is not None:
+        raise Conflict(f"A volume with ID {row['id']} exists already.")
+    if s.get_type(db, row["volume_type_id"]) is None:
+        raise NotFound(f"Volume type {row['volume_type_id']} could not be found.")
+    if row.get("snapshot_id"):
+        snapshot = s.must_snapshot(db, row["snapshot_id"])
+        if snapshot["status"] != "available":
+            raise BadRequest(f"Invalid snapshot: snapshot {snapshot['id']} is {snapshot['status']}, not available.")
+        if row["size"] < snapshot["size"]:
+            raise BadRequest(f"Invalid input received: the volume ({row['size']} GB) must be at least as large "
+                             f"as the snapshot ({snapshot['size']} GB).")
+        row["host"] = snapshot["host"]  # the snapshot's data is there
+    if row.get("source_volid"):
+        source = s.must_volume(db, row["source_volid"])
+        if source["status"] not in ("available", "in-use"):
+            raise BadRequest(f"Invalid volume: source volume {source['id']} is {source['status']}.")
+        if row["size"] < source["size"]:
+            raise BadRequest(f"Invalid input received: the volume ({row['size']} GB) must be at least as large "
+                             f"as its source ({source['size']} GB).")
+        row["host"] = source["host"]
+    _check_quota(db, row["project_id"], cmd.defaults, row["volume_type_id"], 1, row["size"], 0)
+    db["volumes"].insert(s.encode(row))
+    return s.must_volume(db, row["id"])
+
+
+def _transition(db: sqlite_utils.Database, cmd: c.Transition) -> dict[str, Any]:
+    volume = s.must_volume(db, cmd.id)
+    if cmd.expect and volume["status"] not in cmd.expect:
+        raise Conflict(f"Invalid volume: volume {cmd.id} is {volume['status']}, not {' or '.join(cmd.expect)}.")
+    return _touch_volume(db, cmd.id, {**cmd.changes, "status": cmd.to, "updated_at": cmd.at})
+
+
+def _update_volume(db: sqlite_utils.Database, cmd: c.UpdateVolume) -> dict[str, Any]:
+    volume = s.must_volume(db, cmd.id)
+    changes = _metadata_changes(volume, cmd.changes, "Volume")
+    if "readonly" in changes and volume["status"] not in ("available", "in-use"):
+        raise Conflict(f"Invalid volume: volume {cmd.id} is {volume['status']}.")
+    return _touch_volume(db, cmd.id, {**changes, "updated_at": cmd.at})
+
+
+def _extend(db: sqlite_utils.Database, cmd: c.ExtendVolume) -> dict[str, Any]:
+    volume = s.must_volume(db, cmd.id)
+    if volume["status"] != "available":
+        raise BadRequest(f"Invalid volume: volume {cmd.id} is {volume['status']}; only an available volume "
+                         "can be extended.")
+    if cmd.new_size <= volume["size"]:
+        raise BadRequest(f"Invalid input received: new size ({cmd.new_size} GB) must be greater than the "
+                         f"current size ({volume['size']} GB).")
+    _check_quota(db, volume["project_id"], cmd.defaults, volume["volume_type_id"], 0,
+                 cmd.new_size - volume["size"], 0)
+    return _touch_volume(db, cmd.id, {"status": "extending", "pending_size": cmd.new_size, "updated_at": cmd.at})
+
+
+def _retype(db: sqlite_utils.Database, cmd: c.RetypeVolume) -> dict[str, Any]:
+    volume = s.must_volume(db, cmd.id)
+    if volume["status"] not in ("available", "in-use"):
+        raise BadRequest(f"Invalid volume: volume {cmd.id} is {volume['status']}.")
+    if s.get_type(db, cmd.type_id) is None:
+        raise NotFound(f"Volume type {cmd.type_id} could not be found.")
+    if cmd.type_id == volume["volume_type_id"]:
+        raise BadRequest("Invalid input received: the volume already has this type.")
+    # The same disk serves any type here (one backend per node): the new type's quota is what changes.
+    kind = s.get_type(db, cmd.type_id)
+    assert kind is not None
+    limits = s.quota_limits(db, volume["project_id"], cmd.defaults)
+    usage = s.quota_usage(db, volume["project_id"])
+    gb = volume["size"] + sum(x["size"] for x in s.snapshots_of(db, cmd.id))
+    core.check_quota(limits, usage, {f"volumes_{kind['name']}": 1, f"gigabytes_{kind['name']}": gb})
+    return _touch_volume(db, cmd.id, {"volume_type_id": cmd.type_id, "updated_at": cmd.at})
+
+
+def _delete(db: sqlite_utils.Database, cmd: c.DeleteVolume) -> dict[str, Any]:
+    volume = s.must_volume(db, cmd.id)
+    if volume["status"] in core.ATTACHED:
+        raise BadRequest(f"Invalid volume: volume {cmd.id} is {volume['status']}: detach it first.")
+    if not cmd.force and volume["status"] not in (*core.DELETABLE, "error_deleting"):
+        raise BadRequest(f"Invalid volume: volume status must be available or error or error_restoring or "
+                         f"error_extending or error_managing and must not be migrating, attached, belong to a "
+                         f"group, have snapshots or be disassociated from snapshots after volume transfer; "
+                         f"volume {cmd.id} is {volume['status']}.")
+    snapshots = s.snapshots_of(db, cmd.id)
+    if snapshots and not cmd.cascade:
+        raise BadRequest(f"Invalid volume: volume {cmd.id} still has {len(snapshots)} dependent snapshots: "
+                         "delete them first, or delete with cascade.")
+    for snapshot in snapshots:
+        if snapshot["status"] not in ("available", "error", "error_deleting", "deleting"):
+            raise BadRequest(f"Invalid volume: snapshot {snapshot['id']} is {snapshot['status']}.")
+        db["volume_snapshots"].update(snapshot["id"], {"status": "deleting", "updated_at": cmd.at})
+    return _touch_volume(db, cmd.id, {"status": "deleting", "updated_at": cmd.at})
+
+
+def _purge(db: sqlite_utils.Database, cmd: c.PurgeVolume) -> None:
+    volume = s.must_volume(db, cmd.id)
+    if volume["status"] != "deleting":
+        raise Conflict(f"Volume {cmd.id} is {volume['status']}, not deleting.")
+    if s.snapshots_of(db, cmd.id):
+        raise Conflict(f"Volume {cmd.id} still has snapshots.")
+    db.execute("DELETE FROM volumes WHERE id = ?", [cmd.id])
+
+
+# --- snapshots -------------------------------------------------------------------------------
+def _create_snapshot(db: sqlite_utils.Database, cmd: c.CreateSnapshot) -> dict[str, Any]:
+    row = dict(cmd.row)
+    volume = s.must_volume(db, row["volume_id"])
+    if volume["status"] != "available" and not (cmd.force and volume["status"] == "in-use"):
+        raise BadRequest(f"Invalid volume: volume {volume['id']} is {volume['status']}; a snapshot needs an "
+                         "available volume (or force for one in use).")
+    if s.get_snapshot(db, row["id"]) is not None:
+        raise Conflict(f"A snapshot with ID {row['id']} exists already.")
+    _check_quota(db, volume["project_id"], cmd.defaults, volume["volume_type_id"], 0, volume["size"], 1)
+    row.update(size=volume["size"], host=volume["host"], project_id=volume["project_id"])
+    db["volume_snapshots"].insert(s.encode(row))
+    return s.must_snapshot(db, row["id"])
+
+
+def _snapshot_transition(db: sqlite_utils.Database, cmd: c.SnapshotTransition) -> dict[str, Any]:
+    snapshot = s.must_snapshot(db, cmd.id)
+    if cmd.expect and snapshot["status"] not in cmd.expect:
+        raise Conflict(f"Invalid snapshot: snapshot {cmd.id} is {snapshot['status']}.")
+    db["volume_snapshots"].update(cmd.id, s.encode({**cmd.changes, "status": cmd.to, "updated_at": cmd.at}))
+    return s.must_snapshot(db, cmd.id)
+
+
+def _update_snapshot(db: sqlite_utils.Database, cmd: c.UpdateSnapshot) -> dict[str, Any]:
+    snapshot = s.must_snapshot(db, cmd.id)
+    changes = _metadata_changes(snapshot, cmd.changes, "Snapshot")
+    db["volume_snapshots"].update(cmd.id, s.encode({**changes, "updated_at": cmd.at}))
+    return s.must_snapshot(db, cmd.id)
+
+
+def _delete_snapshot(db: sqlite_utils.Database, cmd: c.DeleteSnapshot) -> dict[str, Any]:
+    snapshot = s.must_snapshot(db, cmd.id)
+    if snapshot["status"] not in ("available", "error", "error_deleting"):
+        raise BadRequest(f"Invalid snapshot: snapshot {cmd.id} is {snapshot['status']}; only an available or "
+                         "errored snapshot can be deleted.")
+    db["volume_snapshots"].update(cmd.id, {"status": "deleting", "updated_at": cmd.at})
+    return s.must_snapshot(db, cmd.id)
+
+
+def _purge_snapshot(db: sqlite_utils.Database, cmd: c.PurgeSnapshot) -> None:
+    s.must_snapshot(db, cmd.id)
+    db.execute("DELETE FROM volume_snapshots WHERE id = ?", [cmd.id])
+
+
+# --- types, defaults, quotas -----------------------------------------------------------------
+def _create_type(db: sqlite_utils.Database, cmd: c.CreateType) -> dict[str, Any]:
+    if list(db.query("SELECT 1 FROM volume_types WHERE name = ?", [cmd.row["name"]])):
+        raise Conflict(f"Volume Type {cmd.row['name']} already exists.")
+    if s.get_type(db, cmd.row["id"]) is not None:
+        raise Conflict(f"Volume Type {cmd.row['id']} already exists.")
+    db["volume_types"].insert(s.encode(cmd.row))
+    return s.get_type(db, cmd.row["id"]) or {}
+
+
+def _must_type(db: sqlite_utils.Database, type_id: str) -> dict[str, Any]:
+    kind = s.get_type(db, type_id)
+    if kind is None:
+        raise NotFound(f"Volume type {type_id} could not be found.")
+    return kind
+
+
+def _update_type(db: sqlite_utils.Database, cmd: c.UpdateType) -> dict[str, Any]:
+    _must_type(db, cmd.id)
+    name = cmd.changes.get("name")
+    if name is not None and list(db.query("SELECT 1 FROM volume_types WHERE name = ? AND id != ?", [name, cmd.id])):
+        raise Conflict(f"Volume Type {name} already exists.")
+    db["volume_types"].update(cmd.id, s.encode({**cmd.changes, "updated_at": cmd.at}))
+    return _must_type(db, cmd.id)
+
+
+def _delete_type(db: sqlite_utils.Database, cmd: c.DeleteType) -> None:
+    _must_type(db, cmd.id)
+    if cmd.id == core.DEFAULT_TYPE_ID:
+        raise BadRequest("The __DEFAULT__ volume type cannot be deleted.")
+    if list(db.query("SELECT 1 FROM volumes WHERE volume_type_id = ? LIMIT 1", [cmd.id])):
+        raise BadRequest(f"Target volume type {cmd.id} is still in use.")
+    if list(db.query("SELECT 1 FROM volume_default_types WHERE type_id = ? LIMIT 1", [cmd.id])):
+        raise BadRequest(f"Volume type {cmd.id} is a default type; set another default first.")
+    db.execute("DELETE FROM volume_types WHERE id = ?", [cmd.id])
+
+
+def _extra_specs(db: sqlite_utils.Database, cmd: c.SetExtraSpecs) -> dict[str, Any]:
+    kind = _must_type(db, cmd.id)
+    specs = dict(kind["extra_specs"])
+    for key in cmd.unset:
+        if key not in specs:
+            raise NotFound(f"Volume Type {cmd.id} has no extra specs with key {key}.")
+        del specs[key]
+    specs.update(cmd.values)
+    if len(specs) > core.MAX_METADATA:
+        raise BadRequest(f"A volume type has at most {core.MAX_METADATA} extra specs.")
+    db["volume_types"].update(cmd.id, s.encode({"extra_specs": specs, "updated_at": cmd.at}))
+    return _must_type(db, cmd.id)
+
+
+def _type_access(db: sqlite_utils.Database, cmd: c.TypeAccess) -> None:
+    kind = _must_type(db, cmd.id)
+    if kind["is_public"]:
+        raise BadRequest(f"Invalid volume type: type access of public type {cmd.id} cannot be changed.")
+    has = cmd.project_id in s.type_access(db, cmd.id)
+    if cmd.grant:
+        if has:
+            raise Conflict(f"Volume type access for {cmd.id} / {cmd.project_id} combination already exists.")
+        db["volume_type_access"].insert({"type_id": cmd.id, "project_id": cmd.project_id})
+    else:
+        if not has:
+            raise NotFound(f"Volume type access not found for {cmd.id} / {cmd.project_id} combination.")
+        db.execute("DELETE FROM volume_type_access WHERE type_id = ? AND project_id = ?", [cmd.id, cmd.project_id])
+
+
+def _default_type(db: sqlite_utils.Database, cmd: c.SetDefaultType) -> None:
+    if cmd.type_id is None:
+        if not list(db.query("SELECT 1 FROM volume_default_types WHERE project_id = ?", [cmd.project_id])):
+            raise NotFound(f"Default type for project {cmd.project_id} could not be found.")
+        db.execute("DELETE FROM volume_default_types WHERE project_id = ?", [cmd.project_id])
+        return
+    _must_type(db, cmd.type_id)
+    db["volume_default_types"].upsert({"project_id": cmd.project_id, "type_id": cmd.type_id}, pk="project_id")
+
+
+def _set_quota(db: sqlite_utils.Database, cmd: c.SetQuota) -> None:
+    for resource, limit in sorted(cmd.limits.items()):
+        db["volume_quotas"].upsert({"project_id": cmd.project_id, "resource": resource, "hard_limit": limit},
+                                   pk=("project_id", "resource"))
+
+
+def _delete_quota(db: sqlite_utils.Database, cmd: c.DeleteQuota) -> None:
+    db.execute("DELETE FROM volume_quotas WHERE project_id = ?", [cmd.project_id])
+
+
+HANDLERS: dict[type, Handler] = {
+    c.CreateVolume: _create_volume,
+    c.Transition: _transition,
+    c.UpdateVolume: _update_volume,
+    c.ExtendVolume: _extend,
+    c.RetypeVolume: _retype,
+    c.DeleteVolume: _delete,
+    c.PurgeVolume: _purge,
+    c.CreateSnapshot: _create_snapshot,
+    c.SnapshotTransition: _snapshot_transition,
+    c.UpdateSnapshot: _update_snapshot,
+    c.DeleteSnapshot: _delete_snapshot,
+    c.PurgeSnapshot: _purge_snapshot,
+    c.CreateType: _create_type,
+    c.UpdateType: _update_type,
+    c.DeleteType: _delete_type,
+    c.SetExtraSpecs: _extra_specs,
+    c.TypeAccess: _type_access,
+    c.SetDefaultType: _default_type,
+    c.SetQuota: _set_quota,
+    c.DeleteQuota: _delete_quota,
+}

@@ -1,0 +1,147 @@
+"""The volume worker of one node: finishes the disk work of the volumes and snapshots it keeps.
+
+Observe, read, act (STYLE.md 13): each pass reads the volumes and snapshots whose ``host`` is
+this node in a transitional status and does their disk work (creating, extending, deleting),
+then proposes the outcome, which expects the status it found (a reset by an admin meanwhile
+wins). The same pass at start finishes what a crash interrupted: making a disk again from its
+source is idempotent, so a volume stuck in creating is made (or put in error with the reason).
+At start and every SWEEP_INTERVAL, files/LVs of no volume or snapshot are reported and removed.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import trio
+
+from cloudbox import guard
+from cloudbox.errors import CloudboxError
+from cloudbox.volume import store
+from cloudbox.volume.driver import DriverError
+
+log = logging.getLogger("cloudbox.volume")
+POLL_INTERVAL = 5.0  # seconds between passes when nothing wakes the worker (other nodes' requests)
+SWEEP_INTERVAL = 600.0
+PARALLEL = 4
+
+
+class Worker:
+    def __init__(self, svc: Any) -> None:
+        self.svc = svc
+        self.driver = svc.driver
+        self.busy: set[str] = set()
+        self.limiter = trio.CapacityLimiter(PARALLEL)
+        self.orphans_removed: list[str] = []
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        await trio.to_thread.run_sync(self.driver.check)
+        await self.sweep()
+        async with trio.open_nursery() as nursery:
+            self.svc.running = True
+            task_status.started()
+            try:
+                swept = trio.current_time()
+                while True:
+                    self.svc.wake = trio.Event()
+                    await self.pass_once(nursery)
+                    if trio.current_time() - swept > SWEEP_INTERVAL:
+                        await self.sweep()
+                        swept = trio.current_time()
+                    with trio.move_on_after(POLL_INTERVAL):
+                        await self.svc.wake.wait()
+            finally:
+                self.svc.running = False
+
+    async def pass_once(self, nursery: trio.Nursery) -> None:
+        def read(db: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+            return (store.volumes_in(db, self.svc.host, ("creating", "extending", "deleting")),
+                    store.snapshots_in(db, self.svc.host, ("creating", "deleting")))
+
+        volumes, snapshots = await self.svc.read(read)
+        for snapshot in snapshots:
+            if snapshot["id"] not in self.busy:
+                self.busy.add(snapshot["id"])
+                guard.spawn(nursery, self._snapshot, snapshot, name=f"volume snapshot {snapshot['id']}")
+        for volume in volumes:
+            if volume["id"] not in self.busy:
+                self.busy.add(volume["id"])
+                guard.spawn(nursery, self._volume, volume, name=f"volume {volume['id']}")
+
+    async def _volume(self, volume: dict[str, Any]) -> None:
+        try:
+            async with self.limiter:
+                await self._act(volume)
+        finally:
+            self.busy.discard(volume["id"])
+            self.svc.wake.set()
+
+    async def _act(self, volume: dict[str, Any]) -> None:
+        vid, status = volume["id"], volume["status"]
+        d = self.driver
+        try:
+            if status == "creating":
+                if volume["snapshot_id"]:
+                    await trio.to_thread.run_sync(d.create_from_snapshot, vid, volume["size"], volume["snapshot_id"])
+                elif volume["source_volid"]:
+                    await trio.to_thread.run_sync(d.create_from_volume, vid, volume["size"], volume["source_volid"])
+                elif volume["image_id"]:
+                    path, image = await self.svc.images.image_path(volume["image_id"], None)
+                    await trio.to_thread.run_sync(d.create_from_image, vid, volume["size"], path,
+                                                  image["disk_format"])
+                else:
+                    await trio.to_thread.run_sync(d.create_blank, vid, volume["size"])
+                await self.svc.finish(vid, ("creating",), "available", launched_at=self.svc.now(), message="")
+            elif status == "extending":
+                await trio.to_thread.run_sync(d.extend, vid, volume["pending_size"])
+                await self.svc.finish(vid, ("extending",), "available", size=volume["pending_size"],
+                                      pending_size=None)
+            elif status == "deleting":
+                if await self.svc.read(store.snapshots_of, vid):
+                    return  # cascade: its snapshots go first, and wake the worker again
+                await trio.to_thread.run_sync(d.delete, vid)
+                await self.svc.propose(store.c.PurgeVolume(vid))
+        except (DriverError, CloudboxError) as exc:
+            failed = {"creating": "error", "extending": "error_extending", "deleting": "error_deleting"}[status]
+            log.warning("volume %s: %s failed: %s", vid, status, exc)
+            try:
+                await self.svc.finish(vid, (status,), failed, message=str(exc)[:500], pending_size=None)
+            except CloudboxError:
+                pass  # reset or removed meanwhile
+
+    async def _snapshot(self, snapshot: dict[str, Any]) -> None:
+        sid, status = snapshot["id"], snapshot["status"]
+        try:
+            async with self.limiter:
+                if status == "creating":
+                    await trio.to_thread.run_sync(self.driver.snapshot, sid, snapshot["volume_id"])
+                    await self.svc.finish_snapshot(sid, ("creating",), "available", message="")
+                else:
+                    await trio.to_thread.run_sync(self.driver.delete_snapshot, sid)
+                    await self.svc.propose(store.c.PurgeSnapshot(sid))
+        except (DriverError, CloudboxError) as exc:
+            log.warning("snapshot %s: %s failed: %s", sid, status, exc)
+            try:
+                await self.svc.finish_snapshot(sid, (status,), "error" if status == "creating" else "error_deleting",
+                                               message=str(exc)[:500])
+            except CloudboxError:
+                pass
+        finally:
+            self.busy.discard(sid)
+            self.svc.wake.set()
+
+    async def sweep(self) -> list[str]:
+        """Remove disks of no volume or snapshot (observed first, then the database read)."""
+        volumes, snapshots = await trio.to_thread.run_sync(self.driver.stored)
+        known_volumes, known_snapshots = await self.svc.read(store.ids_on, self.svc.host)
+        removed = []
+        for vid in sorted(volumes - known_volumes):
+            log.warning("removing volume data of no volume", extra={"volume_id": vid, "driver": self.driver.name})
+            await trio.to_thread.run_sync(self.driver.delete, vid)
+            removed.append(vid)
+        for sid in sorted(snapshots - known_snapshots):
+            log.warning("removing snapshot data of no snapshot", extra={"snapshot_id": sid})
+            await trio.to_thread.run_sync(self.driver.delete_snapshot, sid)
+            removed.append(sid)
+        self.orphans_removed.extend(removed)
+        return removed

@@ -1,0 +1,303 @@
+"""Volume tables: migrations, rows, visibility, listing, quota usage; the StoreSpec.
+
+The apply functions live in apply.py (its HANDLERS table).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import sqlite_utils
+
+from cloudbox.errors import BadRequest, NotFound
+from cloudbox.state.migrations import StoreSpec
+from cloudbox.volume import commands as c
+from cloudbox.volume import core
+
+MIGRATIONS = [
+    f"""
+    CREATE TABLE volumes (
+        id TEXT PRIMARY KEY, project_id TEXT NOT NULL, user_id TEXT, name TEXT, description TEXT,
+        size INTEGER NOT NULL, status TEXT NOT NULL, host TEXT NOT NULL, availability_zone TEXT NOT NULL,
+        volume_type_id TEXT NOT NULL, bootable INTEGER NOT NULL DEFAULT 0, readonly INTEGER NOT NULL DEFAULT 0,
+        multiattach INTEGER NOT NULL DEFAULT 0, source_volid TEXT, snapshot_id TEXT, image_id TEXT,
+        disk_format TEXT NOT NULL DEFAULT 'raw', pending_size INTEGER, metadata TEXT NOT NULL DEFAULT '{{}}',
+        image_metadata TEXT NOT NULL DEFAULT '{{}}', message TEXT NOT NULL DEFAULT '',
+        migration_status TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, launched_at TEXT);
+    CREATE INDEX volumes_project ON volumes (project_id, created_at, id);
+    CREATE INDEX volumes_host ON volumes (host, status);
+    CREATE TABLE volume_snapshots (
+        id TEXT PRIMARY KEY, project_id TEXT NOT NULL, user_id TEXT, volume_id TEXT NOT NULL, name TEXT,
+        description TEXT, size INTEGER NOT NULL, status TEXT NOT NULL, host TEXT NOT NULL,
+        metadata TEXT NOT NULL DEFAULT '{{}}', message TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+    CREATE INDEX volume_snapshots_volume ON volume_snapshots (volume_id);
+    CREATE INDEX volume_snapshots_project ON volume_snapshots (project_id, created_at, id);
+    CREATE TABLE volume_types (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, description TEXT, is_public INTEGER NOT NULL DEFAULT 1,
+        extra_specs TEXT NOT NULL DEFAULT '{{}}', created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+    CREATE TABLE volume_type_access (
+        type_id TEXT NOT NULL REFERENCES volume_types(id) ON DELETE CASCADE, project_id TEXT NOT NULL,
+        PRIMARY KEY (type_id, project_id));
+    CREATE TABLE volume_default_types (project_id TEXT PRIMARY KEY, type_id TEXT NOT NULL);
+    CREATE TABLE volume_quotas (
+        project_id TEXT NOT NULL, resource TEXT NOT NULL, hard_limit INTEGER NOT NULL,
+        PRIMARY KEY (project_id, resource));
+    INSERT INTO volume_types (id, name, description, is_public, extra_specs, created_at, updated_at) VALUES
+        ('{core.DEFAULT_TYPE_ID}', '{core.DEFAULT_TYPE_NAME}', 'Default Volume Type', 1, '{{}}',
+         '2026-12-07T00:00:00.000000', '2026-12-07T00:00:00.000000');
+    """,
+]
+
+JSON_COLUMNS = ("metadata", "image_metadata", "extra_specs")
+BOOL_COLUMNS = ("bootable", "readonly", "multiattach", "is_public")
+QUOTA_CLASS = "class:default"
+
+
+def decode(row: dict[str, Any]) -> dict[str, Any]:
+    out = dict(row)
+    for key in JSON_COLUMNS:
+        if key in out:
+            out[key] = json.loads(out[key])
+    for key in BOOL_COLUMNS:
+        if key in out:
+            out[key] = bool(out[key])
+    return out
+
+
+def encode(changes: dict[str, Any]) -> dict[str, Any]:
+    out = dict(changes)
+    for key in JSON_COLUMNS:
+        if key in out:
+            out[key] = json.dumps(out[key], sort_keys=True, separators=(",", ":"))
+    for key in BOOL_COLUMNS:
+        if key in out:
+            out[key] = int(out[key])
+    return out
+
+
+def _one(db: sqlite_utils.Database, sql: str, params: list[Any]) -> dict[str, Any] | None:
+    rows = list(db.query(sql, params))
+    return decode(rows[0]) if rows else None
+
+
+# --- volumes ---------------------------------------------------------------------------------
+def get_volume(db: sqlite_utils.Database, volume_id: str) -> dict[str, Any] | None:
+    return _one(db, "SELECT * FROM volumes WHERE id = ?", [volume_id])
+
+
+def must_volume(db: sqlite_utils.Database, volume_id: str) -> dict[str, Any]:
+    volume = get_volume(db, volume_id)
+    if volume is None:
+        raise NotFound(f"Volume {volume_id} could not be found.")
+    return volume
+
+
+def visible_volume(db: sqlite_utils.Database, viewer: core.Viewer, volume_id: str) -> dict[str, Any]:
+    volume = get_volume(db, volume_id)
+    if volume is None or not (viewer.sees_all or volume["project_id"] == viewer.project_id):
+        raise NotFound(f"Volume {volume_id} could not be found.")
+    return volume
+
+
+def volume_view(db: sqlite_utils.Database, volume: dict[str, Any]) -> dict[str, Any]:
+    """A volume with what its rendering needs: its type's name."""
+    kind = get_type(db, volume["volume_type_id"])
+    return {**volume, "volume_type": kind["name"] if kind else None}
+
+
+def visible_volume_view(db: sqlite_utils.Database, viewer: core.Viewer, volume_id: str) -> dict[str, Any]:
+    return volume_view(db, visible_volume(db, viewer, volume_id))
+
+
+def _keyset(db: sqlite_utils.Database, table: str, sort_sql: dict[str, str], opts: core.ListOptions,
+            marker: str) -> tuple[str, list[Any]]:
+    values = list(db.query(
+        "SELECT " + ", ".join(f"{sort_sql[k]} AS k{i}" for i, (k, _) in enumerate(opts.sort))
+        + f" FROM {table} WHERE id = ?", [marker]))[0]
+    after, params = [], []
+    for i, (key, direction) in enumerate(opts.sort):
+        equal = [f"{sort_sql[k]} = ?" for k, _ in opts.sort[:i]]
+        beyond = f"{sort_sql[key]} {'>' if direction == 'asc' else '<'} ?"
+        after.append("(" + " AND ".join([*equal, beyond]) + ")")
+        params.extend([values[f"k{j}"] for j in range(i)] + [values[f"k{i}"]])
+    return "(" + " OR ".join(after) + ")", params
+
+
+def _list(db: sqlite_utils.Database, table: str, sort_sql: dict[str, str], viewer: core.Viewer,
+          opts: core.ListOptions, marker: str | None, limit: int, what: str) -> list[dict[str, Any]]:
+    clauses, params = ["1"], []
+    if not viewer.sees_all:
+        clauses.append("project_id = ?")
+        params.append(viewer.project_id)
+    for column, value in opts.equals.items():
+        if column == "volume_type_id":  # by name or id, as Cinder
+            clauses.append("volume_type_id IN (SELECT id FROM volume_types WHERE id = ? OR name = ?)")
+            params.extend([value, value])
+            continue
+        clauses.append(f"{column} = ?")
+        params.append(value)
+    for column, value in opts.like.items():
+        clauses.append(f"instr(coalesce({column}, ''), ?) > 0")
+        params.append(value)
+    for key, value in opts.metadata.items():
+        clauses.append("json_extract(metadata, ?) = ?")
+        params.extend([f'$."{key}"', value])
+    if marker:
+        found = _one(db, f"SELECT * FROM {table} WHERE id = ?", [marker])
+        if found is None or not (viewer.sees_all or found["project_id"] == viewer.project_id):
+            raise BadRequest(f"Invalid input received: marker {what} {marker[:40]} could not be found.")
+        clause, extra = _keyset(db, table, sort_sql, opts, marker)
+        clauses.append(clause)
+        params.extend(extra)
+    order = ", ".join(f"{sort_sql[k]} {d.upper()}" for k, d in opts.sort)
+    sql = f"SELECT * FROM {table} WHERE {' AND '.join(clauses)} ORDER BY {order} LIMIT ?"
+    return [decode(r) for r in db.query(sql, [*params, limit + 1])]
+
+
+def list_volumes(db: sqlite_utils.Database, viewer: core.Viewer, opts: core.ListOptions, marker: str | None,
+                 limit: int) -> list[dict[str, Any]]:
+    rows = _list(db, "volumes", core.VOLUME_SORT, viewer, opts, marker, limit, "volume")
+    return [volume_view(db, r) for r in rows]
+
+
+def volumes_in(db: sqlite_utils.Database, host: str, statuses: tuple[str, ...]) -> list[dict[str, Any]]:
+    marks = ",".join("?" * len(statuses))
+    return [decode(r) for r in db.query(f"SELECT * FROM volumes WHERE host = ? AND status IN ({marks})"
+                                        " ORDER BY created_at, id", [host, *statuses])]
+
+
+def snapshots_in(db: sqlite_utils.Database, host: str, statuses: tuple[str, ...]) -> list[dict[str, Any]]:
+    marks = ",".join("?" * len(statuses))
+    return [decode(r) for r in db.query(f"SELECT * FROM volume_snapshots WHERE host = ? AND status IN ({marks})"
+                                        " ORDER BY created_at, id", [host, *statuses])]
+
+
+def ids_on(db: sqlite_utils.Database, host: str) -> tuple[set[str], set[str]]:
+    """Ids of the volumes and snapshots whose data this host keeps (for the orphan sweep)."""
+    volumes = {r["id"] for r in db.query("SELECT id FROM volumes WHERE host = ?", [host])}
+    snapshots = {r["id"] for r in db.query("SELECT id FROM volume_snapshots WHERE host = ?", [host])}
+    return volumes, snapshots
+
+
+# --- snapshots -------------------------------------------------------------------------------
+def get_snapshot(db: sqlite_utils.Database, snapshot_id: str) -> dict[str, Any] | None:
+    return _one(db, "SELECT * FROM volume_snapshots WHERE id = ?", [snapshot_id])
+
+
+def must_snapshot(db: sqlite_utils.Database, snapshot_id: str) -> dict[str, Any]:
+    snapshot = get_snapshot(db, snapshot_id)
+    if snapshot is None:
+        raise NotFound(f"Snapshot {snapshot_id} could not be found.")
+    return snapshot
+
+
+def visible_snapshot(db: sqlite_utils.Database, viewer: core.Viewer, snapshot_id: str) -> dict[str, Any]:
+    snapshot = get_snapshot(db, snapshot_id)
+    if snapshot is None or not (viewer.sees_all or snapshot["project_id"] == viewer.project_id):
+        raise NotFound(f"Snapshot {snapshot_id} could not be found.")
+    return snapshot
+
+
+def list_snapshots(db: sqlite_utils.Database, viewer: core.Viewer, opts: core.ListOptions, marker: str | None,
+                   limit: int) -> list[dict[str, Any]]:
+    return _list(db, "volume_snapshots", core.SNAPSHOT_SORT, viewer, opts, marker, limit, "snapshot")
+
+
+def snapshots_of(db: sqlite_utils.Database, volume_id: str) -> list[dict[str, Any]]:
+    return [decode(r) for r in db.query("SELECT * FROM volume_snapshots WHERE volume_id = ? ORDER BY id",
+                                        [volume_id])]
+
+
+# --- types -----------------------------------------------------------------------------------
+def get_type(db: sqlite_utils.Database, type_id: str) -> dict[str, Any] | None:
+    return _one(db, "SELECT * FROM volume_types WHERE id = ?", [type_id])
+
+
+def type_access(db: sqlite_utils.Database, type_id: str) -> list[str]:
+    return [r["project_id"] for r in db.query(
+        "SELECT project_id FROM volume_type_access WHERE type_id = ? ORDER BY project_id", [type_id])]
+
+
+def may_use_type(viewer: core.Viewer, kind: dict[str, Any], access: list[str]) -> bool:
+    return viewer.sees_all or kind["is_public"] or viewer.project_id in access
+
+
+def find_type(db: sqlite_utils.Database, viewer: core.Viewer, name_or_id: str) -> dict[str, Any]:
+    """A type the viewer may use, by id or name (NotFound otherwise)."""
+    kind = get_type(db, name_or_id) or _one(db, "SELECT * FROM volume_types WHERE name = ?", [name_or_id])
+    if kind is None or not may_use_type(viewer, kind, type_access(db, kind["id"])):
+        raise NotFound(f"Volume type {name_or_id} could not be found.")
+    return kind
+
+
+def default_type(db: sqlite_utils.Database, project_id: str | None) -> dict[str, Any]:
+    """The project's default type, else the cloud's, else __DEFAULT__."""
+    for project in (project_id or "", ""):
+        row = _one(db, "SELECT t.* FROM volume_default_types d JOIN volume_types t ON t.id = d.type_id"
+                       " WHERE d.project_id = ?", [project])
+        if row is not None:
+            return row
+    found = get_type(db, core.DEFAULT_TYPE_ID)
+    assert found is not None
+    return found
+
+
+def list_types(db: sqlite_utils.Database, viewer: core.Viewer, is_public: bool | None) -> list[dict[str, Any]]:
+    out = []
+    for row in db.query("SELECT * FROM volume_types ORDER BY name, id"):
+        kind = decode(row)
+        if is_public is not None and kind["is_public"] != is_public:
+            continue
+        if may_use_type(viewer, kind, type_access(db, kind["id"])):
+            out.append(kind)
+    return out
+
+
+def default_types(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    return [dict(r) for r in db.query("SELECT * FROM volume_default_types ORDER BY project_id")]
+
+
+# --- quotas ----------------------------------------------------------------------------------
+def quota_limits(db: sqlite_utils.Database, project_id: str, defaults: dict[str, int]) -> dict[str, int]:
+    """A project's limits: its own, else the default class set by an admin, else the settings';
+    per-type limits for every type (-1 unless set)."""
+    limits = dict(defaults)
+    for name in [t["name"] for t in db.query("SELECT name FROM volume_types ORDER BY name")]:
+        for resource in core.PER_TYPE:
+            limits[f"{resource}_{name}"] = -1
+    for owner in (QUOTA_CLASS, project_id):
+        for row in db.query("SELECT resource, hard_limit FROM volume_quotas WHERE project_id = ?", [owner]):
+            limits[row["resource"]] = row["hard_limit"]
+    return limits
+
+
+def quota_usage(db: sqlite_utils.Database, project_id: str) -> dict[str, int]:
+    """In use by a project: volumes and their GB (the larger size while extending), snapshots and
+    their GB (Cinder counts snapshots in gigabytes), and the same per type."""
+    usage = {"volumes": 0, "gigabytes": 0, "snapshots": 0, "backups": 0, "backup_gigabytes": 0, "groups": 0,
+             "per_volume_gigabytes": 0}
+    sql = ("SELECT t.name AS type, count(*) AS n, sum(max(v.size, coalesce(v.pending_size, 0))) AS gb"
+           " FROM volumes v JOIN volume_types t ON t.id = v.volume_type_id WHERE v.project_id = ? GROUP BY t.name")
+    for row in db.query(sql, [project_id]):
+        usage["volumes"] += row["n"]
+        usage["gigabytes"] += row["gb"]
+        usage[f"volumes_{row['type']}"] = row["n"]
+        usage[f"gigabytes_{row['type']}"] = row["gb"]
+    sql = ("SELECT t.name AS type, count(*) AS n, sum(s.size) AS gb FROM volume_snapshots s"
+           " JOIN volumes v ON v.id = s.volume_id JOIN volume_types t ON t.id = v.volume_type_id"
+           " WHERE s.project_id = ? GROUP BY t.name")
+    for row in db.query(sql, [project_id]):
+        usage["snapshots"] += row["n"]
+        usage["gigabytes"] += row["gb"]
+        usage[f"snapshots_{row['type']}"] = row["n"]
+        usage[f"gigabytes_{row['type']}"] = usage.get(f"gigabytes_{row['type']}", 0) + row["gb"]
+    return usage
+
+
+def has_own_quota(db: sqlite_utils.Database, project_id: str) -> bool:
+    return bool(list(db.query("SELECT 1 FROM volume_quotas WHERE project_id = ? LIMIT 1", [project_id])))
+
+
+STORE = StoreSpec("volume", MIGRATIONS, c, ("cloudbox.volume.apply",))

@@ -1,0 +1,83 @@
+"""How volume rows become Cinder v3's JSON (pure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _links(base: str, kind: str, object_id: str) -> list[dict[str, str]]:
+    return [{"rel": "self", "href": f"{base}/{kind}/{object_id}"},
+            {"rel": "bookmark", "href": f"{base}/{kind}/{object_id}"}]
+
+
+def volume_summary(base: str, volume: dict[str, Any]) -> dict[str, Any]:
+    return {"id": volume["id"], "name": volume["name"], "links": _links(base, "volumes", volume["id"])}
+
+
+def volume(base: str, row: dict[str, Any], *, admin: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": row["id"], "name": row["name"], "description": row["description"], "size": row["size"],
+        "status": row["status"], "availability_zone": row["availability_zone"],
+        "created_at": row["created_at"], "updated_at": row["updated_at"],
+        "attachments": [], "bootable": "true" if row["bootable"] else "false",
+        "encrypted": False, "multiattach": row["multiattach"], "metadata": row["metadata"],
+        "snapshot_id": row["snapshot_id"], "source_volid": row["source_volid"], "user_id": row["user_id"],
+        "volume_type": row.get("volume_type"), "volume_type_id": row["volume_type_id"],
+        "os-vol-tenant-attr:tenant_id": row["project_id"],
+        "replication_status": None, "consistencygroup_id": None, "group_id": None, "provider_id": None,
+        "migration_status": row["migration_status"], "shared_targets": False, "service_uuid": None,
+        "cluster_name": None, "consumes_quota": True, "links": _links(base, "volumes", row["id"]),
+    }
+    if row["image_metadata"]:
+        out["volume_image_metadata"] = row["image_metadata"]
+    if admin:
+        out["os-vol-host-attr:host"] = f"{row['host']}@{'cloudbox'}#{'cloudbox'}"
+        out["os-vol-mig-status-attr:migstat"] = row["migration_status"]
+        out["os-vol-mig-status-attr:name_id"] = None
+    if row["message"] and row["status"].startswith("error"):
+        out["error"] = row["message"]  # not Cinder's (it keeps messages apart): says why it failed
+    return out
+
+
+def snapshot(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"], "name": row["name"], "description": row["description"], "volume_id": row["volume_id"],
+        "size": row["size"], "status": row["status"], "created_at": row["created_at"],
+        "updated_at": row["updated_at"], "metadata": row["metadata"], "user_id": row["user_id"],
+        "os-extended-snapshot-attributes:project_id": row["project_id"],
+        "os-extended-snapshot-attributes:progress": "100%" if row["status"] == "available" else "0%",
+        "group_snapshot_id": None, "consumes_quota": True,
+    }
+
+
+def volume_type(row: dict[str, Any], *, admin: bool) -> dict[str, Any]:
+    out = {"id": row["id"], "name": row["name"], "description": row["description"],
+           "is_public": row["is_public"], "os-volume-type-access:is_public": row["is_public"],
+           "qos_specs_id": None}
+    # Cinder shows extra specs to admins only (they name backends).
+    out["extra_specs"] = row["extra_specs"] if admin else {}
+    return out
+
+
+def quota_set(project_id: str, limits: dict[str, int], usage: dict[str, int] | None) -> dict[str, Any]:
+    body: dict[str, Any] = {"id": project_id}
+    for key, limit in sorted(limits.items()):
+        if usage is None:
+            body[key] = limit
+        else:
+            body[key] = {"limit": limit, "in_use": usage.get(key, 0), "reserved": 0, "allocated": 0}
+    return {"quota_set": body}
+
+
+def limits(limits: dict[str, int], usage: dict[str, int]) -> dict[str, Any]:
+    return {"limits": {"rate": [], "absolute": {
+        "maxTotalVolumes": limits["volumes"], "maxTotalSnapshots": limits["snapshots"],
+        "maxTotalVolumeGigabytes": limits["gigabytes"], "maxTotalBackups": limits["backups"],
+        "maxTotalBackupGigabytes": limits["backup_gigabytes"],
+        "totalVolumesUsed": usage.get("volumes", 0), "totalGigabytesUsed": usage.get("gigabytes", 0),
+        "totalSnapshotsUsed": usage.get("snapshots", 0), "totalBackupsUsed": 0, "totalBackupGigabytesUsed": 0,
+    }}}
+
+
+def zones(names: list[str]) -> dict[str, Any]:
+    return {"availabilityZoneInfo": [{"zoneName": n, "zoneState": {"available": True}} for n in names]}
