@@ -8,7 +8,7 @@ _TEXT = {"type": ["string", "null"], "maxLength": 255}
 _LONG_TEXT = {"type": ["string", "null"], "maxLength": 65535}
 _ID = {"type": ["string", "null"], "maxLength": 255}
 _SIZE = {"type": ["integer", "string", "null"]}
-_METADATA = {"type": "object", "additionalProperties": {"type": "string", "maxLength": 255},
+_METADATA = {"type": ["object", "null"], "additionalProperties": {"type": "string", "maxLength": 255},
              "propertyNames": {"minLength": 1, "maxLength": 255}}
 
 
