@@ -5,7 +5,8 @@ this node in a transitional status and does their disk work (creating, extending
 then proposes the outcome, which expects the status it found (a reset by an admin meanwhile
 wins). The same pass at start finishes what a crash interrupted: making a disk again from its
 source is idempotent, so a volume stuck in creating is made (or put in error with the reason).
-At start and every SWEEP_INTERVAL, files/LVs of no volume or snapshot are reported and removed.
+At start and every SWEEP_INTERVAL, files/LVs of no volume or snapshot are reported and removed,
+and an available volume whose data is missing goes to error with a message.
 """
 
 from __future__ import annotations
@@ -144,4 +145,17 @@ class Worker:
             await trio.to_thread.run_sync(self.driver.delete_snapshot, sid)
             removed.append(sid)
         self.orphans_removed.extend(removed)
+        # A volume whose data vanished (a disk replaced, a file removed by hand) says so.
+        # Observed again after the read: a volume made available meanwhile has its data by then.
+        ready = await self.svc.read(store.volumes_in, self.svc.host, ("available", "in-use"))
+        present = (await trio.to_thread.run_sync(self.driver.stored))[0]
+        for volume in ready:
+            if volume["id"] not in present:
+                log.error("volume data is missing", extra={"volume_id": volume["id"]})
+                try:
+                    await self.svc.finish(volume["id"], (volume["status"],), "error",
+                                          message=f"The volume's data is missing from this node's {self.driver.name} "
+                                                  "storage.")
+                except CloudboxError:
+                    pass
         return removed
