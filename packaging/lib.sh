@@ -5,7 +5,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${CLOUDBOX_VENV:-$REPO/.venv}
 
 # Debian packages the node needs at run time.
-RUNTIME_PACKAGES=(python3 etcd-server python3-venv python3-dev gcc pkg-config openssl ca-certificates iproute2 dnsmasq-base dnsmasq-utils nftables qemu-utils qemu-system-x86 libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-dev)
+RUNTIME_PACKAGES=(python3 etcd-server python3-venv python3-dev gcc pkg-config openssl ca-certificates iproute2 dnsmasq-base dnsmasq-utils nftables qemu-utils qemu-system-x86 libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-dev lvm2 thin-provisioning-tools)
 
 say() { printf '==> %s\n' "$*"; }
 

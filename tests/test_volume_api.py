@@ -352,3 +352,31 @@ def test_admin_force_delete_and_all_tenants(alpha: Tenant, admin: httpx.Client):
     assert volume["id"] in [v["id"] for v in listed["volumes"]]
     assert admin.post(f"{V}/volumes/{volume['id']}/action", json={"os-force_delete": {}}).status_code == 202
     wait_gone(alpha.member, f"{V}/volumes/{volume['id']}")
+
+
+def test_errors_have_cinder_fault_names_and_odd_filters_are_refused(alpha: Tenant, admin: httpx.Client):
+    r = alpha.member.get(f"{V}/volumes/{uuid.uuid4()}")
+    assert r.status_code == 404 and set(r.json()) == {"itemNotFound"}
+    r = alpha.member.post(f"{V}/volumes", json={"volume": {"size": 0}})
+    assert r.status_code == 400 and set(r.json()) == {"badRequest"}
+    for value in ("not a dict", "{" * 5000, "[" * 200 + "]" * 200, "{'a': " * 100):
+        fault(alpha.member.get(f"{V}/volumes", params={"metadata": value}), 400, "metadata filter")
+
+
+def test_per_type_quota(cloud: Cloud, admin: httpx.Client):
+    tenant = Tenant(cloud, admin)
+    name = unique("tiny")
+    try:
+        kind = admin.post(f"{V}/types", json={"volume_type": {"name": name}}).json()["volume_type"]
+        r = admin.put(f"{V}/os-quota-sets/{tenant.project_id}", json={"quota_set": {f"volumes_{name}": 1}})
+        assert r.status_code == 200 and r.json()["quota_set"][f"volumes_{name}"] == 1
+        first = create(tenant.member, volume_type=name)
+        fault(tenant.member.post(f"{V}/volumes", json={"volume": {"size": 1, "volume_type": name}}), 413,
+              f"volumes_{name}")
+        other = create(tenant.member)  # the default type is not limited
+        for volume in (first, other):
+            tenant.member.delete(f"{V}/volumes/{volume['id']}")
+            wait_gone(tenant.member, f"{V}/volumes/{volume['id']}")
+        assert admin.delete(f"{V}/types/{kind['id']}").status_code == 202
+    finally:
+        tenant.close()
