@@ -12,7 +12,7 @@ from typing import Any, Awaitable, Callable
 import jsonschema
 
 from cloudbox.api.routes import Call, Reply, Route
-from cloudbox.compute import api_floating, api_lifecycle, api_proxies, api_records, core, models
+from cloudbox.compute import api_floating, api_lifecycle, api_proxies, api_records, core, models, views
 from cloudbox.compute.api import Version, forwarded, route
 from cloudbox.compute.api_servers import ref, render
 from cloudbox.compute.service import ComputeService
@@ -22,9 +22,6 @@ from cloudbox.identity.core import require
 
 ActionHandler = Callable[[ComputeService, Call, Version, dict[str, Any], dict[str, Any]], Awaitable[Reply]]
 REBUILD_VALIDATOR = jsonschema.Draft202012Validator(models.REBUILD)
-REBUILD_HIDDEN = ("config_drive", "key_name", "security_groups", "os-extended-volumes:volumes_attached",
-                  "host_status", "server_groups")
-REBUILD_HIDDEN_PREFIXES = ("OS-EXT-AZ:", "OS-EXT-STS:", "OS-SRV-USG:", "OS-EXT-SRV-ATTR:")
 
 
 async def power(svc: ComputeService, call: Call, version: Version, server: dict[str, Any],
@@ -94,13 +91,7 @@ async def rebuild(svc: ComputeService, call: Call, version: Version, server: dic
     if "key_name" in args and version >= (2, 54):
         changes["key_name"] = args["key_name"]
     updated = await svc.rebuild(call.auth, server, image_ref, changes)
-    body = render(call, version, updated)
-    if version < (2, 75):  # Nova's rebuild answer left out the extended attributes until 2.75
-        body = {k: v for k, v in body.items() if k not in REBUILD_HIDDEN and not k.startswith(REBUILD_HIDDEN_PREFIXES)}
-        body["addresses"] = api_proxies.ip_view(body["addresses"])
-    if version >= (2, 57):  # Nova's rebuild answer carries the user_data from 2.57 (no other answer does),
-        body.pop("OS-EXT-SRV-ATTR:user_data", None)  # in place of the admins' extended attribute
-        body["user_data"] = updated.get("user_data")
+    body = views.rebuilt_server(render(call, version, updated), version, updated.get("user_data"))
     body["adminPass"] = args.get("adminPass") or secrets.token_urlsafe(9)
     return Reply({"server": body}, 202)
 
