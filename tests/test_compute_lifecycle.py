@@ -221,3 +221,15 @@ def test_rebuild_of_a_stopped_server_stays_stopped_and_answers_user_data_from_2_
     assert r.status_code == 202 and "OS-EXT-SRV-ATTR:user_data" not in r.json()["server"]
     assert r.json()["server"]["user_data"] == "IyEvYmluL3No" and "OS-EXT-SRV-ATTR:host" in r.json()["server"]
     wait_server(member, sid, {"SHUTOFF"})
+
+
+def test_resize_beyond_the_hosts_room_is_no_valid_host(cloud: Cloud, setup):
+    admin, member, image, flavors, project = setup
+    sid = active(member, image, flavors["small"])
+    huge = admin.post("/compute/v2.1/flavors", json={"flavor": {
+        "name": f"lc-huge-{uuid.uuid4().hex[:6]}", "ram": 1 << 30, "vcpus": 1, "disk": 1}}).json()["flavor"]["id"]
+    admin.put(f"/compute/v2.1/os-quota-sets/{project}", json={"quota_set": {"ram": -1}})
+    r = act(member, sid, {"resize": {"flavorRef": huge}})
+    assert r.status_code == 400 and "No valid host" in r.text, r.text
+    server = member.get(f"/compute/v2.1/servers/{sid}", headers=LATEST).json()["server"]
+    assert server["status"] == "ACTIVE" and server["flavor"]["ram"] == 64

@@ -294,7 +294,27 @@ class Lifecycle:
             raise BadRequest("Resize to zero disk flavor is not allowed.")
         if flavor["disk"] < old["disk"] or flavor.get("ephemeral", 0) < old.get("ephemeral", 0):
             raise BadRequest("Resize error: Unable to resize disk down.")
+        await self._check_room(server, flavor)
         await self._start(ctx, server, flavor, "resize", server["host"])
+
+    async def _check_room(self, server: dict[str, Any], flavor: dict[str, Any]) -> None:
+        """A resize stays on its host: the host must have room for what the new flavor adds (else
+        Nova's 400, as its scheduler answers)."""
+        from cloudbox.compute.service import _hosts_and_group
+
+        hosts, _group = await self.svc.engine.read(_hosts_and_group, server)
+        host = next((h for h in hosts if h.name == server["host"]), None)
+        if host is None:
+            return
+        limits, old = scheduler.limits_for(host, self.svc.ratios()), server["flavor"]
+
+        def disk(f: dict[str, Any]) -> int:
+            return f["disk"] + f.get("ephemeral", 0)
+
+        if (host.used_vcpus + flavor["vcpus"] - old["vcpus"] > limits.vcpus
+                or host.used_ram_mb + flavor["ram"] - old["ram"] > limits.ram_mb
+                or host.used_disk_gb + disk(flavor) - disk(old) > limits.disk_gb):
+            raise BadRequest(f"No valid host was found. Host {host.name} has no room for flavor {flavor['name']}.")
 
     async def migrate(self, ctx: AuthContext, server: dict[str, Any], host: str | None) -> None:
         """A cold migration: the scheduler picks another host; with none, Nova's 400."""

@@ -18,7 +18,8 @@ What a pass does, per case:
 |                                      |                                   | admin's reset to error, nor in a held   |
 |                                      |                                   | status: states.follows_guest)           |
 | any                                  | ours, task deleting               | finish the delete                       |
-| any                                  | ours, image_snapshot (first pass) | the snapshot's unfinished image deleted |
+| any                                  | ours, image_snapshot or shelving  | the snapshot's (or shelved) unfinished  |
+|                                      | (first pass)                      | image deleted                           |
 | any                                  | ours, BUILD (first pass)          | build again from clean                  |
 | domain                               | no such server                    | orphan: destroyed                       |
 | domain                               | on another host, clustered        | evacuated: destroyed, files too         |
@@ -149,7 +150,7 @@ class Reconciler:
             server = await svc.get(server_id)
         except NotFound:
             return
-        if first_pass and server["task_state"] == "image_snapshot":
+        if first_pass and server["task_state"] in ("image_snapshot", "shelving", "shelving_image_uploading"):
             await svc.discard_unfinished_snapshots(server_id)  # the snapshot ended with the last run
         if server["task_state"] == "deleting":
             svc.spawn(svc.finish_delete, server_id)
