@@ -233,3 +233,22 @@ def test_resize_beyond_the_hosts_room_is_no_valid_host(cloud: Cloud, setup):
     assert r.status_code == 400 and "No valid host" in r.text, r.text
     server = member.get(f"/compute/v2.1/servers/{sid}", headers=LATEST).json()["server"]
     assert server["status"] == "ACTIVE" and server["flavor"]["ram"] == 64
+
+
+def test_a_rescue_domain_boots_its_rescue_disk_and_keeps_its_metadata():
+    """The rescue disk is vda (it boots), the server's own disk vdb; the domain's metadata survives."""
+    import xml.etree.ElementTree as ET
+
+    from cloudbox.compute.core import parse_domain_metadata, render_domain_xml
+    from cloudbox.compute.driver import DomainSpec
+    from cloudbox.compute.driver.real import with_extra_disks
+
+    spec = DomainSpec(uuid=str(uuid.uuid4()), name="cloudbox-x", vcpus=1, memory_mb=64, root_disk="/i/disk.rescue",
+                      console_log="/i/console.log", accel="tcg", config_drive="/i/config.iso",
+                      metadata={"server_id": "x", "host": "h"}, extra_disks=("/i/disk",))
+    xml = with_extra_disks(render_domain_xml(spec), spec.extra_disks)
+    disks = [(d.get("device"), d.find("source").get("file"), d.find("target").get("dev"))
+             for d in ET.fromstring(xml).find("devices").findall("disk")]
+    assert disks == [("disk", "/i/disk.rescue", "vda"), ("disk", "/i/disk", "vdb"), ("cdrom", "/i/config.iso", "hdd")]
+    assert parse_domain_metadata(xml) == {"server_id": "x", "host": "h"}
+    assert with_extra_disks(render_domain_xml(spec), ()) == render_domain_xml(spec)
