@@ -142,7 +142,12 @@ def test_servers_spread_images_follow_and_calls_reach_the_owner(three: list[Node
     with n1.admin() as c:
         r = c.post(f"/compute/v2.1/servers/{hosts['node2']}/action", json={"os-start": None})
         assert r.status_code == 202, r.text
+        started = r.headers["x-openstack-request-id"]
     wait_status(n2, hosts["node2"], "ACTIVE")
+    # The owner answered the forwarded call under the id the client was given: its action has it.
+    with n1.admin() as c:
+        actions = c.get(f"/compute/v2.1/servers/{hosts['node2']}/os-instance-actions").json()["instanceActions"]
+    assert {a["action"]: a["request_id"] for a in actions}["start"] == started
     # A node that has servers is not removed unless forced.
     proc = n1.cli("cluster", "remove", "node3", "--data-dir", str(n1.data_dir), check=False)
     assert proc.returncode != 0 and "still has 1 server" in proc.stderr, proc.stderr

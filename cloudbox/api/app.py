@@ -17,7 +17,7 @@ from werkzeug.exceptions import HTTPException
 from cloudbox import logs
 from cloudbox.api import errors as api_errors
 from cloudbox.api import streaming
-from cloudbox.api.routes import ApiSpec, Call, Reply, Route, parse_json
+from cloudbox.api.routes import FORWARDED_BY, ApiSpec, Call, Reply, Route, parse_json
 from cloudbox.errors import (
     BadRequest, CloudboxError, InternalError, MethodNotAllowed, NotAcceptable, NotFound, PayloadTooLarge,
     RangeNotSatisfiable, RequestTimeout, Unauthorized, UnsupportedMediaType,
@@ -33,6 +33,8 @@ _HTTP_ERRORS: dict[int, type[CloudboxError]] = {
     400: BadRequest, 406: NotAcceptable, 408: RequestTimeout, 415: UnsupportedMediaType, 416: RangeNotSatisfiable,
 }
 _RULE_PARAM = re.compile(r"<(?:\w+:)?(\w+)>")
+
+REQUEST_ID = re.compile(r"req-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def _json_response(body: Any, status: int, headers: dict[str, str]) -> Response:
@@ -138,7 +140,11 @@ def create_app(
 
     @app.before_request
     async def start_request() -> None:
-        g.request_id = "req-" + str(uuid.uuid4())
+        # A call forwarded by a peer keeps the request id the client was given, so the answer,
+        # the logs and what is recorded under it (instance actions) agree on both nodes.
+        incoming = request.headers.get("x-openstack-request-id", "")
+        forwarded = request.headers.get(FORWARDED_BY) and REQUEST_ID.fullmatch(incoming)
+        g.request_id = incoming if forwarded else "req-" + str(uuid.uuid4())
         g.started = time.perf_counter()
         g.auth = None
         logs.request_id.set(g.request_id)

@@ -112,6 +112,8 @@ class Call:
         raise BadRequest(f"{name} must be true or false, not {raw!r}")
 
 
+# Marks a call another node forwarded (it is answered where it lands, under the forwarder's request id).
+FORWARDED_BY = "X-Cloudbox-Forwarded-By"
 MAX_DEPTH = 64  # deepest nesting a request body may have (OpenStack's bodies stay under ten)
 _INT64 = 1 << 63
 _SURROGATE = re.compile("[\ud800-\udfff]")

@@ -40,7 +40,8 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import trio
 
-from cloudbox import pki
+from cloudbox import logs, pki
+from cloudbox.api.routes import FORWARDED_BY
 from cloudbox.clock import iso, now_iso, parse_iso
 from cloudbox.cluster import commands as c
 from cloudbox.cluster import store
@@ -66,7 +67,6 @@ LEARNER_WAIT = 60.0  # seconds a join waits for etcd to accept another member
 BARRIER_TIMEOUT = 1.0  # seconds a read waits for etcd's revision before it is served as is
 BARRIER_BACKOFF = 2.0  # seconds reads skip the barrier after etcd did not answer
 FORWARD_HEADERS = {"x-auth-token", "content-type", "accept", "openstack-api-version", "x-openstack-request-id"}
-FORWARDED_BY = "X-Cloudbox-Forwarded-By"  # marks a call another node forwarded (it is answered where it lands)
 
 
 @dataclass(frozen=True)
@@ -412,6 +412,8 @@ class ClusterService:
         node = await self.node_of_host(host)
         sent = {k: v for k, v in headers.items() if k.lower() in FORWARD_HEADERS or k.lower().startswith("x-openstack")}
         sent[FORWARDED_BY] = self.me.name
+        if (request_id := logs.request_id.get()) is not None:
+            sent["x-openstack-request-id"] = request_id
         content = json.dumps(body).encode() if body is not None else b""
         url = node["peer_url"] + path.rstrip("?")
         import httpx

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 from typing import Any, Awaitable, Callable, Mapping
 
-from cloudbox.api.routes import ApiSpec, Call, Reply, Route
+from cloudbox.api.routes import FORWARDED_BY, ApiSpec, Call, Reply, Route
 from cloudbox.compute import views
 from cloudbox.compute.service import ComputeService
 from cloudbox.errors import Forbidden
@@ -33,7 +33,6 @@ from cloudbox.errors import Forbidden
 Version = tuple[int, int]
 Handler = Callable[..., Awaitable[Any]]  # (svc, call, version, **path params) -> Reply or JSON body
 VERSION_HEADERS = ("OpenStack-API-Version", "X-OpenStack-Nova-API-Version")
-FORWARDED_BY = "X-Cloudbox-Forwarded-By"
 
 
 def requested_version(headers: Mapping[str, str]) -> Version:
