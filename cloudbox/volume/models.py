@@ -8,8 +8,9 @@ _TEXT = {"type": ["string", "null"], "maxLength": 255}
 _LONG_TEXT = {"type": ["string", "null"], "maxLength": 65535}
 _ID = {"type": ["string", "null"], "maxLength": 255}
 _SIZE = {"type": ["integer", "string", "null"]}
-_METADATA = {"type": ["object", "null"], "additionalProperties": {"type": "string", "maxLength": 255},
+_METADATA = {"type": "object", "additionalProperties": {"type": "string", "maxLength": 255},
              "propertyNames": {"minLength": 1, "maxLength": 255}}
+_OPTIONAL_METADATA = {**_METADATA, "type": ["object", "null"]}  # openstacksdk sends null for none
 
 
 def _wrapped(key: str, properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -20,7 +21,7 @@ def _wrapped(key: str, properties: dict[str, Any], required: tuple[str, ...] = (
 CREATE_VOLUME = _wrapped("volume", {
     "name": _TEXT, "description": _LONG_TEXT, "display_name": _TEXT, "display_description": _LONG_TEXT,
     "size": _SIZE, "availability_zone": _TEXT, "volume_type": _ID, "snapshot_id": _ID, "source_volid": _ID,
-    "imageRef": _ID, "backup_id": _ID, "metadata": _METADATA, "multiattach": {"type": ["boolean", "null"]},
+    "imageRef": _ID, "backup_id": _ID, "metadata": _OPTIONAL_METADATA, "multiattach": {"type": ["boolean", "null"]},
     "consistencygroup_id": _ID, "group_id": _ID,
 })
 UPDATE_VOLUME = _wrapped("volume", {"name": _TEXT, "description": _LONG_TEXT, "display_name": _TEXT,
@@ -31,13 +32,13 @@ META_ITEM = {"type": "object", "required": ["meta"], "properties": {"meta": _MET
 CREATE_SNAPSHOT = _wrapped("snapshot", {
     "volume_id": {"type": "string", "minLength": 1, "maxLength": 255}, "name": _TEXT, "description": _LONG_TEXT,
     "display_name": _TEXT, "display_description": _LONG_TEXT, "force": {"type": ["boolean", "string"]},
-    "metadata": _METADATA}, ("volume_id",))
+    "metadata": _OPTIONAL_METADATA}, ("volume_id",))
 UPDATE_SNAPSHOT = _wrapped("snapshot", {"name": _TEXT, "description": _LONG_TEXT, "display_name": _TEXT,
                                         "display_description": _LONG_TEXT})
 CREATE_TYPE = _wrapped("volume_type", {
     "name": {"type": "string", "minLength": 1, "maxLength": 255}, "description": _LONG_TEXT,
     "os-volume-type-access:is_public": {"type": ["boolean", "string"]}, "is_public": {"type": ["boolean", "string"]},
-    "extra_specs": _METADATA}, ("name",))
+    "extra_specs": _OPTIONAL_METADATA}, ("name",))
 UPDATE_TYPE = _wrapped("volume_type", {"name": {"type": "string", "minLength": 1, "maxLength": 255},
                                        "description": _LONG_TEXT, "is_public": {"type": ["boolean", "string"]}})
 EXTRA_SPECS = {"type": "object", "required": ["extra_specs"], "properties": {"extra_specs": _METADATA}}
