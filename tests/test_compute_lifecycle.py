@@ -107,7 +107,17 @@ def test_shelve_offload_and_unshelve(cloud: Cloud, setup):
     assert act(member, sid, {"unshelve": {"host": "x"}}, "2.77").status_code == 400
     assert act(member, sid, {"unshelve": {"host": "x"}}, "2.91").status_code == 403
     assert act(admin, sid, {"unshelve": {"host": "no-such-host"}}, "2.91").status_code == 400
+    host = admin.get("/compute/v2.1/os-hypervisors/detail", headers=V("2.1")).json()["hypervisors"][0]
+    assert act(admin, sid, {"unshelve": {"host": host["service"]["host"], "availability_zone": "elsewhere"}},
+               "2.91").status_code == 400
     assert act(member, sid, {"unshelve": {"availability_zone": "nova"}}, "2.77").status_code == 202
+    server = wait_server(member, sid, {"ACTIVE"})
+    assert server["OS-EXT-AZ:availability_zone"] == "nova"
+    # unpinned (2.91: a zone of null), it shows its host's zone once it runs again
+    assert act(member, sid, {"shelve": None}).status_code == 202
+    wait_server(member, sid, {"SHELVED_OFFLOADED"})
+    assert act(admin, sid, {"unshelve": {"availability_zone": None, "host": host["service"]["host"]}},
+               "2.91").status_code == 202
     server = wait_server(member, sid, {"ACTIVE"})
     assert server["OS-EXT-AZ:availability_zone"] == "nova"
     wait_for(lambda: member.get(f"/image/v2/images/{images[0]['id']}").status_code == 404, 30,

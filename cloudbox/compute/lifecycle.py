@@ -231,6 +231,9 @@ class Lifecycle:
             hosts = {h["name"]: h for h in await self.svc.engine.read(store.compute_hosts)}
             if host not in hosts:
                 raise BadRequest(f"Compute host {host[:255]} could not be found.")
+            wanted = name if given else server["availability_zone"]
+            if wanted is not None and hosts[host]["availability_zone"] != wanted:
+                raise BadRequest(f"Host '{host}' is not in availability zone '{wanted[:255]}'.")
         changes: dict[str, Any] = {"task_state": "unshelving"}
         if given:
             changes["availability_zone"] = name
@@ -261,7 +264,11 @@ class Lifecycle:
                                      "fault": {"code": 500, "message": f"unshelve failed: {message}",
                                                "created": stamp()}})
             return
-        await self._update(sid, {"lifecycle": {}})
+        zone = {}
+        if server["availability_zone"] is None:  # unpinned at 2.91: it shows its new host's zone
+            zone = {"availability_zone": next(h["availability_zone"] for h in await self.svc.engine.read(
+                store.compute_hosts) if h["name"] == self.svc.host)}
+        await self._update(sid, {"lifecycle": {}, **zone})
         await self._discard_image(image_id)
 
     async def unshelve_failed(self, server_id: str, exc: BaseException) -> None:
