@@ -14,6 +14,8 @@ import pytest
 import trio
 
 from cloudbox import memory
+from cloudbox.network.driver.fake import KEPT_PLANS, FakeNetworkDriver
+from cloudbox.network.hostplan import HostPlan
 from cloudbox.state import db as dbmod
 from tests.cloud import wait_for_async
 
@@ -24,6 +26,8 @@ SCRYPT_IN_THREADS = """
 import hashlib, sys, threading
 sys.path.insert(0, {root!r})
 from cloudbox import memory
+from cloudbox.network.driver.fake import KEPT_PLANS, FakeNetworkDriver
+from cloudbox.network.hostplan import HostPlan
 from cloudbox.state import db as dbmod
 if {configure}:
     assert memory.configure_allocator()
@@ -88,3 +92,12 @@ def test_pooled_readers_keep_a_small_page_cache(tmp_path: Path) -> None:
     assert reader.execute("PRAGMA cache_size").fetchone()[0] == -dbmod.READER_CACHE_KIB
     writer = dbmod.connect(path)
     assert writer.execute("PRAGMA cache_size").fetchone()[0] == -2000  # SQLite's default
+
+
+async def test_the_fake_network_driver_keeps_its_latest_plans() -> None:
+    driver = FakeNetworkDriver("n1")
+    plans = [HostPlan(node_id="n1", host=f"h{i}") for i in range(3 * KEPT_PLANS)]
+    for plan in plans:
+        await driver.apply(plan)
+    assert driver.plans == plans[-KEPT_PLANS:]
+    assert driver.plan is plans[-1]
