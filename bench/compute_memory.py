@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.identity import describe, memory_kib, print_diff, snapshot  # noqa: E402
+from bench.identity import after_load, describe, memory_kib, print_diff, snapshot  # noqa: E402
 from tests.cloud import Cloud, free_port  # noqa: E402
 from tests.compute_helpers import LATEST, boot, make_qcow2, upload_image, wait_gone, wait_server  # noqa: E402
 
@@ -60,11 +60,7 @@ def main() -> None:
                 for server_id in ids:
                     wait_gone(admin, server_id, timeout=300)
             took = time.perf_counter() - start
-            loaded = memory_kib(cloud.proc.pid)
-            snaps.append(snapshot(cloud, trace_dir, 2))
-            time.sleep(args.settle)
-            settled = memory_kib(cloud.proc.pid)
-            snaps.append(snapshot(cloud, trace_dir, 3))
+            loaded, settled = after_load(cloud, trace_dir, args.settle, snaps)
         finally:
             cloud.stop()
 

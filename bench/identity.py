@@ -84,6 +84,17 @@ def snapshot(cloud: Cloud, trace_dir: Path | None, count: int) -> Path | None:
     return path
 
 
+def after_load(cloud: Cloud, trace_dir: Path | None, settle: float,
+               snaps: list[Path | None]) -> tuple[dict[str, int], dict[str, int]]:
+    """The server's memory at the end of the load and ``settle`` seconds later (and their snapshots)."""
+    loaded = memory_kib(cloud.proc.pid)
+    snaps.append(snapshot(cloud, trace_dir, 2))
+    time.sleep(settle)
+    settled = memory_kib(cloud.proc.pid)
+    snaps.append(snapshot(cloud, trace_dir, 3))
+    return loaded, settled
+
+
 def not_growing(path: Path) -> bool:
     size = path.stat().st_size
     time.sleep(0.5)
@@ -239,11 +250,7 @@ def main() -> None:
                                       headers={"X-Auth-Token": token, "X-Subject-Token": subject})[0] == 200
             distinct_rate = len(issued) / (time.perf_counter() - start) if issued else 0.0
             client.close()
-            loaded = memory_kib(cloud.proc.pid)
-            snaps.append(snapshot(cloud, trace_dir, 2))
-            time.sleep(args.settle)
-            settled = memory_kib(cloud.proc.pid)
-            snaps.append(snapshot(cloud, trace_dir, 3))
+            loaded, settled = after_load(cloud, trace_dir, args.settle, snaps)
         finally:
             cloud.stop()
 
