@@ -98,6 +98,23 @@ def test_openstack_volume_commands_as_a_new_user(new_cloud: Cloud, user_env: dic
     typed = cli(cloud, env, "volume", "create", "--type", "fast", "--size", "1", "vol4")
     assert typed["type"] == "fast"
     wait_status(cloud, env, "volume", "vol4", "available")
-    openstack(cloud, "volume", "delete", "vol4", env=env)
-    quota = cli(cloud, cloud.openstack_env(), "quota", "show", "--volume", env["OS_PROJECT_NAME"])
-    assert quota
+
+    # Flags, retype to a private type the project was given, an admin's reset by id, delete --purge.
+    admin = cloud.openstack_env()
+    openstack(cloud, "volume", "set", "--bootable", "--read-only", "vol4", env=env)
+    assert cli(cloud, env, "volume", "show", "vol4")["bootable"] is True
+    cli(cloud, admin, "volume", "type", "create", "--private", "gold")
+    openstack(cloud, "volume", "set", "--type", "gold", "--migration-policy", "never", "vol4", env=env, check=False)
+    assert cli(cloud, env, "volume", "show", "vol4")["type"] == "fast"  # gold is not the project's yet
+    openstack(cloud, "volume", "type", "set", "--project", env["OS_PROJECT_NAME"], "gold", env=admin)
+    openstack(cloud, "volume", "set", "--type", "gold", "--migration-policy", "never", "vol4", env=env)
+    assert cli(cloud, env, "volume", "show", "vol4")["type"] == "gold"
+    openstack(cloud, "volume", "set", "--state", "error", typed["id"], env=admin)
+    assert cli(cloud, admin, "volume", "show", typed["id"])["status"] == "error"
+    openstack(cloud, "volume", "delete", "--purge", "vol4", env=env)
+    wait_for(lambda: cli(cloud, env, "volume", "list") == [], 60, "vol4 to go", every=0.5)
+
+    openstack(cloud, "quota", "set", "--volumes", "3", "--gigabytes", "5", env["OS_PROJECT_NAME"], env=admin)
+    quota = cli(cloud, admin, "quota", "show", "--volume", env["OS_PROJECT_NAME"])
+    quota = {q["Resource"]: q["Limit"] for q in quota} if isinstance(quota, list) else quota
+    assert quota["volumes"] == 3 and quota["gigabytes"] == 5
