@@ -1,0 +1,73 @@
+"""Volumes in a two-node cluster (tests/cluster_net.py, fake hypervisor and data plane): a volume
+lives on the node that made it, and a request that reaches the other node is carried out by the
+volume's own node (its worker), with no forwarding."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cloud import wait_for as wait_until
+from tests.cluster_net import Node, Underlay
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces and bridges need root"),
+]
+V = "/volume/v3"
+
+
+@pytest.fixture(scope="module")
+def two(tmp_path_factory: pytest.TempPathFactory):
+    net = Underlay(2, tmp_path_factory.mktemp("cluster-volume"),
+                   logs_to=tmp_path_factory.getbasetemp() / "cluster-volume-logs")
+    try:
+        net.up()
+        first = net.node(1)
+        first.init()
+        first.serve()
+        second = net.node(2)
+        second.password = first.password
+        second.join(first.cluster_add("node2"))
+        yield [first, second]
+    finally:
+        net.down()
+
+
+def volume(node: Node, volume_id: str) -> dict[str, Any] | None:
+    with node.admin() as c:
+        r = c.get(f"{V}/volumes/{volume_id}")
+        if r.status_code == 404:
+            return None
+        assert r.status_code == 200, r.text
+        return r.json()["volume"]
+
+
+def volume_file(node: Node, volume_id: str) -> Path:
+    return node.data_dir / "volumes" / f"volume-{volume_id}.raw"
+
+
+def test_the_volume_node_does_the_disk_work_asked_of_another(two: list[Node]):
+    n1, n2 = two
+    with n2.admin() as c:
+        r = c.post(f"{V}/volumes", json={"volume": {"size": 1, "name": "on-node2"}})
+        assert r.status_code == 202, r.text
+        vid = r.json()["volume"]["id"]
+    made = wait_until(lambda: (lambda v: v if v and v["status"] == "available" else None)(volume(n1, vid)), 60,
+                      "the volume to be available, seen from node 1")
+    assert made["os-vol-host-attr:host"].startswith(n2.name + "@")
+    assert volume_file(n2, vid).exists() and not volume_file(n1, vid).exists()
+    # Extended and deleted through node 1: node 2's worker does it.
+    with n1.admin() as c:
+        r = c.post(f"{V}/volumes/{vid}/action", json={"os-extend": {"new_size": 2}})
+        assert r.status_code == 202, r.text
+    wait_until(lambda: (lambda v: v and v["status"] == "available" and v["size"] == 2)(volume(n1, vid)), 60,
+               "the extend to finish")
+    assert volume_file(n2, vid).stat().st_size == 2 << 30
+    with n1.admin() as c:
+        assert c.delete(f"{V}/volumes/{vid}").status_code == 202
+    wait_until(lambda: volume(n2, vid) is None, 60, "the volume to go")
+    assert not volume_file(n2, vid).exists()
