@@ -167,6 +167,9 @@ def test_list_filters_sorts_and_pages(alpha: Tenant, beta: Tenant):
     fault(alpha.member.get(f"{V}/volumes", params={"sort": "nonsense:asc"}), 400, "sort key")
     fault(alpha.member.get(f"{V}/volumes", params={"marker": str(uuid.uuid4())}), 400, "marker")
     assert beta.member.get(f"{V}/volumes", params={"name": f"{tag}-1"}).json()["volumes"] == []
+    summary = alpha.member.get(f"{V}/volumes/summary").json()["volume-summary"]
+    assert summary["total_count"] >= 3 and summary["metadata"]["tag"] == [tag]
+    assert beta.member.get(f"{V}/volumes/summary").json()["volume-summary"]["metadata"].get("tag") is None
     for volume in made:
         alpha.member.delete(f"{V}/volumes/{volume['id']}")
 

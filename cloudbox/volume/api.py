@@ -92,6 +92,10 @@ def build(svc: VolumeService) -> ApiSpec:
     async def list_volumes_detail(call: Call) -> Any:
         return await list_page(call, True)
 
+    async def volume_summary(call: Call) -> Any:
+        all_projects = core.parse_bool(call.query.get("all_tenants", "0"), "all_tenants")
+        return {"volume-summary": await svc.summary(call.auth, all_projects)}
+
     async def create_volume(call: Call) -> Reply:
         body = dict(call.body["volume"])
         for old, new in (("display_name", "name"), ("display_description", "description")):
@@ -240,6 +244,8 @@ def build(svc: VolumeService) -> ApiSpec:
         *scoped("GET", "/volumes", list_volumes, summary="List volumes", query=core.LIST_PARAMS),
         *scoped("GET", "/volumes/detail", list_volumes_detail, summary="List volumes with details",
                 query=core.LIST_PARAMS),
+        *scoped("GET", "/volumes/summary", volume_summary, summary="Count, size and metadata of the volumes (3.12)",
+                query=("all_tenants",)),
         *scoped("POST", "/volumes", create_volume, summary="Create a volume", body=models.CREATE_VOLUME, status=202),
         *scoped("GET", volume, show_volume, summary="Show a volume"),
         *scoped("PUT", volume, update_volume, summary="Update a volume", body=models.UPDATE_VOLUME),

@@ -178,6 +178,12 @@ class VolumeService:
             return []
         return await self.read(store.list_volumes, viewer, opts, marker, limit)
 
+    async def summary(self, ctx: Any, all_projects: bool) -> dict[str, Any]:
+        viewer = viewer_of(ctx, all_projects)
+        if viewer.project_id is None and not viewer.sees_all:
+            return {"total_count": 0, "total_size": 0, "metadata": {}}
+        return await self.read(store.volume_summary, viewer)
+
     async def update(self, ctx: Any, volume_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         await self._volume(ctx, volume_id, write="volume:update")
         if "metadata" in changes:

@@ -162,6 +162,18 @@ def list_volumes(db: sqlite_utils.Database, viewer: core.Viewer, opts: core.List
     return [volume_view(db, r) for r in rows]
 
 
+def volume_summary(db: sqlite_utils.Database, viewer: core.Viewer) -> dict[str, Any]:
+    """Cinder 3.12's summary: how many volumes, their GB, and each metadata key's values."""
+    where, params = ("1", []) if viewer.sees_all else ("project_id = ?", [viewer.project_id])
+    row = list(db.query(f"SELECT count(*) AS n, coalesce(sum(size), 0) AS gb FROM volumes WHERE {where}", params))[0]
+    metadata: dict[str, set[str]] = {}
+    for r in db.query(f"SELECT metadata FROM volumes WHERE {where} AND metadata != '{{}}'", params):
+        for key, value in json.loads(r["metadata"]).items():
+            metadata.setdefault(key, set()).add(value)
+    return {"total_count": row["n"], "total_size": row["gb"],
+            "metadata": {k: sorted(v) for k, v in sorted(metadata.items())}}
+
+
 def volumes_in(db: sqlite_utils.Database, host: str, statuses: tuple[str, ...]) -> list[dict[str, Any]]:
     marks = ",".join("?" * len(statuses))
     return [decode(r) for r in db.query(f"SELECT * FROM volumes WHERE host = ? AND status IN ({marks})"

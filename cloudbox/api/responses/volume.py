@@ -51,6 +51,8 @@ def _relative() -> dict[tuple[str, str], Doc]:
     docs = {
         ("GET", "/volumes"): Doc({200: obj({"volumes": array(SUMMARY)}, {"volumes_links": PAGE_LINKS})}),
         ("GET", "/volumes/detail"): Doc({200: obj({"volumes": array(VOLUME)}, {"volumes_links": PAGE_LINKS})}),
+        ("GET", "/volumes/summary"): Doc({200: obj({"volume-summary": obj(
+            {"total_count": INT, "total_size": INT, "metadata": obj({}, extra=array(STR))})})}),
         ("POST", "/volumes"): Doc({202: wrap("volume", VOLUME)}, errors=(413,)),
         ("GET", volume): Doc({200: wrap("volume", VOLUME)}),
         ("PUT", volume): Doc({200: wrap("volume", VOLUME)}),
