@@ -11,9 +11,10 @@ import base64
 import json
 import ssl
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any, AsyncIterator, Sequence
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 from cloudbox.errors import Unavailable
 
@@ -52,6 +53,7 @@ class EtcdClient:
 
     def __init__(self, endpoints: Sequence[str], ssl_context: ssl.SSLContext | None, *,
                  timeout: float = 3.0) -> None:
+        import httpx  # only a clustered node talks to etcd: a node alone never loads httpx
         if not endpoints:
             raise ValueError("etcd needs at least one endpoint")
         self.endpoints = list(endpoints)
@@ -64,6 +66,7 @@ class EtcdClient:
         await self._http.aclose()
 
     async def call(self, path: str, body: dict[str, Any], *, timeout: float | None = None) -> dict[str, Any]:
+        import httpx  # only a clustered node talks to etcd: a node alone never loads httpx
         errors = []
         for endpoint in list(self.endpoints):
             try:
@@ -141,6 +144,7 @@ class EtcdClient:
     async def watch(self, key: str, start_revision: int) -> AsyncIterator[Event]:
         """Every write to ``key`` from ``start_revision`` on, in revision order; raises
         ``Compacted`` when etcd no longer has ``start_revision``, ``Unavailable`` on a broken stream."""
+        import httpx  # only a clustered node talks to etcd: a node alone never loads httpx
         body = {"create_request": {"key": b64(key), "start_revision": start_revision, "progress_notify": True}}
         endpoint = self._watch_order[0]
         try:
@@ -169,6 +173,7 @@ class EtcdClient:
     async def metrics(self, names: Sequence[str]) -> dict[str, float]:
         """The first endpoint's Prometheus samples whose names start with one of ``names``
         (e.g. its WAL fsync durations), for diagnostics and benchmarks."""
+        import httpx  # only a clustered node talks to etcd: a node alone never loads httpx
         endpoint = self.endpoints[0]
         try:
             resp = await self._http.get(endpoint + "/metrics")
