@@ -238,6 +238,8 @@ def test_resize_beyond_the_hosts_room_is_no_valid_host(cloud: Cloud, setup):
     sid = active(member, image, flavors["small"])
     huge = admin.post("/compute/v2.1/flavors", json={"flavor": {
         "name": f"lc-huge-{uuid.uuid4().hex[:6]}", "ram": 1 << 30, "vcpus": 1, "disk": 1}}).json()["flavor"]["id"]
+    r = act(member, sid, {"resize": {"flavorRef": huge}})
+    assert r.status_code == 403, r.text  # the quota first, as Nova checks it
     admin.put(f"/compute/v2.1/os-quota-sets/{project}", json={"quota_set": {"ram": -1}})
     r = act(member, sid, {"resize": {"flavorRef": huge}})
     assert r.status_code == 400 and "No valid host" in r.text, r.text

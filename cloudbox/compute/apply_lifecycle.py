@@ -15,6 +15,12 @@ RESIZE_STATUSES = ("ACTIVE", "SHUTOFF")
 VM_STATE_OF = {"ACTIVE": "active", "SHUTOFF": "stopped"}
 
 
+def growth(old: dict[str, Any], new: dict[str, Any]) -> dict[str, int]:
+    """The quota a resize from flavor ``old`` to ``new`` takes more of (cores, ram)."""
+    more = {"cores": new["vcpus"] - old["vcpus"], "ram": new["ram"] - old["ram"]}
+    return {k: v for k, v in more.items() if v > 0}
+
+
 def _flavor_number(db: sqlite_utils.Database, flavor_id: str) -> int | None:
     """Nova shows a migration's flavors by their internal integer id: ours is the flavor's rowid."""
     row = store.one(db, "SELECT rowid AS n FROM flavors WHERE id = ?", [flavor_id])
@@ -28,9 +34,7 @@ def _apply_start_resize(db: sqlite_utils.Database, cmd: c.StartResize) -> dict[s
     if server["status"] not in RESIZE_STATUSES:
         raise Conflict(f"Cannot 'resize' instance {server['id']} while it is in vm_state {server['vm_state']}")
     old = server["flavor"]
-    growth = {"cores": cmd.flavor["vcpus"] - old["vcpus"], "ram": cmd.flavor["ram"] - old["ram"]}
-    store.check_quota(store.project_usage(db, server["project_id"]),
-                      {k: v for k, v in growth.items() if v > 0}, cmd.quota)
+    store.check_quota(store.project_usage(db, server["project_id"]), growth(old, cmd.flavor), cmd.quota)
     m = cmd.migration
     migration_id = db["migrations"].insert({
         "uuid": m["uuid"], "server_id": server["id"], "project_id": server["project_id"], "user_id": m["user_id"],

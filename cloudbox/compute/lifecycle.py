@@ -301,6 +301,10 @@ class Lifecycle:
             raise BadRequest("Resize to zero disk flavor is not allowed.")
         if flavor["disk"] < old["disk"] or flavor.get("ephemeral", 0) < old.get("ephemeral", 0):
             raise BadRequest("Resize error: Unable to resize disk down.")
+        # Nova's order: the quota (403), then the scheduler (400); apply checks the quota again.
+        limits = await self.svc.resources.quota_limits(server["project_id"])
+        usage = await self.svc.engine.read(store.project_usage, server["project_id"])
+        store.check_quota(usage, apply_lifecycle.growth(old, flavor), limits)
         await self._check_room(server, flavor)
         await self._start(ctx, server, flavor, "resize", server["host"])
 
