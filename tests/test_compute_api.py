@@ -388,6 +388,7 @@ def test_aggregates_set_a_hosts_zone(cloud: Cloud, setup):
     agg = admin.post("/compute/v2.1/os-aggregates", json={"aggregate": {"name": name, "availability_zone": "az-x"}},
                      headers=LATEST).json()["aggregate"]
     assert agg["availability_zone"] == "az-x" and len(agg["uuid"]) == 36
+    assert "hosts" not in agg and "metadata" not in agg, "Nova's create answers without them"
     assert admin.post("/compute/v2.1/os-aggregates", json={"aggregate": {"name": name}}).status_code == 409
     for beyond in ("9" * 30, str(2**63), "0", "-1"):  # no such id: 404, not SQLite's overflow
         assert admin.get(f"/compute/v2.1/os-aggregates/{beyond}").status_code == 404

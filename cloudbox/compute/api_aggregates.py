@@ -36,7 +36,9 @@ async def create_aggregate(svc: ComputeService, call: Call, version: Version) ->
     require(call.auth.is_cloud_admin, "os_compute_api:os-aggregates:create")
     body = call.body["aggregate"]
     created = await svc.resources.create_aggregate(body["name"], body.get("availability_zone"))
-    return {"aggregate": views.render_aggregate(created, version)}
+    body = views.render_aggregate(created, version)
+    del body["hosts"], body["metadata"]  # Nova's create answers without them (a new aggregate has none)
+    return {"aggregate": body}
 
 
 async def show_aggregate(svc: ComputeService, call: Call, version: Version, aggregate_id: str) -> Any:
