@@ -255,6 +255,16 @@ def test_server_groups_in_show_update_and_rebuild(owner, image):
     assert "OS-EXT-SRV-ATTR:user_data" not in rebuilt and rebuilt["user_data"] is None
     assert "OS-EXT-STS:vm_state" not in views.rebuilt_server(rebuilt, (2, 74), None)
     wait_server(member, sid, {"ACTIVE"})
+    # A rebuild answers its key from 2.54 (it may change it), not before; its user_data from 2.57.
+    at_2_54 = member.post(f"/compute/v2.1/servers/{sid}/action", headers=V("2.54"), json={"rebuild": {
+        "imageRef": image["id"]}})
+    assert at_2_54.status_code == 202 and at_2_54.json()["server"]["key_name"] is None
+    assert "user_data" not in at_2_54.json()["server"]
+    wait_server(member, sid, {"ACTIVE"})
+    at_2_53 = member.post(f"/compute/v2.1/servers/{sid}/action", headers=V("2.53"), json={"rebuild": {
+        "imageRef": image["id"]}})
+    assert at_2_53.status_code == 202 and "key_name" not in at_2_53.json()["server"]
+    wait_server(member, sid, {"ACTIVE"})
     assert member.post(f"/compute/v2.1/servers/{sid}/action", json={"os-stop": None}).status_code == 202
     assert "progress" not in wait_server(member, sid, {"SHUTOFF"})  # as Nova: no progress once stopped
     member.delete(f"/compute/v2.1/servers/{sid}")

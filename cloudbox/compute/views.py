@@ -155,9 +155,12 @@ def changed_server(body: dict[str, Any], version: tuple[int, int]) -> dict[str, 
 
 
 def rebuilt_server(body: dict[str, Any], version: tuple[int, int], user_data: str | None) -> dict[str, Any]:
-    """A rendered server as a rebuild answers it: the basic server before 2.75, and from 2.57 its
-    ``user_data`` (rebuild's alone; from 2.75 it replaces an admin's OS-EXT-SRV-ATTR:user_data)."""
+    """A rendered server as a rebuild answers it: the basic server before 2.75, with its
+    ``key_name`` from 2.54 (a rebuild may change the key), and from 2.57 its ``user_data``
+    (rebuild's alone; from 2.75 it replaces an admin's OS-EXT-SRV-ATTR:user_data)."""
     out = changed_server(body, version)
+    if version >= (2, 54):
+        out["key_name"] = body.get("key_name")
     if version >= (2, 57):
         out.pop("OS-EXT-SRV-ATTR:user_data", None)
         out["user_data"] = user_data
