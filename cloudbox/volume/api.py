@@ -16,7 +16,7 @@ from quart import Response, request
 
 from cloudbox.api.routes import ApiSpec, Call, Reply, Route
 from cloudbox.errors import BadRequest
-from cloudbox.volume import api_types, core, models, views
+from cloudbox.volume import api_attach, api_types, core, models, views
 from cloudbox.volume.service import VolumeService
 
 PREFIX = "/volume/v3"
@@ -83,8 +83,12 @@ def build(svc: VolumeService) -> ApiSpec:
         all_projects = core.parse_bool(call.query.get("all_tenants", "0"), "all_tenants")
         rows = await svc.list(call.auth, opts, marker, limit, all_projects)
         path = "/volumes/detail" if detail else "/volumes"
-        return paged(call, rows, limit, "volumes", path,
+        body = paged(call, rows, limit, "volumes", path,
                      (lambda v: render(v, call)) if detail else (lambda v: views.volume_summary(call.base, v)))
+        if core.requested_version(call.request.headers) >= (3, 45) and \
+                core.parse_bool(call.query.get("with_count", "false"), "with_count"):
+            body["count"] = await svc.count(call.auth, opts, all_projects)
+        return body
 
     async def list_volumes(call: Call) -> Any:
         return await list_page(call, False)
@@ -141,10 +145,12 @@ def build(svc: VolumeService) -> ApiSpec:
             if not isinstance(args.get("new_type"), str):
                 raise BadRequest("Invalid input received: os-retype needs new_type.")
             await svc.retype(call.auth, volume_id, args["new_type"])
+        elif name in api_attach.ACTIONS:
+            return await api_attach.volume_action(svc, call, volume_id, name, args)
         else:
             raise BadRequest(f"There is no such action: {name[:60]} (this cloud serves os-extend, "
                              "os-set_bootable, os-update_readonly_flag, os-reset_status, os-force_delete, "
-                             "os-retype).")
+                             "os-retype, the attach actions and os-volume_upload_image).")
         return Reply(None, 202)
 
     # --- snapshots --------------------------------------------------------------------------------
@@ -265,6 +271,7 @@ def build(svc: VolumeService) -> ApiSpec:
                 body=models.ACTION, status=202),
         *metadata_routes("snapshot", "snapshots", "snapshot_id"),
         *api_types.routes(svc, scoped),
+        *api_attach.routes(svc, scoped),
     ]
     return ApiSpec("volume", PREFIX, "nova", routes, catalog=("block-storage", "cinder"))
 

@@ -10,7 +10,7 @@ import sqlite_utils
 from cloudbox.errors import BadRequest, Conflict, NotFound
 from cloudbox.state.migrations import Handler
 from cloudbox.volume import commands as c
-from cloudbox.volume import core
+from cloudbox.volume import core, core_attach
 from cloudbox.volume import store as s
 
 
@@ -118,13 +118,22 @@ def _retype(db: sqlite_utils.Database, cmd: c.RetypeVolume) -> dict[str, Any]:
     usage = s.quota_usage(db, volume["project_id"])
     gb = volume["size"] + sum(x["size"] for x in s.snapshots_of(db, cmd.id))
     core.check_quota(limits, usage, {f"volumes_{kind['name']}": 1, f"gigabytes_{kind['name']}": gb})
-    return _touch_volume(db, cmd.id, {"volume_type_id": cmd.type_id, "updated_at": cmd.at})
+    # A volume is multiattach when its type says so (Cinder's convention); one attached to two
+    # servers keeps its flag.
+    multiattach = core_attach.type_multiattach(kind["extra_specs"])
+    if volume["multiattach"] and not multiattach and len(
+            list(db.query("SELECT 1 FROM volume_attachments WHERE volume_id = ?", [cmd.id]))) > 1:
+        raise BadRequest(f"Invalid volume: volume {cmd.id} has several attachments; its type must stay multiattach.")
+    return _touch_volume(db, cmd.id, {"volume_type_id": cmd.type_id, "multiattach": multiattach,
+                                      "updated_at": cmd.at})
 
 
 def _delete(db: sqlite_utils.Database, cmd: c.DeleteVolume) -> dict[str, Any]:
     volume = s.must_volume(db, cmd.id)
     if volume["status"] in core.ATTACHED:
         raise BadRequest(f"Invalid volume: volume {cmd.id} is {volume['status']}: detach it first.")
+    if list(db.query("SELECT 1 FROM volume_attachments WHERE volume_id = ? LIMIT 1", [cmd.id])):
+        raise BadRequest(f"Invalid volume: volume {cmd.id} still has attachments: detach it first.")
     if not cmd.force and volume["status"] not in (*core.DELETABLE, "error_deleting"):
         raise BadRequest(f"Invalid volume: volume status must be available or error or error_restoring or "
                          f"error_extending or error_managing and must not be migrating, attached, belong to a "

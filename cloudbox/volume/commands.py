@@ -160,3 +160,6 @@ class SetQuota(Command):
 @command("volume.quota.delete")
 class DeleteQuota(Command):
     project_id: str
+
+
+from cloudbox.volume.commands_attach import *  # noqa: E402,F401,F403 (attachments, QoS, uploads, backends)

@@ -18,8 +18,8 @@ import trio
 
 from cloudbox import guard
 from cloudbox.errors import CloudboxError
-from cloudbox.volume import store
-from cloudbox.volume.driver import DriverError
+from cloudbox.volume import commands_attach, store, store_attach
+from cloudbox.volume.driver import DriverError, export_volume
 
 log = logging.getLogger("cloudbox.volume")
 POLL_INTERVAL = 5.0  # seconds between passes when nothing wakes the worker (other nodes' requests)
@@ -37,6 +37,7 @@ class Worker:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         await trio.to_thread.run_sync(self.driver.check)
+        await self.register()
         await self.sweep()
         async with trio.open_nursery() as nursery:
             self.svc.running = True
@@ -60,6 +61,11 @@ class Worker:
                     store.snapshots_in(db, self.svc.host, ("creating", "deleting")))
 
         volumes, snapshots = await self.svc.read(read)
+        for upload in await self.svc.read(store_attach.uploads_on, self.svc.host):
+            key = "upload:" + upload["volume_id"]
+            if key not in self.busy:
+                self.busy.add(key)
+                guard.spawn(nursery, self._upload, upload, name=f"volume upload {upload['volume_id']}")
         for snapshot in snapshots:
             if snapshot["id"] not in self.busy:
                 self.busy.add(snapshot["id"])
@@ -129,6 +135,45 @@ class Worker:
                 pass
         finally:
             self.busy.discard(sid)
+            self.svc.wake.set()
+
+    async def register(self) -> None:
+        """This node's backend in the volume services list (proposed only when it changed)."""
+        row = {"host": self.svc.host, "node_id": self.svc.node_id, "driver": self.driver.name,
+               "availability_zone": self.svc.availability_zone}
+        known = {b["host"]: b for b in await self.svc.read(store_attach.backends)}.get(self.svc.host)
+        if known is None or any(known[k] != v for k, v in row.items()):
+            await self.svc.propose(commands_attach.RegisterBackend({**row, "registered_at": self.svc.now()}))
+
+    async def _upload(self, upload: dict[str, Any]) -> None:
+        """Write the volume's data into its image (queued, made by the request), then give the
+        volume back its status. A failure leaves the volume as it was, with the reason, and the
+        image deleted; a crash mid-way is run again at the next start (the image still queued)."""
+        vid, image_id = upload["volume_id"], upload["image_id"]
+        dest = self.driver.scratch / f"upload-{vid}-{image_id}.{upload['disk_format']}"
+        message = ""
+        try:
+            async with self.limiter:
+                image = await self.svc.images.get(None, image_id)
+                if image["status"] == "active":  # stored before a crash cut the finish short
+                    return
+                await trio.to_thread.run_sync(lambda: self.driver.scratch.mkdir(parents=True, exist_ok=True))
+                await trio.to_thread.run_sync(export_volume, self.driver, vid, dest, upload["disk_format"])
+                await self.svc.images.store_file(image, dest)
+        except (DriverError, CloudboxError) as exc:
+            message = f"Upload to image {image_id} failed: {exc}"[:500]
+            log.warning("volume %s: %s", vid, message)
+            try:
+                await self.svc.images.discard(image_id)
+            except CloudboxError:
+                pass
+        finally:
+            await trio.to_thread.run_sync(lambda: dest.unlink(missing_ok=True))
+            try:
+                await self.svc.propose(commands_attach.FinishVolumeUpload(vid, message, self.svc.now()))
+            except CloudboxError:
+                pass  # the volume went meanwhile
+            self.busy.discard("upload:" + vid)
             self.svc.wake.set()
 
     async def sweep(self) -> list[str]:

@@ -21,8 +21,10 @@ from cloudbox.errors import BadRequest, Forbidden, NotFound
 from cloudbox.identity.core import require
 from cloudbox.state.engine import StateEngine
 from cloudbox.volume import commands as c
-from cloudbox.volume import core, store
+from cloudbox.volume import core, core_attach, store
 from cloudbox.volume.driver import GB, VolumeDriver
+from cloudbox.volume.service_attach import AttachService
+from cloudbox.volume.service_qos import QosService
 from cloudbox.volume.service_types import TypeService
 
 log = logging.getLogger("cloudbox.volume")
@@ -55,6 +57,9 @@ class VolumeService:
         self.running = False
         self.wake = trio.Event()  # set when this node proposed work for its worker
         self.types = TypeService(self)
+        self.attach = AttachService(self)  # attachments, legacy attach actions, uploads to images
+        self.qos = QosService(self)  # QoS specs and the volume services list
+        self.cluster: Any = None  # set by the node when clustered: up_nodes() asks it who is up
 
     # --- plumbing -------------------------------------------------------------------------------
     async def read(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -156,12 +161,16 @@ class VolumeService:
             raise BadRequest(f"Invalid input received: availability zone {str(zone)[:60]!r} is invalid; "
                              f"this cloud has {self.availability_zone!r}.")
         metadata = core.check_metadata(body.get("metadata") or {})
+        # multiattach comes from the type (extra spec multiattach="<is> True"), as Cinder's
+        # volume types decide it; the request's deprecated flag does not override the type.
+        full_type = await self.read(store.get_type, kind["id"])
+        multiattach = bool(full_type and core_attach.type_multiattach(full_type["extra_specs"]))
         at = self.now()
         row.update({
             "id": str(uuid.uuid4()), "project_id": project, "user_id": ctx.user_id, "name": body.get("name"),
             "description": body.get("description"), "size": size, "status": "creating", "host": self.host,
             "availability_zone": zone, "volume_type_id": kind["id"], "bootable": bootable, "readonly": False,
-            "multiattach": bool(body.get("multiattach")), "disk_format": "raw", "pending_size": None,
+            "multiattach": multiattach, "disk_format": "raw", "pending_size": None,
             "metadata": metadata, "image_metadata": image_metadata, "message": "", "migration_status": None,
             "created_at": at, "updated_at": at, "launched_at": None,
         })
@@ -293,6 +302,19 @@ class VolumeService:
         require(ctx.is_cloud_admin, "volume_extension:snapshot_admin_actions:force_delete")
         await self._snapshot(ctx, snapshot_id)
         await self.propose(c.SnapshotTransition(snapshot_id, (), "deleting", self.now(), {}))
+
+    async def up_nodes(self) -> set[str] | None:
+        """Ids of the nodes that are up; None when this node is alone (or nobody told us)."""
+        if self.cluster is None or not getattr(self.cluster, "clustered", False):
+            return None
+        return {n["id"] for n in await self.cluster.nodes() if n["up"]}
+
+    async def count(self, ctx: Any, opts: core.ListOptions, all_projects: bool) -> int:
+        """How many volumes a list's filters match (with_count, 3.45)."""
+        viewer = viewer_of(ctx, all_projects)
+        if viewer.project_id is None and not viewer.sees_all:
+            return 0
+        return await self.read(store.count, "volumes", viewer, opts)
 
     # --- worker's commands (reconcile.py) -----------------------------------------------------------
     async def finish(self, volume_id: str, expect: tuple[str, ...], to: str, **changes: Any) -> None:

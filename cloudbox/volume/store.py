@@ -48,9 +48,30 @@ MIGRATIONS = [
         ('{core.DEFAULT_TYPE_ID}', '{core.DEFAULT_TYPE_NAME}', 'Default Volume Type', 1, '{{}}',
          '2026-12-07T00:00:00.000000', '2026-12-07T00:00:00.000000');
     """,
+    # 2: attachments (Cinder's volume_attachment), QoS specs and their types, uploads to images,
+    # the volume backends each node registers (Cinder's cinder-volume services).
+    """
+    CREATE TABLE volume_attachments (
+        id TEXT PRIMARY KEY, volume_id TEXT NOT NULL, project_id TEXT NOT NULL, instance_uuid TEXT,
+        attached_host TEXT, mountpoint TEXT, attach_mode TEXT NOT NULL DEFAULT 'rw', attach_status TEXT NOT NULL,
+        connector TEXT NOT NULL DEFAULT '{}', connection_info TEXT NOT NULL DEFAULT '{}', created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+        attach_time TEXT);
+    CREATE INDEX volume_attachments_volume ON volume_attachments (volume_id, created_at, id);
+    CREATE INDEX volume_attachments_project ON volume_attachments (project_id, created_at, id);
+    CREATE TABLE volume_qos_specs (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, consumer TEXT NOT NULL, specs TEXT NOT NULL DEFAULT '{}',
+        created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+    ALTER TABLE volume_types ADD COLUMN qos_specs_id TEXT;
+    CREATE TABLE volume_uploads (
+        volume_id TEXT PRIMARY KEY, image_id TEXT NOT NULL, disk_format TEXT NOT NULL,
+        restore_status TEXT NOT NULL, created_at TEXT NOT NULL);
+    CREATE TABLE volume_backends (
+        host TEXT PRIMARY KEY, node_id TEXT NOT NULL, driver TEXT NOT NULL, availability_zone TEXT NOT NULL,
+        registered_at TEXT NOT NULL);
+    """,
 ]
 
-JSON_COLUMNS = ("metadata", "image_metadata", "extra_specs")
+JSON_COLUMNS = ("metadata", "image_metadata", "extra_specs", "connector", "connection_info", "specs")
 BOOL_COLUMNS = ("bootable", "readonly", "multiattach", "is_public")
 QUOTA_CLASS = "class:default"
 
@@ -104,7 +125,9 @@ def visible_volume(db: sqlite_utils.Database, viewer: core.Viewer, volume_id: st
 def volume_view(db: sqlite_utils.Database, volume: dict[str, Any]) -> dict[str, Any]:
     """A volume with what its rendering needs: its type's name."""
     kind = get_type(db, volume["volume_type_id"])
-    return {**volume, "volume_type": kind["name"] if kind else None}
+    attachments = [decode(r) for r in db.query(
+        "SELECT * FROM volume_attachments WHERE volume_id = ? ORDER BY created_at, id", [volume["id"]])]
+    return {**volume, "volume_type": kind["name"] if kind else None, "attachments": attachments}
 
 
 def visible_volume_view(db: sqlite_utils.Database, viewer: core.Viewer, volume_id: str) -> dict[str, Any]:
@@ -125,9 +148,10 @@ def _keyset(db: sqlite_utils.Database, table: str, sort_sql: dict[str, str], opt
     return "(" + " OR ".join(after) + ")", params
 
 
-def _list(db: sqlite_utils.Database, table: str, sort_sql: dict[str, str], viewer: core.Viewer,
-          opts: core.ListOptions, marker: str | None, limit: int, what: str) -> list[dict[str, Any]]:
-    clauses, params = ["1"], []
+def _where(viewer: core.Viewer, opts: core.ListOptions) -> tuple[list[str], list[Any]]:
+    """The WHERE clauses (and parameters) of a list's viewer and filters."""
+    clauses: list[str] = ["1"]
+    params: list[Any] = []
     if not viewer.sees_all:
         clauses.append("project_id = ?")
         params.append(viewer.project_id)
@@ -144,6 +168,18 @@ def _list(db: sqlite_utils.Database, table: str, sort_sql: dict[str, str], viewe
     for key, value in opts.metadata.items():
         clauses.append("json_extract(metadata, ?) = ?")
         params.extend([f'$."{key}"', value])
+    return clauses, params
+
+
+def count(db: sqlite_utils.Database, table: str, viewer: core.Viewer, opts: core.ListOptions) -> int:
+    """How many rows a list's filters match, whatever its page (Cinder 3.45's with_count)."""
+    clauses, params = _where(viewer, opts)
+    return list(db.query(f"SELECT count(*) AS n FROM {table} WHERE {' AND '.join(clauses)}", params))[0]["n"]
+
+
+def _list(db: sqlite_utils.Database, table: str, sort_sql: dict[str, str], viewer: core.Viewer,
+          opts: core.ListOptions, marker: str | None, limit: int, what: str) -> list[dict[str, Any]]:
+    clauses, params = _where(viewer, opts)
     if marker:
         found = _one(db, f"SELECT * FROM {table} WHERE id = ?", [marker])
         if found is None or not (viewer.sees_all or found["project_id"] == viewer.project_id):
@@ -312,4 +348,4 @@ def has_own_quota(db: sqlite_utils.Database, project_id: str) -> bool:
     return bool(list(db.query("SELECT 1 FROM volume_quotas WHERE project_id = ? LIMIT 1", [project_id])))
 
 
-STORE = StoreSpec("volume", MIGRATIONS, c, ("cloudbox.volume.apply",))
+STORE = StoreSpec("volume", MIGRATIONS, c, ("cloudbox.volume.apply", "cloudbox.volume.apply_attach"))

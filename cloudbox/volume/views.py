@@ -19,7 +19,8 @@ def volume(base: str, row: dict[str, Any], *, admin: bool) -> dict[str, Any]:
         "id": row["id"], "name": row["name"], "description": row["description"], "size": row["size"],
         "status": row["status"], "availability_zone": row["availability_zone"],
         "created_at": row["created_at"], "updated_at": row["updated_at"],
-        "attachments": [], "bootable": "true" if row["bootable"] else "false",
+        "attachments": [attached(a) for a in row.get("attachments", ()) if a["attach_status"] == "attached"],
+        "bootable": "true" if row["bootable"] else "false",
         "encrypted": False, "multiattach": row["multiattach"], "metadata": row["metadata"],
         "snapshot_id": row["snapshot_id"], "source_volid": row["source_volid"], "user_id": row["user_id"],
         "volume_type": row.get("volume_type"), "volume_type_id": row["volume_type_id"],
@@ -53,7 +54,7 @@ def snapshot(row: dict[str, Any]) -> dict[str, Any]:
 def volume_type(row: dict[str, Any], *, admin: bool) -> dict[str, Any]:
     out = {"id": row["id"], "name": row["name"], "description": row["description"],
            "is_public": row["is_public"], "os-volume-type-access:is_public": row["is_public"],
-           "qos_specs_id": None}
+           "qos_specs_id": row.get("qos_specs_id")}
     # Cinder shows extra specs to admins only (they name backends).
     out["extra_specs"] = row["extra_specs"] if admin else {}
     return out
@@ -81,3 +82,29 @@ def limits(limits: dict[str, int], usage: dict[str, int]) -> dict[str, Any]:
 
 def zones(names: list[str]) -> dict[str, Any]:
     return {"availabilityZoneInfo": [{"zoneName": n, "zoneState": {"available": True}} for n in names]}
+
+
+# --- attachments and QoS specs -----------------------------------------------------------------
+def attached(row: dict[str, Any]) -> dict[str, Any]:
+    """An attachment as a volume's ``attachments`` list shows it (attached ones only, as Cinder)."""
+    return {"id": row["volume_id"], "attachment_id": row["id"], "volume_id": row["volume_id"],
+            "server_id": row["instance_uuid"], "host_name": row["attached_host"], "device": row["mountpoint"],
+            "attached_at": row["attach_time"]}
+
+
+def attachment_summary(row: dict[str, Any]) -> dict[str, Any]:
+    return {"id": row["id"], "status": row["attach_status"], "instance": row["instance_uuid"],
+            "volume_id": row["volume_id"]}
+
+
+def attachment(row: dict[str, Any]) -> dict[str, Any]:
+    return {**attachment_summary(row), "attached_at": row["attach_time"], "detached_at": None,
+            "attach_mode": row["attach_mode"], "connection_info": row["connection_info"] or None}
+
+
+def qos(row: dict[str, Any]) -> dict[str, Any]:
+    return {"id": row["id"], "name": row["name"], "consumer": row["consumer"], "specs": row["specs"]}
+
+
+def qos_links(base: str, qos_id: str) -> list[dict[str, str]]:
+    return _links(base, "qos-specs", qos_id)

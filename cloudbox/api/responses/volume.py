@@ -44,6 +44,40 @@ DEFAULT_TYPE = obj({"project_id": STR, "volume_type_id": STR})
 LIMITS = obj({"limits": obj({"rate": array(ANY_OBJ), "absolute": obj({}, extra=INT)})})
 ZONES = obj({"availabilityZoneInfo": array(obj({"zoneName": STR, "zoneState": obj({"available": BOOL})}))})
 
+ATTACHMENT_SUMMARY = obj({"id": STR, "status": enum("reserved", "attaching", "attached", "detaching", "detached"),
+                          "instance": NSTR, "volume_id": STR})
+ATTACHMENT = obj({**ATTACHMENT_SUMMARY["properties"], "attached_at": NSTR, "detached_at": NSTR,
+                  "attach_mode": enum("rw", "ro"), "connection_info": {"type": ["object", "null"]}})
+QOS = obj({"id": STR, "name": STR, "consumer": enum("front-end", "back-end", "both"), "specs": STR_MAP})
+SERVICE = obj({"binary": STR, "host": STR, "zone": STR, "status": STR, "state": STR, "updated_at": NSTR})
+
+
+def _attach_docs() -> dict[tuple[str, str], Doc]:
+    attachment, spec = "/attachments/{attachment_id}", "/qos-specs/{qos_id}"
+    listed = obj({"attachments": array(ATTACHMENT_SUMMARY)}, {"attachments_links": PAGE_LINKS})
+    return {
+        ("GET", "/attachments"): Doc({200: listed}),
+        ("GET", "/attachments/detail"): Doc({200: obj({"attachments": array(ATTACHMENT)},
+                                                       {"attachments_links": PAGE_LINKS})}),
+        ("POST", "/attachments"): Doc({200: wrap("attachment", ATTACHMENT)}),
+        ("GET", attachment): Doc({200: wrap("attachment", ATTACHMENT)}),
+        ("PUT", attachment): Doc({200: wrap("attachment", ATTACHMENT)}),
+        ("POST", attachment + "/action"): Doc({204: None}),
+        ("DELETE", attachment): Doc({200: listed}),
+        ("GET", "/qos-specs"): Doc({200: obj({"qos_specs": array(QOS)})}),
+        ("POST", "/qos-specs"): Doc({200: obj({"qos_specs": QOS, "links": LINKS})}),
+        ("GET", spec): Doc({200: obj({"qos_specs": QOS, "links": LINKS})}),
+        ("PUT", spec): Doc({200: obj({"qos_specs": STR_MAP})}),
+        ("DELETE", spec): Doc({202: None}),
+        ("PUT", spec + "/delete_keys"): Doc({202: None}),
+        ("GET", spec + "/associations"): Doc({200: obj({"qos_associations": array(
+            obj({"association_type": STR, "name": STR, "id": STR}))})}),
+        ("GET", spec + "/associate"): Doc({202: None}),
+        ("GET", spec + "/disassociate"): Doc({202: None}),
+        ("GET", spec + "/disassociate_all"): Doc({202: None}),
+        ("GET", "/os-services"): Doc({200: obj({"services": array(SERVICE)})}),
+    }
+
 
 def _relative() -> dict[tuple[str, str], Doc]:
     volume, snapshot, kind, quota = "/volumes/{volume_id}", "/snapshots/{snapshot_id}", "/types/{type_id}", \
@@ -57,7 +91,9 @@ def _relative() -> dict[tuple[str, str], Doc]:
         ("GET", volume): Doc({200: wrap("volume", VOLUME)}),
         ("PUT", volume): Doc({200: wrap("volume", VOLUME)}),
         ("DELETE", volume): Doc({202: None}),
-        ("POST", volume + "/action"): Doc({200: None, 202: None}, errors=(413,)),
+        # Most actions answer no body; os-initialize_connection answers {"connection_info"} (200) and
+        # os-volume_upload_image {"os-volume_upload_image"} (202).
+        ("POST", volume + "/action"): Doc({200: None, 202: None}, errors=(413, 503)),
         ("GET", "/snapshots"): Doc({200: obj({"snapshots": array(SNAPSHOT)}, {"snapshots_links": PAGE_LINKS})}),
         ("GET", "/snapshots/detail"): Doc({200: obj({"snapshots": array(SNAPSHOT)},
                                                      {"snapshots_links": PAGE_LINKS})}),
@@ -100,6 +136,7 @@ def _relative() -> dict[tuple[str, str], Doc]:
             ("PUT", base): Doc({200: METADATA}), ("GET", base + "/{meta_key}"): Doc({200: META}),
             ("PUT", base + "/{meta_key}"): Doc({200: META}), ("DELETE", base + "/{meta_key}"): Doc({200: None}),
         })
+    docs.update(_attach_docs())
     return docs
 
 

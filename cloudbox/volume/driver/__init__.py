@@ -22,6 +22,7 @@ class DriverError(Exception):
 
 class VolumeDriver(Protocol):
     name: str
+    scratch: Path  # where uploads to images are written before the image store takes them
 
     def check(self) -> None:
         """Raise DriverError when the backing store is unusable (missing VG, unwritable dir)."""
@@ -81,13 +82,29 @@ def check_fits(source: Path, source_format: str, size_gb: int) -> None:
                           f"size {size_gb} GB.")
 
 
+def export_volume(driver: VolumeDriver, volume_id: str, dest: Path, dest_format: str) -> None:
+    """Write a volume's data to ``dest`` as ``dest_format`` (an upload to an image): qemu-img reads
+    the volume's file or block device; a half-written ``dest`` is removed."""
+    try:
+        run("qemu-img", "convert", "-q", "-f", driver.volume_format(volume_id), "-O", dest_format,
+            str(driver.path(volume_id)), str(dest))
+    except DriverError:
+        dest.unlink(missing_ok=True)
+        raise
+
+
 def make_driver(kind: str, root: Path, volume_group: str, disk_format: str = "raw") -> VolumeDriver:
+    driver: VolumeDriver
     if kind == "dir":
         from cloudbox.volume.driver.dir import DirDriver
 
-        return DirDriver(root, disk_format)
-    if kind == "lvm":
+        driver = DirDriver(root, disk_format)
+    elif kind == "lvm":
         from cloudbox.volume.driver.lvm import LvmDriver
 
-        return LvmDriver(volume_group)
-    raise ValueError(f"volume_driver must be dir or lvm, not {kind!r}")
+        driver = LvmDriver(volume_group)
+    else:
+        raise ValueError(f"volume_driver must be dir or lvm, not {kind!r}")
+    driver.scratch = Path(root) / "volume-uploads"
+    return driver
+

@@ -25,6 +25,7 @@ class DirDriver:
         self.format = disk_format
         self.volumes = self.root / "volumes"
         self.snapshots = self.root / "snapshots"
+        self.scratch = self.root / "volume-uploads"
 
     def check(self) -> None:
         for folder in (self.volumes, self.snapshots):

@@ -31,6 +31,7 @@ class LvmDriver:
         if not volume_group:
             raise ValueError("the lvm volume driver needs the volume_group setting")
         self.vg = volume_group
+        self.scratch = Path("/var/tmp/cloudbox-volume-uploads")  # make_driver puts it under the data dir
 
     def check(self) -> None:
         lvm("vgs", "--noheadings", self.vg)
