@@ -251,6 +251,16 @@ def test_with_count_and_os_services(cloud: Cloud, alpha: Tenant, admin: httpx.Cl
     only = admin.get(f"{V}/os-services", params={"binary": "cinder-volume"}).json()["services"]
     assert [s["binary"] for s in only] == ["cinder-volume"]
     fault(alpha.member.get(f"{V}/os-services"), 403)
+    pools = admin.get(f"{V}/scheduler-stats/get_pools", params={"detail": "true"}).json()["pools"]
+    assert [p["name"] for p in pools] == [binaries["cinder-volume"]["host"] + "#dir"]
+    assert pools[0]["capabilities"]["volume_backend_name"] == "dir"
+    fault(alpha.member.get(f"{V}/scheduler-stats/get_pools"), 403)
+    # What `openstack volume backup/transfer/group/message list` ask: none exist here.
+    for path, key in (("/backups/detail", "backups"), ("/volume-transfers/detail", "transfers"),
+                      ("/groups/detail", "groups"), ("/messages", "messages")):
+        assert alpha.member.get(f"{V}{path}").json() == {key: []}
+    filters = alpha.member.get(f"{V}/resource_filters").json()["resource_filters"]
+    assert "status" in next(f["filters"] for f in filters if f["resource"] == "volume")
     for volume in made:
         alpha.member.delete(f"{V}/volumes/{volume['id']}")
 

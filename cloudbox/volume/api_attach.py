@@ -173,9 +173,57 @@ def routes(svc: Any, scoped: Callable[..., list[Route]]) -> list[Route]:
             out.append(service)
         return {"services": out}
 
+    # --- what `openstack volume ...` lists of features this cloud does not have -----------------------
+    def empty(key: str) -> Callable[[Call], Any]:
+        async def listed(call: Call) -> Any:
+            return {key: []}  # none exist: this cloud makes no backups, transfers, groups or messages
+
+        listed.__name__ = f"list_{key.replace('-', '_')}"
+        return listed
+
+    async def resource_filters(call: Call) -> Any:
+        return {"resource_filters": [
+            {"resource": "volume", "filters": [*core.VOLUME_FILTERS, "metadata"]},
+            {"resource": "snapshot", "filters": list(core.SNAPSHOT_FILTERS)},
+            {"resource": "attachment", "filters": ["volume_id", "instance_id", "status", "attach_status"]}]}
+
+    async def pools(call: Call) -> Any:
+        if not (call.auth and call.auth.is_cloud_admin):
+            from cloudbox.errors import Forbidden
+
+            raise Forbidden("Policy doesn't allow scheduler_extension:scheduler_stats:get_pools to be performed.")
+        detail = core.parse_bool(call.query.get("detail", "false"), "detail")
+        out = []
+        for s in await qos.services(call.auth):
+            if s["binary"] != "cinder-volume":
+                continue
+            driver = s["host"].split("@")[1]
+            pool: dict[str, Any] = {"name": f"{s['host']}#{driver}"}
+            if detail:
+                pool["capabilities"] = {"volume_backend_name": driver, "storage_protocol": "local/nbd",
+                                        "vendor_name": "cloudbox", "driver_version": "1.0", "multiattach": True,
+                                        "thin_provisioning_support": True, "QoS_support": True,
+                                        "timestamp": s["updated_at"]}
+            out.append(pool)
+        return {"pools": out}
+
+    absent = [("/backups", "backups"), ("/backups/detail", "backups"), ("/volume-transfers", "transfers"),
+              ("/volume-transfers/detail", "transfers"), ("/os-volume-transfer", "transfers"),
+              ("/os-volume-transfer/detail", "transfers"), ("/groups", "groups"), ("/groups/detail", "groups"),
+              ("/group_types", "group_types"), ("/group_snapshots", "group_snapshots"),
+              ("/group_snapshots/detail", "group_snapshots"), ("/consistencygroups", "consistencygroups"),
+              ("/consistencygroups/detail", "consistencygroups"), ("/messages", "messages"),
+              ("/clusters", "clusters"), ("/clusters/detail", "clusters")]
     attachment = "/attachments/{attachment_id}"
     spec = "/qos-specs/{qos_id}"
     return [
+        *[route for path, key in absent for route in scoped(
+            "GET", path, empty(key), summary=f"{key}: none (this cloud has none)",
+            query=("limit", "marker", "all_tenants", "detail", "sort", "with_count"))],
+        *scoped("GET", "/resource_filters", resource_filters, summary="The list filters each resource takes (3.33)",
+                query=("resource",)),
+        *scoped("GET", "/scheduler-stats/get_pools", pools, summary="Each node's storage pool (admins)",
+                query=("detail",)),
         *scoped("GET", "/attachments", list_attachments, summary="List attachments (3.27)",
                 query=("limit", "marker", "volume_id", "instance_id", "status", "attach_status", "all_tenants")),
         *scoped("GET", "/attachments/detail", list_attachments_detail, summary="List attachments with details (3.27)",

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from cloudbox.api.responses.shapes import (
-    ANY_OBJ, BOOL, INT, NSTR, STR, STR_MAP, Doc, array, enum, obj, wrap,
+    ANY_OBJ, BOOL, EMPTY_LIST, INT, NSTR, STR, STR_MAP, Doc, array, enum, obj, wrap,
 )
 
 P = "/volume/v3"
@@ -55,7 +55,7 @@ SERVICE = obj({"binary": STR, "host": STR, "zone": STR, "status": STR, "state": 
 def _attach_docs() -> dict[tuple[str, str], Doc]:
     attachment, spec = "/attachments/{attachment_id}", "/qos-specs/{qos_id}"
     listed = obj({"attachments": array(ATTACHMENT_SUMMARY)}, {"attachments_links": PAGE_LINKS})
-    return {
+    docs = {
         ("GET", "/attachments"): Doc({200: listed}),
         ("GET", "/attachments/detail"): Doc({200: obj({"attachments": array(ATTACHMENT)},
                                                        {"attachments_links": PAGE_LINKS})}),
@@ -76,7 +76,19 @@ def _attach_docs() -> dict[tuple[str, str], Doc]:
         ("GET", spec + "/disassociate"): Doc({202: None}),
         ("GET", spec + "/disassociate_all"): Doc({202: None}),
         ("GET", "/os-services"): Doc({200: obj({"services": array(SERVICE)})}),
+        ("GET", "/resource_filters"): Doc({200: obj({"resource_filters": array(
+            obj({"resource": STR, "filters": array(STR)}))})}),
+        ("GET", "/scheduler-stats/get_pools"): Doc({200: obj({"pools": array(obj({"name": STR}))})}),
     }
+    for path, key in (("/backups", "backups"), ("/backups/detail", "backups"), ("/volume-transfers", "transfers"),
+                      ("/volume-transfers/detail", "transfers"), ("/os-volume-transfer", "transfers"),
+                      ("/os-volume-transfer/detail", "transfers"), ("/groups", "groups"),
+                      ("/groups/detail", "groups"), ("/group_types", "group_types"),
+                      ("/group_snapshots", "group_snapshots"), ("/group_snapshots/detail", "group_snapshots"),
+                      ("/consistencygroups", "consistencygroups"), ("/consistencygroups/detail", "consistencygroups"),
+                      ("/messages", "messages"), ("/clusters", "clusters"), ("/clusters/detail", "clusters")):
+        docs[("GET", path)] = Doc({200: obj({key: EMPTY_LIST})})
+    return docs
 
 
 def _relative() -> dict[tuple[str, str], Doc]:
