@@ -18,7 +18,6 @@ import base64
 import dataclasses
 import logging
 import os
-import time
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
@@ -34,6 +33,7 @@ from cloudbox.compute.models import ServerQuery, ServerRequest
 from cloudbox.compute.reconcile import Reconciler
 from cloudbox.compute.resources import ComputeResources, stamp
 from cloudbox.compute.states import BY_TASK, POWER_ACTIONS, QUEUED_BEHIND, STATE_VIEW, settled
+from cloudbox.compute.timeline import Timelines
 from cloudbox.errors import BadRequest, CloudboxError, Conflict, Forbidden, NotFound, Unavailable
 from cloudbox.network import store as network_store
 from cloudbox.settings import Settings
@@ -80,6 +80,7 @@ class ComputeService:
         self._nursery: trio.Nursery | None = None
         self._locks: dict[str, trio.Lock] = {}
         self._pinned: dict[str, str] = {}  # server id → the host an evacuation asked for
+        self.timelines = Timelines()
         self.engine.add_listener(self._on_commit)
 
     @property
@@ -207,6 +208,7 @@ class ComputeService:
         """Check a create request whole, then record its servers (1 to max_count, as the quota
         allows, never fewer than min_count); the builds follow in the background."""
         self.require_running()
+        received = self.timelines.received()
         flavor = await self.resources.bootable_flavor(ctx, project_id, request.flavor_ref)
         image = await self._bootable_image(ctx, request.image_ref, flavor)
         key_data = await self._key_data(ctx.user_id, request.key_name) if request.key_name else None
@@ -248,6 +250,7 @@ class ComputeService:
                 "security_groups": list(request.security_groups), "image_properties": image_props,
                 "created_at": now, "updated_at": now, "launched_at": None,
             })
+        self.timelines.committed([row["id"] for row in rows], received)  # before the commit spawns builds
         return await self.engine.propose(c.CreateServers(tuple(rows), quota, request.min_count))
 
     async def _bootable_image(self, ctx: AuthContext, image_ref: str, flavor: dict[str, Any]) -> dict[str, Any]:
@@ -354,29 +357,32 @@ class ComputeService:
 
     async def build(self, server_id: str) -> None:
         """Schedule the server if it has no host yet, then build its guest if the host is this one."""
+        timeline = self.timelines.start(server_id)
         async with self.lock(server_id):
             try:
                 server = await self.get(server_id)
             except NotFound:
                 return
+            timeline.step("read")
             unshelving = server["status"] == "SHELVED_OFFLOADED" and server["task_state"] in ("unshelving", "spawning")
             if (server["status"] != "BUILD" and not unshelving) or server["task_state"] == "deleting":
                 return
             try:
                 if server["host"] is None:
-                    started = time.perf_counter()
                     server = await self._schedule(server)
-                    log.info("placed", extra={"server_id": server_id, "ms": round((time.perf_counter() - started) * 1000, 1)})
+                    timeline.step("schedule")
                 if server["host"] != self.host:
                     return  # another node builds it
                 if unshelving:
                     return await self.lifecycle.build_unshelved(server)
                 server = await self._allocate_ports(server)
-                await self._spawn(server)
+                timeline.step("allocate_ports")
+                timeline.add(await self._spawn(server))
+                timeline.log(self.host)
             except Exception as exc:  # noqa: BLE001 - every failure ends in ERROR with a fault
                 await (self.lifecycle.unshelve_failed(server_id, exc) if unshelving else self._fail(server_id, exc))
 
-    async def _spawn(self, server: dict[str, Any]) -> None:
+    async def _spawn(self, server: dict[str, Any]) -> dict[str, float]:
         assert self.host_info is not None
         sid = server["id"]
         # A stopped server that is rebuilt stays stopped, as in Nova.
@@ -388,6 +394,7 @@ class ComputeService:
 
         steps = await self.guests.spawn(server, self.host_info.accel, lambda: self.drive_files(server), record, start)
         log.info("server active", extra={"server_id": sid, "host": self.host, "steps_ms": steps})
+        return steps
 
     async def _fail(self, server_id: str, exc: BaseException) -> None:
         message = exc.message if isinstance(exc, CloudboxError) else f"{type(exc).__name__}: {exc}"

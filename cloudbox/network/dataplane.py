@@ -15,6 +15,8 @@ Rules:
 - A pass that fails is logged and retried on the next wake-up; it never stops the
   node.  bind() raises its error to the caller (compute), which must not boot a
   guest without its port.
+- bind() binds its port (driver.bind_ports, with the binds waiting meanwhile): no pass over
+  the rest of the host, which the loop's next pass (woken by the ports' commits) brings up to date.
 - Ports that compute unbound are left out of the plan until bound again (their
   rows may still name this host until the control plane clears them).
 - Each pass asks the driver for the host's own addresses and LANs (``host_networks``)
@@ -33,8 +35,8 @@ from typing import Any, Awaitable, Callable, Collection
 import trio
 
 from cloudbox.errors import NotFound, SetupError
-from cloudbox.network.driver import NetworkDriver, NetworkDriverError
-from cloudbox.network.hostplan import HostPlan, Management, build_plan, cluster_members, tap_name
+from cloudbox.network.driver import NetworkDriver
+from cloudbox.network.hostplan import HostNetworks, HostPlan, Management, build_plan, cluster_members, tap_name
 from cloudbox.nics import NicSpec
 
 log = logging.getLogger("cloudbox.network.dataplane")
@@ -76,10 +78,14 @@ class DataPlane:
         self._wake = trio.Event()
         self._unbound: set[str] = set()
         # Commits seen, and the count when the last pass read the tables: a pass that read them
-        # after the last commit (e.g. a bind's) makes the loop's pending pass needless.
+        # after the last commit makes the loop's pending pass needless.
         self._commits = 0
         self._read_at = -1
         self._passed_at = time.monotonic()
+        self._host_networks: HostNetworks | None = None  # the last pass's look (binds reuse it)
+        self._metadata_namespaces: dict[str, str] | None = None  # what the listeners were last told
+        self._to_bind: set[str] = set()  # ports whose bind waits for the lock
+        self._bound: dict[str, NicSpec | Exception] = {}  # a batch's results, until their binds take them
 
     # --- the loop ----------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -137,6 +143,7 @@ class DataPlane:
         read_at = self._commits
         self._passed_at = time.monotonic()
         host_networks = await self.driver.host_networks()  # observed first, then the tables read
+        self._host_networks = host_networks
         plan = await self.engine.read(partial(build_plan, management=self.management, host_networks=host_networks),
                                       self.host, self.node_id, self.external_bridge, self.external_interface,
                                       await self.up_nodes())
@@ -146,43 +153,75 @@ class DataPlane:
             await self.driver.apply(plan)
         finally:
             self.plan = plan
-            if self.metadata is not None:
-                # The namespaces exist (or are kept) whatever else of the pass failed.
-                result = self.metadata.sync(plan.dhcp_namespaces())
-                if inspect.isawaitable(result):
-                    await result
+            # The namespaces exist (or are kept) whatever else of the pass failed.
+            await self._sync_metadata(plan.dhcp_namespaces())
         self.passes += 1
         self._read_at = read_at
         self.last_error = None
         log.debug("network pass", extra={"pass": self.passes, "ms": round((time.monotonic() - started) * 1000, 1)})
         return plan
 
+    async def _sync_metadata(self, namespaces: dict[str, str], changed_only: bool = False) -> None:
+        """Tell the metadata listeners which DHCP namespaces exist (namespace → network id); a pass
+        tells them every time (they retry what failed), a bind only when it made a namespace."""
+        if self.metadata is None or (changed_only and namespaces == self._metadata_namespaces):
+            return
+        result = self.metadata.sync(namespaces)
+        if inspect.isawaitable(result):
+            await result
+        self._metadata_namespaces = dict(namespaces)
+
     # --- compute's side -------------------------------------------------------------------
     async def bind(self, port_id: str) -> NicSpec:
-        """Make the port's tap (plugged, filtered) before compute starts the guest; the port goes ACTIVE."""
+        """Make the port's tap (plugged, filtered) before compute starts the guest; the port goes ACTIVE.
+
+        Only the ports being bound get objects made: the tables are read afresh (the host's
+        ruleset holds every port's chains and its groups' members, so it is replaced whole, in
+        one nft transaction), then the driver binds those ports alone; the rest of the host is
+        the loop's.  Binds that wait for the lock meanwhile go in one batch: one read, one
+        ruleset for all of them (concurrent boots do not pay one each)."""
         started = time.perf_counter()
+        self._unbound.discard(port_id)
+        self._to_bind.add(port_id)
         async with self._lock:
             locked = time.perf_counter()
-            self._unbound.discard(port_id)
-            try:
-                await self._reconcile_locked()
-            except NetworkDriverError as exc:
-                # Something else may be broken (a router, another DHCP): this port can still be
-                # handed out if its tap and rules made it; ensure_port checks exactly that.
-                self.last_error = str(exc)
-                log.warning("network pass for bind of %s partly failed: %s", port_id, exc)
-            plan = self.plan
-            port = plan.port(port_id) if plan is not None else None
-            if port is None:
-                raise NotFound(f"port {port_id} is not bound to host {self.host}")
-            applied = time.perf_counter()
-            nic = await self.driver.ensure_port(port)
-        ensured = time.perf_counter()
+            if port_id not in self._bound:  # not in the batch of a bind before this one
+                await self._bind_batch()
+            result = self._bound.pop(port_id)
+        bound = time.perf_counter()
+        if isinstance(result, BaseException):
+            raise result
         await self.network_service.set_port_status(port_id, "ACTIVE")
         log.info("port bound", extra={"port_id": port_id, "steps_ms": {
-            "wait": round((locked - started) * 1000, 1), "pass": round((applied - locked) * 1000, 1),
-            "tap": round((ensured - applied) * 1000, 1), "status": round((time.perf_counter() - ensured) * 1000, 1)}})
-        return nic
+            "wait": round((locked - started) * 1000, 1), "bind": round((bound - locked) * 1000, 1),
+            "status": round((time.perf_counter() - bound) * 1000, 1)}})
+        return result
+
+    async def _bind_batch(self) -> None:
+        """Bind every port waiting (under the lock); each one's NicSpec or error in ``_bound``."""
+        batch, self._to_bind = self._to_bind, set()
+        try:
+            if self._host_networks is None:
+                self._host_networks = await self.driver.host_networks()
+            plan = await self.engine.read(
+                partial(build_plan, management=self.management, host_networks=self._host_networks),
+                self.host, self.node_id, self.external_bridge, self.external_interface, await self.up_nodes())
+            plan = plan.without_ports(self._unbound)
+            here = tuple(sorted(p for p in batch if plan.port(p) is not None))
+            nics = await self.driver.bind_ports(plan, here) if here else {}
+        except Exception as exc:  # noqa: BLE001 - every port of the batch gets the error
+            for port_id in batch:
+                self._bound[port_id] = exc
+            return
+        for port_id in batch:
+            self._bound[port_id] = nics.get(port_id) or NotFound(f"port {port_id} is not bound to host {self.host}")
+        networks = {port.network_id for port in (plan.port(p) for p in here) if port is not None}
+        try:  # their networks' DHCP namespaces exist now: the metadata listeners serve them before guests ask
+            await self._sync_metadata({**(self._metadata_namespaces or {}), **{
+                namespace: network_id for namespace, network_id in plan.dhcp_namespaces().items()
+                if network_id in networks}}, changed_only=True)
+        except Exception:  # noqa: BLE001 - the next pass tells them again
+            log.exception("metadata listeners could not follow a bind")
 
     async def unbind(self, port_id: str) -> None:
         """Remove the port's tap (the guest is gone); the port goes DOWN."""

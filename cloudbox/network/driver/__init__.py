@@ -10,6 +10,8 @@ for unit tests.  Rules every driver keeps:
   that the plan no longer wants.  Running it twice changes nothing.
 - ``ensure_port(port)`` returns only once the port's tap exists, is plugged into
   its bridge and its rules are in force; the port must be in the last applied plan.
+- ``bind_ports(plan, port_ids)`` does the same for some ports of a newer plan without a full
+  sync: the ruleset of ``plan``, the ports' bridges and DHCP entries, their taps; nothing else.
 - ``host_networks()`` reports the host's own addresses and the subnets of the interfaces
   cloudbox did not make (its LANs): what guests may not reach (``hostplan.guarded_destinations``).
 - Only objects marked as this node's are ever removed: links carrying the ifalias
@@ -34,6 +36,8 @@ class NetworkDriver(Protocol):
     async def apply(self, plan: HostPlan) -> None: ...
 
     async def ensure_port(self, port: PortPlan) -> NicSpec: ...
+
+    async def bind_ports(self, plan: HostPlan, port_ids: tuple[str, ...]) -> dict[str, NicSpec]: ...
 
     async def remove_port(self, tap: str) -> None: ...
 

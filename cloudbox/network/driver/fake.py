@@ -20,6 +20,7 @@ class FakeNetworkDriver:
         self.taps: set[str] = set()  # the taps that would exist on the host
         self.tunnels: dict[str, VxlanPlan] = {}  # the VXLAN links that would exist, by name
         self.networks = HostNetworks()  # what host_networks() reports (tests set it)
+        self.bound: list[tuple[tuple[str, ...], HostPlan]] = []  # bind_ports' calls (the last KEPT_PLANS)
 
     @property
     def plan(self) -> HostPlan | None:
@@ -36,6 +37,15 @@ class FakeNetworkDriver:
             raise Conflict(f"port {port.id} is not in the applied plan")
         self.taps.add(port.tap)
         return nic_spec(port)
+
+    async def bind_ports(self, plan: HostPlan, port_ids: tuple[str, ...]) -> dict[str, NicSpec]:
+        ports = [plan.port(port_id) for port_id in port_ids]
+        if None in ports:
+            raise Conflict(f"ports {port_ids} are not all in the plan")
+        self.bound.append((port_ids, plan))
+        del self.bound[:-KEPT_PLANS]
+        self.taps.update(port.tap for port in ports if port is not None)
+        return {port.id: nic_spec(port) for port in ports if port is not None}
 
     async def remove_port(self, tap: str) -> None:
         self.taps.discard(tap)

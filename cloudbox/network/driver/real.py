@@ -33,7 +33,7 @@ from typing import Any, Callable
 import trio
 from pyroute2 import IPRoute, netns
 
-from cloudbox.errors import Conflict
+from cloudbox.errors import Conflict, NotFound
 from cloudbox.network import arp, conntrack, flows
 from cloudbox.network import netns as namespaces
 from cloudbox.network import render
@@ -183,6 +183,13 @@ def _announce(namespace: str, interface: str, mac: str, added: list[str]) -> Non
         log.warning("network: announcing %s on %s in %s failed: %s", added, interface, namespace, exc)
 
 
+def _same_dhcp_server(old: DhcpPlan, new: DhcpPlan) -> bool:
+    """Whether two DHCP plans of a network differ in their hosts only (dnsmasq re-reads those)."""
+    return old.port_id == new.port_id and old.namespace == new.namespace and old.interface == new.interface \
+        and old.host_end == new.host_end and old.mac == new.mac and old.addresses == new.addresses \
+        and old.subnets == new.subnets
+
+
 def _host_networks() -> HostNetworks:
     """Every address of the host namespace, and the subnets of the links cloudbox did not make
     (no ``cloudbox:`` ifalias, of any node: tests run several on one machine), loopback aside."""
@@ -223,6 +230,19 @@ class LinuxNetworkDriver:
             await trio.to_thread.run_sync(self._ensure_one_tap, port)
         return nic_spec(port)
 
+    async def bind_ports(self, plan: HostPlan, port_ids: tuple[str, ...]) -> dict[str, NicSpec]:
+        """Bind these ports with ``plan`` (read after they were placed here): the host's ruleset
+        in one transaction (their chains, their groups' set elements), their networks' bridges
+        and DHCP entries where those changed, and their taps; nothing else of the host is looked
+        at (the data plane's next pass does the rest)."""
+        ports = [plan.port(port_id) for port_id in port_ids]
+        missing = [port_id for port_id, port in zip(port_ids, ports) if port is None]
+        if missing:
+            raise NotFound(f"ports {', '.join(missing)} are not in the network plan")
+        async with self._lock:
+            await trio.to_thread.run_sync(self._bind_ports, plan, ports)
+        return {port.id: nic_spec(port) for port in ports if port is not None}
+
     async def remove_port(self, tap: str) -> None:
         async with self._lock:
             await trio.to_thread.run_sync(self._remove_tap, tap)
@@ -259,14 +279,7 @@ class LinuxNetworkDriver:
                 if self._is_ours(links.alias(name), "tap") and name not in wanted_taps:
                     attempt(f"remove tap {name}", ipr.link, "del", index=links.index(name))
                     links.by_name.pop(name, None)
-            before = self._plan
-            if attempt("host nft tables", _run, ["nft", "-f", "-"], render.render_host(plan)):
-                # ensure_port hands out taps of this plan only: their rules are in force.
-                self._plan = plan
-                # Established flows skip the rules: those the new rules no longer allow are cut.
-                recheck = flows.ports_to_recheck(before, plan)
-                if recheck:
-                    attempt("conntrack entries", conntrack.cut, plan, recheck)
+            self._set_rules(self._plan, plan, attempt)
             if plan.external is not None:
                 attempt(f"external bridge {plan.external.bridge}", self._ensure_external, links, plan.external, plan)
             for network in plan.networks:
@@ -285,6 +298,38 @@ class LinuxNetworkDriver:
         log.debug("network pass applied", extra={"ms": round((time.monotonic() - started) * 1000, 1)})
         if errors:
             raise NetworkDriverError("; ".join(errors))
+
+    def _bind_ports(self, plan: HostPlan, ports: list[PortPlan]) -> None:
+        before = self._plan
+        self._set_rules(before, plan, lambda what, fn, *args: fn(*args))
+        with IPRoute() as ipr:
+            links = _Links(ipr)
+            for network_id in sorted({port.network_id for port in ports}):
+                network = next((n for n in plan.networks if n.id == network_id), None)
+                known = next((n for n in before.networks if n.id == network_id), None) if before else None
+                if network is None:
+                    continue
+                if not network.external and (known != network or network.bridge not in links.by_name):
+                    self._ensure_bridge(links, network)
+                    if network.vxlan:
+                        self._ensure_vxlan(links, network, network.vxlan)
+                if network.dhcp is not None and (known is None or known.dhcp != network.dhcp):
+                    if known is not None and known.dhcp is not None and _same_dhcp_server(known.dhcp, network.dhcp):
+                        self._ensure_dnsmasq(network, network.dhcp)  # only its hosts changed: a SIGHUP
+                    else:
+                        self._ensure_dhcp(links, network, network.dhcp, set(namespaces.listnetns()))
+            for port in ports:
+                self._ensure_tap(links, port)
+
+    def _set_rules(self, before: HostPlan | None, plan: HostPlan, attempt: Callable[..., Any]) -> None:
+        """The host's nft tables of ``plan`` (one transaction); established flows its rules no longer
+        allow are cut."""
+        if attempt("host nft tables", _run, ["nft", "-f", "-"], render.render_host(plan)) is not False:
+            # ensure_port hands out taps of this plan only: their rules are in force.
+            self._plan = plan
+            recheck = flows.ports_to_recheck(before, plan)
+            if recheck:
+                attempt("conntrack entries", conntrack.cut, plan, recheck)
 
     def _is_ours(self, ifalias: str, kind: str | None = None) -> bool:
         if not ifalias.startswith(self.mark):
