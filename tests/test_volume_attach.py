@@ -157,6 +157,16 @@ def test_legacy_attach_actions(cloud: Cloud, alpha: Tenant, admin: httpx.Client)
     assert action(admin, vid, "os-force_detach", {}).status_code == 202
     shown = alpha.member.get(f"{V}/volumes/{vid}").json()["volume"]
     assert shown["status"] == "available" and shown["attachments"] == []
+    # An admin's reset to detached forgets the attachments.
+    assert action(alpha.member, vid, "os-attach", {"instance_uuid": server, "mountpoint": "/dev/vdc"}).status_code == 202
+    fault(action(admin, vid, "os-reset_status", {"status": "available", "attach_status": "gone"}), 400,
+          "attach_status")
+    assert status(alpha.member, vid) == "in-use"
+    r = action(admin, vid, "os-reset_status", {"status": "available", "attach_status": "detached"})
+    assert r.status_code == 202, r.text
+    shown = alpha.member.get(f"{V}/volumes/{vid}").json()["volume"]
+    assert shown["status"] == "available" and shown["attachments"] == []
+    assert alpha.member.get(f"{V}/attachments", params={"volume_id": vid}, headers=H).json()["attachments"] == []
     assert alpha.member.delete(f"{V}/volumes/{vid}").status_code == 202
 
 

@@ -53,6 +53,8 @@ async def test_start_finishes_interrupted_work_and_removes_orphans(tmp_path: Pat
         (driver.volumes / "volume-orphan.raw").write_bytes(b"left behind")
         (driver.volumes / "volume-made.raw.part").write_bytes(b"half made")
         (driver.snapshots / "snapshot-orphan.qcow2").write_bytes(b"left behind")
+        driver.scratch.mkdir(parents=True, exist_ok=True)
+        (driver.scratch / "upload-made-image.raw").write_bytes(b"an upload a crash cut short")
 
         svc = VolumeService(engine, SETTINGS, driver, node_id="node-1", host="host-1")
 
@@ -73,6 +75,7 @@ async def test_start_finishes_interrupted_work_and_removes_orphans(tmp_path: Pat
         assert not (driver.volumes / "volume-orphan.raw").exists()
         assert not (driver.snapshots / "snapshot-orphan.qcow2").exists()
         assert not (driver.volumes / "volume-made.raw.part").exists()
+        assert list(driver.scratch.iterdir()) == []
         assert driver.stored() == ({"made", "growing"}, set())
         nursery.cancel_scope.cancel()
 

@@ -190,6 +190,14 @@ class Worker:
             await trio.to_thread.run_sync(self.driver.delete_snapshot, sid)
             removed.append(sid)
         self.orphans_removed.extend(removed)
+        # Files of uploads a crash cut short (an upload running now is in busy).
+        scratch = self.driver.scratch
+        for path in await trio.to_thread.run_sync(lambda: sorted(scratch.glob("upload-*")) if scratch.is_dir() else []):
+            vid = path.name.removeprefix("upload-")[:36]
+            if "upload:" + vid not in self.busy:
+                log.warning("removing the file of an interrupted upload", extra={"path": str(path)})
+                await trio.to_thread.run_sync(lambda p=path: p.unlink(missing_ok=True))
+                removed.append(path.name)
         # A volume whose data vanished (a disk replaced, a file removed by hand) says so.
         # Observed again after the read: a volume made available meanwhile has its data by then.
         ready = await self.svc.read(store.volumes_in, self.svc.host, ("available", "in-use"))

@@ -230,6 +230,15 @@ class VolumeService:
         changes: dict[str, Any] = {}
         if body.get("migration_status") is not None:
             changes["migration_status"] = None if body["migration_status"] == "none" else body["migration_status"]
+        attach_status = body.get("attach_status")
+        if attach_status not in (None, "attached", "detached"):
+            raise BadRequest(f"Invalid input received: attach_status {str(attach_status)[:40]!r} must be attached "
+                             "or detached.")
+        if attach_status == "detached":  # Cinder's reset to detached forgets every attachment
+            attachments = await self.attach.of_volumes([volume_id])
+            if attachments[volume_id]:
+                await self.propose(c.DeleteAttachments(volume_id, tuple(a["id"] for a in attachments[volume_id]),
+                                                       self.now()))
         await self.propose(c.Transition(volume_id, (), status, self.now(), changes))
 
     async def retype(self, ctx: Any, volume_id: str, new_type: str) -> None:
