@@ -12,7 +12,7 @@ import httpx
 
 from tests.cloud import Cloud, wait_for
 from tests.test_image_api import Tenant, admin, alpha, beta  # noqa: F401 (fixtures)
-from tests.test_volume_api import V, create, fault, unique, volume_file, wait_volume
+from tests.test_volume_api import V, create, fault, unique, volume_file, wait_gone, wait_volume
 
 H = {"OpenStack-API-Version": "volume 3.44"}
 
@@ -167,7 +167,14 @@ def test_legacy_attach_actions(cloud: Cloud, alpha: Tenant, admin: httpx.Client)
     shown = alpha.member.get(f"{V}/volumes/{vid}").json()["volume"]
     assert shown["status"] == "available" and shown["attachments"] == []
     assert alpha.member.get(f"{V}/attachments", params={"volume_id": vid}, headers=H).json()["attachments"] == []
-    assert alpha.member.delete(f"{V}/volumes/{vid}").status_code == 202
+    # Forced deletes: refused while attached, taken for a volume reset to attaching with no attachment.
+    assert action(alpha.member, vid, "os-attach", {"instance_uuid": server}).status_code == 202
+    fault(action(admin, vid, "os-force_delete", {}), 400, "still has attachments")
+    assert action(admin, vid, "os-force_detach", {}).status_code == 202
+    assert action(admin, vid, "os-reset_status", {"status": "attaching"}).status_code == 202
+    fault(alpha.member.delete(f"{V}/volumes/{vid}"), 400, "detach it first")
+    assert action(admin, vid, "os-force_delete", {}).status_code == 202
+    wait_gone(alpha.member, f"{V}/volumes/{vid}")
 
 
 def test_multiattach_comes_from_the_type(alpha: Tenant, admin: httpx.Client):

@@ -130,10 +130,13 @@ def _retype(db: sqlite_utils.Database, cmd: c.RetypeVolume) -> dict[str, Any]:
 
 def _delete(db: sqlite_utils.Database, cmd: c.DeleteVolume) -> dict[str, Any]:
     volume = s.must_volume(db, cmd.id)
-    if volume["status"] in core.ATTACHED:
-        raise BadRequest(f"Invalid volume: volume {cmd.id} is {volume['status']}: detach it first.")
+    # An attachment refuses even a force delete; a status reset to attaching with none does not
+    # (Cinder decides on the attachments, not the status, when forced).
     if list(db.query("SELECT 1 FROM volume_attachments WHERE volume_id = ? LIMIT 1", [cmd.id])):
-        raise BadRequest(f"Invalid volume: volume {cmd.id} still has attachments: detach it first.")
+        raise BadRequest(f"Invalid volume: volume {cmd.id} is {volume['status']} and still has attachments: "
+                         "detach it first.")
+    if volume["status"] in core.ATTACHED and not cmd.force:
+        raise BadRequest(f"Invalid volume: volume {cmd.id} is {volume['status']}: detach it first.")
     if not cmd.force and volume["status"] not in (*core.DELETABLE, "error_deleting"):
         raise BadRequest(f"Invalid volume: volume status must be available or error or error_restoring or "
                          f"error_extending or error_managing and must not be migrating, attached, belong to a "
