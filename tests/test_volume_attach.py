@@ -268,6 +268,15 @@ def test_with_count_and_os_services(cloud: Cloud, alpha: Tenant, admin: httpx.Cl
     only = admin.get(f"{V}/os-services", params={"binary": "cinder-volume"}).json()["services"]
     assert [s["binary"] for s in only] == ["cinder-volume"]
     fault(alpha.member.get(f"{V}/os-services"), 403)
+    volume_host = binaries["cinder-volume"]["host"]
+    r = admin.put(f"{V}/os-services/enable", json={"host": volume_host, "binary": "cinder-volume"})
+    assert r.status_code == 200 and r.json()["status"] == "enabled", r.text
+    fault(admin.put(f"{V}/os-services/enable", json={"host": "nowhere", "binary": "cinder-volume"}), 404)
+    fault(admin.put(f"{V}/os-services/disable", json={"host": "nowhere", "binary": "cinder-volume"}), 404)
+    fault(admin.put(f"{V}/os-services/disable", json={"host": volume_host, "binary": "cinder-volume"}), 400,
+          "not supported")
+    fault(admin.put(f"{V}/os-services/freeze", json={"host": "nowhere"}), 400)
+    fault(alpha.member.put(f"{V}/os-services/enable", json={"host": volume_host, "binary": "cinder-volume"}), 403)
     pools = admin.get(f"{V}/scheduler-stats/get_pools", params={"detail": "true"}).json()["pools"]
     assert [p["name"] for p in pools] == [binaries["cinder-volume"]["host"] + "#dir"]
     assert pools[0]["capabilities"]["volume_backend_name"] == "dir"

@@ -44,6 +44,12 @@ async def volume_action(svc: Any, call: Call, volume_id: str, name: str, args: d
     return Reply(None, 202)
 
 
+def require_admin(call: Call, action: str) -> None:
+    from cloudbox.identity.core import require
+
+    require(bool(call.auth and call.auth.is_cloud_admin), action)
+
+
 def routes(svc: Any, scoped: Callable[..., list[Route]]) -> list[Route]:
     attach, qos = svc.attach, svc.qos
 
@@ -188,10 +194,7 @@ def routes(svc: Any, scoped: Callable[..., list[Route]]) -> list[Route]:
             {"resource": "attachment", "filters": ["volume_id", "instance_id", "status", "attach_status"]}]}
 
     async def pools(call: Call) -> Any:
-        if not (call.auth and call.auth.is_cloud_admin):
-            from cloudbox.errors import Forbidden
-
-            raise Forbidden("Policy doesn't allow scheduler_extension:scheduler_stats:get_pools to be performed.")
+        require_admin(call, "scheduler_extension:scheduler_stats:get_pools")
         detail = core.parse_bool(call.query.get("detail", "false"), "detail")
         out = []
         for s in await qos.services(call.auth):
@@ -214,9 +217,36 @@ def routes(svc: Any, scoped: Callable[..., list[Route]]) -> list[Route]:
               ("/group_snapshots/detail", "group_snapshots"), ("/consistencygroups", "consistencygroups"),
               ("/consistencygroups/detail", "consistencygroups"), ("/messages", "messages"),
               ("/clusters", "clusters"), ("/clusters/detail", "clusters")]
+    async def service_action(call: Call, service_action: str) -> Any:
+        """enable/disable/disable-log-reason, freeze/thaw/failover of a backend: a host this cloud
+        does not have is Cinder's 404 (400 for freeze/thaw/failover); a real one cannot be changed."""
+        require_admin(call, f"volume_extension:services:{service_action}")
+        body = call.body if isinstance(call.body, dict) else {}
+        host, binary = body.get("host"), body.get("binary")
+        services = await qos.services(call.auth)
+        found = [s for s in services if host in (s["host"], s["host"].split("@")[0])
+                 and binary in (None, s["binary"])]
+        if service_action in ("enable", "disable", "disable-log-reason"):
+            if not found:
+                raise NotFound(f"Service {str(binary)[:60]} on host {str(host)[:60]} could not be found.")
+            if service_action == "enable":
+                s = found[0]
+                return {"host": s["host"], "binary": s["binary"], "status": "enabled", "disabled": False}
+            raise BadRequest("Invalid input received: disabling a volume service is not supported by this cloud "
+                             "(each node keeps the volumes it makes).")
+        if service_action in ("freeze", "thaw", "failover_host", "failover"):
+            if not found:
+                raise BadRequest(f"Invalid input received: host {str(host)[:60]} is not a volume backend here.")
+            raise BadRequest(f"Invalid input received: {service_action} needs replication, which this cloud "
+                             "does not have.")
+        raise NotFound(f"There is no os-services action {service_action[:60]}.")
+
     attachment = "/attachments/{attachment_id}"
     spec = "/qos-specs/{qos_id}"
     return [
+        *scoped("PUT", "/os-services/{service_action}", service_action,
+                summary="Enable/disable/freeze a volume service (admins; only enable of a real one succeeds)",
+                body={"type": "object"}),
         *[route for path, key in absent for route in scoped(
             "GET", path, empty(key), summary=f"{key}: none (this cloud has none)",
             query=("limit", "marker", "all_tenants", "detail", "sort", "with_count"))],

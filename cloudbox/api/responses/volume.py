@@ -76,6 +76,7 @@ def _attach_docs() -> dict[tuple[str, str], Doc]:
         ("GET", spec + "/disassociate"): Doc({202: None}),
         ("GET", spec + "/disassociate_all"): Doc({202: None}),
         ("GET", "/os-services"): Doc({200: obj({"services": array(SERVICE)})}),
+        ("PUT", "/os-services/{service_action}"): Doc({200: obj({"host": STR, "binary": STR, "status": STR})}),
         ("GET", "/resource_filters"): Doc({200: obj({"resource_filters": array(
             obj({"resource": STR, "filters": array(STR)}))})}),
         ("GET", "/scheduler-stats/get_pools"): Doc({200: obj({"pools": array(obj({"name": STR}))})}),
