@@ -4,17 +4,25 @@
 from __future__ import annotations
 
 import secrets
+import uuid
 from pathlib import Path
 from typing import Any
 
+import libvirt
 import pytest
 import trio
 import trio.testing
 
+from cloudbox.compute import core, disks
+from cloudbox.compute.driver import RUNNING, DomainSpec, NicSpec, confinement
+from cloudbox.compute.driver.fake import FakeDriver, forget_host
+from cloudbox.compute.driver.real import with_extra_disks
+from cloudbox.compute.guests import Guests
 from cloudbox.errors import NotFound
 from cloudbox.network import store
 from cloudbox.network.driver.fake import FakeNetworkDriver
 from cloudbox.network.driver.real import LinuxNetworkDriver
+from tests.test_compute_service import Images, Ports, server_row
 from tests.test_network_core import Ctx
 from tests.test_network_dataplane import leftover_links, needs_root, running_cloud, sh
 from tests.test_network_render import Rows
@@ -112,3 +120,80 @@ def test_real_bind_port_makes_that_ports_tap_only(tmp_path: Path) -> None:
     finally:
         trio.run(driver.teardown_all)
     assert leftover_links(node_id) == []
+
+
+# --- the domain: what the driver no longer works out for itself ------------------------------
+
+async def test_a_fresh_overlays_chain_is_the_one_qemu_img_reads(tmp_path: Path) -> None:
+    """spawn states the new overlay's backing chain itself (no qemu-img run per boot): it must be
+    exactly what qemu-img reads from the overlay, a backing file under the cached image included."""
+    guests = Guests(FakeDriver(), tmp_path / "instances", "h", None, None)  # type: ignore[arg-type]
+    lower, base = tmp_path / "lower.qcow2", tmp_path / "base.qcow2"
+    await trio.run_process(["qemu-img", "create", "-q", "-f", "qcow2", str(lower), "64M"])
+    await trio.run_process(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(lower), "-F", "qcow2", str(base)])
+    overlay = tmp_path / "disk"
+    await disks.create_overlay(base, "qcow2", overlay, 1)
+    stated = ((str(base.resolve()), "qcow2"), *await guests.base_chain(base, "qcow2"))
+    assert stated == tuple(await disks.backing_chain(overlay))
+    assert await guests.base_chain(base, "qcow2") is await guests.base_chain(base, "qcow2")  # read once
+
+
+def test_the_domain_xml_the_driver_defines_passes_libvirts_schema() -> None:
+    """The driver defines without libvirt's schema check (tens of ms a boot): the renderer's
+    output, backing chains and a second disk included, is checked here instead (libvirt's test
+    driver validates against the same schema)."""
+    spec = DomainSpec(uuid=str(uuid.uuid4()), name="cloudbox-x", vcpus=2, memory_mb=256, root_disk="/d/disk",
+                      console_log="/d/console.log", accel="tcg", config_drive="/d/config.iso",
+                      nics=(NicSpec(mac="fa:16:3e:00:00:01", tap="tapabc", mtu=1450),),
+                      metadata={"server_id": "x", "project_id": "p", "host": "h"}, extra_disks=("/d/rescued",))
+    xml = with_extra_disks(core.render_domain_xml(spec), spec.extra_disks)
+    xml = confinement.with_backing_chains(xml, {"/d/disk": [("/d/_base/img", "qcow2"), ("/d/_base/lower", "raw")],
+                                                "/d/rescued": [("/d/_base/img", "qcow2")]})
+    assert xml.count("<backingStore") >= 3
+    conn = libvirt.open("test:///default")
+    try:
+        conn.defineXMLFlags(xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE).undefine()
+        with pytest.raises(libvirt.libvirtError, match="(?i)schema|valid"):  # the check does check
+            conn.defineXMLFlags(xml.replace("<vcpu", "<vcpus-bogus", 1).replace("</vcpu>", "</vcpus-bogus>", 1),
+                                libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
+    finally:
+        conn.close()
+
+
+async def test_concurrent_builds_are_in_the_drivers_start_at_the_same_time(tmp_path: Path) -> None:
+    """Five guests built at once overlap: each waits inside the driver's create until all five
+    are there (a lock or a one-at-a-time queue on the way would leave it waiting forever)."""
+    count = 5
+    image = tmp_path / "image.qcow2"
+    await trio.run_process(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "16M"])
+    inside: list[str] = []
+    all_inside = trio.Event()
+
+    class Meeting(FakeDriver):
+        async def create(self, spec: DomainSpec) -> None:
+            inside.append(spec.uuid)
+            if len(inside) == count:
+                all_inside.set()
+            await all_inside.wait()
+            await super().create(spec)
+
+    driver = Meeting()
+    guests = Guests(driver, tmp_path / "instances", "h1", Images(image), Ports())  # type: ignore[arg-type]
+    servers = [{**server_row(str(uuid.uuid4()), "h1"), "config_drive": True, "ports": [{"port_id": f"p{i}"}]}
+               for i in range(count)]
+
+    async def drive_files() -> dict[str, bytes]:
+        return {"openstack/latest/meta_data.json": b"{}"}
+
+    async def record() -> None:
+        pass
+
+    try:
+        with trio.fail_after(60):
+            async with trio.open_nursery() as nursery:
+                for server in servers:
+                    nursery.start_soon(guests.spawn, server, "tcg", drive_files, record)
+        assert sorted(inside) == sorted(s["id"] for s in servers)
+        assert all([await driver.get_state(s["id"]) == RUNNING for s in servers])
+    finally:
+        forget_host(driver.uri)

@@ -13,6 +13,7 @@ image store's file when possible).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import secrets
@@ -38,6 +39,7 @@ log = logging.getLogger("cloudbox.compute")
 CONSOLE_READ = 1 << 20  # most of a console log one request returns
 CONSOLE_MAX = 8 << 20  # a console log longer than this is cut to its last CONSOLE_READ bytes
 BASE_GRACE = 600  # seconds a cached image stays after its last server is gone
+BASE_CHAINS_KEPT = 256  # cached images whose backing chains are remembered
 
 
 class Guests:
@@ -48,6 +50,7 @@ class Guests:
         self.host = host
         self.images = images
         self.dataplane = dataplane
+        self._base_chains: dict[tuple[str, int, int], tuple[tuple[str, str], ...]] = {}
 
     def instance_dir(self, server_id: str) -> Path:
         return self.instances_dir / server_id
@@ -73,6 +76,17 @@ class Guests:
             os.replace(tmp, cached)
         return cached, fmt
 
+    async def base_chain(self, base: Path, fmt: str) -> tuple[tuple[str, str], ...]:
+        """The backing chain under a cached image (read once: a cached image never changes)."""
+        st = base.stat()
+        key = (str(base), st.st_ino, st.st_mtime_ns)
+        if key not in self._base_chains:
+            chain = tuple(await disks.backing_chain(base, fmt)) if fmt == "qcow2" else ()
+            if len(self._base_chains) >= BASE_CHAINS_KEPT:
+                self._base_chains.clear()
+            self._base_chains[key] = chain
+        return self._base_chains[key]
+
     async def spawn(self, server: dict[str, Any], accel: str, drive_files: Callable[[], Awaitable[dict[str, bytes]]],
                     record: Callable[[], Awaitable[Any]], start: bool = True) -> dict[str, float]:
         """Make and start the server's guest (define only, unless ``start``), then ``record`` it; the
@@ -96,11 +110,13 @@ class Guests:
                 directory.mkdir(parents=True)
                 revert.add(lambda: shutil.rmtree(directory, ignore_errors=True))
             disk = directory / "disk"
+            root_chain = None
             if not disk.exists():  # an unshelved server's disk is made already, from its shelved image
                 base, fmt = await self.base_image(server["image_id"])
                 step("image")
                 await disks.create_overlay(base, fmt, disk, server["flavor"]["disk"])
                 revert.add(lambda: disk.unlink(missing_ok=True))
+                root_chain = ((str(base.resolve()), fmt), *await self.base_chain(base, fmt))
             step("disk")
             drive = None
             if server["config_drive"]:
@@ -113,7 +129,8 @@ class Guests:
                 nics.append(await self.dataplane.bind(port["port_id"]))
                 revert.add(lambda port_id=port["port_id"]: self.dataplane.unbind(port_id))
             step("port")
-            await self.driver.create(self.domain_spec(server, accel, disk, tuple(nics), drive, start=start))
+            spec = self.domain_spec(server, accel, disk, tuple(nics), drive, start=start)
+            await self.driver.create(dataclasses.replace(spec, root_chain=root_chain))
             revert.add(lambda: self.driver.destroy(sid))
             step("domain")
             await record()

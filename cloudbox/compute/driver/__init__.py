@@ -33,6 +33,9 @@ class DomainSpec:
     start: bool = True  # False: defined only (a resized server that was stopped stays off)
     # Stored in the domain XML's <metadata>, read back by list_domains (adoption after a restart).
     metadata: dict[str, str] = field(default_factory=dict)
+    # The root disk's backing chain, (path, format) nearest first, when the caller knows it (an
+    # overlay it just made on a cached image): the driver need not run qemu-img to read it.
+    root_chain: tuple[tuple[str, str], ...] | None = None
 
 
 @dataclass(frozen=True)

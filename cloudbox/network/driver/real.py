@@ -20,6 +20,8 @@ namespace or veth never lingers.
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import ipaddress
 import logging
 import os
@@ -28,10 +30,11 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import trio
 from pyroute2 import IPRoute, netns
+from pyroute2.netlink.exceptions import NetlinkError
 
 from cloudbox.errors import Conflict, NotFound
 from cloudbox.network import arp, conntrack, flows
@@ -113,13 +116,24 @@ def _vxlan_matches(link: Any, vxlan: VxlanPlan) -> bool:
 class _Links:
     """A snapshot of the links of one namespace, by name."""
 
-    def __init__(self, ipr: Any) -> None:
+    def __init__(self, ipr: Any, names: Iterable[str] | None = None) -> None:
+        """Every link, or only those ``names`` that exist (a bind looks at its own links only)."""
         self.ipr = ipr
         self.by_name: dict[str, Any] = {}
-        self.refresh()
+        self.complete = False  # every link of the namespace is in by_name
+        if names is None:
+            self.refresh()
+            return
+        for name in names:
+            try:
+                self.load(name)
+            except NetlinkError as exc:
+                if exc.code != errno.ENODEV:
+                    raise
 
     def refresh(self) -> None:
         self.by_name = {_attr(link, "IFLA_IFNAME"): link for link in self.ipr.get_links()}
+        self.complete = True
 
     def load(self, name: str) -> None:
         """Re-read one link (after making it): a full dump per new tap would cost O(n^2)."""
@@ -183,11 +197,11 @@ def _announce(namespace: str, interface: str, mac: str, added: list[str]) -> Non
         log.warning("network: announcing %s on %s in %s failed: %s", added, interface, namespace, exc)
 
 
-def _same_dhcp_server(old: DhcpPlan, new: DhcpPlan) -> bool:
-    """Whether two DHCP plans of a network differ in their hosts only (dnsmasq re-reads those)."""
-    return old.port_id == new.port_id and old.namespace == new.namespace and old.interface == new.interface \
-        and old.host_end == new.host_end and old.mac == new.mac and old.addresses == new.addresses \
-        and old.subnets == new.subnets
+def _hosts_changed_only(old: NetworkPlan, new: NetworkPlan) -> bool:
+    """Whether two plans of a network differ in their DHCP hosts at most (dnsmasq re-reads those)."""
+    if old.dhcp is None or new.dhcp is None:
+        return old == new
+    return dataclasses.replace(old, dhcp=dataclasses.replace(old.dhcp, hosts=new.dhcp.hosts)) == new
 
 
 def _host_networks() -> HostNetworks:
@@ -216,6 +230,7 @@ class LinuxNetworkDriver:
         self.run_dir = run_dir / node_id
         self._lock = trio.Lock()
         self._plan: HostPlan | None = None
+        self._checked: HostPlan | None = None  # the plan whose rules established flows were last checked with
         self._namespaces_set_up: set[str] = set()  # sysctls done in this process's life
 
     # --- the contract ------------------------------------------------------------
@@ -300,36 +315,60 @@ class LinuxNetworkDriver:
             raise NetworkDriverError("; ".join(errors))
 
     def _bind_ports(self, plan: HostPlan, ports: list[PortPlan]) -> None:
+        steps: dict[str, float] = {}
+        mark = time.perf_counter()
+
+        def step(name: str) -> None:
+            nonlocal mark
+            now = time.perf_counter()
+            steps[name] = round((now - mark) * 1000, 1)
+            mark = now
+
         before = self._plan
-        self._set_rules(before, plan, lambda what, fn, *args: fn(*args))
+        # Flows are not checked here: adding ports' rules cuts none, and what else changed in the
+        # rules since the last pass is cut by the pass those changes woke (it checks against
+        # ``_checked``, the last plan flows were checked with).
+        self._set_rules(before, plan, lambda what, fn, *args: fn(*args), check_flows=False)
+        step("rules")
         with IPRoute() as ipr:
-            links = _Links(ipr)
+            links = _Links(ipr, {name for port in ports for name in (port.tap, port.bridge)})
+            step("links")
             for network_id in sorted({port.network_id for port in ports}):
                 network = next((n for n in plan.networks if n.id == network_id), None)
                 known = next((n for n in before.networks if n.id == network_id), None) if before else None
                 if network is None:
                     continue
-                if not network.external and (known != network or network.bridge not in links.by_name):
+                if known is not None and network.bridge in links.by_name and _hosts_changed_only(known, network):
+                    if network.dhcp is not None and known.dhcp != network.dhcp:
+                        self._update_dhcp_hosts(network, network.dhcp)
+                    continue
+                if not links.complete:
+                    links.refresh()  # the network's bridge, tunnel or DHCP needs work: see every link
+                if not network.external:
                     self._ensure_bridge(links, network)
                     if network.vxlan:
                         self._ensure_vxlan(links, network, network.vxlan)
-                if network.dhcp is not None and (known is None or known.dhcp != network.dhcp):
-                    if known is not None and known.dhcp is not None and _same_dhcp_server(known.dhcp, network.dhcp):
-                        self._ensure_dnsmasq(network, network.dhcp)  # only its hosts changed: a SIGHUP
-                    else:
-                        self._ensure_dhcp(links, network, network.dhcp, set(namespaces.listnetns()))
+                if network.dhcp is not None:
+                    self._ensure_dhcp(links, network, network.dhcp, set(namespaces.listnetns()))
+            step("networks")
             for port in ports:
                 self._ensure_tap(links, port)
+            step("taps")
+        log.info("ports bound on the host", extra={"ports": len(ports), "steps_ms": steps})
 
-    def _set_rules(self, before: HostPlan | None, plan: HostPlan, attempt: Callable[..., Any]) -> None:
+    def _set_rules(self, before: HostPlan | None, plan: HostPlan, attempt: Callable[..., Any],
+                   check_flows: bool = True) -> None:
         """The host's nft tables of ``plan`` (one transaction); established flows its rules no longer
-        allow are cut."""
-        if attempt("host nft tables", _run, ["nft", "-f", "-"], render.render_host(plan)) is not False:
-            # ensure_port hands out taps of this plan only: their rules are in force.
-            self._plan = plan
-            recheck = flows.ports_to_recheck(before, plan)
-            if recheck:
-                attempt("conntrack entries", conntrack.cut, plan, recheck)
+        allow are cut (with ``check_flows``)."""
+        if attempt("host nft tables", _run, ["nft", "-f", "-"], render.render_host(plan)) is False:
+            return
+        # ensure_port hands out taps of this plan only: their rules are in force.
+        self._plan = plan
+        if not check_flows:
+            return
+        recheck = flows.ports_to_recheck(self._checked if self._checked is not None else before, plan)
+        if not recheck or attempt("conntrack entries", conntrack.cut, plan, recheck):
+            self._checked = plan
 
     def _is_ours(self, ifalias: str, kind: str | None = None) -> bool:
         if not ifalias.startswith(self.mark):
@@ -516,6 +555,26 @@ class LinuxNetworkDriver:
         elif hosts_changed:
             os.kill(pids[0], signal.SIGHUP)  # re-reads the hosts and options files
         self._release_stale_leases(directory, dhcp)
+
+    def _update_dhcp_hosts(self, network: NetworkPlan, dhcp: DhcpPlan) -> None:
+        """A running dnsmasq re-reads its hosts and options files (a bind's new entries); the
+        process found through the pid it wrote, checked against its command line."""
+        directory = self._dhcp_dir(network.id)
+        changed = _write_if_changed(directory / "hosts", render.dnsmasq_hosts(dhcp))
+        changed |= _write_if_changed(directory / "opts", render.dnsmasq_opts(dhcp))
+        if not changed:
+            return
+        wanted = f"dnsmasq\0--conf-file={directory / 'dnsmasq.conf'}\0".encode()
+        try:
+            pid = int((directory / "dnsmasq.pid").read_text().strip())
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                running = f.read() == wanted
+        except (OSError, ValueError):
+            running = False
+        if running:
+            os.kill(pid, signal.SIGHUP)
+        else:
+            self._ensure_dnsmasq(network, dhcp)  # not running (or no pid file): the full way
 
     def _release_stale_leases(self, directory: Path, dhcp: DhcpPlan) -> None:
         """Free leases no port holds: dnsmasq will not give an address still leased to an old MAC."""
