@@ -61,6 +61,14 @@ async def test_attach_commands_refuse_cleanly_and_replay(tmp_path: Path):
             await refused(c.ReserveAttachment(attachment("a3", "v1"), False), "uploading")
             await engine.propose(c.FinishVolumeUpload("v1", "", AT))
             assert status("v1") == "in-use"
+            # Detached while a forced upload runs: the upload's end gives it the status that is true.
+            await engine.propose(c.CreateVolume(row("v2", status="available"), DEFAULTS))
+            await engine.propose(c.ReserveAttachment(attachment("b1", "v2", attach_time=AT), True))
+            await engine.propose(c.BeginVolumeUpload("v2", "img-2", "raw", True, AT))
+            await engine.propose(c.DeleteAttachments("v2", ("b1",), AT))
+            assert status("v2") == "uploading"
+            await engine.propose(c.FinishVolumeUpload("v2", "", AT))
+            assert status("v2") == "available"
             await engine.propose(c.Transition("v1", ("in-use",), "detaching", AT, {}))
             await engine.propose(c.SettleVolume("v1", ("detaching",), AT))  # os-roll_detaching
             assert status("v1") == "in-use"

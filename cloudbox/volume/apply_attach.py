@@ -138,6 +138,8 @@ def _finish_upload(db: sqlite_utils.Database, cmd: c.FinishVolumeUpload) -> None
     if volume["status"] == "uploading":  # an admin's reset meanwhile wins
         db["volumes"].update(cmd.volume_id, {"status": upload["restore_status"], "message": cmd.message,
                                              "updated_at": cmd.at})
+        # A forced upload of an in-use volume whose attachments went meanwhile comes back available.
+        _settle(db, s.must_volume(db, cmd.volume_id), cmd.at)
 
 
 # --- QoS specs -------------------------------------------------------------------------------
