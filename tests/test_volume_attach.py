@@ -153,12 +153,14 @@ def test_legacy_attach_actions(cloud: Cloud, alpha: Tenant, admin: httpx.Client)
     assert action(alpha.member, vid, "os-detach", {"attachment_id": attachment_id}).status_code == 202
     assert status(alpha.member, vid) == "available"
 
-    assert action(alpha.member, vid, "os-attach", {"instance_uuid": server, "mountpoint": "/dev/vdc"}).status_code == 202
+    attach = {"instance_uuid": server, "mountpoint": "/dev/vdc"}
+    assert action(alpha.member, vid, "os-attach", attach).status_code == 202
     assert action(admin, vid, "os-force_detach", {}).status_code == 202
     shown = alpha.member.get(f"{V}/volumes/{vid}").json()["volume"]
     assert shown["status"] == "available" and shown["attachments"] == []
     # An admin's reset to detached forgets the attachments.
-    assert action(alpha.member, vid, "os-attach", {"instance_uuid": server, "mountpoint": "/dev/vdc"}).status_code == 202
+    attach = {"instance_uuid": server, "mountpoint": "/dev/vdc"}
+    assert action(alpha.member, vid, "os-attach", attach).status_code == 202
     fault(action(admin, vid, "os-reset_status", {"status": "available", "attach_status": "gone"}), 400,
           "attach_status")
     assert status(alpha.member, vid) == "in-use"
@@ -329,3 +331,57 @@ def test_upload_volume_to_image(cloud: Cloud, alpha: Tenant):
     forced = r.json()["os-volume_upload_image"]["image_id"]
     wait_for(lambda: alpha.member.get(f"/image/v2/images/{forced}").json()["status"] == "active", 60, "forced image")
     action(alpha.member, vid, "os-force_detach", {})
+
+
+def test_bad_input_is_a_clear_4xx(alpha: Tenant, admin: httpx.Client):
+    volume = create(alpha.member)
+    vid, nobody = volume["id"], str(uuid.uuid4())
+    cases: list[tuple[httpx.Client, str, str, Any]] = [
+        (alpha.member, "POST", "/attachments", {"attachment": {"volume_uuid": nobody}}),
+        (alpha.member, "POST", "/attachments", {"attachment": {"volume_uuid": vid, "instance_uuid": "x"}}),
+        (alpha.member, "POST", "/attachments", {"attachment": {"volume_uuid": vid, "connector": [1]}}),
+        (alpha.member, "POST", "/attachments", {"attachment": {"volume_uuid": vid, "connector": {"host": 5}}}),
+        (alpha.member, "POST", "/attachments", {"attachment": {"volume_uuid": vid, "mode": "rx"}}),
+        (alpha.member, "POST", "/attachments", {"attachment": []}),
+        (alpha.member, "PUT", f"/attachments/{nobody}", {"attachment": {"connector": {"host": "h"}}}),
+        (alpha.member, "POST", f"/attachments/{nobody}/action", {"os-complete": None}),
+        (alpha.member, "POST", f"/attachments/{nobody}/action", {"os-other": None}),
+        (alpha.member, "DELETE", f"/attachments/{nobody}", None),
+        (alpha.member, "GET", "/attachments?marker=" + nobody, None),
+        (alpha.member, "POST", f"/volumes/{vid}/action", {"os-attach": {"instance_uuid": nobody, "mode": "x"}}),
+        (alpha.member, "POST", f"/volumes/{vid}/action", {"os-attach": {"host_name": "h", "mountpoint": 7}}),
+        (alpha.member, "POST", f"/volumes/{vid}/action", {"os-detach": {"attachment_id": nobody}}),
+        (alpha.member, "POST", f"/volumes/{vid}/action", {"os-detach": None}),
+        (alpha.member, "POST", f"/volumes/{vid}/action", {"os-roll_detaching": None}),
+        (alpha.member, "POST", f"/volumes/{vid}/action", {"os-unreserve": None}),
+        (alpha.member, "POST", f"/volumes/{vid}/action", {"os-initialize_connection": {"connector": "h"}}),
+        (alpha.member, "POST", f"/volumes/{vid}/action", {"os-volume_upload_image": "img"}),
+        (alpha.member, "POST", f"/volumes/{vid}/action", {"os-volume_upload_image": {"image_name": ["x"]}}),
+        (alpha.member, "POST", f"/volumes/{vid}/action",
+         {"os-volume_upload_image": {"image_name": "x", "container_format": "ovf"}}),
+        (alpha.member, "POST", f"/volumes/{vid}/action",
+         {"os-volume_upload_image": {"image_name": "x", "force": "maybe"}}),
+        (admin, "POST", "/qos-specs", {"qos_specs": {"name": "x" * 300}}),
+        (admin, "POST", "/qos-specs", {"qos_specs": {"name": unique("q"), "read_iops_sec": {"a": 1}}}),
+        (admin, "POST", "/qos-specs", {"qos_specs": {"name": unique("q"), "total_iops_sec": "-1"}}),
+        (admin, "POST", "/qos-specs", {"qos_specs": {"name": unique("q"), "consumer": None}}),
+        (admin, "PUT", f"/qos-specs/{nobody}", {"qos_specs": {"read_iops_sec": "1"}}),
+        (admin, "PUT", f"/qos-specs/{nobody}", {"qos_specs": {}}),
+        (admin, "PUT", f"/qos-specs/{nobody}/delete_keys", {"keys": "read_iops_sec"}),
+        (admin, "PUT", f"/qos-specs/{nobody}/delete_keys", {"keys": [1]}),
+        (admin, "DELETE", f"/qos-specs/{nobody}", None),
+        (admin, "GET", f"/qos-specs/{nobody}/associations", None),
+        (admin, "GET", f"/qos-specs/{nobody}/disassociate_all", None),
+        (admin, "GET", "/qos-specs?marker=" + nobody, None),
+        (admin, "PUT", "/os-services/frobnicate", {"host": "x"}),
+        (admin, "PUT", "/os-services/enable", [1, 2]),
+    ]
+    for client, method, path, body in cases:
+        r = client.request(method, V + path, json=body, headers=H) if body is not None else \
+            client.request(method, V + path, headers=H)
+        assert 400 <= r.status_code < 500, (method, path, body, r.status_code, r.text)
+        (fault_body,) = r.json().values()
+        assert fault_body["message"], (method, path, r.text)
+    shown = alpha.member.get(f"{V}/volumes/{vid}").json()["volume"]
+    assert shown["status"] == "available" and shown["attachments"] == []
+    assert alpha.member.delete(f"{V}/volumes/{vid}").status_code == 202

@@ -62,7 +62,8 @@ def _update(db: sqlite_utils.Database, cmd: c.UpdateAttachment) -> dict[str, Any
     if attachment["attach_status"] not in ("reserved", "attaching"):
         raise BadRequest(f"Invalid volume attachment: attachment {cmd.id} is {attachment['attach_status']}; only "
                          "a reserved attachment takes a connector.")
-    changes = {"connector": cmd.connector, "connection_info": cmd.connection_info, "attach_status": "attaching", "updated_at": cmd.at}
+    changes = {"connector": cmd.connector, "connection_info": cmd.connection_info, "attach_status": "attaching",
+               "updated_at": cmd.at}
     if cmd.mountpoint is not None:
         changes["mountpoint"] = cmd.mountpoint
     if cmd.attached_host is not None:
