@@ -57,3 +57,41 @@ def test_qos_service_list_and_image_from_volume(new_cloud: Cloud, user_env: dict
     made = wait_for(active, 90, "img to be active", every=0.5)
     assert made["disk_format"] == "raw" and made["size"] == 1 << 30
     wait_status(cloud, env, "volume", "vol1", "available")
+
+
+def test_volume_attachment_commands(new_cloud: Cloud):
+    """`openstack volume attachment ...` (3.27+) on an attachment reserved over HTTP (the CLI's
+    `attachment create` looks the server up in compute, which this test has none of)."""
+    import uuid
+
+    cloud = new_cloud
+    cloud.init()
+    cloud.start()
+    admin = {**cloud.openstack_env(), "OS_VOLUME_API_VERSION": "3.44"}
+    volume = cli(cloud, admin, "volume", "create", "--size", "1", "attached")
+    wait_status(cloud, admin, "volume", "attached", "available")
+    server = str(uuid.uuid4())
+    with cloud.client(cloud.token()) as client:
+        r = client.post("/volume/v3/attachments", json={"attachment": {"volume_uuid": volume["id"],
+                                                                       "instance_uuid": server}},
+                        headers={"OpenStack-API-Version": "volume 3.44"})
+        assert r.status_code == 200, r.text
+        aid = r.json()["attachment"]["id"]
+        host = client.get(f"/volume/v3/volumes/{volume['id']}").json()["volume"]["os-vol-host-attr:host"]
+    listed = cli(cloud, admin, "volume", "attachment", "list")
+    print("volume attachment list:", listed)
+    assert [(a["ID"], a["Status"]) for a in listed] == [(aid, "reserved")]
+    updated = cli(cloud, admin, "volume", "attachment", "set", "--host", host.split("@")[0], "--initiator", "iqn.x",
+                  "--mountpoint", "/dev/vdb", aid)
+    print("volume attachment set:", updated)
+    openstack(cloud, "volume", "attachment", "complete", aid, env=admin)
+    shown = cli(cloud, admin, "volume", "attachment", "show", aid)
+    print("volume attachment show:", shown)
+    assert updated["Status"] == "attaching" and updated["Properties"]["data"]["disk_type"] == "file"
+    assert shown["Status"] == "attached" and shown["Instance ID"] == server and shown["Attached At"]
+    assert shown["Properties"]["driver_volume_type"] == "local"
+    assert cli(cloud, admin, "volume", "show", "attached")["status"] == "in-use"
+    refused = openstack(cloud, "volume", "delete", "attached", env=admin, check=False)
+    assert refused.returncode != 0
+    openstack(cloud, "volume", "attachment", "delete", aid, env=admin)
+    assert cli(cloud, admin, "volume", "show", "attached")["status"] == "available"
