@@ -16,7 +16,9 @@ Rules:
   node.  bind() raises its error to the caller (compute), which must not boot a
   guest without its port.
 - bind() binds its port (driver.bind_ports, with the binds waiting meanwhile): no pass over
-  the rest of the host, which the loop's next pass (woken by the ports' commits) brings up to date.
+  the rest of the host, which the loop's next pass (woken by the ports' commits) brings up to date;
+  that pass waits for binds to be quiet for BIND_QUIET (at most BIND_QUIET_MAX), so it does not
+  run in the middle of the guests' starts.
 - Ports that compute unbound are left out of the plan until bound again (their
   rows may still name this host until the control plane clears them).
 - Each pass asks the driver for the host's own addresses and LANs (``host_networks``)
@@ -44,6 +46,8 @@ log = logging.getLogger("cloudbox.network.dataplane")
 INTERVAL = 30.0
 LIVENESS_CHECK = 5.0  # seconds between looks at the cluster's members and who of them is up
 DEBOUNCE = 0.2
+BIND_QUIET = 1.0  # a commit-woken pass waits for binds to be this long quiet ...
+BIND_QUIET_MAX = 3.0  # ... but no longer than this
 # Commands that change nothing on a host (a port's status is what bind itself reports).
 QUIET_COMMANDS = ("network.port.status", "network.tags", "network.quota.")
 
@@ -84,6 +88,7 @@ class DataPlane:
         self._passed_at = time.monotonic()
         self._host_networks: HostNetworks | None = None  # the last pass's look (binds reuse it)
         self._metadata_namespaces: dict[str, str] | None = None  # what the listeners were last told
+        self._last_bind = 0.0  # monotonic time of the last bind (passes woken by commits let binds go first)
         self._to_bind: set[str] = set()  # ports whose bind waits for the lock
         self._bound: dict[str, NicSpec | Exception] = {}  # a batch's results, until their binds take them
 
@@ -98,12 +103,25 @@ class DataPlane:
                 await self._wake.wait()
                 woken = True
                 await trio.sleep(DEBOUNCE)  # let the rest of a burst of commands commit
+                await self._after_binds()
             self._wake = trio.Event()
             if woken and self._read_at >= self._commits:
                 continue  # another pass (a bind's) already applied every commit
             if not woken and time.monotonic() - self._passed_at < self.interval and not await self._cluster_changed():
                 continue
             await self._pass_logged()
+
+    async def _after_binds(self) -> None:
+        """A pass woken by commits waits until binds have been quiet for BIND_QUIET (at most
+        BIND_QUIET_MAX): a boot's bind already put its port in force, and the pass its commits
+        woke would otherwise run in the middle of the guest's start, competing for the CPU."""
+        waited = 0.0
+        while waited < BIND_QUIET_MAX:
+            quiet_for = time.monotonic() - self._last_bind
+            if quiet_for >= BIND_QUIET:
+                return
+            await trio.sleep(BIND_QUIET - quiet_for)
+            waited += BIND_QUIET - quiet_for
 
     async def _cluster_changed(self) -> bool:
         """Whether the members (or their liveness) differ from those the last plan was placed on."""
@@ -181,6 +199,7 @@ class DataPlane:
         the loop's.  Binds that wait for the lock meanwhile go in one batch: one read, one
         ruleset for all of them (concurrent boots do not pay one each)."""
         started = time.perf_counter()
+        self._last_bind = time.monotonic()
         self._unbound.discard(port_id)
         self._to_bind.add(port_id)
         async with self._lock:
