@@ -172,6 +172,31 @@ def test_floating_ip_proxies(server):
     assert admin.get(f"/compute/v2.1/os-floating-ips/{fip['id']}", headers=V21).status_code == 404
 
 
+def test_fixed_ip_actions_and_no_live_migration(server):
+    """addFixedIp/removeFixedIp (to 2.43) change the addresses of the server's port on a network;
+    os-migrateLive is Nova's action, refused with its pre-check 400 (no live migration here)."""
+    admin, srv = server
+    action = f"/compute/v2.1/servers/{srv['id']}/action"
+    [port] = admin.get(f"/network/v2.0/ports?device_id={srv['id']}").json()["ports"]
+    before = [ip["ip_address"] for ip in port["fixed_ips"]]
+    r = admin.post(action, headers=V21, json={"addFixedIp": {"networkId": port["network_id"]}})
+    assert r.status_code == 202, r.text
+    after = [ip["ip_address"] for ip in admin.get(f"/network/v2.0/ports/{port['id']}").json()["port"]["fixed_ips"]]
+    [added] = set(after) - set(before)
+    assert after[:len(before)] == before
+    assert admin.post(action, headers=V21, json={"addFixedIp": {"networkId": str(uuid.uuid4())}}).status_code == 400
+    assert admin.post(action, headers={"OpenStack-API-Version": "compute 2.44"},
+                      json={"addFixedIp": {"networkId": port["network_id"]}}).status_code == 400
+    assert admin.post(action, headers=V21, json={"removeFixedIp": {"address": "192.0.2.99"}}).status_code == 400
+    assert admin.post(action, headers=V21, json={"removeFixedIp": {"address": added}}).status_code == 202
+    assert [ip["ip_address"] for ip in admin.get(f"/network/v2.0/ports/{port['id']}").json()["port"]["fixed_ips"]] \
+        == before
+    r = admin.post(action, json={"os-migrateLive": {"host": None, "block_migration": "auto"}},
+                   headers={"OpenStack-API-Version": "compute 2.30"})
+    assert r.status_code == 400 and "live migration is not available" in r.json()["badRequest"]["message"]
+    assert admin.post(action, json={"os-migrateLive": {"host": None}}).status_code == 400  # no block_migration
+
+
 def test_image_proxy(server):
     admin, srv = server
     image_id = srv["image"]["id"]

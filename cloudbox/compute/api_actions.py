@@ -186,6 +186,29 @@ async def change_password(svc: ComputeService, call: Call, version: Version, ser
     raise Conflict(f"Failed to set admin password on {server['id']} because the QEMU guest agent is not enabled.")
 
 
+LIVE_MIGRATE = {"type": "object", "required": ["block_migration"], "properties": {
+    "block_migration": {"type": ["boolean", "string"], "enum": [True, False, "auto", "true", "false", "True", "False"]},
+    "host": {"type": ["string", "null"], "maxLength": 255}, "disk_over_commit": {"type": ["boolean", "string"]},
+    "force": {"type": ["boolean", "string"]}}}
+
+
+async def live_migrate(svc: ComputeService, call: Call, version: Version, server: dict[str, Any],
+                       args: dict[str, Any]) -> Reply:
+    """os-migrateLive is Nova's; cloudbox has no live migration between nodes yet (guests move
+    stopped, by migrate), so a valid request gets the 400 Nova gives when no host can take the
+    guest live, after the same checks of role, body and state."""
+    require(call.auth.is_cloud_admin, "os_compute_api:os-migrate-server:migrate_live")
+    try:
+        jsonschema.validate(args, LIVE_MIGRATE)
+    except jsonschema.ValidationError as exc:
+        raise BadRequest(f"Invalid input for os-migrateLive: {exc.message[:200]}") from None
+    if server["status"] not in ("ACTIVE", "PAUSED") or server["task_state"] is not None:
+        raise Conflict(f"Cannot 'os-migrateLive' instance {server['id']} while it is in vm_state "
+                       f"{server['vm_state']}")
+    raise BadRequest("Migration pre-check error: live migration is not available in this cloud "
+                     "(move the server with migrate: it is stopped and started on its new host).")
+
+
 ACTIONS: dict[str, ActionHandler] = {
     **{action: power for action in POWER_ACTIONS},
     "reboot": reboot, "createImage": create_image, "createBackup": create_backup, "rebuild": rebuild,
@@ -193,6 +216,8 @@ ACTIONS: dict[str, ActionHandler] = {
     "trigger_crash_dump": trigger_crash_dump, "changePassword": change_password,
     "injectNetworkInfo": inject_network_info, "restore": not_soft_deleted, "forceDelete": not_soft_deleted,
     "addFloatingIp": api_floating.add_fip, "removeFloatingIp": api_floating.remove_fip,
+    "addFixedIp": api_floating.add_fixed_ip, "removeFixedIp": api_floating.remove_fixed_ip,
+    "os-migrateLive": live_migrate,
     "addSecurityGroup": security_group, "removeSecurityGroup": security_group,
     **api_lifecycle.ACTIONS,
 }
@@ -240,7 +265,8 @@ def routes(svc: ComputeService) -> list[Route]:
                       "createImage, createBackup, rebuild, evacuate, lock, unlock, os-resetState, "
                       "trigger_crash_dump, changePassword, injectNetworkInfo, restore, forceDelete, "
                       "addSecurityGroup, removeSecurityGroup, addFloatingIp, removeFloatingIp, "
-                      "os-getConsoleOutput, rescue, unrescue, shelve, shelveOffload, unshelve, resize, "
-                      "confirmResize, revertResize, migrate"),
+                      "addFixedIp, removeFixedIp, os-getConsoleOutput, rescue, unrescue, shelve, "
+                      "shelveOffload, unshelve, resize, confirmResize, revertResize, migrate; "
+                      "os-migrateLive is refused (no live migration)"),
         *api_lifecycle.routes(svc),
     ]

@@ -1,6 +1,7 @@
 """Nova's floating IP proxies: os-floating-ips (to 2.35) and the addFloatingIp/removeFloatingIp
 actions (to 2.43), answered by the network service with the caller's credentials, in Nova's shape
-({id, ip, fixed_ip, instance_id, pool}: the pool is the external network's name)."""
+({id, ip, fixed_ip, instance_id, pool}: the pool is the external network's name); and the
+addFixedIp/removeFixedIp actions (to 2.43), which change the addresses of a server's port."""
 
 from __future__ import annotations
 
@@ -115,6 +116,51 @@ async def remove_fip(svc: ComputeService, call: Call, version: Version, server: 
         raise Conflict(f"Floating IP {fip['floating_ip_address']} is not associated with instance {server['id']}.")
     await svc.network.update_floatingip(call.auth, fip["id"], {"port_id": None})
     return Reply(None, 202)
+
+
+def fixed_ips_but(port: dict[str, Any], address: str | None = None) -> list[dict[str, str]]:
+    """A port's fixed IPs as a port update names them, without ``address``."""
+    return [{"subnet_id": ip["subnet_id"], "ip_address": ip["ip_address"]}
+            for ip in port["fixed_ips"] if ip["ip_address"] != address]
+
+
+async def add_fixed_ip(svc: ComputeService, call: Call, version: Version, server: dict[str, Any],
+                       args: dict[str, Any]) -> Reply:
+    """addFixedIp: one more address on the server's port on ``networkId``, from the first of that
+    network's subnets with room (a server with no port there is a 400, as in Nova)."""
+    if version > ACTIONS_MAX:
+        raise BadRequest("There is no such action: addFixedIp (removed at 2.44).")
+    network_id = args.get("networkId")
+    if not isinstance(network_id, str) or not network_id or set(args) - {"networkId"}:
+        raise BadRequest("addFixedIp needs networkId, a network's id, and nothing else.")
+    for port in await server_ports(svc, call, server["id"]):
+        if port["network_id"] != network_id:
+            continue
+        network = await svc.network.show(call.auth, "networks", network_id)
+        for subnet_id in network["subnets"]:
+            try:
+                await svc.network.update_port(call.auth, port["id"],
+                                              {"fixed_ips": [*fixed_ips_but(port), {"subnet_id": subnet_id}]})
+            except Conflict:  # that subnet has no free address left
+                continue
+            return Reply(None, 202)
+        raise BadRequest(f"Zero fixed IPs could be found: network {network_id[:40]} has no free address.")
+    raise BadRequest(f"Network {network_id[:40]} could not be found for instance {server['id']}.")
+
+
+async def remove_fixed_ip(svc: ComputeService, call: Call, version: Version, server: dict[str, Any],
+                          args: dict[str, Any]) -> Reply:
+    """removeFixedIp: the address goes from the server's port that holds it."""
+    if version > ACTIONS_MAX:
+        raise BadRequest("There is no such action: removeFixedIp (removed at 2.44).")
+    address = args.get("address")
+    if not isinstance(address, str) or not address or set(args) - {"address"}:
+        raise BadRequest("removeFixedIp needs address, an IP address, and nothing else.")
+    for port in await server_ports(svc, call, server["id"]):
+        if any(ip["ip_address"] == address for ip in port["fixed_ips"]):
+            await svc.network.update_port(call.auth, port["id"], {"fixed_ips": fixed_ips_but(port, address)})
+            return Reply(None, 202)
+    raise BadRequest(f"Fixed IP {address[:45]} is not one of instance {server['id']}'s addresses.")
 
 
 FIP_BODY = {"type": ["object", "null"], "properties": {"pool": {"type": ["string", "null"]}}}
