@@ -106,7 +106,7 @@ class DataPlane:
                 await self._after_binds()
             self._wake = trio.Event()
             if woken and self._read_at >= self._commits:
-                continue  # another pass (a bind's) already applied every commit
+                continue  # another pass already applied every commit
             if not woken and time.monotonic() - self._passed_at < self.interval and not await self._cluster_changed():
                 continue
             await self._pass_logged()
