@@ -6,7 +6,7 @@ from typing import Any
 
 import sqlite_utils
 
-from cloudbox.errors import NotFound
+from cloudbox.errors import BadRequest, NotFound
 from cloudbox.volume import core
 from cloudbox.volume.store import _one, decode
 
@@ -58,8 +58,6 @@ def list_attachments(db: sqlite_utils.Database, viewer: core.Viewer, filters: di
     if marker:
         found = get_attachment(db, marker)
         if found is None:
-            from cloudbox.errors import BadRequest
-
             raise BadRequest(f"Invalid input received: marker attachment {marker[:40]} could not be found.")
         clauses.append("(created_at > ? OR (created_at = ? AND id > ?))")
         params.extend([found["created_at"], found["created_at"], found["id"]])
@@ -81,7 +79,8 @@ def must_qos(db: sqlite_utils.Database, qos_id: str) -> dict[str, Any]:
 
 def list_qos(db: sqlite_utils.Database, marker: str | None, limit: int) -> list[dict[str, Any]]:
     if marker:
-        must_qos(db, marker)
+        if not db.execute("SELECT 1 FROM volume_qos_specs WHERE id = ?", [marker]).fetchone():
+            raise BadRequest(f"Invalid input received: marker QoS specs {marker[:40]} could not be found.")
         rows = db.query("SELECT * FROM volume_qos_specs WHERE (created_at, id) > "
                         "(SELECT created_at, id FROM volume_qos_specs WHERE id = ?) ORDER BY created_at, id LIMIT ?",
                         [marker, limit + 1])

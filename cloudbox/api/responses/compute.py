@@ -60,6 +60,15 @@ SERVER = obj(
      "OS-EXT-SRV-ATTR:launch_index": INT, "OS-EXT-SRV-ATTR:kernel_id": STR, "OS-EXT-SRV-ATTR:ramdisk_id": STR,
      "OS-EXT-SRV-ATTR:root_device_name": NSTR, "OS-EXT-SRV-ATTR:user_data": NSTR},
 )
+# An update's answer (and a rebuild's) before 2.75: the basic server, without the extended attributes.
+SERVER_CHANGED = obj(
+    {"id": STR, "name": STR, "status": SERVER_STATUS, "tenant_id": STR, "user_id": STR, "metadata": STR_MAP,
+     "hostId": STR, "image": {"anyOf": [obj({"id": STR, "links": LINKS}), {"const": ""}]},
+     "flavor": SERVER_FLAVOR, "created": STR, "updated": STR,
+     "addresses": {"type": "object", "additionalProperties": array(obj({"addr": STR, "version": enum(4, 6)}))},
+     "accessIPv4": STR, "accessIPv6": STR, "links": LINKS, "OS-DCF:diskConfig": enum("AUTO", "MANUAL")},
+    SERVER["properties"],
+)
 SERVER_CREATED = {"anyOf": [
     wrap("server", obj({"id": STR, "links": LINKS, "OS-DCF:diskConfig": enum("AUTO", "MANUAL"),
                         "security_groups": array(obj({"name": STR}))}, {"adminPass": STR})),
@@ -101,6 +110,8 @@ SERVER_GROUP = obj({"id": STR, "name": STR, "members": STRS},
 AGGREGATE = obj({"id": INT, "name": STR, "availability_zone": NSTR, "hosts": STRS,
                  "metadata": {"type": "object", "additionalProperties": NSTR}, "created_at": STR,
                  "updated_at": NSTR, "deleted": BOOL, "deleted_at": NSTR}, {"uuid": STR})
+AGGREGATE_CREATED = obj({"id": INT, "name": STR, "availability_zone": NSTR, "created_at": STR, "updated_at": NSTR,
+                         "deleted": BOOL, "deleted_at": NSTR}, {"uuid": STR})  # Nova's create: no hosts, no metadata
 FLAVOR_ACCESS = obj({"flavor_access": array(obj({"flavor_id": STR, "tenant_id": STR}))})
 
 
@@ -170,7 +181,7 @@ def docs() -> dict[tuple[str, str], Doc]:
         ("GET", f"{P}/servers"): nova({200: listing("servers", SERVER_SUMMARY)}),
         ("GET", f"{P}/servers/detail"): nova({200: listing("servers", SERVER)}),
         ("GET", server): nova({200: wrap("server", SERVER)}),
-        ("PUT", server): nova({200: wrap("server", SERVER)}),
+        ("PUT", server): nova({200: wrap("server", {"anyOf": [SERVER, SERVER_CHANGED]})}),
         ("DELETE", server): nova({204: None}),
         # os-getConsoleOutput answers 200 with the output; the other actions 202, with a body for some
         # (rebuild, createImage from 2.45), so the 202 body is left undescribed.
@@ -222,8 +233,9 @@ def docs() -> dict[tuple[str, str], Doc]:
         # zones, hypervisors, services
         ("GET", f"{P}/os-availability-zone"): nova({200: obj({"availabilityZoneInfo": array(ZONE)})}),
         ("GET", f"{P}/os-availability-zone/detail"): nova({200: obj({"availabilityZoneInfo": array(ZONE)})}),
-        ("GET", f"{P}/os-hypervisors"): nova({200: obj({"hypervisors": array(HYPERVISOR)})}),
-        ("GET", f"{P}/os-hypervisors/detail"): nova({200: obj({"hypervisors": array(HYPERVISOR)})}),
+        # 404: no hypervisor matches the hypervisor_hostname_pattern (2.53+)
+        ("GET", f"{P}/os-hypervisors"): nova({200: obj({"hypervisors": array(HYPERVISOR)})}, 404),
+        ("GET", f"{P}/os-hypervisors/detail"): nova({200: obj({"hypervisors": array(HYPERVISOR)})}, 404),
         ("GET", f"{P}/os-hypervisors/statistics"): nova({200: wrap("hypervisor_statistics", {
             "type": "object", "additionalProperties": INT})}),
         ("GET", f"{P}/os-hypervisors/{{hypervisor_id_}}"): nova({200: wrap("hypervisor", HYPERVISOR)}),
@@ -239,7 +251,7 @@ def docs() -> dict[tuple[str, str], Doc]:
         ("DELETE", f"{P}/os-server-groups/{{group_id}}"): nova({204: None}),
         # aggregates
         ("GET", f"{P}/os-aggregates"): nova({200: obj({"aggregates": array(AGGREGATE)})}),
-        ("POST", f"{P}/os-aggregates"): nova({200: wrap("aggregate", AGGREGATE)}),
+        ("POST", f"{P}/os-aggregates"): nova({200: wrap("aggregate", AGGREGATE_CREATED)}),
         ("GET", aggregate): nova({200: wrap("aggregate", AGGREGATE)}),
         ("PUT", aggregate): nova({200: wrap("aggregate", AGGREGATE)}),
         ("DELETE", aggregate): nova({200: None}),
