@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 from typing import Any, Awaitable, Callable, Mapping
 
+from cloudbox.api import microversions
 from cloudbox.api.routes import FORWARDED_BY, ApiSpec, Call, Reply, Route
 from cloudbox.compute import views
 from cloudbox.compute.service import ComputeService
@@ -36,13 +37,8 @@ VERSION_HEADERS = ("OpenStack-API-Version", "X-OpenStack-Nova-API-Version")
 
 
 def requested_version(headers: Mapping[str, str]) -> Version:
-    value = headers.get("OpenStack-API-Version")
-    if value:
-        for part in value.split(","):
-            service, _, ver = part.strip().partition(" ")
-            if service.lower() == "compute":
-                return views.parse_version(ver)
-    return views.parse_version(headers.get("X-OpenStack-Nova-API-Version"))
+    named = microversions.from_header(headers, ("compute",))
+    return views.parse_version(named if named is not None else headers.get("X-OpenStack-Nova-API-Version"))
 
 
 def route(svc: ComputeService, method: str, path: str, handler: Handler, **options: Any) -> Route:

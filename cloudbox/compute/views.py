@@ -8,8 +8,8 @@ import json
 import uuid
 from typing import Any
 
+from cloudbox.api import microversions
 from cloudbox.clock import parse_iso
-from cloudbox.errors import BadRequest, NotAcceptable
 
 MIN_VERSION = (2, 1)
 MAX_VERSION = (2, 96)
@@ -19,19 +19,7 @@ POWER_STATES = {"nostate": 0, "running": 1, "paused": 3, "shutdown": 4, "crashed
 
 def parse_version(text: str | None) -> tuple[int, int]:
     """The microversion a request asked for (headers already narrowed to the compute value)."""
-    if not text:
-        return MIN_VERSION
-    text = text.strip().lower()
-    if text == "latest":
-        return MAX_VERSION
-    try:
-        major, minor = (int(p) for p in text.split("."))
-    except ValueError:
-        raise BadRequest(f"Invalid format for API version: {text[:40]!r}.") from None
-    if not MIN_VERSION <= (major, minor) <= MAX_VERSION:
-        raise NotAcceptable(f"Version {text} is not supported by the API. Minimum is 2.1 and maximum is "
-                            f"{MAX_VERSION[0]}.{MAX_VERSION[1]}.")
-    return major, minor
+    return microversions.parse(text, MIN_VERSION, MAX_VERSION)
 
 
 def version_document(base: str, legacy: bool = False) -> dict[str, Any]:

@@ -24,6 +24,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from cloudbox.api import microversions
 from cloudbox.errors import BadRequest, PayloadTooLarge
 
 MIN_VERSION = (3, 0)
@@ -61,31 +62,11 @@ class Viewer:
 
 
 def parse_version(text: str | None) -> tuple[int, int]:
-    from cloudbox.errors import NotAcceptable
-
-    if not text:
-        return MIN_VERSION
-    text = text.strip().lower()
-    if text == "latest":
-        return MAX_VERSION
-    try:
-        major, minor = (int(p) for p in text.split("."))
-    except ValueError:
-        raise BadRequest(f"Invalid format for API version: {text[:40]!r}.") from None
-    if not MIN_VERSION <= (major, minor) <= MAX_VERSION:
-        raise NotAcceptable(f"Version {text[:40]} is not supported by the API. Minimum is 3.0 and maximum is "
-                            f"{MAX_VERSION[0]}.{MAX_VERSION[1]}.")
-    return major, minor
+    return microversions.parse(text, MIN_VERSION, MAX_VERSION)
 
 
 def requested_version(headers: Mapping[str, str]) -> tuple[int, int]:
-    value = headers.get("OpenStack-API-Version")
-    if value:
-        for part in value.split(","):
-            service, _, ver = part.strip().partition(" ")
-            if service.lower() in ("volume", "block-storage"):
-                return parse_version(ver)
-    return MIN_VERSION
+    return parse_version(microversions.from_header(headers, ("volume", "block-storage")))
 
 
 def version_document(base: str) -> dict[str, Any]:
