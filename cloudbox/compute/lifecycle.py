@@ -423,10 +423,7 @@ class Lifecycle:
                 await self.svc.driver.destroy(server_id)
                 await trio.to_thread.run_sync(lambda: (directory / RESIZE_ORIG).replace(directory / "disk"))
                 server = await self._update(server_id, {"flavor": lifecycle["old_flavor"]})
-                state = END_STATE[lifecycle.get("old_vm_state", "active")]
-                await self.svc.guests.redefine(server, self._accel(), start=state == RUNNING)
-                await self._update(server_id, {**settled(state), "lifecycle": {}}, expect=("resize_reverting",))
-                await self._migration(lifecycle.get("migration_id"), "reverted")
+                await self._reverted(server, lifecycle)
             except Exception as exc:  # noqa: BLE001
                 await self._migration(lifecycle.get("migration_id"), "error")
                 await self._failed(server_id, "revertResize", exc)
@@ -537,13 +534,17 @@ class Lifecycle:
             lifecycle = server["lifecycle"]
             try:
                 server = await self.svc._allocate_ports(server)  # noqa: SLF001 - its ports come back here
-                state = END_STATE[lifecycle.get("old_vm_state", "active")]
-                await self.svc.guests.redefine(server, self._accel(), start=state == RUNNING)
-                await self._update(server_id, {**settled(state), "lifecycle": {}}, expect=("resize_reverting",))
-                await self._migration(lifecycle.get("migration_id"), "reverted")
+                await self._reverted(server, lifecycle)
             except Exception as exc:  # noqa: BLE001
                 await self._migration(lifecycle.get("migration_id"), "error")
                 await self._failed(server_id, "revertResize", exc)
+
+    async def _reverted(self, server: dict[str, Any], lifecycle: dict[str, Any]) -> None:
+        """A reverted server (old flavor and disk back) runs again as it was before the resize."""
+        state = END_STATE[lifecycle.get("old_vm_state", "active")]
+        await self.svc.guests.redefine(server, self._accel(), start=state == RUNNING)
+        await self._update(server["id"], {**settled(state), "lifecycle": {}}, expect=("resize_reverting",))
+        await self._migration(lifecycle.get("migration_id"), "reverted")
 
     async def _confirmed(self, migration_id: int) -> None:
         """A confirmed migration's source drops the files it kept (the server runs elsewhere)."""
