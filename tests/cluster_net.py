@@ -633,3 +633,24 @@ def underlay(count: int, root: Path, logs_to: Path | None = None) -> Iterator[Un
     net = Underlay(count, root, logs_to)
     with net:
         yield net
+
+
+@contextlib.contextmanager
+def joined_cluster(tmp_path_factory: Any, name: str, count: int = 2) -> Iterator[list["Node"]]:
+    """``count`` nodes on a fresh underlay: node 1 made the cloud, the others joined it; logs kept
+    under the test session's ``<name>-logs``."""
+    net = Underlay(count, tmp_path_factory.mktemp(name), logs_to=tmp_path_factory.getbasetemp() / f"{name}-logs")
+    try:
+        net.up()
+        first = net.node(1)
+        first.init()
+        first.serve()
+        nodes = [first]
+        for n in range(2, count + 1):
+            joiner = net.node(n)
+            joiner.password = first.password
+            joiner.join(first.cluster_add(f"node{n}"))
+            nodes.append(joiner)
+        yield nodes
+    finally:
+        net.down()

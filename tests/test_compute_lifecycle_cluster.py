@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.cluster_net import Node, Underlay, wait_until
+from tests.cluster_net import Node, joined_cluster, wait_until
 from tests.compute_helpers import LATEST
 
 pytestmark = [
@@ -22,19 +22,8 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def two(tmp_path_factory: pytest.TempPathFactory):
-    net = Underlay(2, tmp_path_factory.mktemp("cluster-migrate"),
-                   logs_to=tmp_path_factory.getbasetemp() / "cluster-migrate-logs")
-    try:
-        net.up()
-        first = net.node(1)
-        first.init()
-        first.serve()
-        second = net.node(2)
-        second.password = first.password
-        second.join(first.cluster_add("node2"))
-        yield [first, second]
-    finally:
-        net.down()
+    with joined_cluster(tmp_path_factory, "cluster-migrate") as nodes:
+        yield nodes
 
 
 def server(node: Node, sid: str) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.cloud import wait_for as wait_until
-from tests.cluster_net import Node, Underlay
+from tests.cluster_net import Node, joined_cluster
 
 pytestmark = [
     pytest.mark.slow,
@@ -22,19 +22,8 @@ V = "/volume/v3"
 
 @pytest.fixture(scope="module")
 def two(tmp_path_factory: pytest.TempPathFactory):
-    net = Underlay(2, tmp_path_factory.mktemp("cluster-volume"),
-                   logs_to=tmp_path_factory.getbasetemp() / "cluster-volume-logs")
-    try:
-        net.up()
-        first = net.node(1)
-        first.init()
-        first.serve()
-        second = net.node(2)
-        second.password = first.password
-        second.join(first.cluster_add("node2"))
-        yield [first, second]
-    finally:
-        net.down()
+    with joined_cluster(tmp_path_factory, "cluster-volume") as nodes:
+        yield nodes
 
 
 def volume(node: Node, volume_id: str) -> dict[str, Any] | None:
