@@ -103,23 +103,25 @@ def _one(db: sqlite_utils.Database, sql: str, params: list[Any]) -> dict[str, An
     return decode(rows[0]) if rows else None
 
 
+def found_row(row: dict[str, Any] | None, what: str, row_id: str,
+              viewer: core.Viewer | None = None) -> dict[str, Any]:
+    """``row``, if it exists and (with ``viewer``) the viewer may see it; else Cinder's 404."""
+    if row is None or (viewer is not None and not (viewer.sees_all or row["project_id"] == viewer.project_id)):
+        raise NotFound(f"{what} {row_id} could not be found.")
+    return row
+
+
 # --- volumes ---------------------------------------------------------------------------------
 def get_volume(db: sqlite_utils.Database, volume_id: str) -> dict[str, Any] | None:
     return _one(db, "SELECT * FROM volumes WHERE id = ?", [volume_id])
 
 
 def must_volume(db: sqlite_utils.Database, volume_id: str) -> dict[str, Any]:
-    volume = get_volume(db, volume_id)
-    if volume is None:
-        raise NotFound(f"Volume {volume_id} could not be found.")
-    return volume
+    return found_row(get_volume(db, volume_id), "Volume", volume_id)
 
 
 def visible_volume(db: sqlite_utils.Database, viewer: core.Viewer, volume_id: str) -> dict[str, Any]:
-    volume = get_volume(db, volume_id)
-    if volume is None or not (viewer.sees_all or volume["project_id"] == viewer.project_id):
-        raise NotFound(f"Volume {volume_id} could not be found.")
-    return volume
+    return found_row(get_volume(db, volume_id), "Volume", volume_id, viewer)
 
 
 def volume_view(db: sqlite_utils.Database, volume: dict[str, Any]) -> dict[str, Any]:
@@ -235,17 +237,11 @@ def get_snapshot(db: sqlite_utils.Database, snapshot_id: str) -> dict[str, Any] 
 
 
 def must_snapshot(db: sqlite_utils.Database, snapshot_id: str) -> dict[str, Any]:
-    snapshot = get_snapshot(db, snapshot_id)
-    if snapshot is None:
-        raise NotFound(f"Snapshot {snapshot_id} could not be found.")
-    return snapshot
+    return found_row(get_snapshot(db, snapshot_id), "Snapshot", snapshot_id)
 
 
 def visible_snapshot(db: sqlite_utils.Database, viewer: core.Viewer, snapshot_id: str) -> dict[str, Any]:
-    snapshot = get_snapshot(db, snapshot_id)
-    if snapshot is None or not (viewer.sees_all or snapshot["project_id"] == viewer.project_id):
-        raise NotFound(f"Snapshot {snapshot_id} could not be found.")
-    return snapshot
+    return found_row(get_snapshot(db, snapshot_id), "Snapshot", snapshot_id, viewer)
 
 
 def list_snapshots(db: sqlite_utils.Database, viewer: core.Viewer, opts: core.ListOptions, marker: str | None,

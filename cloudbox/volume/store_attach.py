@@ -8,7 +8,7 @@ import sqlite_utils
 
 from cloudbox.errors import BadRequest, NotFound
 from cloudbox.volume import core
-from cloudbox.volume.store import _one, decode
+from cloudbox.volume.store import _one, decode, found_row
 
 ATTACHMENT_SORT = {"id": "id", "created_at": "created_at", "volume_id": "volume_id", "status": "attach_status"}
 
@@ -33,17 +33,11 @@ def get_attachment(db: sqlite_utils.Database, attachment_id: str) -> dict[str, A
 
 
 def must_attachment(db: sqlite_utils.Database, attachment_id: str) -> dict[str, Any]:
-    found = get_attachment(db, attachment_id)
-    if found is None:
-        raise NotFound(f"Volume attachment {attachment_id} could not be found.")
-    return found
+    return found_row(get_attachment(db, attachment_id), "Volume attachment", attachment_id)
 
 
 def visible_attachment(db: sqlite_utils.Database, viewer: core.Viewer, attachment_id: str) -> dict[str, Any]:
-    found = get_attachment(db, attachment_id)
-    if found is None or not (viewer.sees_all or found["project_id"] == viewer.project_id):
-        raise NotFound(f"Volume attachment {attachment_id} could not be found.")
-    return found
+    return found_row(get_attachment(db, attachment_id), "Volume attachment", attachment_id, viewer)
 
 
 def list_attachments(db: sqlite_utils.Database, viewer: core.Viewer, filters: dict[str, str], marker: str | None,
