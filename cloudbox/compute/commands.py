@@ -138,3 +138,4 @@ class DeleteAggregate(Command):
 
 from cloudbox.compute import commands_records  # noqa: E402,F401 - registers the records' commands
 from cloudbox.compute import commands_lifecycle  # noqa: E402,F401 - registers the lifecycle commands
+from cloudbox.compute import commands_volumes  # noqa: E402,F401 - registers the block device commands

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 import trio
 
 from cloudbox.compute import disks
-from cloudbox.compute.driver import ComputeDriver, DomainSpec
+from cloudbox.compute.driver import ComputeDriver, DomainSpec, VolumeDisk
 from cloudbox.errors import BadRequest
 from cloudbox.nics import NicSpec
 from cloudbox.revert import Revert
@@ -51,6 +51,8 @@ class Guests:
         self.images = images
         self.dataplane = dataplane
         self._base_chains: dict[tuple[str, int, int], tuple[tuple[str, str], ...]] = {}
+        # The server's volume disks a definition carries (compute/volumes.py sets it; none without).
+        self.volume_disks: Callable[[str], Awaitable[tuple[VolumeDisk, ...]]] | None = None
 
     def instance_dir(self, server_id: str) -> Path:
         return self.instances_dir / server_id
@@ -130,7 +132,8 @@ class Guests:
                 revert.add(lambda port_id=port["port_id"]: self.dataplane.unbind(port_id))
             step("port")
             spec = self.domain_spec(server, accel, disk, tuple(nics), drive, start=start)
-            await self.driver.create(dataclasses.replace(spec, root_chain=root_chain))
+            volumes = await self.volume_disks(sid) if self.volume_disks else ()
+            await self.driver.create(dataclasses.replace(spec, root_chain=root_chain, volumes=volumes))
             revert.add(lambda: self.driver.destroy(sid))
             step("domain")
             await record()
@@ -161,7 +164,8 @@ class Guests:
         drive = directory / "config.iso"
         spec = self.domain_spec(server, accel, directory / root, nics, drive if drive.exists() else None,
                                 tuple(directory / name for name in extra_disks), start)
-        await self.driver.create(spec)
+        volumes = await self.volume_disks(sid) if self.volume_disks else ()
+        await self.driver.create(dataclasses.replace(spec, volumes=volumes))
 
     async def remove(self, server_id: str, ports: list[dict[str, Any]]) -> None:
         """Remove the guest, its ports' taps and its files from this host; idempotent, best effort."""

@@ -34,6 +34,7 @@ from cloudbox.compute.reconcile import Reconciler
 from cloudbox.compute.resources import ComputeResources, stamp
 from cloudbox.compute.states import BY_TASK, POWER_ACTIONS, QUEUED_BEHIND, STATE_VIEW, settled
 from cloudbox.compute.timeline import Timelines
+from cloudbox.compute.volumes import ComputeVolumes
 from cloudbox.errors import BadRequest, CloudboxError, Conflict, Forbidden, NotFound, Unavailable
 from cloudbox.network import store as network_store
 from cloudbox.settings import Settings
@@ -74,6 +75,8 @@ class ComputeService:
         self.resources = ComputeResources(engine, settings, cluster)
         self.reconciler = Reconciler(self)
         self.lifecycle = Lifecycle(self)  # rescue, shelve, resize, migrate
+        self.volumes = ComputeVolumes(self)  # os-volume_attachments; the volumes a guest's definition carries
+        self.guests.volume_disks = self.volumes.disks_of
         self.host_info: HostInfo | None = None
         self.running = False
         self.unavailable = "the compute service is starting"

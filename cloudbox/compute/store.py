@@ -95,12 +95,26 @@ MIGRATIONS = [
         created_at TEXT NOT NULL, updated_at TEXT);
     CREATE INDEX migrations_server ON migrations (server_id);
     """,
+    # 8: Nova's block device mappings: the volumes of a server (attached ones, and for a server
+    # booted from a volume its root), with the volume service's attachment and connection_info.
+    # status: attaching (reserved at the volume service, not yet in the guest), attached, detaching.
+    """
+    CREATE TABLE block_device_mappings (
+        id TEXT PRIMARY KEY, server_id TEXT NOT NULL, project_id TEXT NOT NULL, volume_id TEXT,
+        attachment_id TEXT, source_type TEXT NOT NULL, destination_type TEXT NOT NULL, boot_index INTEGER,
+        device_name TEXT, device_type TEXT NOT NULL DEFAULT 'disk', disk_bus TEXT NOT NULL DEFAULT 'virtio',
+        volume_size INTEGER, image_id TEXT, snapshot_id TEXT, tag TEXT,
+        delete_on_termination INTEGER NOT NULL DEFAULT 0, status TEXT NOT NULL,
+        connection_info TEXT NOT NULL DEFAULT '{}', created_at TEXT NOT NULL, updated_at TEXT);
+    CREATE INDEX block_device_mappings_server ON block_device_mappings (server_id);
+    CREATE INDEX block_device_mappings_volume ON block_device_mappings (volume_id);
+    """,
 ]
 
 JSON_COLUMNS = {"flavor", "extra_specs", "fault", "metadata", "tags", "ports", "networks", "image_properties",
                 "security_groups", "lifecycle",
-                "hosts"}
-BOOL_COLUMNS = {"is_public", "config_drive", "locked", "enabled"}
+                "hosts", "connection_info"}
+BOOL_COLUMNS = {"is_public", "config_drive", "locked", "enabled", "delete_on_termination"}
 CURRENT_QUOTAS = ("instances", "cores", "ram", "key_pairs", "metadata_items", "server_groups",
                   "server_group_members")
 # Nova's older quotas, shown and settable until 2.35 (network) and 2.56 (injected files), with Nova's
@@ -470,6 +484,7 @@ def _apply_update_server(db: sqlite_utils.Database, cmd: c.UpdateServer) -> dict
 
 def _apply_delete_server(db: sqlite_utils.Database, cmd: c.DeleteServer) -> Any:
     db.execute("DELETE FROM servers WHERE id = ?", [cmd.id])
+    db.execute("DELETE FROM block_device_mappings WHERE server_id = ?", [cmd.id])  # its volumes were detached
     return None
 
 
@@ -631,7 +646,8 @@ HANDLERS: dict[type, Handler] = {
 
 
 STORE = StoreSpec("compute", MIGRATIONS, c, (__name__, "cloudbox.compute.apply_records",
-                                              "cloudbox.compute.apply_lifecycle"))
+                                              "cloudbox.compute.apply_lifecycle",
+                                              "cloudbox.compute.apply_volumes"))
 
 
 # --- asked by the cluster service (through ComputeService) --------------------------------------

@@ -18,6 +18,20 @@ RUNNING, SHUTOFF, PAUSED, SUSPENDED, CRASHED = "running", "shutoff", "paused", "
 
 
 @dataclass(frozen=True)
+class VolumeDisk:
+    """A volume as a disk of a guest: what the volume service's connection_info says about how to
+    reach it (``local``: a file or block device; ``nbd``: another node's export), the target device
+    (``vdb``) and, for a server booted from a volume, its boot order (0: the root).  volume_disk.py
+    turns it into libvirt's ``<disk>``; the volume id is the disk's serial (the guest sees it in
+    /dev/disk/by-id/virtio-<first 20 characters>), which is how drivers find the disk again."""
+
+    volume_id: str
+    target: str  # "vdb", without /dev/
+    connection_info: dict[str, Any]
+    boot_index: int | None = None  # 0: the root disk of a server booted from this volume
+
+
+@dataclass(frozen=True)
 class DomainSpec:
     uuid: str  # the server id; also the libvirt domain uuid
     name: str  # libvirt domain name, "cloudbox-<uuid>"
@@ -36,6 +50,9 @@ class DomainSpec:
     # The root disk's backing chain, (path, format) nearest first, when the caller knows it (an
     # overlay it just made on a cached image): the driver need not run qemu-img to read it.
     root_chain: tuple[tuple[str, str], ...] | None = None
+    # Volumes in the definition from the start (attached ones a redefine keeps; a boot volume).
+    # With root_disk "" the guest has no image disk: the volume with boot_index 0 is its vda.
+    volumes: tuple[VolumeDisk, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -74,4 +91,16 @@ class ComputeDriver(Protocol):
     async def resume(self, uuid: str) -> None: ...
     async def inject_nmi(self, uuid: str) -> None: ...  # a non-maskable interrupt: the guest's crash dump
     async def destroy(self, uuid: str) -> None: ...  # stop if running and undefine; no error if absent
+    # Volumes (hot-plug): a running or paused domain gets the disk live and in its persistent
+    # definition, a stopped one in its definition only.  attach_disk of a serial the domain has
+    # already is a Conflict.  detach_disk waits (up to ``timeout``) until the guest released the
+    # disk (libvirt's device-removed event, or the live XML no longer has it) and raises
+    # Unavailable if it did not; a disk the domain does not have is no error (idempotent).
+    async def attach_disk(self, uuid: str, disk: VolumeDisk) -> None: ...
+    async def detach_disk(self, uuid: str, volume_id: str, *, timeout: float = 30) -> None: ...
+    # The volume grew (os-extend of an in-use volume): the running guest sees the new size.
+    async def resize_disk(self, uuid: str, volume_id: str, size_bytes: int) -> None: ...
+    # The volume ids (serials) of the domain's volume disks, target by serial: the live ones of an
+    # active domain (``live``), else its persistent definition's.
+    async def volume_disks(self, uuid: str, *, live: bool = True) -> dict[str, str]: ...
     def events(self) -> Any: ...  # a trio MemoryReceiveChannel of (uuid, state) lifecycle events

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import socket
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import trio
@@ -26,8 +26,10 @@ from cloudbox.compute.driver import (
     DomainInfo,
     DomainSpec,
     HostInfo,
+    VolumeDisk,
 )
-from cloudbox.errors import Conflict, NotFound
+from cloudbox.compute.driver.volume_disk import disk_xml
+from cloudbox.errors import Conflict, NotFound, Unavailable
 
 EVENT_BUFFER = 1000
 
@@ -36,6 +38,10 @@ EVENT_BUFFER = 1000
 class _FakeDomain:
     spec: DomainSpec
     state: str = SHUTOFF
+    # Volume disks by serial (live and persistent alike: a fake guest releases a disk at once),
+    # and the size in bytes each was last resized to.
+    disks: dict[str, VolumeDisk] = field(default_factory=dict)
+    disk_sizes: dict[str, int] = field(default_factory=dict)
 
 
 # uri -> uuid -> domain: the "hypervisor" that outlives driver objects.
@@ -60,6 +66,8 @@ class FakeDriver:
         self._hostname = hostname or socket.gethostname()
         self._send, self._receive = trio.open_memory_channel[tuple[str, str]](EVENT_BUFFER)
         self._opened = False
+        # Volume ids whose disk a guest will not release (tests of a detach that times out).
+        self.stuck_disks: set[str] = set()
 
     @property
     def _domains(self) -> dict[str, _FakeDomain]:
@@ -141,10 +149,13 @@ class FakeDriver:
         domain = self._domains.get(spec.uuid)
         if domain is not None and domain.state not in (SHUTOFF, CRASHED):
             raise Conflict(f"domain {spec.uuid} exists and is {domain.state}")
+        for volume in spec.volumes:
+            disk_xml(volume)  # the real driver's check of connection_info
         if domain is None:
             domain = self._domains[spec.uuid] = _FakeDomain(spec)
         else:
             domain.spec = spec
+        domain.disks = {volume.volume_id: volume for volume in spec.volumes}
         if spec.start:
             self._set_state(spec.uuid, domain, RUNNING)
 
@@ -182,6 +193,41 @@ class FakeDriver:
         if domain.state in (RUNNING, PAUSED):  # libvirt reports only the stop of an active domain
             self._set_state(uuid, domain, SHUTOFF)
         del self._domains[uuid]
+
+
+    async def attach_disk(self, uuid: str, disk: VolumeDisk) -> None:
+        await trio.lowlevel.checkpoint()
+        domain = self._get(uuid)
+        disk_xml(disk)
+        if disk.volume_id in domain.disks:
+            raise Conflict(f"domain {uuid} has volume {disk.volume_id} already")
+        if any(d.target == disk.target for d in domain.disks.values()):
+            raise Conflict(f"domain {uuid} has a disk {disk.target} already")
+        domain.disks[disk.volume_id] = disk
+
+    async def detach_disk(self, uuid: str, volume_id: str, *, timeout: float = 30) -> None:
+        await trio.lowlevel.checkpoint()
+        domain = self._domains.get(uuid)
+        if domain is None or volume_id not in domain.disks:
+            return
+        if volume_id in self.stuck_disks and domain.state in (RUNNING, PAUSED):
+            raise Unavailable(f"the guest of {uuid} did not release volume {volume_id} in {timeout:.0f} s")
+        del domain.disks[volume_id]
+
+    async def resize_disk(self, uuid: str, volume_id: str, size_bytes: int) -> None:
+        await trio.lowlevel.checkpoint()
+        domain = self._get(uuid)
+        if volume_id not in domain.disks:
+            raise NotFound(f"domain {uuid} has no volume {volume_id}")
+        domain.disk_sizes[volume_id] = size_bytes
+
+    async def volume_disks(self, uuid: str, *, live: bool = True) -> dict[str, str]:
+        await trio.lowlevel.checkpoint()
+        return {serial: disk.target for serial, disk in sorted(self._get(uuid).disks.items())}
+
+    def disk_size(self, uuid: str, volume_id: str) -> int | None:
+        """The size a fake guest's volume disk was last resized to (tests)."""
+        return self._get(uuid).disk_sizes.get(volume_id)
 
 
 def forget_host(uri: str) -> None:

@@ -56,6 +56,8 @@ from cloudbox.compute.driver import (
 from cloudbox.compute.driver._libvirt import libvirt
 from cloudbox.compute.driver import confinement, kvm_probe
 from cloudbox.compute.driver.confinement import GuestIdentity
+from cloudbox.compute.driver.real_volumes import VolumeDisksMixin
+from cloudbox.compute.driver.volume_disk import with_volume_disks
 from cloudbox.errors import CloudboxError, Conflict, NotFound, Unavailable
 
 log = logging.getLogger(__name__)
@@ -293,7 +295,7 @@ def _destroy_if_active(dom: libvirt.virDomain) -> None:
             raise
 
 
-class LibvirtDriver:
+class LibvirtDriver(VolumeDisksMixin):
     def __init__(
         self, uri: str, instances_dir: Path, *, accel: str = "auto", guest_user: str = confinement.DEFAULT_GUEST_USER
     ) -> None:
@@ -307,6 +309,7 @@ class LibvirtDriver:
         self.confinement = ""  # what confines guests, in words (logged at open)
         self._conn: libvirt.virConnect | None = None
         self._callback_id: int | None = None
+        self._device_callback_id: int | None = None
         self._token: trio.lowlevel.TrioToken | None = None
         self._send, self._receive = trio.open_memory_channel[tuple[str, str]](EVENT_BUFFER)
         # Bumped on every event; lets stop() wait for "shut off" without polling.
@@ -330,6 +333,7 @@ class LibvirtDriver:
         self._callback_id = conn.domainEventRegisterAny(
             None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None
         )
+        self._device_callback_id = self.register_device_events(conn)
         self._conn = conn
 
     def _confine_host(self, conn: libvirt.virConnect) -> None:
@@ -364,10 +368,13 @@ class LibvirtDriver:
     async def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            callback_id, self._callback_id = self._callback_id, None
+            callback_ids = [self._callback_id, self._device_callback_id]
+            self._callback_id = self._device_callback_id = None
 
             def close_blocking() -> None:
-                if callback_id is not None:
+                for callback_id in callback_ids:
+                    if callback_id is None:
+                        continue
                     try:
                         conn.domainEventDeregisterAny(callback_id)
                     except libvirt.libvirtError:
@@ -554,6 +561,7 @@ class LibvirtDriver:
 
     async def create(self, spec: DomainSpec) -> None:
         xml = with_extra_disks(render_domain_xml(spec), spec.extra_disks)
+        xml = with_volume_disks(xml, spec.volumes, image_root=bool(spec.root_disk))
         known = {spec.root_disk: list(spec.root_chain)} if spec.root_chain is not None else None
         xml = confinement.with_backing_chains(xml, await self._backing_chains(xml, known))
         conn = self._connection()

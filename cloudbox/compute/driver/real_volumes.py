@@ -1,0 +1,178 @@
+"""The libvirt driver's volume disks: hot-plug, hot-unplug, resize (a mixin of LibvirtDriver).
+
+A running (or paused) domain takes a disk live and in its persistent definition at once
+(VIR_DOMAIN_AFFECT_LIVE | CONFIG), so a reboot, a stop and start or a hard reboot keep it; a
+stopped domain's definition alone changes.  Unplugging asks the guest to release the disk (an
+ACPI hot-unplug the guest's kernel must agree to): libvirt's device-removed event says when it
+did, and the live XML is read again after each event or half-second, whichever comes first, so a
+lost event costs only that half-second.  A guest that keeps the disk past the timeout raises
+Unavailable, and the definition keeps the disk too (the caller leaves the volume attached).
+"""
+
+from __future__ import annotations
+
+import logging
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from cloudbox.compute import disks
+from cloudbox.compute.driver import VolumeDisk
+from cloudbox.compute.driver import confinement
+from cloudbox.compute.driver._libvirt import libvirt
+from cloudbox.compute.driver.volume_disk import disk_element, find_disk, volume_disks
+from cloudbox.errors import Conflict, NotFound, Unavailable
+
+log = logging.getLogger(__name__)
+
+LIVE_AND_CONFIG = libvirt.VIR_DOMAIN_AFFECT_LIVE | libvirt.VIR_DOMAIN_AFFECT_CONFIG
+RECHECK = 0.5  # seconds between reads of the live XML while a guest releases a disk
+
+
+class VolumeDisksMixin:
+    """Needs from LibvirtDriver: _run, _lookup, _connection, _owned, guest, _token."""
+
+    _devices_changed: trio.Event | None = None
+
+    # -- events -------------------------------------------------------------------------
+
+    def register_device_events(self, conn: Any) -> int:
+        """Listen for libvirt's device-removed events (a guest released a disk)."""
+        return conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
+                                           self._on_device_removed, None)
+
+    def _on_device_removed(self, _conn: Any, _dom: Any, _alias: str, _opaque: Any) -> None:
+        token = getattr(self, "_token", None)
+        if token is None:
+            return
+        try:
+            token.run_sync_soon(self._wake_device_waiters)
+        except trio.RunFinishedError:
+            pass
+
+    def _wake_device_waiters(self) -> None:
+        changed, self._devices_changed = self._devices_changed, trio.Event()
+        if changed is not None:
+            changed.set()
+
+    # -- the disk's XML, with what confinement needs -------------------------------------
+
+    async def _volume_disk_xml(self, disk: VolumeDisk) -> str:
+        element = disk_element(disk)
+        source, driver = element.find("source"), element.find("driver")
+        path = source.get("file") if source is not None and element.get("type") == "file" else None
+        if path and driver is not None and driver.get("type") == "qcow2":
+            # State the chain (empty or not) so libvirt neither probes it nor chowns backing files.
+            chain = await disks.backing_chain(Path(path))
+            wrapper = ET.Element("domain")
+            ET.SubElement(wrapper, "devices").append(element)
+            wrapped = confinement.with_backing_chains(ET.tostring(wrapper, encoding="unicode"), {path: chain})
+            element = ET.fromstring(wrapped).find("devices/disk")  # type: ignore[assignment]
+            for backing, _fmt in chain:
+                if self.guest is not None:  # type: ignore[attr-defined]
+                    confinement.make_backing_readable(Path(backing), self.guest, self._owned())  # type: ignore[attr-defined]
+        if path and self.guest is not None:  # type: ignore[attr-defined]
+            await trio.to_thread.run_sync(
+                lambda: confinement.ensure_reachable([path], self.guest, self._owned()))  # type: ignore[attr-defined]
+        ET.indent(element)
+        return ET.tostring(element, encoding="unicode")
+
+    # -- the contract --------------------------------------------------------------------
+
+    async def attach_disk(self, uuid: str, disk: VolumeDisk) -> None:
+        xml = await self._volume_disk_xml(disk)
+
+        def attach() -> None:
+            dom = self._lookup(uuid)  # type: ignore[attr-defined]
+            current = volume_disks(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+            if dom.isActive():
+                current.update(volume_disks(dom.XMLDesc(0)))
+            if disk.volume_id in current:
+                raise Conflict(f"domain {uuid} has volume {disk.volume_id} already")
+            if disk.target in current.values():
+                raise Conflict(f"domain {uuid} has a disk {disk.target} already")
+            if not dom.isActive():
+                dom.attachDeviceFlags(xml, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+                return
+            dom.attachDeviceFlags(xml, LIVE_AND_CONFIG)
+
+        await self._run(attach, uuid)  # type: ignore[attr-defined]
+
+    async def detach_disk(self, uuid: str, volume_id: str, *, timeout: float = 30) -> None:
+        def detach() -> bool:
+            """Ask for the detach; True when the live domain still has to release the disk."""
+            try:
+                dom = self._lookup(uuid)  # type: ignore[attr-defined]
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                    return False
+                raise
+            persistent = find_disk(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), volume_id)
+            live = find_disk(dom.XMLDesc(0), volume_id) if dom.isActive() else None
+            if live is not None:
+                try:
+                    dom.detachDeviceFlags(live, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+                except libvirt.libvirtError as exc:
+                    # A detach already asked of the guest and not answered yet: wait for it again.
+                    if "already in the process of unplug" not in (exc.get_error_message() or ""):
+                        raise
+            if persistent is not None and live is None:
+                dom.detachDeviceFlags(persistent, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+            return live is not None
+
+        if not await self._run(detach, uuid):  # type: ignore[attr-defined]
+            return
+        with trio.move_on_after(timeout):
+            while True:
+                if self._devices_changed is None:
+                    self._devices_changed = trio.Event()
+                changed = self._devices_changed
+                if not await self._live_has(uuid, volume_id):
+                    break
+                with trio.move_on_after(RECHECK):
+                    await changed.wait()
+        if await self._live_has(uuid, volume_id):
+            raise Unavailable(f"the guest of server {uuid} did not release volume {volume_id} in {timeout:.0f} s "
+                              "(its operating system must accept PCI hot-unplug)")
+
+        def forget() -> None:  # the guest let go: the definition drops the disk too
+            dom = self._lookup(uuid)  # type: ignore[attr-defined]
+            persistent = find_disk(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), volume_id)
+            if persistent is not None and dom.isPersistent():
+                dom.detachDeviceFlags(persistent, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+
+        await self._run(forget, uuid)  # type: ignore[attr-defined]
+
+    async def _live_has(self, uuid: str, volume_id: str) -> bool:
+        def query() -> bool:
+            try:
+                dom = self._lookup(uuid)  # type: ignore[attr-defined]
+                return dom.isActive() and find_disk(dom.XMLDesc(0), volume_id) is not None
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                    return False
+                raise
+
+        return await self._run(query, uuid)  # type: ignore[attr-defined]
+
+    async def resize_disk(self, uuid: str, volume_id: str, size_bytes: int) -> None:
+        def resize() -> None:
+            dom = self._lookup(uuid)  # type: ignore[attr-defined]
+            if not dom.isActive():
+                return  # a stopped guest reads the volume's size when it starts
+            target = volume_disks(dom.XMLDesc(0)).get(volume_id)
+            if target is None:
+                raise NotFound(f"domain {uuid} has no volume {volume_id}")
+            dom.blockResize(target, size_bytes, libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
+
+        await self._run(resize, uuid)  # type: ignore[attr-defined]
+
+    async def volume_disks(self, uuid: str, *, live: bool = True) -> dict[str, str]:
+        def query() -> dict[str, str]:
+            dom = self._lookup(uuid)  # type: ignore[attr-defined]
+            active = live and dom.isActive()
+            return volume_disks(dom.XMLDesc(0 if active else libvirt.VIR_DOMAIN_XML_INACTIVE))
+
+        return await self._run(query, uuid)  # type: ignore[attr-defined]
