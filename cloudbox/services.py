@@ -12,11 +12,12 @@ from cloudbox.compute import store as compute_store
 from cloudbox.identity import store as identity_store
 from cloudbox.image import store as image_store
 from cloudbox.network import store as network_store
+from cloudbox.object import store as object_store
 from cloudbox.state.migrations import StoreSpec
 from cloudbox.volume import store as volume_store
 
 STORES: list[StoreSpec] = [identity_store.STORE, compute_store.STORE, image_store.STORE, network_store.STORE,
-                          cluster_store.STORE, volume_store.STORE]
+                          cluster_store.STORE, volume_store.STORE, object_store.STORE]
 
 # (service type, service name, path prefix) of every API in the service catalog.
 CATALOG: list[tuple[str, str, str]] = [
@@ -28,6 +29,8 @@ CATALOG: list[tuple[str, str, str]] = [
     # openstacksdk and the CLI look for block-storage, then its aliases volumev3, volumev2, volume.
     ("block-storage", "cinder", "/volume/v3"),
     ("volumev3", "cinderv3", "/volume/v3"),
+    # Swift's URL names the account: clients take it from the endpoint, so the project is in it.
+    ("object-store", "swift", "/object-store/v1/AUTH_%(project_id)s"),
 ]
 
 

@@ -81,7 +81,8 @@ async def revoke_token(svc: IdentityService, call: Call) -> Reply:
 
 # --- what the token may scope to ----------------------------------------------------------
 async def auth_catalog(svc: IdentityService, call: Call) -> Any:
-    return {"catalog": await svc.catalog(), "links": {"self": call.base + "/auth/catalog"}}
+    project = call.auth.project_id if call.auth else None
+    return {"catalog": core.scoped_catalog(await svc.catalog(), project), "links": {"self": call.base + "/auth/catalog"}}
 
 
 async def auth_projects(svc: IdentityService, call: Call) -> Any:

@@ -505,6 +505,25 @@ def render_catalog(services: list[dict[str, Any]], endpoints: list[dict[str, Any
     ]
 
 
+def scoped_catalog(catalog: list[dict[str, Any]], project_id: str | None) -> list[dict[str, Any]]:
+    """The catalog of a token: Keystone's ``%(project_id)s`` / ``$(project_id)s`` (and tenant_id)
+    in endpoint URLs filled with the token's project; such endpoints are left out without one."""
+    if not any("(project_id)s" in e["url"] or "(tenant_id)s" in e["url"] for s in catalog for e in s["endpoints"]):
+        return catalog
+    out = []
+    for service in catalog:
+        endpoints = []
+        for ep in service["endpoints"]:
+            url = ep["url"]
+            for key in ("%(project_id)s", "$(project_id)s", "%(tenant_id)s", "$(tenant_id)s"):
+                if key in url:
+                    url = url.replace(key, project_id) if project_id else ""
+            if url:
+                endpoints.append({**ep, "url": url})
+        out.append({**service, "endpoints": endpoints})
+    return out
+
+
 def render_token(ctx: AuthContext, catalog: list[dict[str, Any]] | None) -> dict[str, Any]:
     p = ctx.payload
     body: dict[str, Any] = {

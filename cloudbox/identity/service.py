@@ -175,7 +175,7 @@ class IdentityService:
         """POST /auth/tokens: check the identity, resolve the scope, mint a token; with the
         catalog unless the caller asked for none."""
         ctx = await self._issue(auth)
-        return ctx, (await self.catalog() if catalog else None)
+        return ctx, (core.scoped_catalog(await self.catalog(), ctx.project_id) if catalog else None)
 
     async def _issue(self, auth: dict[str, Any]) -> AuthContext:
         identity = auth["identity"]
@@ -314,7 +314,7 @@ class IdentityService:
         """GET /auth/tokens: the subject token (its user's or a cloud reader's to see)."""
         found = await self._subject(ctx, subject)
         require(found.user_id == ctx.user_id or ctx.is_cloud_reader, "identity:validate_token")
-        return found, (await self.catalog() if catalog else None)
+        return found, (core.scoped_catalog(await self.catalog(), found.project_id) if catalog else None)
 
     async def check_token(self, ctx: AuthContext, subject: str) -> AuthContext:
         """HEAD /auth/tokens: whether the subject token is valid."""
