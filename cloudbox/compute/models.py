@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from cloudbox.compute.boot_volumes import BootRequest
+
 NAME = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"^\S(.*\S)?$"}
 META = {
     "type": "object",
@@ -28,6 +30,33 @@ NETWORK = {
     "properties": {"uuid": {"type": "string"}, "port": {"type": ["string", "null"]},
                    "fixed_ip": {"type": "string"}, "tag": {"type": "string", "maxLength": 60}},
 }
+# Block device mappings (boot_volumes.py reads them): Nova's item schemas. tag (2.32) and
+# volume_type (2.67) are checked against the microversion there.
+BDM_LEGACY_PROPERTIES = {
+    "virtual_name": {"type": "string", "maxLength": 255},
+    "volume_id": {"type": "string", "minLength": 1, "maxLength": 255},
+    "snapshot_id": {"type": "string", "minLength": 1, "maxLength": 255},
+    "volume_size": {"type": ["integer", "string", "null"], "pattern": "^[0-9]+$", "minimum": 0,
+                    "maximum": 2**31 - 1},
+    "delete_on_termination": BOOLEAN,
+    "device_name": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[a-zA-Z0-9._/-]*$"},
+    "no_device": {},
+    "connection_info": {"type": "string", "maxLength": 16777215},
+}
+BDM_LEGACY = {"type": "object", "properties": BDM_LEGACY_PROPERTIES, "additionalProperties": False}
+BDM_V2 = {"type": "object", "additionalProperties": False, "properties": {
+    **BDM_LEGACY_PROPERTIES,
+    "source_type": {"type": "string", "enum": ["volume", "image", "snapshot", "blank"]},
+    "uuid": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[a-zA-Z0-9._-]*$"},
+    "image_id": {"type": "string"},
+    "destination_type": {"type": "string", "enum": ["local", "volume"]},
+    "guest_format": {"type": "string", "maxLength": 255},
+    "device_type": {"type": "string", "maxLength": 255},
+    "disk_bus": {"type": "string", "maxLength": 255},
+    "boot_index": {"type": ["integer", "string", "null"], "pattern": "^-?[0-9]+$"},
+    "tag": {"type": "string", "minLength": 1, "maxLength": 60, "pattern": "^[^,/]*$"},
+    "volume_type": {"type": ["string", "null"], "maxLength": 255},
+}}
 SERVER_CREATE = {
     "type": "object",
     "required": ["server"],
@@ -60,10 +89,10 @@ SERVER_CREATE = {
                 "adminPass": {"type": "string"},
                 "hostname": {"type": "string", "maxLength": 255},
                 "OS-DCF:diskConfig": {"enum": ["AUTO", "MANUAL"]},
-                # Known to Nova, accepted and not used by cloudbox (no volumes, files or
-                # certificates at boot; placement is the scheduler's).
-                "block_device_mapping": {"type": "array"},
-                "block_device_mapping_v2": {"type": "array"},
+                "block_device_mapping": {"type": "array", "items": BDM_LEGACY},
+                "block_device_mapping_v2": {"type": "array", "items": BDM_V2},
+                # Known to Nova, accepted and not used by cloudbox (no files or certificates at
+                # boot; placement is the scheduler's).
                 "accessIPv4": {"type": "string"},
                 "accessIPv6": {"type": "string"},
                 "personality": {"type": "array"},
@@ -174,6 +203,8 @@ class ServerRequest:
     description: str | None = None
     access_ipv4: str = ""  # accessIPv4/accessIPv6: addresses the user gives, shown as given
     access_ipv6: str = ""
+    # Its disks (boot_volumes.parse): the image root, or a root volume, and more volumes.
+    boot: BootRequest | None = None
 
 
 @dataclass(frozen=True)

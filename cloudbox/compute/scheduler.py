@@ -51,6 +51,9 @@ class Request:
     image_properties: dict[str, Any] = field(default_factory=dict)
     group_policy: str | None = None  # affinity, anti-affinity, soft-affinity, soft-anti-affinity
     group_hosts: tuple[str, ...] = ()  # hosts already running members of the group
+    # Hosts to try first when they pass: the node that keeps a boot-from-volume server's root
+    # volume (its guest then reaches the volume locally, not over NBD).
+    preferred_hosts: tuple[str, ...] = ()
 
 
 @dataclass
@@ -152,8 +155,11 @@ def schedule(hosts: list[HostState], req: Request, ratios: Ratios, weigher: str 
             return 1 if host.name in req.group_hosts else 0
         return 0
 
+    def preferred(item: tuple[HostState, Limits]) -> int:
+        return 0 if item[0].name in req.preferred_hosts else 1
+
     sign = -1 if weigher == "spread" else 1
-    passed.sort(key=lambda item: (soft_group(item), sign * free_ram(item), item[0].name))
+    passed.sort(key=lambda item: (preferred(item), soft_group(item), sign * free_ram(item), item[0].name))
     return Plan(passed, rejected)
 
 
@@ -163,11 +169,14 @@ def no_valid_host_message(req: Request, plan: Plan) -> str:
             f"{req.vcpus} vCPU, {req.ram_mb} MB RAM, {req.disk_gb} GB disk ({reasons}).")
 
 
-def request_for(server: dict[str, Any], group: dict[str, Any] | None) -> Request:
-    """What a server asks of a host: its flavor, zone, image properties and group's policy."""
+def request_for(server: dict[str, Any], group: dict[str, Any] | None,
+                preferred_hosts: tuple[str, ...] = ()) -> Request:
+    """What a server asks of a host: its flavor, zone, image properties and group's policy (and
+    the hosts it had best run on: its boot volume's node)."""
     flavor = server["flavor"]
     return Request(
         vcpus=flavor["vcpus"], ram_mb=flavor["ram"], disk_gb=flavor["disk"] + flavor.get("ephemeral", 0),
         availability_zone=server["availability_zone"], image_properties=server.get("image_properties") or {},
         group_policy=group["policy"] if group else None, group_hosts=tuple(group["hosts"]) if group else (),
+        preferred_hosts=preferred_hosts,
     )
