@@ -81,6 +81,13 @@ def create_node_cert(ca: KeyPair, node_name: str, names: list[str], now: dt.date
     return KeyPair(_sign(ca, key.public_key(), node_name, names, now), _key_pem(key))
 
 
+def create_client_cert(ca: KeyPair, name: str, now: dt.datetime) -> KeyPair:
+    """A client-only certificate (no names, not a server's): what a node's guests' QEMU shows to
+    other nodes' NBD exports, so a taken-over QEMU cannot pose as a node."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    return KeyPair(_sign(ca, key.public_key(), name, [], now, server=False), _key_pem(key))
+
+
 def create_csr(node_name: str) -> tuple[bytes, bytes]:
     """(key PEM, certificate signing request PEM) of a node that asks to join."""
     key = ec.generate_private_key(ec.SECP256R1())
@@ -101,10 +108,13 @@ def sign_csr(ca: KeyPair, csr_pem: bytes, node_name: str, names: list[str], now:
     return _sign(ca, csr.public_key(), node_name, names, now)
 
 
-def _sign(ca: KeyPair, public_key: Any, node_name: str, names: list[str], now: dt.datetime) -> bytes:
+def _sign(ca: KeyPair, public_key: Any, node_name: str, names: list[str], now: dt.datetime,
+          server: bool = True) -> bytes:
     ca_cert = x509.load_pem_x509_certificate(ca.cert_pem)
     ca_key = serialization.load_pem_private_key(ca.key_pem, password=None)
-    cert = (
+    usages = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH] if server else [
+        ExtendedKeyUsageOID.CLIENT_AUTH]
+    builder = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "cloudbox"),
@@ -116,16 +126,14 @@ def _sign(ca: KeyPair, public_key: Any, node_name: str, names: list[str], now: d
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=365 * NODE_YEARS))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_san(names), critical=False)
-        .add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
-            critical=False,
-        )
+        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()), critical=False
         )
-        .sign(ca_key, hashes.SHA256())
     )
+    if names:
+        builder = builder.add_extension(_san(names), critical=False)
+    cert = builder.sign(ca_key, hashes.SHA256())
     return cert.public_bytes(serialization.Encoding.PEM)
 
 

@@ -1,0 +1,94 @@
+"""Certificates of NBD over TLS between nodes, in the directory layout QEMU's ``tls-creds-x509``
+object reads (shared by the volume service's exports and compute's QEMU, which is the client).
+
+- server (the volume's node, qemu-storage-daemon, run as root): ``ca-cert.pem``,
+  ``server-cert.pem``, ``server-key.pem``: the node's own certificate, whose names hold the
+  node's cluster address (the address a client checks). Root only (0700 / 0600).
+- client (a guest's node, its QEMU run as the guest user through libvirt's
+  ``nbd_tls_x509_cert_dir``): ``ca-cert.pem``, ``client-cert.pem``, ``client-key.pem``: a
+  client-only certificate the node signs with the cluster CA (every node holds it), not the
+  node's own: a QEMU taken over by its guest can read this key, and with it reach other nodes'
+  exports but never pose as a node. Readable by root and the guest's group only (0750 / 0640).
+Both are rewritten when the CA (or, for the server, the node's certificate) changes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+
+from cloudbox import pki
+
+
+def server_dir(data_root: Path) -> Path:
+    return Path(data_root) / "nbd-tls" / "server"
+
+
+def client_dir(data_root: Path) -> Path:
+    return Path(data_root) / "nbd-tls" / "client"
+
+
+def _write(path: Path, data: bytes, mode: int, gid: int | None) -> None:
+    """Write ``path`` whole (a reader never sees half a key), with its mode and group."""
+    if path.exists() and path.read_bytes() == data and (path.stat().st_mode & 0o777) == mode:
+        return
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        if gid is not None:
+            os.fchown(fd, -1, gid)
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+    os.replace(temporary, path)
+
+
+def _directory(path: Path, gid: int | None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.mkdir(exist_ok=True, mode=0o700)
+    if gid is not None:
+        os.chown(path, -1, gid)
+    os.chmod(path, 0o750 if gid is not None else 0o700)
+
+
+def write_server_dir(data_root: Path) -> Path:
+    """The export's directory, from the node's files under ``pki/`` (root only)."""
+    pki_dir, out = Path(data_root) / "pki", server_dir(data_root)
+    _directory(out, None)
+    _write(out / "ca-cert.pem", (pki_dir / "ca.pem").read_bytes(), 0o600, None)
+    _write(out / "server-cert.pem", (pki_dir / "node.pem").read_bytes(), 0o600, None)
+    _write(out / "server-key.pem", (pki_dir / "node.key").read_bytes(), 0o600, None)
+    return out
+
+
+def _signed_by(cert_pem: bytes, ca_pem: bytes) -> bool:
+    try:
+        x509.load_pem_x509_certificate(cert_pem).verify_directly_issued_by(x509.load_pem_x509_certificate(ca_pem))
+    except (ValueError, TypeError, InvalidSignature):  # another CA's, or not a certificate: sign a new one
+        return False
+    return True
+
+
+def write_client_dir(data_root: Path, node_name: str, gid: int | None = None) -> Path:
+    """The client directory of this node's guests' QEMU; ``gid`` (the guest's group) may read it,
+    None: root only. The client certificate is kept while the cluster CA signed it."""
+    pki_dir, out = Path(data_root) / "pki", client_dir(data_root)
+    ca_pem = (pki_dir / "ca.pem").read_bytes()
+    _directory(out, gid)
+    mode = 0o640 if gid is not None else 0o600
+    cert_path, key_path = out / "client-cert.pem", out / "client-key.pem"
+    if cert_path.exists() and key_path.exists() and _signed_by(cert_path.read_bytes(), ca_pem):
+        cert_pem, key_pem = cert_path.read_bytes(), key_path.read_bytes()
+    else:
+        ca = pki.KeyPair(ca_pem, (pki_dir / "ca.key").read_bytes())
+        made = pki.create_client_cert(ca, f"nbd client {node_name}", dt.datetime.now(dt.timezone.utc))
+        cert_pem, key_pem = made.cert_pem, made.key_pem
+    _write(out / "ca-cert.pem", ca_pem, mode, gid)
+    _write(key_path, key_pem, mode, gid)
+    _write(cert_path, cert_pem, mode, gid)
+    return out

@@ -1,0 +1,166 @@
+"""A volume's NBD export (cloudbox/volume/export.py) without compute: qemu-storage-daemon with the
+cluster CA's certificates, read and written by qemu-io over TLS with a cluster-CA client
+certificate; a client without one, with one of another CA, or without TLS is refused."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import subprocess
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from cloudbox import nbd_tls, pki
+from cloudbox.volume.driver.dir import DirDriver
+from cloudbox.volume.export import ExportDaemon, ExportSpec, export_name
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the export daemon runs as root, as the node does")
+
+
+def write_pki(root: Path, ca: pki.KeyPair, names: list[str]) -> None:
+    now = dt.datetime.now(dt.timezone.utc)
+    node = pki.create_node_cert(ca, "node-a", names, now)
+    (root / "pki").mkdir(parents=True, exist_ok=True)
+    for name, data in (("ca.pem", ca.cert_pem), ("ca.key", ca.key_pem), ("node.pem", node.cert_pem),
+                       ("node.key", node.key_pem)):
+        (root / "pki" / name).write_bytes(data)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[dict]:
+    """Node A (the volume's, its export daemon on 127.0.0.1) and client dirs: node B's (same
+    CA), one of another cluster's CA, and one with the CA but no certificate."""
+    now = dt.datetime.now(dt.timezone.utc)
+    ca = pki.create_ca("test", now)
+    node_a, node_b, stranger = tmp_path / "a", tmp_path / "b", tmp_path / "stranger"
+    write_pki(node_a, ca, ["127.0.0.1", "node-a"])
+    write_pki(node_b, ca, ["127.0.0.2", "node-b"])
+    write_pki(stranger, pki.create_ca("other", now), ["127.0.0.1"])
+    no_cert = tmp_path / "no-cert"
+    no_cert.mkdir()
+    (no_cert / "ca-cert.pem").write_bytes(ca.cert_pem)
+    daemon = ExportDaemon(node_a / "nbd-exports", nbd_tls.write_server_dir(node_a), "127.0.0.1", free_port())
+    driver = DirDriver(node_a, "raw")
+    try:
+        yield {"daemon": daemon, "driver": driver, "client": nbd_tls.write_client_dir(node_b, "node-b"),
+               "stranger": nbd_tls.write_client_dir(stranger, "stranger"), "no_cert": no_cert}
+    finally:
+        daemon.stop()
+
+
+def qemu_io(daemon: ExportDaemon, volume_id: str, tls_dir: Path | None, *commands: str) -> subprocess.CompletedProcess:
+    opts = f"driver=nbd,server.type=inet,server.host={daemon.address},server.port={daemon.port}," \
+           f"export={export_name(volume_id)}"
+    args = ["qemu-io"]
+    if tls_dir is not None:
+        args += ["--object", f"tls-creds-x509,id=tls0,dir={tls_dir},endpoint=client"]
+        opts += ",tls-creds=tls0"
+    args += ["--image-opts", opts]
+    for command in commands:
+        args += ["-c", command]
+    return subprocess.run(args, capture_output=True, text=True, timeout=60)
+
+
+def head(path: Path, length: int) -> bytes:
+    with path.open("rb") as f:
+        return f.read(length)
+
+
+def spec(driver: DirDriver, volume_id: str, readonly: bool = False) -> ExportSpec:
+    return ExportSpec(volume_id, str(driver.path(volume_id)), driver.volume_format(volume_id), False, readonly)
+
+
+def test_export_reads_and_writes_the_volume_over_tls(site: dict):
+    daemon, driver = site["daemon"], site["driver"]
+    vid = "0b6f5c1e-1111-4222-8333-944455556666"
+    driver.create_blank(vid, 1)
+    daemon.add(spec(driver, vid))
+    assert daemon.exports() == {vid}
+    done = qemu_io(daemon, vid, site["client"], "write -P 0xc5 1M 2M", "read -P 0xc5 1M 2M", "read -P 0 0 1M")
+    assert done.returncode == 0 and "Pattern verification failed" not in done.stdout, done.stdout + done.stderr
+    data = head(driver.path(vid), 4 << 20)
+    assert data[1 << 20:3 << 20] == b"\xc5" * (2 << 20) and data[:1 << 20] == bytes(1 << 20)
+    # Adding again changes nothing (the reconciler adds what it wants each pass).
+    daemon.add(spec(driver, vid))
+    assert daemon.exports() == {vid}
+
+
+def test_clients_without_a_cluster_certificate_are_refused(site: dict):
+    daemon, driver = site["daemon"], site["driver"]
+    vid = "1b6f5c1e-1111-4222-8333-944455556666"
+    driver.create_blank(vid, 1)
+    daemon.add(spec(driver, vid))
+    for tls_dir in (site["stranger"], site["no_cert"], None):
+        refused = qemu_io(daemon, vid, tls_dir, "write -P 0xee 0 64k")
+        assert refused.returncode != 0 and "wrote" not in refused.stdout, (tls_dir, refused.stdout)
+    assert head(driver.path(vid), 65536) == bytes(65536)
+    ok = qemu_io(daemon, vid, site["client"], "read -P 0 0 64k")
+    assert ok.returncode == 0, ok.stderr
+
+
+def test_qcow2_volumes_are_exported_as_the_guest_sees_them_and_read_only_stays_so(site: dict, tmp_path: Path):
+    daemon = site["daemon"]
+    driver = DirDriver(tmp_path / "a", "qcow2")
+    vid, ro = "2b6f5c1e-1111-4222-8333-944455556666", "3b6f5c1e-1111-4222-8333-944455556666"
+    driver.create_blank(vid, 1)
+    driver.create_blank(ro, 1)
+    daemon.add(spec(driver, vid))
+    daemon.add(spec(driver, ro, readonly=True))
+    done = qemu_io(daemon, vid, site["client"], "write -P 0x5a 0 1M", "read -P 0x5a 0 1M")
+    assert done.returncode == 0 and "Pattern verification failed" not in done.stdout, done.stderr
+    local = subprocess.run(["qemu-io", "-U", "-r", "-f", "qcow2", "-c", "read -P 0x5a 0 1M",
+                            str(driver.path(vid))],
+                           capture_output=True, text=True, timeout=60)
+    assert local.returncode == 0 and "Pattern verification failed" not in local.stdout, local.stdout
+    refused = qemu_io(daemon, ro, site["client"], "write -P 0x11 0 64k")
+    assert "wrote" not in refused.stdout, refused.stdout
+
+
+def test_removed_exports_are_gone_and_a_new_process_adopts_the_daemon(site: dict):
+    daemon, driver = site["daemon"], site["driver"]
+    keep, drop = "4b6f5c1e-1111-4222-8333-944455556666", "5b6f5c1e-1111-4222-8333-944455556666"
+    for vid in (keep, drop):
+        driver.create_blank(vid, 1)
+        daemon.add(spec(driver, vid))
+    pid = daemon.pid()
+    daemon.remove(drop)
+    daemon.remove(drop)  # twice: nothing to do
+    assert daemon.exports() == {keep}
+    gone = qemu_io(daemon, drop, site["client"], "read 0 64k")
+    assert gone.returncode != 0, gone.stdout
+    # What cloudbox finds after a restart: the same daemon, its exports as they were.
+    again = ExportDaemon(daemon.run_dir, daemon.tls_dir, daemon.address, daemon.port)
+    assert again.ensure_running() is False and again.pid() == pid and again.exports() == {keep}
+    # The volume can be exported again once removed (its block nodes were closed).
+    again.add(spec(driver, drop))
+    assert again.exports() == {keep, drop}
+    again.stop()
+    assert daemon.exports() == set() and daemon.pid() is None
+
+
+def test_client_dir_is_readable_by_the_guest_group_only(tmp_path: Path):
+    now = dt.datetime.now(dt.timezone.utc)
+    ca = pki.create_ca("test", now)
+    write_pki(tmp_path, ca, ["127.0.0.1"])
+    gid = 4242
+    out = nbd_tls.write_client_dir(tmp_path, "node-b", gid)
+    assert sorted(p.name for p in out.iterdir()) == ["ca-cert.pem", "client-cert.pem", "client-key.pem"]
+    assert (out.stat().st_mode & 0o777, out.stat().st_gid) == (0o750, gid)
+    for path in out.iterdir():
+        assert (path.stat().st_mode & 0o777, path.stat().st_uid, path.stat().st_gid) == (0o640, 0, gid)
+    cert = (out / "client-cert.pem").read_bytes()
+    assert nbd_tls.write_client_dir(tmp_path, "node-b", gid) == out and (out / "client-cert.pem").read_bytes() == cert
+    # Another CA (a node that joined another cluster): a new certificate, signed by it.
+    write_pki(tmp_path, pki.create_ca("other", now), ["127.0.0.1"])
+    nbd_tls.write_client_dir(tmp_path, "node-b", gid)
+    assert (out / "client-cert.pem").read_bytes() != cert
+    assert nbd_tls._signed_by((out / "client-cert.pem").read_bytes(), (tmp_path / "pki" / "ca.pem").read_bytes())
