@@ -17,7 +17,7 @@ from typing import Any, Awaitable, Callable
 
 from cloudbox.api.routes import ApiSpec, Call, Reply, Route
 from cloudbox.errors import BadRequest
-from cloudbox.identity import api_extensions, api_grants, api_users, core, models
+from cloudbox.identity import api_ec2, api_extensions, api_grants, api_users, core, models
 from cloudbox.identity.api_common import Handler, deleter, shower
 from cloudbox.identity.core import PLURAL, AuthContext, require
 from cloudbox.identity.service import IdentityService
@@ -212,6 +212,7 @@ def build(svc: IdentityService) -> ApiSpec:
         *api_grants.ROUTES,
         *api_users.APP_CREDENTIAL_ROUTES,
         *api_extensions.ROUTES,
+        *api_ec2.ROUTES,
     ]
     routes = [dataclasses.replace(r, handler=bind(svc, r.handler)) for r in table]
     return ApiSpec("identity", "/identity/v3", "keystone", routes, catalog=("identity", "keystone"))

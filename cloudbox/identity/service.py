@@ -28,6 +28,7 @@ from cloudbox.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from cloudbox.identity import commands as c
 from cloudbox.identity import core, store
 from cloudbox.identity.core import AUTH_FAILED, AuthContext, TokenPayload, require
+from cloudbox.identity.service_ec2 import Ec2Tokens
 from cloudbox.identity.service_extensions import Extensions
 from cloudbox.identity.service_grants import Grants
 from cloudbox.identity.service_resources import Resources
@@ -69,6 +70,7 @@ class IdentityService:
         self.resources = Resources(self)
         self.grants = Grants(self)
         self.extensions = Extensions(self)
+        self.ec2 = Ec2Tokens(self)
         engine.add_listener(self._on_commit)
 
     def _on_commit(self, cmd: Any, result: Any) -> None:
@@ -208,9 +210,13 @@ class IdentityService:
             issued_at=now, expires_at=expires_at, audit_ids=audit_ids,
             app_cred_id=app_cred["id"] if app_cred else None,
         )
-        codec = await self._token_codec()
-        token = codec.encode(payload)
-        return await self.read(_load_context, token, payload, now)
+        return await self.mint(payload)
+
+    async def mint(self, payload: TokenPayload, *, token: bool = True) -> AuthContext:
+        """The context of ``payload`` checked against current state, with a new token (or, for
+        a request signed by other means, such as S3's, with none)."""
+        text = (await self._token_codec()).encode(payload) if token else ""
+        return await self.read(_load_context, text, payload, self.clock())
 
     async def _find_user(self, spec: dict[str, Any]) -> dict[str, Any] | None:
         def lookup(db: sqlite_utils.Database) -> dict[str, Any] | None:

@@ -161,6 +161,9 @@ def docs() -> dict[tuple[str, str], Doc]:
         ("GET", "/identity"): Doc({300: wrap("versions", obj({"values": array(VERSION)}))}, anonymous=True),
         # Public, but wrong credentials answer 401 and a scope the user may not have 401 too.
         ("POST", f"{P}/auth/tokens"): Doc({201: TOKEN}),
+        # A request signed with an EC2 credential's secret: a wrong signature or key answers 401.
+        ("POST", f"{P}/ec2tokens"): Doc({200: TOKEN}),
+        ("POST", f"{P}/s3tokens"): Doc({200: TOKEN}),
         # A subject token that is invalid, expired or revoked answers 404.
         ("GET", f"{P}/auth/tokens"): Doc({200: TOKEN}, errors=(404,), headers=(SUBJECT_TOKEN,)),
         ("HEAD", f"{P}/auth/tokens"): Doc({200: None}, errors=(404,), headers=(SUBJECT_TOKEN,)),
