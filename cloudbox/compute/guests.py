@@ -113,7 +113,9 @@ class Guests:
                 revert.add(lambda: shutil.rmtree(directory, ignore_errors=True))
             disk = directory / "disk"
             root_chain = None
-            if not disk.exists():  # an unshelved server's disk is made already, from its shelved image
+            volumes = await self.volume_disks(sid) if self.volume_disks else ()
+            volume_root = any(v.boot_index == 0 for v in volumes)  # booted from a volume: no image disk
+            if not volume_root and not disk.exists():  # an unshelved server's disk is made already
                 base, fmt = await self.base_image(server["image_id"])
                 step("image")
                 await disks.create_overlay(base, fmt, disk, server["flavor"]["disk"])
@@ -132,8 +134,8 @@ class Guests:
                 revert.add(lambda port_id=port["port_id"]: self.dataplane.unbind(port_id))
             step("port")
             spec = self.domain_spec(server, accel, disk, tuple(nics), drive, start=start)
-            volumes = await self.volume_disks(sid) if self.volume_disks else ()
-            await self.driver.create(dataclasses.replace(spec, root_chain=root_chain, volumes=volumes))
+            await self.driver.create(dataclasses.replace(spec, root_chain=root_chain, volumes=volumes,
+                                                         root_disk="" if volume_root else spec.root_disk))
             revert.add(lambda: self.driver.destroy(sid))
             step("domain")
             await record()
@@ -165,7 +167,9 @@ class Guests:
         spec = self.domain_spec(server, accel, directory / root, nics, drive if drive.exists() else None,
                                 tuple(directory / name for name in extra_disks), start)
         volumes = await self.volume_disks(sid) if self.volume_disks else ()
-        await self.driver.create(dataclasses.replace(spec, volumes=volumes))
+        volume_root = any(v.boot_index == 0 for v in volumes)
+        await self.driver.create(dataclasses.replace(spec, volumes=volumes, root_disk="" if volume_root and
+                                                     root == "disk" else spec.root_disk))
 
     async def remove(self, server_id: str, ports: list[dict[str, Any]]) -> None:
         """Remove the guest, its ports' taps and its files from this host; idempotent, best effort."""
