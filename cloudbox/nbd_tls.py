@@ -15,8 +15,11 @@ Both are rewritten when the CA (or, for the server, the node's certificate) chan
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
+import socket
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -91,4 +94,23 @@ def write_client_dir(data_root: Path, node_name: str, gid: int | None = None) ->
     _write(out / "ca-cert.pem", ca_pem, mode, gid)
     _write(key_path, key_pem, mode, gid)
     _write(cert_path, cert_pem, mode, gid)
+    return out
+
+
+def guest_client_dir(data_root: Path, guest: Any) -> Path | None:
+    """The client directory libvirt's qemu.conf names for NBD disks (volumes kept on other nodes),
+    written for the guests' QEMU (``guest``: its GuestIdentity; None when QEMU runs as root) and
+    made reachable by it; None when ``data_root`` holds no cluster CA (a driver used alone)."""
+    data_root = Path(data_root)
+    if not (data_root / "pki" / "ca.key").exists():
+        return None
+    try:
+        name = json.loads((data_root / "node.json").read_text())["name"]
+    except (OSError, ValueError, KeyError):
+        name = socket.gethostname()
+    out = write_client_dir(data_root, name, guest.gid if guest is not None else None)
+    if guest is not None:
+        from cloudbox.compute.driver import confinement  # the guest's search path through the 0700 data dir
+
+        confinement.ensure_reachable([out], guest, [data_root])
     return out

@@ -98,6 +98,17 @@ def _delete(db: sqlite_utils.Database, cmd: c.DeleteAttachments) -> list[dict[st
     return sa.attachments_of(db, cmd.volume_id)
 
 
+def _mark_exported(db: sqlite_utils.Database, cmd: c.MarkExported) -> dict[str, Any] | None:
+    attachment = sa.get_attachment(db, cmd.id)
+    info = attachment["connection_info"] if attachment else {}
+    if not attachment or attachment["attach_status"] not in ("attaching", "attached") or \
+            info.get("driver_volume_type") != "nbd":
+        return None  # detached meanwhile, or no longer reached over NBD
+    info = {**info, "data": {**info.get("data", {}), "exported": True}}
+    db["volume_attachments"].update(cmd.id, s.encode({"connection_info": info, "updated_at": cmd.at}))
+    return sa.must_attachment(db, cmd.id)
+
+
 def _settle_volume(db: sqlite_utils.Database, cmd: c.SettleVolume) -> dict[str, Any]:
     volume = s.must_volume(db, cmd.id)
     if volume["status"] not in cmd.expect:
@@ -203,6 +214,7 @@ HANDLERS: dict[type, Handler] = {
     c.UpdateAttachment: _update,
     c.CompleteAttachment: _complete,
     c.DeleteAttachments: _delete,
+    c.MarkExported: _mark_exported,
     c.SettleVolume: _settle_volume,
     c.LegacyReserve: _legacy_reserve,
     c.BeginVolumeUpload: _begin_upload,

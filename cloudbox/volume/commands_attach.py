@@ -49,6 +49,16 @@ class DeleteAttachments(Command):
     at: str
 
 
+@command("volume.attachment.exported")
+class MarkExported(Command):
+    """The volume's node exports the volume over NBD for this attachment (a guest on another
+    node): the guest's node, waiting in connect, may now plug the disk in. Proposed by the
+    volume's node's worker; a no-op when the attachment went meanwhile."""
+
+    id: str
+    at: str
+
+
 @command("volume.settle")
 class SettleVolume(Command):
     """A volume in one of ``expect`` takes the status its attachments give (os-unreserve,

@@ -7,19 +7,28 @@ wins). The same pass at start finishes what a crash interrupted: making a disk a
 source is idempotent, so a volume stuck in creating is made (or put in error with the reason).
 At start and every SWEEP_INTERVAL, files/LVs of no volume or snapshot are reported and removed,
 and an available volume whose data is missing goes to error with a message.
+
+NBD exports (export.py) follow attachments: each pass, the volumes of this node attached by
+guests on other nodes (attaching or attached, connection_info nbd) are exported and every other
+export is stopped (an orphan: its attachment went, here or while cloudbox was down); an export
+that is up is then marked on its attachment (MarkExported), which the guest's node waits for
+before plugging the disk in. Attachment commands from any node wake the worker.
 """
 
 from __future__ import annotations
 
 import logging
+import stat
 from typing import Any
 
 import trio
 
 from cloudbox import guard
 from cloudbox.errors import CloudboxError
+from cloudbox import nbd_tls
 from cloudbox.volume import commands_attach, store, store_attach
 from cloudbox.volume.driver import DriverError, export_volume
+from cloudbox.volume.export import ExportDaemon, ExportSpec
 
 log = logging.getLogger("cloudbox.volume")
 POLL_INTERVAL = 5.0  # seconds between passes when nothing wakes the worker (other nodes' requests)
@@ -34,11 +43,18 @@ class Worker:
         self.busy: set[str] = set()
         self.limiter = trio.CapacityLimiter(PARALLEL)
         self.orphans_removed: list[str] = []
+        self.daemon: ExportDaemon | None = None  # this node's NBD exports, made at the first one wanted
+
+    def _on_commit(self, cmd: Any, _result: Any) -> None:
+        """Another node's attach or detach may change what this node exports: look now."""
+        if cmd.TYPE.startswith("volume.attachment.") and not isinstance(cmd, commands_attach.MarkExported):
+            self.svc.wake.set()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         await trio.to_thread.run_sync(self.driver.check)
         await self.register()
         await self.sweep()
+        self.svc.engine.add_listener(self._on_commit)
         async with trio.open_nursery() as nursery:
             self.svc.running = True
             task_status.started()
@@ -47,6 +63,7 @@ class Worker:
                 while True:
                     self.svc.wake = trio.Event()
                     await self.pass_once(nursery)
+                    await self.sync_exports()
                     if trio.current_time() - swept > SWEEP_INTERVAL:
                         await self.sweep()
                         swept = trio.current_time()
@@ -212,3 +229,46 @@ class Worker:
                 except CloudboxError:
                     pass
         return removed
+
+    # --- NBD exports ----------------------------------------------------------------------------------
+    def export_daemon(self) -> ExportDaemon | None:
+        """This node's export daemon; None when the node is alone (no other node to export to)."""
+        cluster = self.svc.cluster
+        if cluster is None or not getattr(cluster, "clustered", False):
+            return None
+        if self.daemon is None:
+            root = cluster.data_dir.root
+            self.daemon = ExportDaemon(root / "nbd-exports", nbd_tls.server_dir(root), cluster.me.tunnel_ip)
+        return self.daemon
+
+    async def sync_exports(self) -> None:
+        """Exports match the remote attachments (observed first, then the database read); a
+        failure is logged and tried again next pass (the guest's node waits, then gives up)."""
+        daemon = self.export_daemon()
+        if daemon is None:
+            return
+        try:
+            exported = await trio.to_thread.run_sync(daemon.exports)
+            attachments = await self.svc.read(store_attach.remote_attachments, self.svc.host)
+            wanted: dict[str, bool] = {}  # volume id → read-only (every attachment ro, or the volume)
+            for a in attachments:
+                readonly = a["volume_readonly"] or a["attach_mode"] == "ro"
+                wanted[a["volume_id"]] = wanted.get(a["volume_id"], True) and readonly
+            for vid in sorted(exported - set(wanted)):
+                log.info("stopping the NBD export of no attachment", extra={"volume_id": vid})
+                await trio.to_thread.run_sync(daemon.remove, vid)
+            if wanted:
+                await trio.to_thread.run_sync(nbd_tls.write_server_dir, self.svc.cluster.data_dir.root)
+            for vid, readonly in sorted(wanted.items()):
+                if vid not in exported:
+                    await trio.to_thread.run_sync(lambda v=vid, r=readonly: daemon.add(self._export_spec(v, r)))
+            for a in attachments:
+                if not a["connection_info"].get("data", {}).get("exported"):
+                    await self.svc.propose(commands_attach.MarkExported(a["id"], self.svc.now()))
+        except (DriverError, CloudboxError, OSError) as exc:
+            log.warning("NBD exports: %s", exc)
+
+    def _export_spec(self, volume_id: str, readonly: bool) -> ExportSpec:
+        path = self.driver.path(volume_id)
+        return ExportSpec(volume_id, str(path), self.driver.volume_format(volume_id),
+                          stat.S_ISBLK(path.stat().st_mode), readonly)

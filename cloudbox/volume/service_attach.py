@@ -8,7 +8,8 @@ What compute calls (ctx None: compute acts for a request it already authorised),
 2. ``connect(ctx, attachment_id, connector)`` on the server's node, with its connector
    (``{"host": <node name>, "mountpoint": "/dev/vdb", ...}``): the attachment becomes attaching
    and the answer is the ``connection_info`` to build the libvirt disk from (``local``: a file or
-   block device and its format; ``data.qos_specs``: the front-end limits for ``<iotune>``);
+   block device and its format; ``nbd``: the volume node's export, answered once that node's
+   worker serves it; ``data.qos_specs``: the front-end limits for ``<iotune>``);
 3. ``complete(ctx, attachment_id)`` once the disk is in the guest: attached, the volume in-use;
 4. ``detach(ctx, attachment_id)`` after the disk left the guest (or when a reserve/connect
    failed, to roll back): the attachment goes and the volume is available again.
@@ -31,10 +32,13 @@ from cloudbox.volume import core
 from cloudbox.volume import core_attach as rules
 from cloudbox.volume import store, store_attach
 
+EXPORT_WAIT = 30.0  # seconds connect waits for the volume's node to export it (its worker is woken by the commit)
 
 class AttachService:
     def __init__(self, svc: Any) -> None:
         self.svc = svc
+        self._export_waits: dict[str, trio.Event] = {}  # attachment id → set when its export may be ready
+        svc.engine.add_listener(self._on_commit)
 
     # --- loading, with authorisation ------------------------------------------------------------
     async def _volume(self, ctx: Any, volume_id: str, action: str) -> dict[str, Any]:
@@ -54,14 +58,19 @@ class AttachService:
     async def connection_info(self, volume: Mapping[str, Any], attachment_id: str | None,
                               connector: Mapping[str, Any], mode: str = "rw") -> dict[str, Any]:
         """How the connector's host reaches the volume. A host that is the volume's own node gets
-        its file or block device; another node will get the NBD export (core_attach.nbd_connection),
-        which is not served yet, so it is refused with 503 rather than answered with a dead address."""
+        its file or block device (asked of that node: only it knows the path); another node of
+        the cluster gets the volume node's NBD export (export.py), for an attachment: the export
+        follows attachments, so the legacy os-initialize_connection (none yet) is refused."""
         qos = rules.front_end_limits(await self.svc.read(store_attach.qos_of_type, volume["volume_type_id"]))
         access = "ro" if volume["readonly"] or mode == "ro" else "rw"
         host = connector.get("host")
         if host not in (None, volume["host"]):
-            raise Unavailable(f"Volume {volume['id']} is kept on node {volume['host']}; host {str(host)[:60]} would "
-                              "reach it over an NBD export, which this cloud does not serve yet.")
+            if attachment_id is None:
+                raise Unavailable(f"Volume {volume['id']} is kept on node {volume['host']}; host {str(host)[:60]} "
+                                  "reaches it over an NBD export, which follows attachments: attach it with the "
+                                  "attachments API (3.27+).")
+            address = await self._export_address(volume, str(host))
+            return rules.nbd_connection(volume, attachment_id, access, address, rules.NBD_PORT, qos)
         if volume["host"] != self.svc.host:
             raise Unavailable(f"Volume {volume['id']} is kept on node {volume['host']}: ask that node for its "
                               "connection.")
@@ -76,6 +85,52 @@ class AttachService:
         except Exception as exc:  # the driver's error: the data is not there
             raise Unavailable(f"Volume {volume['id']} has no data on node {volume['host']}: {exc}") from exc
         return rules.local_connection(volume, attachment_id, access, str(path), fmt, block, qos)
+
+    async def _export_address(self, volume: Mapping[str, Any], host: str) -> str:
+        """The cluster address of the volume's node, where its NBD exports listen; 503 when the
+        connector's host is no node of this cluster or the volume's node is down."""
+        cluster = self.svc.cluster
+        nodes = await cluster.nodes() if cluster is not None and getattr(cluster, "clustered", False) else []
+        by_name = {n["name"]: n for n in nodes}
+        if host not in by_name:
+            raise Unavailable(f"Volume {volume['id']} is kept on node {volume['host']}; host {host[:60]} is no node "
+                              "of this cluster, so it cannot reach the volume's NBD export.")
+        keeper = by_name.get(volume["host"])
+        if keeper is None or not keeper["up"]:
+            raise Unavailable(f"Volume {volume['id']} is kept on node {volume['host']}, which is down: its NBD export "
+                              "cannot be reached now.")
+        return str(keeper["tunnel_ip"])
+
+    def _on_commit(self, cmd: Any, _result: Any) -> None:
+        """Wake a connect waiting for its export (or for nothing any more: detached meanwhile)."""
+        ids = (cmd.id,) if isinstance(cmd, c.MarkExported) else cmd.ids if isinstance(cmd, c.DeleteAttachments) else ()
+        for attachment_id in ids:
+            waiting = self._export_waits.get(attachment_id)
+            if waiting is not None:
+                waiting.set()
+
+    async def _exported(self, attachment: dict[str, Any]) -> dict[str, Any]:
+        """The attachment once the volume's node exports it (nbd), at once otherwise. Waits for
+        that node's worker (woken by the commit); 503 when it does not export in EXPORT_WAIT."""
+        info = attachment["connection_info"]
+        if info.get("driver_volume_type") != "nbd":
+            return attachment
+        attachment_id = attachment["id"]
+        try:
+            with trio.move_on_after(EXPORT_WAIT):
+                while True:
+                    woken = self._export_waits[attachment_id] = trio.Event()
+                    row = await self.svc.read(store_attach.get_attachment, attachment_id)
+                    if row is None:
+                        raise Unavailable(f"Volume attachment {attachment_id} was deleted before its NBD export "
+                                          "was ready.")
+                    if row["connection_info"].get("data", {}).get("exported"):
+                        return row
+                    await woken.wait()
+        finally:
+            self._export_waits.pop(attachment_id, None)
+        raise Unavailable(f"The node keeping volume {attachment['volume_id']} did not export it over NBD within "
+                          f"{EXPORT_WAIT:.0f} s; detach and try again.")
 
     # --- the attachments API (3.27+), also what compute calls -------------------------------------
     async def reserve(self, ctx: Any, volume_id: str, server_id: str | None, connector: Any = None,
@@ -97,7 +152,7 @@ class AttachService:
                "mountpoint": (connector or {}).get("mountpoint"), "attach_mode": mode, "attach_status": "reserved",
                "connector": connector or {}, "connection_info": info, "created_at": at, "updated_at": at,
                "attach_time": None}
-        return await self.svc.propose(c.ReserveAttachment(row, False))
+        return await self._exported(await self.svc.propose(c.ReserveAttachment(row, False)))
 
     async def connect(self, ctx: Any, attachment_id: str, connector: Any) -> dict[str, Any]:
         """Give a reserved attachment its host's connector: attaching; the answer (the attachment)
@@ -106,8 +161,8 @@ class AttachService:
         connector = rules.check_connector(connector)
         volume = await self.svc._view(attachment["volume_id"])
         info = await self.connection_info(volume, attachment_id, connector, attachment["attach_mode"])
-        return await self.svc.propose(c.UpdateAttachment(attachment_id, connector, info, connector.get("mountpoint"),
-                                                         connector.get("host"), self.svc.now()))
+        return await self._exported(await self.svc.propose(c.UpdateAttachment(
+            attachment_id, connector, info, connector.get("mountpoint"), connector.get("host"), self.svc.now())))
 
     async def complete(self, ctx: Any, attachment_id: str) -> dict[str, Any]:
         """The disk is in the guest: attached, and the volume in-use."""
@@ -164,7 +219,7 @@ class AttachService:
             return await self.connection_info(volume, None, rules.check_connector(args.get("connector")))
         if name == "os-terminate_connection":
             rules.check_connector(args.get("connector"))
-            return None  # nothing is exported per connector yet (the NBD export will be stopped here)
+            return None  # NBD exports follow attachments: one ends when its attachment goes (os-detach)
         if name == "os-attach":
             server, host = args.get("instance_uuid"), args.get("host_name")
             if server is None and host is None:

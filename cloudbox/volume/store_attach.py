@@ -59,6 +59,17 @@ def list_attachments(db: sqlite_utils.Database, viewer: core.Viewer, filters: di
     return [decode(r) for r in db.query(sql, [*params, limit + 1])]
 
 
+def remote_attachments(db: sqlite_utils.Database, host: str) -> list[dict[str, Any]]:
+    """Attachments of this host's volumes by guests on other nodes, reached over NBD (what the
+    host's export daemon serves), with the volume's readonly flag."""
+    return [{**decode(r), "volume_readonly": bool(r["volume_readonly"])} for r in db.query(
+        "SELECT a.*, v.readonly AS volume_readonly FROM volume_attachments a JOIN volumes v ON v.id = a.volume_id"
+        " WHERE v.host = ? AND a.attached_host IS NOT NULL AND a.attached_host != ?"
+        " AND a.attach_status IN ('attaching', 'attached')"
+        " AND json_extract(a.connection_info, '$.driver_volume_type') = 'nbd' ORDER BY a.created_at, a.id",
+        [host, host])]
+
+
 # --- QoS specs ---------------------------------------------------------------------------------
 def get_qos(db: sqlite_utils.Database, qos_id: str) -> dict[str, Any] | None:
     return _one(db, "SELECT * FROM volume_qos_specs WHERE id = ?", [qos_id])

@@ -96,10 +96,12 @@ def guest_identity(user: str) -> GuestIdentity:
     return GuestIdentity(user, entry.pw_uid, gid, _groups_of(user, entry.pw_gid, gid))
 
 
-def embed_qemu_conf(identity: GuestIdentity) -> str:
+def embed_qemu_conf(identity: GuestIdentity, nbd_tls_dir: Path | None = None) -> str:
     """The embedded driver's qemu.conf.  remember_owner=0: files go back to root:root when a guest
-    stops, which is whom they belong to here; stdio_handler=file: no virtlogd needed."""
+    stops, which is whom they belong to here; stdio_handler=file: no virtlogd needed;
+    nbd_tls_x509_cert_dir: the client certificates of NBD disks with tls='yes' (cloudbox.nbd_tls)."""
     group = grp.getgrgid(identity.gid).gr_name
+    nbd = f'nbd_tls_x509_cert_dir = "{nbd_tls_dir}"\n' if nbd_tls_dir is not None else ""
     return (
         "# Written by cloudbox; rewritten each time the driver opens this root.\n"
         f'user = "{identity.name}"\n'
@@ -108,6 +110,7 @@ def embed_qemu_conf(identity: GuestIdentity) -> str:
         "remember_owner = 0\n"
         "seccomp_sandbox = 1\n"
         'stdio_handler = "file"\n'
+        f"{nbd}"
     )
 
 

@@ -41,6 +41,7 @@ from urllib.parse import parse_qs, urlparse
 
 import trio
 
+from cloudbox import nbd_tls
 from cloudbox.compute import disks
 from cloudbox.compute.core import DOMAIN_NAME_PREFIX, parse_domain_metadata, plan_lifecycle, render_domain_xml
 from cloudbox.compute.driver import (
@@ -105,7 +106,7 @@ _embed_lock = threading.Lock()
 _embed_connections: dict[str, libvirt.virConnect] = {}
 
 
-def _open_connection(uri: str, guest_user: str) -> libvirt.virConnect:
+def _open_connection(uri: str, guest_user: str, data_root: Path | None = None) -> libvirt.virConnect:
     root = embed_root(uri)
     if root is None:
         if uri.startswith("qemu:///system"):
@@ -122,7 +123,7 @@ def _open_connection(uri: str, guest_user: str) -> libvirt.virConnect:
             guest = confinement.guest_identity(guest_user)
             # First: libvirt's cache of QEMU's capabilities goes stale whenever its user cannot open /dev/kvm.
             confinement.ensure_kvm_access(guest)
-            prepare_embed_root(root, guest)
+            prepare_embed_root(root, guest, nbd_tls.guest_client_dir(data_root, guest) if data_root else None)
             conn = libvirt.open(f"qemu:///embed?root={short_root(root)}")
             _wait_for_reconnects(conn)
             _embed_connections[uri] = conn
@@ -179,10 +180,10 @@ def default_uri(data_dir: Path) -> str:
     return f"qemu:///embed?root={data_dir / 'libvirt'}"
 
 
-def prepare_embed_root(root: Path, guest: GuestIdentity) -> None:
+def prepare_embed_root(root: Path, guest: GuestIdentity, nbd_tls_dir: Path | None = None) -> None:
     """Write the embedded driver's qemu.conf (libvirt reads <root>/etc/qemu.conf when it opens)."""
     (root / "etc").mkdir(parents=True, exist_ok=True, mode=0o700)
-    conf, wanted = root / "etc" / "qemu.conf", confinement.embed_qemu_conf(guest)
+    conf, wanted = root / "etc" / "qemu.conf", confinement.embed_qemu_conf(guest, nbd_tls_dir)
     if not conf.exists() or conf.read_text() != wanted:
         conf.write_text(wanted)
 
@@ -326,7 +327,7 @@ class LibvirtDriver(VolumeDisksMixin):
         ensure_event_loop()
         self.instances_dir.mkdir(parents=True, exist_ok=True)
         try:
-            conn = _open_connection(self.uri, self.guest_user)
+            conn = _open_connection(self.uri, self.guest_user, self.instances_dir.parent)  # the data dir
             self._confine_host(conn)
         except libvirt.libvirtError as exc:
             raise Unavailable(f"cannot open libvirt at {self.uri}: {exc.get_error_message()}") from exc
