@@ -93,6 +93,7 @@ class Node:
         self.volume = VolumeService(self.engine, settings, self._volume_driver(), node_id=self.node_id,
                                     host=self.name, images=self.image)
         self.volume.cluster = self.cluster  # os-services says which nodes' backends are up
+        self.compute.volume_service = self.volume  # attaching volumes to servers
         self.checks["volume"] = lambda: self.volume.running
         self.specs = [identity_api.build(self.identity), cluster_api.build(self), compute_api.build(self.compute),
                       image_api.build(self.image), network_api.build(self.network), volume_api.build(self.volume),

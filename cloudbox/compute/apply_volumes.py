@@ -60,7 +60,7 @@ def _apply_create(db: sqlite_utils.Database, cmd: v.CreateBlockDevices) -> Any:
             raise BadRequest(f"Invalid volume: volume {row['volume_id']} is already attached to instance "
                              f"{server['id']}.")
         if row.get("device_name") and row["device_name"] in devices:
-            raise BadRequest(f"The supplied device path ({row['device_name']}) is in use.")
+            raise Conflict(f"The supplied device path ({row['device_name']}) is in use.")
         if get_bdm(db, row["id"]) is not None:
             raise Conflict(f"Block device mapping {row['id']} exists already.")
         volumes.add(row.get("volume_id"))

@@ -23,8 +23,8 @@ class CreateBlockDevices(Command):
     None: not bootable), device_name (/dev/vdb), tag, delete_on_termination, volume_size,
     image_id, snapshot_id, status, connection_info, created_at.  Apply refuses them (404) when the
     server is gone, (409) when ``vm_states`` is given and the server's vm_state is not in it or
-    it has a task, and (400) when a volume is already mapped to the server or a device name is
-    taken on it."""
+    it has a task, (400) when a volume is already mapped to the server and (409) when a device
+    name is taken on it."""
 
     rows: tuple[dict[str, Any], ...]
     vm_states: tuple[str, ...] | None = None  # the server's vm_states that allow them (None: any)

@@ -34,7 +34,7 @@ from cloudbox.compute.reconcile import Reconciler
 from cloudbox.compute.resources import ComputeResources, stamp
 from cloudbox.compute.states import BY_TASK, POWER_ACTIONS, QUEUED_BEHIND, STATE_VIEW, settled
 from cloudbox.compute.timeline import Timelines
-from cloudbox.compute.volumes import ComputeVolumes
+from cloudbox.compute.volumes import ComputeVolumes, attached_view
 from cloudbox.errors import BadRequest, CloudboxError, Conflict, Forbidden, NotFound, Unavailable
 from cloudbox.network import store as network_store
 from cloudbox.settings import Settings
@@ -76,6 +76,7 @@ class ComputeService:
         self.reconciler = Reconciler(self)
         self.lifecycle = Lifecycle(self)  # rescue, shelve, resize, migrate
         self.volumes = ComputeVolumes(self)  # os-volume_attachments; the volumes a guest's definition carries
+        self.volume_service: Any = None  # the volume service (server.py hands it over)
         self.guests.volume_disks = self.volumes.disks_of
         self.host_info: HostInfo | None = None
         self.running = False
@@ -193,8 +194,9 @@ class ComputeService:
     async def addressed(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The rows with their ``addresses`` (fixed and floating) and whether their host is down."""
         found = await self.engine.read(network_store.server_addresses, [r["id"] for r in rows])
+        volumes = await self.volumes.of_servers([r["id"] for r in rows])
         alive = await self.alive_hosts()
-        return [{**r, "addresses": found.get(r["id"], {}),
+        return [{**r, "addresses": found.get(r["id"], {}), "volumes": attached_view(volumes[r["id"]]),
                  "host_down": alive is not None and r["host"] is not None and r["host"] not in alive} for r in rows]
 
     async def show_server(self, ctx: AuthContext, server_id: str) -> dict[str, Any]:
@@ -511,6 +513,7 @@ class ComputeService:
         if server["host"] not in (None, self.host) and await self.host_is_down(server["host"]):
             async with self.lock(server["id"]):
                 await self.network.deallocate_for_server(server["id"])
+                await self.volumes.release_all(server)
                 await self.engine.propose(c.DeleteServer(server["id"]))
             log.info("server deleted while its host is down", extra={"server_id": server["id"]})
             return
@@ -528,6 +531,7 @@ class ComputeService:
             if server["host"] in (None, self.host):
                 await self.guests.remove(server_id, server["ports"])
                 await self.network.deallocate_for_server(server_id)
+                await self.volumes.release_all(server)
                 await self.engine.propose(c.DeleteServer(server_id))
                 await self.lifecycle.forget(server)
                 self._locks.pop(server_id, None)

@@ -83,7 +83,10 @@ def render_server(row: dict[str, Any], base: str, version: tuple[int, int], *, a
         "config_drive": "True" if row["config_drive"] else "", "key_name": row["key_name"],
         "OS-SRV-USG:launched_at": row["launched_at"], "OS-SRV-USG:terminated_at": None,
         "OS-EXT-STS:task_state": row["task_state"], "OS-EXT-STS:vm_state": row["vm_state"],
-        "OS-EXT-STS:power_state": row["power_state"], "os-extended-volumes:volumes_attached": [],
+        "OS-EXT-STS:power_state": row["power_state"],
+        "os-extended-volumes:volumes_attached": [
+            {"id": v["id"], **({"delete_on_termination": v["delete_on_termination"]} if version >= (2, 3) else {})}
+            for v in row.get("volumes", ())],
         "security_groups": [{"name": g} for g in (row.get("security_groups") if row.get("security_groups")
                                                   is not None else ["default"])],
     }

@@ -50,7 +50,7 @@ SERVER = obj(
      "OS-EXT-AZ:availability_zone": STR, "config_drive": STR, "key_name": NSTR,
      "OS-SRV-USG:launched_at": NSTR, "OS-SRV-USG:terminated_at": NSTR, "OS-EXT-STS:task_state": NSTR,
      "OS-EXT-STS:vm_state": STR, "OS-EXT-STS:power_state": INT,
-     "os-extended-volumes:volumes_attached": array(obj({"id": STR})),
+     "os-extended-volumes:volumes_attached": array(obj({"id": STR}, {"delete_on_termination": BOOL})),
      "security_groups": array(obj({"name": STR}))},
     {"fault": obj({"code": INT, "message": STR}, {"created": STR, "details": STR}), "locked": BOOL, "progress": INT,
      "description": NSTR, "tags": STRS, "trusted_image_certificates": nullable(STRS), "locked_reason": NSTR,
@@ -61,6 +61,11 @@ SERVER = obj(
      "OS-EXT-SRV-ATTR:root_device_name": NSTR, "OS-EXT-SRV-ATTR:user_data": NSTR},
 )
 # An update's answer (and a rebuild's) before 2.75: the basic server, without the extended attributes.
+# A server's volume (os-volume_attachments): id until 2.89, tag from 2.70, delete_on_termination
+# from 2.79, attachment_id and bdm_uuid from 2.89.
+VOLUME_ATTACHMENT = obj({"serverId": STR, "volumeId": STR, "device": NSTR},
+                        {"id": STR, "tag": NSTR, "delete_on_termination": BOOL, "attachment_id": NSTR,
+                         "bdm_uuid": STR})
 SERVER_CHANGED = obj(
     {"id": STR, "name": STR, "status": SERVER_STATUS, "tenant_id": STR, "user_id": STR, "metadata": STR_MAP,
      "hostId": STR, "image": {"anyOf": [obj({"id": STR, "links": LINKS}), {"const": ""}]},
@@ -297,6 +302,15 @@ def docs() -> dict[tuple[str, str], Doc]:
         ("GET", f"{server}/os-server-password"): nova({200: obj({"password": STR})}),
         ("DELETE", f"{server}/os-server-password"): nova({204: None}),
         ("GET", f"{server}/diagnostics"): nova({200: DIAGNOSTICS}, 409),
+        # a server's volumes: an attach answers when the volume is in-use (500 when the hypervisor
+        # failed, everything undone; 503 when the volume's node cannot serve it); a detach at once
+        # (202), the disk leaving in the background; a swap (a new volumeId) is 501, not supported
+        ("GET", f"{server}/os-volume_attachments"): nova({200: obj({"volumeAttachments": array(VOLUME_ATTACHMENT)})}),
+        ("GET", f"{server}/os-volume_attachments/{{volume_id}}"): nova({200: wrap("volumeAttachment",
+                                                                                  VOLUME_ATTACHMENT)}),
+        ("POST", f"{server}/os-volume_attachments"): nova({200: wrap("volumeAttachment", VOLUME_ATTACHMENT)}, 500),
+        ("PUT", f"{server}/os-volume_attachments/{{volume_id}}"): nova({202: None}, 501),
+        ("DELETE", f"{server}/os-volume_attachments/{{volume_id}}"): nova({202: None}),
         ("GET", f"{P}/os-instance_usage_audit_log"): nova({200: wrap("instance_usage_audit_logs", AUDIT_LOG)}),
         ("GET", f"{P}/os-instance_usage_audit_log/{{before}}"): nova({200: wrap("instance_usage_audit_log",
                                                                                AUDIT_LOG)}),
