@@ -248,7 +248,7 @@ while read -r applet; do
     ln -s /bin/busybox "$ROOT/$applet"
     n=$((n + 1))
 done < <("$BB" --list-full)
-for a in sh awk findfs udhcpc wget insmod init cttyhack acpid timeout; do
+for a in sh awk findfs udhcpc wget insmod init cttyhack acpid timeout usleep dd tr head; do
     [ -L "$ROOT/bin/$a" ] || [ -L "$ROOT/sbin/$a" ] || [ -L "$ROOT/usr/bin/$a" ] ||
         [ -L "$ROOT/usr/sbin/$a" ] || die "this busybox has no '$a' applet"
 done
@@ -317,7 +317,7 @@ depmod -b "$ROOT" "$KVER"     # so that modprobe works inside the guest
 log "modules: $(wc -l < "$ROOT/etc/cloudbox/modules") files ($(sed 's#.*/##; s#\.ko$##' "$ROOT/etc/cloudbox/modules" | xargs))"
 
 # ---------------------------------------------------------------- guest files
-for f in init inittab shutdown profile udhcpc.script json.awk; do
+for f in init inittab shutdown profile udhcpc.script json.awk disk; do
     [ -f "$GUEST_SRC/$f" ] || die "missing $GUEST_SRC/$f"
 done
 install -m 0755 "$GUEST_SRC/init" "$ROOT/init"
@@ -326,6 +326,7 @@ install -m 0755 "$GUEST_SRC/shutdown" "$ROOT/etc/cloudbox/shutdown"
 install -m 0644 "$GUEST_SRC/profile" "$ROOT/etc/profile"
 install -m 0755 "$GUEST_SRC/udhcpc.script" "$ROOT/usr/share/udhcpc/default.script"
 install -m 0644 "$GUEST_SRC/json.awk" "$ROOT/usr/share/cloudbox/json.awk"
+install -m 0755 "$GUEST_SRC/disk" "$ROOT/usr/sbin/cloudbox-disk"
 # ACPI power button (virsh shutdown / QEMU system_powerdown) -> poweroff
 mkdir -p "$ROOT/etc/acpi/PWRF"
 printf '#!/bin/sh\nexec /sbin/poweroff\n' > "$ROOT/etc/acpi/PWRF/00000080"

@@ -20,6 +20,10 @@
 #   q35-scsi      q35 machine, config drive ISO as a CD-ROM on virtio-scsi
 #                 (Debian's cloud kernel has no AHCI driver, so on q35 the
 #                 config drive must not be a SATA CD-ROM).
+#   hotplug       i440fx (cloudbox's machine): the disk list at boot, then a
+#                 virtio disk hot-plugged (ACPI), resized, written from
+#                 inside over SSH and unplugged, each seen on the console.
+#   hotplug-q35   the same on q35, the disk plugged into a pcie-root-port.
 #
 # Networking is QEMU user mode with restrict=on: the guest can reach
 # nothing outside QEMU's built-in slirp (DHCP, the guestfwd script, the
@@ -322,8 +326,89 @@ case_none() {
     stop
 }
 
+# monitor COMMAND: one human monitor command on the running QEMU
+monitor() {
+    echo "$1" | socat - "UNIX-CONNECT:$MON" 2>&1 | tr -d '\033' >> "$TESTDIR/$CASE/monitor.log"
+}
+
+# wait_marker "LINE" [SECONDS]: wait until the console has that exact line
+wait_marker() {
+    local i=0
+    while [ $i -lt $((${2:-60} * 5)) ]; do
+        tr -d '\r' < "$SERIAL" | grep -qxF "CLOUDBOX-GUEST: $1" && { ok "marker '$1'"; return 0; }
+        kill -0 "$QEMU_PID" 2>/dev/null || break
+        sleep 0.2
+        i=$((i + 1))
+    done
+    bad "marker '$1' did not come"
+    return 1
+}
+
+# hotplug_case MACHINE: a disk present at boot, then a disk hot-plugged,
+# resized, written from inside and unplugged; "pc" (i440fx, what cloudbox
+# runs) plugs through ACPI (acpiphp), "q35" into a pcie-root-port (pciehp).
+hotplug_case() {
+    local machine=$1 d=$TESTDIR/$CASE port out plug_bus="" cd_args
+    META='{"uuid": "44444444-2222-4333-8444-555555555555", "hostname": "hotplug", "public_keys": {"k": "'"$PUBKEY"'\n"}}'
+    USER_DATA=''
+    make_tree "$d/cfg"
+    genisoimage -quiet -o "$d/config.iso" -V config-2 -J -r "$d/cfg" 2>/dev/null
+    # a disk present at boot, and one holding a marker to hot-plug later; the
+    # first is placed after the boot disk on the PCI bus (QEMU creates the
+    # if=virtio boot disk after every -device, so SeaBIOS would try it first)
+    rm -f "$d/boot-disk.raw" "$d/plug.raw"
+    truncate -s 8M "$d/boot-disk.raw" "$d/plug.raw"
+    printf 'CLOUDBOX-MARKER written on the host\n' | dd of="$d/plug.raw" conv=notrunc status=none
+    port=$(free_port)
+    if [ "$machine" = q35 ]; then
+        # no AHCI in the guest's kernel: the config drive is a virtio-scsi CD-ROM
+        cd_args=(-device virtio-scsi-pci,id=scsi0,addr=0x8
+                 -drive "file=$d/config.iso,if=none,id=cd0,media=cdrom,format=raw"
+                 -device scsi-cd,drive=cd0,bus=scsi0.0
+                 -device pcie-root-port,id=rp1,chassis=1,addr=0x10)
+        plug_bus=",bus=rp1"
+    else
+        cd_args=(-drive "file=$d/config.iso,media=cdrom,if=ide,format=raw")
+    fi
+    MACHINE=$machine boot "${cd_args[@]}" \
+         -drive "file=$d/boot-disk.raw,if=none,id=d1,format=raw" \
+         -device virtio-blk-pci,drive=d1,serial=boot-disk-serial,addr=0x9 \
+         -netdev "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:$port-:22" \
+         -device virtio-net-pci,netdev=n0
+    report_boot
+    marker "disks vda:67108864 vdb:8388608:boot-disk-serial"
+    marker "ready"
+    no_failed_markers_except "__none__"
+
+    # the guest's kernel sees the disk come, with its serial (virtio keeps
+    # 20 bytes of it) and the marker on it
+    monitor "drive_add 0 file=$d/plug.raw,if=none,id=plug0,format=raw"
+    monitor "device_add virtio-blk-pci,drive=plug0,id=plugdev0,serial=vol-0123456789abcdef-and-more$plug_bus"
+    wait_marker "disk-added vdc:8388608:vol-0123456789abcdef" 60 &&
+        wait_marker "disk-marker vdc written on the host" 10
+    monitor "block_resize plug0 16M"
+    wait_marker "disk-resized vdc:16777216" 30
+
+    # a marker written from inside (over SSH) reaches the host's file
+    out=$(timeout 120 ssh "${SSH_OPTS[@]}" -p "$port" root@127.0.0.1 \
+        'cloudbox-disk write vdc from the guest && cloudbox-disk read vdc' 2>&1)
+    if [ "$out" = "from the guest" ]; then ok "cloudbox-disk write/read over SSH"
+    else bad "cloudbox-disk write/read over SSH: got: $(echo "$out" | tr '\n' '|')"; fi
+    if head -c 512 "$d/plug.raw" | head -n 1 | grep -qxF 'CLOUDBOX-MARKER from the guest'; then
+        ok "the marker is in the host's file"
+    else
+        bad "the host's file has no marker: $(head -c 64 "$d/plug.raw" | tr -d '\000')"
+    fi
+    wait_marker "disk-written vdc from the guest" 10
+
+    monitor "device_del plugdev0"
+    wait_marker "disk-removed vdc" 60
+    no_failed_markers_except "__none__"
+    stop
+}
+
 CASES=("$@")
-[ ${#CASES[@]} -gt 0 ] || CASES=(config-drive vfat-drive http none q35-scsi)
+[ ${#CASES[@]} -gt 0 ] || CASES=(config-drive vfat-drive http none q35-scsi hotplug hotplug-q35)
 : > "$TESTDIR/boot-times"
 for CASE in "${CASES[@]}"; do
     mkdir -p "$TESTDIR/$CASE"
@@ -333,6 +418,8 @@ for CASE in "${CASES[@]}"; do
         http) case_http ;;
         none) case_none ;;
         q35-scsi) case_q35_scsi ;;
+        hotplug) hotplug_case pc ;;
+        hotplug-q35) hotplug_case q35 ;;
         *) echo "test-guest: unknown case $CASE" >&2; exit 2 ;;
     esac
 done
