@@ -1,0 +1,428 @@
+"""S3's operations on the service, buckets and objects, on the object service (DESIGN.md).
+
+A bucket is a container of the credential's project; an object is an object of it, its
+``x-amz-meta-*`` headers its user metadata.  Each handler parses, calls the object service and
+renders S3's answer; storage refusals become S3's codes here, where it is known whether a 404
+was the bucket's or the key's.  ``s3_routes.ROUTES`` is the table the gateway serves.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import urllib.parse
+from typing import Any, AsyncIterator
+
+from cloudbox.errors import CloudboxError, Conflict, NotFound, PayloadTooLarge
+from cloudbox.object import core, s3_xml
+from cloudbox.object.s3_api import S3Gateway, S3Request, S3Response, check_bucket_name
+from cloudbox.object.s3_xml import S3Error
+
+MAX_KEYS = 1000
+SEGMENTS = "+segments"  # multipart parts live in "<bucket>+segments" (no bucket name has a "+")
+VERSIONING = "x-container-sysmeta-s3-versioning"
+# Object headers S3 stores and answers (besides Content-Type and the user metadata).
+STORED = ("cache-control", "content-disposition", "content-encoding", "content-language", "expires")
+RESPONSE_OVERRIDES = {"response-content-type": "Content-Type", "response-content-language": "Content-Language",
+                      "response-expires": "Expires", "response-cache-control": "Cache-Control",
+                      "response-content-disposition": "Content-Disposition",
+                      "response-content-encoding": "Content-Encoding"}
+XML = {"Content-Type": "application/xml"}
+
+
+def iso(seconds: float) -> str:
+    """S3's timestamps in XML: milliseconds and a Z."""
+    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def no_such_bucket(bucket: str) -> S3Error:
+    return S3Error("NoSuchBucket", "The specified bucket does not exist", BucketName=bucket)
+
+
+def no_such_key(key: str) -> S3Error:
+    return S3Error("NoSuchKey", "The specified key does not exist.", Key=key)
+
+
+async def bucket_info(gw: S3Gateway, request: S3Request, bucket: str | None = None) -> core.ContainerInfo:
+    name = bucket if bucket is not None else request.bucket
+    try:
+        return await gw.objects.head_container(request.account, name)
+    except NotFound as exc:
+        raise no_such_bucket(name) from exc
+    except CloudboxError as exc:  # a name Swift refuses (too long, a "/"): no such bucket either
+        raise no_such_bucket(name) from exc
+
+
+async def object_info(gw: S3Gateway, request: S3Request, bucket: str, key: str) -> core.ObjectInfo:
+    try:
+        return await gw.objects.head_object(request.account, bucket, key)
+    except NotFound as exc:
+        await bucket_info(gw, request, bucket)
+        raise no_such_key(key) from exc
+
+
+def object_headers(info: core.ObjectInfo) -> dict[str, str]:
+    headers = {"ETag": s3_xml.quoted(info.etag), "Last-Modified": core.http_date(info.last_modified),
+               "Content-Type": info.content_type, "Accept-Ranges": "bytes"}
+    for name, value in info.metadata.items():
+        headers["x-amz-meta-" + name] = value
+    for name in STORED:
+        if name in info.headers:
+            headers[name.title()] = info.headers[name]
+    return headers
+
+
+def metadata_of(request: S3Request) -> tuple[dict[str, str], dict[str, str]]:
+    """The user metadata and the stored headers a PUT (or a copy that replaces them) sets."""
+    meta = {k[len("x-amz-meta-"):]: v for k, v in request.headers.items() if k.startswith("x-amz-meta-")}
+    stored = {k: v for k, v in request.headers.items() if k in STORED}
+    if "content-encoding" in stored:  # aws-chunked is how the body travelled, not what it is
+        kept = [e.strip() for e in stored["content-encoding"].split(",") if e.strip() and e.strip() != "aws-chunked"]
+        stored["content-encoding"] = ",".join(kept)
+        if not kept:
+            del stored["content-encoding"]
+    try:
+        core.check_metadata(meta, "x-object-meta-")
+    except CloudboxError as exc:
+        raise S3Error("InvalidArgument", exc.message) from exc
+    return meta, stored
+
+
+# --- service and buckets ----------------------------------------------------------------------------
+async def list_buckets(gw: S3Gateway, request: S3Request) -> S3Response:
+    containers = await gw.objects.list_containers(request.account, limit=core.ACCOUNT_LISTING_LIMIT)
+    buckets = [(c.name, iso(c.created_at)) for c in containers
+               if isinstance(c, core.ContainerInfo) and SEGMENTS[0] not in c.name]
+    return S3Response(200, XML, s3_xml.list_buckets(*request.owner, buckets))
+
+
+async def create_bucket(gw: S3Gateway, request: S3Request) -> S3Response:
+    check_bucket_name(request.bucket)
+    s3_xml.parse_location_constraint(await request.small_body())
+    if not await gw.objects.create_container(request.account, request.bucket):
+        raise S3Error("BucketAlreadyOwnedByYou", "Your previous request to create the named bucket succeeded "
+                      "and you already own it.", BucketName=request.bucket)
+    return S3Response(200, {"Location": "/" + request.bucket})
+
+
+async def head_bucket(gw: S3Gateway, request: S3Request) -> S3Response:
+    await bucket_info(gw, request)
+    return S3Response(200, {"x-amz-bucket-region": gw.region})
+
+
+async def delete_bucket(gw: S3Gateway, request: S3Request) -> S3Response:
+    await bucket_info(gw, request)
+    try:
+        await gw.objects.delete_container(request.account, request.bucket)
+    except Conflict as exc:
+        raise S3Error("BucketNotEmpty", "The bucket you tried to delete is not empty",
+                      BucketName=request.bucket) from exc
+    except NotFound as exc:
+        raise no_such_bucket(request.bucket) from exc
+    await drop_segments(gw, request)
+    return S3Response(204)
+
+
+async def drop_segments(gw: S3Gateway, request: S3Request) -> None:
+    """With its bucket, the parts of the multipart uploads that were never completed go."""
+    container = request.bucket + SEGMENTS
+    try:
+        while names := [i.name for i in await gw.objects.list_objects(request.account, container, limit=1000)]:
+            for name in names:
+                await gw.objects.delete_object(request.account, container, name)
+        await gw.objects.delete_container(request.account, container)
+    except NotFound:
+        pass
+
+
+async def bucket_location(gw: S3Gateway, request: S3Request) -> S3Response:
+    await bucket_info(gw, request)
+    return S3Response(200, XML, s3_xml.location(gw.region))
+
+
+async def get_versioning(gw: S3Gateway, request: S3Request) -> S3Response:
+    info = await bucket_info(gw, request)
+    return S3Response(200, XML, s3_xml.versioning(info.metadata.get(VERSIONING)))
+
+
+async def put_versioning(gw: S3Gateway, request: S3Request) -> S3Response:
+    await bucket_info(gw, request)
+    status = s3_xml.parse_versioning(await request.small_body())
+    if status == "Enabled":
+        raise S3Error("NotImplemented", "Keeping object versions is not implemented by this cloud's object "
+                      "store yet; a bucket's versioning stays unversioned or suspended.")
+    await gw.objects.update_container(request.account, request.bucket, {VERSIONING: status})
+    return S3Response(200)
+
+
+def _max(request: S3Request, name: str, default: int = MAX_KEYS) -> int:
+    text = request.arg(name)
+    if text is None:
+        return default
+    if not text.isdigit():
+        raise S3Error("InvalidArgument", f"{name} must be a non-negative integer.", ArgumentName=name)
+    return min(int(text), MAX_KEYS)
+
+
+def _swift_marker(marker: str, delimiter: str) -> str:
+    """Where Swift's listing goes on after a key or a common prefix S3 returned last."""
+    return core.after_subdir(marker) if delimiter and marker.endswith(delimiter) else marker
+
+
+async def _listing(gw: S3Gateway, request: S3Request, prefix: str, delimiter: str, marker: str,
+                   max_keys: int) -> s3_xml.Listing:
+    await bucket_info(gw, request)
+    if max_keys == 0:
+        return s3_xml.Listing([], [], False, None)
+    items = await gw.objects.list_objects(request.account, request.bucket, prefix=prefix, delimiter=delimiter,
+                                          marker=_swift_marker(marker, delimiter), limit=max_keys + 1)
+    truncated = len(items) > max_keys
+    items = items[:max_keys]
+    entries = [s3_xml.Entry(i.name, i.size, i.etag, iso(i.last_modified)) for i in items
+               if isinstance(i, core.ObjectInfo)]
+    prefixes = [i.name for i in items if isinstance(i, core.Subdir)]
+    return s3_xml.Listing(entries, prefixes, truncated, items[-1].name if truncated and items else None)
+
+
+async def list_objects(gw: S3Gateway, request: S3Request) -> S3Response:
+    prefix, delimiter = request.arg("prefix", "") or "", request.arg("delimiter", "") or ""
+    encoding = request.arg("encoding-type", "") or ""
+    max_keys = _max(request, "max-keys")
+    if request.arg("list-type") == "2":
+        token = request.arg("continuation-token")
+        start_after = request.arg("start-after", "") or ""
+        marker = start_after
+        if token is not None:
+            try:
+                marker = base64.urlsafe_b64decode(token.encode()).decode()
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise S3Error("InvalidArgument", "The continuation token provided is incorrect",
+                              ArgumentName="continuation-token") from exc
+        listing = await _listing(gw, request, prefix, delimiter, marker, max_keys)
+        next_token = (base64.urlsafe_b64encode(listing.next_marker.encode()).decode()
+                      if listing.truncated and listing.next_marker is not None else None)
+        body = s3_xml.list_objects(request.bucket, listing, prefix=prefix, delimiter=delimiter, max_keys=max_keys,
+                                   encoding=encoding, owner=request.owner, v2=True, start_after=start_after,
+                                   continuation=token, next_continuation=next_token,
+                                   fetch_owner=request.arg("fetch-owner") == "true")
+    elif request.arg("list-type") not in (None, "1"):
+        raise S3Error("InvalidArgument", "list-type is 1 or 2.", ArgumentName="list-type")
+    else:
+        marker = request.arg("marker", "") or ""
+        listing = await _listing(gw, request, prefix, delimiter, marker, max_keys)
+        body = s3_xml.list_objects(request.bucket, listing, prefix=prefix, delimiter=delimiter, max_keys=max_keys,
+                                   encoding=encoding, owner=request.owner, v2=False, marker=marker)
+    return S3Response(200, XML, body)
+
+
+async def list_versions(gw: S3Gateway, request: S3Request) -> S3Response:
+    """Without kept versions, each object is its one, latest version ("null")."""
+    prefix, delimiter = request.arg("prefix", "") or "", request.arg("delimiter", "") or ""
+    marker = request.arg("key-marker", "") or ""
+    listing = await _listing(gw, request, prefix, delimiter, marker, _max(request, "max-keys"))
+    body = s3_xml.list_versions(request.bucket, listing, prefix=prefix, delimiter=delimiter,
+                                max_keys=_max(request, "max-keys"), encoding=request.arg("encoding-type", "") or "",
+                                owner=request.owner, key_marker=marker, version_marker="", next_version_marker=None)
+    return S3Response(200, XML, body)
+
+
+# --- objects ----------------------------------------------------------------------------------
+def _check_key(key: str) -> None:
+    if len(key.encode("utf-8", "surrogatepass")) > core.MAX_OBJECT_NAME_LENGTH:
+        raise S3Error("KeyTooLongError", "Your key is too long")
+
+
+def _length(request: S3Request) -> int:
+    length = request.declared_length()
+    if length is None:
+        raise S3Error("MissingContentLength", "You must provide the Content-Length HTTP header.")
+    if length > core.MAX_FILE_SIZE:
+        raise S3Error("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size",
+                      MaxSizeAllowed=str(core.MAX_FILE_SIZE))
+    return length
+
+
+async def store(gw: S3Gateway, request: S3Request, bucket: str, key: str, body: AsyncIterator[bytes], *,
+                size: int | None, **extra: Any) -> core.ObjectInfo:
+    """put_object, with the storage layer's refusals in S3's words."""
+    try:
+        return await gw.objects.put_object(request.account, bucket, key, body, size=size, **extra)
+    except NotFound as exc:
+        raise no_such_bucket(bucket) from exc
+    except PayloadTooLarge as exc:
+        raise S3Error("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size") from exc
+    except core.Unprocessable as exc:
+        raise S3Error("BadDigest", "The Content-MD5 you specified did not match what we received.") from exc
+
+
+async def put_object(gw: S3Gateway, request: S3Request) -> S3Response:
+    if "x-amz-copy-source" in request.headers:
+        return await copy_object(gw, request)
+    _check_key(request.key)
+    await bucket_info(gw, request)
+    size = _length(request)
+    meta, stored = metadata_of(request)
+    checksum = _checksum_to_keep(request)
+    info = await store(gw, request, request.bucket, request.key, request.body(), size=size,
+                       content_type=request.headers.get("content-type", ""), metadata=meta,
+                       headers={**stored, **checksum})
+    return S3Response(200, {"ETag": s3_xml.quoted(info.etag), **checksum})
+
+
+def _checksum_to_keep(request: S3Request) -> dict[str, str]:
+    """The additional checksum a PUT carries (header or trailer) is kept and answered back: it is
+    checked before the object is stored, so it is the object's. (A trailer's value is known only
+    once the body is stored, so that one is checked but not kept.)"""
+    trailer = request.headers.get("x-amz-trailer", "").strip().lower()
+    if trailer.startswith("x-amz-checksum-"):
+        return {}
+    return {k: v for k, v in request.headers.items()
+            if k.startswith("x-amz-checksum-") and k not in ("x-amz-checksum-algorithm", "x-amz-checksum-type")}
+
+
+def source_of(request: S3Request) -> tuple[str, str]:
+    """The (bucket, key) of x-amz-copy-source: "[/]bucket/key", URL-encoded; a versionId other
+    than "null" names a version this store does not keep."""
+    text, _, query = request.headers["x-amz-copy-source"].partition("?")
+    text = urllib.parse.unquote(text).lstrip("/")
+    bucket, _, key = text.partition("/")
+    if not bucket or not key:
+        raise S3Error("InvalidArgument", "Copy Source must mention the source bucket and key: "
+                      "sourcebucket/sourcekey", ArgumentName="x-amz-copy-source")
+    version = dict(urllib.parse.parse_qsl(query)).get("versionId")
+    if version not in (None, "null"):
+        raise S3Error("NoSuchVersion", "The specified version does not exist.", Key=key, VersionId=version)
+    return bucket, key
+
+
+def check_copy_conditions(request: S3Request, info: core.ObjectInfo) -> None:
+    conditions = {name: request.headers[f"x-amz-copy-source-{header}"]
+                  for name, header in (("If-Match", "if-match"), ("If-None-Match", "if-none-match"),
+                                       ("If-Modified-Since", "if-modified-since"),
+                                       ("If-Unmodified-Since", "if-unmodified-since"))
+                  if f"x-amz-copy-source-{header}" in request.headers}
+    if conditions and core.check_conditions(conditions, info.etag, info.last_modified) is not None:
+        raise S3Error("PreconditionFailed", "At least one of the pre-conditions you specified did not hold",
+                      Condition="x-amz-copy-source-If-*")
+
+
+async def copy_object(gw: S3Gateway, request: S3Request) -> S3Response:
+    _check_key(request.key)
+    src_bucket, src_key = source_of(request)
+    source = await object_info(gw, request, src_bucket, src_key)
+    await bucket_info(gw, request)
+    check_copy_conditions(request, source)
+    directive = request.headers.get("x-amz-metadata-directive", "COPY").upper()
+    if directive not in ("COPY", "REPLACE"):
+        raise S3Error("InvalidArgument", "Unknown metadata directive.", ArgumentName="x-amz-metadata-directive")
+    if (src_bucket, src_key) == (request.bucket, request.key) and directive == "COPY":
+        raise S3Error("InvalidRequest", "This copy request is illegal because it is trying to copy an object to "
+                      "itself without changing the object's metadata, storage class, website redirect location "
+                      "or encryption attributes.")
+    await request.small_body()  # a copy has no body; read what there is so the connection stays usable
+    replace = directive == "REPLACE"
+    meta, stored = metadata_of(request) if replace else ({}, {})
+    try:
+        info = await gw.objects.copy_object(
+            request.account, src_bucket, src_key, request.bucket, request.key, metadata=meta, headers=stored,
+            content_type=request.headers.get("content-type") if replace else None, fresh_metadata=replace)
+    except NotFound as exc:
+        raise no_such_key(src_key) from exc
+    return S3Response(200, XML, s3_xml.copy_result(info.etag, iso(info.last_modified)))
+
+
+def _range(request: S3Request, size: int) -> tuple[int, int] | None:
+    """The one byte range S3 serves (several ranges: the whole object, as S3 does)."""
+    header = request.headers.get("range")
+    ranges = core.parse_range(header, size)
+    if ranges == [] or (header and ranges is None and size == 0 and header.strip().startswith("bytes=")):
+        raise S3Error("InvalidRange", "The requested range is not satisfiable", ActualObjectSize=str(size),
+                      RangeRequested=header or "")
+    if ranges is None or len(ranges) != 1:
+        return None
+    return ranges[0]
+
+
+def _conditions(request: S3Request, info: core.ObjectInfo) -> None:
+    names = {"if-match": "If-Match", "if-none-match": "If-None-Match", "if-modified-since": "If-Modified-Since",
+             "if-unmodified-since": "If-Unmodified-Since"}
+    asked = {names[k]: v for k, v in request.headers.items() if k in names}
+    status = core.check_conditions(asked, info.etag, info.last_modified) if asked else None
+    if status == 304:
+        raise S3Error("NotModified", "Not Modified")
+    if status == 412:
+        raise S3Error("PreconditionFailed", "At least one of the pre-conditions you specified did not hold",
+                      Condition="If-Match" if "If-Match" in asked else "If-Unmodified-Since")
+
+
+async def get_object(gw: S3Gateway, request: S3Request) -> S3Response:
+    _version_is_null(request)
+    if request.arg("partNumber") not in (None, "1"):
+        raise S3Error("InvalidArgument", "Only partNumber 1 of an object is served.", ArgumentName="partNumber")
+    try:
+        reader = await gw.objects.open_object(request.account, request.bucket, request.key)
+    except NotFound as exc:
+        await bucket_info(gw, request)
+        raise no_such_key(request.key) from exc
+    try:
+        info = reader.info
+        _conditions(request, info)
+        headers = object_headers(info)
+        span = _range(request, info.size)
+        if request.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED" and span is None:
+            headers.update({k: v for k, v in info.headers.items() if k.startswith("x-amz-checksum-")})
+        for name, header in RESPONSE_OVERRIDES.items():
+            value = request.arg(name)
+            if value is not None:
+                headers[header] = value
+        if span is None:
+            start, end, status = 0, info.size, 200
+        else:
+            (start, end), status = span, 206
+            headers["Content-Range"] = f"bytes {start}-{end - 1}/{info.size}"
+        headers["Content-Length"] = str(end - start)
+    except BaseException:
+        reader.close()
+        raise
+    if request.method == "HEAD":
+        reader.close()
+        return S3Response(status, headers, b"")
+    return S3Response(status, headers, stream=reader.chunks(start, end), close=reader.close)
+
+
+def _version_is_null(request: S3Request) -> None:
+    version = request.arg("versionId")
+    if version not in (None, "null"):
+        raise S3Error("NoSuchVersion", "The specified version does not exist.", Key=request.key, VersionId=version)
+
+
+async def delete_object(gw: S3Gateway, request: S3Request) -> S3Response:
+    _version_is_null(request)
+    await bucket_info(gw, request)
+    try:
+        await gw.objects.delete_object(request.account, request.bucket, request.key)
+    except NotFound:
+        pass  # S3 answers 204 for a key that is not there
+    return S3Response(204)
+
+
+async def delete_objects(gw: S3Gateway, request: S3Request) -> S3Response:
+    await bucket_info(gw, request)
+    if "content-md5" not in request.headers and not any(k.startswith("x-amz-checksum-") for k in request.headers):
+        raise S3Error("InvalidRequest", "Missing required header for this request: Content-MD5")
+    objects, quiet = s3_xml.parse_delete(await request.small_body())
+    deleted: list[tuple[str, str | None, bool]] = []
+    errors: list[tuple[str, str, str]] = []
+    for key, version in objects:
+        if version not in (None, "null"):
+            errors.append((key, "NoSuchVersion", "The specified version does not exist."))
+            continue
+        try:
+            await gw.objects.delete_object(request.account, request.bucket, key)
+        except NotFound:
+            pass
+        except CloudboxError as exc:
+            errors.append((key, "InternalError" if exc.status >= 500 else "InvalidArgument", exc.message))
+            continue
+        deleted.append((key, version, False))
+    return S3Response(200, XML, s3_xml.delete_result(deleted, errors, quiet=quiet))
