@@ -56,6 +56,10 @@ def scoped(method: str, path: str, handler: Handler, **options: Any) -> list[Rou
     return [Route(method, path, endpoint, **options), Route(method, SCOPE + path, endpoint, **options)]
 
 
+def version_of(call: Call) -> tuple[int, int]:
+    return core.requested_version(call.request.headers)
+
+
 def is_admin(call: Call) -> bool:
     return bool(call.auth and call.auth.is_cloud_admin)
 
@@ -73,8 +77,8 @@ def build(svc: VolumeService) -> ApiSpec:
     async def versions(call: Call) -> Reply:
         return Reply({"versions": [core.version_document(call.base)]}, 200)
 
-    def render(volume: dict[str, Any], call: Call) -> dict[str, Any]:
-        return views.volume(call.base, volume, admin=is_admin(call))
+    def render(volume: dict[str, Any], call: Call, extended: bool = True) -> dict[str, Any]:
+        return views.volume(call.base, volume, admin=is_admin(call), version=version_of(call), extended=extended)
 
     # --- volumes ----------------------------------------------------------------------------------
     async def list_page(call: Call, detail: bool) -> Any:
@@ -106,7 +110,7 @@ def build(svc: VolumeService) -> ApiSpec:
             if body.get(old) is not None and body.get(new) is None:
                 body[new] = body[old]
         volume = await svc.create(call.auth, body)
-        return Reply({"volume": render(volume, call)}, 202)
+        return Reply({"volume": render(volume, call, extended=False)}, 202)
 
     async def show_volume(call: Call, volume_id: str) -> Any:
         return {"volume": render(await svc.get(call.auth, volume_id), call)}
@@ -119,7 +123,7 @@ def build(svc: VolumeService) -> ApiSpec:
                 changes[new] = fields[old]
         if not changes:
             raise BadRequest("Invalid input received: give name, description or metadata to update.")
-        return {"volume": render(await svc.update(call.auth, volume_id, changes), call)}
+        return {"volume": render(await svc.update(call.auth, volume_id, changes), call, extended=False)}
 
     async def delete_volume(call: Call, volume_id: str) -> Reply:
         cascade = core.parse_bool(call.query.get("cascade", "false"), "cascade")
@@ -159,8 +163,9 @@ def build(svc: VolumeService) -> ApiSpec:
         limit, marker = call.page()
         all_projects = core.parse_bool(call.query.get("all_tenants", "0"), "all_tenants")
         rows = await svc.list_snapshots(call.auth, opts, marker, limit, all_projects)
+        version = version_of(call)
         return paged(call, rows, limit, "snapshots", "/snapshots/detail" if detail else "/snapshots",
-                     views.snapshot)
+                     lambda s: views.snapshot(s, version=version, detail=detail))
 
     async def list_snapshots(call: Call) -> Any:
         return await snapshots_page(call, False)
@@ -169,10 +174,11 @@ def build(svc: VolumeService) -> ApiSpec:
         return await snapshots_page(call, True)
 
     async def create_snapshot(call: Call) -> Reply:
-        return Reply({"snapshot": views.snapshot(await svc.create_snapshot(call.auth, call.body["snapshot"]))}, 202)
+        snap = await svc.create_snapshot(call.auth, call.body["snapshot"])
+        return Reply({"snapshot": views.snapshot(snap, version=version_of(call), detail=False)}, 202)
 
     async def show_snapshot(call: Call, snapshot_id: str) -> Any:
-        return {"snapshot": views.snapshot(await svc.get_snapshot(call.auth, snapshot_id))}
+        return {"snapshot": views.snapshot(await svc.get_snapshot(call.auth, snapshot_id), version=version_of(call))}
 
     async def update_snapshot(call: Call, snapshot_id: str) -> Any:
         fields = call.body["snapshot"]
@@ -182,7 +188,8 @@ def build(svc: VolumeService) -> ApiSpec:
                 changes[new] = fields[old]
         if not changes:
             raise BadRequest("Invalid input received: give name or description to update.")
-        return {"snapshot": views.snapshot(await svc.update_snapshot(call.auth, snapshot_id, changes))}
+        snap = await svc.update_snapshot(call.auth, snapshot_id, changes)
+        return {"snapshot": views.snapshot(snap, version=version_of(call), detail=False)}
 
     async def delete_snapshot(call: Call, snapshot_id: str) -> Reply:
         await svc.delete_snapshot(call.auth, snapshot_id)

@@ -44,6 +44,12 @@ async def volume_action(svc: Any, call: Call, volume_id: str, name: str, args: d
     return Reply(None, 202)
 
 
+def backend_stats(driver: str) -> dict[str, Any]:
+    """What get_pools and the capabilities API both say of a node's backend."""
+    return {"volume_backend_name": driver, "storage_protocol": "local/nbd", "vendor_name": "cloudbox",
+            "driver_version": "1.0"}
+
+
 def require_admin(call: Call, action: str) -> None:
     from cloudbox.identity.core import require
 
@@ -203,12 +209,33 @@ def routes(svc: Any, scoped: Callable[..., list[Route]]) -> list[Route]:
             driver = s["host"].split("@")[1]
             pool: dict[str, Any] = {"name": f"{s['host']}#{driver}"}
             if detail:
-                pool["capabilities"] = {"volume_backend_name": driver, "storage_protocol": "local/nbd",
-                                        "vendor_name": "cloudbox", "driver_version": "1.0", "multiattach": True,
+                pool["capabilities"] = {**backend_stats(driver), "multiattach": True,
                                         "thin_provisioning_support": True, "QoS_support": True,
                                         "timestamp": s["updated_at"]}
             out.append(pool)
         return {"pools": out}
+
+    # --- os-hosts and backend capabilities (admins) ---------------------------------------------------
+    async def list_hosts(call: Call) -> Any:
+        require_admin(call, "volume_extension:hosts")
+        return {"hosts": [{"host_name": s["host"], "service": s["binary"], "zone": s["zone"],
+                           "service-status": "available" if s["state"] == "up" else "unavailable",
+                           "service-state": "enabled", "last-update": s["updated_at"]}
+                          for s in await qos.services(call.auth)]}
+
+    async def show_host(call: Call, host: str) -> Any:
+        # Cinder's counts are strings here.
+        rows = await qos.host_usage(call.auth, host)
+        return {"host": [{"resource": {"host": host, **{k: str(v) for k, v in row.items()}}} for row in rows]}
+
+    async def capabilities(call: Call, host: str) -> Any:
+        driver = (await qos.backend(call.auth, host))["host"].split("@", 1)[1]
+        return {**backend_stats(driver), "pool_name": None, "description": None, "display_name": None,
+                "visibility": None, "namespace": f"OS::Storage::Capabilities::{driver}", "replication_targets": [],
+                "properties": {
+                    "thin_provisioning": {"title": "Thin Provisioning", "type": "boolean",
+                                          "description": "Sets thin provisioning."},
+                    "qos": {"title": "QoS", "type": "boolean", "description": "Enables QoS."}}}
 
     absent = [("/backups", "backups"), ("/backups/detail", "backups"), ("/volume-transfers", "transfers"),
               ("/volume-transfers/detail", "transfers"), ("/os-volume-transfer", "transfers"),
@@ -281,6 +308,9 @@ def routes(svc: Any, scoped: Callable[..., list[Route]]) -> list[Route]:
                 query=("vol_type_id",), status=202),
         *scoped("GET", spec + "/disassociate_all", disassociate_all_qos,
                 summary="Disassociate QoS specs from every type", status=202),
+        *scoped("GET", "/os-hosts", list_hosts, summary="Volume hosts: each node's backend, the scheduler (admins)"),
+        *scoped("GET", "/os-hosts/{host}", show_host, summary="What a backend keeps, in total and per project"),
+        *scoped("GET", "/capabilities/{host}", capabilities, summary="A backend's capabilities (admins)"),
         *scoped("GET", "/os-services", list_services, summary="Volume services: each node's backend, the scheduler",
                 query=("binary", "host")),
     ]

@@ -10,6 +10,28 @@ from cloudbox.errors import BadRequest, NotFound
 from cloudbox.volume import core, models, views
 
 
+# Cinder's API extensions (now folded into v3) that cloudbox serves: (alias, name, what).
+EXTENSIONS = (
+    ("os-admin-actions", "AdminActions", "Reset status, force delete and force detach (admins)."),
+    ("os-availability-zone", "AvailabilityZones", "The availability zones of volumes."),
+    ("capabilities", "Capabilities", "A backend's capabilities (admins)."),
+    ("os-extended-snapshot-attributes", "ExtendedSnapshotAttributes", "Project and progress of snapshots."),
+    ("os-hosts", "Hosts", "Volume hosts and what each keeps (admins)."),
+    ("qos-specs", "Qos_specs_manage", "QoS specs and their volume types (admins)."),
+    ("os-quota-class-sets", "QuotaClasses", "The default quota class."),
+    ("os-quota-sets", "Quotas", "Per-project volume quotas."),
+    ("scheduler-stats", "Scheduler_stats", "The storage pools of the backends (admins)."),
+    ("os-services", "Services", "The volume services."),
+    ("os-types-extra-specs", "TypesExtraSpecs", "Extra specs of volume types."),
+    ("os-volume-actions", "VolumeActions", "Attach, detach, extend, bootable, read-only and upload actions."),
+    ("os-vol-host-attr", "VolumeHostAttribute", "The host of a volume (admins)."),
+    ("os-vol-image-meta", "VolumeImageMetadata", "The image properties of volumes made from images."),
+    ("os-vol-mig-status-attr", "VolumeMigStatusAttribute", "The migration status of volumes (admins)."),
+    ("os-vol-tenant-attr", "VolumeTenantAttribute", "The project of a volume."),
+    ("os-volume-type-access", "VolumeTypeAccess", "Private volume types and the projects that may use them."),
+)
+
+
 def routes(svc: Any, scoped: Callable[..., list[Route]]) -> list[Route]:
     types = svc.types
 
@@ -25,14 +47,14 @@ def routes(svc: Any, scoped: Callable[..., list[Route]]) -> list[Route]:
 
     async def create_type(call: Call) -> Any:
         kind = await types.create(call.auth, call.body["volume_type"])
-        return {"volume_type": views.volume_type(kind, admin=True)}
+        return {"volume_type": views.volume_type(kind, admin=True, answer="create")}
 
     async def show_type(call: Call, type_id: str) -> Any:
         return {"volume_type": views.volume_type(await types.get(call.auth, type_id), admin=admin(call))}
 
     async def update_type(call: Call, type_id: str) -> Any:
         kind = await types.update(call.auth, type_id, call.body["volume_type"])
-        return {"volume_type": views.volume_type(kind, admin=True)}
+        return {"volume_type": views.volume_type(kind, admin=True, answer="update")}
 
     async def delete_type(call: Call, type_id: str) -> Reply:
         await types.delete(call.auth, type_id)
@@ -122,7 +144,8 @@ def routes(svc: Any, scoped: Callable[..., list[Route]]) -> list[Route]:
         return views.zones(types.zones())
 
     async def extensions(call: Call) -> Any:
-        return {"extensions": []}
+        return {"extensions": [{"alias": alias, "name": name, "description": what, "links": [],
+                                "updated": "2024-01-01T00:00:00+00:00"} for alias, name, what in EXTENSIONS]}
 
     kind = "/types/{type_id}"
     quota = "/os-quota-sets/{project_id}"
@@ -160,5 +183,5 @@ def routes(svc: Any, scoped: Callable[..., list[Route]]) -> list[Route]:
         *scoped("GET", "/limits", limits, summary="The caller's project's absolute limits and usage",
                 query=("project_id",)),
         *scoped("GET", "/os-availability-zone", zones, summary="Availability zones of volumes"),
-        *scoped("GET", "/extensions", extensions, summary="Extensions (none: everything is in the microversions)"),
+        *scoped("GET", "/extensions", extensions, summary="The API extensions this cloud serves"),
     ]

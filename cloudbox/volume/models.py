@@ -30,9 +30,9 @@ ACTION: dict[str, Any] = {"type": "object", "minProperties": 1, "maxProperties":
 METADATA = {"type": "object", "required": ["metadata"], "properties": {"metadata": _METADATA}}
 META_ITEM = {"type": "object", "required": ["meta"], "properties": {"meta": _METADATA}}
 CREATE_SNAPSHOT = _wrapped("snapshot", {
-    "volume_id": {"type": "string", "minLength": 1, "maxLength": 255}, "name": _TEXT, "description": _LONG_TEXT,
+    "volume_id": _ID, "name": _TEXT, "description": _LONG_TEXT,
     "display_name": _TEXT, "display_description": _LONG_TEXT, "force": {"type": ["boolean", "string"]},
-    "metadata": _OPTIONAL_METADATA}, ("volume_id",))
+    "metadata": _OPTIONAL_METADATA}, ("volume_id",))  # a null or empty volume_id is Cinder's 404
 UPDATE_SNAPSHOT = _wrapped("snapshot", {"name": _TEXT, "description": _LONG_TEXT, "display_name": _TEXT,
                                         "display_description": _LONG_TEXT})
 CREATE_TYPE = _wrapped("volume_type", {

@@ -271,7 +271,9 @@ class VolumeService:
 
     # --- snapshots --------------------------------------------------------------------------------
     async def create_snapshot(self, ctx: Any, body: Mapping[str, Any]) -> dict[str, Any]:
-        volume = await self._volume(ctx, str(body.get("volume_id") or ""), write="volume:create_snapshot")
+        if not body.get("volume_id"):
+            raise NotFound("Volume None could not be found: a snapshot needs the volume_id of its volume.")
+        volume = await self._volume(ctx, str(body["volume_id"]), write="volume:create_snapshot")
         force = core.parse_bool(body.get("force", False), "force")
         at = self.now()
         row = {"id": str(uuid.uuid4()), "project_id": volume["project_id"], "user_id": ctx.user_id,

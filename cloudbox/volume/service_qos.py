@@ -74,15 +74,33 @@ class QosService:
             raise NotFound(f"Volume type {type_id} could not be found.")
         await self.svc.propose(c.AssociateQos(qos_id, type_id, associate))
 
-    # --- volume services (os-services) ---------------------------------------------------------------
+    # --- volume services (os-services), hosts (os-hosts), backend capabilities --------------------------
     async def services(self, ctx: Any) -> list[dict[str, Any]]:
         """Each node's backend (cinder-volume, host ``node@driver``) and the scheduler of the node
-        that answers: every node schedules its own requests (the proposing node keeps the volume)."""
+        that answers: every node schedules its own requests (the proposing node keeps the volume).
+        The scheduler runs in the process of this node's backend, so it was updated when that was."""
         require(ctx.is_cloud_reader, "volume_extension:services:index")
         backends = await self.svc.read(store_attach.backends)
         up = await self.svc.up_nodes()
+        mine = [b["registered_at"] for b in backends if b["host"] == self.svc.host]
+        started = mine[0] if mine else min((b["registered_at"] for b in backends), default=self.svc.now())
         return [{"binary": "cinder-scheduler", "host": self.svc.host, "zone": self.svc.availability_zone,
-                 "state": "up", "updated_at": None},
+                 "state": "up", "updated_at": started},
                 *[{"binary": "cinder-volume", "host": f"{b['host']}@{b['driver']}", "zone": b["availability_zone"],
                    "state": "up" if up is None or b["node_id"] in up else "down", "updated_at": b["registered_at"]}
                   for b in backends]]
+
+    async def backend(self, ctx: Any, host: str) -> dict[str, Any]:
+        """The cinder-volume service named ``node@driver`` (a ``#pool`` suffix is allowed), or 404."""
+        require(ctx.is_cloud_admin, "volume_extension:capabilities")
+        name = host.split("#", 1)[0]
+        for service in await self.services(ctx):
+            if service["binary"] == "cinder-volume" and service["host"] == name:
+                return service
+        raise NotFound(f"Volume backend {host[:80]} could not be found.")
+
+    async def host_usage(self, ctx: Any, host: str) -> list[dict[str, Any]]:
+        """os-hosts show: the volumes and snapshots a backend keeps, in total and per project."""
+        require(ctx.is_cloud_admin, "volume_extension:hosts")
+        backend = await self.backend(ctx, host)
+        return await self.svc.read(store.host_usage, backend["host"].split("@", 1)[0])

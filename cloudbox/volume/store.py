@@ -185,7 +185,7 @@ def _list(db: sqlite_utils.Database, table: str, sort_sql: dict[str, str], viewe
     if marker:
         found = _one(db, f"SELECT * FROM {table} WHERE id = ?", [marker])
         if found is None or not (viewer.sees_all or found["project_id"] == viewer.project_id):
-            raise BadRequest(f"Invalid input received: marker {what} {marker[:40]} could not be found.")
+            raise NotFound(f"The list's marker ({what} {marker[:40]}) could not be found.")  # Cinder's 404
         clause, extra = _keyset(db, table, sort_sql, opts, marker)
         clauses.append(clause)
         params.extend(extra)
@@ -315,6 +315,22 @@ def quota_limits(db: sqlite_utils.Database, project_id: str, defaults: dict[str,
         for row in db.query("SELECT resource, hard_limit FROM volume_quotas WHERE project_id = ?", [owner]):
             limits[row["resource"]] = row["hard_limit"]
     return limits
+
+
+def host_usage(db: sqlite_utils.Database, host: str) -> list[dict[str, Any]]:
+    """Per project, then in total: how many volumes and snapshots a node keeps, and their GB."""
+    per: dict[str, dict[str, int]] = {}
+    for table, count, size in (("volumes", "volume_count", "total_volume_gb"),
+                               ("volume_snapshots", "snapshot_count", "total_snapshot_gb")):
+        sql = f"SELECT project_id, count(*) AS n, sum(size) AS gb FROM {table} WHERE host = ? GROUP BY project_id"
+        for row in db.query(sql, [host]):
+            entry = per.setdefault(row["project_id"], {})
+            entry[count], entry[size] = row["n"], row["gb"] or 0
+    keys = ("volume_count", "total_volume_gb", "snapshot_count", "total_snapshot_gb")
+    total = {k: sum(e.get(k, 0) for e in per.values()) for k in keys}
+    rows = [{"project": "(total)", **total}, *({"project": p, **{k: e.get(k, 0) for k in keys}}
+                                               for p, e in sorted(per.items()))]
+    return rows
 
 
 def quota_usage(db: sqlite_utils.Database, project_id: str) -> dict[str, int]:

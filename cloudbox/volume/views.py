@@ -14,7 +14,14 @@ def volume_summary(base: str, volume: dict[str, Any]) -> dict[str, Any]:
     return {"id": volume["id"], "name": volume["name"], "links": _links(base, "volumes", volume["id"])}
 
 
-def volume(base: str, row: dict[str, Any], *, admin: bool) -> dict[str, Any]:
+Version = tuple[int, int]
+
+
+def volume(base: str, row: dict[str, Any], *, admin: bool, version: Version = (3, 0),
+           extended: bool = True) -> dict[str, Any]:
+    """A volume as Cinder shows it at ``version``: fields appear at the microversion that added
+    them; the answers of create and update are not ``extended`` with what Cinder's show and list
+    extensions add (tenant, host, migration and image attributes), as Tempest's schemas check."""
     out: dict[str, Any] = {
         "id": row["id"], "name": row["name"], "description": row["description"], "size": row["size"],
         "status": row["status"], "availability_zone": row["availability_zone"],
@@ -23,38 +30,64 @@ def volume(base: str, row: dict[str, Any], *, admin: bool) -> dict[str, Any]:
         "bootable": "true" if row["bootable"] else "false",
         "encrypted": False, "multiattach": row["multiattach"], "metadata": row["metadata"],
         "snapshot_id": row["snapshot_id"], "source_volid": row["source_volid"], "user_id": row["user_id"],
-        "volume_type": row.get("volume_type"), "volume_type_id": row["volume_type_id"],
-        "os-vol-tenant-attr:tenant_id": row["project_id"],
-        "replication_status": None, "consistencygroup_id": None, "group_id": None, "provider_id": None,
-        "migration_status": row["migration_status"], "shared_targets": False, "service_uuid": None,
-        "cluster_name": None, "consumes_quota": True, "links": _links(base, "volumes", row["id"]),
+        "volume_type": row.get("volume_type"), "replication_status": None, "consistencygroup_id": None,
+        "migration_status": row["migration_status"], "links": _links(base, "volumes", row["id"]),
     }
-    if row["image_metadata"]:
-        out["volume_image_metadata"] = row["image_metadata"]
-    if admin:
-        out["os-vol-host-attr:host"] = f"{row['host']}@{'cloudbox'}#{'cloudbox'}"
-        out["os-vol-mig-status-attr:migstat"] = row["migration_status"]
-        out["os-vol-mig-status-attr:name_id"] = None
+    if version >= (3, 13):
+        out["group_id"] = None
+    if version >= (3, 21) and admin:
+        out["provider_id"] = None
+    if version >= (3, 48):
+        out["shared_targets"] = False
+        out["service_uuid"] = None
+    if version >= (3, 61) and admin:
+        out["cluster_name"] = None
+    if version >= (3, 63):
+        out["volume_type_id"] = row["volume_type_id"]
+    if version >= (3, 64):
+        out["encryption_key_id"] = None
+    if version >= (3, 65):
+        out["consumes_quota"] = True
+    if extended:
+        out["os-vol-tenant-attr:tenant_id"] = row["project_id"]
+        if row["image_metadata"]:
+            out["volume_image_metadata"] = row["image_metadata"]
+        if admin:
+            out["os-vol-host-attr:host"] = f"{row['host']}@cloudbox#cloudbox"
+            out["os-vol-mig-status-attr:migstat"] = row["migration_status"]
+            out["os-vol-mig-status-attr:name_id"] = None
     if row["message"] and row["status"].startswith("error"):
         out["error"] = row["message"]  # not Cinder's (it keeps messages apart): says why it failed
     return out
 
 
-def snapshot(row: dict[str, Any]) -> dict[str, Any]:
-    return {
+def snapshot(row: dict[str, Any], *, version: Version = (3, 0), detail: bool = True) -> dict[str, Any]:
+    """A snapshot at ``version``; ``detail`` (show, list detail) adds the extended attributes."""
+    out: dict[str, Any] = {
         "id": row["id"], "name": row["name"], "description": row["description"], "volume_id": row["volume_id"],
         "size": row["size"], "status": row["status"], "created_at": row["created_at"],
-        "updated_at": row["updated_at"], "metadata": row["metadata"], "user_id": row["user_id"],
-        "os-extended-snapshot-attributes:project_id": row["project_id"],
-        "os-extended-snapshot-attributes:progress": "100%" if row["status"] == "available" else "0%",
-        "group_snapshot_id": None, "consumes_quota": True,
+        "updated_at": row["updated_at"], "metadata": row["metadata"],
     }
+    if version >= (3, 14):
+        out["group_snapshot_id"] = None
+    if version >= (3, 41):
+        out["user_id"] = row["user_id"]
+    if version >= (3, 65):
+        out["consumes_quota"] = True
+    if detail:
+        out["os-extended-snapshot-attributes:project_id"] = row["project_id"]
+        out["os-extended-snapshot-attributes:progress"] = "100%" if row["status"] == "available" else "0%"
+    return out
 
 
-def volume_type(row: dict[str, Any], *, admin: bool) -> dict[str, Any]:
-    out = {"id": row["id"], "name": row["name"], "description": row["description"],
-           "is_public": row["is_public"], "os-volume-type-access:is_public": row["is_public"],
-           "qos_specs_id": row.get("qos_specs_id")}
+def volume_type(row: dict[str, Any], *, admin: bool, answer: str = "show") -> dict[str, Any]:
+    """A type as Cinder's ``answer`` (show, create or update) has it: create leaves out the QoS
+    specs' id, update the access attribute too."""
+    out = {"id": row["id"], "name": row["name"], "description": row["description"], "is_public": row["is_public"]}
+    if answer != "update":
+        out["os-volume-type-access:is_public"] = row["is_public"]
+    if answer == "show":
+        out["qos_specs_id"] = row.get("qos_specs_id")
     # Cinder shows extra specs to admins only (they name backends).
     out["extra_specs"] = row["extra_specs"] if admin else {}
     return out

@@ -3,8 +3,10 @@ tempest.conf, run the API tests, and count passed, failed and skipped per servic
 
     python -m tests.tempest.runner [--tempest PATH] [--workdir DIR] [--concurrency N] [SELECTION ...]
 
-A SELECTION is a service (identity, compute, image, network), `all`, `fast` (the subset the test
-suite runs) or a regex of test ids.  The node uses the real libvirt and Linux network drivers.
+A SELECTION is a service (identity, compute, image, network, volume), `all`, `fast` (the subset the
+test suite runs) or a regex of test ids.  The node uses the real libvirt and Linux network drivers.
+tempest.conf claims Cinder only for a run of `volume` or with --cinder (features.CINDER_FOR_ALL
+turns it on for every run).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ SERVICES = ("identity", "compute", "image", "network")
 # Test ids are tempest.api.<service>...; "all" is the four services cloudbox serves today.
 SELECTIONS = {name: rf"^tempest\.api\.{name}\." for name in SERVICES}
 SELECTIONS["all"] = r"^tempest\.api\.(identity|compute|image|network)\."
+SELECTIONS["volume"] = r"^tempest\.api\.volume\."
 
 
 def fast_regex() -> str:
@@ -72,11 +75,11 @@ def prepare_cloud(node: Cloud) -> dict[str, str]:
             "public_network_name": public[0]["name"]}
 
 
-def tempest_conf(node: Cloud, refs: dict[str, str], workdir: Path) -> str:
+def tempest_conf(node: Cloud, refs: dict[str, str], workdir: Path, cinder: bool = False) -> str:
     """What the cloud offers, as Tempest's options say it; features we do not serve are off."""
     from tests.tempest.features import render
 
-    return render(node=node, refs=refs, log_dir=workdir / "logs")
+    return render(node=node, refs=refs, log_dir=workdir / "logs", cinder=cinder)
 
 
 def run_tempest(tempest: Path, workdir: Path, regex: str, concurrency: int) -> Path:
@@ -117,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--slot", type=int, default=0, choices=range(0, 8),
                         help="runs on one host at once each take their own slot (bridge and range)")
+    parser.add_argument("--cinder", action="store_true",
+                        help="claim the volume service (implied by the `volume` selection)")
     parser.add_argument("--keep", action="store_true", help="leave the node running afterwards")
     args = parser.parse_args(argv)
     regex = "|".join(fast_regex() if s == "fast" else SELECTIONS.get(s, s) for s in args.selection)
@@ -140,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
                        capture_output=True)
         (workdir / "logs").mkdir(exist_ok=True)
         conf = workdir / "tempest" / "etc" / "tempest.conf"
-        conf.write_text(tempest_conf(node, refs, workdir))
+        cinder = args.cinder or "volume" in args.selection
+        conf.write_text(tempest_conf(node, refs, workdir, cinder))
         stream = run_tempest(tempest, workdir / "tempest", regex, args.concurrency)
         results = outcomes(tempest, stream)
         table = summarise(results)

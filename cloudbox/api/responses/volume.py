@@ -17,24 +17,31 @@ VOLUME_STATUS = enum("creating", "available", "reserved", "attaching", "detachin
                      "deleting", "awaiting-transfer", "error", "error_deleting", "backing-up", "restoring-backup",
                      "error_backing-up", "error_restoring", "error_extending", "downloading", "uploading",
                      "retyping", "extending")
+# Fields come at the microversion that added them; create and update leave out the tenant, host,
+# migration and image attributes (views.volume).
 VOLUME = obj(
     {"id": STR, "name": NSTR, "description": NSTR, "size": INT, "status": VOLUME_STATUS,
      "availability_zone": STR, "created_at": STR, "updated_at": NSTR, "attachments": array(ANY_OBJ),
      "bootable": enum("true", "false"), "encrypted": BOOL, "multiattach": BOOL, "metadata": STR_MAP,
-     "snapshot_id": NSTR, "source_volid": NSTR, "user_id": NSTR, "volume_type": NSTR, "volume_type_id": STR,
-     "os-vol-tenant-attr:tenant_id": STR, "replication_status": NSTR, "consistencygroup_id": NSTR,
-     "migration_status": NSTR, "links": LINKS},
-    {"os-vol-host-attr:host": STR, "volume_image_metadata": STR_MAP, "error": STR},
+     "snapshot_id": NSTR, "source_volid": NSTR, "user_id": NSTR, "volume_type": NSTR,
+     "replication_status": NSTR, "consistencygroup_id": NSTR, "migration_status": NSTR, "links": LINKS},
+    {"os-vol-tenant-attr:tenant_id": STR, "os-vol-host-attr:host": STR, "volume_image_metadata": STR_MAP,
+     "os-vol-mig-status-attr:migstat": NSTR, "os-vol-mig-status-attr:name_id": NSTR, "error": STR,
+     "group_id": NSTR, "provider_id": NSTR, "shared_targets": BOOL, "service_uuid": NSTR, "cluster_name": NSTR,
+     "volume_type_id": STR, "encryption_key_id": NSTR, "consumes_quota": BOOL},
 )
 SUMMARY = obj({"id": STR, "name": NSTR, "links": LINKS})
 SNAPSHOT = obj({"id": STR, "name": NSTR, "description": NSTR, "volume_id": STR, "size": INT,
                 "status": enum("creating", "available", "backing-up", "deleting", "error", "deleted", "unmanaging",
                                "restoring", "error_deleting"),
-                "created_at": STR, "updated_at": NSTR, "metadata": STR_MAP,
-                "os-extended-snapshot-attributes:project_id": STR,
-                "os-extended-snapshot-attributes:progress": STR})
-TYPE = obj({"id": STR, "name": STR, "description": NSTR, "is_public": BOOL,
-            "os-volume-type-access:is_public": BOOL, "extra_specs": STR_MAP, "qos_specs_id": NSTR})
+                "created_at": STR, "updated_at": NSTR, "metadata": STR_MAP},
+               # show and list detail add the extended attributes; later microversions the rest
+               {"os-extended-snapshot-attributes:project_id": STR,
+                "os-extended-snapshot-attributes:progress": STR, "group_snapshot_id": NSTR, "user_id": STR,
+                "consumes_quota": BOOL})
+# create leaves out qos_specs_id, update the access attribute too
+TYPE = obj({"id": STR, "name": STR, "description": NSTR, "is_public": BOOL, "extra_specs": STR_MAP},
+           {"os-volume-type-access:is_public": BOOL, "qos_specs_id": NSTR})
 PAGE_LINKS = array(obj({"rel": STR, "href": STR}))
 METADATA = obj({"metadata": STR_MAP})
 META = obj({"meta": STR_MAP})
@@ -49,7 +56,16 @@ ATTACHMENT_SUMMARY = obj({"id": STR, "status": enum("reserved", "attaching", "at
 ATTACHMENT = obj({**ATTACHMENT_SUMMARY["properties"], "attached_at": NSTR, "detached_at": NSTR,
                   "attach_mode": enum("rw", "ro"), "connection_info": {"type": ["object", "null"]}})
 QOS = obj({"id": STR, "name": STR, "consumer": enum("front-end", "back-end", "both"), "specs": STR_MAP})
-SERVICE = obj({"binary": STR, "host": STR, "zone": STR, "status": STR, "state": STR, "updated_at": NSTR})
+SERVICE = obj({"binary": STR, "host": STR, "zone": STR, "status": STR, "state": STR, "updated_at": STR})
+HOST = obj({"host_name": STR, "service": STR, "zone": STR, "service-status": enum("available", "unavailable"),
+            "service-state": enum("enabled", "disabled"), "last-update": NSTR})
+HOST_RESOURCE = obj({"resource": obj({"host": STR, "project": STR, "volume_count": STR, "total_volume_gb": STR,
+                                      "snapshot_count": STR, "total_snapshot_gb": STR})})
+CAPABILITIES = obj({"volume_backend_name": STR, "storage_protocol": STR, "vendor_name": STR, "driver_version": STR,
+                    "namespace": STR, "pool_name": NSTR, "description": NSTR, "display_name": NSTR,
+                    "visibility": NSTR, "replication_targets": array(ANY_OBJ),
+                    "properties": obj({}, extra=obj({"title": STR, "type": STR, "description": STR}))})
+EXTENSION = obj({"alias": STR, "name": STR, "description": STR, "links": array(ANY_OBJ), "updated": STR})
 
 
 def _attach_docs() -> dict[tuple[str, str], Doc]:
@@ -77,6 +93,9 @@ def _attach_docs() -> dict[tuple[str, str], Doc]:
         ("GET", spec + "/disassociate"): Doc({202: None}),
         ("GET", spec + "/disassociate_all"): Doc({202: None}),
         ("GET", "/os-services"): Doc({200: obj({"services": array(SERVICE)})}),
+        ("GET", "/os-hosts"): Doc({200: obj({"hosts": array(HOST)})}),
+        ("GET", "/os-hosts/{host}"): Doc({200: obj({"host": array(HOST_RESOURCE)})}),
+        ("GET", "/capabilities/{host}"): Doc({200: CAPABILITIES}),
         ("PUT", "/os-services/{service_action}"): Doc({200: obj({"host": STR, "binary": STR, "status": STR})}),
         ("GET", "/resource_filters"): Doc({200: obj({"resource_filters": array(
             obj({"resource": STR, "filters": array(STR)}))})}),
@@ -97,8 +116,11 @@ def _relative() -> dict[tuple[str, str], Doc]:
     volume, snapshot, kind, quota = "/volumes/{volume_id}", "/snapshots/{snapshot_id}", "/types/{type_id}", \
         "/os-quota-sets/{project_id}"
     docs = {
-        ("GET", "/volumes"): Doc({200: obj({"volumes": array(SUMMARY)}, {"volumes_links": PAGE_LINKS})}),
-        ("GET", "/volumes/detail"): Doc({200: obj({"volumes": array(VOLUME)}, {"volumes_links": PAGE_LINKS})}),
+        # An unknown marker is Cinder's 404 in the volume and snapshot lists.
+        ("GET", "/volumes"): Doc({200: obj({"volumes": array(SUMMARY)}, {"volumes_links": PAGE_LINKS})},
+                                 errors=(404,)),
+        ("GET", "/volumes/detail"): Doc({200: obj({"volumes": array(VOLUME)}, {"volumes_links": PAGE_LINKS})},
+                                        errors=(404,)),
         ("GET", "/volumes/summary"): Doc({200: obj({"volume-summary": obj(
             {"total_count": INT, "total_size": INT, "metadata": obj({}, extra=array(STR))})})}),
         ("POST", "/volumes"): Doc({202: wrap("volume", VOLUME)}, errors=(413,)),
@@ -108,9 +130,10 @@ def _relative() -> dict[tuple[str, str], Doc]:
         # Most actions answer no body; os-initialize_connection answers {"connection_info"} (200) and
         # os-volume_upload_image {"os-volume_upload_image"} (202).
         ("POST", volume + "/action"): Doc({200: None, 202: None}, errors=(413, 503)),
-        ("GET", "/snapshots"): Doc({200: obj({"snapshots": array(SNAPSHOT)}, {"snapshots_links": PAGE_LINKS})}),
+        ("GET", "/snapshots"): Doc({200: obj({"snapshots": array(SNAPSHOT)}, {"snapshots_links": PAGE_LINKS})},
+                                   errors=(404,)),
         ("GET", "/snapshots/detail"): Doc({200: obj({"snapshots": array(SNAPSHOT)},
-                                                     {"snapshots_links": PAGE_LINKS})}),
+                                                     {"snapshots_links": PAGE_LINKS})}, errors=(404,)),
         ("POST", "/snapshots"): Doc({202: wrap("snapshot", SNAPSHOT)}, errors=(413,)),
         ("GET", snapshot): Doc({200: wrap("snapshot", SNAPSHOT)}),
         ("PUT", snapshot): Doc({200: wrap("snapshot", SNAPSHOT)}),
@@ -141,7 +164,7 @@ def _relative() -> dict[tuple[str, str], Doc]:
         ("PUT", "/os-quota-class-sets/{name}"): Doc({200: obj({"quota_class_set": ANY_OBJ})}),
         ("GET", "/limits"): Doc({200: LIMITS}),
         ("GET", "/os-availability-zone"): Doc({200: ZONES}),
-        ("GET", "/extensions"): Doc({200: obj({"extensions": array(ANY_OBJ)})}),
+        ("GET", "/extensions"): Doc({200: obj({"extensions": array(EXTENSION)})}),
     }
     for owner in ("/volumes/{volume_id}", "/snapshots/{snapshot_id}"):
         base = owner + "/metadata"
