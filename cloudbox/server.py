@@ -42,6 +42,8 @@ from cloudbox.network.dataplane import DataPlane
 from cloudbox.network.metadata_server import MetadataListeners
 from cloudbox.network.service import NetworkService
 from cloudbox.node import DataDir, bind_error, split_listen, url_host
+from cloudbox.object import api as object_api
+from cloudbox.object.service import ObjectService
 from cloudbox.services import STORES, wanted_catalog
 from cloudbox.settings import Settings
 from cloudbox.state.engine import StateEngine
@@ -95,9 +97,11 @@ class Node:
         self.volume.cluster = self.cluster  # os-services says which nodes' backends are up
         self.compute.volume_service = self.volume  # attaching volumes to servers
         self.checks["volume"] = lambda: self.volume.running
+        self.object = ObjectService(self.engine, settings, data_dir.root / "objects", node_id=self.node_id)
+        self.checks["object"] = lambda: self.object.running
         self.specs = [identity_api.build(self.identity), cluster_api.build(self), compute_api.build(self.compute),
                       image_api.build(self.image), network_api.build(self.network), volume_api.build(self.volume),
-                      volume_api.alias()]
+                      volume_api.alias(), object_api.build(self.object), object_api.alias(), object_api.info_spec()]
 
     def service_failed(self, name: str, error: BaseException) -> None:
         """A service failed after it started (guard.supervise logged it): health says so."""
@@ -264,6 +268,7 @@ async def serve(node: Node, *, task_status: trio.TaskStatus[str] = trio.TASK_STA
             await nursery.start(guard.supervise, "dataplane", node.dataplane.run, node.service_failed)
             await nursery.start(guard.supervise, "compute", node.compute.run, node.service_failed)
             await nursery.start(guard.supervise, "volume", node.volume.run, node.service_failed)
+            await nursery.start(guard.supervise, "object", node.object.run, node.service_failed)
             await node.ensure_catalog()
             await node.cluster.start_background()
             nursery.start_soon(_watch_signals, shutdown)

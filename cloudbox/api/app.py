@@ -17,7 +17,7 @@ from werkzeug.exceptions import HTTPException
 from cloudbox import logs
 from cloudbox.api import errors as api_errors
 from cloudbox.api import streaming
-from cloudbox.api.routes import FORWARDED_BY, ApiSpec, Call, Reply, Route, parse_json
+from cloudbox.api.routes import FORWARDED_BY, ApiSpec, Call, Reply, Route, parse_json, url_rule
 from cloudbox.errors import (
     BadRequest, CloudboxError, InternalError, MethodNotAllowed, NotAcceptable, NotFound, PayloadTooLarge,
     RangeNotSatisfiable, RequestTimeout, Unauthorized, UnsupportedMediaType,
@@ -27,7 +27,6 @@ log = logging.getLogger("cloudbox.api")
 Authenticate = Callable[[str], Awaitable[Any]]
 
 WEB_DIR_CANDIDATES = (Path(__file__).resolve().parents[2] / "web", Path("/usr/share/cloudbox/web"))
-_PARAM = re.compile(r"{(\w+)}")
 # Other statuses werkzeug or quart raise, by class; any other is a BadRequest or InternalError.
 _HTTP_ERRORS: dict[int, type[CloudboxError]] = {
     400: BadRequest, 406: NotAcceptable, 408: RequestTimeout, 415: UnsupportedMediaType, 416: RangeNotSatisfiable,
@@ -126,8 +125,10 @@ def create_app(
             return _json_response(reply.body, reply.status, reply.headers)
 
         dispatch.__name__ = f"{spec.name}:{path}"
-        rule = _PARAM.sub(r"<\1>", spec.prefix + path) if path else spec.prefix
-        app.add_url_rule(rule, endpoint=dispatch.__name__, view_func=dispatch, methods=list(routes))
+        rule = url_rule(spec.prefix + path) if path else spec.prefix
+        # A path parameter keeps its slashes as sent ("a//b" is a Swift object name, not "a/b").
+        options = {"merge_slashes": False} if "<path:" in rule else {}
+        app.add_url_rule(rule, endpoint=dispatch.__name__, view_func=dispatch, methods=list(routes), **options)
         if not path:  # version documents link to "<prefix>/" (Keystone's self link ends in a slash)
             app.add_url_rule(rule + "/", endpoint=dispatch.__name__, view_func=dispatch, methods=list(routes))
 

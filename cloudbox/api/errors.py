@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 from cloudbox.errors import CloudboxError
@@ -25,6 +26,8 @@ def render(error: CloudboxError, style: str) -> tuple[dict[str, Any] | str, int]
     status, message = error.status, short_message(error.message)
     if style == "nova":
         return {_NOVA_FAULTS.get(status, "computeFault"): {"code": status, "message": message}}, status
+    if style == "swift":  # Swift answers errors as a short HTML page, not JSON
+        return f"<html><h1>{error.title}</h1><p>{html.escape(message)}</p></html>", status
     if style == "neutron":
         kind = _NEUTRON_TYPES.get(status, type(error).__name__)
         return {"NeutronError": {"type": kind, "message": message, "detail": ""}}, status

@@ -21,6 +21,7 @@ from typing import Any
 
 from cloudbox import __version__
 from cloudbox.api.responses import Doc, Raw, doc_for, error_schema
+from cloudbox.api.routes import doc_path
 
 _PARAM = re.compile(r"{(\w+)}")
 
@@ -51,6 +52,8 @@ _QUERY: dict[str, dict[str, Any]] = {
 # Path parameters that are not free text, by name.
 _PATH: dict[str, dict[str, Any]] = {"aggregate_id": _INT64}  # Nova's aggregates have integer ids
 _NO_DOC = Doc()
+_OPENAPI_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+_TEXT_ERRORS = {"swift": "text/html"}  # API styles whose error bodies are text (cloudbox.api.errors)
 
 
 def _content(body: Any) -> dict[str, Any]:
@@ -114,7 +117,9 @@ def _operation(
                                 has_input=bool(path_params or query or doc.headers or has_body)):
         # A HEAD answer never has a body, errors included.
         error = None if method == "HEAD" else _error_ref(style, code, components)
-        responses[str(code)] = {"description": _STATUS_TEXT.get(code, "Error"), **_content(error)}
+        content = _content(error) if error is None or style not in _TEXT_ERRORS else {
+            "content": {_TEXT_ERRORS[style]: {"schema": error}}}
+        responses[str(code)] = {"description": _STATUS_TEXT.get(code, "Error"), **content}
     op["responses"] = responses
     return op
 
@@ -146,7 +151,9 @@ def build_openapi(specs: list[Any]) -> dict[str, Any]:
     for spec in specs:
         used: set[str] = set()
         for route in spec.routes:
-            full = spec.prefix + route.path
+            if route.method.lower() not in _OPENAPI_METHODS:  # Swift's COPY: OpenAPI has no such operation
+                continue
+            full = doc_path(spec.prefix + route.path)
             operation_id = f"{spec.name}.{route.handler.__name__}.{route.method.lower()}"
             if operation_id in used:  # one handler serving several resources (the network API's lists)
                 operation_id += ":" + route.path

@@ -112,6 +112,20 @@ class Call:
         raise BadRequest(f"{name} must be true or false, not {raw!r}")
 
 
+_PATH_PARAM = re.compile(r"{(\w+)(:path)?}")
+
+
+def url_rule(path: str) -> str:
+    """A route path as a werkzeug rule: ``{name}`` matches one segment, ``{name:path}`` the rest of
+    the path, slashes included (Swift's object names)."""
+    return _PATH_PARAM.sub(lambda m: f"<path:{m[1]}>" if m[2] else f"<{m[1]}>", path)
+
+
+def doc_path(path: str) -> str:
+    """A route path as the OpenAPI document names it (``{name:path}`` is ``{name}``)."""
+    return path.replace(":path}", "}")
+
+
 # Marks a call another node forwarded (it is answered where it lands, under the forwarder's request id).
 FORWARDED_BY = "X-Cloudbox-Forwarded-By"
 MAX_DEPTH = 64  # deepest nesting a request body may have (OpenStack's bodies stay under ten)

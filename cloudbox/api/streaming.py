@@ -16,7 +16,6 @@ Every other route keeps quart's behaviour and the JSON limit.
 
 from __future__ import annotations
 
-import re
 from typing import Any, Iterable
 
 import trio
@@ -25,8 +24,9 @@ from quart_trio.wrappers.request import TrioBody, TrioRequest
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 
+from cloudbox.api.routes import url_rule
+
 HIGH_WATER = 2 << 20  # bytes buffered before the pump waits for the handler
-_PARAM = re.compile(r"{(\w+)}")
 
 
 class StreamingBody(TrioBody):
@@ -111,7 +111,7 @@ def _connection_class(raw_routes: Map) -> type[TrioASGIHTTPConnection]:
 
 def enable(app: Any, routes: Iterable[tuple[str, str]]) -> None:
     """Stream the bodies of ``routes`` — (method, full path with {params}) pairs — in ``app``."""
-    rules = [Rule(_PARAM.sub(r"<\1>", path), methods=[method]) for method, path in routes]
+    rules = [Rule(url_rule(path), methods=[method], merge_slashes=False) for method, path in routes]
     app.request_class = StreamingRequest
     app.asgi_http_class = _connection_class(Map(rules))
 

@@ -4,6 +4,7 @@ listing roll-ups, Range and conditional requests. No I/O here."""
 from __future__ import annotations
 
 import email.utils
+import urllib.parse
 import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
@@ -294,3 +295,59 @@ def user_metadata(headers: Mapping[str, str], prefix: str) -> tuple[dict[str, st
 def headers_dict(raw: Any) -> dict[str, str]:
     """Request headers as a plain dict (a werkzeug Headers object or a mapping)."""
     return {k: v for k, v in raw.items()}
+
+
+def _delete_at(headers: Mapping[str, str], now: float) -> str | None:
+    """X-Delete-At (or X-Delete-After, from ``now``) as whole seconds; None when neither is sent."""
+    at, after = headers.get("X-Delete-At"), headers.get("X-Delete-After")
+    if after is not None:
+        try:
+            seconds = int(after)
+        except ValueError:
+            raise BadRequest("Non-integer X-Delete-After") from None
+        if seconds <= 0:
+            raise BadRequest("X-Delete-After in past")
+        return str(int(now) + seconds)
+    if at is not None:
+        try:
+            when = int(at)
+        except ValueError:
+            raise BadRequest("Non-integer X-Delete-At") from None
+        if when <= now:
+            raise BadRequest("X-Delete-At in past")
+        if when >= 10 ** 10:
+            raise BadRequest("X-Delete-At is too far in the future")
+        return str(when)
+    return None
+
+
+def stored_object_headers(headers: Mapping[str, str], now: float) -> dict[str, str]:
+    """The headers an object keeps from a PUT or POST besides its user metadata ("" removes one)."""
+    out: dict[str, str] = {}
+    for name in ("content-encoding", "content-disposition", "content-language", "cache-control", "expires"):
+        value = headers.get(name)
+        if value is not None:
+            out[name] = value.strip()
+    manifest = headers.get("X-Object-Manifest")
+    if manifest is not None:
+        container, _, prefix = urllib.parse.unquote(manifest.strip()).lstrip("/").partition("/")
+        if not container or "/" not in manifest.lstrip("/") or "\x00" in manifest:
+            raise BadRequest("X-Object-Manifest must be in the format container/prefix")
+        check_container_name(container)
+        out["x-object-manifest"] = manifest.strip().lstrip("/")
+    delete_at = _delete_at(headers, now)
+    if delete_at is not None:
+        out["x-delete-at"] = delete_at
+    elif "X-Remove-Delete-At" in headers:
+        out["x-delete-at"] = ""
+    return out
+
+
+def split_path(value: str, what: str) -> tuple[str, str]:
+    """``container/object`` of X-Copy-From, Destination and manifests (URL-quoted, maybe with a
+    leading slash) as its two names."""
+    path = urllib.parse.unquote(value.strip()).lstrip("/")
+    container, _, name = path.partition("/")
+    if not container or not name:
+        raise PreconditionFailed(f"{what} header must be of the form <container name>/<object name>")
+    return check_container_name(container), check_object_name(name)

@@ -1,0 +1,166 @@
+"""Swift v1 routes at /object-store/v1/AUTH_<project_id> (``build(service) -> ApiSpec``), and /info.
+
+Every route is public in the route table: a request without a token may still be allowed by a
+container's ACL (or a TempURL), so each handler decides through ``authorize`` (acl.py's rules).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cloudbox.api.routes import ApiSpec, Call, Reply, Route
+from cloudbox.errors import NotFound
+from cloudbox.object import acl, core, views
+from cloudbox.object.api_objects import object_routes
+from cloudbox.object.service import ObjectService
+
+PREFIX = "/object-store/v1"
+ACCOUNT = "/AUTH_{account}"
+CONTAINER = ACCOUNT + "/{container}"
+LISTING_QUERY = ("format", "prefix", "delimiter", "marker", "end_marker", "limit", "reverse")
+
+
+def info_document() -> dict[str, Any]:
+    """GET /info: what this cloud serves of Swift, and nothing it does not."""
+    return {"swift": {"version": "2.34.0-cloudbox", **core.LIMITS, "policies": [{"name": "default", "default": True}]},
+            "keystoneauth": {}}
+
+
+class Access:
+    """The authorization step every handler starts with."""
+
+    def __init__(self, svc: ObjectService) -> None:
+        self.svc = svc
+
+    async def __call__(self, call: Call, account: str, op: str, container: str | None = None) -> None:
+        caller = acl.caller_of(call.auth)
+        owner = caller is not None and caller.project_id == account and caller.can_read_own
+        metadata: dict[str, str] = {}
+        if container is not None and not owner:
+            try:
+                metadata = (await self.svc.head_container(account, container)).metadata
+            except NotFound:
+                pass
+        acl.check(caller, account, op, read_acl=metadata.get("x-container-read"),
+                  write_acl=metadata.get("x-container-write"), referer=call.request.headers.get("Referer"))
+
+
+def metadata_changes(headers: Any, kind: str) -> tuple[dict[str, str], list[str]]:
+    """(set, removed) of an account's or container's metadata from X-<kind>-Meta-*, X-Remove-*
+    and (containers) the ACL and versioning headers; full lowercased header names."""
+    prefix, remove = f"x-{kind}-", f"x-remove-{kind}-"
+    kept = ("read", "write") if kind == "container" else ()
+    changes: dict[str, str] = {}
+    removed: list[str] = []
+    for key, value in headers.items():
+        low = key.lower()
+        if low.startswith(prefix + "meta-") or low[len(prefix):] in kept:
+            changes[low] = value.strip()
+        elif low.startswith(remove + "meta-") or (low.startswith(remove) and low[len(remove):] in kept):
+            removed.append(prefix + low[len(remove):])
+    core.check_metadata({k[len(prefix + "meta-"):]: v for k, v in changes.items() if "-meta-" in k},
+                        f"X-{kind.capitalize()}-Meta-")
+    return changes, removed
+
+
+def listing_reply(body: str, fmt: str, empty: bool, headers: dict[str, str]) -> Reply:
+    if empty and fmt == "plain":
+        return Reply(None, 204, headers)
+    return Reply(body, 200, {**headers, "Content-Type": views.MEDIA[fmt]})
+
+
+def build(svc: ObjectService) -> ApiSpec:
+    authorize = Access(svc)
+
+    # --- accounts -------------------------------------------------------------------------------
+    async def account_listing(call: Call, account: str) -> Reply:
+        await authorize(call, account, acl.ACCOUNT_READ)
+        opts = core.list_options(call.query, core.ACCOUNT_LISTING_LIMIT)
+        info = await svc.head_account(account)
+        entries = await svc.list_containers(account, prefix=opts.prefix, delimiter=opts.delimiter,
+                                            marker=opts.marker, end_marker=opts.end_marker, limit=opts.limit,
+                                            reverse=opts.reverse)
+        fmt = views.listing_format(call.query.get("format"), call.request.headers.get("Accept"))
+        return listing_reply(views.container_listing("AUTH_" + account, entries, fmt), fmt, not entries,
+                             views.account_headers(info))
+
+    async def account_head(call: Call, account: str) -> Reply:
+        await authorize(call, account, acl.ACCOUNT_READ)
+        return Reply(None, 204, views.account_headers(await svc.head_account(account)))
+
+    async def account_post(call: Call, account: str) -> Reply:
+        await authorize(call, account, acl.ACCOUNT_WRITE)
+        changes, removed = metadata_changes(call.request.headers, "account")
+        info = await svc.update_account(account, changes, removed)
+        return Reply(None, 204, views.account_headers(info))
+
+    # --- containers -----------------------------------------------------------------------------
+    async def container_listing(call: Call, account: str, container: str) -> Reply:
+        await authorize(call, account, acl.CONTAINER_LIST, container)
+        opts = core.list_options(call.query, core.CONTAINER_LISTING_LIMIT)
+        prefix, delimiter = opts.prefix, opts.delimiter
+        if "path" in call.query:  # Swift's older form: the names directly under a pseudo-folder
+            path = call.query["path"]
+            prefix, delimiter = (path.rstrip("/") + "/" if path else ""), "/"
+        info = await svc.head_container(account, container)
+        entries = await svc.list_objects(account, container, prefix=prefix, delimiter=delimiter,
+                                         marker=opts.marker, end_marker=opts.end_marker, limit=opts.limit,
+                                         reverse=opts.reverse)
+        fmt = views.listing_format(call.query.get("format"), call.request.headers.get("Accept"))
+        return listing_reply(views.object_listing(container, entries, fmt), fmt, not entries,
+                             views.container_headers(info))
+
+    async def container_head(call: Call, account: str, container: str) -> Reply:
+        await authorize(call, account, acl.CONTAINER_LIST, container)
+        return Reply(None, 204, views.container_headers(await svc.head_container(account, container)))
+
+    async def container_put(call: Call, account: str, container: str) -> Reply:
+        await authorize(call, account, acl.CONTAINER_WRITE)
+        core.check_container_name(container)
+        changes, removed = metadata_changes(call.request.headers, "container")
+        created = await svc.create_container(account, container, changes, removed)
+        return Reply(None, 201 if created else 202, {"Content-Length": "0"})
+
+    async def container_post(call: Call, account: str, container: str) -> Reply:
+        await authorize(call, account, acl.CONTAINER_WRITE)
+        changes, removed = metadata_changes(call.request.headers, "container")
+        await svc.update_container(account, container, changes, removed)
+        return Reply(None, 204)
+
+    async def container_delete(call: Call, account: str, container: str) -> Reply:
+        await authorize(call, account, acl.CONTAINER_WRITE)
+        await svc.delete_container(account, container)
+        return Reply(None, 204)
+
+    routes = [
+        Route("GET", ACCOUNT, account_listing, access="public", summary="List the account's containers",
+              query=LISTING_QUERY),
+        Route("HEAD", ACCOUNT, account_head, access="public", summary="Show the account's metadata", status=204),
+        Route("POST", ACCOUNT, account_post, access="public", summary="Set or remove account metadata",
+              status=204, raw_body=True),
+        Route("GET", CONTAINER, container_listing, access="public", summary="List a container's objects",
+              query=LISTING_QUERY + ("path",)),
+        Route("HEAD", CONTAINER, container_head, access="public", summary="Show a container's metadata", status=204),
+        Route("PUT", CONTAINER, container_put, access="public", summary="Create a container (or update it)",
+              status=201, raw_body=True),
+        Route("POST", CONTAINER, container_post, access="public", summary="Set or remove container metadata",
+              status=204, raw_body=True),
+        Route("DELETE", CONTAINER, container_delete, access="public", summary="Delete an empty container",
+              status=204),
+        *object_routes(svc, authorize),
+    ]
+    return ApiSpec("object-store", PREFIX, "swift", routes)
+
+
+def alias() -> ApiSpec:
+    """The catalog entry: Swift's URL names the account, so the endpoint carries the project."""
+    return ApiSpec("swift", PREFIX + "/AUTH_%(project_id)s", "swift", [], catalog=("object-store", "swift"))
+
+
+def info_spec() -> ApiSpec:
+    """GET /info at the root, where python-swiftclient asks for it (and under /object-store)."""
+    async def info(call: Call) -> Any:
+        return info_document()
+
+    return ApiSpec("swift-info", "/info", "swift", [Route("GET", "", info, access="public",
+                                                          summary="The Swift features this cloud serves")])

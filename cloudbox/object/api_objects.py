@@ -1,0 +1,205 @@
+"""Swift v1 object routes: GET/HEAD (ranges, conditions), PUT (streamed; X-Copy-From), POST,
+DELETE and COPY."""
+
+from __future__ import annotations
+
+import mimetypes
+import urllib.parse
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+from quart import Response
+
+from cloudbox.api import streaming
+from cloudbox.api.routes import Call, Reply, Route
+from cloudbox.errors import BadRequest, CloudboxError, NotFound, PayloadTooLarge, RangeNotSatisfiable
+from cloudbox.object import acl, core, views
+from cloudbox.object.service import ObjectService
+
+OBJECT = "/AUTH_{account}/{container}/{object:path}"
+DRAIN_LIMIT = 1 << 20  # bytes of a refused upload read and dropped, so the client reads the refusal
+DRAIN_SECONDS = 5.0
+
+Authorize = Callable[[Call, str, str, str | None], Awaitable[None]]
+
+
+def _declared_length(call: Call) -> int | None:
+    """Content-Length; None when the body is chunked (or HTTP/2 without a length); 411 when neither."""
+    length = call.request.content_length
+    if length is not None:
+        return int(length)
+    chunked = "chunked" in call.request.headers.get("Transfer-Encoding", "").lower()
+    if not chunked and call.request.http_version.startswith("1"):
+        raise core.LengthRequired("Missing Content-Length header.")
+    return None
+
+
+def _content_type(call: Call, name: str) -> str:
+    given = call.request.headers.get("Content-Type", "")
+    detect = call.request.headers.get("X-Detect-Content-Type", "").lower() in ("true", "1", "yes")
+    if given and not detect:
+        return given
+    return mimetypes.guess_type(name, strict=False)[0] or "application/octet-stream"
+
+
+def _live(info: core.ObjectInfo, now: float) -> core.ObjectInfo:
+    """The object, or a 404 once its X-Delete-At has passed (the expirer may not have run yet)."""
+    delete_at = info.headers.get("x-delete-at")
+    if delete_at and int(delete_at) <= now:
+        raise NotFound("The resource could not be found.")
+    return info
+
+
+def object_routes(svc: ObjectService, authorize: Authorize) -> list[Route]:
+    async def refused_body(call: Call) -> None:
+        await streaming.drain(call.request.body, DRAIN_LIMIT, DRAIN_SECONDS)
+
+    async def copy(call: Call, account: str, source: tuple[str, str], src_account: str,
+                   target: tuple[str, str]) -> Reply:
+        await authorize(call, src_account, acl.OBJECT_READ, source[0])
+        headers = call.request.headers
+        now = svc.now()
+        source_info = _live(await svc.head_object(src_account, *source), now)
+        meta, _ = core.user_metadata(headers, "x-object-meta-")
+        core.check_metadata(meta, "X-Object-Meta-")
+        fresh = headers.get("X-Fresh-Metadata", "").lower() in ("true", "1", "yes")
+        content_type = headers.get("Content-Type") if "Content-Type" in headers else None
+        info = await svc.copy_object(account, source[0], source[1], target[0], target[1], metadata=meta,
+                                     headers=core.stored_object_headers(headers, now), content_type=content_type,
+                                     fresh_metadata=fresh, src_account=src_account)
+        return Reply(None, 201, {
+            "ETag": info.etag, "Last-Modified": core.http_date(info.last_modified), "Content-Length": "0",
+            "X-Copied-From": urllib.parse.quote(f"{source[0]}/{source[1]}"),
+            "X-Copied-From-Last-Modified": core.http_date(source_info.last_modified),
+            **({"X-Copied-From-Account": urllib.parse.quote("AUTH_" + src_account)} if src_account != account else {}),
+        })
+
+    def _account_header(call: Call, name: str, default: str) -> str:
+        value = call.request.headers.get(name)
+        if value is None:
+            return default
+        value = urllib.parse.unquote(value.strip())
+        if not value.startswith("AUTH_") or len(value) <= 5 or "/" in value:
+            raise core.PreconditionFailed(f"{name} must name an account (AUTH_<project_id>)")
+        return value[5:]
+
+    # --- handlers -------------------------------------------------------------------------------
+    async def object_get(call: Call, account: str, container: str, object: str) -> Any:
+        await authorize(call, account, acl.OBJECT_READ, container)
+        reader = await svc.open_object(account, container, object)
+        try:
+            info = _live(reader.info, svc.now())
+            headers = views.object_headers(info)
+            status = core.check_conditions(call.request.headers, info.etag, info.last_modified)
+            if status is not None:
+                reader.close()
+                return _not_modified(status, info)
+            ranges = core.parse_range(call.request.headers.get("Range"), info.size)
+            if ranges == []:
+                reader.close()
+                raise RangeNotSatisfiable("Requested Range Not Satisfiable")
+            if ranges is None or len(ranges) > 1:
+                start, end, code = 0, info.size, 200
+            else:
+                (start, end), code = ranges[0], 206
+                headers["Content-Range"] = f"bytes {start}-{end - 1}/{info.size}"
+                headers["Content-Length"] = str(end - start)
+        except BaseException:
+            reader.close()
+            raise
+        return _stream(reader.chunks(start, end), code, headers)
+
+    async def object_head(call: Call, account: str, container: str, object: str) -> Any:
+        await authorize(call, account, acl.OBJECT_READ, container)
+        info = _live(await svc.head_object(account, container, object), svc.now())
+        headers = views.object_headers(info)
+        status = core.check_conditions(call.request.headers, info.etag, info.last_modified)
+        if status is not None:
+            return _not_modified(status, info)
+        response = Response(b"", status=200, headers=headers)
+        response.headers["Content-Length"] = headers["Content-Length"]
+        return response
+
+    async def object_put(call: Call, account: str, container: str, object: str) -> Reply:
+        try:
+            await authorize(call, account, acl.OBJECT_WRITE, container)
+            core.check_object_name(object)
+            headers = call.request.headers
+            length = _declared_length(call)
+            if "X-Copy-From" in headers:
+                if length:
+                    raise BadRequest("Copy requests require a zero byte body")
+                source = core.split_path(headers["X-Copy-From"], "X-Copy-From")
+                src_account = _account_header(call, "X-Copy-From-Account", account)
+                return await copy(call, account, source, src_account, (container, object))
+            if length is not None and length > core.MAX_FILE_SIZE:
+                raise PayloadTooLarge("Your request is too large.")
+            meta, _ = core.user_metadata(headers, "x-object-meta-")
+            core.check_metadata(meta, "X-Object-Meta-")
+            now = svc.now()
+            stored = core.stored_object_headers(headers, now)
+            if headers.get("If-None-Match", "").strip() == "*":
+                try:
+                    _live(await svc.head_object(account, container, object), now)
+                    raise core.PreconditionFailed("Precondition Failed")
+                except NotFound:
+                    pass
+            info = await svc.put_object(account, container, object, call.request.body,
+                                        content_type=_content_type(call, object), metadata=meta, headers=stored,
+                                        size=length, etag=headers.get("ETag"))
+        except CloudboxError:
+            await refused_body(call)
+            raise
+        return Reply(None, 201, {"ETag": info.etag, "Last-Modified": core.http_date(info.last_modified),
+                                 "Content-Length": "0"})
+
+    async def object_post(call: Call, account: str, container: str, object: str) -> Reply:
+        await authorize(call, account, acl.OBJECT_WRITE, container)
+        headers = call.request.headers
+        meta, _ = core.user_metadata(headers, "x-object-meta-")
+        core.check_metadata(meta, "X-Object-Meta-")
+        now = svc.now()
+        _live(await svc.head_object(account, container, object), now)
+        await svc.update_object(account, container, object, meta, core.stored_object_headers(headers, now))
+        return Reply("<html><h1>Accepted</h1><p>The request is accepted for processing.</p></html>", 202,
+                     {"Content-Type": "text/html; charset=UTF-8"})
+
+    async def object_delete(call: Call, account: str, container: str, object: str) -> Reply:
+        await authorize(call, account, acl.OBJECT_WRITE, container)
+        await svc.delete_object(account, container, object)
+        return Reply(None, 204)
+
+    async def object_copy(call: Call, account: str, container: str, object: str) -> Reply:
+        headers = call.request.headers
+        if "Destination" not in headers:
+            raise core.PreconditionFailed("Destination header required")
+        target = core.split_path(headers["Destination"], "Destination")
+        target_account = _account_header(call, "Destination-Account", account)
+        await authorize(call, target_account, acl.OBJECT_WRITE, target[0])
+        return await copy(call, target_account, (container, object), account, target)
+
+    return [
+        Route("GET", OBJECT, object_get, access="public", summary="Download an object (ranges, conditions)",
+              query=("multipart-manifest",)),
+        Route("HEAD", OBJECT, object_head, access="public", summary="Show an object's metadata",
+              query=("multipart-manifest",)),
+        Route("PUT", OBJECT, object_put, access="public", summary="Upload an object (streamed), or copy one",
+              status=201, raw_body=True, query=("multipart-manifest",)),
+        Route("POST", OBJECT, object_post, access="public", summary="Replace an object's metadata", status=202,
+              raw_body=True),
+        Route("DELETE", OBJECT, object_delete, access="public", summary="Delete an object", status=204,
+              query=("multipart-manifest",)),
+        Route("COPY", OBJECT, object_copy, access="public", summary="Copy an object to Destination", status=201),
+    ]
+
+
+def _not_modified(status: int, info: core.ObjectInfo) -> Reply:
+    """The answer to a conditional request that stops: 304 with the validators, or Swift's 412."""
+    if status == 412:
+        raise core.PreconditionFailed("A precondition of the request was not met.")
+    return Reply(None, 304, {"ETag": info.etag, "Last-Modified": core.http_date(info.last_modified)})
+
+
+def _stream(chunks: AsyncIterator[bytes], status: int, headers: dict[str, str]) -> Response:
+    response = Response(chunks, status=status, headers=headers)
+    response.timeout = None  # a large object may take longer to send than quart's default
+    return response

@@ -1,0 +1,125 @@
+"""Pure: the object service's rows as Swift's headers and its plain / JSON / XML listings."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Iterable
+from xml.sax.saxutils import escape, quoteattr
+
+from cloudbox.object import core
+
+
+def timestamp(seconds: float) -> str:
+    """Swift's X-Timestamp: seconds with 5 decimals."""
+    return f"{seconds:016.5f}"
+
+
+def listing_time(seconds: float) -> str:
+    """A listing's last_modified: ISO 8601 in UTC with microseconds and no zone, as Swift writes it."""
+    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+def account_headers(info: core.AccountInfo) -> dict[str, str]:
+    headers = {
+        "X-Account-Container-Count": str(info.container_count), "X-Account-Object-Count": str(info.object_count),
+        "X-Account-Bytes-Used": str(info.bytes_used), "X-Timestamp": timestamp(info.created_at),
+        "X-Put-Timestamp": timestamp(info.created_at),
+    }
+    headers.update(_title_all(info.metadata))
+    return headers
+
+
+def container_headers(info: core.ContainerInfo) -> dict[str, str]:
+    headers = {
+        "X-Container-Object-Count": str(info.object_count), "X-Container-Bytes-Used": str(info.bytes_used),
+        "X-Timestamp": timestamp(info.created_at), "X-Put-Timestamp": timestamp(info.created_at),
+    }
+    headers.update(_title_all(info.metadata))
+    return headers
+
+
+def object_headers(info: core.ObjectInfo, *, size: int | None = None, etag: str | None = None) -> dict[str, str]:
+    """The headers of a GET or HEAD of an object (``size``/``etag``: a large object's own)."""
+    headers = {
+        "Content-Type": info.content_type, "ETag": f'"{etag}"' if etag else info.etag,
+        "Content-Length": str(info.size if size is None else size),
+        "Last-Modified": core.http_date(info.last_modified), "X-Timestamp": timestamp(info.last_modified),
+        "Accept-Ranges": "bytes",
+    }
+    for name, value in info.metadata.items():
+        headers[_title("x-object-meta-" + name)] = value
+    for name, value in info.headers.items():
+        headers[_title(name)] = value
+    return headers
+
+
+def _title(name: str) -> str:
+    return "-".join(part.capitalize() for part in name.split("-"))
+
+
+def _title_all(metadata: dict[str, str]) -> dict[str, str]:
+    return {_title(k): v for k, v in metadata.items()}
+
+
+def listing_format(query_format: str | None, accept: str | None) -> str:
+    """plain, json or xml: the ``format`` query parameter, else the Accept header, else plain."""
+    wanted = (query_format or "").strip().lower()
+    if wanted in ("json", "xml", "plain"):
+        return wanted
+    if wanted:
+        return "plain"
+    accept = (accept or "").lower()
+    if "application/json" in accept:
+        return "json"
+    if "application/xml" in accept or "text/xml" in accept:
+        return "xml"
+    return "plain"
+
+
+MEDIA = {"plain": "text/plain; charset=utf-8", "json": "application/json; charset=utf-8",
+         "xml": "application/xml; charset=utf-8"}
+
+
+def container_listing(account: str, entries: Iterable[core.ContainerInfo | core.Subdir], fmt: str) -> str:
+    items = list(entries)
+    if fmt == "json":
+        return json.dumps([
+            {"subdir": e.name} if isinstance(e, core.Subdir) else
+            {"name": e.name, "count": e.object_count, "bytes": e.bytes_used,
+             "last_modified": listing_time(e.created_at)}
+            for e in items])
+    if fmt == "xml":
+        parts = [f'<?xml version="1.0" encoding="UTF-8"?>\n<account name={quoteattr(account)}>']
+        for e in items:
+            if isinstance(e, core.Subdir):
+                parts.append(f"<subdir name={quoteattr(e.name)}><name>{escape(e.name)}</name></subdir>")
+            else:
+                parts.append(f"<container><name>{escape(e.name)}</name><count>{e.object_count}</count>"
+                             f"<bytes>{e.bytes_used}</bytes><last_modified>{listing_time(e.created_at)}"
+                             "</last_modified></container>")
+        parts.append("</account>")
+        return "".join(parts)
+    return "".join(e.name + "\n" for e in items)
+
+
+def object_listing(container: str, entries: Iterable[core.ObjectInfo | core.Subdir], fmt: str) -> str:
+    items = list(entries)
+    if fmt == "json":
+        return json.dumps([
+            {"subdir": e.name} if isinstance(e, core.Subdir) else
+            {"name": e.name, "hash": e.etag, "bytes": e.size, "content_type": e.content_type,
+             "last_modified": listing_time(e.last_modified)}
+            for e in items])
+    if fmt == "xml":
+        parts = [f'<?xml version="1.0" encoding="UTF-8"?>\n<container name={quoteattr(container)}>']
+        for e in items:
+            if isinstance(e, core.Subdir):
+                parts.append(f"<subdir name={quoteattr(e.name)}><name>{escape(e.name)}</name></subdir>")
+            else:
+                parts.append(f"<object><name>{escape(e.name)}</name><hash>{e.etag}</hash><bytes>{e.size}</bytes>"
+                             f"<content_type>{escape(e.content_type)}</content_type>"
+                             f"<last_modified>{listing_time(e.last_modified)}</last_modified></object>")
+        parts.append("</container>")
+        return "".join(parts)
+    return "".join(e.name + "\n" for e in items)

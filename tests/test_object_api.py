@@ -1,0 +1,209 @@
+"""The Swift v1 API (/object-store/v1/AUTH_<project>) over real HTTPS against a running node.
+
+Tests share the session ``cloud``; each makes its own projects (``Tenant``) and containers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import uuid
+import xml.etree.ElementTree as ET
+
+import httpx
+import pytest
+
+from tests.cloud import Cloud
+from tests.test_image_api import Tenant, admin, alpha, beta  # noqa: F401 (fixtures)
+
+S = "/object-store/v1"
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def swift_error(r: httpx.Response, status: int, fragment: str = "") -> None:
+    """Swift's error: a short HTML page (never JSON), at the expected status."""
+    assert r.status_code == status, (r.status_code, r.text)
+    if r.request.method != "HEAD":
+        assert r.text.startswith("<html>") and fragment in r.text, r.text
+
+
+def account(tenant: Tenant) -> str:
+    return f"{S}/AUTH_{tenant.project_id}"
+
+
+def test_catalog_and_info(cloud: Cloud, alpha: Tenant):
+    token = alpha.member.headers["X-Auth-Token"]
+    r = alpha.member.get("/identity/v3/auth/tokens", headers={"X-Subject-Token": token})
+    (swift,) = [s for s in r.json()["token"]["catalog"] if s["type"] == "object-store"]
+    assert swift["name"] == "swift"
+    assert {e["url"] for e in swift["endpoints"]} == {f"{cloud.url}{account(alpha)}"}
+    with cloud.client() as anonymous:
+        info = anonymous.get("/info")
+    assert info.status_code == 200
+    body = info.json()
+    assert body["swift"]["max_file_size"] == 5 * 1024 ** 3
+    assert body["swift"]["container_listing_limit"] == 10000
+
+
+def test_container_and_object_round_trip(alpha: Tenant):
+    c, base = unique("c"), account(alpha)
+    client = alpha.member
+    assert client.put(f"{base}/{c}", headers={"X-Container-Meta-Color": "blue"}).status_code == 201
+    assert client.put(f"{base}/{c}").status_code == 202
+    data = b"0123456789" * 100_000
+    r = client.put(f"{base}/{c}/dir/a b.txt", content=data,
+                   headers={"Content-Type": "text/plain", "X-Object-Meta-Kind": "test"})
+    assert r.status_code == 201, r.text
+    assert r.headers["ETag"] == hashlib.md5(data).hexdigest()
+    r = client.get(f"{base}/{c}/dir/a b.txt")
+    assert r.status_code == 200 and r.content == data
+    assert r.headers["Content-Type"].startswith("text/plain") and r.headers["X-Object-Meta-Kind"] == "test"
+    r = client.head(f"{base}/{c}/dir/a b.txt")
+    assert r.status_code == 200 and r.headers["Content-Length"] == str(len(data)) and not r.content
+    r = client.get(f"{base}/{c}/dir/a b.txt", headers={"Range": "bytes=10-19"})
+    assert r.status_code == 206 and r.content == data[10:20]
+    assert r.headers["Content-Range"] == f"bytes 10-19/{len(data)}"
+    r = client.get(f"{base}/{c}/dir/a b.txt", headers={"Range": "bytes=-5"})
+    assert r.status_code == 206 and r.content == data[-5:]
+    swift_error(client.get(f"{base}/{c}/dir/a b.txt", headers={"Range": f"bytes={len(data)}-"}), 416)
+    etag = hashlib.md5(data).hexdigest()
+    assert client.get(f"{base}/{c}/dir/a b.txt", headers={"If-None-Match": etag}).status_code == 304
+    swift_error(client.get(f"{base}/{c}/dir/a b.txt", headers={"If-Match": "nope"}), 412)
+    modified = r.headers["Last-Modified"]
+    assert client.get(f"{base}/{c}/dir/a b.txt", headers={"If-Modified-Since": modified}).status_code == 304
+    for name in ("e", "dir/sub/x", "ü/y"):
+        assert client.put(f"{base}/{c}/{name}", content=name.encode()).status_code == 201
+    r = client.get(f"{base}/{c}")
+    assert r.status_code == 200 and r.text == "dir/a b.txt\ndir/sub/x\ne\nü/y\n"
+    assert r.headers["X-Container-Object-Count"] == "4" and r.headers["X-Container-Meta-Color"] == "blue"
+    r = client.get(f"{base}/{c}", params={"format": "json", "delimiter": "/"})
+    assert r.json() == [{"subdir": "dir/"}, r.json()[1], {"subdir": "ü/"}]
+    assert r.json()[1]["name"] == "e" and r.json()[1]["hash"] == hashlib.md5(b"e").hexdigest()
+    r = client.get(f"{base}/{c}", params={"prefix": "dir/", "delimiter": "/", "reverse": "true"},
+                   headers={"Accept": "application/xml"})
+    root = ET.fromstring(r.content)
+    assert root.tag == "container" and [e.findtext("name") for e in root] == ["dir/sub/", "dir/a b.txt"]
+    r = client.get(f"{base}/{c}", params={"marker": "dir/sub/x", "end_marker": "ü", "limit": 5})
+    assert r.text == "e\n"
+    swift_error(client.get(f"{base}/{c}", params={"limit": 10001}), 412)
+    r = client.get(base, params={"format": "json", "prefix": c})
+    assert [x["name"] for x in r.json()] == [c] and r.json()[0]["count"] == 4
+    r = client.head(base)
+    assert r.status_code == 204 and int(r.headers["X-Account-Object-Count"]) >= 4
+    r = client.post(f"{base}/{c}/e", headers={"X-Object-Meta-New": "1"})
+    assert r.status_code == 202
+    assert client.head(f"{base}/{c}/e").headers["X-Object-Meta-New"] == "1"
+    r = client.request("COPY", f"{base}/{c}/e", headers={"Destination": f"{c}/e2"})
+    assert r.status_code == 201 and client.get(f"{base}/{c}/e2").content == b"e"
+    r = client.put(f"{base}/{c}/e3", headers={"X-Copy-From": f"/{c}/dir/a b.txt"})
+    assert r.status_code == 201 and r.headers["ETag"] == etag
+    swift_error(client.delete(f"{base}/{c}"), 409)
+    for name in ("dir/a b.txt", "e", "e2", "e3", "dir/sub/x", "ü/y"):
+        assert client.delete(f"{base}/{c}/{name}").status_code == 204
+    swift_error(client.get(f"{base}/{c}/e"), 404, "Not Found")
+    assert client.get(f"{base}/{c}").status_code == 204
+    assert client.delete(f"{base}/{c}").status_code == 204
+    swift_error(client.head(f"{base}/{c}"), 404)
+
+
+def test_other_projects_and_anonymous_are_refused(cloud: Cloud, alpha: Tenant, beta: Tenant):
+    c, base = unique("c"), account(alpha)
+    assert alpha.member.put(f"{base}/{c}").status_code == 201
+    assert alpha.member.put(f"{base}/{c}/o", content=b"secret").status_code == 201
+    swift_error(beta.member.get(f"{base}/{c}/o"), 403)
+    swift_error(beta.member.get(base), 403)
+    swift_error(beta.member.put(f"{base}/{c}/o", content=b"overwrite"), 403)
+    swift_error(beta.member.put(f"{base}/{unique('c')}"), 403)
+    swift_error(alpha.reader.put(f"{base}/{c}/o", content=b"overwrite"), 403)
+    assert alpha.reader.get(f"{base}/{c}/o").content == b"secret"
+    with cloud.client() as anonymous:
+        swift_error(anonymous.get(f"{base}/{c}/o"), 401)
+        swift_error(anonymous.get(f"{base}/{c}/o", headers={"X-Auth-Token": "not-a-token"}), 401)
+    assert alpha.member.get(f"{base}/{c}/o").content == b"secret"
+
+
+def test_container_acls(cloud: Cloud, alpha: Tenant, beta: Tenant):
+    c, base = unique("c"), account(alpha)
+    assert alpha.member.put(f"{base}/{c}").status_code == 201
+    assert alpha.member.put(f"{base}/{c}/o", content=b"shared").status_code == 201
+    with cloud.client() as anonymous:
+        swift_error(anonymous.get(f"{base}/{c}/o"), 401)
+        assert alpha.member.post(f"{base}/{c}", headers={"X-Container-Read": ".r:*"}).status_code == 204
+        assert anonymous.get(f"{base}/{c}/o").content == b"shared"
+        swift_error(anonymous.get(f"{base}/{c}"), 401)  # objects, not the listing
+        assert alpha.member.post(f"{base}/{c}", headers={"X-Container-Read": ".r:*,.rlistings"}).status_code == 204
+        assert anonymous.get(f"{base}/{c}").text == "o\n"
+        swift_error(anonymous.put(f"{base}/{c}/x", content=b"x"), 401)
+    swift_error(beta.member.put(f"{base}/{c}/x", content=b"x"), 403)
+    grant = f"{beta.project_id}:*"
+    assert alpha.member.post(f"{base}/{c}", headers={"X-Container-Write": grant}).status_code == 204
+    assert beta.member.put(f"{base}/{c}/x", content=b"x").status_code == 201
+    swift_error(beta.member.delete(f"{base}/{c}"), 403)  # a write grant is for objects only
+    assert alpha.member.post(f"{base}/{c}", headers={"X-Remove-Container-Write": "x"}).status_code == 204
+    swift_error(beta.member.put(f"{base}/{c}/x", content=b"x"), 403)
+
+
+@pytest.mark.parametrize("path, headers, status, fragment", [
+    ("/" + "c" * 257, {}, 400, "Container name length"),
+    ("/{c}/" + "o" * 1025, {}, 400, "Object name length"),
+    ("/{c}/o", {"X-Object-Meta-" + "k" * 129: "v"}, 400, "Metadata name too long"),
+    ("/{c}/o", {"X-Object-Meta-K": "v" * 257}, 400, "Metadata value"),
+    ("/{c}/o", {"ETag": "0" * 32}, 422, ""),
+    ("/{c}/o", {"X-Delete-At": "1"}, 400, "X-Delete-At in past"),
+    ("/{c}/o", {"X-Delete-After": "soon"}, 400, "Non-integer"),
+    ("/{c}/o", {"X-Copy-From": "nocontainer"}, 412, "X-Copy-From"),
+    ("/{c}/o", {"X-Object-Manifest": "nocontainer"}, 400, "X-Object-Manifest"),
+    ("/missing-container/o", {}, 404, ""),
+    ("/{c}/o", {"X-Copy-From": "{c}/o", "Content-Length": "4"}, 400, "zero byte body"),
+])
+def test_bad_puts_are_refused_and_change_nothing(alpha: Tenant, path: str, headers: dict[str, str], status: int,
+                                                 fragment: str):
+    c, base = unique("c"), account(alpha)
+    assert alpha.member.put(f"{base}/{c}").status_code == 201
+    before = alpha.member.get(base, params={"format": "json"}).json()
+    body = b"" if "X-Copy-From" in headers and "Content-Length" not in headers else b"body"
+    r = alpha.member.put(base + path.format(c=c), content=body, headers=headers)
+    swift_error(r, status, fragment)
+    assert alpha.member.get(base, params={"format": "json"}).json() == before
+    assert alpha.member.get(f"{base}/{c}").status_code == 204
+
+
+def test_object_over_5_gib_is_refused_before_reading(cloud: Cloud, alpha: Tenant):
+    c, base = unique("c"), account(alpha)
+    assert alpha.member.put(f"{base}/{c}").status_code == 201
+    host, port = cloud.url.split("//")[1].rsplit(":", 1)
+    token = alpha.member.headers["X-Auth-Token"]
+    with socket.create_connection((host, int(port))) as raw, \
+            cloud.ssl_context().wrap_socket(raw, server_hostname=host) as tls:
+        tls.sendall((f"PUT {base}/{c}/big HTTP/1.1\r\nHost: {host}\r\nX-Auth-Token: {token}\r\n"
+                     f"Content-Length: {5 * 1024 ** 3 + 1}\r\n\r\n").encode() + b"x" * 1000)
+        answer = tls.recv(4096).decode()
+    assert answer.startswith("HTTP/1.1 413"), answer
+    assert alpha.member.get(f"{base}/{c}").status_code == 204
+
+
+def test_delete_after_expires_the_object(alpha: Tenant):
+    c, base = unique("c"), account(alpha)
+    assert alpha.member.put(f"{base}/{c}").status_code == 201
+    assert alpha.member.put(f"{base}/{c}/o", content=b"x", headers={"X-Delete-After": "1"}).status_code == 201
+    assert alpha.member.head(f"{base}/{c}/o").headers["X-Delete-At"]
+    from tests.cloud import wait_for
+
+    wait_for(lambda: alpha.member.head(f"{base}/{c}/o").status_code == 404, 15, "the object to expire", every=0.2)
+    wait_for(lambda: alpha.member.get(f"{base}/{c}").status_code == 204, 30, "the expirer to delete it", every=0.5)
+
+
+def test_metadata_of_account_and_json_listing_empty(alpha: Tenant):
+    base = account(alpha)
+    assert alpha.member.post(base, headers={"X-Account-Meta-Owner": "me"}).status_code == 204
+    assert alpha.member.head(base).headers["X-Account-Meta-Owner"] == "me"
+    assert alpha.member.post(base, headers={"X-Remove-Account-Meta-Owner": "x"}).status_code == 204
+    assert "X-Account-Meta-Owner" not in alpha.member.head(base).headers
+    c = unique("c")
+    assert alpha.member.put(f"{base}/{c}").status_code == 201
+    r = alpha.member.get(f"{base}/{c}", params={"format": "json"})
+    assert r.status_code == 200 and json.loads(r.text) == []
