@@ -9,7 +9,7 @@ from typing import Any
 
 from cloudbox.api.routes import Call, Reply, Route
 from cloudbox.clock import iso, parse_iso
-from cloudbox.compute import api_records, core, models, views
+from cloudbox.compute import api_records, boot_volumes, core, models, views
 from cloudbox.compute.api import Version, forwarded, project_of, route
 from cloudbox.compute.models import ServerQuery, ServerRequest
 from cloudbox.compute.service import ComputeService
@@ -36,8 +36,6 @@ def parse_server_request(body: dict[str, Any], version: Version) -> ServerReques
     server = body["server"]
     hints = body.get("os:scheduler_hints") or body.get("OS-SCH-HNT:scheduler_hints") or {}
     image_ref = ref(server.get("imageRef"))
-    if not image_ref:
-        raise BadRequest("imageRef is required: cloudbox boots servers from images (volumes come later).")
     if version >= (2, 37) and "networks" not in server:
         raise BadRequest("Invalid input for field/attribute server. Value: networks is required at "
                          "microversion 2.37 and later.")
@@ -57,13 +55,14 @@ def parse_server_request(body: dict[str, Any], version: Version) -> ServerReques
     if max_count > core.MAX_SERVERS_PER_REQUEST:
         raise BadRequest(f"max_count is at most {core.MAX_SERVERS_PER_REQUEST}: one request makes at most that many "
                          f"servers.")
+    boot = boot_volumes.parse(server, image_ref, version, max_count)  # its disks: an image, or volumes
     return ServerRequest(
-        name=server["name"], flavor_ref=ref(server["flavorRef"]), image_ref=image_ref, networks=networks,
+        name=server["name"], flavor_ref=ref(server["flavorRef"]), image_ref=boot.image_ref, networks=networks,
         security_groups=groups, key_name=server.get("key_name"), user_data=core.check_user_data(server.get("user_data")),
         availability_zone=(server.get("availability_zone") or "").split(":", 1)[0] or None,
         metadata=server.get("metadata") or {}, tags=tuple(server.get("tags") or ()), group_id=group_id or None,
         min_count=min_count, max_count=max_count, config_drive=core.truthy(server.get("config_drive")),
-        hostname=server.get("hostname"), description=server.get("description"),
+        hostname=server.get("hostname"), description=server.get("description"), boot=boot,
         **access_ips(server),
     )
 

@@ -43,6 +43,7 @@ from cloudbox.compute import boot_volumes as bv
 from cloudbox.compute import commands_volumes as cv
 from cloudbox.compute.apply_volumes import bdms_of
 from cloudbox.compute.resources import stamp
+from cloudbox.compute.volumes import OnBehalf
 from cloudbox.errors import BadRequest, CloudboxError, Conflict, NotFound, Unavailable
 
 if TYPE_CHECKING:
@@ -55,23 +56,6 @@ log = logging.getLogger("cloudbox.compute")
 VOLUME_WAIT = 900.0  # seconds a build waits for a volume made from an image (TCG hosts copy slowly)
 SNAPSHOT_WAIT = 900.0
 RECHECK = 5.0  # seconds between reads when no commit woke the waiter (a missed wake-up costs this)
-
-
-@dataclass(frozen=True)
-class ActingFor:
-    """The server's owner, as compute acts for it in the background (Nova's build keeps the
-    request's context): reads of the project's own volumes, nothing more."""
-
-    project_id: str
-    user_id: str
-    is_cloud_admin: bool = False
-    is_cloud_reader: bool = False
-
-    def can_read_project(self, project_id: str | None) -> bool:
-        return project_id == self.project_id
-
-    def can_write_project(self, project_id: str | None) -> bool:
-        return project_id == self.project_id
 
 
 @dataclass
@@ -242,7 +226,7 @@ class BootVolumes:
         locally there (elsewhere it would need an NBD export)."""
         if self.svc.volume_service is None:
             return ()
-        owner = ActingFor(server["project_id"], server["user_id"])
+        owner = OnBehalf(server["project_id"])
         hosts: list[str] = []
         for bdm in await self.mappings(server["id"]):
             try:
@@ -260,7 +244,7 @@ class BootVolumes:
         if not pending:
             return
         attach = self._volume_service().attach
-        owner = ActingFor(server["project_id"], server["user_id"])
+        owner = OnBehalf(server["project_id"])
         for bdm in pending:
             await self._wait_available(owner, bdm)
             attachment_id = bdm["attachment_id"]
@@ -275,7 +259,7 @@ class BootVolumes:
             log.info("boot volume connected", extra={"server_id": server["id"], "volume_id": bdm["volume_id"],
                                                      "device": bdm["device_name"]})
 
-    async def _wait_available(self, owner: ActingFor, bdm: dict[str, Any]) -> None:
+    async def _wait_available(self, owner: OnBehalf, bdm: dict[str, Any]) -> None:
         """Until the mapping's volume may be attached: made (available), or reserved already."""
         if bdm["attachment_id"] is not None:
             return  # an existing volume, reserved for this server when it was asked for
@@ -299,7 +283,7 @@ class BootVolumes:
         root = next((b for b in await self.mappings(server["id"]) if b["boot_index"] == 0), None)
         if root is None:
             return
-        volume = await self._volume_service().get(ActingFor(server["project_id"], server["user_id"]),
+        volume = await self._volume_service().get(OnBehalf(server["project_id"]),
                                                    root["volume_id"])
         if (volume.get("image_metadata") or {}).get("image_id") != image["id"]:
             raise BadRequest(f"Image {image['id']} is unacceptable: Unable to rebuild with a different image for a "

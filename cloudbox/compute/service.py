@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 import trio
 
 from cloudbox.compute import commands as c
+from cloudbox.compute.boot_volumes_service import BootVolumes
 from cloudbox.compute import core, scheduler, store
 from cloudbox.compute.driver import RUNNING, SHUTOFF, ComputeDriver, HostInfo
 from cloudbox.compute.guests import Guests
@@ -78,6 +79,7 @@ class ComputeService:
         self.volumes = ComputeVolumes(self)  # os-volume_attachments; the volumes a guest's definition carries
         self.volume_service: Any = None  # the volume service (server.py hands it over)
         self.guests.volume_disks = self.volumes.disks_of
+        self.boot_volumes = BootVolumes(self)  # boot from volume: a create's volumes; volume-backed snapshots
         self.host_info: HostInfo | None = None
         self.running = False
         self.unavailable = "the compute service is starting"
@@ -215,7 +217,8 @@ class ComputeService:
         self.require_running()
         received = self.timelines.received()
         flavor = await self.resources.bootable_flavor(ctx, project_id, request.flavor_ref)
-        image = await self._bootable_image(ctx, request.image_ref, flavor)
+        boot = await self.boot_volumes.prepare(ctx, request, flavor)  # the image, or the volumes, it boots from
+        image = boot.image
         key_data = await self._key_data(ctx.user_id, request.key_name) if request.key_name else None
         await self.network.check_requested_networks(project_id, ctx.is_cloud_admin, request.networks)
         await self.network.check_security_groups(project_id, request.security_groups)
@@ -243,7 +246,7 @@ class ComputeService:
                 "id": str(uuid.uuid4()), "name": name, "project_id": project_id, "user_id": ctx.user_id,
                 "flavor": {k: flavor[k] for k in ("id", "name", "vcpus", "ram", "disk", "ephemeral", "swap",
                                                   "extra_specs")},
-                "image_id": image["id"], "key_name": request.key_name, "key_data": key_data,
+                "image_id": image["id"] or None, "key_name": request.key_name, "key_data": key_data,
                 "user_data": request.user_data, "host": None,
                 "availability_zone": zone or self.settings.availability_zone,
                 "status": "BUILD", "vm_state": "building", "task_state": "scheduling", "power_state": 0,
@@ -256,7 +259,8 @@ class ComputeService:
                 "created_at": now, "updated_at": now, "launched_at": None,
             })
         self.timelines.committed([row["id"] for row in rows], received)  # before the commit spawns builds
-        return await self.engine.propose(c.CreateServers(tuple(rows), quota, request.min_count))
+        return await self.boot_volumes.record(
+            ctx, boot, rows, lambda: self.engine.propose(c.CreateServers(tuple(rows), quota, request.min_count)))
 
     async def _bootable_image(self, ctx: AuthContext, image_ref: str, flavor: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -336,6 +340,7 @@ class ComputeService:
         ratios = self.ratios()
         alive = await self.alive_hosts()
         pinned = self._pinned.pop(server["id"], None)
+        preferred = await self.boot_volumes.preferred_hosts(server)  # the node keeping its boot volume
         for attempt in range(5):
             hosts, group = await self.engine.read(_hosts_and_group, server)
             if alive is not None:
@@ -343,7 +348,7 @@ class ComputeService:
                 hosts = [h if h.name in alive else dataclasses.replace(h, up=False) for h in hosts]
             if pinned:
                 hosts = [h for h in hosts if h.name == pinned]
-            req = scheduler.request_for(server, group)
+            req = scheduler.request_for(server, group, preferred)
             plan = scheduler.schedule(hosts, req, ratios, self.settings.scheduler_weigher)
             log.info("scheduling", extra={"server_id": server["id"], "candidates": [h.name for h, _ in plan.ranked],
                                           "rejected": plan.rejected, "attempt": attempt})
@@ -382,6 +387,8 @@ class ComputeService:
                     return await self.lifecycle.build_unshelved(server)
                 server = await self._allocate_ports(server)
                 timeline.step("allocate_ports")
+                await self.boot_volumes.connect(server)  # its volumes, made and connected from here
+                timeline.step("volumes")
                 timeline.add(await self._spawn(server))
                 timeline.log(self.host)
             except Exception as exc:  # noqa: BLE001 - every failure ends in ERROR with a fault
@@ -637,6 +644,7 @@ class ComputeService:
             image = await self.images.active_image(image_ref, ctx)
         except NotFound:
             raise BadRequest(f"Image {image_ref[:80]} could not be found.") from None
+        await self.boot_volumes.check_rebuild(server, image)
         if server["task_state"] is not None:
             raise Conflict(f"Cannot 'rebuild' instance {server['id']} while it is in task_state {server['task_state']}")
         if server["status"] not in REBUILD_STATUSES:
@@ -676,6 +684,8 @@ class ComputeService:
         props = {"image_type": "backup" if backup else "snapshot", "base_image_ref": server["image_id"] or "",
                  "user_id": ctx.user_id, **({"backup_type": backup[0]} if backup else {}),
                  **core.snapshot_properties(metadata), "instance_uuid": server["id"]}
+        if await self.boot_volumes.volume_backed(server["id"]):
+            return await self.boot_volumes.snapshot(ctx, server, name, props, backup is not None)
         await self.update(server["id"], {"task_state": "image_snapshot"}, expect=(None,))
         try:
             image = await self.images.create(ctx, {"name": name, "disk_format": "qcow2", "container_format": "bare",
