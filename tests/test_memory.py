@@ -3,6 +3,7 @@ mode's snapshots."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -75,14 +76,37 @@ async def test_debug_mode_writes_a_snapshot_on_sigusr2(tmp_path: Path) -> None:
     assert tracemalloc.Snapshot.load(str(tmp_path / "snapshot-2.pickle")).traces
 
 
-async def test_without_debug_mode_the_node_runs_alone() -> None:
-    served = []
+async def test_without_debug_mode_the_node_runs_alone_and_the_heap_is_trimmed_once_it_serves(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    events = []
+    monkeypatch.setattr(memory, "trim_heap", lambda: events.append("trimmed"))
 
-    async def serve(value: str) -> None:
-        served.append(value)
+    async def serve(value: str, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        events.append("starting")
+        task_status.started()
+        await trio.sleep(0.05)  # serving while the trim runs
+        events.append(value)
 
     await memory.serve_with_debug(serve, "done")
-    assert served == ["done"]
+    assert events == ["starting", "trimmed", "done"]
+
+
+@pytest.mark.skipif(memory._LIBC is None, reason="malloc_trim is glibc's")
+def test_trim_heap_gives_freed_heap_back() -> None:
+    libc = memory._LIBC
+    libc.malloc.restype = ctypes.c_void_p
+    libc.free.argtypes = [ctypes.c_void_p]
+    # 32 MiB of 64 KiB blocks (under the mmap threshold: heap), freed below one block kept on top.
+    blocks = [libc.malloc(64 << 10) for _ in range(512)]
+    for block in blocks:
+        ctypes.memset(block, 1, 64 << 10)
+    pinned = libc.malloc(64 << 10)
+    for block in blocks:
+        libc.free(block)
+    try:
+        assert memory.trim_heap() is True
+    finally:
+        libc.free(pinned)
 
 
 def test_pooled_readers_keep_a_small_page_cache(tmp_path: Path) -> None:

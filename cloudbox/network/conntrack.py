@@ -14,11 +14,9 @@ import logging
 import socket
 from typing import Any, Iterable
 
-from pyroute2.netlink.exceptions import NetlinkError
-from pyroute2.netlink.nfnetlink.nfctsocket import NFCTAttrTuple, NFCTSocket
-
 from cloudbox.network.flows import Flow, to_cut
 from cloudbox.network.hostplan import HostPlan
+from cloudbox.network.netlink import NFCTAttrTuple, NFCTSocket, NetlinkError
 
 log = logging.getLogger("cloudbox.network.conntrack")
 

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 if TYPE_CHECKING:  # imported where used: 8 MiB a node with the fake network driver never needs
-    from pyroute2 import IPRoute
+    from cloudbox.network.netlink import IPRoute
 
 CLONE_NEWNET = 0x40000000
 NETNS_DIR = "/run/netns"
@@ -137,7 +137,7 @@ def iproute(name: str) -> Iterator[IPRoute]:
 
     Opened by the calling thread (pyroute2 binds an IPRoute to the thread that made it).
     """
-    from pyroute2 import IPRoute
+    from cloudbox.network.netlink import IPRoute
 
     ipr = made_inside(name, IPRoute)
     try:

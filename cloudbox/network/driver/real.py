@@ -33,8 +33,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import trio
-from pyroute2 import IPRoute, netns
-from pyroute2.netlink.exceptions import NetlinkError
+from cloudbox.network.netlink import IPRoute, NetlinkError, netns
 
 from cloudbox.errors import Conflict, NotFound
 from cloudbox.network import arp, conntrack, flows
