@@ -125,3 +125,14 @@ async def test_the_fake_network_driver_keeps_its_latest_plans() -> None:
         await driver.apply(plan)
     assert driver.plans == plans[-KEPT_PLANS:]
     assert driver.plan is plans[-1]
+
+
+def test_the_network_driver_imports_pyroute2_without_its_package_init() -> None:
+    script = ("import sys\n"
+              "import cloudbox.network.driver.real, cloudbox.network.conntrack\n"
+              "print('pyroute2.ndb' in sys.modules, 'psutil' in sys.modules)\n"
+              "from pyroute2 import NDB, IPRoute\n"  # asking the package itself runs its __init__
+              "from cloudbox.network.netlink import IPRoute as Ours\n"
+              "print('pyroute2.ndb' in sys.modules, IPRoute is Ours)\n")
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False", "True", "True"]
