@@ -1,20 +1,22 @@
 """Nova's server external events (``POST /os-server-external-events``): what a network or volume
 service tells compute about a server.  Only a user with the ``service`` role may send them.
 
-cloudbox's own services tell compute directly, so an event changes nothing here: each is checked
+cloudbox's own services tell compute directly, so an event changes nothing here but
+volume-extended (the tag names the volume: the guest's disk takes its new size): each is checked
 (known name for the microversion, a server that exists and has a host) and answered per event
 as Nova answers it.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from cloudbox.api.routes import Call, Reply, Route
 from cloudbox.compute import store
 from cloudbox.compute.api import Version, route
 from cloudbox.compute.service import ComputeService
-from cloudbox.errors import BadRequest, NotFound
+from cloudbox.errors import BadRequest, CloudboxError, NotFound
 from cloudbox.identity.core import require
 
 # Event names and the microversion that added each.
@@ -30,6 +32,7 @@ EVENTS_BODY = {"type": "object", "required": ["events"], "additionalProperties":
             "server_uuid": {"type": "string", "minLength": 1, "maxLength": 255},
             "status": {"type": "string", "enum": ["failed", "completed", "in-progress"]},
             "tag": {"type": "string", "maxLength": 255}}}}}}
+log = logging.getLogger("cloudbox.compute")
 
 
 async def create_events(svc: ComputeService, call: Call, version: Version) -> Reply:
@@ -48,6 +51,13 @@ async def create_events(svc: ComputeService, call: Call, version: Version) -> Re
         code = 404 if server is None else 422 if server["host"] is None else 200
         answers.append({**event, "status": event.get("status", "completed") if code == 200 else "failed",
                         "code": code})
+    for answer in answers:  # a volume grew: its disk in the guest follows (the tag names the volume)
+        if answer["name"] == "volume-extended" and answer["code"] == 200 and answer.get("tag"):
+            try:
+                await svc.volumes.extended(answer["server_uuid"], answer["tag"])
+            except CloudboxError as exc:  # Nova answers the event; its compute logs what failed
+                log.warning("volume-extended not applied", extra={"server_id": answer["server_uuid"],
+                                                                  "why": exc.message})
     codes = {a["code"] for a in answers}
     if codes == {404}:
         raise NotFound("No instances found for any event.")

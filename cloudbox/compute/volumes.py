@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from cloudbox.compute import commands_volumes as v
-from cloudbox.compute.apply_volumes import bdms_of, bdms_of_many
+from cloudbox.compute.apply_volumes import bdms_of, bdms_of_many, bdms_of_volume
 from cloudbox.compute.driver import VolumeDisk
 from cloudbox.compute.resources import stamp
 from cloudbox.errors import BadRequest, CloudboxError, Conflict, NotFound, Unavailable
@@ -115,6 +115,19 @@ def check_state(server: dict[str, Any], action: str) -> None:
 class ComputeVolumes:
     def __init__(self, svc: ComputeService) -> None:
         self.svc = svc
+        svc.engine.add_listener(self._on_commit)
+
+    def _on_commit(self, cmd: Any, result: Any) -> None:
+        """A volume grew: the node that runs the guest resizes its disk.  Heard two ways, on every
+        node: ``extended`` (Nova's volume-extended event) recorded the size on the mapping, or the
+        volume service settled an in-use volume with a new size (its extend's end)."""
+        if not self.svc.running or not isinstance(result, dict):
+            return
+        if isinstance(cmd, v.UpdateBlockDevice) and "volume_size" in cmd.changes:
+            self.svc.spawn(self._resize_disk, result["server_id"], result["id"])
+        elif (cmd.TYPE == "volume.transition" and "size" in getattr(cmd, "changes", {})
+              and result.get("status") == "in-use"):
+            self.svc.spawn(self._volume_grew, result["id"], int(result["size"]))
 
     @property
     def service(self) -> Any:
@@ -297,17 +310,40 @@ class ComputeVolumes:
 
     # --- events from the volume service -----------------------------------------------------------------
     async def extended(self, server_id: str, volume_id: str) -> None:
-        """Nova's volume-extended event: the guest's disk takes the volume's new size."""
+        """Nova's volume-extended event (the volume service's, or os-server-external-events): the
+        mapping records the volume's new size, and the node running the guest resizes its disk
+        (``_on_commit``), whichever node heard the event."""
         server = await self.svc.get(server_id)
         bdm = await self.mapping(server, volume_id)
         volume = await self.service.get(OnBehalf(server["project_id"]), volume_id)
-        if server["host"] != self.svc.host or bdm["status"] != "attached":
-            return
+        await self.svc.engine.propose(v.UpdateBlockDevice(bdm["id"], {"volume_size": volume["size"],
+                                                                       "updated_at": stamp()}))
+
+    async def _volume_grew(self, volume_id: str, size: int) -> None:
+        """Record an in-use volume's new size on its mappings of servers on this host (each
+        mapping by one node: its server's), which resizes their disks."""
+        for bdm in await self.svc.engine.read(bdms_of_volume, volume_id):
+            if bdm["volume_size"] == size:
+                continue
+            try:
+                server = await self.svc.get(bdm["server_id"])
+            except NotFound:
+                continue
+            if server["host"] == self.svc.host:
+                await self.svc.engine.propose(v.UpdateBlockDevice(bdm["id"], {"volume_size": size,
+                                                                               "updated_at": stamp()}))
+
+    async def _resize_disk(self, server_id: str, bdm_id: str) -> None:
         async with self.svc.lock(server_id):
-            if await self.svc.driver.get_state(server_id) is not None:
-                await self.svc.driver.resize_disk(server_id, volume_id, int(volume["size"]) << 30)
-        log.info("volume extended in the guest", extra={"server_id": server_id, "volume_id": volume_id,
-                                                        "size_gb": volume["size"]})
+            server = await self.svc.get(server_id)
+            bdm = next((b for b in await self.of_server(server_id) if b["id"] == bdm_id), None)
+            if server["host"] != self.svc.host or bdm is None or bdm["status"] != "attached":
+                return
+            if await self.svc.driver.get_state(server_id) is None:
+                return  # no guest here now: a definition made later reads the volume's size
+            await self.svc.driver.resize_disk(server_id, bdm["volume_id"], int(bdm["volume_size"]) << 30)
+        log.info("volume extended in the guest", extra={"server_id": server_id, "volume_id": bdm["volume_id"],
+                                                        "size_gb": bdm["volume_size"]})
 
 
 class NotImplementedYet(CloudboxError):
