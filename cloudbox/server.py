@@ -43,6 +43,7 @@ from cloudbox.network.metadata_server import MetadataListeners
 from cloudbox.network.service import NetworkService
 from cloudbox.node import DataDir, bind_error, split_listen, url_host
 from cloudbox.object import api as object_api
+from cloudbox.object import s3_api
 from cloudbox.object.service import ObjectService
 from cloudbox.services import STORES, wanted_catalog
 from cloudbox.settings import Settings
@@ -102,6 +103,7 @@ class Node:
         self.specs = [identity_api.build(self.identity), cluster_api.build(self), compute_api.build(self.compute),
                       image_api.build(self.image), network_api.build(self.network), volume_api.build(self.volume),
                       volume_api.alias(), object_api.build(self.object), object_api.alias(), object_api.info_spec()]
+        self.specs.append(s3_api.catalog_spec())  # S3 is served by its gateway (app(), below)
 
     def service_failed(self, name: str, error: BaseException) -> None:
         """A service failed after it started (guard.supervise logged it): health says so."""
@@ -161,6 +163,9 @@ class Node:
                 return Response(json.dumps(body), status=200, content_type="application/json")
 
             app.asgi_app = compute_v2_as_v2_1(app.asgi_app)
+            app.asgi_app = s3_api.S3Gateway(
+                self.object, self.identity.ec2.signer, region=self.settings.region, domain=self.settings.s3_domain,
+                read_barrier=self.cluster.read_barrier).wrap(app.asgi_app)
 
             image_api.mount_versions(app)
             volume_api.mount_versions(app)

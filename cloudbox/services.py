@@ -31,6 +31,8 @@ CATALOG: list[tuple[str, str, str]] = [
     ("volumev3", "cinderv3", "/volume/v3"),
     # Swift's URL names the account: clients take it from the endpoint, so the project is in it.
     ("object-store", "swift", "/object-store/v1/AUTH_%(project_id)s"),
+    # S3 on the same objects, path-style (boto3's and awscli's --endpoint-url): cloudbox.object.s3_api.
+    ("s3", "s3", "/s3"),
 ]
 
 

@@ -91,6 +91,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("quota_volumes", int, 10, "Default per-project quota of volumes (-1: unlimited).", "cluster"),
     Setting("quota_gigabytes", int, 1000, "Default per-project quota of volume and snapshot GB.", "cluster"),
     Setting("quota_snapshots", int, 10, "Default per-project quota of volume snapshots.", "cluster"),
+    Setting("s3_domain", str, "", "Domain of S3's virtual-hosted buckets (<bucket>.<s3_domain>, a wildcard DNS name of the nodes); path-style /s3/<bucket> always works.", "cluster"),
 )
 
 BY_NAME = {s.name: s for s in SETTINGS}

@@ -154,6 +154,13 @@ SUBRESOURCES = ("uploads", "uploadId", "delete", "versioning", "location", "vers
                 "publicAccessBlock", "retention", "legal-hold", "torrent", "restore", "select", "attributes")
 
 
+def catalog_spec() -> Any:
+    """The catalog's ``s3`` endpoint: no routes of the route table (the gateway serves them)."""
+    from cloudbox.api.routes import ApiSpec
+
+    return ApiSpec("s3", PREFIX, "s3", [], catalog=("s3", "s3"))
+
+
 def check_bucket_name(name: str) -> None:
     """S3's rules for a new bucket's name: 3-63 of a-z 0-9 . -, a letter or digit at each end,
     not an IP address, no "..": the name must also be a DNS label for virtual hosting."""
