@@ -207,3 +207,51 @@ def test_metadata_of_account_and_json_listing_empty(alpha: Tenant):
     assert alpha.member.put(f"{base}/{c}").status_code == 201
     r = alpha.member.get(f"{base}/{c}", params={"format": "json"})
     assert r.status_code == 200 and json.loads(r.text) == []
+
+
+def test_static_and_dynamic_large_objects(alpha: Tenant):
+    c, segs, base = unique("c"), unique("segs"), account(alpha)
+    client = alpha.member
+    assert client.put(f"{base}/{c}").status_code == 201
+    assert client.put(f"{base}/{segs}").status_code == 201
+    parts = [bytes([65 + i]) * (1000 + i) for i in range(3)]
+    etags = []
+    for i, part in enumerate(parts):
+        r = client.put(f"{base}/{segs}/big/{i:03d}", content=part)
+        etags.append(r.headers["ETag"])
+    whole = b"".join(parts)
+    # DLO: every object under the prefix, read as one.
+    assert client.put(f"{base}/{c}/dlo", content=b"", headers={"X-Object-Manifest": f"{segs}/big/"}).status_code == 201
+    r = client.get(f"{base}/{c}/dlo")
+    assert r.status_code == 200 and r.content == whole
+    assert r.headers["ETag"] == '"%s"' % hashlib.md5("".join(etags).encode()).hexdigest()
+    assert client.head(f"{base}/{c}/dlo").headers["Content-Length"] == str(len(whole))
+    r = client.get(f"{base}/{c}/dlo", headers={"Range": "bytes=990-2010"})
+    assert r.status_code == 206 and r.content == whole[990:2011]
+    # SLO: a manifest of checked segments.
+    manifest = [{"path": f"/{segs}/big/{i:03d}", "etag": etags[i], "size_bytes": len(parts[i])} for i in range(3)]
+    r = client.put(f"{base}/{c}/slo", params={"multipart-manifest": "put"}, content=json.dumps(manifest))
+    assert r.status_code == 201, r.text
+    r = client.get(f"{base}/{c}/slo")
+    assert r.content == whole and r.headers["X-Static-Large-Object"] == "True"
+    r = client.get(f"{base}/{c}/slo", headers={"Range": "bytes=-1500"})
+    assert r.status_code == 206 and r.content == whole[-1500:]
+    listed = {o["name"]: o for o in client.get(f"{base}/{c}", params={"format": "json"}).json()}
+    assert listed["slo"]["bytes"] == len(whole)
+    stored = client.get(f"{base}/{c}/slo", params={"multipart-manifest": "get"}).json()
+    assert [s["name"] for s in stored] == [m["path"] for m in manifest]
+    r = client.request("COPY", f"{base}/{c}/slo", headers={"Destination": f"{c}/flat"})
+    assert r.status_code == 201 and client.get(f"{base}/{c}/flat").content == whole
+    assert "X-Static-Large-Object" not in client.head(f"{base}/{c}/flat").headers
+    # A manifest naming a missing segment or a wrong etag is refused, and nothing is stored.
+    bad = [{"path": f"/{segs}/nope", "etag": None, "size_bytes": None},
+           {"path": f"/{segs}/big/000", "etag": "0" * 32, "size_bytes": None}]
+    r = client.put(f"{base}/{c}/bad", params={"multipart-manifest": "put"}, content=json.dumps(bad))
+    swift_error(r, 400, "Etag Mismatch")
+    assert "404 Not Found" in r.text
+    swift_error(client.head(f"{base}/{c}/bad"), 404)
+    swift_error(client.put(f"{base}/{c}/bad", params={"multipart-manifest": "put"}, content=b"{not json"), 400)
+    r = client.delete(f"{base}/{c}/slo", params={"multipart-manifest": "delete"}, headers={"Accept": "application/json"})
+    assert r.status_code == 200 and r.json()["Number Deleted"] == 4
+    assert client.get(f"{base}/{segs}").status_code == 204
+    assert client.get(f"{base}/{c}/dlo").content == b""

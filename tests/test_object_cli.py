@@ -87,3 +87,22 @@ def test_swift_upload_and_download(cloud: Cloud, user_env: dict[str, str], tmp_p
     assert (out / "blob.bin").read_bytes() == data and (out / "sub" / "small.txt").read_text() == "small\n"
     run(cloud, env, SWIFT, "delete", "backup")
     assert run(cloud, env, SWIFT, "list").stdout.split() == []
+
+
+@pytest.mark.parametrize("kind", ["slo", "dlo"])
+def test_swift_segmented_upload_and_download(cloud: Cloud, user_env: dict[str, str], tmp_path: Path, kind: str):
+    """`swift upload --segment-size` as a static (SLO) or dynamic (DLO) large object, downloaded whole."""
+    env = {**user_env, "OS_AUTH_VERSION": "3"}
+    container = f"big-{kind}"
+    data = os.urandom(12 * 1024 * 1024 + 12345)
+    (tmp_path / "big.bin").write_bytes(data)
+    run(cloud, env, SWIFT, "upload", "--segment-size", "5M", f"--use-{kind}", container, "big.bin", cwd=tmp_path)
+    stat = run(cloud, env, SWIFT, "stat", container, "big.bin").stdout
+    assert ("Manifest:" in stat) == (kind == "dlo") and str(len(data)) in stat
+    assert len(run(cloud, env, SWIFT, "list", f"{container}_segments").stdout.split()) == 3
+    out = tmp_path / "out"
+    out.mkdir()
+    run(cloud, env, SWIFT, "download", container, "big.bin", cwd=out)
+    assert hashlib.md5((out / "big.bin").read_bytes()).hexdigest() == hashlib.md5(data).hexdigest()
+    run(cloud, env, SWIFT, "delete", container, "big.bin")
+    assert run(cloud, env, SWIFT, "list", f"{container}_segments").stdout.split() == []

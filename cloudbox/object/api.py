@@ -10,7 +10,7 @@ from typing import Any
 
 from cloudbox.api.routes import ApiSpec, Call, Reply, Route
 from cloudbox.errors import NotFound
-from cloudbox.object import acl, core, views
+from cloudbox.object import acl, core, large, views
 from cloudbox.object.api_objects import object_routes
 from cloudbox.object.service import ObjectService
 
@@ -23,7 +23,9 @@ LISTING_QUERY = ("format", "prefix", "delimiter", "marker", "end_marker", "limit
 def info_document() -> dict[str, Any]:
     """GET /info: what this cloud serves of Swift, and nothing it does not."""
     return {"swift": {"version": "2.34.0-cloudbox", **core.LIMITS, "policies": [{"name": "default", "default": True}]},
-            "keystoneauth": {}}
+            "slo": {"max_manifest_segments": large.SLO_MAX_SEGMENTS, "max_manifest_size": large.SLO_MAX_MANIFEST,
+                    "min_segment_size": 1},
+            "dlo": {"max_get_time": 86400}, "keystoneauth": {}}
 
 
 class Access:

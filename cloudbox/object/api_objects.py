@@ -3,6 +3,7 @@ DELETE and COPY."""
 
 from __future__ import annotations
 
+import json
 import mimetypes
 import urllib.parse
 from typing import Any, AsyncIterator, Awaitable, Callable
@@ -12,8 +13,8 @@ from quart import Response
 from cloudbox.api import streaming
 from cloudbox.api.routes import Call, Reply, Route
 from cloudbox.errors import BadRequest, CloudboxError, NotFound, PayloadTooLarge, RangeNotSatisfiable
-from cloudbox.object import acl, core, views
-from cloudbox.object.service import ObjectService
+from cloudbox.object import acl, core, large, views
+from cloudbox.object.service import ObjectReader, ObjectService
 
 OBJECT = "/AUTH_{account}/{container}/{object:path}"
 DRAIN_LIMIT = 1 << 20  # bytes of a refused upload read and dropped, so the client reads the refusal
@@ -63,15 +64,39 @@ def object_routes(svc: ObjectService, authorize: Authorize) -> list[Route]:
         core.check_metadata(meta, "X-Object-Meta-")
         fresh = headers.get("X-Fresh-Metadata", "").lower() in ("true", "1", "yes")
         content_type = headers.get("Content-Type") if "Content-Type" in headers else None
-        info = await svc.copy_object(account, source[0], source[1], target[0], target[1], metadata=meta,
-                                     headers=core.stored_object_headers(headers, now), content_type=content_type,
-                                     fresh_metadata=fresh, src_account=src_account)
+        stored = core.stored_object_headers(headers, now)
+        manifest = call.query.get("multipart-manifest") == "get"
+        if not manifest and (large.is_slo(source_info) or large.is_dlo(source_info)):
+            info = await copy_large(src_account, source, account, target, source_info, meta, stored, content_type,
+                                    fresh)
+        else:
+            info = await svc.copy_object(account, source[0], source[1], target[0], target[1], metadata=meta,
+                                         headers=stored, content_type=content_type, fresh_metadata=fresh,
+                                         src_account=src_account)
         return Reply(None, 201, {
             "ETag": info.etag, "Last-Modified": core.http_date(info.last_modified), "Content-Length": "0",
             "X-Copied-From": urllib.parse.quote(f"{source[0]}/{source[1]}"),
             "X-Copied-From-Last-Modified": core.http_date(source_info.last_modified),
             **({"X-Copied-From-Account": urllib.parse.quote("AUTH_" + src_account)} if src_account != account else {}),
         })
+
+    async def copy_large(src_account: str, source: tuple[str, str], account: str, target: tuple[str, str],
+                         source_info: core.ObjectInfo, meta: dict[str, str], stored: dict[str, str],
+                         content_type: str | None, fresh: bool) -> core.ObjectInfo:
+        """A large object copied as what it reads as: one plain object of its segments' bytes."""
+        async with await svc.open_object(src_account, *source) as reader:
+            big = await whole_of(src_account, reader)
+        kept = {} if fresh else {k: v for k, v in source_info.headers.items()
+                                 if k not in ("x-object-manifest", "x-static-large-object", "x-delete-at")}
+        return await svc.put_object(account, target[0], target[1], large.stream(svc, src_account, big, 0, big.size),
+                                    content_type=content_type or source_info.content_type,
+                                    metadata={**({} if fresh else source_info.metadata), **meta},
+                                    headers={**kept, **stored}, size=big.size)
+
+    async def whole_of(account: str, reader: ObjectReader) -> large.Large:
+        if large.is_slo(reader.info):
+            return await large.slo(reader)
+        return await large.dlo(svc, account, reader.info.headers["x-object-manifest"])
 
     def _account_header(call: Call, name: str, default: str) -> str:
         value = call.request.headers.get(name)
@@ -83,36 +108,62 @@ def object_routes(svc: ObjectService, authorize: Authorize) -> list[Route]:
         return value[5:]
 
     # --- handlers -------------------------------------------------------------------------------
+    async def whole(call: Call, account: str, reader: ObjectReader) -> large.Large | None:
+        """The large object a manifest stands for (None: a plain object, or the manifest asked for)."""
+        info = reader.info
+        if call.query.get("multipart-manifest") == "get":
+            return None
+        if large.is_slo(info) or large.is_dlo(info):
+            return await whole_of(account, reader)
+        return None
+
     async def object_get(call: Call, account: str, container: str, object: str) -> Any:
         await authorize(call, account, acl.OBJECT_READ, container)
         reader = await svc.open_object(account, container, object)
         try:
             info = _live(reader.info, svc.now())
-            headers = views.object_headers(info)
-            status = core.check_conditions(call.request.headers, info.etag, info.last_modified)
+            big = await whole(call, account, reader)
+            if big is None and large.is_slo(info):  # the manifest itself, as stored
+                manifest = await large.read_manifest(reader)
+                headers = {**views.object_headers(info, size=len(manifest)),
+                           "Content-Type": "application/json; charset=utf-8"}
+                return Reply(manifest, 200, headers)
+            size = info.size if big is None else big.size
+            etag = info.etag if big is None else big.etag
+            headers = views.object_headers(info, size=size, etag=etag if big is not None else None)
+            status = core.check_conditions(call.request.headers, etag, info.last_modified)
             if status is not None:
                 reader.close()
                 return _not_modified(status, info)
-            ranges = core.parse_range(call.request.headers.get("Range"), info.size)
+            ranges = core.parse_range(call.request.headers.get("Range"), size)
             if ranges == []:
-                reader.close()
                 raise RangeNotSatisfiable("Requested Range Not Satisfiable")
             if ranges is None or len(ranges) > 1:
-                start, end, code = 0, info.size, 200
+                start, end, code = 0, size, 200
             else:
                 (start, end), code = ranges[0], 206
-                headers["Content-Range"] = f"bytes {start}-{end - 1}/{info.size}"
+                headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
                 headers["Content-Length"] = str(end - start)
         except BaseException:
             reader.close()
             raise
+        if big is not None:
+            reader.close()
+            return _stream(large.stream(svc, account, big, start, end), code, headers)
         return _stream(reader.chunks(start, end), code, headers)
 
     async def object_head(call: Call, account: str, container: str, object: str) -> Any:
         await authorize(call, account, acl.OBJECT_READ, container)
         info = _live(await svc.head_object(account, container, object), svc.now())
+        etag = info.etag
         headers = views.object_headers(info)
-        status = core.check_conditions(call.request.headers, info.etag, info.last_modified)
+        if large.is_dlo(info) and call.query.get("multipart-manifest") != "get":
+            big = await large.dlo(svc, account, info.headers["x-object-manifest"])
+            etag = big.etag
+            headers = views.object_headers(info, size=big.size, etag=etag)
+        elif large.is_slo(info):
+            headers["ETag"] = f'"{etag}"'
+        status = core.check_conditions(call.request.headers, etag, info.last_modified)
         if status is not None:
             return _not_modified(status, info)
         response = Response(b"", status=200, headers=headers)
@@ -143,6 +194,11 @@ def object_routes(svc: ObjectService, authorize: Authorize) -> list[Route]:
                     raise core.PreconditionFailed("Precondition Failed")
                 except NotFound:
                     pass
+            if call.query.get("multipart-manifest") == "put":
+                info = await large.put_slo(svc, account, container, object, await _small_body(call), metadata=meta,
+                                           content_type=_content_type(call, object), headers=stored)
+                return Reply(None, 201, {"ETag": f'"{info.etag}"', "Content-Length": "0",
+                                         "Last-Modified": core.http_date(info.last_modified)})
             info = await svc.put_object(account, container, object, call.request.body,
                                         content_type=_content_type(call, object), metadata=meta, headers=stored,
                                         size=length, etag=headers.get("ETag"))
@@ -165,6 +221,12 @@ def object_routes(svc: ObjectService, authorize: Authorize) -> list[Route]:
 
     async def object_delete(call: Call, account: str, container: str, object: str) -> Reply:
         await authorize(call, account, acl.OBJECT_WRITE, container)
+        if call.query.get("multipart-manifest") == "delete":
+            report = await large.delete_slo(svc, account, container, object)
+            if "json" in call.request.headers.get("Accept", ""):
+                return Reply(json.dumps(report), 200, {"Content-Type": "application/json; charset=utf-8"})
+            text = "".join(f"{k}: {', '.join(v) if isinstance(v, list) else v}\n" for k, v in report.items())
+            return Reply(text, 200, {"Content-Type": "text/plain; charset=utf-8"})
         await svc.delete_object(account, container, object)
         return Reply(None, 204)
 
@@ -190,6 +252,16 @@ def object_routes(svc: ObjectService, authorize: Authorize) -> list[Route]:
               query=("multipart-manifest",)),
         Route("COPY", OBJECT, object_copy, access="public", summary="Copy an object to Destination", status=201),
     ]
+
+
+async def _small_body(call: Call) -> bytes:
+    """A request body held in memory (an SLO manifest): at most large.SLO_MAX_MANIFEST bytes."""
+    data = bytearray()
+    async for chunk in call.request.body:
+        data += chunk
+        if len(data) > large.SLO_MAX_MANIFEST:
+            raise PayloadTooLarge(f"The manifest is larger than {large.SLO_MAX_MANIFEST} bytes.")
+    return bytes(data)
 
 
 def _not_modified(status: int, info: core.ObjectInfo) -> Reply:

@@ -110,7 +110,7 @@ class ObjectService:
     async def put_object(self, account: str, container: str, name: str, body: AsyncIterable[bytes], *,
                          content_type: str = "", metadata: dict[str, str] | None = None,
                          headers: dict[str, str] | None = None, size: int | None = None, etag: str | None = None,
-                         etag_override: str | None = None) -> core.ObjectInfo:
+                         etag_override: str | None = None, size_override: int | None = None) -> core.ObjectInfo:
         core.check_object_name(name)
         await self.head_container(account, container)  # refuse before the bytes come in
         data_id = uuid.uuid4().hex
@@ -118,7 +118,8 @@ class ObjectService:
         try:
             if etag is not None and etag.strip('"').lower() != written.md5:
                 raise core.Unprocessable("Unprocessable Entity")
-            return await self._commit(account, container, name, data_id, written.size,
+            size_shown = written.size if size_override is None else size_override  # an SLO's: its segments'
+            return await self._commit(account, container, name, data_id, size_shown,
                                       etag_override or written.md5, content_type, metadata, headers)
         except BaseException:
             with trio.CancelScope(shield=True):
