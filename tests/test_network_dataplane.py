@@ -548,6 +548,29 @@ async def test_dataplane_binds_unbinds_and_follows_commits_with_a_fake_driver(tm
             await plane.bind("no-such-port")
 
 
+async def test_a_pass_waits_for_the_binds_of_builds_here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dataplane, "BIND_QUIET", 0.01)
+    monkeypatch.setattr(dataplane, "BIND_WAIT_MAX", 3600.0)
+    driver = FakeNetworkDriver("fake-node")
+    async with running_cloud(tmp_path, driver, "fake-node", "host-1") as (service, plane, nursery):
+        await nursery.start(plane.run)
+        alice = Ctx("alice")
+        net = await service.create_network(alice, {"name": "n"})
+        await service.create_subnet(alice, {"network_id": net["id"], "cidr": "10.81.0.0/24", "ip_version": 4})
+        await wait_for_async(lambda: driver.plan.networks, 10, "a pass to plan the network")
+        # A build on another host: no bind here to wait for.
+        await service.allocate_for_server("elsewhere", "alice", "host-2", [{"uuid": net["id"]}], ["default"], "nova")
+        # A build here: its port's bind comes next, and a pass (woken by a commit) waits for it.
+        (port,) = await service.allocate_for_server("srv", "alice", "host-1", [{"uuid": net["id"]}], ["default"], "nova")
+        await wait_for_async(lambda: plane.passes_deferred == 1, 10, "the loop's pass to wait for the bind")
+        passes = plane.passes
+        await service.create_network(alice, {"name": "other"})
+        assert plane.passes == passes and plane.passes_deferred == 1
+        await plane.bind(port["id"])
+        await wait_for_async(lambda: plane.passes > passes and len(driver.plan.networks) == 1
+                             and driver.plan.port(port["id"]) is not None, 10, "the pass after the bind")
+
+
 def member_row(node_id: str, name: str, tunnel_ip: str, heartbeat: float) -> dict[str, Any]:
     at = datetime.datetime.fromtimestamp(heartbeat, datetime.timezone.utc).isoformat()
     return {"id": node_id, "name": name, "api_url": f"https://{tunnel_ip}:8443",

@@ -16,9 +16,12 @@ Rules:
   node.  bind() raises its error to the caller (compute), which must not boot a
   guest without its port.
 - bind() binds its port (driver.bind_ports, with the binds waiting meanwhile): no pass over
-  the rest of the host, which the loop's next pass (woken by the ports' commits) brings up to date;
-  that pass waits for binds to be quiet for BIND_QUIET (at most BIND_QUIET_MAX), so it does not
-  run in the middle of the guests' starts.
+  the rest of the host, which the loop's next pass (woken by the ports' commits) brings up to date.
+  A bind waits for a pass that holds the lock, and a full pass is slow (it looks at the whole host),
+  so the loop's passes give way to boots: a server's ports allocated to this host (the
+  ``network.server.allocate`` commit of a build here) are binds to come, and a pass waits until
+  none is expected and binds have been quiet for BIND_QUIET, at most BIND_WAIT_MAX (a build that
+  failed before its bind is forgotten then).
 - Ports that compute unbound are left out of the plan until bound again (their
   rows may still name this host until the control plane clears them).
 - Each pass asks the driver for the host's own addresses and LANs (``host_networks``)
@@ -46,8 +49,8 @@ log = logging.getLogger("cloudbox.network.dataplane")
 INTERVAL = 30.0
 LIVENESS_CHECK = 5.0  # seconds between looks at the cluster's members and who of them is up
 DEBOUNCE = 0.2
-BIND_QUIET = 1.0  # a commit-woken pass waits for binds to be this long quiet ...
-BIND_QUIET_MAX = 3.0  # ... but no longer than this
+BIND_QUIET = 1.0  # a loop's pass waits for binds to be this long quiet and none to be expected ...
+BIND_WAIT_MAX = 5.0  # ... but no longer than this
 # Commands that change nothing on a host (a port's status is what bind itself reports).
 QUIET_COMMANDS = ("network.port.status", "network.tags", "network.quota.")
 
@@ -77,6 +80,7 @@ class DataPlane:
         self.up_nodes = up_nodes or _every_member  # the cluster's answer to "which nodes are up"
         self.plan: HostPlan | None = None
         self.passes = 0
+        self.passes_deferred = 0  # loop passes that waited for binds (statistics)
         self.last_error: str | None = None
         self._lock = trio.Lock()
         self._wake = trio.Event()
@@ -88,7 +92,8 @@ class DataPlane:
         self._passed_at = time.monotonic()
         self._host_networks: HostNetworks | None = None  # the last pass's look (binds reuse it)
         self._metadata_namespaces: dict[str, str] | None = None  # what the listeners were last told
-        self._last_bind = 0.0  # monotonic time of the last bind (passes woken by commits let binds go first)
+        self._last_bind = 0.0  # monotonic time of the last bind (the loop's passes let binds go first)
+        self._expected: dict[str, float] = {}  # port id -> when its build allocated it here (its bind to come)
         self._to_bind: set[str] = set()  # ports whose bind waits for the lock
         self._bound: dict[str, NicSpec | Exception] = {}  # a batch's results, until their binds take them
 
@@ -103,25 +108,31 @@ class DataPlane:
                 await self._wake.wait()
                 woken = True
                 await trio.sleep(DEBOUNCE)  # let the rest of a burst of commands commit
-                await self._after_binds()
-            self._wake = trio.Event()
             if woken and self._read_at >= self._commits:
+                self._wake = trio.Event()
                 continue  # another pass already applied every commit
             if not woken and time.monotonic() - self._passed_at < self.interval and not await self._cluster_changed():
                 continue
+            await self._after_binds()
+            self._wake = trio.Event()
             await self._pass_logged()
 
     async def _after_binds(self) -> None:
-        """A pass woken by commits waits until binds have been quiet for BIND_QUIET (at most
-        BIND_QUIET_MAX): a boot's bind already put its port in force, and the pass its commits
-        woke would otherwise run in the middle of the guest's start, competing for the CPU."""
-        waited = 0.0
-        while waited < BIND_QUIET_MAX:
-            quiet_for = time.monotonic() - self._last_bind
-            if quiet_for >= BIND_QUIET:
+        """A loop's pass waits until no bind is expected and binds have been quiet for BIND_QUIET
+        (at most BIND_WAIT_MAX): a boot's bind puts its own port in force, and a pass holds the
+        lock its bind needs for as long as it looks at the whole host (1.4 s with 5 boots at
+        once on a loaded host), besides competing with the guests' starts for the CPU."""
+        deadline = time.monotonic() + BIND_WAIT_MAX
+        waiting = False
+        while (now := time.monotonic()) < deadline:
+            self._expected = {p: at for p, at in self._expected.items() if now - at < BIND_WAIT_MAX}
+            quiet_for = now - self._last_bind
+            if not self._expected and quiet_for >= BIND_QUIET:
                 return
-            await trio.sleep(BIND_QUIET - quiet_for)
-            waited += BIND_QUIET - quiet_for
+            if not waiting:
+                waiting = True
+                self.passes_deferred += 1
+            await trio.sleep(min(max(BIND_QUIET - quiet_for, 0.05), deadline - now))
 
     async def _cluster_changed(self) -> bool:
         """Whether the members (or their liveness) differ from those the last plan was placed on."""
@@ -137,6 +148,9 @@ class DataPlane:
     def _on_commit(self, cmd: Any, result: Any) -> None:
         """Engine listener (runs in the trio thread after a commit): ask for a pass soon."""
         kind = getattr(cmd, "TYPE", "")
+        if kind == "network.server.allocate" and getattr(cmd, "host", None) == self.host:
+            now = time.monotonic()  # a build here: its ports' binds come next
+            self._expected.update((port["id"], now) for port in result or ())
         if kind.startswith("network.") and not kind.startswith(QUIET_COMMANDS):
             self._commits += 1
             self._wake.set()
@@ -200,6 +214,7 @@ class DataPlane:
         ruleset for all of them (concurrent boots do not pay one each)."""
         started = time.perf_counter()
         self._last_bind = time.monotonic()
+        self._expected.pop(port_id, None)
         self._unbound.discard(port_id)
         self._to_bind.add(port_id)
         async with self._lock:
