@@ -255,3 +255,54 @@ def test_static_and_dynamic_large_objects(alpha: Tenant):
     assert r.status_code == 200 and r.json()["Number Deleted"] == 4
     assert client.get(f"{base}/{segs}").status_code == 204
     assert client.get(f"{base}/{c}/dlo").content == b""
+
+
+def _signed(method: str, expires: int, path: str, key: str, digest: str = "sha256") -> str:
+    import hmac
+
+    return hmac.new(key.encode(), f"{method}\n{expires}\n{path}".encode(), digest).hexdigest()
+
+
+def test_temp_urls(cloud: Cloud, alpha: Tenant):
+    import time
+
+    c, base = unique("c"), account(alpha)
+    assert alpha.member.put(f"{base}/{c}").status_code == 201
+    assert alpha.member.put(f"{base}/{c}/dir/o", content=b"temp").status_code == 201
+    key = uuid.uuid4().hex
+    assert alpha.member.post(base, headers={"X-Account-Meta-Temp-URL-Key": key}).status_code == 204
+    path = f"{base}/{c}/dir/o"
+    expires = int(time.time()) + 60
+    with cloud.client() as anonymous:
+        for digest in ("sha256", "sha512"):
+            r = anonymous.get(path, params={"temp_url_sig": _signed("GET", expires, path, key, digest),
+                                            "temp_url_expires": expires, "filename": "x.txt"})
+            assert r.status_code == 200 and r.content == b"temp", r.text
+            assert r.headers["Content-Disposition"] == "attachment; filename*=UTF-8''x.txt"
+        # Swift's /v1/... form of the path, base64 form of the signature.
+        import base64
+        import hmac
+
+        raw = hmac.new(key.encode(), f"HEAD\n{expires}\n{path[len('/object-store'):]}".encode(), "sha512").digest()
+        r = anonymous.head(path, params={"temp_url_sig": "sha512:" + base64.urlsafe_b64encode(raw).decode().rstrip("="),
+                                         "temp_url_expires": expires})
+        assert r.status_code == 200
+        sig = _signed("GET", expires, path, key)
+        swift_error(anonymous.put(path, params={"temp_url_sig": sig, "temp_url_expires": expires}, content=b"x"),
+                    401, "Temp URL invalid")
+        swift_error(anonymous.get(path, params={"temp_url_sig": sig, "temp_url_expires": expires + 1}), 401)
+        past = int(time.time()) - 1
+        swift_error(anonymous.get(path, params={"temp_url_sig": _signed("GET", past, path, key),
+                                                "temp_url_expires": past}), 401, "Temp URL expired")
+        swift_error(anonymous.get(path, params={"temp_url_sig": "nonsense", "temp_url_expires": expires}), 401)
+        put_sig = _signed("PUT", expires, f"{base}/{c}/new", key, "sha512")
+        r = anonymous.put(f"{base}/{c}/new", params={"temp_url_sig": put_sig, "temp_url_expires": expires},
+                          content=b"uploaded")
+        assert r.status_code == 201
+        prefix_sig = _signed("GET", expires, f"prefix:{base}/{c}/dir/", key)
+        r = anonymous.get(path, params={"temp_url_sig": prefix_sig, "temp_url_expires": expires,
+                                        "temp_url_prefix": "dir/"})
+        assert r.content == b"temp"
+        swift_error(anonymous.get(f"{base}/{c}/new", params={"temp_url_sig": prefix_sig, "temp_url_expires": expires,
+                                                             "temp_url_prefix": "dir/"}), 401)
+    assert alpha.member.get(f"{base}/{c}/new").content == b"uploaded"

@@ -106,3 +106,27 @@ def test_swift_segmented_upload_and_download(cloud: Cloud, user_env: dict[str, s
     assert hashlib.md5((out / "big.bin").read_bytes()).hexdigest() == hashlib.md5(data).hexdigest()
     run(cloud, env, SWIFT, "delete", container, "big.bin")
     assert run(cloud, env, SWIFT, "list", f"{container}_segments").stdout.split() == []
+
+
+def test_swift_public_container_and_tempurl(cloud: Cloud, user_env: dict[str, str], tmp_path: Path):
+    """`swift post -r '.r:*'` opens a container to reads without a token; `swift tempurl` signs a GET."""
+    import httpx
+
+    env = {**user_env, "OS_AUTH_VERSION": "3"}
+    (tmp_path / "page.html").write_text("<p>hi</p>")
+    run(cloud, env, SWIFT, "upload", "site", "page.html", cwd=tmp_path)
+    storage_url = [line.split("=", 1)[1].strip("'") for line in run(cloud, env, SWIFT, "auth").stdout.splitlines()
+                   if line.startswith("export OS_STORAGE_URL=")][0]
+    with httpx.Client(verify=cloud.ssl_context()) as anonymous:
+        assert anonymous.get(f"{storage_url}/site/page.html").status_code == 401
+        run(cloud, env, SWIFT, "post", "-r", ".r:*", "site")
+        r = anonymous.get(f"{storage_url}/site/page.html")
+        assert r.status_code == 200 and r.text == "<p>hi</p>"
+        run(cloud, env, SWIFT, "post", "-r", "", "site")
+        assert anonymous.get(f"{storage_url}/site/page.html").status_code == 401
+        run(cloud, env, SWIFT, "post", "-m", "Temp-URL-Key:secret")
+        path = storage_url.split("://", 1)[1].split("/", 1)[1]
+        signed = run(cloud, env, SWIFT, "tempurl", "--digest", "sha256", "GET", "60", f"/{path}/site/page.html",
+                     "secret").stdout.strip()
+        r = anonymous.get(storage_url.split("/object-store")[0] + signed)
+        assert r.status_code == 200 and r.text == "<p>hi</p>"

@@ -10,7 +10,7 @@ from typing import Any
 
 from cloudbox.api.routes import ApiSpec, Call, Reply, Route
 from cloudbox.errors import NotFound
-from cloudbox.object import acl, core, large, views
+from cloudbox.object import acl, core, large, tempurl, views
 from cloudbox.object.api_objects import object_routes
 from cloudbox.object.service import ObjectService
 
@@ -25,7 +25,10 @@ def info_document() -> dict[str, Any]:
     return {"swift": {"version": "2.34.0-cloudbox", **core.LIMITS, "policies": [{"name": "default", "default": True}]},
             "slo": {"max_manifest_segments": large.SLO_MAX_SEGMENTS, "max_manifest_size": large.SLO_MAX_MANIFEST,
                     "min_segment_size": 1},
-            "dlo": {"max_get_time": 86400}, "keystoneauth": {}}
+            "dlo": {"max_get_time": 86400}, "keystoneauth": {},
+            "tempurl": {"methods": list(tempurl.METHODS), "allowed_digests": sorted(tempurl.DIGESTS),
+                        "incoming_remove_headers": [], "incoming_allow_headers": [],
+                        "outgoing_remove_headers": [], "outgoing_allow_headers": []}}
 
 
 class Access:
@@ -34,7 +37,11 @@ class Access:
     def __init__(self, svc: ObjectService) -> None:
         self.svc = svc
 
-    async def __call__(self, call: Call, account: str, op: str, container: str | None = None) -> None:
+    async def __call__(self, call: Call, account: str, op: str, container: str | None = None,
+                       object_name: str | None = None) -> None:
+        if object_name is not None and container is not None and "temp_url_sig" in call.query:
+            await self._temp_url(call, account, container, object_name)
+            return
         caller = acl.caller_of(call.auth)
         owner = caller is not None and caller.project_id == account and caller.can_read_own
         metadata: dict[str, str] = {}
@@ -45,6 +52,16 @@ class Access:
                 pass
         acl.check(caller, account, op, read_acl=metadata.get("x-container-read"),
                   write_acl=metadata.get("x-container-write"), referer=call.request.headers.get("Referer"))
+
+    async def _temp_url(self, call: Call, account: str, container: str, object_name: str) -> None:
+        """A TempURL stands in for a token: signed with a key of the account or the container."""
+        keys = tempurl.keys_of((await self.svc.head_account(account)).metadata, "x-account-meta-")
+        try:
+            keys += tempurl.keys_of((await self.svc.head_container(account, container)).metadata,
+                                    "x-container-meta-")
+        except NotFound:
+            pass
+        tempurl.check(call.query, call.request.method, call.request.path, object_name, keys, self.svc.clock())
 
 
 def metadata_changes(headers: Any, kind: str) -> tuple[dict[str, str], list[str]]:

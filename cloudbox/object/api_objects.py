@@ -20,7 +20,7 @@ OBJECT = "/AUTH_{account}/{container}/{object:path}"
 DRAIN_LIMIT = 1 << 20  # bytes of a refused upload read and dropped, so the client reads the refusal
 DRAIN_SECONDS = 5.0
 
-Authorize = Callable[[Call, str, str, str | None], Awaitable[None]]
+Authorize = Callable[..., Awaitable[None]]  # api.Access: (call, account, op, container, object)
 
 
 def _declared_length(call: Call) -> int | None:
@@ -118,7 +118,7 @@ def object_routes(svc: ObjectService, authorize: Authorize) -> list[Route]:
         return None
 
     async def object_get(call: Call, account: str, container: str, object: str) -> Any:
-        await authorize(call, account, acl.OBJECT_READ, container)
+        await authorize(call, account, acl.OBJECT_READ, container, object)
         reader = await svc.open_object(account, container, object)
         try:
             info = _live(reader.info, svc.now())
@@ -147,13 +147,17 @@ def object_routes(svc: ObjectService, authorize: Authorize) -> list[Route]:
         except BaseException:
             reader.close()
             raise
+        if "filename" in call.query or "inline" in call.query:  # TempURL's download hints
+            name = call.query.get("filename") or object.rsplit("/", 1)[-1]
+            kind = "inline" if "inline" in call.query else "attachment"
+            headers["Content-Disposition"] = f"{kind}; filename*=UTF-8''{urllib.parse.quote(name)}"
         if big is not None:
             reader.close()
             return _stream(large.stream(svc, account, big, start, end), code, headers)
         return _stream(reader.chunks(start, end), code, headers)
 
     async def object_head(call: Call, account: str, container: str, object: str) -> Any:
-        await authorize(call, account, acl.OBJECT_READ, container)
+        await authorize(call, account, acl.OBJECT_READ, container, object)
         info = _live(await svc.head_object(account, container, object), svc.now())
         etag = info.etag
         headers = views.object_headers(info)
@@ -172,7 +176,7 @@ def object_routes(svc: ObjectService, authorize: Authorize) -> list[Route]:
 
     async def object_put(call: Call, account: str, container: str, object: str) -> Reply:
         try:
-            await authorize(call, account, acl.OBJECT_WRITE, container)
+            await authorize(call, account, acl.OBJECT_WRITE, container, object)
             core.check_object_name(object)
             headers = call.request.headers
             length = _declared_length(call)
@@ -209,7 +213,7 @@ def object_routes(svc: ObjectService, authorize: Authorize) -> list[Route]:
                                  "Content-Length": "0"})
 
     async def object_post(call: Call, account: str, container: str, object: str) -> Reply:
-        await authorize(call, account, acl.OBJECT_WRITE, container)
+        await authorize(call, account, acl.OBJECT_WRITE, container, object)
         headers = call.request.headers
         meta, _ = core.user_metadata(headers, "x-object-meta-")
         core.check_metadata(meta, "X-Object-Meta-")
@@ -220,7 +224,7 @@ def object_routes(svc: ObjectService, authorize: Authorize) -> list[Route]:
                      {"Content-Type": "text/html; charset=UTF-8"})
 
     async def object_delete(call: Call, account: str, container: str, object: str) -> Reply:
-        await authorize(call, account, acl.OBJECT_WRITE, container)
+        await authorize(call, account, acl.OBJECT_WRITE, container, object)
         if call.query.get("multipart-manifest") == "delete":
             report = await large.delete_slo(svc, account, container, object)
             if "json" in call.request.headers.get("Accept", ""):
