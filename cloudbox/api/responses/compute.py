@@ -182,6 +182,9 @@ def docs() -> dict[tuple[str, str], Doc]:
         ("GET", "/compute"): Doc({200: obj({"versions": array(VERSION)})}, anonymous=True),
         ("GET", "/compute/v2"): Doc({200: wrap("version", VERSION)}, anonymous=True),  # Nova's legacy v2
         # servers
+        # With block_device_mapping(_v2) a server boots from a volume (imageRef "" allowed): Nova's
+        # 400s for bad mappings (boot sequence, sizes, a volume/image/snapshot not found or a volume
+        # not available or not bootable, ephemeral/swap local disks: not built); 503 without volumes.
         ("POST", f"{P}/servers"): nova({202: SERVER_CREATED}),
         ("GET", f"{P}/servers"): nova({200: listing("servers", SERVER_SUMMARY)}),
         ("GET", f"{P}/servers/detail"): nova({200: listing("servers", SERVER)}),
@@ -189,7 +192,9 @@ def docs() -> dict[tuple[str, str], Doc]:
         ("PUT", server): nova({200: wrap("server", {"anyOf": [SERVER, SERVER_CHANGED]})}),
         ("DELETE", server): nova({204: None}),
         # os-getConsoleOutput answers 200 with the output; the other actions 202, with a body for some
-        # (rebuild, createImage from 2.45), so the 202 body is left undescribed.
+        # (rebuild, createImage from 2.45), so the 202 body is left undescribed. A volume-backed
+        # server: createImage snapshots its volumes (an image with no data, bdm_v2 True), createBackup
+        # and a rebuild with another image than its volume's are 400s (Nova's, below 2.93).
         # (rescue answers 200 with the rescue password; confirmResize 204)
         ("POST", f"{server}/action"): nova({200: {"anyOf": [obj({"output": STR}), obj({"adminPass": STR})]},
                                             202: None, 204: None}),
