@@ -18,7 +18,7 @@ import pytest
 from tests.cloud import Cloud, wait_for
 from tests.compute_helpers import boot, make_qcow2, upload_image, wait_gone, wait_server
 from tests.test_image_api import Tenant, admin, alpha, beta  # noqa: F401 (fixtures)
-from tests.test_volume_api import V, create, fault, unique, wait_volume
+from tests.test_volume_api import V, create, fault, unique, volume_file, wait_volume
 
 S = "/compute/v2.1/servers"
 
@@ -232,3 +232,21 @@ def test_deleting_a_server_detaches_its_volumes_and_deletes_those_marked(alpha: 
     wait_gone(alpha.member, sid)
     assert wait_volume(alpha.member, kept["id"], {"available"})["attachments"] == []
     wait_for(lambda: alpha.member.get(f"{V}/volumes/{dropped['id']}").status_code == 404, 30, "the volume to go")
+
+
+def test_an_attach_the_volume_node_cannot_serve_is_undone(cloud: Cloud, alpha: Tenant, image: dict[str, Any]):
+    """The volume's data is missing: the volume service cannot give a connection (503); the
+    reservation and the mapping made before are undone."""
+    sid = server_of(alpha, image)
+    vol = create(alpha.member)
+    data = volume_file(cloud, vol["id"])
+    hidden = data.with_name(data.name + ".hidden")
+    data.rename(hidden)
+    try:
+        fault(attach(alpha.member, sid, vol["id"]), 503, "no data")
+    finally:
+        hidden.rename(data)
+    unchanged(alpha.member, sid, vol["id"], "available", set())
+    assert volume(alpha.member, vol["id"])["attachments"] == []
+    assert attach(alpha.member, sid, vol["id"]).status_code == 200  # and it attaches once it can
+    detach(alpha.member, sid, vol["id"])

@@ -205,8 +205,8 @@ class ComputeVolumes:
             attachment = await self.service.attach.connect(None, bdm["attachment_id"], connector)
             disk = volume_disk({**bdm, "connection_info": attachment["connection_info"]})
             if await self.svc.driver.get_state(server["id"]) is not None:
+                plugged = True  # before the call: a plug that failed half-way is unplugged too
                 await self.svc.driver.attach_disk(server["id"], disk)
-                plugged = True
             await self.service.attach.complete(None, bdm["attachment_id"])
             return await self.svc.engine.propose(v.UpdateBlockDevice(bdm["id"], {
                 "status": "attached", "connection_info": attachment["connection_info"], "updated_at": stamp()}))
