@@ -24,7 +24,7 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from cloudbox.object import s3_auth
-from tests.cloud import Cloud, run_cli
+from tests.cloud import Cloud
 from tests.identity_helpers import Ident, Team, unique
 
 MiB = 1 << 20
@@ -354,3 +354,51 @@ def test_virtual_hosted_buckets(new_cloud: Cloud) -> None:
     assert s3_client(new_cloud, keys).get_object(Bucket="vhost", Key="dir/key.txt")["Body"].read() == b"virtual"
     ident.admin.close()
     ident.anon.close()
+
+
+ODD_REQUESTS = [
+    # (method, path and query, headers, body, status, code)
+    ("PUT", "/{b}/k?partNumber=1&uploadId=..%2F..%2Fetc", {}, b"x", 404, "NoSuchUpload"),
+    ("PUT", "/{b}/k?partNumber=abc&uploadId=" + "0" * 32, {}, b"x", 400, "InvalidArgument"),
+    ("GET", "/{b}/k?uploadId=" + "f" * 32, {}, b"", 404, "NoSuchUpload"),
+    ("POST", "/{b}?delete", {"Content-MD5": "AAAAAAAAAAAAAAAAAAAAAA=="},
+     b'<!DOCTYPE d [<!ENTITY a "a">]><Delete><Object><Key>&a;</Key></Object></Delete>', 400, "BadDigest"),
+    ("POST", "/{b}?delete", {}, b"<Delete><Object><Key>k</Key></Object></Delete>", 400, "InvalidRequest"),
+    ("GET", "/{b}?list-type=2&continuation-token=%2A%2A%2A", {}, b"", 400, "InvalidArgument"),
+    ("GET", "/{b}?max-keys=-1", {}, b"", 400, "InvalidArgument"),
+    ("GET", "/{b}?encoding-type=base64", {}, b"", 400, "InvalidArgument"),
+    ("GET", "/{b}?list-type=9", {}, b"", 400, "InvalidArgument"),
+    ("GET", "/{b}?policy", {}, b"", 501, "NotImplemented"),
+    ("PUT", "/{b}?versioning", {}, b"<VersioningConfiguration><Status>Maybe</Status></VersioningConfiguration>",
+     400, "MalformedXML"),
+    ("PUT", "/{b}/copy", {"x-amz-copy-source": "nobucket"}, b"", 400, "InvalidArgument"),
+    ("PUT", "/{b}/copy", {"x-amz-copy-source": "/{b}/missing"}, b"", 404, "NoSuchKey"),
+    ("PUT", "/{b}/copy", {"x-amz-copy-source": "/{b}/k?versionId=v9"}, b"", 404, "NoSuchVersion"),
+    ("PUT", "/{b}/" + "k" * 1100, {}, b"x", 400, "KeyTooLongError"),
+    ("PUT", "/{b}/k", {"Content-MD5": "not base64"}, b"x", 400, "InvalidDigest"),
+    ("PATCH", "/{b}/k", {}, b"", 405, "MethodNotAllowed"),
+    ("GET", "/{b}/k?versionId=v1", {}, b"", 404, "NoSuchVersion"),
+    ("DELETE", "/{b}?uploads", {}, b"", 405, "MethodNotAllowed"),
+    ("PUT", "/UPPER", {}, b"", 400, "InvalidBucketName"),
+    ("PUT", "/" + "b" * 300, {}, b"", 400, "InvalidBucketName"),
+    ("GET", "/" + "b" * 300 + "/k", {}, b"", 404, "NoSuchBucket"),
+]
+
+
+@pytest.mark.parametrize("method, target, headers, body, status, code", ODD_REQUESTS)
+def test_odd_signed_requests_get_xml_errors_and_change_nothing(cloud: Cloud, tenant: Tenant, method: str,
+                                                               target: str, headers: dict[str, str], body: bytes,
+                                                               status: int, code: str) -> None:
+    bucket = "odd-" + tenant.team.project["id"][:8]
+    try:
+        tenant.s3.create_bucket(Bucket=bucket)
+        tenant.s3.put_object(Bucket=bucket, Key="k", Body=b"kept")
+    except ClientError:
+        pass  # made by an earlier case
+    path = "/s3" + target.replace("{b}", bucket)
+    headers = {k: v.replace("{b}", bucket) for k, v in headers.items()}
+    signed_path, signed = _signed(cloud, tenant.keys, method, path, body, headers)
+    with cloud.client() as client:
+        _xml_error(client.request(method, signed_path, headers=signed, content=body), status, code)
+    assert keys_of(tenant.s3, bucket) == ["k"]
+    assert tenant.s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"kept"

@@ -194,8 +194,8 @@ async def list_objects(gw: S3Gateway, request: S3Request) -> S3Response:
         marker = start_after
         if token is not None:
             try:
-                marker = base64.urlsafe_b64decode(token.encode()).decode()
-            except (ValueError, UnicodeDecodeError) as exc:
+                marker = base64.b64decode(token.encode(), altchars=b"-_", validate=True).decode()
+            except (ValueError, UnicodeDecodeError) as exc:  # binascii.Error is a ValueError
                 raise S3Error("InvalidArgument", "The continuation token provided is incorrect",
                               ArgumentName="continuation-token") from exc
         listing = await _listing(gw, request, prefix, delimiter, marker, max_keys)
