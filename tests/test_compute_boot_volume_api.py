@@ -162,6 +162,17 @@ def test_bad_mappings_are_refused_and_make_nothing(alpha: Tenant, image: dict[st
     r = client.post(f"{S}/{server['id']}/action", json={"rebuild": {"imageRef": other["id"]}}, headers=LATEST)
     assert r.status_code == 400 and "Unable to rebuild with a different image for a volume-backed server" in r.text
     assert client.get(f"{S}/{server['id']}", headers=LATEST).json()["server"]["status"] == "ACTIVE"
+    # What would copy or move an image disk it has not: rescue is Nova's 400, the others cloudbox's 409.
+    for action, body, status in (("rescue", {}, 400), ("shelve", None, 409), ("resize", {"flavorRef": "1"}, 409),
+                                 ("migrate", None, 409), ("createBackup", {"name": "b", "backup_type": "daily",
+                                                                            "rotation": 1}, 400)):
+        r = client.post(f"{S}/{server['id']}/action", json={action: body}, headers=LATEST)
+        assert r.status_code == status, (action, r.text)
+    # With the image its volume came from, a rebuild defines the guest again on the same volume.
+    r = client.post(f"{S}/{server['id']}/action", json={"rebuild": {"imageRef": image["id"]}}, headers=LATEST)
+    assert r.status_code == 202, r.text
+    rebuilt = wait_server(client, server["id"], {"ACTIVE"})
+    assert attached(rebuilt) == [{"id": volume["id"], "delete_on_termination": False}]
     delete(client, server["id"])
 
 

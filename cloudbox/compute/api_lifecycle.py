@@ -6,7 +6,7 @@ migrations, Nova's from 2.23: none here).  The work itself is in ``lifecycle``."
 from __future__ import annotations
 
 import datetime
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from cloudbox.api.routes import Call, Reply, Route
 from cloudbox.compute.api import Version, route
@@ -123,10 +123,24 @@ async def migrate(svc: ComputeService, call: Call, version: Version, server: dic
     return Reply(None, 202)
 
 
+Action = Callable[[ComputeService, Call, Version, dict[str, Any], dict[str, Any]], Awaitable[Reply]]
+
+
+def image_backed_only(action: str, handler: Action) -> Action:
+    """An action cloudbox does only for a server whose root disk is its image (boot_volumes_service)."""
+    async def checked(svc: ComputeService, call: Call, version: Version, server: dict[str, Any],
+                      args: dict[str, Any]) -> Reply:
+        await svc.boot_volumes.refuse_volume_backed(server, action)
+        return await handler(svc, call, version, server, args)
+
+    return checked
+
+
 ACTIONS = {
-    "rescue": rescue, "unrescue": unrescue, "shelve": shelve, "shelveOffload": shelve_offload,
-    "unshelve": unshelve, "resize": resize, "confirmResize": confirm_resize, "revertResize": revert_resize,
-    "migrate": migrate,
+    "rescue": image_backed_only("rescue", rescue), "unrescue": unrescue,
+    "shelve": image_backed_only("shelve", shelve), "shelveOffload": image_backed_only("shelveOffload", shelve_offload),
+    "unshelve": unshelve, "resize": image_backed_only("resize", resize), "confirmResize": confirm_resize,
+    "revertResize": revert_resize, "migrate": image_backed_only("migrate", migrate),
 }
 
 

@@ -277,6 +277,16 @@ class BootVolumes:
                     await changed.wait()
 
     # --- actions on volume-backed servers ------------------------------------------------------------
+    async def refuse_volume_backed(self, server: dict[str, Any], action: str) -> None:
+        """Rescue (Nova's 400 before 2.87), shelve, resize and migrate move or copy the image disk,
+        which a volume-backed server has not: refused (409) rather than left half-done."""
+        if not await self.volume_backed(server["id"]):
+            return
+        if action == "rescue":
+            raise BadRequest("Cannot rescue a volume-backed instance.")
+        raise Conflict(f"Cannot '{action}' instance {server['id']}: cloudbox does not {action} volume-backed "
+                       f"servers yet.")
+
     async def check_rebuild(self, server: dict[str, Any], image: dict[str, Any]) -> None:
         """Nova (below 2.93, and cloudbox at every version: it does not reimage volumes) rebuilds a
         volume-backed server only with the image its root volume came from."""
