@@ -306,3 +306,26 @@ def test_temp_urls(cloud: Cloud, alpha: Tenant):
         swift_error(anonymous.get(f"{base}/{c}/new", params={"temp_url_sig": prefix_sig, "temp_url_expires": expires,
                                                              "temp_url_prefix": "dir/"}), 401)
     assert alpha.member.get(f"{base}/{c}/new").content == b"uploaded"
+
+
+def test_bulk_delete_and_what_grantees_see(alpha: Tenant, beta: Tenant):
+    c, other, base = unique("c"), unique("c"), account(alpha)
+    client = alpha.member
+    assert client.put(f"{base}/{c}", headers={"X-Container-Meta-Temp-URL-Key": "k",
+                                              "X-Container-Read": f"{beta.project_id}:*"}).status_code == 201
+    assert client.put(f"{base}/{other}").status_code == 201
+    for name in ("a", "b c", "d/é"):
+        assert client.put(f"{base}/{c}/{name}", content=b"x").status_code == 201
+    seen = beta.member.head(f"{base}/{c}")
+    assert seen.status_code == 204 and "X-Container-Meta-Temp-Url-Key" not in seen.headers
+    assert "X-Container-Read" not in seen.headers
+    assert client.head(f"{base}/{c}").headers["X-Container-Read"] == f"{beta.project_id}:*"
+    body = "\n".join(["/" + c + "/a", f"/{c}/b%20c", f"/{c}/d/%C3%A9", f"/{c}/missing", f"/{other}"])
+    r = beta.member.post(base, params={"bulk-delete": ""}, content=body, headers={"Accept": "application/json"})
+    assert r.status_code == 200 and r.json()["Number Deleted"] == 0 and len(r.json()["Errors"]) == 5
+    r = client.post(base, params={"bulk-delete": ""}, content=body, headers={"Accept": "application/json"})
+    report = r.json()
+    assert (report["Number Deleted"], report["Number Not Found"], report["Errors"]) == (4, 1, [])
+    assert client.get(f"{base}/{c}").status_code == 204 and client.head(f"{base}/{other}").status_code == 404
+    r = client.post(base, params={"bulk-delete": ""}, content=f"/{c}\n/{c}/x\n")
+    assert r.status_code == 200 and r.text.startswith("Number Deleted: 1\nNumber Not Found: 1\n")

@@ -10,7 +10,7 @@ from typing import Any
 
 from cloudbox.api.routes import ApiSpec, Call, Reply, Route
 from cloudbox.errors import NotFound
-from cloudbox.object import acl, core, large, tempurl, views
+from cloudbox.object import acl, bulk, core, large, tempurl, views
 from cloudbox.object.api_objects import object_routes
 from cloudbox.object.service import ObjectService
 
@@ -26,6 +26,8 @@ def info_document() -> dict[str, Any]:
             "slo": {"max_manifest_segments": large.SLO_MAX_SEGMENTS, "max_manifest_size": large.SLO_MAX_MANIFEST,
                     "min_segment_size": 1},
             "dlo": {"max_get_time": 86400}, "keystoneauth": {},
+            "bulk_delete": {"max_deletes_per_request": bulk.BULK_DELETE_LIMIT,
+                            "max_failed_deletes": bulk.BULK_DELETE_LIMIT},
             "tempurl": {"methods": list(tempurl.METHODS), "allowed_digests": sorted(tempurl.DIGESTS),
                         "incoming_remove_headers": [], "incoming_allow_headers": [],
                         "outgoing_remove_headers": [], "outgoing_allow_headers": []}}
@@ -43,9 +45,8 @@ class Access:
             await self._temp_url(call, account, container, object_name)
             return
         caller = acl.caller_of(call.auth)
-        owner = caller is not None and caller.project_id == account and caller.can_read_own
         metadata: dict[str, str] = {}
-        if container is not None and not owner:
+        if container is not None and not owns(call, account):
             try:
                 metadata = (await self.svc.head_container(account, container)).metadata
             except NotFound:
@@ -62,6 +63,12 @@ class Access:
         except NotFound:
             pass
         tempurl.check(call.query, call.request.method, call.request.path, object_name, keys, self.svc.clock())
+
+
+def owns(call: Call, account: str) -> bool:
+    """Whether the caller's token is of the account's project (it sees keys and ACLs)."""
+    caller = acl.caller_of(call.auth)
+    return caller is not None and caller.project_id == account and caller.can_read_own
 
 
 def metadata_changes(headers: Any, kind: str) -> tuple[dict[str, str], list[str]]:
@@ -108,10 +115,25 @@ def build(svc: ObjectService) -> ApiSpec:
         return Reply(None, 204, views.account_headers(await svc.head_account(account)))
 
     async def account_post(call: Call, account: str) -> Reply:
+        if "bulk-delete" in call.query:
+            return await bulk_delete(call, account)
         await authorize(call, account, acl.ACCOUNT_WRITE)
         changes, removed = metadata_changes(call.request.headers, "account")
         info = await svc.update_account(account, changes, removed)
         return Reply(None, 204, views.account_headers(info))
+
+    async def bulk_delete(call: Call, account: str) -> Reply:
+        async def delete(container: str, name: str | None) -> None:
+            if name is None:
+                await authorize(call, account, acl.CONTAINER_WRITE)
+                await svc.delete_container(account, container)
+            else:
+                await authorize(call, account, acl.OBJECT_WRITE, container)
+                await svc.delete_object(account, container, name)
+
+        report = await bulk.run(await bulk.read_lines(call.request.body), delete)
+        body, media = bulk.render(report, call.request.headers.get("Accept", ""))
+        return Reply(body, 200, {"Content-Type": media})
 
     # --- containers -----------------------------------------------------------------------------
     async def container_listing(call: Call, account: str, container: str) -> Reply:
@@ -127,11 +149,12 @@ def build(svc: ObjectService) -> ApiSpec:
                                          reverse=opts.reverse)
         fmt = views.listing_format(call.query.get("format"), call.request.headers.get("Accept"))
         return listing_reply(views.object_listing(container, entries, fmt), fmt, not entries,
-                             views.container_headers(info))
+                             views.container_headers(info, owner=owns(call, account)))
 
     async def container_head(call: Call, account: str, container: str) -> Reply:
         await authorize(call, account, acl.CONTAINER_LIST, container)
-        return Reply(None, 204, views.container_headers(await svc.head_container(account, container)))
+        return Reply(None, 204, views.container_headers(await svc.head_container(account, container),
+                                                        owner=owns(call, account)))
 
     async def container_put(call: Call, account: str, container: str) -> Reply:
         await authorize(call, account, acl.CONTAINER_WRITE)
@@ -155,8 +178,8 @@ def build(svc: ObjectService) -> ApiSpec:
         Route("GET", ACCOUNT, account_listing, access="public", summary="List the account's containers",
               query=LISTING_QUERY),
         Route("HEAD", ACCOUNT, account_head, access="public", summary="Show the account's metadata", status=204),
-        Route("POST", ACCOUNT, account_post, access="public", summary="Set or remove account metadata",
-              status=204, raw_body=True),
+        Route("POST", ACCOUNT, account_post, access="public", status=204, raw_body=True, query=("bulk-delete",),
+              summary="Set or remove account metadata; with bulk-delete, delete the objects the body lists"),
         Route("GET", CONTAINER, container_listing, access="public", summary="List a container's objects",
               query=LISTING_QUERY + ("path",)),
         Route("HEAD", CONTAINER, container_head, access="public", summary="Show a container's metadata", status=204),

@@ -30,12 +30,17 @@ def account_headers(info: core.AccountInfo) -> dict[str, str]:
     return headers
 
 
-def container_headers(info: core.ContainerInfo) -> dict[str, str]:
+# What only the account's own project sees of a container (Swift hides them from ACL grantees).
+OWNER_ONLY = ("x-container-read", "x-container-write", "x-container-meta-temp-url-key",
+              "x-container-meta-temp-url-key-2")
+
+
+def container_headers(info: core.ContainerInfo, *, owner: bool = True) -> dict[str, str]:
     headers = {
         "X-Container-Object-Count": str(info.object_count), "X-Container-Bytes-Used": str(info.bytes_used),
         "X-Timestamp": timestamp(info.created_at), "X-Put-Timestamp": timestamp(info.created_at),
     }
-    headers.update(_title_all(info.metadata))
+    headers.update(_title_all({k: v for k, v in info.metadata.items() if owner or k not in OWNER_ONLY}))
     return headers
 
 

@@ -23,7 +23,7 @@ def docs() -> dict[tuple[str, str], Doc]:
         ("GET", "/info"): Doc({200: INFO}, anonymous=True),
         ("GET", ACCOUNT): Doc({200: ANY, 204: None}, errors=(412,)),
         ("HEAD", ACCOUNT): Doc({204: None}),
-        ("POST", ACCOUNT): Doc({204: None}),
+        ("POST", ACCOUNT): Doc({204: None, 200: Raw("*/*")}),  # 200: a bulk delete's report
         ("GET", CONTAINER): Doc({200: ANY, 204: None}, errors=(412,)),
         ("HEAD", CONTAINER): Doc({204: None}),
         ("PUT", CONTAINER): Doc({201: None, 202: None}),
