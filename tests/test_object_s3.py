@@ -402,3 +402,42 @@ def test_odd_signed_requests_get_xml_errors_and_change_nothing(cloud: Cloud, ten
         _xml_error(client.request(method, signed_path, headers=signed, content=body), status, code)
     assert keys_of(tenant.s3, bucket) == ["k"]
     assert tenant.s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"kept"
+
+
+def _signed_stream(cloud: Cloud, keys: dict[str, str], path: str, chunks: list[bytes]) -> tuple[dict[str, str], bytes]:
+    """A PUT whose body is STREAMING-AWS4-HMAC-SHA256-PAYLOAD (as the AWS SDKs for Java and Go send
+    it): the seed signed by botocore, each chunk's signature chained on it."""
+    size = sum(len(c) for c in chunks)
+    framed = sum(len(b"%x;chunk-signature=" % len(c)) + 64 + 4 + len(c) for c in [*chunks, b""])
+    request = AWSRequest("PUT", cloud.url + path, headers={
+        "Content-Encoding": "aws-chunked", "x-amz-decoded-content-length": str(size), "Content-Length": str(framed)})
+    auth = S3SigV4Auth(Credentials(keys["access"], keys["secret"]), "s3", "RegionOne")
+    auth.payload = lambda request: s3_auth.STREAMING_SIGNED  # type: ignore[method-assign]
+    auth.add_auth(request)
+    headers = dict(request.headers.items())
+    seed = headers["Authorization"].rsplit("Signature=", 1)[1]
+    date = headers["X-Amz-Date"]
+    signer = s3_auth.Signer(s3_auth.signing_key(keys["secret"], date[:8], "RegionOne", "s3"),
+                            f"{date[:8]}/RegionOne/s3/aws4_request", date, seed)
+    body, previous = b"", seed
+    for chunk in [*chunks, b""]:
+        previous = signer.chunk_signature(previous, hashlib.sha256(chunk).hexdigest())
+        body += b"%x;chunk-signature=%s\r\n%s\r\n" % (len(chunk), previous.encode(), chunk)
+    assert len(body) == framed
+    return headers, body
+
+
+def test_signed_aws_chunked_bodies(cloud: Cloud, tenant: Tenant) -> None:
+    bucket = unique("sig")
+    tenant.s3.create_bucket(Bucket=bucket)
+    chunks = [os.urandom(64 * 1024), os.urandom(64 * 1024), b"tail"]
+    headers, body = _signed_stream(cloud, tenant.keys, f"/s3/{bucket}/signed", chunks)
+    with cloud.client() as client:
+        r = client.put(f"/s3/{bucket}/signed", headers=headers, content=body)
+        assert r.status_code == 200, r.text
+        assert r.headers["etag"] == f'"{hashlib.md5(b"".join(chunks)).hexdigest()}"'
+        headers, body = _signed_stream(cloud, tenant.keys, f"/s3/{bucket}/forged", chunks)
+        forged = body.replace(chunks[1][:100], bytes(100), 1)
+        _xml_error(client.put(f"/s3/{bucket}/forged", headers=headers, content=forged), 403, "SignatureDoesNotMatch")
+    assert tenant.s3.get_object(Bucket=bucket, Key="signed")["Body"].read() == b"".join(chunks)
+    assert keys_of(tenant.s3, bucket) == ["signed"]

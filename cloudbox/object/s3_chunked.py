@@ -9,8 +9,9 @@ aws-chunked (Content-Encoding: aws-chunked; x-amz-content-sha256 names the varia
     <size in hex>[;chunk-signature=<64 hex>]\\r\\n <size bytes> \\r\\n   ... repeated, then
     0[;chunk-signature=<64 hex>]\\r\\n  [<trailer name>:<value>\\r\\n ...]  \\r\\n
 - STREAMING-AWS4-HMAC-SHA256-PAYLOAD: every chunk (the last, empty one too) is signed, each
-  signature chained on the previous one (the first on the request's signature); a chunk is
-  held until its signature is checked (at most MAX_SIGNED_CHUNK bytes);
+  signature chained on the previous one (the first on the request's signature); a chunk's
+  bytes go on as they arrive and its signature is checked when it ends: the storage layer
+  commits nothing before the body's last check, so a bad chunk leaves no object behind;
 - STREAMING-UNSIGNED-PAYLOAD-TRAILER (what boto3 and awscli send by default): chunks are not
   signed; a trailer (named in x-amz-trailer) carries a checksum of the payload;
 - STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER: both, the trailer signed by
@@ -33,7 +34,6 @@ from cloudbox.object.s3_auth import STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, 
 from cloudbox.object.s3_xml import S3Error
 
 MAX_LINE = 4096  # a chunk header or a trailer line
-MAX_SIGNED_CHUNK = 16 << 20
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _SIZE = re.compile(r"[0-9a-fA-F]{1,16}")
 
@@ -203,7 +203,7 @@ class ChunkedDecoder:
         self.state = "size"  # size -> data -> crlf -> size ... -> trailer -> done
         self.remaining = 0
         self.chunk_signature = ""
-        self.chunk = bytearray()
+        self.chunk_sha256 = hashlib.sha256()
         self.trailers: dict[str, str] = {}
         self.trailer_lines: list[str] = []
         self.total = 0
@@ -245,14 +245,12 @@ class ChunkedDecoder:
             del self.buffer[:len(piece)]
             self.remaining -= len(piece)
             if self.signed:
-                self.chunk += piece
-            else:
-                self._emit(piece, out)
+                self.chunk_sha256.update(piece)
+            self._emit(piece, out)
             if self.remaining == 0:
                 if self.signed:
-                    self._check_chunk(bytes(self.chunk))
-                    self._emit(bytes(self.chunk), out)
-                    self.chunk = bytearray()
+                    self._check_chunk(self.chunk_sha256.hexdigest())
+                    self.chunk_sha256 = hashlib.sha256()
                 self.state = "crlf"
             return True
         if self.state == "crlf":
@@ -288,20 +286,18 @@ class ChunkedDecoder:
             name, _, signature = extension.partition("=")
             if name.strip() != "chunk-signature" or not _HEX64.fullmatch(signature.strip()):
                 raise S3Error("IncompleteBody", "Each chunk of a signed aws-chunked body carries chunk-signature.")
-            if size > MAX_SIGNED_CHUNK:
-                raise S3Error("InvalidArgument", f"A signed aws-chunked chunk is at most {MAX_SIGNED_CHUNK} bytes.")
             self.chunk_signature = signature.strip()
         if size == 0:
             if self.signed:
-                self._check_chunk(b"")
+                self._check_chunk(hashlib.sha256(b"").hexdigest())
             self.state = "trailer"
             return
         self.remaining = size
         self.state = "data"
 
-    def _check_chunk(self, data: bytes) -> None:
+    def _check_chunk(self, sha256_hex: str) -> None:
         assert self.signer is not None
-        expected = self.signer.chunk_signature(self.previous, hashlib.sha256(data).hexdigest())
+        expected = self.signer.chunk_signature(self.previous, sha256_hex)
         if not hmac.compare_digest(expected, self.chunk_signature):
             raise S3Error("SignatureDoesNotMatch", "The signature of an aws-chunked chunk does not match.")
         self.previous = expected
