@@ -329,3 +329,32 @@ def test_bulk_delete_and_what_grantees_see(alpha: Tenant, beta: Tenant):
     assert client.get(f"{base}/{c}").status_code == 204 and client.head(f"{base}/{other}").status_code == 404
     r = client.post(base, params={"bulk-delete": ""}, content=f"/{c}\n/{c}/x\n")
     assert r.status_code == 200 and r.text.startswith("Number Deleted: 1\nNumber Not Found: 1\n")
+
+
+@pytest.mark.parametrize("mode", ["X-Versions-Location", "X-History-Location"])
+def test_object_versioning(alpha: Tenant, mode: str):
+    c, archive, base = unique("c"), unique("v"), account(alpha)
+    client = alpha.member
+    assert client.put(f"{base}/{archive}").status_code == 201
+    assert client.put(f"{base}/{c}", headers={mode: archive}).status_code == 201
+    assert client.head(f"{base}/{c}").headers[mode] == archive
+    for body in (b"one", b"two", b"three"):
+        assert client.put(f"{base}/{c}/o", content=body).status_code == 201
+    assert client.get(f"{base}/{c}/o").content == b"three"
+    versions = client.get(f"{base}/{archive}", params={"format": "json"}).json()
+    assert [v["name"].startswith("001o/") for v in versions] == [True, True]
+    assert [client.get(f"{base}/{archive}/{v['name']}").content for v in versions] == [b"one", b"two"]
+    assert client.delete(f"{base}/{c}/o").status_code == 204
+    if mode == "X-Versions-Location":  # stack: the newest version comes back
+        assert client.get(f"{base}/{c}/o").content == b"two"
+        assert client.delete(f"{base}/{c}/o").status_code == 204
+        assert client.get(f"{base}/{c}/o").content == b"one"
+        assert client.delete(f"{base}/{c}/o").status_code == 204
+        swift_error(client.get(f"{base}/{c}/o"), 404)
+        assert client.get(f"{base}/{archive}").status_code == 204
+    else:  # history: the deleted object is kept too
+        swift_error(client.get(f"{base}/{c}/o"), 404)
+        assert len(client.get(f"{base}/{archive}", params={"format": "json"}).json()) == 3
+    swift_error(client.post(f"{base}/{c}", headers={"X-Versions-Location": "a", "X-History-Location": "b"}), 400)
+    assert client.post(f"{base}/{c}", headers={f"X-Remove-{mode[2:]}": "x"}).status_code == 204
+    assert mode not in client.head(f"{base}/{c}").headers

@@ -6,10 +6,11 @@ container's ACL (or a TempURL), so each handler decides through ``authorize`` (a
 
 from __future__ import annotations
 
+import urllib.parse
 from typing import Any
 
 from cloudbox.api.routes import ApiSpec, Call, Reply, Route
-from cloudbox.errors import NotFound
+from cloudbox.errors import BadRequest, NotFound
 from cloudbox.object import acl, bulk, core, large, tempurl, views
 from cloudbox.object.api_objects import object_routes
 from cloudbox.object.service import ObjectService
@@ -26,6 +27,7 @@ def info_document() -> dict[str, Any]:
             "slo": {"max_manifest_segments": large.SLO_MAX_SEGMENTS, "max_manifest_size": large.SLO_MAX_MANIFEST,
                     "min_segment_size": 1},
             "dlo": {"max_get_time": 86400}, "keystoneauth": {},
+            "versioned_writes": {"allowed_flags": ["x-versions-location", "x-history-location"]},
             "bulk_delete": {"max_deletes_per_request": bulk.BULK_DELETE_LIMIT,
                             "max_failed_deletes": bulk.BULK_DELETE_LIMIT},
             "tempurl": {"methods": list(tempurl.METHODS), "allowed_digests": sorted(tempurl.DIGESTS),
@@ -76,6 +78,7 @@ def metadata_changes(headers: Any, kind: str) -> tuple[dict[str, str], list[str]
     and (containers) the ACL and versioning headers; full lowercased header names."""
     prefix, remove = f"x-{kind}-", f"x-remove-{kind}-"
     kept = ("read", "write") if kind == "container" else ()
+    versioning = ("x-versions-location", "x-history-location") if kind == "container" else ()
     changes: dict[str, str] = {}
     removed: list[str] = []
     for key, value in headers.items():
@@ -84,8 +87,18 @@ def metadata_changes(headers: Any, kind: str) -> tuple[dict[str, str], list[str]
             changes[low] = value.strip()
         elif low.startswith(remove + "meta-") or (low.startswith(remove) and low[len(remove):] in kept):
             removed.append(prefix + low[len(remove):])
+        elif low in versioning:
+            changes[low] = value.strip()
+        elif low.startswith("x-remove-") and "x-" + low[len("x-remove-"):] in versioning:
+            removed.append("x-" + low[len("x-remove-"):])
     core.check_metadata({k[len(prefix + "meta-"):]: v for k, v in changes.items() if "-meta-" in k},
                         f"X-{kind.capitalize()}-Meta-")
+    versions = [k for k in versioning if changes.get(k)]
+    if len(versions) > 1:
+        raise BadRequest("Only one of X-Versions-Location or X-History-Location may be given")
+    for key in versions:
+        changes[key] = core.check_container_name(urllib.parse.unquote(changes[key]))
+        removed += [other for other in versioning if other != key]  # one mode at a time
     return changes, removed
 
 

@@ -107,6 +107,16 @@ def object_routes(svc: ObjectService, authorize: Authorize) -> list[Route]:
             raise core.PreconditionFailed(f"{name} must name an account (AUTH_<project_id>)")
         return value[5:]
 
+    async def versions_of(account: str, container: str) -> tuple[str, bool]:
+        """(versions container, stack mode?) of a container with versioning on; ("", False) if off."""
+        try:
+            metadata = (await svc.head_container(account, container)).metadata
+        except NotFound:
+            return "", False
+        if metadata.get("x-versions-location"):
+            return metadata["x-versions-location"], True
+        return metadata.get("x-history-location", ""), False
+
     # --- handlers -------------------------------------------------------------------------------
     async def whole(call: Call, account: str, reader: ObjectReader) -> large.Large | None:
         """The large object a manifest stands for (None: a plain object, or the manifest asked for)."""
@@ -203,9 +213,10 @@ def object_routes(svc: ObjectService, authorize: Authorize) -> list[Route]:
                                            content_type=_content_type(call, object), headers=stored)
                 return Reply(None, 201, {"ETag": f'"{info.etag}"', "Content-Length": "0",
                                          "Last-Modified": core.http_date(info.last_modified)})
+            archive, _ = await versions_of(account, container)
             info = await svc.put_object(account, container, object, call.request.body,
                                         content_type=_content_type(call, object), metadata=meta, headers=stored,
-                                        size=length, etag=headers.get("ETag"))
+                                        size=length, etag=headers.get("ETag"), archive=archive)
         except CloudboxError:
             await refused_body(call)
             raise
@@ -231,7 +242,8 @@ def object_routes(svc: ObjectService, authorize: Authorize) -> list[Route]:
                 return Reply(json.dumps(report), 200, {"Content-Type": "application/json; charset=utf-8"})
             text = "".join(f"{k}: {', '.join(v) if isinstance(v, list) else v}\n" for k, v in report.items())
             return Reply(text, 200, {"Content-Type": "text/plain; charset=utf-8"})
-        await svc.delete_object(account, container, object)
+        archive, restore = await versions_of(account, container)
+        await svc.delete_object(account, container, object, archive=archive, restore=restore)
         return Reply(None, 204)
 
     async def object_copy(call: Call, account: str, container: str, object: str) -> Reply:

@@ -71,10 +71,31 @@ def _count(db: sqlite_utils.Database, account: str, container: str, objects: int
                " WHERE account = ? AND name = ?", [objects, size, account, container])
 
 
+def version_name(name: str, last_modified: float) -> str:
+    """Where a version of ``name`` goes in a versions container (Swift's legacy naming: the
+    versions of one name sort together, oldest first)."""
+    return f"{len(name.encode()):03x}{name}/{last_modified:016.5f}"
+
+
+def _move(db: sqlite_utils.Database, row: dict[str, Any], container: str, name: str) -> None:
+    """Move an object's row (its bytes stay: same data id) to another container and name."""
+    db["object_objects"].delete((row["account"], row["container"], row["name"]))
+    _count(db, row["account"], row["container"], -1, -row["size"])
+    replaced = s.get_object(db, row["account"], container, name)
+    if replaced is not None:  # a version of the same second: the newer wins
+        db["object_objects"].delete((row["account"], container, name))
+        _count(db, row["account"], container, -1, -replaced["size"])
+    db["object_objects"].insert(s.encode({**row, "container": container, "name": name}))
+    _count(db, row["account"], container, 1, row["size"])
+
+
 def _put_object(db: sqlite_utils.Database, cmd: c.PutObject) -> str | None:
     row = dict(cmd.row)
     _must_container(db, row["account"], row["container"])
     old = s.get_object(db, row["account"], row["container"], row["name"])
+    if old is not None and cmd.archive and s.get_container(db, row["account"], cmd.archive) is not None:
+        _move(db, old, cmd.archive, version_name(old["name"], old["last_modified"]))
+        old = None
     if old is not None:
         db["object_objects"].delete((row["account"], row["container"], row["name"]))
         _count(db, row["account"], row["container"], -1, -old["size"])
@@ -93,12 +114,20 @@ def _update_object(db: sqlite_utils.Database, cmd: c.UpdateObject) -> None:
                                 s.encode({"metadata": dict(cmd.metadata), "headers": headers, "delete_at": delete_at}))
 
 
-def _delete_object(db: sqlite_utils.Database, cmd: c.DeleteObject) -> str:
+def _delete_object(db: sqlite_utils.Database, cmd: c.DeleteObject) -> str | None:
     row = s.get_object(db, cmd.account, cmd.container, cmd.name)
     if row is None or (cmd.data_id and row["data_id"] != cmd.data_id):
         raise NotFound("The resource could not be found.")
+    archive = s.get_container(db, cmd.account, cmd.archive) if cmd.archive else None
+    if archive is not None and not cmd.restore:  # history mode: the deleted object is kept as a version
+        _move(db, row, cmd.archive, version_name(row["name"], row["last_modified"]))
+        return None
     db["object_objects"].delete((cmd.account, cmd.container, cmd.name))
     _count(db, cmd.account, cmd.container, -1, -row["size"])
+    if archive is not None:  # stack mode: the newest version comes back
+        newest = s.newest_version(db, cmd.account, cmd.archive, f"{len(cmd.name.encode()):03x}{cmd.name}/")
+        if newest is not None:
+            _move(db, newest, cmd.container, cmd.name)
     return row["data_id"]
 
 

@@ -54,9 +54,12 @@ class DeleteContainer(Command):
 @command("object.put")
 class PutObject(Command):
     """An object whose bytes are durable on ``row['nodes']``; replaces one of the same name.
-    Returns the replaced object's data id (its file can go), or None."""
+    Returns the replaced object's data id (its file can go), or None. With ``archive`` (a
+    container of the account: versioning), the replaced object moves there instead, named
+    ``<len(name) as 3 hex digits><name>/<its X-Timestamp>``."""
 
     row: dict[str, Any]
+    archive: str = ""
 
 
 @command("object.update")
@@ -74,10 +77,13 @@ class UpdateObject(Command):
 @command("object.delete")
 class DeleteObject(Command):
     """Delete an object; with ``data_id`` only while that version is the current one (the
-    expirer's guard against deleting a newer upload). Returns the deleted row's data id."""
+    expirer's guard against deleting a newer upload). Returns the data id whose file can go
+    (None when the object moved to its versions container)."""
 
     account: str
     container: str
     name: str
     data_id: str
     at: float
+    archive: str = ""  # versioning: the container of the versions
+    restore: bool = False  # stack mode: the newest version comes back; else (history) the object moves there

@@ -110,7 +110,8 @@ class ObjectService:
     async def put_object(self, account: str, container: str, name: str, body: AsyncIterable[bytes], *,
                          content_type: str = "", metadata: dict[str, str] | None = None,
                          headers: dict[str, str] | None = None, size: int | None = None, etag: str | None = None,
-                         etag_override: str | None = None, size_override: int | None = None) -> core.ObjectInfo:
+                         etag_override: str | None = None, size_override: int | None = None,
+                         archive: str = "") -> core.ObjectInfo:
         core.check_object_name(name)
         await self.head_container(account, container)  # refuse before the bytes come in
         data_id = uuid.uuid4().hex
@@ -120,7 +121,7 @@ class ObjectService:
                 raise core.Unprocessable("Unprocessable Entity")
             size_shown = written.size if size_override is None else size_override  # an SLO's: its segments'
             return await self._commit(account, container, name, data_id, size_shown,
-                                      etag_override or written.md5, content_type, metadata, headers)
+                                      etag_override or written.md5, content_type, metadata, headers, archive)
         except BaseException:
             with trio.CancelScope(shield=True):
                 await self.blobs.unlink(data_id)
@@ -128,14 +129,14 @@ class ObjectService:
 
     async def _commit(self, account: str, container: str, name: str, data_id: str, size: int, etag: str,
                       content_type: str, metadata: dict[str, str] | None,
-                      headers: dict[str, str] | None) -> core.ObjectInfo:
+                      headers: dict[str, str] | None, archive: str = "") -> core.ObjectInfo:
         kept = {k: v for k, v in (headers or {}).items() if v != ""}
         row = {"account": account, "container": container, "name": name, "data_id": data_id, "size": size,
                "etag": etag, "content_type": content_type or "application/octet-stream",
                "last_modified": self.now(), "metadata": dict(metadata or {}), "headers": kept,
                "delete_at": int(kept["x-delete-at"]) if kept.get("x-delete-at") else None,
                "nodes": [self.node_id]}
-        replaced = await self.engine.propose(c.PutObject(row))
+        replaced = await self.engine.propose(c.PutObject(row, archive))
         if replaced:
             await self.blobs.unlink(replaced)
         return store.object_info(row)
@@ -184,10 +185,14 @@ class ObjectService:
                 await self.blobs.unlink(data_id)
             raise
 
-    async def delete_object(self, account: str, container: str, name: str, *, data_id: str = "") -> core.ObjectInfo:
+    async def delete_object(self, account: str, container: str, name: str, *, data_id: str = "",
+                            archive: str = "", restore: bool = False) -> core.ObjectInfo:
+        """Delete an object (with ``archive``: versioning, ``restore`` for Swift's stack mode)."""
         info = await self.head_object(account, container, name)
-        deleted = await self.engine.propose(c.DeleteObject(account, container, name, data_id, self.now()))
-        await self.blobs.unlink(deleted)
+        deleted = await self.engine.propose(c.DeleteObject(account, container, name, data_id, self.now(), archive,
+                                                           restore))
+        if deleted:
+            await self.blobs.unlink(deleted)
         return info
 
     # --- background -----------------------------------------------------------------------------

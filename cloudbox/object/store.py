@@ -167,6 +167,11 @@ def list_objects(db: sqlite_utils.Database, account: str, container: str,
     return [r if isinstance(r, core.Subdir) else object_info(r) for r in rows]
 
 
+def newest_version(db: sqlite_utils.Database, account: str, container: str, prefix: str) -> dict[str, Any] | None:
+    return _one(db, "SELECT * FROM object_objects WHERE account = ? AND container = ? AND name >= ? AND name < ?"
+                " ORDER BY name DESC LIMIT 1", [account, container, prefix, prefix + "\U0010ffff"])
+
+
 def referenced(db: sqlite_utils.Database, data_ids: Iterable[str]) -> set[str]:
     """Which of ``data_ids`` a row still names (the sweep keeps those files)."""
     ids = list(data_ids)
