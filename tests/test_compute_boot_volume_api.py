@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.cloud import wait_for
+from tests.cloud import Cloud, wait_for
 from tests.compute_helpers import LATEST, wait_gone, wait_server
 from tests.test_image_api import Tenant, admin, alpha  # noqa: F401 (fixtures)
 from tests.test_volume_api import V, create, upload_image, wait_volume
@@ -211,3 +211,30 @@ def test_snapshot_of_a_volume_backed_server_boots(alpha: Tenant, image: dict[str
     # The first root was to go with its server too, but a volume with snapshots is not deleted
     # (Cinder's rule; Nova's delete logs it and goes on): it stays, available.
     wait_volume(client, root["id"], {"available"})
+
+
+def test_a_server_whose_volumes_cannot_be_made_fails_and_leaves_none(cloud: Cloud, admin: httpx.Client,
+                                                                    image: dict[str, Any]):
+    """Over the volume quota (one volume): the first volume is made, the second refused; the server
+    goes to ERROR saying why and the first volume is deleted again, as Nova's failed build leaves it."""
+    tenant = Tenant(cloud, admin)
+    try:
+        r = admin.put(f"{V}/os-quota-sets/{tenant.project_id}", json={"quota_set": {"volumes": 1}})
+        assert r.status_code == 200, r.text
+        client = tenant.member
+        public = admin.patch(f"/image/v2/images/{image['id']}", json=[
+            {"op": "replace", "path": "/visibility", "value": "public"}],
+            headers={"Content-Type": "application/openstack-images-v2.1-json-patch"})
+        assert public.status_code == 200, public.text
+        r = client.post(S, headers=LATEST, json=server_body(imageRef=image["id"], block_device_mapping_v2=[
+            {"source_type": "blank", "destination_type": "volume", "volume_size": 1},
+            {"source_type": "blank", "destination_type": "volume", "volume_size": 1}]))
+        assert r.status_code == 202, r.text
+        sid = r.json()["server"]["id"]
+        failed = wait_server(client, sid, {"ERROR"})
+        assert "aborted: VolumeLimitExceeded" in failed["fault"]["message"], failed["fault"]
+        assert attached(failed) == []
+        wait_for(lambda: client.get(f"{V}/volumes").json()["volumes"] == [], 60, "the made volume to be deleted")
+        delete(client, sid)
+    finally:
+        tenant.close()

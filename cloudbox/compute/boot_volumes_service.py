@@ -168,6 +168,8 @@ class BootVolumes:
                     await self._map(ctx, prepared, server, reserved)
                 except CloudboxError as exc:
                     log.warning("volumes of a new server not made", extra={"server_id": server["id"], "why": exc.message})
+                    for attachment in reserved.values():  # no mapping names them: the server's delete would not
+                        await self._forget_attachment(attachment["id"])
                     await self.svc.update(server["id"], {
                         "status": "ERROR", "vm_state": "error", "task_state": None,
                         "fault": {"code": exc.status, "message": f"Build of instance {server['id']} aborted: "
@@ -176,9 +178,36 @@ class BootVolumes:
 
     async def _map(self, ctx: AuthContext, prepared: Prepared, server: dict[str, Any],
                    reserved: dict[str, dict[str, Any]]) -> None:
-        """One server's mappings: the volumes to make are asked for, then every row recorded."""
+        """One server's mappings: the volumes to make are asked for, then every row recorded; on a
+        failure the volumes made for it are deleted again."""
+        bdm_rows: list[dict[str, Any]] = []
+        made: list[str] = []
+        try:
+            await self._make(ctx, prepared, server, reserved, bdm_rows, made)
+            await self.svc.engine.propose(cv.CreateBlockDevices(tuple(bdm_rows)))
+        except BaseException:
+            if made:  # no volume of this server is left unmapped (they are deleted once made)
+                self.svc.spawn(self._delete_when_made, ctx, made)
+            raise
+
+    async def _delete_when_made(self, ctx: AuthContext, volume_ids: list[str]) -> None:
         volumes = self._volume_service()
-        bdm_rows = []
+        for volume_id in volume_ids:
+            try:
+                with trio.move_on_after(VOLUME_WAIT):
+                    while True:
+                        changed = self._changed
+                        if (await volumes.get(ctx, volume_id))["status"] not in ("creating", "downloading"):
+                            break
+                        with trio.move_on_after(RECHECK):
+                            await changed.wait()
+                await volumes.delete(ctx, volume_id)
+            except CloudboxError as exc:
+                log.warning("volume of a failed server not deleted", extra={"volume_id": volume_id, "why": exc.message})
+
+    async def _make(self, ctx: AuthContext, prepared: Prepared, server: dict[str, Any],
+                    reserved: dict[str, dict[str, Any]], bdm_rows: list[dict[str, Any]], made: list[str]) -> None:
+        volumes = self._volume_service()
         for device, name in zip(prepared.request.volumes, prepared.devices):
             attachment_id = None
             if device.source_type == "volume":
@@ -193,8 +222,9 @@ class BootVolumes:
                     body["snapshot_id"] = device.uuid
                 if device.volume_type:
                     body["volume_type"] = device.volume_type
-                made = await volumes.create(ctx, body)
-                volume_id, size = made["id"], made["size"]
+                volume = await volumes.create(ctx, body)
+                volume_id, size = volume["id"], volume["size"]
+                made.append(volume_id)
             bdm_rows.append({
                 "id": str(uuid.uuid4()), "server_id": server["id"], "project_id": server["project_id"],
                 "volume_id": volume_id, "attachment_id": attachment_id, "source_type": device.source_type,
@@ -205,7 +235,6 @@ class BootVolumes:
                 "delete_on_termination": device.delete_on_termination, "status": "attaching",
                 "connection_info": {}, "created_at": stamp(), "updated_at": None,
             })
-        await self.svc.engine.propose(cv.CreateBlockDevices(tuple(bdm_rows)))
 
     async def _forget_attachment(self, attachment_id: str) -> None:
         try:
