@@ -118,3 +118,13 @@ async def test_fake_driver_attaches_detaches_and_keeps_volume_disks_across_a_red
     finally:
         await driver.close()
         forget_host(driver.uri)
+
+
+def test_a_volume_whose_device_another_disk_holds_moves_to_the_next_free_one() -> None:
+    """A rescued guest's own disk is vdb: its volume on vdb shows as the next free device meanwhile."""
+    from cloudbox.compute.driver.real import with_extra_disks
+
+    rescue = with_extra_disks(core.render_domain_xml(spec()), ("/d/disk",))
+    other = str(uuid.uuid4())
+    xml = with_volume_disks(rescue, (VolumeDisk(VOL, "vdb", local()), VolumeDisk(other, "vdc", local("/v/b"))))
+    assert volume_disks(xml) == {VOL: "vdd", other: "vdc"}

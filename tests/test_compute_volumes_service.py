@@ -13,6 +13,7 @@ import pytest
 import trio
 
 from cloudbox.compute import commands as c
+from cloudbox.compute import commands_volumes as v
 from cloudbox.compute.apply_volumes import bdms_of
 from cloudbox.compute.driver import DomainSpec, VolumeDisk
 from cloudbox.compute.driver.fake import FakeDriver, forget_host
@@ -179,3 +180,42 @@ async def test_refusals_reserve_nothing(service):
     with pytest.raises(Unavailable):
         await svc.volumes.attach(Owner(), await svc.get(sid), vid)
     assert volumes.attach.calls == [] and await svc.engine.read(bdms_of, sid) == []
+
+
+async def test_recovery_after_a_crash_undoes_attaches_and_finishes_detaches(service):
+    """What a kill -9 mid-attach or mid-detach leaves (a mapping attaching or detaching, a disk in
+    the definition with no mapping) is put right at start, and a second pass changes nothing."""
+    svc, driver, volumes, sid = service
+    driver.attach_disk = FakeDriver.attach_disk.__get__(driver)
+    kept, leaving = volumes.make(), volumes.make()
+    for vid in (kept, leaving):
+        await svc.volumes.attach(Owner(), await svc.get(sid), vid)
+    # an attach cut short after the plug, before it was recorded attached
+    cut = volumes.make()
+    attachment = await volumes.attach.reserve(None, cut, sid)
+    row = {**(await svc.engine.read(bdms_of, sid))[0], "id": str(uuid.uuid4()), "volume_id": cut,
+           "attachment_id": attachment["id"], "device_name": "/dev/vdd", "status": "attaching"}
+    await svc.engine.propose(v.CreateBlockDevices((row,)))
+    await driver.attach_disk(sid, VolumeDisk(cut, "vdd", {"driver_volume_type": "local", "data": {
+        "device_path": "/v/cut", "format": "raw"}}))
+    # a detach accepted, the process killed before the guest let go
+    [leaving_row] = [b for b in await svc.engine.read(bdms_of, sid) if b["volume_id"] == leaving]
+    await svc.engine.propose(v.UpdateBlockDevice(leaving_row["id"], {"status": "detaching"}))
+    # a disk in the definition that no mapping wants
+    stray = str(uuid.uuid4())
+    await driver.attach_disk(sid, VolumeDisk(stray, "vdz", {"driver_volume_type": "local", "data": {
+        "device_path": "/v/stray", "format": "raw"}}))
+
+    await svc.volumes.recover()
+
+    async def settled() -> bool:
+        rows = await svc.engine.read(bdms_of, sid)
+        return [(b["volume_id"], b["status"]) for b in rows] == [(kept, "attached")]
+
+    await wait_for_async(settled, 10, "the mappings to be put right")
+    assert await driver.volume_disks(sid) == {kept: "vdb"}
+    assert {vid: volumes.rows[vid]["status"] for vid in (kept, leaving, cut)} == {
+        kept: "in-use", leaving: "available", cut: "available"}
+    calls = list(volumes.attach.calls)
+    await svc.volumes.recover()
+    assert volumes.attach.calls == calls and await driver.volume_disks(sid) == {kept: "vdb"}

@@ -38,6 +38,13 @@ def bdms_of_many(db: sqlite_utils.Database, server_ids: list[str]) -> dict[str, 
     return out
 
 
+def bdms_on_host(db: sqlite_utils.Database, host: str) -> list[dict[str, Any]]:
+    """The mappings of the servers placed on compute host ``host``."""
+    return [decode(r) for r in db.query(  # type: ignore[misc]
+        "SELECT b.* FROM block_device_mappings b JOIN servers s ON s.id = b.server_id WHERE s.host = ?"
+        " ORDER BY b.server_id, b.created_at, b.id", [host])]
+
+
 def bdms_of_volume(db: sqlite_utils.Database, volume_id: str) -> list[dict[str, Any]]:
     return [decode(r) for r in db.query(  # type: ignore[misc]
         "SELECT * FROM block_device_mappings WHERE volume_id = ? ORDER BY created_at, id", [volume_id])]

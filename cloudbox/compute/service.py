@@ -138,6 +138,7 @@ class ComputeService:
                 self._nursery = nursery
                 await self.reconciler.reconcile()
                 nursery.start_soon(self.reconciler.run)
+                self.spawn(self.volumes.recover)  # attaches and detaches a stop cut short
                 self.running = True
                 self.unavailable = ""
                 task_status.started()

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from cloudbox.compute import commands_volumes as v
-from cloudbox.compute.apply_volumes import bdms_of, bdms_of_many, bdms_of_volume
+from cloudbox.compute.apply_volumes import bdms_of, bdms_of_many, bdms_of_volume, bdms_on_host
 from cloudbox.compute.driver import VolumeDisk
 from cloudbox.compute.resources import stamp
 from cloudbox.errors import BadRequest, CloudboxError, Conflict, NotFound, Unavailable
@@ -53,6 +53,7 @@ VOLUME_VM_STATES = ("active", "paused", "stopped", "resized", "shelved")
 DEVICE_LETTERS = "bcdefghijklmnopqrstuvwxyz"  # vda is the root disk
 DEVICE = re.compile(r"^/dev/(x?[a-z]?d?)([a-z]+)[0-9]*$")  # Nova's schema for a requested device
 DETACH_TIMEOUT = 30.0  # seconds a guest has to release a disk
+RECOVER_WAIT = 60.0  # seconds recovery waits for the volume service to start
 
 
 @dataclass(frozen=True)
@@ -307,6 +308,43 @@ class ComputeVolumes:
         rows = await self.of_server(server["id"])
         if rows:
             await self.svc.engine.propose(v.DeleteBlockDevices(tuple(b["id"] for b in rows)))
+
+    # --- after a crash or a restart ------------------------------------------------------------------
+    async def recover(self) -> None:
+        """Make this host's guests and the volume service agree with the mappings (at start, once
+        the volume service runs): an attach cut short (``attaching``) is undone, a detach under
+        way (``detaching``) is finished, and a volume disk a guest's definition has but no live
+        mapping wants is unplugged.  Idempotent: a second run finds nothing to do."""
+        service = self.svc.volume_service
+        if service is None:
+            return  # a node without the volume service has no volumes to recover
+        with trio.move_on_after(RECOVER_WAIT):
+            while not getattr(service, "running", True):
+                await trio.sleep(0.5)  # the volume service starts after compute
+        for bdm in await self.svc.engine.read(bdms_on_host, self.svc.host):
+            if bdm["status"] == "detaching":
+                self.svc.spawn(self._finish_detach, bdm["server_id"], bdm["id"])
+            elif bdm["status"] == "attaching":
+                async with self.svc.lock(bdm["server_id"]):
+                    log.warning("attach cut short; undone", extra={"server_id": bdm["server_id"],
+                                                                    "volume_id": bdm["volume_id"]})
+                    await self.svc.driver.detach_disk(bdm["server_id"], bdm["volume_id"], timeout=DETACH_TIMEOUT)
+                    if bdm["attachment_id"]:
+                        await self._forget_attachment(bdm["attachment_id"])
+                    await self.svc.engine.propose(v.DeleteBlockDevices((bdm["id"],)))
+        wanted: dict[str, set[str]] = {}
+        for bdm in await self.svc.engine.read(bdms_on_host, self.svc.host):
+            wanted.setdefault(bdm["server_id"], set()).add(bdm["volume_id"])
+        for domain in await self.svc.driver.list_domains():
+            try:
+                found = await self.svc.driver.volume_disks(domain.uuid, live=False)
+            except NotFound:
+                continue
+            for volume_id in set(found) - wanted.get(domain.uuid, set()):
+                log.warning("volume disk of no mapping unplugged", extra={"server_id": domain.uuid,
+                                                                          "volume_id": volume_id})
+                async with self.svc.lock(domain.uuid):
+                    await self.svc.driver.detach_disk(domain.uuid, volume_id, timeout=DETACH_TIMEOUT)
 
     # --- events from the volume service -----------------------------------------------------------------
     async def extended(self, server_id: str, volume_id: str) -> None:

@@ -111,7 +111,18 @@ def with_volume_disks(domain_xml: str, volumes: tuple[VolumeDisk, ...], *, image
             os_.remove(boot)  # type: ignore[union-attr]
     disks = list(devices.iterfind("disk"))
     at = list(devices).index(disks[-1]) + 1 if disks else 0
-    for n, volume in enumerate(sorted(volumes, key=lambda v: v.target)):
+    # A volume whose device another disk of this definition holds (a rescued guest's own disk is
+    # vdb) moves to the next free one, for as long as this definition lasts.
+    held = {d.find("target").get("dev") for d in disks if d.find("target") is not None}  # type: ignore[union-attr]
+    taken = held | {v.target for v in volumes}
+    placed = []
+    for volume in sorted(volumes, key=lambda v: v.target):
+        if volume.target in held:
+            free = next(f"vd{c}" for c in "bcdefghijklmnopqrstuvwxyz" if f"vd{c}" not in taken)
+            taken.add(free)
+            volume = VolumeDisk(volume.volume_id, free, volume.connection_info, volume.boot_index)
+        placed.append(volume)
+    for n, volume in enumerate(sorted(placed, key=lambda v: v.target)):
         devices.insert(at + n, disk_element(volume))
     ET.indent(domain)
     return ET.tostring(domain, encoding="unicode")
