@@ -11,7 +11,7 @@ caller), in ``ComputeService.create_servers``:
    commits, waits), existing volumes are reserved for it before the servers are recorded (a
    refusal is a 400 and nothing is left), then the servers are recorded, the other volumes are
    asked of the volume service (from an image, a snapshot, or blank: ``creating`` on this node)
-   and the mappings (``block_device_mappings``) recorded ``attaching``.  A server whose volumes
+   and the mappings (``block_device_mappings``) recorded ``building``.  A server whose volumes
    cannot be made goes to ERROR with the reason, as Nova's build does.
 
 The build (``connect``, on the chosen host, before the guest is defined): each mapping's volume
@@ -56,6 +56,10 @@ log = logging.getLogger("cloudbox.compute")
 VOLUME_WAIT = 900.0  # seconds a build waits for a volume made from an image (TCG hosts copy slowly)
 SNAPSHOT_WAIT = 900.0
 RECHECK = 5.0  # seconds between reads when no commit woke the waiter (a missed wake-up costs this)
+# The status of a create's mapping until its server's build connected it (then ``attached``): not
+# ``attaching``, which the attach side's recovery at start undoes; a build cut short by a restart
+# is resumed (``connect`` again) instead.
+BUILDING = "building"
 
 
 @dataclass
@@ -232,7 +236,7 @@ class BootVolumes:
                 "device_type": device.device_type or "disk", "disk_bus": device.disk_bus or "virtio",
                 "volume_size": size, "image_id": device.uuid if device.source_type == "image" else None,
                 "snapshot_id": device.uuid if device.source_type == "snapshot" else None, "tag": device.tag,
-                "delete_on_termination": device.delete_on_termination, "status": "attaching",
+                "delete_on_termination": device.delete_on_termination, "status": BUILDING,
                 "connection_info": {}, "created_at": stamp(), "updated_at": None,
             })
 
@@ -269,7 +273,7 @@ class BootVolumes:
     async def connect(self, server: dict[str, Any]) -> None:
         """Every volume of the server in its guest's reach from this host (before the guest is
         defined): awaited, reserved, connected, completed; its mapping ``attached``."""
-        pending = [b for b in await self.mappings(server["id"]) if b["status"] == "attaching"]
+        pending = [b for b in await self.mappings(server["id"]) if b["status"] == BUILDING]
         if not pending:
             return
         attach = self._volume_service().attach
