@@ -279,23 +279,27 @@ class BootVolumes:
         attach = self._volume_service().attach
         owner = OnBehalf(server["project_id"])
         for bdm in pending:
-            await self._wait_available(owner, bdm)
-            attachment_id = bdm["attachment_id"]
-            if attachment_id is None:
-                attachment_id = (await attach.reserve(None, bdm["volume_id"], server["id"]))["id"]
-                await self.svc.engine.propose(cv.UpdateBlockDevice(bdm["id"], {"attachment_id": attachment_id}))
-            connected = await attach.connect(None, attachment_id, {"host": self.svc.host,
-                                                                   "mountpoint": bdm["device_name"]})
-            await attach.complete(None, attachment_id)
+            # Each step may have run already (a build cut short by a restart resumes here).
+            found = (await attach.of_volumes([bdm["volume_id"]]))[bdm["volume_id"]]
+            attachment = next((a for a in found if a["instance_uuid"] == server["id"]), None)
+            if attachment is None:
+                await self._wait_available(owner, bdm)
+                attachment = await attach.reserve(None, bdm["volume_id"], server["id"])
+            if bdm["attachment_id"] != attachment["id"]:
+                await self.svc.engine.propose(cv.UpdateBlockDevice(bdm["id"], {"attachment_id": attachment["id"]}))
+            if attachment["attach_status"] == "attached":
+                info = await attach.connection(None, attachment["id"])
+            else:
+                connector = {"host": self.svc.host, "mountpoint": bdm["device_name"]}
+                info = (await attach.connect(None, attachment["id"], connector))["connection_info"]
+                await attach.complete(None, attachment["id"])
             await self.svc.engine.propose(cv.UpdateBlockDevice(bdm["id"], {
-                "status": "attached", "connection_info": connected["connection_info"], "updated_at": stamp()}))
+                "status": "attached", "connection_info": info, "updated_at": stamp()}))
             log.info("boot volume connected", extra={"server_id": server["id"], "volume_id": bdm["volume_id"],
                                                      "device": bdm["device_name"]})
 
     async def _wait_available(self, owner: OnBehalf, bdm: dict[str, Any]) -> None:
-        """Until the mapping's volume may be attached: made (available), or reserved already."""
-        if bdm["attachment_id"] is not None:
-            return  # an existing volume, reserved for this server when it was asked for
+        """Until the mapping's volume, made for the server, is available."""
         volume_id = bdm["volume_id"]
         with trio.fail_after(VOLUME_WAIT):
             while True:
