@@ -164,3 +164,48 @@ def test_client_dir_is_readable_by_the_guest_group_only(tmp_path: Path):
     nbd_tls.write_client_dir(tmp_path, "node-b", gid)
     assert (out / "client-cert.pem").read_bytes() != cert
     assert nbd_tls._signed_by((out / "client-cert.pem").read_bytes(), (tmp_path / "pki" / "ca.pem").read_bytes())
+
+
+async def test_exports_follow_nbd_attachments_in_the_state_and_replay(tmp_path: Path):
+    """What the worker reads (remote_attachments) and MarkExported: only an nbd attachment of another
+    host that is attaching or attached is exported; the mark lands on it alone, and the log replays."""
+    import trio
+
+    from cloudbox.services import STORES
+    from cloudbox.state.engine import StateEngine, replay
+    from cloudbox.volume import commands as c
+    from cloudbox.volume import commands_attach as ca
+    from cloudbox.volume import core_attach, store_attach
+    from tests.test_durability import _live_log_and_hashes
+    from tests.test_volume_attach_replay import DEFAULTS, attachment
+    from tests.test_volume_worker import AT, row
+
+    engine = StateEngine(tmp_path / "state.db", STORES)
+    engine.open(create=True)
+    nbd = core_attach.nbd_connection({"id": "v1"}, "a1", "rw", "10.0.0.1", core_attach.NBD_PORT, {})
+    local = {"driver_volume_type": "local", "data": {"device_path": "/x"}}
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(engine.run)
+            for vid in ("v1", "v2"):
+                await engine.propose(c.CreateVolume(row(vid, status="available"), DEFAULTS))
+            await engine.propose(c.ReserveAttachment(attachment("a1", "v1"), False))
+            await engine.propose(c.ReserveAttachment(attachment("a2", "v2"), False))
+            assert engine.read_sync(store_attach.remote_attachments, "host-1") == []  # reserved: no connector yet
+            await engine.propose(c.UpdateAttachment("a1", {"host": "host-2"}, nbd, "/dev/vdb", "host-2", AT))
+            await engine.propose(c.UpdateAttachment("a2", {"host": "host-1"}, local, "/dev/vdb", "host-1", AT))
+            [remote] = engine.read_sync(store_attach.remote_attachments, "host-1")
+            assert (remote["id"], remote["volume_readonly"], remote["attach_status"]) == ("a1", False, "attaching")
+            assert engine.read_sync(store_attach.remote_attachments, "host-2") == []  # it keeps no volume
+            assert await engine.propose(ca.MarkExported("a2", AT)) is None  # a local one is never marked
+            assert await engine.propose(ca.MarkExported("gone", AT)) is None  # detached meanwhile
+            marked = await engine.propose(ca.MarkExported("a1", AT))
+            assert marked["connection_info"]["data"]["exported"] is True
+            assert engine.read_sync(store_attach.get_attachment, "a2")["connection_info"] == local
+            await engine.propose(c.DeleteAttachments("v1", ("a1",), AT))
+            assert engine.read_sync(store_attach.remote_attachments, "host-1") == []
+            nursery.cancel_scope.cancel()
+    finally:
+        engine.close()
+    log, hashes = _live_log_and_hashes(tmp_path / "state.db")
+    assert replay(log, tmp_path / "replayed.db", STORES) == hashes
