@@ -103,6 +103,7 @@ async def evacuate(svc: ComputeService, call: Call, version: Version, server: di
     target = args.get("host")
     if target is not None and not isinstance(target, str):
         raise BadRequest("evacuate's host must be a host name.")
+    await svc.boot_volumes.refuse_volume_backed(server, "evacuate")  # its root would stay on the down node
     await svc.evacuate(server, target)
     return Reply(None, 202)
 
