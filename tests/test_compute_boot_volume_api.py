@@ -205,6 +205,16 @@ def test_snapshot_of_a_volume_backed_server_boots(alpha: Tenant, image: dict[str
     volume = client.get(f"{V}/volumes/{made['id']}").json()["volume"]
     assert volume["snapshot_id"] == mapping["snapshot_id"] and volume["status"] == "in-use"
     assert made["delete_on_termination"] is True  # the image's mapping keeps the original's flag
+    # `openstack server create --snapshot S`: a volume of the snapshot's size made from it.
+    third = boot(client, server_body(block_device_mapping_v2=[
+        {"uuid": mapping["snapshot_id"], "boot_index": 0, "source_type": "snapshot", "destination_type": "volume",
+         "delete_on_termination": False}]))
+    (from_snapshot,) = attached(third)
+    volume = client.get(f"{V}/volumes/{from_snapshot['id']}").json()["volume"]
+    assert (volume["snapshot_id"], volume["size"], volume["status"]) == (mapping["snapshot_id"], 1, "in-use")
+    delete(client, third["id"])
+    wait_volume(client, from_snapshot["id"], {"available"})
+    assert client.delete(f"{V}/volumes/{from_snapshot['id']}").status_code == 202
     for sid in (again["id"], server["id"]):
         delete(client, sid)
     wait_for(lambda: client.get(f"{V}/volumes/{made['id']}").status_code == 404, 60, "the made volume to go")
