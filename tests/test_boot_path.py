@@ -22,9 +22,10 @@ from cloudbox.errors import NotFound
 from cloudbox.network import store
 from cloudbox.network.driver.fake import FakeNetworkDriver
 from cloudbox.network.driver.real import LinuxNetworkDriver
+from tests.cloud import wait_for_async
 from tests.test_compute_service import Images, Ports, server_row
 from tests.test_network_core import Ctx
-from tests.test_network_dataplane import leftover_links, needs_root, running_cloud, sh
+from tests.test_network_dataplane import leftover_links, needs_root, port_status, running_cloud, sh
 from tests.test_network_render import Rows
 
 
@@ -50,7 +51,8 @@ async def test_bind_binds_its_port_alone_without_a_pass(tmp_path: Path) -> None:
         bound_plan = driver.bound[0][1]
         assert {p.id for p in bound_plan.ports} >= {first["id"], second["id"]}
         assert driver.taps == {nic.tap}
-        assert (await service.read(store.must_get, "ports", first["id"]))["status"] == "ACTIVE"
+        # The bind queued its port's ACTIVE, and did not wait for it.
+        await wait_for_async(lambda: port_status(service, first["id"], "ACTIVE"), 10, "the bound port to be ACTIVE")
         assert (await service.read(store.must_get, "ports", second["id"]))["status"] != "ACTIVE"
         # An unbound port stays out of the next bind's plan until bound again.
         await plane.unbind(first["id"])
@@ -85,7 +87,7 @@ async def test_binds_waiting_meanwhile_go_in_one_batch(tmp_path: Path) -> None:
         assert sorted(nics) == sorted(ports) and all(nics[p].tap == "tap" + p[:11] for p in ports)
         assert len(failures) == 1 and "no-such-port" in str(failures[0])
         for port_id in ports:
-            assert (await service.read(store.must_get, "ports", port_id))["status"] == "ACTIVE"
+            await wait_for_async(lambda: port_status(service, port_id, "ACTIVE"), 10, f"port {port_id} to be ACTIVE")
         assert plane._bound == {} and plane._to_bind == set()
 
 

@@ -309,3 +309,23 @@ async def test_one_batch_of_many_commands_applies_in_one_transaction(tmp_path: P
 
 async def _collect(engine: StateEngine, cmd: Command, answers: list[int]) -> None:
     answers.append(await engine.propose(cmd))
+
+
+async def test_a_proposal_queued_without_waiting_commits_before_the_next_one(tmp_path: Path):
+    """propose_nowait queues at once: alone, what is proposed after it commits after it."""
+    engine = StateEngine(tmp_path / "alone.db", [STORE])
+    engine.open(create=True)
+    with pytest.raises(Unavailable):
+        engine.propose_nowait(Append(1, 0))  # not running
+    async with trio.open_nursery() as nursery:
+        await nursery.start(engine.run)
+        first = engine.propose_nowait(Append(1, 0))
+        taken = engine.propose_nowait(Claim("x", 1))
+        refused = engine.propose_nowait(Claim("x", 2))
+        assert await engine.propose(Append(2, 0)) == 2  # after the first row
+        for pending in (first, taken, refused):
+            assert pending.done.is_set()
+        assert (first.result, first.error, taken.result) == (1, None, "x")
+        assert isinstance(refused.error, Conflict)
+        nursery.cancel_scope.cancel()
+    engine.close()

@@ -26,7 +26,7 @@ from typing import Any, Iterator
 import pytest
 import trio
 
-from cloudbox.errors import Conflict, NotFound
+from cloudbox.errors import Conflict, NotFound, Unavailable
 from cloudbox.cluster import commands as cluster_commands
 from cloudbox.network import dataplane, store
 from cloudbox.network.dataplane import DataPlane
@@ -537,6 +537,8 @@ async def test_dataplane_binds_unbinds_and_follows_commits_with_a_fake_driver(tm
         nic = await plane.bind(port["id"])
         assert (nic.tap, nic.mac, nic.mtu) == ("tap" + port["id"][:11], port["mac_address"], 1450)
         assert nic.tap in driver.taps
+        # Its ACTIVE was queued, not waited for: what the caller proposes next commits after it.
+        await service.create_network(alice, {"name": "after the bind"})
         assert (await service.read(store.must_get, "ports", port["id"]))["status"] == "ACTIVE"
         passes = plane.passes
         await plane.unbind(port["id"])
@@ -555,8 +557,7 @@ async def test_a_pass_waits_for_the_binds_of_builds_here(tmp_path: Path, monkeyp
     async with running_cloud(tmp_path, driver, "fake-node", "host-1") as (service, plane, nursery):
         await nursery.start(plane.run)
         alice = Ctx("alice")
-        net = await service.create_network(alice, {"name": "n"})
-        await service.create_subnet(alice, {"network_id": net["id"], "cidr": "10.81.0.0/24", "ip_version": 4})
+        net = await network_with_subnet(service, "10.81.0.0/24")
         await wait_for_async(lambda: driver.plan.networks, 10, "a pass to plan the network")
         # A build on another host: no bind here to wait for.
         await service.allocate_for_server("elsewhere", "alice", "host-2", [{"uuid": net["id"]}], ["default"], "nova")
@@ -569,6 +570,36 @@ async def test_a_pass_waits_for_the_binds_of_builds_here(tmp_path: Path, monkeyp
         await plane.bind(port["id"])
         await wait_for_async(lambda: plane.passes > passes and len(driver.plan.networks) == 1
                              and driver.plan.port(port["id"]) is not None, 10, "the pass after the bind")
+
+
+async def test_a_bound_ports_status_that_could_not_be_queued_is_set_by_the_next_pass(tmp_path: Path) -> None:
+    driver = FakeNetworkDriver("fake-node")
+    async with running_cloud(tmp_path, driver, "fake-node", "host-1") as (service, plane, nursery):
+        await nursery.start(plane.run)
+        net = await network_with_subnet(service, "10.82.0.0/24")
+        (port,) = await service.allocate_for_server("srv", "alice", "host-1", [{"uuid": net["id"]}], ["default"], "nova")
+
+        def full(port_ids: list[str]) -> list[Any]:
+            raise Unavailable("the state engine cannot take a proposal now")
+
+        service.set_ports_active_nowait = full
+        nic = await plane.bind(port["id"])  # bound all the same: the guest may start
+        assert nic.tap in driver.taps
+        assert (await service.read(store.must_get, "ports", port["id"]))["status"] == "DOWN"
+        del service.set_ports_active_nowait
+        await plane.reconcile()
+        assert (await service.read(store.must_get, "ports", port["id"]))["status"] == "ACTIVE"
+
+
+async def network_with_subnet(service: NetworkService, cidr: str) -> dict[str, Any]:
+    """Alice's network ``n`` with one IPv4 subnet."""
+    net = await service.create_network(Ctx("alice"), {"name": "n"})
+    await service.create_subnet(Ctx("alice"), {"network_id": net["id"], "cidr": cidr, "ip_version": 4})
+    return net
+
+
+async def port_status(service: NetworkService, port_id: str, status: str) -> bool:
+    return (await service.read(store.must_get, "ports", port_id))["status"] == status
 
 
 def member_row(node_id: str, name: str, tunnel_ip: str, heartbeat: float) -> dict[str, Any]:
@@ -657,7 +688,8 @@ async def test_dataplane_on_the_host_from_real_commands(tmp_path: Path) -> None:
             sh("ip", "-n", guest, "link", "set", "eth0", "address", port["mac_address"], "up")
             nic = await plane.bind(port["id"])
             assert nic.tap == tap
-            assert (await service.read(store.must_get, "ports", port["id"]))["status"] == "ACTIVE"
+            # Its ACTIVE is queued by the bind, not waited for.
+            await wait_for_async(lambda: port_status(service, port["id"], "ACTIVE"), 10, "the port to be ACTIVE")
             assert listeners.wanted == {f"qdhcp-{net['id']}": net["id"]}
 
             lease = await trio.to_thread.run_sync(dhcp_lease, guest, tmp_path)

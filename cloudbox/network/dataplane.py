@@ -15,7 +15,8 @@ Rules:
 - A pass that fails is logged and retried on the next wake-up; it never stops the
   node.  bind() raises its error to the caller (compute), which must not boot a
   guest without its port.
-- bind() binds its port (driver.bind_ports, with the binds waiting meanwhile): no pass over
+- bind() binds its port (driver.bind_ports, with the binds waiting meanwhile) and queues its
+  ACTIVE commit without waiting for it (the guest starts meanwhile): no pass over
   the rest of the host, which the loop's next pass (woken by the ports' commits) brings up to date.
   A bind waits for a pass that holds the lock, and a full pass is slow (it looks at the whole host),
   so the loop's passes give way to boots: a server's ports allocated to this host (the
@@ -40,6 +41,7 @@ from typing import Any, Awaitable, Callable, Collection
 import trio
 
 from cloudbox.errors import NotFound, SetupError
+from cloudbox.network import store as network_store
 from cloudbox.network.driver import NetworkDriver
 from cloudbox.network.hostplan import HostNetworks, HostPlan, Management, build_plan, cluster_members, tap_name
 from cloudbox.nics import NicSpec
@@ -96,6 +98,8 @@ class DataPlane:
         self._expected: dict[str, float] = {}  # port id -> when its build allocated it here (its bind to come)
         self._to_bind: set[str] = set()  # ports whose bind waits for the lock
         self._bound: dict[str, NicSpec | Exception] = {}  # a batch's results, until their binds take them
+        self._statuses: list[Any] = []  # the engine's answers to the ACTIVE statuses binds queued
+        self._status_retry: set[str] = set()  # ports whose ACTIVE could not be queued or was refused
 
     # --- the loop ----------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -168,6 +172,7 @@ class DataPlane:
         async with self._lock:
             plan = await self._reconcile_locked()
         await self.network_service.set_ports_active(plan.service_port_ids())
+        await self._settle_statuses()
         return plan
 
     async def _reconcile_locked(self) -> HostPlan:
@@ -205,7 +210,8 @@ class DataPlane:
 
     # --- compute's side -------------------------------------------------------------------
     async def bind(self, port_id: str) -> NicSpec:
-        """Make the port's tap (plugged, filtered) before compute starts the guest; the port goes ACTIVE.
+        """Make the port's tap (plugged, filtered) before compute starts the guest; the port goes
+        ACTIVE (queued before this returns: it commits before what the caller proposes next).
 
         Only the ports being bound get objects made: the tables are read afresh (the host's
         ruleset holds every port's chains and its groups' members, so it is replaced whole, in
@@ -222,13 +228,10 @@ class DataPlane:
             if port_id not in self._bound:  # not in the batch of a bind before this one
                 await self._bind_batch()
             result = self._bound.pop(port_id)
-        bound = time.perf_counter()
         if isinstance(result, BaseException):
             raise result
-        await self.network_service.set_port_status(port_id, "ACTIVE")
         log.info("port bound", extra={"port_id": port_id, "steps_ms": {
-            "wait": round((locked - started) * 1000, 1), "bind": round((bound - locked) * 1000, 1),
-            "status": round((time.perf_counter() - bound) * 1000, 1)}})
+            "wait": round((locked - started) * 1000, 1), "bind": round((time.perf_counter() - locked) * 1000, 1)}})
         return result
 
     async def _bind_batch(self) -> None:
@@ -249,6 +252,7 @@ class DataPlane:
             return
         for port_id in batch:
             self._bound[port_id] = nics.get(port_id) or NotFound(f"port {port_id} is not bound to host {self.host}")
+        await self._mark_active(nics)
         networks = {port.network_id for port in (plan.port(p) for p in here) if port is not None}
         try:  # their networks' DHCP namespaces exist now: the metadata listeners serve them before guests ask
             await self._sync_metadata({**(self._metadata_namespaces or {}), **{
@@ -256,6 +260,37 @@ class DataPlane:
                 if network_id in networks}}, changed_only=True)
         except Exception:  # noqa: BLE001 - the next pass tells them again
             log.exception("metadata listeners could not follow a bind")
+
+    async def _mark_active(self, port_ids: Collection[str]) -> None:
+        """The bound ports go ACTIVE: one read for the batch, their commits queued (one transaction
+        for the batch) and not waited for: the guests start meanwhile, and on this node the
+        servers' own ACTIVE commits after their ports'.  A commit that failed is retried by
+        ``_settle_statuses`` (the next bind or pass)."""
+        await self._settle_statuses()
+        if not port_ids:
+            return
+        try:
+            waiting = await self.engine.read(network_store.not_active, sorted(port_ids))
+            self._statuses += self.network_service.set_ports_active_nowait(waiting)
+        except Exception:  # noqa: BLE001 - the ports are bound: the next pass sets their status
+            log.exception("the bound ports' status could not be queued")
+            self._status_retry.update(port_ids)
+
+    async def _settle_statuses(self) -> None:
+        """Status commits queued by binds: forget those done; those refused (but for a port deleted
+        meanwhile) are proposed again, and waited for, here."""
+        failed = [p.cmd.id for p in self._statuses if p.done.is_set() and p.error is not None
+                  and not isinstance(p.error, NotFound)]
+        self._statuses = [p for p in self._statuses if not p.done.is_set()]
+        retry, self._status_retry = self._status_retry | set(failed), set()
+        for port_id in sorted(retry):
+            try:
+                await self.network_service.set_port_status(port_id, "ACTIVE")
+            except NotFound:
+                pass
+            except Exception:  # noqa: BLE001 - tried again on the next bind or pass
+                log.exception("port status still not committed", extra={"port_id": port_id})
+                self._status_retry.add(port_id)
 
     async def unbind(self, port_id: str) -> None:
         """Remove the port's tap (the guest is gone); the port goes DOWN."""

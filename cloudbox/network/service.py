@@ -680,6 +680,12 @@ class NetworkService:
         if port["status"] != status:
             await self.propose(c.SetPortStatus(port_id, status, self.now()))
 
+    def set_ports_active_nowait(self, port_ids: Sequence[str]) -> list[Any]:
+        """Queue ACTIVE for these ports without waiting for the commits (the data plane's bind:
+        queued before the guest starts, so before the server's own ACTIVE on this node); returns the
+        engine's answers to await (``.done``, ``.error``)."""
+        return [self.engine.propose_nowait(c.SetPortStatus(port_id, "ACTIVE", self.now())) for port_id in port_ids]
+
     async def set_ports_active(self, port_ids: Sequence[str]) -> None:
         """The data plane runs these ports' DHCP servers and routers: those not ACTIVE yet become so."""
         for port_id in await self.read(store.not_active, port_ids):

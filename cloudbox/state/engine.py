@@ -161,6 +161,21 @@ class StateEngine:
             raise pending.error
         return pending.result
 
+    def propose_nowait(self, cmd: cmds.Command) -> _Pending:
+        """Queue ``cmd`` without waiting for its commit; await ``.done`` of the answer for its
+        ``result`` or ``error``.  Proposals are taken in the order they were queued: alone, a
+        command queued before another commits in the same or an earlier transaction (in a cluster,
+        batches in flight at once may commit in either order).  Raises Unavailable when the engine
+        does not run or its queue is full."""
+        if not self.running:
+            raise Unavailable("the state engine is not running")
+        pending = _Pending(cmd)
+        try:
+            self._send.send_nowait(pending)
+        except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+            raise Unavailable("the state engine cannot take a proposal now") from None
+        return pending
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self.running = True
         try:
