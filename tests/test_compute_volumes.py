@@ -250,3 +250,39 @@ def test_an_attach_the_volume_node_cannot_serve_is_undone(cloud: Cloud, alpha: T
     assert volume(alpha.member, vol["id"])["attachments"] == []
     assert attach(alpha.member, sid, vol["id"]).status_code == 200  # and it attaches once it can
     detach(alpha.member, sid, vol["id"])
+
+
+@pytest.mark.parametrize("version", [None, "2.1", "2.latest"])
+def test_the_openstack_cli_adds_lists_sets_and_removes_volumes(cloud: Cloud, admin: httpx.Client,
+                                                               image: dict[str, Any], version: str | None):
+    """`openstack server add volume` / `server volume list` / `server volume set` / `server remove
+    volume` as typed, at the microversion the CLI negotiates and at the oldest and newest."""
+    import json
+
+    from tests.test_openstack_cli import openstack
+
+    pinned = ("--os-compute-api-version", version) if version else ()
+    n = uuid.uuid4().hex[:6]
+
+    def cli(*args: str) -> Any:
+        out = openstack(cloud, *pinned, *args, "-f", "json").stdout
+        return json.loads(out) if out.strip() else {}
+
+    server = cli("server", "create", "--flavor", "m1.nano", "--image", image["id"], "--wait", f"cli-{n}")
+    vol = cli("volume", "create", "--size", "1", f"clivol-{n}")
+    wait_volume(admin, vol["id"], {"available"})
+    extra = ("--tag", "db", "--enable-delete-on-termination") if version == "2.latest" else ()
+    added = cli("server", "add", "volume", "--device", "/dev/vdc", *extra, f"cli-{n}", f"clivol-{n}")
+    assert added["Device"] == "/dev/vdc" and added["Volume ID"] == vol["id"], added
+    assert volume(admin, vol["id"])["status"] == "in-use"
+    listed = cli("server", "volume", "list", f"cli-{n}")
+    assert [(a["Volume ID"], a["Device"]) for a in listed] == [(vol["id"], "/dev/vdc")]
+    if version == "2.latest":
+        assert listed[0]["Tag"] == "db" and listed[0]["Delete On Termination?"] is True
+        openstack(cloud, *pinned, "server", "volume", "set", "--preserve-on-termination", f"cli-{n}", vol["id"])
+        assert cli("server", "volume", "list", f"cli-{n}")[0]["Delete On Termination?"] is False
+    openstack(cloud, *pinned, "server", "remove", "volume", f"cli-{n}", f"clivol-{n}")
+    wait_volume(admin, vol["id"], {"available"})
+    assert cli("server", "volume", "list", f"cli-{n}") == []
+    openstack(cloud, "server", "delete", "--wait", f"cli-{n}")
+    assert volume(admin, vol["id"])["status"] == "available"
