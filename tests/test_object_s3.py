@@ -441,3 +441,44 @@ def test_signed_aws_chunked_bodies(cloud: Cloud, tenant: Tenant) -> None:
         _xml_error(client.put(f"/s3/{bucket}/forged", headers=headers, content=forged), 403, "SignatureDoesNotMatch")
     assert tenant.s3.get_object(Bucket=bucket, Key="signed")["Body"].read() == b"".join(chunks)
     assert keys_of(tenant.s3, bucket) == ["signed"]
+
+
+def test_bucket_versioning(tenant: Tenant) -> None:
+    s3 = tenant.s3
+    bucket = unique("ver")
+    s3.create_bucket(Bucket=bucket)
+    assert "Status" not in s3.get_bucket_versioning(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    v1 = s3.put_object(Bucket=bucket, Key="doc", Body=b"one")["VersionId"]
+    v2 = s3.put_object(Bucket=bucket, Key="doc", Body=b"two")["VersionId"]
+    assert v1 != v2
+    got = s3.get_object(Bucket=bucket, Key="doc")
+    assert got["Body"].read() == b"two" and got["VersionId"] == v2
+    assert s3.get_object(Bucket=bucket, Key="doc", VersionId=v1)["Body"].read() == b"one"
+    assert s3.head_object(Bucket=bucket, Key="doc", VersionId=v1)["ContentLength"] == 3
+    versions = s3.list_object_versions(Bucket=bucket)["Versions"]
+    assert [(v["Key"], v["VersionId"], v["IsLatest"]) for v in versions] == [("doc", v2, True), ("doc", v1, False)]
+    assert error_code(s3.get_object, Bucket=bucket, Key="doc", VersionId="1234567890.12345") == ("NoSuchVersion", 404)
+    assert error_code(s3.get_object, Bucket=bucket, Key="doc", VersionId="../x") == ("NoSuchVersion", 404)
+    # Deleting the current version by its id makes the previous one current again.
+    s3.delete_object(Bucket=bucket, Key="doc", VersionId=v2)
+    assert s3.get_object(Bucket=bucket, Key="doc")["Body"].read() == b"one"
+    # A delete without an id keeps the object as a version: the key has no current object.
+    s3.delete_object(Bucket=bucket, Key="doc")
+    assert error_code(s3.get_object, Bucket=bucket, Key="doc") == ("NoSuchKey", 404)
+    assert keys_of(s3, bucket) == []
+    assert s3.get_object(Bucket=bucket, Key="doc", VersionId=v1)["Body"].read() == b"one"
+    s3.copy_object(Bucket=bucket, Key="restored", CopySource={"Bucket": bucket, "Key": "doc", "VersionId": v1})
+    assert s3.get_object(Bucket=bucket, Key="restored")["Body"].read() == b"one"
+    deleted = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "doc", "VersionId": v1}]})
+    assert [d["VersionId"] for d in deleted["Deleted"]] == [v1]
+    assert [v["Key"] for v in s3.list_object_versions(Bucket=bucket)["Versions"]] == ["restored"]
+    # Suspended: an overwrite replaces the object, no version is kept.
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Suspended"})
+    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Suspended"
+    s3.put_object(Bucket=bucket, Key="restored", Body=b"new")
+    assert [v["Key"] for v in s3.list_object_versions(Bucket=bucket)["Versions"]] == ["restored"]
+    s3.delete_object(Bucket=bucket, Key="restored")
+    s3.delete_bucket(Bucket=bucket)
+    assert bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]

@@ -3,62 +3,29 @@
 A bucket is a container of the credential's project; an object is an object of it, its
 ``x-amz-meta-*`` headers its user metadata.  Each handler parses, calls the object service and
 renders S3's answer; storage refusals become S3's codes here, where it is known whether a 404
-was the bucket's or the key's.  ``s3_routes.ROUTES`` is the table the gateway serves.
+was the bucket's or the key's.  Versions are ``s3_versions``'s, multipart uploads
+``s3_multipart``'s; ``s3_routes.ROUTES`` is the table the gateway serves.
 """
 
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import urllib.parse
-from typing import Any, AsyncIterator
 
-from cloudbox.errors import CloudboxError, Conflict, NotFound, PayloadTooLarge
-from cloudbox.object import core, s3_xml
+from cloudbox.errors import CloudboxError, Conflict, NotFound
+from cloudbox.object import core, s3_versions, s3_xml
 from cloudbox.object.s3_api import S3Gateway, S3Request, S3Response, check_bucket_name
+from cloudbox.object.s3_common import (
+    SEGMENTS, STORED, VERSIONING, XML, bucket_info, check_key, declared_length, iso, max_arg, metadata_of,
+    no_such_bucket, no_such_key, store,
+)
 from cloudbox.object.s3_xml import S3Error
+from cloudbox.object.service import ObjectReader
 
-MAX_KEYS = 1000
-SEGMENTS = "+segments"  # multipart parts live in "<bucket>+segments" (no bucket name has a "+")
-VERSIONING = "x-container-sysmeta-s3-versioning"
-# Object headers S3 stores and answers (besides Content-Type and the user metadata).
-STORED = ("cache-control", "content-disposition", "content-encoding", "content-language", "expires")
 RESPONSE_OVERRIDES = {"response-content-type": "Content-Type", "response-content-language": "Content-Language",
                       "response-expires": "Expires", "response-cache-control": "Cache-Control",
                       "response-content-disposition": "Content-Disposition",
                       "response-content-encoding": "Content-Encoding"}
-XML = {"Content-Type": "application/xml"}
-
-
-def iso(seconds: float) -> str:
-    """S3's timestamps in XML: milliseconds and a Z."""
-    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def no_such_bucket(bucket: str) -> S3Error:
-    return S3Error("NoSuchBucket", "The specified bucket does not exist", BucketName=bucket)
-
-
-def no_such_key(key: str) -> S3Error:
-    return S3Error("NoSuchKey", "The specified key does not exist.", Key=key)
-
-
-async def bucket_info(gw: S3Gateway, request: S3Request, bucket: str | None = None) -> core.ContainerInfo:
-    name = bucket if bucket is not None else request.bucket
-    try:
-        return await gw.objects.head_container(request.account, name)
-    except NotFound as exc:
-        raise no_such_bucket(name) from exc
-    except CloudboxError as exc:  # a name Swift refuses (too long, a "/"): no such bucket either
-        raise no_such_bucket(name) from exc
-
-
-async def object_info(gw: S3Gateway, request: S3Request, bucket: str, key: str) -> core.ObjectInfo:
-    try:
-        return await gw.objects.head_object(request.account, bucket, key)
-    except NotFound as exc:
-        await bucket_info(gw, request, bucket)
-        raise no_such_key(key) from exc
 
 
 def object_headers(info: core.ObjectInfo) -> dict[str, str]:
@@ -72,20 +39,9 @@ def object_headers(info: core.ObjectInfo) -> dict[str, str]:
     return headers
 
 
-def metadata_of(request: S3Request) -> tuple[dict[str, str], dict[str, str]]:
-    """The user metadata and the stored headers a PUT (or a copy that replaces them) sets."""
-    meta = {k[len("x-amz-meta-"):]: v for k, v in request.headers.items() if k.startswith("x-amz-meta-")}
-    stored = {k: v for k, v in request.headers.items() if k in STORED}
-    if "content-encoding" in stored:  # aws-chunked is how the body travelled, not what it is
-        kept = [e.strip() for e in stored["content-encoding"].split(",") if e.strip() and e.strip() != "aws-chunked"]
-        stored["content-encoding"] = ",".join(kept)
-        if not kept:
-            del stored["content-encoding"]
-    try:
-        core.check_metadata(meta, "x-object-meta-")
-    except CloudboxError as exc:
-        raise S3Error("InvalidArgument", exc.message) from exc
-    return meta, stored
+def version_header(bucket: core.ContainerInfo, version: str | None) -> dict[str, str]:
+    """x-amz-version-id, answered by a bucket that has (or had) versioning."""
+    return {"x-amz-version-id": version} if version and bucket.metadata.get(VERSIONING) else {}
 
 
 # --- service and buckets ----------------------------------------------------------------------------
@@ -119,13 +75,13 @@ async def delete_bucket(gw: S3Gateway, request: S3Request) -> S3Response:
                       BucketName=request.bucket) from exc
     except NotFound as exc:
         raise no_such_bucket(request.bucket) from exc
-    await drop_segments(gw, request)
+    await drop_segments(gw, request, request.bucket + SEGMENTS)
+    await drop_segments(gw, request, s3_versions.versions_container(request.bucket))
     return S3Response(204)
 
 
-async def drop_segments(gw: S3Gateway, request: S3Request) -> None:
-    """With its bucket, the parts of the multipart uploads that were never completed go."""
-    container = request.bucket + SEGMENTS
+async def drop_segments(gw: S3Gateway, request: S3Request, container: str) -> None:
+    """With its bucket go the parts of the multipart uploads never completed, and its versions."""
     try:
         while names := [i.name for i in await gw.objects.list_objects(request.account, container, limit=1000)]:
             for name in names:
@@ -143,25 +99,6 @@ async def bucket_location(gw: S3Gateway, request: S3Request) -> S3Response:
 async def get_versioning(gw: S3Gateway, request: S3Request) -> S3Response:
     info = await bucket_info(gw, request)
     return S3Response(200, XML, s3_xml.versioning(info.metadata.get(VERSIONING)))
-
-
-async def put_versioning(gw: S3Gateway, request: S3Request) -> S3Response:
-    await bucket_info(gw, request)
-    status = s3_xml.parse_versioning(await request.small_body())
-    if status == "Enabled":
-        raise S3Error("NotImplemented", "Keeping object versions is not implemented by this cloud's object "
-                      "store yet; a bucket's versioning stays unversioned or suspended.")
-    await gw.objects.update_container(request.account, request.bucket, {VERSIONING: status})
-    return S3Response(200)
-
-
-def _max(request: S3Request, name: str, default: int = MAX_KEYS) -> int:
-    text = request.arg(name)
-    if text is None:
-        return default
-    if not text.isdigit():
-        raise S3Error("InvalidArgument", f"{name} must be a non-negative integer.", ArgumentName=name)
-    return min(int(text), MAX_KEYS)
 
 
 def _swift_marker(marker: str, delimiter: str) -> str:
@@ -187,7 +124,7 @@ async def _listing(gw: S3Gateway, request: S3Request, prefix: str, delimiter: st
 async def list_objects(gw: S3Gateway, request: S3Request) -> S3Response:
     prefix, delimiter = request.arg("prefix", "") or "", request.arg("delimiter", "") or ""
     encoding = request.arg("encoding-type", "") or ""
-    max_keys = _max(request, "max-keys")
+    max_keys = max_arg(request, "max-keys")
     if request.arg("list-type") == "2":
         token = request.arg("continuation-token")
         start_after = request.arg("start-after", "") or ""
@@ -215,58 +152,20 @@ async def list_objects(gw: S3Gateway, request: S3Request) -> S3Response:
     return S3Response(200, XML, body)
 
 
-async def list_versions(gw: S3Gateway, request: S3Request) -> S3Response:
-    """Without kept versions, each object is its one, latest version ("null")."""
-    prefix, delimiter = request.arg("prefix", "") or "", request.arg("delimiter", "") or ""
-    marker = request.arg("key-marker", "") or ""
-    listing = await _listing(gw, request, prefix, delimiter, marker, _max(request, "max-keys"))
-    body = s3_xml.list_versions(request.bucket, listing, prefix=prefix, delimiter=delimiter,
-                                max_keys=_max(request, "max-keys"), encoding=request.arg("encoding-type", "") or "",
-                                owner=request.owner, key_marker=marker, version_marker="", next_version_marker=None)
-    return S3Response(200, XML, body)
-
-
 # --- objects ----------------------------------------------------------------------------------
-def _check_key(key: str) -> None:
-    if len(key.encode("utf-8", "surrogatepass")) > core.MAX_OBJECT_NAME_LENGTH:
-        raise S3Error("KeyTooLongError", "Your key is too long")
-
-
-def _length(request: S3Request) -> int:
-    length = request.declared_length()
-    if length is None:
-        raise S3Error("MissingContentLength", "You must provide the Content-Length HTTP header.")
-    if length > core.MAX_FILE_SIZE:
-        raise S3Error("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size",
-                      MaxSizeAllowed=str(core.MAX_FILE_SIZE))
-    return length
-
-
-async def store(gw: S3Gateway, request: S3Request, bucket: str, key: str, body: AsyncIterator[bytes], *,
-                size: int | None, **extra: Any) -> core.ObjectInfo:
-    """put_object, with the storage layer's refusals in S3's words."""
-    try:
-        return await gw.objects.put_object(request.account, bucket, key, body, size=size, **extra)
-    except NotFound as exc:
-        raise no_such_bucket(bucket) from exc
-    except PayloadTooLarge as exc:
-        raise S3Error("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size") from exc
-    except core.Unprocessable as exc:
-        raise S3Error("BadDigest", "The Content-MD5 you specified did not match what we received.") from exc
-
-
 async def put_object(gw: S3Gateway, request: S3Request) -> S3Response:
     if "x-amz-copy-source" in request.headers:
         return await copy_object(gw, request)
-    _check_key(request.key)
-    await bucket_info(gw, request)
-    size = _length(request)
+    check_key(request.key)
+    bucket = await bucket_info(gw, request)
+    size = declared_length(request)
     meta, stored = metadata_of(request)
     checksum = _checksum_to_keep(request)
     info = await store(gw, request, request.bucket, request.key, request.body(), size=size,
                        content_type=request.headers.get("content-type", ""), metadata=meta,
-                       headers={**stored, **checksum})
-    return S3Response(200, {"ETag": s3_xml.quoted(info.etag), **checksum})
+                       headers={**stored, **checksum}, archive=s3_versions.archive_of(bucket))
+    return S3Response(200, {"ETag": s3_xml.quoted(info.etag), **checksum,
+                            **version_header(bucket, s3_versions.version_id(info))})
 
 
 def _checksum_to_keep(request: S3Request) -> dict[str, str]:
@@ -280,19 +179,32 @@ def _checksum_to_keep(request: S3Request) -> dict[str, str]:
             if k.startswith("x-amz-checksum-") and k not in ("x-amz-checksum-algorithm", "x-amz-checksum-type")}
 
 
-def source_of(request: S3Request) -> tuple[str, str]:
-    """The (bucket, key) of x-amz-copy-source: "[/]bucket/key", URL-encoded; a versionId other
-    than "null" names a version this store does not keep."""
+def source_of(request: S3Request) -> tuple[str, str, str | None]:
+    """The (bucket, key, version id) of x-amz-copy-source: "[/]bucket/key[?versionId=...]", URL-encoded."""
     text, _, query = request.headers["x-amz-copy-source"].partition("?")
     text = urllib.parse.unquote(text).lstrip("/")
     bucket, _, key = text.partition("/")
     if not bucket or not key:
         raise S3Error("InvalidArgument", "Copy Source must mention the source bucket and key: "
                       "sourcebucket/sourcekey", ArgumentName="x-amz-copy-source")
-    version = dict(urllib.parse.parse_qsl(query)).get("versionId")
-    if version not in (None, "null"):
-        raise S3Error("NoSuchVersion", "The specified version does not exist.", Key=key, VersionId=version)
-    return bucket, key
+    return bucket, key, dict(urllib.parse.parse_qsl(query)).get("versionId")
+
+
+async def open_source(gw: S3Gateway, request: S3Request) -> ObjectReader:
+    """A reader of the object (or version) x-amz-copy-source names, its copy conditions checked."""
+    bucket, key, version = source_of(request)
+    container, name, _ = await s3_versions.locate(gw, request, bucket, key, version)
+    try:
+        reader = await gw.objects.open_object(request.account, container, name)
+    except NotFound as exc:
+        await bucket_info(gw, request, bucket)
+        raise no_such_key(key) from exc
+    try:
+        check_copy_conditions(request, reader.info)
+    except BaseException:
+        reader.close()
+        raise
+    return reader
 
 
 def check_copy_conditions(request: S3Request, info: core.ObjectInfo) -> None:
@@ -307,28 +219,31 @@ def check_copy_conditions(request: S3Request, info: core.ObjectInfo) -> None:
 
 
 async def copy_object(gw: S3Gateway, request: S3Request) -> S3Response:
-    _check_key(request.key)
-    src_bucket, src_key = source_of(request)
-    source = await object_info(gw, request, src_bucket, src_key)
-    await bucket_info(gw, request)
-    check_copy_conditions(request, source)
+    """CopyObject: the source's bytes streamed into a new object (kept as a version of the key it
+    replaces, in a versioned bucket), with the source's metadata or the request's."""
+    check_key(request.key)
     directive = request.headers.get("x-amz-metadata-directive", "COPY").upper()
     if directive not in ("COPY", "REPLACE"):
         raise S3Error("InvalidArgument", "Unknown metadata directive.", ArgumentName="x-amz-metadata-directive")
-    if (src_bucket, src_key) == (request.bucket, request.key) and directive == "COPY":
+    src_bucket, src_key, src_version = source_of(request)
+    if (src_bucket, src_key, src_version) == (request.bucket, request.key, None) and directive == "COPY":
         raise S3Error("InvalidRequest", "This copy request is illegal because it is trying to copy an object to "
                       "itself without changing the object's metadata, storage class, website redirect location "
                       "or encryption attributes.")
-    await request.small_body()  # a copy has no body; read what there is so the connection stays usable
+    bucket = await bucket_info(gw, request)
     replace = directive == "REPLACE"
     meta, stored = metadata_of(request) if replace else ({}, {})
-    try:
-        info = await gw.objects.copy_object(
-            request.account, src_bucket, src_key, request.bucket, request.key, metadata=meta, headers=stored,
-            content_type=request.headers.get("content-type") if replace else None, fresh_metadata=replace)
-    except NotFound as exc:
-        raise no_such_key(src_key) from exc
-    return S3Response(200, XML, s3_xml.copy_result(info.etag, iso(info.last_modified)))
+    async with await open_source(gw, request) as reader:
+        await request.small_body()  # a copy has no body; read what there is so the connection stays usable
+        source = reader.info
+        info = await store(
+            gw, request, request.bucket, request.key, reader.chunks(), size=source.size,
+            content_type=request.headers.get("content-type", "") if replace else source.content_type,
+            metadata=meta if replace else dict(source.metadata),
+            headers=stored if replace else {k: v for k, v in source.headers.items() if k in STORED},
+            etag_override=source.etag, archive=s3_versions.archive_of(bucket))
+    return S3Response(200, {**XML, **version_header(bucket, s3_versions.version_id(info))},
+                      s3_xml.copy_result(info.etag, iso(info.last_modified)))
 
 
 def _range(request: S3Request, size: int) -> tuple[int, int] | None:
@@ -356,23 +271,23 @@ def _conditions(request: S3Request, info: core.ObjectInfo) -> None:
 
 
 async def get_object(gw: S3Gateway, request: S3Request) -> S3Response:
-    _version_is_null(request)
     if request.arg("partNumber") not in (None, "1"):
         raise S3Error("InvalidArgument", "Only partNumber 1 of an object is served.", ArgumentName="partNumber")
+    bucket = await bucket_info(gw, request)
+    container, name, _ = await s3_versions.locate(gw, request, request.bucket, request.key, request.arg("versionId"))
     try:
-        reader = await gw.objects.open_object(request.account, request.bucket, request.key)
+        reader = await gw.objects.open_object(request.account, container, name)
     except NotFound as exc:
-        await bucket_info(gw, request)
         raise no_such_key(request.key) from exc
     try:
         info = reader.info
         _conditions(request, info)
-        headers = object_headers(info)
+        headers = {**object_headers(info), **version_header(bucket, s3_versions.version_id(info))}
         span = _range(request, info.size)
         if request.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED" and span is None:
             headers.update({k: v for k, v in info.headers.items() if k.startswith("x-amz-checksum-")})
-        for name, header in RESPONSE_OVERRIDES.items():
-            value = request.arg(name)
+        for query_name, header in RESPONSE_OVERRIDES.items():
+            value = request.arg(query_name)
             if value is not None:
                 headers[header] = value
         if span is None:
@@ -390,39 +305,28 @@ async def get_object(gw: S3Gateway, request: S3Request) -> S3Response:
     return S3Response(status, headers, stream=reader.chunks(start, end), close=reader.close)
 
 
-def _version_is_null(request: S3Request) -> None:
-    version = request.arg("versionId")
-    if version not in (None, "null"):
-        raise S3Error("NoSuchVersion", "The specified version does not exist.", Key=request.key, VersionId=version)
-
-
 async def delete_object(gw: S3Gateway, request: S3Request) -> S3Response:
-    _version_is_null(request)
-    await bucket_info(gw, request)
-    try:
-        await gw.objects.delete_object(request.account, request.bucket, request.key)
-    except NotFound:
-        pass  # S3 answers 204 for a key that is not there
-    return S3Response(204)
+    """204 whether or not the key was there, as S3 answers."""
+    bucket = await bucket_info(gw, request)
+    version, _ = await s3_versions.delete_version(gw, request, request.key, request.arg("versionId"), bucket)
+    return S3Response(204, version_header(bucket, version))
 
 
 async def delete_objects(gw: S3Gateway, request: S3Request) -> S3Response:
-    await bucket_info(gw, request)
+    bucket = await bucket_info(gw, request)
     if "content-md5" not in request.headers and not any(k.startswith("x-amz-checksum-") for k in request.headers):
         raise S3Error("InvalidRequest", "Missing required header for this request: Content-MD5")
     objects, quiet = s3_xml.parse_delete(await request.small_body())
     deleted: list[tuple[str, str | None, bool]] = []
     errors: list[tuple[str, str, str]] = []
     for key, version in objects:
-        if version not in (None, "null"):
-            errors.append((key, "NoSuchVersion", "The specified version does not exist."))
-            continue
         try:
-            await gw.objects.delete_object(request.account, request.bucket, key)
-        except NotFound:
-            pass
+            gone, _ = await s3_versions.delete_version(gw, request, key, version, bucket)
+        except S3Error as exc:
+            errors.append((key, exc.code, exc.message))
+            continue
         except CloudboxError as exc:
             errors.append((key, "InternalError" if exc.status >= 500 else "InvalidArgument", exc.message))
             continue
-        deleted.append((key, version, False))
+        deleted.append((key, gone if version else None, False))
     return S3Response(200, XML, s3_xml.delete_result(deleted, errors, quiet=quiet))

@@ -20,7 +20,9 @@ from typing import AsyncIterator
 
 from cloudbox.errors import NotFound
 from cloudbox.object import core, s3_xml
+from cloudbox.object import s3_common as c
 from cloudbox.object import s3_handlers as h
+from cloudbox.object import s3_versions
 from cloudbox.object.s3_api import S3Gateway, S3Request, S3Response
 from cloudbox.object.s3_xml import S3Error
 
@@ -32,7 +34,7 @@ _PART = re.compile(r"[0-9a-f]{32}/(\d{5})")
 
 
 def segments(request: S3Request) -> str:
-    return request.bucket + h.SEGMENTS
+    return request.bucket + c.SEGMENTS
 
 
 def _key_hash(key: str) -> str:
@@ -53,7 +55,7 @@ async def upload_marker(gw: S3Gateway, request: S3Request) -> tuple[str, core.Ob
     upload_id = request.arg("uploadId") or ""
     if not _UPLOAD_ID.fullmatch(upload_id):
         raise no_such_upload(upload_id)
-    await h.bucket_info(gw, request)
+    await c.bucket_info(gw, request)
     try:
         info = await gw.objects.head_object(request.account, segments(request), upload_id)
     except NotFound as exc:
@@ -68,9 +70,9 @@ async def _one(data: bytes) -> AsyncIterator[bytes]:
 
 
 async def initiate(gw: S3Gateway, request: S3Request) -> S3Response:
-    h._check_key(request.key)
-    await h.bucket_info(gw, request)
-    meta, stored = h.metadata_of(request)
+    c.check_key(request.key)
+    await c.bucket_info(gw, request)
+    meta, stored = c.metadata_of(request)
     await request.small_body()
     await gw.objects.create_container(request.account, segments(request))
     upload_id = uuid.uuid4().hex
@@ -78,7 +80,7 @@ async def initiate(gw: S3Gateway, request: S3Request) -> S3Response:
     await gw.objects.put_object(request.account, segments(request), upload_id, _one(key), size=len(key),
                                 content_type=request.headers.get("content-type", ""), metadata=meta,
                                 headers={**stored, KEY_HASH: _key_hash(request.key)})
-    return S3Response(200, h.XML, s3_xml.initiate_multipart(request.bucket, request.key, upload_id))
+    return S3Response(200, c.XML, s3_xml.initiate_multipart(request.bucket, request.key, upload_id))
 
 
 def _part_number(request: S3Request) -> int:
@@ -95,20 +97,13 @@ async def upload_part(gw: S3Gateway, request: S3Request) -> S3Response:
     name = _part_name(upload_id, number)
     if "x-amz-copy-source" in request.headers:
         return await _copy_part(gw, request, name)
-    info = await h.store(gw, request, segments(request), name, request.body(), size=h._length(request))
+    info = await c.store(gw, request, segments(request), name, request.body(), size=c.declared_length(request))
     return S3Response(200, {"ETag": s3_xml.quoted(info.etag)})
 
 
 async def _copy_part(gw: S3Gateway, request: S3Request, name: str) -> S3Response:
     """UploadPartCopy: the part's bytes are (a range of) another object's."""
-    src_bucket, src_key = h.source_of(request)
-    try:
-        reader = await gw.objects.open_object(request.account, src_bucket, src_key)
-    except NotFound as exc:
-        await h.bucket_info(gw, request, src_bucket)
-        raise h.no_such_key(src_key) from exc
-    async with reader:
-        h.check_copy_conditions(request, reader.info)
+    async with await h.open_source(gw, request) as reader:
         start, end = 0, reader.info.size
         wanted = request.headers.get("x-amz-copy-source-range")
         if wanted is not None:
@@ -120,8 +115,8 @@ async def _copy_part(gw: S3Gateway, request: S3Request, name: str) -> S3Response
                               "last bytes to copy", ArgumentName="x-amz-copy-source-range")
             start, end = span[0]
         await request.small_body()
-        info = await h.store(gw, request, segments(request), name, reader.chunks(start, end), size=end - start)
-    return S3Response(200, h.XML, s3_xml.copy_result(info.etag, h.iso(info.last_modified), part=True))
+        info = await c.store(gw, request, segments(request), name, reader.chunks(start, end), size=end - start)
+    return S3Response(200, c.XML, s3_xml.copy_result(info.etag, c.iso(info.last_modified), part=True))
 
 
 async def _parts(gw: S3Gateway, request: S3Request, upload_id: str, after: int = 0,
@@ -141,10 +136,10 @@ async def list_parts(gw: S3Gateway, request: S3Request) -> S3Response:
     marker_text = request.arg("part-number-marker", "0") or "0"
     if not marker_text.isdigit():
         raise S3Error("InvalidArgument", "part-number-marker must be an integer.", ArgumentName="part-number-marker")
-    max_parts = h._max(request, "max-parts")
+    max_parts = c.max_arg(request, "max-parts")
     found = await _parts(gw, request, upload_id, int(marker_text), max_parts + 1)
-    parts = [s3_xml.Part(n, i.size, i.etag, h.iso(i.last_modified)) for n, i in found[:max_parts]]
-    return S3Response(200, h.XML, s3_xml.list_parts(request.bucket, request.key, upload_id, parts,
+    parts = [s3_xml.Part(n, i.size, i.etag, c.iso(i.last_modified)) for n, i in found[:max_parts]]
+    return S3Response(200, c.XML, s3_xml.list_parts(request.bucket, request.key, upload_id, parts,
                                                     marker=int(marker_text), max_parts=max_parts,
                                                     truncated=len(found) > max_parts, owner=request.owner))
 
@@ -181,12 +176,14 @@ async def complete(gw: S3Gateway, request: S3Request) -> S3Response:
 
     etag = multipart_etag([info.etag for info in chosen])
     headers = {k: v for k, v in marker.headers.items() if k != KEY_HASH}
-    final = await h.store(gw, request, request.bucket, request.key, joined(), size=sum(i.size for i in chosen),
+    bucket = await c.bucket_info(gw, request)
+    final = await c.store(gw, request, request.bucket, request.key, joined(), size=sum(i.size for i in chosen),
                           content_type=marker.content_type, metadata=dict(marker.metadata), headers=headers,
-                          etag_override=etag)
+                          etag_override=etag, archive=s3_versions.archive_of(bucket))
     await _drop(gw, request, upload_id)
     location = f"{request.base_url}/{request.bucket}/{request.key}"
-    return S3Response(200, h.XML, s3_xml.complete_multipart(location, request.bucket, request.key, final.etag))
+    return S3Response(200, {**c.XML, **h.version_header(bucket, s3_versions.version_id(final))},
+                      s3_xml.complete_multipart(location, request.bucket, request.key, final.etag))
 
 
 async def _drop(gw: S3Gateway, request: S3Request, upload_id: str) -> None:
@@ -211,9 +208,9 @@ async def abort(gw: S3Gateway, request: S3Request) -> S3Response:
 async def list_uploads(gw: S3Gateway, request: S3Request) -> S3Response:
     """The uploads begun and neither completed nor aborted, by upload id (each one's key read
     from its marker)."""
-    await h.bucket_info(gw, request)
+    await c.bucket_info(gw, request)
     prefix = request.arg("prefix", "") or ""
-    max_uploads = h._max(request, "max-uploads")
+    max_uploads = c.max_arg(request, "max-uploads")
     try:
         items = await gw.objects.list_objects(request.account, segments(request), delimiter="/",
                                               limit=core.CONTAINER_LISTING_LIMIT)
@@ -229,8 +226,8 @@ async def list_uploads(gw: S3Gateway, request: S3Request) -> S3Response:
         except NotFound:
             continue
         if key.startswith(prefix):
-            uploads.append((key, item.name, h.iso(item.last_modified)))
+            uploads.append((key, item.name, c.iso(item.last_modified)))
     uploads.sort()
-    return S3Response(200, h.XML, s3_xml.list_uploads(request.bucket, uploads[:max_uploads], prefix=prefix,
+    return S3Response(200, c.XML, s3_xml.list_uploads(request.bucket, uploads[:max_uploads], prefix=prefix,
                                                       max_uploads=max_uploads, truncated=len(uploads) > max_uploads,
                                                       owner=request.owner))

@@ -5,7 +5,7 @@ sub-resource its query names, the handler and whether it writes (a member's role
 from __future__ import annotations
 
 from cloudbox.object import s3_handlers as h
-from cloudbox.object import s3_multipart
+from cloudbox.object import s3_multipart, s3_versions
 from cloudbox.object.s3_api import S3Route
 
 
@@ -18,8 +18,8 @@ def _routes() -> list[S3Route]:
         ("GET", "bucket", None, h.list_objects, False),
         ("GET", "bucket", "location", h.bucket_location, False),
         ("GET", "bucket", "versioning", h.get_versioning, False),
-        ("PUT", "bucket", "versioning", h.put_versioning, True),
-        ("GET", "bucket", "versions", h.list_versions, False),
+        ("PUT", "bucket", "versioning", s3_versions.put_versioning, True),
+        ("GET", "bucket", "versions", s3_versions.list_versions, False),
         ("POST", "bucket", "delete", h.delete_objects, True),
         ("GET", "bucket", "uploads", s3_multipart.list_uploads, False),
         ("PUT", "object", None, h.put_object, True),
