@@ -10,12 +10,13 @@ Each answer carries ``OpenStack-API-Version: volume 3.x``; asking beyond MAX_VER
 from __future__ import annotations
 
 import json
+import urllib.parse
 from typing import Any, Awaitable, Callable
 
 from quart import Response, request
 
 from cloudbox.api.routes import ApiSpec, Call, Reply, Route
-from cloudbox.errors import BadRequest
+from cloudbox.errors import BadRequest, NotFound
 from cloudbox.volume import api_attach, api_types, core, models, views
 from cloudbox.volume.service import VolumeService
 
@@ -66,10 +67,18 @@ def is_admin(call: Call) -> bool:
 
 def paged(call: Call, rows: list[dict[str, Any]], limit: int, key: str, path: str,
           render: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
+    """A page with Cinder's next link: given whenever the page is full, even when it is the
+    last (the next page is then empty), as Cinder's collection links are."""
     rows, links = call.paged(rows, limit, path)
     body: dict[str, Any] = {key: [render(r) for r in rows]}
-    if links["next"]:
-        body[f"{key}_links"] = [{"rel": "next", "href": links["next"]}]
+    next_link = links["next"]
+    if next_link is None and rows and len(rows) == limit:
+        query = {k: v for k, v in call.query.items() if k != "marker"}
+        query["marker"] = rows[-1]["id"]
+        query.setdefault("limit", str(limit))
+        next_link = call.base + path + "?" + urllib.parse.urlencode(query)
+    if next_link:
+        body[f"{key}_links"] = [{"rel": "next", "href": next_link}]
     return body
 
 
@@ -149,12 +158,23 @@ def build(svc: VolumeService) -> ApiSpec:
             if not isinstance(args.get("new_type"), str):
                 raise BadRequest("Invalid input received: os-retype needs new_type.")
             await svc.retype(call.auth, volume_id, args["new_type"])
+        elif name == "os-show_image_metadata":
+            return Reply({"metadata": await svc.image_metadata(call.auth, volume_id)}, 200)
+        elif name == "os-set_image_metadata":
+            metadata = await svc.image_metadata(call.auth, volume_id, changes=args.get("metadata"))
+            return Reply({"metadata": metadata}, 200)
+        elif name == "os-unset_image_metadata":
+            if not isinstance(args.get("key"), str):
+                raise BadRequest("Invalid input received: os-unset_image_metadata needs the key to remove.")
+            await svc.image_metadata(call.auth, volume_id, remove=args["key"])
+            return Reply(None, 200)
         elif name in api_attach.ACTIONS:
             return await api_attach.volume_action(svc, call, volume_id, name, args)
         else:
             raise BadRequest(f"There is no such action: {name[:60]} (this cloud serves os-extend, "
                              "os-set_bootable, os-update_readonly_flag, os-reset_status, os-force_delete, "
-                             "os-retype, the attach actions and os-volume_upload_image).")
+                             "os-retype, os-show/set/unset_image_metadata, the attach actions and "
+                             "os-volume_upload_image).")
         return Reply(None, 202)
 
     # --- snapshots --------------------------------------------------------------------------------
@@ -202,9 +222,31 @@ def build(svc: VolumeService) -> ApiSpec:
             await svc.reset_snapshot_status(call.auth, snapshot_id, args.get("status"))
         elif name == "os-force_delete":
             await svc.force_delete_snapshot(call.auth, snapshot_id)
+        elif name == "os-update_snapshot_status":
+            await svc.update_snapshot_status(call.auth, snapshot_id, args)
         else:
             raise BadRequest(f"There is no such snapshot action: {name[:60]}.")
         return Reply(None, 202)
+
+    # --- user messages (3.3) ------------------------------------------------------------------------
+    def need_messages_api(call: Call) -> None:
+        if version_of(call) < (3, 3):
+            raise NotFound("The messages API needs microversion 3.3 or later (OpenStack-API-Version: volume 3.3).")
+
+    async def list_messages(call: Call) -> Any:
+        need_messages_api(call)
+        limit, marker = call.page()
+        rows = await svc.list_messages(call.auth, marker, limit)
+        return paged(call, rows, limit, "messages", "/messages", lambda m: views.message(call.base, m))
+
+    async def show_message(call: Call, message_id: str) -> Any:
+        need_messages_api(call)
+        return {"message": views.message(call.base, await svc.get_message(call.auth, message_id))}
+
+    async def delete_message(call: Call, message_id: str) -> Reply:
+        need_messages_api(call)
+        await svc.delete_message(call.auth, message_id)
+        return Reply(None, 204)
 
     # --- metadata of volumes and snapshots ------------------------------------------------------------
     def metadata_routes(kind: str, collection: str, key: str) -> list[Route]:
@@ -277,6 +319,11 @@ def build(svc: VolumeService) -> ApiSpec:
         *scoped("POST", snapshot + "/action", snapshot_action, summary="A snapshot action (admins)",
                 body=models.ACTION, status=202),
         *metadata_routes("snapshot", "snapshots", "snapshot_id"),
+        *scoped("GET", "/messages", list_messages, summary="User messages: why a volume or snapshot failed (3.3)",
+                query=("limit", "marker")),
+        *scoped("GET", "/messages/{message_id}", show_message, summary="Show a user message (3.3)"),
+        *scoped("DELETE", "/messages/{message_id}", delete_message, summary="Delete a user message (3.3)",
+                status=204),
         *api_types.routes(svc, scoped),
         *api_attach.routes(svc, scoped),
     ]

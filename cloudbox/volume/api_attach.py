@@ -44,12 +44,6 @@ async def volume_action(svc: Any, call: Call, volume_id: str, name: str, args: d
     return Reply(None, 202)
 
 
-def backend_stats(driver: str) -> dict[str, Any]:
-    """What get_pools and the capabilities API both say of a node's backend."""
-    return {"volume_backend_name": driver, "storage_protocol": "local/nbd", "vendor_name": "cloudbox",
-            "driver_version": "1.0"}
-
-
 def require_admin(call: Call, action: str) -> None:
     from cloudbox.identity.core import require
 
@@ -209,9 +203,7 @@ def routes(svc: Any, scoped: Callable[..., list[Route]]) -> list[Route]:
             driver = s["host"].split("@")[1]
             pool: dict[str, Any] = {"name": f"{s['host']}#{driver}"}
             if detail:
-                pool["capabilities"] = {**backend_stats(driver), "multiattach": True,
-                                        "thin_provisioning_support": True, "QoS_support": True,
-                                        "timestamp": s["updated_at"]}
+                pool["capabilities"] = {**core.backend_capabilities(driver), "timestamp": s["updated_at"]}
             out.append(pool)
         return {"pools": out}
 
@@ -230,7 +222,9 @@ def routes(svc: Any, scoped: Callable[..., list[Route]]) -> list[Route]:
 
     async def capabilities(call: Call, host: str) -> Any:
         driver = (await qos.backend(call.auth, host))["host"].split("@", 1)[1]
-        return {**backend_stats(driver), "pool_name": None, "description": None, "display_name": None,
+        stats = core.backend_capabilities(driver)
+        return {**{k: stats[k] for k in ("volume_backend_name", "storage_protocol", "vendor_name", "driver_version")},
+                "pool_name": None, "description": None, "display_name": None,
                 "visibility": None, "namespace": f"OS::Storage::Capabilities::{driver}", "replication_targets": [],
                 "properties": {
                     "thin_provisioning": {"title": "Thin Provisioning", "type": "boolean",
@@ -242,7 +236,7 @@ def routes(svc: Any, scoped: Callable[..., list[Route]]) -> list[Route]:
               ("/os-volume-transfer/detail", "transfers"), ("/groups", "groups"), ("/groups/detail", "groups"),
               ("/group_types", "group_types"), ("/group_snapshots", "group_snapshots"),
               ("/group_snapshots/detail", "group_snapshots"), ("/consistencygroups", "consistencygroups"),
-              ("/consistencygroups/detail", "consistencygroups"), ("/messages", "messages"),
+              ("/consistencygroups/detail", "consistencygroups"),
               ("/clusters", "clusters"), ("/clusters/detail", "clusters")]
     async def service_action(call: Call, service_action: str) -> Any:
         """enable/disable/disable-log-reason, freeze/thaw/failover of a backend: a host this cloud

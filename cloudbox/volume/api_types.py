@@ -64,7 +64,9 @@ def routes(svc: Any, scoped: Callable[..., list[Route]]) -> list[Route]:
         return {"extra_specs": (await types.get(call.auth, type_id))["extra_specs"] if admin(call) else {}}
 
     async def set_specs(call: Call, type_id: str) -> Any:
-        return {"extra_specs": await types.set_extra_specs(call.auth, type_id, call.body["extra_specs"])}
+        asked = call.body["extra_specs"]
+        specs = await types.set_extra_specs(call.auth, type_id, asked)
+        return {"extra_specs": {k: specs[k] for k in asked}}  # Cinder answers the specs it was given
 
     async def show_spec(call: Call, type_id: str, key: str) -> Any:
         specs = (await types.get(call.auth, type_id))["extra_specs"] if admin(call) else {}

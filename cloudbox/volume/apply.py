@@ -3,6 +3,8 @@ every node (the rows, ids and times come inside the commands)."""
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlite_utils
@@ -30,15 +32,58 @@ def _check_quota(db: sqlite_utils.Database, project_id: str, defaults: dict[str,
 
 
 def _metadata_changes(row: dict[str, Any], requested: dict[str, Any], what: str) -> dict[str, Any]:
-    """An update's changes with ``metadata_merge`` / ``metadata_delete`` made into the whole new metadata."""
+    """An update's changes with ``<field>_merge`` / ``<field>_delete`` made into the whole new
+    ``metadata`` or ``image_metadata`` (Cinder's volume_image_metadata)."""
     changes = dict(requested)
-    if "metadata_merge" in changes:
-        changes["metadata"] = core.check_metadata({**row["metadata"], **changes.pop("metadata_merge")})
-    if "metadata_delete" in changes:
-        key = changes.pop("metadata_delete")
-        if key not in row["metadata"]:
-            raise NotFound(f"{what} {row['id']} has no metadata with key {key}.")
-        changes["metadata"] = {k: v for k, v in row["metadata"].items() if k != key}
+    for field, label in (("metadata", "metadata"), ("image_metadata", "image metadata")):
+        if f"{field}_merge" in changes:
+            changes[field] = core.check_metadata({**row[field], **changes.pop(f"{field}_merge")})
+        if f"{field}_delete" in changes:
+            key = changes.pop(f"{field}_delete")
+            if key not in row[field]:
+                raise NotFound(f"{what} {row['id']} has no {label} with key {key}.")
+            changes[field] = {k: v for k, v in row[field].items() if k != key}
+    return changes
+
+
+# --- user messages: a volume or snapshot going to error with a reason leaves one (Cinder's /messages) ---
+MESSAGE_NAMESPACE = uuid.UUID("6f1d1c0e-3c52-4d2b-9d0e-76f3a0c1b2a4")
+MESSAGE_DAYS = 30  # guaranteed_until, as Cinder's message_ttl
+# (resource type, the status it left) -> Cinder's action id and words
+ACTIONS = {("VOLUME", "creating"): ("001", "schedule allocate volume"), ("VOLUME", "extending"): ("007", "extend volume"),
+           ("VOLUME", "uploading"): ("003", "copy volume to image"), ("VOLUME", "deleting"): ("000", "delete volume"),
+           ("SNAPSHOT", "creating"): ("009", "create snapshot"), ("SNAPSHOT", "deleting"): ("010", "delete snapshot")}
+
+
+def _record_message(db: sqlite_utils.Database, kind: str, row: dict[str, Any], was: str, to: str, message: str,
+                    at: str, detail: str = "001") -> None:
+    """A message for the row's project when it goes to an error status with a reason (its id is
+    derived from the row, status and time, so every node makes the same)."""
+    if not to.startswith("error") or not message or message == core.HELD:
+        return
+    action, words = ACTIONS.get((kind, was), ("000", "volume operation"))
+    message_id = str(uuid.uuid5(MESSAGE_NAMESPACE, f"{row['id']}|{to}|{at}"))
+    if s.get_message(db, message_id) is not None:
+        return
+    until = (datetime.fromisoformat(at) + timedelta(days=MESSAGE_DAYS)).isoformat(timespec="microseconds")
+    db["volume_messages"].insert({
+        "id": message_id, "project_id": row["project_id"], "resource_type": kind, "resource_uuid": row["id"],
+        "event_id": f"VOLUME_{kind}_{action}_{detail}", "message_level": "ERROR",
+        "user_message": f"{words}: {message}", "request_id": f"req-{message_id}", "created_at": at,
+        "guaranteed_until": until})
+
+
+def _delete_message(db: sqlite_utils.Database, cmd: c.DeleteMessage) -> None:
+    found = s.get_message(db, cmd.id)
+    if found is None:
+        raise NotFound(f"Message {cmd.id} could not be found.")
+    db.execute("DELETE FROM volume_messages WHERE id = ?", [cmd.id])
+
+
+def _released(row: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """A change of status that does not set its own message releases a status an admin set."""
+    if row["message"] == core.HELD and "message" not in changes:
+        return {**changes, "message": ""}
     return changes
 
 
@@ -72,6 +117,8 @@ def _create_volume(db: sqlite_utils.Database, cmd: c.CreateVolume) -> dict[str, 
         row["host"] = source["host"]
     _check_quota(db, row["project_id"], cmd.defaults, row["volume_type_id"], 1, row["size"], 0)
     db["volumes"].insert(s.encode(row))
+    _record_message(db, "VOLUME", row, "creating", row["status"], row.get("message") or "", row["created_at"],
+                    detail="002")  # 002: no valid backend, the only error a create decides
     return s.must_volume(db, row["id"])
 
 
@@ -79,7 +126,9 @@ def _transition(db: sqlite_utils.Database, cmd: c.Transition) -> dict[str, Any]:
     volume = s.must_volume(db, cmd.id)
     if cmd.expect and volume["status"] not in cmd.expect:
         raise Conflict(f"Invalid volume: volume {cmd.id} is {volume['status']}, not {' or '.join(cmd.expect)}.")
-    return _touch_volume(db, cmd.id, {**cmd.changes, "status": cmd.to, "updated_at": cmd.at})
+    changes = _released(volume, dict(cmd.changes))
+    _record_message(db, "VOLUME", volume, volume["status"], cmd.to, changes.get("message", ""), cmd.at)
+    return _touch_volume(db, cmd.id, {**changes, "status": cmd.to, "updated_at": cmd.at})
 
 
 def _update_volume(db: sqlite_utils.Database, cmd: c.UpdateVolume) -> dict[str, Any]:
@@ -87,6 +136,8 @@ def _update_volume(db: sqlite_utils.Database, cmd: c.UpdateVolume) -> dict[str, 
     changes = _metadata_changes(volume, cmd.changes, "Volume")
     if "readonly" in changes and volume["status"] not in ("available", "in-use"):
         raise Conflict(f"Invalid volume: volume {cmd.id} is {volume['status']}.")
+    if "readonly" in changes:  # Cinder keeps the flag in admin metadata, shown among the metadata
+        changes["admin_metadata"] = {**volume.get("admin_metadata", {}), "readonly": str(bool(changes["readonly"]))}
     return _touch_volume(db, cmd.id, {**changes, "updated_at": cmd.at})
 
 
@@ -100,7 +151,8 @@ def _extend(db: sqlite_utils.Database, cmd: c.ExtendVolume) -> dict[str, Any]:
                          f"current size ({volume['size']} GB).")
     _check_quota(db, volume["project_id"], cmd.defaults, volume["volume_type_id"], 0,
                  cmd.new_size - volume["size"], 0)
-    return _touch_volume(db, cmd.id, {"status": "extending", "pending_size": cmd.new_size, "updated_at": cmd.at})
+    return _touch_volume(db, cmd.id, _released(volume, {"status": "extending", "pending_size": cmd.new_size,
+                                                        "updated_at": cmd.at}))
 
 
 def _retype(db: sqlite_utils.Database, cmd: c.RetypeVolume) -> dict[str, Any]:
@@ -149,8 +201,8 @@ def _delete(db: sqlite_utils.Database, cmd: c.DeleteVolume) -> dict[str, Any]:
     for snapshot in snapshots:
         if snapshot["status"] not in ("available", "error", "error_deleting", "deleting"):
             raise BadRequest(f"Invalid volume: snapshot {snapshot['id']} is {snapshot['status']}.")
-        db["volume_snapshots"].update(snapshot["id"], {"status": "deleting", "updated_at": cmd.at})
-    return _touch_volume(db, cmd.id, {"status": "deleting", "updated_at": cmd.at})
+        db["volume_snapshots"].update(snapshot["id"], _released(snapshot, {"status": "deleting", "updated_at": cmd.at}))
+    return _touch_volume(db, cmd.id, _released(volume, {"status": "deleting", "updated_at": cmd.at}))
 
 
 def _purge(db: sqlite_utils.Database, cmd: c.PurgeVolume) -> None:
@@ -181,7 +233,9 @@ def _snapshot_transition(db: sqlite_utils.Database, cmd: c.SnapshotTransition) -
     snapshot = s.must_snapshot(db, cmd.id)
     if cmd.expect and snapshot["status"] not in cmd.expect:
         raise Conflict(f"Invalid snapshot: snapshot {cmd.id} is {snapshot['status']}.")
-    db["volume_snapshots"].update(cmd.id, s.encode({**cmd.changes, "status": cmd.to, "updated_at": cmd.at}))
+    changes = _released(snapshot, dict(cmd.changes))
+    _record_message(db, "SNAPSHOT", snapshot, snapshot["status"], cmd.to, changes.get("message", ""), cmd.at)
+    db["volume_snapshots"].update(cmd.id, s.encode({**changes, "status": cmd.to, "updated_at": cmd.at}))
     return s.must_snapshot(db, cmd.id)
 
 
@@ -197,7 +251,7 @@ def _delete_snapshot(db: sqlite_utils.Database, cmd: c.DeleteSnapshot) -> dict[s
     if snapshot["status"] not in ("available", "error", "error_deleting"):
         raise BadRequest(f"Invalid snapshot: snapshot {cmd.id} is {snapshot['status']}; only an available or "
                          "errored snapshot can be deleted.")
-    db["volume_snapshots"].update(cmd.id, {"status": "deleting", "updated_at": cmd.at})
+    db["volume_snapshots"].update(cmd.id, _released(snapshot, {"status": "deleting", "updated_at": cmd.at}))
     return s.must_snapshot(db, cmd.id)
 
 
@@ -313,4 +367,5 @@ HANDLERS: dict[type, Handler] = {
     c.SetDefaultType: _default_type,
     c.SetQuota: _set_quota,
     c.DeleteQuota: _delete_quota,
+    c.DeleteMessage: _delete_message,
 }

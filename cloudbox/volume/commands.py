@@ -162,4 +162,11 @@ class DeleteQuota(Command):
     project_id: str
 
 
+@command("volume.message.delete")
+class DeleteMessage(Command):
+    """A user message read and dismissed."""
+
+    id: str
+
+
 from cloudbox.volume.commands_attach import *  # noqa: E402,F401,F403 (attachments, QoS, uploads, backends)

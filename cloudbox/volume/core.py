@@ -178,6 +178,11 @@ class ListOptions:
     equals: dict[str, Any] = field(default_factory=dict)
     like: dict[str, str] = field(default_factory=dict)
     metadata: dict[str, str] = field(default_factory=dict)
+    offset: int = 0  # rows skipped before the page (Cinder's offset, with or without a marker)
+
+
+SORT_ALIASES = {"display_name": "name"}  # Cinder takes the v1 names as sort keys too
+MAX_OFFSET = 2**31 - 1
 
 
 def parse_list_options(query: Mapping[str, str], sort_columns: Mapping[str, str],
@@ -190,6 +195,7 @@ def parse_list_options(query: Mapping[str, str], sort_columns: Mapping[str, str]
             keys.append((key, direction or "desc"))
     elif query.get("sort_key"):
         keys = [(k.strip(), query.get("sort_dir", "desc")) for k in query["sort_key"].split(",")]
+    keys = [(SORT_ALIASES.get(k, k), d) for k, d in keys]
     for key, direction in keys:
         if key not in sort_columns:
             raise BadRequest(f"Invalid input received: sort key {key[:40]!r} is not one of "
@@ -216,6 +222,11 @@ def parse_list_options(query: Mapping[str, str], sort_columns: Mapping[str, str]
                 raise BadRequest(f"Invalid input received: size filter {raw[:20]!r} is not a number.") from None
         else:
             opts.equals[column] = raw
+    if query.get("offset") not in (None, ""):
+        raw = query["offset"]
+        if not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_OFFSET:
+            raise BadRequest(f"Invalid input received: offset {raw[:20]!r} must be a whole number from 0.")
+        opts.offset = int(raw)
     if query.get("metadata"):
         text = query["metadata"]
         parsed = None
@@ -228,3 +239,41 @@ def parse_list_options(query: Mapping[str, str], sort_columns: Mapping[str, str]
             raise BadRequest("Invalid input received: metadata filter must look like {'key': 'value'}.")
         opts.metadata = {str(k): str(v) for k, v in parsed.items()}
     return opts
+
+
+# --- backends and what a volume type asks of them ----------------------------------------------------
+HELD = "status set by an administrator"  # a reset status: the worker leaves the row as it is (Cinder's
+# reset changes only the database); any later change of status by the cloud releases it
+WORKED_STATUSES = ("creating", "extending", "deleting")  # what the worker acts on (so what a reset holds)
+
+
+def backend_capabilities(driver: str) -> dict[str, Any]:
+    """What a node's backend reports (get_pools, the capabilities API) and types are matched against."""
+    return {"volume_backend_name": driver, "storage_protocol": "local/nbd", "vendor_name": "cloudbox",
+            "driver_version": "1.0", "multiattach": True, "thin_provisioning_support": True, "QoS_support": True}
+
+
+def _spec_met(wanted: str, have: Any) -> bool:
+    """One extra spec against a capability, with Cinder's operators <is>, <in> and <or>."""
+    text = wanted.strip()
+    if text.startswith("<is>"):
+        return str(have).lower() == text[4:].strip().lower()
+    if text.startswith("<in>"):
+        return text[4:].strip() in str(have)
+    if text.startswith("<or>"):
+        return str(have) in [part.strip() for part in text[4:].split("<or>")]
+    return text == str(have)
+
+
+def unmet_capabilities(extra_specs: Mapping[str, str], capabilities: Mapping[str, Any]) -> list[str]:
+    """The extra specs (unscoped or ``capabilities:``) naming a capability the backend reports with
+    another value: a type with any cannot be placed (Cinder's capabilities filter). Specs naming no
+    reported capability, or of another scope (``qos:``...), are not the backend's to meet."""
+    unmet = []
+    for key, wanted in sorted(extra_specs.items()):
+        name = key.removeprefix("capabilities:")
+        if ":" in name or name not in capabilities:
+            continue
+        if not _spec_met(str(wanted), capabilities[name]):
+            unmet.append(f"{name}={wanted}")
+    return unmet

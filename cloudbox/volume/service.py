@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping
 import trio
 
 from cloudbox import clock
-from cloudbox.errors import BadRequest, Forbidden, NotFound
+from cloudbox.errors import BadRequest, Conflict, Forbidden, NotFound
 from cloudbox.identity.core import require
 from cloudbox.state.engine import StateEngine
 from cloudbox.volume import commands as c
@@ -132,7 +132,10 @@ class VolumeService:
             source_type = source["volume_type_id"]
             bootable, image_metadata = source["bootable"], dict(source["image_metadata"])
         elif body.get("imageRef"):
-            image = await self.images.active_image(str(body["imageRef"]), ctx)
+            try:
+                image = await self.images.active_image(str(body["imageRef"]), ctx)
+            except Conflict as e:  # Cinder: an image that is not active is invalid input
+                raise BadRequest(f"Invalid image: {e}") from e
             row["image_id"] = image["id"]
             needed = max(image.get("min_disk") or 0, math.ceil((image.get("virtual_size") or image["size"] or 0) / GB))
             size = max(needed, 1) if size is None else size
@@ -165,13 +168,19 @@ class VolumeService:
         # volume types decide it; the request's deprecated flag does not override the type.
         full_type = await self.read(store.get_type, kind["id"])
         multiattach = bool(full_type and core_attach.type_multiattach(full_type["extra_specs"]))
+        # A type asking what this node's backend is not cannot be placed: the volume is made in
+        # error with the reason (a user message), as Cinder's scheduler answers it.
+        unmet = core.unmet_capabilities(full_type["extra_specs"] if full_type else {},
+                                        core.backend_capabilities(self.driver.name))
         at = self.now()
         row.update({
             "id": str(uuid.uuid4()), "project_id": project, "user_id": ctx.user_id, "name": body.get("name"),
-            "description": body.get("description"), "size": size, "status": "creating", "host": self.host,
+            "description": body.get("description"), "size": size, "status": "error" if unmet else "creating",
+            "host": self.host,
             "availability_zone": zone, "volume_type_id": kind["id"], "bootable": bootable, "readonly": False,
             "multiattach": multiattach, "disk_format": "raw", "pending_size": None,
-            "metadata": metadata, "image_metadata": image_metadata, "message": "", "migration_status": None,
+            "metadata": metadata, "image_metadata": image_metadata, "migration_status": None,
+            "message": f"No valid backend was found: the type asks {', '.join(unmet)}." if unmet else "",
             "created_at": at, "updated_at": at, "launched_at": None,
         })
         volume = await self.propose(c.CreateVolume(row, self.defaults()))
@@ -227,7 +236,8 @@ class VolumeService:
         status = body.get("status")
         if status not in core.STATUSES:
             raise BadRequest(f"Invalid input received: status {str(status)[:40]!r} is not a volume status.")
-        changes: dict[str, Any] = {}
+        # A reset changes only the database, as Cinder's: the worker leaves a status it would act on.
+        changes: dict[str, Any] = {"message": core.HELD if status in core.WORKED_STATUSES else ""}
         if body.get("migration_status") is not None:
             changes["migration_status"] = None if body["migration_status"] == "none" else body["migration_status"]
         attach_status = body.get("attach_status")
@@ -256,6 +266,16 @@ class VolumeService:
             return (await self.propose(c.UpdateVolume(object_id, {key: metadata}, self.now())))["metadata"]
         await self._snapshot(ctx, object_id, write="volume:update_snapshot_metadata")
         return (await self.propose(c.UpdateSnapshot(object_id, {key: metadata}, self.now())))["metadata"]
+
+    async def image_metadata(self, ctx: Any, volume_id: str, changes: Mapping[str, Any] | None = None,
+                             remove: str | None = None) -> dict[str, str]:
+        """os-show/set/unset_image_metadata: the volume's image properties (volume_image_metadata)."""
+        if changes is None and remove is None:
+            return dict((await self._volume(ctx, volume_id))["image_metadata"])
+        await self._volume(ctx, volume_id, write="volume_extension:volume_image_metadata:set")
+        update = {"image_metadata_merge": core.check_metadata(changes)} if changes is not None else \
+            {"image_metadata_delete": remove}
+        return (await self.propose(c.UpdateVolume(volume_id, update, self.now())))["image_metadata"]
 
     async def delete_metadata(self, ctx: Any, kind: str, object_id: str, key: str) -> None:
         if kind == "volume":
@@ -307,12 +327,49 @@ class VolumeService:
         await self._snapshot(ctx, snapshot_id)
         if status not in core.SNAPSHOT_STATUSES:
             raise BadRequest(f"Invalid input received: status {str(status)[:40]!r} is not a snapshot status.")
-        await self.propose(c.SnapshotTransition(snapshot_id, (), status, self.now(), {}))
+        held = core.HELD if status in core.WORKED_STATUSES else ""
+        await self.propose(c.SnapshotTransition(snapshot_id, (), status, self.now(), {"message": held,
+                                                                                      "progress": None}))
+
+    async def update_snapshot_status(self, ctx: Any, snapshot_id: str, body: Mapping[str, Any]) -> None:
+        """os-update_snapshot_status (what Nova reports of a snapshot it takes): from creating to
+        creating, available or error; from deleting to deleting or error_deleting; with a progress."""
+        await self._snapshot(ctx, snapshot_id, write="snapshot_extension:snapshot_actions:update_snapshot_status")
+        status, progress = body.get("status"), body.get("progress")
+        allowed = {"creating": ("creating", "available", "error"), "deleting": ("deleting", "error_deleting")}
+        if not isinstance(status, str) or status not in {s for v in allowed.values() for s in v}:
+            raise BadRequest(f"Invalid input received: status {str(status)[:40]!r} must be one of creating, "
+                             "available, error, deleting, error_deleting.")
+        if progress is not None and not (isinstance(progress, str) and len(progress) <= 255):
+            raise BadRequest("Invalid input received: progress must be text such as '80%'.")
+        expect = tuple(was for was, to in allowed.items() if status in to)
+        changes: dict[str, Any] = {"message": core.HELD} if status in core.WORKED_STATUSES else {}
+        if progress is not None:
+            changes["progress"] = progress
+        try:
+            await self.propose(c.SnapshotTransition(snapshot_id, expect, status, self.now(), changes))
+        except Conflict as e:
+            raise BadRequest(f"Invalid snapshot: {e}") from e
 
     async def force_delete_snapshot(self, ctx: Any, snapshot_id: str) -> None:
         require(ctx.is_cloud_admin, "volume_extension:snapshot_admin_actions:force_delete")
         await self._snapshot(ctx, snapshot_id)
         await self.propose(c.SnapshotTransition(snapshot_id, (), "deleting", self.now(), {}))
+
+    # --- user messages (3.3) ------------------------------------------------------------------------
+    async def list_messages(self, ctx: Any, marker: str | None, limit: int) -> list[dict[str, Any]]:
+        viewer = viewer_of(ctx)
+        if viewer.project_id is None and not viewer.sees_all:
+            return []
+        return await self.read(store.list_messages, viewer, marker, limit)
+
+    async def get_message(self, ctx: Any, message_id: str) -> dict[str, Any]:
+        return await self.read(store.visible_message, single_viewer(ctx), message_id)
+
+    async def delete_message(self, ctx: Any, message_id: str) -> None:
+        message = await self.get_message(ctx, message_id)
+        require(ctx.can_write_project(message["project_id"]), "message:delete")
+        await self.propose(c.DeleteMessage(message_id))
 
     async def up_nodes(self) -> set[str] | None:
         """Ids of the nodes that are up; None when this node is alone (or nobody told us)."""

@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlite_utils
 
-from cloudbox.errors import BadRequest, NotFound
+from cloudbox.errors import NotFound
 from cloudbox.state.migrations import StoreSpec
 from cloudbox.volume import commands as c
 from cloudbox.volume import core
@@ -69,9 +69,21 @@ MIGRATIONS = [
         host TEXT PRIMARY KEY, node_id TEXT NOT NULL, driver TEXT NOT NULL, availability_zone TEXT NOT NULL,
         registered_at TEXT NOT NULL);
     """,
+    # 3: the admin metadata Cinder shows among a volume's metadata (readonly), a snapshot's
+    # progress as reported (os-update_snapshot_status), and user messages (why a volume or a
+    # snapshot went to error; Cinder 3.3's /messages).
+    """
+    ALTER TABLE volumes ADD COLUMN admin_metadata TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE volume_snapshots ADD COLUMN progress TEXT;
+    CREATE TABLE volume_messages (
+        id TEXT PRIMARY KEY, project_id TEXT NOT NULL, resource_type TEXT NOT NULL, resource_uuid TEXT,
+        event_id TEXT NOT NULL, message_level TEXT NOT NULL, user_message TEXT NOT NULL,
+        request_id TEXT NOT NULL, created_at TEXT NOT NULL, guaranteed_until TEXT NOT NULL);
+    CREATE INDEX volume_messages_project ON volume_messages (project_id, created_at, id);
+    """,
 ]
 
-JSON_COLUMNS = ("metadata", "image_metadata", "extra_specs", "connector", "connection_info", "specs")
+JSON_COLUMNS = ("metadata", "image_metadata", "admin_metadata", "extra_specs", "connector", "connection_info", "specs")
 BOOL_COLUMNS = ("bootable", "readonly", "multiattach", "is_public")
 QUOTA_CLASS = "class:default"
 
@@ -190,8 +202,8 @@ def _list(db: sqlite_utils.Database, table: str, sort_sql: dict[str, str], viewe
         clauses.append(clause)
         params.extend(extra)
     order = ", ".join(f"{sort_sql[k]} {d.upper()}" for k, d in opts.sort)
-    sql = f"SELECT * FROM {table} WHERE {' AND '.join(clauses)} ORDER BY {order} LIMIT ?"
-    return [decode(r) for r in db.query(sql, [*params, limit + 1])]
+    sql = f"SELECT * FROM {table} WHERE {' AND '.join(clauses)} ORDER BY {order} LIMIT ? OFFSET ?"
+    return [decode(r) for r in db.query(sql, [*params, limit + 1, opts.offset])]
 
 
 def list_volumes(db: sqlite_utils.Database, viewer: core.Viewer, opts: core.ListOptions, marker: str | None,
@@ -213,15 +225,43 @@ def volume_summary(db: sqlite_utils.Database, viewer: core.Viewer) -> dict[str, 
 
 
 def volumes_in(db: sqlite_utils.Database, host: str, statuses: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The host's volumes in ``statuses``, but not those whose status an admin set (core.HELD)."""
     marks = ",".join("?" * len(statuses))
     return [decode(r) for r in db.query(f"SELECT * FROM volumes WHERE host = ? AND status IN ({marks})"
-                                        " ORDER BY created_at, id", [host, *statuses])]
+                                        " AND message != ? ORDER BY created_at, id", [host, *statuses, core.HELD])]
 
 
 def snapshots_in(db: sqlite_utils.Database, host: str, statuses: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The host's snapshots in ``statuses``, but not those whose status an admin set (core.HELD)."""
     marks = ",".join("?" * len(statuses))
     return [decode(r) for r in db.query(f"SELECT * FROM volume_snapshots WHERE host = ? AND status IN ({marks})"
-                                        " ORDER BY created_at, id", [host, *statuses])]
+                                        " AND message != ? ORDER BY created_at, id", [host, *statuses, core.HELD])]
+
+
+# --- user messages (why something went to error) ---------------------------------------------------
+def list_messages(db: sqlite_utils.Database, viewer: core.Viewer, marker: str | None,
+                  limit: int) -> list[dict[str, Any]]:
+    clauses, params = ["1"], []
+    if not viewer.sees_all:
+        clauses.append("project_id = ?")
+        params.append(viewer.project_id)
+    if marker:
+        found = get_message(db, marker)
+        if found is None or not (viewer.sees_all or found["project_id"] == viewer.project_id):
+            raise NotFound(f"The list's marker (message {marker[:40]}) could not be found.")
+        clauses.append("(created_at < ? OR (created_at = ? AND id < ?))")
+        params.extend([found["created_at"], found["created_at"], found["id"]])
+    sql = f"SELECT * FROM volume_messages WHERE {' AND '.join(clauses)} ORDER BY created_at DESC, id DESC LIMIT ?"
+    return [dict(r) for r in db.query(sql, [*params, limit + 1])]
+
+
+def get_message(db: sqlite_utils.Database, message_id: str) -> dict[str, Any] | None:
+    rows = list(db.query("SELECT * FROM volume_messages WHERE id = ?", [message_id]))
+    return dict(rows[0]) if rows else None
+
+
+def visible_message(db: sqlite_utils.Database, viewer: core.Viewer, message_id: str) -> dict[str, Any]:
+    return found_row(get_message(db, message_id), "Message", message_id, viewer)
 
 
 def ids_on(db: sqlite_utils.Database, host: str) -> tuple[set[str], set[str]]:

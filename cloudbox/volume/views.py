@@ -15,6 +15,7 @@ def volume_summary(base: str, volume: dict[str, Any]) -> dict[str, Any]:
 
 
 Version = tuple[int, int]
+VISIBLE_ADMIN_METADATA = ("readonly", "attached_mode")
 
 
 def volume(base: str, row: dict[str, Any], *, admin: bool, version: Version = (3, 0),
@@ -28,7 +29,10 @@ def volume(base: str, row: dict[str, Any], *, admin: bool, version: Version = (3
         "created_at": row["created_at"], "updated_at": row["updated_at"],
         "attachments": [attached(a) for a in row.get("attachments", ()) if a["attach_status"] == "attached"],
         "bootable": "true" if row["bootable"] else "false",
-        "encrypted": False, "multiattach": row["multiattach"], "metadata": row["metadata"],
+        "encrypted": False, "multiattach": row["multiattach"],
+        # Cinder shows its visible admin metadata (readonly) among the metadata, over the user's keys
+        "metadata": {**row["metadata"], **{k: v for k, v in (row.get("admin_metadata") or {}).items()
+                                           if k in VISIBLE_ADMIN_METADATA}},
         "snapshot_id": row["snapshot_id"], "source_volid": row["source_volid"], "user_id": row["user_id"],
         "volume_type": row.get("volume_type"), "replication_status": None, "consistencygroup_id": None,
         "migration_status": row["migration_status"], "links": _links(base, "volumes", row["id"]),
@@ -56,8 +60,7 @@ def volume(base: str, row: dict[str, Any], *, admin: bool, version: Version = (3
             out["os-vol-host-attr:host"] = f"{row['host']}@cloudbox#cloudbox"
             out["os-vol-mig-status-attr:migstat"] = row["migration_status"]
             out["os-vol-mig-status-attr:name_id"] = None
-    if row["message"] and row["status"].startswith("error"):
-        out["error"] = row["message"]  # not Cinder's (it keeps messages apart): says why it failed
+    # Why a volume went to error is a user message (GET /messages), as Cinder keeps it.
     return out
 
 
@@ -76,7 +79,8 @@ def snapshot(row: dict[str, Any], *, version: Version = (3, 0), detail: bool = T
         out["consumes_quota"] = True
     if detail:
         out["os-extended-snapshot-attributes:project_id"] = row["project_id"]
-        out["os-extended-snapshot-attributes:progress"] = "100%" if row["status"] == "available" else "0%"
+        progress = row.get("progress") or ("100%" if row["status"] == "available" else "0%")
+        out["os-extended-snapshot-attributes:progress"] = progress  # as reported, else from the status
     return out
 
 
@@ -141,3 +145,11 @@ def qos(row: dict[str, Any]) -> dict[str, Any]:
 
 def qos_links(base: str, qos_id: str) -> list[dict[str, str]]:
     return _links(base, "qos-specs", qos_id)
+
+
+def message(base: str, row: dict[str, Any]) -> dict[str, Any]:
+    """A user message (Cinder 3.3): why a volume or snapshot of the project went to error."""
+    return {"id": row["id"], "event_id": row["event_id"], "message_level": row["message_level"],
+            "user_message": row["user_message"], "resource_type": row["resource_type"],
+            "resource_uuid": row["resource_uuid"], "request_id": row["request_id"], "created_at": row["created_at"],
+            "guaranteed_until": row["guaranteed_until"], "links": _links(base, "messages", row["id"])}

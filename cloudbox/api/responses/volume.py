@@ -26,7 +26,7 @@ VOLUME = obj(
      "snapshot_id": NSTR, "source_volid": NSTR, "user_id": NSTR, "volume_type": NSTR,
      "replication_status": NSTR, "consistencygroup_id": NSTR, "migration_status": NSTR, "links": LINKS},
     {"os-vol-tenant-attr:tenant_id": STR, "os-vol-host-attr:host": STR, "volume_image_metadata": STR_MAP,
-     "os-vol-mig-status-attr:migstat": NSTR, "os-vol-mig-status-attr:name_id": NSTR, "error": STR,
+     "os-vol-mig-status-attr:migstat": NSTR, "os-vol-mig-status-attr:name_id": NSTR,
      "group_id": NSTR, "provider_id": NSTR, "shared_targets": BOOL, "service_uuid": NSTR, "cluster_name": NSTR,
      "volume_type_id": STR, "encryption_key_id": NSTR, "consumes_quota": BOOL},
 )
@@ -65,6 +65,8 @@ CAPABILITIES = obj({"volume_backend_name": STR, "storage_protocol": STR, "vendor
                     "namespace": STR, "pool_name": NSTR, "description": NSTR, "display_name": NSTR,
                     "visibility": NSTR, "replication_targets": array(ANY_OBJ),
                     "properties": obj({}, extra=obj({"title": STR, "type": STR, "description": STR}))})
+MESSAGE = obj({"id": STR, "event_id": STR, "message_level": STR, "user_message": STR, "resource_type": STR,
+               "resource_uuid": NSTR, "request_id": STR, "created_at": STR, "guaranteed_until": STR, "links": LINKS})
 EXTENSION = obj({"alias": STR, "name": STR, "description": STR, "links": array(ANY_OBJ), "updated": STR})
 
 
@@ -107,7 +109,7 @@ def _attach_docs() -> dict[tuple[str, str], Doc]:
                       ("/groups/detail", "groups"), ("/group_types", "group_types"),
                       ("/group_snapshots", "group_snapshots"), ("/group_snapshots/detail", "group_snapshots"),
                       ("/consistencygroups", "consistencygroups"), ("/consistencygroups/detail", "consistencygroups"),
-                      ("/messages", "messages"), ("/clusters", "clusters"), ("/clusters/detail", "clusters")):
+                      ("/clusters", "clusters"), ("/clusters/detail", "clusters")):
         docs[("GET", path)] = Doc({200: obj({key: EMPTY_LIST})})
     return docs
 
@@ -163,6 +165,11 @@ def _relative() -> dict[tuple[str, str], Doc]:
         ("GET", "/os-quota-class-sets/{name}"): Doc({200: obj({"quota_class_set": ANY_OBJ})}),
         ("PUT", "/os-quota-class-sets/{name}"): Doc({200: obj({"quota_class_set": ANY_OBJ})}),
         ("GET", "/limits"): Doc({200: LIMITS}),
+        # The messages API is 404 below 3.3 (and for an unknown marker).
+        ("GET", "/messages"): Doc({200: obj({"messages": array(MESSAGE)}, {"messages_links": PAGE_LINKS})},
+                                  errors=(404,)),
+        ("GET", "/messages/{message_id}"): Doc({200: wrap("message", MESSAGE)}),
+        ("DELETE", "/messages/{message_id}"): Doc({204: None}),
         ("GET", "/os-availability-zone"): Doc({200: ZONES}),
         ("GET", "/extensions"): Doc({200: obj({"extensions": array(EXTENSION)})}),
     }
