@@ -22,7 +22,6 @@ Usage: .venv/bin/python bench/volume.py [--repeat 5] [--size-mb 1024] [--creates
 from __future__ import annotations
 
 import argparse
-import base64
 import datetime as dt
 import os
 import shutil
@@ -43,6 +42,7 @@ from cloudbox.volume.driver.dir import DirDriver  # noqa: E402
 from cloudbox.volume.export import ExportDaemon, ExportSpec, export_name  # noqa: E402
 from tests.cloud import Cloud, free_port  # noqa: E402
 from tests.compute_helpers import LATEST, upload_image  # noqa: E402
+from tests.test_volume_nbd_guest import write_node_pki  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 GUEST = ROOT / "firmware" / "build" / "guest.qcow2"
@@ -61,14 +61,6 @@ def wait(condition: Callable[[], Any], timeout: float, what: str) -> Any:
 
 
 # --- (b) NBD throughput -------------------------------------------------------------------------------
-def write_pki(root: Path, ca: pki.KeyPair, name: str, address: str) -> None:
-    node = pki.create_node_cert(ca, name, [address, name], dt.datetime.now(dt.timezone.utc))
-    (root / "pki").mkdir(parents=True, exist_ok=True, mode=0o700)
-    for file, data in (("ca.pem", ca.cert_pem), ("ca.key", ca.key_pem), ("node.pem", node.cert_pem),
-                       ("node.key", node.key_pem)):
-        (root / "pki" / file).write_bytes(data)
-
-
 def convert(*args: str) -> float:
     start = time.perf_counter()
     done = subprocess.run(["qemu-img", "convert", "-n", *args], capture_output=True, text=True, timeout=600)
@@ -90,8 +82,8 @@ def throughput(work: Path, size_mb: int, repeat: int) -> dict[str, list[float]]:
     """Seconds of each run: local/nbd/plain (no TLS) × write/read, taken in turn."""
     ca = pki.create_ca("bench", dt.datetime.now(dt.timezone.utc))
     node_a, node_b = work / "a", work / "b"
-    write_pki(node_a, ca, "node-a", "127.0.0.1")
-    write_pki(node_b, ca, "node-b", "127.0.0.2")
+    write_node_pki(node_a, ca, "node-a", "127.0.0.1")
+    write_node_pki(node_b, ca, "node-b", "127.0.0.2")
     client = nbd_tls.write_client_dir(node_b, "node-b")
     driver = DirDriver(node_a, "raw")
     size = size_mb << 20

@@ -16,17 +16,9 @@ import pytest
 from cloudbox import nbd_tls, pki
 from cloudbox.volume.driver.dir import DirDriver
 from cloudbox.volume.export import ExportDaemon, ExportSpec, export_name
+from tests.test_volume_nbd_guest import write_node_pki
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the export daemon runs as root, as the node does")
-
-
-def write_pki(root: Path, ca: pki.KeyPair, names: list[str]) -> None:
-    now = dt.datetime.now(dt.timezone.utc)
-    node = pki.create_node_cert(ca, "node-a", names, now)
-    (root / "pki").mkdir(parents=True, exist_ok=True)
-    for name, data in (("ca.pem", ca.cert_pem), ("ca.key", ca.key_pem), ("node.pem", node.cert_pem),
-                       ("node.key", node.key_pem)):
-        (root / "pki" / name).write_bytes(data)
 
 
 def free_port() -> int:
@@ -42,9 +34,9 @@ def site(tmp_path: Path) -> Iterator[dict]:
     now = dt.datetime.now(dt.timezone.utc)
     ca = pki.create_ca("test", now)
     node_a, node_b, stranger = tmp_path / "a", tmp_path / "b", tmp_path / "stranger"
-    write_pki(node_a, ca, ["127.0.0.1", "node-a"])
-    write_pki(node_b, ca, ["127.0.0.2", "node-b"])
-    write_pki(stranger, pki.create_ca("other", now), ["127.0.0.1"])
+    write_node_pki(node_a, ca, "node-a", "127.0.0.1")
+    write_node_pki(node_b, ca, "node-b", "127.0.0.2")
+    write_node_pki(stranger, pki.create_ca("other", now), "stranger", "127.0.0.1")
     no_cert = tmp_path / "no-cert"
     no_cert.mkdir()
     (no_cert / "ca-cert.pem").write_bytes(ca.cert_pem)
@@ -150,7 +142,7 @@ def test_removed_exports_are_gone_and_a_new_process_adopts_the_daemon(site: dict
 def test_client_dir_is_readable_by_the_guest_group_only(tmp_path: Path):
     now = dt.datetime.now(dt.timezone.utc)
     ca = pki.create_ca("test", now)
-    write_pki(tmp_path, ca, ["127.0.0.1"])
+    write_node_pki(tmp_path, ca, "node-b", "127.0.0.2")
     gid = 4242
     out = nbd_tls.write_client_dir(tmp_path, "node-b", gid)
     assert sorted(p.name for p in out.iterdir()) == ["ca-cert.pem", "client-cert.pem", "client-key.pem"]
@@ -160,7 +152,7 @@ def test_client_dir_is_readable_by_the_guest_group_only(tmp_path: Path):
     cert = (out / "client-cert.pem").read_bytes()
     assert nbd_tls.write_client_dir(tmp_path, "node-b", gid) == out and (out / "client-cert.pem").read_bytes() == cert
     # Another CA (a node that joined another cluster): a new certificate, signed by it.
-    write_pki(tmp_path, pki.create_ca("other", now), ["127.0.0.1"])
+    write_node_pki(tmp_path, pki.create_ca("other", now), "node-b", "127.0.0.2")
     nbd_tls.write_client_dir(tmp_path, "node-b", gid)
     assert (out / "client-cert.pem").read_bytes() != cert
     assert nbd_tls._signed_by((out / "client-cert.pem").read_bytes(), (tmp_path / "pki" / "ca.pem").read_bytes())
