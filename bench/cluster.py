@@ -37,10 +37,13 @@ from __future__ import annotations
 
 import argparse
 import collections
+import cProfile
 import datetime as dt
 import hashlib
 import json
+import io
 import os
+import pstats
 import resource
 import signal
 import ssl
@@ -278,15 +281,26 @@ class CountingLog(ReplicatedLog):
         await super().follow(applied, Noting())
 
 
+# --profile: one profile per apply (they run in worker threads, where the main thread's profiler
+# does not see them), merged when the report is printed.
+APPLY_PROFILES: list[cProfile.Profile] | None = None
+
+
 def time_applies(engine: StateEngine, stats: LogStats) -> None:
     """Wrap this engine's follower transaction (it runs in a worker thread) to count and time it."""
     apply_events = engine._apply_events
 
     def timed(events: list[Any]) -> Any:
         start, cpu = time.perf_counter(), time.thread_time()
+        profile = cProfile.Profile() if APPLY_PROFILES is not None else None
+        if profile is not None:
+            profile.enable()
         try:
             return apply_events(events)
         finally:
+            if profile is not None:
+                profile.disable()
+                APPLY_PROFILES.append(profile)
             end = time.perf_counter()
             stats.applies += 1
             stats.applied_events += len(events)
@@ -623,6 +637,18 @@ def report(bench: Bench, args: argparse.Namespace, etcd_version: str) -> None:
         print(line)
 
 
+def print_profile(title: str, profiles: list[cProfile.Profile], top: int) -> None:
+    if not profiles:
+        return
+    out = io.StringIO()
+    stats = pstats.Stats(profiles[0], stream=out)
+    for profile in profiles[1:]:
+        stats.add(profile)
+    stats.sort_stats("tottime").print_stats(top)
+    print(f"\nprofile of {title}, all modes and writer counts together:")
+    print("\n".join(line for line in out.getvalue().splitlines() if line.strip())[:12000])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=5.0, help="length of one run")
@@ -631,7 +657,13 @@ def main() -> None:
     parser.add_argument("--modes", type=lambda s: s.split(","), default=list(MODES),
                         help="comma-separated subset of: " + ", ".join(MODES) + " (the report needs all three)")
     parser.add_argument("--dir", default=None, help="where the temporary dir goes (etcd's and SQLite's disk)")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="profile the run (cProfile: the trio thread, and the applies in their threads) "
+                             "and print the N functions with the most own time of each")
     args = parser.parse_args()
+    global APPLY_PROFILES
+    if args.profile:
+        APPLY_PROFILES = []
     etcd_version = subprocess.run(["etcd", "--version"], capture_output=True, text=True,
                                   check=True).stdout.split()[2]
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # a kill, too, stops etcd and removes the dir
@@ -640,13 +672,22 @@ def main() -> None:
         tmp = Path(name)
         nodes = make_nodes(tmp)
         with EtcdCluster(tmp, nodes) as etcd:
+            main_profile = cProfile.Profile() if args.profile else None
             try:
+                if main_profile is not None:
+                    main_profile.enable()
                 bench = trio.run(bench_main, args, tmp, etcd, nodes)
             except BaseException:
                 print(f"etcd logs: {etcd.log_summary()}", file=sys.stderr)
                 raise
+            finally:
+                if main_profile is not None:
+                    main_profile.disable()
             etcd_logs = etcd.log_summary()  # before the members stop: their shutdown is noise
     report(bench, args, etcd_version)
+    if main_profile is not None:
+        print_profile("the trio thread (HTTP to etcd, JSON, queues, the writers themselves)", [main_profile], args.profile)
+        print_profile("the applies (worker threads)", APPLY_PROFILES or [], args.profile)
     print(f"etcd logs: {etcd_logs}")
     print(f"machine load (other processes share these CPUs): before {load_before}; after {machine_load()}")
 
