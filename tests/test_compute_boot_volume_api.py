@@ -163,11 +163,19 @@ def test_bad_mappings_are_refused_and_make_nothing(alpha: Tenant, image: dict[st
     assert r.status_code == 400 and "Unable to rebuild with a different image for a volume-backed server" in r.text
     assert client.get(f"{S}/{server['id']}", headers=LATEST).json()["server"]["status"] == "ACTIVE"
     # What would copy or move an image disk it has not: rescue is Nova's 400, the others cloudbox's 409.
-    for action, body, status in (("rescue", {}, 400), ("shelve", None, 409), ("resize", {"flavorRef": "1"}, 409),
-                                 ("migrate", None, 409), ("createBackup", {"name": "b", "backup_type": "daily",
-                                                                            "rotation": 1}, 400)):
+    for action, body, status in (("rescue", {}, 400), ("shelve", None, 409), ("migrate", None, 409),
+                                 ("createBackup", {"name": "b", "backup_type": "daily", "rotation": 1}, 400)):
         r = client.post(f"{S}/{server['id']}/action", json={action: body}, headers=LATEST)
         assert r.status_code == status, (action, r.text)
+    # A resize (on its host) defines the guest again on the same volume, and so does a revert.
+    for flavor, then in (("84", "confirmResize"), ("1", "revertResize")):
+        r = client.post(f"{S}/{server['id']}/action", json={"resize": {"flavorRef": flavor}}, headers=LATEST)
+        assert r.status_code == 202, r.text
+        wait_server(client, server["id"], {"VERIFY_RESIZE"})
+        assert client.post(f"{S}/{server['id']}/action", json={then: None}, headers=LATEST).status_code in (202, 204)
+        resized = wait_server(client, server["id"], {"ACTIVE"})
+        assert attached(resized) == [{"id": volume["id"], "delete_on_termination": False}]
+    assert resized["flavor"]["original_name"] == "m1.micro"  # confirmed to it, then reverted to it
     # With the image its volume came from, a rebuild defines the guest again on the same volume.
     r = client.post(f"{S}/{server['id']}/action", json={"rebuild": {"imageRef": image["id"]}}, headers=LATEST)
     assert r.status_code == 202, r.text

@@ -139,7 +139,7 @@ def image_backed_only(action: str, handler: Action) -> Action:
 ACTIONS = {
     "rescue": image_backed_only("rescue", rescue), "unrescue": unrescue,
     "shelve": image_backed_only("shelve", shelve), "shelveOffload": image_backed_only("shelveOffload", shelve_offload),
-    "unshelve": unshelve, "resize": image_backed_only("resize", resize), "confirmResize": confirm_resize,
+    "unshelve": unshelve, "resize": resize, "confirmResize": confirm_resize,
     "revertResize": revert_resize, "migrate": image_backed_only("migrate", migrate),
 }
 

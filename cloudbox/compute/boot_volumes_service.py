@@ -315,8 +315,9 @@ class BootVolumes:
 
     # --- actions on volume-backed servers ------------------------------------------------------------
     async def refuse_volume_backed(self, server: dict[str, Any], action: str) -> None:
-        """Rescue (Nova's 400 before 2.87), shelve, resize, migrate and evacuate move or copy the
-        image disk, which a volume-backed server has not: refused (409) rather than left half-done."""
+        """Rescue (Nova's 400 before 2.87), shelve, migrate and evacuate move or copy the image
+        disk, which a volume-backed server has not: refused (409) rather than left half-done. (A
+        resize stays on its host and keeps the volume: it works.)"""
         if not await self.volume_backed(server["id"]):
             return
         if action == "rescue":

@@ -377,10 +377,13 @@ class Lifecycle:
                 await self._update(server_id, {"task_state": "resize_migrating"}, expect=("resize_prep",))
                 await self._migration(migration, "migrating")
                 await self._power_off(server_id)
-                await disks.copy_disk(directory / "disk", directory / RESIZE_ORIG)
+                image_disk = (directory / "disk").exists()  # none when booted from a volume
+                if image_disk:
+                    await disks.copy_disk(directory / "disk", directory / RESIZE_ORIG)
                 await self._update(server_id, {"task_state": "resize_migrated"}, expect=("resize_migrating",))
                 await self._migration(migration, "post-migrating")
-                await disks.grow(directory / "disk", server["flavor"]["disk"])
+                if image_disk:
+                    await disks.grow(directory / "disk", server["flavor"]["disk"])
                 await self._update(server_id, {"task_state": "resize_finish"}, expect=("resize_migrated",))
                 started = server["lifecycle"]["old_vm_state"] == "active"
                 await self.svc.guests.redefine(server, self._accel(), start=started)
@@ -421,7 +424,8 @@ class Lifecycle:
                 if lifecycle.get("source_host") not in (None, self.svc.host):
                     return await self._revert_out(server)
                 await self.svc.driver.destroy(server_id)
-                await trio.to_thread.run_sync(lambda: (directory / RESIZE_ORIG).replace(directory / "disk"))
+                if (directory / RESIZE_ORIG).exists():  # a volume-backed server kept no disk aside
+                    await trio.to_thread.run_sync(lambda: (directory / RESIZE_ORIG).replace(directory / "disk"))
                 server = await self._update(server_id, {"flavor": lifecycle["old_flavor"]})
                 await self._reverted(server, lifecycle)
             except Exception as exc:  # noqa: BLE001
