@@ -99,10 +99,12 @@ class Node:
         self.compute.volume_service = self.volume  # attaching volumes to servers
         self.checks["volume"] = lambda: self.volume.running
         self.object = ObjectService(self.engine, settings, data_dir.root / "objects", node_id=self.node_id)
+        self.object.cluster, self.object.peer_port = self.cluster, self.peer_port  # copies on other nodes
         self.checks["object"] = lambda: self.object.running
         self.specs = [identity_api.build(self.identity), cluster_api.build(self), compute_api.build(self.compute),
                       image_api.build(self.image), network_api.build(self.network), volume_api.build(self.volume),
-                      volume_api.alias(), object_api.build(self.object), object_api.alias(), object_api.info_spec()]
+                      volume_api.alias(), object_api.build(self.object), object_api.alias(), object_api.info_spec(),
+                      object_api.peer_spec(self.object)]
         self.specs.append(s3_api.catalog_spec())  # S3 is served by its gateway (app(), below)
 
     def service_failed(self, name: str, error: BaseException) -> None:

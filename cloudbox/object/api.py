@@ -13,6 +13,7 @@ from cloudbox.api.routes import ApiSpec, Call, Reply, Route
 from cloudbox.errors import BadRequest, NotFound
 from cloudbox.object import acl, bulk, core, large, tempurl, views
 from cloudbox.object.api_objects import object_routes
+from cloudbox.object.peers import peer_spec
 from cloudbox.object.service import ObjectService
 
 PREFIX = "/object-store/v1"
@@ -205,6 +206,9 @@ def build(svc: ObjectService) -> ApiSpec:
         *object_routes(svc, authorize),
     ]
     return ApiSpec("object-store", PREFIX, "swift", routes)
+
+
+__all__ = ["alias", "build", "info_spec", "peer_spec"]
 
 
 def alias() -> ApiSpec:

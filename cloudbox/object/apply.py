@@ -131,7 +131,17 @@ def _delete_object(db: sqlite_utils.Database, cmd: c.DeleteObject) -> str | None
     return row["data_id"]
 
 
+def _place_object(db: sqlite_utils.Database, cmd: c.PlaceObject) -> bool:
+    row = s.get_object(db, cmd.account, cmd.container, cmd.name)
+    if row is None or row["data_id"] != cmd.data_id or cmd.node_id in row["nodes"]:
+        return False
+    db["object_objects"].update((cmd.account, cmd.container, cmd.name),
+                                s.encode({"nodes": sorted({*row["nodes"], cmd.node_id})}))
+    return True
+
+
 HANDLERS: dict[type, Handler] = {
+    c.PlaceObject: _place_object,
     c.UpdateAccount: _update_account,
     c.PutContainer: _put_container,
     c.UpdateContainer: _update_container,

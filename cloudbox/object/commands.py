@@ -87,3 +87,15 @@ class DeleteObject(Command):
     at: float
     archive: str = ""  # versioning: the container of the versions
     restore: bool = False  # stack mode: the newest version comes back; else (history) the object moves there
+
+
+@command("object.placed")
+class PlaceObject(Command):
+    """The replicator made a good copy of ``data_id`` on ``node_id``: add it to the row's nodes
+    (nothing when the object changed meanwhile)."""
+
+    account: str
+    container: str
+    name: str
+    data_id: str
+    node_id: str

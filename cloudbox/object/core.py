@@ -67,6 +67,7 @@ class ObjectInfo:
     metadata: dict[str, str] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     data_id: str = ""
+    nodes: tuple[str, ...] = ()  # the nodes that keep its bytes
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ proposed; metadata goes through the replicated log, so listings are the same on 
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid
@@ -14,10 +15,11 @@ from typing import Any, AsyncIterable, AsyncIterator, Callable, Iterable
 
 import trio
 
-from cloudbox.errors import NotFound
+from cloudbox.errors import NotFound, Unavailable
 from cloudbox.object import commands as c
-from cloudbox.object import core, store
+from cloudbox.object import core, peers, placement, store
 from cloudbox.object.disk import BlobStore, read_file
+from cloudbox.object.replicator import Replicator
 from cloudbox.state.engine import StateEngine
 
 log = logging.getLogger("cloudbox.object")
@@ -31,15 +33,20 @@ class ObjectReader:
     """An opened object: its metadata and its bytes (the file stays readable if the object is
     overwritten or deleted meanwhile). Use as ``async with``; ``chunks`` closes it when done."""
 
-    def __init__(self, info: core.ObjectInfo, file: Any) -> None:
+    def __init__(self, info: core.ObjectInfo, file: Any, remote: Callable[[int, int | None], AsyncIterator[bytes]]
+                 | None = None) -> None:
         self.info = info
-        self._file = file
+        self._file = file  # None: the bytes are read from another node (``remote``)
+        self._remote = remote
 
     def chunks(self, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        if self._file is None and self._remote is not None:
+            return self._remote(start, end)
         return read_file(self._file, start, end)
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
 
     async def __aenter__(self) -> "ObjectReader":
         return self
@@ -57,6 +64,9 @@ class ObjectService:
         self.node_id = node_id
         self.clock = clock_fn
         self.running = False
+        self.cluster: Any = None  # set by the node: who is up, peer clients (None: one node)
+        self.peer_port: int | None = None  # the node's peer port, where other nodes ask for bytes
+        self.replicator = Replicator(self)
 
     def now(self) -> float:
         return round(self.clock(), 5)
@@ -115,27 +125,42 @@ class ObjectService:
         core.check_object_name(name)
         await self.head_container(account, container)  # refuse before the bytes come in
         data_id = uuid.uuid4().hex
-        written = await self.blobs.write(data_id, body, size=size, max_size=core.MAX_FILE_SIZE)
+        written, nodes = await self._write(data_id, body, size)
         try:
             if etag is not None and etag.strip('"').lower() != written.md5:
                 raise core.Unprocessable("Unprocessable Entity")
             size_shown = written.size if size_override is None else size_override  # an SLO's: its segments'
-            return await self._commit(account, container, name, data_id, size_shown,
-                                      etag_override or written.md5, content_type, metadata, headers, archive)
+            return await self._commit(account, container, name, data_id, size_shown, etag_override or written.md5,
+                                      content_type, metadata, headers, archive, nodes=nodes, md5=written.md5)
         except BaseException:
             with trio.CancelScope(shield=True):
                 await self.blobs.unlink(data_id)
             raise
 
+    async def _write(self, data_id: str, body: AsyncIterable[bytes], size: int | None) -> tuple[Any, list[str]]:
+        """Bytes to disk: here alone, or in a cluster to the chosen nodes (placement.py), refused
+        (503) unless a majority of them has a durable copy. Returns the digest and the good copies."""
+        if self.cluster is None or not self.cluster.clustered:
+            return await self.blobs.write(data_id, body, size=size, max_size=core.MAX_FILE_SIZE), [self.node_id]
+        targets = placement.choose(data_id, await self.cluster.up_nodes())
+        written, good = await peers.replicated_write(self, data_id, body, size=size, max_size=core.MAX_FILE_SIZE,
+                                                     targets=targets)
+        if len(good) < placement.majority(len(targets)):
+            await self.blobs.unlink(data_id)
+            raise Unavailable(f"Only {len(good)} of {len(targets)} copies of the object were written; "
+                              "nothing was stored.")
+        return written, good
+
     async def _commit(self, account: str, container: str, name: str, data_id: str, size: int, etag: str,
                       content_type: str, metadata: dict[str, str] | None,
-                      headers: dict[str, str] | None, archive: str = "") -> core.ObjectInfo:
+                      headers: dict[str, str] | None, archive: str = "", *, nodes: list[str],
+                      md5: str) -> core.ObjectInfo:
         kept = {k: v for k, v in (headers or {}).items() if v != ""}
         row = {"account": account, "container": container, "name": name, "data_id": data_id, "size": size,
                "etag": etag, "content_type": content_type or "application/octet-stream",
                "last_modified": self.now(), "metadata": dict(metadata or {}), "headers": kept,
                "delete_at": int(kept["x-delete-at"]) if kept.get("x-delete-at") else None,
-               "nodes": [self.node_id]}
+               "nodes": sorted(nodes), "md5": md5}
         replaced = await self.engine.propose(c.PutObject(row, archive))
         if replaced:
             await self.blobs.unlink(replaced)
@@ -154,7 +179,11 @@ class ObjectService:
             try:
                 return ObjectReader(info, await self.blobs.open(info.data_id))
             except FileNotFoundError:
-                continue
+                if self.cluster is not None and self.cluster.clustered and self.node_id not in info.nodes:
+                    return ObjectReader(info, None, functools.partial(peers.fetch, self, info.nodes, info.data_id))
+                if self.cluster is not None and self.cluster.clustered:  # this copy is lost: read another
+                    others = tuple(n for n in info.nodes if n != self.node_id)
+                    return ObjectReader(info, None, functools.partial(peers.fetch, self, others, info.data_id))
         raise NotFound("The resource could not be found.")
 
     async def update_object(self, account: str, container: str, name: str, metadata: dict[str, str],
@@ -176,10 +205,11 @@ class ObjectService:
             kept_headers = {} if fresh_metadata else {k: v for k, v in info.headers.items() if k != "x-delete-at"}
             kept_headers.update(headers or {})
             data_id = uuid.uuid4().hex
-            written = await self.blobs.write(data_id, source.chunks(), size=info.size, max_size=core.MAX_FILE_SIZE)
+            written, nodes = await self._write(data_id, source.chunks(), None)
         try:
-            return await self._commit(account, container, name, data_id, written.size, info.etag,
-                                      content_type or info.content_type, kept_meta, kept_headers)
+            return await self._commit(account, container, name, data_id, info.size, info.etag,
+                                      content_type or info.content_type, kept_meta, kept_headers, nodes=nodes,
+                                      md5=written.md5)
         except BaseException:
             with trio.CancelScope(shield=True):
                 await self.blobs.unlink(data_id)
@@ -203,6 +233,7 @@ class ObjectService:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._sweeper)
             nursery.start_soon(self._expirer)
+            nursery.start_soon(self.replicator.run)
 
     async def _sweeper(self) -> None:
         while True:

@@ -32,6 +32,10 @@ MIGRATIONS = [
     CREATE INDEX object_objects_delete_at ON object_objects (delete_at) WHERE delete_at IS NOT NULL;
     CREATE INDEX object_objects_data ON object_objects (data_id);
     """,
+    # 2: the md5 of the file itself (an SLO's or an S3 multipart object's ETag is not), for the auditor.
+    """
+    ALTER TABLE object_objects ADD COLUMN md5 TEXT NOT NULL DEFAULT '';
+    """,
 ]
 
 JSON_COLUMNS = ("metadata", "headers", "nodes")
@@ -89,7 +93,8 @@ def container_info(row: dict[str, Any]) -> core.ContainerInfo:
 def object_info(row: dict[str, Any]) -> core.ObjectInfo:
     return core.ObjectInfo(account=row["account"], container=row["container"], name=row["name"], size=row["size"],
                            etag=row["etag"], content_type=row["content_type"], last_modified=row["last_modified"],
-                           metadata=row["metadata"], headers=row["headers"], data_id=row["data_id"])
+                           metadata=row["metadata"], headers=row["headers"], data_id=row["data_id"],
+                           nodes=tuple(row.get("nodes", ())))
 
 
 def container_view(db: sqlite_utils.Database, account: str, name: str) -> core.ContainerInfo | None:
@@ -170,6 +175,13 @@ def list_objects(db: sqlite_utils.Database, account: str, container: str,
 def newest_version(db: sqlite_utils.Database, account: str, container: str, prefix: str) -> dict[str, Any] | None:
     return _one(db, "SELECT * FROM object_objects WHERE account = ? AND container = ? AND name >= ? AND name < ?"
                 " ORDER BY name DESC LIMIT 1", [account, container, prefix, prefix + "\U0010ffff"])
+
+
+def objects_after(db: sqlite_utils.Database, after: tuple[str, str, str], limit: int) -> list[dict[str, Any]]:
+    """Every object row in key order, a page at a time (the replicator's walk)."""
+    return [decode(r) for r in db.query(
+        "SELECT * FROM object_objects WHERE (account, container, name) > (?, ?, ?)"
+        " ORDER BY account, container, name LIMIT ?", [*after, limit])]
 
 
 def referenced(db: sqlite_utils.Database, data_ids: Iterable[str]) -> set[str]:

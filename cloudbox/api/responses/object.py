@@ -14,6 +14,7 @@ ACCOUNT = P + "/AUTH_{account}"
 CONTAINER = ACCOUNT + "/{container}"
 OBJECT = CONTAINER + "/{object}"
 ANY = Raw("*/*")
+PEER = "/cloudbox/v1/cluster/object-data/{data_id}"
 INFO = obj({"swift": obj({"max_file_size": INT, "container_listing_limit": INT, "max_object_name_length": INT,
                           "version": STR})})
 
@@ -35,4 +36,7 @@ def docs() -> dict[tuple[str, str], Doc]:
         ("POST", OBJECT): Doc({202: Raw("text/html")}),
         ("DELETE", OBJECT): Doc({204: None}),
         ("COPY", OBJECT): Doc({201: None}, errors=(412,)),
+        # Node to node (peer port): the bytes of an object's copy.
+        ("GET", PEER): Doc({200: Raw("application/octet-stream")}),
+        ("PUT", PEER): Doc({201: obj({"md5": STR, "size": INT})}),
     }
