@@ -202,6 +202,9 @@ def test_awscli_cp_sync_and_multipart(cloud: Cloud, tenant: Tenant, tmp_path: Pa
     back = tmp_path / "back.bin"
     run("s3", "cp", f"s3://{bucket}/big.bin", str(back))
     assert back.read_bytes() == big.read_bytes()
+    url = run("s3", "presign", f"s3://{bucket}/big.bin", "--expires-in", "60").strip()
+    fetched = subprocess.run(["curl", "-sS", "--fail", "--cacert", cloud.ca, url], capture_output=True, timeout=120)
+    assert fetched.returncode == 0 and hashlib.md5(fetched.stdout).digest() == hashlib.md5(big.read_bytes()).digest()
     tree = tmp_path / "tree"
     for name in ("a.txt", "sub/b.txt", "sub/deeper/c.txt"):
         (tree / name).parent.mkdir(parents=True, exist_ok=True)
