@@ -17,7 +17,7 @@ from quart import Response, request
 
 from cloudbox.api.routes import ApiSpec, Call, Reply, Route
 from cloudbox.errors import BadRequest, NotFound
-from cloudbox.volume import api_attach, api_types, core, models, views
+from cloudbox.volume import api_attach, api_transfers, api_types, core, models, views
 from cloudbox.volume.service import VolumeService
 
 PREFIX = "/volume/v3"
@@ -326,6 +326,7 @@ def build(svc: VolumeService) -> ApiSpec:
                 status=204),
         *api_types.routes(svc, scoped),
         *api_attach.routes(svc, scoped),
+        *api_transfers.routes(svc, scoped),
     ]
     return ApiSpec("volume", PREFIX, "nova", routes, catalog=("block-storage", "cinder"))
 

@@ -231,9 +231,7 @@ def routes(svc: Any, scoped: Callable[..., list[Route]]) -> list[Route]:
                                           "description": "Sets thin provisioning."},
                     "qos": {"title": "QoS", "type": "boolean", "description": "Enables QoS."}}}
 
-    absent = [("/backups", "backups"), ("/backups/detail", "backups"), ("/volume-transfers", "transfers"),
-              ("/volume-transfers/detail", "transfers"), ("/os-volume-transfer", "transfers"),
-              ("/os-volume-transfer/detail", "transfers"), ("/groups", "groups"), ("/groups/detail", "groups"),
+    absent = [("/backups", "backups"), ("/backups/detail", "backups"), ("/groups", "groups"), ("/groups/detail", "groups"),
               ("/group_types", "group_types"), ("/group_snapshots", "group_snapshots"),
               ("/group_snapshots/detail", "group_snapshots"), ("/consistencygroups", "consistencygroups"),
               ("/consistencygroups/detail", "consistencygroups"),

@@ -211,6 +211,7 @@ def _purge(db: sqlite_utils.Database, cmd: c.PurgeVolume) -> None:
         raise Conflict(f"Volume {cmd.id} is {volume['status']}, not deleting.")
     if s.snapshots_of(db, cmd.id):
         raise Conflict(f"Volume {cmd.id} still has snapshots.")
+    db.execute("DELETE FROM volume_transfers WHERE volume_id = ?", [cmd.id])  # one a force delete cut short
     db.execute("DELETE FROM volumes WHERE id = ?", [cmd.id])
 
 
@@ -258,6 +259,51 @@ def _delete_snapshot(db: sqlite_utils.Database, cmd: c.DeleteSnapshot) -> dict[s
 def _purge_snapshot(db: sqlite_utils.Database, cmd: c.PurgeSnapshot) -> None:
     s.must_snapshot(db, cmd.id)
     db.execute("DELETE FROM volume_snapshots WHERE id = ?", [cmd.id])
+
+
+# --- transfers ---------------------------------------------------------------------------------
+def _create_transfer(db: sqlite_utils.Database, cmd: c.CreateTransfer) -> dict[str, Any]:
+    row = cmd.row
+    volume = s.must_volume(db, row["volume_id"])
+    if volume["status"] != "available":
+        raise BadRequest(f"Invalid volume: volume {volume['id']} is {volume['status']}; only an available volume "
+                         "can be transferred.")
+    if s.get_transfer(db, row["id"]) is not None:
+        raise Conflict(f"A transfer with ID {row['id']} exists already.")
+    db["volume_transfers"].insert(s.encode(row))
+    _touch_volume(db, volume["id"], {"status": "awaiting-transfer", "updated_at": row["created_at"]})
+    return s.get_transfer(db, row["id"]) or {}
+
+
+def _delete_transfer(db: sqlite_utils.Database, cmd: c.DeleteTransfer) -> None:
+    transfer = s.get_transfer(db, cmd.id)
+    if transfer is None:
+        raise NotFound(f"Transfer {cmd.id} could not be found.")
+    db.execute("DELETE FROM volume_transfers WHERE id = ?", [cmd.id])
+    volume = s.get_volume(db, transfer["volume_id"])
+    if volume is not None and volume["status"] == "awaiting-transfer":
+        _touch_volume(db, volume["id"], {"status": "available", "updated_at": cmd.at})
+
+
+def _accept_transfer(db: sqlite_utils.Database, cmd: c.AcceptTransfer) -> dict[str, Any]:
+    transfer = s.get_transfer(db, cmd.id)
+    if transfer is None:
+        raise NotFound(f"Transfer {cmd.id} could not be found.")
+    if cmd.key_hash != transfer["key_hash"]:
+        raise BadRequest(f"Invalid auth key: attempt to transfer {cmd.id} with an invalid auth key.")
+    volume = s.must_volume(db, transfer["volume_id"])
+    if volume["status"] != "awaiting-transfer":
+        raise BadRequest(f"Invalid volume: volume {volume['id']} is {volume['status']}, not awaiting-transfer.")
+    snapshots = [] if transfer["no_snapshots"] else s.snapshots_of(db, volume["id"])
+    _check_quota(db, cmd.project_id, cmd.defaults, volume["volume_type_id"], 1,
+                 volume["size"] + sum(x["size"] for x in snapshots), len(snapshots))
+    for snapshot in snapshots:
+        db["volume_snapshots"].update(snapshot["id"], {"project_id": cmd.project_id, "user_id": cmd.user_id,
+                                                       "updated_at": cmd.at})
+    db.execute("DELETE FROM volume_transfers WHERE id = ?", [cmd.id])
+    _touch_volume(db, volume["id"], {"project_id": cmd.project_id, "user_id": cmd.user_id, "status": "available",
+                                     "updated_at": cmd.at})
+    return transfer
 
 
 # --- types, defaults, quotas -----------------------------------------------------------------
@@ -368,4 +414,7 @@ HANDLERS: dict[type, Handler] = {
     c.SetQuota: _set_quota,
     c.DeleteQuota: _delete_quota,
     c.DeleteMessage: _delete_message,
+    c.CreateTransfer: _create_transfer,
+    c.DeleteTransfer: _delete_transfer,
+    c.AcceptTransfer: _accept_transfer,
 }

@@ -169,4 +169,31 @@ class DeleteMessage(Command):
     id: str
 
 
+@command("volume.transfer.create")
+class CreateTransfer(Command):
+    """Offer an available volume to another project: it awaits the transfer."""
+
+    row: dict[str, Any]  # every column of volume_transfers (the key as a salted hash)
+
+
+@command("volume.transfer.delete")
+class DeleteTransfer(Command):
+    """Withdraw an offer: the volume is available again."""
+
+    id: str
+    at: str
+
+
+@command("volume.transfer.accept")
+class AcceptTransfer(Command):
+    """The volume (and its snapshots, unless the offer said not) moves to the accepting project."""
+
+    id: str
+    key_hash: str  # of the key the accepter gave, with the offer's salt
+    project_id: str
+    user_id: str
+    defaults: dict[str, int]
+    at: str
+
+
 from cloudbox.volume.commands_attach import *  # noqa: E402,F401,F403 (attachments, QoS, uploads, backends)

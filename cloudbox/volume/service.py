@@ -25,6 +25,7 @@ from cloudbox.volume import core, core_attach, store
 from cloudbox.volume.driver import GB, VolumeDriver
 from cloudbox.volume.service_attach import AttachService
 from cloudbox.volume.service_qos import QosService
+from cloudbox.volume.service_transfers import TransferService
 from cloudbox.volume.service_types import TypeService
 
 log = logging.getLogger("cloudbox.volume")
@@ -59,6 +60,7 @@ class VolumeService:
         self.types = TypeService(self)
         self.attach = AttachService(self)  # attachments, legacy attach actions, uploads to images
         self.qos = QosService(self)  # QoS specs and the volume services list
+        self.transfers = TransferService(self)  # volumes offered to and accepted by other projects
         self.cluster: Any = None  # set by the node when clustered: up_nodes() asks it who is up
 
     # --- plumbing -------------------------------------------------------------------------------

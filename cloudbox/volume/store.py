@@ -81,10 +81,19 @@ MIGRATIONS = [
         request_id TEXT NOT NULL, created_at TEXT NOT NULL, guaranteed_until TEXT NOT NULL);
     CREATE INDEX volume_messages_project ON volume_messages (project_id, created_at, id);
     """,
+    # 4: volume transfers (Cinder's os-volume-transfer / volume-transfers): the key is kept as a
+    # salted hash; an accepted or deleted transfer's row goes.
+    """
+    CREATE TABLE volume_transfers (
+        id TEXT PRIMARY KEY, volume_id TEXT NOT NULL UNIQUE, project_id TEXT NOT NULL, name TEXT,
+        salt TEXT NOT NULL, key_hash TEXT NOT NULL, no_snapshots INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL);
+    CREATE INDEX volume_transfers_project ON volume_transfers (project_id, created_at, id);
+    """,
 ]
 
 JSON_COLUMNS = ("metadata", "image_metadata", "admin_metadata", "extra_specs", "connector", "connection_info", "specs")
-BOOL_COLUMNS = ("bootable", "readonly", "multiattach", "is_public")
+BOOL_COLUMNS = ("bootable", "readonly", "multiattach", "is_public", "no_snapshots")
 QUOTA_CLASS = "class:default"
 
 
@@ -238,21 +247,43 @@ def snapshots_in(db: sqlite_utils.Database, host: str, statuses: tuple[str, ...]
                                         " AND message != ? ORDER BY created_at, id", [host, *statuses, core.HELD])]
 
 
-# --- user messages (why something went to error) ---------------------------------------------------
-def list_messages(db: sqlite_utils.Database, viewer: core.Viewer, marker: str | None,
-                  limit: int) -> list[dict[str, Any]]:
+# --- transfers -------------------------------------------------------------------------------------
+def get_transfer(db: sqlite_utils.Database, transfer_id: str) -> dict[str, Any] | None:
+    return _one(db, "SELECT * FROM volume_transfers WHERE id = ?", [transfer_id])
+
+
+def visible_transfer(db: sqlite_utils.Database, viewer: core.Viewer, transfer_id: str) -> dict[str, Any]:
+    return found_row(get_transfer(db, transfer_id), "Transfer", transfer_id, viewer)
+
+
+def _project_page(db: sqlite_utils.Database, table: str, what: str, viewer: core.Viewer, marker: str | None,
+                  limit: int, *, newest_first: bool) -> list[dict[str, Any]]:
+    """A page (``limit`` + 1 rows) of a table owned by projects, in (created_at, id) order, after
+    ``marker`` (an unknown or unseen one is Cinder's 404)."""
     clauses, params = ["1"], []
     if not viewer.sees_all:
         clauses.append("project_id = ?")
         params.append(viewer.project_id)
+    after, order = ("<", "DESC") if newest_first else (">", "ASC")
     if marker:
-        found = get_message(db, marker)
+        found = _one(db, f"SELECT * FROM {table} WHERE id = ?", [marker])
         if found is None or not (viewer.sees_all or found["project_id"] == viewer.project_id):
-            raise NotFound(f"The list's marker (message {marker[:40]}) could not be found.")
-        clauses.append("(created_at < ? OR (created_at = ? AND id < ?))")
+            raise NotFound(f"The list's marker ({what} {marker[:40]}) could not be found.")
+        clauses.append(f"(created_at {after} ? OR (created_at = ? AND id {after} ?))")
         params.extend([found["created_at"], found["created_at"], found["id"]])
-    sql = f"SELECT * FROM volume_messages WHERE {' AND '.join(clauses)} ORDER BY created_at DESC, id DESC LIMIT ?"
-    return [dict(r) for r in db.query(sql, [*params, limit + 1])]
+    sql = (f"SELECT * FROM {table} WHERE {' AND '.join(clauses)} ORDER BY created_at {order}, id {order} LIMIT ?")
+    return [decode(r) for r in db.query(sql, [*params, limit + 1])]
+
+
+def list_transfers(db: sqlite_utils.Database, viewer: core.Viewer, marker: str | None,
+                   limit: int) -> list[dict[str, Any]]:
+    return _project_page(db, "volume_transfers", "transfer", viewer, marker, limit, newest_first=False)
+
+
+# --- user messages (why something went to error) ---------------------------------------------------
+def list_messages(db: sqlite_utils.Database, viewer: core.Viewer, marker: str | None,
+                  limit: int) -> list[dict[str, Any]]:
+    return _project_page(db, "volume_messages", "message", viewer, marker, limit, newest_first=True)
 
 
 def get_message(db: sqlite_utils.Database, message_id: str) -> dict[str, Any] | None:

@@ -103,14 +103,33 @@ def _attach_docs() -> dict[tuple[str, str], Doc]:
             obj({"resource": STR, "filters": array(STR)}))})}),
         ("GET", "/scheduler-stats/get_pools"): Doc({200: obj({"pools": array(obj({"name": STR}))})}),
     }
-    for path, key in (("/backups", "backups"), ("/backups/detail", "backups"), ("/volume-transfers", "transfers"),
-                      ("/volume-transfers/detail", "transfers"), ("/os-volume-transfer", "transfers"),
-                      ("/os-volume-transfer/detail", "transfers"), ("/groups", "groups"),
+    for path, key in (("/backups", "backups"), ("/backups/detail", "backups"), ("/groups", "groups"),
                       ("/groups/detail", "groups"), ("/group_types", "group_types"),
                       ("/group_snapshots", "group_snapshots"), ("/group_snapshots/detail", "group_snapshots"),
                       ("/consistencygroups", "consistencygroups"), ("/consistencygroups/detail", "consistencygroups"),
                       ("/clusters", "clusters"), ("/clusters/detail", "clusters")):
         docs[("GET", path)] = Doc({200: obj({key: EMPTY_LIST})})
+    return docs
+
+
+TRANSFER = obj({"id": STR, "name": NSTR, "volume_id": STR, "links": LINKS},
+               {"created_at": STR, "auth_key": STR, "no_snapshots": BOOL, "source_project_id": STR,
+                "destination_project_id": NSTR, "accepted": BOOL})
+
+
+def _transfer_docs() -> dict[tuple[str, str], Doc]:
+    """Both transfer APIs; /volume-transfers is 404 below 3.55 (and a list's unknown marker is 404)."""
+    docs: dict[tuple[str, str], Doc] = {}
+    for prefix in ("/os-volume-transfer", "/volume-transfers"):
+        listed = obj({"transfers": array(TRANSFER)}, {"transfers_links": PAGE_LINKS})
+        docs.update({
+            ("POST", prefix): Doc({202: wrap("transfer", TRANSFER)}, errors=(404,)),
+            ("GET", prefix): Doc({200: listed}, errors=(404,)),
+            ("GET", prefix + "/detail"): Doc({200: listed}, errors=(404,)),
+            ("GET", prefix + "/{transfer_id}"): Doc({200: wrap("transfer", TRANSFER)}),
+            ("DELETE", prefix + "/{transfer_id}"): Doc({202: None}),
+            ("POST", prefix + "/{transfer_id}/accept"): Doc({202: wrap("transfer", TRANSFER)}, errors=(413,)),
+        })
     return docs
 
 
@@ -181,6 +200,7 @@ def _relative() -> dict[tuple[str, str], Doc]:
             ("PUT", base + "/{meta_key}"): Doc({200: META}), ("DELETE", base + "/{meta_key}"): Doc({200: None}),
         })
     docs.update(_attach_docs())
+    docs.update(_transfer_docs())
     return docs
 
 
