@@ -141,6 +141,19 @@ def test_malformed_authorization_is_a_clear_error(authorization: str, code: str)
     assert caught.value.code == code and 400 <= caught.value.status < 500
 
 
+@pytest.mark.parametrize("date", ["20131399T000000Z", "20130524T256000Z", "2013-05-24T00:00:00Z"])
+def test_impossible_dates_are_refused(date: str) -> None:
+    header = {"authorization": f"AWS4-HMAC-SHA256 Credential=AKID/{date[:8]}/us-east-1/s3/aws4_request,"
+              "SignedHeaders=host,Signature=" + "0" * 64, "x-amz-date": date, "x-amz-content-sha256": "UNSIGNED-PAYLOAD"}
+    query = [("X-Amz-Algorithm", "AWS4-HMAC-SHA256"), ("X-Amz-Credential", f"AKID/{date[:8]}/us-east-1/s3/aws4_request"),
+             ("X-Amz-Date", date), ("X-Amz-Expires", "60"), ("X-Amz-SignedHeaders", "host"),
+             ("X-Amz-Signature", "0" * 64)]
+    for headers, params in ((header, []), ({}, query)):
+        with pytest.raises(S3Error) as caught:
+            s3_auth.parse_request("GET", headers, params, NOW)
+        assert 400 <= caught.value.status < 500
+
+
 # --- aws-chunked ----------------------------------------------------------------------------------
 def _aws_chunked_example() -> tuple[s3_auth.Signer, dict[str, str]]:
     """AWS's documented STREAMING-AWS4-HMAC-SHA256-PAYLOAD example: 65536 + 1024 bytes of "a"."""
@@ -320,3 +333,41 @@ def test_client_xml_parsing_refuses_entities_and_bad_orders() -> None:
         assert caught.value.code == "MalformedXML"
     assert s3_xml.parse_delete(b"<Delete><Quiet>true</Quiet><Object><Key>k</Key><VersionId>v</VersionId></Object>"
                                b"</Delete>") == ([("k", "v")], True)
+
+
+# --- whatever a client sends, only S3's errors -----------------------------------------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+PAYLOADS = [s3_auth.STREAMING_UNSIGNED_TRAILER, s3_auth.STREAMING_SIGNED, s3_auth.STREAMING_SIGNED_TRAILER]
+SIGNER = s3_auth.Signer(b"k" * 32, "20130524/us-east-1/s3/aws4_request", AWS_DATE, "0" * 64)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(PAYLOADS), st.lists(st.binary(max_size=200) | st.sampled_from(
+    [b"0\r\n", b"\r\n", b"5;chunk-signature=" + b"a" * 64 + b"\r\n", b"x-amz-checksum-crc32:AAAAAA==\r\n",
+     b"ffffffffffffffff\r\n", b"3\r\nabc\r\n"]), max_size=12))
+def test_the_chunked_decoder_raises_only_s3_errors(payload: str, pieces: list[bytes]) -> None:
+    headers = {"x-amz-trailer": "x-amz-checksum-crc32"}
+    try:
+        decoder = s3_chunked.ChunkedDecoder(headers, payload, SIGNER)
+        for piece in pieces:
+            decoder.feed(piece)
+        decoder.end()
+    except S3Error as exc:
+        assert 400 <= exc.status < 500
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(["authorization", "x-amz-date", "x-amz-content-sha256", "date", "host"]),
+                       st.text(max_size=120) | st.sampled_from([GET_OBJECT["Authorization"], AWS_DATE,
+                                                               "UNSIGNED-PAYLOAD", "20131399T000000Z"])),
+       st.lists(st.tuples(st.sampled_from(["X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
+                                           "X-Amz-SignedHeaders", "X-Amz-Signature", "Signature",
+                                           "AWSAccessKeyId", "x"]), st.text(max_size=60)), max_size=8))
+def test_signature_parsing_raises_only_s3_errors(headers: dict[str, str], query: list[tuple[str, str]]) -> None:
+    try:
+        claim = s3_auth.parse_request("GET", headers, query, NOW)
+        s3_auth.verify(claim, SECRET, "GET", "/b/k", query, headers.items())
+    except S3Error as exc:
+        assert 400 <= exc.status < 500

@@ -272,7 +272,7 @@ class S3Gateway:
                           "credential (openstack ec2 credentials create).")
         claim = s3_auth.parse_request(request.method, request.headers, request.query, self.clock())
         try:
-            ctx, secret = await self.signer(claim.access_key)
+            ctx, secret = await self._signer(claim.access_key)
         except Unauthorized as exc:
             raise S3Error("InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.",
                           AWSAccessKeyId=claim.access_key) from exc
@@ -280,6 +280,17 @@ class S3Gateway:
                                         request.headers.items())
         request.ctx = ctx
         request.payload_hash = claim.payload_hash
+
+    async def _signer(self, access_key: str) -> tuple[AuthContext, str]:
+        """The credential of an access key; one made on another node a moment ago may not have
+        reached this node's state yet, so a miss waits for the state to catch up and looks again."""
+        try:
+            return await self.signer(access_key)
+        except Unauthorized:
+            if self.read_barrier is None:
+                raise
+        await self.read_barrier()
+        return await self.signer(access_key)
 
     async def send(self, send: Any, request: S3Request, response: S3Response) -> None:
         headers = {"x-amz-request-id": request.request_id, "x-openstack-request-id": request.request_id,

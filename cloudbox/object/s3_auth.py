@@ -139,7 +139,11 @@ def string_to_sign(amz_date: str, scope: str, canonical: str) -> str:
 
 
 def amz_time(amz_date: str) -> float:
-    return float(calendar.timegm(time.strptime(amz_date, "%Y%m%dT%H%M%SZ")))
+    """The unix time of an ISO 8601 basic date (yyyymmddThhmmssZ); AccessDenied when it is none."""
+    try:
+        return float(calendar.timegm(time.strptime(amz_date, "%Y%m%dT%H%M%SZ")))
+    except ValueError as exc:
+        raise S3Error("AccessDenied", "AWS authentication requires a valid Date or x-amz-date header") from exc
 
 
 def is_signed(headers: Mapping[str, str], query: Iterable[tuple[str, str]]) -> bool:
@@ -226,6 +230,7 @@ def _claim(credential: str, signed_headers: str, signature: str, amz_date: str, 
         raise S3Error(error, f"The credential is scoped to the service {service!r}; this is s3.")
     if not _AMZ_DATE.fullmatch(amz_date):
         raise S3Error("AccessDenied", "AWS authentication requires a valid Date or x-amz-date header")
+    amz_time(amz_date)  # a real date too
     if date != amz_date[:8]:
         raise S3Error(error, f"The credential's date {date!r} is not the request's date {amz_date[:8]!r}.")
     signed = tuple(signed_headers.split(";"))
