@@ -369,6 +369,9 @@ ODD_REQUESTS = [
     ("POST", "/{b}?delete", {}, b"<Delete><Object><Key>k</Key></Object></Delete>", 400, "InvalidRequest"),
     ("GET", "/{b}?list-type=2&continuation-token=%2A%2A%2A", {}, b"", 400, "InvalidArgument"),
     ("GET", "/{b}?max-keys=-1", {}, b"", 400, "InvalidArgument"),
+    ("GET", "/{b}?max-keys=%C2%B2", {}, b"", 400, "InvalidArgument"),  # "²" is a digit to str.isdigit
+    ("PUT", "/{b}/k?partNumber=%C2%B2&uploadId=" + "0" * 32, {}, b"x", 400, "InvalidArgument"),
+    ("GET", "/{b}?versions&key-marker=k&version-id-marker=abc", {}, b"", 400, "InvalidArgument"),
     ("GET", "/{b}?encoding-type=base64", {}, b"", 400, "InvalidArgument"),
     ("GET", "/{b}?list-type=9", {}, b"", 400, "InvalidArgument"),
     ("GET", "/{b}?policy", {}, b"", 501, "NotImplemented"),

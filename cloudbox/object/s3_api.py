@@ -99,7 +99,7 @@ class S3Request:
                                 else "content-length")
         if text is None:
             return None
-        if not text.strip().isdigit():
+        if not s3_xml.is_number(text.strip()):
             raise S3Error("InvalidArgument", "Content-Length must be a number of bytes.")
         return int(text)
 

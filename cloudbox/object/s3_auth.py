@@ -30,7 +30,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
-from cloudbox.object.s3_xml import S3Error
+from cloudbox.object.s3_xml import S3Error, is_number
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 UNSIGNED = "UNSIGNED-PAYLOAD"
@@ -204,7 +204,7 @@ def _parse_presigned(params: dict[str, str], now: float) -> Claim:
     if params["X-Amz-Algorithm"] != ALGORITHM:
         raise S3Error(error, f"X-Amz-Algorithm only supports \"{ALGORITHM}\".")
     expires = params["X-Amz-Expires"]
-    if not expires.isdigit() or not 0 < int(expires) <= MAX_EXPIRES:
+    if not is_number(expires) or not 0 < int(expires) <= MAX_EXPIRES:
         raise S3Error(error, f"X-Amz-Expires must be a number of seconds from 1 to {MAX_EXPIRES}.")
     claim = _claim(params["X-Amz-Credential"], params["X-Amz-SignedHeaders"], params["X-Amz-Signature"],
                    params["X-Amz-Date"], UNSIGNED, presigned=True, error=error)

@@ -31,7 +31,7 @@ import zlib
 from typing import Mapping
 
 from cloudbox.object.s3_auth import STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER, Signer
-from cloudbox.object.s3_xml import S3Error
+from cloudbox.object.s3_xml import S3Error, is_number
 
 MAX_LINE = 4096  # a chunk header or a trailer line
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -196,7 +196,7 @@ class ChunkedDecoder:
         self.checksum = Checksum(self.trailer_name[len("x-amz-checksum-"):]) if self.trailer_name else None
         self.plain = BodyCheck({k: v for k, v in headers.items() if k != self.trailer_name}, "UNSIGNED-PAYLOAD", None)
         declared = headers.get("x-amz-decoded-content-length")
-        if declared is not None and not declared.isdigit():
+        if declared is not None and not is_number(declared):
             raise S3Error("InvalidArgument", "x-amz-decoded-content-length must be a number of bytes.")
         self.decoded_length = int(declared) if declared is not None else None
         self.buffer = bytearray()

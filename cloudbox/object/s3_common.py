@@ -9,7 +9,7 @@ from typing import Any, AsyncIterator
 from cloudbox.errors import CloudboxError, NotFound, PayloadTooLarge
 from cloudbox.object import core
 from cloudbox.object.s3_api import S3Gateway, S3Request
-from cloudbox.object.s3_xml import S3Error
+from cloudbox.object.s3_xml import S3Error, is_number
 
 MAX_KEYS = 1000
 SEGMENTS = "+segments"  # multipart parts live in "<bucket>+segments" (no bucket name has a "+")
@@ -70,7 +70,7 @@ def max_arg(request: S3Request, name: str, default: int = MAX_KEYS) -> int:
     text = request.arg(name)
     if text is None:
         return default
-    if not text.isdigit():
+    if not is_number(text):
         raise S3Error("InvalidArgument", f"{name} must be a non-negative integer.", ArgumentName=name)
     return min(int(text), MAX_KEYS)
 

@@ -85,7 +85,7 @@ async def initiate(gw: S3Gateway, request: S3Request) -> S3Response:
 
 def _part_number(request: S3Request) -> int:
     text = request.arg("partNumber") or ""
-    if not text.isdigit() or not 1 <= int(text) <= MAX_PART_NUMBER:
+    if not s3_xml.is_number(text) or not 1 <= int(text) <= MAX_PART_NUMBER:
         raise S3Error("InvalidArgument", f"Part number must be an integer between 1 and {MAX_PART_NUMBER}, "
                       "inclusive", ArgumentName="partNumber", ArgumentValue=text[:20])
     return int(text)
@@ -134,7 +134,7 @@ async def _parts(gw: S3Gateway, request: S3Request, upload_id: str, after: int =
 async def list_parts(gw: S3Gateway, request: S3Request) -> S3Response:
     upload_id, _ = await upload_marker(gw, request)
     marker_text = request.arg("part-number-marker", "0") or "0"
-    if not marker_text.isdigit():
+    if not s3_xml.is_number(marker_text):
         raise S3Error("InvalidArgument", "part-number-marker must be an integer.", ArgumentName="part-number-marker")
     max_parts = c.max_arg(request, "max-parts")
     found = await _parts(gw, request, upload_id, int(marker_text), max_parts + 1)

@@ -127,6 +127,8 @@ async def list_versions(gw: S3Gateway, request: S3Request) -> S3Response:
     prefix, delimiter = request.arg("prefix", "") or "", request.arg("delimiter", "") or ""
     key_marker, version_marker = request.arg("key-marker", "") or "", request.arg("version-id-marker", "") or ""
     max_keys = h.max_arg(request, "max-keys")
+    if version_marker and not _VERSION_ID.fullmatch(version_marker):
+        raise S3Error("InvalidArgument", "Invalid version id specified", ArgumentName="version-id-marker")
     found: list[s3_xml.Entry] = []
     for item in await gw.objects.list_objects(request.account, request.bucket, prefix=prefix, limit=MAX_VERSIONS):
         if isinstance(item, core.ObjectInfo):

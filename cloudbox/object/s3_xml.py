@@ -9,6 +9,7 @@ when small and without a DOCTYPE, so no entity expansion can grow them.
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -105,6 +106,14 @@ def _document(root: ET.Element) -> bytes:
 
 def _root(tag: str) -> ET.Element:
     return ET.Element(tag, xmlns=NS)
+
+
+_NUMBER = re.compile(r"[0-9]{1,19}")
+
+
+def is_number(text: str) -> bool:
+    """Whether ``text`` is a non-negative integer in ASCII digits (str.isdigit takes "²" too)."""
+    return bool(_NUMBER.fullmatch(text))
 
 
 def quoted(etag: str) -> str:
@@ -408,7 +417,7 @@ def parse_complete(body: bytes) -> list[tuple[int, str]]:
     parts = []
     for item in _children(root, "Part"):
         number, etag = _text(item, "PartNumber"), _text(item, "ETag")
-        if number is None or etag is None or not number.strip().isdigit():
+        if number is None or etag is None or not is_number(number.strip()):
             raise S3Error("MalformedXML", "Each Part names its PartNumber and ETag.")
         parts.append((int(number), etag.strip().strip('"')))
     if not parts:
