@@ -18,6 +18,9 @@ import httpx
 import pytest
 
 from tests.cloud import Cloud, GaveUp, wait_for
+from tests.compute_helpers import boot, upload_image, wait_gone, wait_server
+from tests.test_compute_libvirt import real_node, stop_and_clean
+from tests.test_compute_volumes_libvirt import disks
 
 V = "/volume/v3"
 IMAGE_MB = 160  # big enough that converting it into a volume takes the worker a while
@@ -165,11 +168,8 @@ def guest_disks(log: str) -> dict[str, str]:
     return have
 
 
+@pytest.mark.slow  # real guests
 def test_kill_9_during_attach(tmp_path: Path, guest_image: Path):
-    from tests.compute_helpers import boot, upload_image, wait_server
-    from tests.test_compute_libvirt import real_node, stop_and_clean
-    from tests.test_compute_volumes_libvirt import disks
-
     cloud = real_node(tmp_path / "data")
     cloud.start(timeout=120)
     try:
@@ -264,8 +264,6 @@ def test_kill_9_during_attach(tmp_path: Path, guest_image: Path):
         wait_for(lambda: all(volume(admin, v)["status"] == ("available" if v in in_use else "in-use") for v in ids),
                  180, "the swap of attached and available volumes")
         admin.delete(f"{S}/{sid}")
-        from tests.compute_helpers import wait_gone
-
         wait_gone(admin, sid)
     finally:
         stop_and_clean(cloud)
