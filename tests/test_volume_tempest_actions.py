@@ -143,3 +143,21 @@ def test_a_type_no_backend_serves_makes_an_error_and_a_message(alpha: Tenant, be
     kind = admin.post(f"{V}/types", json={"volume_type": {"name": unique("good-type"), "extra_specs": {
         "vendor_name": "cloudbox", "storage_protocol": "local/nbd", "multiattach": "<is> True"}}}).json()
     assert create(alpha.member, volume_type=kind["volume_type"]["name"])["status"] == "available"
+
+
+def test_force_detach_of_an_errored_volume_makes_it_available(alpha: Tenant, admin: httpx.Client):
+    volume = create(alpha.member)
+    server = "0c6a4d52-6a5e-4e7e-9c0e-5d1b2c3d4e5f"
+    r = action(alpha.member, volume["id"], "os-attach", {"instance_uuid": server, "mountpoint": "/dev/vdb"})
+    assert r.status_code == 202, r.text
+    (attachment,) = alpha.member.get(f"{V}/volumes/{volume['id']}").json()["volume"]["attachments"]
+    assert action(admin, volume["id"], "os-reset_status", {"status": "error"}).status_code == 202
+    fault(action(alpha.member, volume["id"], "os-force_detach", {"attachment_id": attachment["attachment_id"]}), 403)
+    r = action(admin, volume["id"], "os-force_detach", {"connector": None,
+                                                         "attachment_id": attachment["attachment_id"]})
+    assert r.status_code == 202, r.text
+    shown = alpha.member.get(f"{V}/volumes/{volume['id']}").json()["volume"]
+    assert (shown["status"], shown["attachments"]) == ("available", [])
+    # a detach with nothing attached is Cinder's 202 and changes nothing
+    assert action(alpha.member, volume["id"], "os-detach", {}).status_code == 202
+    assert alpha.member.get(f"{V}/volumes/{volume['id']}").json()["volume"]["status"] == "available"

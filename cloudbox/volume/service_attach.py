@@ -242,14 +242,19 @@ class AttachService:
             wanted = args.get("attachment_id")
             if wanted is not None:
                 ids = (str(wanted),)
-            elif name == "os-force_detach" or len(attachments) == 1:
+            elif name == "os-force_detach" or len(attachments) <= 1:
                 ids = tuple(a["id"] for a in attachments)
             else:
                 raise BadRequest(f"Invalid volume: volume {volume_id} has {len(attachments)} attachments; give "
                                  "attachment_id.")
             if not ids:
-                raise BadRequest(f"Invalid volume: volume {volume_id} is not attached.")
-            return await svc.propose(c.DeleteAttachments(volume_id, ids, at))
+                return None  # detached already: Cinder answers 202 and its manager finds nothing to do
+            left = await svc.propose(c.DeleteAttachments(volume_id, ids, at))
+            if name == "os-force_detach" and not left and volume["status"] not in rules.FLOW:
+                # Cinder's force detach leaves a volume with no attachments available, whatever
+                # status an admin had reset it to (error, maintenance...).
+                await svc.propose(store.c.Transition(volume_id, (volume["status"],), "available", at, {}))
+            return left
         raise BadRequest(f"There is no such action: {name[:60]}.")
 
     # --- upload to an image (os-volume_upload_image) ------------------------------------------------
