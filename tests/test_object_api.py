@@ -358,3 +358,33 @@ def test_object_versioning(alpha: Tenant, mode: str):
     swift_error(client.post(f"{base}/{c}", headers={"X-Versions-Location": "a", "X-History-Location": "b"}), 400)
     assert client.post(f"{base}/{c}", headers={f"X-Remove-{mode[2:]}": "x"}).status_code == 204
     assert mode not in client.head(f"{base}/{c}").headers
+
+
+def test_names_are_names_whatever_their_bytes_and_chunked_uploads(alpha: Tenant):
+    import urllib.parse
+
+    c, base = unique("c"), account(alpha)
+    client = alpha.member
+    assert client.put(f"{base}/{c}").status_code == 201
+    names = ["a?b", "100%", "sp ace", "ü/ß", "../../x", "x//y", "trailing/", ".", "#frag", "a\\b"]
+
+
+    def url(name: str) -> str:  # every byte escaped, dots too, so that the client changes nothing
+        return f"{base}/{c}/" + urllib.parse.quote(name, safe="").replace(".", "%2E")
+
+    for name in names:
+        r = client.put(url(name), content=name.encode())
+        assert r.status_code == 201, (name, r.status_code, r.text)
+    for name in names:
+        assert client.get(url(name)).content == name.encode(), name
+    assert client.get(f"{base}/{c}", params={"format": "json"}).json() == sorted(
+        client.get(f"{base}/{c}", params={"format": "json"}).json(), key=lambda o: o["name"].encode())
+    listed = [o["name"] for o in client.get(f"{base}/{c}", params={"format": "json"}).json()]
+    assert sorted(listed) == sorted(names)
+
+    def chunks():
+        yield b"chunk-one,"
+        yield b"chunk-two"
+
+    r = client.put(f"{base}/{c}/chunked", content=chunks())  # Transfer-Encoding: chunked, no length
+    assert r.status_code == 201 and client.get(f"{base}/{c}/chunked").content == b"chunk-one,chunk-two"
