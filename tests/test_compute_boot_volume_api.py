@@ -128,7 +128,8 @@ def test_legacy_mapping_and_extra_blank_volumes(alpha: Tenant, admin: httpx.Clie
     assert client.delete(f"{V}/volumes/{kept}").status_code == 202
 
 
-def test_bad_mappings_are_refused_and_make_nothing(alpha: Tenant, image: dict[str, Any], tmp_path: Path):
+def test_bad_mappings_are_refused_and_make_nothing(alpha: Tenant, admin: httpx.Client, image: dict[str, Any],
+                                                   tmp_path: Path):
     client = alpha.member
     volume = wait_volume(client, create(client, imageRef=image["id"], size=1)["id"], {"available"})
     blank = create(client)
@@ -168,14 +169,17 @@ def test_bad_mappings_are_refused_and_make_nothing(alpha: Tenant, image: dict[st
         r = client.post(f"{S}/{server['id']}/action", json={action: body}, headers=LATEST)
         assert r.status_code == status, (action, r.text)
     # A resize (on its host) defines the guest again on the same volume, and so does a revert.
-    for flavor, then in (("84", "confirmResize"), ("1", "revertResize")):
+    # (Its root disk is the volume: a flavor with a smaller disk, or none, is fine.)
+    small = admin.post("/compute/v2.1/flavors", json={"flavor": {"name": f"d0-{uuid.uuid4().hex[:6]}", "ram": 64,
+                                                                 "vcpus": 1, "disk": 0}}).json()["flavor"]["id"]
+    for flavor, then in (("2", "confirmResize"), (small, "revertResize")):
         r = client.post(f"{S}/{server['id']}/action", json={"resize": {"flavorRef": flavor}}, headers=LATEST)
         assert r.status_code == 202, r.text
         wait_server(client, server["id"], {"VERIFY_RESIZE"})
         assert client.post(f"{S}/{server['id']}/action", json={then: None}, headers=LATEST).status_code in (202, 204)
         resized = wait_server(client, server["id"], {"ACTIVE"})
         assert attached(resized) == [{"id": volume["id"], "delete_on_termination": False}]
-    assert resized["flavor"]["original_name"] == "m1.micro"  # confirmed to it, then reverted to it
+    assert resized["flavor"]["original_name"] == "m1.small"  # confirmed to it, then reverted to it
     # With the image its volume came from, a rebuild defines the guest again on the same volume.
     r = client.post(f"{S}/{server['id']}/action", json={"rebuild": {"imageRef": image["id"]}}, headers=LATEST)
     assert r.status_code == 202, r.text

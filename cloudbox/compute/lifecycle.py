@@ -297,9 +297,10 @@ class Lifecycle:
         old = server["flavor"]
         if flavor["id"] == old["id"]:
             raise BadRequest("When resizing, instances must change flavor!")
-        if flavor["disk"] == 0 and old["disk"] != 0:
+        image_disk = not await self.svc.boot_volumes.volume_backed(server["id"])  # Nova's rules of root disks
+        if flavor["disk"] == 0 and old["disk"] != 0 and image_disk:
             raise BadRequest("Resize to zero disk flavor is not allowed.")
-        if flavor["disk"] < old["disk"] or flavor.get("ephemeral", 0) < old.get("ephemeral", 0):
+        if (flavor["disk"] < old["disk"] and image_disk) or flavor.get("ephemeral", 0) < old.get("ephemeral", 0):
             raise BadRequest("Resize error: Unable to resize disk down.")
         # Nova's order: the quota (403), then the scheduler (400); apply checks the quota again.
         limits = await self.svc.resources.quota_limits(server["project_id"])
