@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -61,12 +62,26 @@ def wait(condition: Callable[[], Any], timeout: float, what: str) -> Any:
 
 
 # --- (b) NBD throughput -------------------------------------------------------------------------------
-def convert(*args: str) -> float:
+def cpu_of(pid: int | None) -> float:
+    """CPU seconds (user + system) a process has used so far."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def convert(*args: str, server: int | None = None) -> tuple[float, float]:
+    """(seconds, CPU seconds of qemu-img and of the export daemon ``server``) of one qemu-img convert.
+    CPU time does not depend on how busy the host is: it says what each path costs."""
+    children, served = resource.getrusage(resource.RUSAGE_CHILDREN), cpu_of(server)
     start = time.perf_counter()
     done = subprocess.run(["qemu-img", "convert", "-n", *args], capture_output=True, text=True, timeout=600)
+    took = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"qemu-img convert {' '.join(args)}: {done.stderr.strip()}")
-    return time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime + cpu_of(server) - served
+    return took, cpu
 
 
 def nbd_opts(port: int, size: int, tls: bool) -> str:
@@ -78,8 +93,8 @@ def nbd_opts(port: int, size: int, tls: bool) -> str:
 VOLUME = "7d0f3b9e-5a1c-4e2f-8b6d-0c9a1e2f3d4b"
 
 
-def throughput(work: Path, size_mb: int, repeat: int) -> dict[str, list[float]]:
-    """Seconds of each run: local/nbd/plain (no TLS) × write/read, taken in turn."""
+def throughput(work: Path, size_mb: int, repeat: int) -> dict[str, list[tuple[float, float]]]:
+    """(seconds, CPU seconds) of each run: local/direct/nbd/plain (no TLS) × write/read, in turn."""
     ca = pki.create_ca("bench", dt.datetime.now(dt.timezone.utc))
     node_a, node_b = work / "a", work / "b"
     write_node_pki(node_a, ca, "node-a", "127.0.0.1")
@@ -104,16 +119,17 @@ def throughput(work: Path, size_mb: int, repeat: int) -> dict[str, list[float]]:
     tls_object = ("--object", f"tls-creds-x509,id=tls0,dir={client},endpoint=client")
     local = f"driver=raw,size={size},file.driver=file,file.filename={path}"
     null = f"driver=null-co,size={size}"
-    runs: dict[str, list[float]] = {}
+    runs: dict[str, list[tuple[float, float]]] = {}
     try:
         daemon.add(ExportSpec(VOLUME, path, "raw", False, False))
+        tls_pid = daemon.pid()
         for n in range(repeat + 1):  # the first round warms caches up and is not counted
-            round_: dict[str, float] = {
+            round_: dict[str, tuple[float, float]] = {
                 "local write": convert("-U", "-f", "raw", "--target-image-opts", *CONVERT, str(source), local),
                 "nbd write": convert(*tls_object, "-f", "raw", "--target-image-opts", *CONVERT, str(source),
-                                     nbd_opts(daemon.port, size, True)),
+                                     nbd_opts(daemon.port, size, True), server=tls_pid),
                 "plain write": convert("-f", "raw", "--target-image-opts", *CONVERT, str(source),
-                                       nbd_opts(plain_port, size, False)),
+                                       nbd_opts(plain_port, size, False), server=plain.pid),
                 "local read": convert("-U", "--image-opts", "--target-image-opts", *CONVERT, local, null),
                 # The page cache off (O_DIRECT): the disk's own speed, what a guest gets from data not cached.
                 "direct write": convert("-U", "-f", "raw", "--target-image-opts", *CONVERT, str(source),
@@ -121,9 +137,9 @@ def throughput(work: Path, size_mb: int, repeat: int) -> dict[str, list[float]]:
                 "direct read": convert("-U", "--image-opts", "--target-image-opts", *CONVERT,
                                        local + ",file.cache.direct=on", null),
                 "nbd read": convert(*tls_object, "--image-opts", "--target-image-opts", *CONVERT,
-                                    nbd_opts(daemon.port, size, True), null),
+                                    nbd_opts(daemon.port, size, True), null, server=tls_pid),
                 "plain read": convert("--image-opts", "--target-image-opts", *CONVERT,
-                                      nbd_opts(plain_port, size, False), null),
+                                      nbd_opts(plain_port, size, False), null, server=plain.pid),
             }
             if n:
                 for key, seconds in round_.items():
@@ -304,14 +320,18 @@ def main() -> None:
         print("  (a) create and attach: skipped (--skip-attach)")
     print(f"  (b) sequential throughput, {mb} MiB per run (qemu-img convert -m 8 -W -S 0, 2 MiB requests; "
           "page cache on):")
+    kinds = ("local", "nbd", "plain", "direct")
     for op in ("write", "read"):
-        local, nbd, plain, direct = (mb / statistics.median(runs[f"{k} {op}"])
-                                     for k in ("local", "nbd", "plain", "direct"))
+        local, nbd, plain, direct = (mb / statistics.median(t for t, _ in runs[f"{k} {op}"]) for k in kinds)
+        cpu = {k: statistics.median(c for _, c in runs[f"{k} {op}"]) * 1024 / mb for k in kinds}
         verdict = "met" if nbd / local >= 0.8 else "NOT met"
         print(f"      {op:5s}: local file {local:6.0f} MB/s   NBD export (TLS) {nbd:6.0f} MB/s   ratio {nbd / local:.2f} "
               f"(target 0.8: {verdict})")
         print(f"             for reference: NBD without TLS {plain:6.0f} MB/s ({plain / local:.2f}); the local file "
               f"with O_DIRECT {direct:6.0f} MB/s (NBD/TLS against it: {nbd / direct:.2f})")
+        print(f"             CPU seconds per GiB (qemu-img + export daemon; less bound to the host's load than MB/s): "
+              f"local {cpu['local']:.2f}, O_DIRECT {cpu['direct']:.2f}, NBD with TLS {cpu['nbd']:.2f}, "
+              f"without {cpu['plain']:.2f}")
     p50, p99 = percentile(created, 50) * 1000, percentile(created, 99) * 1000
     print(f"  (c) {args.creates} volumes of 1 GB created one after another (POST until available): "
           f"p50 {p50:.0f} ms, p99 {p99:.0f} ms (the POST answered: p50 {percentile(answered, 50) * 1000:.0f} ms, "
