@@ -155,6 +155,8 @@ def test_container_acls(cloud: Cloud, alpha: Tenant, beta: Tenant):
     ("/{c}/o", {"ETag": "0" * 32}, 422, ""),
     ("/{c}/o", {"X-Delete-At": "1"}, 400, "X-Delete-At in past"),
     ("/{c}/o", {"X-Delete-After": "soon"}, 400, "Non-integer"),
+    ("/{c}/o", {"X-Delete-After": "9" * 30}, 400, "too far"),
+    ("/{c}/o", {"X-Delete-At": "9" * 30}, 400, "too far"),
     ("/{c}/o", {"X-Copy-From": "nocontainer"}, 412, "X-Copy-From"),
     ("/{c}/o", {"X-Object-Manifest": "nocontainer"}, 400, "X-Object-Manifest"),
     ("/missing-container/o", {}, 404, ""),

@@ -24,6 +24,7 @@ ACCOUNT_LISTING_LIMIT = 10000
 MAX_ACCOUNT_NAME_LENGTH = 256
 MAX_CONTAINER_NAME_LENGTH = 256
 EXTRA_HEADER_COUNT = 0
+MAX_DELETE_AT = 10 ** 10  # seconds (year 2286): a later X-Delete-At is refused, not stored
 
 LIMITS = {
     "max_file_size": MAX_FILE_SIZE, "max_meta_name_length": MAX_META_NAME_LENGTH,
@@ -308,6 +309,8 @@ def _delete_at(headers: Mapping[str, str], now: float) -> str | None:
             raise BadRequest("Non-integer X-Delete-After") from None
         if seconds <= 0:
             raise BadRequest("X-Delete-After in past")
+        if int(now) + seconds >= MAX_DELETE_AT:
+            raise BadRequest("X-Delete-After is too far in the future")
         return str(int(now) + seconds)
     if at is not None:
         try:
@@ -316,7 +319,7 @@ def _delete_at(headers: Mapping[str, str], now: float) -> str | None:
             raise BadRequest("Non-integer X-Delete-At") from None
         if when <= now:
             raise BadRequest("X-Delete-At in past")
-        if when >= 10 ** 10:
+        if when >= MAX_DELETE_AT:
             raise BadRequest("X-Delete-At is too far in the future")
         return str(when)
     return None
