@@ -260,3 +260,20 @@ def test_a_server_whose_volumes_cannot_be_made_fails_and_leaves_none(cloud: Clou
         delete(client, sid)
     finally:
         tenant.close()
+
+
+def test_several_servers_each_get_their_own_volume(alpha: Tenant, image: dict[str, Any]):
+    client = alpha.member
+    body = from_image(image["id"], delete_on_termination=True)
+    body["server"]["max_count"] = 2
+    r = client.post(S, json=body, headers=LATEST)
+    assert r.status_code == 202, r.text
+    name = body["server"]["name"]
+    found = client.get(f"{S}/detail", params={"name": name}, headers=LATEST).json()["servers"]
+    servers = [wait_server(client, s["id"], {"ACTIVE"}) for s in found]
+    volumes = {v["id"] for s in servers for v in attached(s)}
+    assert len(servers) == 2 and len(volumes) == 2 and all(s["image"] == "" for s in servers)
+    for server in servers:
+        delete(client, server["id"])
+    for volume_id in volumes:
+        wait_for(lambda: client.get(f"{V}/volumes/{volume_id}").status_code == 404, 60, "the volumes to go")

@@ -79,8 +79,8 @@ class BootVolumes:
         svc.engine.add_listener(self._on_commit)
 
     def _on_commit(self, cmd: Any, result: Any) -> None:
-        if type(cmd).__module__.startswith("cloudbox.volume"):
-            self._changed.set()  # a volume or snapshot changed: waiters read again
+        if type(cmd).__module__.startswith(("cloudbox.volume", "cloudbox.compute")):
+            self._changed.set()  # a volume, snapshot or server changed: waiters read again
             self._changed = trio.Event()
 
     def _volume_service(self) -> Any:
@@ -283,7 +283,7 @@ class BootVolumes:
             found = (await attach.of_volumes([bdm["volume_id"]]))[bdm["volume_id"]]
             attachment = next((a for a in found if a["instance_uuid"] == server["id"]), None)
             if attachment is None:
-                await self._wait_available(owner, bdm)
+                await self._wait_available(owner, bdm, server["id"])
                 attachment = await attach.reserve(None, bdm["volume_id"], server["id"])
             if bdm["attachment_id"] != attachment["id"]:
                 await self.svc.engine.propose(cv.UpdateBlockDevice(bdm["id"], {"attachment_id": attachment["id"]}))
@@ -298,12 +298,15 @@ class BootVolumes:
             log.info("boot volume connected", extra={"server_id": server["id"], "volume_id": bdm["volume_id"],
                                                      "device": bdm["device_name"]})
 
-    async def _wait_available(self, owner: OnBehalf, bdm: dict[str, Any]) -> None:
-        """Until the mapping's volume, made for the server, is available."""
+    async def _wait_available(self, owner: OnBehalf, bdm: dict[str, Any], server_id: str) -> None:
+        """Until the mapping's volume, made for the server, is available (a server deleted
+        meanwhile ends the wait: its delete waits for the build)."""
         volume_id = bdm["volume_id"]
         with trio.fail_after(VOLUME_WAIT):
             while True:
                 changed = self._changed
+                if (await self.svc.get(server_id))["task_state"] == "deleting":
+                    raise Conflict(f"Server {server_id} was deleted while its volume {volume_id} was being made.")
                 volume = await self._volume_service().get(owner, volume_id)
                 if volume["status"] == "available":
                     return
