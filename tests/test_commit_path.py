@@ -9,6 +9,7 @@ real etcd runs in tests/test_cluster*.py and bench/cluster.py.
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -55,7 +56,22 @@ def _claim(db: Any, cmd: Claim) -> str:
     return cmd.name
 
 
-HANDLERS = {Append: _append, Claim: _claim}
+@command("commitpath.half")
+class Half(Command):
+    """Writes a row, then is refused: the row must not stay."""
+
+    writer: int
+    n: int
+    seen: dict
+
+
+def _half(db: Any, cmd: Half) -> None:
+    cmd.seen["applied"] = cmd.seen.get("applied", 0) + 1  # an apply that changes its own command
+    db.conn.execute("INSERT INTO cp_rows (writer, n) VALUES (?, ?)", (cmd.writer, cmd.n))
+    raise Conflict(f"half {cmd.n} is refused after its write")
+
+
+HANDLERS = {Append: _append, Claim: _claim, Half: _half}
 STORE = StoreSpec("commitpath", ["CREATE TABLE cp_rows (writer INTEGER NOT NULL, n INTEGER NOT NULL,"
                                  " PRIMARY KEY (writer, n));\n"
                                  "CREATE TABLE cp_names (name TEXT PRIMARY KEY, writer INTEGER NOT NULL);"],
@@ -328,4 +344,23 @@ async def test_a_proposal_queued_without_waiting_commits_before_the_next_one(tmp
         assert (first.result, first.error, taken.result) == (1, None, "x")
         assert isinstance(refused.error, Conflict)
         nursery.cancel_scope.cancel()
+    engine.close()
+
+
+async def test_a_batch_with_a_refused_command_commits_the_others_as_a_savepoint_each_would(tmp_path: Path):
+    """Commands queued together share one transaction without savepoints until one is refused; then
+    the batch is applied again, a savepoint each, from the commands' log texts."""
+    engine = StateEngine(tmp_path / "alone.db", [STORE])
+    engine.open(create=True)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(engine.run)
+        queued = [engine.propose_nowait(Append(1, 0)), engine.propose_nowait(Half(9, 9, {})),
+                  engine.propose_nowait(Claim("y", 1)), engine.propose_nowait(Append(1, 1))]
+        await engine.propose(Append(2, 0))
+        nursery.cancel_scope.cancel()
+    assert [p.result for p in queued] == [1, None, "y", 2]
+    assert isinstance(queued[1].error, Conflict) and queued[1].cmd.seen == {"applied": 1}
+    assert rows(engine) == [(1, 0), (1, 1), (2, 0)]
+    assert [json.loads(text)["type"] for text in engine.log_entries()] == [
+        "commitpath.append", "commitpath.claim", "commitpath.append", "commitpath.append"]
     engine.close()

@@ -333,33 +333,27 @@ class StateEngine:
     def _apply_events(self, events: list[Any]) -> list[tuple[str, str, list[_Pending]]]:
         """Apply log events (each a batch of commands) in one SQLite transaction."""
         assert self._writer is not None
-        conn, db = self._writer, self._writer_db
         out: list[tuple[str, str, list[_Pending]]] = []
+        items: list[tuple[_Pending, str]] = []
+        for event in events:
+            body = json.loads(event.value)
+            batch = []
+            for text in body["commands"]:
+                try:
+                    pending = _Pending(cmds.decode(text))
+                except CloudboxError as exc:
+                    log.error("undecodable command at revision %d: %s", event.revision, exc)
+                    continue
+                items.append((pending, text))
+                batch.append(pending)
+            out.append((body.get("origin", ""), body.get("batch", ""), batch))
+
+        def record_revision(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT OR REPLACE INTO local_cluster (key, value) VALUES ('applied_revision', ?)",
+                         (str(events[-1].revision),))
+
         with self._write_lock:
-            conn.execute("BEGIN IMMEDIATE")
-            logged: list[tuple[int, str, str]] = []
-            try:
-                for event in events:
-                    body = json.loads(event.value)
-                    batch = []
-                    for text in body["commands"]:
-                        try:
-                            pending = _Pending(cmds.decode(text))
-                        except CloudboxError as exc:
-                            log.error("undecodable command at revision %d: %s", event.revision, exc)
-                            continue
-                        self._apply_logged(conn, db, pending, text, logged)
-                        batch.append(pending)
-                    out.append((body.get("origin", ""), body.get("batch", ""), batch))
-                self._write_log(conn, logged)
-                conn.execute("INSERT OR REPLACE INTO local_cluster (key, value) VALUES ('applied_revision', ?)",
-                             (str(events[-1].revision),))
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            self.last_seq += len(logged)
+            self._apply_transaction(items, record_revision)
             self.applied_revision = events[-1].revision
         return out
 
@@ -374,23 +368,56 @@ class StateEngine:
 
     def _apply_batch(self, batch: list[_Pending]) -> None:
         assert self._writer is not None
-        conn, db = self._writer, self._writer_db
         with self._write_lock:
-            conn.execute("BEGIN IMMEDIATE")
-            logged: list[tuple[int, str, str]] = []
             try:
-                for pending in batch:
-                    self._apply_logged(conn, db, pending, cmds.encode(pending.cmd), logged)
-                self._write_log(conn, logged)
-                conn.execute("COMMIT")
-                self.last_seq += len(logged)
-            except BaseException as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                self._apply_transaction([(pending, cmds.encode(pending.cmd)) for pending in batch])
+            except Exception as exc:
                 for pending in batch:
                     pending.result = None
                     pending.error = Unavailable(f"the database refused the write: {exc}")
                 log.exception("commit of a batch of %d commands failed", len(batch))
+
+    def _apply_transaction(self, items: list[tuple[_Pending, str]],
+                           finish: Callable[[sqlite3.Connection], None] | None = None) -> None:
+        """Apply ``items`` (each command with its log text) in order in one transaction with their
+        log rows (and ``finish``'s writes), and commit.  Raises what the database refused.
+
+        Optimistic: at first no savepoint per command (each SQL statement releases and takes back
+        the GIL, and the two savepoint statements were most of a small command's).  If any
+        command fails, that transaction is rolled back and the commands, decoded afresh from their
+        texts (an apply may have changed its command's dicts), are applied again in a new one,
+        each in its own savepoint, which decides every command's outcome: so the state, the log
+        and the answers are what a savepoint per command always gives."""
+        assert self._writer is not None
+        conn, db = self._writer, self._writer_db
+        for careful in (False, True):
+            conn.execute("BEGIN IMMEDIATE")
+            logged: list[tuple[int, str, str]] = []
+            try:
+                for pending, text in items:
+                    if careful:
+                        self._apply_logged(conn, db, pending, text, logged)
+                    else:
+                        pending.result = self._apply_one(db, pending.cmd)
+                        logged.append((self.last_seq + len(logged) + 1, pending.cmd.TYPE, text))
+                self._write_log(conn, logged)
+                if finish is not None:
+                    finish(conn)
+                conn.execute("COMMIT")
+            except Exception:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if careful:
+                    raise
+                for pending, text in items:
+                    pending.cmd, pending.result, pending.error = _fresh(pending.cmd, text), None, None
+                continue
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            self.last_seq += len(logged)
+            return
 
     def _apply_logged(self, conn: sqlite3.Connection, db: sqlite_utils.Database, pending: _Pending,
                       text: str, logged: list[tuple[int, str, str]]) -> None:
@@ -518,6 +545,14 @@ class StateEngine:
         finally:
             copy.close()
         return revision
+
+
+def _fresh(cmd: cmds.Command, text: str) -> cmds.Command:
+    """The command as its log text says (what every other node applies)."""
+    try:
+        return cmds.decode(text)
+    except CloudboxError:
+        return cmd
 
 
 def replay(entries: Sequence[str], path: Path | str, stores: Sequence[StoreSpec]) -> dict[str, str]:
