@@ -137,6 +137,17 @@ def test_buckets_and_objects_with_boto3(tenant: Tenant) -> None:
                    Metadata={"colour": "red"})
     assert s3.head_object(Bucket=bucket, Key="copy")["Metadata"] == {"colour": "red"}
     assert error_code(s3.delete_bucket, Bucket=bucket) == ("BucketNotEmpty", 409)
+    # The only ACL is the project's own; one that would share an object is refused, not ignored.
+    acl = s3.get_bucket_acl(Bucket=bucket)
+    assert [g["Permission"] for g in acl["Grants"]] == ["FULL_CONTROL"]
+    assert acl["Grants"][0]["Grantee"]["ID"] == acl["Owner"]["ID"] == tenant.team.project["id"]
+    assert s3.get_object_acl(Bucket=bucket, Key="top")["Grants"][0]["Permission"] == "FULL_CONTROL"
+    s3.put_object(Bucket=bucket, Key="top", Body=b"top", ACL="private")
+    assert error_code(s3.put_object, Bucket=bucket, Key="public", Body=b"x", ACL="public-read") == (
+        "NotImplemented", 501)
+    assert error_code(s3.put_bucket_acl, Bucket=bucket, ACL="public-read") == ("NotImplemented", 501)
+    s3.put_bucket_acl(Bucket=bucket, ACL="private")
+    assert "public" not in keys_of(s3, bucket)
     deleted = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys_of(s3, bucket)]})
     assert len(deleted["Deleted"]) == 7 and not deleted.get("Errors")
     s3.delete_object(Bucket=bucket, Key="never-there")

@@ -75,6 +75,21 @@ def max_arg(request: S3Request, name: str, default: int = MAX_KEYS) -> int:
     return min(int(text), MAX_KEYS)
 
 
+PRIVATE_ACLS = ("private", "bucket-owner-full-control", "bucket-owner-read")
+
+
+def check_acl(request: S3Request) -> None:
+    """Buckets and objects are their project's alone: a canned ACL or grant that would share them
+    is refused rather than ignored (a client that asked for public-read must not think it got it)."""
+    canned = request.headers.get("x-amz-acl")
+    if canned is not None and canned.strip().lower() not in PRIVATE_ACLS:
+        raise S3Error("NotImplemented", f"Only private ACLs are served; {canned[:40]!r} would share the object.",
+                      Header="x-amz-acl")
+    if any(k.startswith("x-amz-grant-") for k in request.headers):
+        raise S3Error("NotImplemented", "ACL grants are not served; buckets and objects are their project's.",
+                      Header="x-amz-grant-*")
+
+
 def check_key(key: str) -> None:
     if len(key.encode("utf-8", "surrogatepass")) > core.MAX_OBJECT_NAME_LENGTH:
         raise S3Error("KeyTooLongError", "Your key is too long")

@@ -16,7 +16,7 @@ from cloudbox.errors import CloudboxError, Conflict, NotFound
 from cloudbox.object import core, s3_versions, s3_xml
 from cloudbox.object.s3_api import S3Gateway, S3Request, S3Response, check_bucket_name
 from cloudbox.object.s3_common import (
-    SEGMENTS, STORED, VERSIONING, XML, bucket_info, check_key, declared_length, iso, max_arg, metadata_of,
+    SEGMENTS, STORED, VERSIONING, XML, bucket_info, check_acl, check_key, declared_length, iso, max_arg, metadata_of,
     no_such_bucket, no_such_key, store,
 )
 from cloudbox.object.s3_xml import S3Error
@@ -54,6 +54,7 @@ async def list_buckets(gw: S3Gateway, request: S3Request) -> S3Response:
 
 async def create_bucket(gw: S3Gateway, request: S3Request) -> S3Response:
     check_bucket_name(request.bucket)
+    check_acl(request)
     s3_xml.parse_location_constraint(await request.small_body())
     if not await gw.objects.create_container(request.account, request.bucket):
         raise S3Error("BucketAlreadyOwnedByYou", "Your previous request to create the named bucket succeeded "
@@ -152,11 +153,35 @@ async def list_objects(gw: S3Gateway, request: S3Request) -> S3Response:
     return S3Response(200, XML, body)
 
 
+async def get_acl(gw: S3Gateway, request: S3Request) -> S3Response:
+    """GetBucketAcl and GetObjectAcl: the owning project's FULL_CONTROL, the only ACL there is."""
+    await bucket_info(gw, request)
+    if request.key:
+        container, name, _ = await s3_versions.locate(gw, request, request.bucket, request.key,
+                                                       request.arg("versionId"))
+        try:
+            await gw.objects.head_object(request.account, container, name)
+        except NotFound as exc:
+            raise no_such_key(request.key) from exc
+    return S3Response(200, XML, s3_xml.access_control_policy(*request.owner))
+
+
+async def put_acl(gw: S3Gateway, request: S3Request) -> S3Response:
+    """PutBucketAcl and PutObjectAcl: only the private ACL (a canned one in x-amz-acl) is taken."""
+    check_acl(request)
+    body = await request.small_body()
+    if body.strip() or "x-amz-acl" not in request.headers:
+        raise S3Error("NotImplemented", "Only a private canned ACL (x-amz-acl) is served.")
+    await get_acl(gw, request)
+    return S3Response(200)
+
+
 # --- objects ----------------------------------------------------------------------------------
 async def put_object(gw: S3Gateway, request: S3Request) -> S3Response:
     if "x-amz-copy-source" in request.headers:
         return await copy_object(gw, request)
     check_key(request.key)
+    check_acl(request)
     bucket = await bucket_info(gw, request)
     size = declared_length(request)
     meta, stored = metadata_of(request)
@@ -222,6 +247,7 @@ async def copy_object(gw: S3Gateway, request: S3Request) -> S3Response:
     """CopyObject: the source's bytes streamed into a new object (kept as a version of the key it
     replaces, in a versioned bucket), with the source's metadata or the request's."""
     check_key(request.key)
+    check_acl(request)
     directive = request.headers.get("x-amz-metadata-directive", "COPY").upper()
     if directive not in ("COPY", "REPLACE"):
         raise S3Error("InvalidArgument", "Unknown metadata directive.", ArgumentName="x-amz-metadata-directive")

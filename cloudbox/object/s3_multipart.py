@@ -71,6 +71,7 @@ async def _one(data: bytes) -> AsyncIterator[bytes]:
 
 async def initiate(gw: S3Gateway, request: S3Request) -> S3Response:
     c.check_key(request.key)
+    c.check_acl(request)
     await c.bucket_info(gw, request)
     meta, stored = c.metadata_of(request)
     await request.small_body()

@@ -331,6 +331,19 @@ def list_uploads(bucket: str, uploads: Sequence[tuple[str, str, str]], *, prefix
     return _document(root)
 
 
+def access_control_policy(owner_id: str, owner_name: str) -> bytes:
+    """The one ACL this store has: the owning project holds FULL_CONTROL, nobody else anything."""
+    root = _root("AccessControlPolicy")
+    _owner(root, owner_id, owner_name)
+    grant = _element(_element(root, "AccessControlList"), "Grant")
+    grantee = ET.SubElement(grant, "Grantee", {"xmlns:xsi": "http://www.w3.org/2001/XMLSchema-instance",
+                                               "xsi:type": "CanonicalUser"})
+    _element(grantee, "ID", owner_id)
+    _element(grantee, "DisplayName", owner_name)
+    _element(grant, "Permission", "FULL_CONTROL")
+    return _document(root)
+
+
 def copy_result(etag: str, last_modified: str, *, part: bool = False) -> bytes:
     root = _root("CopyPartResult" if part else "CopyObjectResult")
     _element(root, "LastModified", last_modified)
