@@ -390,3 +390,19 @@ def test_names_are_names_whatever_their_bytes_and_chunked_uploads(alpha: Tenant)
 
     r = client.put(f"{base}/{c}/chunked", content=chunks())  # Transfer-Encoding: chunked, no length
     assert r.status_code == 201 and client.get(f"{base}/{c}/chunked").content == b"chunk-one,chunk-two"
+
+
+def test_container_quotas(alpha: Tenant):
+    c, base = unique("c"), account(alpha)
+    client = alpha.member
+    assert client.put(f"{base}/{c}", headers={"X-Container-Meta-Quota-Bytes": "10",
+                                              "X-Container-Meta-Quota-Count": "2"}).status_code == 201
+    assert client.put(f"{base}/{c}/a", content=b"123456").status_code == 201
+    swift_error(client.put(f"{base}/{c}/b", content=b"123456"), 413, "Upload exceeds quota")
+    assert client.put(f"{base}/{c}/a", content=b"1234").status_code == 201
+    assert client.post(f"{base}/{c}", headers={"X-Container-Meta-Quota-Bytes": "100"}).status_code == 204
+    assert client.put(f"{base}/{c}/b", content=b"x").status_code == 201
+    swift_error(client.put(f"{base}/{c}/c", content=b"x"), 413, "Upload exceeds quota")
+    swift_error(client.post(f"{base}/{c}", headers={"X-Container-Meta-Quota-Count": "lots"}), 400)
+    listed = client.get(f"{base}/{c}", params={"format": "json"}).json()
+    assert [o["name"] for o in listed] == ["a", "b"]

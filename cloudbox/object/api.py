@@ -28,6 +28,7 @@ def info_document() -> dict[str, Any]:
             "slo": {"max_manifest_segments": large.SLO_MAX_SEGMENTS, "max_manifest_size": large.SLO_MAX_MANIFEST,
                     "min_segment_size": 1},
             "dlo": {"max_get_time": 86400}, "keystoneauth": {},
+            "container_quotas": {},
             "versioned_writes": {"allowed_flags": ["x-versions-location", "x-history-location"]},
             "bulk_delete": {"max_deletes_per_request": bulk.BULK_DELETE_LIMIT,
                             "max_failed_deletes": bulk.BULK_DELETE_LIMIT},
@@ -94,6 +95,9 @@ def metadata_changes(headers: Any, kind: str) -> tuple[dict[str, str], list[str]
             removed.append("x-" + low[len("x-remove-"):])
     core.check_metadata({k[len(prefix + "meta-"):]: v for k, v in changes.items() if "-meta-" in k},
                         f"X-{kind.capitalize()}-Meta-")
+    for key in (core.QUOTA_BYTES, core.QUOTA_COUNT):
+        if kind == "container" and changes.get(key) and not changes[key].isdigit():
+            raise BadRequest(f"Invalid {key.title()}: a whole number of {key.rsplit('-', 1)[1]} is needed.")
     versions = [k for k in versioning if changes.get(k)]
     if len(versions) > 1:
         raise BadRequest("Only one of X-Versions-Location or X-History-Location may be given")

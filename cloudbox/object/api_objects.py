@@ -213,6 +213,9 @@ def object_routes(svc: ObjectService, authorize: Authorize) -> list[Route]:
                                            content_type=_content_type(call, object), headers=stored)
                 return Reply(None, 201, {"ETag": f'"{info.etag}"', "Content-Length": "0",
                                          "Last-Modified": core.http_date(info.last_modified)})
+            if length:  # refused before the bytes come in when the size is known
+                target = await svc.head_container(account, container)
+                core.check_quota(target.metadata, target.bytes_used, target.object_count, length, 0)
             archive, _ = await versions_of(account, container)
             info = await svc.put_object(account, container, object, call.request.body,
                                         content_type=_content_type(call, object), metadata=meta, headers=stored,

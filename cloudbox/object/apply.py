@@ -91,8 +91,10 @@ def _move(db: sqlite_utils.Database, row: dict[str, Any], container: str, name: 
 
 def _put_object(db: sqlite_utils.Database, cmd: c.PutObject) -> str | None:
     row = dict(cmd.row)
-    _must_container(db, row["account"], row["container"])
+    container = _must_container(db, row["account"], row["container"])
     old = s.get_object(db, row["account"], row["container"], row["name"])
+    core.check_quota(container["metadata"], container["bytes_used"], container["object_count"],
+                     row["size"] - (old["size"] if old and not cmd.archive else 0), 0 if old and not cmd.archive else 1)
     if old is not None and cmd.archive and s.get_container(db, row["account"], cmd.archive) is not None:
         _move(db, old, cmd.archive, version_name(old["name"], old["last_modified"]))
         old = None

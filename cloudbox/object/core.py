@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from cloudbox.errors import BadRequest, CloudboxError, quote
+from cloudbox.errors import BadRequest, CloudboxError, PayloadTooLarge, quote
 
 # Swift's documented defaults (GET /info advertises them).
 MAX_FILE_SIZE = 5 * 1024 ** 3  # one object: 5 GiB
@@ -355,3 +355,15 @@ def split_path(value: str, what: str) -> tuple[str, str]:
     if not container or not name:
         raise PreconditionFailed(f"{what} header must be of the form <container name>/<object name>")
     return check_container_name(container), check_object_name(name)
+
+
+QUOTA_BYTES, QUOTA_COUNT = "x-container-meta-quota-bytes", "x-container-meta-quota-count"
+
+
+def check_quota(metadata: Mapping[str, str], bytes_used: int, object_count: int, adding_bytes: int,
+                adding_objects: int) -> None:
+    """Swift's container quotas (X-Container-Meta-Quota-Bytes / -Count): 413 past either."""
+    for key, used, adding in ((QUOTA_BYTES, bytes_used, adding_bytes), (QUOTA_COUNT, object_count, adding_objects)):
+        limit = metadata.get(key, "")
+        if limit.isdigit() and adding > 0 and used + adding > int(limit):
+            raise PayloadTooLarge("Upload exceeds quota.")
