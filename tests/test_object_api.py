@@ -406,3 +406,31 @@ def test_container_quotas(alpha: Tenant):
     swift_error(client.post(f"{base}/{c}", headers={"X-Container-Meta-Quota-Count": "lots"}), 400)
     listed = client.get(f"{base}/{c}", params={"format": "json"}).json()
     assert [o["name"] for o in listed] == ["a", "b"]
+
+
+def test_account_acls(alpha: Tenant, beta: Tenant):
+    c, base = unique("c"), account(alpha)
+    owner, other = alpha.member, beta.member
+    assert owner.put(f"{base}/{c}").status_code == 201
+    assert owner.put(f"{base}/{c}/o", content=b"mine").status_code == 201
+    swift_error(other.get(f"{base}/{c}/o"), 403)
+    grant = f"{beta.project_id}:*"
+
+    def set_acl(value: str) -> httpx.Response:
+        return owner.post(base, headers={"X-Account-Access-Control": value})
+
+    assert set_acl(json.dumps({"read-only": [grant]})).status_code == 204
+    assert other.get(f"{base}/{c}/o").content == b"mine" and c in other.get(base).text
+    assert "X-Account-Access-Control" not in other.head(base).headers
+    swift_error(other.put(f"{base}/{c}/new", content=b"x"), 403)
+    assert set_acl(json.dumps({"read-write": [grant]})).status_code == 204
+    assert other.put(f"{base}/{c}/new", content=b"x").status_code == 201
+    assert other.put(f"{base}/{unique('c')}").status_code == 201
+    swift_error(other.post(base, headers={"X-Account-Meta-X": "1"}), 403)
+    assert set_acl(json.dumps({"admin": [grant]})).status_code == 204
+    assert other.post(base, headers={"X-Account-Meta-X": "1"}).status_code == 204
+    swift_error(set_acl("not json"), 400, "JSON")
+    swift_error(set_acl(json.dumps({"superuser": [grant]})), 400)
+    assert json.loads(owner.head(base).headers["X-Account-Access-Control"]) == {"admin": [grant]}
+    assert owner.post(base, headers={"X-Remove-Account-Access-Control": "x"}).status_code == 204
+    swift_error(other.get(f"{base}/{c}/o"), 403)

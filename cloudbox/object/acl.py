@@ -1,7 +1,8 @@
 """Pure: who may do what to an account, its containers and objects (Swift's keystoneauth rules).
 
-The account's own project may do everything (its readers only read). Others, and callers with no
-token, go through the container's ACLs:
+The account's own project may do everything (its readers only read). Others go through the
+account's ACL (``X-Account-Access-Control``: read-only, read-write, admin), then, as callers
+with no token do, through the container's ACLs:
 - ``X-Container-Read``: ``.r:*`` (anyone reads objects; ``.r:<host>`` / ``.r:-<host>`` by
   Referer), ``.rlistings`` (those referrers list too), and grants ``<project>:<user>`` where
   either side may be ``*`` and a side is an id or a name;
@@ -11,15 +12,17 @@ A refusal is 401 without a token and 403 with one.
 
 from __future__ import annotations
 
+import json
 import urllib.parse
 from dataclasses import dataclass
 
-from cloudbox.errors import Forbidden, Unauthorized
+from cloudbox.errors import BadRequest, Forbidden, Unauthorized
 
 ACCOUNT_READ, ACCOUNT_WRITE = "account_read", "account_write"
 CONTAINER_LIST, CONTAINER_WRITE = "container_list", "container_write"
 OBJECT_READ, OBJECT_WRITE = "object_read", "object_write"
 READS = (ACCOUNT_READ, CONTAINER_LIST, OBJECT_READ)
+ACCOUNT_ACL = "x-account-access-control"  # where the account's ACL is kept in its metadata
 
 
 @dataclass(frozen=True)
@@ -61,13 +64,48 @@ def _referrer_allows(acl: list[str], referer: str | None) -> bool:
     return allowed
 
 
+ACCOUNT_LEVELS = ("read-only", "read-write", "admin")  # X-Account-Access-Control, least first
+# What each account ACL level allows: read-only reads everything, read-write also writes
+# containers and objects, admin is the owner (account metadata and ACLs too).
+_LEVEL_OPS = {"read-only": READS, "read-write": (*READS, CONTAINER_WRITE, OBJECT_WRITE),
+              "admin": (*READS, CONTAINER_WRITE, OBJECT_WRITE, ACCOUNT_WRITE)}
+
+
+def parse_account_acl(text: str) -> dict[str, list[str]]:
+    """X-Account-Access-Control: a JSON object of level → grants (``<project>:<user>``, ``*`` a
+    wildcard on either side); BadRequest when it is not."""
+    try:
+        value = json.loads(text) if text.strip() else {}
+    except ValueError:
+        raise BadRequest("X-Account-Access-Control must be a JSON object") from None
+    if not isinstance(value, dict) or set(value) - set(ACCOUNT_LEVELS) or not all(
+            isinstance(v, list) and all(isinstance(g, str) for g in v) for v in value.values()):
+        raise BadRequest(f"X-Account-Access-Control keys are {', '.join(ACCOUNT_LEVELS)}, each a list of "
+                         "<project>:<user> grants")
+    return value
+
+
+def account_level(caller: Caller, account_acl: str | None) -> str | None:
+    """The highest account ACL level granted to ``caller``."""
+    try:
+        levels = parse_account_acl(account_acl or "")
+    except BadRequest:
+        return None
+    granted = [level for level in ACCOUNT_LEVELS if _grants(levels.get(level, []), caller)]
+    return granted[-1] if granted else None
+
+
 def check(caller: Caller | None, account: str, op: str, *, read_acl: str | None = None,
-          write_acl: str | None = None, referer: str | None = None) -> None:
+          write_acl: str | None = None, referer: str | None = None, account_acl: str | None = None) -> None:
     """Raise Unauthorized / Forbidden unless ``caller`` may do ``op`` in ``account``."""
     if caller is not None and caller.project_id == account and caller.can_read_own:
         if op in READS or caller.can_write_own:
             return
         raise Forbidden("Access was denied to this resource.")
+    if caller is not None and account_acl:
+        level = account_level(caller, account_acl)
+        if level is not None and op in _LEVEL_OPS[level]:
+            return
     read, write = entries(read_acl), entries(write_acl)
     if op == OBJECT_READ and (_referrer_allows(read, referer) or (caller and _grants(read, caller))):
         return

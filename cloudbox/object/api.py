@@ -6,6 +6,7 @@ container's ACL (or a TempURL), so each handler decides through ``authorize`` (a
 
 from __future__ import annotations
 
+import json
 import urllib.parse
 from typing import Any
 
@@ -50,13 +51,18 @@ class Access:
             return
         caller = acl.caller_of(call.auth)
         metadata: dict[str, str] = {}
-        if container is not None and not owns(call, account):
-            try:
-                metadata = (await self.svc.head_container(account, container)).metadata
-            except NotFound:
-                pass
+        account_acl = None
+        if not owns(call, account):
+            if caller is not None:
+                account_acl = (await self.svc.head_account(account)).metadata.get(acl.ACCOUNT_ACL)
+            if container is not None:
+                try:
+                    metadata = (await self.svc.head_container(account, container)).metadata
+                except NotFound:
+                    pass
         acl.check(caller, account, op, read_acl=metadata.get("x-container-read"),
-                  write_acl=metadata.get("x-container-write"), referer=call.request.headers.get("Referer"))
+                  write_acl=metadata.get("x-container-write"), referer=call.request.headers.get("Referer"),
+                  account_acl=account_acl)
 
     async def _temp_url(self, call: Call, account: str, container: str, object_name: str) -> None:
         """A TempURL stands in for a token: signed with a key of the account or the container."""
@@ -79,7 +85,7 @@ def metadata_changes(headers: Any, kind: str) -> tuple[dict[str, str], list[str]
     """(set, removed) of an account's or container's metadata from X-<kind>-Meta-*, X-Remove-*
     and (containers) the ACL and versioning headers; full lowercased header names."""
     prefix, remove = f"x-{kind}-", f"x-remove-{kind}-"
-    kept = ("read", "write") if kind == "container" else ()
+    kept = ("read", "write") if kind == "container" else ("access-control",)
     versioning = ("x-versions-location", "x-history-location") if kind == "container" else ()
     changes: dict[str, str] = {}
     removed: list[str] = []
@@ -95,6 +101,8 @@ def metadata_changes(headers: Any, kind: str) -> tuple[dict[str, str], list[str]
             removed.append("x-" + low[len("x-remove-"):])
     core.check_metadata({k[len(prefix + "meta-"):]: v for k, v in changes.items() if "-meta-" in k},
                         f"X-{kind.capitalize()}-Meta-")
+    if changes.get(acl.ACCOUNT_ACL):
+        changes[acl.ACCOUNT_ACL] = json.dumps(acl.parse_account_acl(changes[acl.ACCOUNT_ACL]), sort_keys=True)
     for key in (core.QUOTA_BYTES, core.QUOTA_COUNT):
         if kind == "container" and changes.get(key) and not changes[key].isdigit():
             raise BadRequest(f"Invalid {key.title()}: a whole number of {key.rsplit('-', 1)[1]} is needed.")
@@ -126,11 +134,11 @@ def build(svc: ObjectService) -> ApiSpec:
                                             reverse=opts.reverse)
         fmt = views.listing_format(call.query.get("format"), call.request.headers.get("Accept"))
         return listing_reply(views.container_listing("AUTH_" + account, entries, fmt), fmt, not entries,
-                             views.account_headers(info))
+                             views.account_headers(info, owner=owns(call, account)))
 
     async def account_head(call: Call, account: str) -> Reply:
         await authorize(call, account, acl.ACCOUNT_READ)
-        return Reply(None, 204, views.account_headers(await svc.head_account(account)))
+        return Reply(None, 204, views.account_headers(await svc.head_account(account), owner=owns(call, account)))
 
     async def account_post(call: Call, account: str) -> Reply:
         if "bulk-delete" in call.query:

@@ -20,13 +20,16 @@ def listing_time(seconds: float) -> str:
     return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
 
 
-def account_headers(info: core.AccountInfo) -> dict[str, str]:
+ACCOUNT_OWNER_ONLY = ("x-account-access-control", "x-account-meta-temp-url-key", "x-account-meta-temp-url-key-2")
+
+
+def account_headers(info: core.AccountInfo, *, owner: bool = True) -> dict[str, str]:
     headers = {
         "X-Account-Container-Count": str(info.container_count), "X-Account-Object-Count": str(info.object_count),
         "X-Account-Bytes-Used": str(info.bytes_used), "X-Timestamp": timestamp(info.created_at),
         "X-Put-Timestamp": timestamp(info.created_at),
     }
-    headers.update(_title_all(info.metadata))
+    headers.update(_title_all({k: v for k, v in info.metadata.items() if owner or k not in ACCOUNT_OWNER_ONLY}))
     return headers
 
 
