@@ -199,7 +199,8 @@ class S3Gateway:
         """(bucket, key, base path) of an S3 request, or None for the node's other APIs."""
         path = scope.get("path", "")
         if self.domain:
-            host = _header(scope, b"host").rsplit(":", 1)[0].lower() if not _header(scope, b"host").startswith("[") else ""
+            host = _header(scope, b"host").lower()
+            host = "" if host.startswith("[") else host.rsplit(":", 1)[0]  # an IPv6 literal names no bucket
             if host.endswith("." + self.domain):
                 bucket = host[: -len(self.domain) - 1]
                 return bucket, path[1:], ""
