@@ -368,6 +368,13 @@ def test_virtual_hosted_buckets(new_cloud: Cloud) -> None:
         listing = ET.fromstring(client.get(path, headers=headers).content)
         ns = {"s3": "http://s3.amazonaws.com/doc/2006-03-01/"}
         assert [k.text for k in listing.findall("s3:Contents/s3:Key", ns)] == ["dir/key.txt"]
+        # The domain itself: ListBuckets at its root, and path-style below it.
+        root = f"s3.cloud.test:{new_cloud.port}"
+        path, headers = _signed(new_cloud, keys, "GET", "/", host=root)
+        buckets = ET.fromstring(client.get(path, headers=headers).content)
+        assert [b.text for b in buckets.findall("s3:Buckets/s3:Bucket/s3:Name", ns)] == ["vhost"]
+        path, headers = _signed(new_cloud, keys, "GET", "/vhost/dir/key.txt", host=root)
+        assert client.get(path, headers=headers).content == b"virtual"
     assert s3_client(new_cloud, keys).get_object(Bucket="vhost", Key="dir/key.txt")["Body"].read() == b"virtual"
     ident.admin.close()
     ident.anon.close()

@@ -4,7 +4,8 @@ How it is served: on the node's HTTPS port, beside the OpenStack APIs, as an ASG
 front of the app (``S3Gateway.wrap``), at two addresses:
 - path-style under ``/s3``: ``https://node:8443/s3/<bucket>/<key>`` (the catalog's ``s3``
   endpoint; boto3 and awscli take ``--endpoint-url https://node:8443/s3``);
-- virtual-hosted-style when the ``s3_domain`` setting is set: ``https://<bucket>.<s3_domain>:8443/<key>``.
+- virtual-hosted-style when the ``s3_domain`` setting is set: ``https://<bucket>.<s3_domain>:8443/<key>``
+  (and path-style from that domain's root: ``https://<s3_domain>:8443/<bucket>/<key>``).
 S3's request shapes (sub-resources in the query, XML bodies, SigV4 instead of tokens, its own
 error bodies) have little in common with the route table's JSON, so S3 is dispatched here from
 its own table (``ROUTES``: method, level, sub-resource → handler) and never reaches quart.
@@ -204,6 +205,9 @@ class S3Gateway:
             if host.endswith("." + self.domain):
                 bucket = host[: -len(self.domain) - 1]
                 return bucket, path[1:], ""
+            if host == self.domain:  # the domain itself: ListBuckets, or path-style from its root
+                bucket, _, key = path[1:].partition("/")
+                return bucket, key, ""
         if path == PREFIX or path.startswith(PREFIX + "/"):
             rest = path[len(PREFIX) + 1:]
             bucket, _, key = rest.partition("/")
