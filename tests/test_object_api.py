@@ -434,3 +434,26 @@ def test_account_acls(alpha: Tenant, beta: Tenant):
     assert json.loads(owner.head(base).headers["X-Account-Access-Control"]) == {"admin": [grant]}
     assert owner.post(base, headers={"X-Remove-Account-Access-Control": "x"}).status_code == 204
     swift_error(other.get(f"{base}/{c}/o"), 403)
+
+
+def test_cors(cloud: Cloud, alpha: Tenant):
+    c, base = unique("c"), account(alpha)
+    client = alpha.member
+    assert client.put(f"{base}/{c}", headers={
+        "X-Container-Meta-Access-Control-Allow-Origin": "https://app.example",
+        "X-Container-Meta-Access-Control-Max-Age": "600"}).status_code == 201
+    assert client.put(f"{base}/{c}/o", content=b"x", headers={"X-Object-Meta-Color": "red"}).status_code == 201
+    with cloud.client() as browser:
+        r = browser.options(f"{base}/{c}/o", headers={"Origin": "https://app.example",
+                                                      "Access-Control-Request-Method": "GET",
+                                                      "Access-Control-Request-Headers": "x-auth-token"})
+        assert r.status_code == 200 and r.headers["Access-Control-Allow-Origin"] == "https://app.example"
+        assert r.headers["Access-Control-Max-Age"] == "600" and "GET" in r.headers["Access-Control-Allow-Methods"]
+        swift_error(browser.options(f"{base}/{c}/o", headers={"Origin": "https://evil.example",
+                                                              "Access-Control-Request-Method": "GET"}), 401)
+        assert browser.options(f"{base}/{c}").status_code == 200  # no Origin: not a preflight
+    r = client.get(f"{base}/{c}/o", headers={"Origin": "https://app.example"})
+    assert r.headers["Access-Control-Allow-Origin"] == "https://app.example"
+    assert "x-object-meta-color" in r.headers["Access-Control-Expose-Headers"]
+    assert "Access-Control-Allow-Origin" not in client.get(f"{base}/{c}/o",
+                                                           headers={"Origin": "https://evil.example"}).headers

@@ -12,7 +12,7 @@ from typing import Any
 
 from cloudbox.api.routes import ApiSpec, Call, Reply, Route
 from cloudbox.errors import BadRequest, NotFound
-from cloudbox.object import acl, bulk, core, large, tempurl, views
+from cloudbox.object import acl, bulk, core, cors, large, tempurl, views
 from cloudbox.object.api_objects import object_routes
 from cloudbox.object.peers import peer_spec
 from cloudbox.object.service import ObjectService
@@ -200,12 +200,14 @@ def build(svc: ObjectService) -> ApiSpec:
         await svc.delete_container(account, container)
         return Reply(None, 204)
 
-    routes = [
+    account_routes = [
         Route("GET", ACCOUNT, account_listing, access="public", summary="List the account's containers",
               query=LISTING_QUERY),
         Route("HEAD", ACCOUNT, account_head, access="public", summary="Show the account's metadata", status=204),
         Route("POST", ACCOUNT, account_post, access="public", status=204, raw_body=True, query=("bulk-delete",),
               summary="Set or remove account metadata; with bulk-delete, delete the objects the body lists"),
+    ]
+    container_routes = [
         Route("GET", CONTAINER, container_listing, access="public", summary="List a container's objects",
               query=LISTING_QUERY + ("path",)),
         Route("HEAD", CONTAINER, container_head, access="public", summary="Show a container's metadata", status=204),
@@ -215,8 +217,8 @@ def build(svc: ObjectService) -> ApiSpec:
               status=204, raw_body=True),
         Route("DELETE", CONTAINER, container_delete, access="public", summary="Delete an empty container",
               status=204),
-        *object_routes(svc, authorize),
     ]
+    routes = account_routes + cors.with_cors(svc, container_routes + object_routes(svc, authorize))
     return ApiSpec("object-store", PREFIX, "swift", routes)
 
 

@@ -36,6 +36,8 @@ def docs() -> dict[tuple[str, str], Doc]:
         ("POST", OBJECT): Doc({202: Raw("text/html")}),
         ("DELETE", OBJECT): Doc({204: None}),
         ("COPY", OBJECT): Doc({201: None}, errors=(412,)),
+        ("OPTIONS", CONTAINER): Doc({200: None}),
+        ("OPTIONS", OBJECT): Doc({200: None}),
         # Node to node (peer port): the bytes of an object's copy.
         ("GET", PEER): Doc({200: Raw("application/octet-stream")}),
         ("PUT", PEER): Doc({201: obj({"md5": STR, "size": INT})}),
