@@ -10,14 +10,14 @@ Each answer carries ``OpenStack-API-Version: volume 3.x``; asking beyond MAX_VER
 from __future__ import annotations
 
 import json
-import urllib.parse
 from typing import Any, Awaitable, Callable
 
 from quart import Response, request
 
 from cloudbox.api.routes import ApiSpec, Call, Reply, Route
 from cloudbox.errors import BadRequest, NotFound
-from cloudbox.volume import api_attach, api_transfers, api_types, core, models, views
+from cloudbox.volume import api_attach, api_groups, api_transfers, api_types, core, models, views
+from cloudbox.volume.api_pages import paged
 from cloudbox.volume.service import VolumeService
 
 PREFIX = "/volume/v3"
@@ -63,23 +63,6 @@ def version_of(call: Call) -> tuple[int, int]:
 
 def is_admin(call: Call) -> bool:
     return bool(call.auth and call.auth.is_cloud_admin)
-
-
-def paged(call: Call, rows: list[dict[str, Any]], limit: int, key: str, path: str,
-          render: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
-    """A page with Cinder's next link: given whenever the page is full, even when it is the
-    last (the next page is then empty), as Cinder's collection links are."""
-    rows, links = call.paged(rows, limit, path)
-    body: dict[str, Any] = {key: [render(r) for r in rows]}
-    next_link = links["next"]
-    if next_link is None and rows and len(rows) == limit:
-        query = {k: v for k, v in call.query.items() if k != "marker"}
-        query["marker"] = rows[-1]["id"]
-        query.setdefault("limit", str(limit))
-        next_link = call.base + path + "?" + urllib.parse.urlencode(query)
-    if next_link:
-        body[f"{key}_links"] = [{"rel": "next", "href": next_link}]
-    return body
 
 
 def build(svc: VolumeService) -> ApiSpec:
@@ -327,6 +310,7 @@ def build(svc: VolumeService) -> ApiSpec:
         *api_types.routes(svc, scoped),
         *api_attach.routes(svc, scoped),
         *api_transfers.routes(svc, scoped),
+        *api_groups.routes(svc, scoped),
     ]
     return ApiSpec("volume", PREFIX, "nova", routes, catalog=("block-storage", "cinder"))
 

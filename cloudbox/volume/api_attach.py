@@ -231,9 +231,7 @@ def routes(svc: Any, scoped: Callable[..., list[Route]]) -> list[Route]:
                                           "description": "Sets thin provisioning."},
                     "qos": {"title": "QoS", "type": "boolean", "description": "Enables QoS."}}}
 
-    absent = [("/backups", "backups"), ("/backups/detail", "backups"), ("/groups", "groups"), ("/groups/detail", "groups"),
-              ("/group_types", "group_types"), ("/group_snapshots", "group_snapshots"),
-              ("/group_snapshots/detail", "group_snapshots"), ("/consistencygroups", "consistencygroups"),
+    absent = [("/backups", "backups"), ("/backups/detail", "backups"), ("/consistencygroups", "consistencygroups"),
               ("/consistencygroups/detail", "consistencygroups"),
               ("/clusters", "clusters"), ("/clusters/detail", "clusters")]
     async def service_action(call: Call, service_action: str) -> Any:

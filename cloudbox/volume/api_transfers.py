@@ -8,6 +8,7 @@ from typing import Any, Callable
 from cloudbox.api.routes import Call, Reply, Route
 from cloudbox.errors import NotFound
 from cloudbox.volume import core
+from cloudbox.volume.api_pages import paged
 
 NEW_API = (3, 55)
 CREATE = {"type": "object", "required": ["transfer"], "properties": {"transfer": {
@@ -53,12 +54,9 @@ def routes(svc: Any, scoped: Callable[..., list[Route]]) -> list[Route]:
             at = version(call, new_api)
             limit, marker = call.page()
             all_projects = core.parse_bool(call.query.get("all_tenants", "0"), "all_tenants")
-            rows, links = call.paged(await transfers.list(call.auth, marker, limit, all_projects), limit,
-                                     prefix + ("/detail" if detail else ""))
-            body: dict[str, Any] = {"transfers": [view(call.base, r, at, detail=detail) for r in rows]}
-            if links["next"]:
-                body["transfers_links"] = [{"rel": "next", "href": links["next"]}]
-            return body
+            rows = await transfers.list(call.auth, marker, limit, all_projects)
+            return paged(call, rows, limit, "transfers", prefix + ("/detail" if detail else ""),
+                         lambda r: view(call.base, r, at, detail=detail))
 
         async def list_transfers(call: Call) -> Any:
             return await page(call, False)

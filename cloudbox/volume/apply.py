@@ -14,6 +14,7 @@ from cloudbox.state.migrations import Handler
 from cloudbox.volume import commands as c
 from cloudbox.volume import core, core_attach
 from cloudbox.volume import store as s
+from cloudbox.volume import store_groups as sg
 
 
 def _check_quota(db: sqlite_utils.Database, project_id: str, defaults: dict[str, int], type_id: str,
@@ -115,6 +116,13 @@ def _create_volume(db: sqlite_utils.Database, cmd: c.CreateVolume) -> dict[str, 
             raise BadRequest(f"Invalid input received: the volume ({row['size']} GB) must be at least as large "
                              f"as its source ({source['size']} GB).")
         row["host"] = source["host"]
+    if row.get("group_id"):
+        group = sg.get_group(db, row["group_id"])
+        if group is None or group["project_id"] != row["project_id"]:
+            raise NotFound(f"Group {row['group_id']} could not be found.")
+        if row["volume_type_id"] not in group["volume_type_ids"]:
+            raise BadRequest(f"Invalid input received: the volume's type is not one of group {group['id']}'s "
+                             "volume types.")
     _check_quota(db, row["project_id"], cmd.defaults, row["volume_type_id"], 1, row["size"], 0)
     db["volumes"].insert(s.encode(row))
     _record_message(db, "VOLUME", row, "creating", row["status"], row.get("message") or "", row["created_at"],

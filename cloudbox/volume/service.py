@@ -25,6 +25,7 @@ from cloudbox.volume import core, core_attach, store
 from cloudbox.volume.driver import GB, VolumeDriver
 from cloudbox.volume.service_attach import AttachService
 from cloudbox.volume.service_qos import QosService
+from cloudbox.volume.service_groups import GroupService
 from cloudbox.volume.service_transfers import TransferService
 from cloudbox.volume.service_types import TypeService
 
@@ -61,6 +62,7 @@ class VolumeService:
         self.attach = AttachService(self)  # attachments, legacy attach actions, uploads to images
         self.qos = QosService(self)  # QoS specs and the volume services list
         self.transfers = TransferService(self)  # volumes offered to and accepted by other projects
+        self.groups = GroupService(self)  # group types, groups of volumes, group snapshots
         self.cluster: Any = None  # set by the node when clustered: up_nodes() asks it who is up
 
     # --- plumbing -------------------------------------------------------------------------------
@@ -166,6 +168,12 @@ class VolumeService:
             raise BadRequest(f"Invalid input received: availability zone {str(zone)[:60]!r} is invalid; "
                              f"this cloud has {self.availability_zone!r}.")
         metadata = core.check_metadata(body.get("metadata") or {})
+        group_id = body.get("group_id")
+        if group_id:  # the group's volume types are checked in apply
+            group = await self.groups.get(ctx, str(group_id))
+            if group["status"] != "available":
+                raise BadRequest(f"Invalid group: group {group['id']} is {group['status']}, not available.")
+            group_id = group["id"]
         # multiattach comes from the type (extra spec multiattach="<is> True"), as Cinder's
         # volume types decide it; the request's deprecated flag does not override the type.
         full_type = await self.read(store.get_type, kind["id"])
@@ -183,7 +191,7 @@ class VolumeService:
             "multiattach": multiattach, "disk_format": "raw", "pending_size": None,
             "metadata": metadata, "image_metadata": image_metadata, "migration_status": None,
             "message": f"No valid backend was found: the type asks {', '.join(unmet)}." if unmet else "",
-            "created_at": at, "updated_at": at, "launched_at": None,
+            "created_at": at, "updated_at": at, "launched_at": None, "group_id": group_id or None,
         })
         volume = await self.propose(c.CreateVolume(row, self.defaults()))
         return await self._view(volume["id"])

@@ -90,9 +90,29 @@ MIGRATIONS = [
         created_at TEXT NOT NULL);
     CREATE INDEX volume_transfers_project ON volume_transfers (project_id, created_at, id);
     """,
+    # 5: generic volume groups (3.13+): group types with their specs, groups of volumes (of the
+    # group's volume types), group snapshots (one snapshot of each volume of the group).
+    """
+    CREATE TABLE volume_group_types (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, description TEXT, is_public INTEGER NOT NULL DEFAULT 1,
+        group_specs TEXT NOT NULL DEFAULT '{}', created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+    CREATE TABLE volume_groups (
+        id TEXT PRIMARY KEY, project_id TEXT NOT NULL, user_id TEXT, name TEXT, description TEXT,
+        status TEXT NOT NULL, group_type_id TEXT NOT NULL, volume_type_ids TEXT NOT NULL DEFAULT '[]',
+        availability_zone TEXT NOT NULL, group_snapshot_id TEXT, source_group_id TEXT,
+        created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+    CREATE INDEX volume_groups_project ON volume_groups (project_id, created_at, id);
+    CREATE TABLE volume_group_snapshots (
+        id TEXT PRIMARY KEY, project_id TEXT NOT NULL, user_id TEXT, group_id TEXT NOT NULL,
+        group_type_id TEXT NOT NULL, name TEXT, description TEXT, status TEXT NOT NULL,
+        created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+    CREATE INDEX volume_group_snapshots_project ON volume_group_snapshots (project_id, created_at, id);
+    ALTER TABLE volumes ADD COLUMN group_id TEXT;
+    ALTER TABLE volume_snapshots ADD COLUMN group_snapshot_id TEXT;
+    """,
 ]
 
-JSON_COLUMNS = ("metadata", "image_metadata", "admin_metadata", "extra_specs", "connector", "connection_info", "specs")
+JSON_COLUMNS = ("metadata", "image_metadata", "admin_metadata", "group_specs", "volume_type_ids", "extra_specs", "connector", "connection_info", "specs")
 BOOL_COLUMNS = ("bootable", "readonly", "multiattach", "is_public", "no_snapshots")
 QUOTA_CLASS = "class:default"
 
@@ -275,6 +295,12 @@ def _project_page(db: sqlite_utils.Database, table: str, what: str, viewer: core
     return [decode(r) for r in db.query(sql, [*params, limit + 1])]
 
 
+def project_page(db: sqlite_utils.Database, table: str, what: str, viewer: core.Viewer, marker: str | None,
+                 limit: int) -> list[dict[str, Any]]:
+    """A page of groups or group snapshots (oldest first)."""
+    return _project_page(db, table, what, viewer, marker, limit, newest_first=False)
+
+
 def list_transfers(db: sqlite_utils.Database, viewer: core.Viewer, marker: str | None,
                    limit: int) -> list[dict[str, Any]]:
     return _project_page(db, "volume_transfers", "transfer", viewer, marker, limit, newest_first=False)
@@ -431,4 +457,5 @@ def has_own_quota(db: sqlite_utils.Database, project_id: str) -> bool:
     return bool(list(db.query("SELECT 1 FROM volume_quotas WHERE project_id = ? LIMIT 1", [project_id])))
 
 
-STORE = StoreSpec("volume", MIGRATIONS, c, ("cloudbox.volume.apply", "cloudbox.volume.apply_attach"))
+STORE = StoreSpec("volume", MIGRATIONS, c, ("cloudbox.volume.apply", "cloudbox.volume.apply_attach",
+                                                  "cloudbox.volume.apply_groups"))

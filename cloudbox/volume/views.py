@@ -38,7 +38,7 @@ def volume(base: str, row: dict[str, Any], *, admin: bool, version: Version = (3
         "migration_status": row["migration_status"], "links": _links(base, "volumes", row["id"]),
     }
     if version >= (3, 13):
-        out["group_id"] = None
+        out["group_id"] = row.get("group_id")
     if version >= (3, 21) and admin:
         out["provider_id"] = None
     if version >= (3, 48):
@@ -72,7 +72,7 @@ def snapshot(row: dict[str, Any], *, version: Version = (3, 0), detail: bool = T
         "updated_at": row["updated_at"], "metadata": row["metadata"],
     }
     if version >= (3, 14):
-        out["group_snapshot_id"] = None
+        out["group_snapshot_id"] = row.get("group_snapshot_id")
     if version >= (3, 41):
         out["user_id"] = row["user_id"]
     if version >= (3, 65):

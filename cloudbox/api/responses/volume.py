@@ -103,9 +103,7 @@ def _attach_docs() -> dict[tuple[str, str], Doc]:
             obj({"resource": STR, "filters": array(STR)}))})}),
         ("GET", "/scheduler-stats/get_pools"): Doc({200: obj({"pools": array(obj({"name": STR}))})}),
     }
-    for path, key in (("/backups", "backups"), ("/backups/detail", "backups"), ("/groups", "groups"),
-                      ("/groups/detail", "groups"), ("/group_types", "group_types"),
-                      ("/group_snapshots", "group_snapshots"), ("/group_snapshots/detail", "group_snapshots"),
+    for path, key in (("/backups", "backups"), ("/backups/detail", "backups"),
                       ("/consistencygroups", "consistencygroups"), ("/consistencygroups/detail", "consistencygroups"),
                       ("/clusters", "clusters"), ("/clusters/detail", "clusters")):
         docs[("GET", path)] = Doc({200: obj({key: EMPTY_LIST})})
@@ -131,6 +129,50 @@ def _transfer_docs() -> dict[tuple[str, str], Doc]:
             ("POST", prefix + "/{transfer_id}/accept"): Doc({202: wrap("transfer", TRANSFER)}, errors=(413,)),
         })
     return docs
+
+
+GROUP_TYPE = obj({"id": STR, "name": STR, "description": NSTR, "is_public": BOOL, "group_specs": STR_MAP})
+GROUP = obj({"id": STR, "name": NSTR},
+            {"description": NSTR, "status": STR, "availability_zone": STR, "created_at": STR, "group_type": STR,
+             "group_snapshot_id": NSTR, "source_group_id": NSTR, "volume_types": array(STR), "volumes": array(STR),
+             "replication_status": NSTR})
+GROUP_SNAPSHOT = obj({"id": STR, "name": NSTR},
+                     {"created_at": STR, "group_id": STR, "status": STR, "description": NSTR, "group_type_id": STR})
+
+
+def _group_docs() -> dict[tuple[str, str], Doc]:
+    """Group types (3.11+), groups (3.13+), group snapshots (3.14+): 404 below their microversion."""
+    kind, spec, one, snap = ("/group_types/{type_id}", "/group_types/{type_id}/group_specs", "/groups/{group_id}",
+                             "/group_snapshots/{group_snapshot_id}")
+    new = (404,)
+    return {
+        ("GET", "/group_types"): Doc({200: obj({"group_types": array(GROUP_TYPE)})}, errors=new),
+        ("POST", "/group_types"): Doc({202: wrap("group_type", GROUP_TYPE)}, errors=new),
+        ("GET", kind): Doc({200: wrap("group_type", GROUP_TYPE)}),
+        ("PUT", kind): Doc({200: wrap("group_type", GROUP_TYPE)}),
+        ("DELETE", kind): Doc({202: None}),
+        ("GET", spec): Doc({200: obj({"group_specs": STR_MAP})}),
+        ("POST", spec): Doc({202: obj({"group_specs": STR_MAP})}),
+        ("GET", spec + "/{key}"): Doc({200: STR_MAP}),
+        ("PUT", spec + "/{key}"): Doc({200: STR_MAP}),
+        ("DELETE", spec + "/{key}"): Doc({202: None}),
+        ("POST", "/groups"): Doc({202: wrap("group", GROUP)}, errors=new),
+        ("POST", "/groups/action"): Doc({202: wrap("group", GROUP)}, errors=new),
+        ("GET", "/groups"): Doc({200: obj({"groups": array(GROUP)}, {"groups_links": PAGE_LINKS})}, errors=new),
+        ("GET", "/groups/detail"): Doc({200: obj({"groups": array(GROUP)}, {"groups_links": PAGE_LINKS})},
+                                       errors=new),
+        ("GET", one): Doc({200: wrap("group", GROUP)}),
+        ("PUT", one): Doc({202: None}),
+        ("POST", one + "/action"): Doc({202: None}),
+        ("POST", "/group_snapshots"): Doc({202: wrap("group_snapshot", GROUP_SNAPSHOT)}, errors=new),
+        ("GET", "/group_snapshots"): Doc({200: obj({"group_snapshots": array(GROUP_SNAPSHOT)},
+                                                   {"group_snapshots_links": PAGE_LINKS})}, errors=new),
+        ("GET", "/group_snapshots/detail"): Doc({200: obj({"group_snapshots": array(GROUP_SNAPSHOT)},
+                                                          {"group_snapshots_links": PAGE_LINKS})}, errors=new),
+        ("GET", snap): Doc({200: wrap("group_snapshot", GROUP_SNAPSHOT)}),
+        ("DELETE", snap): Doc({202: None}),
+        ("POST", snap + "/action"): Doc({202: None}),
+    }
 
 
 def _relative() -> dict[tuple[str, str], Doc]:
@@ -201,6 +243,7 @@ def _relative() -> dict[tuple[str, str], Doc]:
         })
     docs.update(_attach_docs())
     docs.update(_transfer_docs())
+    docs.update(_group_docs())
     return docs
 
 
