@@ -175,9 +175,31 @@ def test_refusals_change_nothing(cloud: Cloud, alpha: Tenant, beta: Tenant, admi
         detach(alpha.member, building, spare["id"])
     assert alpha.member.post(f"{S}/{other}/action", json={"shelve": None}).status_code == 202
     wait_server(alpha.member, other, {"SHELVED_OFFLOADED"})
-    fault(attach(alpha.member, other, spare["id"]), 409, "shelved_offloaded")
+    fault(attach(alpha.member, other, spare["id"], "2.19"), 409, "shelved_offloaded")  # from 2.20 only
     unchanged(alpha.member, other, spare["id"], "available", set())
+    fault(attach(alpha.member, other, multi["id"], "2.60"), 400, "shelved-offloaded")
+    unchanged(alpha.member, other, multi["id"], "available", set())
     detach(alpha.member, sid, vid)
+
+
+def test_a_shelved_offloaded_server_takes_a_volume_from_2_20_and_has_it_when_unshelved(alpha: Tenant,
+                                                                                       image: dict[str, Any]):
+    sid = server_of(alpha, image)
+    assert alpha.member.post(f"{S}/{sid}/action", json={"shelve": None}).status_code == 202
+    wait_server(alpha.member, sid, {"SHELVED_OFFLOADED"})
+    vol, other = create(alpha.member), create(alpha.member)
+    assert attach(alpha.member, sid, vol["id"], "2.20").status_code == 200
+    assert attach(alpha.member, sid, other["id"], "2.20").status_code == 200
+    assert volume(alpha.member, vol["id"])["status"] == "in-use"
+    fault(alpha.member.delete(f"{S}/{sid}/os-volume_attachments/{other['id']}", headers=mv("2.19")), 409)
+    r = alpha.member.delete(f"{S}/{sid}/os-volume_attachments/{other['id']}", headers=mv("2.20"))
+    assert r.status_code == 202, r.text
+    wait_volume(alpha.member, other["id"], {"available"})
+    assert alpha.member.post(f"{S}/{sid}/action", json={"unshelve": None}).status_code == 202
+    wait_server(alpha.member, sid, {"ACTIVE"})
+    assert [a["volumeId"] for a in attachments(alpha.member, sid)] == [vol["id"]]
+    assert volume(alpha.member, vol["id"])["status"] == "in-use"
+    detach(alpha.member, sid, vol["id"])
 
 
 def test_a_stopped_server_takes_and_keeps_volumes_through_actions(alpha: Tenant, image: dict[str, Any]):

@@ -125,3 +125,25 @@ def test_add_and_remove_volume_in_a_running_guest(node: Cloud, guest_image: Path
     with node.client(node.token()) as admin:
         wait_for(lambda: admin.get(f"{V}/volumes/{vol3['id']}").status_code == 404, 60, "vol3 to be deleted")
     assert volume_file(node, vol2["id"]).exists()
+
+
+def test_a_detach_asked_while_the_guest_boots_is_asked_again(node: Cloud, guest_image: Path):
+    """Tempest attaches and detaches as soon as a server is ACTIVE, while its guest still boots: the
+    unplug request that comes before the guest's kernel handles ACPI hot-plug is lost, so it is sent
+    again, and the volume comes back available."""
+    from tests.compute_helpers import boot, upload_image, wait_server
+    from tests.test_volume_api import create, wait_volume
+
+    with node.client(node.token()) as admin:
+        image = upload_image(admin, guest_image, name="early-guest")
+        created = boot(admin, image["id"], flavor="1")
+        sid = created["id"]
+        wait_server(admin, sid, {"ACTIVE"})
+        vol = create(admin)
+        r = admin.post(f"{S}/{sid}/os-volume_attachments", json={"volumeAttachment": {"volumeId": vol["id"]}})
+        assert r.status_code == 200, r.text
+        assert admin.delete(f"{S}/{sid}/os-volume_attachments/{vol['id']}").status_code == 202
+        wait_volume(admin, vol["id"], {"available"}, timeout=240)
+        assert vol["id"] not in disks(node, sid) and vol["id"] not in disks(node, sid, live=False)
+        assert admin.delete(f"{S}/{sid}").status_code == 204
+        wait_gone(admin, sid)

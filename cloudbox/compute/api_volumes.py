@@ -4,13 +4,13 @@
 |-----------------------------------------|--------|---------------------------------------------|
 | GET    .../os-volume_attachments        | 200    | limit/offset; tag 2.70, delete_on_termination 2.79, attachment_id and bdm_uuid (no id) 2.89 |
 | GET    .../os-volume_attachments/{vol}  | 200    | as above                                    |
-| POST   .../os-volume_attachments        | 200    | volumeId, device; tag 2.49; delete_on_termination 2.79; multiattach volumes 2.60 |
+| POST   .../os-volume_attachments        | 200    | volumeId, device; shelved servers 2.20; tag 2.49; delete_on_termination 2.79; multiattach volumes 2.60 |
 | PUT    .../os-volume_attachments/{vol}  | 202    | a new volumeId is a swap (admins; 501: not supported); from 2.85 the same volumeId updates delete_on_termination |
 | DELETE .../os-volume_attachments/{vol}  | 202    | the disk leaves in the background           |
 
 Refusals: 404 unknown server or volume (or not attached), 400 volume not available, already
 attached to the server, a multiattach volume before 2.60, the root volume's detach; 409 a server
-locked or in a state Nova refuses (building, shelved_offloaded, suspended, a task under way).
+locked or in a state Nova refuses (building, suspended, a task under way; shelved before 2.20).
 The work is in volumes.py; writes run on the server's node (forwarded).
 """
 
@@ -99,7 +99,7 @@ async def attach_volume(svc: ComputeService, call: Call, version: Version, serve
         return answer
     bdm = await svc.volumes.attach(call.auth, server, body["volumeId"], device=body.get("device"),
                                    tag=body.get("tag"), delete_on_termination=body.get("delete_on_termination", False),
-                                   multiattach_ok=version >= (2, 60))
+                                   multiattach_ok=version >= (2, 60), shelved_ok=version >= (2, 20))
     await api_records.record(svc, call, [server], "attach_volume")
     return {"volumeAttachment": render(bdm, version, created=True)}
 
@@ -138,7 +138,7 @@ async def detach_volume(svc: ComputeService, call: Call, version: Version, serve
     answer = await forwarded(svc, call, server)
     if answer is not None:
         return answer
-    await svc.volumes.detach(call.auth, server, volume_id)
+    await svc.volumes.detach(call.auth, server, volume_id, shelved_ok=version >= (2, 20))
     await api_records.record(svc, call, [server], "detach_volume")
     return Reply(None, 202)
 

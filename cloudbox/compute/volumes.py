@@ -48,11 +48,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("cloudbox.compute")
 
 # Nova's allowed vm_states for attach_volume / detach_volume (and no task), less soft_deleted
-# (cloudbox has no soft delete) and shelved_offloaded (no guest to connect; Nova takes it from 2.20).
-VOLUME_VM_STATES = ("active", "paused", "stopped", "resized", "shelved")
+# (cloudbox has no soft delete); the shelved ones from 2.20 (a shelved-offloaded server's volume is
+# connected for the node that takes the request, and its guest gets the disk when it is unshelved).
+VOLUME_VM_STATES = ("active", "paused", "stopped", "resized")
+SHELVED_VM_STATES = ("shelved", "shelved_offloaded")
 DEVICE_LETTERS = "bcdefghijklmnopqrstuvwxyz"  # vda is the root disk
 DEVICE = re.compile(r"^/dev/(x?[a-z]?d?)([a-z]+)[0-9]*$")  # Nova's schema for a requested device
-DETACH_TIMEOUT = 30.0  # seconds a guest has to release a disk
+DETACH_TIMEOUT = 180.0  # seconds a guest has to release a disk (a booting guest is asked again)
 RECOVER_WAIT = 60.0  # seconds recovery waits for the volume service to start
 
 
@@ -105,11 +107,16 @@ def attached_view(bdms: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for b in bdms if b["volume_id"]]
 
 
-def check_state(server: dict[str, Any], action: str) -> None:
-    """Nova's check_instance_state for attach_volume / detach_volume (409)."""
+def allowed_states(shelved_ok: bool) -> tuple[str, ...]:
+    return VOLUME_VM_STATES + (SHELVED_VM_STATES if shelved_ok else ())
+
+
+def check_state(server: dict[str, Any], action: str, shelved_ok: bool = True) -> None:
+    """Nova's check_instance_state for attach_volume / detach_volume (409); a shelved server only
+    from 2.20 (``shelved_ok``)."""
     if server["task_state"] is not None:
         raise Conflict(f"Cannot '{action}' instance {server['id']} while it is in task_state {server['task_state']}")
-    if server["vm_state"] not in VOLUME_VM_STATES:
+    if server["vm_state"] not in allowed_states(shelved_ok):
         raise Conflict(f"Cannot '{action}' instance {server['id']} while it is in vm_state {server['vm_state']}")
 
 
@@ -163,17 +170,19 @@ class ComputeVolumes:
     # --- attaching -------------------------------------------------------------------------------
     async def attach(self, ctx: Any, server: dict[str, Any], volume_id: str, *, device: str | None = None,
                      tag: str | None = None, delete_on_termination: bool = False,
-                     multiattach_ok: bool = True) -> dict[str, Any]:
+                     multiattach_ok: bool = True, shelved_ok: bool = True) -> dict[str, Any]:
         """Attach the caller's volume to the server (see the module's steps); the mapping."""
         svc = self.svc
         svc.require_running()
         volume = await self.service.get(ctx, volume_id)  # 404 unless the caller sees it
-        check_state(server, "attach_volume")
+        check_state(server, "attach_volume", shelved_ok)
         if volume["multiattach"] and not multiattach_ok:
             raise BadRequest("Multiattach volumes are only supported starting with compute API version 2.60.")
+        if volume["multiattach"] and server["vm_state"] == "shelved_offloaded":
+            raise BadRequest("Attaching multiattach volumes is not supported for shelved-offloaded instances.")
         async with svc.lock(server["id"]):
             server = await svc.get(server["id"])
-            check_state(server, "attach_volume")
+            check_state(server, "attach_volume", shelved_ok)
             bdms = await self.of_server(server["id"])
             if any(b["volume_id"] == volume_id for b in bdms):
                 raise BadRequest(f"Invalid volume: volume {volume_id} already attached to instance {server['id']}.")
@@ -191,7 +200,7 @@ class ComputeVolumes:
                    "snapshot_id": None, "tag": tag, "delete_on_termination": delete_on_termination,
                    "status": "attaching", "connection_info": {}, "created_at": at, "updated_at": at}
             try:
-                [bdm] = await svc.engine.propose(v.CreateBlockDevices((row,), VOLUME_VM_STATES))
+                [bdm] = await svc.engine.propose(v.CreateBlockDevices((row,), allowed_states(shelved_ok)))
             except BaseException:
                 with trio.CancelScope(shield=True):
                     await self._forget_attachment(attachment["id"])
@@ -252,7 +261,7 @@ class ComputeVolumes:
         raise NotImplementedYet("Swapping a server's volume is not supported by this cloud's compute driver.")
 
     # --- detaching ---------------------------------------------------------------------------------
-    async def detach(self, ctx: Any, server: dict[str, Any], volume_id: str) -> None:
+    async def detach(self, ctx: Any, server: dict[str, Any], volume_id: str, shelved_ok: bool = True) -> None:
         """Begin detaching: checked at once (404, 400, 409), the disk leaves in the background."""
         svc = self.svc
         svc.require_running()
@@ -260,7 +269,7 @@ class ComputeVolumes:
         bdm = await self.mapping(server, volume_id)
         if bdm["boot_index"] == 0:
             raise BadRequest("Cannot detach a root device volume")
-        check_state(server, "detach_volume")
+        check_state(server, "detach_volume", shelved_ok)
         if bdm["status"] != "attached":
             raise BadRequest(f"Invalid volume: volume {volume_id} is {bdm['status']} on instance {server['id']}.")
         await svc.engine.propose(v.UpdateBlockDevice(bdm["id"], {"status": "detaching", "updated_at": stamp()},

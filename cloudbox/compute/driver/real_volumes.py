@@ -5,8 +5,10 @@ A running (or paused) domain takes a disk live and in its persistent definition 
 stopped domain's definition alone changes.  Unplugging asks the guest to release the disk (an
 ACPI hot-unplug the guest's kernel must agree to): libvirt's device-removed event says when it
 did, and the live XML is read again after each event or half-second, whichever comes first, so a
-lost event costs only that half-second.  A guest that keeps the disk past the timeout raises
-Unavailable, and the definition keeps the disk too (the caller leaves the volume attached).
+lost event costs only that half-second.  A request the guest has not answered in ASK_AGAIN seconds
+is sent again: one sent while the guest was booting (before its kernel handled ACPI hot-plug) is
+lost.  A guest that keeps the disk past the timeout raises Unavailable, and the definition keeps
+the disk too (the caller leaves the volume attached).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 
 LIVE_AND_CONFIG = libvirt.VIR_DOMAIN_AFFECT_LIVE | libvirt.VIR_DOMAIN_AFFECT_CONFIG
 RECHECK = 0.5  # seconds between reads of the live XML while a guest releases a disk
+ASK_AGAIN = 10.0  # seconds after which a detach the guest has not answered is asked again
 
 
 class VolumeDisksMixin:
@@ -125,12 +128,18 @@ class VolumeDisksMixin:
         if not await self._run(detach, uuid):  # type: ignore[attr-defined]
             return
         with trio.move_on_after(timeout):
+            asked = trio.current_time()
             while True:
                 if self._devices_changed is None:
                     self._devices_changed = trio.Event()
                 changed = self._devices_changed
                 if not await self._live_has(uuid, volume_id):
                     break
+                if trio.current_time() - asked >= ASK_AGAIN:
+                    # A request the guest missed (it came before its kernel took ACPI hot-plug
+                    # events, during boot) is lost: ask again, as Nova does.
+                    await self._run(lambda: self._ask_again(uuid, volume_id), uuid)  # type: ignore[attr-defined]
+                    asked = trio.current_time()
                 with trio.move_on_after(RECHECK):
                     await changed.wait()
         if await self._live_has(uuid, volume_id):
@@ -144,6 +153,16 @@ class VolumeDisksMixin:
                 dom.detachDeviceFlags(persistent, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
 
         await self._run(forget, uuid)  # type: ignore[attr-defined]
+
+    def _ask_again(self, uuid: str, volume_id: str) -> None:
+        dom = self._lookup(uuid)  # type: ignore[attr-defined]
+        live = find_disk(dom.XMLDesc(0), volume_id) if dom.isActive() else None
+        if live is None:
+            return
+        try:
+            dom.detachDeviceFlags(live, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+        except libvirt.libvirtError as exc:
+            log.info("detach asked again of %s: %s", uuid, exc.get_error_message())
 
     async def _live_has(self, uuid: str, volume_id: str) -> bool:
         def query() -> bool:
