@@ -457,3 +457,29 @@ def test_cors(cloud: Cloud, alpha: Tenant):
     assert "x-object-meta-color" in r.headers["Access-Control-Expose-Headers"]
     assert "Access-Control-Allow-Origin" not in client.get(f"{base}/{c}/o",
                                                            headers={"Origin": "https://evil.example"}).headers
+
+
+def test_static_website(cloud: Cloud, alpha: Tenant):
+    c, base = unique("site"), account(alpha)
+    client = alpha.member
+    assert client.put(f"{base}/{c}", headers={"X-Container-Read": ".r:*", "X-Container-Meta-Web-Index": "index.html",
+                                              "X-Container-Meta-Web-Error": "error.html"}).status_code == 201
+    for name, body in (("index.html", "<h1>home</h1>"), ("docs/index.html", "<h1>docs</h1>"),
+                       ("404error.html", "<h1>lost</h1>"), ("files/a.txt", "a"), ("files/b <x>.txt", "b")):
+        assert client.put(f"{base}/{c}/{name}", content=body.encode(), headers={"Content-Type": "text/html"}).status_code == 201
+    with cloud.client() as visitor:
+        r = visitor.get(f"{base}/{c}")
+        assert r.status_code == 301 and r.headers["Location"].endswith(f"/{c}/")
+        assert visitor.get(f"{base}/{c}/").text == "<h1>home</h1>"
+        assert visitor.get(f"{base}/{c}/docs/").text == "<h1>docs</h1>"
+        r = visitor.get(f"{base}/{c}/docs")
+        assert r.status_code == 301 and r.headers["Location"].endswith("/docs/")
+        r = visitor.get(f"{base}/{c}/nothing-here")
+        assert r.status_code == 404 and r.text == "<h1>lost</h1>"
+        assert visitor.get(f"{base}/{c}/files/").status_code == 404  # no index there, listings off
+        assert client.post(f"{base}/{c}", headers={"X-Container-Meta-Web-Listings": "true"}).status_code == 204
+        r = visitor.get(f"{base}/{c}/files/")
+        assert r.status_code == 200 and "a.txt" in r.text and "b &lt;x&gt;.txt" in r.text
+    # With a token the container is an API container again.
+    assert client.get(f"{base}/{c}").status_code == 200
+    assert "index.html" in client.get(f"{base}/{c}").text

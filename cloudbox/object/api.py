@@ -6,13 +6,14 @@ container's ACL (or a TempURL), so each handler decides through ``authorize`` (a
 
 from __future__ import annotations
 
+import functools
 import json
 import urllib.parse
 from typing import Any
 
 from cloudbox.api.routes import ApiSpec, Call, Reply, Route
 from cloudbox.errors import BadRequest, NotFound
-from cloudbox.object import acl, bulk, core, cors, large, tempurl, views
+from cloudbox.object import acl, bulk, core, cors, large, staticweb, tempurl, views
 from cloudbox.object.api_objects import object_routes
 from cloudbox.object.peers import peer_spec
 from cloudbox.object.service import ObjectService
@@ -29,7 +30,7 @@ def info_document() -> dict[str, Any]:
             "slo": {"max_manifest_segments": large.SLO_MAX_SEGMENTS, "max_manifest_size": large.SLO_MAX_MANIFEST,
                     "min_segment_size": 1},
             "dlo": {"max_get_time": 86400}, "keystoneauth": {},
-            "container_quotas": {},
+            "container_quotas": {}, "staticweb": {},
             "versioned_writes": {"allowed_flags": ["x-versions-location", "x-history-location"]},
             "bulk_delete": {"max_deletes_per_request": bulk.BULK_DELETE_LIMIT,
                             "max_failed_deletes": bulk.BULK_DELETE_LIMIT},
@@ -161,8 +162,22 @@ def build(svc: ObjectService) -> ApiSpec:
         body, media = bulk.render(report, call.request.headers.get("Accept", ""))
         return Reply(body, 200, {"Content-Type": media})
 
+    objects, (website, serve_plain) = object_routes(svc, authorize)
+
     # --- containers -----------------------------------------------------------------------------
+    async def container_site(call: Call, account: str, container: str) -> Any:
+        """GET of "<container>/": a static website's home, else the container's listing."""
+        await authorize(call, account, acl.OBJECT_READ, container)
+        site = await website(call, account, container)
+        if site is None:
+            return await container_listing(call, account, container)
+        serve = functools.partial(serve_plain, account, container)
+        return await staticweb.directory(svc, call, account, container, "", site, serve)
+
     async def container_listing(call: Call, account: str, container: str) -> Reply:
+        site = await website(call, account, container)
+        if site is not None and (site.get(staticweb.META + "index") or site.get(staticweb.META + "listings")):
+            return staticweb.redirect(call.request.path + "/")
         await authorize(call, account, acl.CONTAINER_LIST, container)
         opts = core.list_options(call.query, core.CONTAINER_LISTING_LIMIT)
         prefix, delimiter = opts.prefix, opts.delimiter
@@ -218,7 +233,10 @@ def build(svc: ObjectService) -> ApiSpec:
         Route("DELETE", CONTAINER, container_delete, access="public", summary="Delete an empty container",
               status=204),
     ]
-    routes = account_routes + cors.with_cors(svc, container_routes + object_routes(svc, authorize))
+    container_routes.append(Route("GET", CONTAINER + "/", container_site, access="public",
+                                  summary="A static website's home page (else the container's listing)",
+                                  query=LISTING_QUERY))
+    routes = account_routes + cors.with_cors(svc, container_routes + objects)
     return ApiSpec("object-store", PREFIX, "swift", routes)
 
 

@@ -3,6 +3,7 @@ DELETE and COPY."""
 
 from __future__ import annotations
 
+import functools
 import json
 import mimetypes
 import urllib.parse
@@ -13,7 +14,7 @@ from quart import Response
 from cloudbox.api import streaming
 from cloudbox.api.routes import Call, Reply, Route
 from cloudbox.errors import BadRequest, CloudboxError, NotFound, PayloadTooLarge, RangeNotSatisfiable
-from cloudbox.object import acl, core, large, views
+from cloudbox.object import acl, core, large, staticweb, views
 from cloudbox.object.service import ObjectReader, ObjectService
 
 OBJECT = "/AUTH_{account}/{container}/{object:path}"
@@ -50,7 +51,7 @@ def _live(info: core.ObjectInfo, now: float) -> core.ObjectInfo:
     return info
 
 
-def object_routes(svc: ObjectService, authorize: Authorize) -> list[Route]:
+def object_routes(svc: ObjectService, authorize: Authorize) -> tuple[list[Route], Any]:
     async def refused_body(call: Call) -> None:
         await streaming.drain(call.request.body, DRAIN_LIMIT, DRAIN_SECONDS)
 
@@ -129,6 +130,37 @@ def object_routes(svc: ObjectService, authorize: Authorize) -> list[Route]:
 
     async def object_get(call: Call, account: str, container: str, object: str) -> Any:
         await authorize(call, account, acl.OBJECT_READ, container, object)
+        site = await website(call, account, container)
+        if site is None:
+            return await object_read(call, account, container, object)
+        serve = functools.partial(serve_plain, account, container)
+        if object.endswith("/"):
+            try:
+                return await object_read(call, account, container, object)
+            except NotFound:
+                return await staticweb.directory(svc, call, account, container, object, site, serve)
+        try:
+            return await object_read(call, account, container, object)
+        except NotFound:
+            if await svc.list_objects(account, container, prefix=object + "/", limit=1):
+                return staticweb.redirect(call.request.path + "/")  # a directory: its index or listing
+            return await staticweb.error_page(svc, account, container, site, serve)
+
+    async def website(call: Call, account: str, container: str) -> dict[str, str] | None:
+        """The container's metadata when this request is a static website visit (staticweb.py)."""
+        if call.auth is not None and "X-Web-Mode" not in call.request.headers:
+            return None
+        try:
+            metadata = (await svc.head_container(account, container)).metadata
+        except NotFound:
+            return None
+        return metadata if staticweb.applies(call, metadata) else None
+
+    async def serve_plain(account: str, container: str, name: str, status: int) -> Response:
+        reader = await svc.open_object(account, container, name)
+        return _stream(reader.chunks(0, reader.info.size), status, views.object_headers(reader.info))
+
+    async def object_read(call: Call, account: str, container: str, object: str) -> Any:
         reader = await svc.open_object(account, container, object)
         try:
             info = _live(reader.info, svc.now())
@@ -270,7 +302,7 @@ def object_routes(svc: ObjectService, authorize: Authorize) -> list[Route]:
         Route("DELETE", OBJECT, object_delete, access="public", summary="Delete an object", status=204,
               query=("multipart-manifest",)),
         Route("COPY", OBJECT, object_copy, access="public", summary="Copy an object to Destination", status=201),
-    ]
+    ], (website, serve_plain)
 
 
 async def _small_body(call: Call) -> bytes:
