@@ -8,7 +8,11 @@ front of the app (``S3Gateway.wrap``), at two addresses:
   (and path-style from that domain's root: ``https://<s3_domain>:8443/<bucket>/<key>``).
 S3's request shapes (sub-resources in the query, XML bodies, SigV4 instead of tokens, its own
 error bodies) have little in common with the route table's JSON, so S3 is dispatched here from
-its own table (``ROUTES``: method, level, sub-resource → handler) and never reaches quart.
+its own table (``s3_routes.ROUTES``: method, level, sub-resource → handler) and never reaches
+quart, so it is not in /openapi.json (S3 has no OpenAPI description; its clients are the test).
+The modules: ``s3_auth`` (SigV4), ``s3_chunked`` (aws-chunked bodies, checksums), ``s3_xml``
+(documents and errors), ``s3_handlers`` (buckets and objects), ``s3_multipart``,
+``s3_versions``, ``s3_common`` (what the handlers share).
 
 Who may do what: a request is signed (SigV4, header or presigned) with an EC2 credential; the
 credential's project is the S3 account, so a bucket is a Swift container of that project and
