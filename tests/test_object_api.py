@@ -483,3 +483,40 @@ def test_static_website(cloud: Cloud, alpha: Tenant):
     # With a token the container is an API container again.
     assert client.get(f"{base}/{c}").status_code == 200
     assert "index.html" in client.get(f"{base}/{c}").text
+
+
+def test_form_post(cloud: Cloud, alpha: Tenant):
+    import hmac
+    import time
+
+    c, base = unique("c"), account(alpha)
+    client = alpha.member
+    key = uuid.uuid4().hex
+    assert client.put(f"{base}/{c}", headers={"X-Container-Meta-Temp-URL-Key": key}).status_code == 201
+    path = f"{base}/{c}/uploads/"
+    expires = str(int(time.time()) + 60)
+
+    def form(redirect: str = "", max_size: str = "100", count: str = "2", when: str = expires) -> dict[str, str]:
+        message = f"{path}\n{redirect}\n{max_size}\n{count}\n{when}"
+        sig = hmac.new(key.encode(), message.encode(), "sha256").hexdigest()
+        fields = {"max_file_size": max_size, "max_file_count": count, "expires": when, "signature": sig}
+        return {**fields, "redirect": redirect} if redirect else fields
+
+    with cloud.client() as browser:
+        r = browser.post(path, data=form(), files={"file1": ("a.txt", b"alpha", "text/plain"),
+                                                   "file2": ("b.txt", b"beta", "text/plain")})
+        assert r.status_code == 201, r.text
+        r = browser.post(path, data=form("https://app.example/done"), files={"f": ("c.txt", b"x" * 101)})
+        assert r.status_code == 303 and "status=413" in r.headers["Location"]
+        r = browser.post(path, data=form("https://app.example/done"), files={"f": ("c.txt", b"gamma")})
+        assert r.status_code == 303 and r.headers["Location"] == "https://app.example/done?status=201&message="
+        bad = {**form(), "signature": "0" * 64}
+        swift_error(browser.post(path, data=bad, files={"f": ("d.txt", b"d")}), 401, "Invalid Signature")
+        past = str(int(time.time()) - 1)
+        swift_error(browser.post(path, data=form(when=past), files={"f": ("d.txt", b"d")}), 401, "Expired")
+        three = {f"f{i}": (f"e{i}.txt", b"e") for i in range(3)}
+        swift_error(browser.post(path, data=form(), files=three), 400, "max file count")
+    listed = client.get(f"{base}/{c}", params={"prefix": "uploads/"}).text.split()
+    assert listed[:3] == ["uploads/a.txt", "uploads/b.txt", "uploads/c.txt"]
+    assert client.get(f"{base}/{c}/uploads/a.txt").content == b"alpha"
+    assert "uploads/d.txt" not in listed

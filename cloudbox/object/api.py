@@ -13,7 +13,7 @@ from typing import Any
 
 from cloudbox.api.routes import ApiSpec, Call, Reply, Route
 from cloudbox.errors import BadRequest, NotFound
-from cloudbox.object import acl, bulk, core, cors, large, staticweb, tempurl, views
+from cloudbox.object import acl, bulk, core, cors, formpost, large, staticweb, tempurl, views
 from cloudbox.object.api_objects import object_routes
 from cloudbox.object.peers import peer_spec
 from cloudbox.object.service import ObjectService
@@ -30,7 +30,7 @@ def info_document() -> dict[str, Any]:
             "slo": {"max_manifest_segments": large.SLO_MAX_SEGMENTS, "max_manifest_size": large.SLO_MAX_MANIFEST,
                     "min_segment_size": 1},
             "dlo": {"max_get_time": 86400}, "keystoneauth": {},
-            "container_quotas": {}, "staticweb": {},
+            "container_quotas": {}, "staticweb": {}, "formpost": {"allowed_digests": sorted(tempurl.DIGESTS)},
             "versioned_writes": {"allowed_flags": ["x-versions-location", "x-history-location"]},
             "bulk_delete": {"max_deletes_per_request": bulk.BULK_DELETE_LIMIT,
                             "max_failed_deletes": bulk.BULK_DELETE_LIMIT},
@@ -205,6 +205,8 @@ def build(svc: ObjectService) -> ApiSpec:
         return Reply(None, 201 if created else 202, {"Content-Length": "0"})
 
     async def container_post(call: Call, account: str, container: str) -> Reply:
+        if formpost.is_form(call):  # signed by a temp-url key instead of a token
+            return await formpost.handle(svc, call, account, container, "")
         await authorize(call, account, acl.CONTAINER_WRITE)
         changes, removed = metadata_changes(call.request.headers, "container")
         await svc.update_container(account, container, changes, removed)

@@ -14,7 +14,7 @@ from quart import Response
 from cloudbox.api import streaming
 from cloudbox.api.routes import Call, Reply, Route
 from cloudbox.errors import BadRequest, CloudboxError, NotFound, PayloadTooLarge, RangeNotSatisfiable
-from cloudbox.object import acl, core, large, staticweb, views
+from cloudbox.object import acl, core, formpost, large, staticweb, views
 from cloudbox.object.service import ObjectReader, ObjectService
 
 OBJECT = "/AUTH_{account}/{container}/{object:path}"
@@ -259,6 +259,8 @@ def object_routes(svc: ObjectService, authorize: Authorize) -> tuple[list[Route]
                                  "Content-Length": "0"})
 
     async def object_post(call: Call, account: str, container: str, object: str) -> Reply:
+        if formpost.is_form(call):  # signed by a temp-url key instead of a token
+            return await formpost.handle(svc, call, account, container, object)
         await authorize(call, account, acl.OBJECT_WRITE, container, object)
         headers = call.request.headers
         meta, _ = core.user_metadata(headers, "x-object-meta-")

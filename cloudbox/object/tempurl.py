@@ -76,3 +76,19 @@ def check(query: Mapping[str, str], method: str, path: str, object_name: str, ke
                 if hmac.compare_digest(expected, given):
                     return
     raise Unauthorized("Temp URL invalid")
+
+
+def signed(message: str, path: str, sig: str, keys: Iterable[str]) -> bool:
+    """Whether ``sig`` is the HMAC of ``"<path>\n" + message`` with one of ``keys`` (form post's
+    signature; the path in either of its forms)."""
+    try:
+        digest_name, given = _signature(sig)
+    except Unauthorized:
+        return False
+    paths = [path] + ([path[len("/object-store"):]] if path.startswith("/object-store/v1/") else [])
+    for key in keys:
+        for candidate in paths:
+            expected = hmac.new(key.encode(), f"{candidate}\n{message}".encode(), DIGESTS[digest_name]).digest()
+            if hmac.compare_digest(expected, given):
+                return True
+    return False
