@@ -28,7 +28,10 @@ def mv(version: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def image(admin: httpx.Client, tmp_path_factory) -> dict[str, Any]:
+def image(admin: httpx.Client, alpha: Tenant, tmp_path_factory) -> dict[str, Any]:
+    # These tests leave volumes behind in alpha: room for them beyond the default quota of 10.
+    r = admin.put(f"{V}/os-quota-sets/{alpha.project_id}", json={"quota_set": {"volumes": 200, "gigabytes": 400}})
+    assert r.status_code == 200, r.text
     return upload_image(admin, make_qcow2(tmp_path_factory.mktemp("img") / "disk.qcow2"), visibility="public")
 
 
