@@ -38,7 +38,7 @@ class FakeAttach:
         volume = self.volumes.rows[volume_id]
         if volume["status"] != "available":
             raise BadRequest(f"Invalid volume: {volume_id} is {volume['status']}")
-        attachment = {"id": str(uuid.uuid4()), "volume_id": volume_id}
+        attachment = {"id": str(uuid.uuid4()), "volume_id": volume_id, "server_id": server_id}
         self.attachments[attachment["id"]] = attachment
         volume["status"] = "reserved"
         return attachment
@@ -63,6 +63,9 @@ class FakeAttach:
             raise NotFound(f"attachment {attachment_id}")
         self.volumes.rows[attachment["volume_id"]]["status"] = "available"
         return []
+
+    async def list(self, ctx: Any, filters: dict[str, str], marker: Any, limit: int, all_projects: bool) -> list:
+        return [a for a in self.attachments.values() if a["server_id"] == filters.get("instance_uuid")]
 
     async def legacy(self, ctx: Any, volume_id: str, name: str, args: Any) -> Any:
         self.calls.append(name)
@@ -201,6 +204,9 @@ async def test_recovery_after_a_crash_undoes_attaches_and_finishes_detaches(serv
     # a detach accepted, the process killed before the guest let go
     [leaving_row] = [b for b in await svc.engine.read(bdms_of, sid) if b["volume_id"] == leaving]
     await svc.engine.propose(v.UpdateBlockDevice(leaving_row["id"], {"status": "detaching"}))
+    # an attach cut short between its reserve and its mapping
+    lost = volumes.make()
+    await volumes.attach.reserve(None, lost, sid)
     # a disk in the definition that no mapping wants
     stray = str(uuid.uuid4())
     await driver.attach_disk(sid, VolumeDisk(stray, "vdz", {"driver_volume_type": "local", "data": {
@@ -214,8 +220,8 @@ async def test_recovery_after_a_crash_undoes_attaches_and_finishes_detaches(serv
 
     await wait_for_async(settled, 10, "the mappings to be put right")
     assert await driver.volume_disks(sid) == {kept: "vdb"}
-    assert {vid: volumes.rows[vid]["status"] for vid in (kept, leaving, cut)} == {
-        kept: "in-use", leaving: "available", cut: "available"}
+    assert {vid: volumes.rows[vid]["status"] for vid in (kept, leaving, cut, lost)} == {
+        kept: "in-use", leaving: "available", cut: "available", lost: "available"}
     calls = list(volumes.attach.calls)
     await svc.volumes.recover()
     assert volumes.attach.calls == calls and await driver.volume_disks(sid) == {kept: "vdb"}

@@ -342,8 +342,21 @@ class ComputeVolumes:
                         await self._forget_attachment(bdm["attachment_id"])
                     await self.svc.engine.propose(v.DeleteBlockDevices((bdm["id"],)))
         wanted: dict[str, set[str]] = {}
+        known: set[str] = set()
         for bdm in await self.svc.engine.read(bdms_on_host, self.svc.host):
             wanted.setdefault(bdm["server_id"], set()).add(bdm["volume_id"])
+            known.add(bdm["attachment_id"])
+        # An attach cut short between its reserve and its mapping left an attachment no mapping
+        # names: forgotten (servers being built are left alone: their build reserves as it goes).
+        for server_id in await self.svc.servers_on_host(self.svc.host):
+            server = await self.svc.get(server_id)
+            if server["status"] == "BUILD" or server["task_state"] is not None:
+                continue
+            for attachment in await service.attach.list(None, {"instance_uuid": server_id}, None, 100, True):
+                if attachment["id"] not in known:
+                    log.warning("attachment of no mapping forgotten", extra={
+                        "server_id": server_id, "volume_id": attachment["volume_id"]})
+                    await self._forget_attachment(attachment["id"])
         for domain in await self.svc.driver.list_domains():
             try:
                 found = await self.svc.driver.volume_disks(domain.uuid, live=False)
