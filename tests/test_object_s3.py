@@ -105,9 +105,10 @@ def test_buckets_and_objects_with_boto3(tenant: Tenant) -> None:
     assert put["ETag"] == f'"{hashlib.md5(data).hexdigest()}"'
     # boto3 sends PutObject over HTTPS as aws-chunked with a CRC32 trailer; SHA-256 when asked.
     assert sent == [s3_auth.STREAMING_UNSIGNED_TRAILER]
-    s3.put_object(Bucket=bucket, Key="sha", Body=b"x" * 100_000, ChecksumAlgorithm="SHA256")
-    assert s3.get_object(Bucket=bucket, Key="sha")["Body"].read() == b"x" * 100_000
-    s3.delete_object(Bucket=bucket, Key="sha")
+    for algorithm in ("SHA256", "SHA1", "CRC32C", "CRC64NVME"):  # the last two: botocore with awscrt
+        s3.put_object(Bucket=bucket, Key="sum", Body=b"x" * 100_000, ChecksumAlgorithm=algorithm)
+        assert s3.get_object(Bucket=bucket, Key="sum")["Body"].read() == b"x" * 100_000
+    s3.delete_object(Bucket=bucket, Key="sum")
     got = s3.get_object(Bucket=bucket, Key="dir/a b+é.bin")
     assert got["Body"].read() == data
     assert got["ContentType"] == "application/x-test" and got["Metadata"] == {"colour": "blue"}

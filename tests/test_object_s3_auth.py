@@ -260,6 +260,14 @@ def test_crc32c_and_crc64nvme_known_values() -> None:
     assert base64.b64decode(crc64.value()).hex() == "ae8b14860a799888"
     with pytest.raises(S3Error):
         s3_chunked.Checksum("md4")
+    # The table-driven Python CRCs (used without awscrt) agree with the check values too.
+    python32c = s3_chunked._Crc(s3_chunked._CRC32C, 4, None)
+    python64 = s3_chunked._Crc(s3_chunked._CRC64NVME, 8, None)
+    for crc in (python32c, python64):
+        crc.update(b"1234")
+        crc.update(b"56789")
+    assert python32c.digest().hex() == "e3069283" and python64.digest().hex() == "ae8b14860a799888"
+    assert python32c.slow and python64.slow
 
 
 def test_botocore_writes_what_we_decode() -> None:
@@ -372,3 +380,42 @@ def test_signature_parsing_raises_only_s3_errors(headers: dict[str, str], query:
         s3_auth.verify(claim, SECRET, "GET", "/b/k", query, headers.items())
     except S3Error as exc:
         assert 400 <= exc.status < 500
+
+
+def test_slow_checksums_are_checked_in_a_worker_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without awscrt, crc32c is Python's: the body's checks then run off the event loop."""
+    import trio
+
+    from cloudbox.object.s3_api import S3Request
+
+    monkeypatch.setattr(s3_chunked, "_crt", None)
+    data = b"abc" * 50_000
+    crc = s3_chunked._Crc(s3_chunked._CRC32C, 4, None)
+    crc.update(data)
+    good = base64.b64encode(crc.digest()).decode()
+    in_threads: list[int] = []
+    real = trio.to_thread.run_sync
+
+    async def counted(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        in_threads.append(len(args[0]))
+        return await real(fn, *args, **kwargs)
+
+    monkeypatch.setattr(trio.to_thread, "run_sync", counted)
+
+    async def upload(checksum: str) -> bytes:
+        messages = [{"type": "http.request", "body": data[:70_000], "more_body": True},
+                    {"type": "http.request", "body": data[70_000:], "more_body": False}]
+
+        async def receive() -> dict[str, object]:
+            return messages.pop(0)
+
+        request = S3Request("PUT", "/s3/b/k", "b", "k", [], {"x-amz-checksum-crc32c": checksum,
+                                                             "content-length": str(len(data))},
+                            receive, "https://h/s3", "req-1")
+        return b"".join([piece async for piece in request.body()])
+
+    assert trio.run(upload, good) == data
+    assert in_threads == [70_000, len(data) - 70_000]
+    with pytest.raises(S3Error) as caught:
+        trio.run(upload, "AAAAAA==")
+    assert caught.value.code == "BadDigest"

@@ -114,7 +114,10 @@ class S3Request:
         length = None if self.payload_hash.startswith("STREAMING-") else self.declared_length()
         checker = body_checker(self.headers, self.payload_hash, self.signer, length)
         async for data in self._raw():
-            for piece in checker.feed(data):
+            # A checksum computed in Python (crc32c or crc64nvme without awscrt) would hold the
+            # event loop for milliseconds per chunk: then it runs in a worker thread.
+            pieces = await trio.to_thread.run_sync(checker.feed, data) if checker.slow else checker.feed(data)
+            for piece in pieces:
                 yield piece
         checker.end()
 

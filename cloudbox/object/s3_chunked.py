@@ -28,7 +28,7 @@ import hashlib
 import hmac
 import re
 import zlib
-from typing import Mapping
+from typing import Callable, Mapping
 
 from cloudbox.object.s3_auth import STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER, Signer
 from cloudbox.object.s3_xml import S3Error, is_number
@@ -52,23 +52,36 @@ _CRC32C = _crc_table(0x82F63B78)
 _CRC64NVME = _crc_table(0x9A6C9329AC4BC9B5)
 
 
+try:  # AWS's common runtime computes crc32c and crc64nvme in C; botocore uses it for them too
+    from awscrt import checksums as _crt
+except ImportError:  # pragma: no cover - depends on what is installed
+    _crt = None
+
+
 class _Crc:
     """A reflected CRC without a C implementation in the standard library (crc32c, crc64nvme):
-    table-driven, so slow (a few MB/s); clients send crc32 unless told otherwise."""
+    awscrt's when it is installed, else table-driven Python (a few MB/s: ``slow``, so the
+    request's body is checked in a worker thread and the event loop is not held)."""
 
-    def __init__(self, table: list[int], width: int) -> None:
-        self.table, self.width = table, width
+    def __init__(self, table: list[int], width: int, native: Callable[[bytes, int], int] | None) -> None:
+        self.table, self.width, self.native = table, width, native
         self.mask = (1 << (8 * width)) - 1
         self.crc = self.mask
+        self.slow = native is None
+        self.total = 0  # the native form carries the finished CRC (0 to start)
 
     def update(self, data: bytes) -> None:
+        if self.native is not None:
+            self.total = self.native(data, self.total)
+            return
         crc, table = self.crc, self.table
         for byte in data:
             crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
         self.crc = crc
 
     def digest(self) -> bytes:
-        return (self.crc ^ self.mask).to_bytes(self.width, "big")
+        value = self.total if self.native is not None else self.crc ^ self.mask
+        return value.to_bytes(self.width, "big")
 
 
 class _Crc32:
@@ -93,14 +106,18 @@ class Checksum:
         if algorithm == "crc32":
             self._state: _Crc32 | _Crc | "hashlib._Hash" = _Crc32()
         elif algorithm == "crc32c":
-            self._state = _Crc(_CRC32C, 4)
+            self._state = _Crc(_CRC32C, 4, _crt.crc32c if _crt else None)
         elif algorithm == "crc64nvme":
-            self._state = _Crc(_CRC64NVME, 8)
+            self._state = _Crc(_CRC64NVME, 8, _crt.crc64nvme if _crt else None)
         elif algorithm in ("sha1", "sha256"):
             self._state = hashlib.new(algorithm)
         else:
             raise S3Error("InvalidRequest", f"The checksum algorithm {algorithm!r} is not one of "
                           f"{', '.join(ALGORITHMS)}.")
+
+    @property
+    def slow(self) -> bool:
+        return isinstance(self._state, _Crc) and self._state.slow
 
     def update(self, data: bytes) -> None:
         self._state.update(data)
@@ -139,6 +156,11 @@ class BodyCheck:
         pair = checksum_header(headers)
         self.checksum = Checksum(pair[0]) if pair else None
         self.checksum_expected = pair[1] if pair else ""
+
+    @property
+    def slow(self) -> bool:
+        """Whether feeding it takes long enough to belong in a worker thread."""
+        return self.checksum is not None and self.checksum.slow
 
     def feed(self, data: bytes) -> list[bytes]:
         self.seen += len(data)
@@ -207,6 +229,10 @@ class ChunkedDecoder:
         self.trailers: dict[str, str] = {}
         self.trailer_lines: list[str] = []
         self.total = 0
+
+    @property
+    def slow(self) -> bool:
+        return (self.checksum is not None and self.checksum.slow) or self.plain.slow
 
     def feed(self, data: bytes) -> list[bytes]:
         if self.state == "done" and data:
