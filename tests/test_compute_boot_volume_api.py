@@ -277,3 +277,26 @@ def test_several_servers_each_get_their_own_volume(alpha: Tenant, image: dict[st
         delete(client, server["id"])
     for volume_id in volumes:
         wait_for(lambda: client.get(f"{V}/volumes/{volume_id}").status_code == 404, 60, "the volumes to go")
+
+
+def test_a_build_cut_by_kill_9_resumes_on_restart(new_cloud: Cloud, tmp_path: Path):
+    """kill -9 of the node right after the create was accepted (the build waits for the volume
+    being made): after the restart the build goes on where it was, and the server runs on one
+    volume, attached once (the in-memory hypervisor loses its guests, so the kill must come
+    before the guest is defined: the volume copy of the image is what it interrupts)."""
+    import signal
+
+    new_cloud.init()
+    new_cloud.start()
+    with new_cloud.client(new_cloud.token()) as admin:
+        image = upload_image(admin, tmp_path, visibility="public")
+        r = admin.post(S, json=from_image(image["id"]), headers=LATEST)
+        assert r.status_code == 202, r.text
+        sid = r.json()["server"]["id"]
+    new_cloud.stop(signal.SIGKILL)
+    new_cloud.start()
+    with new_cloud.client(new_cloud.token()) as admin:
+        server = wait_server(admin, sid, {"ACTIVE"})
+        (mapping,) = attached(server)
+        volumes = admin.get(f"{V}/volumes/detail", params={"all_tenants": 1}).json()["volumes"]
+        assert [(v["id"], v["status"], len(v["attachments"])) for v in volumes] == [(mapping["id"], "in-use", 1)]
