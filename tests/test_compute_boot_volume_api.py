@@ -185,6 +185,7 @@ def test_bad_mappings_are_refused_and_make_nothing(alpha: Tenant, admin: httpx.C
     assert r.status_code == 202, r.text
     rebuilt = wait_server(client, server["id"], {"ACTIVE"})
     assert attached(rebuilt) == [{"id": volume["id"], "delete_on_termination": False}]
+    assert rebuilt["image"] == ""  # still booted from its volume, as Nova shows it
     delete(client, server["id"])
 
 

@@ -328,17 +328,19 @@ class BootVolumes:
         raise Conflict(f"Cannot '{action}' instance {server['id']}: cloudbox does not {action} volume-backed "
                        f"servers yet.")
 
-    async def check_rebuild(self, server: dict[str, Any], image: dict[str, Any]) -> None:
+    async def check_rebuild(self, server: dict[str, Any], image: dict[str, Any]) -> str | None:
         """Nova (below 2.93, and cloudbox at every version: it does not reimage volumes) rebuilds a
-        volume-backed server only with the image its root volume came from."""
+        volume-backed server only with the image its root volume came from; the image the server
+        records then: ``image``'s, or a volume-backed server's own (None when it showed "")."""
         root = next((b for b in await self.mappings(server["id"]) if b["boot_index"] == 0), None)
         if root is None:
-            return
+            return str(image["id"])
         volume = await self._volume_service().get(OnBehalf(server["project_id"]),
                                                    root["volume_id"])
         if (volume.get("image_metadata") or {}).get("image_id") != image["id"]:
             raise BadRequest(f"Image {image['id']} is unacceptable: Unable to rebuild with a different image for a "
                              f"volume-backed server.")
+        return server["image_id"]
 
     async def snapshot(self, ctx: AuthContext, server: dict[str, Any], name: str, properties: dict[str, Any],
                        backup: bool = False) -> str:

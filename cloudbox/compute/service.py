@@ -645,7 +645,7 @@ class ComputeService:
             image = await self.images.active_image(image_ref, ctx)
         except NotFound:
             raise BadRequest(f"Image {image_ref[:80]} could not be found.") from None
-        await self.boot_volumes.check_rebuild(server, image)
+        image_id = await self.boot_volumes.check_rebuild(server, image)  # a volume-backed one keeps its ""
         if server["task_state"] is not None:
             raise Conflict(f"Cannot 'rebuild' instance {server['id']} while it is in task_state {server['task_state']}")
         if server["status"] not in REBUILD_STATUSES:
@@ -655,7 +655,7 @@ class ComputeService:
         if "key_name" in changes:
             changes["key_data"] = await self._key_data(ctx.user_id, changes["key_name"]) if changes["key_name"] else None
         updated = await self.update(server["id"], {
-            **changes, "image_id": image["id"], "status": "REBUILD", "task_state": "rebuilding",
+            **changes, "image_id": image_id, "status": "REBUILD", "task_state": "rebuilding",
             "vm_state": server["vm_state"]}, expect=(None,))
         self.spawn(self._rebuild, server["id"])
         return (await self.addressed([updated]))[0]
