@@ -9,7 +9,6 @@ it checks with an exact status, never a sleep."""
 from __future__ import annotations
 
 import json
-import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
@@ -74,6 +73,17 @@ def guest_line(node: Cloud, server: str, line: str, timeout: float = BOOT_TIMEOU
 
     return wait_for(seen, timeout, lambda: f"{want!r} on the console of {server}:\n{console(node, server)[-2000:]}",
                     every=1)
+
+
+def disk_added(node: Cloud, server: str, size_and_serial: str, timeout: float = 120) -> str:
+    """Wait for the guest to report a disk plugged in with this ``:size:serial``; its name."""
+    def seen() -> str | None:
+        for line in console(node, server).replace("\r", "").splitlines():
+            if line.startswith("CLOUDBOX-GUEST: disk-added ") and line.endswith(size_and_serial):
+                return line.split()[2].partition(":")[0]
+        return None
+
+    return wait_for(seen, timeout, f"a disk {size_and_serial} added in {server}", every=1)
 
 
 def boot(node: Cloud, name: str, *how: str) -> dict[str, Any]:
@@ -156,7 +166,21 @@ def test_3_snapshot_of_an_in_use_volume_and_a_volume_from_it(node: Cloud, made: 
     made.update(vol3=vol3["id"], snap=snap["id"])
 
 
-def test_4_an_attached_volume_extended_and_the_guest_sees_its_size(node: Cloud, made: dict[str, Any]):
+def test_4a_an_extended_volume_attached_and_the_guest_sees_its_size(node: Cloud, made: dict[str, Any]):
+    assert "vol1" in made, "needs test_2 (the server test2)"
+    cli(node, "volume", "create", "vol4", "--size", "1")
+    volume_status(node, "vol4", "available")
+    openstack(node, "volume", "set", "--size", "2", "vol4")
+    assert volume_status(node, "vol4", "available")["size"] == 2
+    openstack(node, "server", "add", "volume", "test2", "vol4")
+    vol4 = volume_status(node, "vol4", "in-use")
+    name = disk_added(node, "test2", f":{2 * GB}:{serial(vol4['id'])}")
+    assert name.startswith("vd")
+    openstack(node, "server", "remove", "volume", "test2", "vol4")
+    volume_status(node, "vol4", "available")
+
+
+def test_4b_an_attached_volume_extended_and_the_guest_sees_its_size(node: Cloud, made: dict[str, Any]):
     assert "vol1" in made, "needs test_1 and test_2 (vol1 in use by test2)"
     assert volume_status(node, "vol1", "in-use")
     # Extending an in-use volume is Cinder 3.42.
@@ -199,3 +223,17 @@ def test_6_image_create_from_a_volume_gives_a_bootable_image(node: Cloud, made: 
     boot(node, "from-volume-image", "--image", "vol2-image")
     assert disks_at_boot(node, "from-volume-image") == [f"vda:{GB}"]
     openstack(node, "server", "delete", "--wait", "from-volume-image")
+
+
+def test_7_boot_from_volume_made_by_the_server_create(node: Cloud, made: dict[str, Any]):
+    # --boot-from-volume: compute makes the root volume from the image, delete_on_termination false.
+    server = boot(node, "bfv-new", "--image", "cirros", "--boot-from-volume", "1")
+    volumes = cli(node, "--os-compute-api-version", "2.79", "server", "show", "bfv-new")["volumes_attached"]
+    assert [v["delete_on_termination"] for v in volumes] == [False], volumes
+    root = volumes[0]["id"]
+    shown = volume_status(node, root, "in-use")
+    assert (shown["size"], shown["bootable"]) == (1, True)
+    assert [a["server_id"] for a in shown["attachments"]] == [server["id"]]
+    assert disks_at_boot(node, "bfv-new")[0] == f"vda:{GB}:{serial(root)}"
+    openstack(node, "server", "delete", "--wait", "bfv-new")
+    assert volume_status(node, root, "available")["attachments"] == []
