@@ -509,22 +509,41 @@ def test_bucket_versioning(tenant: Tenant) -> None:
     # Deleting the current version by its id makes the previous one current again.
     s3.delete_object(Bucket=bucket, Key="doc", VersionId=v2)
     assert s3.get_object(Bucket=bucket, Key="doc")["Body"].read() == b"one"
-    # A delete without an id keeps the object as a version: the key has no current object.
-    s3.delete_object(Bucket=bucket, Key="doc")
+    # A delete without an id keeps the object as a version under a delete marker.
+    gone = s3.delete_object(Bucket=bucket, Key="doc")
+    assert gone["DeleteMarker"] is True
+    marker = gone["VersionId"]
     assert error_code(s3.get_object, Bucket=bucket, Key="doc") == ("NoSuchKey", 404)
     assert keys_of(s3, bucket) == []
+    listed = s3.list_object_versions(Bucket=bucket)
+    assert [(m["Key"], m["VersionId"], m["IsLatest"]) for m in listed["DeleteMarkers"]] == [("doc", marker, True)]
+    assert [(v["Key"], v["VersionId"], v["IsLatest"]) for v in listed["Versions"]] == [("doc", v1, False)]
+    assert error_code(s3.get_object, Bucket=bucket, Key="doc", VersionId=marker) == ("MethodNotAllowed", 405)
     assert s3.get_object(Bucket=bucket, Key="doc", VersionId=v1)["Body"].read() == b"one"
-    s3.copy_object(Bucket=bucket, Key="restored", CopySource={"Bucket": bucket, "Key": "doc", "VersionId": v1})
+    restored = s3.copy_object(Bucket=bucket, Key="restored", CopySource={"Bucket": bucket, "Key": "doc",
+                                                                         "VersionId": v1})["VersionId"]
     assert s3.get_object(Bucket=bucket, Key="restored")["Body"].read() == b"one"
-    deleted = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "doc", "VersionId": v1}]})
-    assert [d["VersionId"] for d in deleted["Deleted"]] == [v1]
-    assert [v["Key"] for v in s3.list_object_versions(Bucket=bucket)["Versions"]] == ["restored"]
+    # Deleting the marker brings the newest kept version back (under a new id here).
+    assert s3.delete_object(Bucket=bucket, Key="doc", VersionId=marker)["DeleteMarker"] is True
+    assert s3.get_object(Bucket=bucket, Key="doc")["Body"].read() == b"one"
+    listed = s3.list_object_versions(Bucket=bucket, Prefix="doc")
+    assert "DeleteMarkers" not in listed and [v["IsLatest"] for v in listed["Versions"]] == [True]
+    deleted = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "restored", "VersionId": restored},
+                                                                   {"Key": "doc"}]})
+    assert {(d["Key"], d.get("VersionId"), d.get("DeleteMarker", False)) for d in deleted["Deleted"]} == {
+        ("restored", restored, False), ("doc", None, True)}
+    assert keys_of(s3, bucket) == []
+    assert [v["Key"] for v in s3.list_object_versions(Bucket=bucket)["Versions"]] == ["doc"]
+    s3.put_object(Bucket=bucket, Key="restored", Body=b"one")
     # Suspended: an overwrite replaces the object, no version is kept.
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Suspended"})
     assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Suspended"
     s3.put_object(Bucket=bucket, Key="restored", Body=b"new")
-    assert [v["Key"] for v in s3.list_object_versions(Bucket=bucket)["Versions"]] == ["restored"]
+    listed = s3.list_object_versions(Bucket=bucket)
+    assert [(v["Key"], v["IsLatest"]) for v in listed["Versions"]] == [("doc", False), ("restored", True)]
+    assert [m["Key"] for m in listed["DeleteMarkers"]] == ["doc"]
     s3.delete_object(Bucket=bucket, Key="restored")
+    assert [v["Key"] for v in s3.list_object_versions(Bucket=bucket)["Versions"]] == ["doc"]
     s3.delete_bucket(Bucket=bucket)
     assert bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
 

@@ -307,6 +307,9 @@ async def get_object(gw: S3Gateway, request: S3Request) -> S3Response:
         raise no_such_key(request.key) from exc
     try:
         info = reader.info
+        if info.headers.get(s3_versions.MARKER) == "true":
+            raise S3Error("MethodNotAllowed", "The specified method is not allowed against this resource.",
+                          Method=request.method, ResourceType="DeleteMarker")
         _conditions(request, info)
         headers = {**object_headers(info), **version_header(bucket, s3_versions.version_id(info))}
         span = _range(request, info.size)
@@ -334,8 +337,8 @@ async def get_object(gw: S3Gateway, request: S3Request) -> S3Response:
 async def delete_object(gw: S3Gateway, request: S3Request) -> S3Response:
     """204 whether or not the key was there, as S3 answers."""
     bucket = await bucket_info(gw, request)
-    version, _ = await s3_versions.delete_version(gw, request, request.key, request.arg("versionId"), bucket)
-    return S3Response(204, version_header(bucket, version))
+    version, marker = await s3_versions.delete_version(gw, request, request.key, request.arg("versionId"), bucket)
+    return S3Response(204, {**version_header(bucket, version), **({"x-amz-delete-marker": "true"} if marker else {})})
 
 
 async def delete_objects(gw: S3Gateway, request: S3Request) -> S3Response:
@@ -347,12 +350,12 @@ async def delete_objects(gw: S3Gateway, request: S3Request) -> S3Response:
     errors: list[tuple[str, str, str]] = []
     for key, version in objects:
         try:
-            gone, _ = await s3_versions.delete_version(gw, request, key, version, bucket)
+            gone, marker = await s3_versions.delete_version(gw, request, key, version, bucket)
         except S3Error as exc:
             errors.append((key, exc.code, exc.message))
             continue
         except CloudboxError as exc:
             errors.append((key, "InternalError" if exc.status >= 500 else "InvalidArgument", exc.message))
             continue
-        deleted.append((key, gone if version else None, False))
+        deleted.append((key, gone, marker))
     return S3Response(200, XML, s3_xml.delete_result(deleted, errors, quiet=quiet))

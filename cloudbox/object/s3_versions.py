@@ -9,15 +9,19 @@ its older versions are found by id without any other table.  Deleting a version 
 it for good; deleting the current one by id brings the newest older one back (Swift's stack
 mode), as S3 makes the previous version current.
 
-Differences from S3 kept small and said: a DELETE without a version id keeps the object as a
-version but leaves no delete marker (the key simply has no current object); an object written
+A DELETE without a version id keeps the object as a version and puts a delete marker (an empty
+kept version flagged ``x-s3-delete-marker``) over it; deleting that marker by its id makes the
+newest kept version current again, as a copy under a new version id (S3 keeps the id).
+Differences from S3 kept small and said: that new id; an object written
 before versioning was enabled has a version id like any other (S3 would say "null"; "null" is
 taken as the current object too); Suspended stops keeping versions.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from typing import AsyncIterator
 
 from cloudbox.errors import NotFound
 from cloudbox.object import core, s3_xml
@@ -28,6 +32,7 @@ from cloudbox.object.s3_xml import S3Error
 
 VERSIONS = "+versions"
 HISTORY = "x-history-location"
+MARKER = "x-s3-delete-marker"  # a kept version that is a delete marker
 _VERSION_ID = re.compile(r"\d{10}\.\d{5}")
 MAX_VERSIONS = core.CONTAINER_LISTING_LIMIT  # versions a listing looks at, per side
 
@@ -84,28 +89,69 @@ async def locate(gw: S3Gateway, request: S3Request, bucket: str, key: str,
     return versions_container(bucket), name, False
 
 
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield b""  # an async generator that yields nothing: a delete marker's body
+
+
+async def _mark_deleted(gw: S3Gateway, request: S3Request, key: str) -> str:
+    """A delete marker: an empty kept version flagged ``x-s3-delete-marker``, newest of its key."""
+    marker = f"{gw.clock():016.5f}"
+    await gw.objects.put_object(request.account, versions_container(request.bucket), version_name(key, float(marker)),
+                                _nothing(), size=0, headers={MARKER: "true"})
+    return marker
+
+
+async def _restore_newest(gw: S3Gateway, request: S3Request, key: str) -> None:
+    """With a key's delete marker gone, its newest kept version is current again, as in S3 (here
+    as a copy of it, so under a new version id, and the kept one goes)."""
+    try:
+        await gw.objects.head_object(request.account, request.bucket, key)
+        return  # the key has a current object: nothing to bring back
+    except NotFound:
+        pass
+    kept = versions_container(request.bucket)
+    prefix = f"{len(key.encode('utf-8', 'surrogatepass')):03x}{key}/"
+    items = await gw.objects.list_objects(request.account, kept, prefix=prefix, limit=MAX_VERSIONS)
+    newest = [i for i in items if isinstance(i, core.ObjectInfo) and _parse_version_name(i.name)]
+    if not newest or newest[-1].headers.get(MARKER) == "true":
+        return
+    async with await gw.objects.open_object(request.account, kept, newest[-1].name) as reader:
+        info = reader.info
+        await h.store(gw, request, request.bucket, key, reader.chunks(), size=info.size,
+                      content_type=info.content_type, metadata=dict(info.metadata), headers=dict(info.headers),
+                      etag_override=info.etag)
+    await gw.objects.delete_object(request.account, kept, info.name)
+
+
 async def delete_version(gw: S3Gateway, request: S3Request, key: str, version: str | None,
                          bucket: core.ContainerInfo) -> tuple[str | None, bool]:
-    """Delete a key (its current object, kept as a version when the bucket keeps them) or one
-    version of it; the version id deleted and whether the key had one."""
+    """Delete a key or one version of it: (the version id deleted or made, whether that is a
+    delete marker).  Without a version id, a versioned bucket keeps the object as a version and
+    puts a delete marker over it; an unversioned one just deletes it."""
     archive = archive_of(bucket)
     if version is None:
         try:
-            info = await gw.objects.delete_object(request.account, request.bucket, key, archive=archive)
+            await gw.objects.delete_object(request.account, request.bucket, key, archive=archive)
         except NotFound:
-            return None, False
-        return (version_id(info) if archive else None), True
+            pass
+        return (await _mark_deleted(gw, request, key), True) if archive else (None, False)
     container, name, current = await locate(gw, request, request.bucket, key, version)
-    try:
-        if current:
-            # The previous version (if any) becomes current, as S3 does.
+    if current:
+        try:  # the previous version (if any) becomes current, as S3 does
             await gw.objects.delete_object(request.account, container, name,
                                            archive=versions_container(request.bucket), restore=True)
-        else:
-            await gw.objects.delete_object(request.account, container, name)
+        except NotFound:
+            pass
+        return version, False
+    try:
+        info = await gw.objects.delete_object(request.account, container, name)
     except NotFound:
-        pass
-    return version, True
+        return version, False
+    marker = info.headers.get(MARKER) == "true"
+    if marker:
+        await _restore_newest(gw, request, key)
+    return version, marker
 
 
 def _parse_version_name(name: str) -> tuple[str, str] | None:
@@ -141,8 +187,11 @@ async def list_versions(gw: S3Gateway, request: S3Request) -> S3Response:
     for item in kept:
         parsed = _parse_version_name(item.name) if isinstance(item, core.ObjectInfo) else None
         if parsed is not None and parsed[0].startswith(prefix) and isinstance(item, core.ObjectInfo):
-            found.append(s3_xml.Entry(parsed[0], item.size, item.etag, h.iso(item.last_modified), parsed[1], False))
+            found.append(s3_xml.Entry(parsed[0], item.size, item.etag, h.iso(item.last_modified), parsed[1], False,
+                                      item.headers.get(MARKER) == "true"))
     found.sort(key=lambda e: (e.key, -float(e.version_id or 0)))
+    # The newest entry of each key is its latest (a kept one when the key has no current object).
+    found = [dataclasses.replace(e, is_latest=i == 0 or found[i - 1].key != e.key) for i, e in enumerate(found)]
     if key_marker:
         found = [e for e in found if e.key > key_marker or (
             e.key == key_marker and version_marker and float(e.version_id or 0) < float(version_marker or 0))]
