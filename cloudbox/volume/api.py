@@ -177,7 +177,7 @@ def build(svc: VolumeService) -> ApiSpec:
         return await snapshots_page(call, True)
 
     async def create_snapshot(call: Call) -> Reply:
-        snap = await svc.create_snapshot(call.auth, call.body["snapshot"])
+        snap = await svc.create_snapshot(call.auth, call.body["snapshot"], version=version_of(call))
         return Reply({"snapshot": views.snapshot(snap, version=version_of(call), detail=False)}, 202)
 
     async def show_snapshot(call: Call, snapshot_id: str) -> Any:

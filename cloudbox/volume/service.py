@@ -300,11 +300,20 @@ class VolumeService:
         return found["metadata"]
 
     # --- snapshots --------------------------------------------------------------------------------
-    async def create_snapshot(self, ctx: Any, body: Mapping[str, Any]) -> dict[str, Any]:
+    async def create_snapshot(self, ctx: Any, body: Mapping[str, Any],
+                              version: tuple[int, int] = (3, 0)) -> dict[str, Any]:
         if not body.get("volume_id"):
             raise NotFound("Volume None could not be found: a snapshot needs the volume_id of its volume.")
         volume = await self._volume(ctx, str(body["volume_id"]), write="volume:create_snapshot")
         force = core.parse_bool(body.get("force", False), "force")
+        if version >= (3, 66):
+            # Cinder 3.66: an in-use volume is snapshotted without force (the CLI no longer sends it);
+            # a force that is false is refused, a true one ignored.
+            if "force" in body and not force:
+                raise BadRequest("Since microversion 3.66 the 'force' flag is invalid for this request. For "
+                                 "backward compatibility, however, when the 'force' flag is passed with a value "
+                                 "evaluating to True, it is silently ignored.")
+            force = True
         at = self.now()
         row = {"id": str(uuid.uuid4()), "project_id": volume["project_id"], "user_id": ctx.user_id,
                "volume_id": volume["id"], "name": body.get("name") or body.get("display_name"),
