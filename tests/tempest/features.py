@@ -13,9 +13,9 @@ from typing import Any
 from cloudbox.compute.views import MAX_VERSION
 from cloudbox.volume.core import MAX_VERSION as VOLUME_MAX_VERSION
 
-# The one-line switch: claim Cinder in every run.  Off until compute attaches volumes
-# (os-volume_attachments), since claiming Cinder turns on compute's volume tests too; until then
-# only a run of the volume service alone (runner: `volume`, or --cinder) claims it.
+# The one-line switch: claim Cinder in every run.  Claiming it turns on compute's volume tests
+# too (os-volume_attachments, boot from volume); until the lead turns it on, only a run of the
+# volume service (runner: `volume`, or --cinder) claims it.
 CINDER_FOR_ALL = False
 
 COMPUTE_FEATURES = {
@@ -49,7 +49,9 @@ VOLUME_FEATURES = {
     "api_extensions": ["all"],
     # not served: each is an API or a capability cloudbox has not built yet
     "backup": False,  # no backup service (the backups API is not served)
-    "extend_attached_volume": False,  # os-extend of an in-use volume needs compute's side (not built)
+    # os-extend of an in-use volume is refused: the dir driver's qemu-img resize cannot take a disk
+    # a running guest holds (compute's resize on a volume-extended event exists)
+    "extend_attached_volume": False,
     "extend_attached_encrypted_volume": False,  # no encryption types
     "multi_backend": False,  # one backend per node; Tempest's test wants two on one cloud's node
     "manage_volume": False, "manage_snapshot": False,  # manage/unmanage is not served
