@@ -69,7 +69,15 @@ def test_container_and_object_round_trip(alpha: Tenant):
     assert r.headers["Content-Range"] == f"bytes 10-19/{len(data)}"
     r = client.get(f"{base}/{c}/dir/a b.txt", headers={"Range": "bytes=-5"})
     assert r.status_code == 206 and r.content == data[-5:]
-    swift_error(client.get(f"{base}/{c}/dir/a b.txt", headers={"Range": f"bytes={len(data)}-"}), 416)
+    r = client.get(f"{base}/{c}/dir/a b.txt", headers={"Range": f"bytes={len(data)}-"})
+    swift_error(r, 416)
+    assert r.headers["Content-Range"] == f"bytes */{len(data)}"
+    r = client.get(f"{base}/{c}/dir/a b.txt", headers={"Range": "bytes=0-2,10-12,-2"})
+    assert r.status_code == 206 and r.headers["Content-Type"].startswith("multipart/byteranges;boundary=")
+    boundary = r.headers["Content-Type"].split("boundary=")[1]
+    parts = [p for p in r.content.split(b"--" + boundary.encode()) if p not in (b"", b"--\r\n")]
+    assert [p.split(b"\r\n\r\n", 1)[1][:-2] for p in parts] == [data[0:3], data[10:13], data[-2:]]
+    assert b"Content-Range: bytes 10-12/" in parts[1] and int(r.headers["Content-Length"]) == len(r.content)
     etag = hashlib.md5(data).hexdigest()
     assert client.get(f"{base}/{c}/dir/a b.txt", headers={"If-None-Match": etag}).status_code == 304
     swift_error(client.get(f"{base}/{c}/dir/a b.txt", headers={"If-Match": "nope"}), 412)

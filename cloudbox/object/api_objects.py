@@ -7,13 +7,14 @@ import functools
 import json
 import mimetypes
 import urllib.parse
+import uuid
 from typing import Any, AsyncIterator, Awaitable, Callable
 
 from quart import Response
 
 from cloudbox.api import streaming
 from cloudbox.api.routes import Call, Reply, Route
-from cloudbox.errors import BadRequest, CloudboxError, NotFound, PayloadTooLarge, RangeNotSatisfiable
+from cloudbox.errors import BadRequest, CloudboxError, NotFound, PayloadTooLarge
 from cloudbox.object import acl, core, formpost, large, staticweb, views
 from cloudbox.object.service import ObjectReader, ObjectService
 
@@ -179,7 +180,12 @@ def object_routes(svc: ObjectService, authorize: Authorize) -> tuple[list[Route]
                 return _not_modified(status, info)
             ranges = core.parse_range(call.request.headers.get("Range"), size)
             if ranges == []:
-                raise RangeNotSatisfiable("Requested Range Not Satisfiable")
+                reader.close()
+                return Reply("<html><h1>Requested Range Not Satisfiable</h1><p>The Range requested is not "
+                             "available.</p></html>", 416,
+                             {"Content-Range": f"bytes */{size}", "Content-Type": "text/html; charset=UTF-8"})
+            if ranges is not None and len(ranges) > 1 and big is None:
+                return _byteranges(svc, reader, ranges, headers)
             if ranges is None or len(ranges) > 1:
                 start, end, code = 0, size, 200
             else:
@@ -322,6 +328,30 @@ def _not_modified(status: int, info: core.ObjectInfo) -> Reply:
     if status == 412:
         raise core.PreconditionFailed("A precondition of the request was not met.")
     return Reply(None, 304, {"ETag": info.etag, "Last-Modified": core.http_date(info.last_modified)})
+
+
+def _byteranges(svc: ObjectService, reader: ObjectReader, ranges: list[tuple[int, int]],
+                headers: dict[str, str]) -> Response:
+    """A 206 of several ranges: a multipart/byteranges body, each part read from the same version
+    of the object (its data id), whatever happens to the name meanwhile."""
+    boundary = uuid.uuid4().hex
+    size, content_type = reader.info.size, reader.info.content_type
+    heads = [(f"--{boundary}\r\nContent-Type: {content_type}\r\nContent-Range: bytes {start}-{end - 1}/{size}"
+              "\r\n\r\n").encode() for start, end in ranges]
+    tail = f"--{boundary}--\r\n".encode()
+    length = sum(len(h) + (end - start) + 2 for h, (start, end) in zip(heads, ranges)) + len(tail)
+
+    async def parts() -> AsyncIterator[bytes]:
+        for index, (head, (start, end)) in enumerate(zip(heads, ranges)):
+            part = reader if index == 0 else await svc.reopen(reader)
+            yield head
+            async for chunk in part.chunks(start, end):
+                yield chunk
+            yield b"\r\n"
+        yield tail
+
+    return _stream(parts(), 206, {**headers, "Content-Type": f"multipart/byteranges;boundary={boundary}",
+                                  "Content-Length": str(length)})
 
 
 def _stream(chunks: AsyncIterator[bytes], status: int, headers: dict[str, str]) -> Response:

@@ -186,6 +186,17 @@ class ObjectService:
                     return ObjectReader(info, None, functools.partial(peers.fetch, self, others, info.data_id))
         raise NotFound("The resource could not be found.")
 
+    async def reopen(self, reader: ObjectReader) -> ObjectReader:
+        """Another reader of the same version (data id) as ``reader`` (several ranges of one GET)."""
+        info = reader.info
+        try:
+            return ObjectReader(info, await self.blobs.open(info.data_id))
+        except FileNotFoundError:
+            if self.cluster is None or not self.cluster.clustered:
+                raise NotFound("The resource could not be found.") from None
+            others = tuple(n for n in info.nodes if n != self.node_id)
+            return ObjectReader(info, None, functools.partial(peers.fetch, self, others, info.data_id))
+
     async def update_object(self, account: str, container: str, name: str, metadata: dict[str, str],
                             headers: dict[str, str] | None = None) -> core.ObjectInfo:
         await self.engine.propose(c.UpdateObject(account, container, name, dict(metadata), dict(headers or {}),
