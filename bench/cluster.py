@@ -686,7 +686,8 @@ def main() -> None:
             etcd_logs = etcd.log_summary()  # before the members stop: their shutdown is noise
     report(bench, args, etcd_version)
     if main_profile is not None:
-        print_profile("the trio thread (HTTP to etcd, JSON, queues, the writers themselves)", [main_profile], args.profile)
+        print_profile("the trio thread (HTTP to etcd, JSON, queues, the writers themselves)", [main_profile],
+                      args.profile)
         print_profile("the applies (worker threads)", APPLY_PROFILES or [], args.profile)
     print(f"etcd logs: {etcd_logs}")
     print(f"machine load (other processes share these CPUs): before {load_before}; after {machine_load()}")

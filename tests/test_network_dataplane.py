@@ -562,7 +562,8 @@ async def test_a_pass_waits_for_the_binds_of_builds_here(tmp_path: Path, monkeyp
         # A build on another host: no bind here to wait for.
         await service.allocate_for_server("elsewhere", "alice", "host-2", [{"uuid": net["id"]}], ["default"], "nova")
         # A build here: its port's bind comes next, and a pass (woken by a commit) waits for it.
-        (port,) = await service.allocate_for_server("srv", "alice", "host-1", [{"uuid": net["id"]}], ["default"], "nova")
+        (port,) = await service.allocate_for_server("srv", "alice", "host-1", [{"uuid": net["id"]}], ["default"],
+                                                    "nova")
         await wait_for_async(lambda: plane.passes_deferred == 1, 10, "the loop's pass to wait for the bind")
         passes = plane.passes
         await service.create_network(alice, {"name": "other"})
@@ -577,7 +578,8 @@ async def test_a_bound_ports_status_that_could_not_be_queued_is_set_by_the_next_
     async with running_cloud(tmp_path, driver, "fake-node", "host-1") as (service, plane, nursery):
         await nursery.start(plane.run)
         net = await network_with_subnet(service, "10.82.0.0/24")
-        (port,) = await service.allocate_for_server("srv", "alice", "host-1", [{"uuid": net["id"]}], ["default"], "nova")
+        (port,) = await service.allocate_for_server("srv", "alice", "host-1", [{"uuid": net["id"]}], ["default"],
+                                                    "nova")
 
         def full(port_ids: list[str]) -> list[Any]:
             raise Unavailable("the state engine cannot take a proposal now")
