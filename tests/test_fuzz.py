@@ -265,6 +265,13 @@ def test_api_answers_as_documented(new_cloud: Cloud, tmp_path: Path) -> None:
     protected = [token, scope["user"]["id"], scope["user"]["domain"]["id"], scope["project"]["id"],
                  scope["project"]["domain"]["id"], *(role["id"] for role in scope["roles"])]
     known = populate(new_cloud, token, tmp_path)
+    # Swift's account is the token's project; one container with one object in it.
+    account = f"/object-store/v1/AUTH_{scope['project']['id']}"
+    with new_cloud.client(token) as client:
+        assert client.put(f"{account}/fuzz-container").status_code == 201
+        assert client.put(f"{account}/fuzz-container/fuzz/object", content=b"fuzz").status_code == 201
+    known.update({"{account}": [scope["project"]["id"]], "{container}": ["fuzz-container"],
+                  "{object}": ["fuzz/object"]})
     report = tmp_path / "schemathesis.json"
     command = [
         sys.executable, "-m", "schemathesis.cli", "run", new_cloud.url + "/openapi.json",
