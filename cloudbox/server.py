@@ -100,6 +100,7 @@ class Node:
         self.checks["volume"] = lambda: self.volume.running
         self.object = ObjectService(self.engine, settings, data_dir.root / "objects", node_id=self.node_id)
         self.object.cluster, self.object.peer_port = self.cluster, self.peer_port  # copies on other nodes
+        self.volume.objects = self.object  # volume backups are objects of their owner
         self.checks["object"] = lambda: self.object.running
         self.specs = [identity_api.build(self.identity), cluster_api.build(self), compute_api.build(self.compute),
                       image_api.build(self.image), network_api.build(self.network), volume_api.build(self.volume),

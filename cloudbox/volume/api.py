@@ -16,7 +16,7 @@ from quart import Response, request
 
 from cloudbox.api.routes import ApiSpec, Call, Reply, Route
 from cloudbox.errors import BadRequest, NotFound
-from cloudbox.volume import api_attach, api_groups, api_transfers, api_types, core, models, views
+from cloudbox.volume import api_attach, api_backups, api_groups, api_transfers, api_types, core, models, views
 from cloudbox.volume.api_pages import paged
 from cloudbox.volume.service import VolumeService
 
@@ -311,6 +311,7 @@ def build(svc: VolumeService) -> ApiSpec:
         *api_attach.routes(svc, scoped),
         *api_transfers.routes(svc, scoped),
         *api_groups.routes(svc, scoped),
+        *api_backups.routes(svc, scoped),
     ]
     return ApiSpec("volume", PREFIX, "nova", routes, catalog=("block-storage", "cinder"))
 

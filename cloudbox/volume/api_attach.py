@@ -231,7 +231,7 @@ def routes(svc: Any, scoped: Callable[..., list[Route]]) -> list[Route]:
                                           "description": "Sets thin provisioning."},
                     "qos": {"title": "QoS", "type": "boolean", "description": "Enables QoS."}}}
 
-    absent = [("/backups", "backups"), ("/backups/detail", "backups"), ("/consistencygroups", "consistencygroups"),
+    absent = [("/consistencygroups", "consistencygroups"),
               ("/consistencygroups/detail", "consistencygroups"),
               ("/clusters", "clusters"), ("/clusters/detail", "clusters")]
     async def service_action(call: Call, service_action: str) -> Any:

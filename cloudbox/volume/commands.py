@@ -198,3 +198,4 @@ class AcceptTransfer(Command):
 
 from cloudbox.volume.commands_attach import *  # noqa: E402,F401,F403 (attachments, QoS, uploads, backends)
 from cloudbox.volume.commands_groups import *  # noqa: E402,F401,F403 (group types, groups, group snapshots)
+from cloudbox.volume.commands_backups import *  # noqa: E402,F401,F403 (volume backups)

@@ -26,7 +26,7 @@ import trio
 from cloudbox import guard
 from cloudbox.errors import CloudboxError
 from cloudbox import nbd_tls
-from cloudbox.volume import commands_attach, store, store_attach
+from cloudbox.volume import backup, commands_attach, store, store_attach
 from cloudbox.volume.driver import DriverError, export_volume
 from cloudbox.volume.export import ExportDaemon, ExportSpec
 
@@ -78,6 +78,7 @@ class Worker:
                     store.snapshots_in(db, self.svc.host, ("creating", "deleting")))
 
         volumes, snapshots = await self.svc.read(read)
+        await backup.work(self, nursery)  # backups, restores and deletes of backups (backup.py)
         for upload in await self.svc.read(store_attach.uploads_on, self.svc.host):
             key = "upload:" + upload["volume_id"]
             if key not in self.busy:

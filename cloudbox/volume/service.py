@@ -24,6 +24,7 @@ from cloudbox.volume import commands as c
 from cloudbox.volume import core, core_attach, store
 from cloudbox.volume.driver import GB, VolumeDriver
 from cloudbox.volume.service_attach import AttachService
+from cloudbox.volume.service_backups import BackupService
 from cloudbox.volume.service_qos import QosService
 from cloudbox.volume.service_groups import GroupService
 from cloudbox.volume.service_transfers import TransferService
@@ -63,6 +64,8 @@ class VolumeService:
         self.qos = QosService(self)  # QoS specs and the volume services list
         self.transfers = TransferService(self)  # volumes offered to and accepted by other projects
         self.groups = GroupService(self)  # group types, groups of volumes, group snapshots
+        self.backups = BackupService(self)  # backups into the owner's object store (backup.py)
+        self.objects: Any = None  # the node's ObjectService, set by the node: where backups are kept
         self.cluster: Any = None  # set by the node when clustered: up_nodes() asks it who is up
 
     # --- plumbing -------------------------------------------------------------------------------

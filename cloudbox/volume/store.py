@@ -110,10 +110,25 @@ MIGRATIONS = [
     ALTER TABLE volumes ADD COLUMN group_id TEXT;
     ALTER TABLE volume_snapshots ADD COLUMN group_snapshot_id TEXT;
     """,
+    # 6: volume backups (Cinder's /backups): chunked, compressed objects in the owner's object
+    # store; ``host`` is the node that reads the volume, ``restore_volume_id`` the target of a
+    # restore in progress, ``volume_status`` what the volume returns to after ``backing-up``.
+    """
+    CREATE TABLE volume_backups (
+        id TEXT PRIMARY KEY, project_id TEXT NOT NULL, user_id TEXT, volume_id TEXT NOT NULL, snapshot_id TEXT,
+        name TEXT, description TEXT, container TEXT NOT NULL, status TEXT NOT NULL, size INTEGER NOT NULL,
+        object_count INTEGER NOT NULL DEFAULT 0, is_incremental INTEGER NOT NULL DEFAULT 0, parent_id TEXT,
+        host TEXT NOT NULL, availability_zone TEXT NOT NULL, fail_reason TEXT, metadata TEXT NOT NULL DEFAULT '{}',
+        volume_status TEXT, restore_volume_id TEXT, data_timestamp TEXT NOT NULL,
+        created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+    CREATE INDEX volume_backups_project ON volume_backups (project_id, created_at, id);
+    CREATE INDEX volume_backups_volume ON volume_backups (volume_id, created_at, id);
+    CREATE INDEX volume_backups_parent ON volume_backups (parent_id);
+    """,
 ]
 
 JSON_COLUMNS = ("metadata", "image_metadata", "admin_metadata", "group_specs", "volume_type_ids", "extra_specs", "connector", "connection_info", "specs")
-BOOL_COLUMNS = ("bootable", "readonly", "multiattach", "is_public", "no_snapshots")
+BOOL_COLUMNS = ("bootable", "readonly", "multiattach", "is_public", "no_snapshots", "is_incremental")
 QUOTA_CLASS = "class:default"
 
 
@@ -450,6 +465,9 @@ def quota_usage(db: sqlite_utils.Database, project_id: str) -> dict[str, int]:
         usage["gigabytes"] += row["gb"]
         usage[f"snapshots_{row['type']}"] = row["n"]
         usage[f"gigabytes_{row['type']}"] = usage.get(f"gigabytes_{row['type']}", 0) + row["gb"]
+    row = list(db.query("SELECT count(*) AS n, coalesce(sum(size), 0) AS gb FROM volume_backups WHERE project_id = ?",
+                        [project_id]))[0]
+    usage["backups"], usage["backup_gigabytes"] = row["n"], row["gb"]
     return usage
 
 
@@ -458,4 +476,4 @@ def has_own_quota(db: sqlite_utils.Database, project_id: str) -> bool:
 
 
 STORE = StoreSpec("volume", MIGRATIONS, c, ("cloudbox.volume.apply", "cloudbox.volume.apply_attach",
-                                                  "cloudbox.volume.apply_groups"))
+                                                  "cloudbox.volume.apply_groups", "cloudbox.volume.apply_backups"))

@@ -103,8 +103,7 @@ def _attach_docs() -> dict[tuple[str, str], Doc]:
             obj({"resource": STR, "filters": array(STR)}))})}),
         ("GET", "/scheduler-stats/get_pools"): Doc({200: obj({"pools": array(obj({"name": STR}))})}),
     }
-    for path, key in (("/backups", "backups"), ("/backups/detail", "backups"),
-                      ("/consistencygroups", "consistencygroups"), ("/consistencygroups/detail", "consistencygroups"),
+    for path, key in (("/consistencygroups", "consistencygroups"), ("/consistencygroups/detail", "consistencygroups"),
                       ("/clusters", "clusters"), ("/clusters/detail", "clusters")):
         docs[("GET", path)] = Doc({200: obj({key: EMPTY_LIST})})
     return docs
@@ -172,6 +171,32 @@ def _group_docs() -> dict[tuple[str, str], Doc]:
         ("GET", snap): Doc({200: wrap("group_snapshot", GROUP_SNAPSHOT)}),
         ("DELETE", snap): Doc({202: None}),
         ("POST", snap + "/action"): Doc({202: None}),
+    }
+
+
+BACKUP = obj({"id": STR, "name": NSTR, "links": LINKS},
+             # show and list detail: the rest (metadata 3.43+, user_id 3.56+, the project to admins 3.18+)
+             {"status": enum("creating", "available", "deleting", "error", "error_deleting", "restoring"),
+              "size": INT, "object_count": INT, "availability_zone": STR, "container": STR, "created_at": STR,
+              "updated_at": STR, "description": NSTR, "fail_reason": NSTR, "volume_id": STR, "is_incremental": BOOL,
+              "has_dependent_backups": BOOL, "snapshot_id": NSTR, "data_timestamp": STR, "metadata": STR_MAP,
+              "user_id": NSTR, "os-backup-project-attr:project_id": STR})
+
+
+def _backup_docs() -> dict[tuple[str, str], Doc]:
+    """Backups; PUT is 404 below 3.9."""
+    one = "/backups/{backup_id}"
+    listed = obj({"backups": array(BACKUP)}, {"backups_links": PAGE_LINKS, "count": INT})
+    return {
+        ("GET", "/backups"): Doc({200: listed}),
+        ("GET", "/backups/detail"): Doc({200: listed}),
+        ("POST", "/backups"): Doc({202: wrap("backup", BACKUP)}, errors=(404, 413)),
+        ("GET", one): Doc({200: wrap("backup", BACKUP)}),
+        ("PUT", one): Doc({200: wrap("backup", BACKUP)}),
+        ("DELETE", one): Doc({202: None}),
+        ("POST", one + "/restore"): Doc({202: obj({"restore": obj({"backup_id": STR, "volume_id": STR,
+                                                                    "volume_name": NSTR})})}, errors=(413,)),
+        ("POST", one + "/action"): Doc({202: None}),
     }
 
 
@@ -244,6 +269,7 @@ def _relative() -> dict[tuple[str, str], Doc]:
     docs.update(_attach_docs())
     docs.update(_transfer_docs())
     docs.update(_group_docs())
+    docs.update(_backup_docs())
     return docs
 
 
