@@ -7,6 +7,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import socket
+import ssl
+import struct
 import subprocess
 from pathlib import Path
 from typing import Iterator
@@ -15,7 +17,7 @@ import pytest
 
 from cloudbox import nbd_tls, pki
 from cloudbox.volume.driver.dir import DirDriver
-from cloudbox.volume.export import ExportDaemon, ExportSpec, export_name
+from cloudbox.volume.export import MALLOC_ENV, ExportDaemon, ExportSpec, export_name
 from tests.test_volume_nbd_guest import write_node_pki
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the export daemon runs as root, as the node does")
@@ -201,3 +203,32 @@ async def test_exports_follow_nbd_attachments_in_the_state_and_replay(tmp_path: 
         engine.close()
     log, hashes = _live_log_and_hashes(tmp_path / "state.db")
     assert replay(log, tmp_path / "replayed.db", STORES) == hashes
+
+
+def starttls(daemon: ExportDaemon, client: Path) -> ssl.SSLSocket:
+    """An NBD client up to its TLS session: the fixed newstyle handshake, then NBD_OPT_STARTTLS."""
+    sock = socket.create_connection((daemon.address, daemon.port), timeout=10)
+    greeting = sock.recv(18, socket.MSG_WAITALL)
+    assert greeting[:16] == b"NBDMAGICIHAVEOPT", greeting
+    sock.sendall(struct.pack(">I", 1) + b"IHAVEOPT" + struct.pack(">II", 5, 0))  # fixed newstyle; STARTTLS
+    magic, option, reply, length = struct.unpack(">QIII", sock.recv(20, socket.MSG_WAITALL))
+    assert (magic, option, reply, length) == (0x3E889045565A9, 5, 1, 0)  # NBD_REP_ACK
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(client / "ca-cert.pem")
+    context.load_cert_chain(client / "client-cert.pem", client / "client-key.pem")
+    return context.wrap_socket(sock, server_hostname=daemon.address)
+
+
+def test_the_daemon_keeps_its_buffers_and_chooses_aes_128_gcm(site: dict):
+    """How the daemon is started decides its cost per byte (DESIGN.md "Cost"): glibc's malloc
+    tunables (request buffers stay in the heap instead of a fresh mmap per request) and the server's
+    cipher choice, AES-128-GCM even for a client that prefers AES-256 (OpenSSL's default order)."""
+    daemon, driver = site["daemon"], site["driver"]
+    vid = "6b6f5c1e-1111-4222-8333-944455556666"
+    driver.create_blank(vid, 1)
+    daemon.add(spec(driver, vid))
+    environ = Path(f"/proc/{daemon.pid()}/environ").read_bytes().split(b"\0")
+    assert {f"{k}={v}".encode() for k, v in MALLOC_ENV.items()} <= set(environ)
+    with starttls(daemon, site["client"]) as tls:
+        assert tls.cipher()[0] in ("TLS_AES_128_GCM_SHA256", "ECDHE-RSA-AES128-GCM-SHA256",
+                                   "ECDHE-ECDSA-AES128-GCM-SHA256"), tls.cipher()
