@@ -8,10 +8,14 @@ in the same process.
     domain straight through libvirt in this process (attachDeviceFlags of the same <disk> XML).
 (b) NBD throughput: sequential write and read of a volume through its NBD export (export.py's
     qemu-storage-daemon with cluster-CA certificates, TLS, on 127.0.0.1) against the same file
-    written and read locally, both with `qemu-img convert` (8 requests of 2 MiB in flight,
-    out of order, no zero detection; the page cache on, as the export and libvirt's default
-    disks have it); for reference, the same export without TLS, and the local file with the
-    page cache off (O_DIRECT: the disk's speed).
+    written and read locally, both by the same tool with the same options: `qemu-img convert`
+    (8 requests of 2 MiB in flight, out of order, no zero detection), reading into QEMU's null
+    driver, writing with qemu-img's convert default `-t unsafe` (no flush: what is measured is
+    the page cache, on both sides). The page cache on where the file is opened: by qemu-img
+    locally, by the export daemon (as export.py opens volumes, and as libvirt's default disks
+    have it). Also, each with its own local baseline: the same export without TLS (NBD's own
+    cost), and the page cache off on both sides (O_DIRECT: the local file with
+    cache.direct=on against a TLS export whose daemon opens the file with cache.direct=on).
 (c) create of N volumes (100), one after another: POST until available, p50/p99.
 Every figure is a median (or a percentile) of runs taken in turn with its baseline, so a load
 that comes and goes on this shared host hits both; the conditions are printed with them.
@@ -22,10 +26,12 @@ Usage: .venv/bin/python bench/volume.py [--repeat 5] [--size-mb 1024] [--creates
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import resource
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -40,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cloudbox import nbd_tls, pki  # noqa: E402
 from cloudbox.volume.driver.dir import DirDriver  # noqa: E402
-from cloudbox.volume.export import ExportDaemon, ExportSpec, export_name  # noqa: E402
+from cloudbox.volume.export import TLS_PRIORITY, ExportDaemon, ExportSpec, daemon_env, export_name  # noqa: E402
 from tests.cloud import Cloud, free_port  # noqa: E402
 from tests.compute_helpers import LATEST, upload_image  # noqa: E402
 from tests.test_volume_nbd_guest import write_node_pki  # noqa: E402
@@ -48,7 +54,9 @@ from tests.test_volume_nbd_guest import write_node_pki  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 GUEST = ROOT / "firmware" / "build" / "guest.qcow2"
 POLL = 0.01  # seconds between a client's GETs
-CONVERT = ("-m", "8", "-W", "-S", "0")  # 8 requests in flight, out of order, no zero detection
+# 8 requests in flight, out of order, no zero detection; the source read through the page cache
+# (-T writeback), the target written without flushes (-t unsafe): qemu-img convert's defaults, stated.
+CONVERT = ("-m", "8", "-W", "-S", "0", "-T", "writeback", "-t", "unsafe")
 
 
 def wait(condition: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -70,9 +78,9 @@ def cpu_of(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def convert(*args: str, server: int | None = None) -> tuple[float, float]:
-    """(seconds, CPU seconds of qemu-img and of the export daemon ``server``) of one qemu-img convert.
-    CPU time does not depend on how busy the host is: it says what each path costs."""
+def convert(*args: str, server: int | None = None) -> tuple[float, float, float]:
+    """(seconds, CPU seconds of qemu-img, of the export daemon ``server``) of one qemu-img convert.
+    CPU time depends less on how busy the host is than seconds: it says what each path costs."""
     children, served = resource.getrusage(resource.RUSAGE_CHILDREN), cpu_of(server)
     start = time.perf_counter()
     done = subprocess.run(["qemu-img", "convert", "-n", *args], capture_output=True, text=True, timeout=600)
@@ -80,8 +88,8 @@ def convert(*args: str, server: int | None = None) -> tuple[float, float]:
     if done.returncode != 0:
         raise RuntimeError(f"qemu-img convert {' '.join(args)}: {done.stderr.strip()}")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime + cpu_of(server) - served
-    return took, cpu
+    client = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
+    return took, client, cpu_of(server) - served
 
 
 def nbd_opts(port: int, size: int, tls: bool) -> str:
@@ -93,8 +101,37 @@ def nbd_opts(port: int, size: int, tls: bool) -> str:
 VOLUME = "7d0f3b9e-5a1c-4e2f-8b6d-0c9a1e2f3d4b"
 
 
-def throughput(work: Path, size_mb: int, repeat: int) -> dict[str, list[tuple[float, float]]]:
-    """(seconds, CPU seconds) of each run: local/direct/nbd/plain (no TLS) × write/read, in turn."""
+def side_daemon(path: str, port: int, tls_dir: Path | None, direct: bool) -> subprocess.Popen:
+    """An export of ``path`` started as export.py starts its daemon (its environment, TLS priority,
+    block options), but without TLS (``tls_dir`` None) or with the page cache off (``direct``)."""
+    args = ["qemu-storage-daemon"]
+    if tls_dir is not None:
+        args += ["--object", f"tls-creds-x509,id=tls0,dir={tls_dir},endpoint=server,verify-peer=on,"
+                             f"priority={TLS_PRIORITY}"]
+    cache = ",cache.direct=on" if direct else ""
+    args += ["--blockdev", f"driver=file,node-name=f0,filename={path},aio=threads,discard=unmap{cache}",
+             "--blockdev", "driver=raw,node-name=v0,file=f0,discard=unmap",
+             "--nbd-server", f"addr.type=inet,addr.host=127.0.0.1,addr.port={port}"
+             + (",tls-creds=tls0" if tls_dir is not None else ""),
+             "--export", f"type=nbd,id=e0,node-name=v0,name={export_name(VOLUME)},writable=on"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=daemon_env())
+
+    def listening() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"qemu-storage-daemon on {port} ended: {proc.stderr.read().strip()[-300:]}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+        return False
+
+    wait(listening, 30, f"qemu-storage-daemon to listen on {port}")
+    return proc
+
+
+Run = tuple[float, float, float]  # seconds, CPU seconds of qemu-img, of the export daemon
+
+
+def throughput(work: Path, size_mb: int, repeat: int) -> dict[str, list[Run]]:
+    """Each run of local/nbd/plain (no TLS)/direct/nbd-direct × write/read, taken in turn."""
     ca = pki.create_ca("bench", dt.datetime.now(dt.timezone.utc))
     node_a, node_b = work / "a", work / "b"
     write_node_pki(node_a, ca, "node-a", "127.0.0.1")
@@ -108,23 +145,22 @@ def throughput(work: Path, size_mb: int, repeat: int) -> dict[str, list[tuple[fl
     with source.open("wb") as f:  # random data: nothing for a zero detection to skip
         for _ in range(size_mb):
             f.write(os.urandom(1 << 20))
-    daemon = ExportDaemon(node_a / "nbd-exports", nbd_tls.write_server_dir(node_a), "127.0.0.1", free_port())
-    plain_port = free_port()
-    plain = subprocess.Popen([
-        "qemu-storage-daemon", "--blockdev", f"driver=file,node-name=f0,filename={path},aio=threads",
-        "--blockdev", "driver=raw,node-name=v0,file=f0", "--nbd-server",
-        f"addr.type=inet,addr.host=127.0.0.1,addr.port={plain_port}", "--export",
-        f"type=nbd,id=e0,node-name=v0,name={export_name(VOLUME)},writable=on"], stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
+    server_dir = nbd_tls.write_server_dir(node_a)
+    daemon = ExportDaemon(node_a / "nbd-exports", server_dir, "127.0.0.1", free_port())
     tls_object = ("--object", f"tls-creds-x509,id=tls0,dir={client},endpoint=client")
     local = f"driver=raw,size={size},file.driver=file,file.filename={path}"
     null = f"driver=null-co,size={size}"
-    runs: dict[str, list[tuple[float, float]]] = {}
+    runs: dict[str, list[Run]] = {}
+    sides: list[subprocess.Popen] = []
     try:
-        daemon.add(ExportSpec(VOLUME, path, "raw", False, False))
+        daemon.add(ExportSpec(VOLUME, path, "raw", False, False))  # listening before other ports are picked
         tls_pid = daemon.pid()
+        plain_port = free_port()
+        sides.append(plain := side_daemon(path, plain_port, None, False))
+        direct_port = free_port()
+        sides.append(direct := side_daemon(path, direct_port, server_dir, True))
         for n in range(repeat + 1):  # the first round warms caches up and is not counted
-            round_: dict[str, tuple[float, float]] = {
+            round_: dict[str, Run] = {
                 "local write": convert("-U", "-f", "raw", "--target-image-opts", *CONVERT, str(source), local),
                 "nbd write": convert(*tls_object, "-f", "raw", "--target-image-opts", *CONVERT, str(source),
                                      nbd_opts(daemon.port, size, True), server=tls_pid),
@@ -140,14 +176,19 @@ def throughput(work: Path, size_mb: int, repeat: int) -> dict[str, list[tuple[fl
                                     nbd_opts(daemon.port, size, True), null, server=tls_pid),
                 "plain read": convert("--image-opts", "--target-image-opts", *CONVERT,
                                       nbd_opts(plain_port, size, False), null, server=plain.pid),
+                "nbd-direct write": convert(*tls_object, "-f", "raw", "--target-image-opts", *CONVERT, str(source),
+                                            nbd_opts(direct_port, size, True), server=direct.pid),
+                "nbd-direct read": convert(*tls_object, "--image-opts", "--target-image-opts", *CONVERT,
+                                           nbd_opts(direct_port, size, True), null, server=direct.pid),
             }
             if n:
                 for key, seconds in round_.items():
                     runs.setdefault(key, []).append(seconds)
     finally:
         daemon.stop()
-        plain.terminate()
-        plain.wait(10)
+        for side in sides:
+            side.terminate()
+            side.wait(10)
     return runs
 
 
@@ -244,6 +285,18 @@ def percentile(values: list[float], p: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[p - 1]
 
 
+def rate(runs: list[Run], mb: int) -> tuple[float, float, float]:
+    """MB/s: median, min, max."""
+    rates = sorted(mb / seconds for seconds, _, _ in runs)
+    return statistics.median(rates), rates[0], rates[-1]
+
+
+def cpu(runs: list[Run], mb: int) -> str:
+    client = statistics.median(c for _, c, _ in runs) * 1024 / mb
+    server = statistics.median(s for _, _, s in runs) * 1024 / mb
+    return f"{client + server:.2f} CPU-s/GiB ({client:.2f} + {server:.2f})" if server else f"{client:.2f} CPU-s/GiB"
+
+
 def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -318,20 +371,21 @@ def main() -> None:
         print(f"      ratio cloudbox / raw libvirt: {o_ms / r_ms:.2f}   cloudbox adds {o_ms - r_ms:.0f} ms")
     else:
         print("  (a) create and attach: skipped (--skip-attach)")
-    print(f"  (b) sequential throughput, {mb} MiB per run (qemu-img convert -m 8 -W -S 0, 2 MiB requests; "
-          "page cache on):")
-    kinds = ("local", "nbd", "plain", "direct")
+    print(f"  (b) sequential throughput, {mb} MiB per run, the same qemu-img convert options on every path "
+          f"({' '.join(CONVERT)}; 2 MiB requests); MB/s median [min-max], CPU seconds per GiB "
+          "of qemu-img + the export daemon (less bent by the host's load than MB/s):")
+    pairs = (("page cache on both sides", "local", "nbd", "NBD export (TLS)"),
+             ("page cache on both sides", "local", "plain", "NBD without TLS"),
+             ("O_DIRECT on both sides", "direct", "nbd-direct", "NBD export (TLS)"))
     for op in ("write", "read"):
-        local, nbd, plain, direct = (mb / statistics.median(t for t, _ in runs[f"{k} {op}"]) for k in kinds)
-        cpu = {k: statistics.median(c for _, c in runs[f"{k} {op}"]) * 1024 / mb for k in kinds}
-        verdict = "met" if nbd / local >= 0.8 else "NOT met"
-        print(f"      {op:5s}: local file {local:6.0f} MB/s   NBD export (TLS) {nbd:6.0f} MB/s   ratio {nbd / local:.2f} "
-              f"(target 0.8: {verdict})")
-        print(f"             for reference: NBD without TLS {plain:6.0f} MB/s ({plain / local:.2f}); the local file "
-              f"with O_DIRECT {direct:6.0f} MB/s (NBD/TLS against it: {nbd / direct:.2f})")
-        print(f"             CPU seconds per GiB (qemu-img + export daemon; less bound to the host's load than MB/s): "
-              f"local {cpu['local']:.2f}, O_DIRECT {cpu['direct']:.2f}, NBD with TLS {cpu['nbd']:.2f}, "
-              f"without {cpu['plain']:.2f}")
+        for cache, base, path, label in pairs:
+            b, n = rate(runs[f"{base} {op}"], mb), rate(runs[f"{path} {op}"], mb)
+            ratio = n[0] / b[0]
+            verdict = " (target 0.8: met)" if path == "nbd" and ratio >= 0.8 else \
+                " (target 0.8: NOT met)" if path == "nbd" else ""
+            print(f"      {op:5s} {cache}: local file {b[0]:5.0f} [{b[1]:.0f}-{b[2]:.0f}] MB/s, {cpu(runs[f'{base} {op}'], mb)}; "
+                  f"{label} {n[0]:5.0f} [{n[1]:.0f}-{n[2]:.0f}] MB/s, {cpu(runs[f'{path} {op}'], mb)}; "
+                  f"ratio {ratio:.2f}{verdict}")
     p50, p99 = percentile(created, 50) * 1000, percentile(created, 99) * 1000
     print(f"  (c) {args.creates} volumes of 1 GB created one after another (POST until available): "
           f"p50 {p50:.0f} ms, p99 {p99:.0f} ms (the POST answered: p50 {percentile(answered, 50) * 1000:.0f} ms, "
