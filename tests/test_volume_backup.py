@@ -54,7 +54,7 @@ def restore(client: httpx.Client, backup_id: str, **fields: Any) -> dict[str, An
 
 
 def test_full_incremental_restore_and_isolation(cloud: Cloud, alpha: Tenant, beta: Tenant):
-    volume = create(alpha.member, size=1)
+    volume = create(alpha.member, size=1, metadata={"kept": "yes"})
     first = os.urandom(3 * CHUNK + 1000)
     write_at(cloud, volume["id"], 0, first)
     write_at(cloud, volume["id"], 700 << 20, b"tail" * 1000)
@@ -88,6 +88,7 @@ def test_full_incremental_restore_and_isolation(cloud: Cloud, alpha: Tenant, bet
     assert answer["backup_id"] == incremental["id"] and answer["volume_name"] == "restored"
     restored = wait_volume(alpha.member, answer["volume_id"], {"available", "error_restoring"})
     assert restored["status"] == "available" and restored["size"] == 1
+    assert restored["metadata"] == {"kept": "yes"}  # the source volume's, as Cinder's restore
     assert read_all(cloud, restored["id"]) == expected
     assert wait_backup(alpha.member, incremental["id"], "available")["status"] == "available"
     # Into an existing (larger) volume: the full backup's bytes, the rest of the volume as it was.
@@ -99,6 +100,11 @@ def test_full_incremental_restore_and_isolation(cloud: Cloud, alpha: Tenant, bet
     data = read_all(cloud, target["id"], 2 * GB)
     assert data[:len(first)] == first and data[CHUNK + 5:CHUNK + 12] != b"changed"
     assert data[GB + 10:GB + 14] == b"kept"
+    # Renamed at 3.9+ (Cinder answers id, links, name).
+    r = alpha.member.put(f"{V}/backups/{full['id']}", headers=AT, json={"backup": {"name": "renamed"}})
+    assert r.status_code == 200 and r.json()["backup"]["name"] == "renamed", r.text
+    fault(alpha.member.put(f"{V}/backups/{full['id']}", headers={"OpenStack-API-Version": "volume 3.8"},
+                           json={"backup": {"name": "x"}}), 404)
     # A parent with children stays; the child goes, then the parent, and their objects with them.
     fault(alpha.member.delete(f"{V}/backups/{full['id']}", headers=AT), 400, "incremental")
     assert alpha.member.delete(f"{V}/backups/{incremental['id']}", headers=AT).status_code == 202

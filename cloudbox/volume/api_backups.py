@@ -35,6 +35,8 @@ def backup(base: str, row: dict[str, Any], version: tuple[int, int], admin: bool
         out["metadata"] = row["metadata"]
     if version >= (3, 56):
         out["user_id"] = row["user_id"]
+    if version >= (3, 64):
+        out["encryption_key_id"] = None  # no encryption types here
     return out
 
 
@@ -79,7 +81,10 @@ def routes(svc: Any, scoped: Callable[..., list[Route]]) -> list[Route]:
         if not isinstance(body, dict):
             raise BadRequest("Invalid input received: backup must be an object.")
         await backups.update(call.auth, backup_id, body)
-        return {"backup": render(call, await backups.get(call.auth, backup_id))}
+        out = render(call, await backups.get(call.auth, backup_id), detail=False)  # Cinder's: id, links, name
+        if core.requested_version(call.request.headers) >= (3, 43):
+            out["metadata"] = (await backups.get(call.auth, backup_id))["metadata"]
+        return {"backup": out}
 
     async def delete_backup(call: Call, backup_id: str) -> Reply:
         force = core.parse_bool(call.query.get("force", "false"), "force")

@@ -146,6 +146,11 @@ def _restored(db: sqlite_utils.Database, cmd: c.FinishRestore) -> dict[str, Any]
                                    "message": cmd.message, "updated_at": cmd.at}
         if not cmd.message and target["launched_at"] is None:
             changes["launched_at"] = cmd.at
+        if not cmd.message and cmd.volume:  # the source volume's metadata and bootable flag, as Cinder's restore
+            kept = cmd.volume
+            changes.update(metadata=core.check_metadata({**target["metadata"], **kept.get("metadata", {})}),
+                           bootable=bool(kept.get("bootable")),
+                           image_metadata={**target["image_metadata"], **kept.get("image_metadata", {})})
         volumes._touch_volume(db, target["id"], changes)
     return _update(db, cmd.id, {"status": "available", "restore_volume_id": None, "updated_at": cmd.at})
 

@@ -105,7 +105,11 @@ async def make_backup(svc: Any, backup: dict[str, Any]) -> int:
                                          content_type="application/octet-stream", size=len(packed))
                 written += 1
             chunks.append(entry)
+        volume = await svc.read(store.must_volume, vid)
+        kept = {"metadata": volume["metadata"], "bootable": volume["bootable"],
+                "image_metadata": volume["image_metadata"]}
         manifest = {"version": 1, "backup_id": backup["id"], "volume_id": vid, "parent_id": backup["parent_id"],
+                    "volume": kept,
                     "size_bytes": size, "chunk_size": CHUNK_SIZE, "compression": COMPRESSION, "chunks": chunks}
         body = json.dumps(manifest, sort_keys=True).encode()
         await objects.put_object(account, container, prefix(backup) + MANIFEST, _body(body),
@@ -133,8 +137,9 @@ def sync_file(path: Path) -> None:
         os.close(fd)
 
 
-async def restore(svc: Any, backup: dict[str, Any], volume: dict[str, Any]) -> None:
-    """Write the backup's bytes into ``volume`` (made blank first when the restore makes it)."""
+async def restore(svc: Any, backup: dict[str, Any], volume: dict[str, Any]) -> dict[str, Any]:
+    """Write the backup's bytes into ``volume`` (made blank first when the restore makes it);
+    returns what the backup kept of its volume (metadata, bootable, image metadata)."""
     objects, driver, vid = svc.objects, svc.driver, volume["id"]
     manifest = await read_manifest(objects, backup)
     present = (await trio.to_thread.run_sync(driver.stored))[0]
@@ -166,6 +171,7 @@ async def restore(svc: Any, backup: dict[str, Any], volume: dict[str, Any]) -> N
     finally:
         if scratch is not None:
             await trio.to_thread.run_sync(lambda: scratch.unlink(missing_ok=True))
+    return dict(manifest.get("volume") or {})
 
 
 async def remove_objects(svc: Any, backup: dict[str, Any]) -> None:
@@ -201,12 +207,12 @@ async def _act(worker: Any, backup: dict[str, Any]) -> None:
             elif status == "restoring":
                 volume = await svc.read(store.must_volume, backup["restore_volume_id"])
                 try:
-                    await restore(svc, backup, volume)
+                    kept = await restore(svc, backup, volume)
                 except (DriverError, CloudboxError, OSError, zlib.error, ValueError) as exc:
                     log.warning("backup %s: restore into %s failed: %s", bid, volume["id"], exc)
                     await svc.propose(c.FinishRestore(bid, f"Restore of backup {bid} failed: {exc}"[:500], svc.now()))
                     return
-                await svc.propose(c.FinishRestore(bid, "", svc.now()))
+                await svc.propose(c.FinishRestore(bid, "", svc.now(), kept))
     except (DriverError, CloudboxError, OSError, zlib.error, ValueError) as exc:
         log.warning("backup %s: %s failed: %s", bid, status, exc)
         try:

@@ -74,3 +74,4 @@ class FinishRestore(Command):
     id: str
     message: str
     at: str
+    volume: dict[str, Any] | None = None  # what the backup kept of its volume: metadata, bootable, image metadata

@@ -135,4 +135,4 @@ class BackupService:
                 "launched_at": None, "group_id": None, "snapshot_id": None, "source_volid": None, "image_id": None}
         await self.svc.propose(c.RestoreBackup(backup_id, volume_id, new_volume, self.svc.defaults(), at))
         volume = await self.svc.read(store.must_volume, volume_id)
-        return {"backup_id": backup_id, "volume_id": volume_id, "volume_name": volume["name"]}
+        return {"backup_id": backup_id, "volume_id": volume_id, "volume_name": volume["name"] or ""}

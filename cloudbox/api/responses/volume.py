@@ -180,7 +180,7 @@ BACKUP = obj({"id": STR, "name": NSTR, "links": LINKS},
               "size": INT, "object_count": INT, "availability_zone": STR, "container": STR, "created_at": STR,
               "updated_at": STR, "description": NSTR, "fail_reason": NSTR, "volume_id": STR, "is_incremental": BOOL,
               "has_dependent_backups": BOOL, "snapshot_id": NSTR, "data_timestamp": STR, "metadata": STR_MAP,
-              "user_id": NSTR, "os-backup-project-attr:project_id": STR})
+              "user_id": NSTR, "os-backup-project-attr:project_id": STR, "encryption_key_id": NSTR})
 
 
 def _backup_docs() -> dict[tuple[str, str], Doc]:
