@@ -36,6 +36,7 @@ CHUNK_SIZE = 4 << 20
 COMPRESSION = "zlib"
 MANIFEST = "manifest"
 ZEROS = bytes(CHUNK_SIZE)
+WAKES = ("volume.backup.create", "volume.backup.restore", "volume.backup.delete")  # work for some node's worker
 
 
 def prefix(backup: dict[str, Any]) -> str:

@@ -49,6 +49,8 @@ class Worker:
         """Another node's attach or detach may change what this node exports: look now."""
         if cmd.TYPE.startswith("volume.attachment.") and not isinstance(cmd, commands_attach.MarkExported):
             self.svc.wake.set()
+        elif cmd.TYPE in backup.WAKES:  # a backup, restore or delete of a backup for this node, maybe
+            self.svc.wake.set()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         await trio.to_thread.run_sync(self.driver.check)
