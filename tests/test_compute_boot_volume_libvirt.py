@@ -17,6 +17,7 @@ from tests.test_compute_libvirt import console, node, qemu_pid  # noqa: F401 (no
 from tests.test_openstack_cli import openstack
 
 pytestmark = pytest.mark.slow
+BOOT_WAIT = 300  # seconds: TCG guests on a loaded 2-core host boot slowly
 
 
 def live_xml(node: Cloud, server_id: str) -> ET.Element:
@@ -47,7 +48,8 @@ def test_boot_from_a_volume_made_from_an_image_and_again(node: Cloud, guest_imag
     [volume_id] = [v["id"] for v in shown["volumes_attached"]]
     volume = show(node, "volume", "show", volume_id)
     assert volume["status"] == "in-use" and volume["size"] == 1 and str(volume["bootable"]).lower() == "true"
-    wait_for(lambda: "CLOUDBOX-GUEST: ready" in console(node, "bfv-one"), 180, "the guest to boot from its volume")
+    wait_for(lambda: "CLOUDBOX-GUEST: ready" in console(node, "bfv-one"), BOOT_WAIT,
+             lambda: f"the guest to boot from its volume; its console ends: {console(node, 'bfv-one')[-1500:]}")
 
     # The root disk is the volume: vda, its serial the volume id, its source the volume's file.
     path = node.data_dir / "volumes" / f"volume-{volume_id}.raw"
@@ -65,7 +67,8 @@ def test_boot_from_a_volume_made_from_an_image_and_again(node: Cloud, guest_imag
     wait_for(lambda: show(node, "volume", "show", volume_id)["status"] == "available", 60, "the volume to be free")
     again = show(node, "server", "create", "--flavor", "m1.tiny", "--volume", volume_id, "--wait", "bfv-two")
     assert again["status"] == "ACTIVE"
-    wait_for(lambda: "CLOUDBOX-GUEST: ready" in console(node, "bfv-two"), 180, "the volume to boot again")
+    wait_for(lambda: "CLOUDBOX-GUEST: ready" in console(node, "bfv-two"), BOOT_WAIT,
+             lambda: f"the volume to boot again; its console ends: {console(node, 'bfv-two')[-1500:]}")
     root = [d for d in live_xml(node, again["id"]).findall("devices/disk")
             if d.findtext("serial") == volume_id]
     assert [d.find("target").get("dev") for d in root] == ["vda"]  # type: ignore[union-attr]
