@@ -16,6 +16,7 @@ parse, authorize, call one method of the compute service and render:
 | api_legacy.py     | os-hosts, os-networks, os-tenant-networks (read-only)             |
 | api_records.py    | instance actions, server password, diagnostics, usage audit log   |
 | api_volumes.py    | a server's volumes: os-volume_attachments                         |
+| api_volume_proxy.py | Nova's os-volumes and os-snapshots proxies (to 2.35)            |
 
 A handler is ``async def handler(svc, call, version, **path_params)``; ``route`` wraps it
 with Nova's microversion negotiation and answer headers.
@@ -93,7 +94,7 @@ async def show_version(svc: ComputeService, call: Call, version: Version) -> Any
 def build(svc: ComputeService) -> ApiSpec:
     from cloudbox.compute import (api_actions, api_aggregates, api_events, api_floating, api_hosts, api_images,
                                   api_legacy, api_proxies, api_records, api_resources, api_servers,
-                                  api_volumes)
+                                  api_volume_proxy, api_volumes)
 
     routes = [
         route(svc, "GET", "", show_version, access="public", summary="Compute v2.1 version document"),
@@ -109,5 +110,6 @@ def build(svc: ComputeService) -> ApiSpec:
         *api_records.routes(svc),
         *api_events.routes(svc),
         *api_volumes.routes(svc),
+        *api_volume_proxy.routes(svc),
     ]
     return ApiSpec("compute", "/compute/v2.1", "nova", routes, catalog=("compute", "nova"))
