@@ -1,11 +1,17 @@
-"""API behaviour the guest acceptance (test_volume_tutorial.py) relies on, checked fast without
-guests: the real CLI's `volume snapshot create --force` of an in-use volume."""
+"""What the guest acceptance (test_volume_tutorial.py) relies on, checked fast without booting a
+guest: snapshots of an in-use volume by microversion, and the dir driver copying a volume whose
+file a running QEMU holds locked."""
 
 from __future__ import annotations
 
+import subprocess
+import uuid
+from pathlib import Path
+
 import httpx
 
-from tests.cloud import Cloud, wait_for
+from cloudbox.volume.driver.dir import DirDriver
+from tests.cloud import Cloud, GaveUp, wait_for
 
 V = "/volume/v3"
 
@@ -36,3 +42,34 @@ def test_snapshot_of_an_in_use_volume_by_microversion(new_cloud: Cloud):
     listed = admin.get(f"{V}/snapshots").json()["snapshots"]
     assert sorted(s["id"] for s in listed) == sorted(r.json()["snapshot"]["id"] for r in made)
     admin.close()
+
+
+def test_dir_snapshot_and_clone_of_a_volume_a_running_guest_holds(tmp_path: Path):
+    """A running QEMU holds its disk's file locked: the dir driver's copies (snapshot of an in-use
+    volume, a clone of it) read it anyway, as a crash-consistent copy (Cinder's in-use snapshot)."""
+    driver = DirDriver(tmp_path)
+    driver.check()
+    vid = str(uuid.uuid4())
+    driver.create_blank(vid, 1)
+    with open(driver.path(vid), "r+b") as f:
+        f.write(b"CLOUDBOX-MARKER held by a guest\n")
+    qemu = subprocess.Popen(["qemu-system-x86_64", "-machine", "pc,accel=tcg", "-m", "32", "-display", "none",
+                             "-S", "-drive", f"file={driver.path(vid)},if=virtio,format=raw"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        def locked() -> bool:
+            if qemu.poll() is not None:
+                raise GaveUp(f"qemu exited: {qemu.stderr.read().decode() if qemu.stderr else ''}")
+            inode = f":{driver.path(vid).stat().st_ino} "  # QEMU's OFD locks on the file, in /proc/locks
+            return any(inode in line for line in Path("/proc/locks").read_text().splitlines())
+
+        wait_for(locked, 30, "QEMU to hold the volume's file")
+        sid, clone = str(uuid.uuid4()), str(uuid.uuid4())
+        driver.snapshot(sid, vid)
+        driver.create_from_volume(clone, 1, vid)
+    finally:
+        qemu.kill()
+        qemu.wait()
+    snap_file = next((tmp_path / "snapshots").glob(f"snapshot-{sid}.*"))
+    for path in (snap_file, driver.path(clone)):
+        assert path.read_bytes()[:32] == b"CLOUDBOX-MARKER held by a guest\n"

@@ -152,7 +152,11 @@ def test_2_the_marker_moves_with_the_volume_to_a_second_server(node: Cloud, made
 def test_3_snapshot_of_an_in_use_volume_and_a_volume_from_it(node: Cloud, made: dict[str, Any]):
     assert "marker" in made, "needs test_1 and test_2 (vol1 in use by test2, holding the marker)"
     assert volume_status(node, "vol1", "in-use")
-    snap = cli(node, "volume", "snapshot", "create", "--volume", "vol1", "--force", "snap1")
+    # At the negotiated 3.71 openstackclient 10.5 leaves --force out (not needed from 3.66) while
+    # openstacksdk 4.22 sends the request at 3.65 (its Snapshot's maximum), so the verbatim command
+    # is refused by Cinder and by us alike; at 3.65 the client sends force.
+    snap = cli(node, "--os-volume-api-version", "3.65", "volume", "snapshot", "create", "--volume", "vol1",
+               "--force", "snap1")
     wait_for(lambda: cli(node, "volume", "snapshot", "show", "snap1")["status"] == "available", 120,
              "snap1 to be available", every=0.5)
     vol3 = cli(node, "volume", "create", "--snapshot", "snap1", "vol3")

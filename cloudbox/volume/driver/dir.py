@@ -92,7 +92,8 @@ class DirDriver:
     def _copy(self, source: Path, source_format: str, volume_id: str, size_gb: int) -> None:
         temp, final = self._new(volume_id, source_format)
         try:
-            run("qemu-img", "convert", "-q", "-f", source_format, "-O", source_format, str(source), str(temp))
+            # -U: the source may be a volume a running guest holds locked (a clone of an in-use volume)
+            run("qemu-img", "convert", "-q", "-U", "-f", source_format, "-O", source_format, str(source), str(temp))
             if size_gb * GB > image_virtual_size(temp, source_format):
                 run("qemu-img", "resize", "-q", "-f", source_format, str(temp), f"{size_gb}G")
         except DriverError:
@@ -130,8 +131,9 @@ class DirDriver:
         self.delete_snapshot(snapshot_id)
         final = self.snapshots / f"snapshot-{snapshot_id}.{fmt}"
         temp = final.with_name(final.name + ".part")
-        try:  # a full, sparse copy: valid whatever becomes of the volume
-            run("qemu-img", "convert", "-q", "-f", fmt, "-O", fmt, str(source), str(temp))
+        try:  # a full, sparse copy: valid whatever becomes of the volume; -U reads an in-use volume
+            # that its guest's QEMU holds locked (crash-consistent, as Cinder's snapshot of one in use)
+            run("qemu-img", "convert", "-q", "-U", "-f", fmt, "-O", fmt, str(source), str(temp))
         except DriverError:
             temp.unlink(missing_ok=True)
             raise
