@@ -4,7 +4,10 @@ objects in its owner's object store only, and bad input that is a clear 4xx chan
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+import uuid
 from typing import Any
 
 import httpx
@@ -155,3 +158,35 @@ def test_bad_input_changes_nothing(cloud: Cloud, admin: httpx.Client, alpha: Ten
     fault(alpha.member.post(f"{V}/backups/{forced['id']}/action", headers=AT, json={"os-force_delete": {}}), 403)
     assert admin.post(f"{V}/backups/{forced['id']}/action", headers=AT, json={"os-force_delete": {}}).status_code == 202
     wait_gone(alpha.member, f"{V}/backups/{forced['id']}")
+
+
+def test_backup_of_a_snapshot_and_export_import(cloud: Cloud, admin: httpx.Client, alpha: Tenant):
+    volume = create(alpha.member, size=1)
+    write_at(cloud, volume["id"], 0, b"at the snapshot")
+    r = alpha.member.post(f"{V}/snapshots", json={"snapshot": {"volume_id": volume["id"], "name": unique("s")}})
+    assert r.status_code == 202, r.text
+    snapshot_id = r.json()["snapshot"]["id"]
+    wait_for(lambda: alpha.member.get(f"{V}/snapshots/{snapshot_id}").json()["snapshot"]["status"] == "available",
+             60, "the snapshot")
+    write_at(cloud, volume["id"], 0, b"after it        ")
+    made = back_up(alpha.member, volume["id"], snapshot_id=snapshot_id)
+    assert made["snapshot_id"] == snapshot_id
+    # An admin exports its record and imports it under another id; the import restores.
+    fault(alpha.member.get(f"{V}/backups/{made['id']}/export_record", headers=AT), 403)
+    record = admin.get(f"{V}/backups/{made['id']}/export_record", headers=AT).json()["backup-record"]
+    assert record["backup_service"].startswith("cinder.backup.drivers")
+    fields = json.loads(base64.b64decode(record["backup_url"]))
+    new_id = str(uuid.uuid4())
+    url = base64.b64encode(json.dumps({**fields, "id": new_id}).encode()).decode()
+    fault(admin.post(f"{V}/backups/import_record", headers=AT, json={"backup-record": {
+        "backup_service": record["backup_service"], "backup_url": "bm90IGpzb24="}}), 400)
+    fault(admin.post(f"{V}/backups/import_record", headers=AT, json={"backup-record": record}), 400, "exists")
+    r = admin.post(f"{V}/backups/import_record", headers=AT, json={"backup-record": {
+        "backup_service": record["backup_service"], "backup_url": url}})
+    assert r.status_code == 201, r.text
+    assert r.json()["backup"]["id"] == new_id
+    assert wait_backup(alpha.member, new_id, "available")["volume_id"] == volume["id"]
+    answer = restore(alpha.member, new_id)
+    assert wait_volume(alpha.member, answer["volume_id"], {"available", "error_restoring"})["status"] == "available"
+    with open(volume_file(cloud, answer["volume_id"]), "rb") as f:
+        assert f.read(15) == b"at the snapshot"

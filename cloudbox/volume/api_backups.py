@@ -16,6 +16,7 @@ CREATE = {"type": "object", "required": ["backup"], "properties": {"backup": OBJ
 UPDATE = {"type": "object", "required": ["backup"], "properties": {"backup": OBJECT}}
 RESTORE = {"type": "object", "required": ["restore"], "properties": {"restore": {"type": ["object", "null"]}}}
 ACTION = {"type": "object", "minProperties": 1, "maxProperties": 1}
+IMPORT = {"type": "object", "required": ["backup-record"], "properties": {"backup-record": OBJECT}}
 
 
 def backup(base: str, row: dict[str, Any], version: tuple[int, int], admin: bool,
@@ -109,6 +110,16 @@ def routes(svc: Any, scoped: Callable[..., list[Route]]) -> list[Route]:
             raise BadRequest(f"Invalid input received: there is no backup action {name[:60]}.")
         return Reply(None, 202)
 
+    async def export_record(call: Call, backup_id: str) -> Any:
+        return {"backup-record": await backups.export_record(call.auth, backup_id)}
+
+    async def import_record(call: Call) -> Reply:
+        body = call.body["backup-record"]
+        if not isinstance(body, dict):
+            raise BadRequest("Invalid input received: backup-record must be an object.")
+        row = await backups.import_record(call.auth, body)
+        return Reply({"backup": render(call, row, detail=False)}, 201)
+
     one = "/backups/{backup_id}"
     return [
         *scoped("GET", "/backups", list_backups, summary="List backups", query=("limit", "marker", "all_tenants",
@@ -118,6 +129,9 @@ def routes(svc: Any, scoped: Callable[..., list[Route]]) -> list[Route]:
         *scoped("POST", "/backups", create_backup, summary="Back up a volume (full or incremental)", body=CREATE,
                 status=202),
         *scoped("GET", one, show_backup, summary="Show a backup"),
+        *scoped("GET", one + "/export_record", export_record, summary="A backup's record, to import (admins)"),
+        *scoped("POST", "/backups/import_record", import_record, summary="Import an exported backup record (admins)",
+                body=IMPORT, status=201),
         *scoped("PUT", one, update_backup, summary="Rename or describe a backup (3.9)", body=UPDATE),
         *scoped("DELETE", one, delete_backup, summary="Delete a backup", query=("force",), status=202),
         *scoped("POST", one + "/restore", restore_backup, summary="Restore a backup into a new or existing volume",

@@ -44,7 +44,8 @@ def _create(db: sqlite_utils.Database, cmd: c.CreateBackup) -> dict[str, Any]:
     volume = s.must_volume(db, row["volume_id"])
     if volume["project_id"] != row["project_id"]:
         raise BadRequest(f"Invalid volume: volume {volume['id']} is not in the backup's project.")
-    allowed = ("available", "in-use") if cmd.force else ("available",)
+    # From a snapshot the volume is not read: it may be in use without force.
+    allowed = ("available", "in-use") if cmd.force or row.get("snapshot_id") else ("available",)
     if volume["status"] not in allowed:
         hint = " (an in-use volume needs force)" if volume["status"] == "in-use" else ""
         raise BadRequest(f"Invalid volume: volume {volume['id']} is {volume['status']}, not available{hint}.")
@@ -60,14 +61,24 @@ def _create(db: sqlite_utils.Database, cmd: c.CreateBackup) -> dict[str, Any]:
             raise BadRequest(f"Invalid backup: no full backup of volume {volume['id']} is available to base an "
                              "incremental backup on.")
         row["parent_id"] = parent["id"]
-    row["size"] = volume["size"]
+    row["size"] = s.must_snapshot(db, row["snapshot_id"])["size"] if row.get("snapshot_id") else volume["size"]
     limits = s.quota_limits(db, row["project_id"], cmd.defaults)
     core.check_quota(limits, s.quota_usage(db, row["project_id"]), {"backups": 1, "backup_gigabytes": row["size"]})
     row["host"] = volume["host"]  # the node that keeps the data reads it
     row["volume_status"] = volume["status"]
     db["volume_backups"].insert(s.encode(row))
-    if volume["status"] == "available":
+    if volume["status"] == "available" and not row.get("snapshot_id"):
         volumes._touch_volume(db, volume["id"], {"status": "backing-up", "updated_at": row["created_at"]})
+    return sb.with_children(db, sb.must_backup(db, row["id"]))
+
+
+def _import(db: sqlite_utils.Database, cmd: c.ImportBackup) -> dict[str, Any]:
+    row = dict(cmd.row)
+    if sb.get_backup(db, row["id"]) is not None:
+        raise BadRequest(f"Invalid backup: backup {row['id']} exists already.")
+    if row["parent_id"] and sb.get_backup(db, row["parent_id"]) is None:
+        row["parent_id"] = None  # its chunks are named in the manifest: the chain is not needed to restore
+    db["volume_backups"].insert(s.encode(row))
     return sb.with_children(db, sb.must_backup(db, row["id"]))
 
 
@@ -157,6 +168,7 @@ def _restored(db: sqlite_utils.Database, cmd: c.FinishRestore) -> dict[str, Any]
 
 HANDLERS: dict[type, Handler] = {
     c.CreateBackup: _create,
+    c.ImportBackup: _import,
     c.BackupTransition: _transition,
     c.UpdateBackup: _update_fields,
     c.DeleteBackup: _delete,

@@ -82,13 +82,18 @@ async def make_backup(svc: Any, backup: dict[str, Any]) -> int:
         parent_chunks = {i: ch for i, ch in enumerate((await read_manifest(objects, parent))["chunks"])}
     driver, vid = svc.driver, backup["volume_id"]
     scratch: Path | None = None
-    source = await trio.to_thread.run_sync(driver.path, vid)
-    if await trio.to_thread.run_sync(driver.volume_format, vid) != "raw":  # qcow2: read what the guest sees
-        scratch = driver.scratch / f"backup-{backup['id']}.raw"
-        await trio.to_thread.run_sync(lambda: driver.scratch.mkdir(parents=True, exist_ok=True))
-        await trio.to_thread.run_sync(export_volume, driver, vid, scratch, "raw")
-        source = scratch
+    clone = ""  # a backup of a snapshot reads a clone of it (the drivers' public way to its data)
+    read_id = vid
+    if backup["snapshot_id"]:
+        clone = read_id = backup["id"]
+        await trio.to_thread.run_sync(driver.create_from_snapshot, clone, backup["size"], backup["snapshot_id"])
     try:
+        source = await trio.to_thread.run_sync(driver.path, read_id)
+        if await trio.to_thread.run_sync(driver.volume_format, read_id) != "raw":  # qcow2: what the guest sees
+            scratch = driver.scratch / f"backup-{backup['id']}.raw"
+            await trio.to_thread.run_sync(lambda: driver.scratch.mkdir(parents=True, exist_ok=True))
+            await trio.to_thread.run_sync(export_volume, driver, read_id, scratch, "raw")
+            source = scratch
         size = backup["size"] * GB
         chunks: list[dict[str, Any]] = []
         written = 0
@@ -120,6 +125,8 @@ async def make_backup(svc: Any, backup: dict[str, Any]) -> int:
     finally:
         if scratch is not None:
             await trio.to_thread.run_sync(lambda: scratch.unlink(missing_ok=True))
+        if clone:
+            await trio.to_thread.run_sync(driver.delete, clone)
 
 
 def write_chunk(path: Path, offset: int, data: bytes) -> None:

@@ -20,6 +20,13 @@ class CreateBackup(Command):
     defaults: dict[str, int]
 
 
+@command("volume.backup.import")
+class ImportBackup(Command):
+    """An exported backup record made a backup again (available; its manifest copied already)."""
+
+    row: dict[str, Any]
+
+
 @command("volume.backup.transition")
 class BackupTransition(Command):
     """Status ``to`` if the backup's status is one of ``expect``, with ``changes``; a backup

@@ -4,6 +4,9 @@ Requests change state only; the volume's node does the disk work (backup.py)."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import uuid
 from typing import Any, Mapping
 
@@ -16,6 +19,10 @@ from cloudbox.volume import store_backups as sb
 from cloudbox.volume.apply_backups import STATUSES
 
 DEFAULT_CONTAINER = "volumebackups"
+BACKUP_SERVICE = "cinder.backup.drivers.cloudbox_objects"  # what export_record names (Cinder's driver module)
+RECORD_FIELDS = ("id", "project_id", "user_id", "volume_id", "snapshot_id", "name", "description", "container",
+                 "size", "object_count", "is_incremental", "parent_id", "availability_zone", "metadata",
+                 "data_timestamp", "created_at")
 
 
 def _text(body: Mapping[str, Any], key: str, limit: int = 255) -> str | None:
@@ -63,16 +70,18 @@ class BackupService:
             object_core.check_container_name(container)
         except BadRequest as e:
             raise BadRequest(f"Invalid input received: container: {e}") from e
-        if body.get("snapshot_id"):
-            raise BadRequest("Invalid input received: backups of snapshots are not supported by this cloud; back "
-                             "up the volume (force for an in-use one).")
+        snapshot_id = body.get("snapshot_id")
+        if snapshot_id is not None:
+            if not isinstance(snapshot_id, str):
+                raise BadRequest("Invalid input received: snapshot_id must be a snapshot's id.")
+            snapshot_id = (await self.svc._snapshot(ctx, snapshot_id))["id"]
         zone = body.get("availability_zone")
         if zone is not None and zone != self.svc.availability_zone:
             raise BadRequest(f"Invalid input received: availability zone {str(zone)[:60]!r} is invalid; "
                              f"this cloud has {self.svc.availability_zone!r}.")
         at = self.svc.now()
         row = {"id": str(uuid.uuid4()), "project_id": volume["project_id"], "user_id": ctx.user_id,
-               "volume_id": volume["id"], "snapshot_id": None, "name": _text(body, "name"),
+               "volume_id": volume["id"], "snapshot_id": snapshot_id, "name": _text(body, "name"),
                "description": _text(body, "description", 65535), "container": container, "status": "creating",
                "size": volume["size"], "object_count": 0,
                "is_incremental": core.parse_bool(body.get("incremental", False), "incremental"),
@@ -136,3 +145,47 @@ class BackupService:
         await self.svc.propose(c.RestoreBackup(backup_id, volume_id, new_volume, self.svc.defaults(), at))
         volume = await self.svc.read(store.must_volume, volume_id)
         return {"backup_id": backup_id, "volume_id": volume_id, "volume_name": volume["name"] or ""}
+
+    # --- export_record / import_record (admins): a backup's row, to bring back after a database loss ---
+    async def export_record(self, ctx: Any, backup_id: str) -> dict[str, str]:
+        require(ctx.is_cloud_admin, "backup:export-import")
+        backup = await self.get(ctx, backup_id)
+        if backup["status"] != "available":
+            raise BadRequest(f"Invalid backup: backup {backup_id} is {backup['status']}, not available.")
+        record = {k: backup[k] for k in RECORD_FIELDS}
+        record["manifest"] = backup_module().prefix(backup) + backup_module().MANIFEST
+        return {"backup_service": BACKUP_SERVICE,
+                "backup_url": base64.b64encode(json.dumps(record, sort_keys=True).encode()).decode()}
+
+    async def import_record(self, ctx: Any, body: Mapping[str, Any]) -> dict[str, Any]:
+        require(ctx.is_cloud_admin, "backup:export-import")
+        if body.get("backup_service") != BACKUP_SERVICE:
+            raise BadRequest(f"Invalid input received: backup_service must be {BACKUP_SERVICE}.")
+        try:
+            record = json.loads(base64.b64decode(str(body.get("backup_url") or ""), validate=True))
+        except (binascii.Error, ValueError) as e:
+            raise BadRequest("Invalid input received: backup_url is not an exported backup record.") from e
+        if not isinstance(record, dict) or any(k not in record for k in (*RECORD_FIELDS, "manifest")) or \
+                not all(isinstance(record[k], str) for k in ("id", "project_id", "volume_id", "container", "manifest")) \
+                or not core.UUID.match(record["id"]) or not isinstance(record["size"], int):
+            raise BadRequest("Invalid input received: backup_url is not an exported backup record.")
+        if getattr(self.svc, "objects", None) is None:
+            raise BadRequest("Invalid input received: this cloud has no object store to keep backups in.")
+        at = self.svc.now()
+        row = {k: record[k] for k in RECORD_FIELDS}
+        row.update(status="available", host=self.svc.host, fail_reason=None, volume_status=None,
+                   restore_volume_id=None, updated_at=at, metadata=core.check_metadata(record["metadata"] or {}),
+                   is_incremental=bool(record["is_incremental"]))
+        if await self.svc.read(sb.get_backup, row["id"]) is not None:
+            raise BadRequest(f"Invalid backup: backup {row['id']} exists already.")
+        # The imported backup's own manifest (its chunks are named in it and stay where they are).
+        module = backup_module()
+        await self.svc.objects.copy_object(row["project_id"], row["container"], record["manifest"], row["container"],
+                                           module.prefix(row) + module.MANIFEST)
+        return await self.svc.propose(c.ImportBackup(row))
+
+
+def backup_module() -> Any:
+    from cloudbox.volume import backup
+
+    return backup

@@ -197,6 +197,9 @@ def _backup_docs() -> dict[tuple[str, str], Doc]:
         ("POST", one + "/restore"): Doc({202: obj({"restore": obj({"backup_id": STR, "volume_id": STR,
                                                                     "volume_name": NSTR})})}, errors=(413,)),
         ("POST", one + "/action"): Doc({202: None}),
+        ("GET", one + "/export_record"): Doc({200: obj({"backup-record": obj({"backup_service": STR,
+                                                                             "backup_url": STR})})}),
+        ("POST", "/backups/import_record"): Doc({201: wrap("backup", BACKUP)}),
     }
 
 
