@@ -31,6 +31,7 @@ keeps a listener serving: one that fails after it started serves again (see ther
 from __future__ import annotations
 
 import logging
+import ssl
 from typing import Any, Awaitable, Callable
 
 import h2.errors
@@ -54,6 +55,8 @@ LINGER_BYTES = 32 << 20  # a client still sending after the reply: drop at most 
 LINGER_SECONDS = 10.0  # ... for at most this long, then close
 RESTART_SECONDS = 1.0  # a listener that failed serves again after this long
 CLOSE_SECONDS = 5.0  # how long telling the apps of a closed connection may take
+READ_BATCH = 1 << 20  # bytes a socket read may take, and a read of TLS records may gather
+TLS_RECORD_MAX = (1 << 14) + 256 + 5  # the largest TLS record on the wire (payload, expansion, header)
 
 
 class GuardedH2Protocol(H2Protocol):
@@ -120,6 +123,8 @@ class GuardedTCPServer(TCPServer):
         self._reading = trio.CancelScope()  # the whole read loop: cancelled once the peer is gone
         self._receiving = trio.CancelScope()  # one receive: its deadline ends a linger
         self._linger_until: float | None = None
+        if isinstance(self.stream, trio.SSLStream):
+            self.stream.transport_stream = _LargeReads(self.stream.transport_stream)
 
     async def run(self) -> None:
         try:
@@ -169,7 +174,7 @@ class GuardedTCPServer(TCPServer):
                 elif self.config.read_timeout:
                     self._receiving.deadline = trio.current_time() + self.config.read_timeout
                 try:
-                    data = await self.stream.receive_some(MAX_RECV)
+                    data = await self._receive()
                 except (trio.ClosedResourceError, trio.BrokenResourceError):
                     return
             if self._receiving.cancelled_caught or not data:
@@ -180,6 +185,45 @@ class GuardedTCPServer(TCPServer):
             dropped += len(data)
             if dropped > LINGER_BYTES:
                 return
+
+    async def _receive(self) -> bytes | bytearray:
+        """What the client sent: with TLS, every whole record already received, not only the
+        first. A TLS read hands back one 16 KiB record and a trip through the scheduler, so an
+        upload would otherwise cross the protocol, the app's queue and the handler once per
+        16 KiB. The records taken here are complete in trio's buffer of received ciphertext, so
+        decrypting them cannot wait; anything the TLS object wants to send in answer stays in
+        its outgoing buffer and leaves with the stream's next send or receive."""
+        data = await self.stream.receive_some(MAX_RECV)
+        incoming = getattr(self.stream, "_incoming", None)  # trio's SSLStream internals, or none
+        tls = getattr(self.stream, "_ssl_object", None)
+        if incoming is None or tls is None or not data:
+            return data
+        parts = [data]
+        size = len(data)
+        while size < READ_BATCH and incoming.pending >= TLS_RECORD_MAX:
+            try:
+                more = tls.read(READ_BATCH - size)
+            except ssl.SSLError:  # the peer's close or a fault: trio's next receive meets it too
+                break
+            if not more:
+                break
+            parts.append(more)
+            size += len(more)
+        return b"".join(parts) if len(parts) > 1 else data
+
+
+class _LargeReads:
+    """A socket stream whose reads of unstated size take up to READ_BATCH bytes (trio's take
+    64 KiB), so TLS reads of a fast upload fetch what the kernel holds in one call."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        return await self._stream.receive_some(READ_BATCH if max_bytes is None else max_bytes)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 def install() -> None:

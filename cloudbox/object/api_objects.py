@@ -52,6 +52,13 @@ def _live(info: core.ObjectInfo, now: float) -> core.ObjectInfo:
     return info
 
 
+def versions_in(metadata: dict[str, str]) -> tuple[str, bool]:
+    """(versions container, stack mode?) of a container's metadata; ("", False) if versioning is off."""
+    if metadata.get("x-versions-location"):
+        return metadata["x-versions-location"], True
+    return metadata.get("x-history-location", ""), False
+
+
 def object_routes(svc: ObjectService, authorize: Authorize) -> tuple[list[Route], Any]:
     async def refused_body(call: Call) -> None:
         await streaming.drain(call.request.body, DRAIN_LIMIT, DRAIN_SECONDS)
@@ -115,9 +122,7 @@ def object_routes(svc: ObjectService, authorize: Authorize) -> tuple[list[Route]
             metadata = (await svc.head_container(account, container)).metadata
         except NotFound:
             return "", False
-        if metadata.get("x-versions-location"):
-            return metadata["x-versions-location"], True
-        return metadata.get("x-history-location", ""), False
+        return versions_in(metadata)
 
     # --- handlers -------------------------------------------------------------------------------
     async def whole(call: Call, account: str, reader: ObjectReader) -> large.Large | None:
@@ -251,13 +256,15 @@ def object_routes(svc: ObjectService, authorize: Authorize) -> tuple[list[Route]
                                            content_type=_content_type(call, object), headers=stored)
                 return Reply(None, 201, {"ETag": f'"{info.etag}"', "Content-Length": "0",
                                          "Last-Modified": core.http_date(info.last_modified)})
+            # one read of the container for its quota and versioning, and put_object's own check
+            target = await svc.head_container(account, container)
             if length:  # refused before the bytes come in when the size is known
-                target = await svc.head_container(account, container)
                 core.check_quota(target.metadata, target.bytes_used, target.object_count, length, 0)
-            archive, _ = await versions_of(account, container)
+            archive, _ = versions_in(target.metadata)
             info = await svc.put_object(account, container, object, call.request.body,
                                         content_type=_content_type(call, object), metadata=meta, headers=stored,
-                                        size=length, etag=headers.get("ETag"), archive=archive)
+                                        size=length, etag=headers.get("ETag"), archive=archive,
+                                        container_checked=True)
         except CloudboxError:
             await refused_body(call)
             raise

@@ -18,7 +18,8 @@ import trio
 
 from cloudbox.errors import BadRequest, PayloadTooLarge
 
-CHUNK = 1 << 20  # bytes per write and read (one worker-thread call each)
+CHUNK = 1 << 20  # bytes per read (one worker-thread call each)
+WRITE_BATCH = 1 << 20  # bytes of body gathered before one worker-thread call hashes and writes them
 _DATA_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -56,31 +57,40 @@ class BlobStore:
         tmp = self.tmp / data_id
         digest = hashlib.md5(usedforsecurity=False)
         written = 0
-        file = await trio.to_thread.run_sync(lambda: open(tmp, "xb"))
-        try:
-            buffer = bytearray()
+        files: list[BinaryIO] = []  # the file once opened (by the first batch's thread call)
 
-            def flush(data: bytes) -> None:
+        def flush(chunks: list[bytes], finish: bool) -> None:
+            # open (first time), md5, write and, at the end, fsync and rename: one worker-thread
+            # call per batch, so a small object costs one hop; md5 and write let go of the GIL,
+            # so the event loop keeps reading the socket meanwhile
+            if not files:
+                files.append(open(tmp, "xb"))
+            for data in chunks:
                 digest.update(data)
-                file.write(data)
+            files[0].writelines(chunks)
+            if finish:
+                _finish(files[0], tmp, final)
 
+        try:
+            batch: list[bytes] = []
+            batched = 0
             async for chunk in body:
                 written += len(chunk)
                 if written > max_size or (size is not None and written > size):
                     if written > max_size:
                         raise PayloadTooLarge("Your request is too large.")
                     raise BadRequest("The request body is longer than its Content-Length.")
-                buffer += chunk
-                if len(buffer) >= CHUNK:
-                    data, buffer = bytes(buffer), bytearray()
-                    await trio.to_thread.run_sync(flush, data)
-            if buffer:
-                await trio.to_thread.run_sync(flush, bytes(buffer))
+                batch.append(chunk)
+                batched += len(chunk)
+                if batched >= WRITE_BATCH:
+                    await trio.to_thread.run_sync(flush, batch, False)
+                    batch, batched = [], 0
             if size is not None and written < size:
                 raise TooShort("The request body ended before its Content-Length.")
-            await trio.to_thread.run_sync(_finish, file, tmp, final)
+            await trio.to_thread.run_sync(flush, batch, True)
         except BaseException:
-            file.close()
+            if files:
+                files[0].close()
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(_unlink, tmp)
             raise

@@ -121,9 +121,10 @@ class ObjectService:
                          content_type: str = "", metadata: dict[str, str] | None = None,
                          headers: dict[str, str] | None = None, size: int | None = None, etag: str | None = None,
                          etag_override: str | None = None, size_override: int | None = None,
-                         archive: str = "") -> core.ObjectInfo:
+                         archive: str = "", container_checked: bool = False) -> core.ObjectInfo:
         core.check_object_name(name)
-        await self.head_container(account, container)  # refuse before the bytes come in
+        if not container_checked:  # the caller may have read it already (the apply checks it again)
+            await self.head_container(account, container)  # refuse before the bytes come in
         data_id = uuid.uuid4().hex
         written, nodes = await self._write(data_id, body, size)
         try:
