@@ -18,7 +18,7 @@ from cloudbox.compute.apply_volumes import bdms_of
 from cloudbox.compute.driver import DomainSpec, VolumeDisk
 from cloudbox.compute.driver.fake import FakeDriver, forget_host
 from cloudbox.compute.service import ComputeService
-from cloudbox.errors import BadRequest, CloudboxError, NotFound, Unavailable
+from cloudbox.errors import BadRequest, CloudboxError, Conflict, NotFound, Unavailable
 from cloudbox.services import STORES
 from cloudbox.state.engine import StateEngine
 from tests.cloud import wait_for_async
@@ -225,3 +225,38 @@ async def test_recovery_after_a_crash_undoes_attaches_and_finishes_detaches(serv
     calls = list(volumes.attach.calls)
     await svc.volumes.recover()
     assert volumes.attach.calls == calls and await driver.volume_disks(sid) == {kept: "vdb"}
+
+
+async def test_mapping_commands_refuse_cleanly_and_replay(service, tmp_path: Path):
+    """The block device mapping commands: a refusal changes nothing, and the log of attaches,
+    updates, detaches and refusals replays into an empty database to the same tables."""
+    from cloudbox.state.engine import replay
+    from tests.test_durability import _live_log_and_hashes
+
+    svc, driver, volumes, sid = service
+    driver.attach_disk = FakeDriver.attach_disk.__get__(driver)
+    vid = volumes.make()
+    bdm = await svc.volumes.attach(Owner(), await svc.get(sid), vid)
+    before = _live_log_and_hashes(tmp_path / "state.db")[1]
+    twice = {**bdm, "id": str(uuid.uuid4())}
+    same_device = {**bdm, "id": str(uuid.uuid4()), "volume_id": volumes.make()}
+    for cmd, error in ((v.CreateBlockDevices((twice,)), BadRequest),
+                       (v.CreateBlockDevices((same_device,)), Conflict),
+                       (v.CreateBlockDevices(({**same_device, "device_name": "/dev/vdc",
+                                               "server_id": str(uuid.uuid4())},)), NotFound),
+                       (v.CreateBlockDevices(({**same_device, "device_name": "/dev/vdc"},), ("stopped",)), Conflict),
+                       (v.UpdateBlockDevice(bdm["id"], {"status": "detaching"}, ("detaching",)), Conflict),
+                       (v.UpdateBlockDevice(str(uuid.uuid4()), {"status": "attached"}), NotFound)):
+        with pytest.raises(error):
+            await svc.engine.propose(cmd)
+    assert _live_log_and_hashes(tmp_path / "state.db")[1] == before
+    await svc.volumes.set_delete_on_termination(await svc.get(sid), vid, True)
+    await svc.volumes.detach(Owner(), await svc.get(sid), vid)
+
+    async def detached() -> bool:
+        return not await svc.engine.read(bdms_of, sid)
+
+    await wait_for_async(detached, 10, "the mapping to go")
+    entries, live = _live_log_and_hashes(tmp_path / "state.db")
+    assert any('"type":"compute.bdm.' in e for e in entries)
+    assert replay(entries, tmp_path / "replayed.db", STORES) == live
