@@ -157,8 +157,13 @@ def test_3_snapshot_of_an_in_use_volume_and_a_volume_from_it(node: Cloud, made: 
     # is refused by Cinder and by us alike; at 3.65 the client sends force.
     snap = cli(node, "--os-volume-api-version", "3.65", "volume", "snapshot", "create", "--volume", "vol1",
                "--force", "snap1")
-    wait_for(lambda: cli(node, "volume", "snapshot", "show", "snap1")["status"] == "available", 120,
-             "snap1 to be available", every=0.5)
+    def snapshot_made() -> bool:
+        shown = cli(node, "volume", "snapshot", "show", "snap1")
+        if shown["status"] == "error":
+            raise GaveUp(f"snap1 went to error: {shown}")
+        return shown["status"] == "available"
+
+    wait_for(snapshot_made, 180, "snap1 to be available", every=0.5)
     vol3 = cli(node, "volume", "create", "--snapshot", "snap1", "vol3")
     assert vol3["size"] == 1
     volume_status(node, "vol3", "available")
