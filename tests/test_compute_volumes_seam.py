@@ -48,6 +48,9 @@ def test_a_block_volume_read_only_and_an_nbd_volume() -> None:
     disk = ET.fromstring(disk_xml(VolumeDisk(VOL, "vdc", local("/dev/vg/volume-a", block=True, mode="ro"))))
     assert disk.get("type") == "block" and disk.find("source").get("dev") == "/dev/vg/volume-a"
     assert disk.find("readonly") is not None and disk.find("iotune") is None
+    shared = local()
+    shared["data"]["multiattach"] = True  # compute marks a multiattach volume's connection so
+    assert ET.fromstring(disk_xml(VolumeDisk(VOL, "vdb", shared))).find("shareable") is not None
     net = ET.fromstring(disk_xml(VolumeDisk(VOL, "vdb", nbd())))
     source = net.find("source")
     assert net.get("type") == "network"

@@ -17,6 +17,7 @@ from cloudbox.compute import commands_volumes as v
 from cloudbox.compute.apply_volumes import bdms_of
 from cloudbox.compute.driver import DomainSpec, VolumeDisk
 from cloudbox.compute.driver.fake import FakeDriver, forget_host
+from cloudbox.compute.driver.volume_disk import disk_xml
 from cloudbox.compute.service import ComputeService
 from cloudbox.errors import BadRequest, CloudboxError, Conflict, NotFound, Unavailable
 from cloudbox.services import STORES
@@ -168,6 +169,17 @@ async def test_a_volume_that_grew_resizes_the_guests_disk(service):
     assert driver.disk_size(sid, vid) == 3 << 30
     with pytest.raises(NotFound):
         await svc.volumes.extended(sid, volumes.make())  # not attached to it
+
+
+async def test_a_multiattach_volume_is_a_shareable_disk(service):
+    svc, driver, volumes, sid = service
+    driver.attach_disk = FakeDriver.attach_disk.__get__(driver)
+    vid = volumes.make()
+    volumes.rows[vid]["multiattach"] = True
+    bdm = await svc.volumes.attach(Owner(), await svc.get(sid), vid)
+    assert bdm["connection_info"]["data"]["multiattach"] is True  # kept for every later definition
+    [disk] = await svc.volumes.disks_of(sid)
+    assert "<shareable" in disk_xml(disk)
 
 
 async def test_refusals_reserve_nothing(service):

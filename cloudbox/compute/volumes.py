@@ -205,15 +205,19 @@ class ComputeVolumes:
                 with trio.CancelScope(shield=True):
                     await self._forget_attachment(attachment["id"])
                 raise
-            return await self._connect(server, bdm)
+            return await self._connect(server, bdm, bool(volume["multiattach"]))
 
-    async def _connect(self, server: dict[str, Any], bdm: dict[str, Any]) -> dict[str, Any]:
+    async def _connect(self, server: dict[str, Any], bdm: dict[str, Any], multiattach: bool = False) -> dict[str, Any]:
         """Step 4: the disk in the guest, the volume in-use, the mapping attached; or all undone."""
         plugged = False
         try:
             connector = {"host": self.svc.host, "mountpoint": bdm["device_name"]}
             attachment = await self.service.attach.connect(None, bdm["attachment_id"], connector)
-            disk = volume_disk({**bdm, "connection_info": attachment["connection_info"]})
+            info = attachment["connection_info"]
+            if multiattach:  # <shareable/>: QEMU lets several guests write the volume (share-rw)
+                info = {**info, "data": {**info.get("data", {}), "multiattach": True}}
+            attachment = {**attachment, "connection_info": info}
+            disk = volume_disk({**bdm, "connection_info": info})
             if await self.svc.driver.get_state(server["id"]) is not None:
                 plugged = True  # before the call: a plug that failed half-way is unplugged too
                 await self.svc.driver.attach_disk(server["id"], disk)
