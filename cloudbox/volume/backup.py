@@ -72,6 +72,30 @@ async def read_manifest(objects: Any, backup: dict[str, Any]) -> dict[str, Any]:
     return json.loads(raw)
 
 
+async def copy_backup(objects: Any, account: str, container: str, manifest_name: str,
+                      backup: dict[str, Any]) -> int:
+    """Copy an exported backup's chunks and manifest (``account``/``container``/``manifest_name``)
+    into ``backup``'s own prefix and account; returns how many objects it wrote."""
+    manifest = json.loads(await read_object(objects, account, container, manifest_name))
+    await objects.create_container(backup["project_id"], backup["container"])
+    copied: dict[str, str] = {}
+    for index, entry in enumerate(manifest["chunks"]):
+        source = entry["object"]
+        if source is None:
+            continue
+        if source not in copied:
+            copied[source] = chunk_name(backup, index)
+            await objects.copy_object(backup["project_id"], container, source, backup["container"], copied[source],
+                                      src_account=account)
+        entry["object"] = copied[source]
+    manifest.update(backup_id=backup["id"], parent_id=None)
+    body = json.dumps(manifest, sort_keys=True).encode()
+    await objects.put_object(backup["project_id"], backup["container"], prefix(backup) + MANIFEST, _body(body),
+                             content_type="application/json", size=len(body),
+                             metadata={"sha256": hashlib.sha256(body).hexdigest()})
+    return len(copied) + 1
+
+
 async def make_backup(svc: Any, backup: dict[str, Any]) -> int:
     """Write the backup's chunks and manifest; returns how many objects it wrote."""
     objects, account, container = svc.objects, backup["project_id"], backup["container"]

@@ -171,17 +171,22 @@ class BackupService:
             raise BadRequest("Invalid input received: backup_url is not an exported backup record.")
         if getattr(self.svc, "objects", None) is None:
             raise BadRequest("Invalid input received: this cloud has no object store to keep backups in.")
+        if not ctx.project_id:
+            raise Forbidden("Importing a backup needs a project-scoped token: the backup is the project's.")
         at = self.svc.now()
         row = {k: record[k] for k in RECORD_FIELDS}
-        row.update(status="available", host=self.svc.host, fail_reason=None, volume_status=None,
-                   restore_volume_id=None, updated_at=at, metadata=core.check_metadata(record["metadata"] or {}),
-                   is_incremental=bool(record["is_incremental"]))
+        # As Cinder's, the imported backup is the importing project's; it gets its own copy of the
+        # objects, so it stands alone (no parent: its manifest names every chunk).
+        row.update(project_id=ctx.project_id, user_id=ctx.user_id, status="available", host=self.svc.host,
+                   fail_reason=None, volume_status=None, restore_volume_id=None, updated_at=at, parent_id=None,
+                   metadata=core.check_metadata(record["metadata"] or {}), is_incremental=False)
         if await self.svc.read(sb.get_backup, row["id"]) is not None:
             raise BadRequest(f"Invalid backup: backup {row['id']} exists already.")
-        # The imported backup's own manifest (its chunks are named in it and stay where they are).
-        module = backup_module()
-        await self.svc.objects.copy_object(row["project_id"], row["container"], record["manifest"], row["container"],
-                                           module.prefix(row) + module.MANIFEST)
+        try:
+            row["object_count"] = await backup_module().copy_backup(
+                self.svc.objects, record["project_id"], record["container"], record["manifest"], row)
+        except NotFound as e:
+            raise BadRequest(f"Invalid input received: the record's objects are not there: {e}") from e
         return await self.svc.propose(c.ImportBackup(row))
 
 
