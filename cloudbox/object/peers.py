@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 from typing import Any, AsyncIterable, AsyncIterator
@@ -25,6 +26,21 @@ log = logging.getLogger("cloudbox.object")
 
 PEER_PREFIX = "/cloudbox/v1/cluster/object-data"
 CHANNEL_CHUNKS = 4  # chunks buffered per peer before the upload waits for it
+PEER_TIMEOUT = 60.0  # seconds a copy to or from a peer may be silent
+
+
+@contextlib.asynccontextmanager
+async def peer_client(svc: Any) -> AsyncIterator[Any]:
+    """The service's pooled client for object bytes (its connections, mutual TLS handshake done,
+    are kept between requests: a small object's copies cost a request each, not a connection
+    each); a client of its own when the service keeps none (not running)."""
+    if svc.running:
+        if svc.peer_pool is None:  # closed by the service's run() when it ends
+            svc.peer_pool = svc.cluster.peer_client(timeout=PEER_TIMEOUT)
+        yield svc.peer_pool
+        return
+    async with svc.cluster.peer_client(timeout=PEER_TIMEOUT) as client:
+        yield client
 
 
 def _url(node: dict[str, Any], data_id: str) -> str:
@@ -55,7 +71,7 @@ async def replicated_write(svc: Any, data_id: str, body: AsyncIterable[bytes], *
                 yield chunk
 
         try:
-            async with receive, svc.cluster.peer_client(timeout=60) as client:
+            async with receive, peer_client(svc) as client:
                 headers = {"Content-Length": str(size)} if size is not None else {}
                 response = await client.put(_url(members[node_id], data_id), content=chunks(), headers=headers)
                 results[node_id] = response.json().get("md5") if response.status_code == 201 else None
@@ -107,7 +123,7 @@ async def fetch(svc: Any, node_ids: tuple[str, ...], data_id: str, start: int, e
             continue
         params = {"start": str(start)} | ({"end": str(end)} if end is not None else {})
         try:
-            async with svc.cluster.peer_client(timeout=60) as client:
+            async with peer_client(svc) as client:
                 async with client.stream("GET", _url(members[node_id], data_id), params=params) as response:
                     if response.status_code != 200:
                         continue

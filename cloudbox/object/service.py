@@ -67,6 +67,7 @@ class ObjectService:
         self.cluster: Any = None  # set by the node: who is up, peer clients (None: one node)
         self.peer_port: int | None = None  # the node's peer port, where other nodes ask for bytes
         self.replicator = Replicator(self)
+        self.peer_pool: Any = None  # while running: the pooled client for peers, made at first use (peers.py)
 
     def now(self) -> float:
         return round(self.clock(), 5)
@@ -242,10 +243,16 @@ class ObjectService:
         await trio.to_thread.run_sync(self.blobs.setup)
         self.running = True
         task_status.started()
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._sweeper)
-            nursery.start_soon(self._expirer)
-            nursery.start_soon(self.replicator.run)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._sweeper)
+                nursery.start_soon(self._expirer)
+                nursery.start_soon(self.replicator.run)
+        finally:
+            pool, self.peer_pool, self.running = self.peer_pool, None, False
+            if pool is not None:
+                with trio.CancelScope(shield=True):
+                    await pool.aclose()
 
     async def _sweeper(self) -> None:
         while True:
