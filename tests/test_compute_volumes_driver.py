@@ -2,8 +2,8 @@
 root of its own (libvirt's embedded driver serves one root per process): a raw and a qcow2
 volume hot-plugged into a running domain (live and in its definition, with serial, backing
 chain stated and iotune), a conflicting attach refused, a resize made by QEMU, a stopped
-domain's definition changed alone, and volumes carried in a DomainSpec at create.  The guest
-has no operating system (SeaBIOS waits for a boot disk), so a live unplug, which needs the
+domain's definition changed alone, volumes carried in a DomainSpec at create, and a multiattach
+(shareable) volume in two running guests at once.  The guest has no operating system (SeaBIOS waits for a boot disk), so a live unplug, which needs the
 guest's consent, is tested with our test guest in test_compute_volumes_libvirt.py."""
 
 from __future__ import annotations
@@ -85,8 +85,24 @@ CHILD = textwrap.dedent(
             await driver.create(DomainSpec(**{**spec.__dict__, "volumes": (raw_disk,)}))
             out["created_with"] = await driver.volume_disks(sid)
             out["state"] = await driver.get_state(sid)
+            # A multiattach volume (shareable) in a second running guest too.
+            other = str(uuid.uuid4())
+            (instances / other).mkdir()
+            other_root = instances / other / "disk"
+            await trio.run_process(["qemu-img", "create", "-q", "-f", "qcow2", str(other_root), "64M"])
+            shared = local(raw_id, raw, "raw")
+            shared["data"]["multiattach"] = True
+            await driver.destroy(sid)
+            await driver.create(DomainSpec(**{**spec.__dict__, "volumes": (VolumeDisk(raw_id, "vdb", shared),)}))
+            await driver.create(DomainSpec(**{**spec.__dict__, "uuid": other, "name": core.domain_name(other),
+                                              "root_disk": str(other_root),
+                                              "console_log": str(instances / other / "console.log")}))
+            await driver.attach_disk(other, VolumeDisk(raw_id, "vdb", shared))
+            out["shared"] = [await driver.volume_disks(sid), await driver.volume_disks(other)]
+            await driver.destroy(other)
         finally:
-            await driver.destroy(sid)  # a failure leaves no guest running
+            for domain in await driver.list_domains():  # a failure leaves no guest of this root running
+                await driver.destroy(domain.uuid)
             await driver.close()
         return out
 
@@ -110,6 +126,7 @@ async def test_volume_disks_in_a_real_domain(tmp_path: Path):
     assert out["capacity"] == [2 << 30, 3 << 30, 2 << 30]
     assert out["after_detach"] == {ids[0]: "vdb"}
     assert out["created_with"] == {ids[0]: "vdb"} and out["state"] == "running"
+    assert out["shared"] == [{ids[0]: "vdb"}, {ids[0]: "vdb"}]  # both guests hold the shareable volume
 
 
 def test_child_has_no_stray_qemu() -> None:
