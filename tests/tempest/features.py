@@ -47,8 +47,8 @@ VOLUME_FEATURES = {
     "extend_volume_with_snapshot": True,  # a volume with snapshots extends (snapshots are full copies)
     "enable_volume_image_dep_tests": True,  # volumes from images, images from volumes
     "api_extensions": ["all"],
+    "backup": True,  # volume backups into the owner's object store (cloudbox/volume/backup.py)
     # not served: each is an API or a capability cloudbox has not built yet
-    "backup": False,  # no backup service (the backups API is not served)
     # os-extend of an in-use volume is refused: the dir driver's qemu-img resize cannot take a disk
     # a running guest holds (compute's resize on a volume-extended event exists)
     "extend_attached_volume": False,
