@@ -127,7 +127,7 @@ def build(svc: VolumeService) -> ApiSpec:
         (name, args), = call.body.items()
         args = args if isinstance(args, dict) else {}
         if name == "os-extend":
-            await svc.extend(call.auth, volume_id, args.get("new_size"))
+            await svc.extend(call.auth, volume_id, args.get("new_size"), attached=version_of(call) >= (3, 42))
         elif name == "os-set_bootable":
             await svc.set_bootable(call.auth, volume_id, args.get("bootable"))
             return Reply(None, 200)

@@ -14,6 +14,7 @@ from cloudbox.state.migrations import Handler
 from cloudbox.volume import commands as c
 from cloudbox.volume import core, core_attach
 from cloudbox.volume import store as s
+from cloudbox.volume import store_attach as sa
 from cloudbox.volume import store_groups as sg
 
 
@@ -151,8 +152,11 @@ def _update_volume(db: sqlite_utils.Database, cmd: c.UpdateVolume) -> dict[str, 
 
 def _extend(db: sqlite_utils.Database, cmd: c.ExtendVolume) -> dict[str, Any]:
     volume = s.must_volume(db, cmd.id)
-    if volume["status"] != "available":
-        raise BadRequest(f"Invalid volume: volume {cmd.id} is {volume['status']}; only an available volume "
+    if volume["status"] == "in-use" and cmd.attached:
+        _check_attached_extend(db, volume)
+    elif volume["status"] != "available":
+        allowed = "an available or in-use" if cmd.attached else "an available"
+        raise BadRequest(f"Invalid volume: volume {cmd.id} is {volume['status']}; only {allowed} volume "
                          "can be extended.")
     if cmd.new_size <= volume["size"]:
         raise BadRequest(f"Invalid input received: new size ({cmd.new_size} GB) must be greater than the "
@@ -161,6 +165,21 @@ def _extend(db: sqlite_utils.Database, cmd: c.ExtendVolume) -> dict[str, Any]:
                  cmd.new_size - volume["size"], 0)
     return _touch_volume(db, cmd.id, _released(volume, {"status": "extending", "pending_size": cmd.new_size,
                                                         "updated_at": cmd.at}))
+
+
+def _check_attached_extend(db: sqlite_utils.Database, volume: dict[str, Any]) -> None:
+    """An in-use volume grows only where its guest can learn the new size: one attachment, by a
+    guest on the volume's own node (its QEMU resizes the disk).  Over NBD the guest's QEMU cannot
+    learn a new size; two guests sharing one disk would each have to be resized: refused."""
+    attachments = sa.attachments_of(db, volume["id"])
+    if len(attachments) > 1:
+        raise BadRequest(f"Invalid volume: volume {volume['id']} is attached {len(attachments)} times; a "
+                         "multiattach volume can be extended only while attached once.")
+    for attachment in attachments:
+        info = attachment.get("connection_info") or {}
+        if info.get("driver_volume_type") == "nbd" or attachment.get("attached_host") not in (None, "", volume["host"]):
+            raise BadRequest(f"Invalid volume: volume {volume['id']} is attached to a server on another node "
+                             "(over NBD, which cannot tell the guest a new size); detach it to extend it.")
 
 
 def _retype(db: sqlite_utils.Database, cmd: c.RetypeVolume) -> dict[str, Any]:

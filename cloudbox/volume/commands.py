@@ -42,12 +42,14 @@ class UpdateVolume(Command):
 
 @command("volume.extend")
 class ExtendVolume(Command):
-    """available → extending towards ``new_size`` GB, inside the gigabytes quota."""
+    """available (or in-use when ``attached``: asked at 3.42+) → extending towards ``new_size`` GB,
+    inside the gigabytes quota."""
 
     id: str
     new_size: int
     defaults: dict[str, int]
     at: str
+    attached: bool = False  # older log entries: available only
 
 
 @command("volume.retype")

@@ -120,9 +120,13 @@ class Worker:
                     await trio.to_thread.run_sync(d.create_blank, vid, volume["size"])
                 await self.svc.finish(vid, ("creating",), "available", launched_at=self.svc.now(), message="")
             elif status == "extending":
-                await trio.to_thread.run_sync(d.extend, vid, volume["pending_size"])
-                await self.svc.finish(vid, ("extending",), "available", size=volume["pending_size"],
-                                      pending_size=None)
+                # An attached volume (extended at 3.42+) keeps its attachment while it grows: the
+                # guest's node resizes the disk through QEMU once it sees the commit (in-use, size).
+                attached = bool(await self.svc.read(store_attach.attachments_of, vid))
+                grow = d.extend_attached if attached else d.extend
+                await trio.to_thread.run_sync(grow, vid, volume["pending_size"])
+                await self.svc.finish(vid, ("extending",), "in-use" if attached else "available",
+                                      size=volume["pending_size"], pending_size=None)
             elif status == "deleting":
                 if await self.svc.read(store.snapshots_of, vid):
                     return  # cascade: its snapshots go first, and wake the worker again

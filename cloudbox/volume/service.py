@@ -228,10 +228,11 @@ class VolumeService:
             require(ctx.is_cloud_admin, "volume:force_delete")
         await self.propose(c.DeleteVolume(volume_id, cascade, force, self.now()))
 
-    async def extend(self, ctx: Any, volume_id: str, new_size: Any) -> None:
+    async def extend(self, ctx: Any, volume_id: str, new_size: Any, *, attached: bool = False) -> None:
+        """``attached``: an in-use volume may grow too (Cinder's 3.42+); its guest's node resizes the disk."""
         await self._volume(ctx, volume_id, write="volume:extend")
         await self.propose(c.ExtendVolume(volume_id, core.parse_size(new_size, "new_size"), self.defaults(),
-                                          self.now()))
+                                          self.now(), attached))
 
     async def set_bootable(self, ctx: Any, volume_id: str, bootable: Any) -> None:
         await self._volume(ctx, volume_id, write="volume_extension:volume_actions:set_bootable")

@@ -38,6 +38,10 @@ class VolumeDriver(Protocol):
 
     def extend(self, volume_id: str, size_gb: int) -> None: ...
 
+    def extend_attached(self, volume_id: str, size_gb: int) -> None:
+        """Grow a volume a running guest's QEMU may hold: only what QEMU's block resize (done by
+        the guest's node) cannot do itself; never a change of an image QEMU has open."""
+
     def delete(self, volume_id: str) -> None: ...
 
     def snapshot(self, snapshot_id: str, volume_id: str) -> None: ...

@@ -115,6 +115,22 @@ class DirDriver:
         if image_virtual_size(path, fmt) < size_gb * GB:
             run("qemu-img", "resize", "-q", "-f", fmt, str(path), f"{size_gb}G")
 
+    def extend_attached(self, volume_id: str, size_gb: int) -> None:
+        """A raw file grows by truncate (QEMU's block resize to the same size is then a no-op, and a
+        guest started later sees it); a qcow2 image held by QEMU is left to QEMU's block resize
+        (qemu-img cannot take its lock), one no QEMU holds is resized here."""
+        path = self.path(volume_id)
+        fmt = path.suffix[1:]
+        if fmt == "raw":
+            if path.stat().st_size < size_gb * GB:
+                os.truncate(path, size_gb * GB)
+            return
+        try:
+            self.extend(volume_id, size_gb)
+        except DriverError as exc:
+            if "lock" not in str(exc):
+                raise
+
     def delete(self, volume_id: str) -> None:
         for fmt in FORMATS:
             for name in (f"volume-{volume_id}.{fmt}", f"volume-{volume_id}.{fmt}.part"):

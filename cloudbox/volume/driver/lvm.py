@@ -93,6 +93,9 @@ class LvmDriver:
         if int(self._lvs().get(f"volume-{volume_id}", 0)) < size_gb * GB:
             lvm("lvextend", "-y", "-L", f"{size_gb}G", f"{self.vg}/volume-{volume_id}")
 
+    def extend_attached(self, volume_id: str, size_gb: int) -> None:
+        self.extend(volume_id, size_gb)  # lvextend: QEMU's block resize then reads the device's size
+
     def delete(self, volume_id: str) -> None:
         self._remove(f"volume-{volume_id}")
 

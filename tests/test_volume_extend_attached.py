@@ -1,0 +1,102 @@
+"""Extend of an in-use volume (Cinder 3.42+) in-process with the dir driver: the status machine
+(in-use → extending → in-use with the new size, the attachment kept, the raw file grown without
+qemu-img), and the refusals that change nothing (below 3.42, attached over NBD to another node's
+guest, a multiattach volume attached twice); the log replays to the same tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from cloudbox.errors import BadRequest
+from cloudbox.services import STORES
+from cloudbox.state.engine import StateEngine, replay
+from cloudbox.volume import commands as c
+from cloudbox.volume import commands_attach as ca
+from cloudbox.volume import core, store, store_attach
+from cloudbox.volume.driver import GB
+from cloudbox.volume.driver.dir import DirDriver
+from cloudbox.volume.service import VolumeService
+from tests.test_durability import _live_log_and_hashes
+from tests.test_volume_worker import AT, SETTINGS, row
+
+
+def attachment(volume_id: str, aid: str, **fields: Any) -> dict[str, Any]:
+    base = {"id": aid, "volume_id": volume_id, "project_id": "p1", "instance_uuid": None, "attached_host": "host-1",
+            "mountpoint": "/dev/vdb", "attach_mode": "rw", "attach_status": "attached", "connector": {},
+            "connection_info": {"driver_volume_type": "local", "data": {}}, "created_at": AT, "updated_at": AT,
+            "attach_time": AT}
+    return {**base, **fields}
+
+
+async def test_in_use_extend_status_machine_and_refusals(tmp_path: Path) -> None:
+    engine = StateEngine(tmp_path / "state.db", STORES)
+    engine.open(create=True)
+    driver = DirDriver(tmp_path / "store")
+    driver.check()
+    defaults = core.quota_defaults(10, 1000, 10)
+
+    def volume(vid: str) -> dict[str, Any]:
+        return engine.read_sync(store.get_volume, vid)
+
+    async def refused(cmd: c.ExtendVolume, *fragments: str) -> None:
+        before = volume(cmd.id)
+        with pytest.raises(BadRequest) as caught:
+            await engine.propose(cmd)
+        for fragment in fragments:
+            assert fragment in str(caught.value), str(caught.value)
+        assert volume(cmd.id) == before
+
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(engine.run)
+            for vid in ("local", "remote", "shared"):
+                await engine.propose(c.CreateVolume(row(vid, status="available", multiattach=vid == "shared"),
+                                                    defaults))
+                await trio.to_thread.run_sync(driver.create_blank, vid, 1)
+            await engine.propose(ca.ReserveAttachment(attachment("local", "a-local"), True))
+            await engine.propose(ca.ReserveAttachment(attachment(
+                "remote", "a-remote", attached_host="host-2",
+                connection_info={"driver_volume_type": "nbd", "data": {"host": "10.0.0.2"}}), True))
+            await engine.propose(ca.ReserveAttachment(attachment("shared", "a-1"), True))
+            await engine.propose(ca.ReserveAttachment(attachment("shared", "a-2", mountpoint="/dev/vdc"), True))
+            assert {volume(v)["status"] for v in ("local", "remote", "shared")} == {"in-use"}
+
+            # Below 3.42 (attached False, as older log entries replay): refused as before.
+            await refused(c.ExtendVolume("local", 2, defaults, AT), "is in-use", "only an available volume")
+            await refused(c.ExtendVolume("remote", 2, defaults, AT, True), "another node", "NBD")
+            await refused(c.ExtendVolume("shared", 2, defaults, AT, True), "attached 2 times")
+            await refused(c.ExtendVolume("local", 1, defaults, AT, True), "greater than")
+
+            await engine.propose(c.ExtendVolume("local", 2, defaults, AT, True))
+            growing = volume("local")
+            assert (growing["status"], growing["size"], growing["pending_size"]) == ("extending", 1, 2)
+
+            svc = VolumeService(engine, SETTINGS, driver, node_id="node-1", host="host-1")
+            await nursery.start(svc.run)
+            with trio.fail_after(30):
+                while volume("local")["status"] == "extending":
+                    await trio.sleep(0.05)
+            grown = volume("local")
+            assert (grown["status"], grown["size"], grown["pending_size"]) == ("in-use", 2, None)
+            assert [a["id"] for a in engine.read_sync(store_attach.attachments_of, "local")] == ["a-local"]
+            assert (driver.volumes / "volume-local.raw").stat().st_size == 2 * GB
+            assert driver.virtual_size("local") == 2 * GB
+
+            # Detached once, the multiattach volume extends while attached once.
+            await engine.propose(ca.DeleteAttachments("shared", ("a-2",), AT))
+            assert volume("shared")["status"] == "in-use"
+            await engine.propose(c.ExtendVolume("shared", 3, defaults, AT, True))
+            with trio.fail_after(30):
+                while volume("shared")["status"] == "extending":
+                    await trio.sleep(0.05)
+            assert (volume("shared")["status"], volume("shared")["size"]) == ("in-use", 3)
+            assert driver.virtual_size("shared") == 3 * GB
+            nursery.cancel_scope.cancel()
+    finally:
+        engine.close()
+    entries, live = _live_log_and_hashes(tmp_path / "state.db")
+    assert replay(entries, tmp_path / "replayed.db", STORES) == live
