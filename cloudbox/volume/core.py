@@ -8,7 +8,8 @@ Volume statuses (Cinder's), and who moves them:
 | creating    | available   | the host's worker, once the disk is made                    |
 | creating    | error       | the worker, when the disk cannot be made (message kept)     |
 | available   | extending   | os-extend (API); the worker grows the disk                  |
-| extending   | available   | the worker (size becomes the new size) or error_extending   |
+| in-use      | extending   | os-extend at 3.42+ (one local attachment: not NBD, not twice) |
+| extending   | available, in-use | the worker (size becomes the new size; in-use when attached) or error_extending |
 | available, error, error_extending, error_deleting | deleting | delete (API) |
 | deleting    | (gone)      | the worker, once the disk is gone; error_deleting otherwise |
 | any         | any         | os-reset_status (admins)                                    |
