@@ -1,7 +1,9 @@
 """Extend of an in-use volume (Cinder 3.42+) in-process with the dir driver: the status machine
 (in-use → extending → in-use with the new size, the attachment kept, the raw file grown without
 qemu-img), and the refusals that change nothing (below 3.42, attached over NBD to another node's
-guest, a multiattach volume attached twice); the log replays to the same tables."""
+guest, a multiattach volume attached twice); the log replays to the same tables.  Then over the
+API with compute's in-memory hypervisor: 3.41 refused, 3.42 extends, and compute records Nova's
+extend_volume instance action with its compute_extend_volume event (what Tempest waits on)."""
 
 from __future__ import annotations
 
@@ -20,7 +22,11 @@ from cloudbox.volume import core, store, store_attach
 from cloudbox.volume.driver import GB
 from cloudbox.volume.driver.dir import DirDriver
 from cloudbox.volume.service import VolumeService
+from tests.cloud import wait_for
+from tests.test_compute_volumes import S, attach, image, server_of  # noqa: F401 (fixture)
 from tests.test_durability import _live_log_and_hashes
+from tests.test_image_api import Tenant, admin, alpha  # noqa: F401 (fixtures)
+from tests.test_volume_api import V as VOLUMES, create, fault, volume_file, wait_volume
 from tests.test_volume_worker import AT, SETTINGS, row
 
 
@@ -100,3 +106,39 @@ async def test_in_use_extend_status_machine_and_refusals(tmp_path: Path) -> None
         engine.close()
     entries, live = _live_log_and_hashes(tmp_path / "state.db")
     assert replay(entries, tmp_path / "replayed.db", STORES) == live
+
+
+# --- over the API, with compute (in-memory hypervisor) ------------------------------------------
+
+
+@pytest.mark.slow
+def test_extend_of_an_attached_volume_over_the_api(cloud: Any, admin: Any, alpha: Tenant, image: dict[str, Any]):
+    sid = server_of(alpha, image)
+    vid = create(alpha.member, size=1)["id"]
+    wait_volume(alpha.member, vid, {"available"})
+    assert attach(alpha.member, sid, vid).status_code == 200
+    action = f"{VOLUMES}/volumes/{vid}/action"
+    at = {"OpenStack-API-Version": "volume 3.41"}
+    fault(alpha.member.post(action, json={"os-extend": {"new_size": 2}}, headers=at), 400, "only an available volume")
+    shown = alpha.member.get(f"{VOLUMES}/volumes/{vid}").json()["volume"]
+    assert (shown["status"], shown["size"]) == ("in-use", 1)
+
+    r = alpha.member.post(action, json={"os-extend": {"new_size": 2}}, headers={"OpenStack-API-Version": "volume 3.42"})
+    assert r.status_code == 202, r.text
+    grown = wait_volume(alpha.member, vid, {"in-use", "error_extending"})
+    assert (grown["status"], grown["size"]) == ("in-use", 2)
+    assert [a["server_id"] for a in grown["attachments"]] == [sid]
+    assert volume_file(cloud, vid).stat().st_size == 2 << 30
+
+    # Compute resized the guest's disk and recorded Nova's instance action for it.
+    def extended() -> dict[str, Any] | None:
+        actions = admin.get(f"{S}/{sid}/os-instance-actions").json()["instanceActions"]
+        found = next((a for a in actions if a["action"] == "extend_volume"), None)
+        if found is None:
+            return None
+        shown = admin.get(f"{S}/{sid}/os-instance-actions/{found['request_id']}").json()["instanceAction"]
+        events = [e for e in shown["events"] if e["event"] == "compute_extend_volume" and e["finish_time"]]
+        return events[0] if events else None
+
+    event = wait_for(extended, 60, "the compute_extend_volume event to finish", every=0.2)
+    assert event["result"] == "Success"

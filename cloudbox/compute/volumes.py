@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from cloudbox.compute import commands_records as cr
 from cloudbox.compute import commands_volumes as v
 from cloudbox.compute.apply_volumes import bdms_of, bdms_of_many, bdms_of_volume, bdms_on_host
 from cloudbox.compute.driver import VolumeDisk
@@ -403,9 +404,18 @@ class ComputeVolumes:
             bdm = next((b for b in await self.of_server(server_id) if b["id"] == bdm_id), None)
             if server["host"] != self.svc.host or bdm is None or bdm["status"] != "attached":
                 return
-            if await self.svc.driver.get_state(server_id) is None:
-                return  # no guest here now: a definition made later reads the volume's size
-            await self.svc.driver.resize_disk(server_id, bdm["volume_id"], int(bdm["volume_size"]) << 30)
+            # Nova's instance action for it (Tempest waits on its compute_extend_volume event).
+            await self.svc.engine.propose(cr.RecordActions(
+                (server_id,), f"req-{uuid.uuid4()}", "extend_volume", server["project_id"],
+                server.get("user_id") or "", stamp(), "compute_extend_volume", self.svc.host))
+            try:
+                if await self.svc.driver.get_state(server_id) is not None:  # else: a later definition reads the size
+                    await self.svc.driver.resize_disk(server_id, bdm["volume_id"], int(bdm["volume_size"]) << 30)
+            except Exception as exc:
+                await self.svc.engine.propose(cr.FinishEvents(server_id, stamp(), "Error", self.svc.host,
+                                                              str(exc)[:1000]))
+                raise
+            await self.svc.engine.propose(cr.FinishEvents(server_id, stamp(), "Success", self.svc.host))
         log.info("volume extended in the guest", extra={"server_id": server_id, "volume_id": bdm["volume_id"],
                                                         "size_gb": bdm["volume_size"]})
 
