@@ -206,6 +206,8 @@ class Worker:
         known_volumes, known_snapshots = await self.svc.read(store.ids_on, self.svc.host)
         removed = []
         for vid in sorted(volumes - known_volumes):
+            if "backup:" + vid in self.busy:
+                continue  # the clone of a snapshot a running backup reads (backup.py), not an orphan
             log.warning("removing volume data of no volume", extra={"volume_id": vid, "driver": self.driver.name})
             await trio.to_thread.run_sync(self.driver.delete, vid)
             removed.append(vid)
