@@ -8,7 +8,8 @@ from typing import Any
 
 import httpx
 
-from tests.cloud import wait_for
+from tests.cloud import Cloud, wait_for
+from tests.test_fuzz import _document, _matches
 from tests.test_image_api import Tenant, admin, alpha, beta  # noqa: F401 (fixtures)
 from tests.test_volume_api import V, unique
 
@@ -103,3 +104,15 @@ def test_removed_at_2_36(alpha: Tenant):
     assert alpha.member.post(f"{C}/os-volumes", json={"volume": {"size": 1}}, headers=new).status_code == 404
     assert alpha.member.get(f"{C}/os-snapshots", headers=new).status_code == 404
     assert count(alpha.member) == before
+
+
+def test_answers_match_the_document(cloud: Cloud, alpha: Tenant):
+    document = _document(cloud)
+    volume = proxied(alpha.member)
+    _matches(document, "GET", f"{C}/os-volumes/{{volume_id}}", 200,
+             alpha.member.get(f"{C}/os-volumes/{volume['id']}", headers=OLD).json())
+    _matches(document, "GET", f"{C}/os-volumes/detail", 200,
+             alpha.member.get(f"{C}/os-volumes/detail", headers=OLD).json())
+    r = alpha.member.post(f"{C}/os-snapshots", headers=OLD, json={"snapshot": {"volume_id": volume["id"]}})
+    _matches(document, "POST", f"{C}/os-snapshots", 200, r.json())
+    _matches(document, "GET", f"{C}/os-snapshots", 200, alpha.member.get(f"{C}/os-snapshots", headers=OLD).json())

@@ -94,6 +94,13 @@ TENANT_USAGE = obj({"tenant_id": STR, "total_hours": NUM, "total_vcpus_usage": N
                     "total_local_gb_usage": NUM, "start": STR, "stop": STR}, {"server_usages": array(SERVER_USAGE)})
 ZONE = obj({"zoneName": STR, "zoneState": obj({"available": BOOL}),
             "hosts": nullable({"type": "object", "additionalProperties": {"type": "object"}})})
+# Nova's volume proxies (os-volumes, os-snapshots, to 2.35): an unattached volume's attachments are [{}]
+PROXY_VOLUME = obj({"id": STR, "status": STR, "size": INT, "availabilityZone": STR, "createdAt": STR,
+                    "displayName": NSTR, "displayDescription": NSTR, "volumeType": NSTR, "snapshotId": NSTR,
+                    "metadata": STR_MAP, "attachments": array(obj({}, {"id": STR, "volumeId": STR, "serverId": STR,
+                                                                       "device": STR}))})
+PROXY_SNAPSHOT = obj({"id": STR, "volumeId": STR, "status": STR, "size": INT, "createdAt": STR,
+                      "displayName": NSTR, "displayDescription": NSTR})
 HYPERVISOR_ID = {"type": ["integer", "string"]}  # an integer before 2.53, a UUID from 2.53
 HYPERVISOR = obj({"id": HYPERVISOR_ID, "hypervisor_hostname": STR, "state": enum("up", "down"),
                   "status": enum("enabled", "disabled")},
@@ -328,4 +335,10 @@ def docs() -> dict[tuple[str, str], Doc]:
         ("DELETE", f"{P}/os-security-groups/{{group_id}}"): nova({202: None}),
         ("POST", f"{P}/os-security-group-rules"): nova({200: wrap("security_group_rule", NOVA_RULE)}),
         ("DELETE", f"{P}/os-security-group-rules/{{rule_id}}"): nova({202: None}),
+        **{(method, f"{P}/{kind}{tail}"): nova({status: body}, 404)
+           for kind, key, item in (("os-volumes", "volume", PROXY_VOLUME), ("os-snapshots", "snapshot", PROXY_SNAPSHOT))
+           for method, tail, status, body in (
+               ("GET", "", 200, obj({key + "s": array(item)})), ("GET", "/detail", 200, obj({key + "s": array(item)})),
+               ("POST", "", 200, wrap(key, item)), ("GET", f"/{{{key}_id}}", 200, wrap(key, item)),
+               ("DELETE", f"/{{{key}_id}}", 202, None))},
     }
