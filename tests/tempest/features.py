@@ -48,10 +48,9 @@ VOLUME_FEATURES = {
     "enable_volume_image_dep_tests": True,  # volumes from images, images from volumes
     "api_extensions": ["all"],
     "backup": True,  # volume backups into the owner's object store (cloudbox/volume/backup.py)
+    # os-extend of an in-use volume (3.42+): the guest's node resizes the disk through QEMU
+    "extend_attached_volume": True,
     # not served: each is an API or a capability cloudbox has not built yet
-    # os-extend of an in-use volume is refused: the dir driver's qemu-img resize cannot take a disk
-    # a running guest holds (compute's resize on a volume-extended event exists)
-    "extend_attached_volume": False,
     "extend_attached_encrypted_volume": False,  # no encryption types
     "multi_backend": False,  # one backend per node; Tempest's test wants two on one cloud's node
     "manage_volume": False, "manage_snapshot": False,  # manage/unmanage is not served
