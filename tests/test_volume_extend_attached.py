@@ -7,6 +7,10 @@ extend_volume instance action with its compute_extend_volume event (what Tempest
 
 from __future__ import annotations
 
+import json
+import socket
+import subprocess
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +26,7 @@ from cloudbox.volume import core, store, store_attach
 from cloudbox.volume.driver import GB
 from cloudbox.volume.driver.dir import DirDriver
 from cloudbox.volume.service import VolumeService
-from tests.cloud import wait_for
+from tests.cloud import GaveUp, wait_for
 from tests.test_compute_volumes import S, attach, image, server_of  # noqa: F401 (fixture)
 from tests.test_durability import _live_log_and_hashes
 from tests.test_image_api import Tenant, admin, alpha  # noqa: F401 (fixtures)
@@ -142,3 +146,57 @@ def test_extend_of_an_attached_volume_over_the_api(cloud: Any, admin: Any, alpha
 
     event = wait_for(extended, 60, "the compute_extend_volume event to finish", every=0.2)
     assert event["result"] == "Success"
+
+
+def _qmp(path: Path, *commands: dict[str, Any]) -> list[dict[str, Any]]:
+    """Answers of QEMU's QMP socket to ``commands`` (after the capabilities handshake)."""
+    answers = []
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(str(path))
+        reader = sock.makefile("r")
+        reader.readline()  # the greeting
+        for cmd in ({"execute": "qmp_capabilities"}, *commands):
+            sock.sendall(json.dumps(cmd).encode() + b"\n")
+            while "return" not in (answer := json.loads(reader.readline())) and "error" not in answer:
+                pass  # events
+            answers.append(answer)
+    return answers[1:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["raw", "qcow2"])
+def test_dir_extend_attached_leaves_a_held_image_to_qemu(tmp_path: Path, fmt: str) -> None:
+    """A running QEMU holds the volume: extend_attached grows a raw file by truncate, leaves a qcow2
+    image (locked) alone without failing, and QEMU's block resize (what compute's blockResize does)
+    then gives both the new size."""
+    driver = DirDriver(tmp_path / "store", fmt)
+    driver.check()
+    vid = str(uuid.uuid4())
+    driver.create_blank(vid, 1)
+    qmp = tmp_path / "qmp.sock"
+    qemu = subprocess.Popen(["qemu-system-x86_64", "-machine", "pc,accel=tcg", "-m", "32", "-display", "none", "-S",
+                             "-qmp", f"unix:{qmp},server=on,wait=off",
+                             "-drive", f"file={driver.path(vid)},if=virtio,format={fmt},id=vol"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def size() -> int:
+        out = subprocess.run(["qemu-img", "info", "-U", "--output=json", "-f", fmt, str(driver.path(vid))],
+                             capture_output=True, text=True, check=True).stdout
+        return int(json.loads(out)["virtual-size"])
+
+    try:
+        def locked() -> bool:
+            if qemu.poll() is not None:
+                raise GaveUp(f"qemu exited: {qemu.stderr.read().decode() if qemu.stderr else ''}")
+            inode = f":{driver.path(vid).stat().st_ino} "
+            return qmp.exists() and any(inode in line for line in Path("/proc/locks").read_text().splitlines())
+
+        wait_for(locked, 30, "QEMU to hold the volume's file")
+        driver.extend_attached(vid, 2)
+        assert size() == (2 * GB if fmt == "raw" else GB)
+        (answer,) = _qmp(qmp, {"execute": "block_resize", "arguments": {"device": "vol", "size": 2 * GB}})
+        assert answer == {"return": {}}, answer
+        assert size() == 2 * GB
+    finally:
+        qemu.kill()
+        qemu.wait()
