@@ -5,8 +5,8 @@ tempest.conf, run the API tests, and count passed, failed and skipped per servic
 
 A SELECTION is a service (identity, compute, image, network, volume), `all`, `fast` (the subset the
 test suite runs) or a regex of test ids.  The node uses the real libvirt and Linux network drivers.
-tempest.conf claims Cinder only for a run of `volume` or with --cinder (features.CINDER_FOR_ALL
-turns it on for every run).
+tempest.conf claims Cinder in every run while features.CINDER_FOR_ALL is on (it is); with it off,
+only a run of `volume` or one with --cinder claims it.
 """
 
 from __future__ import annotations
