@@ -1,5 +1,6 @@
-"""tempest.conf claims Cinder only where asked: a run of the volume service (or --cinder), or every
-run once features.CINDER_FOR_ALL is turned on; the volume flags say what the volume API serves."""
+"""tempest.conf claims Cinder in every run while features.CINDER_FOR_ALL is on (it is), and with it
+off only where asked (a run of the volume service, or --cinder); the volume flags say what the
+volume API serves."""
 
 from __future__ import annotations
 
@@ -43,13 +44,14 @@ def conf(cinder: bool) -> configparser.ConfigParser:
 
 
 def test_cinder_is_claimed_only_when_asked(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(features, "CINDER_FOR_ALL", False)
     assert conf(False)["service_available"]["cinder"] == "false"
     on = conf(True)
     assert on["service_available"]["cinder"] == "true"
     assert on["volume"]["catalog_type"] == "block-storage" and on["volume"]["max_microversion"] == "3.71"
     assert on["volume-feature-enabled"]["manage_volume"] == "false"
     assert on["volume-feature-enabled"]["snapshot"] == "true"
-    monkeypatch.setattr(features, "CINDER_FOR_ALL", True)  # the lead's one-line switch
+    monkeypatch.setattr(features, "CINDER_FOR_ALL", True)  # the one-line switch, on in the repository
     assert conf(False)["service_available"]["cinder"] == "true"
 
 
