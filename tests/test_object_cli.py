@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any, Iterator
@@ -17,7 +18,7 @@ import pytest
 from tests.cloud import Cloud
 from tests.test_openstack_cli import openstack
 
-SWIFT = shutil.which("swift") or str(Path(__file__).resolve().parents[1] / ".venv" / "bin" / "swift")
+SWIFT = shutil.which("swift", path=str(Path(sys.executable).parent)) or shutil.which("swift") or "swift"
 
 
 @pytest.fixture(scope="module")
