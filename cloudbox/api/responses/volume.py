@@ -188,8 +188,9 @@ def _backup_docs() -> dict[tuple[str, str], Doc]:
     one = "/backups/{backup_id}"
     listed = obj({"backups": array(BACKUP)}, {"backups_links": PAGE_LINKS, "count": INT})
     return {
-        ("GET", "/backups"): Doc({200: listed}),
-        ("GET", "/backups/detail"): Doc({200: listed}),
+        # An unknown marker is Cinder's 404, as in the volume and snapshot lists.
+        ("GET", "/backups"): Doc({200: listed}, errors=(404,)),
+        ("GET", "/backups/detail"): Doc({200: listed}, errors=(404,)),
         ("POST", "/backups"): Doc({202: wrap("backup", BACKUP)}, errors=(404, 413)),
         ("GET", one): Doc({200: wrap("backup", BACKUP)}),
         ("PUT", one): Doc({200: wrap("backup", BACKUP)}),
