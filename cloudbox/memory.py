@@ -30,10 +30,15 @@ log = logging.getLogger("cloudbox.memory")
 TRACE_ENV = "CLOUDBOX_TRACEMALLOC"
 TRACE_FRAMES = 12
 
-# glibc's mallopt parameter, and the size from which blocks get their own mapping (its default
-# before it starts moving the threshold).
+# glibc's mallopt parameters (malloc.h).  Blocks from MMAP_THRESHOLD up get a mapping of their own,
+# given back at free: scrypt's 16 MiB work buffers.  Below it they come from the heap and are reused:
+# a streamed body's buffers (64 KiB to 2 MiB, api/streaming.py), which as fresh mappings cost a page
+# fault and zeroing per page (about 1 s of kernel time per 128 MiB upload).  Up to TRIM_THRESHOLD of
+# free heap top is kept for the next ones.
+M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
-MMAP_THRESHOLD = 128 << 10
+MMAP_THRESHOLD = 4 << 20
+TRIM_THRESHOLD = 16 << 20
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -50,17 +55,22 @@ def _glibc() -> ctypes.CDLL | None:
 _LIBC = _glibc()
 
 
-def configure_allocator(mmap_threshold: int = MMAP_THRESHOLD) -> bool:
-    """Fix glibc's mmap threshold (``mallopt(M_MMAP_THRESHOLD)``), which also stops it from moving.
+def configure_allocator(mmap_threshold: int = MMAP_THRESHOLD, trim_threshold: int = TRIM_THRESHOLD) -> bool:
+    """Fix glibc's mmap and trim thresholds (``mallopt``), which also stops them from moving: the
+    node's one allocator policy, set at start.
 
     By default glibc raises the threshold to the size of any mmapped block that is freed (up to
     32 MiB) and its trim threshold to twice that.  One scrypt password check (16 MiB) is enough:
     from then on each check's buffer comes from its worker thread's arena, and the arena keeps
     the 16 MiB after ``free``, as the top of a thread heap below the 32 MiB trim threshold, which
-    ``malloc_trim`` does not touch.  With the threshold fixed, big blocks are mapped and unmapped
-    each time.  An operator's MALLOC_MMAP_THRESHOLD_ wins.  False where this is not glibc."""
+    ``malloc_trim`` does not touch.  With the threshold fixed between a body buffer and a scrypt
+    buffer, the big ones are mapped and unmapped each time and the body buffers are reused.  An
+    operator's MALLOC_MMAP_THRESHOLD_ wins (and MALLOC_TRIM_THRESHOLD_ for the trim threshold).
+    False where this is not glibc."""
     if _LIBC is None or "MALLOC_MMAP_THRESHOLD_" in os.environ:
         return False
+    if "MALLOC_TRIM_THRESHOLD_" not in os.environ:
+        _LIBC.mallopt(ctypes.c_int(M_TRIM_THRESHOLD), ctypes.c_int(trim_threshold))
     return bool(_LIBC.mallopt(ctypes.c_int(M_MMAP_THRESHOLD), ctypes.c_int(mmap_threshold)))
 
 

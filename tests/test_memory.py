@@ -136,3 +136,10 @@ def test_the_network_driver_imports_pyroute2_without_its_package_init() -> None:
               "print('pyroute2.ndb' in sys.modules, IPRoute is Ours)\n")
     out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False", "True", "True"]
+
+
+def test_one_threshold_serves_streamed_bodies_and_password_checks() -> None:
+    # A streamed body's buffers (up to HIGH_WATER) come from the heap and are reused; scrypt's
+    # 16 MiB buffers are mapped and given back (test_fixed_mmap_threshold_gives_scrypt_buffers_back).
+    from cloudbox.api import streaming
+    assert streaming.HIGH_WATER < memory.MMAP_THRESHOLD < 16 << 20

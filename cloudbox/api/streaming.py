@@ -16,9 +16,6 @@ Every other route keeps quart's behaviour and the JSON limit.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import logging
 from typing import Any, Iterable
 
 import trio
@@ -29,32 +26,9 @@ from werkzeug.routing import Map, Rule
 
 from cloudbox.api.routes import url_rule
 
-HIGH_WATER = 2 << 20  # bytes buffered before the pump waits for the handler
-MMAP_THRESHOLD = 32 << 20  # glibc's largest allowed: buffers below it come from the heap ...
-TRIM_THRESHOLD = 64 << 20  # ... and this much free heap is kept for the next ones
-
-log = logging.getLogger("cloudbox.http")
-
-
-def keep_large_buffers() -> bool:
-    """Make glibc reuse freed buffers of a streamed body instead of mapping fresh pages for each.
-
-    A body crosses TLS, h11, hypercorn and quart as buffers of 64 KiB to 2 MiB, each a new
-    object; past glibc's mmap threshold every one was an mmap, page faults zeroing it, and an
-    munmap (measured: 8,000 of each and ~1 s of kernel time per 128 MiB upload, more than
-    all the Python). Setting the thresholds also stops glibc from moving them itself.
-    Process-wide and idempotent; False where the C library is not glibc."""
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError, TypeError):
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3  # malloc.h
-    ok = bool(mallopt(m_mmap_threshold, MMAP_THRESHOLD)) and bool(mallopt(m_trim_threshold, TRIM_THRESHOLD))
-    if not ok:
-        log.warning("mallopt refused the thresholds; large bodies will map fresh memory per buffer")
-    return ok
+# Bytes buffered before the pump waits for the handler; buffers stay below memory.MMAP_THRESHOLD,
+# so glibc reuses them from the heap instead of mapping fresh pages for each.
+HIGH_WATER = 2 << 20
 
 
 class StreamingBody(TrioBody):
@@ -140,7 +114,6 @@ def _connection_class(raw_routes: Map) -> type[TrioASGIHTTPConnection]:
 def enable(app: Any, routes: Iterable[tuple[str, str]]) -> None:
     """Stream the bodies of ``routes`` — (method, full path with {params}) pairs — in ``app``."""
     rules = [Rule(url_rule(path), methods=[method], merge_slashes=False) for method, path in routes]
-    keep_large_buffers()
     app.request_class = StreamingRequest
     app.asgi_http_class = _connection_class(Map(rules))
 
