@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Iterable
+from typing import Any, Callable, Iterable
 from xml.sax.saxutils import escape, quoteattr
 
 from cloudbox.object import core
@@ -89,45 +89,32 @@ MEDIA = {"plain": "text/plain; charset=utf-8", "json": "application/json; charse
          "xml": "application/xml; charset=utf-8"}
 
 
-def container_listing(account: str, entries: Iterable[core.ContainerInfo | core.Subdir], fmt: str) -> str:
-    items = list(entries)
+def _listing(root: str, name: str, tag: str, items: list[Any], fields: Callable[[Any], dict[str, Any]],
+             fmt: str) -> str:
+    """A Swift listing in ``fmt``: each entry a JSON object or an XML element of ``fields(entry)``
+    (in that order), a common prefix as a subdir; plain text is one name a line."""
     if fmt == "json":
-        return json.dumps([
-            {"subdir": e.name} if isinstance(e, core.Subdir) else
-            {"name": e.name, "count": e.object_count, "bytes": e.bytes_used,
-             "last_modified": listing_time(e.created_at)}
-            for e in items])
+        return json.dumps([{"subdir": e.name} if isinstance(e, core.Subdir) else fields(e) for e in items])
     if fmt == "xml":
-        parts = [f'<?xml version="1.0" encoding="UTF-8"?>\n<account name={quoteattr(account)}>']
+        parts = [f'<?xml version="1.0" encoding="UTF-8"?>\n<{root} name={quoteattr(name)}>']
         for e in items:
             if isinstance(e, core.Subdir):
                 parts.append(f"<subdir name={quoteattr(e.name)}><name>{escape(e.name)}</name></subdir>")
             else:
-                parts.append(f"<container><name>{escape(e.name)}</name><count>{e.object_count}</count>"
-                             f"<bytes>{e.bytes_used}</bytes><last_modified>{listing_time(e.created_at)}"
-                             "</last_modified></container>")
-        parts.append("</account>")
+                inner = "".join(f"<{key}>{escape(str(value))}</{key}>" for key, value in fields(e).items())
+                parts.append(f"<{tag}>{inner}</{tag}>")
+        parts.append(f"</{root}>")
         return "".join(parts)
     return "".join(e.name + "\n" for e in items)
+
+
+def container_listing(account: str, entries: Iterable[core.ContainerInfo | core.Subdir], fmt: str) -> str:
+    return _listing("account", account, "container", list(entries), lambda e: {
+        "name": e.name, "count": e.object_count, "bytes": e.bytes_used,
+        "last_modified": listing_time(e.created_at)}, fmt)
 
 
 def object_listing(container: str, entries: Iterable[core.ObjectInfo | core.Subdir], fmt: str) -> str:
-    items = list(entries)
-    if fmt == "json":
-        return json.dumps([
-            {"subdir": e.name} if isinstance(e, core.Subdir) else
-            {"name": e.name, "hash": e.etag, "bytes": e.size, "content_type": e.content_type,
-             "last_modified": listing_time(e.last_modified)}
-            for e in items])
-    if fmt == "xml":
-        parts = [f'<?xml version="1.0" encoding="UTF-8"?>\n<container name={quoteattr(container)}>']
-        for e in items:
-            if isinstance(e, core.Subdir):
-                parts.append(f"<subdir name={quoteattr(e.name)}><name>{escape(e.name)}</name></subdir>")
-            else:
-                parts.append(f"<object><name>{escape(e.name)}</name><hash>{e.etag}</hash><bytes>{e.size}</bytes>"
-                             f"<content_type>{escape(e.content_type)}</content_type>"
-                             f"<last_modified>{listing_time(e.last_modified)}</last_modified></object>")
-        parts.append("</container>")
-        return "".join(parts)
-    return "".join(e.name + "\n" for e in items)
+    return _listing("container", container, "object", list(entries), lambda e: {
+        "name": e.name, "hash": e.etag, "bytes": e.size, "content_type": e.content_type,
+        "last_modified": listing_time(e.last_modified)}, fmt)
