@@ -9,7 +9,6 @@ and ``network_data`` are what compute reads inside ``engine.read``.
 from __future__ import annotations
 
 import ipaddress
-import json
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -18,7 +17,7 @@ import sqlite_utils
 from cloudbox.errors import BadRequest, Conflict, NotFound
 from cloudbox.network import commands as c
 from cloudbox.network import core
-from cloudbox.state.db import decode_columns
+from cloudbox.state.db import decode_columns, encode_columns
 from cloudbox.state.migrations import StoreSpec
 
 MIGRATIONS = [
@@ -176,12 +175,7 @@ def decode(row: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def encode(row: dict[str, Any]) -> dict[str, Any]:
-    out = dict(row)
-    for key in JSON_COLUMNS & out.keys():
-        out[key] = json.dumps(out[key], sort_keys=True, separators=(",", ":"))
-    for key in BOOL_COLUMNS & out.keys():
-        out[key] = int(bool(out[key]))
-    return out
+    return encode_columns(row, JSON_COLUMNS, BOOL_COLUMNS)
 
 
 def get(db: sqlite_utils.Database, table: str, id: str | None) -> dict[str, Any] | None:

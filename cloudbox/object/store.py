@@ -6,13 +6,13 @@ functions live in apply.py (its HANDLERS table).
 
 from __future__ import annotations
 
-import json
 from typing import Any, Iterable
 
 import sqlite_utils
 
 from cloudbox.object import commands as c
 from cloudbox.object import core
+from cloudbox.state.db import decode_columns, encode_columns
 from cloudbox.state.migrations import StoreSpec
 
 MIGRATIONS = [
@@ -42,19 +42,13 @@ JSON_COLUMNS = ("metadata", "headers", "nodes")
 
 
 def decode(row: dict[str, Any]) -> dict[str, Any]:
-    out = dict(row)
-    for key in JSON_COLUMNS:
-        if key in out:
-            out[key] = json.loads(out[key])
+    out = decode_columns(row, JSON_COLUMNS, ())
+    assert out is not None
     return out
 
 
 def encode(changes: dict[str, Any]) -> dict[str, Any]:
-    out = dict(changes)
-    for key in JSON_COLUMNS:
-        if key in out:
-            out[key] = json.dumps(out[key], sort_keys=True, separators=(",", ":"))
-    return out
+    return encode_columns(changes, JSON_COLUMNS, ())
 
 
 def _one(db: sqlite_utils.Database, sql: str, params: list[Any]) -> dict[str, Any] | None:

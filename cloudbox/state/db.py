@@ -119,6 +119,18 @@ def decode_columns(row: dict[str, Any] | None, json_columns: Collection[str],
     return out
 
 
+def encode_columns(changes: dict[str, Any], json_columns: Collection[str],
+                   bool_columns: Collection[str]) -> dict[str, Any]:
+    """Values as stored: JSON columns as canonical text (sorted keys, no spaces: equal on every
+    node), booleans as 0/1. The inverse of ``decode_columns``."""
+    out = dict(changes)
+    for key in out.keys() & set(json_columns):
+        out[key] = json.dumps(out[key], sort_keys=True, separators=(",", ":"))
+    for key in out.keys() & set(bool_columns):
+        out[key] = int(bool(out[key]))
+    return out
+
+
 def sync(path: Path | str) -> None:
     """Flush a file's bytes, or a directory's entries, to the disk."""
     fd = os.open(path, os.O_RDONLY)

@@ -11,6 +11,7 @@ from typing import Any
 import sqlite_utils
 
 from cloudbox.errors import NotFound
+from cloudbox.state.db import decode_columns, encode_columns
 from cloudbox.state.migrations import StoreSpec
 from cloudbox.volume import commands as c
 from cloudbox.volume import core
@@ -133,25 +134,13 @@ QUOTA_CLASS = "class:default"
 
 
 def decode(row: dict[str, Any]) -> dict[str, Any]:
-    out = dict(row)
-    for key in JSON_COLUMNS:
-        if key in out:
-            out[key] = json.loads(out[key])
-    for key in BOOL_COLUMNS:
-        if key in out:
-            out[key] = bool(out[key])
+    out = decode_columns(row, JSON_COLUMNS, BOOL_COLUMNS)
+    assert out is not None
     return out
 
 
 def encode(changes: dict[str, Any]) -> dict[str, Any]:
-    out = dict(changes)
-    for key in JSON_COLUMNS:
-        if key in out:
-            out[key] = json.dumps(out[key], sort_keys=True, separators=(",", ":"))
-    for key in BOOL_COLUMNS:
-        if key in out:
-            out[key] = int(out[key])
-    return out
+    return encode_columns(changes, JSON_COLUMNS, BOOL_COLUMNS)
 
 
 def _one(db: sqlite_utils.Database, sql: str, params: list[Any]) -> dict[str, Any] | None:
