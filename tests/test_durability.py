@@ -6,9 +6,13 @@ import signal
 import sqlite3
 import threading
 import uuid
+from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 
+from cloudbox.errors import CloudboxError
 from cloudbox.services import STORES
 from cloudbox.state import db as dbmod
 from cloudbox.state.engine import replay
@@ -26,6 +30,15 @@ def _live_log_and_hashes(path) -> tuple[list[str], dict[str, str]]:
     finally:
         conn.close()
     return entries, hashes
+
+
+async def refused_without_change(engine: Any, path: Path, cmd: Any, fragment: str) -> None:
+    """``cmd`` is refused with a message naming ``fragment``, and no table of ``path`` changed."""
+    before = _live_log_and_hashes(path)[1]
+    with pytest.raises(CloudboxError) as caught:
+        await engine.propose(cmd)
+    assert fragment in caught.value.message
+    assert _live_log_and_hashes(path)[1] == before
 
 
 def test_replaying_the_log_rebuilds_the_database_exactly(new_cloud: Cloud, tmp_path):

@@ -6,15 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
 import trio
 
-from cloudbox.errors import CloudboxError
 from cloudbox.services import STORES
 from cloudbox.state.engine import StateEngine, replay
 from cloudbox.volume import commands as c
 from cloudbox.volume import core, store, store_backups
-from tests.test_durability import _live_log_and_hashes
+from tests.test_durability import _live_log_and_hashes, refused_without_change
 from tests.test_volume_worker import AT, row
 
 DEFAULTS = core.quota_defaults(10, 1000, 10)
@@ -40,11 +38,7 @@ async def test_backup_commands_refuse_cleanly_and_replay(tmp_path: Path):
         return engine.read_sync(store_backups.must_backup, backup_id)["status"]
 
     async def refused(cmd: Any, fragment: str) -> None:
-        before = _live_log_and_hashes(tmp_path / "state.db")[1]
-        with pytest.raises(CloudboxError) as caught:
-            await engine.propose(cmd)
-        assert fragment in caught.value.message
-        assert _live_log_and_hashes(tmp_path / "state.db")[1] == before
+        await refused_without_change(engine, tmp_path / "state.db", cmd, fragment)
 
     try:
         async with trio.open_nursery() as nursery:
