@@ -1,0 +1,45 @@
+"""The HOT language (Heat Orchestration Templates) as a pure library.
+
+No I/O, no trio, no database: text and data in, data or a ``HotError`` (400) out.
+The orchestration service (``cloudbox.orchestration``) uses it like this::
+
+    template = parse_template(body["template"], body.get("files"))
+    env = parse_environment(body.get("environment"), body.get("files"))
+    params = template.parameters(env, body.get("parameters"), lookup,
+                                 stack_name=name, stack_id=id, project_id=project)
+    conditions = template.conditions(params)
+    defs = template.resources(params, conditions)
+    for name in order(defs):            # delete: reversed(order(defs))
+        props = resolve(defs[name].properties, ctx)   # ctx: a Resolver (StackContext)
+"""
+
+from cloudbox.orchestration.hot.dependencies import dependents, levels, order, references
+from cloudbox.orchestration.hot.environment import (
+    Environment, is_template_name, merge_environments, parse_environment,
+)
+from cloudbox.orchestration.hot.errors import HotError
+from cloudbox.orchestration.hot.functions import (
+    OMIT, Resolver, StackContext, resolve, resolve_condition,
+)
+from cloudbox.orchestration.hot.loader import load_document, load_yaml
+from cloudbox.orchestration.hot.parameters import (
+    HIDDEN_TEXT, PSEUDO_PARAMETERS, Constraint, Parameters, ParamSchema,
+)
+from cloudbox.orchestration.hot.plan import Plan, PropertyChange, diff
+from cloudbox.orchestration.hot.template import (
+    AttributeReference, OutputDefinition, ResourceDefinition, Template, parse_template,
+)
+from cloudbox.orchestration.hot.validate import validate
+from cloudbox.orchestration.hot.versions import (
+    TEMPLATE_VERSIONS, Version, find_version, template_functions,
+)
+
+__all__ = [
+    "HIDDEN_TEXT", "OMIT", "PSEUDO_PARAMETERS", "TEMPLATE_VERSIONS",
+    "AttributeReference", "Constraint", "Environment", "HotError", "OutputDefinition",
+    "ParamSchema", "Parameters", "Plan", "PropertyChange", "ResourceDefinition", "Resolver",
+    "StackContext", "Template", "Version",
+    "dependents", "diff", "find_version", "is_template_name", "levels", "load_document",
+    "load_yaml", "merge_environments", "order", "parse_environment", "parse_template",
+    "references", "resolve", "resolve_condition", "template_functions", "validate",
+]

@@ -1,0 +1,777 @@
+"""Intrinsic functions: ``resolve(value, ctx)`` evaluates a template snippet.
+
+A snippet is plain data (dicts, lists, scalars) in which a dict of exactly one
+key naming a function of the template's version is a call. Arguments are
+resolved first, then the function runs; ``if`` is the exception (only the
+chosen branch is resolved). A name that is not a function of the version is
+plain data, as in Heat: ``{repeat: ...}`` in a 2013-05-23 template is a map.
+The CloudFormation-style functions that later versions dropped are refused with
+Heat's wording.
+
+The stack's side (parameter values, resource ids, attributes, condition values,
+files) comes from ``ctx``, a ``Resolver``. Errors are ``HotError`` naming the
+template path the caller gave (``path=``) and the function.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+from urllib import parse as urlparse
+
+from cloudbox.orchestration.hot.errors import HotError
+from cloudbox.orchestration.hot.versions import LATEST, Version, find_version
+
+# What an ``if`` without a false value (2021-04-16) yields when its condition is
+# false: the enclosing list item or map entry disappears.
+OMIT: Any = Ellipsis
+
+# The CloudFormation functions that 2013-05-23 also evaluates.
+CFN_FUNCTIONS = ("Fn::Select", "Fn::Join", "Fn::Split", "Fn::Replace", "Fn::Base64",
+                 "Fn::MemberListToMap", "Fn::GetAZs", "Fn::ResourceFacade", "Ref")
+
+
+@runtime_checkable
+class Resolver(Protocol):
+    """What ``resolve`` asks of the stack. The engine supplies it.
+
+    Optional members, read with ``getattr`` when present: ``version`` (a
+    ``Version`` or version text; the latest when absent), ``files`` (the files sent
+    with the template, for ``get_file``), ``condition(name) -> bool`` (for ``if``),
+    ``resource_facade(key)`` (for nested stacks), ``availability_zones()``.
+    """
+
+    def param(self, name: str) -> Any:
+        """A parameter's resolved value (pseudo-parameters included); KeyError if none."""
+        ...
+
+    def resource_id(self, name: str) -> Any:
+        """``get_resource``: the resource's reference id (None before it exists)."""
+        ...
+
+    def attribute(self, name: str, path: list[Any]) -> Any:
+        """``get_attr``: ``path`` is ``[attribute_name]``, or ``[]`` for a dict of all of
+        the resource's attributes (2015-10-15+). Any further path the template gives
+        is walked by ``resolve`` itself; answer None while the attribute is unknown."""
+        ...
+
+
+@dataclass
+class StackContext:
+    """A ready Resolver: parameter values and conditions from the library, the
+    resources' side from two callables the engine passes."""
+
+    params: Mapping[str, Any]
+    conditions: Mapping[str, bool] = field(default_factory=dict)
+    resource_id_of: Callable[[str], Any] = lambda name: None
+    attribute_of: Callable[[str, list[Any]], Any] = lambda name, path: None
+    version: Version = LATEST
+    files: Mapping[str, str] = field(default_factory=dict)
+
+    def param(self, name: str) -> Any:
+        return self.params[name]
+
+    def resource_id(self, name: str) -> Any:
+        return self.resource_id_of(name)
+
+    def attribute(self, name: str, path: list[Any]) -> Any:
+        return self.attribute_of(name, path)
+
+    def condition(self, name: str) -> bool:
+        if name not in self.conditions:
+            raise HotError(f'Invalid condition "{name}"')
+        return self.conditions[name]
+
+
+def context_version(ctx: object) -> Version:
+    version = getattr(ctx, "version", None)
+    if version is None:
+        return LATEST
+    return version if isinstance(version, Version) else find_version(version)
+
+
+def function_call(value: object, version: Version, condition: bool = False) -> tuple[str, Any] | None:
+    """``(name, args)`` when ``value`` is a call of a function ``version`` knows
+    (in a condition expression when ``condition``)."""
+    if isinstance(value, dict) and len(value) == 1:
+        (name, args), = value.items()
+        if isinstance(name, str) and (
+            name in version.known_functions or (condition and name in version.condition_functions)
+        ):
+            return name, args
+    return None
+
+
+def resolve(value: Any, ctx: Any, path: Sequence[str | int] = ()) -> Any:
+    """``value`` with every function call of the template's version evaluated."""
+    return _Evaluator(ctx, context_version(ctx)).eval(value, list(path))
+
+
+def resolve_condition(value: Any, ctx: Any, path: Sequence[str | int] = ()) -> bool:
+    """A condition expression (the functions of the ``conditions`` section) as a bool;
+    a string names another condition, answered by ``ctx.condition``."""
+    evaluator = _Evaluator(ctx, context_version(ctx), condition=True)
+    return condition_value(evaluator, value, list(path))
+
+
+class _Evaluator:
+    def __init__(self, ctx: Any, version: Version, condition: bool = False) -> None:
+        self.ctx = ctx
+        self.version = version
+        self.condition = condition  # evaluating a condition: only condition functions
+
+    def eval(self, value: Any, path: list[str | int]) -> Any:
+        call = function_call(value, self.version, self.condition)
+        if call is not None:
+            name, args = call
+            return self.call(name, args, path)
+        if isinstance(value, dict):
+            out = {}
+            for key, item in value.items():
+                resolved = self.eval(item, [*path, key])
+                if resolved is not OMIT:
+                    out[key] = resolved
+            return out
+        if isinstance(value, list):
+            items = (self.eval(item, [*path, i]) for i, item in enumerate(value))
+            return [item for item in items if item is not OMIT]
+        return value
+
+    def call(self, name: str, args: Any, path: list[str | int]) -> Any:
+        where = [*path, name]
+        if self.condition:
+            if name not in self.version.condition_functions:
+                raise HotError(f'The function "{name}" is invalid in this context', where)
+        elif name not in self.version.functions:
+            raise HotError(f"The function {name} is not supported in this version of HOT.", where)
+        handler = _FUNCTIONS.get(name)
+        if handler is None:
+            raise HotError(f'The function "{name}" is not supported by this cloud', where)
+        try:
+            return handler(self, args, where)
+        except HotError:
+            raise
+        except (TypeError, ValueError, KeyError) as exc:
+            raise HotError(str(exc.args[0]) if exc.args else str(exc), where) from exc
+
+    def args(self, args: Any, path: list[str | int]) -> Any:
+        """Arguments with their own calls evaluated; OMIT is kept as None in lists."""
+        return self.eval(args, path)
+
+
+# -- the functions. Each takes (evaluator, raw args, path) --------------------
+
+def traverse(value: Any, keys: Sequence[Any], fn_name: str) -> Any:
+    """Walk ``keys`` into ``value`` (map keys, list indexes as int or digit strings)."""
+    for key in keys:
+        if isinstance(value, Mapping):
+            if not isinstance(key, (str, int)):
+                raise TypeError(f'Path components in "{fn_name}" must be strings')
+            value = value[key]
+        elif isinstance(value, Sequence) and not isinstance(value, str):
+            try:
+                value = value[int(key)]
+            except (ValueError, TypeError) as exc:
+                raise TypeError(f"Path components in '{fn_name}' must be a string that "
+                                "can be parsed into an integer.") from exc
+        else:
+            raise TypeError(f'"{fn_name}" can\'t traverse path')
+    return value
+
+
+def _get_param(ev: _Evaluator, raw: Any, path: list) -> Any:
+    args = ev.args(raw, path)
+    if not args:
+        raise ValueError('Function "get_param" must have arguments')
+    if isinstance(args, str):
+        name, keys = args, []
+    elif isinstance(args, list):
+        name, keys = args[0], args[1:]
+    else:
+        raise TypeError('Argument to "get_param" must be string or list')
+    if not isinstance(name, str):
+        raise TypeError('Parameter name in "get_param" must be string')
+    try:
+        value = ev.ctx.param(name)
+    except KeyError:
+        raise HotError(f"The Parameter ({name}) was not provided.", path) from None
+    try:
+        return traverse(value, keys, "get_param")
+    except (KeyError, IndexError, TypeError):
+        return ""  # Heat: a path that leads nowhere gives an empty string
+
+
+def _get_resource(ev: _Evaluator, raw: Any, path: list) -> Any:
+    name = ev.args(raw, path)
+    if not isinstance(name, str):
+        raise TypeError('Argument to "get_resource" must be a string')
+    return ev.ctx.resource_id(name)
+
+
+def get_attr_parts(fn_args: Any, version: Version) -> tuple[Any, Any, list[Any]]:
+    """(resource, attribute or None for all, path) of get_attr arguments, checked."""
+    if not isinstance(fn_args, list):
+        raise TypeError('Argument to "get_attr" must be a list')
+    if version.at_least("2015-10-15"):
+        if not fn_args:
+            raise ValueError('Arguments to "get_attr" can be of the next forms: '
+                             '[resource_name] or [resource_name, attribute, (path), ...]')
+        if len(fn_args) == 1:
+            return fn_args[0], None, []
+    elif len(fn_args) < 2:
+        raise ValueError('Arguments to "get_attr" must be of the form '
+                         '[resource_name, attribute, (path), ...]')
+    return fn_args[0], fn_args[1], list(fn_args[2:])
+
+
+def _get_attr(ev: _Evaluator, raw: Any, path: list) -> Any:
+    resource, attribute, keys = get_attr_parts(ev.args(raw, path), ev.version)
+    if not isinstance(resource, str):
+        raise TypeError('Arguments to "get_attr" must start with a resource name')
+    value = ev.ctx.attribute(resource, [] if attribute is None else [attribute])
+    if value is None or not keys:
+        return value
+    try:
+        return traverse(value, keys, "get_attr")
+    except (KeyError, IndexError):
+        return None  # Heat: a path an attribute does not have selects nothing
+
+
+def _get_file(ev: _Evaluator, raw: Any, path: list) -> Any:
+    name = ev.args(raw, path)
+    if not isinstance(name, str):
+        raise TypeError('Argument to "get_file" must be a string')
+    files = getattr(ev.ctx, "files", None) or {}
+    if name not in files:
+        raise ValueError(f'No content found in the "files" section for get_file path: {name}')
+    return files[name]
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(", ", ": "))
+
+
+def _list_join(ev: _Evaluator, raw: Any, path: list) -> Any:
+    example = '"list_join" : [ " ", [ "str1", "str2"] ...]'
+    if not isinstance(raw, list) or len(raw) < 2:
+        raise ValueError(f'Incorrect arguments to "list_join" should be: {example}')
+    if not ev.version.at_least("2015-10-15") and len(raw) != 2:
+        raise ValueError(f'Incorrect arguments to "list_join" should be: {example}')
+    args = ev.args(raw, path)
+    delim, lists = args[0], args[1:]
+    strings: list[Any] = []
+    for item in lists:
+        if not item:
+            continue
+        if isinstance(item, str) or not isinstance(item, list):
+            raise TypeError('"list_join" must operate on a list')
+        strings.extend(item)
+    if not isinstance(delim, str):
+        raise TypeError('"list_join" delimiter must be a string')
+    out = []
+    for s in strings:
+        if s is None:
+            out.append("")
+        elif isinstance(s, str):
+            out.append(s)
+        elif isinstance(s, (dict, list)) and ev.version.at_least("2015-10-15"):
+            out.append(_json_text(s))
+        else:
+            allowed = "string, map or list" if ev.version.at_least("2015-10-15") else "strings"
+            raise TypeError(f"Items to join must be {allowed} not {repr(s)[:200]}")
+    return delim.join(out)
+
+
+def _replacement_text(value: Any, param: str, fn_name: str, json_values: bool,
+                      allow_empty: bool) -> str:
+    def empty() -> HotError:
+        return HotError(f"{fn_name} has an undefined or empty value for param {param}, "
+                        "must be a defined non-empty value")
+
+    if value is None:
+        if allow_empty:
+            return ""
+        raise empty()
+    if isinstance(value, bool):
+        text = str(value)
+    elif isinstance(value, (str, int, float)):
+        text = str(value)
+    elif json_values and isinstance(value, (dict, list)):
+        if not allow_empty and not value:
+            raise empty()
+        return _json_text(value)
+    elif json_values:
+        raise TypeError(f'"{fn_name}" params must be strings, numbers, list or map.')
+    else:
+        raise TypeError(f'"{fn_name}" params must be strings or numbers, param {param} is not valid')
+    if not allow_empty and not text:
+        raise empty()
+    return text
+
+
+def _make_str_replace(fn_name: str, strict: bool, allow_empty: bool) -> Callable:
+    def run(ev: _Evaluator, raw: Any, path: list) -> Any:
+        if not isinstance(raw, dict):
+            raise TypeError(f'Arguments to "{fn_name}" must be a map')
+        if set(raw) != {"template", "params"}:
+            raise KeyError(f'"{fn_name}" syntax should be {fn_name}:\\n  template: This is var1 template '
+                           'var2\\n  params:\\n    var1: a\\n    var2: b')
+        template = ev.eval(raw["template"], [*path, "template"])
+        mapping = ev.eval(raw["params"], [*path, "params"])
+        if not isinstance(template, str):
+            raise TypeError(f'"{fn_name}" template must be a string')
+        if not isinstance(mapping, dict):
+            raise TypeError(f'"{fn_name}" params must be a map')
+        json_values = ev.version.at_least("2015-10-15")
+        # Longer placeholders first, then alphabetical: "%a%b%" wins over "%a%".
+        keys = sorted(sorted(mapping, key=str), key=lambda k: len(str(k)), reverse=True)
+        unused = set(keys)
+
+        def replace(text: str, remaining: list[Any]) -> str:
+            if not remaining:
+                return text
+            key, rest = remaining[0], remaining[1:]
+            if not isinstance(key, str):
+                raise TypeError(f'"{fn_name}" param placeholders must be strings')
+            value = _replacement_text(mapping[key], key, fn_name, json_values, allow_empty)
+            parts = text.split(key)
+            if len(parts) > 1:
+                unused.discard(key)
+            return value.join(replace(part, rest) for part in parts)
+
+        result = replace(template, keys)
+        if strict and unused:
+            missing = ",".join(sorted(sorted(unused), key=len, reverse=True))
+            raise ValueError(f"The following params were not found in the template: {missing}")
+        return result
+
+    return run
+
+
+def _repeat(ev: _Evaluator, raw: Any, path: list) -> Any:
+    if not isinstance(raw, dict):
+        raise TypeError('Arguments to "repeat" must be a map')
+    if "for_each" not in raw or "template" not in raw:
+        raise KeyError('"repeat" syntax should be repeat:\\n  template: This is %var%\\n  '
+                       "for_each:\\n    %var%: ['a', 'b', 'c']")
+    nested = raw.get("permutations", True) if ev.version.at_least("2017-09-01") else True
+    if not isinstance(nested, bool):
+        raise TypeError('"permutations" should be boolean type for repeat function.')
+    for_each = ev.eval(raw["for_each"], [*path, "for_each"])
+    if not isinstance(for_each, dict):
+        raise TypeError('The "for_each" argument to "repeat" must contain a map')
+    maps_allowed = ev.version.at_least("2016-10-14") and nested
+    keys, values, lengths = [], [], set()
+    for key, items in for_each.items():
+        keys.append(key)
+        if items is None:
+            values.append([])
+            continue
+        ok = isinstance(items, list) or (maps_allowed and isinstance(items, dict))
+        if not ok:
+            kinds = "lists or maps" if maps_allowed else "lists"
+            raise TypeError(f'The values of the "for_each" argument to "repeat" must be {kinds}')
+        values.append(list(items))
+        lengths.add(len(items))
+    if not nested and len(lengths) > 1:
+        raise ValueError("For repeat, the length of for_each values should be equal if no nested loop.")
+    template = ev.eval(raw["template"], [*path, "template"])
+    combos = itertools.product(*values) if nested else zip(*values)
+
+    def substitute(body: Any, pairs: Sequence[tuple[str, Any]]) -> Any:
+        if isinstance(body, str):
+            for key, value in pairs:
+                body = body.replace(key, str(value) if not isinstance(value, str) else value)
+            return body
+        if isinstance(body, list):
+            return [substitute(item, pairs) for item in body]
+        if isinstance(body, dict):
+            return {substitute(k, pairs): substitute(v, pairs) for k, v in body.items()}
+        return body
+
+    return [substitute(template, list(zip(keys, combo))) for combo in combos]
+
+
+def _digest(ev: _Evaluator, raw: Any, path: list) -> Any:
+    args = ev.args(raw, path)
+    if not (isinstance(args, list) and all(isinstance(a, str) for a in args)):
+        raise TypeError('Argument to function "digest" must be a list of strings')
+    if len(args) != 2:
+        raise ValueError('Function "digest" usage: ["<algorithm>", "<value>"]')
+    algorithm, value = args
+    if algorithm.lower() not in hashlib.algorithms_available:
+        raise ValueError(f"Algorithm must be one of {sorted(hashlib.algorithms_available)}")
+    digest = hashlib.new(algorithm.lower())
+    digest.update(value.encode("latin-1", errors="replace"))
+    return digest.hexdigest()
+
+
+def _str_split(ev: _Evaluator, raw: Any, path: list) -> Any:
+    example = '"str_split" : [ ",", "apples,pears", <index>]'
+    if not isinstance(raw, list):
+        raise TypeError(f'Incorrect arguments to "str_split" should be: {example}')
+    args = ev.args(raw, path)
+    if len(args) < 2 or len(args) > 3:
+        raise ValueError(f'Incorrect arguments to "str_split" should be: {example}')
+    delim, text = args[0], args[1]
+    if text is None:
+        return None
+    if not isinstance(delim, str) or not isinstance(text, str) or not delim:
+        raise ValueError(f'Incorrect arguments to "str_split" should be: {example}')
+    parts = text.split(delim)
+    if len(args) == 2:
+        return parts
+    try:
+        index = int(args[2])
+    except (TypeError, ValueError):
+        raise ValueError(f'Incorrect index to "str_split" should be: {example}') from None
+    if not -len(parts) <= index < len(parts):
+        raise ValueError(f'Incorrect index to "str_split" should be between 0 and {len(parts) - 1}')
+    return parts[index]
+
+
+def _map_merge(ev: _Evaluator, raw: Any, path: list) -> Any:
+    example = '"map_merge" : [ { "key1": "val1" }, { "key2": "val2" } ]'
+    args = ev.args(raw, path)
+    if not isinstance(args, list):
+        raise TypeError(f'Incorrect arguments to "map_merge" should be: {example}')
+    merged: dict = {}
+    for item in args:
+        if item is None:
+            continue
+        if not isinstance(item, dict):
+            raise TypeError("Incorrect arguments: Items to merge must be maps. "
+                            f"{json.dumps(item)[:200]} is not a map")
+        merged.update(item)
+    return merged
+
+
+def _map_replace(ev: _Evaluator, raw: Any, path: list) -> Any:
+    example = ('"map_replace" : [ { "key1": "val1" }, {"keys": {"key1": "key2"}, '
+               '"values": {"val1": "val2"}}]')
+    args = ev.args(raw, path)
+    if not isinstance(args, list) or len(args) != 2:
+        raise TypeError(f'Incorrect arguments to "map_replace" should be: {example}')
+    source, replacements = (a if a is not None else {} for a in args)
+    if not isinstance(source, dict) or not isinstance(replacements, dict):
+        raise TypeError('Incorrect arguments: to "map_replace", arguments must be a list of '
+                        f"maps. Example:  {example}")
+    if set(replacements) - {"keys", "values"}:
+        raise ValueError(f'Incorrect arguments to "map_replace" should be: {example}')
+    new_keys = replacements.get("keys") or {}
+    new_values = replacements.get("values") or {}
+    if not isinstance(new_keys, dict) or not isinstance(new_values, dict):
+        raise TypeError('Incorrect arguments: to "map_replace", arguments must be a list of '
+                        f"maps. Example:  {example}")
+    out: dict = {}
+    for key, value in source.items():
+        new_key = new_keys.get(key)
+        if new_key is None:
+            new_key = key
+        elif new_key in source and new_key != key:
+            raise ValueError(f"key replacement {new_key} collides with a key in the input map")
+        elif new_key in out:
+            raise ValueError(f"key replacement {new_key} collides with a key in the output map")
+        try:
+            out[new_key] = new_values.get(value, value)
+        except TypeError:  # an unhashable value is never replaced
+            out[new_key] = value
+    return out
+
+
+def condition_value(ev: _Evaluator, cond: Any, path: list) -> bool:
+    """An ``if``'s first argument: a condition name, a boolean or an expression."""
+    if isinstance(cond, bool):
+        return cond
+    if isinstance(cond, str):
+        check = getattr(ev.ctx, "condition", None)
+        if check is None:
+            raise HotError(f'Invalid condition "{cond}"', path)
+        return bool(check(cond))
+    if not isinstance(cond, dict):
+        raise HotError(f'Invalid condition "{cond}"', path)
+    inner = _Evaluator(ev.ctx, ev.version, condition=True)
+    result = inner.eval(cond, path)
+    if not isinstance(result, bool):
+        raise HotError(f'Invalid condition "{cond}"', path)
+    return result
+
+
+def _if(ev: _Evaluator, raw: Any, path: list) -> Any:
+    nullable = ev.version.at_least("2021-04-16")
+    sizes = (2, 3) if nullable else (3,)
+    if not isinstance(raw, list) or len(raw) not in sizes:
+        raise ValueError('Arguments to "if" must be of the form: '
+                         "[condition_name, value_if_true, value_if_false]")
+    chosen = condition_value(ev, raw[0], [*path, 0])
+    if chosen:
+        return ev.eval(raw[1], [*path, 1])
+    if len(raw) == 2:
+        return OMIT
+    return ev.eval(raw[2], [*path, 2])
+
+
+def _equals(ev: _Evaluator, raw: Any, path: list) -> Any:
+    if not isinstance(raw, list) or len(raw) != 2:
+        raise ValueError('Arguments to "equals" must be of the form: [value_1, value_2]')
+    first, second = ev.args(raw, path)
+    return first == second
+
+
+def _boolean(fn_name: str) -> Callable:
+    def run(ev: _Evaluator, raw: Any, path: list) -> Any:
+        if fn_name == "not":
+            items = [raw]
+            if isinstance(raw, list) or raw is None:
+                raise ValueError('Argument to "not" must be a condition')
+        else:
+            if not isinstance(raw, list):
+                raise ValueError(f'Arguments to "{fn_name}" must be a list of conditions')
+            if len(raw) < 2:
+                raise ValueError(f'The minimum number of condition arguments to "{fn_name}" is 2.')
+            items = raw
+        values = [condition_value(ev, item, [*path, i]) for i, item in enumerate(items)]
+        if fn_name == "not":
+            return not values[0]
+        return all(values) if fn_name == "and" else any(values)
+
+    return run
+
+
+def _contains(ev: _Evaluator, raw: Any, path: list) -> Any:
+    if not raw or not isinstance(raw, list):
+        raise TypeError('Incorrect arguments to "contains" should be: '
+                        '"contains" : [ "value1", [ "value1", "value2"]]')
+    if len(raw) != 2:
+        raise ValueError('Arguments to "contains" must be of the form: [value1, [value1, value2]]')
+    value, sequence = ev.args(raw, path)
+    if not isinstance(sequence, (list, str)):
+        raise TypeError('Second argument to "contains" should be a sequence.')
+    return value in sequence
+
+
+def _filter(ev: _Evaluator, raw: Any, path: list) -> Any:
+    if not isinstance(raw, list):
+        raise TypeError('Argument to "filter" must be a list')
+    if len(raw) != 2:
+        raise ValueError('"filter" expected 2 arguments of the form [values, sequence] but got '
+                         f"{len(raw)} arguments instead")
+    values, sequence = ev.args(raw, path)
+    if not sequence:
+        return sequence
+    if not isinstance(sequence, list):
+        raise TypeError('"filter" only works with lists')
+    if not values:
+        return sequence
+    if not isinstance(values, list):
+        raise TypeError('"filter" filters a list of values')
+    return [item for item in sequence if item not in values]
+
+
+_URL_KEYS = ("scheme", "username", "password", "host", "port", "path", "query", "fragment")
+
+
+def _make_url(ev: _Evaluator, raw: Any, path: list) -> Any:
+    if not isinstance(raw, dict):
+        raise TypeError('The arguments to "make_url" must be a map')
+    unknown = set(raw) - set(_URL_KEYS)
+    if unknown:
+        raise ValueError(f'Invalid arguments to "make_url": {", ".join(sorted(unknown))}')
+    args = ev.args(raw, path)
+    for key, value in args.items():
+        if key == "query":
+            if not isinstance(value, dict):
+                raise TypeError('The "query" argument to "make_url" must be a map')
+        elif key == "port":
+            try:
+                port = int(value)
+            except (TypeError, ValueError):
+                raise ValueError(f'Invalid URL port "{value}" for make_url called with {raw}') from None
+            if not 0 < port <= 65535:
+                raise ValueError(f"Invalid URL port {port}, must be in range 1-65535")
+        elif not isinstance(value, str):
+            raise TypeError(f'The "{key}" argument to "make_url" must be a string')
+    scheme = args.get("scheme", "")
+    if ":" in scheme:
+        raise ValueError('URL "scheme" should not contain \':\'')
+    netloc = ""
+    username = urlparse.quote(args.get("username", ""), safe="")
+    password = urlparse.quote(args.get("password", ""), safe="")
+    if username or password:
+        netloc = username + (":" + password if password else "") + "@"
+    host = args.get("host", "")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    host = urlparse.quote(host, safe=":")
+    netloc += f"[{host}]" if ":" in host else host
+    if args.get("port"):
+        netloc += f":{args['port']}"
+    query = urlparse.urlencode(args.get("query", {})).replace("%2F", "/")
+    return urlparse.urlunsplit((scheme, netloc, urlparse.quote(args.get("path", "")), query,
+                                urlparse.quote(args.get("fragment", ""))))
+
+
+def _make_list_concat(unique: bool) -> Callable:
+    name = "list_concat_unique" if unique else "list_concat"
+
+    def run(ev: _Evaluator, raw: Any, path: list) -> Any:
+        args = ev.args(raw, path)
+        if not isinstance(args, list):
+            raise TypeError(f'Incorrect arguments to "{name}" should be: '
+                            f'"{name}" : [ [ <value 1>, <value 2> ], [ <value 3>, <value 4> ] ]')
+        out: list = []
+        for item in args:
+            if item is None:
+                continue
+            if not isinstance(item, list):
+                raise TypeError("Incorrect arguments: Items to concat must be lists. "
+                                f"{json.dumps(args)[:200]} contains an item that is not a list: "
+                                f"{json.dumps(item)[:200]}")
+            out.extend(item)
+        if not unique:
+            return out
+        deduplicated: list = []
+        for item in out:
+            if item not in deduplicated:
+                deduplicated.append(item)
+        return deduplicated
+
+    return run
+
+
+def _yaql(ev: _Evaluator, raw: Any, path: list) -> Any:
+    raise HotError('The function "yaql" is not supported by this cloud: write the expression '
+                   "with the other intrinsic functions (map_merge, repeat, filter, ...)", path)
+
+
+def _resource_facade(ev: _Evaluator, raw: Any, path: list) -> Any:
+    key = ev.args(raw, path)
+    if key not in ("metadata", "deletion_policy", "update_policy"):
+        raise ValueError('Incorrect arguments to "resource_facade" should be: '
+                         "resource_facade: (metadata|deletion_policy|update_policy)")
+    facade = getattr(ev.ctx, "resource_facade", None)
+    if facade is None:
+        raise ValueError("resource_facade is only valid in a nested stack's template")
+    return facade(key)
+
+
+def _select(ev: _Evaluator, raw: Any, path: list) -> Any:
+    args = ev.args(raw, path)
+    if not isinstance(args, list) or len(args) != 2:
+        raise ValueError('Arguments to "Fn::Select" must be of the form [index, collection]')
+    index, collection = args
+    if collection is None:
+        return ""
+    if isinstance(collection, dict):
+        if not isinstance(index, str):
+            raise TypeError('Index to "Fn::Select" must be a string')
+        return collection.get(index, "")
+    if isinstance(collection, list):
+        try:
+            return collection[int(index)]
+        except (ValueError, TypeError, IndexError):
+            return ""
+    raise TypeError('Arguments to "Fn::Select" not fully resolved')
+
+
+def _cfn_join(ev: _Evaluator, raw: Any, path: list) -> Any:
+    args = ev.args(raw, path)
+    if not isinstance(args, list) or len(args) != 2 or not isinstance(args[0], str):
+        raise ValueError('Arguments to "Fn::Join" must be of the form [delimiter, [string, ...]]')
+    if not isinstance(args[1], list):
+        raise TypeError('"Fn::Join" must operate on a list')
+    return args[0].join("" if s is None else str(s) for s in args[1])
+
+
+def _cfn_split(ev: _Evaluator, raw: Any, path: list) -> Any:
+    args = ev.args(raw, path)
+    if not isinstance(args, list) or len(args) != 2 or not all(isinstance(a, str) for a in args):
+        raise ValueError('Arguments to "Fn::Split" must be of the form [delimiter, string]')
+    return args[1].split(args[0])
+
+
+def _cfn_replace(ev: _Evaluator, raw: Any, path: list) -> Any:
+    args = ev.args(raw, path)
+    if not isinstance(args, list) or len(args) != 2 or not isinstance(args[0], dict):
+        raise ValueError('Arguments to "Fn::Replace" must be of the form [{param: value}, string]')
+    mapping, text = args
+    if not isinstance(text, str):
+        raise TypeError('"Fn::Replace" template must be a string')
+    for key in sorted(mapping, key=len, reverse=True):
+        text = text.replace(key, "" if mapping[key] is None else str(mapping[key]))
+    return text
+
+
+def _cfn_base64(ev: _Evaluator, raw: Any, path: list) -> Any:
+    value = ev.args(raw, path)  # Heat's Fn::Base64 has always returned its input unchanged
+    if not isinstance(value, str):
+        raise TypeError('"Fn::Base64" argument must be a string')
+    return value
+
+
+def _cfn_member_list_to_map(ev: _Evaluator, raw: Any, path: list) -> Any:
+    args = ev.args(raw, path)
+    if not (isinstance(args, list) and len(args) == 3 and isinstance(args[2], list)):
+        raise TypeError('Wrong Arguments try: "[key_name, value_name, [list]]"')
+    key_name, value_name, members = args
+    pairs: dict[str, dict[str, str]] = {}
+    for member in members:
+        field_name, _, text = str(member).partition("=")
+        prefix, _, attr = field_name.rpartition(".")
+        pairs.setdefault(prefix, {})[attr] = text
+    return {p[f"{key_name}"]: p.get(value_name, "") for p in pairs.values() if key_name in p}
+
+
+def _cfn_ref(ev: _Evaluator, raw: Any, path: list) -> Any:
+    name = ev.args(raw, path)
+    try:
+        return ev.ctx.param(name)
+    except KeyError:
+        return ev.ctx.resource_id(name)
+
+
+def _cfn_get_azs(ev: _Evaluator, raw: Any, path: list) -> Any:
+    zones = getattr(ev.ctx, "availability_zones", None)
+    return list(zones()) if zones is not None else ["nova"]
+
+
+_FUNCTIONS: dict[str, Callable[[_Evaluator, Any, list], Any]] = {
+    "get_param": _get_param,
+    "get_resource": _get_resource,
+    "get_attr": _get_attr,
+    "get_file": _get_file,
+    "list_join": _list_join,
+    "str_replace": _make_str_replace("str_replace", strict=False, allow_empty=True),
+    "str_replace_strict": _make_str_replace("str_replace_strict", strict=True, allow_empty=True),
+    "str_replace_vstrict": _make_str_replace("str_replace_vstrict", strict=True, allow_empty=False),
+    "repeat": _repeat,
+    "digest": _digest,
+    "str_split": _str_split,
+    "map_merge": _map_merge,
+    "map_replace": _map_replace,
+    "if": _if,
+    "equals": _equals,
+    "not": _boolean("not"),
+    "and": _boolean("and"),
+    "or": _boolean("or"),
+    "contains": _contains,
+    "filter": _filter,
+    "make_url": _make_url,
+    "list_concat": _make_list_concat(unique=False),
+    "list_concat_unique": _make_list_concat(unique=True),
+    "yaql": _yaql,
+    "resource_facade": _resource_facade,
+    "Fn::Select": _select,
+    "Fn::Join": _cfn_join,
+    "Fn::Split": _cfn_split,
+    "Fn::Replace": _cfn_replace,
+    "Fn::Base64": _cfn_base64,
+    "Fn::MemberListToMap": _cfn_member_list_to_map,
+    "Fn::ResourceFacade": _resource_facade,
+    "Fn::GetAZs": _cfn_get_azs,
+    "Ref": _cfn_ref,
+}
