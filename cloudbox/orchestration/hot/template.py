@@ -70,6 +70,17 @@ class OutputDefinition:
     condition: Any = None
     enabled: bool = True  # False: Heat shows the output with a null value
 
+    def get(self, key: str, default: Any = None) -> Any:
+        """Read like the template's dict: ``value``, ``description``, ``condition``."""
+        if key in ("value", "description", "condition", "name", "enabled"):
+            return getattr(self, key)
+        return default
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in ("value", "description", "condition", "name", "enabled"):
+            raise KeyError(key)
+        return getattr(self, key)
+
 
 @dataclass(frozen=True)
 class AttributeReference:
@@ -110,15 +121,25 @@ class Template:
     def parameters(
         self, env: Environment | None = None, user_params: Mapping[str, Any] | None = None,
         lookup: Lookup | None = None, *, stack_name: str | None = None, stack_id: str | None = None,
-        project_id: str | None = None, region: str | None = None, validate_values: bool = True,
+        project_id: str | None = None, region: str | None = None,
+        pseudo: Mapping[str, Any] | None = None, validate_values: bool = True,
     ) -> Parameters:
         """The stack's parameter values: ``user_params`` over ``env.parameters``, then
-        ``env.parameter_defaults``, then the template's defaults, each checked."""
+        ``env.parameter_defaults``, then the template's defaults, each checked.
+
+        The pseudo-parameters come from the keywords or from ``pseudo`` (keys
+        ``OS::stack_name``, ``OS::stack_id``, ``OS::project_id``, ``OS::region``, the
+        ``OS::`` prefix optional).
+        """
         env = env or Environment()
+        given = {str(k).removeprefix("OS::"): v for k, v in (pseudo or {}).items()}
         values = {**env.parameters, **(user_params or {})}
         params = build_parameters(
             self.parameter_schemas, values, env.parameter_defaults, lookup,
-            stack_name=stack_name, stack_id=stack_id, project_id=project_id, region=region,
+            stack_name=stack_name or given.get("stack_name"),
+            stack_id=stack_id or given.get("stack_id"),
+            project_id=project_id or given.get("project_id"),
+            region=region or given.get("region"),
             validate_values=validate_values,
         )
         params.env = env
@@ -234,18 +255,23 @@ class Template:
         return defs
 
     # -- outputs -----------------------------------------------------------------------
-    def outputs(self, conditions: Mapping[str, bool] | None = None,
-                params: Parameters | Mapping[str, Any] | None = None) -> dict[str, OutputDefinition]:
-        """Every output; those whose condition is false are ``enabled=False``."""
+    def outputs(self, params: Parameters | Mapping[str, Any] | None = None,
+                conditions: Mapping[str, bool] | None = None) -> dict[str, OutputDefinition]:
+        """Every output, in template order. One whose condition is false has
+        ``enabled=False`` and a null ``value`` (Heat shows it with a null value)."""
+        params = params if params is not None else {}
+        if conditions is None:
+            conditions = self.conditions(params) if self.raw_conditions else {}
         out = {}
         for name, data in self.raw_outputs.items():
             enabled = True
             if data.get("condition") is not None:
-                enabled = self.condition_holds(data["condition"], conditions or {}, params or {},
+                enabled = self.condition_holds(data["condition"], conditions, params,
                                                ["outputs", name, "condition"])
-            out[name] = OutputDefinition(name=name, value=copy.deepcopy(data.get("value")),
-                                         description=str(data.get("description") or ""),
-                                         condition=data.get("condition"), enabled=enabled)
+            out[name] = OutputDefinition(
+                name=name, value=copy.deepcopy(data.get("value")) if enabled else None,
+                description=str(data.get("description") or ""),
+                condition=data.get("condition"), enabled=enabled)
         return out
 
     def attribute_references(self) -> list[AttributeReference]:
