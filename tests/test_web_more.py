@@ -1,0 +1,218 @@
+"""The network, container and admin screens in a real browser (Chromium headless) against a node with
+the fake drivers: a network, subnet and router made through the forms and seen in the topology picture
+(and the picture following changes made elsewhere, live), a container's upload and public toggle, the
+admin screens absent for a member, and an administrator's cluster view, quotas and flavors."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.browser import browser, click, fill, find, go, session_token, sign_in, wait_css, wait_text, wait_until  # noqa: F401
+from tests.cloud import Cloud
+
+
+def present(driver: Any, css: str, what: str | None = None) -> Any:
+    """The first element matching ``css`` once there is one (SVG shapes: present, not 'displayed')."""
+    return wait_until(driver, lambda d: next(iter(find(d, css)), None), what or f"an element {css!r}")
+
+
+def absent(driver: Any, css: str, what: str | None = None) -> None:
+    wait_until(driver, lambda d: not find(d, css), what or f"no element {css!r}")
+
+
+def choose(driver: Any, css: str, text: str) -> None:
+    """Pick the option of a <select> whose label is ``text``."""
+    from selenium.webdriver.support.ui import Select
+
+    Select(wait_css(driver, css)).select_by_visible_text(text)
+
+
+def new_member(cloud: Cloud) -> tuple[dict, str]:
+    """A project and a user who is only a member of it (password "pw")."""
+    suffix = uuid.uuid4().hex[:8]
+    with cloud.client(cloud.token()) as admin:
+        project = admin.post("/identity/v3/projects", json={"project": {"name": f"wm-{suffix}"}}).json()["project"]
+        user = admin.post("/identity/v3/users", json={"user": {"name": f"wm-{suffix}", "password": "pw"}}).json()["user"]
+        member = next(r["id"] for r in admin.get("/identity/v3/roles").json()["roles"] if r["name"] == "member")
+        assert admin.put(f"/identity/v3/projects/{project['id']}/users/{user['id']}/roles/{member}").status_code == 204
+    return project, user["name"]
+
+
+def by_name(client: httpx.Client, collection: str, name: str) -> dict:
+    rows = client.get(f"/network/v2.0/{collection}", params={"name": name}).json()[collection]
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+def test_a_network_subnet_and_router_made_in_the_browser_show_in_the_topology(cloud: Cloud, browser):
+    project, user = new_member(cloud)
+    suffix = uuid.uuid4().hex[:6]
+    sign_in(browser, cloud, user, "pw", project["name"])
+    token = session_token(browser)
+
+    go(browser, "networks")
+    fill(browser, "#network-create input[name=name]", f"net-{suffix}")
+    fill(browser, "#network-create input[name=cidr]", "10.61.0.0/24")
+    click(browser, "#network-create button[type=submit]")
+    wait_text(browser, "main .screen[data-screen=networks] table", "10.61.0.0/24")
+    with cloud.client(token) as c:
+        network = by_name(c, "networks", f"net-{suffix}")
+        subnet = c.get("/network/v2.0/subnets", params={"network_id": network["id"]}).json()["subnets"]
+        assert [s["cidr"] for s in subnet] == ["10.61.0.0/24"]
+        assert network["project_id"] == project["id"]
+        public = next(n for n in c.get("/network/v2.0/networks").json()["networks"] if n["router:external"])
+
+    go(browser, "routers")
+    fill(browser, "#router-create input[name=name]", f"rt-{suffix}")
+    choose(browser, "#router-create select[name=gateway]", public["name"])
+    click(browser, "#router-create button[type=submit]")
+    with cloud.client(token) as c:
+        router = wait_until(browser, lambda d: next(iter(c.get("/network/v2.0/routers", params={"name": f"rt-{suffix}"})
+                                                         .json()["routers"]), None), "the router")
+        assert router["external_gateway_info"]["network_id"] == public["id"]
+    row = f"tr[data-id='{router['id']}']"
+    wait_text(browser, row, public["name"])
+    choose(browser, f"{row} select[name=subnet]", f"net-{suffix}: 10.61.0.0/24")
+    click(browser, f"{row} button[data-action=add-interface]")
+    wait_text(browser, row, "10.61.0.1")
+    with cloud.client(token) as c:
+        ports = c.get("/network/v2.0/ports", params={"device_id": router["id"],
+                                                     "device_owner": "network:router_interface"}).json()["ports"]
+        assert [p["network_id"] for p in ports] == [network["id"]]
+
+    go(browser, "topology")
+    present(browser, f"svg.topology g[data-kind=network][data-network-id='{network['id']}']")
+    present(browser, f"svg.topology g[data-kind=external][data-network-id='{public['id']}']")
+    present(browser, f"svg.topology g[data-kind=router][data-router-id='{router['id']}']")
+    link = present(browser, f"svg.topology g[data-link=router][data-router-id='{router['id']}'][data-network-id='{network['id']}']")
+    assert link.get_attribute("data-port-id") == ports[0]["id"]
+    present(browser, f"svg.topology g[data-link=gateway][data-router-id='{router['id']}'][data-network-id='{public['id']}']")
+    assert f"net-{suffix}" in present(browser, "svg.topology").text
+
+
+def test_the_topology_follows_changes_made_elsewhere_without_a_reload(cloud: Cloud, browser):
+    project, user = new_member(cloud)
+    sign_in(browser, cloud, user, "pw", project["name"])
+    token = session_token(browser)
+    go(browser, "topology")
+    wait_text(browser, "main .screen[data-screen=topology]", "No networks")
+    wait_css(browser, ".live.on")  # the event stream is connected
+    browser.execute_script("window.__sameDocument = true")
+
+    with cloud.client(token) as c:  # the CLI's calls, not the page's
+        network = c.post("/network/v2.0/networks", json={"network": {"name": "elsewhere"}}).json()["network"]
+        subnet = c.post("/network/v2.0/subnets", json={"subnet": {
+            "network_id": network["id"], "cidr": "10.62.0.0/24", "ip_version": 4}}).json()["subnet"]
+        router = c.post("/network/v2.0/routers", json={"router": {"name": "elsewhere-rt"}}).json()["router"]
+        present(browser, f"svg.topology g[data-kind=network][data-network-id='{network['id']}']")
+        present(browser, f"svg.topology g[data-kind=router][data-router-id='{router['id']}']")
+        r = c.put(f"/network/v2.0/routers/{router['id']}/add_router_interface", json={"subnet_id": subnet["id"]})
+        assert r.status_code == 200, r.text
+        link = f"svg.topology g[data-link=router][data-router-id='{router['id']}'][data-network-id='{network['id']}']"
+        present(browser, link)
+        r = c.put(f"/network/v2.0/routers/{router['id']}/remove_router_interface", json={"subnet_id": subnet["id"]})
+        assert r.status_code == 200, r.text
+        absent(browser, link)
+        assert c.delete(f"/network/v2.0/routers/{router['id']}").status_code == 204
+        absent(browser, f"svg.topology g[data-router-id='{router['id']}']")
+    assert browser.execute_script("return window.__sameDocument") is True  # never reloaded
+
+
+def test_a_container_upload_shows_progress_and_the_public_toggle_opens_it_to_anyone(cloud: Cloud, browser, tmp_path: Path):
+    project, user = new_member(cloud)
+    sign_in(browser, cloud, user, "pw", project["name"])
+    token = session_token(browser)
+    name = f"box-{uuid.uuid4().hex[:6]}"
+    payload = tmp_path / "hello.txt"
+    payload.write_bytes(b"hello from the browser\n" * 40000)  # ~900 KiB: several progress events
+
+    go(browser, "containers")
+    fill(browser, "#container-create input[name=name]", name)
+    click(browser, "#container-create button[type=submit]")
+    click(browser, f"a[data-container='{name}']")
+    wait_css(browser, f"#container-objects form[data-container='{name}'] input[type=file]").send_keys(str(payload))
+    click(browser, f"#container-objects form[data-container='{name}'] button[type=submit]")
+    done = wait_css(browser, "#container-objects .progress.done")
+    assert int(done.get_attribute("data-updates")) >= 1
+    wait_text(browser, "#container-objects table", "hello.txt")
+    account = f"/object-store/v1/AUTH_{project['id']}"
+    with cloud.client(token) as c:
+        assert c.get(f"{account}/{name}/hello.txt").content == payload.read_bytes()
+    with cloud.client() as anonymous:
+        assert anonymous.get(f"{account}/{name}/hello.txt").status_code == 401
+
+    click(browser, "#container-objects button[data-action=toggle-public]")
+    wait_css(browser, "#container-objects [data-public=true]")
+    with cloud.client(token) as c:
+        assert c.head(f"{account}/{name}").headers["X-Container-Read"] == ".r:*,.rlistings"
+    with cloud.client() as anonymous:
+        assert anonymous.get(f"{account}/{name}/hello.txt").content == payload.read_bytes()
+    click(browser, "#container-objects button[data-action=toggle-public]")
+    wait_css(browser, "#container-objects [data-public=false]")
+    with cloud.client() as anonymous:
+        assert anonymous.get(f"{account}/{name}/hello.txt").status_code == 401
+
+
+def test_a_member_has_no_admin_screens_and_the_admin_apis_refuse_the_member(cloud: Cloud, browser):
+    project, user = new_member(cloud)
+    sign_in(browser, cloud, user, "pw", project["name"])
+    wait_css(browser, "#nav a[data-screen=topology]")  # the project's network screens are there
+    for screen in ("admin_identity", "admin_compute", "cluster"):
+        assert not find(browser, f"#nav a[data-screen={screen}]")
+        browser.execute_script("location.hash = arguments[0]", f"#/{screen}")
+        wait_css(browser, "main .screen[data-screen=overview] h1")
+        assert not find(browser, f"main .screen[data-screen={screen}]")
+    with cloud.client(session_token(browser)) as member:  # nor would the APIs have answered
+        assert member.get("/cloudbox/v1/nodes").status_code == 403
+        assert member.get("/identity/v3/users").status_code == 403
+        assert member.get("/compute/v2.1/os-hypervisors/detail").status_code == 403
+
+
+def test_an_admin_sees_the_cluster_view_with_this_node(cloud: Cloud, browser):
+    with cloud.client() as c:
+        node = c.get("/cloudbox/v1/health").json()["node"]
+    with cloud.client(cloud.token()) as admin:
+        nodes = admin.get("/cloudbox/v1/nodes").json()["nodes"]
+    me = next(n for n in nodes if n["name"] == node)
+    sign_in(browser, cloud, "admin", cloud.password, "admin")
+    go(browser, "cluster")
+    row = wait_text(browser, f"#cluster-nodes tr[data-id='{me['id']}']", f"{node} (this node)")
+    assert "UP" in row.text and me["role"] in row.text
+    guests = row.find_element("css selector", "[data-guests]").text
+    assert guests == str(me["capacity"].get("servers", 0))
+    wait_text(browser, "#cluster-nodes .cluster-summary", f"served by {node}")
+
+
+def test_an_admin_sets_a_projects_quota_and_makes_a_private_flavor_for_it(cloud: Cloud, browser):
+    project, _ = new_member(cloud)
+    sign_in(browser, cloud, "admin", cloud.password, "admin")
+    go(browser, "admin_compute")
+    flavor = f"fl-{uuid.uuid4().hex[:6]}"
+    fill(browser, "#flavor-create input[name=name]", flavor)
+    click(browser, "#flavor-create input[name=public]")  # private
+    click(browser, "#flavor-create button[type=submit]")
+    with cloud.client(cloud.token()) as admin:
+        made = wait_until(browser, lambda d: next((f for f in admin.get("/compute/v2.1/flavors/detail?is_public=None")
+                                                   .json()["flavors"] if f["name"] == flavor), None), "the flavor")
+        assert made["os-flavor-access:is_public"] is False
+    row = f"tr[data-id='{made['id']}']"
+    choose(browser, f"{row} select", project["name"])
+    click(browser, f"{row} button:not(.danger)")
+    wait_css(browser, f"{row} li[data-project-id='{project['id']}']")
+    with cloud.client(cloud.token()) as admin:
+        access = admin.get(f"/compute/v2.1/flavors/{made['id']}/os-flavor-access").json()["flavor_access"]
+        assert access == [{"flavor_id": made["id"], "tenant_id": project["id"]}]
+
+    click(browser, "button[data-tab=quotas]")
+    choose(browser, "#quota-project", project["name"])
+    field = wait_css(browser, "[data-service=compute] input[name=instances]")
+    field.clear()
+    field.send_keys("7")
+    click(browser, "button[data-action=save-compute]")
+    wait_css(browser, "[data-service=compute] [data-quota=instances] .bar[data-limit='7']")
+    with cloud.client(cloud.token()) as admin:
+        assert admin.get(f"/compute/v2.1/os-quota-sets/{project['id']}").json()["quota_set"]["instances"] == 7
