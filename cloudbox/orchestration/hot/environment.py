@@ -176,7 +176,7 @@ def parse_environment(body: str | bytes | dict | None, files: Mapping[str, str] 
     if not isinstance(registry, dict):
         raise HotError('The environment\'s "resource_registry" must be a map', ["resource_registry"])
     _check_registry(registry)
-    env.resource_registry = _merge_registry({}, registry)
+    env.resource_registry = copy.deepcopy(registry)  # nulls stay: they remove mappings on merge
     sinks = data.get("event_sinks") or []
     if not isinstance(sinks, list):
         raise HotError('The environment\'s "event_sinks" must be a list', ["event_sinks"])
