@@ -371,7 +371,7 @@ def test_diff_flavor_and_rules_change_in_place():
 
 def test_diff_a_property_that_cannot_change_in_place_replaces():
     plan = plan_of({}, {"net": "other"})
-    assert plan.replaced == ["port"] and plan.updated == []
+    assert plan.replaced == ["port", "server"] and plan.updated == []  # server: see the cascade test
     assert plan.reasons["port"] == "property network of OS::Neutron::Port cannot be updated in place"
     assert plan.changes["port"] == [hot.PropertyChange("network", "private", "other", False)]
 
@@ -394,3 +394,41 @@ def test_diff_without_contexts_compares_what_it_is_given():
     plan = hot.diff(defs, changed, lambda t: set())
     assert plan.updated == ["old"] and plan.changes == {}
     assert plan.unchanged == ["port", "server", "sg"]
+
+
+def test_diff_cascades_to_what_refers_to_a_replaced_resource():
+    # the port's network changes: the port is replaced, so the server's networks (which names the
+    # port) change too, and Nova cannot change networks in place: the server is replaced as well
+    allowed = {**UPDATE_ALLOWED, "OS::Nova::Server": {"flavor", "name", "metadata"}}
+    old_t = new_t = tmpl(SERVER_STACK)
+    old_p, new_p = old_t.parameters(), new_t.parameters(None, {"net": "other"})
+    ids = {"port": "port-1", "server": "server-1", "sg": "sg-1"}
+    contexts = {"old_ctx": hot.StackContext(old_p.values, resource_id_of=ids.get),
+                "new_ctx": hot.StackContext(new_p.values, resource_id_of=ids.get)}
+    plan = hot.diff(old_t.resources(old_p), new_t.resources(new_p), lambda t: allowed.get(t, set()), **contexts)
+    assert plan.replaced == ["port", "server"]
+    assert plan.reasons["server"] == ("property networks of OS::Nova::Server refers to what is replaced "
+                                      "(port is replaced)")
+    assert plan.changes["server"][0].cause == "port is replaced"
+    assert plan.unchanged == ["sg", "old"]
+    # with networks updatable in place, the server is only updated
+    allowed["OS::Nova::Server"] = {"flavor", "networks"}
+    plan = hot.diff(old_t.resources(old_p), new_t.resources(new_p), lambda t: allowed.get(t, set()), **contexts)
+    assert plan.replaced == ["port"] and plan.updated == ["server"]
+    assert plan.to_dict()["changes"]["server"][0]["cause"] == "port is replaced"
+
+
+def test_a_false_if_alone_resolves_to_none():
+    ctx = hot.StackContext({}, {"no": False})
+    assert hot.resolve({"if": ["no", "x"]}, ctx) is None
+
+
+def test_resource_names_with_a_slash_are_refused():
+    refused(lambda: tmpl({"resources": {"a/b": {"type": "T"}}}), "Resource name 'a/b' is invalid")
+
+
+def test_hidden_values_never_appear_in_errors():
+    template = tmpl({"parameters": {"pw": {"type": "string", "hidden": True,
+                                           "constraints": [{"allowed_pattern": "[a-z]+"}]}}})
+    error = refused(lambda: template.parameters(None, {"pw": "Secret1"}), "Parameter 'pw' is invalid")
+    assert "Secret1" not in error.message and "******" in error.message

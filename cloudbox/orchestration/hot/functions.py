@@ -15,15 +15,19 @@ template path the caller gave (``path=``) and the function.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
-from urllib import parse as urlparse
 
 from cloudbox.orchestration.hot.errors import HotError
+from cloudbox.orchestration.hot.functions_cfn import (
+    cfn_base64, cfn_get_azs, cfn_join, cfn_member_list_to_map, cfn_ref, cfn_replace, cfn_split, select,
+)
+from cloudbox.orchestration.hot.functions_text import (
+    digest, list_join, make_str_replace, make_url, str_split,
+)
 from cloudbox.orchestration.hot.versions import LATEST, Version, find_version
 
 # What an ``if`` without a false value (2021-04-16) yields when its condition is
@@ -107,8 +111,13 @@ def function_call(value: object, version: Version, condition: bool = False) -> t
 
 
 def resolve(value: Any, ctx: Any, path: Sequence[str | int] = ()) -> Any:
-    """``value`` with every function call of the template's version evaluated."""
-    return _Evaluator(ctx, context_version(ctx)).eval(value, list(path))
+    """``value`` with every function call of the template's version evaluated.
+
+    An ``if`` without a false value whose condition is false removes the list item or
+    map entry that holds it; standing alone it resolves to None.
+    """
+    result = _Evaluator(ctx, context_version(ctx)).eval(value, list(path))
+    return None if result is OMIT else result
 
 
 def resolve_condition(value: Any, ctx: Any, path: Sequence[str | int] = ()) -> bool:
@@ -251,107 +260,6 @@ def _get_file(ev: _Evaluator, raw: Any, path: list) -> Any:
     return files[name]
 
 
-def _json_text(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(", ", ": "))
-
-
-def _list_join(ev: _Evaluator, raw: Any, path: list) -> Any:
-    example = '"list_join" : [ " ", [ "str1", "str2"] ...]'
-    if not isinstance(raw, list) or len(raw) < 2:
-        raise ValueError(f'Incorrect arguments to "list_join" should be: {example}')
-    if not ev.version.at_least("2015-10-15") and len(raw) != 2:
-        raise ValueError(f'Incorrect arguments to "list_join" should be: {example}')
-    args = ev.args(raw, path)
-    delim, lists = args[0], args[1:]
-    strings: list[Any] = []
-    for item in lists:
-        if not item:
-            continue
-        if isinstance(item, str) or not isinstance(item, list):
-            raise TypeError('"list_join" must operate on a list')
-        strings.extend(item)
-    if not isinstance(delim, str):
-        raise TypeError('"list_join" delimiter must be a string')
-    out = []
-    for s in strings:
-        if s is None:
-            out.append("")
-        elif isinstance(s, str):
-            out.append(s)
-        elif isinstance(s, (dict, list)) and ev.version.at_least("2015-10-15"):
-            out.append(_json_text(s))
-        else:
-            allowed = "string, map or list" if ev.version.at_least("2015-10-15") else "strings"
-            raise TypeError(f"Items to join must be {allowed} not {repr(s)[:200]}")
-    return delim.join(out)
-
-
-def _replacement_text(value: Any, param: str, fn_name: str, json_values: bool,
-                      allow_empty: bool) -> str:
-    def empty() -> HotError:
-        return HotError(f"{fn_name} has an undefined or empty value for param {param}, "
-                        "must be a defined non-empty value")
-
-    if value is None:
-        if allow_empty:
-            return ""
-        raise empty()
-    if isinstance(value, bool):
-        text = str(value)
-    elif isinstance(value, (str, int, float)):
-        text = str(value)
-    elif json_values and isinstance(value, (dict, list)):
-        if not allow_empty and not value:
-            raise empty()
-        return _json_text(value)
-    elif json_values:
-        raise TypeError(f'"{fn_name}" params must be strings, numbers, list or map.')
-    else:
-        raise TypeError(f'"{fn_name}" params must be strings or numbers, param {param} is not valid')
-    if not allow_empty and not text:
-        raise empty()
-    return text
-
-
-def _make_str_replace(fn_name: str, strict: bool, allow_empty: bool) -> Callable:
-    def run(ev: _Evaluator, raw: Any, path: list) -> Any:
-        if not isinstance(raw, dict):
-            raise TypeError(f'Arguments to "{fn_name}" must be a map')
-        if set(raw) != {"template", "params"}:
-            raise KeyError(f'"{fn_name}" syntax should be {fn_name}:\\n  template: This is var1 template '
-                           'var2\\n  params:\\n    var1: a\\n    var2: b')
-        template = ev.eval(raw["template"], [*path, "template"])
-        mapping = ev.eval(raw["params"], [*path, "params"])
-        if not isinstance(template, str):
-            raise TypeError(f'"{fn_name}" template must be a string')
-        if not isinstance(mapping, dict):
-            raise TypeError(f'"{fn_name}" params must be a map')
-        json_values = ev.version.at_least("2015-10-15")
-        # Longer placeholders first, then alphabetical: "%a%b%" wins over "%a%".
-        keys = sorted(sorted(mapping, key=str), key=lambda k: len(str(k)), reverse=True)
-        unused = set(keys)
-
-        def replace(text: str, remaining: list[Any]) -> str:
-            if not remaining:
-                return text
-            key, rest = remaining[0], remaining[1:]
-            if not isinstance(key, str):
-                raise TypeError(f'"{fn_name}" param placeholders must be strings')
-            value = _replacement_text(mapping[key], key, fn_name, json_values, allow_empty)
-            parts = text.split(key)
-            if len(parts) > 1:
-                unused.discard(key)
-            return value.join(replace(part, rest) for part in parts)
-
-        result = replace(template, keys)
-        if strict and unused:
-            missing = ",".join(sorted(sorted(unused), key=len, reverse=True))
-            raise ValueError(f"The following params were not found in the template: {missing}")
-        return result
-
-    return run
-
-
 def _repeat(ev: _Evaluator, raw: Any, path: list) -> Any:
     if not isinstance(raw, dict):
         raise TypeError('Arguments to "repeat" must be a map')
@@ -394,44 +302,6 @@ def _repeat(ev: _Evaluator, raw: Any, path: list) -> Any:
         return body
 
     return [substitute(template, list(zip(keys, combo))) for combo in combos]
-
-
-def _digest(ev: _Evaluator, raw: Any, path: list) -> Any:
-    args = ev.args(raw, path)
-    if not (isinstance(args, list) and all(isinstance(a, str) for a in args)):
-        raise TypeError('Argument to function "digest" must be a list of strings')
-    if len(args) != 2:
-        raise ValueError('Function "digest" usage: ["<algorithm>", "<value>"]')
-    algorithm, value = args
-    if algorithm.lower() not in hashlib.algorithms_available:
-        raise ValueError(f"Algorithm must be one of {sorted(hashlib.algorithms_available)}")
-    digest = hashlib.new(algorithm.lower())
-    digest.update(value.encode("latin-1", errors="replace"))
-    return digest.hexdigest()
-
-
-def _str_split(ev: _Evaluator, raw: Any, path: list) -> Any:
-    example = '"str_split" : [ ",", "apples,pears", <index>]'
-    if not isinstance(raw, list):
-        raise TypeError(f'Incorrect arguments to "str_split" should be: {example}')
-    args = ev.args(raw, path)
-    if len(args) < 2 or len(args) > 3:
-        raise ValueError(f'Incorrect arguments to "str_split" should be: {example}')
-    delim, text = args[0], args[1]
-    if text is None:
-        return None
-    if not isinstance(delim, str) or not isinstance(text, str) or not delim:
-        raise ValueError(f'Incorrect arguments to "str_split" should be: {example}')
-    parts = text.split(delim)
-    if len(args) == 2:
-        return parts
-    try:
-        index = int(args[2])
-    except (TypeError, ValueError):
-        raise ValueError(f'Incorrect index to "str_split" should be: {example}') from None
-    if not -len(parts) <= index < len(parts):
-        raise ValueError(f'Incorrect index to "str_split" should be between 0 and {len(parts) - 1}')
-    return parts[index]
 
 
 def _map_merge(ev: _Evaluator, raw: Any, path: list) -> Any:
@@ -572,49 +442,6 @@ def _filter(ev: _Evaluator, raw: Any, path: list) -> Any:
     return [item for item in sequence if item not in values]
 
 
-_URL_KEYS = ("scheme", "username", "password", "host", "port", "path", "query", "fragment")
-
-
-def _make_url(ev: _Evaluator, raw: Any, path: list) -> Any:
-    if not isinstance(raw, dict):
-        raise TypeError('The arguments to "make_url" must be a map')
-    unknown = set(raw) - set(_URL_KEYS)
-    if unknown:
-        raise ValueError(f'Invalid arguments to "make_url": {", ".join(sorted(unknown))}')
-    args = ev.args(raw, path)
-    for key, value in args.items():
-        if key == "query":
-            if not isinstance(value, dict):
-                raise TypeError('The "query" argument to "make_url" must be a map')
-        elif key == "port":
-            try:
-                port = int(value)
-            except (TypeError, ValueError):
-                raise ValueError(f'Invalid URL port "{value}" for make_url called with {raw}') from None
-            if not 0 < port <= 65535:
-                raise ValueError(f"Invalid URL port {port}, must be in range 1-65535")
-        elif not isinstance(value, str):
-            raise TypeError(f'The "{key}" argument to "make_url" must be a string')
-    scheme = args.get("scheme", "")
-    if ":" in scheme:
-        raise ValueError('URL "scheme" should not contain \':\'')
-    netloc = ""
-    username = urlparse.quote(args.get("username", ""), safe="")
-    password = urlparse.quote(args.get("password", ""), safe="")
-    if username or password:
-        netloc = username + (":" + password if password else "") + "@"
-    host = args.get("host", "")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    host = urlparse.quote(host, safe=":")
-    netloc += f"[{host}]" if ":" in host else host
-    if args.get("port"):
-        netloc += f":{args['port']}"
-    query = urlparse.urlencode(args.get("query", {})).replace("%2F", "/")
-    return urlparse.urlunsplit((scheme, netloc, urlparse.quote(args.get("path", "")), query,
-                                urlparse.quote(args.get("fragment", ""))))
-
-
 def _make_list_concat(unique: bool) -> Callable:
     name = "list_concat_unique" if unique else "list_concat"
 
@@ -659,98 +486,18 @@ def _resource_facade(ev: _Evaluator, raw: Any, path: list) -> Any:
     return facade(key)
 
 
-def _select(ev: _Evaluator, raw: Any, path: list) -> Any:
-    args = ev.args(raw, path)
-    if not isinstance(args, list) or len(args) != 2:
-        raise ValueError('Arguments to "Fn::Select" must be of the form [index, collection]')
-    index, collection = args
-    if collection is None:
-        return ""
-    if isinstance(collection, dict):
-        if not isinstance(index, str):
-            raise TypeError('Index to "Fn::Select" must be a string')
-        return collection.get(index, "")
-    if isinstance(collection, list):
-        try:
-            return collection[int(index)]
-        except (ValueError, TypeError, IndexError):
-            return ""
-    raise TypeError('Arguments to "Fn::Select" not fully resolved')
-
-
-def _cfn_join(ev: _Evaluator, raw: Any, path: list) -> Any:
-    args = ev.args(raw, path)
-    if not isinstance(args, list) or len(args) != 2 or not isinstance(args[0], str):
-        raise ValueError('Arguments to "Fn::Join" must be of the form [delimiter, [string, ...]]')
-    if not isinstance(args[1], list):
-        raise TypeError('"Fn::Join" must operate on a list')
-    return args[0].join("" if s is None else str(s) for s in args[1])
-
-
-def _cfn_split(ev: _Evaluator, raw: Any, path: list) -> Any:
-    args = ev.args(raw, path)
-    if not isinstance(args, list) or len(args) != 2 or not all(isinstance(a, str) for a in args):
-        raise ValueError('Arguments to "Fn::Split" must be of the form [delimiter, string]')
-    return args[1].split(args[0])
-
-
-def _cfn_replace(ev: _Evaluator, raw: Any, path: list) -> Any:
-    args = ev.args(raw, path)
-    if not isinstance(args, list) or len(args) != 2 or not isinstance(args[0], dict):
-        raise ValueError('Arguments to "Fn::Replace" must be of the form [{param: value}, string]')
-    mapping, text = args
-    if not isinstance(text, str):
-        raise TypeError('"Fn::Replace" template must be a string')
-    for key in sorted(mapping, key=len, reverse=True):
-        text = text.replace(key, "" if mapping[key] is None else str(mapping[key]))
-    return text
-
-
-def _cfn_base64(ev: _Evaluator, raw: Any, path: list) -> Any:
-    value = ev.args(raw, path)  # Heat's Fn::Base64 has always returned its input unchanged
-    if not isinstance(value, str):
-        raise TypeError('"Fn::Base64" argument must be a string')
-    return value
-
-
-def _cfn_member_list_to_map(ev: _Evaluator, raw: Any, path: list) -> Any:
-    args = ev.args(raw, path)
-    if not (isinstance(args, list) and len(args) == 3 and isinstance(args[2], list)):
-        raise TypeError('Wrong Arguments try: "[key_name, value_name, [list]]"')
-    key_name, value_name, members = args
-    pairs: dict[str, dict[str, str]] = {}
-    for member in members:
-        field_name, _, text = str(member).partition("=")
-        prefix, _, attr = field_name.rpartition(".")
-        pairs.setdefault(prefix, {})[attr] = text
-    return {p[f"{key_name}"]: p.get(value_name, "") for p in pairs.values() if key_name in p}
-
-
-def _cfn_ref(ev: _Evaluator, raw: Any, path: list) -> Any:
-    name = ev.args(raw, path)
-    try:
-        return ev.ctx.param(name)
-    except KeyError:
-        return ev.ctx.resource_id(name)
-
-
-def _cfn_get_azs(ev: _Evaluator, raw: Any, path: list) -> Any:
-    zones = getattr(ev.ctx, "availability_zones", None)
-    return list(zones()) if zones is not None else ["nova"]
-
-
 _FUNCTIONS: dict[str, Callable[[_Evaluator, Any, list], Any]] = {
     "get_param": _get_param,
     "get_resource": _get_resource,
     "get_attr": _get_attr,
     "get_file": _get_file,
-    "list_join": _list_join,
-    "str_replace": _make_str_replace("str_replace", strict=False, allow_empty=True),
-    "str_replace_strict": _make_str_replace("str_replace_strict", strict=True, allow_empty=True),
-    "str_replace_vstrict": _make_str_replace("str_replace_vstrict", strict=True, allow_empty=False),
+    "list_join": list_join,
+    "str_replace": make_str_replace("str_replace", strict=False, allow_empty=True),
+    "str_replace_strict": make_str_replace("str_replace_strict", strict=True, allow_empty=True),
+    "str_replace_vstrict": make_str_replace("str_replace_vstrict", strict=True, allow_empty=False),
     "repeat": _repeat,
-    "digest": _digest,
-    "str_split": _str_split,
+    "digest": digest,
+    "str_split": str_split,
     "map_merge": _map_merge,
     "map_replace": _map_replace,
     "if": _if,
@@ -760,18 +507,18 @@ _FUNCTIONS: dict[str, Callable[[_Evaluator, Any, list], Any]] = {
     "or": _boolean("or"),
     "contains": _contains,
     "filter": _filter,
-    "make_url": _make_url,
+    "make_url": make_url,
     "list_concat": _make_list_concat(unique=False),
     "list_concat_unique": _make_list_concat(unique=True),
     "yaql": _yaql,
     "resource_facade": _resource_facade,
-    "Fn::Select": _select,
-    "Fn::Join": _cfn_join,
-    "Fn::Split": _cfn_split,
-    "Fn::Replace": _cfn_replace,
-    "Fn::Base64": _cfn_base64,
-    "Fn::MemberListToMap": _cfn_member_list_to_map,
+    "Fn::Select": select,
+    "Fn::Join": cfn_join,
+    "Fn::Split": cfn_split,
+    "Fn::Replace": cfn_replace,
+    "Fn::Base64": cfn_base64,
+    "Fn::MemberListToMap": cfn_member_list_to_map,
     "Fn::ResourceFacade": _resource_facade,
-    "Fn::GetAZs": _cfn_get_azs,
-    "Ref": _cfn_ref,
+    "Fn::GetAZs": cfn_get_azs,
+    "Ref": cfn_ref,
 }

@@ -75,11 +75,20 @@ class Constraint:
     spec: Any
     description: str | None = None
 
-    def check(self, value: Any, param_type: str, lookup: Lookup | None) -> None:
-        """Raise ConstraintError when ``value`` (already of the parameter's type) fails."""
+    def check(self, value: Any, param_type: str, lookup: Lookup | None, hidden: bool = False) -> None:
+        """Raise ConstraintError when ``value`` (already of the parameter's type) fails.
+
+        A hidden parameter's value never appears in the message (only its length does).
+        """
         error = self._problem(value, param_type, lookup)
-        if error is not None:
-            raise ConstraintError(self.description if self.description else error)
+        if error is None:
+            return
+        if self.description:
+            raise ConstraintError(self.description)
+        if hidden and self.kind != "length":
+            shown = value_text(value, param_type)
+            error = error.replace(json.dumps(value), '"******"').replace(shown, "******") if shown else error
+        raise ConstraintError(error)
 
     def _problem(self, value: Any, param_type: str, lookup: Lookup | None) -> str | None:
         spec = self.spec
@@ -209,7 +218,7 @@ class ParamSchema:
         for constraint in self.constraints:
             if constraint.kind == "custom_constraint" and not custom:
                 continue
-            constraint.check(converted, self.type, lookup)
+            constraint.check(converted, self.type, lookup, self.hidden)
         return converted
 
     def text(self, value: Any) -> str:

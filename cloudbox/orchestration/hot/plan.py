@@ -16,8 +16,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cloudbox.orchestration.hot.dependencies import references
 from cloudbox.orchestration.hot.functions import resolve
 from cloudbox.orchestration.hot.template import ResourceDefinition
+from cloudbox.orchestration.hot.versions import LATEST
 
 _MISSING: Any = object()
 
@@ -28,6 +30,7 @@ class PropertyChange:
     old: Any  # None when the property was not set
     new: Any
     in_place: bool  # False: this change forces a replacement
+    cause: str | None = None  # set when the value changes because a resource it names is replaced
 
 
 @dataclass
@@ -46,7 +49,8 @@ class Plan:
             "replaced": list(self.replaced), "deleted": list(self.deleted),
             "unchanged": list(self.unchanged),
             "changes": {
-                name: [{"property": c.name, "old": c.old, "new": c.new, "in_place": c.in_place}
+                name: [{"property": c.name, "old": c.old, "new": c.new, "in_place": c.in_place,
+                        **({"cause": c.cause} if c.cause else {})}
                        for c in changes]
                 for name, changes in self.changes.items()
             },
@@ -93,7 +97,51 @@ def diff(old: Mapping[str, ResourceDefinition], new: Mapping[str, ResourceDefini
             plan.updated.append(name)
         else:
             plan.unchanged.append(name)
+    _cascade(plan, old, new, update_allowed, old_ctx, new_ctx)
     return plan
+
+
+def _cascade(plan: Plan, old: Mapping[str, ResourceDefinition], new: Mapping[str, ResourceDefinition],
+             update_allowed: Callable[[str], set[str]], old_ctx: Any, new_ctx: Any) -> None:
+    """A property naming a replaced resource (get_resource, get_attr) gets a new value too:
+    in place when its type allows, else that resource is replaced as well, and so on."""
+    replaced = set(plan.replaced)
+    moved = True
+    while moved:
+        moved = False
+        for name in [*plan.updated, *plan.unchanged]:
+            definition = new[name]
+            allowed = update_allowed(definition.type)
+            known = {c.name for c in plan.changes.get(name, [])}
+            for key, value in definition.properties.items():
+                targets = sorted({t for _, t, _ in references(value, LATEST)} & replaced)
+                if key in known or not targets:
+                    continue
+                change = PropertyChange(
+                    key, _props(old[name], old_ctx).get(key), _props(definition, new_ctx).get(key),
+                    in_place="*" in allowed or key in allowed,
+                    cause=f"{', '.join(targets)} {'is' if len(targets) == 1 else 'are'} replaced")
+                plan.changes.setdefault(name, []).append(change)
+                known.add(key)
+            changes = plan.changes.get(name, [])
+            fixed = [c for c in changes if not c.in_place]
+            if fixed:
+                _move(plan, name, plan.replaced)
+                first = fixed[0]
+                why = f"refers to what is replaced ({first.cause})" if first.cause else "cannot be updated in place"
+                plan.reasons[name] = f"property {first.name} of {definition.type} {why}"
+                replaced.add(name)
+                moved = True
+            elif changes and name in plan.unchanged:
+                _move(plan, name, plan.updated)
+
+
+def _move(plan: Plan, name: str, target: list[str]) -> None:
+    for group in (plan.updated, plan.unchanged):
+        if name in group:
+            group.remove(name)
+    if name not in target:
+        target.append(name)
 
 
 def _props(definition: ResourceDefinition, ctx: Any) -> dict[str, Any]:

@@ -367,6 +367,9 @@ def _check_resources(template: Template) -> None:
     version = template.version
     for name, data in raw.items():
         where = ["resources", name]
+        if not isinstance(name, str) or not name or "/" in name:
+            raise HotError(f'Resource name {name!r} is invalid: it must be a non-empty string '
+                           'without "/"', where)
         if not isinstance(data, dict):
             raise HotError(f'"{name}" is not a map (a resource definition must be a map with a '
                            '"type")', where)
