@@ -432,3 +432,11 @@ def test_hidden_values_never_appear_in_errors():
                                            "constraints": [{"allowed_pattern": "[a-z]+"}]}}})
     error = refused(lambda: template.parameters(None, {"pw": "Secret1"}), "Parameter 'pw' is invalid")
     assert "Secret1" not in error.message and "******" in error.message
+
+
+def test_outputs_take_parameters_and_conditions_in_either_order():
+    template = tmpl(CONDITIONAL)
+    params = template.parameters(None, {"env_type": "prod"})
+    conditions = template.conditions(params)
+    assert template.outputs(params, conditions) == template.outputs(conditions, params)
+    assert template.outputs(conditions, params)["volume_id"].enabled is True

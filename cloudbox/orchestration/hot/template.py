@@ -258,7 +258,13 @@ class Template:
     def outputs(self, params: Parameters | Mapping[str, Any] | None = None,
                 conditions: Mapping[str, bool] | None = None) -> dict[str, OutputDefinition]:
         """Every output, in template order. One whose condition is false has
-        ``enabled=False`` and a null ``value`` (Heat shows it with a null value)."""
+        ``enabled=False`` and a null ``value`` (Heat shows it with a null value).
+
+        ``outputs(conditions, params)`` is understood too: a Parameters is told apart
+        from the conditions' dict.
+        """
+        if isinstance(conditions, Parameters) and not isinstance(params, Parameters):
+            params, conditions = conditions, params
         params = params if params is not None else {}
         if conditions is None:
             conditions = self.conditions(params) if self.raw_conditions else {}
