@@ -136,7 +136,7 @@ def test_str_replace_argument_errors():
     refused({"str_replace": ["x"]}, 'Arguments to "str_replace" must be a map')
     refused({"str_replace": {"template": "x"}}, '"str_replace" syntax should be')
     refused({"str_replace": {"template": ["x"], "params": {}}}, '"str_replace" template must be a string')
-    refused({"str_replace": {"template": "x", "params": ["a"]}}, '"str_replace" params must be a map')
+    refused({"str_replace": {"template": "x", "params": "a"}}, '"str_replace" params must be a map')
 
 
 def test_str_replace_strict_needs_every_param_used():
@@ -376,3 +376,79 @@ def test_nested_functions_resolve_inside_out():
         "for_each": {"%n%": {"str_split": [",", {"get_param": "csv"}]}},
         "template": {"str_replace": {"template": "host-%n%.$d", "params": {"$d": {"get_param": "name"}}}}}}]}
     assert run(snippet, params={"csv": "1,2"}) == "host-1.web\nhost-2.web"
+
+
+# -- corners Heat's own behaviour pins ------------------------------------------------------
+
+def test_str_replace_is_a_single_pass():
+    # a replacement's text is never replaced again, and longer keys win where they overlap
+    params = {"1": "a", "4": "d", "8": "h", "9": "i", "123": "1", "456": "4", "890": "8", "90": "9"}
+    assert run({"str_replace": {"template": "1234567890", "params": params}}) == "1478"
+
+
+def test_str_replace_params_given_as_a_list_are_refused():
+    refused({"str_replace": {"template": "a", "params": ["a", "b"]}},
+            'str_replace: "str_replace" parameters must be a mapping')
+    refused({"str_replace": {"template": 12345, "params": {"a": "b"}}}, '"str_replace" template must be a string')
+
+
+def test_str_split_with_a_null_delimiter_splits_on_whitespace():
+    assert run({"str_split": [None, "check"]}) == ["check"]
+    assert run({"str_split": [None, "a b\tc"]}) == ["a", "b", "c"]
+    assert run({"str_split": [",", None]}) is None
+
+
+def test_map_merge_of_a_repeat_of_maps():
+    snippet = {"map_merge": {"repeat": {"template": {"ROLE_count": 1}, "for_each": {"ROLE": ["web", "db"]}}}}
+    assert run(snippet) == {"web_count": 1, "db_count": 1}
+    empty = {"map_merge": {"repeat": {"template": {"ROLE": "ROLE"}, "for_each": {"ROLE": None}}}}
+    assert run(empty) == {}
+    both_empty = {"map_merge": {"repeat": {"template": {"R": "N"}, "for_each": {"R": None, "N": None},
+                                           "permutations": False}}}
+    assert run(both_empty) == {}
+
+
+def test_map_replace_with_null_keys_or_values():
+    assert run({"map_replace": [{"f1": "b1"}, {"values": None}]}) == {"f1": "b1"}
+    assert run({"map_replace": [{"f1": "b1"}, {"keys": None}]}) == {"f1": "b1"}
+    # a key replaced by itself is no collision
+    assert run({"map_replace": [{"a": 1, "b": 2}, {"keys": {"a": "a"}}]}) == {"a": 1, "b": 2}
+
+
+def test_repeat_a_map_template_replaces_keys_too():
+    snippet = {"repeat": {"template": {"SERVICE_enabled": True}, "for_each": {"SERVICE": ["x", "y"]}}}
+    assert run(snippet) == [{"x_enabled": True}, {"y_enabled": True}]
+    listed = {"repeat": {"template": ["%v%-1", "%v%-2"], "for_each": {"%v%": ["a"]}}}
+    assert run(listed) == [["a-1", "a-2"]]
+
+
+def test_if_with_a_null_branch_and_a_condition_expression():
+    assert run({"if": [True, None, "x"]}) is None
+    assert run({"if": [{"not": "no"}, "t", "f"]}) == "t"
+    assert run({"if": [{"or": ["no", {"equals": [{"get_param": "count"}, 3]}]}, "t", "f"]}) == "t"
+
+
+def test_equals_with_get_attr_is_refused_in_a_condition():
+    with pytest.raises(hot.HotError) as info:
+        hot.resolve_condition({"equals": [{"get_attr": ["a", "b"]}, 1]}, Ctx())
+    assert '"get_attr" is invalid in this context' in info.value.message
+
+
+def test_contains_in_a_string_and_filter_of_non_lists():
+    assert run({"contains": ["b", "abc"]}) is True
+    refused({"filter": [[None], {"a": 1}]}, '"filter" only works with lists')
+    refused({"filter": [["a"], "abcd"]}, '"filter" only works with lists')
+
+
+def test_make_url_for_files():
+    assert run({"make_url": {"scheme": "file", "path": "/foo/bar"}}) == "file:///foo/bar"
+
+
+def test_get_file_content_is_not_resolved_again():
+    text = "{get_file: other.yaml}"
+    assert run({"get_file": "a.yaml"}, files={"a.yaml": text, "other.yaml": "x"}) == text
+
+
+def test_list_join_a_non_list_argument():
+    refused({"list_join": 5}, 'list_join: Incorrect arguments to "list_join"')
+    refused({"list_join": 5}, 'list_join: Incorrect arguments to "list_join"', "2015-04-30")

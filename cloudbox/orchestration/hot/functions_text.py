@@ -82,6 +82,8 @@ def make_str_replace(fn_name: str, strict: bool, allow_empty: bool) -> Callable:
         if set(raw) != {"template", "params"}:
             raise KeyError(f'"{fn_name}" syntax should be {fn_name}:\\n  template: This is var1 template '
                            'var2\\n  params:\\n    var1: a\\n    var2: b')
+        if isinstance(raw["params"], list):
+            raise TypeError(f'"{fn_name}" parameters must be a mapping')
         template = ev.eval(raw["template"], [*path, "template"])
         mapping = ev.eval(raw["params"], [*path, "params"])
         if not isinstance(template, str):
@@ -138,7 +140,8 @@ def str_split(ev: Any, raw: Any, path: list) -> Any:
     delim, text = args[0], args[1]
     if text is None:
         return None
-    if not isinstance(delim, str) or not isinstance(text, str) or not delim:
+    # a null delimiter splits on whitespace, as Python (and so Heat) does
+    if (delim is not None and not isinstance(delim, str)) or not isinstance(text, str) or delim == "":
         raise ValueError(f'Incorrect arguments to "str_split" should be: {example}')
     parts = text.split(delim)
     if len(args) == 2:

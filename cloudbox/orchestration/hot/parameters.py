@@ -194,7 +194,7 @@ class ParamSchema:
                 return [str(v) for v in value]
             if not isinstance(value, str):
                 raise ValueError(f"Value must be a comma-delimited list string: {value}")
-            return [item.strip() for item in value.split(",")] if value.strip() else []
+            return value.split(",") if value else []  # Heat keeps the spaces around items
         if self.type == "json":
             if isinstance(value, str):
                 if not value:
