@@ -1,0 +1,103 @@
+"""apply(db, command) of every orchestration command: the state checks decided here, the same
+on every node (ids, times and event ids come inside the commands)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlite_utils
+
+from cloudbox.errors import Conflict, NotFound
+from cloudbox.orchestration import commands as c
+from cloudbox.orchestration import store as s
+from cloudbox.state.migrations import Handler
+
+STACKS, RESOURCES, EVENTS = "orchestration_stacks", "orchestration_resources", "orchestration_events"
+
+
+def _event(db: sqlite_utils.Database, stack_id: str, event_id: str, name: str, physical_id: str, kind: str,
+           action: str, status: str, reason: str, at: str) -> None:
+    seq = list(db.query(f"SELECT event_seq FROM {STACKS} WHERE id = ?", [stack_id]))[0]["event_seq"] + 1
+    db[STACKS].update(stack_id, {"event_seq": seq})
+    db[EVENTS].insert({"id": event_id, "stack_id": stack_id, "seq": seq, "resource_name": name,
+                       "physical_id": physical_id, "resource_type": kind, "action": action, "status": status,
+                       "reason": reason, "created_at": at})
+
+
+def _create_stack(db: sqlite_utils.Database, cmd: c.CreateStack) -> dict[str, Any]:
+    row = cmd.row
+    if list(db.query(f"SELECT 1 FROM {STACKS} WHERE project_id = ? AND name = ?", [row["project_id"], row["name"]])):
+        raise Conflict(f"The Stack ({row['name']}) already exists.")
+    db[STACKS].insert(s.encode({**row, "event_seq": 0}))
+    _event(db, row["id"], cmd.event_id, row["name"], row["id"], "OS::Heat::Stack", row["action"], row["status"],
+           row["status_reason"], row["created_at"])
+    return s.must_stack(db, row["id"])
+
+
+def _stack_state(db: sqlite_utils.Database, cmd: c.StackState) -> dict[str, Any]:
+    stack = s.must_stack(db, cmd.id)
+    current = f"{stack['action']}_{stack['status']}"
+    if cmd.expect and current not in cmd.expect:
+        raise Conflict(f"Stack {stack['name']} is {current}, not {' or '.join(cmd.expect)}.")
+    changes = {**(cmd.changes or {}), "action": cmd.action, "status": cmd.status, "status_reason": cmd.reason,
+               "updated_at": cmd.at}
+    db[STACKS].update(cmd.id, s.encode(changes))
+    _event(db, cmd.id, cmd.event_id, stack["name"], cmd.id, "OS::Heat::Stack", cmd.action, cmd.status, cmd.reason,
+           cmd.at)
+    return s.must_stack(db, cmd.id)
+
+
+def _resource_state(db: sqlite_utils.Database, cmd: c.ResourceState) -> dict[str, Any]:
+    s.must_stack(db, cmd.stack_id)
+    changes = dict(cmd.changes or {})
+    found = list(db.query(f"SELECT id FROM {RESOURCES} WHERE id = ?", [cmd.row_id]))
+    if found:
+        db[RESOURCES].update(cmd.row_id, s.encode({**changes, "action": cmd.action, "status": cmd.status,
+                                                   "status_reason": cmd.reason, "updated_at": cmd.at}))
+    else:
+        if s.get_resource(db, cmd.stack_id, cmd.name) is not None:
+            raise Conflict(f"Stack {cmd.stack_id} already has a resource {cmd.name}.")
+        db[RESOURCES].insert(s.encode({
+            "id": cmd.row_id, "stack_id": cmd.stack_id, "name": cmd.name, "type": cmd.type, "physical_id": "",
+            "properties": {}, "attributes": {}, "data": {}, **changes, "action": cmd.action, "status": cmd.status,
+            "status_reason": cmd.reason, "created_at": cmd.at, "updated_at": None}))
+    row = s.get_resource(db, cmd.stack_id, cmd.name)
+    assert row is not None
+    if cmd.event_id:
+            _event(db, cmd.stack_id, cmd.event_id, cmd.name, row["physical_id"], cmd.type, cmd.action, cmd.status,
+               cmd.reason, cmd.at)
+    return row
+
+
+def _signal(db: sqlite_utils.Database, cmd: c.SignalResource) -> dict[str, Any]:
+    row = s.get_resource(db, cmd.stack_id, cmd.name)
+    if row is None:
+        raise NotFound(f"The Resource ({cmd.name}) could not be found.")
+    data = {**row["data"], "signals": [*row["data"].get("signals", []), cmd.signal]}
+    db[RESOURCES].update(row["id"], s.encode({"data": data, "updated_at": cmd.at}))
+    status = cmd.signal.get("status", "SUCCESS")
+    _event(db, cmd.stack_id, cmd.event_id, cmd.name, row["physical_id"], row["type"], "SIGNAL", "COMPLETE",
+           f"Signal: status:{status} reason:{cmd.signal.get('reason', '')}", cmd.at)
+    return {**row, "data": data}
+
+
+def _remove_resource(db: sqlite_utils.Database, cmd: c.RemoveResource) -> None:
+    db.execute(f"DELETE FROM {RESOURCES} WHERE id = ? AND stack_id = ?", [cmd.row_id, cmd.stack_id])
+
+
+def _purge_stack(db: sqlite_utils.Database, cmd: c.PurgeStack) -> None:
+    if s.get_stack(db, cmd.id) is None:
+        raise NotFound(f"The Stack ({cmd.id}) could not be found.")
+    for table in (EVENTS, RESOURCES):
+        db.execute(f"DELETE FROM {table} WHERE stack_id = ?", [cmd.id])
+    db.execute(f"DELETE FROM {STACKS} WHERE id = ?", [cmd.id])
+
+
+HANDLERS: dict[type, Handler] = {
+    c.CreateStack: _create_stack,
+    c.StackState: _stack_state,
+    c.ResourceState: _resource_state,
+    c.RemoveResource: _remove_resource,
+    c.SignalResource: _signal,
+    c.PurgeStack: _purge_stack,
+}

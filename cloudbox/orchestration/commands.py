@@ -1,0 +1,80 @@
+"""The replicated commands of the orchestration service (Heat).
+
+Ids, times and event ids are decided by the proposer and travel in the command; apply checks
+the state it expects (a stack name free in its project, a stack still in the action it was in)
+and writes, the same on every node. Every status change of a stack or of one of its resources
+leaves an event (Heat's event list), numbered in apply so that the order is the log's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cloudbox.state.commands import Command, command
+
+
+@command("orchestration.stack.create")
+class CreateStack(Command):
+    """A new stack in CREATE IN_PROGRESS (``row``: every column of ``orchestration_stacks``)."""
+
+    row: dict[str, Any]
+    event_id: str
+
+
+@command("orchestration.stack.state")
+class StackState(Command):
+    """The stack goes to ``action`` ``status`` (with ``changes`` to its columns), if its current
+    action/status is one of ``expect`` ("ACTION_STATUS" strings; any when empty)."""
+
+    id: str
+    action: str
+    status: str
+    reason: str
+    at: str
+    event_id: str
+    expect: tuple[str, ...] = ()
+    changes: dict[str, Any] | None = None
+
+
+@command("orchestration.resource.state")
+class ResourceState(Command):
+    """A resource of a stack goes to ``action`` ``status``; its row is made on first sight
+    (``row_id``, ``type``); ``changes``: physical_id, properties, attributes, data, replaced_by."""
+
+    stack_id: str
+    name: str
+    row_id: str
+    type: str
+    action: str
+    status: str
+    reason: str
+    at: str
+    event_id: str  # "" for a change that is no event (the physical id learnt mid-create)
+    changes: dict[str, Any] | None = None
+
+
+@command("orchestration.resource.remove")
+class RemoveResource(Command):
+    """A resource is gone from its stack (deleted, or replaced and its old self deleted)."""
+
+    stack_id: str
+    row_id: str
+
+
+@command("orchestration.stack.purge")
+class PurgeStack(Command):
+    """A deleted stack's rows go (its resources were deleted first)."""
+
+    id: str
+
+
+@command("orchestration.resource.signal")
+class SignalResource(Command):
+    """A signal reached a resource (a WaitConditionHandle's URL was called): appended to its
+    data's ``signals`` in apply, so two at once both count."""
+
+    stack_id: str
+    name: str
+    signal: dict[str, Any]
+    at: str
+    event_id: str

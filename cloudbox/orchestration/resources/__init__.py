@@ -1,0 +1,24 @@
+"""The resource types this cloud's stacks can hold, by Heat type name."""
+
+from __future__ import annotations
+
+from cloudbox.orchestration.resources import compute, heat, network, volume, wait
+from cloudbox.orchestration.resources.base import Context, Plugin, ResourceFailed
+
+PLUGINS: dict[str, Plugin] = {p.type: p for p in (
+    compute.Server(), compute.KeyPair(), compute.Flavor(),
+    network.Net(), network.Subnet(), network.Port(), network.Router(), network.RouterInterface(),
+    network.SecurityGroup(), network.FloatingIP(), network.FloatingIPAssociation(),
+    volume.Volume(), volume.VolumeAttachment(),
+    heat.RandomString(), heat.NoneResource(), heat.SoftwareConfig(), heat.CloudConfig(), heat.MultipartMime(),
+    wait.WaitConditionHandle(), wait.WaitCondition(),
+)}
+CONFIG_TYPES = frozenset({"OS::Heat::SoftwareConfig", "OS::Heat::CloudConfig", "OS::Heat::MultipartMime"})
+
+
+def update_allowed(kind: str) -> set[str]:
+    plugin = PLUGINS.get(kind)
+    return set(plugin.update_allowed) if plugin else set()
+
+
+__all__ = ["CONFIG_TYPES", "PLUGINS", "Context", "Plugin", "ResourceFailed", "update_allowed"]

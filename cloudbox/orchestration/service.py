@@ -1,0 +1,317 @@
+"""The orchestration service: the public async methods behind the Heat API, and run().
+
+A request checks everything it can before anything is made (the template parses, the
+parameters meet their constraints, the names they give exist for the caller, every resource
+type is known, there is no dependency cycle) and then only records the stack's new action; the
+engine (engine.py) does the work in the background, on this node, as the stack's owner
+(local_api.py). ``run`` resumes the stacks this node was driving when it stopped.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+import time
+import uuid
+from typing import Any, Callable, Mapping
+
+import trio
+
+from cloudbox import clock
+from cloudbox.errors import BadRequest, Conflict, Forbidden, NotFound
+from cloudbox.identity.core import require
+from cloudbox.orchestration import commands as c
+from cloudbox.orchestration import hot, lookup, store
+from cloudbox.orchestration import model as m
+from cloudbox.orchestration.engine import Engine
+from cloudbox.orchestration.local_api import LocalApi, api_as
+from cloudbox.orchestration.service_stacks import StackQueries
+from cloudbox.state.engine import StateEngine
+
+log = logging.getLogger("cloudbox.orchestration")
+
+NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9_.-]{0,254}$")
+PARTS = ("template", "environment", "files", "parameters")
+
+
+def parts_of(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: row.get(k) or {} for k in PARTS}
+
+
+class OrchestrationService:
+    def __init__(self, engine: StateEngine, settings: Any, *, node_id: str, identity: Any,
+                 clock_fn: Callable[[], float] = time.time) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.node_id = node_id
+        self.identity = identity
+        self.clock = clock_fn
+        self.app: Any = None  # the node's ASGI app, set by the node once made: resources act through it
+        self.host = "localhost"  # the node's host:port, for the links the APIs write
+        self.running = False
+        self.nursery: trio.Nursery | None = None
+        self.runner = Engine(self)
+        self.queries = StackQueries(self)
+
+    # --- plumbing -------------------------------------------------------------------------------
+    async def read(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await self.engine.read(fn, *args)
+
+    async def propose(self, cmd: Any) -> Any:
+        return await self.engine.propose(cmd)
+
+    def now(self) -> str:
+        return clock.iso(self.clock())
+
+    async def api_for(self, stack: Mapping[str, Any]) -> LocalApi:
+        """The cloud's APIs as the stack's owner, with the roles the owner holds now."""
+        return await api_as(self.identity, self.app, self.host, stack["user_id"], stack["project_id"], self.clock)
+
+    def caller_api(self, ctx: Any) -> LocalApi:
+        """The cloud's APIs as the caller of a request (names checked as the caller sees them)."""
+        return LocalApi(self.app, ctx.token, self.host)
+
+    def model_of(self, parts: Mapping[str, Any], stack: Mapping[str, Any]) -> m.Model | None:
+        """The model of a stack's stored parts (None for an empty template: a rollback to nothing)."""
+        if not parts.get("template"):
+            return None
+        return m.build(parts["template"], parts.get("environment") or None, parts.get("files"),
+                       parts.get("parameters") or {}, self.pseudo(stack), validate_values=False)
+
+    @staticmethod
+    def pseudo(stack: Mapping[str, Any]) -> dict[str, str]:
+        return {"stack_name": stack["name"], "stack_id": stack["id"], "project_id": stack["project_id"]}
+
+    def start(self, stack_id: str) -> None:
+        if self.nursery is None:
+            raise Conflict("The orchestration engine is not running on this node yet.")
+        self.runner.start(self.nursery, stack_id)
+
+    # --- reading ----------------------------------------------------------------------------------
+    async def find(self, ctx: Any, name_or_id: str) -> dict[str, Any]:
+        """A stack the caller may see, by id or by name in the caller's project (Heat's 404 otherwise)."""
+        stack = await self.read(store.find_stack, ctx.project_id, name_or_id)
+        if stack is None or not (ctx.can_read_project(stack["project_id"]) or ctx.is_cloud_reader):
+            raise NotFound(f"The Stack ({name_or_id[:80]}) could not be found.")
+        return stack
+
+    async def find_named(self, ctx: Any, name: str, stack_id: str) -> dict[str, Any]:
+        """``/stacks/NAME/ID``: the stack ``ID``, whose name must be ``NAME``."""
+        stack = await self.find(ctx, stack_id)
+        if stack["name"] != name and stack["id"] != name:
+            raise NotFound(f"The Stack ({name[:80]}/{stack_id[:80]}) could not be found.")
+        return stack
+
+    async def writable(self, ctx: Any, stack: Mapping[str, Any], rule: str) -> None:
+        require(ctx.can_write_project(stack["project_id"]), rule)
+
+    # --- create -----------------------------------------------------------------------------------
+    async def _model(self, ctx: Any, body: Mapping[str, Any], pseudo: Mapping[str, str]) -> tuple[m.Model, dict]:
+        """The request's parts checked whole (constraints looked up as the caller), and the parts
+        as they will be stored."""
+        if body.get("template_url") and not body.get("template"):
+            raise BadRequest("template_url is not supported by this cloud: send the template itself "
+                             "(openstack stack create -t FILE does).")
+        files = body.get("files") or {}
+        if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+            raise BadRequest("files must map names to their text.")
+        params = body.get("parameters") or {}
+        if not isinstance(params, dict):
+            raise BadRequest("parameters must be a map of names to values.")
+        template = body.get("template")
+        parsed = hot.parse_template(template, files) if template else None
+        check = await lookup.prepare(self.caller_api(ctx), parsed)
+        model = m.build(template, body.get("environment"), files, params, pseudo, check)
+        stored = {"template": model.template.to_dict(), "environment": model.environment.to_dict(),
+                  "files": files, "parameters": dict(params)}
+        return model, stored
+
+    async def create(self, ctx: Any, body: Mapping[str, Any]) -> dict[str, Any]:
+        project = ctx.project_id
+        if not project:
+            raise Forbidden("Creating a stack needs a project-scoped token.")
+        require(ctx.can_write_project(project), "stacks:create")
+        name = body.get("stack_name")
+        if not isinstance(name, str) or not NAME.match(name):
+            raise BadRequest(f"Invalid stack name {str(name)[:60]!r}: it must start with a letter and hold only "
+                             "letters, digits, _ - and . (at most 255).")
+        stack_id = str(uuid.uuid4())
+        model, stored = await self._model(ctx, body, {"stack_name": name, "stack_id": stack_id,
+                                                      "project_id": project})
+        at = self.now()
+        row = {"id": stack_id, "name": name, "project_id": project, "user_id": ctx.user_id,
+               "description": model.description, "action": "CREATE", "status": "IN_PROGRESS",
+               "status_reason": "Stack CREATE started", **stored, "previous": {},
+               "disable_rollback": _flag(body.get("disable_rollback", True), "disable_rollback"),
+               "timeout_mins": _timeout(body.get("timeout_mins")), "tags": _tags(body.get("tags")),
+               "parent_id": None, "runner": self.node_id, "created_at": at, "updated_at": None}
+        stack = await self.propose(c.CreateStack(row, str(uuid.uuid4())))
+        self.start(stack_id)
+        return stack
+
+    async def preview(self, ctx: Any, body: Mapping[str, Any]) -> dict[str, Any]:
+        """What a create would make (POST /stacks/preview): nothing is recorded."""
+        require(bool(ctx.project_id) and ctx.can_write_project(ctx.project_id), "stacks:preview")
+        name = str(body.get("stack_name") or "")
+        if not NAME.match(name):
+            raise BadRequest(f"Invalid stack name {name[:60]!r}.")
+        stack_id = "None"
+        model, stored = await self._model(ctx, body, {"stack_name": name, "stack_id": stack_id,
+                                                      "project_id": ctx.project_id})
+        stack = {"id": stack_id, "name": name, "project_id": ctx.project_id, "description": model.description,
+                 "disable_rollback": _flag(body.get("disable_rollback", True), "disable_rollback"),
+                 "timeout_mins": _timeout(body.get("timeout_mins")), "tags": _tags(body.get("tags")),
+                 "created_at": self.now(), "updated_at": None, "parent_id": None, **stored}
+        resources = []
+        for rname in model.order:
+            try:
+                props = m.resolve_properties(model, rname, {})
+            except BadRequest:
+                props = dict(model.defs[rname].properties or {})
+            resources.append({"resource_name": rname, "resource_type": model.types[rname], "properties": props,
+                              "required_by": sorted(n for n, d in model.defs.items() if rname in d.depends_on),
+                              "description": model.defs[rname].description, "metadata": {}})
+        return {"stack": stack, "model": model, "resources": resources}
+
+    # --- update -----------------------------------------------------------------------------------
+    async def _update_parts(self, ctx: Any, stack: dict[str, Any], body: Mapping[str, Any],
+                            patch: bool) -> tuple[m.Model, dict]:
+        merged = dict(body)
+        if patch:  # PATCH (--existing): what the request leaves out is kept
+            if not merged.get("template"):
+                merged["template"] = stack["template"]
+            params = {**stack["parameters"], **(merged.get("parameters") or {})}
+            for cleared in merged.get("clear_parameters") or []:
+                params.pop(cleared, None)
+            merged["parameters"] = params
+            merged["files"] = {**stack["files"], **(merged.get("files") or {})}
+            if merged.get("environment") is None:
+                merged["environment"] = stack["environment"]
+        elif not merged.get("template") and not merged.get("template_url"):
+            raise BadRequest("No template specified")
+        model, stored = await self._model(ctx, merged, self.pseudo(stack))
+        old = self.model_of(stack, stack)
+        if old is not None:
+            old.parameters.check_immutable(model.parameters)
+        return model, stored
+
+    async def update(self, ctx: Any, stack: dict[str, Any], body: Mapping[str, Any], patch: bool) -> None:
+        await self.writable(ctx, stack, "stacks:update")
+        if stack["status"] == "IN_PROGRESS":
+            raise Conflict(f"Stack {stack['name']} is {stack['action']}_IN_PROGRESS: wait for it to end.")
+        if stack["action"] == "DELETE":
+            raise BadRequest(f"Stack {stack['name']} is being deleted.")
+        model, stored = await self._update_parts(ctx, stack, body, patch)
+        changes: dict[str, Any] = {**stored, "previous": parts_of(stack), "runner": self.node_id,
+                                   "description": model.description}
+        for key, parse in (("disable_rollback", lambda v: _flag(v, "disable_rollback")),
+                           ("timeout_mins", _timeout), ("tags", _tags)):
+            if key in body:
+                changes[key] = parse(body[key])
+        current = f"{stack['action']}_{stack['status']}"
+        await self.propose(c.StackState(stack["id"], "UPDATE", "IN_PROGRESS", "Stack UPDATE started", self.now(),
+                                        str(uuid.uuid4()), (current,), changes))
+        self.start(stack["id"])
+
+    async def preview_update(self, ctx: Any, stack: dict[str, Any], body: Mapping[str, Any],
+                             patch: bool) -> dict[str, Any]:
+        """What an update would do (PUT/PATCH .../preview), property by property: nothing changes."""
+        await self.writable(ctx, stack, "stacks:preview_update")
+        model, _stored = await self._update_parts(ctx, stack, body, patch)
+        return self.queries.plan(stack, model, await self.read(store.resources_of, stack["id"]))
+
+    # --- delete, abandon --------------------------------------------------------------------------
+    async def delete(self, ctx: Any, stack: dict[str, Any]) -> None:
+        await self.writable(ctx, stack, "stacks:delete")
+        if stack["action"] == "DELETE" and stack["status"] == "IN_PROGRESS" and stack["id"] in self.runner.scopes:
+            return
+        await self.runner.stop(stack["id"])  # a create or update in progress stops where it is
+        await self.propose(c.StackState(stack["id"], "DELETE", "IN_PROGRESS", "Stack DELETE started", self.now(),
+                                        str(uuid.uuid4()), (), {"runner": self.node_id}))
+        self.start(stack["id"])
+
+    async def abandon(self, ctx: Any, stack: dict[str, Any]) -> dict[str, Any]:
+        """Forget a stack, keeping what it made (DELETE .../abandon): Heat's abandon data."""
+        await self.writable(ctx, stack, "stacks:abandon")
+        if stack["status"] == "IN_PROGRESS":
+            raise Conflict(f"Stack {stack['name']} is {stack['action']}_IN_PROGRESS: wait for it to end.")
+        rows = await self.read(store.resources_of, stack["id"])
+        data = {"id": stack["id"], "name": stack["name"], "action": stack["action"], "status": stack["status"],
+                "template": stack["template"], "environment": stack["environment"], "files": stack["files"],
+                "project_id": stack["project_id"], "stack_user_project_id": stack["project_id"],
+                "resources": {r["name"]: {"name": r["name"], "type": r["type"], "resource_id": r["physical_id"],
+                                          "action": r["action"], "status": r["status"], "metadata": {},
+                                          "resource_data": r["data"]} for r in rows}}
+        await self.propose(c.PurgeStack(stack["id"]))
+        return data
+
+    # --- signals ---------------------------------------------------------------------------------
+    async def signal(self, stack: dict[str, Any], name: str, body: Any) -> None:
+        """A signal to a resource: a WaitConditionHandle records it (its WaitCondition counts them)."""
+        row = await self.read(store.get_resource, stack["id"], name)
+        if row is None:
+            raise NotFound(f"The Resource ({name[:80]}) could not be found in Stack {stack['name']}.")
+        if row["type"] != "OS::Heat::WaitConditionHandle":
+            raise BadRequest(f"Resource {name} ({row['type']}) does not take signals.")
+        body = body if isinstance(body, dict) else {}
+        status = str(body.get("status") or "SUCCESS").upper()
+        if status not in ("SUCCESS", "FAILURE"):
+            raise BadRequest(f"status must be SUCCESS or FAILURE, not {str(body.get('status'))[:40]!r}.")
+        count = len(row["data"].get("signals", []))
+        signal = {"status": status, "reason": str(body.get("reason") or f"Signal {count + 1} received")[:255],
+                  "data": body.get("data"), "id": str(body.get("id") or count + 1)[:255]}
+        await self.propose(c.SignalResource(stack["id"], name, signal, self.now(), str(uuid.uuid4())))
+
+    async def signal_by_url(self, stack_id: str, handle_id: str, signature: str, body: Any) -> None:
+        """A signal to a handle's signed URL (no token: the signature is the authority)."""
+        from cloudbox.orchestration.resources.wait import signature as sign
+
+        row = await self.read(store.resource_by_physical_id, handle_id)
+        stack = await self.read(store.get_stack, stack_id)
+        if row is None or stack is None or row["stack_id"] != stack_id or "secret" not in row["data"] or \
+                not hmac.compare_digest(sign(row["data"]["secret"], stack_id, handle_id), signature):
+            raise NotFound("No such signal URL.")
+        await self.signal(stack, row["name"], body)
+
+    # --- run ----------------------------------------------------------------------------------------
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self.nursery = nursery
+            self.running = True
+            task_status.started()
+            # The stacks this node was driving when it stopped: their work goes on from their rows.
+            for stack in await self.read(store.stacks_run_by, self.node_id):
+                log.info("resuming stack", extra={"stack_id": stack["id"], "action": stack["action"]})
+                self.start(stack["id"])
+            await trio.sleep_forever()
+
+
+def _flag(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+        return value.lower() in ("true", "1", "yes")
+    raise BadRequest(f"{name} must be true or false, not {str(value)[:40]!r}.")
+
+
+def _timeout(value: Any) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        minutes = int(value)
+    except (TypeError, ValueError):
+        raise BadRequest(f"timeout_mins must be a whole number of minutes, not {str(value)[:40]!r}.") from None
+    if not 0 < minutes <= 100000:
+        raise BadRequest("timeout_mins must be from 1 to 100000.")
+    return minutes
+
+
+def _tags(value: Any) -> list[str]:
+    if value in (None, ""):
+        return []
+    if isinstance(value, str):
+        value = value.split(",")
+    if not isinstance(value, list) or not all(isinstance(t, str) and t for t in value):
+        raise BadRequest("tags must be a list of names (or a comma-separated text).")
+    return [t.strip() for t in value]
