@@ -394,3 +394,17 @@ def test_immutable_parameters_cannot_change_on_update():
     old.check_immutable(template.parameters(None, {"zone": "a", "size": 2}))
     refused(lambda: old.check_immutable(template.parameters(None, {"zone": "b", "size": 1})),
             "The following parameters are immutable and may not be updated: zone")
+
+
+def test_errors_carry_heats_exception_names():
+    def kind(call) -> str:
+        with pytest.raises(hot.HotError) as info:
+            call()
+        return info.value.heat_type
+
+    assert kind(lambda: hot.parse_template("heat_template_version: 1\n")) == "InvalidTemplateVersion"
+    assert kind(lambda: tmpl({"x": 1})) == "InvalidTemplateSection"
+    assert kind(lambda: devenv().parameters(None, {})) == "UserParameterMissing"
+    assert kind(lambda: devenv().parameters(None, {"nope": 1})) == "UnknownUserParameter"
+    assert kind(lambda: devenv().parameters(None, {"ssh_key_name": "k", "flavor_name": "x"})) == "StackValidationFailed"
+    assert kind(lambda: tmpl({"resources": {"a": {"type": "T", "depends_on": "b"}}})) == "InvalidTemplateReference"

@@ -270,8 +270,9 @@ def test_parameter_merge_strategies():
 
 def test_environment_files_apply_in_order():
     files = {"one.yaml": "parameters: {a: one, b: one}", "two.yaml": "parameters: {b: two}"}
-    env = hot.merge_environments(["one.yaml", "two.yaml"], files, hot.parse_environment({"parameters": {"c": "x"}}))
-    assert env.parameters == {"a": "one", "b": "two", "c": "x"}
+    base = hot.parse_environment({"parameters": {"a": "body", "c": "body"}})
+    env = hot.merge_environments(["one.yaml", "two.yaml"], files, base)
+    assert env.parameters == {"a": "one", "b": "two", "c": "body"}  # the files go on top, in order
     refused(lambda: hot.merge_environments(["three.yaml"], files), "three.yaml")
 
 

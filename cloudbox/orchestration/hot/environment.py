@@ -207,15 +207,16 @@ def _check_registry(registry: Mapping[str, Any], path: tuple[str, ...] = ("resou
 
 def merge_environments(names: list[str] | None, files: Mapping[str, str] | None,
                        base: Environment | None = None) -> Environment:
-    """``base`` with each of the ``environment_files`` (names in ``files``) applied in order.
+    """``base`` (the request's ``environment``) with each of the ``environment_files``
+    (names in ``files``) applied on top, in order, as Heat does.
 
-    python-heatclient sends the ``-e`` files this way: their names in
-    ``environment_files`` and their text in ``files``.
+    python-heatclient sends ``-e`` files this way: their names in ``environment_files``
+    and their text in ``files`` (and their merge in ``environment`` as well).
     """
-    env = Environment()
+    env = base if base is not None else Environment()
     for name in names or []:
         if not files or name not in files:
             raise HotError(f'No content found in the "files" section for environment file {name}',
                            ["environment_files"])
         env = env.merge(parse_environment(files[name]))
-    return env.merge(base) if base is not None else env
+    return env

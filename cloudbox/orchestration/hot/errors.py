@@ -7,6 +7,18 @@ from collections.abc import Sequence
 from cloudbox.errors import BadRequest
 
 
+# Heat's exception class for a message, for an error body's "type" (python-heatclient shows
+# the message; scripts that read the type find Heat's names).
+_HEAT_TYPES = (
+    ("The template version is invalid", "InvalidTemplateVersion"),
+    ("The template section is invalid", "InvalidTemplateSection"),
+    ("Circular Dependency Found", "CircularDependencyException"),
+    ("The specified reference", "InvalidTemplateReference"),
+    ("was not defined in template", "UnknownUserParameter"),
+    ("was not provided.", "UserParameterMissing"),
+)
+
+
 class HotError(BadRequest):
     """A template, environment or parameter the user must fix (HTTP 400).
 
@@ -26,6 +38,11 @@ class HotError(BadRequest):
         if self.path and not named:
             message = f"{'.'.join(self.path)}: {message}"
         super().__init__(message)
+
+    @property
+    def heat_type(self) -> str:
+        """The name of the exception Heat raises for this error."""
+        return next((kind for text, kind in _HEAT_TYPES if text in self.reason), "StackValidationFailed")
 
 
 def at(path: Sequence[str | int], error: HotError) -> HotError:
