@@ -85,7 +85,9 @@ def test_get_attr_with_a_path_is_walked_by_the_library():
     assert hot.resolve({"get_attr": ["server", "networks", "private", 0]}, ctx) == "10.0.0.5"
     assert hot.resolve({"get_attr": ["server", "networks", "private", "1"]}, ctx) == "fd00::5"
     assert hot.resolve({"get_attr": ["server", "networks", "public", 0]}, ctx) is None
-    assert ctx.asked == [("server", ["first_address"])] + [("server", ["networks"])] * 3
+    assert hot.resolve({"get_attr": ["server", "first_address", "x"]}, ctx) is None  # no path in a string
+    assert ctx.asked == [("server", ["first_address"])] + [("server", ["networks"])] * 3 + [
+        ("server", ["first_address"])]
 
 
 def test_get_attr_all_attributes_from_2015_10_15():

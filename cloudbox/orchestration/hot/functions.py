@@ -246,7 +246,7 @@ def _get_attr(ev: _Evaluator, raw: Any, path: list) -> Any:
         return value
     try:
         return traverse(value, keys, "get_attr")
-    except (KeyError, IndexError):
+    except (KeyError, IndexError, TypeError):
         return None  # Heat: a path an attribute does not have selects nothing
 
 
