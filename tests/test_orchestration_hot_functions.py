@@ -454,3 +454,23 @@ def test_get_file_content_is_not_resolved_again():
 def test_list_join_a_non_list_argument():
     refused({"list_join": 5}, 'list_join: Incorrect arguments to "list_join"')
     refused({"list_join": 5}, 'list_join: Incorrect arguments to "list_join"', "2015-04-30")
+
+
+def test_what_fails_inside_an_if_branch_fails_only_if_the_branch_is_taken():
+    # Heat reads only the branch an if takes: a template may name there a parameter it lacks
+    template = hot.parse_template({
+        "heat_template_version": "2016-10-14",
+        "parameters": {"debug": {"type": "boolean", "default": True}},
+        "conditions": {"debug_set": {"equals": [{"get_param": "debug"}, True]}},
+        "outputs": {"o": {"value": {"if": ["debug_set", "on", {"get_param": "LegacyDebug"}]}},
+                    "y": {"value": {"if": ["debug_set", "plain", {"yaql": {"expression": "1", "data": {}}}]}}}})
+    params = template.parameters()
+    conditions = template.conditions(params)
+    ctx = hot.StackContext(params.values, conditions, version=template.version)
+    assert {k: hot.resolve(o.value, ctx) for k, o in template.outputs(params, conditions).items()} == {
+        "o": "on", "y": "plain"}
+    off = hot.StackContext(params.values, {"debug_set": False}, version=template.version)
+    with pytest.raises(hot.HotError, match=r"The Parameter \(LegacyDebug\) was not provided."):
+        hot.resolve(template.outputs(params, conditions)["o"].value, off)
+    with pytest.raises(hot.HotError, match='"yaql" is not supported'):
+        hot.resolve(template.outputs(params, conditions)["y"].value, off)

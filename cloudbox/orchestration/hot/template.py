@@ -444,49 +444,59 @@ def _check_outputs(template: Template) -> None:
 
 def _check_functions(template: Template) -> None:
     """Refuse, at parse time, what resolve would refuse anyway: functions the version
-    removed, ``yaql``, parameters and files that do not exist."""
+    removed, ``yaql``, parameters and files that do not exist.
+
+    Inside a branch of ``if`` nothing is refused here: Heat only reads the branch the
+    condition takes, so a template may hold there what would fail elsewhere
+    (``resolve`` refuses it if the branch is taken).
+    """
     version = template.version
 
-    def walk(node: Any, path: list[str | int], in_condition: bool) -> None:
+    def walk(node: Any, path: list[str | int], in_condition: bool, in_branch: bool) -> None:
         call = function_call(node, version, in_condition)
         if call is not None:
             name, args = call
             where = [*path, name]
             allowed = version.condition_functions if in_condition else version.functions
-            if name not in allowed:
-                if in_condition:
-                    raise HotError(f'The function "{name}" is invalid in this context', where)
-                raise HotError(f"The function {name} is not supported in this version of HOT.", where)
-            if name == "yaql":
-                raise HotError('The function "yaql" is not supported by this cloud: write the '
-                               "expression with the other intrinsic functions", where)
-            if name == "get_param":
-                param = args[0] if isinstance(args, list) and args else args
-                if isinstance(param, str) and param not in template.parameter_schemas \
-                        and not param.startswith("OS::"):
-                    raise HotError(f"The Parameter ({param}) was not provided.", where)
-            if name == "get_file" and isinstance(args, str) and args not in template.files:
-                raise HotError(f'No content found in the "files" section for get_file path: {args}',
-                               where)
+            if not in_branch:
+                _check_call(template, name, args, where, in_condition, allowed)
             if name == "if" and isinstance(args, list) and args:
-                walk(args[0], [*where, 0], True)
+                walk(args[0], [*where, 0], True, in_branch)
                 for i, item in enumerate(args[1:], start=1):
-                    walk(item, [*where, i], in_condition)
+                    walk(item, [*where, i], in_condition, True)
                 return
-            walk(args, where, in_condition)
+            walk(args, where, in_condition, in_branch)
             return
         if isinstance(node, dict):
             for key, item in node.items():
-                walk(item, [*path, key], in_condition)
+                walk(item, [*path, key], in_condition, in_branch)
         elif isinstance(node, list):
             for i, item in enumerate(node):
-                walk(item, [*path, i], in_condition)
+                walk(item, [*path, i], in_condition, in_branch)
 
     for name, data in template.raw_resources.items():
         for key, value in data.items():
-            walk(value, ["resources", name, key], key == "condition")
+            walk(value, ["resources", name, key], key == "condition", False)
     for name, data in template.raw_outputs.items():
         for key, value in data.items():
-            walk(value, ["outputs", name, key], key == "condition")
+            walk(value, ["outputs", name, key], key == "condition", False)
     for name, value in template.raw_conditions.items():
-        walk(value, ["conditions", name], True)
+        walk(value, ["conditions", name], True, False)
+
+
+def _check_call(template: Template, name: str, args: Any, where: list[str | int], in_condition: bool,
+                allowed: frozenset[str]) -> None:
+    if name not in allowed:
+        if in_condition:
+            raise HotError(f'The function "{name}" is invalid in this context', where)
+        raise HotError(f"The function {name} is not supported in this version of HOT.", where)
+    if name == "yaql":
+        raise HotError('The function "yaql" is not supported by this cloud: write the '
+                       "expression with the other intrinsic functions", where)
+    if name == "get_param":
+        param = args[0] if isinstance(args, list) and args else args
+        if isinstance(param, str) and param not in template.parameter_schemas \
+                and not param.startswith("OS::"):
+            raise HotError(f"The Parameter ({param}) was not provided.", where)
+    if name == "get_file" and isinstance(args, str) and args not in template.files:
+        raise HotError(f'No content found in the "files" section for get_file path: {args}', where)
