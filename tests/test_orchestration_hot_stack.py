@@ -441,3 +441,24 @@ def test_outputs_take_parameters_and_conditions_in_either_order():
     conditions = template.conditions(params)
     assert template.outputs(params, conditions) == template.outputs(conditions, params)
     assert template.outputs(conditions, params)["volume_id"].enabled is True
+
+
+def test_per_resource_registry_entries_match_name_patterns_and_nest():
+    env = hot.parse_environment("""
+resource_registry:
+  resources:
+    "*_server":
+      OS::Nova::Server: special.yaml
+      restricted_actions: replace
+    db_server:
+      restricted_actions: [update]
+    "*NodesPostDeployment":
+      "*Deployment_Step*":
+        hooks: [pre-create, pre-update]
+""")
+    assert env.resource_type("OS::Nova::Server", "web_server") == "special.yaml"
+    assert env.resource_type("OS::Nova::Server", "web") == "OS::Nova::Server"
+    assert env.restricted_actions("db_server") == {"update", "replace"}
+    assert env.restricted_actions("web") == set()
+    refused(lambda: hot.parse_environment({"resource_registry": {"resources": {"a": {"restricted_actions": "delete"}}}}),
+            "Invalid restricted_action type 'delete'")

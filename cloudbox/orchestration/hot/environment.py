@@ -10,6 +10,7 @@ accepted and ignored (cloudbox keeps events in its own state).
 from __future__ import annotations
 
 import copy
+import fnmatch
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,12 +85,32 @@ class Environment:
             seen.append(target)
             current = target
 
-    def _lookup(self, type_name: str, resource_name: str | None) -> str | None:
-        tables = []
+    def _resource_tables(self, resource_name: str | None) -> list[dict[str, Any]]:
+        """The per-resource mappings for ``resource_name``: exact name first, then the
+        ``fnmatch`` patterns (``"*Deployment"``) in the order written."""
         per_resource = self.resource_registry.get("resources") or {}
-        if resource_name is not None and isinstance(per_resource.get(resource_name), dict):
-            tables.append(per_resource[resource_name])
-        tables.append(self.resource_registry)
+        if resource_name is None:
+            return []
+        exact = per_resource.get(resource_name)
+        tables = [exact] if isinstance(exact, dict) else []
+        tables += [table for pattern, table in per_resource.items()
+                   if pattern != resource_name and isinstance(table, dict)
+                   and fnmatch.fnmatchcase(resource_name, pattern)]
+        return tables
+
+    def restricted_actions(self, resource_name: str) -> set[str]:
+        """``update`` and/or ``replace`` when the registry forbids them for the resource."""
+        found: set[str] = set()
+        for table in self._resource_tables(resource_name):
+            actions = table.get("restricted_actions")
+            if isinstance(actions, str):
+                found.add(actions)
+            elif isinstance(actions, list):
+                found |= {str(a) for a in actions}
+        return found
+
+    def _lookup(self, type_name: str, resource_name: str | None) -> str | None:
+        tables = [*self._resource_tables(resource_name), self.resource_registry]
         for table in tables:
             target = table.get(type_name)
             if isinstance(target, str):
@@ -198,8 +219,15 @@ def _check_registry(registry: Mapping[str, Any], path: tuple[str, ...] = ("resou
                 if not isinstance(mapping, dict):
                     raise HotError("a per-resource registry must be a map", [*path, key, resource])
                 _check_registry(mapping, (*path, key, resource))
-        elif key in ("hooks", "base_url", "restricted_actions"):
-            continue  # Heat's breakpoints and restrictions: accepted, not used by cloudbox
+        elif key == "restricted_actions":
+            actions = [value] if isinstance(value, str) else value
+            if not isinstance(actions, list) or not set(actions) <= {"update", "replace"}:
+                raise HotError(f"Invalid restricted_action type {value!r}; valid ones are update "
+                               "and replace", [*path, key])
+        elif key in ("hooks", "base_url"):
+            continue  # Heat's breakpoints: accepted, not used by cloudbox
+        elif isinstance(value, dict) and len(path) > 2:
+            _check_registry(value, (*path, key))  # a nested stack's resources, by name pattern
         elif value is not None and not isinstance(value, str):
             raise HotError(f"Invalid resource_registry entry for {key}: expected a type or a "
                            "template name", [*path, key])
