@@ -192,6 +192,11 @@ def test_resource_definitions_are_checked():
             'The specified reference "nope" (in a) is incorrect.')
 
 
+def test_a_name_cannot_be_both_a_parameter_and_a_resource():
+    refused(lambda: tmpl({"parameters": {"net": {"type": "string"}}, "resources": {"net": {"type": "T"}}}),
+            "Duplicate names {'net'}")
+
+
 def test_deletion_policy_lowercase_aliases_arrive_in_2016_10_14():
     refused(lambda: tmpl({"resources": {"a": {"type": "T", "deletion_policy": "retain"}}}, "2016-04-08"),
             'Invalid deletion policy "retain"')

@@ -318,6 +318,9 @@ def parse_template(body: str | bytes | dict[str, Any], files: Mapping[str, str] 
                         parameter_schemas=schemas)
     template.parameter_groups = _parse_parameter_groups(raw.get("parameter_groups"), schemas)
     _check_resources(template)
+    duplicates = set(schemas) & set(template.raw_resources)
+    if duplicates:  # Heat: a name is a parameter or a resource, never both
+        raise HotError(f"Duplicate names {duplicates}")
     _check_conditions(template)
     _check_outputs(template)
     _check_functions(template)
