@@ -16,6 +16,7 @@ _HEAT_TYPES = (
     ("The specified reference", "InvalidTemplateReference"),
     ("was not defined in template", "UnknownUserParameter"),
     ("was not provided.", "UserParameterMissing"),
+    ("parameters are immutable", "ImmutableParameterModified"),
 )
 
 

@@ -9,6 +9,7 @@ with Heat's wording, so a template written for an older Heat fails the same way.
 from __future__ import annotations
 
 import datetime
+import functools
 from dataclasses import dataclass
 
 from cloudbox.orchestration.hot.errors import HotError
@@ -78,6 +79,23 @@ _CONDITION_FUNCTIONS: dict[str, tuple[str, str]] = {
 }
 
 
+# Asked for every map a template holds: computed once per version.
+@functools.cache
+def _functions(date: str) -> frozenset[str]:
+    return frozenset(name for name, (first, last, _) in _FUNCTIONS.items()
+                     if first <= date and (last is None or date <= last))
+
+
+@functools.cache
+def _known_functions(date: str) -> frozenset[str]:
+    return frozenset(name for name, (first, _, _) in _FUNCTIONS.items() if first <= date)
+
+
+@functools.cache
+def _condition_functions(date: str) -> frozenset[str]:
+    return frozenset(n for n, (first, _) in _CONDITION_FUNCTIONS.items() if first <= date)
+
+
 @dataclass(frozen=True)
 class Version:
     """What one ``heat_template_version`` allows."""
@@ -93,19 +111,16 @@ class Version:
 
     @property
     def functions(self) -> frozenset[str]:
-        return frozenset(
-            name for name, (first, last, _) in _FUNCTIONS.items()
-            if first <= self.date and (last is None or self.date <= last)
-        )
+        return _functions(self.date)
 
     @property
     def known_functions(self) -> frozenset[str]:
         """Every function name Heat recognises in this version, removed ones included."""
-        return frozenset(name for name, (first, _, _) in _FUNCTIONS.items() if first <= self.date)
+        return _known_functions(self.date)
 
     @property
     def condition_functions(self) -> frozenset[str]:
-        return frozenset(n for n, (first, _) in _CONDITION_FUNCTIONS.items() if first <= self.date)
+        return _condition_functions(self.date)
 
     @property
     def sections(self) -> frozenset[str]:
