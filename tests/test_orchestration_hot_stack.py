@@ -462,3 +462,18 @@ resource_registry:
     assert env.restricted_actions("web") == set()
     refused(lambda: hot.parse_environment({"resource_registry": {"resources": {"a": {"restricted_actions": "delete"}}}}),
             "Invalid restricted_action type 'delete'")
+
+
+def test_a_get_attr_of_an_attribute_the_type_lacks_is_refused():
+    template = tmpl({"resources": {"server": {"type": "OS::Nova::Server"}},
+                     "outputs": {"ip": {"value": {"get_attr": ["server", "first_addres"]}},
+                                 "all": {"value": {"get_attr": ["server", "show"]}}}})
+    defs = template.resources(template.parameters())
+    attributes = {"OS::Nova::Server": {"first_address", "networks", "name"}}
+    error = refused(lambda: template.check_attributes(defs, attributes.get),
+                    "outputs.ip: The Referenced Attribute (server first_addres) is incorrect.")
+    assert error.heat_type == "InvalidTemplateAttribute"
+    good = tmpl({"resources": {"server": {"type": "OS::Nova::Server"}, "group": {"type": "OS::Heat::ResourceGroup"}},
+                 "outputs": {"ip": {"value": {"get_attr": ["server", "first_address"]}},
+                             "ips": {"value": {"get_attr": ["group", "resource.0.first_address"]}}}})
+    good.check_attributes(good.resources(good.parameters()), attributes.get)  # group: type unknown, not checked

@@ -14,6 +14,7 @@ _HEAT_TYPES = (
     ("The template section is invalid", "InvalidTemplateSection"),
     ("Circular Dependency Found", "CircularDependencyException"),
     ("The specified reference", "InvalidTemplateReference"),
+    ("The Referenced Attribute", "InvalidTemplateAttribute"),
     ("was not defined in template", "UnknownUserParameter"),
     ("was not provided.", "UserParameterMissing"),
     ("parameters are immutable", "ImmutableParameterModified"),

@@ -10,7 +10,7 @@ made. The stack's side then asks the Template for ``parameters``, ``conditions``
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -279,6 +279,23 @@ class Template:
                 description=str(data.get("description") or ""),
                 condition=data.get("condition"), enabled=enabled)
         return out
+
+    def check_attributes(self, defs: Mapping[str, ResourceDefinition],
+                         attributes_of: Callable[[str], Collection[str] | None]) -> None:
+        """Refuse a ``get_attr`` of an attribute the resource's type does not have.
+
+        ``attributes_of(type)`` names a type's attributes (None: it cannot say, as for a
+        group's ``resource.N``); ``show`` is every resource's. Resources that ``defs``
+        lacks (their condition is false) are not checked.
+        """
+        for ref in self.attribute_references():
+            definition = defs.get(ref.resource)
+            if definition is None or not isinstance(ref.attribute, str) or ref.attribute == "show":
+                continue
+            known = attributes_of(definition.type)
+            if known is not None and ref.attribute not in known:
+                raise HotError(f"The Referenced Attribute ({ref.resource} {ref.attribute}) is incorrect.",
+                               list(ref.path))
 
     def attribute_references(self) -> list[AttributeReference]:
         """Every ``get_attr`` with a literal resource name, in resources and outputs."""
