@@ -413,3 +413,17 @@ def test_errors_carry_heats_exception_names():
     assert kind(lambda: devenv().parameters(None, {"nope": 1})) == "UnknownUserParameter"
     assert kind(lambda: devenv().parameters(None, {"ssh_key_name": "k", "flavor_name": "x"})) == "StackValidationFailed"
     assert kind(lambda: tmpl({"resources": {"a": {"type": "T", "depends_on": "b"}}})) == "InvalidTemplateReference"
+
+
+def test_absurd_nesting_and_expansion_are_400s():
+    deep: dict = {"v": 1}
+    for _ in range(150):
+        deep = {"k": deep}
+    refused(lambda: tmpl({"resources": {"a": {"type": "T", "properties": deep}}}), "nested more than 100 levels")
+    refused(lambda: hot.parse_template("heat_template_version: 2016-04-08\nx: " + "[" * 500 + "]" * 500),
+            "nested more than 100 levels")
+    refused(lambda: hot.parse_template('{"heat_template_version": "2016-04-08", "x": ' + "[" * 500 + "]" * 500 + "}"),
+            "nested more than 100 levels")
+    refused(lambda: hot.parse_environment({"parameters": deep}), "nested more than 100 levels")
+    big = {"repeat": {"for_each": {f"<{i}>": [str(n) for n in range(10)] for i in range(5)}, "template": "x"}}
+    refused(lambda: hot.resolve(big, hot.StackContext({})), "repeat would make 100000 items; at most 10000")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cloudbox.orchestration.hot.errors import HotError
-from cloudbox.orchestration.hot.loader import load_document
+from cloudbox.orchestration.hot.loader import check_depth, load_document
 
 SECTIONS = ("parameters", "parameter_defaults", "resource_registry", "event_sinks",
             "encrypted_param_names", "parameter_merge_strategies")
@@ -178,6 +178,7 @@ def parse_environment(body: str | bytes | dict | None, files: Mapping[str, str] 
     if body is None or body == "":
         return Environment()
     data = load_document(body, "environment") if isinstance(body, (str, bytes)) else body
+    check_depth(data, "environment")
     if not isinstance(data, dict):
         raise HotError("The environment is not a JSON object or YAML mapping.")
     for section in data:

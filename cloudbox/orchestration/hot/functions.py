@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -29,6 +30,8 @@ from cloudbox.orchestration.hot.functions_text import (
     digest, list_join, make_str_replace, make_url, str_split,
 )
 from cloudbox.orchestration.hot.versions import LATEST, Version, find_version
+
+MAX_REPEAT = 10000  # items one repeat may make (every combination of its lists)
 
 # What an ``if`` without a false value (2021-04-16) yields when its condition is
 # false: the enclosing list item or map entry disappears.
@@ -164,11 +167,11 @@ class _Evaluator:
             return handler(self, args, where)
         except HotError:
             raise
-        except (TypeError, ValueError, KeyError) as exc:
+        except (TypeError, ValueError, KeyError, IndexError) as exc:
             raise HotError(str(exc.args[0]) if exc.args else str(exc), where) from exc
 
     def args(self, args: Any, path: list[str | int]) -> Any:
-        """Arguments with their own calls evaluated; OMIT is kept as None in lists."""
+        """Arguments with their own calls evaluated."""
         return self.eval(args, path)
 
 
@@ -287,6 +290,9 @@ def _repeat(ev: _Evaluator, raw: Any, path: list) -> Any:
         lengths.add(len(items))
     if not nested and len(lengths) > 1:
         raise ValueError("For repeat, the length of for_each values should be equal if no nested loop.")
+    count = math.prod(len(v) for v in values) if nested else min((len(v) for v in values), default=0)
+    if count > MAX_REPEAT:
+        raise ValueError(f"repeat would make {count} items; at most {MAX_REPEAT} are allowed")
     template = ev.eval(raw["template"], [*path, "template"])
     combos = itertools.product(*values) if nested else zip(*values)
 

@@ -15,6 +15,9 @@ import yaml
 from cloudbox.orchestration.hot.errors import HotError
 
 MAX_TEMPLATE_SIZE = 524288  # bytes; Heat's default max_template_size
+# Nesting no real template nears (tripleo's deepest are ~20 levels); the library walks
+# templates recursively, so a deeper document is refused before it is walked.
+MAX_DEPTH = 100
 
 
 class _Loader(yaml.SafeLoader):
@@ -44,16 +47,34 @@ def load_document(body: str | bytes, what: str = "template") -> dict[str, Any]:
                        f"({MAX_TEMPLATE_SIZE} bytes).")
     try:
         data = json.loads(body)
+    except RecursionError:
+        raise HotError(f"The {what} is nested more than {MAX_DEPTH} levels deep.") from None
     except ValueError:
         try:
             data = load_yaml(body)
         except yaml.YAMLError as exc:
             root = "[root stack]" if what == "template" else what
             raise HotError(f"Error parsing {what} {root} {exc}") from exc
+        except RecursionError:
+            raise HotError(f"The {what} is nested more than {MAX_DEPTH} levels deep.") from None
         if data is None:
             data = {}
+    check_depth(data, what)
     if not isinstance(data, dict):
         if what == "template":
             raise HotError("The template is not a JSON object or YAML mapping.")
         raise HotError(f"The {what} is not a JSON object or YAML mapping.")
     return data
+
+
+def check_depth(data: Any, what: str = "template") -> None:
+    """Refuse a document nested deeper than MAX_DEPTH (checked without recursion)."""
+    stack = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise HotError(f"The {what} is nested more than {MAX_DEPTH} levels deep.")
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)

@@ -20,7 +20,7 @@ from cloudbox.orchestration.hot.errors import HotError
 from cloudbox.orchestration.hot.functions import (
     StackContext, function_call, resolve, resolve_condition,
 )
-from cloudbox.orchestration.hot.loader import load_document
+from cloudbox.orchestration.hot.loader import check_depth, load_document
 from cloudbox.orchestration.hot.parameters import (
     Lookup, Parameters, ParamSchema, build_parameters, parse_schema,
 )
@@ -312,7 +312,11 @@ class Template:
 
 def parse_template(body: str | bytes | dict[str, Any], files: Mapping[str, str] | None = None) -> Template:
     """A Template from the request's ``template`` (text or already-parsed dict)."""
-    raw = load_document(body) if isinstance(body, (str, bytes)) else copy.deepcopy(body)
+    if isinstance(body, (str, bytes)):
+        raw = load_document(body)
+    else:
+        check_depth(body)
+        raw = copy.deepcopy(body)
     if not isinstance(raw, dict):
         raise HotError("The template is not a JSON object or YAML mapping.")
     for key in _CFN_VERSION_KEYS:
