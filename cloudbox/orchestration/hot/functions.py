@@ -267,8 +267,8 @@ def _repeat(ev: _Evaluator, raw: Any, path: list) -> Any:
     if not isinstance(raw, dict):
         raise TypeError('Arguments to "repeat" must be a map')
     if "for_each" not in raw or "template" not in raw:
-        raise KeyError('"repeat" syntax should be repeat:\\n  template: This is %var%\\n  '
-                       "for_each:\\n    %var%: ['a', 'b', 'c']")
+        raise KeyError('"repeat" syntax should be repeat:\n  template: This is %var%\n  '
+                       "for_each:\n    %var%: ['a', 'b', 'c']")
     nested = raw.get("permutations", True) if ev.version.at_least("2017-09-01") else True
     if not isinstance(nested, bool):
         raise TypeError('"permutations" should be boolean type for repeat function.')

@@ -80,8 +80,8 @@ def make_str_replace(fn_name: str, strict: bool, allow_empty: bool) -> Callable:
         if not isinstance(raw, dict):
             raise TypeError(f'Arguments to "{fn_name}" must be a map')
         if set(raw) != {"template", "params"}:
-            raise KeyError(f'"{fn_name}" syntax should be {fn_name}:\\n  template: This is var1 template '
-                           'var2\\n  params:\\n    var1: a\\n    var2: b')
+            raise KeyError(f'"{fn_name}" syntax should be {fn_name}:\n  template: This is var1 template '
+                           'var2\n  params:\n    var1: a\n    var2: b')
         if isinstance(raw["params"], list):
             raise TypeError(f'"{fn_name}" parameters must be a mapping')
         template = ev.eval(raw["template"], [*path, "template"])
