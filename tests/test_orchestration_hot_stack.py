@@ -477,3 +477,22 @@ def test_a_get_attr_of_an_attribute_the_type_lacks_is_refused():
                  "outputs": {"ip": {"value": {"get_attr": ["server", "first_address"]}},
                              "ips": {"value": {"get_attr": ["group", "resource.0.first_address"]}}}})
     good.check_attributes(good.resources(good.parameters()), attributes.get)  # group: type unknown, not checked
+
+
+def test_a_plan_the_environment_restricts_is_refused():
+    env = hot.parse_environment({"resource_registry": {"resources": {
+        "port": {"restricted_actions": "replace"}, "server": {"restricted_actions": ["update"]}}}})
+    old_t = tmpl(SERVER_STACK)
+    old_p = old_t.parameters()
+    allowed = lambda kind: UPDATE_ALLOWED.get(kind, set())  # noqa: E731
+    ctx = hot.StackContext(old_p.values)
+
+    def plan(user: dict) -> hot.Plan:
+        new_p = old_t.parameters(None, user)
+        return hot.diff(old_t.resources(old_p), old_t.resources(new_p), allowed, old_ctx=ctx,
+                        new_ctx=hot.StackContext(new_p.values), restricted_actions=env.restricted_actions)
+
+    error = refused(lambda: plan({"net": "other"}), "resources.port: replace is restricted for resource.")
+    assert error.heat_type == "ResourceActionRestricted"
+    refused(lambda: plan({"flavor": "m1.medium"}), "resources.server: update is restricted for resource.")
+    assert plan({"ports": "22,80"}).updated == ["sg"]

@@ -18,6 +18,7 @@ _HEAT_TYPES = (
     ("was not defined in template", "UnknownUserParameter"),
     ("was not provided.", "UserParameterMissing"),
     ("parameters are immutable", "ImmutableParameterModified"),
+    ("is restricted for resource", "ResourceActionRestricted"),
 )
 
 

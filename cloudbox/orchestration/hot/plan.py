@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cloudbox.orchestration.hot.dependencies import references
+from cloudbox.orchestration.hot.errors import HotError
 from cloudbox.orchestration.hot.functions import resolve
 from cloudbox.orchestration.hot.template import ResourceDefinition
 from cloudbox.orchestration.hot.versions import LATEST
@@ -60,7 +61,26 @@ class Plan:
 
 def diff(old: Mapping[str, ResourceDefinition], new: Mapping[str, ResourceDefinition],
          update_allowed: Callable[[str], set[str]], *, old_ctx: Any = None,
-         new_ctx: Any = None) -> Plan:
+         new_ctx: Any = None, restricted_actions: Callable[[str], set[str]] | None = None) -> Plan:
+    """The plan from ``old`` to ``new`` definitions.
+
+    ``restricted_actions(name)`` (an Environment's ``restricted_actions``) names what the
+    environment forbids for a resource; a plan that would update or replace it is a 400,
+    with Heat's wording.
+    """
+    plan = _diff(old, new, update_allowed, old_ctx, new_ctx)
+    if restricted_actions is not None:
+        for name in plan.replaced:
+            if "replace" in restricted_actions(name):
+                raise HotError("replace is restricted for resource.", ["resources", name])
+        for name in plan.updated:
+            if "update" in restricted_actions(name):
+                raise HotError("update is restricted for resource.", ["resources", name])
+    return plan
+
+
+def _diff(old: Mapping[str, ResourceDefinition], new: Mapping[str, ResourceDefinition],
+          update_allowed: Callable[[str], set[str]], old_ctx: Any, new_ctx: Any) -> Plan:
     plan = Plan()
     for name in old:
         if name not in new:
