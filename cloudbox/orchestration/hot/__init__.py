@@ -1,16 +1,30 @@
 """The HOT language (Heat Orchestration Templates) as a pure library.
 
-No I/O, no trio, no database: text and data in, data or a ``HotError`` (400) out.
-The orchestration service (``cloudbox.orchestration``) uses it like this::
+No I/O, no trio, no database: text and data in, data or a ``HotError`` out. A
+HotError is a ``BadRequest`` (400) whose message names the template path as Heat's
+do (``resources.server.properties.x.get_param: ...``), with ``.path`` and
+``.heat_type`` (Heat's exception name) for the error body.
 
-    template = parse_template(body["template"], body.get("files"))
-    env = parse_environment(body.get("environment"), body.get("files"))
-    params = template.parameters(env, body.get("parameters"), lookup,
+The orchestration service uses it like this::
+
+    template = parse_template(body["template"], body.get("files"))       # structure checked
+    env = merge_environments(body.get("environment_files"), files,
+                             parse_environment(body.get("environment")))
+    params = template.parameters(env, body.get("parameters"), lookup,    # values checked
                                  stack_name=name, stack_id=id, project_id=project)
     conditions = template.conditions(params)
-    defs = template.resources(params, conditions)
-    for name in order(defs):            # delete: reversed(order(defs))
-        props = resolve(defs[name].properties, ctx)   # ctx: a Resolver (StackContext)
+    defs = template.resources(params, conditions)   # types after the resource_registry
+    template.check_attributes(defs, attributes_of)  # get_attr of a missing attribute: 400
+    for name in order(defs):            # delete: reversed(order(defs)); waves: levels(defs)
+        props = resolve(defs[name].properties, ctx, ["resources", name, "properties"])
+    outputs = template.outputs(params, conditions)  # .value None when its condition is false
+
+``ctx`` is a ``Resolver``: ``param(name)``, ``resource_id(name)`` and
+``attribute(name, path)`` where ``path`` is ``[attribute]`` (or ``[]`` for all of
+them); the library walks any longer get_attr path itself. ``StackContext`` is a
+ready one built from callables. ``validate`` answers ``POST /validate``;
+``diff`` makes the update plan; ``TEMPLATE_VERSIONS`` and ``template_functions``
+answer ``GET /template_versions[/{v}/functions]``.
 """
 
 from cloudbox.orchestration.hot.dependencies import dependents, levels, order, references
