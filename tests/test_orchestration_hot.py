@@ -257,7 +257,7 @@ def params_of(schema: dict, value=None, version: str = "2021-04-16", lookup=None
 
 
 @pytest.mark.parametrize("kind,given,expected", [
-    ("string", "x", "x"), ("string", 42, "42"),
+    ("string", "x", "x"), ("string", 42, "42"), ("string", True, "True"),
     ("number", "42", 42), ("number", "4.5", 4.5), ("number", 7, 7),
     ("boolean", "yes", True), ("boolean", "0", False), ("boolean", True, True), ("boolean", "On", True),
     ("comma_delimited_list", "a, b,c", ["a", " b", "c"]), ("comma_delimited_list", ["a", 1], ["a", "1"]),

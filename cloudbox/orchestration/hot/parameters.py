@@ -208,9 +208,7 @@ class ParamSchema:
             return value
         if isinstance(value, (dict, list)):
             raise ValueError(f'Value "{value}" is invalid for data type "string".')
-        if isinstance(value, bool):
-            return str(value).lower()
-        return str(value)
+        return str(value)  # as Heat: True is "True"
 
     def check(self, value: Any, lookup: Lookup | None, *, custom: bool = True) -> Any:
         """The converted value, or ConstraintError/ValueError with Heat's text."""
