@@ -496,3 +496,14 @@ def test_a_plan_the_environment_restricts_is_refused():
     assert error.heat_type == "ResourceActionRestricted"
     refused(lambda: plan({"flavor": "m1.medium"}), "resources.server: update is restricted for resource.")
     assert plan({"ports": "22,80"}).updated == ["sg"]
+
+
+def test_a_reference_in_an_if_branch_counts_only_when_taken():
+    body = {"parameters": {"legacy": {"type": "boolean", "default": False}},
+            "conditions": {"legacy": {"get_param": "legacy"}},
+            "resources": {"a": {"type": "T", "properties": {"x": {"if": ["legacy", {"get_resource": "old"}, "new"]}}}},
+            "outputs": {"o": {"value": {"if": ["legacy", {"get_attr": ["old", "id"]}, "new"]}}}}
+    template = tmpl(body)  # as Heat, which reads only the branch an if takes
+    assert defs_of(template)["a"].depends_on == frozenset()
+    refused(lambda: defs_of(template, {"legacy": True}),
+            'The specified reference "old" (in a.properties) is incorrect: the resource does not exist.')

@@ -23,12 +23,14 @@ class HasDependencies(Protocol):
 
 
 def references(value: Any, version: Version, choose: Callable[[Any], bool | None] | None = None,
-               name_of: Callable[[Any], Any] | None = None) -> list[tuple[str, str, Any]]:
+               name_of: Callable[[Any], Any] | None = None,
+               branches: bool = True) -> list[tuple[str, str, Any]]:
     """Every ``(function, resource, attribute)`` that ``value`` refers to, in order.
 
     ``choose(condition)`` answers an ``if``'s condition (None: unknown, both
     branches count); ``name_of(arg)`` resolves a resource name written as a
-    function (``get_resource: {get_param: x}``), None when it cannot.
+    function (``get_resource: {get_param: x}``), None when it cannot. With
+    ``branches=False`` nothing inside an ``if``'s branches counts.
     """
     found: list[tuple[str, str, Any]] = []
 
@@ -62,6 +64,8 @@ def references(value: Any, version: Version, choose: Callable[[Any], bool | None
                 if target is not None:
                     found.append((fn, target, attribute))
                 walk(args[1:])
+                return
+            if fn == "if" and not branches:
                 return
             if fn == "if" and isinstance(args, list) and len(args) in (2, 3) and choose is not None:
                 taken = choose(args[0])

@@ -430,7 +430,7 @@ def _check_resources(template: Template) -> None:
         if data.get("condition") is not None and isinstance(data["condition"], str) \
                 and data["condition"] not in template.raw_conditions:
             raise HotError(f'Invalid condition "{data["condition"]}"', [*where, "condition"])
-        for fn, target, _ in references(data, version):
+        for fn, target, _ in references(data, version, branches=False):  # branches: resources()
             if target not in raw and fn != "Ref":
                 raise HotError(f'The specified reference "{target}" (in {name}) is incorrect.',
                                [*where, fn])
@@ -460,7 +460,7 @@ def _check_outputs(template: Template) -> None:
         if unknown:
             raise HotError(f'"{sorted(unknown)[0]}" is not a valid keyword inside an output definition',
                            where)
-        for fn, target, _ in references(data.get("value"), template.version):
+        for fn, target, _ in references(data.get("value"), template.version, branches=False):
             if target not in template.raw_resources:
                 raise HotError(f'The specified reference "{target}" (in {name}) is incorrect.',
                                [*where, "value", fn])
