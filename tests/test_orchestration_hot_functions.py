@@ -474,3 +474,10 @@ def test_what_fails_inside_an_if_branch_fails_only_if_the_branch_is_taken():
         hot.resolve(template.outputs(params, conditions)["o"].value, off)
     with pytest.raises(hot.HotError, match='"yaql" is not supported'):
         hot.resolve(template.outputs(params, conditions)["y"].value, off)
+
+
+def test_str_replace_order_longest_then_alphabetical():
+    params = {"1": "a", "12": "b", "123": "c", "1234": "d", "12345": "e", "123456": "f", "1234567": "g"}
+    assert run({"str_replace": {"template": "1234567890", "params": params}}) == "g890"
+    same_length = {"987654": "a", "876543": "b", "765432": "c", "654321": "d", "543210": "e"}
+    assert run({"str_replace": {"template": "9876543210", "params": same_length}}) == "9876e"
