@@ -507,3 +507,27 @@ def test_a_reference_in_an_if_branch_counts_only_when_taken():
     assert defs_of(template)["a"].depends_on == frozenset()
     refused(lambda: defs_of(template, {"legacy": True}),
             'The specified reference "old" (in a.properties) is incorrect: the resource does not exist.')
+
+
+def test_a_nested_stack_gets_its_parents_environment_as_heat_gives_it():
+    env = hot.parse_environment("""
+parameters: {top_only: 1}
+parameter_defaults: {shared: 2}
+resource_registry:
+  My::Role: role.yaml
+  OS::Networking::*: OS::Neutron::*
+  resources:
+    "*Nodes":
+      "*Step*":
+        hooks: pre-create
+    ComputeNodes:
+      "Config":
+        My::Thing: thing.yaml
+""")
+    child = env.for_nested("ComputeNodes", mapped_type="My::Role")
+    assert child.parameters == {} and child.parameter_defaults == {"shared": 2}
+    assert child.resource_registry == {
+        "OS::Networking::*": "OS::Neutron::*",
+        "resources": {"*Step*": {"hooks": "pre-create"}, "Config": {"My::Thing": "thing.yaml"}}}
+    assert child.resource_type("My::Thing", "Config") == "thing.yaml"
+    assert env.for_nested("Other").resource_registry["resources"] == {}

@@ -64,6 +64,31 @@ class Environment:
             parameter_merge_strategies=strategies,
         )
 
+    def for_nested(self, resource_name: str, mapped_type: str | None = None) -> Environment:
+        """The environment of the nested stack that resource ``resource_name`` makes.
+
+        As Heat's: the same parameter_defaults and global mappings, no ``parameters``
+        (the nested stack's come from the resource's properties); the per-resource
+        section becomes what the entries matching ``resource_name`` held (so
+        ``"*Nodes": {"*Step*": ...}`` reaches the nested stack's ``*Step*`` resources);
+        ``mapped_type`` (the type that mapped to the nested template) is dropped so a
+        template implementing a type with itself does not recurse.
+        """
+        registry = {k: copy.deepcopy(v) for k, v in self.resource_registry.items()
+                    if k != "resources" and k != mapped_type}
+        per_resource = self.resource_registry.get("resources") or {}
+        inner: dict[str, Any] = {}
+        for pattern, table in per_resource.items():
+            if isinstance(table, dict) and pattern != resource_name and fnmatch.fnmatchcase(resource_name, pattern):
+                inner.update(copy.deepcopy(table))
+        if isinstance(per_resource.get(resource_name), dict):
+            inner.update(copy.deepcopy(per_resource[resource_name]))
+        registry["resources"] = {k: v for k, v in inner.items() if isinstance(v, dict)}
+        return Environment(parameter_defaults=copy.deepcopy(self.parameter_defaults),
+                           resource_registry=registry, event_sinks=copy.deepcopy(self.event_sinks),
+                           encrypted_param_names=list(self.encrypted_param_names),
+                           parameter_merge_strategies=dict(self.parameter_merge_strategies))
+
     def resource_type(self, type_name: str, resource_name: str | None = None) -> str:
         """What implements ``type_name`` for ``resource_name``: a type or a template name.
 
