@@ -531,3 +531,13 @@ resource_registry:
         "resources": {"*Step*": {"hooks": "pre-create"}, "Config": {"My::Thing": "thing.yaml"}}}
     assert child.resource_type("My::Thing", "Config") == "thing.yaml"
     assert env.for_nested("Other").resource_registry["resources"] == {}
+
+
+def test_a_nested_templates_attributes_are_its_outputs():
+    nested = tmpl({"parameters": {"size": {"type": "number"}}, "outputs": {"ip": {"value": "x"}}})
+    assert nested.nested_attributes == {"ip", "OS::stack_id"}
+    parent = tmpl({"resources": {"n": {"type": "nested.yaml"}},
+                   "outputs": {"o": {"value": {"get_attr": ["n", "address"]}}}})
+    defs = parent.resources(parent.parameters())
+    refused(lambda: parent.check_attributes(defs, lambda kind: nested.nested_attributes),
+            "The Referenced Attribute (n address) is incorrect.")

@@ -113,6 +113,12 @@ class Template:
     def raw_conditions(self) -> dict[str, Any]:
         return self.raw.get("conditions") or {}
 
+    @property
+    def nested_attributes(self) -> set[str]:
+        """What ``get_attr`` may ask of a resource this template implements (a nested
+        stack): its outputs, and ``OS::stack_id`` (the nested stack's id), as in Heat."""
+        return {*self.raw_outputs, "OS::stack_id"}
+
     def to_dict(self) -> dict[str, Any]:
         """The template as sent (the body of ``GET .../template``)."""
         return copy.deepcopy(self.raw)
