@@ -279,7 +279,10 @@ def test_environment_files_apply_in_order():
 def test_registry_maps_resource_types_in_definitions():
     env = hot.parse_environment({"resource_registry": {"My::Net": "OS::Neutron::Net",
                                                        "resources": {"b": {"My::Net": "net.yaml"}}}})
-    template = tmpl({"resources": {"a": {"type": "My::Net"}, "b": {"type": "My::Net"}}})
+    body = {"resources": {"a": {"type": "My::Net"}, "b": {"type": "My::Net"}}}
+    refused(lambda: defs_of(tmpl(body), env=env),
+            'resources.b.type: Could not fetch remote template "net.yaml": it is not among the files')
+    template = tmpl(body, files={"net.yaml": "heat_template_version: 2016-04-08\n"})
     defs = defs_of(template, env=env)
     assert (defs["a"].type, defs["a"].template_type) == ("OS::Neutron::Net", "My::Net")
     assert defs["b"].type == "net.yaml" and hot.is_template_name(defs["b"].type)
@@ -537,7 +540,7 @@ def test_a_nested_templates_attributes_are_its_outputs():
     nested = tmpl({"parameters": {"size": {"type": "number"}}, "outputs": {"ip": {"value": "x"}}})
     assert nested.nested_attributes == {"ip", "OS::stack_id"}
     parent = tmpl({"resources": {"n": {"type": "nested.yaml"}},
-                   "outputs": {"o": {"value": {"get_attr": ["n", "address"]}}}})
+                   "outputs": {"o": {"value": {"get_attr": ["n", "address"]}}}}, files={"nested.yaml": "{}"})
     defs = parent.resources(parent.parameters())
     refused(lambda: parent.check_attributes(defs, lambda kind: nested.nested_attributes),
             "The Referenced Attribute (n address) is incorrect.")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cloudbox.orchestration.hot.dependencies import references
-from cloudbox.orchestration.hot.environment import Environment
+from cloudbox.orchestration.hot.environment import Environment, is_template_name
 from cloudbox.orchestration.hot.errors import HotError
 from cloudbox.orchestration.hot.functions import (
     StackContext, function_call, resolve, resolve_condition,
@@ -245,9 +245,13 @@ class Template:
                     raise HotError(f'Invalid deletion policy "{policy}"', [*where, "deletion_policy"])
                 policy = self.version.deletion_policies[policy]
             template_type = data["type"]
+            implementation = env.resource_type(template_type, name)
+            if is_template_name(implementation) and implementation not in self.files:
+                raise HotError(f'Could not fetch remote template "{implementation}": it is not among the '
+                               "files sent with the template", [*where, "type"])
             defs[name] = ResourceDefinition(
                 name=name,
-                type=env.resource_type(template_type, name),
+                type=implementation,
                 properties=copy.deepcopy(data.get("properties") or {}),
                 metadata=copy.deepcopy(data.get("metadata") or {}),
                 depends_on=frozenset(deps),
