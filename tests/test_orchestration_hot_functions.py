@@ -481,3 +481,18 @@ def test_str_replace_order_longest_then_alphabetical():
     assert run({"str_replace": {"template": "1234567890", "params": params}}) == "g890"
     same_length = {"987654": "a", "876543": "b", "765432": "c", "654321": "d", "543210": "e"}
     assert run({"str_replace": {"template": "9876543210", "params": same_length}}) == "9876e"
+
+
+def test_ref_of_a_parameter_or_a_resource_in_2013_05_23():
+    template = hot.parse_template({"heat_template_version": "2013-05-23",
+                                   "parameters": {"net": {"type": "string", "default": "private"}},
+                                   "resources": {"port": {"type": "OS::Neutron::Port",
+                                                          "properties": {"network": {"Ref": "net"}}},
+                                                 "server": {"type": "OS::Nova::Server",
+                                                            "properties": {"port": {"Ref": "port"}}}}})
+    params = template.parameters()
+    defs = template.resources(params)
+    assert defs["port"].depends_on == frozenset() and defs["server"].depends_on == frozenset({"port"})
+    ctx = hot.StackContext(params.values, resource_id_of=lambda name: f"{name}-id", version=template.version)
+    assert hot.resolve(defs["port"].properties, ctx) == {"network": "private"}
+    assert hot.resolve(defs["server"].properties, ctx) == {"port": "port-id"}

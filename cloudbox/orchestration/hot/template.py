@@ -212,6 +212,7 @@ class Template:
             if self.condition_holds(data.get("condition"), conditions, params,
                                     ["resources", name, "condition"])
         ]
+        enabled_set = set(enabled)
         defs: dict[str, ResourceDefinition] = {}
         for name in enabled:
             data = self.raw_resources[name]
@@ -229,7 +230,9 @@ class Template:
             deps: set[str] = set()
             for section in ("properties", "metadata"):
                 for fn, target, _ in references(data.get(section), self.version, choose, name_of):
-                    if target not in enabled:
+                    if fn == "Ref" and target not in self.raw_resources:
+                        continue  # 2013-05-23's Ref of a parameter
+                    if target not in enabled_set:
                         why = "is disabled by its condition" if target in self.raw_resources else "does not exist"
                         raise HotError(f'The specified reference "{target}" (in {name}.{section}) is '
                                        f'incorrect: the resource {why}.', [*where, section, fn])
@@ -237,7 +240,7 @@ class Template:
             explicit = data.get("depends_on") or []
             explicit = [explicit] if isinstance(explicit, str) else explicit
             # Heat drops explicit dependencies on resources a condition removed.
-            deps |= {d for d in explicit if d in enabled or d not in self.raw_resources}
+            deps |= {d for d in explicit if d in enabled_set or d not in self.raw_resources}
             policy = data.get("deletion_policy")
             if policy is not None:
                 policy = resolve(policy, ctx, [*where, "deletion_policy"])
