@@ -427,3 +427,11 @@ def test_absurd_nesting_and_expansion_are_400s():
     refused(lambda: hot.parse_environment({"parameters": deep}), "nested more than 100 levels")
     big = {"repeat": {"for_each": {f"<{i}>": [str(n) for n in range(10)] for i in range(5)}, "template": "x"}}
     refused(lambda: hot.resolve(big, hot.StackContext({})), "repeat would make 100000 items; at most 10000")
+
+
+def test_yaml_values_json_cannot_carry_are_refused():
+    refused(lambda: hot.parse_template("heat_template_version: 2016-04-08\ndescription: !!binary aGVsbG8=\n"),
+            "The template holds a bytes value")
+    refused(lambda: hot.parse_template("heat_template_version: 2016-04-08\nx: !!set {a, b}\n"),
+            "The template holds a set value")
+    refused(lambda: hot.parse_environment("parameters: {a: !!binary aGVsbG8=}"), "The environment holds a bytes value")

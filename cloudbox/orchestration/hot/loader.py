@@ -7,6 +7,7 @@ first, as Heat does, so a JSON body never meets YAML's rules.
 
 from __future__ import annotations
 
+import datetime
 import json
 from typing import Any
 
@@ -68,7 +69,8 @@ def load_document(body: str | bytes, what: str = "template") -> dict[str, Any]:
 
 
 def check_depth(data: Any, what: str = "template") -> None:
-    """Refuse a document nested deeper than MAX_DEPTH (checked without recursion)."""
+    """Refuse a document nested deeper than MAX_DEPTH (checked without recursion), or
+    holding a value JSON cannot carry."""
     stack = [(data, 1)]
     while stack:
         node, depth = stack.pop()
@@ -76,5 +78,11 @@ def check_depth(data: Any, what: str = "template") -> None:
             raise HotError(f"The {what} is nested more than {MAX_DEPTH} levels deep.")
         if isinstance(node, dict):
             stack.extend((v, depth + 1) for v in node.values())
+            stack.extend((k, depth + 1) for k in node)
         elif isinstance(node, list):
             stack.extend((v, depth + 1) for v in node)
+        elif not isinstance(node, (str, int, float, bool, datetime.date)) and node is not None:
+            # YAML's !!binary and !!set: nothing JSON (the API, the stored stack) can carry;
+            # a date (from a caller's own YAML) is read as text where it matters
+            raise HotError(f"The {what} holds a {type(node).__name__} value; only JSON's kinds "
+                           "of value are allowed.")
