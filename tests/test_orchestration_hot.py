@@ -435,3 +435,28 @@ def test_yaml_values_json_cannot_carry_are_refused():
     refused(lambda: hot.parse_template("heat_template_version: 2016-04-08\nx: !!set {a, b}\n"),
             "The template holds a set value")
     refused(lambda: hot.parse_environment("parameters: {a: !!binary aGVsbG8=}"), "The environment holds a bytes value")
+
+
+def test_allowed_pattern_runs_in_linear_time_as_heats_anchored_match():
+    import time
+    schema = {"type": "string", "constraints": [{"allowed_pattern": "(a+)+$"}]}
+    started = time.monotonic()
+    refused(lambda: params_of(schema, "a" * 40 + "!"), 'does not match pattern "(a+)+$"')
+    assert time.monotonic() - started < 1  # Python's re would backtrack for minutes here
+    # as Heat's re.match: the first match from the start must cover the whole value
+    refused(lambda: params_of({"type": "string", "constraints": [{"allowed_pattern": "a|ab"}]}, "ab"),
+            '"ab" does not match pattern "a|ab"')
+    assert params_of({"type": "string", "constraints": [{"allowed_pattern": "ab|a"}]}, "ab") == "ab"
+    # lookaround (which RE2 lacks) runs with re, unless the pattern nests repetitions
+    password = {"type": "string", "constraints": [{"allowed_pattern": "(?=.*[0-9])(?=.*[A-Z]).{6,}"}]}
+    assert params_of(password, "Secret1") == "Secret1"
+    refused(lambda: params_of(password, "secret1"), 'does not match pattern')
+    refused(lambda: params_of({"type": "string", "constraints": [{"allowed_pattern": "(?=x)(a+)+$"}]}, "x"),
+            "Invalid allowed_pattern '(?=x)(a+)+$': it repeats a part that itself repeats")
+    refused(lambda: params_of({"type": "string", "constraints": [{"allowed_pattern": "(?=.*[A-Z]).*"}]},
+                              "A" * 5000), "values over 4096 characters are not matched")
+    refused(lambda: params_of({"type": "string", "constraints": [{"allowed_pattern": "(?<=a"}]}, "a"),
+            "Invalid allowed_pattern")
+    # Python's \u escapes work as in Heat
+    chinese = {"type": "string", "constraints": [{"allowed_pattern": "^[_0-9a-zA-Z\\u4e00-\\u9fa5]+$"}]}
+    assert params_of(chinese, "名字_1") == "名字_1"

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from cloudbox.orchestration.hot.errors import HotError
+from cloudbox.orchestration.hot.patterns import PatternError, matcher
 from cloudbox.orchestration.hot.versions import Version
 
 TYPES = ("string", "number", "comma_delimited_list", "json", "boolean")
@@ -120,8 +120,11 @@ class Constraint:
                 listed = ", ".join(json.dumps(a) for a in allowed)
                 return f"{json.dumps(value)} is not an allowed value [{listed}]"
         elif self.kind == "allowed_pattern":
-            match = re.match(spec, str(value))
-            if match is None or match.end() != len(str(value)):
+            try:
+                matched = matcher(spec)(str(value))
+            except PatternError as exc:
+                return f'"{value}" is not matched against pattern "{spec}": {exc}'
+            if not matched:
                 return f'"{value}" does not match pattern "{spec}"'
         elif self.kind == "custom_constraint":
             if lookup is None:
@@ -299,9 +302,9 @@ def parse_constraint(name: str, raw: Any, version: Version) -> Constraint:
         if not isinstance(spec, str):
             raise HotError("AllowedPattern must be a string", where)
         try:
-            re.compile(spec)
-        except re.error as exc:
-            raise HotError(f"Invalid allowed_pattern {spec!r}: {exc}", where) from exc
+            matcher(spec)
+        except PatternError as exc:
+            raise HotError(f"Invalid allowed_pattern {spec!r}: {exc}", where) from None
     elif kind == "custom_constraint":
         if not isinstance(spec, str):
             raise HotError("custom_constraint must be a string", where)
