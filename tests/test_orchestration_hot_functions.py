@@ -496,3 +496,11 @@ def test_ref_of_a_parameter_or_a_resource_in_2013_05_23():
     ctx = hot.StackContext(params.values, resource_id_of=lambda name: f"{name}-id", version=template.version)
     assert hot.resolve(defs["port"].properties, ctx) == {"network": "private"}
     assert hot.resolve(defs["server"].properties, ctx) == {"port": "port-id"}
+
+
+def test_large_inputs_are_handled_without_recursion_or_blowup():
+    params = {f"$k{i}$": str(i) for i in range(1500)}  # more than Python's recursion limit
+    template = "".join(params)
+    assert run({"str_replace": {"template": template, "params": params}}) == "".join(map(str, range(1500)))
+    refused({"repeat": {"for_each": {"%i%": list(range(5000))}, "template": "x" * 5000}},
+            "repeat would make about")

@@ -32,6 +32,7 @@ from cloudbox.orchestration.hot.functions_text import (
 from cloudbox.orchestration.hot.versions import LATEST, Version, find_version
 
 MAX_REPEAT = 10000  # items one repeat may make (every combination of its lists)
+MAX_REPEAT_SIZE = 16 * 1024 * 1024  # and about this much text in all
 
 # What an ``if`` without a false value (2021-04-16) yields when its condition is
 # false: the enclosing list item or map entry disappears.
@@ -293,6 +294,9 @@ def _repeat(ev: _Evaluator, raw: Any, path: list) -> Any:
     count = math.prod(len(v) for v in values) if nested else min((len(v) for v in values), default=0)
     if count > MAX_REPEAT:
         raise ValueError(f"repeat would make {count} items; at most {MAX_REPEAT} are allowed")
+    size = len(json.dumps(raw["template"], default=str)) * count
+    if size > MAX_REPEAT_SIZE:
+        raise ValueError(f"repeat would make about {size} bytes; at most {MAX_REPEAT_SIZE} are allowed")
     template = ev.eval(raw["template"], [*path, "template"])
     combos = itertools.product(*values) if nested else zip(*values)
 

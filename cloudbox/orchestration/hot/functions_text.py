@@ -95,19 +95,26 @@ def make_str_replace(fn_name: str, strict: bool, allow_empty: bool) -> Callable:
         keys = sorted(sorted(mapping, key=str), key=lambda k: len(str(k)), reverse=True)
         unused = set(keys)
 
-        def replace(text: str, remaining: list[Any]) -> str:
-            if not remaining:
-                return text
-            key, rest = remaining[0], remaining[1:]
+        # One pass: a key is looked for only in text no earlier key replaced. The text is
+        # kept as pieces, each still open to later keys or already a replacement.
+        pieces: list[tuple[str, bool]] = [(template, True)]
+        for key in keys:
             if not isinstance(key, str):
                 raise TypeError(f'"{fn_name}" param placeholders must be strings')
             value = _replacement_text(mapping[key], key, fn_name, json_values, allow_empty)
-            parts = text.split(key)
-            if len(parts) > 1:
-                unused.discard(key)
-            return value.join(replace(part, rest) for part in parts)
-
-        result = replace(template, keys)
+            if key == "" or key not in template:
+                continue  # open pieces are parts of the template; "" replaces nothing
+            split: list[tuple[str, bool]] = []
+            for text, open_ in pieces:
+                parts = text.split(key) if open_ else [text]
+                if len(parts) > 1:
+                    unused.discard(key)
+                for i, part in enumerate(parts):
+                    if i:
+                        split.append((value, False))
+                    split.append((part, open_))
+            pieces = split
+        result = "".join(text for text, _ in pieces)
         if strict and unused:
             missing = ",".join(sorted(sorted(unused), key=len, reverse=True))
             raise ValueError(f"The following params were not found in the template: {missing}")
