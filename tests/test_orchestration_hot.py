@@ -460,3 +460,8 @@ def test_allowed_pattern_runs_in_linear_time_as_heats_anchored_match():
     # Python's \u escapes work as in Heat
     chinese = {"type": "string", "constraints": [{"allowed_pattern": "^[_0-9a-zA-Z\\u4e00-\\u9fa5]+$"}]}
     assert params_of(chinese, "名字_1") == "名字_1"
+
+
+def test_a_json_parameter_nested_absurdly_deep_is_refused():
+    refused(lambda: params_of({"type": "json"}, "[" * 5000 + "]" * 5000), "Parameter 'p' is invalid: Value must be valid JSON")
+    refused(lambda: params_of({"type": "json"}, "[" * 150 + "]" * 150), "nested more than 100 levels")

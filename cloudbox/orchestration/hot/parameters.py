@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cloudbox.orchestration.hot.errors import HotError
+from cloudbox.orchestration.hot.loader import MAX_DEPTH, check_depth
 from cloudbox.orchestration.hot.patterns import PatternError, matcher
 from cloudbox.orchestration.hot.versions import Version
 
@@ -204,10 +205,16 @@ class ParamSchema:
                     return {}
                 try:
                     value = json.loads(value)
+                except RecursionError:
+                    raise ValueError(f"Value must be valid JSON: nested more than {MAX_DEPTH} levels") from None
                 except ValueError as exc:
                     raise ValueError(f"Value must be valid JSON: {exc}") from None
             if not isinstance(value, (dict, list)):
                 raise ValueError(f"Value must be valid JSON: {value!r} is not a map or a list")
+            try:
+                check_depth(value, "value")
+            except HotError as exc:
+                raise ValueError(f"Value must be valid JSON: {exc.reason}") from None
             return value
         if isinstance(value, (dict, list)):
             raise ValueError(f'Value "{value}" is invalid for data type "string".')
