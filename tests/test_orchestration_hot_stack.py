@@ -436,6 +436,9 @@ def test_hidden_values_never_appear_in_errors():
                                            "constraints": [{"allowed_pattern": "[a-z]+"}]}}})
     error = refused(lambda: template.parameters(None, {"pw": "Secret1"}), "Parameter 'pw' is invalid")
     assert "Secret1" not in error.message and "******" in error.message
+    pin = tmpl({"parameters": {"pin": {"type": "number", "hidden": True}}})
+    error = refused(lambda: pin.parameters(None, {"pin": "12x4"}), "Parameter 'pin' is invalid")
+    assert "12x4" not in error.message
 
 
 def test_outputs_take_parameters_and_conditions_in_either_order():

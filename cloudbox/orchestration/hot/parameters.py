@@ -461,6 +461,9 @@ def build_parameters(
         try:
             values[name] = schema.check(raw, lookup)
         except ValueError as exc:
-            raise HotError(f"Parameter '{name}' is invalid: {exc}", ["parameters", name],
+            reason = str(exc)
+            if schema.hidden and isinstance(raw, str) and raw:
+                reason = reason.replace(raw, HIDDEN_TEXT)  # a hidden value is never repeated
+            raise HotError(f"Parameter '{name}' is invalid: {reason}", ["parameters", name],
                            named=True) from None
     return Parameters(all_schemas, values, dict(user_params))
