@@ -458,12 +458,17 @@ def build_parameters(
             except ValueError:
                 values[name] = raw
             continue
-        try:
-            values[name] = schema.check(raw, lookup)
-        except ValueError as exc:
-            reason = str(exc)
-            if schema.hidden and isinstance(raw, str) and raw:
-                reason = reason.replace(raw, HIDDEN_TEXT)  # a hidden value is never repeated
-            raise HotError(f"Parameter '{name}' is invalid: {reason}", ["parameters", name],
-                           named=True) from None
+        values[name] = checked_value(schema, raw, lookup)
     return Parameters(all_schemas, values, dict(user_params))
+
+
+def checked_value(schema: ParamSchema, raw: Any, lookup: Lookup | None) -> Any:
+    """``raw`` in the parameter's type, every constraint met; else Heat's 400."""
+    try:
+        return schema.check(raw, lookup)
+    except ValueError as exc:
+        reason = str(exc)
+        if schema.hidden and isinstance(raw, str) and raw:
+            reason = reason.replace(raw, HIDDEN_TEXT)  # a hidden value is never repeated
+        raise HotError(f"Parameter '{schema.name}' is invalid: {reason}", ["parameters", schema.name],
+                       named=True) from None

@@ -12,8 +12,7 @@ from typing import Any
 
 from cloudbox.orchestration.hot.dependencies import order, references
 from cloudbox.orchestration.hot.environment import Environment
-from cloudbox.orchestration.hot.errors import HotError
-from cloudbox.orchestration.hot.parameters import API_TYPES, Lookup, ParamSchema
+from cloudbox.orchestration.hot.parameters import API_TYPES, Lookup, ParamSchema, checked_value
 from cloudbox.orchestration.hot.template import ResourceDefinition, Template, parse_template
 
 
@@ -27,12 +26,7 @@ def validate(template: Template | str | bytes | dict[str, Any], env: Environment
     supplied = {**env.parameters, **(user_params or {})}
     params = template.parameters(env, supplied, lookup, stack_name="dummy", validate_values=False)
     for name, value in supplied.items():
-        schema = template.parameter_schemas[name]
-        try:
-            schema.check(value, lookup)
-        except ValueError as exc:
-            raise HotError(f"Parameter '{name}' is invalid: {exc}", ["parameters", name],
-                           named=True) from None
+        checked_value(template.parameter_schemas[name], value, lookup)
     complete = all(name in params.values for name in template.parameter_schemas)
     if complete:
         order(template.resources(params, template.conditions(params)))
