@@ -99,7 +99,8 @@ def test_the_topology_follows_changes_made_elsewhere_without_a_reload(cloud: Clo
     sign_in(browser, cloud, user, "pw", project["name"])
     token = session_token(browser)
     go(browser, "topology")
-    wait_text(browser, "main .screen[data-screen=topology]", "No networks")
+    present(browser, "svg.topology g[data-kind=external]")  # the external network: the project has nothing yet
+    assert not find(browser, "svg.topology g[data-kind=network], svg.topology g[data-kind=router]")
     wait_css(browser, ".live.on")  # the event stream is connected
     browser.execute_script("window.__sameDocument = true")
 
@@ -128,7 +129,7 @@ def test_a_container_upload_shows_progress_and_the_public_toggle_opens_it_to_any
     token = session_token(browser)
     name = f"box-{uuid.uuid4().hex[:6]}"
     payload = tmp_path / "hello.txt"
-    payload.write_bytes(b"hello from the browser\n" * 40000)  # ~900 KiB: several progress events
+    payload.write_bytes(b"hello from the browser\n" * 200000)  # 4.4 MiB: progress as it goes, then done
 
     go(browser, "containers")
     fill(browser, "#container-create input[name=name]", name)
@@ -136,8 +137,8 @@ def test_a_container_upload_shows_progress_and_the_public_toggle_opens_it_to_any
     click(browser, f"a[data-container='{name}']")
     wait_css(browser, f"#container-objects form[data-container='{name}'] input[type=file]").send_keys(str(payload))
     click(browser, f"#container-objects form[data-container='{name}'] button[type=submit]")
-    done = wait_css(browser, "#container-objects .progress.done")
-    assert int(done.get_attribute("data-updates")) >= 1
+    done = wait_css(browser, "#uploads .progress.done")
+    assert int(done.get_attribute("data-updates")) >= 2  # the browser's progress events, then the end
     wait_text(browser, "#container-objects table", "hello.txt")
     account = f"/object-store/v1/AUTH_{project['id']}"
     with cloud.client(token) as c:

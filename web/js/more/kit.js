@@ -1,6 +1,6 @@
 // What the network, container and admin screens (web-more) share beyond the shell's ui.js:
 // SVG elements, buttons that run one API action at a time, live refresh, and regions that reload.
-import { h, showError } from "../ui.js";
+import { h, showError, screenHead } from "../ui.js";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 
@@ -101,3 +101,14 @@ export const choices = (rows, label, none) =>
 /** A <select> of ``opts`` with ``value`` chosen. */
 export const select = (opts, value, attrs = {}) =>
   h("select", attrs, opts.map((o) => h("option", { value: o.value, selected: o.value === value }, o.label)));
+
+/** A screen made of tabs: ``meta`` is {id, title, group, order}; ``tabList(ctx)`` gives the tabs; the address's
+ * ?tab= opens one of them. */
+export const tabbedScreen = (meta, tabList) => ({
+  ...meta,
+  async render(root, ctx) {
+    const view = tabs(tabList(ctx), ctx.params?.tab);
+    root.append(screenHead(meta.heading || meta.title), view.node);
+    return view.close;
+  },
+});

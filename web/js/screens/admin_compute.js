@@ -1,7 +1,7 @@
 // Administration of compute and quotas: flavors (create, delete, which projects may use a private one),
 // every project's quotas of compute, network and volumes (usage against limit, edit), hypervisors.
-import { h, table, form, confirm, screenHead, bar, bytes } from "../ui.js";
-import { shortId, button, section, get, region, tabs, choices, select } from "../more/kit.js";
+import { h, table, form, confirm, bar, bytes } from "../ui.js";
+import { shortId, button, section, get, region, tabbedScreen, choices, select } from "../more/kit.js";
 
 const ALL_FLAVORS = "/flavors/detail?is_public=None";
 
@@ -130,15 +130,9 @@ function hypervisorsTab(ctx) {
   };
 }
 
-export default {
-  id: "admin_compute", title: "Flavors and quotas", group: "admin", order: 20,
-  async render(root, ctx) {
-    const view = tabs([
-      { id: "flavors", title: "Flavors", render: flavorsTab(ctx) },
-      { id: "quotas", title: "Quotas", render: quotasTab(ctx) },
-      { id: "hypervisors", title: "Hypervisors", render: hypervisorsTab(ctx) },
-    ], ctx.params?.tab);
-    root.append(screenHead("Flavors, quotas and hypervisors"), view.node);
-    return view.close;
-  },
-};
+export default tabbedScreen({ id: "admin_compute", title: "Flavors and quotas", group: "admin", order: 20,
+                              heading: "Flavors, quotas and hypervisors" }, (ctx) => [
+  { id: "flavors", title: "Flavors", render: flavorsTab(ctx) },
+  { id: "quotas", title: "Quotas", render: quotasTab(ctx) },
+  { id: "hypervisors", title: "Hypervisors", render: hypervisorsTab(ctx) },
+]);

@@ -1,7 +1,7 @@
 // Administration of identity (Keystone v3): projects, users, groups and their members, roles,
 // and who holds which role where (grant, revoke).
-import { h, table, form, confirm, statusBadge, screenHead, dialog } from "../ui.js";
-import { shortId, button, section, get, region, tabs, choices } from "../more/kit.js";
+import { h, table, form, confirm, statusBadge, dialog } from "../ui.js";
+import { shortId, button, section, get, region, tabbedScreen, choices } from "../more/kit.js";
 
 /** The rows of a Keystone list. */
 const list = async (ctx, path, key) => (await get(ctx, "identity", path))[key];
@@ -197,16 +197,9 @@ function rolesTab(ctx) {
   };
 }
 
-export default {
-  id: "admin_identity", title: "Identity", group: "admin", order: 10,
-  async render(root, ctx) {
-    const view = tabs([
-      { id: "projects", title: "Projects", render: projectsTab(ctx) },
-      { id: "users", title: "Users", render: usersTab(ctx) },
-      { id: "groups", title: "Groups", render: groupsTab(ctx) },
-      { id: "roles", title: "Roles and assignments", render: rolesTab(ctx) },
-    ], ctx.params?.tab);
-    root.append(screenHead("Identity"), view.node);
-    return view.close;
-  },
-};
+export default tabbedScreen({ id: "admin_identity", title: "Identity", group: "admin", order: 10 }, (ctx) => [
+  { id: "projects", title: "Projects", render: projectsTab(ctx) },
+  { id: "users", title: "Users", render: usersTab(ctx) },
+  { id: "groups", title: "Groups", render: groupsTab(ctx) },
+  { id: "roles", title: "Roles and assignments", render: rolesTab(ctx) },
+]);

@@ -19,7 +19,7 @@ async function download(ctx, url, name) {
 }
 
 export default {
-  id: "containers", title: "Containers", group: "project", order: 50,
+  id: "containers", title: "Containers", group: "project", order: 70,
   async render(root, ctx) {
     const account = (path = "") => ctx.url("object-store", path);
     let opened = ctx.params?.container || null;  // the container whose objects are shown
@@ -41,8 +41,9 @@ export default {
     });
 
     const uploadForm = (name) => form([{ name: "file", label: "File", type: "file", required: true }], async (v, el) => {
-      const bar = progress(`Uploading ${v.file.name}`);
-      el.after(bar.el);
+      const bar = progress(`Uploading ${v.file.name} to ${name}`);
+      uploads.prepend(bar.el);  // outside the listing, which the upload's end redraws
+      while (uploads.children.length > 5) uploads.lastChild.remove();
       try {
         await ctx.upload("PUT", account(objectPath(name, v.file.name)), v.file,
           { "Content-Type": v.file.type || "application/octet-stream" }, (done, total) => bar.set(done, total));
@@ -52,6 +53,7 @@ export default {
       await Promise.all([objects.refresh(), containers.refresh()]);
     }, { submit: "Upload" });
 
+    const uploads = h("div", { id: "uploads", "aria-live": "polite" });
     const objects = region(async () => {
       if (!opened) return null;
       const name = opened;
@@ -96,7 +98,7 @@ export default {
     createForm.id = "container-create";
 
     root.append(screenHead("Containers"), section("Create a container", createForm),
-      section("Containers", containers.node), objects.node);
+      section("Containers", containers.node), uploads, objects.node);
     await Promise.all([containers.refresh(), objects.refresh()]);
     return live(ctx, [{ service: "object" }, { service: "object-store" }], () =>
       Promise.all([containers.refresh(), objects.refresh()]));

@@ -5,7 +5,7 @@ import { shortId, button, section, live, get, region, choices, select } from "..
 const N = (path) => `/v2.0${path}`;
 
 export default {
-  id: "floating_ips", title: "Floating IPs", group: "project", order: 44,
+  id: "floating_ips", title: "Floating IPs", group: "project", order: 64,
   async render(root, ctx) {
     let state = { networks: [], ports: [], servers: [] };
     const netName = (id) => state.networks.find((n) => n.id === id)?.name || id;

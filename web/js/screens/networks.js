@@ -22,7 +22,7 @@ const SUBNET_FIELDS = [
 ];
 
 export default {
-  id: "networks", title: "Networks", group: "project", order: 40,
+  id: "networks", title: "Networks", group: "project", order: 60,
   async render(root, ctx) {
     const project = ctx.session.project?.id;
     const mine = (n) => n.project_id === project || ctx.session.isAdmin;

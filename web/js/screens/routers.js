@@ -5,7 +5,7 @@ import { shortId, button, section, live, get, region, choices, select } from "..
 const N = (path) => `/v2.0${path}`;
 
 export default {
-  id: "routers", title: "Routers", group: "project", order: 42,
+  id: "routers", title: "Routers", group: "project", order: 62,
   async render(root, ctx) {
     let state = { routers: [], networks: [], subnets: [], ports: [] };
     const externals = () => state.networks.filter((n) => n["router:external"]);

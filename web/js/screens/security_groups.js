@@ -20,7 +20,7 @@ function ruleBody(groupId, v) {
 }
 
 export default {
-  id: "security_groups", title: "Security groups", group: "project", order: 46,
+  id: "security_groups", title: "Security groups", group: "project", order: 66,
   async render(root, ctx) {
     let groups = [];
     const groupName = (id) => groups.find((g) => g.id === id)?.name || id;

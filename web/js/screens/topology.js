@@ -111,7 +111,7 @@ export function draw(state) {
 }
 
 export default {
-  id: "topology", title: "Network topology", group: "project", order: 48,
+  id: "topology", title: "Network topology", group: "project", order: 68,
   async render(root, ctx) {
     const picture = region(async () => {
       const state = await fetchState(ctx);
