@@ -33,6 +33,8 @@ from cloudbox.compute import api as compute_api
 from cloudbox.compute import views as compute_views
 from cloudbox.compute.service import ComputeService
 from cloudbox.errors import SetupError
+from cloudbox.events import api as events_api
+from cloudbox.events.hub import EventHub
 from cloudbox.identity import api as identity_api
 from cloudbox.identity.service import IdentityService, catalog_commands
 from cloudbox.image import api as image_api
@@ -107,6 +109,8 @@ class Node:
                       volume_api.alias(), object_api.build(self.object), object_api.alias(), object_api.info_spec(),
                       object_api.peer_spec(self.object)]
         self.specs.append(s3_api.catalog_spec())  # S3 is served by its gateway (app(), below)
+        self.events = EventHub(self.engine, self.identity, self.cluster)  # the dashboard's live stream
+        self.specs.append(events_api.build(self.events))
 
     def service_failed(self, name: str, error: BaseException) -> None:
         """A service failed after it started (guard.supervise logged it): health says so."""
@@ -277,6 +281,7 @@ async def serve(node: Node, *, task_status: trio.TaskStatus[str] = trio.TASK_STA
             await nursery.start(guard.supervise, "compute", node.compute.run, node.service_failed)
             await nursery.start(guard.supervise, "volume", node.volume.run, node.service_failed)
             await nursery.start(guard.supervise, "object", node.object.run, node.service_failed)
+            await nursery.start(guard.supervise, "events", node.events.run, node.service_failed)
             await node.ensure_catalog()
             await node.cluster.start_background()
             nursery.start_soon(_watch_signals, shutdown)
@@ -299,6 +304,7 @@ async def serve(node: Node, *, task_status: trio.TaskStatus[str] = trio.TASK_STA
             log.info("serving", extra={"url": node.url, "version": __version__, "pid": os.getpid()})
             task_status.started(node.url)
             await shutdown.wait()
+            node.events.close()  # open event streams end, or hypercorn waits for them
             # hypercorn returns once in-flight requests are done; then stop the services.
             with trio.move_on_after(config.graceful_timeout + 1):
                 await served.wait()
