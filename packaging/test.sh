@@ -8,8 +8,10 @@ need_root
 # ssh-keygen: the tutorial test imports a key pair as a person would; ping and busybox (udhcpc):
 # the network tests; iperf3: bench/network.py; etcdctl (etcd-client): the cluster tests check
 # etcd itself with it (a plain etcd cluster, and compaction of a node's history); curl: an S3 presigned URL
-# fetched as a person would (tests/test_object_s3.py).
-install_os_packages "${RUNTIME_PACKAGES[@]}" openssh-client iputils-ping iperf3 busybox etcd-client curl
+# fetched as a person would (tests/test_object_s3.py); chromium and chromium-driver: the dashboard's
+# tests in a real browser (tests/browser.py, with Selenium from the test extras).
+install_os_packages "${RUNTIME_PACKAGES[@]}" openssh-client iputils-ping iperf3 busybox etcd-client curl \
+    chromium chromium-driver
 make_venv test
 # Ansible (with the openstack.cloud collection it bundles) for tests/test_ansible.py, in a venv of its own.
 # That collection (2.5.0) reads openstack.version, which openstacksdk removed in 4.15: its modules use 4.14.

@@ -59,6 +59,25 @@ def _body_refused_unread(request: Any) -> bool:
     return (length not in ("", "0")) or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
 
 
+# The web UI's own files: ES modules must be served as JavaScript (whatever the host's mime.types
+# says), and the page may load and connect only to the node that served it.
+WEB_TYPES = {".js": "text/javascript; charset=utf-8", ".mjs": "text/javascript; charset=utf-8",
+             ".css": "text/css; charset=utf-8", ".html": "text/html; charset=utf-8", ".svg": "image/svg+xml",
+             ".json": "application/json", ".wasm": "application/wasm"}
+WEB_CSP = ("default-src 'self'; img-src 'self' data: blob:; object-src 'none'; base-uri 'self'; "
+           "form-action 'self'; frame-ancestors 'self'")
+
+
+def _web_headers(response: Response, name: str) -> Response:
+    content_type = WEB_TYPES.get(Path(name).suffix.lower())
+    if content_type:
+        response.headers["Content-Type"] = content_type
+    response.headers["Content-Security-Policy"] = WEB_CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "no-cache"  # revalidated (ETag): a new version shows at once
+    return response
+
+
 def create_app(
     specs: list[ApiSpec],
     *,
@@ -213,11 +232,11 @@ def create_app(
     if web_dir is not None:
         @app.route("/", methods=["GET"])
         async def web_index() -> Response:
-            return await send_from_directory(web_dir, "index.html")
+            return _web_headers(await send_from_directory(web_dir, "index.html"), "index.html")
 
         @app.route("/ui/<path:name>", methods=["GET"])
         async def web_file(name: str) -> Response:
-            return await send_from_directory(web_dir, name)
+            return _web_headers(await send_from_directory(web_dir, name), name)
 
     if extra_routes:
         extra_routes(app)

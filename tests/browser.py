@@ -1,0 +1,165 @@
+"""The dashboard in a real browser: Debian's ``chromium`` driven by ``chromium-driver`` through
+Selenium, headless, trusting the test node's own CA by ignoring certificate errors.
+
+Use in a test module::
+
+    from tests.browser import browser, sign_in, wait_text  # noqa: F401 - ``browser`` is a fixture
+
+``sign_in`` fills the sign-in form as a person would; ``wait_text`` waits for an element to show a
+text. Both wait on conditions (Selenium's explicit waits), never for fixed times.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+TIMEOUT = 30.0
+
+
+def _driver(download_dir: Path) -> Any:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--ignore-certificate-errors",
+                "--window-size=1280,900", "--disable-gpu", "--no-first-run", "--disable-extensions",
+                "--disable-background-networking", "--disable-sync", "--password-store=basic"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    options.add_experimental_option("prefs", {"download.default_directory": str(download_dir),
+                                              "download.prompt_for_download": False})
+    return webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Any]:
+    """A headless Chromium of the test's own (a clean profile: no token, no theme kept)."""
+    for path, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
+        if not Path(path).exists() and not shutil.which(Path(path).name):
+            pytest.fail(f"{path} is missing: apt-get install {package} (packaging/test.sh installs it)")
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    driver = _driver(downloads)
+    driver.set_script_timeout(TIMEOUT)
+    # Headless Chromium saves downloads only when told where (blob: links, e.g. a private key).
+    driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+    driver.download_dir = downloads
+    try:
+        yield driver
+    finally:
+        print_console(driver)  # pytest shows it only when the test failed
+        driver.quit()
+
+
+def print_console(driver: Any) -> None:
+    """The browser's console (shown under a failed test: a module that did not load, an error)."""
+    try:
+        for entry in driver.get_log("browser"):
+            print(f"browser console: {entry.get('level')} {entry.get('message')}")
+        print(f"browser at {driver.current_url}")
+    except Exception as exc:  # noqa: BLE001 - only diagnostics
+        print(f"browser console not readable: {exc!r}")
+
+
+def wait_until(driver: Any, condition: Callable[[Any], Any], what: str, timeout: float = TIMEOUT) -> Any:
+    """Wait until ``condition(driver)`` is truthy; return it. Fails naming ``what``."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:
+        return WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition)
+    except TimeoutException:
+        print_console(driver)
+        raise AssertionError(f"timed out after {timeout:g} s waiting for {what}") from None
+
+
+def find(driver: Any, css: str) -> list[Any]:
+    from selenium.webdriver.common.by import By
+
+    return driver.find_elements(By.CSS_SELECTOR, css)
+
+
+def wait_css(driver: Any, css: str, timeout: float = TIMEOUT) -> Any:
+    """The first displayed element matching ``css``, once there is one."""
+    def shown(d: Any) -> Any:
+        return next((e for e in find(d, css) if e.is_displayed()), None)
+
+    return wait_until(driver, shown, f"an element {css!r}", timeout)
+
+
+def wait_text(driver: Any, css: str, text: str, timeout: float = TIMEOUT) -> Any:
+    """The first element matching ``css`` whose text contains ``text``, once there is one."""
+    seen: list[str] = []
+
+    def showing(d: Any) -> Any:
+        seen[:] = []
+        for element in find(d, css):
+            try:
+                content = element.text
+            except Exception:  # noqa: BLE001 - replaced while we read it (a live update)
+                continue
+            seen.append(content)
+            if text in content:
+                return element
+        return None
+
+    try:
+        return wait_until(driver, showing, f"{text!r} in {css!r}", timeout)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; it showed {seen[:5]!r}") from None
+
+
+def click(driver: Any, css: str, timeout: float = TIMEOUT) -> Any:
+    element = wait_css(driver, css, timeout)
+    wait_until(driver, lambda d: element.is_enabled(), f"{css!r} to be enabled", timeout)
+    element.click()
+    return element
+
+
+def fill(driver: Any, css: str, value: str) -> Any:
+    element = wait_css(driver, css)
+    element.clear()
+    element.send_keys(value)
+    return element
+
+
+def sign_in(driver: Any, cloud: Any, user: str, password: str, project: str | None = None,
+            domain: str = "Default") -> None:
+    """Open the node's page and sign in through the form; returns when the shell shows."""
+    driver.get(cloud.url + "/")
+    fill(driver, "#signin input[name=user]", user)
+    fill(driver, "#signin input[name=password]", password)
+    fill(driver, "#signin input[name=domain]", domain)
+    fill(driver, "#signin input[name=project]", project or "")
+    click(driver, "#signin button[type=submit]")
+
+    def shell_or_error(d: Any) -> Any:
+        if find(d, "#signout"):
+            return True
+        errors = [e.text for e in find(d, "#signin .error") if e.text]
+        if errors:
+            raise AssertionError(f"sign-in refused: {errors[0]}")
+        return False
+
+    wait_until(driver, shell_or_error, f"the dashboard after signing in as {user}")
+
+
+def go(driver: Any, screen: str) -> None:
+    """Open a screen from the navigation, as a person would (no reload)."""
+    click(driver, f"#nav a[data-screen={screen}]")
+    wait_css(driver, f"main .screen[data-screen={screen}] h1")
+
+
+def session_token(driver: Any) -> str:
+    return driver.execute_script("return sessionStorage.getItem('cloudbox-token')")
+
+
+def row(driver: Any, list_css: str, item_id: str) -> Any:
+    return wait_css(driver, f"{list_css} tr[data-id='{item_id}']")
