@@ -30,6 +30,7 @@ from cloudbox.api.app import create_app
 from cloudbox.cluster import api as cluster_api
 from cloudbox.cluster.service import ClusterService, ThisNode
 from cloudbox.compute import api as compute_api
+from cloudbox.console import proxy as console_proxy
 from cloudbox.compute import views as compute_views
 from cloudbox.compute.service import ComputeService
 from cloudbox.errors import SetupError
@@ -176,6 +177,7 @@ class Node:
 
             image_api.mount_versions(app)
             volume_api.mount_versions(app)
+            console_proxy.mount(app, self.compute)  # /console/vnc and /console/serial (websockets)
 
             @app.before_request
             async def read_barrier() -> None:

@@ -46,4 +46,6 @@ make_venv() {  # make_venv [pip extras]
         "$VENV/bin/pip" install -q --disable-pip-version-check -e "$REPO${extras:+[$extras]}"
         touch "$stamp"
     fi
+    # The dashboard's browser packages (noVNC, xterm.js), pinned and checked: packaging/web-assets.sh.
+    "$REPO/packaging/web-assets.sh" "$REPO/web"
 }

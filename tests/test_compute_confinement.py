@@ -80,7 +80,7 @@ def test_an_image_without_backing_file_says_so():
 def test_guest_paths_are_every_file_qemu_opens():
     xml = conf.with_backing_chains(core.render_domain_xml(spec()), {"/data/instances/u1/disk": [("/data/_base/a", "qcow2")]})
     assert set(conf.guest_paths(xml)) == {
-        "/data/instances/u1/disk", "/data/_base/a", "/data/instances/u1/console.log", "/data/instances/u1/config.iso",
+        "/data/instances/u1/disk", "/data/_base/a", "/data/instances/u1/config.iso", core.serial_socket(spec().uuid),
     }
 
 

@@ -97,14 +97,32 @@ def test_nics():
     assert interfaces[1].find("mtu").get("size") == "1500"
 
 
-def test_console_to_file():
+def test_console_is_a_socket_logged_to_the_file():
     root = parse(make_spec())
     serial = root.find("devices/serial")
-    assert serial.get("type") == "file"
-    assert serial.find("source").get("path") == "/var/lib/cloudbox/instances/x/console.log"
-    assert serial.find("source").get("append") == "on"
+    assert serial.get("type") == "unix"
+    socket = serial.find("source").get("path")
+    assert serial.find("source").get("mode") == "bind" and socket == core.serial_socket(make_spec().uuid)
+    assert len(socket) < 108  # a unix socket's path
+    assert serial.find("log").get("file") == "/var/lib/cloudbox/instances/x/console.log"
+    assert serial.find("log").get("append") == "on"
     console = root.find("devices/console")
-    assert console.get("type") == "file" and console.find("target").get("type") == "serial"
+    assert console.get("type") == "unix" and console.find("target").get("type") == "serial"
+    assert console.find("source").get("path") == socket
+    # VNC on a socket libvirt names, never a TCP port.
+    [graphics] = root.findall("devices/graphics")
+    assert graphics.get("type") == "vnc" and graphics.get("port") is None and graphics.get("listen") is None
+    assert [listen.get("type") for listen in graphics.findall("listen")] == ["socket"]
+
+
+def test_console_sockets_come_from_the_live_xml():
+    live = """<domain><devices>
+      <serial type='unix'><source mode='bind' path='/run/s.sock'/><target port='0'/></serial>
+      <graphics type='vnc' socket='/lib/qemu/domain-1-x/vnc.sock'><listen type='socket' socket='/lib/qemu/domain-1-x/vnc.sock'/></graphics>
+    </devices></domain>"""
+    assert core.console_sockets(live) == {"vnc": "/lib/qemu/domain-1-x/vnc.sock", "serial": "/run/s.sock"}
+    old = "<domain><devices><serial type='file'><source path='/c.log'/></serial></devices></domain>"
+    assert core.console_sockets(old) == {}
 
 
 def test_metadata_round_trip():

@@ -17,6 +17,7 @@ parse, authorize, call one method of the compute service and render:
 | api_records.py    | instance actions, server password, diagnostics, usage audit log   |
 | api_volumes.py    | a server's volumes: os-volume_attachments                         |
 | api_volume_proxy.py | Nova's os-volumes and os-snapshots proxies (to 2.35)            |
+| api_consoles.py   | remote consoles and console auth tokens (cloudbox.console)        |
 
 A handler is ``async def handler(svc, call, version, **path_params)``; ``route`` wraps it
 with Nova's microversion negotiation and answer headers.
@@ -92,8 +93,8 @@ async def show_version(svc: ComputeService, call: Call, version: Version) -> Any
 
 
 def build(svc: ComputeService) -> ApiSpec:
-    from cloudbox.compute import (api_actions, api_aggregates, api_events, api_floating, api_hosts, api_images,
-                                  api_legacy, api_proxies, api_records, api_resources, api_servers,
+    from cloudbox.compute import (api_actions, api_aggregates, api_consoles, api_events, api_floating, api_hosts,
+                                  api_images, api_legacy, api_proxies, api_records, api_resources, api_servers,
                                   api_volume_proxy, api_volumes)
 
     routes = [
@@ -111,5 +112,6 @@ def build(svc: ComputeService) -> ApiSpec:
         *api_events.routes(svc),
         *api_volumes.routes(svc),
         *api_volume_proxy.routes(svc),
+        *api_consoles.routes(svc),
     ]
     return ApiSpec("compute", "/compute/v2.1", "nova", routes, catalog=("compute", "nova"))

@@ -12,7 +12,7 @@ from typing import Any, Awaitable, Callable
 import jsonschema
 
 from cloudbox.api.routes import Call, Reply, Route
-from cloudbox.compute import api_floating, api_lifecycle, api_proxies, api_records, core, models, views
+from cloudbox.compute import api_consoles, api_floating, api_lifecycle, api_proxies, api_records, core, models, views
 from cloudbox.compute.api import Version, forwarded, route
 from cloudbox.compute.api_servers import ref, render
 from cloudbox.compute.service import ComputeService
@@ -245,6 +245,8 @@ async def server_action(svc: ComputeService, call: Call, version: Version, serve
         raise BadRequest(f"The argument of action {action[:60]} must be an object or null.")
     if action == "os-getConsoleOutput":
         return await console_output(svc, call, server_id, args or {})
+    if action in api_consoles.ACTIONS:  # answered here, whichever node runs the guest
+        return await api_consoles.legacy_action(svc, call, version, server_id, action, args or {})
     # The server first (a missing one is a 404 whatever the action, as in Nova), then the action.
     # A locked server refuses changes to non-admins, but not its own unlock (nor a second lock).
     server = await svc.visible_server(call.auth, server_id, write=action not in ("lock", "unlock"))
@@ -266,8 +268,9 @@ def routes(svc: ComputeService) -> list[Route]:
                       "createImage, createBackup, rebuild, evacuate, lock, unlock, os-resetState, "
                       "trigger_crash_dump, changePassword, injectNetworkInfo, restore, forceDelete, "
                       "addSecurityGroup, removeSecurityGroup, addFloatingIp, removeFloatingIp, "
-                      "addFixedIp, removeFixedIp, os-getConsoleOutput, rescue, unrescue, shelve, "
-                      "shelveOffload, unshelve, resize, confirmResize, revertResize, migrate; "
+                      "addFixedIp, removeFixedIp, os-getConsoleOutput, os-getVNCConsole and "
+                      "os-getSerialConsole (to 2.5), rescue, unrescue, shelve, shelveOffload, unshelve, "
+                      "resize, confirmResize, revertResize, migrate; "
                       "os-migrateLive is refused (no live migration)"),
         *api_lifecycle.routes(svc),
     ]

@@ -132,12 +132,21 @@ def render_domain_xml(spec: DomainSpec, *, machine: str = "pc") -> str:
         _sub(interface, "model", type="virtio")
         _sub(interface, "mtu", size=str(nic.mtu))
 
-    serial = _sub(devices, "serial", type="file")
-    _sub(serial, "source", path=spec.console_log, append="on")
+    # The serial port is a unix socket (the console proxy's, cloudbox.console) whose output QEMU
+    # also appends to the console log, connected or not: `openstack console log show` reads that.
+    serial = _sub(devices, "serial", type="unix")
+    _sub(serial, "source", mode="bind", path=serial_socket(spec.uuid))
+    _sub(serial, "log", file=spec.console_log, append="on")
     _sub(serial, "target", port="0")
-    console = _sub(devices, "console", type="file")
-    _sub(console, "source", path=spec.console_log, append="on")
+    console = _sub(devices, "console", type="unix")
+    _sub(console, "source", mode="bind", path=serial_socket(spec.uuid))
     _sub(console, "target", type="serial", port="0")
+    # VNC on a unix socket only (no TCP port anywhere): libvirt names it in the domain's private
+    # directory, which QEMU may write; the live XML says where (console_sockets).
+    graphics = _sub(devices, "graphics", type="vnc")
+    _sub(graphics, "listen", type="socket")
+    video = _sub(devices, "video")
+    _sub(video, "model", type="vga")
 
     _sub(devices, "controller", type="usb", model="none")
     balloon = _sub(devices, "memballoon", model="virtio")
@@ -147,6 +156,36 @@ def render_domain_xml(spec: DomainSpec, *, machine: str = "pc") -> str:
 
     ET.indent(domain)
     return ET.tostring(domain, encoding="unicode")
+
+
+# Serial sockets are bound by libvirt (root) and handed to QEMU as a descriptor, so QEMU needs no
+# right on their directory; they live under the short run directory the driver owns
+# (driver/real.py SHORT_ROOTS), as an instance directory can be too deep for a socket's path
+# (108 bytes).  Server ids are unique, so nodes sharing a machine (tests) never meet here.
+SERIAL_SOCKET_DIR = "/run/cloudbox/libvirt/console"
+
+
+def serial_socket(uuid: str) -> str:
+    return f"{SERIAL_SOCKET_DIR}/{uuid}.sock"
+
+
+def console_sockets(xml: str) -> dict[str, str]:
+    """The unix sockets of a running domain's consoles, by protocol ("vnc", "serial"), from its
+    live XML; a domain defined before consoles (a file serial port, no graphics) has none."""
+    devices = ET.fromstring(xml).find("devices")
+    found: dict[str, str] = {}
+    if devices is None:
+        return found
+    for graphics in devices.iterfind("graphics[@type='vnc']"):
+        listen = graphics.find("listen[@type='socket']")
+        path = graphics.get("socket") or (listen.get("socket") if listen is not None else None)
+        if path:
+            found.setdefault("vnc", path)
+    for serial in devices.iterfind("serial[@type='unix']"):
+        source = serial.find("source")
+        if source is not None and source.get("mode") == "bind" and source.get("path"):
+            found.setdefault("serial", source.get("path", ""))
+    return found
 
 
 def parse_domain_metadata(xml: str) -> dict[str, str]:

@@ -169,6 +169,11 @@ AUDIT_LOG = obj({"hosts_not_run": STRS, "log": {"type": "object", "additionalPro
     "period_ending": STR, "total_errors": INT, "total_instances": INT})
 
 
+CONSOLE = obj({"type": STR, "url": STR})
+REMOTE_CONSOLE = obj({"protocol": STR, "type": STR, "url": STR})
+CONSOLE_TOKEN = obj({"instance_uuid": STR, "host": STR, "port": NINT, "internal_access_path": NSTR})
+
+
 def nova(responses: dict[int, Body], *errors: int, anonymous: bool = False) -> Doc:
     """Every compute route negotiates the microversion: 406 for one out of range."""
     return Doc(responses, errors=(406, *errors), headers=(MICROVERSION,), anonymous=anonymous)
@@ -203,8 +208,14 @@ def docs() -> dict[tuple[str, str], Doc]:
         # server: createImage snapshots its volumes (an image with no data, bdm_v2 True), createBackup
         # and a rebuild with another image than its volume's are 400s (Nova's, below 2.93).
         # (rescue answers 200 with the rescue password; confirmResize 204)
-        ("POST", f"{server}/action"): nova({200: {"anyOf": [obj({"output": STR}), obj({"adminPass": STR})]},
+        ("POST", f"{server}/action"): nova({200: {"anyOf": [obj({"output": STR}), obj({"adminPass": STR}),
+                                                            wrap("console", CONSOLE)]},
                                             202: None, 204: None}),
+        # remote consoles (cloudbox.console): a URL with a one-time token; 404 before 2.6, 409 for a
+        # server that is not ACTIVE, 400 for a protocol other than vnc and serial
+        ("POST", f"{server}/remote-consoles"): nova({200: wrap("remote_console", REMOTE_CONSOLE)}),
+        # an admin's look at a token: 401 before 2.31 (Nova's, for consoles other than RDP)
+        ("GET", f"{P}/os-console-auth-tokens/{{console_token}}"): nova({200: wrap("console", CONSOLE_TOKEN)}),
         ("GET", f"{server}/metadata"): nova({200: metadata}),
         ("POST", f"{server}/metadata"): nova({200: metadata}),
         ("PUT", f"{server}/metadata"): nova({200: metadata}),

@@ -103,4 +103,6 @@ class ComputeDriver(Protocol):
     # The volume ids (serials) of the domain's volume disks, target by serial: the live ones of an
     # active domain (``live``), else its persistent definition's.
     async def volume_disks(self, uuid: str, *, live: bool = True) -> dict[str, str]: ...
+    # The unix sockets of a running domain's consoles by protocol ("vnc", "serial"); {} when none.
+    async def console_sockets(self, uuid: str) -> dict[str, str]: ...
     def events(self) -> Any: ...  # a trio MemoryReceiveChannel of (uuid, state) lifecycle events

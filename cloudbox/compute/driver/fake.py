@@ -171,6 +171,12 @@ class FakeDriver:
     async def pause(self, uuid: str) -> None:
         await self._transition(uuid, "pause")
 
+    async def console_sockets(self, uuid: str) -> dict[str, str]:
+        """A fake guest has no console sockets (its console is only its log)."""
+        await trio.lowlevel.checkpoint()
+        self._get(uuid)
+        return {}
+
     async def inject_nmi(self, uuid: str) -> None:
         await trio.lowlevel.checkpoint()
         domain = self._get(uuid)

@@ -43,7 +43,8 @@ import trio
 
 from cloudbox import nbd_tls
 from cloudbox.compute import disks
-from cloudbox.compute.core import DOMAIN_NAME_PREFIX, parse_domain_metadata, plan_lifecycle, render_domain_xml
+from cloudbox.compute.core import (DOMAIN_NAME_PREFIX, SERIAL_SOCKET_DIR, console_sockets, parse_domain_metadata,
+                                   plan_lifecycle, render_domain_xml)
 from cloudbox.compute.driver import (
     CRASHED,
     PAUSED,
@@ -536,6 +537,8 @@ class LibvirtDriver(VolumeDisksMixin):
 
     def _prepare_files(self, xml: str) -> None:
         """Let the guest reach its files, and read (not write) its backing files."""
+        SHORT_ROOTS.mkdir(parents=True, exist_ok=True, mode=0o700)  # libvirt binds the serial socket there
+        Path(SERIAL_SOCKET_DIR).mkdir(exist_ok=True, mode=0o700)
         guest = self.guest
         if guest is None:
             return
@@ -561,25 +564,31 @@ class LibvirtDriver(VolumeDisksMixin):
     # -- lifecycle ------------------------------------------------------------------
 
     async def create(self, spec: DomainSpec) -> None:
+        marks = [("", time.perf_counter())]  # (step, when it ended): logged as each step's ms
         xml = with_extra_disks(render_domain_xml(spec), spec.extra_disks)
         xml = with_volume_disks(xml, spec.volumes, image_root=bool(spec.root_disk))
         known = {spec.root_disk: list(spec.root_chain)} if spec.root_chain is not None else None
         xml = confinement.with_backing_chains(xml, await self._backing_chains(xml, known))
         conn = self._connection()
+        marks.append(("xml", time.perf_counter()))
 
         def define_and_start() -> None:
+            marks.append(("thread", time.perf_counter()))
             Path(spec.console_log).parent.mkdir(parents=True, exist_ok=True)
             existing = self._lookup_or_none(spec.uuid)
             if existing is not None and _state_of(existing) not in (SHUTOFF, CRASHED):
                 raise Conflict(f"domain {spec.uuid} exists and is {_state_of(existing)}")
             self._prepare_files(xml)
+            marks.append(("files", time.perf_counter()))
             # Not validated against libvirt's schema here (tens of ms a define): the renderer's
             # output is, in the tests (tests/test_boot_path.py).
             dom = conn.defineXML(xml)
+            marks.append(("define", time.perf_counter()))
             if not spec.start:
                 return
             try:
                 dom.create()
+                marks.append(("start", time.perf_counter()))
             except BaseException:
                 if existing is None:  # undo our define; a pre-existing definition stays
                     try:
@@ -589,6 +598,9 @@ class LibvirtDriver(VolumeDisksMixin):
                 raise
 
         await self._run(define_and_start, spec.uuid)
+        marks.append(("resume", time.perf_counter()))
+        log.info("domain created", extra={"server_id": spec.uuid, "steps_ms": {
+            name: round((end - begin) * 1000, 1) for (_, begin), (name, end) in zip(marks, marks[1:])}})
 
     async def _plan(self, uuid: str, operation: str) -> tuple[libvirt.virDomain, str, str | None]:
         def query() -> tuple[libvirt.virDomain, str]:
@@ -654,6 +666,14 @@ class LibvirtDriver(VolumeDisksMixin):
         dom, _state, target = await self._plan(uuid, "pause")
         if target is not None:
             await self._run(dom.suspend, uuid)
+
+    async def console_sockets(self, uuid: str) -> dict[str, str]:
+        """The unix sockets of the running domain's consoles, by protocol (from its live XML)."""
+        def query() -> dict[str, str]:
+            dom = self._lookup(uuid)
+            return console_sockets(dom.XMLDesc(0)) if dom.isActive() else {}
+
+        return await self._run(query, uuid)
 
     async def inject_nmi(self, uuid: str) -> None:
         dom = await self._run(lambda: self._lookup(uuid), uuid)
