@@ -22,27 +22,59 @@ export default {
   id: "containers", title: "Containers", group: "project", order: 70,
   async render(root, ctx) {
     const account = (path = "") => ctx.url("object-store", path);
-    let opened = ctx.params?.container || null;  // the container whose objects are shown
+    const uploads = h("div", { id: "uploads", "aria-live": "polite" });
+    const panel = h("div", { id: "container-objects" });
+    let view = null;  // the open container: {name, access, listing} (its parts redraw; its upload form stays)
 
     const containers = region(async () => {
       const list = (await ctx.api("GET", account("?format=json"))).data || [];
       return table([
         { label: "Name", value: (c) => h("a", { href: `#/containers?container=${encodeURIComponent(c.name)}`, "data-container": c.name,
-            onclick: (ev) => { ev.preventDefault(); opened = c.name; objects.refresh(); } }, c.name) },
+            onclick: (ev) => { ev.preventDefault(); open(c.name); } }, c.name) },
         { label: "Objects", value: (c) => String(c.count) },
         { label: "Size", value: (c) => bytes(c.bytes) },
         { label: "", value: (c) => button("Delete", async () => {
             if (!(await confirm(`Delete container ${c.name}? It must be empty.`))) return;
             await ctx.api("DELETE", account(containerPath(c.name)));
-            if (opened === c.name) opened = null;
-            await Promise.all([containers.refresh(), objects.refresh()]);
+            if (view && view.name === c.name) open(null);
+            await containers.refresh();
           }, { class: "danger", "aria-label": `Delete container ${c.name}` }) },
       ], list, { empty: "No containers.", key: (c) => c.name });
     });
 
+    /** Who may read the container, and the button that opens it to anyone or closes it again. */
+    const accessPart = (name) => region(async () => {
+      const head = await ctx.api("HEAD", account(containerPath(name)));
+      const isPublic = (head.headers.get("X-Container-Read") || "").includes(".r:*");
+      return h("p", null, h("span", { class: `badge ${isPublic ? "good" : "off"}`, "data-public": String(isPublic) },
+        isPublic ? "public" : "private"), " ",
+        isPublic ? h("span", null, "Anyone can read it at ", h("a", { href: account(containerPath(name)), target: "_blank" },
+          location.origin + account(containerPath(name)))) : "Only this project can read it.",
+        " ", button(isPublic ? "Make private" : "Make public", async () => {
+          await ctx.api("POST", account(containerPath(name)), undefined,
+            isPublic ? { "X-Remove-Container-Read": "x" } : { "X-Container-Read": PUBLIC_READ });
+          await view.access.refresh();
+        }, { "data-action": "toggle-public" }));
+    });
+
+    const listingPart = (name) => region(async () => table([
+      { label: "Object", value: (o) => o.name ?? o.subdir },
+      { label: "Size", value: (o) => (o.subdir ? "" : bytes(o.bytes)) },
+      { label: "Type", value: (o) => o.content_type || "" },
+      { label: "Modified", value: (o) => when(o.last_modified) },
+      { label: "", value: (o) => o.subdir ? null : h("div", { class: "buttons" },
+          button("Download", () => download(ctx, account(objectPath(name, o.name)), o.name)),
+          button("Delete", async () => {
+            if (!(await confirm(`Delete ${o.name}?`))) return;
+            await ctx.api("DELETE", account(objectPath(name, o.name)));
+            await refresh();
+          }, { class: "danger", "aria-label": `Delete object ${o.name}` })) },
+    ], (await ctx.api("GET", account(`${containerPath(name)}?format=json`))).data || [],
+    { empty: "This container is empty.", key: (o) => o.name ?? o.subdir }));
+
     const uploadForm = (name) => form([{ name: "file", label: "File", type: "file", required: true }], async (v, el) => {
       const bar = progress(`Uploading ${v.file.name} to ${name}`);
-      uploads.prepend(bar.el);  // outside the listing, which the upload's end redraws
+      uploads.prepend(bar.el);
       while (uploads.children.length > 5) uploads.lastChild.remove();
       try {
         await ctx.upload("PUT", account(objectPath(name, v.file.name)), v.file,
@@ -50,43 +82,18 @@ export default {
         bar.finish(`${v.file.name} uploaded`);
       } catch (err) { bar.fail(err); throw err; }
       el.reset();
-      await Promise.all([objects.refresh(), containers.refresh()]);
+      await refresh();
     }, { submit: "Upload" });
 
-    const uploads = h("div", { id: "uploads", "aria-live": "polite" });
-    const objects = region(async () => {
-      if (!opened) return null;
-      const name = opened;
-      const [head, listing] = await Promise.all([ctx.api("HEAD", account(containerPath(name))),
-                                                 ctx.api("GET", account(`${containerPath(name)}?format=json`))]);
-      const isPublic = (head.headers.get("X-Container-Read") || "").includes(".r:*");
+    const open = (name) => {
+      if (!name) { view = null; panel.replaceChildren(); return Promise.resolve(); }
+      view = { name, access: accessPart(name), listing: listingPart(name) };
       const up = uploadForm(name);
       up.dataset.container = name;
-      return section(`Container ${name}`,
-        h("p", null, h("span", { class: `badge ${isPublic ? "good" : "off"}`, "data-public": String(isPublic) },
-          isPublic ? "public" : "private"), " ",
-          isPublic ? h("span", null, "Anyone can read it at ", h("a", { href: account(containerPath(name)), target: "_blank" },
-            location.origin + account(containerPath(name)))) : "Only this project can read it.",
-          " ", button(isPublic ? "Make private" : "Make public", async () => {
-            await ctx.api("POST", account(containerPath(name)), undefined,
-              isPublic ? { "X-Remove-Container-Read": "x" } : { "X-Container-Read": PUBLIC_READ });
-            await objects.refresh();
-          }, { "data-action": "toggle-public" })),
-        up,
-        table([
-          { label: "Object", value: (o) => o.name ?? o.subdir },
-          { label: "Size", value: (o) => (o.subdir ? "" : bytes(o.bytes)) },
-          { label: "Type", value: (o) => o.content_type || "" },
-          { label: "Modified", value: (o) => when(o.last_modified) },
-          { label: "", value: (o) => o.subdir ? null : h("div", { class: "buttons" },
-              button("Download", () => download(ctx, account(objectPath(name, o.name)), o.name)),
-              button("Delete", async () => {
-                if (!(await confirm(`Delete ${o.name}?`))) return;
-                await ctx.api("DELETE", account(objectPath(name, o.name)));
-                await Promise.all([objects.refresh(), containers.refresh()]);
-              }, { class: "danger", "aria-label": `Delete object ${o.name}` })) },
-        ], listing.data || [], { empty: "This container is empty.", key: (o) => o.name ?? o.subdir }));
-    }, { id: "container-objects" });
+      panel.replaceChildren(section(`Container ${name}`, view.access.node, up, uploads, view.listing.node));
+      return Promise.all([view.access.refresh(), view.listing.refresh()]);
+    };
+    const refresh = () => Promise.all([containers.refresh(), view && view.listing.refresh(), view && view.access.refresh()]);
 
     const createForm = form([{ name: "name", label: "Container name", required: true }], async (v, el) => {
       const name = v.name.trim();
@@ -98,9 +105,8 @@ export default {
     createForm.id = "container-create";
 
     root.append(screenHead("Containers"), section("Create a container", createForm),
-      section("Containers", containers.node), uploads, objects.node);
-    await Promise.all([containers.refresh(), objects.refresh()]);
-    return live(ctx, [{ service: "object" }, { service: "object-store" }], () =>
-      Promise.all([containers.refresh(), objects.refresh()]));
+      section("Containers", containers.node), panel);
+    await Promise.all([containers.refresh(), open(ctx.params?.container || null)]);
+    return live(ctx, [{ service: "object" }], refresh);
   },
 };
