@@ -251,6 +251,12 @@ def test_projects_see_their_own_changes_live_and_admins_see_all(cloud: Cloud, im
         active = a.wait_change(type="server", id=server["id"], status="ACTIVE")
         assert active["action"] == "update"
         all_.wait_change(type="server", id=server["id"], status="ACTIVE")
+        with cloud.client(token_a) as client_a:
+            r = client_a.post("/volume/v3/volumes", json={"volume": {"size": 1, "name": "events-vol"}})
+            assert r.status_code == 202, r.text
+            volume = r.json()["volume"]["id"]
+        assert a.wait_change(type="volume", id=volume, action="create")["status"] == "creating"
+        a.wait_change(type="volume", id=volume, status="available")
         # B makes a thing of its own afterwards: once B's stream shows it, anything of A's would
         # have come before it (one stream is in commit order).
         with cloud.client(token_b) as client_b:
