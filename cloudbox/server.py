@@ -48,6 +48,8 @@ from cloudbox.node import DataDir, bind_error, split_listen, url_host
 from cloudbox.object import api as object_api
 from cloudbox.object import s3_api
 from cloudbox.object.service import ObjectService
+from cloudbox.orchestration import api as orchestration_api
+from cloudbox.orchestration.service import OrchestrationService
 from cloudbox.services import STORES, wanted_catalog
 from cloudbox.settings import Settings
 from cloudbox.state.engine import StateEngine
@@ -112,6 +114,11 @@ class Node:
         self.specs.append(s3_api.catalog_spec())  # S3 is served by its gateway (app(), below)
         self.events = EventHub(self.engine, self.identity, self.cluster)  # the dashboard's live stream
         self.specs.append(events_api.build(self.events))
+        # Stacks act on the cloud through this node's own app (set in app()), as their owners.
+        self.orchestration = OrchestrationService(self.engine, settings, node_id=self.node_id, identity=self.identity)
+        self.orchestration.host = self.url.split("://", 1)[1]
+        self.checks["orchestration"] = lambda: self.orchestration.running
+        self.specs += [orchestration_api.build(self.orchestration), orchestration_api.alias()]
 
     def service_failed(self, name: str, error: BaseException) -> None:
         """A service failed after it started (guard.supervise logged it): health says so."""
@@ -177,6 +184,7 @@ class Node:
 
             image_api.mount_versions(app)
             volume_api.mount_versions(app)
+            orchestration_api.mount_versions(app)
             console_proxy.mount(app, self.compute)  # /console/vnc and /console/serial (websockets)
 
             @app.before_request
@@ -184,13 +192,15 @@ class Node:
                 if request.method in ("GET", "HEAD"):
                     await self.cluster.read_barrier()
 
-        return create_app(
+        app = create_app(
             self.specs,
             authenticate=self.identity.authenticate,
             max_body_bytes=self.settings.max_body_bytes,
             max_limit=self.settings.api_max_limit,
             extra_routes=extra,
         )
+        self.orchestration.app = app
+        return app
 
     async def ensure_catalog(self) -> None:
         """Keep the catalog listing every API this node serves at its advertised URL."""
@@ -302,6 +312,8 @@ async def serve(node: Node, *, task_status: trio.TaskStatus[str] = trio.TASK_STA
                 await serving.serve(app, peer_config, shutdown_trigger=shutdown.wait, task_status=task_status)
 
             await nursery.start(run_peer)
+            # Stacks resume once the app they act through serves (its startup has run).
+            await nursery.start(guard.supervise, "orchestration", node.orchestration.run, node.service_failed)
             node.data_dir.pid_file.write_text(f"{os.getpid()}\n")
             log.info("serving", extra={"url": node.url, "version": __version__, "pid": os.getpid()})
             task_status.started(node.url)

@@ -13,11 +13,12 @@ from cloudbox.identity import store as identity_store
 from cloudbox.image import store as image_store
 from cloudbox.network import store as network_store
 from cloudbox.object import store as object_store
+from cloudbox.orchestration import store as orchestration_store
 from cloudbox.state.migrations import StoreSpec
 from cloudbox.volume import store as volume_store
 
 STORES: list[StoreSpec] = [identity_store.STORE, compute_store.STORE, image_store.STORE, network_store.STORE,
-                          cluster_store.STORE, volume_store.STORE, object_store.STORE]
+                          cluster_store.STORE, volume_store.STORE, object_store.STORE, orchestration_store.STORE]
 
 # (service type, service name, path prefix) of every API in the service catalog.
 CATALOG: list[tuple[str, str, str]] = [
@@ -33,6 +34,8 @@ CATALOG: list[tuple[str, str, str]] = [
     ("object-store", "swift", "/object-store/v1/AUTH_%(project_id)s"),
     # S3 on the same objects, path-style (boto3's and awscli's --endpoint-url): cloudbox.object.s3_api.
     ("s3", "s3", "/s3"),
+    # Heat's URL names the project, as python-heatclient expects it in the endpoint.
+    ("orchestration", "heat", "/orchestration/v1/%(project_id)s"),
 ]
 
 

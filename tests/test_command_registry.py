@@ -68,7 +68,8 @@ def _fresh(script: str, *args: str) -> dict:
 
 def test_every_command_of_every_store_decodes_in_a_fresh_interpreter():
     report = _fresh(FRESH_CHECK)
-    assert set(report["stores"]) == {"identity", "compute", "image", "network", "cluster", "volume", "object"}
+    assert set(report["stores"]) == {"identity", "compute", "image", "network", "cluster", "volume", "object",
+                                    "orchestration"}
     for service, seen in report["stores"].items():
         assert seen["types"], f"{service} registers no command"
         assert seen["decoded"] == len(seen["types"])

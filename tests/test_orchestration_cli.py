@@ -14,7 +14,10 @@ import pytest
 import requests
 import yaml
 
+from cloudbox.services import STORES
+from cloudbox.state.engine import replay
 from tests.cloud import Cloud, wait_for
+from tests.test_durability import _live_log_and_hashes
 from tests.test_openstack_cli import openstack
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "examples"
@@ -34,7 +37,11 @@ def user_env(new_cloud: Cloud) -> dict[str, str]:
 
 def cli(cloud: Cloud, env: dict[str, str], *args: str) -> Any:
     out = openstack(cloud, *args, "-f", "json", env=env).stdout
-    return json.loads(out) if out.strip() else None
+    # --wait prints the events it saw before the JSON: the document starts at a line's "{" or "[".
+    lines = out.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line[:1] in ("{", "[")), len(lines))
+    text = "".join(lines[start:])
+    return json.loads(text) if text.strip() else None
 
 
 def refused(cloud: Cloud, env: dict[str, str], *args: str) -> str:
@@ -49,7 +56,7 @@ def prepare(cloud: Cloud, env: dict[str, str], tmp_path: Path, image: str) -> No
     disk.write_bytes(b"\0" * 65536)
     cli(cloud, env, "image", "create", "--disk-format", "raw", "--container-format", "bare", "--file", str(disk),
         image)
-    cli(cloud, env, "keypair", "create", "demo")
+    openstack(cloud, "keypair", "create", "--private-key", str(tmp_path / "demo.pem"), "demo", env=env)
     cli(cloud, env, "network", "create", "private")
     cli(cloud, env, "subnet", "create", "--network", "private", "--subnet-range", "10.0.0.0/24", "private-subnet")
 
@@ -283,3 +290,10 @@ def test_bad_input_is_refused_and_makes_nothing(new_cloud: Cloud, user_env: dict
                         timeout=30, allow_redirects=False)
     assert seen.status_code == 404, seen.text
     assert requests.get(link, headers={"X-Auth-Token": stranger}, verify=cloud.ca, timeout=30).status_code == 404
+    # The orchestration commands replay to the same database (what replication rests on).
+    entries, live = _live_log_and_hashes(cloud.data_dir / "state.db")
+    assert any('"type":"orchestration.resource.state"' in e for e in entries)
+    assert replay(entries, tmp_path / "replayed.db", STORES) == live
+    assert requests.delete(link, headers=headers, verify=cloud.ca, timeout=30).status_code == 204
+    wait_for(lambda: requests.get(link, headers=headers, verify=cloud.ca, timeout=30).status_code == 404, 30,
+             "s1 to be deleted", every=0.2)

@@ -229,6 +229,10 @@ def build(svc: OrchestrationService) -> ApiSpec:
         await svc.signal(stack, resource_name, call.body)
         return Reply(None, 200)
 
+    async def stack_actions(call: Call, stack_name: str, stack_id: str | None = None) -> Reply:
+        await svc.act(call.auth, await stack_of(call, stack_name, stack_id), call.body)
+        return Reply(None, 200)
+
     async def signal_url(call: Call, stack_id: str, handle_id: str) -> Reply:
         await svc.signal_by_url(stack_id, handle_id, call.query.get("signature", ""), call.body)
         return Reply(None, 200)
@@ -271,6 +275,7 @@ def build(svc: OrchestrationService) -> ApiSpec:
                    query=("with_detail", "nested_depth", "name", "type", "status", "action", "id")),
             tenant("GET", path + resource, show_resource, summary="One resource of a stack"),
             tenant("GET", path + resource + "/metadata", resource_metadata, summary="A resource's metadata"),
+            tenant("POST", path + "/actions", stack_actions, summary="Suspend, resume or check a stack", body=OBJECT),
             tenant("GET", path + "/events", list_events, summary="A stack's events",
                    query=("limit", "marker", "sort_dir", "sort_keys", "resource_status", "resource_action",
                           "resource_type", "resource_name", "physical_resource_id", "nested_depth")),

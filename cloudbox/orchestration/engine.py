@@ -17,6 +17,8 @@ Stack transitions (action, status):
   UPDATE IN_PROGRESS → UPDATE COMPLETE | UPDATE FAILED | ROLLBACK IN_PROGRESS
   ROLLBACK IN_PROGRESS → ROLLBACK COMPLETE | ROLLBACK FAILED
   DELETE IN_PROGRESS → (the rows purged) | DELETE FAILED
+  SUSPEND / RESUME / CHECK IN_PROGRESS → COMPLETE | FAILED (each resource in turn; check goes on past
+  a failure, to report every resource removed outside the stack)
 """
 
 from __future__ import annotations
@@ -76,7 +78,8 @@ class Engine:
             found = await self.svc.read(store.resource_by_physical_id, physical_id)
             return found if found is not None and found["stack_id"] == stack["id"] else None
 
-        return Context(api, stack, row["name"], row["id"], row["physical_id"], dict(row["data"]), configs, peer)
+        return Context(api, stack, row["name"], row["id"], row["physical_id"], dict(row["data"]), configs, peer,
+                       self.svc)
 
     # --- one stack ------------------------------------------------------------------------------
     def start(self, nursery: trio.Nursery, stack_id: str) -> None:
@@ -118,6 +121,9 @@ class Engine:
             return
         if action == "DELETE":
             await self._delete_stack(api, stack)
+            return
+        if action in ("SUSPEND", "RESUME", "CHECK"):
+            await self._each(api, stack, action)
             return
         target = stack["previous"] if action == "ROLLBACK" else stack
         try:
@@ -172,6 +178,9 @@ class Engine:
                 await self._converge_one(api, stack, model, name)
             except (CloudboxError, ResourceFailed) as exc:
                 failed.append(f"Resource {stack['action']} failed: {failure_text(exc)}")
+            except Exception as exc:  # a plugin's bug fails its stack, not the node
+                log.exception("resource action failed", extra={"stack_id": stack["id"], "resource": name})
+                failed.append(f"Resource {stack['action']} failed: {type(exc).__name__}: {exc}")
             finally:
                 done[name].set()
 
@@ -262,6 +271,36 @@ class Engine:
                 await self._resource(stack, name, row["id"], row["type"], row["action"], "COMPLETE", event=False,
                                      attributes=attributes)
 
+    # --- suspend, resume, check: each resource in turn ------------------------------------------------
+    async def _each(self, api: Any, stack: dict[str, Any], action: str) -> None:
+        rows = await self._rows(stack["id"])
+        order = self._delete_order(stack, rows)  # dependents first: a server suspends before its network
+        if action != "SUSPEND":
+            order.reverse()
+        problems = []
+        for name in order:
+            row, plugin = rows[name], PLUGINS.get(rows[name]["type"])
+            if plugin is None:
+                continue
+            ctx = self._context(api, stack, row, rows)
+            await self._resource(stack, name, row["id"], row["type"], action, "IN_PROGRESS")
+            try:
+                await {"SUSPEND": plugin.suspend, "RESUME": plugin.resume, "CHECK": plugin.check_live}[action](ctx)
+            except (CloudboxError, ResourceFailed) as exc:
+                reason = failure_text(exc)
+                if action == "CHECK" and isinstance(exc, CloudboxError) and exc.status == 404:
+                    reason = f"{row['type']} {row['physical_id']} no longer exists (removed outside the stack)"
+                await self._resource(stack, name, row["id"], row["type"], action, "FAILED", reason)
+                problems.append(f"Resource {action} failed: {name}: {reason}")
+                if action != "CHECK":
+                    break
+                continue
+            await self._resource(stack, name, row["id"], row["type"], action, "COMPLETE")
+        if problems:
+            await self._stack(stack, action, "FAILED", "; ".join(problems)[:2000])
+        else:
+            await self._stack(stack, action, "COMPLETE", f"Stack {action} completed successfully")
+
     # --- delete ------------------------------------------------------------------------------------
     async def _delete_one(self, api: Any, stack: dict[str, Any], row: dict[str, Any],
                           rows: dict[str, dict[str, Any]]) -> None:
@@ -296,7 +335,7 @@ class Engine:
         for name in sorted(dropped, key=lambda n: dropped[n]["created_at"], reverse=True):
             try:
                 await self._delete_one(api, stack, dropped[name], rows)
-            except (CloudboxError, ResourceFailed) as exc:
+            except Exception as exc:  # noqa: BLE001 - any fault fails the stack, never the node
                 return [f"Resource DELETE failed: {failure_text(exc)}"]
         return []
 
@@ -305,7 +344,7 @@ class Engine:
         for name in self._delete_order(stack, rows):
             try:
                 await self._delete_one(api, stack, rows[name], rows)
-            except (CloudboxError, ResourceFailed) as exc:
+            except Exception as exc:  # noqa: BLE001 - any fault fails the stack, never the node
                 await self._stack(stack, "DELETE", "FAILED", f"Resource DELETE failed: {failure_text(exc)}")
                 return
         await self._stack(stack, "DELETE", "COMPLETE", "Stack DELETE completed successfully")

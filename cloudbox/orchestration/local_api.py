@@ -15,6 +15,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import trio
 from quart.globals import _cv_app, _cv_request
 
 from cloudbox.errors import BadRequest, CloudboxError, Conflict, Forbidden, NotFound, OverQuota, Unavailable
@@ -78,11 +79,14 @@ class LocalApi:
             "server": (self.host.rsplit(":", 1)[0], int(self.host.rsplit(":", 1)[1]) if ":" in self.host else 443),
             "client": ("127.0.0.1", 0), "extensions": {},
         }
-        sent = False
+        sent, answered = False, trio.Event()
 
         async def receive() -> dict[str, Any]:
+            # The body once; then the "client" stays until the answer is out (a disconnect
+            # before it would cancel the request, as a real client's going away does).
             nonlocal sent
             if sent:
+                await answered.wait()
                 return {"type": "http.disconnect"}
             sent = True
             return {"type": "http.request", "body": raw, "more_body": False}
@@ -97,12 +101,15 @@ class LocalApi:
             elif message["type"] == "http.response.body":
                 if sum(len(c) for c in chunks) < MAX_BODY:
                     chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    answered.set()
 
         # A call made while serving a request (a create checking names) gets a context of its
         # own: sharing the outer request's app context would share its ``g`` (request id, auth).
         app_token, request_token = _cv_app.set(None), _cv_request.set(None)  # type: ignore[arg-type]
         try:
             await self.app(scope, receive, send)
+            answered.set()
         finally:
             _cv_request.reset(request_token)
             _cv_app.reset(app_token)

@@ -82,6 +82,7 @@ def docs() -> dict[tuple[str, str], Doc]:
             ("GET", base + resource): Doc({200: wrap("resource", RESOURCE)}),
             ("GET", base + resource + "/metadata"): Doc({200: obj({"metadata": ANY_OBJ})}),
             ("GET", base + "/events"): Doc({200: obj({"events": array(EVENT)})}),
+            ("POST", base + "/actions"): Doc({200: None}),
         })
     found = {(method, path if path == "/orchestration" else P + path): doc for (method, path), doc in out.items()}
     found[("POST", "/orchestration/v1/signal/{stack_id}/{handle_id}")] = Doc({200: None}, anonymous=True)

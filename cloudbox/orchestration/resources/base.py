@@ -43,6 +43,7 @@ class Context:
     data: dict[str, Any] = field(default_factory=dict)  # what the plugin keeps between actions
     configs: dict[str, str] = field(default_factory=dict)  # physical id -> config of the stack's configs
     peer: Callable[[str], Awaitable[dict[str, Any] | None]] = _no_peer  # another resource's row, by physical id
+    stacks: Any = None  # the orchestration service, for nested stacks (create_child, update_child...)
 
     @property
     def tag(self) -> str:
@@ -81,6 +82,17 @@ class Plugin:
 
     async def attributes(self, ctx: Context) -> dict[str, Any]:
         return {}
+
+    async def suspend(self, ctx: Context) -> None:
+        return None
+
+    async def resume(self, ctx: Context) -> None:
+        return None
+
+    async def check_live(self, ctx: Context) -> None:
+        """Stack check: the thing still exists (NotFound when it was removed outside the stack)."""
+        if ctx.physical_id:
+            await self.attributes(ctx)
 
     def check(self, name: str, props: dict[str, Any]) -> None:
         """Refuse properties a create would fail on, before anything is made (HotError-like 400)."""
@@ -122,7 +134,7 @@ async def find_neutron(api: LocalApi, collection: str, singular: str, name_or_id
 
 
 async def by_tag(api: LocalApi, collection: str, tag: str) -> str | None:
-    found = (await api.get(f"/network/v2.0/{collection}", tags=tag))[collection]
+    found = (await api.get(f"/network/v2.0/{collection}", tags=tag))[collection.replace("-", "_")]
     return found[0]["id"] if found else None
 
 

@@ -134,6 +134,16 @@ class Server(Plugin):
             await ctx.api.post(path + "/action", {"confirmResize": None})
             await self.wait(ctx)
 
+    async def suspend(self, ctx: Context) -> None:
+        if (await self._show(ctx))["status"] != "SUSPENDED":
+            await ctx.api.post(f"{NOVA}/servers/{ctx.physical_id}/action", {"suspend": None})
+            await self.wait(ctx, "SUSPENDED")
+
+    async def resume(self, ctx: Context) -> None:
+        if (await self._show(ctx))["status"] == "SUSPENDED":
+            await ctx.api.post(f"{NOVA}/servers/{ctx.physical_id}/action", {"resume": None})
+        await self.wait(ctx)
+
     async def delete(self, ctx: Context) -> None:
         if not ctx.physical_id:
             return
