@@ -346,3 +346,15 @@ def test_the_stream_over_http2(cloud: Cloud) -> None:
                 if line.startswith("data:") and json.loads(line[5:])["id"] == name:
                     assert json.loads(line[5:])["type"] == "keypair"
                     break
+
+
+def test_an_accepted_transfer_moves_the_volume_between_streams() -> None:
+    hub = EventHub(_Engine(), _Identity())
+    giver, taker = hub.open(_auth("pA", "uA")), hub.open(_auth("pB", "uB"))
+    transfer = {"id": "t1", "volume_id": "v1", "project_id": "pA"}
+    hub.on_commit(volume_cmds.AcceptTransfer("t1", "h", "pB", "uB", {}, "at"), transfer)
+    assert [_frames(d)[0][1]["type"] for d in giver.pending] == ["transfer", "volume"]
+    assert [_frames(d)[0][1] for d in taker.pending] == [
+        {"service": "volume", "type": "volume", "id": "v1", "project_id": "pB", "action": "update"}]
+    hub.on_commit(volume_cmds.PurgeVolume("v1"), None)  # its owner is the taker's now
+    assert len(giver.pending) == 2 and _frames(taker.pending[-1])[0][1]["action"] == "delete"

@@ -29,6 +29,7 @@ from typing import Any, AsyncIterator
 
 import trio
 
+from cloudbox.cluster import store as cluster_store
 from cloudbox.errors import CloudboxError, Unauthorized, Unavailable
 from cloudbox.events import mapping
 from cloudbox.events.mapping import Change
@@ -64,19 +65,20 @@ class Owners:
         self._known: OrderedDict[tuple[str, str, str], tuple[str | None, str | None, bool, bool]] = OrderedDict()
 
     def complete(self, change: Change) -> Change:
-        key = change.key
+        """``change`` with its audience from memory when it does not say it; remembers what it says."""
         if change.id is None:
             return change
+        key = (change.service, change.type, change.id)
         if change.owned:
             if change.action == "delete":
-                self._known.pop(key, None)  # type: ignore[arg-type]
+                self._known.pop(key, None)
             else:
-                self._known[key] = (change.project_id, change.user_id, change.public, change.admin_only)  # type: ignore[index]
-                self._known.move_to_end(key)  # type: ignore[arg-type]
+                self._known[key] = (change.project_id, change.user_id, change.public, change.admin_only)
+                self._known.move_to_end(key)
                 while len(self._known) > self.size:
                     self._known.popitem(last=False)
             return change
-        known = self._known.pop(key, None) if change.action == "delete" else self._known.get(key)  # type: ignore[arg-type]
+        known = self._known.pop(key, None) if change.action == "delete" else self._known.get(key)
         if known is None:
             return change
         project, user, public, admin_only = known
@@ -303,8 +305,6 @@ class EventHub:
             self.running = False
 
     async def node_states(self) -> dict[str, dict[str, Any]]:
-        from cloudbox.cluster import store as cluster_store
-
         rows = await self.engine.read(cluster_store.nodes)
         up = await self.cluster.up_nodes()
         clustered = bool(getattr(self.cluster, "clustered", False))

@@ -87,10 +87,6 @@ class Change:
     node: bool = False  # a cluster member's change (``event: node``)
 
     @property
-    def key(self) -> tuple[str, str, str | None]:
-        return self.service, self.type, self.id
-
-    @property
     def owned(self) -> bool:
         """Whether who may see it is known (an owner, a user, public, or administrators only)."""
         return bool(self.project_id or self.user_id or self.public or self.admin_only)
@@ -115,6 +111,12 @@ def changes(cmd: Command, result: Any) -> list[Change]:
         return _cluster(cmd)
     if kind == "network.bulk.create":
         return _bulk(cmd, result)
+    if kind == "volume.transfer.accept" and isinstance(result, dict) and result.get("volume_id"):
+        # The volume leaves the offering project's list for the accepting one's.
+        volume = result["volume_id"]
+        return [Change("volume", "transfer", result.get("id"), "delete", result.get("project_id")),
+                Change("volume", "volume", volume, "update", result.get("project_id")),
+                Change("volume", "volume", volume, "update", cmd.project_id)]
     if kind == "network.tags":
         return _generic(cmd, result, "network", cmd.table.rstrip("s"), "update", id_field="id")
     head, verb = kind.rsplit(".", 1)
