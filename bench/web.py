@@ -10,8 +10,9 @@ In one run, against a real `cloudbox serve` (fake compute and network drivers) i
   ``/#/servers`` with a session (cache disabled: every module fetched again) until the servers screen
   shows its rows — the browser's own clock (a MutationObserver records ``performance.now()``) — against
   the baseline, `openstack server list` (.venv/bin/openstack: its start-up, token and list) timed by the
-  wall clock; medians of --repeat runs, interleaved, and their ratio. The list API call alone (GET
-  /servers/detail over a kept-alive connection) is printed beside them.
+  wall clock; medians of --repeat runs, interleaved, and their ratio. Beside them: the dashboard with its
+  files cached, the CLI without its image and flavor name look-ups (-n), and the list API call alone
+  (GET /servers/detail over a kept-alive connection).
 Nothing is asserted.
 
 Usage: .venv/bin/python bench/web.py [--servers 500] [--repeat 5] [--keep-open]
@@ -128,11 +129,11 @@ def browser_list(driver: Any, cloud: Cloud, token: str, rows: int, cached: bool 
         driver.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": script["identifier"]})
 
 
-def cli_list(cloud: Cloud, count: int) -> float:
+def cli_list(cloud: Cloud, count: int, *extra: str) -> float:
     """ms of `openstack server list` (start-up, token, list), the whole command by the wall clock."""
     env = cloud.openstack_env()
     start = time.perf_counter()
-    out = subprocess.run([str(OPENSTACK), "server", "list", "-f", "value", "-c", "ID", "--limit", "-1"],
+    out = subprocess.run([str(OPENSTACK), "server", "list", "-f", "value", "-c", "ID", *extra],
                          env=env, capture_output=True, text=True, timeout=300)
     took = (time.perf_counter() - start) * 1000
     if out.returncode != 0:
@@ -221,11 +222,12 @@ def main() -> None:
             print(f"  {args.servers} servers ACTIVE after {time.perf_counter() - started:.1f} s (one request)")
             cli_list(cloud, args.servers)  # warm up: the CLI's modules in the page cache
             browser_list(driver, cloud, token, rows)
-            ours, warm, base, raw = [], [], [], []
+            ours, warm, base, bare, raw = [], [], [], [], []
             for _ in range(args.repeat):
                 ours.append(browser_list(driver, cloud, token, rows))
                 warm.append(browser_list(driver, cloud, token, rows, cached=True))
                 base.append(cli_list(cloud, args.servers))
+                bare.append(cli_list(cloud, args.servers, "--no-name-lookup"))
                 raw.append(api_list(cloud, token))
         finally:
             driver.quit()
@@ -241,6 +243,8 @@ def main() -> None:
           f"(runs {' '.join(f'{t:.0f}' for t in warm)})")
     print(f"    baseline: openstack server list (start-up, token, list) {cli_ms:8.0f} ms   "
           f"(runs {' '.join(f'{t:.0f}' for t in base)})")
+    print(f"    the CLI without its image and flavor name look-ups (-n)      {statistics.median(bare):8.0f} ms   "
+          f"(runs {' '.join(f'{t:.0f}' for t in bare)})")
     print(f"    the API call alone: GET /servers/detail                  {statistics.median(raw):8.0f} ms")
     print(f"  ratio dashboard / CLI: {web_ms / cli_ms:.2f}")
 
