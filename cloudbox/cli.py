@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import logging
 import signal
 import ssl
+import stat
 import subprocess
 import sys
 import time
@@ -62,7 +64,26 @@ def init(data_dir: str | None, listen: str, advertise: str | None, region: str, 
     click.echo(f"  clouds.yaml:   {result.clouds_yaml}" + (f" (also added to {result.user_clouds_yaml})" if result.user_clouds_yaml else ""))
     click.echo(f"  openrc:        {directory.openrc}")
     click.echo(f"  CA:            {directory.ca_cert}  sha256 {result.ca_fingerprint}")
+    if _start_unit(directory):
+        click.echo(f"  Serving:       started {SYSTEMD_UNIT} (journalctl -u cloudbox; logs also in {directory.log_file})")
     click.echo("Then: openstack --os-cloud cloudbox token issue")
+
+
+SYSTEMD_UNIT = "cloudbox.service"
+
+
+def _start_unit(directory: DataDir) -> bool:
+    """With the .deb under systemd, a cloud made in the default data dir is served by its unit."""
+    from cloudbox.node import DEFAULT_DATA_DIR
+
+    installed = any(Path(d, SYSTEMD_UNIT).exists() for d in ("/lib/systemd/system", "/etc/systemd/system"))
+    if directory.root != Path(DEFAULT_DATA_DIR) or not installed or not Path("/run/systemd/system").is_dir():
+        return False
+    proc = subprocess.run(["systemctl", "start", SYSTEMD_UNIT], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        click.echo(f"cloudbox: systemctl start {SYSTEMD_UNIT} failed: {proc.stderr.strip()}", err=True)
+        return False
+    return True
 
 
 def _settings_option(sets: tuple[str, ...]) -> dict[str, str]:
@@ -199,7 +220,24 @@ def serve(data_dir: str | None, background: bool) -> None:
     settings = Settings.load(directory.root) if directory.root.is_dir() else None
     logs.setup(settings.log_level if settings else "info")
     node = open_node(directory)
+    _log_to_data_dir(directory)
     trio.run(memory.serve_with_debug, run_serve, node)
+
+
+def _log_to_data_dir(directory: DataDir) -> None:
+    """Records go to stderr (under systemd: the journal) and to the data dir's log file, unless
+    stderr already is a file (`serve --background`, tests) that keeps them."""
+    import logging.handlers
+
+    try:
+        if stat.S_ISREG(os.fstat(2).st_mode):
+            return
+    except OSError:
+        pass
+    directory.log_file.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.handlers.WatchedFileHandler(directory.log_file)  # reopens after logrotate moves it
+    handler.setFormatter(logs.JsonFormatter())
+    logging.getLogger().addHandler(handler)
 
 
 def _serve_background(directory: DataDir) -> None:
@@ -292,6 +330,73 @@ def stop(data_dir: str | None, timeout: int) -> None:
             return
         time.sleep(0.1)
     raise SetupError(f"pid {pid} did not stop within {timeout} s")
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--data-dir", help=DATA_DIR_HELP)
+def backup(file: str, data_dir: str | None) -> None:
+    """Write a consistent copy of this node's state and keys to FILE (mode 0600), serving or not."""
+    from cloudbox.backup import backup as do_backup
+
+    directory = DataDir.from_option(data_dir)
+    info = do_backup(directory, Path(file))
+    click.echo(f"backup of node {info.node_name} written to {info.path} "
+               f"({info.path.stat().st_size} bytes; state hash {info.state_hash})")
+    click.echo("It holds the CA key and password hashes: keep it as safe as the node itself.")
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--data-dir", help=DATA_DIR_HELP + " Must be empty or absent.")
+def restore(file: str, data_dir: str | None) -> None:
+    """Restore a `cloudbox backup` FILE into a fresh data dir, then `cloudbox serve` it."""
+    from cloudbox.backup import restore as do_restore
+
+    directory = DataDir.from_option(data_dir)
+    manifest = do_restore(Path(file), directory)
+    click.echo(f"restored node {manifest['node']['name']} (backup of {manifest['created_at']}, "
+               f"cloudbox {manifest['cloudbox_version']}) into {directory.root}; state hash {manifest['state_hash']}")
+    if _start_unit(directory):
+        click.echo(f"started {SYSTEMD_UNIT}")
+    else:
+        click.echo(f"Start it with: cloudbox serve --data-dir {directory.root}")
+
+
+@cli.command()
+@click.option("--data-dir", help=DATA_DIR_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--min-free-gb", default=2.0, show_default=True, help="Least free disk space in the data dir.")
+def doctor(data_dir: str | None, as_json: bool, min_free_gb: float) -> None:
+    """Check this host for running a node (virtualization, libvirt, network, ports, disk, time,
+    etcd) and say what to fix; exit 1 when something is wrong."""
+    from cloudbox import doctor as dr
+
+    directory = DataDir.from_option(data_dir)
+    settings = Settings.load(directory.root) if directory.root.is_dir() else Settings.resolve({})
+    pid = directory.running_pid()
+    found = [f for f in dr.host_checks(directory, settings, pid) if f.check != "disk"]
+    found.append(dr.check_disk(directory.root, int(min_free_gb * (1 << 30))))
+    if directory.exists():
+        in_cluster = dr.clustered(directory)
+        view, error = None, None
+        if in_cluster:
+            try:
+                view = _node_api(directory, "GET", "/cloudbox/v1/cluster/etcd")
+            except SetupError as exc:
+                error = str(exc)
+        found.append(dr.check_etcd(in_cluster, view, error))
+    if as_json:
+        click.echo(json.dumps([f.as_dict() for f in found], indent=2))
+    else:
+        for f in found:
+            click.echo(f"{f.status.upper():<5} {f.check:<10} {f.message}")
+            if f.fix and f.status != dr.OK:
+                click.echo(f"{'':<16} fix: {f.fix}")
+    failed = [f.check for f in found if f.status == dr.FAIL]
+    if not as_json:
+        click.echo(f"{len(failed)} problem(s) to fix: {', '.join(failed)}" if failed else "no problems found")
+    sys.exit(1 if failed else 0)
 
 
 @cli.command("teardown-host-network")

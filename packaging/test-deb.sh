@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Install the .deb on a clean Debian 12 and check that the cloud serves, then remove and purge it.
+#   packaging/test-deb.sh DEB
+# The clean system: a debootstrap (minbase) of bookworm, made once in $CLOUDBOX_TEST_ROOT
+# (default /var/cache/cloudbox-test/bookworm) and never changed: each run works in an overlay
+# on it, so every run starts from the same untouched system.  Downloaded .debs are kept in
+# $CLOUDBOX_TEST_ROOT.archives for the next run.
+# It runs in systemd-nspawn (--register=no: this host's PID 1 is no systemd): apt with the
+# host's network, then cloudbox with a private network namespace of its own (its bridges and
+# nftables tables stay off the host).  No systemd inside: `cloudbox serve --background`.
+set -euo pipefail
+
+DEB=$(realpath "$1")
+BASE=${CLOUDBOX_TEST_ROOT:-/var/cache/cloudbox-test/bookworm}
+MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+PORT=8443
+say() { printf '==> %s\n' "$*"; }
+
+if [ ! -x "$BASE/usr/bin/apt-get" ]; then
+    say "debootstrap of Debian 12 into $BASE (once)"
+    mkdir -p "$(dirname "$BASE")"
+    debootstrap --variant=minbase bookworm "$BASE.new" "$MIRROR" >/dev/null
+    mv "$BASE.new" "$BASE"
+fi
+mkdir -p "$BASE.archives/partial"
+
+RUN=$(mktemp -d /var/tmp/cloudbox-deb-test.XXXXXX)
+ROOT=$RUN/merged
+mkdir -p "$RUN/upper" "$RUN/work" "$ROOT"
+mount -t overlay overlay -o "lowerdir=$BASE,upperdir=$RUN/upper,workdir=$RUN/work" "$ROOT"
+cleanup() { umount "$ROOT" 2>/dev/null || umount -l "$ROOT"; rm -rf "$RUN"; }
+trap cleanup EXIT
+
+# Services of the packages installed must not start in this root (Debian's policy-rc.d).
+printf '#!/bin/sh\nexit 101\n' >"$ROOT/usr/sbin/policy-rc.d"
+chmod 755 "$ROOT/usr/sbin/policy-rc.d"
+cp "$DEB" "$ROOT/root/"
+
+in_root() {  # in_root [nspawn options] -- command...
+    local opts=()
+    while [ "$1" != -- ]; do opts+=("$1"); shift; done
+    shift
+    systemd-nspawn -q --register=no --keep-unit --bind="$BASE.archives:/var/cache/apt/archives" \
+        --setenv=DEBIAN_FRONTEND=noninteractive "${opts[@]}" -D "$ROOT" "$@"
+}
+
+say "apt install ./$(basename "$DEB")"
+start=$(date +%s)
+in_root -- /bin/sh -ec "
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends curl >/dev/null
+    apt-get install -y -qq --no-install-recommends ./root/$(basename "$DEB") >/dev/null
+    test -x /usr/bin/cloudbox
+    ! command -v pip pip3 gcc >/dev/null
+    ! /usr/lib/cloudbox/bin/python -c 'import pip' 2>/dev/null
+    cloudbox --version
+"
+say "installed in $(( $(date +%s) - start )) s"
+
+say "cloudbox init; cloudbox serve --background; curl the API"
+in_root --private-network ${CLOUDBOX_TEST_KVM:+--bind=/dev/kvm} -- /bin/sh -ec "
+    ip link set lo up
+    cloudbox init --no-user-config
+    cloudbox serve --background
+    curl -fsS --cacert /var/lib/cloudbox/pki/ca.pem https://127.0.0.1:$PORT/identity/v3 >/tmp/identity.json
+    cat /tmp/identity.json; echo
+    grep -q '\"id\": *\"v3' /tmp/identity.json
+    curl -fsSk https://127.0.0.1:$PORT/ | grep -qi '<html'
+    cloudbox status
+    test -s /var/lib/cloudbox/logs/cloudbox.log
+    cloudbox stop
+"
+
+say "apt remove keeps the data; apt purge removes only what the package made"
+in_root -- /bin/sh -ec "
+    apt-get remove -y -qq cloudbox >/dev/null
+    test ! -e /usr/bin/cloudbox && test ! -e /usr/lib/cloudbox
+    test -s /var/lib/cloudbox/state.db && test -s /var/lib/cloudbox/pki/ca.key
+    test -e /etc/logrotate.d/cloudbox
+    apt-get purge -y -qq cloudbox >/dev/null 2>/tmp/purge.err
+    cat /tmp/purge.err
+    test ! -e /etc/logrotate.d/cloudbox
+    test -s /var/lib/cloudbox/state.db
+    ! dpkg -l cloudbox 2>/dev/null | grep -q '^.[ic]'
+"
+say "ok: $(basename "$DEB") installs, serves, removes and purges on a clean Debian 12"
