@@ -281,6 +281,11 @@ def test_the_stream_refuses_clearly(cloud: Cloud) -> None:
     token = cloud.token()
     with _reader(cloud, token, accept="*/*") as any_media:
         assert any_media.status == 406 and "text/event-stream" in any_media.error["message"]
+    with cloud.client(token) as client:
+        client.timeout = 10
+        head = client.head("/cloudbox/v1/events", headers={"Accept": "text/event-stream"})
+        assert head.status_code == 200 and head.headers["content-type"].startswith("text/event-stream")
+        assert client.get("/cloudbox/v1/health").status_code == 200  # a HEAD holds no stream: the connection is free
     with cloud.client(cloud.token()) as admin:
         _, user, member = new_project_user(cloud, admin)
     readers = [_reader(cloud, member) for _ in range(8)]

@@ -42,9 +42,10 @@ def build(hub: EventHub) -> ApiSpec:
         auth = call.auth
         if not (auth.is_cloud_reader or auth.project_id):
             raise Forbidden("The event stream needs a token scoped to a project (or an administrator's).")
-        stream = hub.open(auth)
-        response = Response(hub.body(stream), status=200, content_type=MEDIA,
-                            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        if call.request.method == "HEAD":  # the answer's head only: a stream would hold the connection
+            return Response(b"", status=200, content_type=MEDIA, headers=headers)
+        response = Response(hub.body(hub.open(auth)), status=200, content_type=MEDIA, headers=headers)
         response.timeout = None  # it lasts as long as the token
         return response
 
