@@ -181,10 +181,12 @@ def test_an_admin_sees_the_cluster_view_with_this_node(cloud: Cloud, browser):
     me = next(n for n in nodes if n["name"] == node)
     sign_in(browser, cloud, "admin", cloud.password, "admin")
     go(browser, "cluster")
-    row = wait_text(browser, f"#cluster-nodes tr[data-id='{me['id']}']", f"{node} (this node)")
-    assert "UP" in row.text and me["role"] in row.text
-    guests = row.find_element("css selector", "[data-guests]").text
+    card = wait_text(browser, f"#cluster-nodes article[data-node-id='{me['id']}']", f"{node} (this node)")
+    assert "UP" in card.text and me["role"] in card.text and me["address"] in card.text
+    guests = card.find_element("css selector", "[data-guests]").text
     assert guests == str(me["capacity"].get("servers", 0))
+    vcpus = card.find_element("css selector", ".bar")
+    assert vcpus.get_attribute("data-limit") == str(me["capacity"]["vcpus"])
     wait_text(browser, "#cluster-nodes .cluster-summary", f"served by {node}")
 
 
@@ -217,3 +219,62 @@ def test_an_admin_sets_a_projects_quota_and_makes_a_private_flavor_for_it(cloud:
     wait_css(browser, "[data-service=compute] [data-quota=instances] .bar[data-limit='7']")
     with cloud.client(cloud.token()) as admin:
         assert admin.get(f"/compute/v2.1/os-quota-sets/{project['id']}").json()["quota_set"]["instances"] == 7
+
+
+def test_a_floating_ip_allocated_and_mapped_to_a_server_and_a_security_group_rule_made_in_the_browser(
+        cloud: Cloud, browser, tmp_path: Path):
+    from tests.compute_helpers import boot, make_qcow2, upload_image, wait_server
+
+    project, user = new_member(cloud)
+    token = cloud.token(user, "pw", project=project["name"])
+    with cloud.client(token) as c:  # a network behind a router to the external one, and a server on it
+        public = next(n for n in c.get("/network/v2.0/networks").json()["networks"] if n["router:external"])
+        network = c.post("/network/v2.0/networks", json={"network": {"name": "fip-net"}}).json()["network"]
+        subnet = c.post("/network/v2.0/subnets", json={"subnet": {
+            "network_id": network["id"], "cidr": "10.63.0.0/24", "ip_version": 4}}).json()["subnet"]
+        router = c.post("/network/v2.0/routers", json={"router": {
+            "name": "fip-rt", "external_gateway_info": {"network_id": public["id"]}}}).json()["router"]
+        assert c.put(f"/network/v2.0/routers/{router['id']}/add_router_interface",
+                     json={"subnet_id": subnet["id"]}).status_code == 200
+        image = upload_image(c, make_qcow2(tmp_path / "disk.qcow2", "16M"))
+        server = boot(c, image["id"], name="fip-server", networks=[{"uuid": network["id"]}])
+        wait_server(c, server["id"], {"ACTIVE"})
+        port = c.get("/network/v2.0/ports", params={"device_id": server["id"]}).json()["ports"][0]
+    address = port["fixed_ips"][0]["ip_address"]
+
+    sign_in(browser, cloud, user, "pw", project["name"])
+    go(browser, "topology")  # the server, its port on the network
+    present(browser, f"svg.topology g[data-kind=server][data-server-id='{server['id']}']")
+    present(browser, f"svg.topology g[data-link=server][data-server-id='{server['id']}'][data-port-id='{port['id']}']"
+                     f"[data-network-id='{network['id']}']")
+
+    go(browser, "floating_ips")
+    click(browser, "main .screen[data-screen=floating_ips] button.primary")  # Allocate IP (from the only pool)
+    with cloud.client(token) as c:
+        fip = wait_until(browser, lambda d: next(iter(c.get("/network/v2.0/floatingips").json()["floatingips"]), None),
+                         "the floating IP")
+    row = f"tr[data-id='{fip['id']}']"
+    choose(browser, f"{row} select", f"fip-server: {address} (fip-net)")
+    click(browser, f"{row} button")
+    wait_css(browser, f"{row} [data-port-id='{port['id']}']")
+    with cloud.client(token) as c:
+        mapped = c.get(f"/network/v2.0/floatingips/{fip['id']}").json()["floatingip"]
+        assert (mapped["port_id"], mapped["fixed_ip_address"]) == (port["id"], address)
+
+    go(browser, "security_groups")
+    fill(browser, "#security-group-create input[name=name]", "web-ssh")
+    click(browser, "#security-group-create button[type=submit]")
+    with cloud.client(token) as c:
+        group = wait_until(browser, lambda d: next(iter(c.get("/network/v2.0/security-groups", params={"name": "web-ssh"})
+                                                        .json()["security_groups"]), None), "the security group")
+    card = f"article[data-security-group-id='{group['id']}']"
+    click(browser, f"{card} summary")
+    fill(browser, f"{card} input[name=port_min]", "22")
+    fill(browser, f"{card} input[name=remote_ip]", "192.0.2.0/24")
+    click(browser, f"{card} form button[type=submit]")
+    wait_text(browser, f"{card} table", "192.0.2.0/24")
+    with cloud.client(token) as c:
+        rules = [r for r in c.get(f"/network/v2.0/security-groups/{group['id']}").json()["security_group"]["security_group_rules"]
+                 if r["direction"] == "ingress"]
+        assert [(r["protocol"], r["port_range_min"], r["port_range_max"], r["remote_ip_prefix"]) for r in rules] == [
+            ("tcp", 22, 22, "192.0.2.0/24")]

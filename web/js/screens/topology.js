@@ -66,16 +66,16 @@ function drawBox(kind, item, at, label, status) {
     s("text", { x: at.x, y: at.y + 31, "text-anchor": "middle", class: "topo-status" }, status || kind));
 }
 
-/** A line from a device's box to a network's bus, with a dot where its port meets the bus. */
+/** A line from a device's box to a network's bus, and the dot where its port meets the bus: [line, dot].
+ * Lines go under the buses (one passing a bus it is not on hides behind it), dots over them. */
 function drawLink(kind, deviceId, at, networkId, busY, portId, address, offset) {
   const x = at.x + offset * 8;  // side by side when one device has several ports
   const fromY = busY < at.y ? at.y : at.y + BOX_H;
   const toY = busY < at.y ? busY + BUS : busY;
-  return s("g", { class: "topo-link", "data-link": kind, [`data-${kind === "gateway" ? "router" : kind}-id`]: deviceId,
-                  "data-network-id": networkId, "data-port-id": portId || undefined },
-    s("title", {}, address || ""),
-    s("line", { x1: x, y1: fromY, x2: x, y2: toY }),
-    s("circle", { cx: x, cy: busY + BUS / 2, r: 5 }));
+  const names = { "data-link": kind, [`data-${kind === "gateway" ? "router" : kind}-id`]: deviceId,
+                  "data-network-id": networkId, "data-port-id": portId || undefined };
+  return [s("g", { class: "topo-link", ...names }, s("title", {}, address || ""), s("line", { x1: x, y1: fromY, x2: x, y2: toY })),
+          s("circle", { class: "topo-port", cx: x, cy: busY + BUS / 2, r: 5, ...names }, s("title", {}, address || ""))];
 }
 
 export function draw(state) {
@@ -84,6 +84,8 @@ export function draw(state) {
                          role: "list", "aria-label": "Network topology", "data-topology": "" });
   const links = s("g", { class: "links" });
   const nodes = s("g", { class: "nodes" });
+  const dots = s("g", { class: "ports" });
+  const wire = ([line, dot]) => { links.append(line); dots.append(dot); };
   for (const n of state.networks) nodes.append(drawBus(n, at.bus.get(n.id), at.width, state.subnets));
   for (const r of state.routers) {
     const pos = at.routers.get(r.id);
@@ -97,16 +99,16 @@ export function draw(state) {
       if (at.bus.has(p.network_id)) wires.push(["router", p.network_id, p.id, p.fixed_ips.map((ip) => ip.ip_address).join(", ")]);
     }
     wires.forEach(([kind, net, port, address], i) =>
-      links.append(drawLink(kind, r.id, pos, net, at.bus.get(net), port, address, i - (wires.length - 1) / 2)));
+      wire(drawLink(kind, r.id, pos, net, at.bus.get(net), port, address, i - (wires.length - 1) / 2)));
   }
   for (const sv of state.servers) {
     const pos = at.servers.get(sv.id);
     nodes.append(drawBox("server", sv, pos, sv.name || sv.id.slice(0, 8), sv.status));
     const mine = state.ports.filter((p) => p.device_id === sv.id && at.bus.has(p.network_id));
-    mine.forEach((p, i) => links.append(drawLink("server", sv.id, pos, p.network_id, at.bus.get(p.network_id), p.id,
+    mine.forEach((p, i) => wire(drawLink("server", sv.id, pos, p.network_id, at.bus.get(p.network_id), p.id,
       p.fixed_ips.map((ip) => ip.ip_address).join(", "), i - (mine.length - 1) / 2)));
   }
-  svg.append(links, nodes);
+  svg.append(links, nodes, dots);
   return svg;
 }
 
