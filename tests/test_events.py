@@ -21,7 +21,7 @@ from cloudbox.events.api import accepts_stream
 from cloudbox.events.hub import EventHub, Stream, TooManyStreams
 from cloudbox.network import commands as network_cmds
 from cloudbox.volume import commands as volume_cmds
-from tests.cloud import Cloud
+from tests.cloud import Cloud, wait_for
 from tests.compute_helpers import boot, make_qcow2, new_project_user, upload_image
 from tests.events_reader import EventReader
 
@@ -363,3 +363,48 @@ def test_an_accepted_transfer_moves_the_volume_between_streams() -> None:
         {"service": "volume", "type": "volume", "id": "v1", "project_id": "pB", "action": "update"}]
     hub.on_commit(volume_cmds.PurgeVolume("v1"), None)  # its owner is the taker's now
     assert len(giver.pending) == 2 and _frames(taker.pending[-1])[0][1]["action"] == "delete"
+
+
+def test_a_browser_leaving_an_http2_stream_gives_its_slot_back(cloud: Cloud) -> None:
+    """A browser that leaves the page resets its HTTP/2 stream (RST_STREAM): the node ends the
+    stream and frees its slot, so a user who reloads twelve times still gets a stream."""
+    import socket
+    import ssl
+
+    import h2.config
+    import h2.connection
+    import h2.errors
+    import h2.events
+
+    with cloud.client(cloud.token()) as admin:
+        _, _, token = new_project_user(cloud, admin)
+    context = ssl.create_default_context(cafile=cloud.ca)
+    context.set_alpn_protocols(["h2"])
+    with context.wrap_socket(socket.create_connection(("127.0.0.1", cloud.port), timeout=30),
+                             server_hostname="127.0.0.1") as sock:
+        assert sock.selected_alpn_protocol() == "h2"
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        conn.initiate_connection()
+        sock.sendall(conn.data_to_send())
+
+        def ask() -> bytes:
+            stream_id = conn.get_next_available_stream_id()
+            conn.send_headers(stream_id, [(":method", "GET"), (":path", "/cloudbox/v1/events"), (":scheme", "https"),
+                                          (":authority", f"127.0.0.1:{cloud.port}"), ("x-auth-token", token),
+                                          ("accept", "text/event-stream")], end_stream=True)
+            sock.sendall(conn.data_to_send())
+            status = None
+            while status is None:
+                for event in conn.receive_data(sock.recv(65536)):
+                    if isinstance(event, h2.events.ResponseReceived) and event.stream_id == stream_id:
+                        status = dict(event.headers)[b":status"]
+                sock.sendall(conn.data_to_send())
+            if status == b"200":  # leave it as a browser leaves a page
+                conn.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
+                sock.sendall(conn.data_to_send())
+            return status
+
+        # The node frees a slot once it has seen the reset, which may come just after the next
+        # request: a 429 is "not yet" for a moment, and for good if the slot leaked.
+        for _ in range(12):
+            wait_for(lambda: ask() == b"200", 5, "a stream slot back after an HTTP/2 reset")
