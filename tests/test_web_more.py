@@ -278,3 +278,29 @@ def test_a_floating_ip_allocated_and_mapped_to_a_server_and_a_security_group_rul
                  if r["direction"] == "ingress"]
         assert [(r["protocol"], r["port_range_min"], r["port_range_max"], r["remote_ip_prefix"]) for r in rules] == [
             ("tcp", 22, 22, "192.0.2.0/24")]
+
+
+def test_an_admin_makes_a_project_a_user_and_grants_a_role_and_the_user_signs_in_with_it(cloud: Cloud, browser):
+    suffix = uuid.uuid4().hex[:6]
+    sign_in(browser, cloud, "admin", cloud.password, "admin")
+    go(browser, "admin_identity")
+    fill(browser, "#project-create input[name=name]", f"ip-{suffix}")
+    click(browser, "#project-create button[type=submit]")
+    wait_text(browser, "[data-tab=projects] table", f"ip-{suffix}")
+
+    click(browser, "button[data-tab=users]")
+    fill(browser, "#user-create input[name=name]", f"iu-{suffix}")
+    fill(browser, "#user-create input[name=password]", "secret-pw")
+    click(browser, "#user-create button[type=submit]")
+    wait_text(browser, "[data-tab=users] table", f"iu-{suffix}")
+
+    click(browser, "button[data-tab=roles]")
+    choose(browser, "#role-grant select[name=actor]", f"user iu-{suffix}")
+    choose(browser, "#role-grant select[name=project]", f"ip-{suffix}")
+    choose(browser, "#role-grant select[name=role]", "member")
+    click(browser, "#role-grant button[type=submit]")
+    wait_text(browser, "[data-tab=roles] table", f"iu-{suffix}")
+    token = cloud.token(f"iu-{suffix}", "secret-pw", project=f"ip-{suffix}")  # 201: the grant took
+    with cloud.client(token) as c:
+        roles = c.get("/identity/v3/auth/tokens", headers={"X-Subject-Token": token}).json()["token"]["roles"]
+        assert [r["name"] for r in roles if r["name"] in ("member", "admin")] == ["member"]
