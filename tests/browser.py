@@ -1,5 +1,7 @@
 """The dashboard in a real browser: Debian's ``chromium`` driven by ``chromium-driver`` through
-Selenium, headless, trusting the test node's own CA by ignoring certificate errors.
+Selenium, headless, trusting the test node's own CA by ignoring certificate errors. The browser runs
+in a network namespace of its own (tests/browser_netns.py): Chromium drops requests in flight when
+the host's interfaces change, which guests' taps and test nodes' bridges do all the time.
 
 Use in a test module::
 
@@ -14,18 +16,41 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 from typing import Any, Callable, Iterator
+from urllib.parse import urlsplit
 
 import pytest
+
+from tests.browser_netns import Namespace
+from tests.cloud import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 TIMEOUT = 30.0
 
 
-def _driver(download_dir: Path) -> Any:
+def _driver(download_dir: Path, namespace: Namespace) -> Any:
+    """Chromium and chromedriver inside ``namespace``; Selenium reaches chromedriver through a
+    forwarder, and every page the test opens has its port forwarded in (see ``driver.get``)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
+    class NamespacedService(Service):
+        def is_connectable(self) -> bool:  # chromedriver listens inside the namespace
+            sock = namespace.socket_inside()
+            sock.settimeout(1)
+            try:
+                sock.connect(("127.0.0.1", self.port))
+                return True
+            except OSError:
+                return False
+            finally:
+                sock.close()
+
+    wrapper = download_dir.parent / "chromedriver-in-namespace"
+    wrapper.write_text("#!/bin/sh\nexec " + " ".join(namespace.run_inside([CHROMEDRIVER])) + ' "$@"\n')
+    wrapper.chmod(0o755)
+    port = free_port()
+    namespace.forward_out(port)
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--ignore-certificate-errors",
@@ -35,7 +60,15 @@ def _driver(download_dir: Path) -> Any:
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     options.add_experimental_option("prefs", {"download.default_directory": str(download_dir),
                                               "download.prompt_for_download": False})
-    return webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    driver = webdriver.Chrome(options=options, service=NamespacedService(executable_path=str(wrapper), port=port))
+    open_page = driver.get
+
+    def get(url: str) -> None:
+        namespace.forward_in(urlsplit(url).port or 443)
+        open_page(url)
+
+    driver.get = get
+    return driver
 
 
 @pytest.fixture
@@ -46,7 +79,12 @@ def browser(tmp_path: Path) -> Iterator[Any]:
             pytest.fail(f"{path} is missing: apt-get install {package} (packaging/test.sh installs it)")
     downloads = tmp_path / "downloads"
     downloads.mkdir()
-    driver = _driver(downloads)
+    namespace = Namespace()
+    try:
+        driver = _driver(downloads, namespace)
+    except BaseException:
+        namespace.close()
+        raise
     driver.set_script_timeout(TIMEOUT)
     # Headless Chromium saves downloads only when told where (blob: links, e.g. a private key).
     driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
@@ -56,6 +94,7 @@ def browser(tmp_path: Path) -> Iterator[Any]:
     finally:
         print_console(driver)  # pytest shows it only when the test failed
         driver.quit()
+        namespace.close()
 
 
 def print_console(driver: Any) -> None:
@@ -70,11 +109,13 @@ def print_console(driver: Any) -> None:
 
 def wait_until(driver: Any, condition: Callable[[Any], Any], what: str, timeout: float = TIMEOUT) -> Any:
     """Wait until ``condition(driver)`` is truthy; return it. Fails naming ``what``."""
-    from selenium.common.exceptions import TimeoutException
+    from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
     try:
-        return WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition)
+        # A live update may replace an element between finding and reading it: look again.
+        return WebDriverWait(driver, timeout, poll_frequency=0.1,
+                             ignored_exceptions=(StaleElementReferenceException,)).until(condition)
     except TimeoutException:
         print_console(driver)
         raise AssertionError(f"timed out after {timeout:g} s waiting for {what}") from None
@@ -117,10 +158,15 @@ def wait_text(driver: Any, css: str, text: str, timeout: float = TIMEOUT) -> Any
 
 
 def click(driver: Any, css: str, timeout: float = TIMEOUT) -> Any:
-    element = wait_css(driver, css, timeout)
-    wait_until(driver, lambda d: element.is_enabled(), f"{css!r} to be enabled", timeout)
-    element.click()
-    return element
+    """Click the first displayed, enabled element matching ``css`` (found again if a live update
+    replaced it meanwhile)."""
+    def clicked(d: Any) -> Any:
+        element = next((e for e in find(d, css) if e.is_displayed() and e.is_enabled()), None)
+        if element is not None:
+            element.click()
+        return element
+
+    return wait_until(driver, clicked, f"{css!r} to be clickable", timeout)
 
 
 def fill(driver: Any, css: str, value: str) -> Any:
