@@ -42,6 +42,8 @@ RENAMED = {
     "volume.type": "volume_type",
     "volume.qos": "qos_spec",
     "network.auto_allocate": "network",
+    "network.metering.label": "metering_label",
+    "network.metering.rule": "metering_label_rule",
 }
 # head → (parent type, the command's field or row key holding the parent's id): a change to the parent.
 NESTED: dict[str, tuple[str, str]] = {
@@ -66,6 +68,7 @@ SKIP = frozenset({
 SKIP_PREFIXES = ("image.metadef.",)
 ADMIN_TYPES = frozenset({
     ("compute", "hypervisor"), ("compute", "aggregate"), ("compute", "migration"), ("volume", "backend"),
+    ("volume", "qos_spec"), ("network", "metering_label"), ("network", "metering_label_rule"),
 })
 ADMIN_SERVICES = frozenset({"identity"})  # projects, users, roles: listed by administrators
 OWNER_KEYS = ("project_id", "tenant_id", "owner")
