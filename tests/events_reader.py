@@ -16,11 +16,18 @@ from tests.cloud import wait_for
 
 class EventReader:
     def __init__(self, url: str, ca: str, token: str | None, *, accept: str = "text/event-stream",
-                 read: bool = True) -> None:
+                 read: bool = True, receive_buffer: int | None = None) -> None:
+        """``read=False``: nothing is read after the head until ``start()`` (a stalled client);
+        ``receive_buffer`` makes the socket's receive buffer that small (bytes)."""
         parsed = urllib.parse.urlsplit(url)
         host, port = parsed.hostname or "127.0.0.1", parsed.port or 443
         context = ssl.create_default_context(cafile=ca)
-        self.sock = context.wrap_socket(socket.create_connection((host, port), timeout=30), server_hostname=host)
+        raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if receive_buffer:
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        raw.settimeout(30)
+        raw.connect((host, port))
+        self.sock = context.wrap_socket(raw, server_hostname=host)
         lines = ["GET /cloudbox/v1/events HTTP/1.1", f"Host: {host}:{port}", f"Accept: {accept}"]
         if token:
             lines.append(f"X-Auth-Token: {token}")
@@ -45,9 +52,11 @@ class EventReader:
             self.close()
             return
         self.sock.settimeout(None)
-        self._thread = threading.Thread(target=self._run, daemon=True) if read else None
-        if self._thread is not None:
-            self._thread.start()
+        if read:
+            self.start()
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, daemon=True).start()
 
     @property
     def error(self) -> dict[str, Any]:

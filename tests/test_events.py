@@ -408,3 +408,27 @@ def test_a_browser_leaving_an_http2_stream_gives_its_slot_back(cloud: Cloud) -> 
         # request: a 429 is "not yet" for a moment, and for good if the slot leaked.
         for _ in range(12):
             wait_for(lambda: ask() == b"200", 5, "a stream slot back after an HTTP/2 reset")
+
+
+def test_a_stalled_reader_is_told_to_resync(new_cloud: Cloud) -> None:
+    """A client that stops reading: the node's socket buffers fill, the stream's queue reaches its
+    bound and is dropped; when the client reads again it is told to resync, then events flow."""
+    new_cloud.init()
+    new_cloud.start()
+    token = new_cloud.token()
+    with new_cloud.client(token) as admin:
+        project = admin.get("/identity/v3/auth/tokens", headers={"X-Subject-Token": token}).json()["token"]["project"]
+        assert admin.put(f"/network/v2.0/quotas/{project['id']}", json={"quota": {"port": -1}}).status_code == 200
+        r = admin.post("/network/v2.0/networks", json={"network": {"name": "stall"}})
+        assert r.status_code == 201, r.text
+        network = r.json()["network"]["id"]
+        with EventReader(new_cloud.url, new_cloud.ca, token, read=False, receive_buffer=4096) as stalled:
+            for _ in range(12):  # 1,200 ports, about 200 kB of events, in twelve commits (100 a request at most)
+                r = admin.post("/network/v2.0/ports", json={"ports": [{"network_id": network}] * 100})
+                assert r.status_code == 201, r.text
+            stalled.start()
+            stalled.wait(lambda x: x.seen("resync"), "a resync after the reader stalled")
+            r = admin.post("/network/v2.0/ports", json={"port": {"network_id": network, "name": "after"}})
+            assert r.status_code == 201, r.text
+            stalled.wait_change(type="port", id=r.json()["port"]["id"])
+            assert len(stalled.changes(type="port", action="create")) < 1201
