@@ -66,13 +66,16 @@ WEB_TYPES = {".js": "text/javascript; charset=utf-8", ".mjs": "text/javascript; 
              ".json": "application/json", ".wasm": "application/wasm"}
 WEB_CSP = ("default-src 'self'; img-src 'self' data: blob:; object-src 'none'; base-uri 'self'; "
            "form-action 'self'; frame-ancestors 'self'")
+# xterm.js (the serial console page) styles its rows with <style> elements it makes: inline styles,
+# never scripts, are let through on that page alone.
+WEB_CSP_TERMINAL = WEB_CSP + "; style-src 'self' 'unsafe-inline'"
 
 
 def _web_headers(response: Response, name: str) -> Response:
     content_type = WEB_TYPES.get(Path(name).suffix.lower())
     if content_type:
         response.headers["Content-Type"] = content_type
-    response.headers["Content-Security-Policy"] = WEB_CSP
+    response.headers["Content-Security-Policy"] = WEB_CSP_TERMINAL if name == "console/serial.html" else WEB_CSP
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = "no-cache"  # revalidated (ETag): a new version shows at once
     return response
