@@ -38,6 +38,8 @@ def test_launch_from_the_form_watch_it_go_active_and_stop_it(node: Cloud, guest_
     wait_text(browser, "#server-list", "No servers yet")
     # A mark on the page: if anything reloaded it, the mark is gone.
     browser.execute_script("window.__notReloaded = true")
+    # The live stream is up: the list follows its events (it polls only while the stream is down).
+    wait_text(browser, "header .live", "Live")
 
     click(browser, "main .screen-head button.primary")
     wait_css(browser, "#launch-form")
@@ -62,6 +64,7 @@ def test_launch_from_the_form_watch_it_go_active_and_stop_it(node: Cloud, guest_
         return status == "ACTIVE"
 
     wait_until(browser, active, "the server's row to show ACTIVE", timeout=240)
+    assert wait_css(browser, "header .live").text == "Live"
     assert browser.execute_script("return window.__notReloaded === true"), "the page was reloaded"
     assert "BUILD" in seen or None in seen  # the row showed the server before it was ACTIVE
 

@@ -131,3 +131,26 @@ def test_readable_on_a_phone(cloud: Cloud, browser, width: int):
     wait_css(browser, "main .screen[data-screen=servers] h1")
     assert not nav.is_displayed()
     assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1")
+
+
+def test_keyboard_only_sign_in_dialogs_close_with_escape(cloud: Cloud, browser):
+    from selenium.webdriver.common.keys import Keys
+
+    browser.get(cloud.url + "/")
+    user = wait_css(browser, "#signin input[name=user]")
+    assert browser.switch_to.active_element == user  # the form takes the focus
+    user.send_keys("admin", Keys.TAB)
+    browser.switch_to.active_element.send_keys(cloud.password, Keys.TAB)
+    browser.switch_to.active_element.send_keys(Keys.TAB)  # the domain keeps "Default"
+    active = browser.switch_to.active_element
+    active.clear()
+    active.send_keys("admin", Keys.ENTER)
+    wait_css(browser, "#signout")
+    go(browser, "keypairs")
+    opener = wait_css(browser, "main .screen-head button.primary")
+    opener.send_keys(Keys.ENTER)
+    wait_css(browser, "dialog[open]")
+    assert browser.switch_to.active_element.get_attribute("name") == "name"  # focus moved into the dialog
+    browser.switch_to.active_element.send_keys(Keys.ESCAPE)
+    wait_until(browser, lambda d: not find(d, "dialog[open]"), "Escape to close the dialog")
+    assert browser.switch_to.active_element == opener  # and the focus is back where it was
