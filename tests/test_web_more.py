@@ -25,10 +25,19 @@ def absent(driver: Any, css: str, what: str | None = None) -> None:
 
 
 def choose(driver: Any, css: str, text: str) -> None:
-    """Pick the option of a <select> whose label is ``text``."""
+    """Pick the option of a <select> whose label is ``text`` (again if a live redraw replaced it meanwhile)."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.support.ui import Select
 
-    Select(wait_css(driver, css)).select_by_visible_text(text)
+    def picked(d: Any) -> bool:
+        try:
+            select = Select(wait_css(d, css))
+            select.select_by_visible_text(text)
+            return select.first_selected_option.text == text
+        except (StaleElementReferenceException, NoSuchElementException):
+            return False
+
+    wait_until(driver, picked, f"{text!r} chosen in {css!r}")
 
 
 def new_member(cloud: Cloud) -> tuple[dict, str]:

@@ -50,6 +50,32 @@ export async function get(ctx, service, path, headers) {
   return (await ctx.api("GET", ctx.url(service, path), undefined, headers)).data;
 }
 
+// A redraw (a live event) must not take a choice or a half-typed value from under the user: the
+// controls' values and focus are carried over to their counterparts, found by row id and name.
+const controlKey = (el) => `${el.closest("[data-id]")?.dataset.id || ""}|${el.name || el.getAttribute("aria-label") || ""}`;
+
+function controls(root) {
+  const out = new Map();
+  for (const el of root.querySelectorAll("select, input:not([type=file]), textarea")) {
+    out.set(controlKey(el), { value: el.type === "checkbox" ? el.checked : el.value, focused: el === document.activeElement,
+                              changed: el.type === "checkbox" ? el.checked !== el.defaultChecked
+                                : el.tagName === "SELECT" ? !el.options[el.selectedIndex]?.defaultSelected : el.value !== el.defaultValue });
+  }
+  return out;
+}
+
+function restore(root, kept) {
+  for (const el of root.querySelectorAll("select, input:not([type=file]), textarea")) {
+    const was = kept.get(controlKey(el));
+    if (!was) continue;
+    if (was.changed) {
+      if (el.type === "checkbox") el.checked = was.value;
+      else if (el.tagName !== "SELECT" || [...el.options].some((o) => o.value === was.value)) el.value = was.value;
+    }
+    if (was.focused) el.focus();
+  }
+}
+
 /** An element whose content ``load`` (async, returns nodes) replaces on each refresh; a failed refresh
  * keeps the last good content and shows the error. Returns {node, refresh}. */
 export function region(load, attrs = {}) {
@@ -62,8 +88,12 @@ export function region(load, attrs = {}) {
       do {
         again = false;
         node.setAttribute("aria-busy", "true");
-        try { node.replaceChildren(...[await load()].flat().filter((n) => n !== null && n !== undefined)); }
-        catch (err) { showError(err); }
+        try {
+          const fresh = [await load()].flat().filter((n) => n !== null && n !== undefined);
+          const kept = controls(node);
+          node.replaceChildren(...fresh);
+          restore(node, kept);
+        } catch (err) { showError(err); }
       } while (again);
       node.setAttribute("aria-busy", "false");
       running = null;
