@@ -19,6 +19,7 @@ set -euo pipefail
 WORKTREE=0
 if [ "${1:-}" = --worktree ]; then WORKTREE=1; shift; fi
 OUT=$(mkdir -p "${1:-$REPO/packaging/build}" && cd "${1:-$REPO/packaging/build}" && pwd)
+MAINTAINER="${DEBFULLNAME:-cloudbox maintainers} <${DEBEMAIL:-cloudbox-packaging@example.org}>"
 PY=/usr/bin/python3  # the target's interpreter: the venv links to it by path
 PREFIX=/usr/lib/cloudbox
 WHEELS=$OUT/wheelhouse
@@ -73,8 +74,14 @@ say "virtualenv in $PREFIX"
 # The venv was made at $ROOT$PREFIX: its scripts' #! lines and pyvenv.cfg name that path.
 grep -rlI --null "$ROOT$PREFIX" "$ROOT$PREFIX/bin" "$ROOT$PREFIX/pyvenv.cfg" \
     | xargs -0 -r sed -i "s|$ROOT$PREFIX|$PREFIX|g"
-# Activation scripts are for shells of developers, not for a system package.
-rm -f "$ROOT$PREFIX"/bin/activate* "$ROOT$PREFIX"/bin/Activate.ps1
+# bin/: only the interpreter links and our command (the dependencies' own scripts and the
+# activation scripts are for developers' shells, not for a system package).
+find "$ROOT$PREFIX/bin" -mindepth 1 ! -name cloudbox ! -name 'python*' -delete
+# The interpreter by a relative link (a venv finds its site-packages from the link's place).
+ln -sfn ../../../bin/python3 "$ROOT$PREFIX/bin/python3"
+ln -sfn python3 "$ROOT$PREFIX/bin/python"
+# Library files are not programs (some wheels mark scripts and tests executable).
+find "$ROOT$PREFIX/lib" -type f -perm /111 ! -name '*.so' ! -name '*.so.*' -exec chmod a-x {} +
 find "$ROOT$PREFIX" -name __pycache__ -prune -exec rm -rf {} +
 find "$ROOT$PREFIX" -type f -name '*.so*' -exec strip --strip-unneeded --remove-section=.comment --remove-section=.note {} +
 if grep -rlI "$ROOT" "$ROOT$PREFIX" >/dev/null; then
@@ -98,10 +105,12 @@ DEBIAN_DIR=$REPO/packaging/debian
 install -D -m 0644 "$DEBIAN_DIR/cloudbox.service" "$ROOT/lib/systemd/system/cloudbox.service"
 install -D -m 0644 "$DEBIAN_DIR/logrotate" "$ROOT/etc/logrotate.d/cloudbox"
 install -D -m 0644 "$DEBIAN_DIR/lintian-overrides" "$ROOT/usr/share/lintian/overrides/cloudbox"
+install -D -m 0644 "$DEBIAN_DIR/cloudbox.1" "$ROOT/usr/share/man/man1/cloudbox.1"
+gzip -9n "$ROOT/usr/share/man/man1/cloudbox.1"
 DOC=$ROOT/usr/share/doc/cloudbox
 install -D -m 0644 "$SRC/README.md" "$DOC/README.md"
 install -D -m 0644 "$DEBIAN_DIR/copyright" "$DOC/copyright"
-sed "s/@VERSION@/$VERSION/; s/@DATE@/$(date -R -d "@$(git -C "$REPO" log -1 --format=%ct)")/" \
+sed "s/@VERSION@/$VERSION/; s/@MAINTAINER@/$MAINTAINER/; s/@DATE@/$(date -R -d "@$(git -C "$REPO" log -1 --format=%ct)")/" \
     "$DEBIAN_DIR/changelog" | gzip -9n >"$DOC/changelog.gz"
 
 # --- control ------------------------------------------------------------------------------
@@ -121,6 +130,10 @@ done
 depends=("python${pyver}" "libvirt0 (>= ${libvirt_ver})" "${depends[@]}")
 # deb-systemd-helper and deb-systemd-invoke, used by the maintainer scripts.
 depends+=("init-system-helpers (>= 1.52)")
+# The newest glibc symbol version any bundled binary needs (cryptography's wheel: 2.34).
+glibc=$(find "$ROOT$PREFIX" -type f -name '*.so*' -exec objdump -T {} + 2>/dev/null \
+    | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -1)
+depends=("libc6 (>= ${glibc})" "${depends[@]}")
 depends_line=$(printf '%s, ' "${depends[@]}")
 depends_line=${depends_line%, }
 
@@ -132,7 +145,7 @@ cat >"$ROOT/DEBIAN/control" <<EOF
 Package: cloudbox
 Version: $VERSION
 Architecture: $ARCH
-Maintainer: cloudbox maintainers <cloudbox@localhost>
+Maintainer: $MAINTAINER
 Installed-Size: $size
 Depends: $depends_line
 Recommends: logrotate

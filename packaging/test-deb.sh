@@ -54,6 +54,9 @@ in_root -- /bin/sh -ec "
     ! command -v pip pip3 gcc >/dev/null
     ! /usr/lib/cloudbox/bin/python -c 'import pip' 2>/dev/null
     cloudbox --version
+    if command -v systemd-analyze >/dev/null; then
+        systemd-analyze verify /lib/systemd/system/cloudbox.service && echo 'systemd-analyze verify cloudbox.service: ok'
+    fi
 "
 say "installed in $(( $(date +%s) - start )) s"
 
@@ -68,6 +71,8 @@ in_root --private-network ${CLOUDBOX_TEST_KVM:+--bind=/dev/kvm} -- /bin/sh -ec "
     curl -fsSk https://127.0.0.1:$PORT/ | grep -qi '<html'
     cloudbox status
     test -s /var/lib/cloudbox/logs/cloudbox.log
+    cloudbox backup /root/node.backup
+    cloudbox doctor || true
     cloudbox stop
 "
 
@@ -77,8 +82,9 @@ in_root -- /bin/sh -ec "
     test ! -e /usr/bin/cloudbox && test ! -e /usr/lib/cloudbox
     test -s /var/lib/cloudbox/state.db && test -s /var/lib/cloudbox/pki/ca.key
     test -e /etc/logrotate.d/cloudbox
-    apt-get purge -y -qq cloudbox >/dev/null 2>/tmp/purge.err
-    cat /tmp/purge.err
+    apt-get purge -y -qq cloudbox >/tmp/purge.out 2>&1  # apt runs dpkg on a pty: both streams in one
+    grep 'cloudbox:' /tmp/purge.out
+    grep -q 'data in /var/lib/cloudbox was kept' /tmp/purge.out
     test ! -e /etc/logrotate.d/cloudbox
     test -s /var/lib/cloudbox/state.db
     ! dpkg -l cloudbox 2>/dev/null | grep -q '^.[ic]'
