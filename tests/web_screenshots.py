@@ -15,7 +15,8 @@ from tests.browser_netns import Namespace
 from tests.cloud import Cloud, free_port
 from tests.compute_helpers import boot, make_qcow2, upload_image
 
-SCREENS = ("overview", "servers", "images", "volumes", "keypairs", "networks", "topology")
+SCREENS = {"light": ("overview", "servers", "images", "volumes", "keypairs", "networks", "topology"),
+           "dark": ("overview", "servers")}
 
 
 def main(out: Path) -> None:
@@ -35,11 +36,11 @@ def main(out: Path) -> None:
                 admin.post("/volume/v3/volumes", json={"volume": {"name": "db-data", "size": 1}})
             (Path(tmp) / "downloads").mkdir()
             driver = _driver(Path(tmp) / "downloads", namespace)
-            for theme in ("light", "dark"):
+            for theme, screens in SCREENS.items():
                 driver.get(node.url + "/")
                 driver.execute_script("localStorage.setItem('cloudbox-theme', arguments[0])", theme)
                 sign_in(driver, node, "admin", node.password, "admin")
-                for screen in SCREENS:
+                for screen in screens:
                     if not driver.find_elements("css selector", f"#nav a[data-screen={screen}]"):
                         continue
                     go(driver, screen)

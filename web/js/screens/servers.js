@@ -26,7 +26,7 @@ const SIMPLE = {
 /** Which simple actions a server in `status` offers on its row. */
 function rowActions(status) {
   switch (status) {
-    case "ACTIVE": return ["Stop", "Reboot", "Pause", "Suspend"];
+    case "ACTIVE": return ["Stop", "Reboot"]; // pause, suspend and the rest are under More…
     case "SHUTOFF": return ["Start"];
     case "PAUSED": return ["Unpause"];
     case "SUSPENDED": return ["Resume"];
