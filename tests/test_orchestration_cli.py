@@ -214,7 +214,13 @@ def test_kill_9_halfway_through_a_create_then_the_stack_completes(new_cloud: Clo
                                                                      tmp_path: Path):
     cloud, env = new_cloud, user_env
     prepare(cloud, env, tmp_path, "cirros")
-    template = {"heat_template_version": "2018-08-31", "resources": {}}
+    # Four ports and four servers, and a wait condition after them that holds the create open
+    # until the test signals it: the kill lands while the stack is surely in progress.
+    template: dict[str, Any] = {"heat_template_version": "2018-08-31", "resources": {
+        "handle": {"type": "OS::Heat::WaitConditionHandle"},
+        "ready": {"type": "OS::Heat::WaitCondition", "depends_on": [f"server{i}" for i in range(4)],
+                  "properties": {"handle": {"get_resource": "handle"}, "timeout": 600}}},
+        "outputs": {"url": {"value": {"get_attr": ["handle", "endpoint"]}}}}
     for i in range(4):
         template["resources"][f"port{i}"] = {"type": "OS::Neutron::Port", "properties": {"network": "private"}}
         template["resources"][f"server{i}"] = {"type": "OS::Nova::Server", "properties": {
@@ -237,8 +243,20 @@ def test_kill_9_halfway_through_a_create_then_the_stack_completes(new_cloud: Clo
     cloud.proc.wait()
     cloud.proc = None
     cloud.start()
-    wait_for(lambda: cli(cloud, env, "stack", "show", "four")["stack_status"] == "CREATE_COMPLETE", 120,
-             "four to complete after the restart", every=0.5)
+
+    def waiting() -> bool:
+        shown = cli(cloud, env, "stack", "resource", "list", "four")
+        states = {r["resource_name"]: r["resource_status"] for r in shown}
+        assert not any(s.endswith("FAILED") for s in states.values()), states
+        return states.get("ready") == "CREATE_IN_PROGRESS"
+
+    wait_for(waiting, 120, lambda: f"four to wait for its signal after the restart: "
+             f"{cli(cloud, env, 'stack', 'resource', 'list', 'four')}", every=0.5)
+    assert "resuming stack" in cloud.log_path.read_text()
+    outputs = {o["output_key"]: o["output_value"] for o in cli(cloud, env, "stack", "show", "four")["outputs"]}
+    assert requests.post(outputs["url"], json={"status": "SUCCESS"}, verify=cloud.ca, timeout=30).status_code == 200
+    wait_for(lambda: cli(cloud, env, "stack", "show", "four")["stack_status"] == "CREATE_COMPLETE", 60,
+             "four to complete", every=0.5)
     servers = cli(cloud, env, "server", "list")
     assert sorted(s["Name"] for s in servers) == ["vm0", "vm1", "vm2", "vm3"]  # none twice, none orphaned
     resources = {r["resource_name"]: r for r in cli(cloud, env, "stack", "resource", "list", "four")}
