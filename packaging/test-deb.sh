@@ -28,7 +28,8 @@ RUN=$(mktemp -d /var/tmp/cloudbox-deb-test.XXXXXX)
 ROOT=$RUN/merged
 mkdir -p "$RUN/upper" "$RUN/work" "$ROOT"
 mount -t overlay overlay -o "lowerdir=$BASE,upperdir=$RUN/upper,workdir=$RUN/work" "$ROOT"
-cleanup() { umount "$ROOT" 2>/dev/null || umount -l "$ROOT"; rm -rf "$RUN"; }
+nspawn=""
+cleanup() { [ -z "$nspawn" ] || { kill "$nspawn" 2>/dev/null; wait "$nspawn" 2>/dev/null; }; umount "$ROOT" 2>/dev/null || umount -l "$ROOT"; rm -rf "$RUN"; }
 trap cleanup EXIT
 
 # Services of the packages installed must not start in this root (Debian's policy-rc.d).
@@ -75,6 +76,60 @@ in_root --private-network ${CLOUDBOX_TEST_KVM:+--bind=/dev/kvm} -- /bin/sh -ec "
     cloudbox doctor || true
     cloudbox stop
 "
+
+say "under systemd: cloudbox init starts cloudbox.service; restart on failure; stop leaves its children"
+# Boot the root's own systemd (nspawn -b) in a private network, and work in it through nsenter.
+rm -rf "$ROOT/var/lib/cloudbox" && mkdir -m 0700 "$ROOT/var/lib/cloudbox"
+rm -f "$ROOT/usr/sbin/policy-rc.d"
+systemd-nspawn -q --register=no --keep-unit --private-network --console=passive -D "$ROOT" -b \
+    >"$RUN/boot.log" 2>&1 &
+nspawn=$!
+leader=""
+for _ in $(seq 100); do
+    leader=$(pgrep -P "$nspawn" | head -1) && [ -n "$leader" ] && break
+    sleep 0.2
+done
+booted() { nsenter -t "$leader" -m -u -i -n -p -r -w -- "$@"; }
+timeout 120 nsenter -t "$leader" -m -u -i -n -p -r -w -- systemctl is-system-running --wait >/dev/null || true
+status=0
+booted /bin/sh -ec '
+    test "$(systemctl is-enabled cloudbox.service)" = enabled
+    systemctl show cloudbox.service -p ConditionResult | grep -q "ConditionResult=no"  # no cloud yet: skipped
+    cloudbox init --no-user-config | grep "Serving:"
+    for i in $(seq 300); do cloudbox status >/dev/null 2>&1 && break; sleep 0.2; done
+    cloudbox status | grep "healthy:   yes"
+    curl -fsS --cacert /var/lib/cloudbox/pki/ca.pem https://127.0.0.1:8443/identity/v3 | grep -q "\"v3"
+    systemctl show cloudbox.service -p KillMode -p Restart
+    journalctl -u cloudbox.service -o cat | grep -c "\"msg\"" | sed "s/^/journal lines of cloudbox: /"
+    test -s /var/lib/cloudbox/logs/cloudbox.log
+    main=$(systemctl show cloudbox.service -p MainPID --value)
+    procs() {
+        for f in /sys/fs/cgroup/system.slice/cloudbox.service/cgroup.procs \
+                 /sys/fs/cgroup/unified/system.slice/cloudbox.service/cgroup.procs \
+                 /sys/fs/cgroup/systemd/system.slice/cloudbox.service/cgroup.procs; do
+            [ -r $f ] && cat $f && return
+        done
+    }
+    # What the node forked (dnsmasq; QEMU of guests when libvirt keeps them here): it must outlive
+    # the node process and a stop of the unit (KillMode=process).
+    children=$(procs | grep -vx "$main" | tr "\n" " ")
+    echo "children of the node in the unit: ${children:-none} ($(for p in $children; do cat /proc/$p/comm; done | tr "\n" " "))"
+    kill -9 "$main"
+    for i in $(seq 300); do
+        new=$(systemctl show cloudbox.service -p MainPID --value)
+        [ "$new" != 0 ] && [ "$new" != "$main" ] && cloudbox status >/dev/null 2>&1 && break
+        sleep 0.2
+    done
+    cloudbox status | grep "healthy:   yes"
+    echo "restarted after SIGKILL: pid $main -> $new"
+    systemctl stop cloudbox.service
+    test "$(systemctl is-active cloudbox.service)" = inactive
+    for p in $children; do kill -0 $p; done
+    [ -z "$children" ] || echo "after SIGKILL, restart and stop of the unit, still running: $children"
+'
+booted systemctl poweroff >/dev/null 2>&1 || true
+wait "$nspawn" || true
+printf '#!/bin/sh\nexit 101\n' >"$ROOT/usr/sbin/policy-rc.d"
 
 say "apt remove keeps the data; apt purge removes only what the package made"
 in_root -- /bin/sh -ec "
