@@ -128,7 +128,7 @@ export function dialog(title, body, actions = []) {
     error,
     actions.length ? h("div", { class: "actions" }, actions.map((a) => h("button", {
       type: "button", class: a.primary ? "primary" : (a.danger ? "danger" : null),
-      "data-action": a.label.toLowerCase().replace(/\W+/g, "-"),
+      "data-action": a.label.toLowerCase().replace(/\W+/g, "-").replace(/^-|-$/g, ""),
       onclick: async (ev) => {
         if (!a.onClick) { close(); return; }
         const button = ev.currentTarget;

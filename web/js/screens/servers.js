@@ -77,11 +77,19 @@ export default {
       try {
         await ctx.api("DELETE", `${serversUrl}/${server.id}`, null, NOVA);
         await refreshOne(server.id);
+        watchUntilGone(server.id);
       } catch (err) { showError(err); }
     }
 
+    /** A deleted server's row goes when the server does. Its last event may not reach this token
+     * (the row that named its project is gone), so the server is also re-read until it answers 404. */
+    function watchUntilGone(id, tries = 60) {
+      if (closed || !servers.has(id) || tries <= 0) return;
+      setTimeout(() => refreshOne(id).then(() => watchUntilGone(id, tries - 1), showError), 2000);
+    }
+
     function moreDialog(server) {
-      const act = (label, fn, extra = {}) => h("button", { type: "button", "data-action": label.toLowerCase().replace(/\W+/g, "-"), ...extra,
+      const act = (label, fn, extra = {}) => h("button", { type: "button", "data-action": label.toLowerCase().replace(/\W+/g, "-").replace(/^-|-$/g, ""), ...extra,
         onclick: () => { d.close(); fn(); } }, label);
       const d = ctx.ui.dialog(`Server ${server.name}`, h("div", null,
         h("dl", { class: "facts" },
