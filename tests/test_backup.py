@@ -122,3 +122,17 @@ def test_restore_refuses_a_damaged_or_foreign_file(tmp_path: Path):
         assert proc.returncode == 1, proc.stdout
         assert words in proc.stderr and "Traceback" not in proc.stderr
         assert not (target / "node.json").exists()
+
+
+def test_backup_of_a_stopped_node_restores_the_same_state(new_cloud: Cloud, tmp_path: Path):
+    new_cloud.init()
+    archive = tmp_path / "stopped.backup"
+    run_cli("backup", "--data-dir", str(new_cloud.data_dir), str(archive))
+    target = tmp_path / "fresh"
+    target.mkdir()  # an empty dir is fresh enough
+    run_cli("restore", str(archive), "--data-dir", str(target))
+    assert bk.database_hashes(target / "state.db") == bk.database_hashes(new_cloud.data_dir / "state.db")
+    for name in ("node.json", "cloudbox.json", "clouds.yaml", "admin-openrc.sh", "pki/ca.key", "pki/node.pem"):
+        assert (target / name).read_bytes() == (new_cloud.data_dir / name).read_bytes(), name
+        assert stat.S_IMODE((target / name).stat().st_mode) == stat.S_IMODE((new_cloud.data_dir / name).stat().st_mode)
+    assert not list(target.glob(".*"))  # no staging files left
