@@ -77,15 +77,7 @@ export default {
       try {
         await ctx.api("DELETE", `${serversUrl}/${server.id}`, null, NOVA);
         await refreshOne(server.id);
-        watchUntilGone(server.id);
       } catch (err) { showError(err); }
-    }
-
-    /** A deleted server's row goes when the server does. Its last event may not reach this token
-     * (the row that named its project is gone), so the server is also re-read until it answers 404. */
-    function watchUntilGone(id, tries = 60) {
-      if (closed || !servers.has(id) || tries <= 0) return;
-      setTimeout(() => refreshOne(id).then(() => watchUntilGone(id, tries - 1), showError), 2000);
     }
 
     function moreDialog(server) {
@@ -130,18 +122,27 @@ export default {
     async function refreshAll() {
       const list = (await ctx.api("GET", `${serversUrl}/detail`, null, NOVA)).data.servers;
       servers.clear();
-      for (const s of list) servers.set(s.id, s);
+      for (const s of list) if (!gone.has(s.id)) servers.set(s.id, s);
       if (!closed) draw();
     }
 
+    // Reads of one server may answer out of order (events come fast): only the newest read of an
+    // id is drawn, and an id whose delete event came is never drawn again.
+    const reads = new Map();
+    const gone = new Set();
+
     async function refreshOne(id) {
+      const seq = (reads.get(id) || 0) + 1;
+      reads.set(id, seq);
+      let server = null;
       try {
-        const server = (await ctx.api("GET", `${serversUrl}/${id}`, null, NOVA)).data.server;
-        if (server.status === "DELETED") servers.delete(id); else servers.set(id, server);
+        server = (await ctx.api("GET", `${serversUrl}/${id}`, null, NOVA)).data.server;
       } catch (err) {
-        if (err.status === 404) servers.delete(id); else throw err;
+        if (err.status !== 404) throw err;
       }
-      if (!closed) drawOne(id);
+      if (closed || reads.get(id) !== seq) return;
+      if (!server || server.status === "DELETED" || gone.has(id)) servers.delete(id); else servers.set(id, server);
+      drawOne(id);
     }
 
     /** Without a live stream, re-read the list while anything is still changing. */
@@ -153,7 +154,13 @@ export default {
     }
 
     const offServer = ctx.events.on({ service: "compute", type: "server" }, (event) => {
-      if (event.action === "delete") { servers.delete(event.id); drawOne(event.id); return; }
+      if (event.action === "delete") {
+        gone.add(event.id);
+        reads.set(event.id, (reads.get(event.id) || 0) + 1); // a read still under way is stale now
+        servers.delete(event.id);
+        drawOne(event.id);
+        return;
+      }
       refreshOne(event.id).catch(showError);
     });
     // Changes may have been missed (the stream reconnected, or dropped events): read the list again.
