@@ -70,6 +70,7 @@ def chromium() -> Any:
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--ignore-certificate-errors",
                  "--disable-gpu", "--window-size=1280,900", "--disable-extensions"):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
 
 
@@ -115,15 +116,34 @@ def make_servers(cloud: Cloud, count: int, tmp: Path) -> str:
     return token
 
 
+RETRIES: list[str] = []  # why a run was done again (printed at the end)
+
+
 def browser_list(driver: Any, cloud: Cloud, token: str, rows: int, cached: bool = False) -> float:
+    """``browser_list_once``, again (up to twice) when the page did not get there: Chromium drops the
+    requests in flight whenever a network interface comes or goes on the host, as other work on a
+    shared machine makes them (the tests run it in a namespace; here its forwarders would be timed)."""
+    for attempt in range(3):
+        try:
+            return browser_list_once(driver, cloud, token, rows, cached)
+        except AssertionError as exc:
+            errors = [e["message"] for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+            RETRIES.append(f"{exc}; the browser said: {errors[-3:]}")
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def browser_list_once(driver: Any, cloud: Cloud, token: str, rows: int, cached: bool = False) -> float:
     """ms from navigation start until the servers screen shows ``rows`` rows; the HTTP cache off unless
     ``cached`` (then the files are revalidated: the server answers 304 to their ETags)."""
+    driver.get_log("browser")  # what earlier pages said is not this run's
     driver.execute_cdp_cmd("Network.setCacheDisabled", {"cacheDisabled": not cached})
     script = driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": WATCH_ROWS % rows})
     try:
         driver.execute_script("sessionStorage.setItem('cloudbox-token', arguments[0]);", token)  # a signed-in tab
         driver.get(cloud.url + f"/?t={time.monotonic_ns()}#/servers")
-        return wait_for(lambda: driver.execute_script("return window.__rowsAt;"), 120,
+        return wait_for(lambda: driver.execute_script("return window.__rowsAt;"), 60,
                         f"the servers screen to show {rows} rows", every=0.05)
     finally:
         driver.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": script["identifier"]})
@@ -247,6 +267,8 @@ def main() -> None:
           f"(runs {' '.join(f'{t:.0f}' for t in bare)})")
     print(f"    the API call alone: GET /servers/detail                  {statistics.median(raw):8.0f} ms")
     print(f"  ratio dashboard / CLI: {web_ms / cli_ms:.2f}")
+    for why in RETRIES:
+        print(f"  a browser run was done again: {why}")
 
 
 if __name__ == "__main__":
