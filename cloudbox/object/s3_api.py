@@ -182,15 +182,20 @@ class S3Gateway:
     def __init__(self, objects: Any, signer: Signer, *, region: str, domain: str = "",
                  read_barrier: Callable[[], Awaitable[None]] | None = None,
                  clock: Callable[[], float] = time.time) -> None:
-        from cloudbox.object import s3_routes  # its handlers import this module
-
         self.objects = objects
         self.signer = signer
         self.region = region
         self.domain = domain.lower().strip(".")
         self.read_barrier = read_barrier
         self.clock = clock
-        self.routes = s3_routes.ROUTES
+
+    @property
+    def routes(self) -> list[S3Route]:
+        # Imported at the first S3 request (its handlers import this module): a node serves
+        # without them until then (0.6 MiB of Python objects).
+        from cloudbox.object import s3_routes
+
+        return s3_routes.ROUTES
 
     def wrap(self, inner: Any) -> Any:
         async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:

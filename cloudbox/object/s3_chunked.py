@@ -28,7 +28,7 @@ import hashlib
 import hmac
 import re
 import zlib
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 from cloudbox.object.s3_auth import STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER, Signer
 from cloudbox.object.s3_xml import S3Error, is_number
@@ -52,10 +52,21 @@ _CRC32C = _crc_table(0x82F63B78)
 _CRC64NVME = _crc_table(0x9A6C9329AC4BC9B5)
 
 
-try:  # AWS's common runtime computes crc32c and crc64nvme in C; botocore uses it for them too
-    from awscrt import checksums as _crt
-except ImportError:  # pragma: no cover - depends on what is installed
-    _crt = None
+_UNLOADED: Any = object()
+_crt: Any = _UNLOADED  # awscrt's checksums module, None without awscrt; looked for at first use
+
+
+def _native() -> Any:
+    """AWS's common runtime computes crc32c and crc64nvme in C (botocore uses it for them too).
+    Imported at the first such checksum: its library maps 4.4 MiB a node otherwise never uses."""
+    global _crt
+    if _crt is _UNLOADED:
+        try:
+            from awscrt import checksums
+        except ImportError:  # pragma: no cover - depends on what is installed
+            checksums = None
+        _crt = checksums
+    return _crt
 
 
 class _Crc:
@@ -106,9 +117,9 @@ class Checksum:
         if algorithm == "crc32":
             self._state: _Crc32 | _Crc | "hashlib._Hash" = _Crc32()
         elif algorithm == "crc32c":
-            self._state = _Crc(_CRC32C, 4, _crt.crc32c if _crt else None)
+            self._state = _Crc(_CRC32C, 4, _native().crc32c if _native() else None)
         elif algorithm == "crc64nvme":
-            self._state = _Crc(_CRC64NVME, 8, _crt.crc64nvme if _crt else None)
+            self._state = _Crc(_CRC64NVME, 8, _native().crc64nvme if _native() else None)
         elif algorithm in ("sha1", "sha256"):
             self._state = hashlib.new(algorithm)
         else:
