@@ -34,14 +34,17 @@ export default {
     const uploads = h("div", { class: "uploads", id: "uploads" });
     let closed = false;
 
+    let reads = 0; // lists read at once may answer out of order: only the newest is drawn
+
     async function refresh() {
+      const seq = ++reads;
       const [mine, pending] = await Promise.all([
         ctx.api("GET", `${imagesUrl}?limit=1000`).then((r) => r.data.images),
         ctx.api("GET", `${imagesUrl}?visibility=shared&member_status=pending&limit=1000`).then((r) => r.data.images).catch(() => []),
       ]);
       const seen = new Set(mine.map((i) => i.id));
       const rows = [...mine, ...pending.filter((i) => !seen.has(i.id)).map((i) => ({ ...i, pendingForMe: true }))];
-      if (closed) return;
+      if (closed || seq !== reads) return;
       listArea.replaceChildren(table([
         { label: "Name", value: (i) => i.name || i.id },
         { label: "Status", value: (i) => statusBadge(i.status) },

@@ -16,13 +16,16 @@ export default {
     let closed = false;
     let timer = null;
 
+    let reads = 0; // lists read at once may answer out of order: only the newest is drawn
+
     async function refresh() {
+      const seq = ++reads;
       const [v, s, b] = await Promise.all([
         get("/volumes/detail").then((d) => d.volumes),
         get("/snapshots/detail").then((d) => d.snapshots),
         get("/backups/detail").then((d) => d.backups).catch(() => []),
       ]);
-      if (closed) return;
+      if (closed || seq !== reads) return;
       volumes = v;
       const nameOf = (id) => { const vol = volumes.find((x) => x.id === id); return vol ? (vol.name || vol.id) : id; };
       volumesArea.replaceChildren(table([
