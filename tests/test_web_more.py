@@ -313,3 +313,14 @@ def test_an_admin_makes_a_project_a_user_and_grants_a_role_and_the_user_signs_in
     with cloud.client(token) as c:
         roles = c.get("/identity/v3/auth/tokens", headers={"X-Subject-Token": token}).json()["token"]["roles"]
         assert [r["name"] for r in roles if r["name"] in ("member", "admin")] == ["member"]
+
+
+def test_these_screens_do_not_scroll_sideways_on_a_phone(cloud: Cloud, browser):
+    sign_in(browser, cloud, "admin", cloud.password, "admin")
+    browser.set_window_size(390, 844)
+    for screen in ("networks", "routers", "floating_ips", "security_groups", "topology", "containers",
+                   "admin_identity", "admin_compute", "cluster"):
+        browser.execute_script("location.hash = arguments[0]", f"#/{screen}")
+        wait_css(browser, f"main .screen[data-screen={screen}] h1")
+        wait_until(browser, lambda d: not find(d, "main .region[aria-busy=true]"), f"{screen} to be drawn")
+        assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1"), screen
