@@ -1,7 +1,7 @@
 // Administration of compute and quotas: flavors (create, delete, which projects may use a private one),
 // every project's quotas of compute, network and volumes (usage against limit, edit), hypervisors.
 import { h, table, form, confirm, bar, bytes } from "../ui.js";
-import { shortId, button, section, get, region, tabbedScreen, choices, select } from "../more/kit.js";
+import { shortId, button, section, get, live, region, tabbedScreen, choices, select } from "../more/kit.js";
 
 const ALL_FLAVORS = "/flavors/detail?is_public=None";
 
@@ -62,6 +62,7 @@ function flavorsTab(ctx) {
     create.id = "flavor-create";
     pane.append(section("Create a flavor", create), section("Flavors", rows.node));
     await rows.refresh();
+    return live(ctx, [{ service: "compute", type: "flavor" }], rows.refresh);
   };
 }
 
@@ -127,6 +128,7 @@ function hypervisorsTab(ctx) {
     ], (await get(ctx, "compute", "/os-hypervisors/detail")).hypervisors, { key: (hv) => String(hv.id) }));
     pane.append(section("Hypervisors", rows.node));
     await rows.refresh();
+    return live(ctx, [{ service: "compute", type: "hypervisor" }, { service: "compute", type: "server" }], rows.refresh);
   };
 }
 

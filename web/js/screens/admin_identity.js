@@ -1,7 +1,7 @@
 // Administration of identity (Keystone v3): projects, users, groups and their members, roles,
 // and who holds which role where (grant, revoke).
 import { h, table, form, confirm, statusBadge, dialog } from "../ui.js";
-import { shortId, button, section, get, region, tabbedScreen, choices } from "../more/kit.js";
+import { shortId, button, section, get, live, region, tabbedScreen, choices, select } from "../more/kit.js";
 
 /** The rows of a Keystone list. */
 const list = async (ctx, path, key) => (await get(ctx, "identity", path))[key];
@@ -37,6 +37,7 @@ function projectsTab(ctx) {
     create.id = "project-create";
     pane.append(section("Create a project", create), section("Projects", rows.node));
     await rows.refresh();
+    return live(ctx, [{ service: "identity" }], rows.refresh);  // another admin's change
   };
 }
 
@@ -45,7 +46,7 @@ function usersTab(ctx) {
     let projects = [];
     const rows = region(async () => {
       projects = await list(ctx, "/projects", "projects");
-      defaultProject.replaceChildren(...choices(projects, (p) => p.name, "(none)").map((o) => h("option", { value: o.value }, o.label)));
+      defaultProject.replaceChildren(...select(choices(projects, (p) => p.name, "(none)"), defaultProject.value).children);
       return table([
         { label: "Name", value: (u) => h("strong", null, u.name) },
         { label: "ID", value: (u) => shortId(u.id) },
@@ -89,6 +90,7 @@ function usersTab(ctx) {
     const defaultProject = create.elements.default_project_id;
     pane.append(section("Create a user", create), section("Users", rows.node));
     await rows.refresh();
+    return live(ctx, [{ service: "identity" }], rows.refresh);  // another admin's change
   };
 }
 
@@ -133,6 +135,7 @@ function groupsTab(ctx) {
       }, { submit: "Create group" });
     pane.append(section("Create a group", create), section("Groups", rows.node));
     await rows.refresh();
+    return live(ctx, [{ service: "identity" }], rows.refresh);  // another admin's change
   };
 }
 
@@ -151,7 +154,7 @@ function rolesTab(ctx) {
       const [roles, users, groups, projects, found] = await Promise.all([
         list(ctx, "/roles", "roles"), list(ctx, "/users", "users"), list(ctx, "/groups", "groups"),
         list(ctx, "/projects", "projects"), list(ctx, "/role_assignments?include_names=true", "role_assignments")]);
-      const fill = (name, opts) => grant.elements[name].replaceChildren(...opts.map((o) => h("option", { value: o.value }, o.label)));
+      const fill = (name, opts) => grant.elements[name].replaceChildren(...select(opts, grant.elements[name].value).children);
       fill("actor", [...choices(users, (u) => `user ${u.name}`).map((o) => ({ ...o, value: `users/${o.value}` })),
                      ...choices(groups, (g) => `group ${g.name}`).map((o) => ({ ...o, value: `groups/${o.value}` }))]);
       fill("project", choices(projects, (p) => p.name));
@@ -194,6 +197,7 @@ function rolesTab(ctx) {
     }, { submit: "Create role" });
     pane.append(section("Grant a role on a project", grant), section("Create a role", createRole), assignments.node);
     await assignments.refresh();
+    return live(ctx, [{ service: "identity" }], assignments.refresh);  // another admin's change
   };
 }
 
