@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import secrets
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -199,3 +200,24 @@ async def test_concurrent_builds_are_in_the_drivers_start_at_the_same_time(tmp_p
         assert all([await driver.get_state(s["id"]) == RUNNING for s in servers])
     finally:
         forget_host(driver.uri)
+
+
+async def test_libvirt_calls_leave_the_default_thread_limiter_to_the_rest_of_the_node(tmp_path: Path) -> None:
+    """A guest's start holds its thread for seconds: 40 boots at once in the default limiter (40
+    threads) would leave none to the state engine's reads and commits."""
+    from cloudbox.compute.driver.real import LibvirtDriver
+
+    driver = LibvirtDriver(f"qemu:///embed?root={tmp_path / 'lv'}", tmp_path / "instances")
+    token = trio.lowlevel.current_trio_token()
+    inside, release = trio.Event(), threading.Event()
+
+    def slow_call() -> None:
+        token.run_sync_soon(inside.set)
+        release.wait(60)
+
+    default = trio.to_thread.current_default_thread_limiter()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(driver._run, slow_call, "a start")
+        await inside.wait()
+        assert default.borrowed_tokens == 0
+        release.set()

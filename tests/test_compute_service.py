@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 import pytest
 import trio
+import trio.testing
 
 from cloudbox.compute import commands as c
 from cloudbox.compute import store
@@ -154,12 +155,24 @@ class Ports:
     async def unbind(self, port_id: str) -> None:
         self.bound.discard(port_id)
 
+    def started(self, port_ids: list[str]) -> None:
+        pass
 
-@pytest.mark.parametrize("failing_step", ["record", "domain"])
+
+class RefusingPorts(Ports):
+    """The second port's bind fails (after the first was bound)."""
+
+    async def bind(self, port_id: str) -> NicSpec:
+        if port_id == "port-two":
+            raise Conflict("port-two is bound elsewhere")
+        return await super().bind(port_id)
+
+
+@pytest.mark.parametrize("failing_step", ["record", "domain", "port"])
 async def test_a_failed_build_leaves_nothing_on_the_host(tmp_path: Path, failing_step: str):
     image = tmp_path / "image.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "16M"], check=True)
-    driver, ports = FakeDriver(), Ports()
+    driver, ports = FakeDriver(), RefusingPorts() if failing_step == "port" else Ports()
 
     class Refusing(FakeDriver):
         async def create(self, spec: DomainSpec) -> None:
@@ -177,7 +190,7 @@ async def test_a_failed_build_leaves_nothing_on_the_host(tmp_path: Path, failing
     async def record() -> None:
         raise Conflict("the server was deleted meanwhile")
 
-    with pytest.raises(Conflict):
+    with pytest.raises(Conflict):  # the step's own error, not a group of them
         await guests.spawn(server, "tcg", drive_files, record)
     assert not guests.instance_dir(server["id"]).exists()
     assert ports.bound == set()
@@ -204,6 +217,36 @@ async def test_a_build_that_succeeds_keeps_everything(tmp_path: Path):
     assert set(steps) == {"image", "disk", "config_drive", "port", "domain", "record"} and recorded
     assert (guests.instance_dir(server["id"]) / "disk").exists() and ports.bound == {"port-one"}
     assert await driver.get_state(server["id"]) == RUNNING
+    forget_host(driver.uri)
+
+
+async def test_a_builds_ports_are_bound_while_its_disks_are_made(tmp_path: Path):
+    image = tmp_path / "image.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "16M"], check=True)
+    driver = FakeDriver()
+    drive_asked, bound_first = trio.Event(), []
+
+    class SlowPorts(Ports):
+        async def bind(self, port_id: str) -> NicSpec:
+            await drive_asked.wait()  # bound only once the config drive is under way
+            return await super().bind(port_id)
+
+    ports = SlowPorts()
+    guests = Guests(driver, tmp_path / "instances", "h1", Images(image), ports)  # type: ignore[arg-type]
+    server = {**server_row(str(uuid.uuid4()), "h1"), "config_drive": True, "ports": [{"port_id": "port-one"}]}
+
+    async def drive_files() -> dict[str, bytes]:
+        drive_asked.set()
+        await trio.testing.wait_all_tasks_blocked()  # the bind, waiting meanwhile, goes first
+        bound_first.append(ports.bound == {"port-one"})
+        return {"openstack/latest/meta_data.json": b"{}"}
+
+    async def record() -> None:
+        pass
+
+    with trio.fail_after(30):  # one step after the other would wait here for ever
+        await guests.spawn(server, "tcg", drive_files, record)
+    assert bound_first == [True] and await driver.get_state(server["id"]) == RUNNING
     forget_host(driver.uri)
 
 

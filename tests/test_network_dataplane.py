@@ -25,6 +25,7 @@ from typing import Any, Iterator
 
 import pytest
 import trio
+import trio.testing
 
 from cloudbox.errors import Conflict, NotFound, Unavailable
 from cloudbox.cluster import commands as cluster_commands
@@ -569,8 +570,31 @@ async def test_a_pass_waits_for_the_binds_of_builds_here(tmp_path: Path, monkeyp
         await service.create_network(alice, {"name": "other"})
         assert plane.passes == passes and plane.passes_deferred == 1
         await plane.bind(port["id"])
+        plane.started([port["id"]])  # its guest's start ended (compute says so)
         await wait_for_async(lambda: plane.passes > passes and len(driver.plan.networks) == 1
                              and driver.plan.port(port["id"]) is not None, 10, "the pass after the bind")
+
+
+async def test_a_pass_waits_for_the_guests_starting_on_ports_bound_here(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dataplane, "BIND_QUIET", 0.01)
+    monkeypatch.setattr(dataplane, "GUEST_WAIT_MAX", 3600.0)
+    driver = FakeNetworkDriver("fake-node")
+    async with running_cloud(tmp_path, driver, "fake-node", "host-1") as (service, plane, nursery):
+        await nursery.start(plane.run)
+        net = await network_with_subnet(service, "10.83.0.0/24")
+        await wait_for_async(lambda: driver.plan.networks, 10, "a pass to plan the network")
+        (port,) = await service.allocate_for_server("srv", "alice", "host-1", [{"uuid": net["id"]}], ["default"],
+                                                    "nova")
+        await plane.bind(port["id"])  # its guest starts now: the pass its commits woke waits for that
+        await wait_for_async(lambda: plane.passes_deferred == 1, 10, "the loop's pass to wait for the guest")
+        passes = plane.passes
+        await service.create_network(Ctx("alice"), {"name": "other"})
+        await trio.testing.wait_all_tasks_blocked()  # the waiting pass had its looks meanwhile
+        assert plane.passes == passes
+        plane.started([port["id"]])
+        await wait_for_async(lambda: plane.passes > passes and len(driver.plan.networks) == 1, 10,
+                             "the pass after the guest started")
 
 
 async def test_a_bound_ports_status_that_could_not_be_queued_is_set_by_the_next_pass(tmp_path: Path) -> None:
@@ -690,6 +714,7 @@ async def test_dataplane_on_the_host_from_real_commands(tmp_path: Path) -> None:
             sh("ip", "-n", guest, "link", "set", "eth0", "address", port["mac_address"], "up")
             nic = await plane.bind(port["id"])
             assert nic.tap == tap
+            plane.started([port["id"]])  # the "guest" runs already: the loop's passes need not wait
             # Its ACTIVE is queued by the bind, not waited for.
             await wait_for_async(lambda: port_status(service, port["id"], "ACTIVE"), 10, "the port to be ACTIVE")
             assert listeners.wanted == {f"qdhcp-{net['id']}": net["id"]}

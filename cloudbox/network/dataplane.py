@@ -22,7 +22,9 @@ Rules:
   so the loop's passes give way to boots: a server's ports allocated to this host (the
   ``network.server.allocate`` commit of a build here) are binds to come, and a pass waits until
   none is expected and binds have been quiet for BIND_QUIET, at most BIND_WAIT_MAX (a build that
-  failed before its bind is forgotten then).
+  failed before its bind is forgotten then).  It also waits while guests whose ports were bound
+  are starting (compute says when a start ended: ``started``), at most GUEST_WAIT_MAX: a pass
+  looks at the whole host (every link, the conntrack table) and its CPU is taken from those starts.
 - Ports that compute unbound are left out of the plan until bound again (their
   rows may still name this host until the control plane clears them).
 - Each pass asks the driver for the host's own addresses and LANs (``host_networks``)
@@ -53,6 +55,8 @@ LIVENESS_CHECK = 5.0  # seconds between looks at the cluster's members and who o
 DEBOUNCE = 0.2
 BIND_QUIET = 1.0  # a loop's pass waits for binds to be this long quiet and none to be expected ...
 BIND_WAIT_MAX = 5.0  # ... but no longer than this
+GUEST_WAIT_MAX = 15.0  # nor longer than this for guests starting on ports bound here
+GUEST_POLL = 0.1  # seconds between looks at the guests starting
 # Commands that change nothing on a host (a port's status is what bind itself reports).
 QUIET_COMMANDS = ("network.port.status", "network.tags", "network.quota.")
 
@@ -97,6 +101,7 @@ class DataPlane:
         self._last_bind = 0.0  # monotonic time of the last bind (the loop's passes let binds go first)
         self._expected: dict[str, float] = {}  # port id -> when its build allocated it here (its bind to come)
         self._to_bind: set[str] = set()  # ports whose bind waits for the lock
+        self._starting: dict[str, float] = {}  # port id -> when it was bound, until its guest's start ended
         self._bound: dict[str, NicSpec | Exception] = {}  # a batch's results, until their binds take them
         self._statuses: list[Any] = []  # the engine's answers to the ACTIVE statuses binds queued
         self._status_retry: set[str] = set()  # ports whose ACTIVE could not be queued or was refused
@@ -125,18 +130,31 @@ class DataPlane:
         """A loop's pass waits until no bind is expected and binds have been quiet for BIND_QUIET
         (at most BIND_WAIT_MAX): a boot's bind puts its own port in force, and a pass holds the
         lock its bind needs for as long as it looks at the whole host (1.4 s with 5 boots at
-        once on a loaded host), besides competing with the guests' starts for the CPU."""
-        deadline = time.monotonic() + BIND_WAIT_MAX
+        once on a loaded host).  Then it waits while guests on ports bound here are starting
+        (at most GUEST_WAIT_MAX in all): its CPU would be taken from their starts."""
+        began = time.monotonic()
         waiting = False
-        while (now := time.monotonic()) < deadline:
+        while True:
+            now = time.monotonic()
             self._expected = {p: at for p, at in self._expected.items() if now - at < BIND_WAIT_MAX}
+            self._starting = {p: at for p, at in self._starting.items() if now - at < GUEST_WAIT_MAX}
             quiet_for = now - self._last_bind
-            if not self._expected and quiet_for >= BIND_QUIET:
+            binding = bool(self._expected) or quiet_for < BIND_QUIET
+            if not binding and not self._starting:
+                return
+            deadline = began + (GUEST_WAIT_MAX if self._starting else BIND_WAIT_MAX)
+            if now >= deadline:
                 return
             if not waiting:
                 waiting = True
                 self.passes_deferred += 1
-            await trio.sleep(min(max(BIND_QUIET - quiet_for, 0.05), deadline - now))
+            pause = max(BIND_QUIET - quiet_for, 0.05) if binding else GUEST_POLL
+            await trio.sleep(min(pause, deadline - now))
+
+    def started(self, port_ids: Collection[str]) -> None:
+        """The start of the guest on these (bound) ports ended, whether it ran or not."""
+        for port_id in port_ids:
+            self._starting.pop(port_id, None)
 
     async def _cluster_changed(self) -> bool:
         """Whether the members (or their liveness) differ from those the last plan was placed on."""
@@ -230,6 +248,7 @@ class DataPlane:
             result = self._bound.pop(port_id)
         if isinstance(result, BaseException):
             raise result
+        self._starting[port_id] = time.monotonic()  # its guest starts next
         log.info("port bound", extra={"port_id": port_id, "steps_ms": {
             "wait": round((locked - started) * 1000, 1), "bind": round((time.perf_counter() - locked) * 1000, 1)}})
         return result
@@ -294,6 +313,7 @@ class DataPlane:
 
     async def unbind(self, port_id: str) -> None:
         """Remove the port's tap (the guest is gone); the port goes DOWN."""
+        self._starting.pop(port_id, None)
         async with self._lock:
             self._unbound.add(port_id)
             await self.driver.remove_port(tap_name(port_id))

@@ -67,6 +67,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 EVENT_BUFFER = 1000
 DAEMON_START_TIMEOUT = 15.0
+# libvirt calls get threads of their own: a guest's start holds one for seconds, and with the
+# default limiter's 40 (shared with the state engine's reads and commits) 20 boots at once would
+# leave the rest of the node half of it, and 40 none.
+LIBVIRT_THREADS = 256
 
 # --- process-wide libvirt setup -------------------------------------------------
 
@@ -317,6 +321,7 @@ class LibvirtDriver(VolumeDisksMixin):
         # Bumped on every event; lets stop() wait for "shut off" without polling.
         self._changed = trio.Event()
         self._last_state: dict[str, str] = {}
+        self._threads = trio.CapacityLimiter(LIBVIRT_THREADS)
 
     # -- connection -----------------------------------------------------------
 
@@ -431,7 +436,7 @@ class LibvirtDriver(VolumeDisksMixin):
             except libvirt.libvirtError as exc:
                 raise _translate(exc, what) from exc
 
-        return await trio.to_thread.run_sync(call)
+        return await trio.to_thread.run_sync(call, limiter=self._threads)
 
     def _lookup(self, uuid: str) -> libvirt.virDomain:
         return self._connection().lookupByUUIDString(uuid)
