@@ -85,10 +85,14 @@ systemd-nspawn -q --register=no --keep-unit --private-network --console=passive 
     >"$RUN/boot.log" 2>&1 &
 nspawn=$!
 leader=""
-for _ in $(seq 100); do
-    leader=$(pgrep -P "$nspawn" | head -1) && [ -n "$leader" ] && break
+for _ in $(seq 150); do  # the container's PID 1 once it is systemd (nspawn forks helpers first)
+    for pid in $(pgrep -P "$nspawn" || true); do
+        [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = systemd ] && leader=$pid
+    done
+    [ -n "$leader" ] && break
     sleep 0.2
 done
+[ -n "$leader" ] || { echo "test-deb: systemd did not boot in the root" >&2; cat "$RUN/boot.log" >&2; exit 1; }
 booted() { nsenter -t "$leader" -m -u -i -n -p -r -w -- "$@"; }
 timeout 120 nsenter -t "$leader" -m -u -i -n -p -r -w -- systemctl is-system-running --wait >/dev/null || true
 status=0
@@ -110,10 +114,24 @@ booted /bin/sh -ec '
             [ -r $f ] && cat $f && return
         done
     }
-    # What the node forked (dnsmasq; QEMU of guests when libvirt keeps them here): it must outlive
-    # the node process and a stop of the unit (KillMode=process).
-    children=$(procs | grep -vx "$main" | tr "\n" " ")
-    echo "children of the node in the unit: ${children:-none} ($(for p in $children; do cat /proc/$p/comm; done | tr "\n" " "))"
+    # A tenant network with a subnet: the node forks its dnsmasq, in the cgroup of the unit (as QEMU
+    # of guests is when libvirt does not move it to machine.slice).  It must outlive a crash of
+    # the node process, the restart, and `systemctl stop` (KillMode=process).
+    . /var/lib/cloudbox/admin-openrc.sh
+    api() { curl -fsS --cacert "$OS_CACERT" -H "Content-Type: application/json" "$@"; }
+    auth="{\"auth\":{\"identity\":{\"methods\":[\"password\"],\"password\":{\"user\":{\"name\":\"admin\",\"domain\":{\"id\":\"default\"},\"password\":\"$OS_PASSWORD\"}}},\"scope\":{\"project\":{\"name\":\"admin\",\"domain\":{\"id\":\"default\"}}}}}"
+    token=$(api -D - -o /dev/null -d "$auth" https://127.0.0.1:8443/identity/v3/auth/tokens | sed -n "s/^[Xx]-[Ss]ubject-[Tt]oken: *//p" | tr -d "\r")
+    net=$(api -H "X-Auth-Token: $token" -d "{\"network\":{\"name\":\"n1\"}}" https://127.0.0.1:8443/network/v2.0/networks \
+        | sed "s/.*\"id\": *\"\([^\"]*\)\".*/\1/")
+    api -H "X-Auth-Token: $token" -d "{\"subnet\":{\"network_id\":\"$net\",\"cidr\":\"10.9.0.0/24\",\"ip_version\":4}}" \
+        https://127.0.0.1:8443/network/v2.0/subnets >/dev/null
+    for i in $(seq 100); do
+        children=$(procs | grep -vx "$main" | tr "\n" " ")
+        [ -n "$children" ] && break
+        sleep 0.2
+    done
+    echo "children of the node in the unit: $children($(for p in $children; do cat /proc/$p/comm; done | tr "\n" " "))"
+    test -n "$children"
     kill -9 "$main"
     for i in $(seq 300); do
         new=$(systemctl show cloudbox.service -p MainPID --value)
@@ -125,10 +143,13 @@ booted /bin/sh -ec '
     systemctl stop cloudbox.service
     test "$(systemctl is-active cloudbox.service)" = inactive
     for p in $children; do kill -0 $p; done
-    [ -z "$children" ] || echo "after SIGKILL, restart and stop of the unit, still running: $children"
-'
-booted systemctl poweroff >/dev/null 2>&1 || true
+    echo "after SIGKILL, restart and stop of the unit, still running: $children"
+    journalctl -u cloudbox.service -o cat | grep -m1 "left-over process" || true
+' || status=$?
+booted systemctl poweroff >/dev/null 2>&1 || kill "$nspawn" 2>/dev/null || true
 wait "$nspawn" || true
+nspawn=""
+[ "$status" = 0 ] || { echo "test-deb: the systemd stage failed" >&2; tail -20 "$RUN/boot.log" >&2; exit 1; }
 printf '#!/bin/sh\nexit 101\n' >"$ROOT/usr/sbin/policy-rc.d"
 
 say "apt remove keeps the data; apt purge removes only what the package made"
