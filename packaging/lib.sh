@@ -47,5 +47,11 @@ make_venv() {  # make_venv [pip extras]
         touch "$stamp"
     fi
     # The dashboard's browser packages (noVNC, xterm.js), pinned and checked: packaging/web-assets.sh.
-    "$REPO/packaging/web-assets.sh" "$REPO/web"
+    local assets=0
+    "$REPO/packaging/web-assets.sh" "$REPO/web" || assets=$?
+    if [ "$assets" = 2 ]; then
+        say "warning: the npm registry is out of reach; the dashboard's consoles need packaging/web-assets.sh run later"
+    elif [ "$assets" != 0 ]; then
+        return "$assets"
+    fi
 }

@@ -5,6 +5,7 @@
 # (recorded here), and is unpacked into web/vendor/<name>/, which git ignores.  Idempotent: a
 # package already unpacked at its recorded integrity is left alone.
 #   packaging/web-assets.sh [web dir]      (run by packaging/lib.sh: quickstart.sh and test.sh)
+# Exit 1: a package does not match its recorded integrity; exit 2: the registry is out of reach.
 set -euo pipefail
 
 WEB_DIR=${1:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/web}
@@ -36,7 +37,10 @@ for entry in "${PACKAGES[@]}"; do
         continue
     fi
     tarball="$work/$dir.tgz"
-    fetch "$REGISTRY/$package/-/${package#*/}-$version.tgz" "$tarball"
+    if ! fetch "$REGISTRY/$package/-/${package#*/}-$version.tgz" "$tarball"; then
+        echo "web-assets: could not fetch $package@$version from $REGISTRY" >&2
+        exit 2  # the registry is out of reach (lib.sh goes on without the console pages)
+    fi
     got="sha512-$(openssl dgst -sha512 -binary "$tarball" | base64 -w0)"
     if [ "$got" != "$integrity" ]; then
         echo "web-assets: $package@$version does not match its recorded integrity (got $got)" >&2
