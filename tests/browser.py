@@ -169,11 +169,17 @@ def click(driver: Any, css: str, timeout: float = TIMEOUT) -> Any:
     return wait_until(driver, clicked, f"{css!r} to be clickable", timeout)
 
 
-def fill(driver: Any, css: str, value: str) -> Any:
-    element = wait_css(driver, css)
-    element.clear()
-    element.send_keys(value)
-    return element
+def fill(driver: Any, css: str, value: str, timeout: float = TIMEOUT) -> Any:
+    """Type ``value`` into the first displayed field matching ``css`` (cleared first; typed again
+    into the new field if a live update replaced it meanwhile)."""
+    def filled(d: Any) -> Any:
+        element = next((e for e in find(d, css) if e.is_displayed()), None)
+        if element is not None:
+            element.clear()
+            element.send_keys(value)
+        return element
+
+    return wait_until(driver, filled, f"{css!r} to take {value!r}", timeout)
 
 
 def sign_in(driver: Any, cloud: Any, user: str, password: str, project: str | None = None,
