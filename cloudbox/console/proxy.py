@@ -106,7 +106,8 @@ async def relay(far: Far) -> None:
             try:
                 while True:
                     message = await websocket.receive()
-                    await far.send(message.encode() if isinstance(message, str) else message)
+                    if message:  # an empty message comes out of quart as None: nothing to send
+                        await far.send(message.encode() if isinstance(message, str) else message)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 pass  # the guest's side went away
             nursery.cancel_scope.cancel()
