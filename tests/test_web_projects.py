@@ -183,3 +183,16 @@ def test_volumes_snapshots_and_backups_from_the_browser(cloud: Cloud, browser):
         r = c.post(f"/volume/v3/volumes/{vid}/action", json={"os-extend": {"new_size": 1}})
         assert r.status_code == 400
         assert error.text == next(iter(r.json().values()))["message"]  # Cinder's {"badRequest": {...}} or {"error": {...}}
+
+
+def test_a_sign_in_without_a_project_takes_the_users_first_project(cloud: Cloud, browser):
+    a, b, user_ab, _ = two_projects_user(cloud)
+    sign_in(browser, cloud, user_ab, "pw", None)
+    token = session_token(browser)
+    with cloud.client(cloud.token()) as admin, cloud.client(token) as user:
+        scoped = admin.get("/identity/v3/auth/tokens", headers={"X-Subject-Token": token}).json()["token"]
+        mine = user.get("/identity/v3/auth/projects").json()["projects"]
+    assert scoped["project"]["id"] == mine[0]["id"] and {p["id"] for p in mine} == {a["id"], b["id"]}
+    selected = Select(wait_css(browser, "#project-switcher")).first_selected_option
+    assert selected.get_attribute("value") == scoped["project"]["id"]
+    wait_text(browser, "main", f"Project {scoped['project']['name']}")
