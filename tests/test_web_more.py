@@ -324,3 +324,31 @@ def test_these_screens_do_not_scroll_sideways_on_a_phone(cloud: Cloud, browser):
         wait_css(browser, f"main .screen[data-screen={screen}] h1")
         wait_until(browser, lambda d: not find(d, "main .region[aria-busy=true]"), f"{screen} to be drawn")
         assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1"), screen
+
+
+def test_many_servers_are_drawn_as_one_box_per_set_of_networks(cloud: Cloud, browser, tmp_path: Path):
+    from tests.compute_helpers import LATEST, make_qcow2, upload_image
+
+    project, user = new_member(cloud)
+    with cloud.client(cloud.token()) as admin:
+        assert admin.put(f"/compute/v2.1/os-quota-sets/{project['id']}", json={"quota_set": {
+            "instances": 40, "cores": 40, "ram": -1}}).status_code == 200
+    token = cloud.token(user, "pw", project=project["name"])
+    with cloud.client(token) as c:
+        network = c.post("/network/v2.0/networks", json={"network": {"name": "many"}}).json()["network"]
+        assert c.post("/network/v2.0/subnets", json={"subnet": {
+            "network_id": network["id"], "cidr": "10.64.0.0/24", "ip_version": 4}}).status_code == 201
+        image = upload_image(c, make_qcow2(tmp_path / "disk.qcow2", "16M"))
+        r = c.post("/compute/v2.1/servers", headers=LATEST, json={"server": {
+            "name": "many", "imageRef": image["id"], "flavorRef": "42", "networks": [{"uuid": network["id"]}],
+            "min_count": 30, "max_count": 30}})
+        assert r.status_code == 202, r.text
+        wait_until(browser, lambda d: sum(s["status"] == "ACTIVE" for s in c.get("/compute/v2.1/servers/detail")
+                                          .json()["servers"]) == 30, "30 servers ACTIVE", timeout=120)
+
+    sign_in(browser, cloud, user, "pw", project["name"])
+    go(browser, "topology")
+    group = wait_text(browser, "svg.topology g[data-kind=servers]", "30 servers")
+    assert "ACTIVE 30" in group.text
+    assert not find(browser, "svg.topology g[data-kind=server]")
+    present(browser, f"svg.topology g[data-link=servers][data-network-id='{network['id']}']")

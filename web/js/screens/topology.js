@@ -63,7 +63,8 @@ function drawBox(kind, item, at, label, status) {
     s("rect", { x: at.x - BOX_W / 2, y: at.y, width: BOX_W, height: BOX_H, rx: kind === "router" ? 20 : 6 }),
     s("text", { x: at.x, y: at.y + 17, "text-anchor": "middle", class: "topo-name" },
       label.length > 16 ? label.slice(0, 15) + "…" : label),
-    s("text", { x: at.x, y: at.y + 31, "text-anchor": "middle", class: "topo-status" }, status || kind));
+    s("text", { x: at.x, y: at.y + 31, "text-anchor": "middle", class: "topo-status" },
+      (status || kind).length > 22 ? (status || kind).slice(0, 21) + "…" : status || kind));
 }
 
 /** A line from a device's box to a network's bus, and the dot where its port meets the bus: [line, dot].
@@ -78,8 +79,29 @@ function drawLink(kind, deviceId, at, networkId, busY, portId, address, offset) 
           s("circle", { class: "topo-port", cx: x, cy: busY + BUS / 2, r: 5, ...names }, s("title", {}, address || ""))];
 }
 
+const MAX_SERVERS_DRAWN = 24;  // more are drawn as one box per set of networks they are on
+
+/** Servers on the same networks as one box each ({id, name, status, networks, servers}), for a project
+ * with too many to draw one by one. */
+export function serverGroups(servers, ports) {
+  const groups = new Map();
+  for (const sv of servers) {
+    const networks = [...new Set(ports.filter((p) => p.device_id === sv.id).map((p) => p.network_id))].sort();
+    const key = networks.join(",");
+    if (!groups.has(key)) groups.set(key, { id: `group:${key || "none"}`, networks, servers: [] });
+    groups.get(key).servers.push(sv);
+  }
+  return [...groups.values()].map((g) => {
+    const counts = new Map();
+    for (const sv of g.servers) counts.set(sv.status, (counts.get(sv.status) || 0) + 1);
+    return { ...g, name: `${g.servers.length} server${g.servers.length === 1 ? "" : "s"}`,
+             status: [...counts].map(([status, n]) => `${status} ${n}`).join(", ") };
+  });
+}
+
 export function draw(state) {
-  const at = layout(state);
+  const boxes = state.servers.length > MAX_SERVERS_DRAWN ? serverGroups(state.servers, state.ports) : state.servers;
+  const at = layout({ ...state, servers: boxes });
   const svg = s("svg", { class: "topology", viewBox: `0 0 ${at.width} ${at.height}`, width: at.width, height: at.height,
                          role: "list", "aria-label": "Network topology", "data-topology": "" });
   const links = s("g", { class: "links" });
@@ -101,8 +123,14 @@ export function draw(state) {
     wires.forEach(([kind, net, port, address], i) =>
       wire(drawLink(kind, r.id, pos, net, at.bus.get(net), port, address, i - (wires.length - 1) / 2)));
   }
-  for (const sv of state.servers) {
+  for (const sv of boxes) {
     const pos = at.servers.get(sv.id);
+    if (sv.servers) {  // a group: one line to each of its networks
+      nodes.append(drawBox("servers", sv, pos, sv.name, sv.status));
+      const nets = sv.networks.filter((n) => at.bus.has(n));
+      nets.forEach((n, i) => wire(drawLink("servers", sv.id, pos, n, at.bus.get(n), null, "", i - (nets.length - 1) / 2)));
+      continue;
+    }
     nodes.append(drawBox("server", sv, pos, sv.name || sv.id.slice(0, 8), sv.status));
     const mine = state.ports.filter((p) => p.device_id === sv.id && at.bus.has(p.network_id));
     mine.forEach((p, i) => wire(drawLink("server", sv.id, pos, p.network_id, at.bus.get(p.network_id), p.id,
@@ -130,6 +158,7 @@ export default {
       if (!shape || !ctx.navigate) return;
       const kind = shape.dataset.kind;
       if (kind === "server") ctx.navigate("servers", { id: shape.dataset.serverId });
+      else if (kind === "servers") ctx.navigate("servers");
       else if (kind === "router") ctx.navigate("routers", { id: shape.dataset.routerId });
       else ctx.navigate("networks", { id: shape.dataset.networkId });
     };
