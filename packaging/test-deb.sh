@@ -94,6 +94,10 @@ for _ in $(seq 150); do  # the container's PID 1 once it is systemd (nspawn fork
 done
 [ -n "$leader" ] || { echo "test-deb: systemd did not boot in the root" >&2; cat "$RUN/boot.log" >&2; exit 1; }
 booted() { nsenter -t "$leader" -m -u -i -n -p -r -w -- "$@"; }
+for _ in $(seq 300); do  # systemctl needs the manager's socket, made early in the boot
+    [ -S "/proc/$leader/root/run/systemd/private" ] && break
+    sleep 0.2
+done
 timeout 120 nsenter -t "$leader" -m -u -i -n -p -r -w -- systemctl is-system-running --wait >/dev/null || true
 status=0
 booted /bin/sh -ec '
