@@ -284,6 +284,8 @@ def test_bad_input_is_refused_and_makes_nothing(new_cloud: Cloud, user_env: dict
             "a": {"type": "OS::Heat::None", "depends_on": ["b"]},
             "b": {"type": "OS::Heat::None", "depends_on": ["a"]}}}, "ircular"),
         ({"AWSTemplateFormatVersion": "2010-09-09", "Resources": {}}, "AWSTemplateFormatVersion"),
+        ({"heat_template_version": "2016-04-08", "resources": {"r": {"type": "OS::Heat::RandomString"}},
+          "outputs": {"o": {"value": {"get_attr": ["r", "colour"]}}}}, "The Referenced Attribute (r colour)"),
     ]
     for template, named in cases:
         answer = post(template)

@@ -62,7 +62,21 @@ def build(template: Any, environment: Any, files: Mapping[str, str] | None, user
         plugin.check(name, definition.properties or {})
         types[name] = kind
     order = hot.order(defs)
+    _check_attributes(parsed, defs, types)
     return Model(parsed, env, params, conditions, defs, types, order, files)
+
+
+def _check_attributes(template: Any, defs: Mapping[str, Any], types: Mapping[str, str]) -> None:
+    """A get_attr of an attribute its resource's type does not have is a 400 before anything is
+    made (a group's per-member ``resource.N`` attributes are known only once made)."""
+    for ref in template.attribute_references():
+        if ref.resource not in defs or not isinstance(ref.attribute, str):
+            continue  # a missing resource is the library's 400; a computed name is checked when read
+        plugin = PLUGINS[types[ref.resource]]
+        if ref.attribute in plugin.attribute_names or ref.attribute.startswith("resource."):
+            continue
+        raise BadRequest(f"{'.'.join(ref.path)}: The Referenced Attribute ({ref.resource} {ref.attribute}) is "
+                         f"incorrect: {types[ref.resource]} has {', '.join(sorted(plugin.attribute_names))}.")
 
 
 class RowResolver:
