@@ -1,8 +1,9 @@
 """Object bytes between nodes, over the peer port (mutual TLS with node certificates).
 
 - ``replicated_write``: the body of a PUT streams to every chosen node at once (a bounded
-  channel per peer, so the slowest copy sets the pace and memory stays flat); it returns when
-  each copy is fsynced or failed, and the caller commits if a majority is good.
+  channel per peer, so the slowest copy sets the pace and memory stays flat); it returns once a
+  majority of the copies is fsynced (or every copy answered), a slower copy finishing in the
+  service's background nursery, and the caller commits if a majority is good.
 - ``fetch``: bytes [start, end) of a copy another node keeps.
 - ``peer_spec``: the routes the other nodes call, at /cloudbox/v1/cluster/object-data/{data_id}.
 """
@@ -21,6 +22,7 @@ from cloudbox.api.routes import ApiSpec, Call, Reply, Route
 from cloudbox.errors import BadRequest, Forbidden, NotFound, Unavailable
 from cloudbox.object import core
 from cloudbox.object.disk import Written, read_file
+from cloudbox.object.placement import majority
 
 log = logging.getLogger("cloudbox.object")
 
@@ -56,14 +58,31 @@ async def _digest(body: AsyncIterable[bytes]) -> Written:
     return Written("", size, digest.hexdigest())
 
 
+@contextlib.asynccontextmanager
+async def _copies_nursery(svc: Any) -> AsyncIterator[trio.Nursery]:
+    """Where the copies to peers run: the running service's own nursery, so a copy still going
+    when a majority is durable finishes after the PUT was answered; else one of our own (waited)."""
+    if getattr(svc, "background", None) is not None:
+        yield svc.background
+        return
+    async with trio.open_nursery() as nursery:
+        yield nursery
+
+
 async def replicated_write(svc: Any, data_id: str, body: AsyncIterable[bytes], *, size: int | None,
                            max_size: int, targets: list[str]) -> tuple[Written, list[str]]:
     """Stream ``body`` to the ``targets`` (node ids, maybe this one); returns the local digest
-    (or the stream's) and the nodes whose copy is durable and has that md5."""
+    (or the stream's) and the nodes whose copy is durable and has that md5, as soon as those are
+    a majority of ``targets`` (or every copy answered): a slower copy finishes in the background
+    (the replicator records it, or makes it again if it fails)."""
     peers = [n for n in targets if n != svc.node_id]
     members = {n["id"]: n for n in await svc.cluster.nodes()}
     sends: dict[str, trio.MemorySendChannel[bytes]] = {}
+    receives: dict[str, trio.MemoryReceiveChannel[bytes]] = {}
     results: dict[str, str | None] = {}
+    # Each copy says here when it is done (the buffer holds them all: never blocks).
+    done_send, done_receive = trio.open_memory_channel[str](len(peers) + 1)
+    copies_scope = trio.CancelScope()
 
     async def push(node_id: str, receive: trio.MemoryReceiveChannel[bytes]) -> None:
         async def chunks() -> AsyncIterator[bytes]:
@@ -80,6 +99,15 @@ async def replicated_write(svc: Any, data_id: str, body: AsyncIterable[bytes], *
         except Exception as exc:  # noqa: BLE001 - a failed copy is counted, the others go on
             log.warning("an object copy to a peer failed", extra={"peer": node_id, "why": str(exc)})
             results[node_id] = None
+        finally:
+            results.setdefault(node_id, None)
+            done_send.send_nowait(node_id)
+
+    async def copies() -> None:
+        with copies_scope:
+            async with trio.open_nursery() as nursery:
+                for node_id, receive in receives.items():
+                    nursery.start_soon(push, node_id, receive)
 
     async def tee() -> AsyncIterator[bytes]:
         async for chunk in body:
@@ -92,26 +120,33 @@ async def replicated_write(svc: Any, data_id: str, body: AsyncIterable[bytes], *
         for send in sends.values():
             await send.aclose()
 
-    async with trio.open_nursery() as nursery:
-        for node_id in peers:
-            if node_id not in members:
-                results[node_id] = None
-                continue
-            send, receive = trio.open_memory_channel[bytes](CHANNEL_CHUNKS)
-            sends[node_id] = send
-            nursery.start_soon(push, node_id, receive)
+    for node_id in peers:
+        if node_id not in members:
+            results[node_id] = None
+            continue
+        sends[node_id], receives[node_id] = trio.open_memory_channel[bytes](CHANNEL_CHUNKS)
+    need = majority(len(targets))
+    async with _copies_nursery(svc) as nursery:
+        nursery.start_soon(copies)
+        def good() -> list[str]:
+            return [n for n in targets if (n == svc.node_id and written.data_id) or results.get(n) == written.md5]
+
         try:
+            written: Written
             if svc.node_id in targets:
                 written = await svc.blobs.write(data_id, tee(), size=size, max_size=max_size)
             else:
                 written = await _digest(tee())
                 if written.size > max_size or (size is not None and written.size != size):
                     raise BadRequest("The request body does not match its Content-Length.")
+            waiting = len(receives)
+            while waiting and len(good()) < need:
+                await done_receive.receive()
+                waiting -= 1
         except BaseException:
-            nursery.cancel_scope.cancel()  # the peers' partial copies are dropped by their handlers
+            copies_scope.cancel()  # the peers' partial copies are dropped by their handlers
             raise
-    good = [n for n in targets if (n == svc.node_id and written.data_id) or results.get(n) == written.md5]
-    return written, good
+    return written, good()
 
 
 async def fetch(svc: Any, node_ids: tuple[str, ...], data_id: str, start: int, end: int | None) -> AsyncIterator[bytes]:

@@ -3,7 +3,9 @@ the members) gets a good local copy, fetched from a node that keeps one; the aud
 local copies at a bounded rate and replaces those whose md5 differs from the row's.
 
 A pass walks the object rows in key order, a page at a time; after fetching a copy it proposes
-``object.placed`` so every node knows the new copy. Copies on nodes no longer wanted stay (an
+``object.placed`` so every node knows the new copy, and does the same for a local copy the row
+does not name yet once its md5 is checked (a PUT is acknowledged at a majority of copies: the
+last one may land after the commit). Copies on nodes no longer wanted stay (an
 extra copy costs disk, never correctness); copies of deleted or overwritten objects are removed
 by each node's sweep.
 """
@@ -50,8 +52,13 @@ class Replicator:
             rows = await self.svc.read(store.objects_after, after, PAGE)
             for row in rows:
                 mine = self.svc.node_id in placement.wanted(row["data_id"], members) or self.svc.node_id in row["nodes"]
-                if mine and not await trio.to_thread.run_sync(self.svc.blobs.path(row["data_id"]).exists):
+                if not mine:
+                    continue
+                path = self.svc.blobs.path(row["data_id"])
+                if not await trio.to_thread.run_sync(path.exists):
                     made += await self._repair(row)
+                elif self.svc.node_id not in row["nodes"]:
+                    made += await self._late(row, path)
             if len(rows) < PAGE:
                 return made
             after = (rows[-1]["account"], rows[-1]["container"], rows[-1]["name"])
@@ -79,6 +86,16 @@ class Replicator:
                 if budget <= 0:
                     break
         return replaced
+
+    async def _late(self, row: dict[str, Any], path: Any) -> int:
+        """A copy that was still being written when its PUT was acknowledged (at a majority):
+        recorded in the row's nodes once its md5 is checked, made again if it is not good."""
+        if row["md5"] and await trio.to_thread.run_sync(_md5_of, path) == row["md5"]:
+            await self.svc.engine.propose(c.PlaceObject(row["account"], row["container"], row["name"], row["data_id"],
+                                                        self.svc.node_id))
+            return 1
+        await self.svc.blobs.unlink(row["data_id"])
+        return await self._repair(row)
 
     async def _repair(self, row: dict[str, Any]) -> int:
         others = tuple(n for n in row["nodes"] if n != self.svc.node_id)

@@ -17,6 +17,9 @@ VERSIONING = "x-container-sysmeta-s3-versioning"
 # Object headers S3 stores and answers (besides Content-Type and the user metadata).
 STORED = ("cache-control", "content-disposition", "content-encoding", "content-language", "expires")
 XML = {"Content-Type": "application/xml"}
+# On a completed multipart object (an SLO manifest of its parts): its upload id. The parts stay in
+# "<bucket>+segments" as long as the object (or a kept version of it) does, and go with it.
+UPLOAD = "x-s3-upload"
 
 
 def iso(seconds: float) -> str:
@@ -105,11 +108,41 @@ def declared_length(request: S3Request) -> int:
     return length
 
 
+async def drop_parts(gw: S3Gateway, account: str, bucket: str, info: core.ObjectInfo | None) -> None:
+    """The parts of a completed multipart object that is gone (deleted, or replaced and not kept
+    as a version); nothing for any other object."""
+    upload = info.headers.get(UPLOAD, "") if info is not None else ""
+    if len(upload) != 32 or not all(ch in "0123456789abcdef" for ch in upload):
+        return
+    container = bucket + SEGMENTS
+    try:
+        items = await gw.objects.list_objects(account, container, prefix=upload + "/",
+                                              limit=core.CONTAINER_LISTING_LIMIT)
+    except NotFound:
+        return
+    for item in items:
+        if isinstance(item, core.ObjectInfo):
+            try:
+                await gw.objects.delete_object(account, container, item.name)
+            except NotFound:
+                pass
+
+
 async def store(gw: S3Gateway, request: S3Request, bucket: str, key: str, body: AsyncIterator[bytes], *,
                 size: int | None, **extra: Any) -> core.ObjectInfo:
-    """put_object, with the storage layer's refusals in S3's words."""
+    """put_object, with the storage layer's refusals in S3's words; a multipart object it replaces
+    (not kept as a version) takes its parts with it."""
+    replaced = None
+    if not extra.get("archive"):
+        try:
+            replaced = await gw.objects.head_object(request.account, bucket, key)
+        except NotFound:
+            pass
     try:
-        return await gw.objects.put_object(request.account, bucket, key, body, size=size, **extra)
+        info = await gw.objects.put_object(request.account, bucket, key, body, size=size, **extra)
+        if replaced is not None and replaced.data_id != info.data_id:
+            await drop_parts(gw, request.account, bucket, replaced)
+        return info
     except NotFound as exc:
         raise no_such_bucket(bucket) from exc
     except PayloadTooLarge as exc:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import base64
 import urllib.parse
+from typing import AsyncIterator
 
 from cloudbox.errors import CloudboxError, Conflict, NotFound
-from cloudbox.object import core, s3_versions, s3_xml
+from cloudbox.object import core, large, s3_versions, s3_xml
 from cloudbox.object.s3_api import S3Gateway, S3Request, S3Response, check_bucket_name
 from cloudbox.object.s3_common import (
     SEGMENTS, STORED, VERSIONING, XML, bucket_info, check_acl, check_key, declared_length, iso, max_arg, metadata_of,
@@ -37,6 +38,14 @@ def object_headers(info: core.ObjectInfo) -> dict[str, str]:
         if name in info.headers:
             headers[name.title()] = info.headers[name]
     return headers
+
+
+async def whole(gw: S3Gateway, request: S3Request, reader: ObjectReader, start: int, end: int) -> AsyncIterator[bytes]:
+    """Bytes [start, end) of an object as S3 sees it: an SLO (a completed multipart upload) is its
+    parts' bytes in order, read from the parts."""
+    if large.is_slo(reader.info):
+        return large.stream(gw.objects, request.account, await large.slo(reader), start, end)
+    return reader.chunks(start, end)
 
 
 def version_header(bucket: core.ContainerInfo, version: str | None) -> dict[str, str]:
@@ -263,7 +272,8 @@ async def copy_object(gw: S3Gateway, request: S3Request) -> S3Response:
         await request.small_body()  # a copy has no body; read what there is so the connection stays usable
         source = reader.info
         info = await store(
-            gw, request, request.bucket, request.key, reader.chunks(), size=source.size,
+            gw, request, request.bucket, request.key, await whole(gw, request, reader, 0, source.size),
+            size=source.size,
             content_type=request.headers.get("content-type", "") if replace else source.content_type,
             metadata=meta if replace else dict(source.metadata),
             headers=stored if replace else {k: v for k, v in source.headers.items() if k in STORED},
@@ -331,6 +341,12 @@ async def get_object(gw: S3Gateway, request: S3Request) -> S3Response:
     if request.method == "HEAD":
         reader.close()
         return S3Response(status, headers, b"")
+    if large.is_slo(info):
+        try:
+            stream = await whole(gw, request, reader, start, end)
+        finally:
+            reader.close()
+        return S3Response(status, headers, stream=stream)
     return S3Response(status, headers, stream=reader.chunks(start, end), close=reader.close)
 
 

@@ -6,20 +6,23 @@ does the same; no S3 bucket name has a "+"):
   bytes, more than a metadata value holds) and whose metadata, content type and stored headers
   are the ones the final object gets; header ``x-s3-key-sha256`` says which key it is for;
 - ``<upload id>/<part number, 5 digits>``: each part, an ordinary object (its ETag the md5).
-Complete writes the object from the parts' bytes in order (streamed, never whole in memory)
-with S3's multipart ETag, md5 of the parts' binary md5s, then "-" and the number of parts; then
-the parts and the marker go.
+Complete writes the object as an SLO manifest of its parts (header ``x-s3-upload``: the upload id;
+no part's bytes are written again) with S3's multipart ETag, md5 of the parts' binary md5s, then
+"-" and the number of parts; then the marker and the parts not used go. The parts used stay as
+long as the object or a kept version of it does (``s3_common.drop_parts``). S3 reads, copies and
+ranges such an object whole (``large.stream``), in a cluster each part from its own copies.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import uuid
 from typing import AsyncIterator
 
 from cloudbox.errors import NotFound
-from cloudbox.object import core, s3_xml
+from cloudbox.object import core, s3_xml, views
 from cloudbox.object import s3_common as c
 from cloudbox.object import s3_handlers as h
 from cloudbox.object import s3_versions
@@ -116,7 +119,8 @@ async def _copy_part(gw: S3Gateway, request: S3Request, name: str) -> S3Response
                               "last bytes to copy", ArgumentName="x-amz-copy-source-range")
             start, end = span[0]
         await request.small_body()
-        info = await c.store(gw, request, segments(request), name, reader.chunks(start, end), size=end - start)
+        info = await c.store(gw, request, segments(request), name, await h.whole(gw, request, reader, start, end),
+                             size=end - start)
     return S3Response(200, c.XML, s3_xml.copy_result(info.etag, c.iso(info.last_modified), part=True))
 
 
@@ -166,30 +170,32 @@ async def complete(gw: S3Gateway, request: S3Request) -> S3Response:
             raise S3Error("EntityTooSmall", "Your proposed upload is smaller than the minimum allowed object size.",
                           ProposedSize=str(number_info.size), MinSizeAllowed=str(MIN_PART))
     container = segments(request)
-
-    async def joined() -> AsyncIterator[bytes]:
-        for info in chosen:
-            async with await gw.objects.open_object(request.account, container, info.name) as reader:
-                if reader.info.data_id != info.data_id:  # the part was uploaded again meanwhile
-                    raise S3Error("InvalidPart", "A part changed while the upload was being completed.")
-                async for chunk in reader.chunks():
-                    yield chunk
-
+    # The object is a manifest of its parts (an SLO, which Swift's API reads whole too): completing
+    # writes none of their bytes again. The parts stay, and go when the object goes (s3_common).
+    manifest = json.dumps([{"name": f"/{container}/{info.name}", "hash": info.etag, "bytes": info.size,
+                            "content_type": info.content_type,
+                            "last_modified": views.listing_time(info.last_modified)} for info in chosen]).encode()
     etag = multipart_etag([info.etag for info in chosen])
     headers = {k: v for k, v in marker.headers.items() if k != KEY_HASH}
+    headers.update({"x-static-large-object": "True", c.UPLOAD: upload_id})
     bucket = await c.bucket_info(gw, request)
-    final = await c.store(gw, request, request.bucket, request.key, joined(), size=sum(i.size for i in chosen),
+    final = await c.store(gw, request, request.bucket, request.key, _one(manifest), size=len(manifest),
                           content_type=marker.content_type, metadata=dict(marker.metadata), headers=headers,
-                          etag_override=etag, archive=s3_versions.archive_of(bucket))
-    await _drop(gw, request, upload_id)
+                          etag_override=etag, size_override=sum(i.size for i in chosen),
+                          archive=s3_versions.archive_of(bucket))
+    kept = frozenset(info.name for info in chosen)
+    await _drop(gw, request, upload_id, keep=kept)
     location = f"{request.base_url}/{request.bucket}/{request.key}"
     return S3Response(200, {**c.XML, **h.version_header(bucket, s3_versions.version_id(final))},
                       s3_xml.complete_multipart(location, request.bucket, request.key, final.etag))
 
 
-async def _drop(gw: S3Gateway, request: S3Request, upload_id: str) -> None:
-    """Remove an upload's parts, then its marker (so a retried abort still finds what is left)."""
+async def _drop(gw: S3Gateway, request: S3Request, upload_id: str, keep: frozenset[str] = frozenset()) -> None:
+    """Remove an upload's parts (but those in ``keep``), then its marker (so a retried abort still
+    finds what is left)."""
     for _, info in await _parts(gw, request, upload_id):
+        if info.name in keep:
+            continue
         try:
             await gw.objects.delete_object(request.account, segments(request), info.name)
         except NotFound:

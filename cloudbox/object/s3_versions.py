@@ -132,20 +132,24 @@ async def delete_version(gw: S3Gateway, request: S3Request, key: str, version: s
     archive = archive_of(bucket)
     if version is None:
         try:
-            await gw.objects.delete_object(request.account, request.bucket, key, archive=archive)
+            gone = await gw.objects.delete_object(request.account, request.bucket, key, archive=archive)
+            if not archive:
+                await h.drop_parts(gw, request.account, request.bucket, gone)
         except NotFound:
             pass
         return (await _mark_deleted(gw, request, key), True) if archive else (None, False)
     container, name, current = await locate(gw, request, request.bucket, key, version)
     if current:
         try:  # the previous version (if any) becomes current, as S3 does
-            await gw.objects.delete_object(request.account, container, name,
-                                           archive=versions_container(request.bucket), restore=True)
+            gone = await gw.objects.delete_object(request.account, container, name,
+                                                  archive=versions_container(request.bucket), restore=True)
+            await h.drop_parts(gw, request.account, request.bucket, gone)
         except NotFound:
             pass
         return version, False
     try:
         info = await gw.objects.delete_object(request.account, container, name)
+        await h.drop_parts(gw, request.account, request.bucket, info)
     except NotFound:
         return version, False
     marker = info.headers.get(MARKER) == "true"

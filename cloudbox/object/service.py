@@ -68,6 +68,7 @@ class ObjectService:
         self.peer_port: int | None = None  # the node's peer port, where other nodes ask for bytes
         self.replicator = Replicator(self)
         self.peer_pool: Any = None  # while running: the pooled client for peers, made at first use (peers.py)
+        self.background: trio.Nursery | None = None  # while running: copies finishing after their PUT's answer
 
     def now(self) -> float:
         return round(self.clock(), 5)
@@ -245,11 +246,12 @@ class ObjectService:
         task_status.started()
         try:
             async with trio.open_nursery() as nursery:
+                self.background = nursery
                 nursery.start_soon(self._sweeper)
                 nursery.start_soon(self._expirer)
                 nursery.start_soon(self.replicator.run)
         finally:
-            pool, self.peer_pool, self.running = self.peer_pool, None, False
+            pool, self.peer_pool, self.running, self.background = self.peer_pool, None, False, None
             if pool is not None:
                 with trio.CancelScope(shield=True):
                     await pool.aclose()
