@@ -32,6 +32,15 @@ def test_the_ui_files_are_served_as_modules_under_a_csp_of_self(cloud: Cloud):
             assert r.headers["content-security-policy"] == csp
             assert r.headers["x-content-type-options"] == "nosniff"
         assert c.get("/ui/style.css").headers["content-type"] == "text/css; charset=utf-8"
+        # Gzipped for a client that takes it (httpx decodes it): the same bytes, a weak validator.
+        plain = c.get("/ui/js/app.js", headers={"Accept-Encoding": "identity"})
+        zipped = c.get("/ui/js/app.js", headers={"Accept-Encoding": "gzip"})
+        assert "content-encoding" not in plain.headers and zipped.headers["content-encoding"] == "gzip"
+        assert zipped.content == plain.content == (WEB / "js" / "app.js").read_bytes()
+        assert int(zipped.headers["content-length"]) < len(plain.content) / 2
+        assert zipped.headers["etag"] == "W/" + plain.headers["etag"] and zipped.headers["vary"] == "Accept-Encoding"
+        again = c.get("/ui/js/app.js", headers={"Accept-Encoding": "gzip", "If-None-Match": zipped.headers["etag"]})
+        assert again.status_code == 304
         assert c.get("/ui/js/nothing-here.js").status_code == 404
         assert c.get("/ui/../cloudbox/api/app.py").status_code == 404
 
