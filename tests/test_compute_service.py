@@ -250,6 +250,29 @@ async def test_a_builds_ports_are_bound_while_its_disks_are_made(tmp_path: Path)
     forget_host(driver.uri)
 
 
+async def test_a_periodic_reconcile_waits_for_the_operations_under_way():
+    from types import SimpleNamespace
+
+    from cloudbox.compute.reconcile import Reconciler
+
+    building = trio.Lock()
+    reconciler = Reconciler(SimpleNamespace(_locks={"s1": trio.Lock(), "s2": building}))  # type: ignore[arg-type]
+    waited = trio.Event()
+
+    async def wait() -> None:
+        await reconciler._after_operations()
+        waited.set()
+
+    async with trio.open_nursery() as nursery:
+        await building.acquire()  # a build holds its server's lock
+        nursery.start_soon(wait)
+        await trio.testing.wait_all_tasks_blocked()
+        assert not waited.is_set()
+        building.release()
+        with trio.fail_after(10):
+            await waited.wait()
+
+
 # --- a snapshot cut short by a stop or a crash -----------------------------------------------------
 class Owner:
     project_id, user_id = "p", "u"

@@ -50,6 +50,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("cloudbox.compute")
 
 INTERVAL = 30  # seconds between passes
+BUSY_WAIT_MAX = 30  # seconds a periodic pass waits for the operations under way (boots) to end
+BUSY_POLL = 0.25
 
 
 class Reconciler:
@@ -65,10 +67,20 @@ class Reconciler:
             nursery.start_soon(self._follow_events)
             while True:
                 await trio.sleep(INTERVAL)
+                await self._after_operations()
                 try:
                     await self.reconcile()
                 except Exception:  # noqa: BLE001 - the next pass tries again
                     log.exception("reconcile failed")
+
+    async def _after_operations(self) -> None:
+        """A periodic pass waits (at most BUSY_WAIT_MAX) while operations hold servers' locks: it
+        would list every domain (the XML of each) in the middle of their starts, and it leaves the
+        servers of those operations alone anyway."""
+        locks = self.svc._locks  # noqa: SLF001 - the service's own per-server locks
+        with trio.move_on_after(BUSY_WAIT_MAX):
+            while any(lock.locked() for lock in list(locks.values())):
+                await trio.sleep(BUSY_POLL)
 
     async def _follow_events(self) -> None:
         svc = self.svc
