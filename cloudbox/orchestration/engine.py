@@ -54,6 +54,7 @@ class Engine:
         self.svc = svc
         self.scopes: dict[str, trio.CancelScope] = {}  # stack id -> the drive in progress
         self.ended: dict[str, trio.Event] = {}
+        self.models: dict[str, m.Model | None] = {}  # stack id -> the model its drive converges to
 
     # --- plumbing --------------------------------------------------------------------------------
     async def _rows(self, stack_id: str) -> dict[str, dict[str, Any]]:
@@ -79,7 +80,7 @@ class Engine:
             return found if found is not None and found["stack_id"] == stack["id"] else None
 
         return Context(api, stack, row["name"], row["id"], row["physical_id"], dict(row["data"]), configs, peer,
-                       self.svc)
+                       self.svc, m.nested_template(self.models.get(stack["id"]), row["name"]))
 
     # --- one stack ------------------------------------------------------------------------------
     def start(self, nursery: trio.Nursery, stack_id: str) -> None:
@@ -97,6 +98,7 @@ class Engine:
                 log.exception("stack drive failed", extra={"stack_id": stack_id})
             finally:
                 self.scopes.pop(stack_id, None)
+                self.models.pop(stack_id, None)
                 self.ended.pop(stack_id).set()
 
         nursery.start_soon(run)
@@ -131,6 +133,7 @@ class Engine:
         except CloudboxError as exc:  # the stored template no longer builds (a resource type gone)
             await self._stack(stack, action, "FAILED", f"{action} aborted: {exc.message}")
             return
+        self.models[stack_id] = model
         failures: list[str] = []
         timeout = (stack["timeout_mins"] or 0) * 60 or float("inf")
         with trio.move_on_after(timeout) as timer:
@@ -210,7 +213,8 @@ class Engine:
             if row["status"] == "IN_PROGRESS":  # an update whose last step was cut short
                 await self._resource(stack, name, row["id"], kind, row["action"], "COMPLETE")
             return
-        if row["type"] == kind and row["status"] != "FAILED" and changed <= plugin.update_allowed:
+        if row["type"] == kind and row["status"] != "FAILED" and (plugin.updates_anything
+                                                                  or changed <= plugin.update_allowed):
             plugin.check(name, props)
             await self._resource(stack, name, row["id"], kind, "UPDATE", "IN_PROGRESS")
             ctx = self._context(api, stack, row, rows)

@@ -12,7 +12,7 @@ from typing import Any, Callable, Mapping
 
 from cloudbox.errors import BadRequest
 from cloudbox.orchestration import hot
-from cloudbox.orchestration.resources import PLUGINS
+from cloudbox.orchestration.resources import PLUGINS, TEMPLATE_RESOURCE
 
 Lookup = Callable[[str, Any], "str | None"]
 
@@ -55,6 +55,8 @@ def build(template: Any, environment: Any, files: Mapping[str, str] | None, user
     types = {}
     for name, definition in defs.items():
         kind = definition.type  # after the environment's resource_registry
+        if kind not in PLUGINS and hot.is_template_name(kind) and kind in files:
+            kind = TEMPLATE_RESOURCE  # a nested template sent in files: a child stack of its own
         plugin = PLUGINS.get(kind)
         if plugin is None:
             raise BadRequest(f"resources.{name}<{definition.template_type or kind}>: The Resource Type ({kind}) "
@@ -70,7 +72,7 @@ def _check_attributes(template: Any, defs: Mapping[str, Any], types: Mapping[str
     """A get_attr of an attribute its resource's type does not have is a 400 before anything is
     made (a group's per-member ``resource.N`` attributes are known only once made)."""
     for ref in template.attribute_references():
-        if ref.resource not in defs or not isinstance(ref.attribute, str):
+        if ref.resource not in defs or not isinstance(ref.attribute, str) or types[ref.resource] == TEMPLATE_RESOURCE:
             continue  # a missing resource is the library's 400; a computed name is checked when read
         plugin = PLUGINS[types[ref.resource]]
         if ref.attribute in plugin.attribute_names or ref.attribute.startswith("resource."):
@@ -109,6 +111,13 @@ class RowResolver:
         if not path:
             return {k: v for k, v in attributes.items() if k != "show"}
         return attributes.get(str(path[0]))
+
+
+def nested_template(model: Model | None, name: str) -> str | None:
+    """The text of the nested template a resource's type names (None for a plugin's type)."""
+    if model is None or name not in model.defs or model.types.get(name) != TEMPLATE_RESOURCE:
+        return None
+    return model.files.get(model.defs[name].type)
 
 
 def resolve_properties(model: Model, name: str, rows: Mapping[str, dict[str, Any]]) -> dict[str, Any]:

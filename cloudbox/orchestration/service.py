@@ -272,30 +272,36 @@ class OrchestrationService:
         return data
 
     # --- nested stacks (ResourceGroup, AutoScalingGroup): stacks of their own, driven the same way --
-    async def create_child(self, parent: Mapping[str, Any], name: str, template: dict[str, Any]) -> dict[str, Any]:
+    async def create_child(self, parent: Mapping[str, Any], name: str, template: Any,
+                           params: Mapping[str, Any] | None = None,
+                           files: Mapping[str, str] | None = None) -> dict[str, Any]:
         """A child stack of ``parent`` (its owner's, hidden from lists); the one of that name if a
         create cut short by a crash made it already."""
         found = await self.read(store.find_stack, parent["project_id"], name)
         if found is not None:
             return found
         stack_id = str(uuid.uuid4())
-        model = m.build(template, None, {}, {}, {"stack_name": name, "stack_id": stack_id,
-                                                   "project_id": parent["project_id"]})
+        model = m.build(template, None, files, params or {}, {"stack_name": name, "stack_id": stack_id,
+                                                             "project_id": parent["project_id"]})
         at = self.now()
         row = {"id": stack_id, "name": name, "project_id": parent["project_id"], "user_id": parent["user_id"],
                "description": model.description, "action": "CREATE", "status": "IN_PROGRESS",
                "status_reason": "Stack CREATE started", "template": model.template.to_dict(), "environment": {},
-               "files": {}, "parameters": {}, "previous": {}, "disable_rollback": True, "timeout_mins": None,
+               "files": dict(files or {}), "parameters": dict(params or {}), "previous": {}, "disable_rollback": True,
+               "timeout_mins": None,
                "tags": [], "parent_id": parent["id"], "runner": self.node_id, "created_at": at, "updated_at": None}
         stack = await self.propose(c.CreateStack(row, str(uuid.uuid4())))
         self.start(stack_id)
         return stack
 
-    async def update_child(self, child: Mapping[str, Any], template: dict[str, Any]) -> None:
-        m.build(template, None, {}, {}, self.pseudo(child))
+    async def update_child(self, child: Mapping[str, Any], template: Any, params: Mapping[str, Any] | None = None,
+                           files: Mapping[str, str] | None = None) -> None:
+        model = m.build(template, None, files, params or {}, self.pseudo(child))
         await self.runner.stop(child["id"])
         current = await self.read(store.must_stack, child["id"])
-        changes = {"template": template, "previous": parts_of(current), "runner": self.node_id}
+        changes = {"template": model.template.to_dict(), "previous": parts_of(current), "runner": self.node_id}
+        if params is not None:
+            changes.update({"parameters": dict(params), "files": dict(files or {})})
         await self.propose(c.StackState(child["id"], "UPDATE", "IN_PROGRESS", "Stack UPDATE started", self.now(),
                                         str(uuid.uuid4()), (), changes))
         self.start(child["id"])

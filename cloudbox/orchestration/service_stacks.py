@@ -130,8 +130,9 @@ class StackQueries:
                 props = m.resolve_properties(model, name, rows)
             except BadRequest:
                 props = dict(model.defs[name].properties or {})
-            allowed = PLUGINS[kind].update_allowed
-            diff = [{"property": k, "old": row["properties"].get(k), "new": props.get(k), "in_place": k in allowed}
+            allowed, anything = PLUGINS[kind].update_allowed, PLUGINS[kind].updates_anything
+            diff = [{"property": k, "old": row["properties"].get(k), "new": props.get(k),
+                     "in_place": anything or k in allowed}
                     for k in sorted(set(props) | set(row["properties"])) if props.get(k) != row["properties"].get(k)]
             if not diff and row["status"] != "FAILED":
                 changes["unchanged"].append(entry(name, kind, row))

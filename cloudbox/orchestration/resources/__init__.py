@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cloudbox.orchestration.resources import compute, group, heat, network, volume, wait
+from cloudbox.orchestration.resources import compute, group, heat, nested, network, volume, wait
 from cloudbox.orchestration.resources.base import Context, Plugin, ResourceFailed
 
 PLUGINS: dict[str, Plugin] = {p.type: p for p in (
@@ -12,8 +12,9 @@ PLUGINS: dict[str, Plugin] = {p.type: p for p in (
     volume.Volume(), volume.VolumeAttachment(),
     heat.RandomString(), heat.NoneResource(), heat.SoftwareConfig(), heat.CloudConfig(), heat.MultipartMime(),
     wait.WaitConditionHandle(), wait.WaitCondition(),
-    group.ResourceGroup(), group.AutoScalingGroup(), group.ScalingPolicy(),
+    group.ResourceGroup(), group.AutoScalingGroup(), group.ScalingPolicy(), nested.TemplateResource(),
 )}
+TEMPLATE_RESOURCE = nested.TemplateResource.type
 CONFIG_TYPES = frozenset({"OS::Heat::SoftwareConfig", "OS::Heat::CloudConfig", "OS::Heat::MultipartMime"})
 
 
@@ -22,4 +23,4 @@ def update_allowed(kind: str) -> set[str]:
     return set(plugin.update_allowed) if plugin else set()
 
 
-__all__ = ["CONFIG_TYPES", "PLUGINS", "Context", "Plugin", "ResourceFailed", "update_allowed"]
+__all__ = ["CONFIG_TYPES", "PLUGINS", "TEMPLATE_RESOURCE", "Context", "Plugin", "ResourceFailed", "update_allowed"]

@@ -44,6 +44,7 @@ class Context:
     configs: dict[str, str] = field(default_factory=dict)  # physical id -> config of the stack's configs
     peer: Callable[[str], Awaitable[dict[str, Any] | None]] = _no_peer  # another resource's row, by physical id
     stacks: Any = None  # the orchestration service, for nested stacks (create_child, update_child...)
+    template: str | None = None  # a nested template's text (its type named a file sent with the stack)
 
     @property
     def tag(self) -> str:
@@ -61,6 +62,7 @@ class Plugin:
     properties: ClassVar[dict[str, str]] = {}  # name -> Heat's property type (for resource_types)
     required: ClassVar[frozenset[str]] = frozenset()
     update_allowed: ClassVar[frozenset[str]] = frozenset()  # changed in place; any other change replaces
+    updates_anything: ClassVar[bool] = False  # every property changes in place (a nested stack's parameters)
     attribute_names: ClassVar[frozenset[str]] = frozenset({"show"})
 
     async def create(self, ctx: Context, props: dict[str, Any]) -> str:

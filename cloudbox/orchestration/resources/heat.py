@@ -29,7 +29,11 @@ class RandomString(Plugin):
     def check(self, name: str, props: dict[str, Any]) -> None:
         super().check(name, props)
         length = props.get("length", 32)
-        if not isinstance(length, int) or not 1 <= length <= 512:
+        if isinstance(length, dict):
+            return  # a function, checked once resolved
+        if isinstance(length, float) and length.is_integer():
+            length = int(length)
+        if not isinstance(length, int) or isinstance(length, bool) or not 1 <= length <= 512:
             raise BadRequest(f"resources.{name}.properties.length: must be from 1 to 512")
 
     async def create(self, ctx: Context, props: dict[str, Any]) -> str:
