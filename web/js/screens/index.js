@@ -2,7 +2,7 @@
 // exist yet (or fails to load) is skipped with a warning, so each helper's screens ship alone.
 const NAMES = [
   "overview", "servers", "images", "volumes", "keypairs",
-  "networks", "routers", "floating_ips", "security_groups", "topology", "containers",
+  "networks", "routers", "floating_ips", "security_groups", "topology", "containers", "stacks",
   "admin_identity", "admin_compute", "cluster",
 ];
 
