@@ -93,7 +93,15 @@ mkdir -p "$ROOT/usr/bin"
 ln -s "../lib/cloudbox/bin/cloudbox" "$ROOT/usr/bin/cloudbox"
 
 say "web UI in /usr/share/cloudbox/web"
-"$REPO/packaging/web-assets.sh" "$REPO/web" >/dev/null  # web/vendor (idempotent; fetched once)
+# web/vendor (idempotent: fetched once).  Exit 2 is a registry out of reach: the package is
+# built without the console pages, loudly; exit 1 (a tarball not as recorded) stops the build.
+assets=0
+"$REPO/packaging/web-assets.sh" "$REPO/web" >/dev/null || assets=$?
+case $assets in
+    0) ;;
+    2) say "warning: the npm registry is out of reach; the package has no web/vendor (the consoles' pages)" ;;
+    *) exit "$assets" ;;
+esac
 mkdir -p "$ROOT/usr/share/cloudbox"
 cp -r "$SRC/web" "$ROOT/usr/share/cloudbox/web"
 if [ -d "$REPO/web/vendor" ]; then
