@@ -1,7 +1,7 @@
 """Screenshots of the dashboard's main screens (for the README), from a fresh node with the fake
 compute driver and a few things in it, in Chromium headless through tests/browser.py.
 
-    .venv/bin/python -m tests.web_screenshots docs/screenshots
+    .venv/bin/python -m tests.web_screenshots web/screenshots
 """
 
 from __future__ import annotations
@@ -56,4 +56,4 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/screenshots"))
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "web/screenshots"))
