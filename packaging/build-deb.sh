@@ -104,6 +104,7 @@ case $assets in
 esac
 mkdir -p "$ROOT/usr/share/cloudbox"
 cp -r "$SRC/web" "$ROOT/usr/share/cloudbox/web"
+rm -rf "$ROOT/usr/share/cloudbox/web/screenshots"  # the README's pictures, not the UI's
 if [ -d "$REPO/web/vendor" ]; then
     rm -rf "$ROOT/usr/share/cloudbox/web/vendor"
     cp -r "$REPO/web/vendor" "$ROOT/usr/share/cloudbox/web/vendor"
