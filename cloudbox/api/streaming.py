@@ -38,6 +38,10 @@ class StreamingBody(TrioBody):
         super().__init__(expected_content_length, max_content_length)
         self.streaming = False
         self._room = trio.Event()
+        # While streaming, the pieces as received: handed over as they are (quart's bytearray
+        # copies every byte twice, in and out).
+        self._chunks: list[bytes] = []
+        self._queued = 0
 
     def stream(self) -> None:
         # Called before any data arrives, so the only possible refusal is the one for a declared
@@ -47,14 +51,52 @@ class StreamingBody(TrioBody):
         self._must_raise = None
 
     async def wait_room(self) -> None:
-        while self.streaming and len(self._data) >= HIGH_WATER and not self._complete.is_set():
+        while self.streaming and self._queued >= HIGH_WATER and not self._complete.is_set():
             self._room = trio.Event()
             await self._room.wait()
 
+    def append(self, data: bytes) -> None:
+        if not self.streaming:
+            super().append(data)
+        elif data:
+            self._chunks.append(data)
+            self._queued += len(data)
+            self._has_data.set()
+
+    def _take(self) -> bytes:
+        chunks, self._chunks, self._queued = self._chunks, [], 0
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def _next(self) -> bytes:
+        data = self._chunks.pop(0)  # a few pieces of up to ~1 MiB: popping the head is cheap
+        self._queued -= len(data)
+        return data
+
     async def __anext__(self) -> bytes:
-        data = await super().__anext__()
+        if not self.streaming:
+            return await super().__anext__()
+        if not self._complete.is_set():
+            await self._has_data.wait()
+        if not self._chunks:
+            raise StopAsyncIteration()
+        data = self._next()
+        if not self._chunks:
+            self._has_data.clear()
         self._room.set()
         return data
+
+    def __await__(self) -> Any:
+        if not self.streaming:
+            return (yield from super().__await__())
+        yield from self._complete.wait().__await__()
+        data = self._take()
+        self._chunks = [data]
+        self._queued = len(data)
+        return data
+
+    def clear(self) -> None:
+        super().clear()
+        self._chunks, self._queued = [], 0
 
 
 def unread_body(request: Any) -> bool:
@@ -111,8 +153,24 @@ def _connection_class(raw_routes: Map) -> type[TrioASGIHTTPConnection]:
     return StreamingConnection
 
 
+def _extract_whole(self: Any, count: int) -> bytearray | None:
+    """h11's ReceiveBuffer.maybe_extract_at_most without its two copies of every body byte when
+    the body takes the whole buffer (the usual case of a large upload): the buffer itself is
+    handed over and a fresh one takes its place."""
+    if not self._data:
+        return None
+    if count < len(self._data):
+        return self._extract(count)  # type: ignore[no-any-return]
+    out, self._data = self._data, bytearray()
+    self._next_line_search = self._multiple_lines_search = 0
+    return out  # type: ignore[no-any-return]
+
+
 def enable(app: Any, routes: Iterable[tuple[str, str]]) -> None:
     """Stream the bodies of ``routes`` — (method, full path with {params}) pairs — in ``app``."""
+    from h11._receivebuffer import ReceiveBuffer
+
+    ReceiveBuffer.maybe_extract_at_most = _extract_whole  # type: ignore[method-assign]
     rules = [Rule(url_rule(path), methods=[method], merge_slashes=False) for method, path in routes]
     app.request_class = StreamingRequest
     app.asgi_http_class = _connection_class(Map(rules))
