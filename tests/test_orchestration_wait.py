@@ -60,7 +60,8 @@ def test_wait_condition_counts_signals_to_the_signed_url(new_cloud: Cloud, user_
     assert endpoint.startswith(cloud.url + "/orchestration/v1/signal/")
     # The curl command a template hands its guest calls the same URL.
     curl = requests.get(link + "/outputs/curl", headers=headers, verify=cloud.ca, timeout=30).json()
-    assert curl["output"]["output_value"].startswith("curl -i -k -X POST") and endpoint in curl["output"]["output_value"]
+    command = curl["output"]["output_value"]
+    assert command.startswith("curl -i -k -X POST") and endpoint in command
 
     # No token is needed, but the signature is: a wrong one is a 404 and counts nothing.
     forged = endpoint.rsplit("=", 1)[0] + "=" + "0" * 64

@@ -124,7 +124,8 @@ class StackQueries:
                 changes["added"].append(entry(name, kind, None))
                 continue
             if row["type"] != kind:
-                changes["replaced"].append(entry(name, kind, row, reason=f"its type changes from {row['type']} to {kind}"))
+                reason = f"its type changes from {row['type']} to {kind}"
+                changes["replaced"].append(entry(name, kind, row, reason=reason))
                 continue
             try:
                 props = m.resolve_properties(model, name, rows)
