@@ -193,7 +193,8 @@ def main() -> None:
                         help="extra environment of the server (e.g. MALLOC_ARENA_MAX=2), to compare")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(prefix="cbx-bench-") as tmp:
+        Path(tmp).chmod(0o755)  # QEMU runs as the guest user: without this, compute cannot start
         env = dict(item.split("=", 1) for item in args.env)
         trace_dir = Path(tmp) / "trace" if args.trace else None
         if trace_dir is not None:
@@ -202,6 +203,14 @@ def main() -> None:
         cloud.init(compute="libvirt" if args.real_drivers else "fake")
         cloud.start(timeout=300 if args.trace else 30)  # tracing every allocation slows start-up
         try:
+            if args.real_drivers:
+                # Every service running is what the idle figure is of: a compute that could not
+                # start (its driver unloaded) would flatter it by ~8 MiB.
+                # (read from the node's log, so that no request touches the node before idle)
+                wait_for(lambda: "compute host reported" in cloud.log_path.read_text()
+                         or "compute unavailable" in cloud.log_path.read_text(), 60, "compute's start")
+                if "compute unavailable" in cloud.log_path.read_text():
+                    raise SystemExit(f"compute is not running in the node: see {cloud.log_path}")
             time.sleep(2)
             idle = memory_kib(cloud.proc.pid)
             snaps = [snapshot(cloud, trace_dir, 1)]
