@@ -153,24 +153,8 @@ def _connection_class(raw_routes: Map) -> type[TrioASGIHTTPConnection]:
     return StreamingConnection
 
 
-def _extract_whole(self: Any, count: int) -> bytearray | None:
-    """h11's ReceiveBuffer.maybe_extract_at_most without its two copies of every body byte when
-    the body takes the whole buffer (the usual case of a large upload): the buffer itself is
-    handed over and a fresh one takes its place."""
-    if not self._data:
-        return None
-    if count < len(self._data):
-        return self._extract(count)  # type: ignore[no-any-return]
-    out, self._data = self._data, bytearray()
-    self._next_line_search = self._multiple_lines_search = 0
-    return out  # type: ignore[no-any-return]
-
-
 def enable(app: Any, routes: Iterable[tuple[str, str]]) -> None:
     """Stream the bodies of ``routes`` — (method, full path with {params}) pairs — in ``app``."""
-    from h11._receivebuffer import ReceiveBuffer
-
-    ReceiveBuffer.maybe_extract_at_most = _extract_whole  # type: ignore[method-assign]
     rules = [Rule(url_rule(path), methods=[method], merge_slashes=False) for method, path in routes]
     app.request_class = StreamingRequest
     app.asgi_http_class = _connection_class(Map(rules))
