@@ -145,3 +145,59 @@ def test_the_ui_files_are_gzipped_for_a_client_that_takes_it(cloud: Cloud):
                 plain = b"".join(r.iter_raw())
             assert r.status_code == 200 and "Content-Encoding" not in r.headers and plain == raw
             assert "accept-encoding" in r.headers["Vary"].lower()
+
+
+async def test_the_gzip_cache_is_bounded_and_skips_big_files(tmp_path: Path, monkeypatch) -> None:
+    """In-process: copies are made on the first request (none at start), the cache keeps at most its
+    bound (the least recently asked for dropped), a file over the size bound (1 MiB; lowered here) goes
+    plain, a changed file is compressed again."""
+    import os
+    import random
+    from collections import OrderedDict
+
+    from cloudbox.api import app as app_module
+    from cloudbox.errors import Unauthorized
+
+    rng = random.Random(17)
+    files = {name: " ".join(f"{rng.getrandbits(32):x}" for _ in range(4000)).encode() for name in ("a.js", "b.js", "c.js")}
+    files["big.js"] = b"x" * 40_001  # over the bound set below (quart's test client stalls on 1 MiB bodies)
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    (tmp_path / "index.html").write_text("<!doctype html><title>t</title>")
+    packed = {name: len(gzip.compress(files[name], 6)) for name in ("a.js", "b.js", "c.js")}
+    monkeypatch.setattr(app_module, "WEB_DIR_CANDIDATES", (tmp_path,))
+    monkeypatch.setattr(app_module, "_gzipped", OrderedDict())
+    assert app_module._GZIP_MAX_FILE == 1 << 20
+    monkeypatch.setattr(app_module, "_GZIP_MAX_FILE", 40_000)
+    monkeypatch.setattr(app_module, "_GZIP_CACHE_BYTES", packed["a.js"] + packed["b.js"] + 10)
+
+    async def authenticate(token: str):
+        raise Unauthorized()
+
+    client = app_module.create_app([], authenticate=authenticate, max_body_bytes=1 << 20, max_limit=100).test_client()
+    cached = lambda: [p.name for p in app_module._gzipped]  # noqa: E731
+    assert cached() == []
+
+    async def get(name: str):
+        r = await client.get(f"/ui/{name}", headers={"Accept-Encoding": "gzip, deflate"})
+        assert r.status_code == 200 and "accept-encoding" in r.headers["Vary"].lower()
+        return r.headers.get("Content-Encoding"), await r.get_data()
+
+    for name in ("a.js", "b.js", "c.js"):
+        encoding, body = await get(name)
+        assert encoding == "gzip" and gzip.decompress(body) == files[name]
+    assert cached() == ["b.js", "c.js"]  # a.js, the oldest, dropped to stay within the bound
+    await get("b.js")
+    await get("a.js")
+    assert cached() == ["b.js", "a.js"]  # c.js was the least recently asked for
+    assert sum(len(body) for _, body in app_module._gzipped.values()) <= app_module._GZIP_CACHE_BYTES
+
+    encoding, body = await get("big.js")
+    assert encoding is None and body == files["big.js"] and "big.js" not in cached()
+
+    changed = b"export const changed = true;\n" * 50
+    (tmp_path / "b.js").write_bytes(changed)
+    later = os.stat(tmp_path / "b.js").st_mtime + 5
+    os.utime(tmp_path / "b.js", (later, later))
+    encoding, body = await get("b.js")
+    assert encoding == "gzip" and gzip.decompress(body) == changed

@@ -7,6 +7,7 @@ import logging
 import re
 import time
 import uuid
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
@@ -74,7 +75,11 @@ WEB_CSP_TERMINAL = WEB_CSP + "; style-src 'self' 'unsafe-inline'"
 # Text files go gzipped to a browser that takes it (the dashboard's first load is ~3x lighter); each
 # is compressed once per modification and kept (the UI's own files and the console pages' packages).
 _GZIP_TYPES = (".js", ".mjs", ".css", ".html", ".svg", ".json")
-_gzipped: dict[Path, tuple[float, bytes]] = {}
+# The node's idle memory is tight: a file over _GZIP_MAX_FILE goes plain (streamed from disk), and the
+# compressed copies kept are at most _GZIP_CACHE_BYTES, the least recently asked for dropped first.
+_GZIP_MAX_FILE = 1 << 20
+_GZIP_CACHE_BYTES = 1 << 20
+_gzipped: OrderedDict[Path, tuple[float, bytes]] = OrderedDict()
 
 
 def _gzip_web_file(response: Response, web_dir: Path, name: str) -> Response:
@@ -85,10 +90,16 @@ def _gzip_web_file(response: Response, web_dir: Path, name: str) -> Response:
     import gzip
 
     path = web_dir / name  # send_from_directory answered 200: a file inside web_dir
-    mtime = path.stat().st_mtime
+    info = path.stat()
+    if info.st_size > _GZIP_MAX_FILE:
+        return response
     cached = _gzipped.get(path)
-    if cached is None or cached[0] != mtime:
-        cached = _gzipped[path] = (mtime, gzip.compress(path.read_bytes(), 6))
+    if cached is None or cached[0] != info.st_mtime:
+        cached = _gzipped[path] = (info.st_mtime, gzip.compress(path.read_bytes(), 6))
+        _gzipped.move_to_end(path)  # kept below: the eviction takes the oldest others first
+        while sum(len(body) for _, body in _gzipped.values()) > _GZIP_CACHE_BYTES and len(_gzipped) > 1:
+            _gzipped.popitem(last=False)
+    _gzipped.move_to_end(path)
     # The same content in another encoding: a weak validator (RFC 9110 8.8.1).
     etag = response.headers.get("ETag", "")
     headers = {"Content-Encoding": "gzip", "Vary": "Accept-Encoding", "Last-Modified": response.headers.get("Last-Modified", "")}
