@@ -96,7 +96,8 @@ def test_a_stack_launched_from_a_template_file_completes_live_and_is_deleted(clo
     with cloud.client(token) as c:
         shown = c.get(f"/orchestration/v1/{project['id']}/stacks/dev-{suffix}/{stack['id']}").json()["stack"]
         resources = c.get(f"/orchestration/v1/{project['id']}/stacks/dev-{suffix}/{stack['id']}/resources").json()
-        server = c.get(f"/compute/v2.1/servers/{next(r['physical_resource_id'] for r in resources['resources'] if r['resource_name'] == 'server')}").json()["server"]
+        server_id = next(r["physical_resource_id"] for r in resources["resources"] if r["resource_name"] == "server")
+        server = c.get(f"/compute/v2.1/servers/{server_id}").json()["server"]
     assert shown["parameters"]["root_password"] == "******" and shown["parameters"]["flavor_name"] == "m1.small"
     assert server["key_name"] == f"key-{suffix}" and list(server["addresses"]) == [f"priv-{suffix}"]
     ip = next(o["output_value"] for o in shown["outputs"] if o["output_key"] == "server_private_ip")
