@@ -218,8 +218,8 @@ export function messageOf(err) {
 export function statusBadge(text) {
   const value = String(text ?? "");
   const tone = /ERROR|FAIL|DOWN|error|fail/.test(value) ? "bad"
-    : /ACTIVE|available|active|in-use|UP|ok/.test(value) ? "good"
-      : /SHUTOFF|PAUSED|SUSPENDED|SHELVED|deactivated/.test(value) ? "off" : "busy";
+    : /^(ACTIVE|available|active|in-use|UP|ok|enabled)$|_COMPLETE$/.test(value) ? "good"
+      : /SHUTOFF|PAUSED|SUSPENDED|SHELVED|deactivated|DISABLED/.test(value) ? "off" : "busy";
   return h("span", { class: `badge ${tone}`, "data-status": value }, value);
 }
 
