@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,15 @@ def openstack(cloud: Cloud, *args: str, env: dict[str, str] | None = None, check
     if check and proc.returncode != 0:
         raise AssertionError(f"openstack {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def member_env(cloud: Cloud, prefix: str) -> dict[str, str]:
+    """A new project with a member user, and the CLI's environment as that user."""
+    project, user, password = f"{prefix}-{uuid.uuid4().hex[:6]}", f"user-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex
+    openstack(cloud, "project", "create", project)
+    openstack(cloud, "user", "create", "--password", password, user)
+    openstack(cloud, "role", "add", "--project", project, "--user", user, "member")
+    return cloud.openstack_env(OS_USERNAME=user, OS_PASSWORD=password, OS_PROJECT_NAME=project)
 
 
 def test_openstack_cli_walkthrough(new_cloud: Cloud):

@@ -6,7 +6,6 @@ an update with its plan read first, and a delete that leaves nothing behind."""
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from cloudbox.services import STORES
 from cloudbox.state.engine import replay
 from tests.cloud import Cloud, wait_for
 from tests.test_durability import _live_log_and_hashes
-from tests.test_openstack_cli import openstack
+from tests.test_openstack_cli import member_env, openstack
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "examples"
 
@@ -28,11 +27,7 @@ def user_env(new_cloud: Cloud) -> dict[str, str]:
     """A project with a member user, and the CLI's environment as that user."""
     new_cloud.init()
     new_cloud.start()
-    project, user, password = f"heat-{uuid.uuid4().hex[:6]}", f"user-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex
-    openstack(new_cloud, "project", "create", project)
-    openstack(new_cloud, "user", "create", "--password", password, user)
-    openstack(new_cloud, "role", "add", "--project", project, "--user", user, "member")
-    return new_cloud.openstack_env(OS_USERNAME=user, OS_PASSWORD=password, OS_PROJECT_NAME=project)
+    return member_env(new_cloud, "heat")
 
 
 def cli(cloud: Cloud, env: dict[str, str], *args: str) -> Any:

@@ -4,14 +4,13 @@ of a new project would type the commands of OpenStack's tutorials."""
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.cloud import Cloud, wait_for
-from tests.test_openstack_cli import openstack
+from tests.test_openstack_cli import member_env, openstack
 
 
 @pytest.fixture
@@ -19,11 +18,7 @@ def user_env(new_cloud: Cloud) -> dict[str, str]:
     """A project with a member user, and the CLI's environment as that user."""
     new_cloud.init()
     new_cloud.start()
-    project, user, password = f"vol-{uuid.uuid4().hex[:6]}", f"user-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex
-    openstack(new_cloud, "project", "create", project)
-    openstack(new_cloud, "user", "create", "--password", password, user)
-    openstack(new_cloud, "role", "add", "--project", project, "--user", user, "member")
-    return new_cloud.openstack_env(OS_USERNAME=user, OS_PASSWORD=password, OS_PROJECT_NAME=project)
+    return member_env(new_cloud, "vol")
 
 
 def cli(cloud: Cloud, env: dict[str, str], *args: str) -> Any:

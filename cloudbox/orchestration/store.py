@@ -65,6 +65,17 @@ def _one(db: sqlite_utils.Database, sql: str, params: list[Any]) -> dict[str, An
     return decode(rows[0]) if rows else None
 
 
+def _filter(clauses: list[str], params: list[Any], filters: dict[str, str], status_key: str) -> None:
+    """Equality filters; ``status_key`` matches the status alone or Heat's ACTION_STATUS."""
+    for column, value in filters.items():
+        if column == status_key:
+            clauses.append("(status = ? OR action || '_' || status = ?)")
+            params.extend([value, value])
+        else:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+
+
 # --- stacks ------------------------------------------------------------------------------------
 def get_stack(db: sqlite_utils.Database, stack_id: str) -> dict[str, Any] | None:
     return _one(db, "SELECT * FROM orchestration_stacks WHERE id = ?", [stack_id])
@@ -92,13 +103,7 @@ def list_stacks(db: sqlite_utils.Database, project_id: str | None, filters: dict
     if project_id is not None:
         clauses.append("project_id = ?")
         params.append(project_id)
-    for column, value in filters.items():
-        if column == "status":
-            clauses.append("(status = ? OR action || '_' || status = ?)")
-            params.extend([value, value])
-        else:
-            clauses.append(f"{column} = ?")
-            params.append(value)
+    _filter(clauses, params, filters, "status")
     op, order = (">", "ASC") if sort_dir == "asc" else ("<", "DESC")
     if marker:
         found = get_stack(db, marker)
@@ -140,13 +145,7 @@ def events_of(db: sqlite_utils.Database, stack_id: str, resource_name: str | Non
     if resource_name is not None:
         clauses.append("resource_name = ?")
         params.append(resource_name)
-    for column, value in filters.items():
-        if column == "resource_status":
-            clauses.append("(status = ? OR action || '_' || status = ?)")
-            params.extend([value, value])
-        else:
-            clauses.append(f"{column} = ?")
-            params.append(value)
+    _filter(clauses, params, filters, "resource_status")
     op, order = (">", "ASC") if sort_dir == "asc" else ("<", "DESC")
     if marker:
         found = _one(db, "SELECT * FROM orchestration_events WHERE id = ? AND stack_id = ?", [marker, stack_id])
