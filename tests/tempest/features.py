@@ -69,8 +69,26 @@ def _section(name: str, options: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(*, node: Any, refs: dict[str, str], log_dir: Path, cinder: bool = False) -> str:
-    """tempest.conf's text; ``cinder`` claims the volume service (see CINDER_FOR_ALL)."""
+def heat_plugin(*, node: Any, refs: dict[str, str], user: dict[str, str]) -> dict[str, Any]:
+    """heat-tempest-plugin's own section: its API tests (gabbi) act as one static ``user`` (a member
+    of its own project), not through Tempest's dynamic credentials."""
+    return {
+        "auth_url": node.auth_url, "ca_file": node.ca, "region": "RegionOne", "endpoint_type": "public",
+        "username": user["username"], "password": user["password"], "project_name": user["project_name"],
+        "admin_username": "admin", "admin_password": node.password, "admin_project_name": "admin",
+        "user_domain_name": "Default", "project_domain_name": "Default",
+        # the runner's images and flavors, by name as the plugin asks
+        "image_ref": "cirros", "minimal_image_ref": "cirros",
+        "instance_type": "m1.small", "minimal_instance_type": "m1.tiny",
+        "floating_network_name": refs["public_network_name"],
+        "build_interval": 1, "build_timeout": 300,
+    }
+
+
+def render(*, node: Any, refs: dict[str, str], log_dir: Path, cinder: bool = False,
+           heat_user: dict[str, str] | None = None) -> str:
+    """tempest.conf's text; ``cinder`` claims the volume service (see CINDER_FOR_ALL); ``heat_user``
+    (the orchestration selection's) claims Heat and configures heat-tempest-plugin to act as it."""
     client = node.client(node.token())
     # Tempest skips tests of Neutron extensions not named: name exactly those the node lists.
     extensions = [e["alias"] for e in client.get("/network/v2.0/extensions").json()["extensions"]]
@@ -139,4 +157,9 @@ def render(*, node: Any, refs: dict[str, str], log_dir: Path, cinder: bool = Fal
         "service_available": {"nova": True, "glance": True, "neutron": True, "cinder": cinder or CINDER_FOR_ALL,
                               "swift": False, "horizon": False},
     }
+    if heat_user is not None:
+        sections["service_available"]["heat"] = True
+        sections["heat_plugin"] = heat_plugin(node=node, refs=refs, user=heat_user)
+        # stack cancel (update-cancel) is not served; remote stacks need a second cloud
+        sections["heat_features_enabled"] = {"stack_cancel": False, "multi_cloud": False}
     return "\n".join(_section(name, options) for name, options in sections.items())

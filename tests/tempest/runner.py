@@ -3,8 +3,10 @@ tempest.conf, run the API tests, and count passed, failed and skipped per servic
 
     python -m tests.tempest.runner [--tempest PATH] [--workdir DIR] [--concurrency N] [SELECTION ...]
 
-A SELECTION is a service (identity, compute, image, network, volume), `all`, `fast` (the subset the
-test suite runs) or a regex of test ids.  The node uses the real libvirt and Linux network drivers.
+A SELECTION is a service (identity, compute, image, network, volume, orchestration), `all`, `fast`
+(the subset the test suite runs) or a regex of test ids.  `orchestration` is heat-tempest-plugin's
+API tests (installed beside Tempest); only a run that selects it claims Heat in tempest.conf.
+The node uses the real libvirt and Linux network drivers.
 tempest.conf claims Cinder in every run while features.CINDER_FOR_ALL is on (it is); with it off,
 only a run of `volume` or one with --cinder claims it.
 """
@@ -33,6 +35,9 @@ SERVICES = ("identity", "compute", "image", "network")
 SELECTIONS = {name: rf"^tempest\.api\.{name}\." for name in SERVICES}
 SELECTIONS["all"] = r"^tempest\.api\.(identity|compute|image|network)\."
 SELECTIONS["volume"] = r"^tempest\.api\.volume\."
+# heat-tempest-plugin's API tests (gabbi); Tempest itself has had no orchestration tests since 2018.
+HEAT_API_TESTS = "heat_tempest_plugin.tests.api."
+SELECTIONS["orchestration"] = "^" + HEAT_API_TESTS.replace(".", r"\.")
 
 
 def fast_regex() -> str:
@@ -75,20 +80,40 @@ def prepare_cloud(node: Cloud) -> dict[str, str]:
             "public_network_name": public[0]["name"]}
 
 
-def tempest_conf(node: Cloud, refs: dict[str, str], workdir: Path, cinder: bool = False) -> str:
+def prepare_heat_user(node: Cloud) -> dict[str, str]:
+    """The static user heat-tempest-plugin's API tests act as: a member of a project of its own."""
+    client = node.client(node.token())
+    names = {"username": "heat-tempest", "password": "heat-tempest-secret", "project_name": "heat-tempest"}
+    project = client.post("/identity/v3/projects", json={"project": {"name": names["project_name"],
+                                                                     "domain_id": "default"}})
+    project.raise_for_status()
+    user = client.post("/identity/v3/users", json={"user": {
+        "name": names["username"], "password": names["password"], "domain_id": "default",
+        "default_project_id": project.json()["project"]["id"]}})
+    user.raise_for_status()
+    roles = {r["name"]: r["id"] for r in client.get("/identity/v3/roles").json()["roles"]}
+    grant = client.put(f"/identity/v3/projects/{project.json()['project']['id']}/users/"
+                       f"{user.json()['user']['id']}/roles/{roles['member']}")
+    grant.raise_for_status()
+    return names
+
+
+def tempest_conf(node: Cloud, refs: dict[str, str], workdir: Path, cinder: bool = False,
+                 heat_user: dict[str, str] | None = None) -> str:
     """What the cloud offers, as Tempest's options say it; features we do not serve are off."""
     from tests.tempest.features import render
 
-    return render(node=node, refs=refs, log_dir=workdir / "logs", cinder=cinder)
+    return render(node=node, refs=refs, log_dir=workdir / "logs", cinder=cinder, heat_user=heat_user)
 
 
-def run_tempest(tempest: Path, workdir: Path, regex: str, concurrency: int) -> Path:
+def run_tempest(tempest: Path, workdir: Path, regex: str, concurrency: int,
+                extra_env: dict[str, str] | None = None) -> Path:
     """Run the selection; return the subunit stream's file."""
     venv_bin = tempest.parent
     stream = workdir / "results.subunit"
     with stream.open("wb") as out:
         subprocess.run([str(tempest), "run", "--regex", regex, "--concurrency", str(concurrency), "--subunit"],
-                       cwd=workdir, stdout=out, env={"PATH": f"{venv_bin}:/usr/bin:/bin"})
+                       cwd=workdir, stdout=out, env={"PATH": f"{venv_bin}:/usr/bin:/bin", **(extra_env or {})})
     return stream
 
 
@@ -98,8 +123,9 @@ def outcomes(tempest: Path, stream: Path) -> dict[str, str]:
     csv_text = subprocess.run([str(tempest.parent / "subunit2csv"), "--no-passthrough"], stdin=stream.open("rb"),
                               capture_output=True).stdout.decode()
     names = {"success": "passed", "failure": "failed", "fail": "failed", "skip": "skipped"}
-    return {row["test"].split("[", 1)[0]: names.get(row["status"], row["status"])
-            for row in csv.DictReader(io.StringIO(csv_text))}
+    # gabbi names two steps of one file alike ("delete envstack" twice): their ids keep them apart
+    return {row["test"] if row["test"].startswith(HEAT_API_TESTS) else row["test"].split("[", 1)[0]:
+            names.get(row["status"], row["status"]) for row in csv.DictReader(io.StringIO(csv_text))}
 
 
 def summarise(results: dict[str, str]) -> dict[str, Counter]:
@@ -108,6 +134,8 @@ def summarise(results: dict[str, str]) -> dict[str, Counter]:
     for test, outcome in results.items():
         parts = test.split(".")
         service = parts[2] if len(parts) > 2 and parts[1] == "api" else "other"
+        if test.startswith(HEAT_API_TESTS):
+            service = "orchestration"
         table.setdefault(service, Counter())[outcome] += 1
     return table
 
@@ -146,8 +174,11 @@ def main(argv: list[str] | None = None) -> int:
         (workdir / "logs").mkdir(exist_ok=True)
         conf = workdir / "tempest" / "etc" / "tempest.conf"
         cinder = args.cinder or "volume" in args.selection
-        conf.write_text(tempest_conf(node, refs, workdir, cinder))
-        stream = run_tempest(tempest, workdir / "tempest", regex, args.concurrency)
+        heat_user = prepare_heat_user(node) if "orchestration" in args.selection else None
+        conf.write_text(tempest_conf(node, refs, workdir, cinder, heat_user))
+        # gabbi (heat-tempest-plugin's API tests) takes no CA file, only httpx's SSL_CERT_FILE
+        extra_env = {"SSL_CERT_FILE": node.ca} if heat_user else None
+        stream = run_tempest(tempest, workdir / "tempest", regex, args.concurrency, extra_env)
         results = outcomes(tempest, stream)
         table = summarise(results)
         failed = sorted(test for test, outcome in results.items() if outcome == "failed")
@@ -159,13 +190,14 @@ def main(argv: list[str] | None = None) -> int:
                             str(node.data_dir)], capture_output=True)
     minutes = (time.monotonic() - started) / 60
     print(f"\nTempest against cloudbox ({minutes:.1f} min, selection: {' '.join(args.selection)})")
-    print(f"{'service':<10} {'passed':>7} {'failed':>7} {'skipped':>8}")
+    width = max([10, *map(len, table)])
+    print(f"{'service':<{width}} {'passed':>7} {'failed':>7} {'skipped':>8}")
     totals: Counter = Counter()
     for service in sorted(table):
         counts = table[service]
         totals.update(counts)
-        print(f"{service:<10} {counts['passed']:>7} {counts['failed']:>7} {counts['skipped']:>8}")
-    print(f"{'total':<10} {totals['passed']:>7} {totals['failed']:>7} {totals['skipped']:>8}")
+        print(f"{service:<{width}} {counts['passed']:>7} {counts['failed']:>7} {counts['skipped']:>8}")
+    print(f"{'total':<{width}} {totals['passed']:>7} {totals['failed']:>7} {totals['skipped']:>8}")
     print(f"failed tests: {workdir / 'failed.txt'} ({len(failed)}); logs: {workdir / 'tempest'}")
     (workdir / "summary.json").write_text(json.dumps({s: dict(c) for s, c in table.items()}, indent=1))
     return 1 if totals["failed"] or not totals["passed"] else 0
