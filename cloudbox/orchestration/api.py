@@ -4,8 +4,9 @@ and environment; validate, resource types, template versions. The version docume
 
 A stack is named in a path by ``NAME/ID`` (what Heat's links hold). ``GET /stacks/NAME`` (or
 ``/stacks/ID``) answers 302 to ``/stacks/NAME/ID``: python-heatclient reads the Location to
-learn a stack's id. The other methods, and the sub-resources, by name alone are answered
-directly (as the redirect's target would).
+learn a stack's id; ``DELETE`` by name alone answers the same 302 and deletes nothing (Heat's
+answer). The other methods, and the sub-resources, by name alone are answered directly (as the
+redirect's target would).
 """
 
 from __future__ import annotations
@@ -63,6 +64,54 @@ def truthy(call: Call, name: str, default: bool = False) -> bool:
     return raw.strip().lower() in ("true", "1", "yes", "on", "")
 
 
+PARAM_TYPES = {"string": ("string", "String"), "integer": ("number", "Number"), "number": ("number", "Number"),
+               "boolean": ("boolean", "Boolean"), "list": ("comma_delimited_list", "CommaDelimitedList"),
+               "map": ("json", "Json")}
+
+
+def property_schema(plugin: Any, name: str) -> dict[str, Any]:
+    out = {"type": plugin.properties[name], "required": name in plugin.required,
+           "update_allowed": name in plugin.update_allowed, "immutable": False, "description": ""}
+    if name in plugin.defaults:
+        out["default"] = plugin.defaults[name]
+    return out
+
+
+def type_template(type_name: str, plugin: Any, template_type: str) -> dict[str, Any]:
+    """Heat's generated template of a type: a parameter per property, an output per attribute."""
+    short = type_name.rsplit("::", 1)[-1]
+    description = f"Initial template of {short}"
+    params, props = {}, {}
+    for name in sorted(plugin.properties):
+        hot_type, cfn_type = PARAM_TYPES.get(plugin.properties[name], ("string", "String"))
+        if template_type == "hot":
+            params[name] = {"type": hot_type, "description": ""}
+            if name in plugin.defaults:
+                params[name]["default"] = plugin.defaults[name]
+            props[name] = {"get_param": name}
+        else:
+            params[name] = {"Type": cfn_type, "Description": ""}
+            if name in plugin.defaults:
+                params[name]["Default"] = plugin.defaults[name]
+            props[name] = {"Ref": name}
+    attrs = sorted(plugin.attribute_names)
+    if template_type == "hot":
+        return {"heat_template_version": "2016-10-14", "description": description, "parameters": params,
+                "resources": {short: {"type": type_name, "properties": props}},
+                "outputs": {a: {"description": "", "value": {"get_attr": [short, a]}} for a in attrs}}
+    return {"HeatTemplateFormatVersion": "2012-12-12", "Description": description, "Parameters": params,
+            "Resources": {short: {"Type": type_name, "Properties": props}},
+            "Outputs": {a: {"Description": "", "Value": {"Fn::GetAtt": [short, a]}} for a in attrs}}
+
+
+def known_types(template: Any, env: Any, files: dict[str, Any]) -> None:
+    """Every resource's type (after the environment's registry) is one this cloud serves, as create checks."""
+    for name, data in template.raw_resources.items():
+        kind = env.resource_type(data["type"], name)
+        if kind not in PLUGINS and not (hot.is_template_name(kind) and kind in files):
+            raise BadRequest(f"resources.{name}<{data['type']}>: The Resource Type ({kind}) could not be found.")
+
+
 def build(svc: OrchestrationService) -> ApiSpec:
     base_of = lambda call: call.base  # noqa: E731  (links carry /{tenant}/stacks/NAME/ID)
 
@@ -111,7 +160,7 @@ def build(svc: OrchestrationService) -> ApiSpec:
 
         return preview_update
 
-    async def delete_stack(call: Call, stack_name: str, stack_id: str | None = None) -> Reply:
+    async def delete_stack(call: Call, stack_name: str, stack_id: str) -> Reply:
         await svc.delete(call.auth, await stack_of(call, stack_name, stack_id))
         return Reply(None, 204)
 
@@ -159,6 +208,12 @@ def build(svc: OrchestrationService) -> ApiSpec:
         return {"resource": views.resource(base_of(call), stack, await svc.queries.resource(stack, resource_name),
                                            detail=True)}
 
+    async def mark_unhealthy(call: Call, stack_name: str, resource_name: str, stack_id: str | None = None) -> Reply:
+        stack = await stack_of(call, stack_name, stack_id)
+        await svc.writable(call.auth, stack, "resource:mark_unhealthy")
+        await svc.mark_unhealthy(stack, resource_name, call.body)
+        return Reply(None, 200)
+
     async def resource_metadata(call: Call, stack_name: str, resource_name: str, stack_id: str | None = None) -> Any:
         stack = await stack_of(call, stack_name, stack_id)
         await svc.queries.resource(stack, resource_name)
@@ -187,7 +242,9 @@ def build(svc: OrchestrationService) -> ApiSpec:
         template = hot.parse_template(body["template"], files)
         check = await lookup.prepare(svc.caller_api(call.auth), template)
         env = hot.parse_environment(body.get("environment"), files)
-        return hot.validate(template, env, check, body.get("parameters") or {}, files)
+        answer = hot.validate(template, env, check, body.get("parameters") or {}, files)
+        known_types(template, env, files)
+        return answer
 
     async def resource_types(call: Call) -> Any:
         names = sorted(PLUGINS)
@@ -197,16 +254,25 @@ def build(svc: OrchestrationService) -> ApiSpec:
             return {"resource_types": [{"resource_type": n, "description": PLUGINS[n].description} for n in names]}
         return {"resource_types": names}
 
-    async def show_resource_type(call: Call, type_name: str) -> Any:
+    def plugin_of(type_name: str) -> Any:
         plugin = PLUGINS.get(type_name)
         if plugin is None:
             raise NotFound(f"The Resource Type ({type_name[:80]}) could not be found.")
+        return plugin
+
+    async def resource_type_template(call: Call, type_name: str) -> Any:
+        plugin = plugin_of(type_name)
+        template_type = (call.query.get("template_type") or "cfn").lower()
+        if template_type not in ("hot", "cfn"):
+            raise BadRequest(f"Template type is not supported: {template_type[:40]}")
+        return type_template(type_name, plugin, template_type)
+
+    async def show_resource_type(call: Call, type_name: str) -> Any:
+        plugin = plugin_of(type_name)
         return {
             "resource_type": type_name, "description": plugin.description,
             "support_status": {"status": "SUPPORTED", "version": None, "message": None, "previous_status": None},
-            "properties": {name: {"type": kind, "required": name in plugin.required, "update_allowed":
-                                  name in plugin.update_allowed, "immutable": False, "description": ""}
-                           for name, kind in sorted(plugin.properties.items())},
+            "properties": {name: property_schema(plugin, name) for name in sorted(plugin.properties)},
             "attributes": {name: {"description": ""} for name in sorted(plugin.attribute_names)},
         }
 
@@ -253,7 +319,7 @@ def build(svc: OrchestrationService) -> ApiSpec:
         tenant("PUT", by_name, updater(False), summary="Update a stack (by name or id)", body=OBJECT, status=202),
         tenant("PATCH", by_name, updater(True), summary="Update a stack, keeping what is not sent", body=OBJECT,
                status=202),
-        tenant("DELETE", by_name, delete_stack, summary="Delete a stack (by name or id)", status=204),
+        tenant("DELETE", by_name, lookup_stack, summary="Find a stack to delete (302 to NAME/ID, as Heat)", status=302),
         tenant("GET", named, show_stack, summary="Show a stack", query=("resolve_outputs",)),
         tenant("PUT", named, updater(False), summary="Update a stack", body=OBJECT, status=202),
         tenant("PATCH", named, updater(True), summary="Update a stack, keeping what is not sent", body=OBJECT,
@@ -274,6 +340,8 @@ def build(svc: OrchestrationService) -> ApiSpec:
             tenant("GET", path + "/resources", list_resources, summary="A stack's resources",
                    query=("with_detail", "nested_depth", "name", "type", "status", "action", "id")),
             tenant("GET", path + resource, show_resource, summary="One resource of a stack"),
+            tenant("PATCH", path + resource, mark_unhealthy, summary="Mark a resource unhealthy (CHECK_FAILED) or not",
+                   body=OBJECT),
             tenant("GET", path + resource + "/metadata", resource_metadata, summary="A resource's metadata"),
             tenant("POST", path + "/actions", stack_actions, summary="Suspend, resume or check a stack", body=OBJECT),
             tenant("GET", path + "/events", list_events, summary="A stack's events",
@@ -291,6 +359,8 @@ def build(svc: OrchestrationService) -> ApiSpec:
         tenant("GET", "/resource_types", resource_types, summary="The resource types stacks can hold",
                query=("name", "version", "support_status", "with_description")),
         tenant("GET", "/resource_types/{type_name}", show_resource_type, summary="One resource type's schema"),
+        tenant("GET", "/resource_types/{type_name}/template", resource_type_template, query=("template_type",),
+               summary="A template made of a resource type's properties and attributes"),
         tenant("GET", "/template_versions", template_versions, summary="The template versions understood"),
         tenant("GET", "/template_versions/{template_version}/functions", template_functions,
                summary="The functions of a template version", query=("with_condition_func",)),

@@ -214,7 +214,8 @@ class Engine:
                 await self._resource(stack, name, row["id"], kind, row["action"], "COMPLETE")
             return
         if row["type"] == kind and row["status"] != "FAILED" and (plugin.updates_anything
-                                                                  or changed <= plugin.update_allowed):
+                                                                  or changed <= plugin.update_allowed) \
+                and not plugin.replaces(row["properties"], props, changed):
             plugin.check(name, props)
             await self._resource(stack, name, row["id"], kind, "UPDATE", "IN_PROGRESS")
             ctx = self._context(api, stack, row, rows)

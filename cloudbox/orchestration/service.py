@@ -353,6 +353,33 @@ class OrchestrationService:
                   "data": body.get("data"), "id": str(body.get("id") or count + 1)[:255]}
         await self.propose(c.SignalResource(stack["id"], name, signal, self.now(), str(uuid.uuid4())))
 
+    async def mark_unhealthy(self, stack: dict[str, Any], name: str, body: Any) -> None:
+        """Heat's resource PATCH: ``mark_unhealthy`` true sets CHECK_FAILED with the reason (the next
+        update replaces it); false turns a CHECK_FAILED back to CHECK_COMPLETE."""
+        if not isinstance(body, dict) or "mark_unhealthy" not in body:
+            raise BadRequest("Missing required parameter: mark_unhealthy")
+        flag, reason = body["mark_unhealthy"], body.get("resource_status_reason", "")
+        if isinstance(flag, str) and flag.strip().lower() in ("true", "false"):
+            flag = flag.strip().lower() == "true"
+        if not isinstance(flag, bool):
+            raise BadRequest(f"Unrecognized value '{str(flag)[:40]}' for 'mark_unhealthy', acceptable values are: "
+                             "'true', 'false'")
+        if not isinstance(reason, str):
+            raise BadRequest("resource_status_reason must be a string.")
+        row = await self.read(store.get_resource, stack["id"], name)
+        if row is None:
+            raise NotFound(f"The Resource ({name[:80]}) could not be found in Stack {stack['name']}.")
+        if row["status"] == "IN_PROGRESS" or stack["status"] == "IN_PROGRESS":
+            raise Conflict(f"Resource {name} is {row['action']}_IN_PROGRESS: mark it later.")
+        if flag:
+            status, reason = "FAILED", reason[:255] or "state changed by resource_mark_unhealthy api"
+        elif row["action"] == "CHECK" and row["status"] == "FAILED":
+            status, reason = "COMPLETE", reason[:255] or "state changed by resource_mark_unhealthy api"
+        else:
+            return
+        await self.propose(c.ResourceState(stack["id"], name, row["id"], row["type"], "CHECK", status, reason,
+                                           self.now(), str(uuid.uuid4())))
+
     async def scale(self, stack: dict[str, Any], policy: dict[str, Any]) -> None:
         """A ScalingPolicy's signal: its group's nested stack is resized (in the background)."""
         from cloudbox.orchestration.resources import PLUGINS, Context

@@ -137,12 +137,14 @@ class StackQueries:
                     for k in sorted(set(props) | set(row["properties"])) if props.get(k) != row["properties"].get(k)]
             if not diff and row["status"] != "FAILED":
                 changes["unchanged"].append(entry(name, kind, row))
-            elif row["status"] != "FAILED" and all(d["in_place"] for d in diff):
+            elif row["status"] != "FAILED" and all(d["in_place"] for d in diff) and \
+                    not PLUGINS[kind].replaces(row["properties"], props, {d["property"] for d in diff}):
                 changes["updated"].append(entry(name, kind, row, changes=diff))
             else:
                 fixed = [d["property"] for d in diff if not d["in_place"]]
                 reason = (f"{kind} cannot change {', '.join(fixed)} in place" if fixed
-                          else "it failed before and is made again")
+                          else "it failed before and is made again" if row["status"] == "FAILED"
+                          else f"{kind} is replaced by this change")
                 changes["replaced"].append(entry(name, kind, row, changes=diff, reason=reason))
         for name, row in rows.items():
             if name not in model.defs:

@@ -36,6 +36,7 @@ VALIDATED = obj({"Parameters": ANY_OBJ}, {"Description": STR, "ParameterGroups":
 ABANDONED = obj({"id": STR, "name": STR, "resources": ANY_OBJ, "template": ANY_OBJ}, {"environment": ANY_OBJ})
 TYPE = obj({"resource_type": STR, "properties": ANY_OBJ, "attributes": ANY_OBJ},
            {"description": STR, "support_status": ANY_OBJ})
+FOUND = obj({"code": {"const": 302}, "title": STR, "explanation": STR})
 VERSIONS = obj({"versions": array(obj({"id": STR, "status": STR, "links": LINKS}))})
 
 
@@ -48,10 +49,10 @@ def docs() -> dict[tuple[str, str], Doc]:
         ("GET", "/stacks/detail"): Doc({200: obj({"stacks": array(STACK)})}, errors=(404,)),
         ("POST", "/stacks"): Doc({201: wrap("stack", obj({"id": STR, "links": LINKS}))}, errors=(404,)),
         ("POST", "/stacks/preview"): Doc({200: wrap("stack", PREVIEW)}, errors=(404,)),
-        ("GET", by_name): Doc({302: obj({"code": {"const": 302}, "title": STR, "explanation": STR})}),
+        ("GET", by_name): Doc({302: FOUND}),
         ("PUT", by_name): Doc({202: None}),
         ("PATCH", by_name): Doc({202: None}),
-        ("DELETE", by_name): Doc({204: None}),
+        ("DELETE", by_name): Doc({302: FOUND}),  # Heat's: the client deletes the Location
         ("GET", named): Doc({200: wrap("stack", STACK_DETAIL)}),
         ("PUT", named): Doc({202: None}),
         ("PATCH", named): Doc({202: None}),
@@ -65,6 +66,7 @@ def docs() -> dict[tuple[str, str], Doc]:
         ("POST", "/validate"): Doc({200: VALIDATED}, errors=(404,)),
         ("GET", "/resource_types"): Doc({200: obj({"resource_types": {"type": "array"}})}, errors=(404,)),
         ("GET", "/resource_types/{type_name}"): Doc({200: TYPE}),
+        ("GET", "/resource_types/{type_name}/template"): Doc({200: ANY_OBJ}),
         ("GET", "/template_versions"): Doc({200: obj({"template_versions": array(
             obj({"version": STR, "type": STR, "aliases": STRS}))})}, errors=(404,)),
         ("GET", "/template_versions/{template_version}/functions"): Doc({200: obj({"template_functions": array(
@@ -80,6 +82,7 @@ def docs() -> dict[tuple[str, str], Doc]:
             ("GET", base + "/outputs/{output_key}"): Doc({200: wrap("output", OUTPUT)}),
             ("GET", base + "/resources"): Doc({200: obj({"resources": array(RESOURCE)})}),
             ("GET", base + resource): Doc({200: wrap("resource", RESOURCE)}),
+            ("PATCH", base + resource): Doc({200: None}, errors=(409,)),  # mark_unhealthy
             ("GET", base + resource + "/metadata"): Doc({200: obj({"metadata": ANY_OBJ})}),
             ("GET", base + "/events"): Doc({200: obj({"events": array(EVENT)})}),
             ("POST", base + "/actions"): Doc({200: None}),

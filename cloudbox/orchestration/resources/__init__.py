@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cloudbox.orchestration.resources import compute, group, heat, nested, network, volume, wait
+from cloudbox.orchestration.resources import compute, group, heat, nested, network, testing, volume, wait
 from cloudbox.orchestration.resources.base import Context, Plugin, ResourceFailed
 
 PLUGINS: dict[str, Plugin] = {p.type: p for p in (
@@ -12,6 +12,7 @@ PLUGINS: dict[str, Plugin] = {p.type: p for p in (
     volume.Volume(), volume.VolumeAttachment(),
     heat.RandomString(), heat.NoneResource(), heat.SoftwareConfig(), heat.CloudConfig(), heat.MultipartMime(),
     wait.WaitConditionHandle(), wait.WaitCondition(),
+    testing.TestResource(),
     group.ResourceGroup(), group.AutoScalingGroup(), group.ScalingPolicy(), nested.TemplateResource(),
 )}
 TEMPLATE_RESOURCE = nested.TemplateResource.type

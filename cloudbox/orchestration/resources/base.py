@@ -60,6 +60,7 @@ class Plugin:
     type: ClassVar[str] = ""
     description: ClassVar[str] = ""
     properties: ClassVar[dict[str, str]] = {}  # name -> Heat's property type (for resource_types)
+    defaults: ClassVar[dict[str, Any]] = {}  # name -> Heat's default (shown by resource_types)
     required: ClassVar[frozenset[str]] = frozenset()
     update_allowed: ClassVar[frozenset[str]] = frozenset()  # changed in place; any other change replaces
     updates_anything: ClassVar[bool] = False  # every property changes in place (a nested stack's parameters)
@@ -78,6 +79,10 @@ class Plugin:
 
     async def update(self, ctx: Context, old: dict[str, Any], new: dict[str, Any], changed: set[str]) -> None:
         raise ResourceFailed(f"{self.type} cannot be updated in place")
+
+    def replaces(self, old: dict[str, Any], new: dict[str, Any], changed: set[str]) -> bool:
+        """An update that must replace even though every changed property is in update_allowed."""
+        return False
 
     async def delete(self, ctx: Context) -> None:
         return None
