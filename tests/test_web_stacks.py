@@ -17,7 +17,7 @@ from tests.browser import browser, click, fill, find, go, sign_in, wait_css, wai
 from tests.cloud import Cloud
 from tests.test_web_more import new_member
 
-DEVENV = Path("/work/shared/examples/devenv.yaml")
+DEVENV = Path(__file__).resolve().parents[2] / "shared" / "examples" / "devenv.yaml"  # ../shared beside the clone
 WEB = Path(__file__).resolve().parents[1] / "web"
 
 
