@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("tests.browser", reason="the browser harness (tests/browser.py) is not there yet")
-
-from tests.browser import browser  # noqa: E402,F401  (the fixture)
-from tests.cloud import Cloud, wait_for  # noqa: E402
-from tests.test_console_api import remote_console  # noqa: E402
-from tests.test_console_guest import guest, node  # noqa: E402,F401  (the fixtures: a node, a booted guest)
+from tests.browser import browser  # noqa: F401  (the fixture)
+from tests.cloud import Cloud, wait_for
+from tests.test_console_api import remote_console
+from tests.test_console_guest import guest, node  # noqa: F401  (the fixtures: a node, a booted guest)
 
 pytestmark = pytest.mark.slow
 
