@@ -26,7 +26,8 @@ from cloudbox.network.driver.real import LinuxNetworkDriver
 from tests.cloud import wait_for_async
 from tests.test_compute_service import Images, Ports, server_row
 from tests.test_network_core import Ctx
-from tests.test_network_dataplane import leftover_links, needs_root, port_status, running_cloud, sh
+from tests.test_network_dataplane import leftover_links, needs_root, sh
+from tests.test_network_reconciler import port_status, running_cloud
 from tests.test_network_render import Rows
 
 

@@ -255,7 +255,7 @@ async def test_each_node_shows_three_agents_alive_while_up(service: NetworkServi
 
     # A second member, down: its agents are listed, not alive.
     from cloudbox.cluster import commands as cluster_commands
-    from tests.test_network_dataplane import member_row
+    from tests.test_network_reconciler import member_row
 
     await service.engine.propose(cluster_commands.RegisterNode(member_row("node-1", "host-1", "192.0.2.1", 1.7e9)))
     await service.engine.propose(cluster_commands.RegisterNode(member_row("node-2", "host-2", "192.0.2.2", 1.7e9)))

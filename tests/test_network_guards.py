@@ -26,8 +26,9 @@ from cloudbox.network.dataplane import DataPlane
 from cloudbox.network.driver.fake import FakeNetworkDriver
 from cloudbox.network.hostplan import HostNetworks, Management, build_plan
 from tests.cloud import wait_for
-from tests.test_network_dataplane import (Host, host, needs_root, ping, running_cloud, sh,  # noqa: F401 - host: a fixture
+from tests.test_network_dataplane import (Host, host, needs_root, ping, sh,  # noqa: F401 - host: a fixture
                                           tcp_connects, tcp_listener)
+from tests.test_network_reconciler import running_cloud
 
 # One ICMPv6 message to ff02::1 from ``iface`` (the kernel fills in the checksum and the source,
 # the link-local address): a neighbour advertisement (override flag) for ``target`` with ``mac``

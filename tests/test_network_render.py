@@ -2,7 +2,7 @@
 
 ``Rows`` writes rows shaped as the network tables of DESIGN.md into a throwaway
 SQLite database, so ``build_plan`` is exercised without the control plane; the
-real-kernel tests (test_network_dataplane.py) use it too.
+real-kernel tests (test_network_dataplane.py, test_network_reconciler.py) use it too.
 """
 
 from __future__ import annotations
