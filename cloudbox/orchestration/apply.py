@@ -13,6 +13,8 @@ from cloudbox.orchestration import store as s
 from cloudbox.state.migrations import Handler
 
 STACKS, RESOURCES, EVENTS = "orchestration_stacks", "orchestration_resources", "orchestration_events"
+PLANS = "orchestration_plans"
+PARTS = ("template", "environment", "files", "parameters")
 
 
 def _event(db: sqlite_utils.Database, stack_id: str, event_id: str, name: str, physical_id: str, kind: str,
@@ -88,12 +90,61 @@ def _remove_resource(db: sqlite_utils.Database, cmd: c.RemoveResource) -> None:
 def _purge_stack(db: sqlite_utils.Database, cmd: c.PurgeStack) -> None:
     if s.get_stack(db, cmd.id) is None:
         raise NotFound(f"The Stack ({cmd.id}) could not be found.")
-    for table in (EVENTS, RESOURCES):
+    for table in (EVENTS, RESOURCES, PLANS):
         db.execute(f"DELETE FROM {table} WHERE stack_id = ?", [cmd.id])
     db.execute(f"DELETE FROM {STACKS} WHERE id = ?", [cmd.id])
 
 
+def _claim_stack(db: sqlite_utils.Database, cmd: c.ClaimStack) -> dict[str, Any]:
+    stack = s.must_stack(db, cmd.id)
+    if stack["status"] != "IN_PROGRESS" or stack["runner"] != cmd.runner_from:
+        raise Conflict(f"Stack {stack['name']} is no longer {cmd.runner_from}'s to take over "
+                       f"(runner {stack['runner'] or 'none'}, {stack['action']}_{stack['status']}).")
+    db[STACKS].update(cmd.id, {"runner": cmd.runner_to})
+    _event(db, cmd.id, cmd.event_id, stack["name"], cmd.id, "OS::Heat::Stack", stack["action"], "IN_PROGRESS",
+           f"Stack {stack['action']} continued by node {cmd.runner_to} (node {cmd.runner_from} is down)", cmd.at)
+    return s.must_stack(db, cmd.id)
+
+
+def _create_plan(db: sqlite_utils.Database, cmd: c.CreatePlan) -> dict[str, Any]:
+    s.must_stack(db, cmd.row["stack_id"])
+    db[PLANS].insert(s.encode(cmd.row))
+    plan = s.get_plan(db, cmd.row["id"])
+    assert plan is not None
+    return plan
+
+
+def _apply_plan(db: sqlite_utils.Database, cmd: c.ApplyPlan) -> dict[str, Any]:
+    plan = s.get_plan(db, cmd.id)
+    if plan is None or plan["stack_id"] != cmd.stack_id:
+        raise NotFound(f"The plan {cmd.id[:40]} could not be found.")
+    stack = s.must_stack(db, cmd.stack_id)
+    if stack["status"] == "IN_PROGRESS":
+        raise Conflict(f"Stack {stack['name']} is {stack['action']}_IN_PROGRESS: wait for it to end.")
+    if stack["event_seq"] != plan["stack_version"]:
+        raise Conflict(f"Stack {stack['name']} changed since plan {plan['id']} was made (version "
+                       f"{plan['stack_version']}, now {stack['event_seq']}): make a new plan.")
+    changes = {**plan["changes"], "previous": {k: stack[k] for k in PARTS}, "runner": cmd.runner,
+               "action": "UPDATE", "status": "IN_PROGRESS", "status_reason": "Stack UPDATE started (stored plan)",
+               "updated_at": cmd.at}
+    db[STACKS].update(cmd.stack_id, s.encode(changes))
+    _event(db, cmd.stack_id, cmd.event_id, stack["name"], cmd.stack_id, "OS::Heat::Stack", "UPDATE", "IN_PROGRESS",
+           f"Stack UPDATE started (plan {plan['id']})", cmd.at)
+    db.execute(f"DELETE FROM {PLANS} WHERE id = ?", [cmd.id])
+    return s.must_stack(db, cmd.stack_id)
+
+
+def _delete_plan(db: sqlite_utils.Database, cmd: c.DeletePlan) -> None:
+    if s.get_plan(db, cmd.id) is None:
+        raise NotFound(f"The plan {cmd.id[:40]} could not be found.")
+    db.execute(f"DELETE FROM {PLANS} WHERE id = ? AND stack_id = ?", [cmd.id, cmd.stack_id])
+
+
 HANDLERS: dict[type, Handler] = {
+    c.ClaimStack: _claim_stack,
+    c.CreatePlan: _create_plan,
+    c.ApplyPlan: _apply_plan,
+    c.DeletePlan: _delete_plan,
     c.CreateStack: _create_stack,
     c.StackState: _stack_state,
     c.ResourceState: _resource_state,

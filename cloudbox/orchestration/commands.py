@@ -78,3 +78,41 @@ class SignalResource(Command):
     signal: dict[str, Any]
     at: str
     event_id: str
+
+
+@command("orchestration.stack.claim")
+class ClaimStack(Command):
+    """A live node takes over a stack in progress whose runner is down: applied only while the
+    stack's runner is still ``runner_from`` (so of two nodes claiming it, one gets it)."""
+
+    id: str
+    runner_from: str
+    runner_to: str
+    at: str
+    event_id: str
+
+
+@command("orchestration.plan.create")
+class CreatePlan(Command):
+    """A stored plan (``row``: every column of ``orchestration_plans``) of the stack's update."""
+
+    row: dict[str, Any]
+
+
+@command("orchestration.plan.apply")
+class ApplyPlan(Command):
+    """The stored plan's update starts (UPDATE IN_PROGRESS, its parts stored, the stack's own kept in
+    ``previous``), only while the stack's event_seq is still the plan's stack_version and it is not
+    in progress; the plan is used up."""
+
+    id: str
+    stack_id: str
+    runner: str
+    at: str
+    event_id: str
+
+
+@command("orchestration.plan.delete")
+class DeletePlan(Command):
+    id: str
+    stack_id: str

@@ -43,10 +43,19 @@ MIGRATIONS = [
         status TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '', created_at TEXT NOT NULL);
     CREATE UNIQUE INDEX orchestration_events_seq ON orchestration_events (stack_id, seq);
     """,
+    # Stored plans (/cloudbox/v1/orchestration/stacks/{id}/plans): an update's parts, checked and
+    # planned now, applied later only while the stack's event_seq is still stack_version.
+    """
+    CREATE TABLE orchestration_plans (
+        id TEXT PRIMARY KEY, stack_id TEXT NOT NULL, project_id TEXT NOT NULL, user_id TEXT NOT NULL,
+        stack_version INTEGER NOT NULL, changes TEXT NOT NULL DEFAULT '{}', plan TEXT NOT NULL DEFAULT '{}',
+        created_at TEXT NOT NULL);
+    CREATE INDEX orchestration_plans_stack ON orchestration_plans (stack_id, created_at);
+    """,
 ]
 
 JSON_COLUMNS = ("template", "environment", "files", "parameters", "previous", "tags", "properties", "attributes",
-                "data")
+                "data", "changes", "plan")
 BOOL_COLUMNS = ("disable_rollback",)
 
 
@@ -121,6 +130,22 @@ def stacks_run_by(db: sqlite_utils.Database, runner: str) -> list[dict[str, Any]
     return [decode(r) for r in db.query(
         "SELECT * FROM orchestration_stacks WHERE runner = ? AND status = 'IN_PROGRESS' ORDER BY created_at, id",
         [runner])]
+
+
+def stacks_in_progress(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    """Every stack in progress with its runner (a live node takes over those of a node that is down)."""
+    return [dict(r) for r in db.query(
+        "SELECT id, runner, parent_id FROM orchestration_stacks WHERE status = 'IN_PROGRESS' ORDER BY created_at, id")]
+
+
+# --- plans -------------------------------------------------------------------------------------
+def get_plan(db: sqlite_utils.Database, plan_id: str) -> dict[str, Any] | None:
+    return _one(db, "SELECT * FROM orchestration_plans WHERE id = ?", [plan_id])
+
+
+def plans_of(db: sqlite_utils.Database, stack_id: str) -> list[dict[str, Any]]:
+    return [decode(r) for r in db.query(
+        "SELECT * FROM orchestration_plans WHERE stack_id = ? ORDER BY created_at, id", [stack_id])]
 
 
 # --- resources ---------------------------------------------------------------------------------
