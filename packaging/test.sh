@@ -9,9 +9,10 @@ need_root
 # the network tests; iperf3: bench/network.py; etcdctl (etcd-client): the cluster tests check
 # etcd itself with it (a plain etcd cluster, and compaction of a node's history); curl: an S3 presigned URL
 # fetched as a person would (tests/test_object_s3.py); chromium and chromium-driver: the dashboard's
-# tests in a real browser (tests/browser.py, with Selenium from the test extras).
+# tests in a real browser (tests/browser.py, with Selenium from the test extras); nodejs: the page's
+# event-stream module run by Node (tests/test_events_js.py; Debian 12's Node 18 and Node 20 both pass).
 install_os_packages "${RUNTIME_PACKAGES[@]}" openssh-client iputils-ping iperf3 busybox etcd-client curl \
-    chromium chromium-driver
+    chromium chromium-driver nodejs
 make_venv test
 # Ansible (with the openstack.cloud collection it bundles) for tests/test_ansible.py, in a venv of its own.
 # That collection (2.5.0) reads openstack.version, which openstacksdk removed in 4.15: its modules use 4.14.

@@ -33,7 +33,11 @@ process.stdin.on("data", () => { stream.close(); process.exit(0); });
 class NodeClient:
     def __init__(self, cloud: Cloud, token: str, workdir: Path) -> None:
         script = workdir / "client.mjs"
-        script.write_text(CLIENT % (ROOT / "web" / "js" / "events.js").as_posix())
+        # The module's bytes as a .mjs: Node before 20.19 takes a .js outside a "type": "module"
+        # package for CommonJS (Debian 12's Node is 18).
+        module = workdir / "events.mjs"
+        module.write_bytes((ROOT / "web" / "js" / "events.js").read_bytes())
+        script.write_text(CLIENT % module.as_posix())
         self.proc = subprocess.Popen(["node", str(script), cloud.url, token], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                      env={**os.environ, "NODE_EXTRA_CA_CERTS": cloud.ca})
