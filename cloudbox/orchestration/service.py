@@ -14,7 +14,7 @@ import logging
 import re
 import time
 import uuid
-from typing import Any, Callable, Mapping
+from typing import Any, Awaitable, Callable, Mapping
 
 import trio
 
@@ -31,6 +31,7 @@ from cloudbox.state.engine import StateEngine
 
 log = logging.getLogger("cloudbox.orchestration")
 
+TAKEOVER_TICK = 2.0  # s between looks for stacks whose runner is down (liveness reads who is up as often)
 NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9_.-]{0,254}$")
 PARTS = ("template", "environment", "files", "parameters")
 
@@ -53,6 +54,11 @@ class OrchestrationService:
         self.nursery: trio.Nursery | None = None
         self.runner = Engine(self)
         self.queries = StackQueries(self)
+        self.up_nodes: Callable[[], Awaitable[frozenset[str]]] = self._alone  # the cluster's, set by the node
+        self.takeover_tick = TAKEOVER_TICK
+
+    async def _alone(self) -> frozenset[str]:
+        return frozenset({self.node_id})
 
     # --- plumbing -------------------------------------------------------------------------------
     async def read(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -326,8 +332,8 @@ class OrchestrationService:
                 raise NotFound(f"The nested stack {child_id} is gone.")
             if child["status"] != "IN_PROGRESS" and not (gone and child["status"] == "COMPLETE"):
                 return child
-            if child_id not in self.runner.scopes:  # its drive ended without a word: drive it again
-                self.start(child_id)
+            if child_id not in self.runner.scopes and child["runner"] == self.node_id:
+                self.start(child_id)  # its drive here ended without a word: drive it again
             await trio.sleep(0.5)
 
     async def child_rows(self, child_id: str) -> list[dict[str, Any]]:
@@ -447,7 +453,40 @@ class OrchestrationService:
             for stack in await self.read(store.stacks_run_by, self.node_id):
                 log.info("resuming stack", extra={"stack_id": stack["id"], "action": stack["action"]})
                 self.start(stack["id"])
-            await trio.sleep_forever()
+            while True:
+                try:
+                    await self.take_over()
+                except Exception:  # noqa: BLE001 - the next tick tries again
+                    log.exception("taking over the stacks of down nodes failed")
+                await trio.sleep(self.takeover_tick)
+
+    async def take_over(self) -> list[str]:
+        """Continue the stacks in progress whose runner is down (each claimed by one command: of two
+        live nodes claiming one, apply gives it to the first), and stop driving those another node
+        took from this one (this node was taken for down while cut off)."""
+        rows = await self.read(store.stacks_in_progress)
+        for row in rows:
+            if row["runner"] != self.node_id and row["id"] in self.runner.scopes:
+                log.warning("stack taken over by another node: stopping its drive here",
+                            extra={"stack_id": row["id"], "runner": row["runner"]})
+                await self.runner.stop(row["id"])
+        orphans = [r for r in rows if r["runner"] != self.node_id]
+        if not orphans:
+            return []
+        up = await self.up_nodes()
+        claimed = []
+        for row in orphans:
+            if row["runner"] in up:
+                continue
+            try:
+                await self.propose(c.ClaimStack(row["id"], row["runner"], self.node_id, self.now(),
+                                                str(uuid.uuid4())))
+            except (Conflict, NotFound):  # another node claimed it first, or it ended meanwhile
+                continue
+            log.info("took over a stack of a down node", extra={"stack_id": row["id"], "from_node": row["runner"]})
+            claimed.append(row["id"])
+            self.start(row["id"])
+        return claimed
 
 
 def _flag(value: Any, name: str) -> bool:
