@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cloudbox.orchestration import commands_software  # noqa: F401  (software configs' commands register too)
 from cloudbox.state.commands import Command, command
 
 

@@ -14,6 +14,7 @@ import sqlite_utils
 
 from cloudbox.errors import NotFound
 from cloudbox.orchestration import commands as c
+from cloudbox.orchestration.software_store import MIGRATION as SOFTWARE_MIGRATION
 from cloudbox.state.db import decode_columns, encode_columns
 from cloudbox.state.migrations import StoreSpec
 
@@ -52,6 +53,7 @@ MIGRATIONS = [
         created_at TEXT NOT NULL);
     CREATE INDEX orchestration_plans_stack ON orchestration_plans (stack_id, created_at);
     """,
+    SOFTWARE_MIGRATION,  # Heat's software configs and deployments (software_store.py)
 ]
 
 JSON_COLUMNS = ("template", "environment", "files", "parameters", "previous", "tags", "properties", "attributes",
@@ -187,4 +189,5 @@ def get_event(db: sqlite_utils.Database, stack_id: str, event_id: str) -> dict[s
     return dict(rows[0]) if rows else None
 
 
-STORE = StoreSpec("orchestration", MIGRATIONS, c, ("cloudbox.orchestration.apply",))
+STORE = StoreSpec("orchestration", MIGRATIONS, c,
+                  ("cloudbox.orchestration.apply", "cloudbox.orchestration.software_store"))
