@@ -6,7 +6,10 @@ It starts a fresh single-node cloud in a temporary dir (fake hypervisor), then m
   reading that file back (both reads come from the page cache, like the GET's);
 - small objects (4 KiB): PUT and GET ops/s and p99 latency for 1 and 32 concurrent clients
   (closed loops, each waiting for its answer) for --seconds each.
-The target of the issue is large PUT and GET at >= 0.8 of the baselines.
+The target of the issue is large PUT and GET at >= 0.8 of the baselines.  Beside them it measures
+the bounds of bench/object_bounds.py: md5 of the same bytes (the ETag every PUT computes) and TLS
+over loopback with Python's ssl at both ends (the transport alone), each as a fraction of the
+write+fsync baseline, since a PUT cannot be faster than either.
 
 With --nodes 3 (root: the test underlay of tests/cluster_net.py, three namespaces on one bridge)
 a three-node cluster is made and every request goes to node 1, which streams each PUT to the
@@ -38,6 +41,7 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.object_bounds import md5_seconds, tls_seconds  # noqa: E402
 from tests.cloud import Cloud, free_port  # noqa: E402
 
 CHUNK = 1 << 20
@@ -169,6 +173,11 @@ def main() -> None:
         for _ in range(args.repeat):
             wrote, read = baseline(node.data_dir, data)
             put, get = large(node, base, data)
+            md5, tls = md5_seconds(data), tls_seconds(data)
+            figures.setdefault("md5", []).append(mib / md5)
+            figures.setdefault("md5 ratio", []).append(wrote / md5 * 100)
+            figures.setdefault("TLS", []).append(mib / tls)
+            figures.setdefault("TLS ratio", []).append(wrote / tls * 100)
             for key, value in (("write+fsync", mib / wrote), ("PUT", mib / put), ("PUT ratio", wrote / put * 100),
                                ("read", mib / read), ("GET", mib / get), ("GET ratio", read / get * 100)):
                 figures.setdefault(key, []).append(value)
@@ -183,6 +192,9 @@ def main() -> None:
         print(f"large {mib} MiB: PUT {spread(figures['PUT'])} MiB/s vs write+fsync {spread(figures['write+fsync'])} "
               f"MiB/s (ratio {spread(figures['PUT ratio'])} %); GET {spread(figures['GET'])} MiB/s vs read "
               f"{spread(figures['read'])} MiB/s (ratio {spread(figures['GET ratio'])} %); target >= 80 %")
+        print(f"bounds: md5 alone {spread(figures['md5'])} MiB/s ({spread(figures['md5 ratio'])} % of write+fsync); "
+              f"TLS over loopback alone, Python ssl both ends {spread(figures['TLS'])} MiB/s "
+              f"({spread(figures['TLS ratio'])} % of write+fsync)")
         for clients in (int(x) for x in args.clients.split(",")):
             for method in ("PUT", "GET"):
                 print(f"small 4 KiB {method} x{clients} clients: {spread(figures[f'{method} x{clients} ops/s'])} ops/s, "
