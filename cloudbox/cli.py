@@ -189,6 +189,17 @@ def cluster_list(data_dir: str | None, as_json: bool) -> None:
                    f"{cap.get('vcpus', ''):>5} {cap.get('memory_mb', ''):>8}  {n['heartbeat_at']}")
 
 
+@cluster.command("finish-upgrade")
+@click.option("--data-dir", help=DATA_DIR_HELP)
+@click.option("--force", is_flag=True, help="Even though some node speaks an older command schema "
+              "(it stops applying the log until it is upgraded).")
+def cluster_finish_upgrade(data_dir: str | None, force: bool) -> None:
+    """Once every node runs the new release: let the cluster use its new commands (older nodes may not join)."""
+    directory = DataDir.from_option(data_dir)
+    view = _node_api(directory, "POST", "/cloudbox/v1/cluster/upgrade", {"force": force})
+    click.echo(f"the cluster speaks command schema {view['finished_schema']}")
+
+
 @cluster.command("remove")
 @click.argument("name")
 @click.option("--data-dir", help=DATA_DIR_HELP)
@@ -303,14 +314,32 @@ def status(data_dir: str | None) -> None:
     click.echo(f"listen:    {settings.listen}  advertise: {settings.advertise}")
     click.echo(f"process:   {'running, pid %d' % pid if pid else 'not running'}")
     if health:
-        click.echo(f"api:       {health['status']} (version {health['version']})")
+        click.echo(f"api:       {health['status']} (version {health['version']}, "
+                   f"command schema {health.get('command_schema', 1)})")
         for name, state in sorted(health["services"].items()):
             click.echo(f"  {name:<10} {state}")
+        if health.get("stalled"):
+            click.echo(f"log:       STOPPED: {health['stalled']['message']}")
+        _echo_versions(directory)
     elif pid:
         click.echo("api:       not answering")
     ok = bool(health and health["status"] == "ok" and all(v == "running" for v in health["services"].values()))
     click.echo(f"healthy:   {'yes' if ok else 'no'}")
     sys.exit(0 if ok else 1)
+
+
+def _echo_versions(directory: DataDir) -> None:
+    """Each node's release and command schema (a rolling upgrade's progress); skipped without the node key."""
+    try:
+        nodes = _node_api(directory, "GET", "/cloudbox/v1/nodes")["nodes"]
+        upgrade = _node_api(directory, "GET", "/cloudbox/v1/cluster/upgrade")
+    except SetupError:
+        return
+    click.echo(f"versions:  the cluster finished its upgrade to command schema {upgrade['finished_schema']}; "
+               f"its nodes speak at least {upgrade['lowest_schema']}")
+    for n in sorted(nodes, key=lambda n: n["name"]):
+        click.echo(f"  {n['name']:<16} {n['status']:<5} cloudbox {n.get('version', '?'):<12} "
+                   f"command schema {n.get('command_schema', '?')}")
 
 
 @cli.command()

@@ -17,6 +17,7 @@ from cloudbox.api.routes import ApiSpec, Call, Reply, Route
 from cloudbox.errors import Forbidden, Unauthorized
 from cloudbox.identity.core import require
 from cloudbox.image import api as image_api
+from cloudbox.state.commands import known_schema
 
 if TYPE_CHECKING:
     from cloudbox.server import Node
@@ -42,9 +43,16 @@ JOIN_BODY = {
     "properties": {
         **{k: {"type": "string", "minLength": 1, "maxLength": 8192}
            for k in ("token_id", "secret", "name", "csr", "address", "api_url", "peer_url")},
+        # what the joiner runs (older joiners send neither: schema 1)
+        "package": {"type": "string", "minLength": 1, "maxLength": 64},
+        "command_schema": {"type": "integer", "minimum": 1, "maximum": 1000},
         # where the joiner's etcd member will listen (its etcd_client_port / etcd_peer_port settings)
         **{k: {"type": "integer", "minimum": 1, "maximum": 65535} for k in ("etcd_client_port", "etcd_peer_port")},
     },
+}
+UPGRADE_BODY = {
+    "type": "object", "additionalProperties": False,
+    "properties": {"force": {"type": "boolean"}},
 }
 ABORT_BODY = {
     "type": "object", "required": ["token_id", "secret", "node_id"],
@@ -62,14 +70,15 @@ def build(node: Node) -> ApiSpec:
             "id": node.node_id, "name": node.name, "address": node.url,
             "role": "voter" if cluster.config and cluster.config.get("member") else (
                 "client" if cluster.clustered else "single"),
-            "status": "up", "version": __version__,
+            "status": "up", "version": __version__, "command_schema": known_schema(),
             "uptime_seconds": round(time.monotonic() - node.started, 1),
         }
 
     def member_view(row: dict[str, Any]) -> dict[str, Any]:
         return {"id": row["id"], "name": row["name"], "role": row["role"], "address": row["api_url"],
                 "tunnel_ip": row["tunnel_ip"], "status": "up" if row["up"] else "down", "up": row["up"],
-                "joined_at": row["joined_at"], "heartbeat_at": row["heartbeat_at"], "capacity": row["capacity"]}
+                "joined_at": row["joined_at"], "heartbeat_at": row["heartbeat_at"], "capacity": row["capacity"],
+                "version": row["version"]["package"], "command_schema": row["version"]["command_schema"]}
 
     def on_peer_port(call: Call) -> bool:
         server = call.request.scope.get("server") or (None, None)
@@ -89,10 +98,14 @@ def build(node: Node) -> ApiSpec:
             raise Forbidden("This route serves cluster members only, on the peer port with a node certificate.")
 
     async def health(call: Call) -> Any:
+        stalled = node.engine.stalled
         return {
-            "status": "ok" if node.engine.running else "degraded",
+            "status": "ok" if node.engine.running and stalled is None else "degraded",
             "node": node.name,
             "version": __version__,
+            "command_schema": known_schema(),
+            # the log entry this node does not understand (it serves reads, refuses writes): upgrade it
+            **({"stalled": stalled} if stalled is not None else {}),
             "services": {name: ("running" if alive() else "stopped") for name, alive in node.checks.items()},
         }
 
@@ -101,7 +114,9 @@ def build(node: Node) -> ApiSpec:
         return {
             "node": node_view(),
             "state": {"applied_seq": node.engine.last_seq, "database": str(node.engine.path),
-                      "database_bytes": node.engine.path.stat().st_size},
+                      "database_bytes": node.engine.path.stat().st_size,
+                      "applied_revision": node.engine.applied_revision, "stalled": node.engine.stalled},
+            "upgrade": await cluster.upgrade_view(),
             "memory": {"rss_bytes": _rss_bytes()},
             "compute": {
                 "running": node.compute.running, "unavailable": node.compute.unavailable or None,
@@ -147,6 +162,14 @@ def build(node: Node) -> ApiSpec:
         return {"node": node.name, "applied_revision": revision, "applied_seq": node.engine.last_seq,
                 "hashes": hashes, "clustered": cluster.clustered}
 
+    async def upgrade(call: Call) -> Any:
+        node_or(call, lambda a: a.is_cloud_reader, "cloudbox:cluster_upgrade")
+        return await cluster.upgrade_view()
+
+    async def finish_upgrade(call: Call) -> Any:
+        node_or(call, lambda a: a.is_cloud_admin, "cloudbox:cluster_finish_upgrade")
+        return await cluster.finish_upgrade(bool(call.body.get("force", False)))
+
     async def etcd(call: Call) -> Any:
         node_or(call, lambda a: a.is_cloud_reader, "cloudbox:cluster_etcd")
         return await cluster.etcd_view()
@@ -189,6 +212,10 @@ def build(node: Node) -> ApiSpec:
             Route("POST", "/cluster/join/abort", abort_join, access="public", status=204, body=ABORT_BODY,
                   summary="Undo a join whose node could not start"),
             Route("GET", "/cluster/state", state, access="public", summary="Applied revision and hashes of every replicated table"),
+            Route("GET", "/cluster/upgrade", upgrade, access="public",
+                  summary="Command schemas: the cluster's, the lowest of its nodes', this node's"),
+            Route("POST", "/cluster/upgrade", finish_upgrade, access="public", body=UPGRADE_BODY,
+                  summary="Finish a rolling upgrade: the cluster speaks this node's command schema from now on"),
             Route("GET", "/cluster/etcd", etcd, access="public", summary="etcd's members and leader"),
             Route("GET", "/cluster/snapshot", snapshot, access="public",
                   summary="A consistent copy of the state (peer port, node certificate)"),

@@ -49,3 +49,13 @@ class Heartbeat(Command):
 class RemoveNode(Command):
     node_id: str
     at: str
+
+
+@command("cluster.upgrade.finish", since=2)
+class FinishUpgrade(Command):
+    """Record that the cluster speaks command schema ``schema`` from now on (every node did, or the
+    operator forced it over the nodes named in ``forced_over``); nodes older than it may not join."""
+
+    schema: int
+    at: str
+    forced_over: tuple[str, ...] = ()

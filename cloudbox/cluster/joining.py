@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 
 from cloudbox import pki
+from cloudbox.cluster import versions
 from cloudbox.cluster.etcd_server import port_taken
 from cloudbox.cluster.service import CLUSTER_FILE, decode_token
 from cloudbox.errors import CloudboxError, SetupError
@@ -124,7 +125,7 @@ def _join_at(address: str, ca_pem: bytes, token: dict[str, Any], data_dir: DataD
     request = {"token_id": token["id"], "secret": token["secret"], "name": name, "csr": csr_pem.decode(),
                "address": advertise, "api_url": f"https://{url_host(advertise)}:{port}",
                "peer_url": f"https://{url_host(advertise)}:{peer_port}",
-               "etcd_client_port": etcd_ports[0], "etcd_peer_port": etcd_ports[1]}
+               "etcd_client_port": etcd_ports[0], "etcd_peer_port": etcd_ports[1], **versions.own()}
     try:
         resp = httpx.post(f"{address}/cloudbox/v1/cluster/join", json=request, verify=verify, timeout=TIMEOUT)
     except httpx.HTTPError as exc:

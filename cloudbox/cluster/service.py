@@ -49,9 +49,12 @@ from cloudbox.cluster.etcd import EtcdClient, tls_context
 from cloudbox.cluster.etcd_server import EtcdMember, MemberConfig, etcd_urls, port_taken
 from cloudbox.cluster.liveness import Liveness
 from cloudbox.cluster.replication import LOG_KEY, ReplicatedLog
+from cloudbox.cluster.versions import NodeVersions
+from cloudbox.cluster import versions as versions_mod
 from cloudbox.errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable
 from cloudbox.node import DataDir
 from cloudbox.settings import BY_NAME, Settings
+from cloudbox.state import commands as cmds
 from cloudbox.state.engine import StateEngine
 
 if TYPE_CHECKING:
@@ -138,6 +141,7 @@ class ClusterService:
         self._etcd_scope: trio.CancelScope | None = None
         self.liveness: Liveness | None = None
         self._liveness_scope: trio.CancelScope | None = None
+        self.versions = NodeVersions(engine, me.id, lambda: engine.read(store.nodes))
         if self.config is not None:
             self._connect(self.config)
         self.engine.add_listener(self._on_commit)
@@ -162,6 +166,7 @@ class ClusterService:
     def _connect(self, config: dict[str, Any]) -> None:
         self.client = EtcdClient(config["endpoints"], self.tls())
         self.engine.log = ReplicatedLog(self.client, self.me.id, self.me.name, self.catch_up)
+        self.versions.clustered(self.client)
 
     def _member_config(self, config: dict[str, Any]) -> MemberConfig:
         d = self.data_dir
@@ -181,6 +186,7 @@ class ClusterService:
                     nursery.start_soon(self._promote, self.config["learner_id"])
             if self.client is not None:
                 await nursery.start(self._keep_liveness, self.client)
+                await nursery.start(self.versions.run)
             self.running = True
             task_status.started()
             try:
@@ -236,8 +242,12 @@ class ClusterService:
                     log.warning("waiting for a majority of the cluster's etcd members", extra={"why": exc.message})
                 await trio.sleep(0.5)
                 waited += 0.5
-        while self.engine.applied_revision < revision:
+        while self.engine.applied_revision < revision and self.engine.stalled is None:
             await trio.sleep(0.05)
+        if self.engine.stalled is not None:  # it serves reads of what it could apply
+            log.error("behind the cluster, at a command this node does not understand",
+                      extra={"revision": self.engine.applied_revision, "cluster_revision": revision})
+            return
         log.info("caught up with the cluster", extra={"revision": revision})
 
     async def _log_revision(self) -> int:
@@ -249,7 +259,7 @@ class ClusterService:
     async def read_barrier(self) -> None:
         """Before a read in a cluster: apply the log up to etcd's current revision, so that a write
         acknowledged by any node is visible here.  Without a quorum the read is served as is."""
-        if self.client is None or time.monotonic() < self._barrier_off_until:
+        if self.client is None or time.monotonic() < self._barrier_off_until or self.engine.stalled is not None:
             return
         try:
             with trio.fail_after(BARRIER_TIMEOUT):
@@ -302,6 +312,8 @@ class ClusterService:
 
     async def start_background(self) -> None:
         """After the engine runs: register this node (its row, once; liveness needs no writes)."""
+        if self.engine.stalled is not None:
+            return  # it cannot write; its row is as the cluster last knew it
         await self.register()
 
     async def register(self) -> None:
@@ -357,6 +369,7 @@ class ClusterService:
         up = await self.up_nodes()
         for row in rows:
             row["up"] = row["id"] in up
+            row["version"] = self.versions.of(row["id"])
             row["role"] = "voter" if row["etcd_member"] else ("client" if self.clustered else "single")
             if row["id"] == self.me.id:
                 mine = self.liveness.reported(self.me.id) if self.liveness is not None else None
@@ -367,6 +380,29 @@ class ClusterService:
                 seen = self.liveness.last_seen(row["id"])
                 row["heartbeat_at"] = iso(seen) if seen is not None else row["heartbeat_at"]
         return rows
+
+    async def upgrade_view(self) -> dict[str, Any]:
+        """The cluster's command schemas: recorded, lowest among the nodes, and this node's."""
+        return {"finished_schema": await self.engine.read(store.cluster_schema),
+                "lowest_schema": self.engine.cluster_schema, "lowest_nodes": self.engine.schema_laggards,
+                "this_node": versions_mod.own(), "stalled": self.engine.stalled}
+
+    async def finish_upgrade(self, force: bool) -> dict[str, Any]:
+        """Record that the cluster speaks this node's command schema from now on (nodes older than it
+        may not join).  Refused while a member speaks an older one, unless ``force``: that node then
+        stops at this command, loudly, until it is upgraded."""
+        target = cmds.known_schema()
+        if self.client is not None:
+            await self.versions.refresh()
+        rows = await self.engine.read(store.nodes)
+        behind = sorted(r["name"] for r in rows if int(self.versions.of(r["id"])["command_schema"]) < target)
+        if behind and not force:
+            raise Conflict(f"Node(s) {', '.join(behind)} speak an older command schema than {target}; upgrade "
+                           "them first (or force it: they stop applying the log until they are upgraded).")
+        if await self.engine.read(store.cluster_schema) < target:
+            await self.engine.propose(c.FinishUpgrade(target, now_iso(), tuple(behind)), ungated=force)
+            log.warning("cluster upgrade finished", extra={"schema": target, "forced_over": behind})
+        return await self.upgrade_view()
 
     async def etcd_view(self) -> dict[str, Any]:
         if self.client is None:
@@ -462,6 +498,13 @@ class ClusterService:
             raise Forbidden("The join token has expired; ask for a new one with `cloudbox cluster add`.")
         if row["name"] != body["name"]:
             raise Forbidden(f"The join token is for node {row['name']!r}, not {body['name']!r}.")
+        joiner = {"package": str(body.get("package") or versions_mod.BEFORE["package"]),
+                  "command_schema": int(body.get("command_schema") or 1)}  # older joiners send neither
+        required = await self.engine.read(store.cluster_schema)
+        if joiner["command_schema"] < required:
+            raise Conflict(f"Node {body['name']} runs cloudbox {joiner['package']}, which speaks command schema "
+                           f"{joiner['command_schema']}; this cluster finished its upgrade to schema {required}. "
+                           "Install the cluster's release on it, then join.")
         address = body["address"]
         api_url = body.get("api_url") or f"https://{address}:8443"
         peer_url = body.get("peer_url") or f"https://{address}:{self.me.peer_port}"
@@ -491,6 +534,7 @@ class ClusterService:
                         "tunnel_ip": address, "etcd_member": voter, "etcd_peer_url": etcd_peer if voter else "",
                         "joined_at": at, "heartbeat_at": at, "capacity": {}}
             await self.engine.propose(c.ConsumeJoinToken(body["token_id"], at, node_row))
+            await versions_mod.put(self.client, node_id, joiner)  # counted before it first starts
             learner_id = None
             try:
                 if voter:
@@ -592,6 +636,8 @@ class ClusterService:
         await self.engine.join_cluster(ReplicatedLog(client, self.me.id, self.me.name, self.catch_up),
                                        revision)
         await self._nursery.start(self._keep_liveness, client)
+        self.versions.clustered(client)
+        await self._nursery.start(self.versions.run)
         await self.register()
         log.info("this node now keeps its log in etcd", extra={"revision": revision, "etcd": client_url})
 

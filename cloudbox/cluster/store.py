@@ -33,6 +33,11 @@ MIGRATIONS = [
     """,
     # The peer URL of a node's etcd member ('' for clients): nodes may share an address.
     "ALTER TABLE cluster_nodes ADD COLUMN etcd_peer_url TEXT NOT NULL DEFAULT ''",
+    # Command schemas the cluster finished upgrading to (cluster.upgrade.finish).
+    """
+    CREATE TABLE cluster_upgrades (
+        schema INTEGER PRIMARY KEY, at TEXT NOT NULL, forced_over TEXT NOT NULL DEFAULT '[]');
+    """,
 ]
 
 
@@ -61,6 +66,12 @@ def get_node(db: sqlite_utils.Database, key: str) -> dict[str, Any]:
 def token(db: sqlite_utils.Database, token_id: str) -> dict[str, Any] | None:
     rows = list(db.query("SELECT * FROM cluster_join_tokens WHERE id = ?", [token_id]))
     return rows[0] if rows else None
+
+
+def cluster_schema(db: sqlite_utils.Database) -> int:
+    """The command schema the cluster finished upgrading to (1: never upgraded)."""
+    row = db.execute("SELECT max(schema) FROM cluster_upgrades").fetchone()
+    return int(row[0]) if row and row[0] is not None else 1
 
 
 def _insert_node(db: sqlite_utils.Database, row: dict[str, Any], *, replace: bool) -> None:
@@ -119,12 +130,20 @@ def _apply_remove_node(db: sqlite_utils.Database, cmd: c.RemoveNode) -> Any:
     return node
 
 
+def _apply_finish_upgrade(db: sqlite_utils.Database, cmd: c.FinishUpgrade) -> Any:
+    """Idempotent: the first record of a schema stands (two nodes may finish the same upgrade)."""
+    db.execute("INSERT OR IGNORE INTO cluster_upgrades (schema, at, forced_over) VALUES (?, ?, ?)",
+               [cmd.schema, cmd.at, json.dumps(list(cmd.forced_over))])
+    return cluster_schema(db)
+
+
 HANDLERS: dict[type, Handler] = {
     c.RegisterNode: _apply_register_node,
     c.CreateJoinToken: _apply_create_join_token,
     c.ConsumeJoinToken: _apply_consume_join_token,
     c.Heartbeat: _apply_heartbeat,
     c.RemoveNode: _apply_remove_node,
+    c.FinishUpgrade: _apply_finish_upgrade,
 }
 
 

@@ -26,6 +26,14 @@ Two ways to keep the log (see ``cloudbox.cluster.replication``):
   task applies every batch (from every node) in etcd's revision order, records
   the revision in ``local_cluster`` in the same transaction, and answers this
   node's proposers once their batch is applied here.
+
+Versions (see ``cloudbox.state.commands``): a batch holding a command this node does not
+understand (unknown kind, newer schema) is not applied, nor anything after it: the
+follower stops there, records why in ``stalled`` (shown in /health and `cloudbox
+status`), and the node keeps serving reads of the state before it; its own writes are
+refused at once.  Restarted by a release that understands it, the node goes on from
+there.  A command is proposed only if every node of the cluster speaks its schema
+(``cluster_schema``, kept by the cluster service from the nodes' registrations).
 """
 
 from __future__ import annotations
@@ -94,6 +102,9 @@ class StateEngine:
         self._put_slots = trio.Semaphore(PUTS_IN_FLIGHT)
         self._fail_fast_until = 0.0
         self._last_refusal = ""
+        self.stalled: dict[str, Any] | None = None  # why the follower stopped (a command not understood)
+        self.cluster_schema = cmds.known_schema()  # the lowest command schema of the cluster's nodes
+        self.schema_laggards = ""  # who speaks only cluster_schema (for messages), set with it
         self.commit_timeout = 3.0  # seconds a write may wait for etcd before 503
         self.apply_timeout = 10.0  # seconds a committed write may wait to be applied here
 
@@ -147,10 +158,10 @@ class StateEngine:
         self._listeners.append(listener)
 
     # --- writing -----------------------------------------------------------
-    async def propose(self, cmd: cmds.Command) -> Any:
-        """Append ``cmd`` to the log, apply it, and return apply's result (or raise its error)."""
-        if not self.running:
-            raise Unavailable("the state engine is not running")
+    async def propose(self, cmd: cmds.Command, *, ungated: bool = False) -> Any:
+        """Append ``cmd`` to the log, apply it, and return apply's result (or raise its error).
+        ``ungated``: send it even if some node does not speak its schema (an operator's force)."""
+        self._admit(cmd, ungated)
         pending = _Pending(cmd)
         try:
             await self._send.send(pending)
@@ -167,14 +178,28 @@ class StateEngine:
         command queued before another commits in the same or an earlier transaction (in a cluster,
         batches in flight at once may commit in either order).  Raises Unavailable when the engine
         does not run or its queue is full."""
-        if not self.running:
-            raise Unavailable("the state engine is not running")
+        self._admit(cmd, False)
         pending = _Pending(cmd)
         try:
             self._send.send_nowait(pending)
         except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
             raise Unavailable("the state engine cannot take a proposal now") from None
         return pending
+
+    def _admit(self, cmd: cmds.Command, ungated: bool) -> None:
+        """Refuse a proposal this node may not make now (Unavailable), before it is queued."""
+        if not self.running:
+            raise Unavailable("the state engine is not running")
+        if self.stalled is not None:
+            raise Unavailable(self.stalled["message"])
+        if cmd.SINCE > cmds.known_schema():
+            raise Unavailable(f"This node speaks command schema {cmds.known_schema()}; {cmd.TYPE} needs "
+                              f"{cmd.SINCE}. Upgrade it.")
+        if cmd.SINCE > self.cluster_schema and not ungated:
+            raise Unavailable(
+                f"{cmd.TYPE} needs command schema {cmd.SINCE}, but {self.schema_laggards or 'a node of the cluster'} "
+                f"speaks only {self.cluster_schema}: the cluster is mid-upgrade. Upgrade every node first "
+                "(`cloudbox status` shows each node's version).")
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self.running = True
@@ -318,6 +343,8 @@ class StateEngine:
                     applied = await trio.to_thread.run_sync(self._apply_events, events)
                     self.applied.set()
                     self.applied = trio.Event()
+                    if self.stalled is not None:  # nothing after the entry it does not understand
+                        nursery.cancel_scope.cancel()
                     for origin, batch_id, batch in applied:
                         mine = self._inflight.pop(batch_id, None) if origin == self.log.node_id else None
                         if mine is not None:
@@ -335,18 +362,27 @@ class StateEngine:
         assert self._writer is not None
         out: list[tuple[str, str, list[_Pending]]] = []
         items: list[tuple[_Pending, str]] = []
+        kept = []
         for event in events:
             body = json.loads(event.value)
-            batch = []
-            for text in body["commands"]:
-                try:
-                    pending = _Pending(cmds.decode(text))
-                except CloudboxError as exc:
-                    log.error("undecodable command at revision %d: %s", event.revision, exc)
-                    continue
-                items.append((pending, text))
-                batch.append(pending)
-            out.append((body.get("origin", ""), body.get("batch", ""), batch))
+            batch: list[tuple[_Pending, str]] = []
+            try:
+                for text in body["commands"]:
+                    try:
+                        batch.append((_Pending(cmds.decode(text)), text))
+                    except cmds.NotUnderstood:
+                        raise
+                    except CloudboxError as exc:  # the same text fails alike everywhere: skipped everywhere
+                        log.error("undecodable command at revision %d: %s", event.revision, exc)
+            except cmds.NotUnderstood as exc:
+                self._stall(event.revision, exc)
+                break
+            kept.append(event)
+            items.extend(batch)
+            out.append((body.get("origin", ""), body.get("batch", ""), [p for p, _ in batch]))
+        if not kept:
+            return out
+        events = kept
 
         def record_revision(conn: sqlite3.Connection) -> None:
             conn.execute("INSERT OR REPLACE INTO local_cluster (key, value) VALUES ('applied_revision', ?)",
@@ -356,6 +392,18 @@ class StateEngine:
             self._apply_transaction(items, record_revision)
             self.applied_revision = events[-1].revision
         return out
+
+    def _stall(self, revision: int, exc: cmds.NotUnderstood) -> None:
+        self.stalled = {
+            "revision": revision, "command": exc.kind,
+            "version": exc.version, "known_schema": exc.known,
+            "message": (f"This node stopped applying the cluster's log at revision {revision}: {exc.message}. "
+                        f"It serves reads of the state before it and refuses writes; upgrade it to a release "
+                        f"that speaks command schema {max(exc.version, exc.known + 1)} and restart it, and it "
+                        "catches up from there."),
+        }
+        log.error("stopped at a command this node does not understand: %s", self.stalled["message"],
+                  extra={k: v for k, v in self.stalled.items() if k != "message"})
 
     def apply_now(self, cmd: cmds.Command) -> Any:
         """Apply one command synchronously (used by ``cloudbox init`` before any server runs)."""
