@@ -257,7 +257,9 @@ def test_kill_9_halfway_through_a_create_then_it_completes_or_rolls_back(new_clo
     assert "resuming stack" in cloud.log_path.read_text()
     if outcome == "waiting":
         outputs = {o["output_key"]: o["output_value"] for o in cli(cloud, env, "stack", "show", "four")["outputs"]}
-        assert requests.post(outputs["url"], json={"status": "SUCCESS"}, verify=cloud.ca,
+        # the handle's URL is on the metadata address (for guests); the API serves the same path
+        signal = outputs["url"].replace("http://169.254.169.254", cloud.url, 1)
+        assert requests.post(signal, json={"status": "SUCCESS"}, verify=cloud.ca,
                              timeout=30).status_code == 200
         wait_for(lambda: cli(cloud, env, "stack", "show", "four")["stack_status"] == "CREATE_COMPLETE", 60,
                  "four to complete", every=0.5)

@@ -11,7 +11,8 @@ address, which the bridge's anti-spoofing rules vouch for.
 
 The HTTP layer is deliberately small (h11): one request per connection, a
 bounded request head and body, a deadline per connection, GET and HEAD (and
-POST of a guest's password, when compute hands over ``first``).
+POST of a guest's password, when compute hands over ``first``, and of a stack's
+signed signal URL, when the node hands over ``signal``).
 Nothing a client sends can end a listener, let alone the process.
 
 Listener life cycle (per namespace):
@@ -52,6 +53,9 @@ Answer = Callable[[str, str, str], Awaitable[tuple[int, str, bytes]]]
 # first(method, network id, source ip, path, body) -> an answer, or None for the usual one: compute
 # answers a guest's password (Nova's POST and GET of /openstack/<version>/password) before the files
 FirstAnswer = Callable[[str, str, str, str, bytes], Awaitable[tuple[int, str, bytes] | None]]
+# signal(network id, source ip, path, query, body) -> an answer, or None when the path is not its own:
+# orchestration takes a guest's POST of a wait condition handle's signed URL, the one API path a guest reaches
+SignalAnswer = Callable[[str, str, str, str, bytes], Awaitable[tuple[int, str, bytes] | None]]
 
 # A namespace name is a file name under NETNS_DIR; anything else is refused
 # rather than opened.
@@ -111,6 +115,7 @@ class MetadataListeners:
         self._bind_retry_max = bind_retry_max
         self._listeners: dict[str, _Listener] = {}
         self.first: FirstAnswer | None = None  # set by compute: the guest's password
+        self.signal: SignalAnswer | None = None  # set by the node: orchestration's signed signal URLs
         self._nursery: trio.Nursery | None = None
         self._sync_lock = trio.Lock()
 
@@ -323,9 +328,10 @@ class MetadataListeners:
         assert request is not None  # h11 yields Request before EndOfMessage
         method = _method(request)
         head_only = method == "HEAD"
-        if method not in ("GET", "HEAD", "POST") or (method == "POST" and self.first is None):
+        posts = self.first is not None or self.signal is not None
+        if method not in ("GET", "HEAD", "POST") or (method == "POST" and not posts):
             await self._send(stream, http, 405, "text/plain", b"method not allowed", head_only=False,
-                             extra_headers=[("Allow", "GET, HEAD, POST" if self.first else "GET, HEAD")])
+                             extra_headers=[("Allow", "GET, HEAD, POST" if posts else "GET, HEAD")])
             self._log(network_id, source_ip, method, "", 405)
             return
         path = request_path(request.target)
@@ -335,6 +341,8 @@ class MetadataListeners:
             return
         try:
             first = await self.first(method, network_id, source_ip, path, body) if self.first else None
+            if first is None and method == "POST" and self.signal is not None:
+                first = await self.signal(network_id, source_ip, path, request_query(request.target), body)
             if first is not None:
                 status, content_type, body = first
             elif method == "POST":  # only what ``first`` takes may be posted
@@ -427,6 +435,12 @@ def request_path(target: bytes) -> str | None:
         return urllib.parse.unquote(text, errors="strict")
     except UnicodeDecodeError:
         return None
+
+
+def request_query(target: bytes) -> str:
+    """The raw query of a request target ("" if none): only a signal URL's signature reads it."""
+    text = target.decode("ascii", "replace").split("#", 1)[0]
+    return text.split("?", 1)[1] if "?" in text else ""
 
 
 # --- inside the namespace (runs in a thread of its own) ----------------------------------

@@ -1,9 +1,15 @@
 """OS::Heat::WaitConditionHandle and OS::Heat::WaitCondition: a stack waits for signals sent from
-inside a guest (its user data curls the handle's URL).
+inside a guest (its user data curls, or wgets, the handle's URL).
 
 The handle's URL is signed: ``/orchestration/v1/signal/{stack_id}/{handle}?signature=...``, an
 HMAC of the stack and handle under a secret chosen when the handle is made (kept in its row), so
 the guest needs no token and the URL opens nothing but that one handle's signals.
+
+A guest cannot reach the node's API (the network guards keep tenant networks off host addresses),
+so the URL a handle gives (``endpoint``, ``curl_cli``, ``signal``) is on the metadata address
+every tenant network reaches; the metadata listener passes only that POST on
+(``orchestration/guest_signals.py``). The API serves the same path, so from outside a guest the
+same URL works with the node's own base instead.
 """
 
 from __future__ import annotations
@@ -16,7 +22,14 @@ from typing import Any
 
 import trio
 
+from cloudbox.errors import BadRequest
+from cloudbox.network.hostplan import METADATA_ADDRESS
 from cloudbox.orchestration.resources.base import POLL, Context, Plugin, ResourceFailed
+
+GUEST_BASE = f"http://{METADATA_ADDRESS}"  # what a guest reaches: the metadata service of its network
+# Heat's transports. Each but NO_SIGNAL is answered by the same signed URL (there is no Zaqar nor a
+# Swift temp URL to signal through, and a guest holds no credentials for HEAT_SIGNAL).
+TRANSPORTS = ("CFN_SIGNAL", "TEMP_URL_SIGNAL", "HEAT_SIGNAL", "NO_SIGNAL", "ZAQAR_SIGNAL", "TOKEN_SIGNAL")
 
 
 def signature(secret: str, stack_id: str, handle_id: str) -> str:
@@ -29,18 +42,30 @@ def signal_url(base: str, stack_id: str, handle_id: str, secret: str) -> str:
 
 class WaitConditionHandle(Plugin):
     type = "OS::Heat::WaitConditionHandle"
-    description = "A URL a guest calls (POST, JSON {\"status\": \"SUCCESS\"}) to signal a WaitCondition."
+    description = ("A URL a guest calls (POST, JSON {\"status\": \"SUCCESS\", \"data\": ...}) to signal a "
+                   "WaitCondition, on the metadata address 169.254.169.254 which every tenant network reaches.")
     properties = {"signal_transport": "string"}
+    defaults = {"signal_transport": "TOKEN_SIGNAL"}
     attribute_names = frozenset({"show", "token", "endpoint", "curl_cli", "signal"})
+
+    def check(self, name: str, props: dict[str, Any]) -> None:
+        super().check(name, props)
+        transport = props.get("signal_transport")
+        if transport is not None and transport not in TRANSPORTS:
+            raise BadRequest(f"resources.{name}.properties.signal_transport: \"{str(transport)[:40]}\" is not an "
+                             f"allowed value {list(TRANSPORTS)}")
 
     async def create(self, ctx: Context, props: dict[str, Any]) -> str:
         ctx.data["secret"] = secrets.token_hex(32)
+        ctx.data["transport"] = str(props.get("signal_transport") or "TOKEN_SIGNAL")
         return ctx.row_id
 
     async def attributes(self, ctx: Context) -> dict[str, Any]:
-        url = signal_url(f"https://{ctx.api.host}", ctx.stack["id"], ctx.physical_id, ctx.data.get("secret", ""))
-        curl = ("curl -i -k -X POST -H 'Content-Type: application/json' -H 'Accept: application/json' "
-                f"'{url}'")
+        if ctx.data.get("transport") == "NO_SIGNAL":
+            return {"token": None, "endpoint": None, "curl_cli": None, "signal": None, "show": {}}
+        url = signal_url(GUEST_BASE, ctx.stack["id"], ctx.physical_id, ctx.data.get("secret", ""))
+        # Heat's form: the template appends --data-binary '{"status": "SUCCESS", ...}' (no body: SUCCESS).
+        curl = f"curl -i -X POST -H 'Content-Type: application/json' -H 'Accept: application/json' '{url}'"
         return {"token": "", "endpoint": url, "curl_cli": curl, "signal": {"alarm_url": url},
                 "show": {"endpoint": url}}
 
