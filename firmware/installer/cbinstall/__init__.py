@@ -1,0 +1,1 @@
+"""cloudbox's installer: runs in the ISO's live system (see packaging/ISO.md)."""

@@ -1,0 +1,158 @@
+"""The installer ISO (slow: runs only with CLOUDBOX_ISO_TEST=1; never in the default suite).
+
+The answer file's rules and its pinned-URL fetch run in seconds; the ISO itself is built with
+packaging/build-iso.sh and installed unattended in QEMU (TCG) by packaging/test-iso.sh, which
+takes tens of minutes.  Needs root, and apt for the build tools (or a warm cache).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "firmware" / "installer"))
+
+from cbinstall import answers as ans  # noqa: E402
+from cbinstall import install  # noqa: E402
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(os.environ.get("CLOUDBOX_ISO_TEST") != "1",
+                       reason="the installer ISO (tens of minutes under TCG): set CLOUDBOX_ISO_TEST=1"),
+]
+
+GOOD = """
+disk = "/dev/vda"
+hostname = "Node1.lab"
+root_password = "long enough"
+[network]
+interface = "52:54:00:12:34:56"
+mode = "static"
+address = "192.0.2.10/24"
+gateway = "192.0.2.1"
+dns = ["192.0.2.53"]
+[cloud]
+mode = "join"
+token = "abcdefgh12345678"
+"""
+
+
+def test_example_answer_file_is_valid():
+    a = ans.parse((REPO / "firmware/installer/answer.example.toml").read_text())
+    assert (a.disk, a.network.mode, a.cloud, a.reboot) == ("auto", "dhcp", "new", True)
+
+
+def test_a_full_answer_file_gives_the_node_its_files():
+    a = ans.parse(GOOD)
+    assert a.hostname == "node1.lab"
+    net = install.network_file(a, "52:54:00:12:34:56")
+    assert "MACAddress=52:54:00:12:34:56" in net
+    assert "Address=192.0.2.10/24" in net and "Gateway=192.0.2.1" in net and "DNS=192.0.2.53" in net
+    assert "DHCP" not in net
+    assert install.firstboot_file(a) == 'mode = "join"\ntoken = "abcdefgh12345678"\nadvertise = ""\n'
+
+
+@pytest.mark.parametrize("change,error", [
+    (('disk = "/dev/vda"', 'disk = "vda"'), "disk:"),
+    (('hostname = "Node1.lab"', 'hostname = "node_1"'), "hostname:"),
+    (('root_password = "long enough"', 'root_password = "short"'), "at least 8"),
+    (('root_password = "long enough"', ''), "root_password"),
+    (('address = "192.0.2.10/24"', 'address = "192.0.2.10"'), "prefix"),
+    (('address = "192.0.2.10/24"', 'address = "nonsense"'), "network.address"),
+    (('gateway = "192.0.2.1"', 'gateway = "198.51.100.1"'), "not in 192.0.2.0/24"),
+    (('dns = ["192.0.2.53"]', 'dns = ["dns.example"]'), "network.dns"),
+    (('mode = "static"', 'mode = "manual"'), "network.mode"),
+    (('token = "abcdefgh12345678"', ''), "token"),
+    (('mode = "join"', 'mode = "split"'), "cloud:"),
+    (('[cloud]', 'colour = "blue"\n[cloud]'), "unknown keys"),
+    (('hostname', 'hostname = = "x"\n#'), "not valid TOML"),
+])
+def test_bad_answers_are_refused_with_the_key(change, error):
+    with pytest.raises(ans.AnswerError, match=error):
+        ans.parse(GOOD.replace(*change, 1))
+
+
+def test_kernel_command_line_parameters():
+    args = ans.cmdline_args("boot=live quiet cloudbox.install cloudbox.answer=https://a.example/x.toml "
+                            "cloudbox.answer-fingerprint=AB:cd")
+    assert args == {"install": "", "answer": "https://a.example/x.toml", "answer-fingerprint": "AB:cd"}
+
+
+@pytest.fixture
+def https_answer_server(tmp_path: Path):
+    """An https server on 127.0.0.1 with a self-signed certificate; counts the requests it got."""
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=answers"],
+                   check=True, capture_output=True)
+    der = ssl.PEM_cert_to_DER_cert(cert.read_text())
+    requests: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            requests.append(self.path)
+            body = GOOD.encode() if self.path == "/answer.toml" else b"no"
+            self.send_response(200 if self.path == "/answer.toml" else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"https://127.0.0.1:{server.server_address[1]}", hashlib.sha256(der).hexdigest(), requests
+    server.shutdown()
+    server.server_close()
+
+
+def test_answer_url_with_the_pinned_certificate(https_answer_server):
+    base, fingerprint, requests = https_answer_server
+    colons = ":".join(fingerprint[i:i + 2] for i in range(0, 64, 2)).upper()
+    assert ans.parse(ans.fetch_pinned(f"{base}/answer.toml", colons)).token == "abcdefgh12345678"
+    assert requests == ["/answer.toml"]
+    with pytest.raises(ans.AnswerError, match="404"):
+        ans.fetch_pinned(f"{base}/missing.toml", fingerprint)
+
+
+def test_answer_url_with_another_certificate_sends_nothing(https_answer_server):
+    base, fingerprint, requests = https_answer_server
+    with pytest.raises(ans.AnswerError, match="not the pinned"):
+        ans.fetch_pinned(f"{base}/answer.toml", "0" * 64)
+    assert requests == []
+    with pytest.raises(ans.AnswerError, match="https://"):
+        ans.fetch_pinned(base.replace("https", "http") + "/answer.toml", fingerprint)
+    with pytest.raises(ans.AnswerError, match="64 hex"):
+        ans.fetch_pinned(f"{base}/answer.toml", "abc")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="builds a root file system and boots QEMU: needs root")
+def test_iso_builds_installs_unattended_and_serves():
+    started = time.monotonic()
+    build = subprocess.run([str(REPO / "packaging/build-iso.sh")], capture_output=True, text=True, timeout=3600)
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    iso = build.stdout.strip().splitlines()[-1].split()[0]
+    run = subprocess.run([str(REPO / "packaging/test-iso.sh"), "--iso", iso, "install"],
+                         capture_output=True, text=True, timeout=3 * 3600)
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-5000:]
+    assert "unattended: answers from /dev/" in out
+    assert '"id": "v3' in out or '"id":"v3' in out
+    assert "ok: unattended install and first boot" in out
+    print(out[-2500:])
+    print(f"built and installed in {time.monotonic() - started:.0f} s")
