@@ -49,6 +49,7 @@ from cloudbox.object import api as object_api
 from cloudbox.object import s3_api
 from cloudbox.object.service import ObjectService
 from cloudbox.orchestration import api as orchestration_api
+from cloudbox.orchestration import api_plans as orchestration_plans_api
 from cloudbox.orchestration import guest_signals
 from cloudbox.orchestration.service import OrchestrationService
 from cloudbox.services import STORES, wanted_catalog
@@ -120,7 +121,8 @@ class Node:
         self.orchestration.host = self.url.split("://", 1)[1]
         self.orchestration.up_nodes = self.cluster.up_nodes  # a down node's stacks are taken over
         self.checks["orchestration"] = lambda: self.orchestration.running
-        self.specs += [orchestration_api.build(self.orchestration), orchestration_api.alias()]
+        self.specs += [orchestration_api.build(self.orchestration), orchestration_api.alias(),
+                       orchestration_plans_api.build(self.orchestration)]
         # A guest reaches one path of the API, a wait handle's signed URL, through its metadata service.
         self.metadata.signal = lambda *request: guest_signals.answer(self.orchestration, *request)
 

@@ -31,6 +31,7 @@ import trio
 
 from cloudbox.errors import CloudboxError
 from cloudbox.orchestration import commands as c
+from cloudbox.orchestration import drift
 from cloudbox.orchestration import model as m
 from cloudbox.orchestration import store
 from cloudbox.orchestration.resources import CONFIG_TYPES, PLUGINS, Context, ResourceFailed
@@ -79,7 +80,8 @@ class Engine:
             found = await self.svc.read(store.resource_by_physical_id, physical_id)
             return found if found is not None and found["stack_id"] == stack["id"] else None
 
-        return Context(api, stack, row["name"], row["id"], row["physical_id"], dict(row["data"]), configs, peer,
+        data = {k: v for k, v in row["data"].items() if k != drift.INTENDED}  # an action's write ends a drift
+        return Context(api, stack, row["name"], row["id"], row["physical_id"], data, configs, peer,
                        self.svc, m.nested_template(self.models.get(stack["id"]), row["name"]))
 
     # --- one stack ------------------------------------------------------------------------------
@@ -137,7 +139,10 @@ class Engine:
         failures: list[str] = []
         timeout = (stack["timeout_mins"] or 0) * 60 or float("inf")
         with trio.move_on_after(timeout) as timer:
-            failures = await self._converge(api, stack, model)
+            if action == "ADOPT":
+                failures = await self._adopt(api, stack, model)
+            else:
+                failures = await self._converge(api, stack, model)
             if not failures:
                 failures = await self._delete_dropped(api, stack, model)
         if timer.cancelled_caught:
@@ -209,12 +214,12 @@ class Engine:
             await self._create(api, stack, name, kind, props, rows, None)
             return
         changed = {k for k in set(props) | set(row["properties"]) if props.get(k) != row["properties"].get(k)}
-        if row["type"] == kind and row["status"] != "FAILED" and not changed:
+        broken = drift.broken(row)  # failed: replaced; drifted (a check's finding): changed back in place
+        if row["type"] == kind and not broken and not changed:
             if row["status"] == "IN_PROGRESS":  # an update whose last step was cut short
                 await self._resource(stack, name, row["id"], kind, row["action"], "COMPLETE")
             return
-        if row["type"] == kind and row["status"] != "FAILED" and (plugin.updates_anything
-                                                                  or changed <= plugin.update_allowed) \
+        if row["type"] == kind and not broken and (plugin.updates_anything or changed <= plugin.update_allowed) \
                 and not plugin.replaces(row["properties"], props, changed):
             plugin.check(name, props)
             await self._resource(stack, name, row["id"], kind, "UPDATE", "IN_PROGRESS")
@@ -276,6 +281,35 @@ class Engine:
                 await self._resource(stack, name, row["id"], row["type"], row["action"], "COMPLETE", event=False,
                                      attributes=attributes)
 
+    # --- adopt: the rows of things that exist (adopt.py) --------------------------------------------------
+    async def _adopt(self, api: Any, stack: dict[str, Any], model: m.Model | None) -> list[str]:
+        entries = stack["previous"].get("adopt", {})
+        for name in model.order if model is not None else []:
+            rows = await self._rows(stack["id"])
+            kind, row = model.types[name], rows.get(name)
+            if row is not None and row["status"] == "COMPLETE":
+                continue
+            entry = entries.get(name, {})
+            if row is None:
+                row = await self._resource(stack, name, str(uuid.uuid4()), kind, "ADOPT", "IN_PROGRESS",
+                                           physical_id=entry.get("resource_id", ""),
+                                           data=entry.get("resource_data") or {})
+            ctx = self._context(api, stack, row, rows)
+            try:
+                props = m.resolve_properties(model, name, rows)
+                if not ctx.physical_id:
+                    raise ResourceFailed(f"no resource_id was given for {name}")
+                attributes = await PLUGINS[kind].attributes(ctx)
+            except (CloudboxError, ResourceFailed) as exc:
+                reason = failure_text(exc)
+                if isinstance(exc, CloudboxError) and exc.status == 404:
+                    reason = f"{kind} {ctx.physical_id} does not exist"
+                await self._resource(stack, name, row["id"], kind, "ADOPT", "FAILED", reason)
+                return [f"Resource ADOPT failed: {name}: {reason}"]
+            await self._resource(stack, name, row["id"], kind, "ADOPT", "COMPLETE", properties=props,
+                                 attributes=attributes)
+        return []
+
     # --- suspend, resume, check: each resource in turn ------------------------------------------------
     async def _each(self, api: Any, stack: dict[str, Any], action: str) -> None:
         rows = await self._rows(stack["id"])
@@ -291,6 +325,8 @@ class Engine:
             await self._resource(stack, name, row["id"], row["type"], action, "IN_PROGRESS")
             try:
                 await {"SUSPEND": plugin.suspend, "RESUME": plugin.resume, "CHECK": plugin.check_live}[action](ctx)
+                if action == "CHECK" and await self._drifted(stack, row, ctx, problems):
+                    continue
             except (CloudboxError, ResourceFailed) as exc:
                 reason = failure_text(exc)
                 if action == "CHECK" and isinstance(exc, CloudboxError) and exc.status == 404:
@@ -306,6 +342,24 @@ class Engine:
         else:
             await self._stack(stack, action, "COMPLETE", f"Stack {action} completed successfully")
 
+    async def _drifted(self, stack: dict[str, Any], row: dict[str, Any], ctx: Context, problems: list[str]) -> bool:
+        """Check: properties changed outside the stack make the resource CHECK FAILED (drift.py)."""
+        found = await drift.observed(row, ctx)
+        props = drift.intended(row)
+        data = {k: v for k, v in row["data"].items() if k != drift.INTENDED}
+        if not found:
+            if drift.INTENDED in row["data"]:  # changed back outside the stack: nothing drifts now
+                await self._resource(stack, row["name"], row["id"], row["type"], "CHECK", "COMPLETE",
+                                     properties=props, data=data)
+                return True
+            return False
+        reason = drift.describe(found, props, ctx)
+        await self._resource(stack, row["name"], row["id"], row["type"], "CHECK", "FAILED", reason,
+                             properties={**props, **found}, data={**data, drift.INTENDED: {
+                                 k: props.get(k) for k in found}})
+        problems.append(f"Resource CHECK failed: {row['name']}: {reason}")
+        return True
+
     # --- delete ------------------------------------------------------------------------------------
     async def _delete_one(self, api: Any, stack: dict[str, Any], row: dict[str, Any],
                           rows: dict[str, dict[str, Any]]) -> None:
@@ -313,7 +367,10 @@ class Engine:
         await self._resource(stack, row["name"], row["id"], row["type"], "DELETE", "IN_PROGRESS")
         ctx = self._context(api, stack, row, rows)
         try:
-            if plugin is not None:
+            if plugin is not None and self._retained(stack, row["name"]):
+                log.info("resource retained", extra={"stack_id": stack["id"], "resource": row["name"],
+                                                     "physical_id": row["physical_id"]})
+            elif plugin is not None:
                 if not ctx.physical_id:
                     ctx.physical_id = await plugin.find(ctx) or ""
                 await plugin.delete(ctx)
@@ -322,6 +379,18 @@ class Engine:
             raise
         await self._resource(stack, row["name"], row["id"], row["type"], "DELETE", "COMPLETE")
         await self.svc.propose(c.RemoveResource(stack["id"], row["id"]))
+
+    def _retained(self, stack: dict[str, Any], name: str) -> bool:
+        """``deletion_policy: Retain``: the thing stays when its resource goes (by the template that
+        names the resource: the one being converged to, the stack's, or the one before an update)."""
+        for parts in ("model", stack, stack["previous"]):
+            try:
+                model = self.models.get(stack["id"]) if parts == "model" else self.svc.model_of(parts, stack)
+            except CloudboxError:
+                continue
+            if model is not None and name in model.defs:
+                return bool(model.defs[name].deletion_policy == "Retain")
+        return False
 
     def _delete_order(self, stack: dict[str, Any], rows: dict[str, dict[str, Any]]) -> list[str]:
         """Dependents first: the reverse of the template's create order, rows it does not name

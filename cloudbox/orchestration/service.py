@@ -22,10 +22,12 @@ from cloudbox import clock
 from cloudbox.errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable
 from cloudbox.identity.core import require
 from cloudbox.orchestration import commands as c
-from cloudbox.orchestration import hot, lookup, store
+from cloudbox.orchestration import adopt, hot, lookup, store
+from cloudbox.orchestration import software
 from cloudbox.orchestration import model as m
 from cloudbox.orchestration.engine import Engine
 from cloudbox.orchestration.local_api import LocalApi, api_as
+from cloudbox.orchestration.plans import Plans
 from cloudbox.orchestration.service_stacks import StackQueries
 from cloudbox.state.engine import StateEngine
 
@@ -54,6 +56,7 @@ class OrchestrationService:
         self.nursery: trio.Nursery | None = None
         self.runner = Engine(self)
         self.queries = StackQueries(self)
+        self.plans = Plans(self)
         self.up_nodes: Callable[[], Awaitable[frozenset[str]]] = self._alone  # the cluster's, set by the node
         self.takeover_tick = TAKEOVER_TICK
 
@@ -133,6 +136,10 @@ class OrchestrationService:
         parsed = hot.parse_template(template, files) if template else None
         check = await lookup.prepare(self.caller_api(ctx), parsed)
         model = m.build(template, body.get("environment"), files, params, pseudo, check)
+        for rname, definition in model.defs.items():
+            if definition.deletion_policy == "Snapshot":
+                raise BadRequest(f"resources.{rname}.deletion_policy: Snapshot is not served by this cloud: use "
+                                 "Delete or Retain.")
         stored = {"template": model.template.to_dict(), "environment": model.environment.to_dict(),
                   "files": files, "parameters": dict(params)}
         return model, stored
@@ -148,12 +155,18 @@ class OrchestrationService:
             raise BadRequest(f"Invalid stack name {str(name)[:60]!r}: it must start with a letter and hold only "
                              "letters, digits, _ - and . (at most 255).")
         stack_id = str(uuid.uuid4())
+        adopting = body.get(adopt.KEY) is not None
+        if adopting:
+            body, entries = adopt.unpack(body)
         model, stored = await self._model(ctx, body, {"stack_name": name, "stack_id": stack_id,
                                                       "project_id": project})
+        action, previous = "CREATE", {}
+        if adopting:
+            action, previous = "ADOPT", {"adopt": adopt.check(model.types, entries)}
         at = self.now()
         row = {"id": stack_id, "name": name, "project_id": project, "user_id": ctx.user_id,
-               "description": model.description, "action": "CREATE", "status": "IN_PROGRESS",
-               "status_reason": "Stack CREATE started", **stored, "previous": {},
+               "description": model.description, "action": action, "status": "IN_PROGRESS",
+               "status_reason": f"Stack {action} started", **stored, "previous": previous,
                "disable_rollback": _flag(body.get("disable_rollback", True), "disable_rollback"),
                "timeout_mins": _timeout(body.get("timeout_mins")), "tags": _tags(body.get("tags")),
                "parent_id": None, "runner": self.node_id, "created_at": at, "updated_at": None}
@@ -348,6 +361,9 @@ class OrchestrationService:
         if row["type"] == "OS::Heat::ScalingPolicy":
             await self.scale(stack, row)
             return
+        if row["type"] in software.DEPLOYMENT_TYPES:  # a server reports its outputs (software.py)
+            await software.SoftwareService(self).signal(stack, row, body)
+            return
         if row["type"] != "OS::Heat::WaitConditionHandle":
             raise BadRequest(f"Resource {name} ({row['type']}) does not take signals.")
         body = body if isinstance(body, dict) else {}
@@ -398,11 +414,21 @@ class OrchestrationService:
             raise Conflict(f"The scaling group of {policy['name']} is not ready.")
         if stack["status"] == "IN_PROGRESS" or any(s == "IN_PROGRESS" for s in (group["status"], policy["status"])):
             raise Conflict(f"Stack {stack['name']} is {stack['action']}_{stack['status']}: signal again later.")
+        cooldown = float(props.get("cooldown") or 0)
+        last = next((s.get("scaled_at") for s in reversed(policy["data"].get("signals", [])) if s.get("scaled_at")),
+                    None)
+        if last is not None and self.clock() - float(last) < cooldown:  # Heat's cooldown: the signal is ignored
+            left = int(cooldown - (self.clock() - float(last))) + 1
+            await self.propose(c.SignalResource(stack["id"], policy["name"], {
+                "status": "SUCCESS", "reason": f"cooldown: not scaled ({left} s of {int(cooldown)} s left)",
+                "data": None, "id": ""}, self.now(), str(uuid.uuid4())))
+            return
         size = int(group["data"].get("size", 0))
         target = adjusted(size, str(props["adjustment_type"]), float(props["scaling_adjustment"]),
                           props.get("min_adjustment_step"))
         await self.propose(c.SignalResource(stack["id"], policy["name"], {"status": "SUCCESS", "reason":
-                                            f"scale from {size} to {target} asked", "data": None, "id": ""},
+                                            f"scale from {size} to {target} asked", "data": None, "id": "",
+                                            "scaled_at": self.clock()},
                                             self.now(), str(uuid.uuid4())))
         plugin = PLUGINS[group["type"]]
         ctx = Context(await self.api_for(stack), stack, group["name"], group["id"], group["physical_id"],

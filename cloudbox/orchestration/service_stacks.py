@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Mapping
 
 from cloudbox.errors import BadRequest, NotFound
+from cloudbox.orchestration import drift
 from cloudbox.orchestration import model as m
 from cloudbox.orchestration import store
 from cloudbox.orchestration.resources import PLUGINS
@@ -135,15 +136,16 @@ class StackQueries:
             diff = [{"property": k, "old": row["properties"].get(k), "new": props.get(k),
                      "in_place": anything or k in allowed}
                     for k in sorted(set(props) | set(row["properties"])) if props.get(k) != row["properties"].get(k)]
-            if not diff and row["status"] != "FAILED":
+            broken = drift.broken(row)  # a drifted row is changed back in place, a failed one replaced
+            if not diff and not broken:
                 changes["unchanged"].append(entry(name, kind, row))
-            elif row["status"] != "FAILED" and all(d["in_place"] for d in diff) and \
+            elif not broken and all(d["in_place"] for d in diff) and \
                     not PLUGINS[kind].replaces(row["properties"], props, {d["property"] for d in diff}):
                 changes["updated"].append(entry(name, kind, row, changes=diff))
             else:
                 fixed = [d["property"] for d in diff if not d["in_place"]]
                 reason = (f"{kind} cannot change {', '.join(fixed)} in place" if fixed
-                          else "it failed before and is made again" if row["status"] == "FAILED"
+                          else "it failed before and is made again" if broken
                           else f"{kind} is replaced by this change")
                 changes["replaced"].append(entry(name, kind, row, changes=diff, reason=reason))
         for name, row in rows.items():

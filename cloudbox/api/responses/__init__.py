@@ -11,14 +11,14 @@ from typing import Any
 
 from cloudbox.api import errors as api_errors
 from cloudbox.api.responses import cloudbox, compute, console, events, identity, image, network, object, volume
-from cloudbox.api.responses import orchestration
+from cloudbox.api.responses import orchestration, orchestration_plans
 from cloudbox.api.responses.shapes import INT, STR, Doc, Raw, Schema, obj
 from cloudbox.errors import CloudboxError
 
 DOCS: dict[tuple[str, str], Doc] = {
     **identity.docs(), **compute.docs(), **image.docs(), **network.docs(), **cloudbox.docs(),
     **volume.docs(), **object.docs(), **events.docs(), **console.docs(),
-    **orchestration.docs(),
+    **orchestration.docs(), **orchestration_plans.docs(),
 }
 
 

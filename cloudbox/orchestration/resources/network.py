@@ -218,6 +218,18 @@ class RouterInterface(Plugin):
                            ok=(200, 404))
 
 
+RULE_KEYS = ("direction", "ethertype", "protocol", "port_range_min", "port_range_max", "remote_ip_prefix",
+             "remote_group_id")
+
+
+def rule_key(rule: dict[str, Any]) -> tuple[Any, ...]:
+    """A rule as a comparable tuple (any address is the same as none), for a group's wanted and actual rules."""
+    values = [rule.get(k) for k in RULE_KEYS]
+    if values[5] in ("0.0.0.0/0", "::/0"):
+        values[5] = None
+    return tuple(str(v).lower() if v is not None else None for v in values)
+
+
 class SecurityGroup(Plugin):
     type = "OS::Neutron::SecurityGroup"
     description = "A Neutron security group and its rules."
@@ -257,17 +269,9 @@ class SecurityGroup(Plugin):
         return wanted
 
     async def _rules(self, ctx: Context, rules: list[dict[str, Any]]) -> None:
-        keys = ("direction", "ethertype", "protocol", "port_range_min", "port_range_max", "remote_ip_prefix",
-                "remote_group_id")
         wanted = await self._wanted(ctx, rules)
         group = (await ctx.api.get(f"{NEUTRON}/security-groups/{ctx.physical_id}"))["security_group"]
-
-        def key(rule: dict[str, Any]) -> tuple[Any, ...]:
-            values = [rule.get(k) for k in keys]
-            if values[5] in ("0.0.0.0/0", "::/0"):
-                values[5] = None
-            return tuple(str(v).lower() if v is not None else None for v in values)
-
+        key = rule_key
         have = {key(r): r["id"] for r in group.get("security_group_rules", [])}
         want = {key(r): r for r in wanted}
         for k, rule_id in have.items():
