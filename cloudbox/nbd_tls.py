@@ -10,6 +10,11 @@ object reads (shared by the volume service's exports and compute's QEMU, which i
   node's own: a QEMU taken over by its guest can read this key, and with it reach other nodes'
   exports but never pose as a node. Readable by root and the guest's group only (0750 / 0640).
 Both are rewritten when the CA (or, for the server, the node's certificate) changes.
+
+The node writes its client directory through a child process (``guest_client_dir``): checking or
+signing the certificate loads cryptography's OpenSSL binding and touches more of its Rust module,
+about 4 MiB the node would keep for its whole life for a file only QEMU reads (issue 14).
+Run as ``python -m cloudbox.nbd_tls DATA_ROOT NODE_NAME [GID]`` it writes that directory.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import datetime as dt
 import json
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -108,9 +115,35 @@ def guest_client_dir(data_root: Path, guest: Any) -> Path | None:
         name = json.loads((data_root / "node.json").read_text())["name"]
     except (OSError, ValueError, KeyError):
         name = socket.gethostname()
-    out = write_client_dir(data_root, name, guest.gid if guest is not None else None)
+    out = _write_client_dir_apart(data_root, name, guest.gid if guest is not None else None)
     if guest is not None:
         from cloudbox.compute.driver import confinement  # the guest's search path through the 0700 data dir
 
         confinement.ensure_reachable([out], guest, [data_root])
     return out
+
+
+CHILD_TIMEOUT = 120  # seconds: a Python start and one EC key, on a loaded host
+
+
+def _write_client_dir_apart(data_root: Path, node_name: str, gid: int | None) -> Path:
+    """``write_client_dir`` in a child process (this very module, from the same tree), so that the
+    node does not keep what the certificate check loads; OSError with the child's words if it fails."""
+    tree = str(Path(__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (tree, os.environ.get("PYTHONPATH", "")) if p)
+    argv = [sys.executable, "-m", "cloudbox.nbd_tls", str(data_root), node_name, "" if gid is None else str(gid)]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=CHILD_TIMEOUT,
+                          env={**os.environ, "PYTHONPATH": path})
+    if proc.returncode != 0:
+        why = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]  # the exception's line
+        raise OSError(f"writing the NBD client certificate failed: {why}")
+    return client_dir(data_root)
+
+
+def main(argv: list[str]) -> None:
+    data_root, node_name, gid = argv
+    write_client_dir(Path(data_root), node_name, int(gid) if gid else None)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

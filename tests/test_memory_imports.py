@@ -1,0 +1,55 @@
+"""What a node does not load until it needs it (issue 14: idle memory): each test runs a fresh
+interpreter, since this one has loaded everything the other tests use."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cloudbox import nbd_tls, pki
+
+ROOT = Path(__file__).resolve().parents[1]
+OPENSSL_BINDING = "cryptography.hazmat.bindings.openssl.binding"
+
+
+def fresh(script: str) -> list[str]:
+    """The words ``script`` prints, run by a fresh interpreter from this tree."""
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
+def node_with_ca(root: Path) -> pki.KeyPair:
+    ca = pki.create_ca("test", dt.datetime.now(dt.timezone.utc))
+    (root / "pki").mkdir(parents=True)
+    (root / "pki" / "ca.pem").write_bytes(ca.cert_pem)
+    (root / "pki" / "ca.key").write_bytes(ca.key_pem)
+    (root / "node.json").write_text(json.dumps({"id": "node-b", "name": "node-b"}))
+    return ca
+
+
+def test_the_nbd_client_certificate_is_written_by_a_child_process(tmp_path: Path) -> None:
+    ca = node_with_ca(tmp_path)
+    script = ("import sys\nfrom pathlib import Path\nfrom cloudbox import nbd_tls\n"
+              f"print(nbd_tls.guest_client_dir(Path({str(tmp_path)!r}), None))\n"
+              f"print({OPENSSL_BINDING!r} in sys.modules)\n"
+              f"nbd_tls.write_client_dir(Path({str(tmp_path)!r}), 'node-b')\n"  # what the child did, here
+              f"print({OPENSSL_BINDING!r} in sys.modules)\n")
+    assert fresh(script) == [str(nbd_tls.client_dir(tmp_path)), "False", "True"]
+    out = nbd_tls.client_dir(tmp_path)
+    assert sorted(p.name for p in out.iterdir()) == ["ca-cert.pem", "client-cert.pem", "client-key.pem"]
+    assert (out / "ca-cert.pem").read_bytes() == ca.cert_pem
+    assert nbd_tls._signed_by((out / "client-cert.pem").read_bytes(), ca.cert_pem)
+    assert (out.stat().st_mode & 0o777, (out / "client-key.pem").stat().st_mode & 0o777) == (0o700, 0o600)
+
+
+def test_a_failing_child_says_why(tmp_path: Path) -> None:
+    node_with_ca(tmp_path)
+    (tmp_path / "pki" / "ca.pem").unlink()  # the key without its certificate
+    with pytest.raises(OSError, match="NBD client certificate.*ca.pem"):
+        nbd_tls.guest_client_dir(tmp_path, None)
+    assert not (nbd_tls.client_dir(tmp_path) / "client-key.pem").exists()
