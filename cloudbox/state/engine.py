@@ -116,7 +116,9 @@ class StateEngine:
         conn = dbmod.connect(self.path)
         dbmod.check_integrity(conn, self.path)
         try:
-            migrate(conn, self._store_list)
+            applied = migrate(conn, self._store_list)
+            if applied:  # once per migration and database: an upgrade's first start says which ran
+                log.info("schema migrations applied", extra={"migrations": [f"{s} #{v}" for s, v in applied]})
             conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {dbmod.LOG_TABLE} ("
                 " seq INTEGER PRIMARY KEY, type TEXT NOT NULL, body TEXT NOT NULL)"

@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# Upgrade a node in place: the .deb of an older commit, then `apt install ./` the current one,
+# in the clean Debian 12 of test-deb.sh (a debootstrap made once, an overlay per run), under
+# the root's own systemd (nspawn -b), as on a real server.
+#   packaging/test-upgrade.sh [OLD_REV]           (default HEAD~1; both built by build-deb.sh)
+#   packaging/test-upgrade.sh --debs OLD.deb NEW.deb
+# Checks: the old node serves; a tenant network's dnsmasq (forked by the node into the unit's
+# cgroup, as guests' QEMU is) and its state survive the upgrade; the upgrade restarts the unit on
+# the new code (KillMode=process leaves the children); the API is back within seconds; each
+# schema migration runs once (the first start of the new code logs what it applied, a later
+# restart applies nothing); the node reports the new version and command schema.
+# Needs root, debootstrap, systemd-container, and the network for apt (or a warm cache).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+need_root
+
+BASE=${CLOUDBOX_TEST_ROOT:-/var/cache/cloudbox-test/bookworm}
+MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+RUN=$(mktemp -d /var/tmp/cloudbox-upgrade-test.XXXXXX)
+ROOT=$RUN/merged
+nspawn=""
+cleanup() {
+    [ -z "$nspawn" ] || { kill "$nspawn" 2>/dev/null; wait "$nspawn" 2>/dev/null; }
+    mountpoint -q "$ROOT" && { umount "$ROOT" 2>/dev/null || umount -l "$ROOT"; }
+    rm -rf "$RUN"
+}
+trap cleanup EXIT
+
+# --- the two packages ---------------------------------------------------------------------
+build() {  # build SOURCE_REPO OUT: build-deb.sh of that checkout, offline from this one's wheelhouse
+    mkdir -p "$2"
+    if [ -d "$REPO/packaging/build/wheelhouse" ]; then cp -a "$REPO/packaging/build/wheelhouse" "$2/"; fi
+    if [ -x "$REPO/packaging/build/tools/bin/pip" ]; then ln -s "$REPO/packaging/build/tools" "$2/tools"; fi
+    "$1/packaging/build-deb.sh" "$2" >"$2.log" 2>&1 || { tail -30 "$2.log" >&2; exit 1; }
+    ls "$2"/cloudbox_*.deb
+}
+if [ "${1:-}" = --debs ]; then
+    OLD_DEB=$(realpath "$2"); NEW_DEB=$(realpath "$3")
+else
+    old_rev=$(git -C "$REPO" rev-parse --verify "${1:-HEAD~1}^{commit}")
+    say "building the .deb of HEAD ($(git -C "$REPO" rev-parse --short HEAD)) and of ${old_rev:0:9}"
+    NEW_DEB=$(build "$REPO" "$RUN/new")
+    # The old commit in a clone sharing this repository's objects (this checkout stays untouched).
+    git clone -q --shared --no-checkout "$REPO" "$RUN/old-src"
+    git -C "$RUN/old-src" checkout -q "$old_rev"
+    ln -s "$VENV" "$RUN/old-src/.venv"  # the same pins as the current build
+    [ ! -d "$REPO/web/vendor" ] || cp -r "$REPO/web/vendor" "$RUN/old-src/web/vendor"
+    built=$(build "$RUN/old-src" "$RUN/old")
+    # Both may carry the same version: the old one is relabelled <version>~old, so apt upgrades.
+    dpkg-deb -R "$built" "$RUN/old-tree"
+    sed -i 's/^Version: \(.*\)$/Version: \1~old/' "$RUN/old-tree/DEBIAN/control"
+    OLD_DEB=$RUN/old/$(basename "$built" _amd64.deb)~old_amd64.deb
+    dpkg-deb --root-owner-group -Zxz --build "$RUN/old-tree" "$OLD_DEB" >/dev/null
+    rm -rf "$RUN/old-tree"
+fi
+old_version=$(dpkg-deb -f "$OLD_DEB" Version)
+new_version=$(dpkg-deb -f "$NEW_DEB" Version)
+say "upgrade $old_version -> $new_version"
+
+# --- the clean system -----------------------------------------------------------------------
+if [ ! -x "$BASE/usr/bin/apt-get" ]; then
+    say "debootstrap of Debian 12 into $BASE (once)"
+    mkdir -p "$(dirname "$BASE")"
+    debootstrap --variant=minbase bookworm "$BASE.new" "$MIRROR" >/dev/null
+    mv "$BASE.new" "$BASE"
+fi
+mkdir -p "$BASE.archives/partial" "$RUN/upper" "$RUN/work" "$ROOT"
+mount -t overlay overlay -o "lowerdir=$BASE,upperdir=$RUN/upper,workdir=$RUN/work" "$ROOT"
+printf '#!/bin/sh\nexit 101\n' >"$ROOT/usr/sbin/policy-rc.d"  # nothing starts during the first install
+chmod 755 "$ROOT/usr/sbin/policy-rc.d"
+cp "$OLD_DEB" "$ROOT/root/old.deb"
+cp "$NEW_DEB" "$ROOT/root/new.deb"
+
+say "apt install the old package"
+systemd-nspawn -q --register=no --keep-unit --bind="$BASE.archives:/var/cache/apt/archives" \
+    --setenv=DEBIAN_FRONTEND=noninteractive -D "$ROOT" /bin/sh -ec "
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends curl ./root/old.deb >/dev/null
+        cloudbox --version"
+rm -f "$ROOT/usr/sbin/policy-rc.d"
+
+say "boot the root's systemd (private network)"
+systemd-nspawn -q --register=no --keep-unit --private-network --console=passive \
+    --bind="$BASE.archives:/var/cache/apt/archives" -D "$ROOT" -b >"$RUN/boot.log" 2>&1 &
+nspawn=$!
+leader=""
+for _ in $(seq 150); do  # the container's PID 1 once it is systemd
+    for pid in $(pgrep -P "$nspawn" || true); do
+        [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = systemd ] && leader=$pid
+    done
+    [ -n "$leader" ] && break
+    sleep 0.2
+done
+[ -n "$leader" ] || { echo "test-upgrade: systemd did not boot in the root" >&2; cat "$RUN/boot.log" >&2; exit 1; }
+booted() { nsenter -t "$leader" -m -u -i -n -p -r -w -- env DEBIAN_FRONTEND=noninteractive "$@"; }
+for _ in $(seq 300); do
+    [ -S "/proc/$leader/root/run/systemd/private" ] && break
+    sleep 0.2
+done
+timeout 120 nsenter -t "$leader" -m -u -i -n -p -r -w -- systemctl is-system-running --wait >/dev/null || true
+
+# Helpers inside the root: the API with an admin token, the unit's processes, the node's state.
+cat >"$ROOT/root/lib.sh" <<'EOF'
+set -e
+wait_healthy() { for i in $(seq 300); do cloudbox status >/dev/null 2>&1 && return; sleep 0.2; done; cloudbox status; }
+api() { curl -fsS --cacert /var/lib/cloudbox/pki/ca.pem -H "Content-Type: application/json" -H "X-Auth-Token: $(token)" "$@"; }
+token() {
+    . /var/lib/cloudbox/admin-openrc.sh
+    auth="{\"auth\":{\"identity\":{\"methods\":[\"password\"],\"password\":{\"user\":{\"name\":\"admin\",\"domain\":{\"id\":\"default\"},\"password\":\"$OS_PASSWORD\"}}},\"scope\":{\"project\":{\"name\":\"admin\",\"domain\":{\"id\":\"default\"}}}}}"
+    curl -fsS --cacert "$OS_CACERT" -H "Content-Type: application/json" -D - -o /dev/null -d "$auth" \
+        https://127.0.0.1:8443/identity/v3/auth/tokens | sed -n "s/^[Xx]-[Ss]ubject-[Tt]oken: *//p" | tr -d "\r"
+}
+main_pid() { systemctl show cloudbox.service -p MainPID --value; }
+unit_procs() {
+    for f in /sys/fs/cgroup/system.slice/cloudbox.service/cgroup.procs \
+             /sys/fs/cgroup/unified/system.slice/cloudbox.service/cgroup.procs \
+             /sys/fs/cgroup/systemd/system.slice/cloudbox.service/cgroup.procs; do
+        [ -r $f ] && cat $f && return
+    done
+}
+migrations() { /usr/lib/cloudbox/bin/python -c 'import sqlite3; c = sqlite3.connect("file:/var/lib/cloudbox/state.db?mode=ro", uri=True); print(" ".join(f"{s}#{v}" for s, v in c.execute("SELECT service, version FROM _migrations ORDER BY 1, 2")))'; }
+applied_logged() { grep -c '"schema migrations applied"' /var/lib/cloudbox/logs/cloudbox.log || true; }
+EOF
+
+status=0
+booted /bin/sh -ec '
+    . /root/lib.sh
+    cloudbox init --no-user-config | grep "Serving:"
+    wait_healthy
+    cloudbox status | grep "healthy:   yes"
+    api -d "{\"project\":{\"name\":\"before-upgrade\"}}" https://127.0.0.1:8443/identity/v3/projects >/dev/null
+    net=$(api -d "{\"network\":{\"name\":\"kept\"}}" https://127.0.0.1:8443/network/v2.0/networks \
+        | sed "s/.*\"id\": *\"\([^\"]*\)\".*/\1/")
+    api -d "{\"subnet\":{\"network_id\":\"$net\",\"cidr\":\"10.9.0.0/24\",\"ip_version\":4}}" \
+        https://127.0.0.1:8443/network/v2.0/subnets >/dev/null
+    main=$(main_pid)
+    for i in $(seq 100); do
+        children=$(unit_procs | grep -vx "$main" | tr "\n" " ")
+        [ -n "$children" ] && break
+        sleep 0.2
+    done
+    test -n "$children"
+    echo "old node: pid $main, children in the unit: $children($(for p in $children; do cat /proc/$p/comm; done | tr "\n" " "))"
+    echo "$main" >/root/old-main; echo "$children" >/root/children
+    echo "migrations before: $(migrations)"; migrations >/root/migrations-old
+' || status=$?
+
+if [ "$status" = 0 ]; then
+    say "apt install ./new.deb on the serving node"
+    booted /bin/sh -ec '
+        . /root/lib.sh
+        start=$(date +%s.%N)
+        apt-get install -y -qq --no-install-recommends ./root/new.deb >/dev/null
+        installed=$(date +%s.%N)
+        old=$(cat /root/old-main)
+        for i in $(seq 600); do
+            new=$(main_pid)
+            [ "$new" != 0 ] && [ "$new" != "$old" ] && cloudbox status >/dev/null 2>&1 && break
+            sleep 0.1
+        done
+        back=$(date +%s.%N)
+        cloudbox status | tee /root/status-new | grep "healthy:   yes"
+        echo "upgraded: pid $old -> $new; apt took $(awk "BEGIN { printf \"%.1f\", $installed - $start }") s;" \
+             "the API answered $(awk "BEGIN { printf \"%.1f\", $back - $installed }") s after apt returned"
+        ! kill -0 "$old" 2>/dev/null
+        for p in $(cat /root/children); do kill -0 "$p"; done
+        echo "still running after the upgrade: $(cat /root/children)"
+        api "https://127.0.0.1:8443/identity/v3/projects?name=before-upgrade" | grep -q "\"before-upgrade\""
+        api https://127.0.0.1:8443/network/v2.0/networks | grep -q "\"kept\""
+        echo "migrations after:  $(migrations)"
+        grep "schema migrations applied" /var/lib/cloudbox/logs/cloudbox.log | tail -1
+        logged=$(applied_logged)
+        migrations >/root/migrations-new
+        systemctl restart cloudbox.service
+        wait_healthy
+        test "$(migrations)" = "$(cat /root/migrations-new)"
+        test "$(applied_logged)" = "$logged"  # a restart of the same code applies nothing
+        echo "restart on the new code applied no migration"
+        for p in $(cat /root/children); do kill -0 "$p"; done
+        cloudbox status
+    ' || status=$?
+fi
+booted systemctl poweroff >/dev/null 2>&1 || kill "$nspawn" 2>/dev/null || true
+wait "$nspawn" || true
+nspawn=""
+[ "$status" = 0 ] || { echo "test-upgrade: failed" >&2; tail -20 "$RUN/boot.log" >&2; tail -40 "$ROOT/var/lib/cloudbox/logs/cloudbox.log" >&2 || true; exit 1; }
+say "ok: $old_version upgraded in place to $new_version; guests' processes kept running"
