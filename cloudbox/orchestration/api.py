@@ -18,7 +18,7 @@ from quart import Response, request
 
 from cloudbox.api.routes import ApiSpec, Call, Reply, Route
 from cloudbox.errors import BadRequest, NotFound
-from cloudbox.orchestration import hot, lookup, views
+from cloudbox.orchestration import api_software, hot, lookup, views
 from cloudbox.orchestration.resources import PLUGINS
 from cloudbox.orchestration.service import OrchestrationService
 
@@ -216,8 +216,8 @@ def build(svc: OrchestrationService) -> ApiSpec:
 
     async def resource_metadata(call: Call, stack_name: str, resource_name: str, stack_id: str | None = None) -> Any:
         stack = await stack_of(call, stack_name, stack_id)
-        await svc.queries.resource(stack, resource_name)
-        return {"metadata": {}}
+        row = await svc.queries.resource(stack, resource_name)
+        return {"metadata": await api_software.resource_metadata(svc, stack, row)}
 
     # --- events ----------------------------------------------------------------------------------
     async def list_events(call: Call, stack_name: str, stack_id: str | None = None,
@@ -366,6 +366,7 @@ def build(svc: OrchestrationService) -> ApiSpec:
                summary="The functions of a template version", query=("with_condition_func",)),
         tenant("GET", "/build_info", build_info, summary="What builds this service"),
     ]
+    routes += api_software.routes(svc, tenant)
     return ApiSpec("orchestration", PREFIX, "heat", routes)
 
 

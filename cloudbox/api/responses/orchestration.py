@@ -38,6 +38,11 @@ TYPE = obj({"resource_type": STR, "properties": ANY_OBJ, "attributes": ANY_OBJ},
            {"description": STR, "support_status": ANY_OBJ})
 FOUND = obj({"code": {"const": 302}, "title": STR, "explanation": STR})
 VERSIONS = obj({"versions": array(obj({"id": STR, "status": STR, "links": LINKS}))})
+CONFIG = obj({"id": STR, "name": STR, "group": STR, "creation_time": STR},
+             {"config": ANY, "inputs": array(ANY_OBJ), "outputs": array(ANY_OBJ), "options": ANY_OBJ})
+DEPLOYMENT = obj({k: STR for k in ("id", "config_id", "server_id", "action", "status", "status_reason",
+                                   "creation_time")} | {"input_values": ANY_OBJ, "output_values": ANY_OBJ,
+                                                        "updated_time": NSTR})
 
 
 def docs() -> dict[tuple[str, str], Doc]:
@@ -72,6 +77,17 @@ def docs() -> dict[tuple[str, str], Doc]:
         ("GET", "/template_versions/{template_version}/functions"): Doc({200: obj({"template_functions": array(
             obj({"functions": STR, "description": STR}))})}),
         ("GET", "/build_info"): Doc({200: obj({"api": STR_MAP, "engine": STR_MAP})}, errors=(404,)),
+        # software configs and deployments (cloudbox/orchestration/api_software.py)
+        ("GET", "/software_configs"): Doc({200: obj({"software_configs": array(CONFIG)})}),
+        ("POST", "/software_configs"): Doc({200: wrap("software_config", CONFIG)}),
+        ("GET", "/software_configs/{config_id}"): Doc({200: wrap("software_config", CONFIG)}),
+        ("DELETE", "/software_configs/{config_id}"): Doc({204: None}),
+        ("GET", "/software_deployments"): Doc({200: obj({"software_deployments": array(DEPLOYMENT)})}),
+        ("POST", "/software_deployments"): Doc({200: wrap("software_deployment", DEPLOYMENT)}),
+        ("GET", "/software_deployments/metadata/{server_id}"): Doc({200: obj({"metadata": array(CONFIG)})}),
+        ("GET", "/software_deployments/{deployment_id}"): Doc({200: wrap("software_deployment", DEPLOYMENT)}),
+        ("PUT", "/software_deployments/{deployment_id}"): Doc({200: wrap("software_deployment", DEPLOYMENT)}),
+        ("DELETE", "/software_deployments/{deployment_id}"): Doc({204: None}),
     }
     for base in (by_name, named):
         out.update({

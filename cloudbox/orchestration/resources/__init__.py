@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cloudbox.orchestration.resources import compute, group, heat, nested, network, testing, volume, wait
+from cloudbox.orchestration.resources import compute, group, heat, nested, network, software, testing, volume, wait
 from cloudbox.orchestration.resources.base import Context, Plugin, ResourceFailed
 
 PLUGINS: dict[str, Plugin] = {p.type: p for p in (
@@ -14,9 +14,11 @@ PLUGINS: dict[str, Plugin] = {p.type: p for p in (
     wait.WaitConditionHandle(), wait.WaitCondition(),
     testing.TestResource(),
     group.ResourceGroup(), group.AutoScalingGroup(), group.ScalingPolicy(), nested.TemplateResource(),
+    *software.PLUGINS,  # the configs kept as /software_configs rows (replacing heat.py's), and deployments
 )}
 TEMPLATE_RESOURCE = nested.TemplateResource.type
-CONFIG_TYPES = frozenset({"OS::Heat::SoftwareConfig", "OS::Heat::CloudConfig", "OS::Heat::MultipartMime"})
+CONFIG_TYPES = frozenset({"OS::Heat::SoftwareConfig", "OS::Heat::CloudConfig", "OS::Heat::MultipartMime",
+                          "OS::Heat::StructuredConfig"})
 
 
 def update_allowed(kind: str) -> set[str]:
