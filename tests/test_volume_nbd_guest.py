@@ -34,46 +34,23 @@ USER_DATA = """#!/bin/sh
 """
 
 CHILD = r'''
-import json, sys, time, uuid
+import json, sys, time
 from pathlib import Path
 import trio
-from cloudbox.compute import core, disks
-from cloudbox.compute.driver import DomainSpec, VolumeDisk
+from cloudbox.compute.driver import VolumeDisk
 from cloudbox.compute.driver.real import LibvirtDriver
 from cloudbox.volume.core_attach import nbd_connection
+from tests.nbd_child import boot_guest, console
 
 args = json.loads(sys.argv[1])
 data, image, vid = Path(args["data"]), Path(args["image"]), args["volume_id"]
-
-
-def console(path: Path, marker: str, timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = path.read_text(errors="replace") if path.exists() else ""
-        if marker in text:
-            return text
-        time.sleep(0.2)
-    raise AssertionError(f"no {marker!r} on the console in {timeout} s:\n{text[-3000:]}")
 
 
 async def main() -> dict:
     driver = LibvirtDriver(f"qemu:///embed?root={data / 'libvirt'}", data / "instances")
     await driver.open()
     out: dict = {"qemu_conf": (data / "libvirt" / "etc" / "qemu.conf").read_text()}
-    server = str(uuid.uuid4())
-    directory = data / "instances" / server
-    directory.mkdir(parents=True)
-    disk = directory / "disk"
-    await disks.create_overlay(image, "qcow2", disk, 1)
-    meta = core.build_meta_data(uuid=server, name="nbd", hostname="nbd-guest", project_id="p1",
-                                availability_zone="nova", random_seed=b"x" * 64)
-    drive = directory / "config.iso"
-    await disks.build_config_drive(drive, core.config_drive_files(meta, args["user_data"].encode(), {}, None))
-    spec = DomainSpec(uuid=server, name=core.domain_name(server), vcpus=1, memory_mb=128, root_disk=str(disk),
-                      console_log=str(directory / "console.log"), accel="tcg", metadata={"project_id": "p1"},
-                      config_drive=str(drive))
-    await driver.create(spec)
-    log = directory / "console.log"
+    server, log = await boot_guest(driver, data, image, args["user_data"])
     try:
         await trio.to_thread.run_sync(console, log, "CLOUDBOX-GUEST: ready", 240)
         info = nbd_connection({"id": vid}, "a1", "rw", "127.0.0.1", args["port"], {})

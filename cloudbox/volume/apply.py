@@ -168,18 +168,13 @@ def _extend(db: sqlite_utils.Database, cmd: c.ExtendVolume) -> dict[str, Any]:
 
 
 def _check_attached_extend(db: sqlite_utils.Database, volume: dict[str, Any]) -> None:
-    """An in-use volume grows only where its guest can learn the new size: one attachment, by a
-    guest on the volume's own node (its QEMU resizes the disk).  Over NBD the guest's QEMU cannot
-    learn a new size; two guests sharing one disk would each have to be resized: refused."""
+    """An in-use volume grows while attached once: its guest's QEMU resizes the disk (over NBD
+    after the export is made again at the new size, reconcile.py); two guests sharing one disk
+    would each have to be resized: refused."""
     attachments = sa.attachments_of(db, volume["id"])
     if len(attachments) > 1:
         raise BadRequest(f"Invalid volume: volume {volume['id']} is attached {len(attachments)} times; a "
                          "multiattach volume can be extended only while attached once.")
-    for attachment in attachments:
-        info = attachment.get("connection_info") or {}
-        if info.get("driver_volume_type") == "nbd" or attachment.get("attached_host") not in (None, "", volume["host"]):
-            raise BadRequest(f"Invalid volume: volume {volume['id']} is attached to a server on another node "
-                             "(over NBD, which cannot tell the guest a new size); detach it to extend it.")
 
 
 def _retype(db: sqlite_utils.Database, cmd: c.RetypeVolume) -> dict[str, Any]:

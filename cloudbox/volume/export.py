@@ -267,16 +267,50 @@ class ExportDaemon:
         name = export_name(volume_id)
         try:
             if any(e["id"] == name for e in qmp.execute("query-block-exports")):
-                qmp.execute("block-export-del", id=name, mode="hard")
-                deadline = time.monotonic() + QMP_TIMEOUT
-                while any(e["id"] == name for e in qmp.execute("query-block-exports")):
-                    if time.monotonic() > deadline:
-                        raise ExportError(f"export {name} did not end in {QMP_TIMEOUT:.0f} s")
-                    time.sleep(0.02)
+                self._end_export(qmp, name)
             self._drop_nodes(qmp, volume_id)
         finally:
             qmp.close()
         log.info("NBD export of volume stopped", extra={"volume_id": volume_id})
+
+    def grow(self, volume_id: str, size_bytes: int) -> bool:
+        """Grow an exported volume and announce its size: QEMU's block_resize on the export's
+        format node (the daemon holds the image, so qemu-img may not write it), then the export
+        is made again under the same name, as NBD tells a client the size only when it connects:
+        clients are cut and reconnect (the guest's QEMU finds the new size, then its block resize
+        can grow the guest's disk). False when the volume is not exported here."""
+        fmt_node, _ = _node_names(volume_id)
+        name = export_name(volume_id)
+        qmp = self._qmp()
+        if qmp is None:
+            return False
+        try:
+            found = next((e for e in qmp.execute("query-block-exports") if e["id"] == name), None)
+            if found is None:
+                return False
+            writable = not any(n["node-name"] == fmt_node and n.get("ro") for n in
+                               qmp.execute("query-named-block-nodes", flat=True))
+            # The export does not share resize with others: it ends first, and comes back at once.
+            self._end_export(qmp, name)
+            try:
+                qmp.execute("block_resize", **{"node-name": fmt_node, "size": size_bytes})
+            finally:
+                qmp.execute("block-export-add", **{"type": "nbd", "id": name, "node-name": fmt_node,
+                                                   "name": name, "writable": writable})
+        finally:
+            qmp.close()
+        log.info("NBD export grown", extra={"volume_id": volume_id, "size": size_bytes})
+        return True
+
+    @staticmethod
+    def _end_export(qmp: Qmp, name: str) -> None:
+        """End an export, its clients cut off, and wait until QEMU has let it go."""
+        qmp.execute("block-export-del", id=name, mode="hard")
+        deadline = time.monotonic() + QMP_TIMEOUT
+        while any(e["id"] == name for e in qmp.execute("query-block-exports")):
+            if time.monotonic() > deadline:
+                raise ExportError(f"export {name} did not end in {QMP_TIMEOUT:.0f} s")
+            time.sleep(0.02)
 
     @staticmethod
     def _drop_nodes(qmp: Qmp, volume_id: str) -> None:

@@ -125,6 +125,9 @@ class Worker:
                 attached = bool(await self.svc.read(store_attach.attachments_of, vid))
                 grow = d.extend_attached if attached else d.extend
                 await trio.to_thread.run_sync(grow, vid, volume["pending_size"])
+                daemon = self.export_daemon() if attached else None
+                if daemon is not None:  # a guest on another node: the export grows and tells it
+                    await trio.to_thread.run_sync(daemon.grow, vid, volume["pending_size"] << 30)
                 await self.svc.finish(vid, ("extending",), "in-use" if attached else "available",
                                       size=volume["pending_size"], pending_size=None)
             elif status == "deleting":

@@ -249,6 +249,8 @@ def _state_of(dom: libvirt.virDomain) -> str:
     state, reason = dom.state()
     if state in (libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_BLOCKED, libvirt.VIR_DOMAIN_SHUTDOWN):
         return RUNNING
+    if state == libvirt.VIR_DOMAIN_PAUSED and reason == libvirt.VIR_DOMAIN_PAUSED_IOERROR:
+        return RUNNING  # an NBD disk's export is away: resumed when it returns (real_volumes.py)
     if state in (libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PMSUSPENDED):
         return PAUSED
     if state == libvirt.VIR_DOMAIN_CRASHED:
@@ -342,6 +344,7 @@ class LibvirtDriver(VolumeDisksMixin):
         )
         self._device_callback_id = self.register_device_events(conn)
         self._conn = conn
+        self.resume_paused_by_io_errors(conn)
 
     def _confine_host(self, conn: libvirt.virConnect) -> None:
         """Learn whom QEMU runs as, and let it reach what it needs and nothing else of ours."""
@@ -405,6 +408,9 @@ class LibvirtDriver(VolumeDisksMixin):
         try:
             if not dom.name().startswith(DOMAIN_NAME_PREFIX):
                 return  # the KVM probe, or a domain someone else defined
+            if event == libvirt.VIR_DOMAIN_EVENT_SUSPENDED and detail == libvirt.VIR_DOMAIN_EVENT_SUSPENDED_IOERROR:
+                self.resume_after_io_error(dom)  # an NBD disk's export is away: not a pause of the server's
+                return
             token.run_sync_soon(self._deliver, dom.UUIDString(), state)
         except (trio.RunFinishedError, libvirt.libvirtError):
             pass  # trio has ended, or the domain vanished meanwhile

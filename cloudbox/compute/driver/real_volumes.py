@@ -14,6 +14,8 @@ the disk too (the caller leaves the volume attached).
 from __future__ import annotations
 
 import logging
+import threading
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from typing import Any
 import trio
 
 from cloudbox.compute import disks
+from cloudbox.compute.core import DOMAIN_NAME_PREFIX
 from cloudbox.compute.driver import VolumeDisk
 from cloudbox.compute.driver import confinement
 from cloudbox.compute.driver._libvirt import libvirt
@@ -32,6 +35,32 @@ log = logging.getLogger(__name__)
 LIVE_AND_CONFIG = libvirt.VIR_DOMAIN_AFFECT_LIVE | libvirt.VIR_DOMAIN_AFFECT_CONFIG
 RECHECK = 0.5  # seconds between reads of the live XML while a guest releases a disk
 ASK_AGAIN = 10.0  # seconds after which a detach the guest has not answered is asked again
+NBD_RESIZE_WAIT = 30.0  # seconds a guest's NBD client has to reconnect to a grown export
+NBD_OUTAGE = 600.0  # seconds a guest paused by an NBD disk's failed request is resumed again and again
+RESUME_EVERY = 0.5
+
+
+def nbd_alias(domain_xml: str, volume_id: str) -> str | None:
+    """The device alias (virtio-disk1...) of a volume's disk when it is an NBD disk, else None."""
+    for disk in ET.fromstring(domain_xml).iter("disk"):
+        source, serial, alias = disk.find("source"), disk.find("serial"), disk.find("alias")
+        if (serial is not None and serial.text == volume_id and source is not None
+                and source.get("protocol") == "nbd" and alias is not None):
+            return alias.get("name")
+    return None
+
+
+def nbd_reconnect(dom: Any, alias: str) -> None:
+    """Make QEMU's NBD client of the disk send a request, so that one cut by its server reconnects
+    (QEMU 7.2 reconnects on the next request: no request, no new size). A read of the first sector
+    through QEMU's monitor; its failure (the first try after the cut) is expected."""
+    import libvirt_qemu  # after _libvirt: its logging set-up comes first
+
+    try:
+        libvirt_qemu.qemuMonitorCommand(dom, f'qemu-io -d {alias} "read 0 512"',
+                                        libvirt_qemu.VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP)
+    except libvirt.libvirtError as exc:
+        log.debug("NBD disk poke: %s", exc)
 
 
 class VolumeDisksMixin:
@@ -40,6 +69,51 @@ class VolumeDisksMixin:
     _devices_changed: trio.Event | None = None
 
     # -- events -------------------------------------------------------------------------
+
+    _resuming: set[str] | None = None
+
+    def resume_paused_by_io_errors(self, conn: Any) -> None:
+        """At open: guests an NBD outage paused while this process was away are resumed too."""
+        for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_PAUSED):
+            try:
+                if dom.name().startswith(DOMAIN_NAME_PREFIX) and dom.state()[1] == libvirt.VIR_DOMAIN_PAUSED_IOERROR:
+                    self.resume_after_io_error(dom)
+            except libvirt.libvirtError:
+                continue  # gone meanwhile
+
+    def resume_after_io_error(self, dom: Any) -> None:
+        """A guest paused because a request of its disk failed (only NBD disks stop on an error:
+        volume_disk.py): resumed every half-second (QEMU retries the request, which reconnects to
+        the export once its node serves it again) until it runs, for NBD_OUTAGE at most. In a
+        thread of its own: libvirt's event thread must not wait."""
+        uuid = dom.UUIDString()
+        if self._resuming is None:
+            self._resuming = set()
+        if uuid in self._resuming:
+            return
+        self._resuming.add(uuid)
+
+        def resume() -> None:
+            deadline = time.monotonic() + NBD_OUTAGE
+            try:
+                while time.monotonic() < deadline:
+                    time.sleep(RESUME_EVERY)
+                    state, reason = dom.state()
+                    if state != libvirt.VIR_DOMAIN_PAUSED or reason != libvirt.VIR_DOMAIN_PAUSED_IOERROR:
+                        return
+                    try:
+                        dom.resume()
+                    except libvirt.libvirtError as exc:
+                        log.debug("resume after an I/O error: %s", exc)
+                log.warning("guest still paused by a disk's I/O error", extra={"server_id": uuid})
+            except libvirt.libvirtError:
+                pass  # the domain went away
+            finally:
+                self._resuming.discard(uuid)  # type: ignore[union-attr]
+
+        log.warning("guest paused by a disk's I/O error: resuming it as its NBD disk reconnects",
+                    extra={"server_id": uuid})
+        threading.Thread(target=resume, name=f"resume {uuid}", daemon=True).start()
 
     def register_device_events(self, conn: Any) -> int:
         """Listen for libvirt's device-removed events (a guest released a disk)."""
@@ -181,10 +255,23 @@ class VolumeDisksMixin:
             dom = self._lookup(uuid)  # type: ignore[attr-defined]
             if not dom.isActive():
                 return  # a stopped guest reads the volume's size when it starts
-            target = volume_disks(dom.XMLDesc(0)).get(volume_id)
+            xml = dom.XMLDesc(0)
+            target = volume_disks(xml).get(volume_id)
             if target is None:
                 raise NotFound(f"domain {uuid} has no volume {volume_id}")
-            dom.blockResize(target, size_bytes, libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
+            alias = nbd_alias(xml, volume_id)
+            deadline = time.monotonic() + NBD_RESIZE_WAIT
+            while True:
+                try:
+                    dom.blockResize(target, size_bytes, libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
+                    return
+                except libvirt.libvirtError as exc:
+                    # QEMU's NBD client learns the export's size when it connects: until it has
+                    # reconnected to the export made again at the new size, it cannot grow.
+                    if alias is None or "Cannot grow NBD" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                nbd_reconnect(dom, alias)
+                time.sleep(0.2)
 
         await self._run(resize, uuid)  # type: ignore[attr-defined]
 

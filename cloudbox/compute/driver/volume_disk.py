@@ -65,7 +65,11 @@ def disk_element(disk: VolumeDisk) -> ET.Element:
         if not isinstance(host, str) or not host or not isinstance(export, str) or not export:
             raise Unavailable(f"Volume {disk.volume_id}: its nbd connection has no host or export name.")
         element = ET.Element("disk", {"type": "network", "device": "disk"})
-        ET.SubElement(element, "driver", driver)
+        # libvirt 9.0 cannot set QEMU's NBD reconnect-delay (it came in libvirt 9.4): a request that
+        # fails while the export is away (its node restarts, or the export is made again at a new
+        # size) pauses the guest instead of failing in it, and the driver resumes the guest until
+        # the reconnected client serves it (real_volumes.VolumeDisksMixin.resume_after_io_error).
+        ET.SubElement(element, "driver", {**driver, "error_policy": "stop", "rerror_policy": "stop"})
         source = ET.SubElement(element, "source", {"protocol": "nbd", "name": export})
         if data.get("tls", True):
             source.set("tls", "yes")
