@@ -15,6 +15,7 @@ import pytest
 import trio
 
 from cloudbox.cluster import commands as cluster_commands
+from cloudbox.cluster import service as cluster_service
 from cloudbox.cluster import store as cluster_store
 from cloudbox.errors import InternalError, Unavailable
 from cloudbox.state import commands as cmds
@@ -144,3 +145,36 @@ def test_a_node_alone_refuses_what_it_does_not_speak(tmp_path: Path, cap):
     finally:
         engine.running = False
         engine.close()
+
+
+def test_one_node_shows_its_versions_and_finishes_an_upgrade_once(new_cloud):
+    new_cloud.init()
+    new_cloud.start()
+    with new_cloud.client(new_cloud.token()) as c:
+        health = c.get("/cloudbox/v1/health").json()
+        assert (health["status"], health["command_schema"]) == ("ok", 2) and "stalled" not in health
+        me = c.get("/cloudbox/v1/nodes").json()["nodes"][0]
+        assert (me["version"], me["command_schema"]) == (health["version"], 2)
+        view = c.get("/cloudbox/v1/cluster/upgrade").json()
+        assert (view["finished_schema"], view["lowest_schema"], view["stalled"]) == (1, 2, None)
+        for bad in ({"force": "yes"}, {"bogus": 1}):
+            r = c.post("/cloudbox/v1/cluster/upgrade", json=bad)
+            assert r.status_code == 400, r.text
+        r = c.post("/cloudbox/v1/cluster/upgrade", json={})
+        assert r.status_code == 200 and r.json()["finished_schema"] == 2, r.text
+        seq = c.get("/cloudbox/v1/cluster/state").json()["applied_seq"]
+        r = c.post("/cloudbox/v1/cluster/upgrade", json={})
+        assert r.status_code == 200 and r.json()["finished_schema"] == 2, r.text
+        assert c.get("/cloudbox/v1/cluster/state").json()["applied_seq"] == seq, "finished twice"
+
+        # A node of an older release may no longer join; the refusal uses up nothing.
+        r = c.post("/cloudbox/v1/cluster/join-tokens", json={"name": "old-node"})
+        assert r.status_code == 201, r.text
+        token = cluster_service.decode_token(r.json()["join_token"]["token"])
+        join = {"token_id": token["id"], "secret": token["secret"], "name": "old-node", "csr": "not a csr",
+                "address": "127.0.0.1"}
+        r = c.post("/cloudbox/v1/cluster/join", json=join)  # an older joiner says no schema: 1
+        assert r.status_code == 409 and "finished its upgrade to schema 2" in r.text, r.text
+        r = c.post("/cloudbox/v1/cluster/join", json={**join, "command_schema": 2, "package": "x"})
+        assert r.status_code == 400 and "CSR" in r.text, r.text  # past the version check; the token still good
+    new_cloud.stop()
