@@ -91,7 +91,20 @@ async def test_the_metadata_service_passes_only_the_signed_signal_path(lab: Lab)
         # Heat's curl_cli with no --data-binary: an empty POST is a SUCCESS without data.
         assert (await post(path)).startswith(b"HTTP/1.1 200 ")
         assert signals.calls[-1] == (STACK, HANDLE, {})
-        assert len(signals.calls) == 2
+        # What cirros and cloud-init images run: the handle's curl_cli, as Heat's templates use it
+        # (here with 2 kB of data: curl asks "Expect: 100-continue" first).
+        handle = Context(api=None, stack={"id": STACK}, name="h", row_id=HANDLE,  # type: ignore[arg-type]
+                         physical_id=HANDLE, data={"secret": SECRET, "transport": "TOKEN_SIGNAL"})
+        curl_cli = (await WaitConditionHandle().attributes(handle))["curl_cli"]
+        data = "k" * 2000
+        with trio.fail_after(20):
+            curled = await trio.run_process(
+                ["ip", "netns", "exec", lab.guest, "sh", "-c",
+                 f"{curl_cli} -sS --max-time 10 --data-binary '{{\"status\": \"SUCCESS\", \"data\": \"{data}\"}}'"],
+                capture_stdout=True, capture_stderr=True, check=False)
+        assert curled.returncode == 0 and curled.stdout.startswith(b"HTTP/1.1 200 "), curled
+        assert signals.calls[-1] == (STACK, HANDLE, {"status": "SUCCESS", "data": data})
+        assert len(signals.calls) == 3
 
         # Nothing else of the API: other orchestration paths are 404, other POSTs the listener's 405,
         # and a GET of the signal path is the metadata tree's own 404 (never passed on).
@@ -109,7 +122,7 @@ async def test_the_metadata_service_passes_only_the_signed_signal_path(lab: Lab)
         assert (await post(path, b"x" * 70000)).startswith(b"HTTP/1.1 413 ")
         for bad in (b"status=SUCCESS", b'["SUCCESS"]', b"\xff\xfe"):
             assert (await post(path, bad)).startswith(b"HTTP/1.1 400 "), bad
-        assert len(signals.calls) == 2  # none of those reached the service
+        assert len(signals.calls) == 3  # none of those reached the service
         nursery.cancel_scope.cancel()
 
 
