@@ -5,7 +5,7 @@
 | GET    .../os-volume_attachments        | 200    | limit/offset; tag 2.70, delete_on_termination 2.79, attachment_id and bdm_uuid (no id) 2.89 |
 | GET    .../os-volume_attachments/{vol}  | 200    | as above                                    |
 | POST   .../os-volume_attachments        | 200    | volumeId, device; shelved servers 2.20; tag 2.49; delete_on_termination 2.79; multiattach volumes 2.60 |
-| PUT    .../os-volume_attachments/{vol}  | 202    | a new volumeId is a swap (admins; 501: not supported); from 2.85 the same volumeId updates delete_on_termination |
+| PUT    .../os-volume_attachments/{vol}  | 202    | a new volumeId is a swap (admins; done in the background: volume_swap.py); from 2.85 the same volumeId updates delete_on_termination |
 | DELETE .../os-volume_attachments/{vol}  | 202    | the disk leaves in the background           |
 
 Refusals: 404 unknown server or volume (or not attached), 400 volume not available, already

@@ -38,6 +38,7 @@ import trio
 
 from cloudbox.compute import commands_records as cr
 from cloudbox.compute import commands_volumes as v
+from cloudbox.compute import volume_swap
 from cloudbox.compute.apply_volumes import bdms_of, bdms_of_many, bdms_of_volume, bdms_on_host
 from cloudbox.compute.driver import VolumeDisk
 from cloudbox.compute.resources import stamp
@@ -254,16 +255,19 @@ class ComputeVolumes:
                                                                        "updated_at": stamp()}))
 
     async def swap(self, ctx: Any, server: dict[str, Any], old_volume_id: str, new_volume_id: str) -> None:
-        """Swapping a server's volume for another (Nova's volume update by an admin): checked as
-        Nova checks it, then refused as a driver without swap_volume answers (501)."""
-        await self.service.get(ctx, old_volume_id)
-        await self.mapping(server, old_volume_id)
+        """Swap a server's volume for another (Nova's volume update by an admin, which Nova serves
+        only for the volume service's migration of the old volume): checked as Nova checks it,
+        then done in the background (volume_swap.py)."""
+        self.svc.require_running()
+        old = await self.service.get(ctx, old_volume_id)
+        bdm = await self.mapping(server, old_volume_id)
         new = await self.service.get(ctx, new_volume_id)
         if new["status"] != "available":
             raise BadRequest(f"Invalid volume: volume '{new_volume_id}' status must be 'available'. Currently in "
                              f"'{new['status']}'.")
-        check_state(server, "swap_volume")
-        raise NotImplementedYet("Swapping a server's volume is not supported by this cloud's compute driver.")
+        check_state(server, "swap_volume", shelved_ok=False)
+        volume_swap.check_migrating(old)
+        await volume_swap.begin(self, server, bdm, old, new)
 
     # --- detaching ---------------------------------------------------------------------------------
     async def detach(self, ctx: Any, server: dict[str, Any], volume_id: str, shelved_ok: bool = True) -> None:
@@ -419,9 +423,3 @@ class ComputeVolumes:
         log.info("volume extended in the guest", extra={"server_id": server_id, "volume_id": bdm["volume_id"],
                                                         "size_gb": bdm["volume_size"]})
 
-
-class NotImplementedYet(CloudboxError):
-    """Nova's "feature not supported" (HTTP 501)."""
-
-    status = 501
-    title = "Not Implemented"

@@ -332,7 +332,7 @@ def docs() -> dict[tuple[str, str], Doc]:
         ("GET", f"{server}/os-volume_attachments/{{volume_id}}"): nova({200: wrap("volumeAttachment",
                                                                                   VOLUME_ATTACHMENT)}),
         ("POST", f"{server}/os-volume_attachments"): nova({200: wrap("volumeAttachment", VOLUME_ATTACHMENT)}, 500),
-        ("PUT", f"{server}/os-volume_attachments/{{volume_id}}"): nova({202: None}, 501),
+        ("PUT", f"{server}/os-volume_attachments/{{volume_id}}"): nova({202: None}),
         ("DELETE", f"{server}/os-volume_attachments/{{volume_id}}"): nova({202: None}),
         ("GET", f"{P}/os-instance_usage_audit_log"): nova({200: wrap("instance_usage_audit_logs", AUDIT_LOG)}),
         ("GET", f"{P}/os-instance_usage_audit_log/{{before}}"): nova({200: wrap("instance_usage_audit_log",
