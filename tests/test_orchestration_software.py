@@ -206,8 +206,8 @@ def test_deployments_in_a_stack_signal_and_leave_nothing(cloud: Cloud):
     told = wait_for(lambda: (lambda m: m if m and {i["name"]: i["value"] for i in m[0]["inputs"]}["who"] == "b2"
                              else None)(deployments_of(heat, "server-b")), 30, "the update's config")
     assert {i["name"]: i["value"] for i in told[0]["inputs"]}["deploy_action"] == "UPDATE"
-    sent = requests.post(signal_of(cloud, told[0]), json={"deploy_status_code": 3, "deploy_stderr": "boom"},
-                         verify=cloud.ca, timeout=30)
+    # This time through Heat's resource signal API, with a token (HEAT_SIGNAL's way).
+    sent = heat.call("POST", link + "/resources/told/signal", json={"deploy_status_code": 3, "deploy_stderr": "boom"})
     assert sent.status_code == 200, sent.text
     stack = heat.settled(link, "UPDATE_FAILED")
     assert "non-zero status code: 3" in stack["stack_status_reason"], stack

@@ -15,7 +15,8 @@
   nested stack (group.py's Group).
 
 The deployment's id is chosen from the resource row's (uuid5), so its signed URL can be made before
-it exists, and a create cut short by a crash finds what it left and starts again cleanly.
+it exists, and a create cut short by a crash finds what it left and starts again cleanly (a derived
+config made just before such a crash, not yet named by the deployment, is left over).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import secrets
 import uuid
 from typing import Any
 
-from cloudbox.errors import BadRequest, Conflict
+from cloudbox.errors import BadRequest, Conflict, NotFound
 from cloudbox.orchestration.resources import heat
 from cloudbox.orchestration.resources.base import WAIT, Context, Plugin, ResourceFailed, wait_for
 from cloudbox.orchestration.resources.group import Group
@@ -179,8 +180,7 @@ class SoftwareDeployment(Plugin):
         inputs += [{"name": k, "type": "String", "value": v,
                     "description": "cloudbox: what the deployment tells its server"} for k, v in extra.items()]
         all_inputs = {i["name"]: i["value"] for i in inputs}
-        ctx.data["serial"] = int(ctx.data.get("serial", 0)) + 1
-        config_id = derived_id(ctx.row_id, f"config/{ctx.data['serial']}")
+        config_id = str(uuid.uuid4())  # a fresh one each time: an update cut short by a crash runs again
         body = {"id": config_id, "name": props.get("name") or ctx.physical_name, "group": source.get("group"),
                 "config": self.render(source.get("config"), all_inputs, props), "options": source.get("options"),
                 "inputs": inputs, "outputs": source.get("outputs") or []}
@@ -232,11 +232,17 @@ class SoftwareDeployment(Plugin):
         await self.wait(ctx)
 
     async def _remove(self, ctx: Context, deployment_id: str) -> None:
-        """The deployment, then every config derived for it (the last serial's next too: a crash
-        may have cut an update short after making it)."""
+        """The deployment, then the config it points at and the one this row last made (they differ
+        when a crash cut an update short)."""
+        configs = {ctx.data.get("config_id")}
+        try:
+            configs.add((await ctx.api.get(f"{base_of(ctx)}/software_deployments/{deployment_id}"))
+                        ["software_deployment"]["config_id"])
+        except NotFound:
+            pass
         await ctx.api.delete(f"{base_of(ctx)}/software_deployments/{deployment_id}")
-        for serial in range(1, int(ctx.data.get("serial", 0)) + 2):
-            await ctx.api.delete(f"{base_of(ctx)}/software_configs/{derived_id(ctx.row_id, f'config/{serial}')}")
+        for config_id in sorted(c for c in configs if c):
+            await ctx.api.delete(f"{base_of(ctx)}/software_configs/{config_id}")
 
     async def delete(self, ctx: Context) -> None:
         if ctx.physical_id:
