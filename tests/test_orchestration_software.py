@@ -248,3 +248,35 @@ def test_a_servers_deployments_are_in_its_metadata(cloud: Cloud):
     assert [d["config"] for d in metadata["deployments"]] == ["echo hi"]
     assert metadata["deployments"] == deployments_of(heat, server)
     assert heat.call("GET", link + "/resources/config/metadata").json()["metadata"] == {}
+
+
+def test_suspend_and_delete_run_on_the_server_when_asked(cloud: Cloud):
+    heat = Member(cloud, "soft")
+    template = {"heat_template_version": "2018-08-31", "resources": {
+        "config": {"type": "OS::Heat::SoftwareConfig", "properties": {"group": "script", "config": "true"}},
+        "deploy": {"type": "OS::Heat::SoftwareDeployment", "properties": {
+            "config": {"get_resource": "config"}, "server": "server-x", "actions": ["SUSPEND", "DELETE"]}}}}
+    link = heat.create("actions", template)
+    heat.settled(link, "CREATE_COMPLETE")  # CREATE is not among its actions: nothing to wait for
+
+    def asked(action: str) -> dict[str, Any] | None:
+        found = deployments_of(heat, "server-x")
+        inputs = {i["name"]: i["value"] for i in found[0]["inputs"]} if found else {}
+        return found[0] if inputs.get("deploy_action") == action else None
+
+    assert asked("CREATE") is not None
+    assert heat.call("POST", link + "/actions", json={"suspend": None}).status_code == 200
+    suspended = wait_for(lambda: asked("SUSPEND"), 30, "the SUSPEND config")
+    assert heat.call("GET", link).json()["stack"]["stack_status"] == "SUSPEND_IN_PROGRESS"
+    assert requests.post(signal_of(cloud, suspended), json={"deploy_status_code": 0}, verify=cloud.ca,
+                         timeout=30).status_code == 200
+    heat.settled(link, "SUSPEND_COMPLETE")
+
+    assert heat.call("DELETE", link).status_code == 204
+    deleting = wait_for(lambda: asked("DELETE"), 30, "the DELETE config")
+    assert heat.call("GET", link).json()["stack"]["stack_status"] == "DELETE_IN_PROGRESS"
+    assert requests.post(signal_of(cloud, deleting), json={"deploy_status_code": 0}, verify=cloud.ca,
+                         timeout=30).status_code == 200
+    wait_for(lambda: heat.call("GET", link).status_code == 404, 30, "the stack to go")
+    assert deployments_of(heat, "server-x") == []
+    assert heat.call("GET", "/software_configs").json()["software_configs"] == []

@@ -191,7 +191,9 @@ class SoftwareDeployment(Plugin):
                       exists: bool) -> None:
         if self.signalled(props) and not ctx.data.get("secret"):
             ctx.data["secret"] = secrets.token_hex(32)
-        old = ctx.data.get("config_id")
+        # the config it points at now goes once it points at the new one (the row's data is not
+        # saved after a suspend or resume: the deployment is what knows)
+        old = (await self._read(ctx))["config_id"] if exists else None
         config_id = await self._derive(ctx, props, action, deployment_id)
         waits = self.runs(props, action) and self.signalled(props)
         body = {"config_id": config_id, "server_id": str(props["server"]), "action": action,
@@ -201,7 +203,7 @@ class SoftwareDeployment(Plugin):
             await ctx.api.put(f"{base_of(ctx)}/software_deployments/{deployment_id}", body)
         else:
             await ctx.api.post(f"{base_of(ctx)}/software_deployments", {"id": deployment_id, **body})
-        ctx.data.update({"config_id": config_id, "waits": waits})
+        ctx.data.update({"config_id": config_id, "waits": waits, "props": props})
         if old and old != config_id:
             await ctx.api.delete(f"{base_of(ctx)}/software_configs/{old}")
 
@@ -244,9 +246,29 @@ class SoftwareDeployment(Plugin):
         for config_id in sorted(c for c in configs if c):
             await ctx.api.delete(f"{base_of(ctx)}/software_configs/{config_id}")
 
+    async def _run(self, ctx: Context, action: str) -> None:
+        """DELETE, SUSPEND or RESUME: run on the server too when ``actions`` names it (with the
+        properties of the last create or update), and wait for its signal."""
+        props = ctx.data.get("props")
+        if not ctx.physical_id or not isinstance(props, dict) or not self.runs(props, action):
+            return
+        await self._deploy(ctx, props, action, ctx.physical_id, exists=True)
+        await self.wait(ctx)
+
+    async def suspend(self, ctx: Context) -> None:
+        await self._run(ctx, "SUSPEND")
+
+    async def resume(self, ctx: Context) -> None:
+        await self._run(ctx, "RESUME")
+
     async def delete(self, ctx: Context) -> None:
-        if ctx.physical_id:
-            await self._remove(ctx, ctx.physical_id)
+        if not ctx.physical_id:
+            return
+        try:
+            await self._run(ctx, "DELETE")
+        except NotFound:
+            pass  # the deployment went already (a delete resumed after a crash)
+        await self._remove(ctx, ctx.physical_id)
 
     async def attributes(self, ctx: Context) -> dict[str, Any]:
         shown = await self._read(ctx)
