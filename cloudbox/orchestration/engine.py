@@ -284,7 +284,9 @@ class Engine:
     # --- adopt: the rows of things that exist (adopt.py) --------------------------------------------------
     async def _adopt(self, api: Any, stack: dict[str, Any], model: m.Model | None) -> list[str]:
         entries = stack["previous"].get("adopt", {})
-        for name in model.order if model is not None else []:
+        if model is None:
+            return []
+        for name in model.order:
             rows = await self._rows(stack["id"])
             kind, row = model.types[name], rows.get(name)
             if row is not None and row["status"] == "COMPLETE":
