@@ -9,7 +9,7 @@ from typing import Any
 
 from cloudbox.api.routes import Call, Reply, Route
 from cloudbox.clock import iso, parse_iso
-from cloudbox.compute import api_records, boot_volumes, core, models, views
+from cloudbox.compute import api_records, boot_volumes, core, listing, models, views
 from cloudbox.compute.api import Version, forwarded, project_of, route
 from cloudbox.compute.models import ServerQuery, ServerRequest
 from cloudbox.compute.service import ComputeService
@@ -138,17 +138,23 @@ def parse_server_query(call: Call) -> ServerQuery:
     )
 
 
-async def _list(svc: ComputeService, call: Call, version: Version, detail: bool) -> Any:
+async def _list(svc: ComputeService, call: Call, version: Version, detail: bool) -> Reply:
     query = parse_server_query(call)
     limit, _marker = call.page()
-    rows, more = await svc.list_servers(query, limit, detail)
-    body: dict[str, Any] = {"servers": [render(call, version, r, detail, listed=True) for r in rows]}
-    if more and rows:
-        params = {k: v for k, v in call.query.items() if k != "marker"}
-        params.update({"limit": str(limit), "marker": rows[-1]["id"]})
-        path = "/servers/detail" if detail else "/servers"
-        body["servers_links"] = [{"rel": "next", "href": f"{call.base}{path}?{urllib.parse.urlencode(params)}"}]
-    return body
+
+    def body(rows: list[dict[str, Any]], more: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {"servers": [render(call, version, r, detail, listed=True) for r in rows]}
+        if more and rows:
+            params = {k: v for k, v in call.query.items() if k != "marker"}
+            params.update({"limit": str(limit), "marker": rows[-1]["id"]})
+            path = "/servers/detail" if detail else "/servers"
+            out["servers_links"] = [{"rel": "next", "href": f"{call.base}{path}?{urllib.parse.urlencode(params)}"}]
+        return out
+
+    # What the body depends on besides the page's rows: the same key, in the same state, is the same answer.
+    key = (version, call.auth.is_cloud_admin, call.base, tuple(call.query.items(multi=True)))
+    encoded = await svc.list_servers(query, limit, detail, listing.View(key, body))
+    return Reply(encoded, 200, {"Content-Type": "application/json"})
 
 
 async def list_servers(svc: ComputeService, call: Call, version: Version) -> Any:

@@ -26,7 +26,7 @@ import trio
 
 from cloudbox.compute import commands as c
 from cloudbox.compute.boot_volumes_service import BootVolumes
-from cloudbox.compute import core, scheduler, store
+from cloudbox.compute import core, listing, scheduler, store
 from cloudbox.compute.driver import RUNNING, SHUTOFF, ComputeDriver, HostInfo
 from cloudbox.compute.guests import Guests
 from cloudbox.compute.lifecycle import Lifecycle
@@ -35,7 +35,7 @@ from cloudbox.compute.reconcile import Reconciler
 from cloudbox.compute.resources import ComputeResources, stamp
 from cloudbox.compute.states import BY_TASK, POWER_ACTIONS, QUEUED_BEHIND, STATE_VIEW, settled
 from cloudbox.compute.timeline import Timelines
-from cloudbox.compute.volumes import ComputeVolumes, attached_view
+from cloudbox.compute.volumes import ComputeVolumes
 from cloudbox.errors import BadRequest, CloudboxError, Conflict, Forbidden, NotFound, Unavailable
 from cloudbox.network import store as network_store
 from cloudbox.settings import Settings
@@ -87,6 +87,7 @@ class ComputeService:
         self._locks: dict[str, trio.Lock] = {}
         self._pinned: dict[str, str] = {}  # server id → the host an evacuation asked for
         self.timelines = Timelines()
+        self.answers = listing.Answers()  # encoded server lists, kept while the state stays
         self.engine.add_listener(self._on_commit)
 
     @property
@@ -196,20 +197,14 @@ class ComputeService:
 
     async def addressed(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The rows with their ``addresses`` (fixed and floating) and whether their host is down."""
-        found = await self.engine.read(network_store.server_addresses, [r["id"] for r in rows])
-        volumes = await self.volumes.of_servers([r["id"] for r in rows])
-        alive = await self.alive_hosts()
-        return [{**r, "addresses": found.get(r["id"], {}), "volumes": attached_view(volumes[r["id"]]),
-                 "host_down": alive is not None and r["host"] is not None and r["host"] not in alive} for r in rows]
+        return await self.engine.read(listing.addressed, rows, await self.alive_hosts())
 
     async def show_server(self, ctx: AuthContext, server_id: str) -> dict[str, Any]:
         return (await self.addressed([await self.visible_server(ctx, server_id)]))[0]
 
-    async def list_servers(self, query: ServerQuery, limit: int, detail: bool) -> tuple[list[dict[str, Any]], bool]:
-        """One page of servers (with addresses when ``detail``) and whether more follow."""
-        rows = await self.engine.read(store.list_servers, query, limit, network_store.server_addresses)
-        page = rows[:limit]
-        return (await self.addressed(page) if detail else page), len(rows) > limit
+    async def list_servers(self, query: ServerQuery, limit: int, detail: bool, view: listing.View) -> bytes:
+        """One page of servers (with addresses when ``detail``) as ``view`` renders it, encoded."""
+        return await listing.answer(self, query, limit, detail, view)
 
     # --- creating -------------------------------------------------------------------------
     async def create_servers(self, ctx: AuthContext, project_id: str, request: ServerRequest) -> list[dict[str, Any]]:
