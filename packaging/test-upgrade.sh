@@ -73,7 +73,7 @@ cp "$NEW_DEB" "$ROOT/root/new.deb"
 
 say "apt install the old package"
 systemd-nspawn -q --register=no --keep-unit --bind="$BASE.archives:/var/cache/apt/archives" \
-    --setenv=DEBIAN_FRONTEND=noninteractive -D "$ROOT" /bin/sh -ec "
+    --setenv=DEBIAN_FRONTEND=noninteractive -D "$ROOT" </dev/null /bin/sh -ec "
         apt-get update -qq
         apt-get install -y -qq --no-install-recommends curl ./root/old.deb >/dev/null
         cloudbox --version"
@@ -81,7 +81,7 @@ rm -f "$ROOT/usr/sbin/policy-rc.d"
 
 say "boot the root's systemd (private network)"
 systemd-nspawn -q --register=no --keep-unit --private-network --console=passive \
-    --bind="$BASE.archives:/var/cache/apt/archives" -D "$ROOT" -b >"$RUN/boot.log" 2>&1 &
+    --bind="$BASE.archives:/var/cache/apt/archives" -D "$ROOT" -b </dev/null >"$RUN/boot.log" 2>&1 &
 nspawn=$!
 leader=""
 for _ in $(seq 150); do  # the container's PID 1 once it is systemd
@@ -92,7 +92,7 @@ for _ in $(seq 150); do  # the container's PID 1 once it is systemd
     sleep 0.2
 done
 [ -n "$leader" ] || { echo "test-upgrade: systemd did not boot in the root" >&2; cat "$RUN/boot.log" >&2; exit 1; }
-booted() { nsenter -t "$leader" -m -u -i -n -p -r -w -- env DEBIAN_FRONTEND=noninteractive "$@"; }
+booted() { nsenter -t "$leader" -m -u -i -n -p -r -w -- env DEBIAN_FRONTEND=noninteractive "$@" </dev/null; }
 for _ in $(seq 300); do
     [ -S "/proc/$leader/root/run/systemd/private" ] && break
     sleep 0.2
@@ -102,7 +102,9 @@ timeout 120 nsenter -t "$leader" -m -u -i -n -p -r -w -- systemctl is-system-run
 # Helpers inside the root: the API with an admin token, the unit's processes, the node's state.
 cat >"$ROOT/root/lib.sh" <<'EOF'
 set -e
-wait_healthy() { for i in $(seq 300); do cloudbox status >/dev/null 2>&1 && return; sleep 0.2; done; cloudbox status; }
+wait_healthy() {  # at most 90 s
+    timeout 90 sh -c 'until cloudbox status >/dev/null 2>&1; do sleep 0.3; done' || { cloudbox status; return 1; }
+}
 api() { curl -fsS --cacert /var/lib/cloudbox/pki/ca.pem -H "Content-Type: application/json" -H "X-Auth-Token: $(token)" "$@"; }
 token() {
     . /var/lib/cloudbox/admin-openrc.sh
@@ -153,7 +155,8 @@ if [ "$status" = 0 ]; then
         apt-get install -y -qq --no-install-recommends ./root/new.deb >/dev/null
         installed=$(date +%s.%N)
         old=$(cat /root/old-main)
-        for i in $(seq 600); do
+        deadline=$(( $(date +%s) + 90 ))
+        while [ "$(date +%s)" -lt "$deadline" ]; do
             new=$(main_pid)
             [ "$new" != 0 ] && [ "$new" != "$old" ] && cloudbox status >/dev/null 2>&1 && break
             sleep 0.1
