@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from tests.cloud import Cloud, wait_for
-from tests.test_openstack_cli import member_env
-from tests.test_orchestration_cli import prepare
+from tests.test_openstack_cli import member_env, openstack
+from tests.test_orchestration_cli import cli, prepare
 from tests.test_orchestration_testresource import Heat
 
 
@@ -27,7 +27,10 @@ def tr_template(value: str, **props: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def heat(cloud: Cloud) -> Heat:
-    return Heat(cloud, member_env(cloud, "plans"))
+    env = member_env(cloud, "plans")
+    heat = Heat(cloud, env)
+    heat.env = env  # type: ignore[attr-defined]
+    return heat
 
 
 def plans_url(cloud: Cloud, link: str) -> str:
@@ -142,7 +145,7 @@ KEPT = {
 }
 
 
-def test_adopt_retain_snapshot_and_cooldown(cloud: Cloud, heat: Heat):
+def test_adopt_retain_snapshot_and_cooldown(cloud: Cloud, heat: Heat, tmp_path: Path):
     neutron = f"{cloud.url}/network/v2.0"
     snap = {**KEPT, "resources": {**KEPT["resources"], "group": {**KEPT["resources"]["group"],
                                                                   "deletion_policy": "Snapshot"}}}
@@ -153,15 +156,17 @@ def test_adopt_retain_snapshot_and_cooldown(cloud: Cloud, heat: Heat):
     link = heat.create("first", KEPT)
     word = heat.settled(link, "CREATE_COMPLETE")["outputs"][0]["output_value"]
     group_id = heat.call("GET", link + "/resources/group").json()["resource"]["physical_resource_id"]
-    data = heat.call("DELETE", link + "/abandon").json()
+    abandoned = tmp_path / "first.json"
+    openstack(cloud, "stack", "abandon", "--output-file", str(abandoned), "first", env=heat.env)
+    data = json.loads(abandoned.read_text())
     assert heat.call("GET", f"{neutron}/security-groups/{group_id}").status_code == 200
     missing = {**data, "resources": {"word": data["resources"]["word"]}}
     bad = heat.call("POST", "/stacks", json={"stack_name": "adopted", "adopt_stack_data": json.dumps(missing)})
     assert bad.status_code == 400 and "no resource_id" in bad.text, bad.text
-    made = heat.call("POST", "/stacks", json={"stack_name": "adopted", "adopt_stack_data": json.dumps(data),
-                                              "disable_rollback": True})
-    assert made.status_code == 201, made.text
-    adopted = made.json()["stack"]["links"][0]["href"]
+    assert heat.call("POST", "/stacks", json={"stack_name": "adopted", "adopt_stack_data": "{"}).status_code == 400
+    shown = cli(cloud, heat.env, "stack", "adopt", "--adopt-file", str(abandoned), "--wait", "adopted")
+    assert shown["stack_status"] == "ADOPT_COMPLETE", shown
+    adopted = heat.call("GET", "/stacks/adopted").headers["Location"]
     assert heat.settled(adopted, "ADOPT_COMPLETE")["outputs"][0]["output_value"] == word
     rows = {r["resource_name"]: r for r in heat.call("GET", adopted + "/resources").json()["resources"]}
     assert rows["group"]["physical_resource_id"] == group_id and rows["group"]["resource_status"] == "ADOPT_COMPLETE"

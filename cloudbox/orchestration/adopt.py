@@ -11,8 +11,9 @@ resource ADOPT COMPLETE once its thing is read (its attributes; a thing that is 
 
 from __future__ import annotations
 
-import json
 from typing import Any, Mapping
+
+import yaml
 
 from cloudbox.errors import BadRequest
 
@@ -23,11 +24,11 @@ def unpack(body: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str,
     """The create's body with the template, environment and files of the adopt data where the
     request sends none, and the resources' entries by name."""
     data = body[KEY]
-    if isinstance(data, str):
+    if isinstance(data, str):  # the file's text: JSON, or YAML (which python-heatclient reads it as)
         try:
-            data = json.loads(data)
-        except ValueError as exc:
-            raise BadRequest(f"{KEY} is not JSON: {exc}") from None
+            data = yaml.safe_load(data)
+        except yaml.YAMLError as exc:
+            raise BadRequest(f"{KEY} is neither JSON nor YAML: {str(exc)[:200]}") from None
     if not isinstance(data, dict) or not isinstance(data.get("resources"), dict):
         raise BadRequest(f"{KEY} must be an object with resources (what abandon answered).")
     merged = {k: v for k, v in body.items() if k != KEY}
