@@ -61,6 +61,9 @@ def test_a_stored_plan_is_applied_later_and_refused_once_the_stack_changed(cloud
     # Bad input changes nothing: an unknown key, a template that does not parse, no such plan.
     assert heat.call("POST", plans, json={"template": tr_template("x"), "bogus": 1}).status_code == 400
     assert heat.call("POST", plans, json={"template": "resources: [unclosed"}).status_code == 400
+    for odd in ({"existing": True, "clear_parameters": 5}, {"existing": "maybe"}, {"template": 5},
+                {"template": tr_template("x"), "parameters": [1]}, {"template": tr_template("x"), "tags": 5}):
+        assert heat.call("POST", plans, json=odd).status_code == 400, odd
     assert heat.call("POST", f"{plans}/{uuid.uuid4()}/apply").status_code == 404
     assert heat.call("POST", plans.replace(link.rsplit("/", 1)[1], str(uuid.uuid4())), json={}).status_code == 404
 

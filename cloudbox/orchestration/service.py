@@ -206,7 +206,10 @@ class OrchestrationService:
             if not merged.get("template"):
                 merged["template"] = stack["template"]
             params = {**stack["parameters"], **(merged.get("parameters") or {})}
-            for cleared in merged.get("clear_parameters") or []:
+            cleared_names = merged.get("clear_parameters") or []
+            if not isinstance(cleared_names, list) or not all(isinstance(n, str) for n in cleared_names):
+                raise BadRequest("clear_parameters must be a list of parameter names.")
+            for cleared in cleared_names:
                 params.pop(cleared, None)
             merged["parameters"] = params
             merged["files"] = {**stack["files"], **(merged.get("files") or {})}
