@@ -68,8 +68,9 @@ def test_configs_and_deployments_api(cloud: Cloud):
     assert len(heat.call("GET", "/software_configs").json()["software_configs"]) == 1
     assert heat.call("GET", "/software_deployments").json()["software_deployments"] == []
 
-    made = heat.call("POST", "/software_deployments", json={
-        "config_id": config["id"], "server_id": "dummy_server", "action": "ACTION0", "input_values": {"who": "me"}})
+    made = heat.call("POST", "/software_deployments", json={  # a null is as if not sent
+        "config_id": config["id"], "server_id": "dummy_server", "action": "ACTION0", "input_values": {"who": "me"},
+        "status": None, "status_reason": None})
     assert made.status_code == 200, made.text
     deployment = made.json()["software_deployment"]
     assert (deployment["action"], deployment["status"], deployment["server_id"]) == \
@@ -155,6 +156,21 @@ TEMPLATE = {
                 "stdout": {"value": {"get_attr": ["told", "deploy_stdout"]}},
                 "codes": {"value": {"get_attr": ["many", "deploy_status_codes"]}}},
 }
+
+
+def test_a_config_with_bad_inputs_is_refused_before_anything_is_made(cloud: Cloud):
+    heat = Member(cloud, "soft")
+    template = {"heat_template_version": "2018-08-31", "resources": {
+        "config": {"type": "OS::Heat::SoftwareConfig", "properties": {"config": "x", "inputs": [{"type": "Json"}]}},
+        "deploy": {"type": "OS::Heat::SoftwareDeployment", "properties": {
+            "config": {"get_resource": "config"}, "server": "s", "signal_transport": "PIGEON"}}}}
+    answer = heat.call("POST", "/stacks", json={"stack_name": "bad", "template": template})
+    assert answer.status_code == 400 and "resources.config.properties.inputs[0].name" in answer.text, answer.text
+    template["resources"]["config"]["properties"]["inputs"] = [{"name": "ok"}]
+    answer = heat.call("POST", "/stacks", json={"stack_name": "bad", "template": template})
+    assert answer.status_code == 400 and "resources.deploy.properties.signal_transport" in answer.text, answer.text
+    assert heat.call("GET", "/stacks").json()["stacks"] == []
+    assert heat.call("GET", "/software_configs").json()["software_configs"] == []
 
 
 def signal_of(cloud: Cloud, metadata: dict[str, Any]) -> str:

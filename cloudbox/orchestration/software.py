@@ -86,7 +86,7 @@ def _map(body: Mapping[str, Any], key: str) -> dict[str, Any]:
     return value
 
 
-def _items(body: Mapping[str, Any], key: str, allowed: Mapping[str, type | tuple[type, ...]]) -> list[dict]:
+def checked_items(body: Mapping[str, Any], key: str, allowed: Mapping[str, type | tuple[type, ...]]) -> list[dict]:
     """``inputs`` or ``outputs``: a list of maps, each with a name, a known type and only known keys."""
     value = body.get(key)
     if value is None:
@@ -141,9 +141,9 @@ def _new_id(body: Mapping[str, Any]) -> str:
 
 
 def _status(body: Mapping[str, Any], default: str | None) -> str | None:
-    value = body.get("status", default)
-    if value is None:
-        return None
+    value = body.get("status")
+    if value is None:  # not sent, or null: the default
+        return default
     if value not in STATUSES:
         raise BadRequest(f"status must be one of {', '.join(STATUSES)}, not {str(value)[:40]!r}.")
     return str(value)
@@ -188,8 +188,8 @@ class SoftwareService:
             raise BadRequest("config must be a text (a script) or a map (a structured config).")
         row = {"id": _new_id(body), "project_id": project, "name": _text(body, "name"),
                "config_group": _text(body, "group", UNGROUPED) or UNGROUPED,
-               "config": "" if config is None else config, "inputs": _items(body, "inputs", INPUT_KEYS),
-               "outputs": _items(body, "outputs", OUTPUT_KEYS), "options": _map(body, "options"),
+               "config": "" if config is None else config, "inputs": checked_items(body, "inputs", INPUT_KEYS),
+               "outputs": checked_items(body, "outputs", OUTPUT_KEYS), "options": _map(body, "options"),
                "created_at": self.svc.now()}
         return await self.svc.propose(c.CreateSoftwareConfig(row))
 

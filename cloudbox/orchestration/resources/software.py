@@ -30,6 +30,7 @@ from cloudbox.errors import BadRequest, Conflict, NotFound
 from cloudbox.orchestration.resources import heat
 from cloudbox.orchestration.resources.base import WAIT, Context, Plugin, ResourceFailed, wait_for
 from cloudbox.orchestration.resources.group import Group
+from cloudbox.orchestration.software import INPUT_KEYS, OUTPUT_KEYS, checked_items
 from cloudbox.network.hostplan import METADATA_ADDRESS
 from cloudbox.orchestration.resources.wait import signal_url
 
@@ -61,6 +62,18 @@ class Stored:
     """A config resource that is also a row of /software_configs (the resource row's id is its id)."""
 
     type: str
+
+    def check(self, name: str, props: dict[str, Any]) -> None:
+        """Inputs and outputs as the API takes them: a 400 at create time, before anything is made."""
+        super().check(name, props)  # type: ignore[misc]
+        for key, allowed in (("inputs", INPUT_KEYS), ("outputs", OUTPUT_KEYS)):
+            value = props.get(key)
+            if value is None or _has_function(value):
+                continue  # checked by the API once resolved
+            try:
+                checked_items({key: value}, key, allowed)
+            except BadRequest as exc:
+                raise BadRequest(f"resources.{name}.properties.{exc}") from None
 
     def body(self, ctx: Context, props: dict[str, Any], text: str) -> dict[str, Any]:
         return {"id": ctx.row_id, "name": ctx.physical_name, "group": props.get("group") or "Heat::Ungrouped",
@@ -278,6 +291,14 @@ class SoftwareDeployment(Plugin):
     async def check_live(self, ctx: Context) -> None:
         if ctx.physical_id:
             await self._read(ctx)
+
+
+def _has_function(value: Any) -> bool:
+    if isinstance(value, dict):
+        return _is_function(value) or any(_has_function(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_function(v) for v in value)
+    return False
 
 
 def _is_function(value: Any) -> bool:
