@@ -81,8 +81,10 @@ async def test_in_use_extend_status_machine_and_refusals(tmp_path: Path) -> None
             await refused(c.ExtendVolume("local", 1, defaults, AT, True), "greater than")
 
             await engine.propose(c.ExtendVolume("local", 2, defaults, AT, True))
-            # Over NBD to another node's guest: accepted (the export is made again at the new size).
-            await engine.propose(c.ExtendVolume("remote", 2, defaults, AT, True))
+            # Over NBD to another node's guest: a kind of its own (schema 2: older nodes refuse it),
+            # what the service proposes for such a volume; the export is made again at the new size.
+            await refused(c.ExtendVolume("remote", 2, defaults, AT, True), "another node", "NBD")
+            await engine.propose(c.ExtendRemoteVolume("remote", 2, defaults, AT, True))
             growing = volume("local")
             assert (growing["status"], growing["size"], growing["pending_size"]) == ("extending", 1, 2)
 

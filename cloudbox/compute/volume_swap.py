@@ -43,7 +43,6 @@ from cloudbox.compute import commands_volumes as v
 from cloudbox.compute.driver import VolumeDisk
 from cloudbox.compute.resources import stamp
 from cloudbox.errors import BadRequest, CloudboxError, Conflict, Unavailable
-from cloudbox.compute.resources import stamp
 
 if TYPE_CHECKING:
     from cloudbox.compute.volumes import ComputeVolumes

@@ -16,7 +16,8 @@ schema N only once every node of the cluster speaks N (``StateEngine.cluster_sch
 
 History of the schema:
   1  every command kind up to the version gate (none carries "v")
-  2  cluster.upgrade.finish (the cluster records that every node speaks a schema)
+  2  cluster.upgrade.finish (the cluster records that every node speaks a schema);
+     volume.extend.remote (an in-use volume attached over NBD grows), volume.reimage (os-reimage)
 """
 
 from __future__ import annotations

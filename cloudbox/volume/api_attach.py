@@ -12,7 +12,8 @@ from cloudbox.volume import core, views
 ATTACHMENTS_VERSION = (3, 27)
 LEGACY_ACTIONS = ("os-reserve", "os-unreserve", "os-begin_detaching", "os-roll_detaching", "os-attach", "os-detach",
                   "os-initialize_connection", "os-terminate_connection", "os-force_detach")
-ACTIONS = (*LEGACY_ACTIONS, "os-volume_upload_image")
+ACTIONS = (*LEGACY_ACTIONS, "os-volume_upload_image", "os-reimage")
+REIMAGE_VERSION = (3, 68)
 
 _CONNECTOR = {"type": ["object", "null"]}
 _UUID = {"type": ["string", "null"], "maxLength": 255}
@@ -34,7 +35,12 @@ def version_of(call: Call) -> tuple[int, int]:
 
 
 async def volume_action(svc: Any, call: Call, volume_id: str, name: str, args: dict[str, Any]) -> Reply:
-    """The attach actions and os-volume_upload_image of POST /volumes/{id}/action."""
+    """The attach actions, os-volume_upload_image and os-reimage of POST /volumes/{id}/action."""
+    if name == "os-reimage":
+        if version_of(call) < REIMAGE_VERSION:
+            raise NotFound("os-reimage needs microversion 3.68 or later (OpenStack-API-Version: volume 3.68).")
+        await svc.attach.reimage(call.auth, volume_id, args)
+        return Reply(None, 202)
     if name == "os-volume_upload_image":
         answer = await svc.attach.upload_to_image(call.auth, volume_id, args, version_of(call))
         return Reply({"os-volume_upload_image": answer}, 202)

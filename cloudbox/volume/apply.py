@@ -153,7 +153,7 @@ def _update_volume(db: sqlite_utils.Database, cmd: c.UpdateVolume) -> dict[str, 
 def _extend(db: sqlite_utils.Database, cmd: c.ExtendVolume) -> dict[str, Any]:
     volume = s.must_volume(db, cmd.id)
     if volume["status"] == "in-use" and cmd.attached:
-        _check_attached_extend(db, volume)
+        _check_attached_extend(db, volume, isinstance(cmd, c.ExtendRemoteVolume))
     elif volume["status"] != "available":
         allowed = "an available or in-use" if cmd.attached else "an available"
         raise BadRequest(f"Invalid volume: volume {cmd.id} is {volume['status']}; only {allowed} volume "
@@ -167,14 +167,17 @@ def _extend(db: sqlite_utils.Database, cmd: c.ExtendVolume) -> dict[str, Any]:
                                                         "updated_at": cmd.at}))
 
 
-def _check_attached_extend(db: sqlite_utils.Database, volume: dict[str, Any]) -> None:
-    """An in-use volume grows while attached once: its guest's QEMU resizes the disk (over NBD
-    after the export is made again at the new size, reconcile.py); two guests sharing one disk
-    would each have to be resized: refused."""
+def _check_attached_extend(db: sqlite_utils.Database, volume: dict[str, Any], remote_ok: bool) -> None:
+    """An in-use volume grows while attached once: its guest's QEMU resizes the disk; over NBD
+    (``remote_ok``: ExtendRemoteVolume, schema 2) after the export is made again at the new
+    size (reconcile.py). Two guests sharing one disk would each have to be resized: refused."""
     attachments = sa.attachments_of(db, volume["id"])
     if len(attachments) > 1:
         raise BadRequest(f"Invalid volume: volume {volume['id']} is attached {len(attachments)} times; a "
                          "multiattach volume can be extended only while attached once.")
+    if not remote_ok and any(core_attach.is_remote(a, volume["host"]) for a in attachments):
+        raise BadRequest(f"Invalid volume: volume {volume['id']} is attached to a server on another node "
+                         "(over NBD) since the extend was asked; ask again.")
 
 
 def _retype(db: sqlite_utils.Database, cmd: c.RetypeVolume) -> dict[str, Any]:
@@ -419,6 +422,7 @@ HANDLERS: dict[type, Handler] = {
     c.Transition: _transition,
     c.UpdateVolume: _update_volume,
     c.ExtendVolume: _extend,
+    c.ExtendRemoteVolume: _extend,
     c.RetypeVolume: _retype,
     c.DeleteVolume: _delete,
     c.PurgeVolume: _purge,

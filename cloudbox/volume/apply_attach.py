@@ -154,6 +154,19 @@ def _finish_upload(db: sqlite_utils.Database, cmd: c.FinishVolumeUpload) -> None
         _settle(db, s.must_volume(db, cmd.volume_id), cmd.at)
 
 
+def _reimage(db: sqlite_utils.Database, cmd: c.ReimageVolume) -> dict[str, Any]:
+    volume = s.must_volume(db, cmd.id)
+    allowed = ("available", "error", "reserved") if cmd.reserved else ("available", "error")
+    if volume["status"] not in allowed:
+        raise BadRequest(f"Invalid volume: volume {cmd.id} is {volume['status']}; only a volume "
+                         f"{', '.join(allowed[:-1])} or {allowed[-1]} can be reimaged"
+                         + ("." if cmd.reserved else " (a reserved one with reimage_reserved)."))
+    db["volumes"].update(cmd.id, s.encode({"status": "downloading", "image_id": cmd.image_id, "bootable": True,
+                                           "image_metadata": cmd.image_metadata, "message": "",
+                                           "updated_at": cmd.at}))
+    return s.must_volume(db, cmd.id)
+
+
 # --- QoS specs -------------------------------------------------------------------------------
 def _create_qos(db: sqlite_utils.Database, cmd: c.CreateQos) -> dict[str, Any]:
     if list(db.query("SELECT 1 FROM volume_qos_specs WHERE name = ?", [cmd.row["name"]])):
@@ -219,6 +232,7 @@ HANDLERS: dict[type, Handler] = {
     c.LegacyReserve: _legacy_reserve,
     c.BeginVolumeUpload: _begin_upload,
     c.FinishVolumeUpload: _finish_upload,
+    c.ReimageVolume: _reimage,
     c.CreateQos: _create_qos,
     c.UpdateQos: _update_qos,
     c.DeleteQos: _delete_qos,

@@ -52,6 +52,12 @@ class ExtendVolume(Command):
     attached: bool = False  # older log entries: available only
 
 
+@command("volume.extend.remote", since=2)
+class ExtendRemoteVolume(ExtendVolume):
+    """ExtendVolume of an in-use volume attached to a guest on another node (over NBD): the
+    volume's node grows its export too (older nodes refuse that extend: hence a kind of its own)."""
+
+
 @command("volume.retype")
 class RetypeVolume(Command):
     id: str

@@ -97,6 +97,19 @@ class FinishVolumeUpload(Command):
     at: str
 
 
+@command("volume.reimage", since=2)
+class ReimageVolume(Command):
+    """Cinder's os-reimage (3.68): available or error (or reserved, with ``reserved``: Nova's
+    rebuild of a volume-backed server) → downloading; the volume's node writes ``image_id`` over
+    the volume, then it goes back to available (reserved when it has an attachment)."""
+
+    id: str
+    image_id: str
+    image_metadata: dict[str, str]
+    reserved: bool
+    at: str
+
+
 @command("volume.qos.create")
 class CreateQos(Command):
     row: dict[str, Any]

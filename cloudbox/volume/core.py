@@ -245,7 +245,7 @@ def parse_list_options(query: Mapping[str, str], sort_columns: Mapping[str, str]
 # --- backends and what a volume type asks of them ----------------------------------------------------
 HELD = "status set by an administrator"  # a reset status: the worker leaves the row as it is (Cinder's
 # reset changes only the database); any later change of status by the cloud releases it
-WORKED_STATUSES = ("creating", "extending", "deleting")  # what the worker acts on (so what a reset holds)
+WORKED_STATUSES = ("creating", "extending", "deleting", "downloading")  # what the worker acts on (so what a reset holds)
 
 
 def backend_capabilities(driver: str) -> dict[str, Any]:
@@ -278,3 +278,19 @@ def unmet_capabilities(extra_specs: Mapping[str, str], capabilities: Mapping[str
         if not _spec_met(str(wanted), capabilities[name]):
             unmet.append(f"{name}={wanted}")
     return unmet
+
+
+def image_needs_gb(image: Mapping[str, Any]) -> int:
+    """The gigabytes a volume needs to hold an image: its min_disk, or its virtual size rounded up."""
+    size = image.get("virtual_size") or image.get("size") or 0
+    return max(image.get("min_disk") or 0, -(-int(size) // (1 << 30)))
+
+
+def image_metadata_of(image: Mapping[str, Any]) -> dict[str, str]:
+    """Cinder's volume_image_metadata of a volume made from (or reimaged with) an image."""
+    return {"image_id": image["id"], "image_name": image.get("name") or "",
+            "checksum": image.get("checksum") or "", "disk_format": image["disk_format"],
+            "container_format": image.get("container_format") or "bare",
+            "min_disk": str(image.get("min_disk") or 0), "min_ram": str(image.get("min_ram") or 0),
+            "size": str(image.get("size") or 0),
+            **{k: str(v) for k, v in image.get("properties", {}).items() if not k.startswith("os_glance")}}

@@ -121,3 +121,9 @@ def nbd_connection(volume: Mapping[str, Any], attachment_id: str | None, access_
         "volume_id": volume["id"], "attachment_id": attachment_id, "host": host, "port": port,
         "export_name": f"volume-{volume['id']}", "tls": True, "format": "raw", "access_mode": access_mode,
         "discard": True, "encrypted": False, "qos_specs": dict(qos) or None}}
+
+
+def is_remote(attachment: Mapping[str, Any], volume_host: str) -> bool:
+    """An attachment by a guest on another node than the volume's (over NBD)."""
+    info = attachment.get("connection_info") or {}
+    return info.get("driver_volume_type") == "nbd" or attachment.get("attached_host") not in (None, "", volume_host)

@@ -76,7 +76,7 @@ class Worker:
 
     async def pass_once(self, nursery: trio.Nursery) -> None:
         def read(db: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-            return (store.volumes_in(db, self.svc.host, ("creating", "extending", "deleting")),
+            return (store.volumes_in(db, self.svc.host, ("creating", "extending", "deleting", "downloading")),
                     store.snapshots_in(db, self.svc.host, ("creating", "deleting")))
 
         volumes, snapshots = await self.svc.read(read)
@@ -119,6 +119,11 @@ class Worker:
                 else:
                     await trio.to_thread.run_sync(d.create_blank, vid, volume["size"])
                 await self.svc.finish(vid, ("creating",), "available", launched_at=self.svc.now(), message="")
+            elif status == "downloading":  # os-reimage: the image written over the volume
+                path, image = await self.svc.images.image_path(volume["image_id"], None)
+                await trio.to_thread.run_sync(d.create_from_image, vid, volume["size"], path, image["disk_format"])
+                reserved = bool(await self.svc.read(store_attach.attachments_of, vid))  # Nova's rebuild holds one
+                await self.svc.finish(vid, ("downloading",), "reserved" if reserved else "available", message="")
             elif status == "extending":
                 # An attached volume (extended at 3.42+) keeps its attachment while it grows: the
                 # guest's node resizes the disk through QEMU once it sees the commit (in-use, size).
@@ -136,7 +141,8 @@ class Worker:
                 await trio.to_thread.run_sync(d.delete, vid)
                 await self.svc.propose(store.c.PurgeVolume(vid))
         except (DriverError, CloudboxError) as exc:
-            failed = {"creating": "error", "extending": "error_extending", "deleting": "error_deleting"}[status]
+            failed = {"creating": "error", "extending": "error_extending", "deleting": "error_deleting",
+                      "downloading": "error"}[status]
             log.warning("volume %s: %s failed: %s", vid, status, exc)
             try:
                 await self.svc.finish(vid, (status,), failed, message=str(exc)[:500], pending_size=None)

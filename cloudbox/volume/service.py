@@ -9,7 +9,6 @@ node's volume needs no forwarding and a crash mid-way is finished at the next st
 from __future__ import annotations
 
 import logging
-import math
 import time
 import uuid
 from typing import Any, Callable, Mapping
@@ -22,7 +21,7 @@ from cloudbox.identity.core import require
 from cloudbox.state.engine import StateEngine
 from cloudbox.volume import commands as c
 from cloudbox.volume import core, core_attach, store
-from cloudbox.volume.driver import GB, VolumeDriver
+from cloudbox.volume.driver import VolumeDriver
 from cloudbox.volume.service_attach import AttachService
 from cloudbox.volume.service_backups import BackupService
 from cloudbox.volume.service_qos import QosService
@@ -144,19 +143,13 @@ class VolumeService:
             except Conflict as e:  # Cinder: an image that is not active is invalid input
                 raise BadRequest(f"Invalid image: {e}") from e
             row["image_id"] = image["id"]
-            needed = max(image.get("min_disk") or 0, math.ceil((image.get("virtual_size") or image["size"] or 0) / GB))
+            needed = core.image_needs_gb(image)
             size = max(needed, 1) if size is None else size
             if core.parse_size(size) < needed:
                 raise BadRequest(f"Invalid input received: image {image['id']} needs a volume of at least "
                                  f"{needed} GB; {size} GB was asked for.")
             bootable = True
-            image_metadata = {"image_id": image["id"], "image_name": image.get("name") or "",
-                              "checksum": image.get("checksum") or "", "disk_format": image["disk_format"],
-                              "container_format": image.get("container_format") or "bare",
-                              "min_disk": str(image.get("min_disk") or 0), "min_ram": str(image.get("min_ram") or 0),
-                              "size": str(image.get("size") or 0),
-                              **{k: str(v) for k, v in image.get("properties", {}).items()
-                                 if not k.startswith("os_glance")}}
+            image_metadata = core.image_metadata_of(image)
         if size is None:
             raise BadRequest("Invalid input received: size is required for a blank volume.")
         size = core.parse_size(size)
@@ -230,9 +223,13 @@ class VolumeService:
 
     async def extend(self, ctx: Any, volume_id: str, new_size: Any, *, attached: bool = False) -> None:
         """``attached``: an in-use volume may grow too (Cinder's 3.42+); its guest's node resizes the disk."""
-        await self._volume(ctx, volume_id, write="volume:extend")
-        await self.propose(c.ExtendVolume(volume_id, core.parse_size(new_size, "new_size"), self.defaults(),
-                                          self.now(), attached))
+        volume = await self._volume(ctx, volume_id, write="volume:extend")
+        kind = c.ExtendVolume
+        if attached and volume["status"] == "in-use":  # a guest on another node: its own kind (schema 2)
+            if any(core_attach.is_remote(a, volume["host"]) for a in (await self.attach.of_volumes([volume_id])).get(volume_id, [])):
+                kind = c.ExtendRemoteVolume
+        await self.propose(kind(volume_id, core.parse_size(new_size, "new_size"), self.defaults(), self.now(),
+                                attached))
 
     async def set_bootable(self, ctx: Any, volume_id: str, bootable: Any) -> None:
         await self._volume(ctx, volume_id, write="volume_extension:volume_actions:set_bootable")

@@ -25,7 +25,7 @@ from typing import Any, Mapping
 
 import trio
 
-from cloudbox.errors import BadRequest, CloudboxError, Unavailable
+from cloudbox.errors import BadRequest, CloudboxError, Conflict, Unavailable
 from cloudbox.identity.core import require
 from cloudbox.volume import commands_attach as c
 from cloudbox.volume import core
@@ -258,6 +258,25 @@ class AttachService:
         raise BadRequest(f"There is no such action: {name[:60]}.")
 
     # --- upload to an image (os-volume_upload_image) ------------------------------------------------
+    async def reimage(self, ctx: Any, volume_id: str, args: Mapping[str, Any]) -> None:
+        """Cinder's os-reimage (3.68): the image (active, one the caller sees, that fits the volume)
+        is written over the volume by its node's worker; the volume downloading meanwhile."""
+        volume = await self.svc._volume(ctx, volume_id, write="volume:reimage")
+        image_id = args.get("image_id")
+        if not isinstance(image_id, str) or not image_id:
+            raise BadRequest("Invalid input received: os-reimage needs image_id.")
+        reserved = core.parse_bool(args.get("reimage_reserved", False), "reimage_reserved")
+        try:
+            image = await self.svc.images.active_image(image_id, ctx)  # 404 unless the caller sees it
+        except Conflict as exc:
+            raise BadRequest(f"Invalid image: {exc}") from exc
+        needed = core.image_needs_gb(image)
+        if needed > volume["size"]:
+            raise BadRequest(f"Invalid input received: image {image['id']} needs a volume of at least {needed} GB; "
+                             f"volume {volume_id} has {volume['size']} GB.")
+        await self.svc.propose(c.ReimageVolume(volume_id, image["id"], core.image_metadata_of(image), reserved,
+                                               self.svc.now()))
+
     async def upload_to_image(self, ctx: Any, volume_id: str, args: Mapping[str, Any],
                               version: tuple[int, int]) -> dict[str, Any]:
         """A queued image is made at once and answered; the volume's node writes its data into it
