@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from tests.cloud import Cloud, wait_for
 from tests.test_openstack_cli import member_env, openstack
-from tests.test_orchestration_cli import cli, prepare
+from tests.test_orchestration_cli import cli
 from tests.test_orchestration_testresource import Heat
 
 
@@ -25,12 +26,28 @@ def tr_template(value: str, **props: Any) -> dict[str, Any]:
             "outputs": {"out": {"value": {"get_attr": ["test", "output"]}}}}
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def heat(cloud: Cloud) -> Heat:
+    """One member of one project for the module's tests (their stacks have names of their own)."""
     env = member_env(cloud, "plans")
     heat = Heat(cloud, env)
     heat.env = env  # type: ignore[attr-defined]
     return heat
+
+
+def prepare_http(cloud: Cloud, heat: Heat) -> None:
+    """An image named cirros-drift and a network named private (with a subnet), over HTTP."""
+    image = heat.call("POST", f"{cloud.url}/image/v2/images", json={
+        "name": "cirros-drift", "disk_format": "raw", "container_format": "bare"}).json()
+    upload = requests.put(f"{cloud.url}/image/v2/images/{image['id']}/file", data=b"\0" * 65536, verify=cloud.ca,
+                          headers={**heat.headers, "Content-Type": "application/octet-stream"}, timeout=30)
+    assert upload.status_code == 204, upload.text
+    net = heat.call("POST", f"{cloud.url}/network/v2.0/networks", json={"network": {"name": "private"}}).json()
+    subnet = heat.call("POST", f"{cloud.url}/network/v2.0/subnets", json={"subnet": {
+        "network_id": net["network"]["id"], "cidr": "10.0.0.0/24", "ip_version": 4, "name": "private-subnet"}})
+    assert subnet.status_code == 201, subnet.text
+    wait_for(lambda: heat.call("GET", f"{cloud.url}/image/v2/images/{image['id']}").json()["status"] == "active",
+             30, "the image to be active", every=0.2)
 
 
 def plans_url(cloud: Cloud, link: str) -> str:
@@ -96,10 +113,8 @@ DRIFT = {
 }
 
 
-def test_check_finds_drift_and_an_update_changes_it_back_in_place(cloud: Cloud, tmp_path: Path):
-    env = member_env(cloud, "drift")
-    heat = Heat(cloud, env)
-    prepare(cloud, env, tmp_path, "cirros-drift")
+def test_check_finds_drift_and_an_update_changes_it_back_in_place(cloud: Cloud, heat: Heat):
+    prepare_http(cloud, heat)
     link = heat.create("drifty", DRIFT)
     heat.settled(link, "CREATE_COMPLETE")
     rows = {r["resource_name"]: r for r in heat.call("GET", link + "/resources").json()["resources"]}
