@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,3 +64,25 @@ def test_the_node_imports_no_yaml_or_mime_until_a_template_needs_them() -> None:
               "print('yaml' in sys.modules)\n")
     assert fresh(script) == ["False", "False", "{'heat_template_version':", "'2016-04-08',", "'x':", "[1,",
                              "2]}", "True"]
+
+
+def test_routes_compile_their_url_builders_at_the_first_build() -> None:
+    from quart.routing import QuartRule
+    from werkzeug.routing import Map
+
+    from cloudbox.api.app import LazyBuilderRule
+
+    def adapter(cls: type) -> Any:
+        return Map([cls("/v/<name>/items/<int:n>", endpoint="item", methods=["GET"]),
+                    cls("/plain", endpoint="plain")]).bind("cloud")
+
+    ours, werkzeugs = adapter(LazyBuilderRule), adapter(QuartRule)
+    rule = next(r for r in ours.map.iter_rules() if r.endpoint == "item")
+    compiled = {"_build": "<werkzeug routing>", "_build_unknown": "<werkzeug routing>"}
+    assert {slot: getattr(rule, slot).__code__.co_filename for slot in compiled} != compiled
+    for endpoint, values, options in (("item", {"name": "a b/c", "n": 3}, {}), ("item", {"name": "x", "n": 4, "q": "1"}, {}),
+                                      ("item", {"name": "x", "n": 4, "q": "1"}, {"append_unknown": False}),
+                                      ("item", {"name": "x", "n": 5}, {"force_external": True}), ("plain", {}, {})):
+        assert ours.build(endpoint, values, **options) == werkzeugs.build(endpoint, values, **options)
+    assert {slot: getattr(rule, slot).__code__.co_filename for slot in compiled} == compiled
+    assert ours.match("/v/x/items/7") == werkzeugs.match("/v/x/items/7") == ("item", {"name": "x", "n": 7})
