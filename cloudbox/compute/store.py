@@ -305,6 +305,8 @@ def list_servers(db: sqlite_utils.Database, query: ServerQuery, limit: int,
             if query.not_tags and set(query.not_tags) <= tags:
                 continue
             out.append(row)
+        if len(batch) < 200:
+            break  # the last batch: no need to ask for the next, empty one
     return out[: limit + 1]
 
 
