@@ -30,7 +30,7 @@ HOST_PACKAGES=(debootstrap squashfs-tools xorriso grub-common grub-pc-bin grub-e
 # The system on the ISO and on the installed node, besides cloudbox's own Depends.
 TARGET_PACKAGES=(linux-image-amd64 systemd-sysv udev initramfs-tools grub-pc grub-efi-amd64-bin efibootmgr
     e2fsprogs dosfstools gdisk squashfs-tools whiptail kbd console-setup-linux openssh-server
-    systemd-timesyncd systemd-resolved ca-certificates curl less iputils-ping procps python3)
+    systemd-timesyncd systemd-resolved ca-certificates curl less iputils-ping procps python3 zstd)
 LIVE_PACKAGES=(live-boot)  # only in the live initrd: purged from the installed root
 
 CACHE=${CLOUDBOX_ISO_CACHE:-/var/cache/cloudbox-iso}
@@ -152,9 +152,9 @@ KERNEL=$(ls "$ROOT"/boot/vmlinuz-* | sort -V | tail -1)
 cp "$KERNEL" "$STAGE/live/vmlinuz"
 cp "$CACHE/live-initrd.img" "$STAGE/live/initrd.img"
 say "mksquashfs (zstd)"
-mksquashfs "$ROOT" "$STAGE/live/filesystem.squashfs" -comp zstd -noappend -quiet -no-progress \
-    -e "$ROOT/proc/*" "$ROOT/sys/*" "$ROOT/dev/*" "$ROOT/run/*" "$ROOT/tmp/*" "$ROOT/var/cache/apt/archives/*" \
-    "$ROOT/boot/initrd.img-*.old-dkms" >/dev/null
+# (zstd: the initrd too, once the zstd package is in the root; both decompress fast under TCG)
+mksquashfs "$ROOT" "$STAGE/live/filesystem.squashfs" -comp zstd -Xcompression-level 6 -noappend -quiet -no-progress \
+    -wildcards -e 'proc/*' 'sys/*' 'dev/*' 'run/*' 'tmp/*' 'var/cache/apt/archives/*.deb' >/dev/null
 # The installed system's size: the installer checks the disk against it.
 du -sxm "$ROOT" | cut -f1 >"$STAGE/live/filesystem.size"
 echo "$VERSION" >"$STAGE/live/cloudbox.version"

@@ -41,6 +41,8 @@ finish() {
 trap finish EXIT
 say "ISO: $ISO ($(du -m "$ISO" | cut -f1) MiB)"
 
+# The kernel's first line on the serial console (with or without quiet).
+KERNEL_LINE='Linux version|^\[ *[0-9]+\.[0-9]+\] '
 OVMF_CODE=/usr/share/OVMF/OVMF_CODE_4M.fd
 OVMF_VARS=/usr/share/OVMF/OVMF_VARS_4M.fd
 firmware_args() {  # firmware_args bios|uefi NAME: the machine and its firmware
@@ -61,7 +63,7 @@ start_qemu() {  # start_qemu NAME ARGS...: in the background, serial console to 
 stop_qemu() { [ -z "$qemu_pid" ] || { kill "$qemu_pid" 2>/dev/null; wait "$qemu_pid" 2>/dev/null || true; qemu_pid=""; }; }
 wait_serial() {  # wait_serial NAME PATTERN TIMEOUT: seconds until the pattern shows, or fail
     local name=$1 pattern=$2 limit=$3 t0=$SECONDS
-    while ! grep -aq "$pattern" "$WORK/$name.serial"; do
+    while ! grep -aqE "$pattern" "$WORK/$name.serial"; do
         if ! kill -0 "$qemu_pid" 2>/dev/null; then
             echo "test-iso: QEMU ($name) ended before '$pattern':" >&2
             tail -c 3000 "$WORK/$name.serial" >&2; cat "$WORK/$name.qemu.log" >&2; return 1
@@ -85,7 +87,7 @@ boot_one() {  # boot_one bios-cd|uefi-cd|bios-usb|uefi-usb
     # shellcheck disable=SC2046  # word splitting of the argument lists is wanted
     start_qemu "$way" $(firmware_args "$fw" "$way") $media -nic none
     local kernel installer
-    kernel=$(wait_serial "$way" "Linux version" "$BOOT_TIMEOUT")
+    kernel=$(wait_serial "$way" "$KERNEL_LINE" "$BOOT_TIMEOUT")
     installer=$(wait_serial "$way" "cloudbox-installer" "$BOOT_TIMEOUT")
     stop_qemu
     say "$way: kernel after ${kernel} s, installer after $((kernel + installer)) s"
@@ -132,7 +134,7 @@ EOF
     start_qemu node $(firmware_args "$FIRMWARE" vm) \
         -drive "file=$WORK/disk.qcow2,if=virtio,format=qcow2" \
         -nic "user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:$port-:8443"
-    t=$(wait_serial node "Linux version" "$BOOT_TIMEOUT"); say "installed system: kernel after $t s"
+    t=$(wait_serial node "$KERNEL_LINE" "$BOOT_TIMEOUT"); say "installed system: kernel after $t s"
     while ! curl -fsSk --max-time 10 "https://127.0.0.1:$port/identity/v3" >"$WORK/identity.json" 2>/dev/null; do
         kill -0 "$qemu_pid" 2>/dev/null || { echo "test-iso: the node's QEMU ended" >&2; tail -c 3000 "$WORK/node.serial" >&2; exit 1; }
         if [ $((SECONDS - t_boot)) -ge "$BOOT_TIMEOUT" ]; then

@@ -14,7 +14,7 @@ import traceback
 from pathlib import Path
 
 from . import install
-from .answers import AnswerError, cmdline_args, find_answer_file, parse
+from .answers import cmdline_args, find_answer_file, parse
 
 VERSION_FILE = install.LIVE_MEDIUM / "live" / "cloudbox.version"
 
@@ -61,10 +61,10 @@ def main() -> int:
             from . import ui
             answers = ui.collect()
         install.install(answers, say)
-    except (AnswerError, RuntimeError, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - every failure ends on the screen, then a shell
         say(f"FAILED: {exc}")
-        with install.LOG.open("a") as log:
-            traceback.print_exc(file=log)
+        for line in traceback.format_exc().splitlines()[-6:]:
+            say(f"  {line}")
         say(f"the log is {install.LOG}; a shell follows (type 'exit' to run the installer again)")
         subprocess.run(["/bin/bash", "-l"], check=False)
         return 1

@@ -55,7 +55,10 @@ def interfaces() -> list[dict[str, str]]:
     for path in sorted(Path("/sys/class/net").iterdir()):
         if not (path / "device").exists():  # lo, bridges, virtual links
             continue
-        carrier = (path / "carrier").read_text().strip() if (path / "carrier").exists() else "0"
+        try:
+            carrier = (path / "carrier").read_text().strip()
+        except OSError:  # EINVAL while the link is administratively down
+            carrier = "0"
         found.append({"name": path.name, "mac": (path / "address").read_text().strip(), "link": "up" if carrier == "1" else "down"})
     return found
 
@@ -125,7 +128,7 @@ def install(a: Answers, say: Say) -> None:
     run("sgdisk", "--zap-all", disk)
     run("sgdisk", "-n1:0:+1M", "-t1:ef02", "-c1:bios", "-n2:0:+512M", "-t2:ef00", "-c2:efi",
         "-n3:0:0", "-t3:8304", "-c3:cloudbox-root", disk)
-    run("partx", "-u", disk)
+    subprocess.run(["partx", "-u", disk], check=False, capture_output=True)  # sgdisk told the kernel already
     run("udevadm", "settle")
     parts = partitions(disk)
     if len(parts) != 3:
