@@ -121,7 +121,8 @@ unit_procs() {
     done
 }
 migrations() { /usr/lib/cloudbox/bin/python -c 'import sqlite3; c = sqlite3.connect("file:/var/lib/cloudbox/state.db?mode=ro", uri=True); print(" ".join(f"{s}#{v}" for s, v in c.execute("SELECT service, version FROM _migrations ORDER BY 1, 2")))'; }
-applied_logged() { grep -c '"schema migrations applied"' /var/lib/cloudbox/logs/cloudbox.log || true; }
+# The node logs what it migrated when it opens its database (to stderr: under systemd, the journal).
+applied_logged() { journalctl -u cloudbox.service -o cat | grep -c "schema migrations applied" || true; }
 EOF
 
 status=0
@@ -171,9 +172,11 @@ if [ "$status" = 0 ]; then
         api "https://127.0.0.1:8443/identity/v3/projects?name=before-upgrade" | grep -q "\"before-upgrade\""
         api https://127.0.0.1:8443/network/v2.0/networks | grep -q "\"kept\""
         echo "migrations after:  $(migrations)"
-        grep "schema migrations applied" /var/lib/cloudbox/logs/cloudbox.log | tail -1
+        journalctl -u cloudbox.service -o cat | grep "schema migrations applied" | tail -1
         logged=$(applied_logged)
         migrations >/root/migrations-new
+        # New migrations in the new code: its first start applied them, and said so once.
+        cmp -s /root/migrations-old /root/migrations-new || test "$logged" = 1
         systemctl restart cloudbox.service
         wait_healthy
         test "$(migrations)" = "$(cat /root/migrations-new)"
