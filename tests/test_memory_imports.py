@@ -86,3 +86,11 @@ def test_routes_compile_their_url_builders_at_the_first_build() -> None:
         assert ours.build(endpoint, values, **options) == werkzeugs.build(endpoint, values, **options)
     assert {slot: getattr(rule, slot).__code__.co_filename for slot in compiled} == compiled
     assert ours.match("/v/x/items/7") == werkzeugs.match("/v/x/items/7") == ("item", {"name": "x", "n": 7})
+
+
+def test_the_network_driver_imports_unittest_mock_without_the_unittest_package() -> None:
+    script = ("import sys\nimport cloudbox.network.driver.real\n"
+              "print('unittest.mock' in sys.modules, 'unittest.main' in sys.modules)\n"
+              "import unittest\n"  # the package's own names still import (its __init__ runs then)
+              "print(unittest.TestCase.__name__, unittest.mock.Mock.__name__, 'unittest.main' in sys.modules)\n")
+    assert fresh(script) == ["True", "False", "TestCase", "Mock", "True"]

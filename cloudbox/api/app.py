@@ -123,7 +123,7 @@ class LazyBuilderRule(QuartRule):
     """A route whose URL builders are compiled when a URL is first built from it.
 
     werkzeug compiles two builder functions for every rule as it adds it (about 2.5 KB of code
-    objects a rule, 1.2 MiB of a node's idle memory for its ~500 rules, issue 14); cloudbox builds
+    objects a rule, 0.9 MiB of a node's idle memory for its ~500 rules, issue 14); cloudbox builds
     no URL from its rules (no url_for), so most are never compiled.  At the first build the rule
     compiles werkzeug's own builder and keeps it in its place."""
 

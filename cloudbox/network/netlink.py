@@ -47,6 +47,10 @@ def bare_package(name: str) -> ModuleType:
 
 
 bare_package(PACKAGE)
+# pyroute2's iprsocket imports unittest.mock at its top: the unittest package's __init__ (its test
+# runner, loader and argparse) would add 0.7 MiB to the node for nothing; unittest.mock needs only
+# unittest.util, which imports as usual from the bare package.
+bare_package("unittest")
 
 # Imported by their full paths (``from pyroute2 import netns`` would ask the bare package itself).
 import pyroute2.netns as netns  # noqa: E402
