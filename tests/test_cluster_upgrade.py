@@ -97,6 +97,7 @@ def test_a_mixed_cluster_keeps_working_and_the_old_node_catches_up_after_its_upg
         assert r.status_code == 200 and r.json()["finished_schema"] == 2, r.text
         health = wait_for(lambda: (h := n3.health()) and h.get("stalled") and h, 15, "node 3 to stop at the entry")
         assert health["status"] == "degraded" and health["stalled"]["command"] == "cluster.upgrade.finish", health
+        stall_at = health["stalled"]["revision"]
         assert n3.get_json(f"/identity/v3/projects/{before['id']}")["project"]["name"] == before["name"]
         t0 = time.monotonic()
         r = create_project(n3)
@@ -105,6 +106,10 @@ def test_a_mixed_cluster_keeps_working_and_the_old_node_catches_up_after_its_upg
         assert "does not understand" in n3.log_file.read_text(errors="replace")
         status = n3.cli("status", "--data-dir", str(n3.data_dir), check=False)
         assert status.returncode == 1 and "STOPPED" in status.stdout, status.stdout
+        restart(n3, schema_cap=1)  # restarted before its upgrade: it comes back stopped at the same entry
+        health = wait_for(lambda: (h := n3.health()) and h.get("stalled") and h, 15, "node 3 to stop there again")
+        assert health["stalled"]["revision"] == stall_at, health
+        assert n3.get_json(f"/identity/v3/projects/{before['id']}")["project"]["name"] == before["name"]
 
         r = create_project(n1)
         assert r.status_code == 201, r.text
