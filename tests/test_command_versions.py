@@ -20,6 +20,7 @@ from cloudbox.cluster import store as cluster_store
 from cloudbox.errors import InternalError, Unavailable
 from cloudbox.state import commands as cmds
 from cloudbox.state.engine import StateEngine, replay
+from tests.cloud import run_cli
 from tests.test_commit_path import STORE, Append, NodeLog, SharedLog, rows, run_in, wait_applied
 
 STORES = [STORE, cluster_store.STORE]
@@ -177,4 +178,8 @@ def test_one_node_shows_its_versions_and_finishes_an_upgrade_once(new_cloud):
         assert r.status_code == 409 and "finished its upgrade to schema 2" in r.text, r.text
         r = c.post("/cloudbox/v1/cluster/join", json={**join, "command_schema": 2, "package": "x"})
         assert r.status_code == 400 and "CSR" in r.text, r.text  # past the version check; the token still good
+    status = run_cli("status", "--data-dir", str(new_cloud.data_dir)).stdout
+    assert f"(version {health['version']}, command schema 2)" in status, status
+    assert "finished its upgrade to command schema 2" in status, status
+    assert [line.split()[-1] for line in status.splitlines() if line.startswith("  ") and "cloudbox " in line] == ["2"]
     new_cloud.stop()
