@@ -324,7 +324,7 @@ class StateEngine:
                 pending.done.set()
 
     async def _follow(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Apply the cluster's log in revision order, forever."""
+        """Apply the cluster's log in revision order, until an entry this node does not understand."""
         with self._write_lock:
             self._set_durability()
         send, receive = trio.open_memory_channel[Any](4096)
