@@ -137,8 +137,8 @@ booted /bin/sh -ec '
     api -d "{\"subnet\":{\"network_id\":\"$net\",\"cidr\":\"10.9.0.0/24\",\"ip_version\":4}}" \
         https://127.0.0.1:8443/network/v2.0/subnets >/dev/null
     main=$(main_pid)
-    for i in $(seq 100); do
-        children=$(unit_procs | grep -vx "$main" | tr "\n" " ")
+    for i in $(seq 100); do  # the network'"'"'s dnsmasq (short-lived helpers like ip or nft pass through the unit too)
+        children=$(for p in $(unit_procs); do [ "$(cat /proc/$p/comm 2>/dev/null)" = dnsmasq ] && echo "$p"; done | tr "\n" " ")
         [ -n "$children" ] && break
         sleep 0.2
     done
