@@ -6,20 +6,23 @@ in after fsync, so a file in ``data/`` is always whole. The user's names never r
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterable, AsyncIterator, BinaryIO
+from typing import AsyncIterable, AsyncIterator, BinaryIO, Callable
 
 import trio
 
 from cloudbox.errors import BadRequest, PayloadTooLarge
 
 CHUNK = 1 << 20  # bytes per read (one worker-thread call each)
-WRITE_BATCH = 1 << 20  # bytes of body gathered before one worker-thread call hashes and writes them
+WRITE_BATCH = 1 << 20  # bytes of body gathered before one worker-thread call hashes (another writes) them
+PIPELINE_DEPTH = 4  # batches read ahead of the hashing or the writing thread before the upload waits
+WRITEBACK_EVERY = 8 << 20  # bytes written between two requests to the disk to start writing them back
 _DATA_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -52,49 +55,76 @@ class BlobStore:
     async def write(self, data_id: str, body: AsyncIterable[bytes], *, size: int | None, max_size: int) -> Written:
         """Stream ``body`` into the file of ``data_id``: md5 and size on the way, fsynced and
         renamed into place before returning. ``size``: the length the client declared (a body
-        of another length is refused); over ``max_size`` bytes is a 413. Nothing stays on a failure."""
-        final = self.path(data_id)
-        tmp = self.tmp / data_id
-        digest = hashlib.md5(usedforsecurity=False)
-        written = 0
-        files: list[BinaryIO] = []  # the file once opened (by the first batch's thread call)
+        of another length is refused); over ``max_size`` bytes is a 413. Nothing stays on a failure.
 
-        def flush(chunks: list[bytes], finish: bool) -> None:
-            # open (first time), md5, write and, at the end, fsync and rename: one worker-thread
-            # call per batch, so a small object costs one hop; md5 and write let go of the GIL,
-            # so the event loop keeps reading the socket meanwhile
-            if not files:
-                files.append(open(tmp, "xb"))
-            for data in chunks:
-                digest.update(data)
-            files[0].writelines(chunks)
-            if finish:
-                _finish(files[0], tmp, final)
+        A body that fits in one batch costs one worker-thread call (open, md5, write, fsync,
+        rename). A larger one is a bounded pipeline: the event loop keeps reading the body while
+        one worker thread hashes the batches already read and another writes them (md5 and
+        write let go of the GIL), at most PIPELINE_DEPTH batches behind, so the receive, the md5
+        and the write overlap instead of taking turns."""
+        upload = _Upload(self.tmp / data_id, self.path(data_id))
+        received = 0
+
+        def check(chunk: bytes) -> None:
+            nonlocal received
+            received += len(chunk)
+            if received > max_size:
+                raise PayloadTooLarge("Your request is too large.")
+            if size is not None and received > size:
+                raise BadRequest("The request body is longer than its Content-Length.")
 
         try:
-            batch: list[bytes] = []
-            batched = 0
-            async for chunk in body:
-                written += len(chunk)
-                if written > max_size or (size is not None and written > size):
-                    if written > max_size:
-                        raise PayloadTooLarge("Your request is too large.")
-                    raise BadRequest("The request body is longer than its Content-Length.")
-                batch.append(chunk)
-                batched += len(chunk)
-                if batched >= WRITE_BATCH:
-                    await trio.to_thread.run_sync(flush, batch, False)
-                    batch, batched = [], 0
-            if size is not None and written < size:
-                raise TooShort("The request body ended before its Content-Length.")
-            await trio.to_thread.run_sync(flush, batch, True)
+            chunks = aiter(body)
+            batch, ended = await _next_batch(chunks, check)
+            if ended:
+                _check_length(received, size)
+                await trio.to_thread.run_sync(upload.small, batch)
+            else:
+                await self._pipeline(upload, chunks, batch, check)
+                _check_length(received, size)
+                await trio.to_thread.run_sync(upload.finish)
         except BaseException:
-            if files:
-                files[0].close()
             with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(_unlink, tmp)
+                await trio.to_thread.run_sync(upload.discard)
             raise
-        return Written(data_id, written, digest.hexdigest())
+        return Written(data_id, received, upload.digest.hexdigest())
+
+    @staticmethod
+    async def _pipeline(upload: "_Upload", chunks: AsyncIterator[bytes], first: list[bytes],
+                        check: Callable[[bytes], None]) -> None:
+        """Hash and write every batch of ``chunks`` (``first`` already read) in two worker threads
+        while the next batches are read; returns once both threads are done with the last one."""
+        to_hash, hash_queue = trio.open_memory_channel[list[bytes]](PIPELINE_DEPTH)
+        to_write, write_queue = trio.open_memory_channel[list[bytes]](PIPELINE_DEPTH)
+
+        failures: list[Exception] = []  # raised here, not as the nursery's exception group
+
+        async def work(queue: trio.MemoryReceiveChannel[list[bytes]], step: Callable[[list[bytes]], None]) -> None:
+            try:
+                async with queue:
+                    async for pieces in queue:
+                        await trio.to_thread.run_sync(step, pieces)
+            except Exception as exc:  # noqa: BLE001 - a disk error: stop the upload, raise it below
+                failures.append(exc)
+                nursery.cancel_scope.cancel()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(work, hash_queue, upload.hash)
+            nursery.start_soon(work, write_queue, upload.write)
+            try:
+                async with to_hash, to_write:
+                    batch, ended = first, False
+                    while batch:
+                        await to_hash.send(batch)
+                        await to_write.send(batch)
+                        if ended:
+                            break
+                        batch, ended = await _next_batch(chunks, check)
+            except Exception as exc:  # noqa: BLE001 - a bad body: stop the threads' work, raise it below
+                failures.append(exc)
+                nursery.cancel_scope.cancel()
+        if failures:
+            raise failures[0]
 
     async def copy(self, source_id: str, data_id: str) -> None:
         """A new file ``data_id`` with the bytes of ``source_id`` (fsynced)."""
@@ -132,6 +162,71 @@ class BlobStore:
                 _unlink(path)
                 removed += 1
         return removed
+
+
+async def _next_batch(chunks: AsyncIterator[bytes], check: Callable[[bytes], None]) -> tuple[list[bytes], bool]:
+    """Up to WRITE_BATCH bytes of ``chunks`` (the pieces as received), and whether the body ended."""
+    batch: list[bytes] = []
+    batched = 0
+    while batched < WRITE_BATCH:
+        try:
+            chunk = await anext(chunks)
+        except StopAsyncIteration:
+            return batch, True
+        check(chunk)
+        batch.append(chunk)
+        batched += len(chunk)
+    return batch, False
+
+
+def _check_length(received: int, size: int | None) -> None:
+    if size is not None and received < size:
+        raise TooShort("The request body ended before its Content-Length.")
+
+
+class _Upload:
+    """One upload's file under tmp/ and its md5; every method runs in a worker thread. ``hash``
+    and ``write`` may run at the same time (each batch's pieces are immutable bytes)."""
+
+    def __init__(self, tmp: Path, final: Path) -> None:
+        self.tmp = tmp
+        self.final = final
+        self.digest = hashlib.md5(usedforsecurity=False)
+        self.file: BinaryIO | None = None
+        self.written = 0
+        self.flushed = 0  # bytes the disk was told to start writing back
+
+    def hash(self, pieces: list[bytes]) -> None:
+        for data in pieces:
+            self.digest.update(data)
+
+    def write(self, pieces: list[bytes]) -> None:
+        if self.file is None:
+            self.file = open(self.tmp, "xb")
+        self.file.writelines(pieces)
+        self.written += sum(len(data) for data in pieces)
+        if self.written - self.flushed >= WRITEBACK_EVERY:
+            # Let the disk write what we have so far while the rest arrives, so the fsync before
+            # the 201 waits for the last few MiB only, not for the whole object.
+            self.file.flush()
+            _start_writeback(self.file.fileno(), self.flushed, self.written - self.flushed)
+            self.flushed = self.written
+
+    def small(self, pieces: list[bytes]) -> None:
+        """A whole body in one call: a small object costs one worker-thread hop."""
+        self.hash(pieces)
+        self.write(pieces)
+        self.finish()
+
+    def finish(self) -> None:
+        if self.file is None:
+            self.file = open(self.tmp, "xb")
+        _finish(self.file, self.tmp, self.final)
+
+    def discard(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        _unlink(self.tmp)
 
 
 async def read_file(file: BinaryIO, start: int, end: int | None) -> AsyncIterator[bytes]:
@@ -173,3 +268,18 @@ def _unlink(path: Path) -> None:
         path.unlink()
     except FileNotFoundError:
         pass
+
+
+_SYNC_FILE_RANGE_WRITE = 2
+try:
+    _sync_file_range = ctypes.CDLL(None, use_errno=True).sync_file_range
+    _sync_file_range.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+except (OSError, AttributeError):  # not Linux: the fsync at the end does all the work
+    _sync_file_range = None
+
+
+def _start_writeback(fd: int, offset: int, length: int) -> None:
+    """Ask the kernel to start writing [offset, offset+length) to disk, without waiting for it
+    (a hint: the fsync before the 201 is still what makes the file durable)."""
+    if _sync_file_range is not None:
+        _sync_file_range(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
