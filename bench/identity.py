@@ -201,7 +201,9 @@ def main() -> None:
             env["CLOUDBOX_TRACEMALLOC"] = str(trace_dir)
         cloud = Cloud(Path(tmp) / "data", free_port(), env=env)
         cloud.init(compute="libvirt" if args.real_drivers else "fake")
-        cloud.start(timeout=300 if args.trace else 30)  # tracing every allocation slows start-up
+        # Tracing every allocation slows start-up; a loaded host, where the KVM probe runs to its 40 s
+        # limit before compute reports, takes more than 30 s to serve.
+        cloud.start(timeout=300 if args.trace else 120)
         try:
             if args.real_drivers:
                 # Every service running is what the idle figure is of: a compute that could not
