@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlite_utils
 
-from cloudbox.errors import Conflict, NotFound
+from cloudbox.errors import BadRequest, Conflict, NotFound
 from cloudbox.orchestration import commands as c
 from cloudbox.orchestration import store as s
 from cloudbox.state.migrations import Handler
@@ -83,6 +83,42 @@ def _signal(db: sqlite_utils.Database, cmd: c.SignalResource) -> dict[str, Any]:
     return {**row, "data": data}
 
 
+POLICY_KEEP = 10  # a ScalingPolicy's last signals kept in its row (its events keep the rest)
+
+
+def _signal_bounded(db: sqlite_utils.Database, cmd: c.SignalBounded) -> dict[str, Any]:
+    """SignalResource within its bound (commands.SignalBounded): what apply refuses changes nothing."""
+    row = s.get_resource(db, cmd.stack_id, cmd.name)
+    if row is None:
+        raise NotFound(f"The Resource ({cmd.name}) could not be found.")
+    signals = list(row["data"].get("signals", []))
+    data = dict(row["data"])
+    if row["type"] == "OS::Heat::ScalingPolicy":
+        if "scaled_at" in cmd.signal:
+            data.update({"scaled_at": cmd.signal["scaled_at"], "idle": 0})
+        elif int(data.get("idle", 0)) >= cmd.limit:
+            raise BadRequest(f"Request limit exceeded: {cmd.name} took {cmd.limit} signals that scaled nothing "
+                             "since it last scaled.")
+        else:
+            data["idle"] = int(data.get("idle", 0)) + 1
+        data["signals"] = [*signals, cmd.signal][-POLICY_KEEP:]
+    else:
+        same = [i for i, kept in enumerate(signals) if cmd.signal.get("id") and kept.get("id") == cmd.signal["id"]]
+        if same:  # Heat's handle overwrites the signal of an id it holds
+            signals[same[0]] = cmd.signal
+        elif len(signals) >= cmd.limit:
+            raise BadRequest(f"Request limit exceeded: {cmd.name} holds {len(signals)} signals, its bound; a "
+                             "signal with the id of one it holds replaces that one.")
+        else:
+            signals.append(cmd.signal)
+        data["signals"] = signals
+    db[RESOURCES].update(row["id"], s.encode({"data": data, "updated_at": cmd.at}))
+    status = cmd.signal.get("status", "SUCCESS")
+    _event(db, cmd.stack_id, cmd.event_id, cmd.name, row["physical_id"], row["type"], "SIGNAL", "COMPLETE",
+           f"Signal: status:{status} reason:{cmd.signal.get('reason', '')}", cmd.at)
+    return {**row, "data": data}
+
+
 def _remove_resource(db: sqlite_utils.Database, cmd: c.RemoveResource) -> None:
     db.execute(f"DELETE FROM {RESOURCES} WHERE id = ? AND stack_id = ?", [cmd.row_id, cmd.stack_id])
 
@@ -150,5 +186,6 @@ HANDLERS: dict[type, Handler] = {
     c.ResourceState: _resource_state,
     c.RemoveResource: _remove_resource,
     c.SignalResource: _signal,
+    c.SignalBounded: _signal_bounded,
     c.PurgeStack: _purge_stack,
 }

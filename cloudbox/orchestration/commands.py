@@ -81,6 +81,17 @@ class SignalResource(Command):
     event_id: str
 
 
+@command("orchestration.resource.signal.bounded", since=2)
+class SignalBounded(SignalResource):
+    """A signal kept within a bound, decided in apply so that signals racing each other cannot pass
+    it: a WaitConditionHandle keeps at most ``limit`` distinct signal ids (one with an id it holds
+    replaces that one, as Heat's does; a new id past the bound is refused, 400); a ScalingPolicy
+    keeps its last ``POLICY_KEEP`` signals and the time of its last scaling, and takes at most
+    ``limit`` signals that scaled nothing (cooldown, or the group at its bound) since that scaling."""
+
+    limit: int = 1
+
+
 @command("orchestration.stack.claim")
 class ClaimStack(Command):
     """A live node takes over a stack in progress whose runner is down: applied only while the

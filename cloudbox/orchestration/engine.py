@@ -81,8 +81,11 @@ class Engine:
             return found if found is not None and found["stack_id"] == stack["id"] else None
 
         data = {k: v for k, v in row["data"].items() if k != drift.INTENDED}  # an action's write ends a drift
+        model = self.models.get(stack["id"])
         return Context(api, stack, row["name"], row["id"], row["physical_id"], data, configs, peer,
-                       self.svc, m.nested_template(self.models.get(stack["id"]), row["name"]))
+                       self.svc, m.nested_template(model, row["name"]),
+                       dict(model.files) if model is not None else dict(stack.get("files") or {}),
+                       m.nested_sources(model, row["name"]))
 
     # --- one stack ------------------------------------------------------------------------------
     def start(self, nursery: trio.Nursery, stack_id: str) -> None:
@@ -215,7 +218,9 @@ class Engine:
             return
         changed = {k for k in set(props) | set(row["properties"]) if props.get(k) != row["properties"].get(k)}
         broken = drift.broken(row)  # failed: replaced; drifted (a check's finding): changed back in place
-        if row["type"] == kind and not broken and not changed:
+        sources = m.nested_sources(model, name)  # a nested template whose text changed: its child is updated
+        stale = sources is not None and sources != row["data"].get("sources")
+        if row["type"] == kind and not broken and not changed and not stale:
             if row["status"] == "IN_PROGRESS":  # an update whose last step was cut short
                 await self._resource(stack, name, row["id"], kind, row["action"], "COMPLETE")
             return

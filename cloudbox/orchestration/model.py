@@ -120,6 +120,14 @@ def nested_template(model: Model | None, name: str) -> str | None:
     return model.files.get(model.defs[name].type)
 
 
+def nested_sources(model: Model | None, name: str) -> dict[str, Any] | None:
+    """The fingerprint of a template resource's template and the files it reaches (None for a
+    plugin's type): a change there updates its child stack, even with its properties unchanged."""
+    if model is None or name not in model.defs or model.types.get(name) != TEMPLATE_RESOURCE:
+        return None
+    return hot.nested_sources(model.defs[name].type, model.files)
+
+
 def resolve_properties(model: Model, name: str, rows: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
     resolved = hot.resolve(model.defs[name].properties or {}, RowResolver(model, rows),
                            ["resources", name, "properties"])

@@ -36,6 +36,8 @@ log = logging.getLogger("cloudbox.orchestration")
 TAKEOVER_TICK = 2.0  # s between looks for stacks whose runner is down (liveness reads who is up as often)
 NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9_.-]{0,254}$")
 PARTS = ("template", "environment", "files", "parameters")
+SIGNAL_MARGIN = 4  # signals a handle keeps beyond the count its wait conditions need (retries, late ones)
+POLICY_IDLE = 5  # signals a ScalingPolicy records that scaled nothing (cooldown, a group at its bound) per scaling
 
 
 def parts_of(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -373,10 +375,44 @@ class OrchestrationService:
         status = str(body.get("status") or "SUCCESS").upper()
         if status not in ("SUCCESS", "FAILURE"):
             raise BadRequest(f"status must be SUCCESS or FAILURE, not {str(body.get('status'))[:40]!r}.")
-        count = len(row["data"].get("signals", []))
+        held = row["data"].get("signals", [])
+        count = len(held)
         signal = {"status": status, "reason": str(body.get("reason") or f"Signal {count + 1} received")[:255],
                   "data": body.get("data"), "id": str(body.get("id") or count + 1)[:255]}
-        await self.propose(c.SignalResource(stack["id"], name, signal, self.now(), str(uuid.uuid4())))
+        limit = self._handle_limit(stack, row)
+        if count >= limit and all(kept.get("id") != signal["id"] for kept in held):
+            raise BadRequest(f"Request limit exceeded: {name} holds {count} signals, its bound (the count its wait "
+                             f"conditions need, plus {SIGNAL_MARGIN}); a signal with the id of one it holds "
+                             "replaces that one.")
+        await self._propose_signal(stack["id"], name, signal, limit)
+
+    def _handle_limit(self, stack: dict[str, Any], handle: dict[str, Any]) -> int:
+        """How many distinct signals a handle keeps: the largest ``count`` of the stack's wait
+        conditions naming it (read from the template, so a waiter not made yet counts), plus a margin."""
+        counts = [1]
+        try:
+            model = self.model_of(stack, stack)
+        except BadRequest:
+            model = None
+        rows = {handle["name"]: handle}
+        for rname, kind in (model.types.items() if model is not None else ()):
+            if kind != "OS::Heat::WaitCondition":
+                continue
+            try:
+                props = m.resolve_properties(model, rname, rows)  # type: ignore[arg-type]
+                if props.get("handle") == handle["physical_id"]:
+                    counts.append(int(props.get("count") or 1))
+            except (BadRequest, TypeError, ValueError):
+                continue
+        return max(counts) + SIGNAL_MARGIN
+
+    async def _propose_signal(self, stack_id: str, name: str, signal: dict[str, Any], limit: int) -> None:
+        """A signal bounded in apply (SignalBounded) once every node speaks its schema; before, the
+        bound checked by the caller is all there is."""
+        if self.engine.cluster_schema >= c.SignalBounded.SINCE:
+            await self.propose(c.SignalBounded(stack_id, name, signal, self.now(), str(uuid.uuid4()), limit))
+        else:
+            await self.propose(c.SignalResource(stack_id, name, signal, self.now(), str(uuid.uuid4())))
 
     async def mark_unhealthy(self, stack: dict[str, Any], name: str, body: Any) -> None:
         """Heat's resource PATCH: ``mark_unhealthy`` true sets CHECK_FAILED with the reason (the next
@@ -418,21 +454,33 @@ class OrchestrationService:
         if stack["status"] == "IN_PROGRESS" or any(s == "IN_PROGRESS" for s in (group["status"], policy["status"])):
             raise Conflict(f"Stack {stack['name']} is {stack['action']}_{stack['status']}: signal again later.")
         cooldown = float(props.get("cooldown") or 0)
-        last = next((s.get("scaled_at") for s in reversed(policy["data"].get("signals", [])) if s.get("scaled_at")),
-                    None)
-        if last is not None and self.clock() - float(last) < cooldown:  # Heat's cooldown: the signal is ignored
-            left = int(cooldown - (self.clock() - float(last))) + 1
-            await self.propose(c.SignalResource(stack["id"], policy["name"], {
-                "status": "SUCCESS", "reason": f"cooldown: not scaled ({left} s of {int(cooldown)} s left)",
-                "data": None, "id": ""}, self.now(), str(uuid.uuid4())))
-            return
+        last = policy["data"].get("scaled_at")
+        if last is None:  # a row from before scaled_at was kept apart
+            last = next((s.get("scaled_at") for s in reversed(policy["data"].get("signals", []))
+                         if s.get("scaled_at")), None)
         size = int(group["data"].get("size", 0))
         target = adjusted(size, str(props["adjustment_type"]), float(props["scaling_adjustment"]),
                           props.get("min_adjustment_step"))
-        await self.propose(c.SignalResource(stack["id"], policy["name"], {"status": "SUCCESS", "reason":
-                                            f"scale from {size} to {target} asked", "data": None, "id": "",
-                                            "scaled_at": self.clock()},
-                                            self.now(), str(uuid.uuid4())))
+        low, high = int(group["properties"].get("min_size", 0)), int(group["properties"].get("max_size", target))
+        idle = ""
+        if last is not None and self.clock() - float(last) < cooldown:  # Heat's cooldown: the signal is ignored
+            left = int(cooldown - (self.clock() - float(last))) + 1
+            idle = f"cooldown: not scaled ({left} s of {int(cooldown)} s left)"
+        elif min(max(target, low), high) == size:
+            idle = f"not scaled: the group is at {size} (from {low} to {high})"
+        if idle:  # answered 200 as Heat's; kept only up to a bound, so a flood of them stores nothing
+            if _idle_signals(policy["data"]) >= POLICY_IDLE:
+                log.info("scaling signal dropped", extra={"stack_id": stack["id"], "resource": policy["name"]})
+                return
+            try:
+                await self._propose_signal(stack["id"], policy["name"], {
+                    "status": "SUCCESS", "reason": idle, "data": None, "id": ""}, POLICY_IDLE)
+            except BadRequest:  # others took the bound first (apply decides)
+                log.info("scaling signal dropped", extra={"stack_id": stack["id"], "resource": policy["name"]})
+            return
+        await self._propose_signal(stack["id"], policy["name"], {
+            "status": "SUCCESS", "reason": f"scale from {size} to {target} asked", "data": None, "id": "",
+            "scaled_at": self.clock()}, POLICY_IDLE)
         plugin = PLUGINS[group["type"]]
         ctx = Context(await self.api_for(stack), stack, group["name"], group["id"], group["physical_id"],
                       dict(group["data"]), stacks=self)
@@ -516,6 +564,19 @@ class OrchestrationService:
             claimed.append(row["id"])
             self.start(row["id"])
         return claimed
+
+
+def _idle_signals(data: Mapping[str, Any]) -> int:
+    """The signals a policy took that scaled nothing since it last scaled (SignalBounded keeps the
+    number; the rows of SignalResource, before it, are counted)."""
+    if "idle" in data:
+        return int(data["idle"])
+    idle = 0
+    for kept in reversed(data.get("signals", [])):
+        if kept.get("scaled_at"):
+            break
+        idle += 1
+    return idle
 
 
 def _flag(value: Any, name: str) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Mapping
 
 from cloudbox.errors import BadRequest, NotFound
-from cloudbox.orchestration import drift
+from cloudbox.orchestration import drift, hot
 from cloudbox.orchestration import model as m
 from cloudbox.orchestration import store
 from cloudbox.orchestration.resources import PLUGINS
@@ -137,11 +137,16 @@ class StackQueries:
                      "in_place": anything or k in allowed}
                     for k in sorted(set(props) | set(row["properties"])) if props.get(k) != row["properties"].get(k)]
             broken = drift.broken(row)  # a drifted row is changed back in place, a failed one replaced
-            if not diff and not broken:
+            sources = m.nested_sources(model, name)
+            nested = hot.describe_sources(row["data"].get("sources"), sources) \
+                if sources is not None and sources != row["data"].get("sources") else []
+            extra = {"nested_changes": nested,
+                     "reason": f"its nested stack is updated: {'; '.join(nested)}"} if nested else {}
+            if not diff and not broken and not nested:
                 changes["unchanged"].append(entry(name, kind, row))
             elif not broken and all(d["in_place"] for d in diff) and \
                     not PLUGINS[kind].replaces(row["properties"], props, {d["property"] for d in diff}):
-                changes["updated"].append(entry(name, kind, row, changes=diff))
+                changes["updated"].append(entry(name, kind, row, changes=diff, **extra))
             else:
                 fixed = [d["property"] for d in diff if not d["in_place"]]
                 reason = (f"{kind} cannot change {', '.join(fixed)} in place" if fixed

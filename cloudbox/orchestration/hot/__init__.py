@@ -24,7 +24,9 @@ The orchestration service uses it like this::
 them); the library walks any longer get_attr path itself. ``StackContext`` is a
 ready one built from callables. ``validate`` answers ``POST /validate``;
 ``diff`` makes the update plan; ``TEMPLATE_VERSIONS`` and ``template_functions``
-answer ``GET /template_versions[/{v}/functions]``.
+answer ``GET /template_versions[/{v}/functions]``. ``nested_sources`` fingerprints a
+nested template and the files it reaches (an update of those alone updates its child stack);
+``describe_sources`` says what changed between two.
 """
 
 from cloudbox.orchestration.hot.dependencies import dependents, levels, order, references
@@ -40,6 +42,7 @@ from cloudbox.orchestration.hot.parameters import (
     HIDDEN_TEXT, PSEUDO_PARAMETERS, Constraint, Parameters, ParamSchema,
 )
 from cloudbox.orchestration.hot.plan import Plan, PropertyChange, diff
+from cloudbox.orchestration.hot.sources import Sources, describe as describe_sources, sources as nested_sources
 from cloudbox.orchestration.hot.template import (
     AttributeReference, OutputDefinition, ResourceDefinition, Template, parse_template,
 )
@@ -52,8 +55,8 @@ __all__ = [
     "HIDDEN_TEXT", "OMIT", "PSEUDO_PARAMETERS", "TEMPLATE_VERSIONS",
     "AttributeReference", "Constraint", "Environment", "HotError", "OutputDefinition",
     "ParamSchema", "Parameters", "Plan", "PropertyChange", "ResourceDefinition", "Resolver",
-    "StackContext", "Template", "Version",
-    "dependents", "diff", "find_version", "is_template_name", "levels", "load_document",
-    "load_yaml", "merge_environments", "order", "parse_environment", "parse_template",
+    "Sources", "StackContext", "Template", "Version",
+    "dependents", "describe_sources", "diff", "find_version", "is_template_name", "levels", "load_document",
+    "load_yaml", "merge_environments", "nested_sources", "order", "parse_environment", "parse_template",
     "references", "resolve", "resolve_condition", "template_functions", "validate",
 ]

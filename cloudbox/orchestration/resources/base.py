@@ -45,6 +45,8 @@ class Context:
     peer: Callable[[str], Awaitable[dict[str, Any] | None]] = _no_peer  # another resource's row, by physical id
     stacks: Any = None  # the orchestration service, for nested stacks (create_child, update_child...)
     template: str | None = None  # a nested template's text (its type named a file sent with the stack)
+    files: dict[str, str] = field(default_factory=dict)  # the files of the template being converged to
+    sources: dict[str, Any] | None = None  # a nested template's fingerprint (hot.nested_sources)
 
     @property
     def tag(self) -> str:

@@ -14,6 +14,8 @@ class TemplateResource(Group):
     type = "OS::Heat::TemplateResource"
     description = "A nested stack of a template sent in files, its properties as the template's parameters."
     updates_anything = True  # every change goes to the child as an update of its parameters
+    # ...and so does a change of its template's text or of a file it reaches (ctx.sources, the
+    # engine's comparison with data["sources"]), or a resource_registry now naming another template.
     attribute_names = frozenset({"show"})
 
     def check(self, name: str, props: dict[str, Any]) -> None:
@@ -25,17 +27,18 @@ class TemplateResource(Group):
         return ctx.template
 
     async def create(self, ctx: Context, props: dict[str, Any]) -> str:
-        child = await ctx.stacks.create_child(ctx.stack, ctx.physical_name, self._template(ctx), props,
-                                              ctx.stack.get("files") or {})
+        child = await ctx.stacks.create_child(ctx.stack, ctx.physical_name, self._template(ctx), props, ctx.files)
         ctx.data["child"] = child["id"]
+        ctx.data["sources"] = ctx.sources  # what the child was made of: a change there updates it
         return str(child["id"])
 
     async def update(self, ctx: Context, old: dict[str, Any], new: dict[str, Any], changed: set[str]) -> None:
         ctx.data.setdefault("child", ctx.physical_id)
         await ctx.stacks.update_child({"id": ctx.data["child"], "name": ctx.physical_name,
                                        "project_id": ctx.stack["project_id"]}, self._template(ctx), new,
-                                      ctx.stack.get("files") or {})
+                                      ctx.files)
         await self.wait(ctx)
+        ctx.data["sources"] = ctx.sources
 
     async def attributes(self, ctx: Context) -> dict[str, Any]:
         from cloudbox.orchestration import store

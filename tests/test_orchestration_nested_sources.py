@@ -1,0 +1,154 @@
+"""A nested template's text changing, with the properties of its template resource unchanged,
+updates the child stack in place (and the plan, ``--dry-run``, shows it with what changed): a new
+text of the template, of a file it reaches (get_file, a template it nests), or a resource_registry
+naming another template. A change of a file it does not reach changes nothing.
+
+The library's fingerprint (hot.nested_sources) is tested alone; the service in-process (one state
+engine, Heat's TestResource, which calls no other service)."""
+
+from __future__ import annotations
+
+import types
+import uuid
+from pathlib import Path
+from typing import Any
+
+import trio
+import yaml
+
+from cloudbox.orchestration import hot, store
+from cloudbox.orchestration.service import OrchestrationService
+from cloudbox.services import STORES
+from cloudbox.state.engine import StateEngine
+
+INNER = """
+heat_template_version: 2021-04-16
+parameters:
+  name: {type: string}
+resources:
+  r:
+    type: OS::Heat::TestResource
+    properties:
+      value: {list_join: ["-", ["%s", {get_param: name}]]}
+  deeper: {type: deeper.yaml}
+outputs:
+  value: {value: {get_attr: [r, output]}}
+"""
+DEEPER = """
+heat_template_version: 2021-04-16
+resources:
+  s:
+    type: OS::Heat::TestResource
+    properties: {value: {get_file: script.sh}}
+"""
+PARENT = {"heat_template_version": "2021-04-16", "resources": {
+    "thing": {"type": "My::Thing", "properties": {"name": "x"}},
+    "other": {"type": "OS::Heat::TestResource", "properties": {"value": "o"}}},
+    "outputs": {"value": {"value": {"get_attr": ["thing", "value"]}}}}
+REGISTRY = {"resource_registry": {"My::Thing": "inner.yaml"}}
+
+
+def test_the_fingerprint_covers_the_files_a_template_reaches():
+    files = {"inner.yaml": INNER % "a", "deeper.yaml": DEEPER, "script.sh": "echo 1", "notes.txt": "n"}
+    found = hot.nested_sources("inner.yaml", files)
+    assert found["template"] == "inner.yaml"
+    assert sorted(found["files"]) == ["deeper.yaml", "inner.yaml", "script.sh"]  # not notes.txt
+    assert hot.nested_sources("inner.yaml", {**files, "notes.txt": "other"}) == found
+    again = hot.nested_sources("inner.yaml", {**files, "script.sh": "echo 2"})
+    assert again != found and hot.describe_sources(found, again) == ["script.sh changed"]
+    moved = hot.nested_sources("deeper.yaml", files)
+    assert hot.describe_sources(found, moved) == [
+        "template deeper.yaml replaces inner.yaml", "inner.yaml is no longer used"]
+    assert hot.describe_sources(None, found) == ["template inner.yaml (its sources were not recorded before)"]
+    broken = hot.nested_sources("bad.yaml", {"bad.yaml": "{: not yaml"})  # its text still counts
+    assert list(broken["files"]) == ["bad.yaml"]
+
+
+class Identity:
+    async def mint(self, payload: Any) -> Any:
+        return types.SimpleNamespace(token="unused")
+
+
+CALLER = types.SimpleNamespace(project_id="p1", user_id="u1", token="unused", is_cloud_reader=False,
+                               can_write_project=lambda p: p == "p1", can_read_project=lambda p: p == "p1")
+
+
+async def ended(svc: OrchestrationService, stack_id: str) -> dict[str, Any]:
+    with trio.fail_after(20):
+        while (stack := await svc.read(store.must_stack, stack_id))["status"] == "IN_PROGRESS":
+            await trio.sleep(0.05)
+    return stack
+
+
+def body(files: dict[str, str], registry: dict[str, Any] = REGISTRY) -> dict[str, Any]:
+    return {"template": PARENT, "environment": yaml.safe_dump(registry), "files": files}
+
+
+def planned(plan: dict[str, Any]) -> dict[str, list[str]]:
+    return {k: [e["resource_name"] for e in v] for k, v in plan["resource_changes"].items() if v}
+
+
+async def test_a_nested_template_change_updates_its_child_in_place(tmp_path: Path):
+    engine = StateEngine(tmp_path / "state.db", STORES)
+    engine.open(create=True)
+    svc = OrchestrationService(engine, None, node_id="a", identity=Identity())
+    svc.app = object()
+    files = {"inner.yaml": INNER % "a", "deeper.yaml": DEEPER, "script.sh": "one", "notes.txt": "n"}
+    async with trio.open_nursery() as nursery:
+        await nursery.start(engine.run)
+        await nursery.start(svc.run)
+        stack = await svc.create(CALLER, {"stack_name": "outer", **body(files)})
+        stack = await ended(svc, stack["id"])
+        assert (stack["action"], stack["status"]) == ("CREATE", "COMPLETE"), stack["status_reason"]
+        thing = await svc.read(store.get_resource, stack["id"], "thing")
+        child_id = thing["physical_id"]
+
+        async def child_values() -> dict[str, tuple[str, str]]:
+            rows = await svc.read(store.resources_of, child_id)
+            out = {r["name"]: (r["id"], r["properties"].get("value")) for r in rows}
+            deeper = next(r for r in rows if r["name"] == "deeper")["physical_id"]
+            for row in await svc.read(store.resources_of, deeper):
+                out[f"deeper.{row['name']}"] = (row["id"], row["properties"].get("value"))
+            return out
+
+        before = await child_values()
+        assert {k: v[1] for k, v in before.items()} == {"r": "a-x", "deeper": None, "deeper.s": "one"}
+
+        async def update(files: dict[str, str], registry: dict[str, Any] = REGISTRY) -> dict[str, Any]:
+            plan = await svc.preview_update(CALLER, stack, body(files, registry), patch=False)
+            await svc.update(CALLER, await svc.read(store.must_stack, stack["id"]), body(files, registry), patch=False)
+            done = await ended(svc, stack["id"])
+            assert (done["action"], done["status"]) == ("UPDATE", "COMPLETE"), done["status_reason"]
+            return plan
+
+        # The nested template's text: the plan shows the child updated, and it is, in place.
+        files = {**files, "inner.yaml": INNER % "b"}
+        plan = await update(files)
+        assert planned(plan) == {"updated": ["thing"], "unchanged": ["other"]}
+        entry = plan["resource_changes"]["updated"][0]
+        assert entry["nested_changes"] == ["inner.yaml changed"] and entry["changes"] == []
+        assert entry["reason"] == "its nested stack is updated: inner.yaml changed"
+        after = await child_values()
+        assert after["r"] == (before["r"][0], "b-x")  # the same resource, changed in place
+        thing_now = await svc.read(store.get_resource, stack["id"], "thing")
+        assert (thing_now["id"], thing_now["physical_id"], thing_now["action"]) == (thing["id"], child_id, "UPDATE")
+        outputs = await svc.queries.outputs(await svc.read(store.must_stack, stack["id"]))
+        assert outputs[0]["output_value"] == "b-x"
+
+        # A file the nested template reaches two levels down (get_file in a template it nests).
+        files = {**files, "script.sh": "two"}
+        assert planned(await update(files))["updated"] == ["thing"]
+        assert (await child_values())["deeper.s"] == (before["deeper.s"][0], "two")
+
+        # A file it does not reach: nothing to do.
+        files = {**files, "notes.txt": "changed"}
+        assert planned(await update(files)) == {"unchanged": ["thing", "other"]}
+
+        # The resource_registry names another template for the type: the same child, updated.
+        files = {**files, "inner2.yaml": INNER % "c"}
+        plan = await update(files, {"resource_registry": {"My::Thing": "inner2.yaml"}})
+        assert plan["resource_changes"]["updated"][0]["nested_changes"] == [
+            "template inner2.yaml replaces inner.yaml", "inner.yaml is no longer used", "inner2.yaml is used"]
+        assert (await child_values())["r"] == (before["r"][0], "c-x")
+        assert (await svc.read(store.get_resource, stack["id"], "thing"))["physical_id"] == child_id
+        nursery.cancel_scope.cancel()
