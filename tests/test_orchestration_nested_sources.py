@@ -20,6 +20,7 @@ from cloudbox.orchestration import hot, store
 from cloudbox.orchestration.service import OrchestrationService
 from cloudbox.services import STORES
 from cloudbox.state.engine import StateEngine
+from tests.test_orchestration_cli import cli, user_env  # noqa: F401 (the fixture)
 
 INNER = """
 heat_template_version: 2021-04-16
@@ -152,3 +153,36 @@ async def test_a_nested_template_change_updates_its_child_in_place(tmp_path: Pat
         assert (await child_values())["r"] == (before["r"][0], "c-x")
         assert (await svc.read(store.get_resource, stack["id"], "thing"))["physical_id"] == child_id
         nursery.cancel_scope.cancel()
+
+
+def test_the_cli_dry_run_shows_a_nested_template_change_and_the_update_makes_it(new_cloud: Any, user_env: Any,
+                                                                               tmp_path: Path):
+    """python-heatclient end to end: only box.yaml's text changes; --dry-run lists the template
+    resource as updated, and the update changes the same child."""
+    cloud, env = new_cloud, user_env
+    box = {"heat_template_version": "2016-10-14", "parameters": {"length": {"type": "number"}},
+           "resources": {"s": {"type": "OS::Heat::TestResource", "properties": {
+               "value": {"str_replace": {"template": "one-L", "params": {"L": {"get_param": "length"}}}}}}},
+           "outputs": {"value": {"value": {"get_attr": ["s", "output"]}}}}
+    parent = {"heat_template_version": "2016-10-14", "resources": {
+        "a": {"type": "My::Box", "properties": {"length": 5}},
+        "b": {"type": "OS::Heat::TestResource", "properties": {"value": "b"}}},
+        "outputs": {"v": {"value": {"get_attr": ["a", "value"]}}}}
+    (tmp_path / "box.yaml").write_text(yaml.safe_dump(box))
+    (tmp_path / "parent.yaml").write_text(yaml.safe_dump(parent))
+    (tmp_path / "env.yaml").write_text(yaml.safe_dump({"resource_registry": {"My::Box": "box.yaml"}}))
+    parts = ("-t", str(tmp_path / "parent.yaml"), "-e", str(tmp_path / "env.yaml"))
+    assert cli(cloud, env, "stack", "create", *parts, "--wait", "nest")["stack_status"] == "CREATE_COMPLETE"
+    child = {r["resource_name"]: r for r in cli(cloud, env, "stack", "resource", "list", "nest")}["a"]
+    assert cli(cloud, env, "stack", "output", "show", "nest", "v")["output_value"] == "one-5"
+
+    box["resources"]["s"]["properties"]["value"]["str_replace"]["template"] = "two-L"
+    (tmp_path / "box.yaml").write_text(yaml.safe_dump(box))
+    plan = cli(cloud, env, "stack", "update", "--dry-run", *parts, "nest")
+    assert {k: [e["resource_name"] for e in v] for k, v in plan.items() if v} == {"updated": ["a"], "unchanged": ["b"]}
+    # python-heatclient sends files under their URLs
+    assert plan["updated"][0]["nested_changes"] == [f"file://{tmp_path}/box.yaml changed"]
+    assert cli(cloud, env, "stack", "update", *parts, "--wait", "nest")["stack_status"] == "UPDATE_COMPLETE"
+    assert cli(cloud, env, "stack", "output", "show", "nest", "v")["output_value"] == "two-5"
+    after = {r["resource_name"]: r for r in cli(cloud, env, "stack", "resource", "list", "nest")}["a"]
+    assert after["physical_resource_id"] == child["physical_resource_id"]  # the same child, updated in place
