@@ -3,13 +3,15 @@ serve` with libvirt's embedded QEMU in its own network namespace), a volume kept
 attached through the compute API to a guest on the other, over the volume node's NBD export
 with TLS from the cluster CA: the guest's live definition names the nbd source, the guest reads
 what is in the volume node's file and its write lands there. The export follows the attachment
-(it survives a kill -9 of the volume node's cloudbox, an orphan export is removed, detach and
-server delete stop it)."""
+(it survives a kill -9 of the volume node's cloudbox, an orphan export is removed, a dead export
+daemon is started again and the guest's QEMU reconnects, detach and server delete stop it). The
+volume extended in use grows in the guest (the export made again at the new size)."""
 
 from __future__ import annotations
 
 import base64
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +155,32 @@ def test_a_guest_on_one_node_uses_a_volume_kept_on_the_other(two: list[Node], gu
                                      False, False))
     wait_for(lambda: daemon_of(keeper).exports() == {vid}, 30, "the orphan export to be removed")
     assert daemon_of(keeper).pid() == pid
+
+    # The export daemon dies (the keeper's cloudbox runs on): its worker starts it again with the
+    # export under the same name and TLS, and the guest's QEMU reconnects to it.
+    daemon_of(keeper).stop()
+    wait_for(lambda: daemon_of(keeper).exports() == {vid}, 30, "the export to come back")
+    assert daemon_of(keeper).pid() not in (None, pid)
+
+    # Extended in use (3.42): the keeper grows the file and makes the export again at the new
+    # size; the guest's node grows the disk once its client reconnected, and the guest sees it.
+    with keeper.admin() as c:
+        r = c.post(f"{V}/volumes/{vid}/action", json={"os-extend": {"new_size": 2}},
+                   headers={"OpenStack-API-Version": "volume 3.42"})
+        assert r.status_code == 202, r.text
+    wait_for(lambda: (lambda v: v if v and v["status"] == "in-use" and v["size"] == 2 else None)(volume(one, vid)),
+             60, "the volume to be in-use at 2 GB")
+    assert data.stat().st_size == 2 << 30
+    def resize_story() -> str:
+        log = (guest_node.data_dir / "logs" / "cloudbox.log").read_text(errors="replace").splitlines()
+        said = [line[:400] + (line[-1500:] if "Traceback" in line else "") for line in log
+                if re.search(r"resize|extend|NBD|nbd|Traceback|rror", line)]
+        return "the guest to see 2 GB on vdb; the guest's node said:\n" + "\n".join(said[-15:])
+
+    wait_for(lambda: f"disk-resized vdb:{2 << 30}" in console(one, sid), 120, resize_story)
+    assert "error_policy='stop'" in live_xml(guest_node, sid)
+    with guest_node.admin() as c:
+        assert c.get(f"/compute/v2.1/servers/{sid}", headers=LATEST).json()["server"]["status"] == "ACTIVE"
 
     # Detach: the disk leaves the guest and the export stops.
     with guest_node.admin() as c:

@@ -58,7 +58,7 @@ from cloudbox.compute.driver import (
 from cloudbox.compute.driver._libvirt import libvirt
 from cloudbox.compute.driver import confinement, kvm_probe
 from cloudbox.compute.driver.confinement import GuestIdentity
-from cloudbox.compute.driver.real_volumes import VolumeDisksMixin
+from cloudbox.compute.driver.real_volumes import VolumeDisksMixin, paused_by_nbd
 from cloudbox.compute.driver.volume_disk import with_volume_disks
 from cloudbox.errors import CloudboxError, Conflict, NotFound, Unavailable
 
@@ -249,7 +249,7 @@ def _state_of(dom: libvirt.virDomain) -> str:
     state, reason = dom.state()
     if state in (libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_BLOCKED, libvirt.VIR_DOMAIN_SHUTDOWN):
         return RUNNING
-    if state == libvirt.VIR_DOMAIN_PAUSED and reason == libvirt.VIR_DOMAIN_PAUSED_IOERROR:
+    if state == libvirt.VIR_DOMAIN_PAUSED and reason == libvirt.VIR_DOMAIN_PAUSED_IOERROR and paused_by_nbd(dom):
         return RUNNING  # an NBD disk's export is away: resumed when it returns (real_volumes.py)
     if state in (libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PMSUSPENDED):
         return PAUSED
@@ -409,7 +409,7 @@ class LibvirtDriver(VolumeDisksMixin):
             if not dom.name().startswith(DOMAIN_NAME_PREFIX):
                 return  # the KVM probe, or a domain someone else defined
             if event == libvirt.VIR_DOMAIN_EVENT_SUSPENDED and detail == libvirt.VIR_DOMAIN_EVENT_SUSPENDED_IOERROR:
-                self.resume_after_io_error(dom)  # an NBD disk's export is away: not a pause of the server's
+                self.resume_after_io_error(dom)  # an NBD disk's export away is no pause of the server's
                 return
             token.run_sync_soon(self._deliver, dom.UUIDString(), state)
         except (trio.RunFinishedError, libvirt.libvirtError):

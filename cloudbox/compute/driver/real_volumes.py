@@ -24,7 +24,7 @@ import trio
 
 from cloudbox.compute import disks
 from cloudbox.compute.core import DOMAIN_NAME_PREFIX
-from cloudbox.compute.driver import VolumeDisk
+from cloudbox.compute.driver import PAUSED, VolumeDisk
 from cloudbox.compute.driver import confinement
 from cloudbox.compute.driver._libvirt import libvirt
 from cloudbox.compute.driver.volume_disk import disk_element, find_disk, volume_disks
@@ -40,24 +40,34 @@ NBD_OUTAGE = 600.0  # seconds a guest paused by an NBD disk's failed request is 
 RESUME_EVERY = 0.5
 
 
-def nbd_alias(domain_xml: str, volume_id: str) -> str | None:
-    """The device alias (virtio-disk1...) of a volume's disk when it is an NBD disk, else None."""
+def nbd_node(domain_xml: str, volume_id: str) -> str | None:
+    """QEMU's node name of a volume's NBD disk (libvirt's ``libvirt-<index>-storage``, from the
+    live definition's source index), None when it is no NBD disk."""
     for disk in ET.fromstring(domain_xml).iter("disk"):
-        source, serial, alias = disk.find("source"), disk.find("serial"), disk.find("alias")
+        source, serial = disk.find("source"), disk.find("serial")
         if (serial is not None and serial.text == volume_id and source is not None
-                and source.get("protocol") == "nbd" and alias is not None):
-            return alias.get("name")
+                and source.get("protocol") == "nbd" and source.get("index")):
+            return f"libvirt-{source.get('index')}-storage"
     return None
 
 
-def nbd_reconnect(dom: Any, alias: str) -> None:
+def paused_by_nbd(dom: Any) -> bool:
+    """Paused by a failed request of an NBD disk (only those stop on an error: volume_disk.py; a
+    local disk that fills up pauses with the same reason, and is left to the operator)."""
+    state, reason = dom.state()
+    return (state == libvirt.VIR_DOMAIN_PAUSED and reason == libvirt.VIR_DOMAIN_PAUSED_IOERROR
+            and "protocol='nbd'" in dom.XMLDesc(0))
+
+
+def nbd_reconnect(dom: Any, node: str) -> None:
     """Make QEMU's NBD client of the disk send a request, so that one cut by its server reconnects
     (QEMU 7.2 reconnects on the next request: no request, no new size). A read of the first sector
-    through QEMU's monitor; its failure (the first try after the cut) is expected."""
+    through QEMU's monitor (HMP qemu-io on the NBD node: the device's id names no block backend);
+    the first tries after the cut fail (the reconnect is made in the background meanwhile)."""
     import libvirt_qemu  # after _libvirt: its logging set-up comes first
 
     try:
-        libvirt_qemu.qemuMonitorCommand(dom, f'qemu-io -d {alias} "read 0 512"',
+        libvirt_qemu.qemuMonitorCommand(dom, f'qemu-io {node} "read 0 512"',
                                         libvirt_qemu.VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP)
     except libvirt.libvirtError as exc:
         log.debug("NBD disk poke: %s", exc)
@@ -76,16 +86,17 @@ class VolumeDisksMixin:
         """At open: guests an NBD outage paused while this process was away are resumed too."""
         for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_PAUSED):
             try:
-                if dom.name().startswith(DOMAIN_NAME_PREFIX) and dom.state()[1] == libvirt.VIR_DOMAIN_PAUSED_IOERROR:
+                if dom.name().startswith(DOMAIN_NAME_PREFIX) and paused_by_nbd(dom):
                     self.resume_after_io_error(dom)
             except libvirt.libvirtError:
                 continue  # gone meanwhile
 
     def resume_after_io_error(self, dom: Any) -> None:
-        """A guest paused because a request of its disk failed (only NBD disks stop on an error:
-        volume_disk.py): resumed every half-second (QEMU retries the request, which reconnects to
-        the export once its node serves it again) until it runs, for NBD_OUTAGE at most. In a
-        thread of its own: libvirt's event thread must not wait."""
+        """A guest paused by an I/O error (libvirt's event): one paused by a failed request of
+        an NBD disk is resumed every half-second (QEMU retries the request, which reconnects to
+        the export once its node serves it again) until it runs, for NBD_OUTAGE at most; any
+        other (a local disk that filled up) is reported paused, as before. In a thread of its
+        own: libvirt's event thread must neither wait nor call back into libvirt."""
         uuid = dom.UUIDString()
         if self._resuming is None:
             self._resuming = set()
@@ -96,23 +107,27 @@ class VolumeDisksMixin:
         def resume() -> None:
             deadline = time.monotonic() + NBD_OUTAGE
             try:
+                if not paused_by_nbd(dom):
+                    token = getattr(self, "_token", None)
+                    if token is not None:
+                        token.run_sync_soon(self._deliver, uuid, PAUSED)  # type: ignore[attr-defined]
+                    return
+                log.warning("guest paused by an NBD disk's I/O error: resumed as the disk reconnects",
+                            extra={"server_id": uuid})
                 while time.monotonic() < deadline:
                     time.sleep(RESUME_EVERY)
-                    state, reason = dom.state()
-                    if state != libvirt.VIR_DOMAIN_PAUSED or reason != libvirt.VIR_DOMAIN_PAUSED_IOERROR:
+                    if not paused_by_nbd(dom):
                         return
                     try:
                         dom.resume()
                     except libvirt.libvirtError as exc:
                         log.debug("resume after an I/O error: %s", exc)
-                log.warning("guest still paused by a disk's I/O error", extra={"server_id": uuid})
-            except libvirt.libvirtError:
-                pass  # the domain went away
+                log.warning("guest still paused by an NBD disk's I/O error", extra={"server_id": uuid})
+            except (libvirt.libvirtError, trio.RunFinishedError):
+                pass  # the domain went away, or the driver's trio run ended
             finally:
                 self._resuming.discard(uuid)  # type: ignore[union-attr]
 
-        log.warning("guest paused by a disk's I/O error: resuming it as its NBD disk reconnects",
-                    extra={"server_id": uuid})
         threading.Thread(target=resume, name=f"resume {uuid}", daemon=True).start()
 
     def register_device_events(self, conn: Any) -> int:
@@ -259,7 +274,7 @@ class VolumeDisksMixin:
             target = volume_disks(xml).get(volume_id)
             if target is None:
                 raise NotFound(f"domain {uuid} has no volume {volume_id}")
-            alias = nbd_alias(xml, volume_id)
+            node = nbd_node(xml, volume_id)
             deadline = time.monotonic() + NBD_RESIZE_WAIT
             while True:
                 try:
@@ -268,9 +283,9 @@ class VolumeDisksMixin:
                 except libvirt.libvirtError as exc:
                     # QEMU's NBD client learns the export's size when it connects: until it has
                     # reconnected to the export made again at the new size, it cannot grow.
-                    if alias is None or "Cannot grow NBD" not in str(exc) or time.monotonic() > deadline:
+                    if node is None or "Cannot grow NBD" not in str(exc) or time.monotonic() > deadline:
                         raise
-                nbd_reconnect(dom, alias)
+                nbd_reconnect(dom, node)
                 time.sleep(0.2)
 
         await self._run(resize, uuid)  # type: ignore[attr-defined]
