@@ -28,11 +28,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-
-from cloudbox import pki
-
 
 def server_dir(data_root: Path) -> Path:
     return Path(data_root) / "nbd-tls" / "server"
@@ -77,6 +72,9 @@ def write_server_dir(data_root: Path) -> Path:
 
 
 def _signed_by(cert_pem: bytes, ca_pem: bytes) -> bool:
+    from cryptography import x509  # here and below: imported by the child only (guest_client_dir)
+    from cryptography.exceptions import InvalidSignature
+
     try:
         x509.load_pem_x509_certificate(cert_pem).verify_directly_issued_by(x509.load_pem_x509_certificate(ca_pem))
     except (ValueError, TypeError, InvalidSignature):  # another CA's, or not a certificate: sign a new one
@@ -95,6 +93,8 @@ def write_client_dir(data_root: Path, node_name: str, gid: int | None = None) ->
     if cert_path.exists() and key_path.exists() and _signed_by(cert_path.read_bytes(), ca_pem):
         cert_pem, key_pem = cert_path.read_bytes(), key_path.read_bytes()
     else:
+        from cloudbox import pki
+
         ca = pki.KeyPair(ca_pem, (pki_dir / "ca.key").read_bytes())
         made = pki.create_client_cert(ca, f"nbd client {node_name}", dt.datetime.now(dt.timezone.utc))
         cert_pem, key_pem = made.cert_pem, made.key_pem

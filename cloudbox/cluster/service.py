@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import trio
 
-from cloudbox import logs, pki
+from cloudbox import logs
 from cloudbox.api.routes import FORWARDED_BY
 from cloudbox.clock import iso, now_iso, parse_iso
 from cloudbox.cluster import commands as c
@@ -58,6 +58,7 @@ from cloudbox.state import commands as cmds
 from cloudbox.state.engine import StateEngine
 
 if TYPE_CHECKING:
+    from cloudbox import pki
     from cloudbox.compute.service import ComputeService
 
 log = logging.getLogger("cloudbox.cluster")
@@ -477,6 +478,8 @@ class ClusterService:
         if self.me.api_url in addresses:  # this node first: it made the token
             addresses.remove(self.me.api_url)
             addresses.insert(0, self.me.api_url)
+        from cloudbox import pki  # with cryptography's x509 at the first use: 1.8 MiB at idle (issue 14)
+
         return encode_token({"v": TOKEN_VERSION, "id": token_id, "name": name, "secret": secret,
                              "fingerprint": pki.fingerprint(self.data_dir.ca_cert.read_bytes()),
                              "addresses": addresses, "expires": iso(now + ttl)})
@@ -512,6 +515,8 @@ class ClusterService:
         client_url, etcd_peer = etcd_urls(address, int(body.get("etcd_client_port") or BY_NAME["etcd_client_port"].default),
                                           int(body.get("etcd_peer_port") or BY_NAME["etcd_peer_port"].default))
         names = ["localhost", "127.0.0.1", "::1", body["name"], address]
+        from cloudbox import pki
+
         try:
             cert_pem = pki.sign_csr(self._ca(), body["csr"].encode(), body["name"], names,
                                     dt.datetime.now(dt.timezone.utc))
@@ -598,6 +603,8 @@ class ClusterService:
                 await trio.sleep(0.5)
 
     def _ca(self) -> pki.KeyPair:
+        from cloudbox import pki
+
         try:
             return pki.KeyPair(self.data_dir.ca_cert.read_bytes(), self.data_dir.ca_key.read_bytes())
         except FileNotFoundError as exc:
