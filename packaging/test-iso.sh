@@ -3,6 +3,8 @@
 #
 #   packaging/test-iso.sh [--iso FILE] boot [bios-cd|uefi-cd|bios-usb|uefi-usb ...]
 #       each way of booting reaches the installer (its first line on the serial console)
+#   packaging/test-iso.sh [--firmware bios|uefi] node DISK
+#       only the second half of install: boot a disk it installed
 #   packaging/test-iso.sh [--iso FILE] [--firmware bios|uefi] install
 #       a blank 16 GiB disk and an answer file on a second drive labelled CLOUDBOX-AI: the
 #       unattended install runs, the VM reboots from its disk, `cloudbox init` runs on the first
@@ -35,7 +37,7 @@ WORK=$(mktemp -d /var/tmp/cloudbox-iso-test.XXXXXX)
 qemu_pid=""
 ok=0
 finish() {
-    [ -z "$qemu_pid" ] || { kill "$qemu_pid" 2>/dev/null; wait "$qemu_pid" 2>/dev/null || true; }
+    [ -z "$qemu_pid" ] || { kill "$qemu_pid" 2>/dev/null || true; wait "$qemu_pid" 2>/dev/null || true; }
     if [ "$ok" = 1 ]; then rm -rf "$WORK"; else echo "test-iso: work files and serial logs kept in $WORK" >&2; fi
 }
 trap finish EXIT
@@ -50,7 +52,7 @@ firmware_args() {  # firmware_args bios|uefi NAME: the machine and its firmware
         [ -e "$WORK/$2.vars.fd" ] || cp "$OVMF_VARS" "$WORK/$2.vars.fd"  # kept across reboots
         echo "-machine q35 -drive if=pflash,format=raw,readonly=on,file=$OVMF_CODE -drive if=pflash,format=raw,file=$WORK/$2.vars.fd"
     else
-        echo "-machine pc"
+        echo "-machine pc -global isa-fdc.fdtypeA=none"  # no floppy drive for the kernel to probe
     fi
 }
 start_qemu() {  # start_qemu NAME ARGS...: in the background, serial console to $WORK/NAME.serial
@@ -60,7 +62,7 @@ start_qemu() {  # start_qemu NAME ARGS...: in the background, serial console to 
         -serial "file:$WORK/$name.serial" "$@" >"$WORK/$name.qemu.log" 2>&1 &
     qemu_pid=$!
 }
-stop_qemu() { [ -z "$qemu_pid" ] || { kill "$qemu_pid" 2>/dev/null; wait "$qemu_pid" 2>/dev/null || true; qemu_pid=""; }; }
+stop_qemu() { [ -z "$qemu_pid" ] || { kill "$qemu_pid" 2>/dev/null || true; wait "$qemu_pid" 2>/dev/null || true; qemu_pid=""; }; }
 wait_serial() {  # wait_serial NAME PATTERN TIMEOUT: seconds until the pattern shows, or fail
     local name=$1 pattern=$2 limit=$3 t0=$SECONDS
     while ! grep -aqE "$pattern" "$WORK/$name.serial"; do
@@ -93,7 +95,38 @@ boot_one() {  # boot_one bios-cd|uefi-cd|bios-usb|uefi-usb
     say "$way: kernel after ${kernel} s, installer after $((kernel + installer)) s"
 }
 
+node_boot() {  # node_boot DISK: boot an installed disk; the API must answer through hostfwd
+    local disk=$1 port t t_boot
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    t_boot=$SECONDS
+    # The installed node: its disk only (firmware vars kept: the UEFI path boots as installed).
+    # shellcheck disable=SC2046
+    start_qemu node $(firmware_args "$FIRMWARE" vm) \
+        -drive "file=$disk,if=virtio,format=qcow2" \
+        -nic "user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:$port-:8443"
+    t=$(wait_serial node "$KERNEL_LINE" "$BOOT_TIMEOUT"); say "installed system: kernel after $t s"
+    while ! curl -fsSk --max-time 10 "https://127.0.0.1:$port/identity/v3" >"$WORK/identity.json" 2>/dev/null; do
+        kill -0 "$qemu_pid" 2>/dev/null || { echo "test-iso: the node's QEMU ended" >&2; tail -c 3000 "$WORK/node.serial" >&2; exit 1; }
+        if [ $((SECONDS - t_boot)) -ge "$INSTALL_TIMEOUT" ]; then
+            echo "test-iso: the API did not answer on 127.0.0.1:$port in $INSTALL_TIMEOUT s" >&2
+            tail -c 3000 "$WORK/node.serial" >&2; exit 1
+        fi
+        sleep 3
+    done
+    grep -q '"id": *"v3' "$WORK/identity.json"
+    say "API answered after $((SECONDS - t_boot)) s of boot: $(head -c 200 "$WORK/identity.json")"
+    t=$(wait_serial node "cloudbox web UI" 300) || true
+    grep -a "cloudbox API\|cloudbox web UI\|admin password" "$WORK/node.serial" | tr -d '\r' | sort -u | sed 's/^/    login screen: /'
+    curl -fsSk --max-time 10 "https://127.0.0.1:$port/" | grep -qi '<html' && say "web UI answered"
+}
+
 case $ACTION in
+node)
+    # The first boot of a disk that `install` made (kept in its work dir on failure).
+    t_all=$SECONDS
+    node_boot "$(realpath "$1")"
+    stop_qemu
+    ;;
 boot)
     ways=("$@")
     [ ${#ways[@]} -gt 0 ] || ways=(bios-cd uefi-cd)
@@ -127,27 +160,7 @@ EOF
     for _ in $(seq 300); do kill -0 "$qemu_pid" 2>/dev/null || break; sleep 1; done
     stop_qemu
     grep -a "cloudbox-installer" "$WORK/install.serial" | tr -d '\r' | sed 's/^/    /'
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    t_boot=$SECONDS
-    # The installed node: its disk only (firmware vars kept: the UEFI path boots as installed).
-    # shellcheck disable=SC2046
-    start_qemu node $(firmware_args "$FIRMWARE" vm) \
-        -drive "file=$WORK/disk.qcow2,if=virtio,format=qcow2" \
-        -nic "user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:$port-:8443"
-    t=$(wait_serial node "$KERNEL_LINE" "$BOOT_TIMEOUT"); say "installed system: kernel after $t s"
-    while ! curl -fsSk --max-time 10 "https://127.0.0.1:$port/identity/v3" >"$WORK/identity.json" 2>/dev/null; do
-        kill -0 "$qemu_pid" 2>/dev/null || { echo "test-iso: the node's QEMU ended" >&2; tail -c 3000 "$WORK/node.serial" >&2; exit 1; }
-        if [ $((SECONDS - t_boot)) -ge "$BOOT_TIMEOUT" ]; then
-            echo "test-iso: the API did not answer on 127.0.0.1:$port in $BOOT_TIMEOUT s" >&2
-            tail -c 3000 "$WORK/node.serial" >&2; exit 1
-        fi
-        sleep 3
-    done
-    grep -q '"id": *"v3' "$WORK/identity.json"
-    say "API answered after $((SECONDS - t_boot)) s of boot: $(head -c 200 "$WORK/identity.json")"
-    t=$(wait_serial node "cloudbox web UI" 300) || true
-    grep -a "cloudbox API\|cloudbox web UI\|admin password" "$WORK/node.serial" | tr -d '\r' | sort -u | sed 's/^/    login screen: /'
-    curl -fsSk --max-time 10 "https://127.0.0.1:$port/" | grep -qi '<html' && say "web UI answered"
+    node_boot "$WORK/disk.qcow2"
     stop_qemu
     say "ok: unattended install and first boot in $((SECONDS - t_all)) s (ISO $(du -m "$ISO" | cut -f1) MiB)"
     ;;
