@@ -175,6 +175,17 @@ def fetch_pinned(url: str, fingerprint: str, timeout: float = 20.0) -> str:
     return body.decode()
 
 
+LIVE_DHCP = Path("/run/systemd/network/90-cloudbox-installer.network")
+
+
+def live_dhcp(timeout: int = 90) -> None:
+    """DHCP on every Ethernet link of the live system (in /run: never copied to the node)."""
+    LIVE_DHCP.parent.mkdir(parents=True, exist_ok=True)
+    LIVE_DHCP.write_text("[Match]\nType=ether\n\n[Network]\nDHCP=yes\n")
+    subprocess.run(["systemctl", "restart", "systemd-networkd.service"], check=False)
+    subprocess.run(["/lib/systemd/systemd-networkd-wait-online", "--any", "--ipv4", f"--timeout={timeout}"], check=False)
+
+
 def cmdline_args(cmdline: str) -> dict[str, str]:
     """cloudbox.* parameters of the kernel command line."""
     args = {}
@@ -194,6 +205,7 @@ def find_answer_file(args: dict[str, str]) -> tuple[str, str] | None:
     """
     if args.get("answer"):
         url = args["answer"]
+        live_dhcp()
         return url, fetch_pinned(url, args.get("answer-fingerprint", ""))
     on_iso = LIVE_MEDIUM / ANSWER_NAME
     if on_iso.is_file():
