@@ -1,7 +1,8 @@
 """A nested template's text changing, with the properties of its template resource unchanged,
 updates the child stack in place (and the plan, ``--dry-run``, shows it with what changed): a new
 text of the template, of a file it reaches (get_file, a template it nests), or a resource_registry
-naming another template. A change of a file it does not reach changes nothing.
+naming another template; the same for a group whose members are such a template. A change of a
+file it does not reach changes nothing.
 
 The library's fingerprint (hot.nested_sources) is tested alone; the service in-process (one state
 engine, Heat's TestResource, which calls no other service)."""
@@ -61,6 +62,10 @@ def test_the_fingerprint_covers_the_files_a_template_reaches():
     assert hot.describe_sources(found, moved) == [
         "template deeper.yaml replaces inner.yaml", "inner.yaml is no longer used"]
     assert hot.describe_sources(None, found) == ["template inner.yaml (its sources were not recorded before)"]
+    aliased = {"m.yaml": "resources: {x: {type: My::Leaf}}", "leaf.yaml": "{}"}  # a type of the registry
+    assert list(hot.nested_sources("m.yaml", aliased)["files"]) == ["m.yaml"]
+    mapped = hot.nested_sources("m.yaml", aliased, lambda t: "leaf.yaml" if t == "My::Leaf" else t)
+    assert list(mapped["files"]) == ["leaf.yaml", "m.yaml"]
     broken = hot.nested_sources("bad.yaml", {"bad.yaml": "{: not yaml"})  # its text still counts
     assert list(broken["files"]) == ["bad.yaml"]
 
@@ -154,6 +159,74 @@ async def test_a_nested_template_change_updates_its_child_in_place(tmp_path: Pat
         assert (await svc.read(store.get_resource, stack["id"], "thing"))["physical_id"] == child_id
         nursery.cancel_scope.cancel()
 
+
+
+MEMBER = """
+heat_template_version: 2021-04-16
+parameters:
+  index: {type: string}
+resources:
+  r:
+    type: OS::Heat::TestResource
+    properties:
+      value: {str_replace: {template: "%s-I", params: {I: {get_param: index}}}}
+  leaf: {type: My::Leaf}
+"""
+LEAF = """
+heat_template_version: 2021-04-16
+resources:
+  s: {type: OS::Heat::TestResource, properties: {value: %s}}
+"""
+
+
+async def test_a_group_of_nested_templates_named_through_the_registry_follows_their_text(tmp_path: Path):
+    """A ResourceGroup's members are a type the resource_registry maps to a template, which itself
+    uses a type of the parent's registry (inherited): a change of either text updates the members."""
+    engine = StateEngine(tmp_path / "state.db", STORES)
+    engine.open(create=True)
+    svc = OrchestrationService(engine, None, node_id="a", identity=Identity())
+    svc.app = object()
+    template = {"heat_template_version": "2021-04-16", "resources": {"group": {
+        "type": "OS::Heat::ResourceGroup", "properties": {"count": 2, "resource_def": {
+            "type": "My::Member", "properties": {"index": "%index%"}}}}}}
+    registry = {"resource_registry": {"My::Member": "member.yaml", "My::Leaf": "leaf.yaml"}}
+    files = {"member.yaml": MEMBER % "a", "leaf.yaml": LEAF % "one"}
+
+    def request(files: dict[str, str]) -> dict[str, Any]:
+        return {"template": template, "environment": yaml.safe_dump(registry), "files": files}
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(engine.run)
+        await nursery.start(svc.run)
+        stack = await ended(svc, (await svc.create(CALLER, {"stack_name": "grouped", **request(files)}))["id"])
+        assert (stack["action"], stack["status"]) == ("CREATE", "COMPLETE"), stack["status_reason"]
+        group_child = (await svc.read(store.get_resource, stack["id"], "group"))["physical_id"]
+
+        async def values() -> dict[str, tuple[str, Any]]:
+            out = {}
+            for member in await svc.read(store.resources_of, group_child):
+                for row in await svc.read(store.resources_of, member["physical_id"]):
+                    if row["name"] == "r":
+                        out[member["name"]] = (row["id"], row["properties"]["value"])
+                    else:
+                        leaf = await svc.read(store.resources_of, row["physical_id"])
+                        out[f"{member['name']}.leaf"] = (leaf[0]["id"], leaf[0]["properties"]["value"])
+            return out
+
+        before = await values()
+        assert {k: v[1] for k, v in before.items()} == {"0": "a-0", "1": "a-1", "0.leaf": "one", "1.leaf": "one"}
+        for changed, expected in ((("member.yaml", MEMBER % "b"), {"0": "b-0", "1": "b-1"}),
+                                  (("leaf.yaml", LEAF % "two"), {"0.leaf": "two", "1.leaf": "two"})):
+            files = {**files, changed[0]: changed[1]}
+            plan = await svc.preview_update(CALLER, stack, request(files), patch=False)
+            assert plan["resource_changes"]["updated"][0]["nested_changes"] == [f"{changed[0]} changed"]
+            await svc.update(CALLER, await svc.read(store.must_stack, stack["id"]), request(files), patch=False)
+            done = await ended(svc, stack["id"])
+            assert (done["action"], done["status"]) == ("UPDATE", "COMPLETE"), done["status_reason"]
+            now = await values()
+            for key, value in expected.items():
+                assert now[key] == (before[key][0], value)  # the same resources, updated in place
+        nursery.cancel_scope.cancel()
 
 def test_the_cli_dry_run_shows_a_nested_template_change_and_the_update_makes_it(new_cloud: Any, user_env: Any,
                                                                                tmp_path: Path):

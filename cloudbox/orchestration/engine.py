@@ -73,7 +73,7 @@ class Engine:
                                                    str(uuid.uuid4()), expect, changes or None))
 
     def _context(self, api: Any, stack: dict[str, Any], row: dict[str, Any],
-                 rows: dict[str, dict[str, Any]]) -> Context:
+                 rows: dict[str, dict[str, Any]], props: dict[str, Any] | None = None) -> Context:
         configs = {r["physical_id"]: r["data"].get("config", "") for r in rows.values()
                    if r["type"] in CONFIG_TYPES and r["physical_id"]}
         async def peer(physical_id: str) -> dict[str, Any] | None:
@@ -85,7 +85,7 @@ class Engine:
         return Context(api, stack, row["name"], row["id"], row["physical_id"], data, configs, peer,
                        self.svc, m.nested_template(model, row["name"]),
                        dict(model.files) if model is not None else dict(stack.get("files") or {}),
-                       m.nested_sources(model, row["name"]))
+                       m.nested_sources(model, row["name"], props), m.child_environment(model))
 
     # --- one stack ------------------------------------------------------------------------------
     def start(self, nursery: trio.Nursery, stack_id: str) -> None:
@@ -218,7 +218,7 @@ class Engine:
             return
         changed = {k for k in set(props) | set(row["properties"]) if props.get(k) != row["properties"].get(k)}
         broken = drift.broken(row)  # failed: replaced; drifted (a check's finding): changed back in place
-        sources = m.nested_sources(model, name)  # a nested template whose text changed: its child is updated
+        sources = m.nested_sources(model, name, props)  # a nested template whose text changed: its child is updated
         stale = sources is not None and sources != row["data"].get("sources")
         if row["type"] == kind and not broken and not changed and not stale:
             if row["status"] == "IN_PROGRESS":  # an update whose last step was cut short
@@ -228,7 +228,7 @@ class Engine:
                 and not plugin.replaces(row["properties"], props, changed):
             plugin.check(name, props)
             await self._resource(stack, name, row["id"], kind, "UPDATE", "IN_PROGRESS")
-            ctx = self._context(api, stack, row, rows)
+            ctx = self._context(api, stack, row, rows, props)
             try:
                 await plugin.update(ctx, row["properties"], props, changed)
                 attributes = await self._attributes(plugin, ctx)
@@ -248,7 +248,7 @@ class Engine:
         if row is None:
             row = await self._resource(stack, name, str(uuid.uuid4()), kind, "CREATE", "IN_PROGRESS",
                                        properties=props)
-        ctx = self._context(api, stack, row, rows)
+        ctx = self._context(api, stack, row, rows, props)
         try:
             if not ctx.physical_id:
                 ctx.physical_id = await plugin.find(ctx) or ""

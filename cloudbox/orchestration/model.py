@@ -120,12 +120,46 @@ def nested_template(model: Model | None, name: str) -> str | None:
     return model.files.get(model.defs[name].type)
 
 
-def nested_sources(model: Model | None, name: str) -> dict[str, Any] | None:
-    """The fingerprint of a template resource's template and the files it reaches (None for a
-    plugin's type): a change there updates its child stack, even with its properties unchanged."""
-    if model is None or name not in model.defs or model.types.get(name) != TEMPLATE_RESOURCE:
+def nested_sources(model: Model | None, name: str, props: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """The fingerprint of a template resource's template and the files it reaches, or of a group's
+    members' template (``props``: the group's resolved properties); None when no template is nested.
+    A change there updates the child stack, even with the resource's properties unchanged."""
+    if model is None or name not in model.defs:
         return None
-    return hot.nested_sources(model.defs[name].type, model.files)
+    kind = model.types.get(name)
+    if kind == TEMPLATE_RESOURCE:
+        return hot.nested_sources(model.defs[name].type, model.files, _resolver(model))
+    key = PLUGINS[kind].member_type_key if kind in PLUGINS else ""
+    definition = (props or {}).get(key) if key else None
+    member = definition.get("type") if isinstance(definition, dict) else None
+    if not isinstance(member, str):
+        return None
+    try:
+        member = model.environment.resource_type(member)
+    except BadRequest:
+        return None
+    if member in PLUGINS or not hot.is_template_name(member) or member not in model.files:
+        return None
+    return hot.nested_sources(member, model.files, _resolver(model))
+
+
+def _resolver(model: Model) -> Callable[[str], str]:
+    """A type as the nested stacks map it (their inherited resource_registry; a bad one: as written)."""
+    def resolve(type_name: str) -> str:
+        try:
+            return str(model.environment.resource_type(type_name))
+        except BadRequest:
+            return type_name
+    return resolve
+
+
+def child_environment(model: Model | None) -> dict[str, Any]:
+    """What a child stack inherits of its parent's environment: the global resource_registry (a
+    nested template, or a group's members, may use the parent's type names)."""
+    if model is None:
+        return {}
+    registry = {k: v for k, v in model.environment.resource_registry.items() if k not in ("resources", "hooks")}
+    return {"resource_registry": registry} if registry else {}
 
 
 def resolve_properties(model: Model, name: str, rows: Mapping[str, dict[str, Any]]) -> dict[str, Any]:

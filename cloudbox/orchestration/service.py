@@ -297,20 +297,22 @@ class OrchestrationService:
 
     # --- nested stacks (ResourceGroup, AutoScalingGroup): stacks of their own, driven the same way --
     async def create_child(self, parent: Mapping[str, Any], name: str, template: Any,
-                           params: Mapping[str, Any] | None = None,
-                           files: Mapping[str, str] | None = None) -> dict[str, Any]:
+                           params: Mapping[str, Any] | None = None, files: Mapping[str, str] | None = None,
+                           environment: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """A child stack of ``parent`` (its owner's, hidden from lists); the one of that name if a
-        create cut short by a crash made it already."""
+        create cut short by a crash made it already. ``environment``: the parent's resource_registry
+        (``child_environment``), so the child's types map as the parent's do (Heat's)."""
         found = await self.read(store.find_stack, parent["project_id"], name)
         if found is not None:
             return found
         stack_id = str(uuid.uuid4())
-        model = m.build(template, None, files, params or {}, {"stack_name": name, "stack_id": stack_id,
-                                                             "project_id": parent["project_id"]})
+        model = m.build(template, dict(environment or {}) or None, files, params or {}, {
+            "stack_name": name, "stack_id": stack_id, "project_id": parent["project_id"]})
         at = self.now()
         row = {"id": stack_id, "name": name, "project_id": parent["project_id"], "user_id": parent["user_id"],
                "description": model.description, "action": "CREATE", "status": "IN_PROGRESS",
-               "status_reason": "Stack CREATE started", "template": model.template.to_dict(), "environment": {},
+               "status_reason": "Stack CREATE started", "template": model.template.to_dict(),
+               "environment": dict(environment or {}),
                "files": dict(files or {}), "parameters": dict(params or {}), "previous": {}, "disable_rollback": True,
                "timeout_mins": None,
                "tags": [], "parent_id": parent["id"], "runner": self.node_id, "created_at": at, "updated_at": None}
@@ -319,13 +321,19 @@ class OrchestrationService:
         return stack
 
     async def update_child(self, child: Mapping[str, Any], template: Any, params: Mapping[str, Any] | None = None,
-                           files: Mapping[str, str] | None = None) -> None:
-        model = m.build(template, None, files, params or {}, self.pseudo(child))
+                           files: Mapping[str, str] | None = None,
+                           environment: Mapping[str, Any] | None = None) -> None:
+        """The child's new template (and parameters, files, environment: each kept when None)."""
+        current = await self.read(store.must_stack, child["id"])
+        files = current["files"] if files is None else files
+        environment = current["environment"] if environment is None else environment
+        model = m.build(template, dict(environment) or None, files, params or {}, self.pseudo(child))
         await self.runner.stop(child["id"])
         current = await self.read(store.must_stack, child["id"])
-        changes = {"template": model.template.to_dict(), "previous": parts_of(current), "runner": self.node_id}
+        changes = {"template": model.template.to_dict(), "previous": parts_of(current), "runner": self.node_id,
+                   "files": dict(files), "environment": dict(environment)}
         if params is not None:
-            changes.update({"parameters": dict(params), "files": dict(files or {})})
+            changes["parameters"] = dict(params)
         await self.propose(c.StackState(child["id"], "UPDATE", "IN_PROGRESS", "Stack UPDATE started", self.now(),
                                         str(uuid.uuid4()), (), changes))
         self.start(child["id"])
@@ -482,8 +490,10 @@ class OrchestrationService:
             "status": "SUCCESS", "reason": f"scale from {size} to {target} asked", "data": None, "id": "",
             "scaled_at": self.clock()}, POLICY_IDLE)
         plugin = PLUGINS[group["type"]]
+        model = self.model_of(stack, stack)
         ctx = Context(await self.api_for(stack), stack, group["name"], group["id"], group["physical_id"],
-                      dict(group["data"]), stacks=self)
+                      dict(group["data"]), stacks=self, files=dict(model.files) if model else {},
+                      environment=m.child_environment(model), sources=group["data"].get("sources"))
         await plugin.resize(ctx, group["properties"], target)  # type: ignore[attr-defined]
         await self.propose(c.ResourceState(stack["id"], group["name"], group["id"], group["type"], group["action"],
                                            group["status"], f"resized to {ctx.data['size']}", self.now(),

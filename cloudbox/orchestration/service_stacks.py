@@ -137,7 +137,7 @@ class StackQueries:
                      "in_place": anything or k in allowed}
                     for k in sorted(set(props) | set(row["properties"])) if props.get(k) != row["properties"].get(k)]
             broken = drift.broken(row)  # a drifted row is changed back in place, a failed one replaced
-            sources = m.nested_sources(model, name)
+            sources = m.nested_sources(model, name, props)
             nested = hot.describe_sources(row["data"].get("sources"), sources) \
                 if sources is not None and sources != row["data"].get("sources") else []
             extra = {"nested_changes": nested,

@@ -2,7 +2,8 @@
 
 A template resource (a type naming a template sent in ``files``) is a child stack of that
 template; the child also reads, through ``get_file`` and through its own nested types, other
-files sent with the stack. ``sources(name, files)`` fingerprints the template and every file it
+files sent with the stack (also types its inherited resource_registry maps to templates).
+``sources(name, files, resolve_type)`` fingerprints the template and every file it
 reaches (transitively), so that an update whose files changed only there updates the child, and
 one that changed other files does not. ``describe(old, new)`` says what changed, for the plan.
 """
@@ -10,7 +11,7 @@ one that changed other files does not. ``describe(old, new)`` says what changed,
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from cloudbox.orchestration.hot.environment import is_template_name
@@ -24,28 +25,36 @@ def digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def _references(data: Any, files: Mapping[str, str], found: set[str]) -> list[str]:
-    """The names in ``files`` that ``data`` names by get_file or as a resource type (nested templates)."""
+def _references(data: Any, files: Mapping[str, str], found: set[str], resolve_type: Callable[[str], str]) -> list[str]:
+    """The names in ``files`` that ``data`` names by get_file or as a resource type (nested templates,
+    also through the resource_registry: ``resolve_type``)."""
     nested: list[str] = []
     stack = [data]
     while stack:
         item = stack.pop()
         if isinstance(item, dict):
             for key, value in item.items():
+                if key == "type" and isinstance(value, str):
+                    value = resolve_type(value)
                 if isinstance(value, str) and value in files and value not in found and (
                         key == "get_file" or (key == "type" and is_template_name(value))):
                     found.add(value)
                     if key == "type":
                         nested.append(value)
-                else:
+                elif not isinstance(value, str):
                     stack.append(value)
         elif isinstance(item, list):
             stack.extend(item)
     return nested
 
 
-def sources(name: str, files: Mapping[str, str]) -> Sources:
-    """The fingerprint of the template ``name`` (a key of ``files``) and of every file it reaches."""
+def _same(type_name: str) -> str:
+    return type_name
+
+
+def sources(name: str, files: Mapping[str, str], resolve_type: Callable[[str], str] = _same) -> Sources:
+    """The fingerprint of the template ``name`` (a key of ``files``) and of every file it reaches
+    (``resolve_type``: the resource_registry the nested stacks inherit)."""
     found = {name}
     todo = [name]
     while todo:
@@ -54,7 +63,7 @@ def sources(name: str, files: Mapping[str, str]) -> Sources:
             document = load_document(files[current], "template")
         except HotError:  # a file that does not parse is still one whose text counts
             continue
-        todo.extend(_references(document, files, found))
+        todo.extend(_references(document, files, found, resolve_type))
     return {"template": name, "files": {n: digest(files[n]) for n in sorted(found)}}
 
 

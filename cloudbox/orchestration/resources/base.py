@@ -47,6 +47,7 @@ class Context:
     template: str | None = None  # a nested template's text (its type named a file sent with the stack)
     files: dict[str, str] = field(default_factory=dict)  # the files of the template being converged to
     sources: dict[str, Any] | None = None  # a nested template's fingerprint (hot.nested_sources)
+    environment: dict[str, Any] = field(default_factory=dict)  # what a child stack inherits (its registry)
 
     @property
     def tag(self) -> str:
@@ -59,6 +60,8 @@ class Context:
 
 
 class Plugin:
+    member_type_key: ClassVar[str] = ""  # a group's property whose ``type`` its members are (nested sources)
+
     type: ClassVar[str] = ""
     description: ClassVar[str] = ""
     properties: ClassVar[dict[str, str]] = {}  # name -> Heat's property type (for resource_types)

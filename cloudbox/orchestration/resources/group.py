@@ -31,7 +31,7 @@ def _indexed(value: Any, var: str, index: int) -> Any:
 class Group(Plugin):
     """What ResourceGroup and AutoScalingGroup share: the nested stack of members."""
 
-    definition_key = "resource_def"
+    member_type_key = "resource_def"
     attribute_names = frozenset({"show", "refs", "refs_map", "attributes", "removed_rsrc_list", "current_size",
                                  "outputs", "outputs_list"})
 
@@ -39,9 +39,9 @@ class Group(Plugin):
         raise NotImplementedError
 
     def template(self, props: dict[str, Any], count: int) -> dict[str, Any]:
-        definition = props.get(self.definition_key) or {}
+        definition = props.get(self.member_type_key) or {}
         if not isinstance(definition, dict) or not definition.get("type"):
-            raise ResourceFailed(f"{self.definition_key} needs a type")
+            raise ResourceFailed(f"{self.member_type_key} needs a type")
         var = str(props.get("index_var", "%index%"))
         resources = {}
         for index in range(count):
@@ -53,14 +53,19 @@ class Group(Plugin):
         return {"heat_template_version": "2021-04-16", "resources": resources}
 
     async def _apply_size(self, ctx: Context, props: dict[str, Any], count: int) -> None:
+        """The child made or updated with ``count`` members; it gets the stack's files and registry,
+        so members may be nested templates (sent in files, or named through the resource_registry)."""
         template = self.template(props, count)
         if ctx.data.get("child"):
             await ctx.stacks.update_child({"id": ctx.data["child"], "name": ctx.physical_name,
-                                           "project_id": ctx.stack["project_id"]}, template)
+                                           "project_id": ctx.stack["project_id"]}, template, None, ctx.files,
+                                          ctx.environment)
         else:
-            child = await ctx.stacks.create_child(ctx.stack, ctx.physical_name, template)
+            child = await ctx.stacks.create_child(ctx.stack, ctx.physical_name, template, None, ctx.files,
+                                                  ctx.environment)
             ctx.data["child"] = child["id"]
         ctx.data["size"] = count
+        ctx.data["sources"] = ctx.sources  # the members' nested template: a change there updates them
 
     async def create(self, ctx: Context, props: dict[str, Any]) -> str:
         await self._apply_size(ctx, props, self.size(props))
@@ -124,7 +129,7 @@ class ResourceGroup(Group):
 class AutoScalingGroup(Group):
     type = "OS::Heat::AutoScalingGroup"
     description = "A group of min_size to max_size copies of a resource, resized by its ScalingPolicy signals."
-    definition_key = "resource"
+    member_type_key = "resource"
     properties = {"min_size": "integer", "max_size": "integer", "desired_capacity": "integer", "resource": "map",
                   "cooldown": "integer", "rolling_updates": "map"}
     required = frozenset({"min_size", "max_size", "resource"})

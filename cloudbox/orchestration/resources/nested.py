@@ -27,7 +27,8 @@ class TemplateResource(Group):
         return ctx.template
 
     async def create(self, ctx: Context, props: dict[str, Any]) -> str:
-        child = await ctx.stacks.create_child(ctx.stack, ctx.physical_name, self._template(ctx), props, ctx.files)
+        child = await ctx.stacks.create_child(ctx.stack, ctx.physical_name, self._template(ctx), props, ctx.files,
+                                              ctx.environment)
         ctx.data["child"] = child["id"]
         ctx.data["sources"] = ctx.sources  # what the child was made of: a change there updates it
         return str(child["id"])
@@ -36,7 +37,7 @@ class TemplateResource(Group):
         ctx.data.setdefault("child", ctx.physical_id)
         await ctx.stacks.update_child({"id": ctx.data["child"], "name": ctx.physical_name,
                                        "project_id": ctx.stack["project_id"]}, self._template(ctx), new,
-                                      ctx.files)
+                                      ctx.files, ctx.environment)
         await self.wait(ctx)
         ctx.data["sources"] = ctx.sources
 
