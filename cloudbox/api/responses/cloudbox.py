@@ -11,6 +11,8 @@ P = "/cloudbox/v1"
 LIST_LINKS = obj({"self": STR, "previous": NSTR, "next": NSTR})
 NODE = obj({"id": STR, "name": STR, "role": STR, "address": STR, "tunnel_ip": NSTR, "status": enum("up", "down"),
             "up": BOOL, "joined_at": NSTR, "heartbeat_at": NSTR, "capacity": {"type": ["object", "null"]}})
+UPGRADE = obj({"finished_schema": INT, "lowest_schema": INT, "lowest_nodes": STR,
+               "this_node": obj({"package": STR, "command_schema": INT}), "stalled": {"type": ["object", "null"]}})
 
 
 def docs() -> dict[tuple[str, str], Doc]:
@@ -33,6 +35,10 @@ def docs() -> dict[tuple[str, str], Doc]:
         ("GET", f"{P}/cluster/state"): Doc({200: obj({"node": STR, "applied_revision": INT, "applied_seq": INT,
                                                       "hashes": {"type": "object", "additionalProperties": STR},
                                                       "clustered": BOOL})}),
+        # A rolling upgrade's command schemas (cloudbox.cluster.versions); the POST is refused (409) while a
+        # node speaks an older schema, unless forced.
+        ("GET", f"{P}/cluster/upgrade"): Doc({200: UPGRADE}),
+        ("POST", f"{P}/cluster/upgrade"): Doc({200: UPGRADE}, errors=(409,)),
         ("GET", f"{P}/cluster/etcd"): Doc({200: obj({"clustered": BOOL, "leader": NSTR, "members": STRS})}),
         # Node-to-node routes: on the API port they answer 403 (the peer port asks for a node certificate).
         ("GET", f"{P}/cluster/snapshot"): Doc({200: Raw("application/vnd.sqlite3")}),
