@@ -1,9 +1,13 @@
-"""Rules of the code base that a test can hold: append-only migrations, documented settings."""
+"""Rules of the code base that a test can hold: append-only migrations, command kinds recorded with
+their schema, documented settings."""
 
 from __future__ import annotations
 
 import ast
+import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,6 +35,31 @@ def test_landed_migrations_are_unchanged_and_recorded():
         assert current[key] == digest, f"migration {key} was edited after it landed; add a new one instead"
     unrecorded = sorted(set(current) - set(landed))
     assert not unrecorded, f"record new migrations in tests/migrations.lock: {unrecorded}"
+
+
+def test_command_kinds_are_recorded_with_the_schema_that_brought_them():
+    """A node of an older release stops at a kind it does not know (cloudbox.state.commands), so a
+    kind a release adds must be proposed only once every node speaks that release's schema: its
+    ``since`` is that schema, and it never changes once recorded here."""
+    from cloudbox.state.commands import COMMAND_SCHEMA
+
+    lock = dict(line.split() for line in (ROOT / "tests" / "commands.lock").read_text().splitlines()
+                if line.strip() and not line.startswith("#"))
+    # In a fresh interpreter: other tests register kinds of their own.
+    listing = subprocess.run([sys.executable, "-c", "import json; from cloudbox.services import STORES; "
+                              "from cloudbox.state.commands import REGISTRY; "
+                              "print(json.dumps({k: str(c.SINCE) for k, c in REGISTRY.items()}))"],
+                             capture_output=True, text=True, check=True, cwd=ROOT)
+    current = json.loads(listing.stdout)
+    gone = sorted(set(lock) - set(current))
+    assert not gone, f"command kinds in the log must stay decodable; these went: {gone}"
+    changed = sorted(kind for kind in lock if lock[kind] != current[kind])
+    assert not changed, f"a recorded kind's since never changes: {changed}"
+    new = sorted(set(current) - set(lock))
+    assert not new, (f"record new command kinds in tests/commands.lock: {new}; a kind older releases do not know "
+                     f"is declared @command(name, since=N) with N a schema no landed release spoke "
+                     f"(COMMAND_SCHEMA is {COMMAND_SCHEMA}: bump it if the last release already spoke it)")
+    assert max(int(v) for v in current.values()) == COMMAND_SCHEMA
 
 
 def test_every_setting_is_documented_in_the_readme():

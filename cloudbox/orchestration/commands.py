@@ -14,7 +14,7 @@ from cloudbox.orchestration import commands_software  # noqa: F401  (software co
 from cloudbox.state.commands import Command, command
 
 
-@command("orchestration.stack.create")
+@command("orchestration.stack.create", since=2)
 class CreateStack(Command):
     """A new stack in CREATE IN_PROGRESS (``row``: every column of ``orchestration_stacks``)."""
 
@@ -22,7 +22,7 @@ class CreateStack(Command):
     event_id: str
 
 
-@command("orchestration.stack.state")
+@command("orchestration.stack.state", since=2)
 class StackState(Command):
     """The stack goes to ``action`` ``status`` (with ``changes`` to its columns), if its current
     action/status is one of ``expect`` ("ACTION_STATUS" strings; any when empty)."""
@@ -37,7 +37,7 @@ class StackState(Command):
     changes: dict[str, Any] | None = None
 
 
-@command("orchestration.resource.state")
+@command("orchestration.resource.state", since=2)
 class ResourceState(Command):
     """A resource of a stack goes to ``action`` ``status``; its row is made on first sight
     (``row_id``, ``type``); ``changes``: physical_id, properties, attributes, data, replaced_by."""
@@ -54,7 +54,7 @@ class ResourceState(Command):
     changes: dict[str, Any] | None = None
 
 
-@command("orchestration.resource.remove")
+@command("orchestration.resource.remove", since=2)
 class RemoveResource(Command):
     """A resource is gone from its stack (deleted, or replaced and its old self deleted)."""
 
@@ -62,14 +62,14 @@ class RemoveResource(Command):
     row_id: str
 
 
-@command("orchestration.stack.purge")
+@command("orchestration.stack.purge", since=2)
 class PurgeStack(Command):
     """A deleted stack's rows go (its resources were deleted first)."""
 
     id: str
 
 
-@command("orchestration.resource.signal")
+@command("orchestration.resource.signal", since=2)
 class SignalResource(Command):
     """A signal reached a resource (a WaitConditionHandle's URL was called): appended to its
     data's ``signals`` in apply, so two at once both count."""
@@ -92,7 +92,7 @@ class SignalBounded(SignalResource):
     limit: int = 1
 
 
-@command("orchestration.stack.claim")
+@command("orchestration.stack.claim", since=2)
 class ClaimStack(Command):
     """A live node takes over a stack in progress whose runner is down: applied only while the
     stack's runner is still ``runner_from`` (so of two nodes claiming it, one gets it)."""
@@ -104,14 +104,14 @@ class ClaimStack(Command):
     event_id: str
 
 
-@command("orchestration.plan.create")
+@command("orchestration.plan.create", since=2)
 class CreatePlan(Command):
     """A stored plan (``row``: every column of ``orchestration_plans``) of the stack's update."""
 
     row: dict[str, Any]
 
 
-@command("orchestration.plan.apply")
+@command("orchestration.plan.apply", since=2)
 class ApplyPlan(Command):
     """The stored plan's update starts (UPDATE IN_PROGRESS, its parts stored, the stack's own kept in
     ``previous``), only while the stack's event_seq is still the plan's stack_version and it is not
@@ -124,7 +124,7 @@ class ApplyPlan(Command):
     event_id: str
 
 
-@command("orchestration.plan.delete")
+@command("orchestration.plan.delete", since=2)
 class DeletePlan(Command):
     id: str
     stack_id: str

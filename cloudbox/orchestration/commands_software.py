@@ -13,26 +13,26 @@ from typing import Any
 from cloudbox.state.commands import Command, command
 
 
-@command("orchestration.software_config.create")
+@command("orchestration.software_config.create", since=2)
 class CreateSoftwareConfig(Command):
     """``row``: every column of ``orchestration_software_configs``."""
 
     row: dict[str, Any]
 
 
-@command("orchestration.software_config.delete")
+@command("orchestration.software_config.delete", since=2)
 class DeleteSoftwareConfig(Command):
     id: str
 
 
-@command("orchestration.software_deployment.create")
+@command("orchestration.software_deployment.create", since=2)
 class CreateSoftwareDeployment(Command):
     """``row``: every column of ``orchestration_software_deployments``."""
 
     row: dict[str, Any]
 
 
-@command("orchestration.software_deployment.update")
+@command("orchestration.software_deployment.update", since=2)
 class UpdateSoftwareDeployment(Command):
     """``changes``: config_id, input_values, output_values, action, status, status_reason."""
 
@@ -41,6 +41,6 @@ class UpdateSoftwareDeployment(Command):
     at: str
 
 
-@command("orchestration.software_deployment.delete")
+@command("orchestration.software_deployment.delete", since=2)
 class DeleteSoftwareDeployment(Command):
     id: str

@@ -18,7 +18,8 @@ History of the schema:
   1  every command kind up to the version gate (none carries "v")
   2  cluster.upgrade.finish (the cluster records that every node speaks a schema);
      volume.extend.remote (an in-use volume attached over NBD grows), volume.reimage (os-reimage)
-     orchestration.resource.signal.bounded (a signal kept within its resource's bound)
+     orchestration.resource.signal.bounded (a signal kept within its resource's bound);
+     every orchestration.* kind (the landed release before the gate had no orchestration)
 """
 
 from __future__ import annotations
