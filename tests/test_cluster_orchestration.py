@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from cloudbox.cluster.liveness import LEASE_TTL, TICK
-from tests.cluster_net import Node, Underlay, wait_until
+from tests.cluster_net import Node, joined_cluster, wait_until
 
 pytestmark = [
     pytest.mark.slow,
@@ -28,22 +28,8 @@ TEMPLATE = {"heat_template_version": "2021-04-16", "resources": {
 
 @pytest.fixture(scope="module")
 def three(tmp_path_factory: pytest.TempPathFactory):
-    net = Underlay(3, tmp_path_factory.mktemp("cluster-orchestration"),
-                   logs_to=tmp_path_factory.getbasetemp() / "cluster-orchestration-logs")
-    try:
-        net.up()
-        first = net.node(1)
-        first.init()
-        first.serve()
-        nodes = [first]
-        for n in (2, 3):
-            joiner = net.node(n)
-            joiner.password = first.password
-            joiner.join(first.cluster_add(f"node{n}"))
-            nodes.append(joiner)
+    with joined_cluster(tmp_path_factory, "cluster-orchestration", 3) as nodes:
         yield nodes
-    finally:
-        net.down()
 
 
 def resources(node: Node, base: str) -> dict[str, dict[str, Any]]:
