@@ -415,12 +415,10 @@ class OrchestrationService:
         return max(counts) + SIGNAL_MARGIN
 
     async def _propose_signal(self, stack_id: str, name: str, signal: dict[str, Any], limit: int) -> None:
-        """A signal bounded in apply (SignalBounded) once every node speaks its schema; before, the
-        bound checked by the caller is all there is."""
-        if self.engine.cluster_schema >= c.SignalBounded.SINCE:
-            await self.propose(c.SignalBounded(stack_id, name, signal, self.now(), str(uuid.uuid4()), limit))
-        else:
-            await self.propose(c.SignalResource(stack_id, name, signal, self.now(), str(uuid.uuid4())))
+        """A signal bounded in apply too (SignalBounded), for signals racing the caller's check.  Like
+        every orchestration command it needs schema 2: a cluster with a node older than that
+        refuses it (503) before anything is logged."""
+        await self.propose(c.SignalBounded(stack_id, name, signal, self.now(), str(uuid.uuid4()), limit))
 
     async def mark_unhealthy(self, stack: dict[str, Any], name: str, body: Any) -> None:
         """Heat's resource PATCH: ``mark_unhealthy`` true sets CHECK_FAILED with the reason (the next
