@@ -16,6 +16,7 @@ from cloudbox.volume import commands as c
 from cloudbox.volume import core, store
 from cloudbox.volume.driver import GB
 from cloudbox.volume.driver.dir import DirDriver
+from cloudbox.volume.reconcile import Worker
 from cloudbox.volume.service import VolumeService
 from tests.test_durability import _live_log_and_hashes
 
@@ -104,3 +105,29 @@ async def test_start_finishes_interrupted_work_and_removes_orphans(tmp_path: Pat
     entries, live = _live_log_and_hashes(tmp_path / "state.db")
     assert any('"type":"volume.purge"' in e for e in entries)
     assert replay(entries, tmp_path / "replayed.db", STORES) == live
+
+
+async def test_a_row_read_before_its_volume_was_made_does_not_make_it_again(tmp_path: Path):
+    """A pass reads the volumes to work on, then awaits other work; a run of one of them may end
+    meanwhile. Its stale row (still creating) must not start a second create: that deletes the
+    file of a volume already handed on (the full suite once booted a server on a vanished file)."""
+    engine = StateEngine(tmp_path / "state.db", STORES)
+    engine.open(create=True)
+    driver = DirDriver(tmp_path / "store")
+    driver.check()
+    defaults = core.quota_defaults(10, 1000, 10)
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(engine.run)
+            svc = VolumeService(engine, SETTINGS, driver, node_id="node-1", host="host-1")
+            stale = await engine.propose(c.CreateVolume(row("made"), defaults))
+            worker = Worker(svc)
+            await worker._volume(stale)  # the first run: made, available
+            assert engine.read_sync(store.get_volume, "made")["status"] == "available"
+            (driver.volumes / "volume-made.raw").write_bytes(b"the guest's data")
+            await worker._volume(stale)  # the same row again, as a pass that read it earlier holds it
+            assert (driver.volumes / "volume-made.raw").read_bytes() == b"the guest's data"
+            assert engine.read_sync(store.get_volume, "made")["status"] == "available"
+            nursery.cancel_scope.cancel()
+    finally:
+        engine.close()

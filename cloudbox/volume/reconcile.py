@@ -98,7 +98,13 @@ class Worker:
     async def _volume(self, volume: dict[str, Any]) -> None:
         try:
             async with self.limiter:
-                await self._act(volume)
+                # The pass read ``volume`` before it awaited other work; a run of the same volume may
+                # have ended meanwhile (its busy mark gone). Acting on the stale row would do the work
+                # again: a second create deletes the file of a volume already handed to a guest.
+                current = await self.svc.read(store.get_volume, volume["id"])
+                if current is None or current["status"] != volume["status"]:
+                    return
+                await self._act(current)
         finally:
             self.busy.discard(volume["id"])
             self.svc.wake.set()
@@ -153,6 +159,9 @@ class Worker:
         sid, status = snapshot["id"], snapshot["status"]
         try:
             async with self.limiter:
+                current = await self.svc.read(store.get_snapshot, sid)  # as in _volume: the pass's row may be stale
+                if current is None or current["status"] != status:
+                    return
                 if status == "creating":
                     await trio.to_thread.run_sync(self.driver.snapshot, sid, snapshot["volume_id"])
                     await self.svc.finish_snapshot(sid, ("creating",), "available", message="")
