@@ -44,6 +44,18 @@ def new_project_user(cloud: Cloud, admin: httpx.Client, role: str = "member") ->
     return project["id"], user["name"], cloud.token(user["name"], "pw", project=project["name"])
 
 
+def member_with_network(cloud: Cloud, name: str, cidr: str) -> tuple[str, httpx.Client, dict[str, Any]]:
+    """A new project's member (``new_project_user``) with a network ``name`` and an IPv4 subnet
+    ``cidr`` on it; returns (project id, the member's client, the network)."""
+    with cloud.client(cloud.token()) as admin:
+        project, _user, token = new_project_user(cloud, admin)
+    member = cloud.client(token)
+    net = member.post("/network/v2.0/networks", json={"network": {"name": name}}).json()["network"]
+    assert member.post("/network/v2.0/subnets", json={"subnet": {
+        "network_id": net["id"], "ip_version": 4, "cidr": cidr}}).status_code == 201
+    return project, member, net
+
+
 def boot(client: httpx.Client, image_id: str, flavor: str = "42", name: str | None = None,
          **extra: Any) -> dict[str, Any]:
     body = {"server": {"name": name or f"s-{uuid.uuid4().hex[:8]}", "imageRef": image_id, "flavorRef": flavor,

@@ -22,7 +22,7 @@ from cloudbox.orchestration import guest_signals
 from cloudbox.orchestration.resources.base import Context
 from cloudbox.orchestration.resources.wait import GUEST_BASE, WaitConditionHandle, signal_url
 from tests.cloud import Cloud, wait_for
-from tests.compute_helpers import new_project_user
+from tests.compute_helpers import member_with_network
 from tests.test_compute_libvirt import console
 from tests.test_compute_records_guest import node  # noqa: F401 - a real node with the test guest as "cirros"
 from tests.test_network_guests import checks, wait_booted
@@ -159,12 +159,7 @@ def template(network: str) -> dict[str, Any]:
 
 @pytest.mark.slow
 def test_a_real_guest_signals_its_wait_condition_through_the_metadata_address(node: Cloud):
-    admin = node.client(node.token())
-    project, _user, token = new_project_user(node, admin)
-    member = node.client(token)
-    net = member.post("/network/v2.0/networks", json={"network": {"name": "waits"}}).json()["network"]
-    assert member.post("/network/v2.0/subnets", json={"subnet": {
-        "network_id": net["id"], "ip_version": 4, "cidr": "192.168.9.0/24"}}).status_code == 201
+    project, member, net = member_with_network(node, "waits", "192.168.9.0/24")
     heat = f"/orchestration/v1/{project}"
     created = member.post(f"{heat}/stacks", json={"stack_name": "signalled", "template": template(net["id"])})
     assert created.status_code == 201, created.text
@@ -191,8 +186,7 @@ def test_a_real_guest_signals_its_wait_condition_through_the_metadata_address(no
     events = member.get(f"{link}/events", params={"resource_name": "handle"}).json()["events"]
     assert [e["resource_status_reason"] for e in events if e["resource_status"] == "SIGNAL_COMPLETE"] == \
         ["Signal: status:SUCCESS reason:Signal 1 received"]  # one signal counted: the forged one never was
-    for client in (member, admin):  # the node's teardown removes the guest
-        client.close()
+    member.close()  # the node's teardown removes the guest
 
 
 async def test_handle_attributes_point_guests_at_the_metadata_address():
