@@ -3,6 +3,7 @@ interpreter, since this one has loaded everything the other tests use."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import subprocess
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 from cloudbox import nbd_tls, pki
+from cloudbox.state import commands
 
 ROOT = Path(__file__).resolve().parents[1]
 OPENSSL_BINDING = "cryptography.hazmat.bindings.openssl.binding"
@@ -94,3 +96,45 @@ def test_the_network_driver_imports_unittest_mock_without_the_unittest_package()
               "import unittest\n"  # the package's own names still import (its __init__ runs then)
               "print(unittest.TestCase.__name__, unittest.mock.Mock.__name__, 'unittest.main' in sys.modules)\n")
     assert fresh(script) == ["True", "False", "TestCase", "Mock", "True"]
+
+
+def test_command_classes_share_their_generated_methods() -> None:
+    """Command classes get only __init__ of their own; what else dataclass(frozen=True) gives them
+    comes from Command, with the same answers as a class dataclass made itself."""
+    script = ("import cloudbox.server\nfrom cloudbox.state.commands import REGISTRY\n"
+              "own = {'__eq__', '__hash__', '__repr__', '__setattr__', '__delattr__'}\n"
+              "print(len(REGISTRY) > 150, sorted({n for c in REGISTRY.values() for n in own & c.__dict__.keys()}))\n")
+    assert fresh(script) == ["True", "[]"]
+
+    @commands.command("test.memory.shared")
+    class Shared(commands.Command):
+        name: str
+        tags: tuple[str, ...] = ()
+        size: int | None = None
+
+    @dataclasses.dataclass(frozen=True)
+    class Stock:
+        name: str
+        tags: tuple[str, ...] = ()
+        size: int | None = None
+
+    @commands.command("test.memory.shared.sub")
+    class Sub(Shared):
+        extra: int = 0
+
+    try:
+        for args in ({"name": "a"}, {"name": "b", "tags": ("x", "y"), "size": 3}):
+            ours, stock = Shared(**args), Stock(**args)
+            assert repr(ours).replace("Shared", "Stock", 1) == repr(stock)
+            assert hash(ours) == hash(stock)
+            assert ours == Shared(**args) and ours != Shared(**{**args, "size": 4}) and ours != Sub(**args)
+            assert ours != stock and ours.__eq__(stock) is NotImplemented
+            for attempt in (lambda: setattr(ours, "name", "z"), lambda: setattr(ours, "other", 1),
+                            lambda: delattr(ours, "name")):
+                with pytest.raises(dataclasses.FrozenInstanceError):
+                    attempt()
+            assert commands.decode(commands.encode(ours)) == ours
+        assert repr(Sub("a", extra=2)).endswith("Sub(name='a', tags=(), size=None, extra=2)")
+        assert len({Shared("a"), Shared("a"), Shared("b")}) == 2
+    finally:
+        del commands.REGISTRY["test.memory.shared"], commands.REGISTRY["test.memory.shared.sub"]
