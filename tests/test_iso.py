@@ -51,7 +51,7 @@ def test_example_answer_file_is_valid():
 def test_a_full_answer_file_gives_the_node_its_files():
     a = ans.parse(GOOD)
     assert a.hostname == "node1.lab"
-    net = install.network_file(a, "52:54:00:12:34:56")
+    net = install.network_file(a.network, "52:54:00:12:34:56")
     assert "MACAddress=52:54:00:12:34:56" in net
     assert "Address=192.0.2.10/24" in net and "Gateway=192.0.2.1" in net and "DNS=192.0.2.53" in net
     assert "DHCP" not in net
@@ -76,6 +76,60 @@ def test_a_full_answer_file_gives_the_node_its_files():
 def test_bad_answers_are_refused_with_the_key(change, error):
     with pytest.raises(ans.AnswerError, match=error):
         ans.parse(GOOD.replace(*change, 1))
+
+
+TWO_LINKS = """
+hostname = "node2"
+root_password = "long enough"
+[network]
+interface = "auto"
+mode = "dhcp"
+[[network.extra]]
+interface = "52:54:00:C1:00:02"
+mode = "static"
+address = "10.99.0.2/24"
+[cloud]
+mode = "join"
+token = "abcdefgh12345678"
+advertise = "10.99.0.2"
+"""
+
+
+def test_a_second_interface_gets_its_own_static_network_file(tmp_path, monkeypatch):
+    a = ans.parse(TWO_LINKS)
+    assert a.network.mode == "dhcp" and len(a.extra_networks) == 1
+    link = a.extra_networks[0]
+    assert (link.interface, link.mode, link.address) == ("52:54:00:C1:00:02", "static", "10.99.0.2/24")
+    assert install.network_file(link, "52:54:00:c1:00:02").splitlines()[1:] == [
+        "[Match]", "MACAddress=52:54:00:c1:00:02", "", "[Network]", "Address=10.99.0.2/24"]
+    # configure() writes one networkd file per interface, the first one's name unchanged.
+    monkeypatch.setattr(install, "TARGET", tmp_path)
+    monkeypatch.setattr(install, "run", lambda *cmd, input=None: "uuid-1" if cmd[0] == "blkid" else "")
+    for sub in ("etc/default", "tmp", "etc/systemd/system/multi-user.target.wants"):
+        (tmp_path / sub).mkdir(parents=True)
+    (tmp_path / "etc/default/grub").write_text('GRUB_CMDLINE_LINUX_DEFAULT="quiet"\n')
+    links = [{"name": "ens3", "mac": "52:54:00:12:34:56"}, {"name": "ens4", "mac": "52:54:00:c1:00:02"}]
+    said: list[str] = []
+    install.configure(a, "/dev/vda", "/dev/vda2", "/dev/vda3", links, said.append)
+    files = sorted(p.name for p in (tmp_path / "etc/systemd/network").iterdir())
+    assert files == ["20-cloudbox.network", "21-cloudbox-1.network"]
+    assert "DHCP=ipv4" in (tmp_path / "etc/systemd/network/20-cloudbox.network").read_text()
+    assert "Address=10.99.0.2/24" in (tmp_path / "etc/systemd/network/21-cloudbox-1.network").read_text()
+    assert "ens4 (52:54:00:c1:00:02) static 10.99.0.2/24" in said[0]
+
+
+@pytest.mark.parametrize("change,error", [
+    (('interface = "52:54:00:C1:00:02"', 'interface = "auto"'), r"network.extra\[0\].interface: a name or a MAC"),
+    (('address = "10.99.0.2/24"', 'address = "10.99.0.2"'), r"network.extra\[0\].address: give the prefix"),
+    (('mode = "static"\naddress', 'mode = "bridge"\naddress'), r"network.extra\[0\].mode"),
+    (('address = "10.99.0.2/24"', 'address = "10.99.0.2/24"\ncolour = "red"'), r"unknown keys: network.extra\[0\].colour"),
+    (('interface = "auto"', 'interface = "52:54:00:c1:00:02"'), "configured twice"),
+    (('[[network.extra]]\ninterface = "52:54:00:C1:00:02"\nmode = "static"\naddress = "10.99.0.2/24"\n', 'extra = "ens4"\n'),
+     "network.extra: tables"),
+])
+def test_bad_extra_interfaces_are_refused_with_the_key(change, error):
+    with pytest.raises(ans.AnswerError, match=error):
+        ans.parse(TWO_LINKS.replace(*change, 1))
 
 
 def test_kernel_command_line_parameters():
@@ -155,3 +209,21 @@ def test_iso_builds_installs_unattended_and_serves():
     assert "ok: unattended install and first boot" in out
     print(out[-2500:])
     print(f"built and installed in {time.monotonic() - started:.0f} s")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("CLOUDBOX_ISO_TEST") != "1",
+                    reason="two installs from the ISO (tens of minutes under TCG): set CLOUDBOX_ISO_TEST=1")
+@pytest.mark.skipif(os.geteuid() != 0, reason="boots QEMU and writes disk images: needs root")
+def test_iso_second_vm_joins_the_first_with_the_answer_files_token():
+    isos = sorted((REPO / "packaging/build").glob("cloudbox-*-amd64.iso"), key=lambda p: p.stat().st_mtime)
+    if not isos:
+        pytest.skip("no ISO: packaging/build-iso.sh (or the test above) makes one")
+    run = subprocess.run([str(REPO / "packaging/test-iso.sh"), "--iso", str(isos[-1]), "--firmware", "uefi", "cluster"],
+                         capture_output=True, text=True, timeout=4 * 3600)
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-5000:]
+    assert "joining the cloud with the installer's token" in out
+    assert "both nodes up, seen from each" in out
+    assert "ok: two nodes from one ISO" in out
+    print(out[-4000:])

@@ -36,6 +36,43 @@ class Network:
     gateway: str = ""
     dns: list[str] = field(default_factory=list)
 
+    def check(self, key: str = "network") -> None:
+        if self.interface != "auto" and not (MAC_RE.match(self.interface.lower())
+                                             or re.match(r"^[A-Za-z0-9_.:-]{1,15}$", self.interface)):
+            raise AnswerError(f"{key}.interface: 'auto', a name or a MAC address, not {self.interface!r}")
+        if self.mode not in ("dhcp", "static"):
+            raise AnswerError(f"{key}.mode: 'dhcp' or 'static', not {self.mode!r}")
+        if self.mode == "static":
+            try:
+                iface = ipaddress.ip_interface(self.address)
+            except ValueError:
+                raise AnswerError(f"{key}.address: an address with its prefix (192.0.2.10/24), not {self.address!r}") from None
+            if iface.network.prefixlen == iface.max_prefixlen and iface.version == 4:
+                raise AnswerError(f"{key}.address: give the prefix length too (/24)")
+            if self.gateway:
+                gw = _ip(f"{key}.gateway", self.gateway)
+                if gw not in iface.network:
+                    raise AnswerError(f"{key}.gateway: {self.gateway} is not in {iface.network}")
+        for dns in self.dns:
+            _ip(f"{key}.dns", dns)
+
+
+NETWORK_KEYS = {"interface", "mode", "address", "gateway", "dns"}
+
+
+def _network(table: object, key: str) -> Network:
+    if not isinstance(table, dict):
+        raise AnswerError(f"{key}: a table")
+    bad = set(table) - NETWORK_KEYS - ({"extra"} if key == "network" else set())
+    if bad:
+        raise AnswerError(f"unknown keys: {', '.join(sorted(f'{key}.{k}' for k in bad))}")
+    dns = table.get("dns", [])
+    if not isinstance(dns, list):
+        raise AnswerError(f"{key}.dns: a list of addresses")
+    return Network(interface=str(table.get("interface", "auto")), mode=str(table.get("mode", "dhcp")),
+                   address=str(table.get("address", "")), gateway=str(table.get("gateway", "")),
+                   dns=[str(d) for d in dns])
+
 
 @dataclass
 class Answers:
@@ -45,6 +82,8 @@ class Answers:
     root_password_hash: str = ""     # crypt(3) hash, instead of root_password
     ssh_keys: list[str] = field(default_factory=list)
     network: Network = field(default_factory=Network)
+    # More interfaces ([[network.extra]], answer file only): a cluster link, a storage network.
+    extra_networks: list[Network] = field(default_factory=list)
     cloud: str = "new"               # "new" or "join"
     token: str = ""                  # join: from `cloudbox cluster add` on a node of the cloud
     advertise: str = ""              # the node's address for clients [default: its first address]
@@ -65,25 +104,16 @@ class Answers:
         for key in self.ssh_keys:
             if not re.match(r"^(ssh-|ecdsa-|sk-)\S+ \S+", key):
                 raise AnswerError(f"ssh_keys: not an OpenSSH public key: {key[:30]!r}")
-        net = self.network
-        if net.interface != "auto" and not (MAC_RE.match(net.interface.lower())
-                                            or re.match(r"^[A-Za-z0-9_.:-]{1,15}$", net.interface)):
-            raise AnswerError(f"network.interface: 'auto', a name or a MAC address, not {net.interface!r}")
-        if net.mode not in ("dhcp", "static"):
-            raise AnswerError(f"network.mode: 'dhcp' or 'static', not {net.mode!r}")
-        if net.mode == "static":
-            try:
-                iface = ipaddress.ip_interface(net.address)
-            except ValueError:
-                raise AnswerError(f"network.address: an address with its prefix (192.0.2.10/24), not {net.address!r}") from None
-            if iface.network.prefixlen == iface.max_prefixlen and iface.version == 4:
-                raise AnswerError("network.address: give the prefix length too (/24)")
-            if net.gateway:
-                gw = _ip("network.gateway", net.gateway)
-                if gw not in iface.network:
-                    raise AnswerError(f"network.gateway: {net.gateway} is not in {iface.network}")
-            for dns in net.dns:
-                _ip("network.dns", dns)
+        self.network.check()
+        seen = {self.network.interface.lower()}
+        for i, extra in enumerate(self.extra_networks):
+            key = f"network.extra[{i}]"
+            if extra.interface == "auto":
+                raise AnswerError(f"{key}.interface: a name or a MAC address ('auto' is the first interface's)")
+            extra.check(key)
+            if extra.interface.lower() in seen:
+                raise AnswerError(f"{key}.interface: {extra.interface} is configured twice")
+            seen.add(extra.interface.lower())
         if self.cloud not in ("new", "join"):
             raise AnswerError(f"cloud: 'new' or 'join', not {self.cloud!r}")
         if self.cloud == "join" and not re.match(r"^\S{8,}$", self.token):
@@ -112,12 +142,15 @@ def parse(text: str) -> Answers:
     unknown = set(data) - KNOWN
     if unknown:
         raise AnswerError(f"unknown keys: {', '.join(sorted(unknown))}")
-    net = data.get("network", {})
     cloud = data.get("cloud", {})
-    if not isinstance(net, dict) or not isinstance(cloud, dict):
-        raise AnswerError("[network] and [cloud] are tables")
-    bad = set(net) - {"interface", "mode", "address", "gateway", "dns"}
-    bad |= {f"cloud.{k}" for k in set(cloud) - {"mode", "token", "advertise"}}
+    if not isinstance(cloud, dict):
+        raise AnswerError("[cloud] is a table")
+    net = _network(data.get("network", {}), "network")
+    extra = data.get("network", {}).get("extra", [])
+    if not isinstance(extra, list):
+        raise AnswerError("network.extra: tables, written [[network.extra]]")
+    extra_networks = [_network(t, f"network.extra[{i}]") for i, t in enumerate(extra)]
+    bad = {f"cloud.{k}" for k in set(cloud) - {"mode", "token", "advertise"}}
     if bad:
         raise AnswerError(f"unknown keys: {', '.join(sorted(bad))}")
     try:
@@ -128,11 +161,7 @@ def parse(text: str) -> Answers:
             root_password_hash=str(data.get("root_password_hash", "")),
             ssh_keys=[str(k) for k in data.get("ssh_keys", [])],
             reboot=bool(data.get("reboot", True)),
-            network=Network(
-                interface=str(net.get("interface", "auto")), mode=str(net.get("mode", "dhcp")),
-                address=str(net.get("address", "")), gateway=str(net.get("gateway", "")),
-                dns=[str(d) for d in net.get("dns", [])],
-            ),
+            network=net, extra_networks=extra_networks,
             cloud=str(cloud.get("mode", "new")), token=str(cloud.get("token", "")),
             advertise=str(cloud.get("advertise", "")),
         )

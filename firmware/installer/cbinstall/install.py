@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .answers import ANSWER_LABEL, LIVE_MEDIUM, Answers, AnswerError
+from .answers import ANSWER_LABEL, LIVE_MEDIUM, Answers, AnswerError, Network
 
 SQUASHFS = LIVE_MEDIUM / "live" / "filesystem.squashfs"
 TARGET = Path("/target")
@@ -99,15 +99,15 @@ def partitions(disk: str) -> list[str]:
     return [line.split()[0] for line in out.splitlines() if line.split()[1] == "part"]
 
 
-def network_file(a: Answers, mac: str) -> str:
+def network_file(net: Network, mac: str) -> str:
     lines = ["# Written by the cloudbox installer.", "[Match]", f"MACAddress={mac}", "", "[Network]"]
-    if a.network.mode == "dhcp":
+    if net.mode == "dhcp":
         lines.append("DHCP=ipv4")
     else:
-        lines.append(f"Address={a.network.address}")
-        if a.network.gateway:
-            lines.append(f"Gateway={a.network.gateway}")
-    lines += [f"DNS={d}" for d in a.network.dns]
+        lines.append(f"Address={net.address}")
+        if net.gateway:
+            lines.append(f"Gateway={net.gateway}")
+    lines += [f"DNS={d}" for d in net.dns]
     return "\n".join(lines) + "\n"
 
 
@@ -119,6 +119,7 @@ def firstboot_file(a: Answers) -> str:
 def install(a: Answers, say: Say) -> None:
     disk = resolve_disk(a.disk)
     link = resolve_interface(a.network.interface)
+    extra_links = [resolve_interface(n.interface) for n in a.extra_networks]  # before the disk is touched
     need = int((LIVE_MEDIUM / "live" / "filesystem.size").read_text()) * 2**20 if (LIVE_MEDIUM / "live" / "filesystem.size").exists() else 0
     size = int(run("blockdev", "--getsize64", disk))
     if size < need + 2**30:
@@ -147,7 +148,7 @@ def install(a: Answers, say: Say) -> None:
         started = time.monotonic()
         run("unsquashfs", "-f", "-no-progress", "-d", str(TARGET), str(SQUASHFS))
         say(f"copied in {time.monotonic() - started:.0f} s")
-        configure(a, disk, esp, root, link, say)
+        configure(a, disk, esp, root, [link, *extra_links], say)
         for sub in ("dev", "proc", "sys", "run"):
             run("mount", "--rbind" if sub in ("dev", "sys") else "--bind", f"/{sub}", str(TARGET / sub))
             mounts.append(str(TARGET / sub))
@@ -161,8 +162,11 @@ def install(a: Answers, say: Say) -> None:
     run("sync")
 
 
-def configure(a: Answers, disk: str, esp: str, root: str, link: dict[str, str], say: Say) -> None:
-    say(f"configuring {a.hostname}: {link['name']} ({link['mac']}) {a.network.mode}{' ' + a.network.address if a.network.mode == 'static' else ''}")
+def configure(a: Answers, disk: str, esp: str, root: str, links: list[dict[str, str]], say: Say) -> None:
+    nets = [a.network, *a.extra_networks]
+    said = ", ".join(f"{link['name']} ({link['mac']}) {net.mode}{' ' + net.address if net.mode == 'static' else ''}"
+                     for link, net in zip(links, nets))
+    say(f"configuring {a.hostname}: {said}")
     t = TARGET
     uuid = {dev: run("blkid", "-s", "UUID", "-o", "value", dev).strip() for dev in (esp, root)}
     (t / "etc/fstab").write_text(
@@ -174,7 +178,9 @@ def configure(a: Answers, disk: str, esp: str, root: str, link: dict[str, str], 
     names = f"{a.hostname} {short}" if short != a.hostname else short
     (t / "etc/hosts").write_text(f"127.0.0.1\tlocalhost\n127.0.1.1\t{names}\n::1\tlocalhost ip6-localhost ip6-loopback\n")
     (t / "etc/systemd/network").mkdir(parents=True, exist_ok=True)
-    (t / "etc/systemd/network/20-cloudbox.network").write_text(network_file(a, link["mac"]))
+    for i, (link, net) in enumerate(zip(links, nets)):
+        name = "20-cloudbox.network" if i == 0 else f"21-cloudbox-{i}.network"
+        (t / "etc/systemd/network" / name).write_text(network_file(net, link["mac"]))
     if a.root_password_hash:
         run("chpasswd", "-e", "-R", str(t), input=f"root:{a.root_password_hash}\n")
     else:
