@@ -1,6 +1,8 @@
 """A whole small topology from one template, as its user (fake drivers): network, subnet, router
 on the external network with an interface, security group, port, key pair, server, floating IP,
-volume and its attachment, random string; outputs read across them; delete leaves nothing. And
+volume and its attachment, random string; outputs read across them; a floating IP moved and the
+volume detached, the router's interface removed outside the stack are found by `stack check` and
+put back by `stack update --existing`; delete leaves nothing. And
 a template cannot do what its user could not: a member's OS::Nova::Flavor fails as the compute
 API refuses it."""
 
@@ -11,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from tests.cloud import Cloud
+from tests.cloud import Cloud, wait_for
 from tests.test_openstack_cli import openstack
 from tests.test_orchestration_cli import cli, refused, user_env, user_ports  # noqa: F401 (the fixture)
 
@@ -79,12 +81,66 @@ def test_a_topology_from_one_template(new_cloud: Cloud, user_env: dict[str, str]
     assert port["security_group_ids"] == [resources["web"]]
     fip = cli(cloud, env, "floating", "ip", "show", resources["fip"])
     assert fip["port_id"] == resources["port"]
+    drift_of_links(cloud, env, resources)
 
     openstack(cloud, "stack", "delete", "--yes", "--wait", "app", env=env)
     assert cli(cloud, env, "server", "list") == [] and cli(cloud, env, "volume", "list") == []
     assert cli(cloud, env, "floating", "ip", "list") == [] and cli(cloud, env, "router", "list") == []
     assert [n["Name"] for n in cli(cloud, env, "network", "list") if n["Name"] == "app-net"] == []
     assert cli(cloud, env, "keypair", "list") == [] and user_ports(cloud, env) == []
+
+
+def checked(cloud: Cloud, env: dict[str, str]) -> dict[str, Any]:
+    """`openstack stack check --wait app` (it waits on the check's own events), then the stack and its
+    resources by name."""
+    openstack(cloud, "stack", "check", "--wait", "app", env=env, check=False)  # exits 1 on CHECK_FAILED
+    stack = cli(cloud, env, "stack", "show", "app")
+    rows = {r["resource_name"]: r for r in cli(cloud, env, "stack", "resource", "list", "app")}
+    return {"stack": stack, "resources": rows}
+
+
+def drift_of_links(cloud: Cloud, env: dict[str, str], resources: dict[str, str]) -> None:
+    """Links changed outside the stack: its floating IP moved to another port or taken off, its volume
+    detached, its router interface removed. `stack check` reports each from the cloud's database;
+    `stack update --existing` puts them back."""
+    assert checked(cloud, env)["stack"]["stack_status"] == "CHECK_COMPLETE"
+    other = cli(cloud, env, "port", "create", "--network", "app-net", "elsewhere")["id"]
+    openstack(cloud, "floating", "ip", "set", "--port", other, resources["fip"], env=env)
+    openstack(cloud, "server", "remove", "volume", resources["server"], resources["data"], env=env)
+    wait_for(lambda: cli(cloud, env, "volume", "show", "app-data")["status"] == "available", 60,
+             "the volume to be detached", every=0.3)
+    found = checked(cloud, env)
+    assert found["stack"]["stack_status"] == "CHECK_FAILED", found["stack"]
+    rows = found["resources"]
+    assert rows["fip"]["resource_status"] == "CHECK_FAILED"
+    assert rows["attach"]["resource_status"] == "CHECK_FAILED"
+    reasons = {name: cli(cloud, env, "stack", "resource", "show", "app", name)["resource_status_reason"]
+               for name in ("fip", "attach")}
+    assert f"port_id is '{other}' in the cloud, '{resources['port']}' in the stack" in reasons["fip"], reasons
+    assert "no longer exists (removed outside the stack)" in reasons["attach"], reasons
+    assert {n for n, r in rows.items() if r["resource_status"] == "CHECK_FAILED"} == {"fip", "attach"}, rows
+
+    updated = cli(cloud, env, "stack", "update", "--existing", "--wait", "app")
+    assert updated["stack_status"] == "UPDATE_COMPLETE", updated
+    assert cli(cloud, env, "floating", "ip", "show", resources["fip"])["port_id"] == resources["port"]
+    volume = cli(cloud, env, "volume", "show", "app-data")
+    assert volume["status"] == "in-use" and volume["attachments"][0]["server_id"] == resources["server"]
+    assert checked(cloud, env)["stack"]["stack_status"] == "CHECK_COMPLETE"
+    openstack(cloud, "port", "delete", other, env=env)
+
+    # The floating IP taken off its port, then the router's interface removed.
+    openstack(cloud, "floating", "ip", "unset", "--port", resources["fip"], env=env)
+    openstack(cloud, "router", "remove", "subnet", resources["router"], resources["subnet"], env=env)
+    found = checked(cloud, env)
+    failed = {n for n, r in found["resources"].items() if r["resource_status"] == "CHECK_FAILED"}
+    assert found["stack"]["stack_status"] == "CHECK_FAILED" and failed == {"fip", "plug"}, found
+    assert "port_id is None in the cloud" in cli(cloud, env, "stack", "resource", "show", "app", "fip")[
+        "resource_status_reason"]
+    assert cli(cloud, env, "stack", "update", "--existing", "--wait", "app")["stack_status"] == "UPDATE_COMPLETE"
+    assert cli(cloud, env, "floating", "ip", "show", resources["fip"])["port_id"] == resources["port"]
+    interfaces = cli(cloud, env, "port", "list", "--router", resources["router"], "--long")
+    assert any(resources["subnet"] in str(p["Fixed IP Addresses"]) for p in interfaces), interfaces
+    assert checked(cloud, env)["stack"]["stack_status"] == "CHECK_COMPLETE"
 
 
 def test_a_template_cannot_do_what_its_user_could_not(new_cloud: Cloud, user_env: dict[str, str], tmp_path: Path):

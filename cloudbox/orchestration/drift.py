@@ -16,7 +16,9 @@ from __future__ import annotations
 
 from typing import Any, Awaitable, Callable
 
+from cloudbox.errors import NotFound
 from cloudbox.orchestration.resources import PLUGINS, Context
+from cloudbox.orchestration.resources.base import find_neutron
 from cloudbox.orchestration.resources.network import rule_key
 
 INTENDED = "drift_intended"  # data key: the stack's values of the drifted properties
@@ -109,6 +111,30 @@ async def _volume(ctx: Context, props: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
+async def _floating(ctx: Context, props: dict[str, Any], floating_id: str) -> dict[str, Any]:
+    """Where a floating IP is: on the stack's port (and fixed address), or moved or taken off outside it."""
+    floating = (await ctx.api.get(f"{NEUTRON}/floatingips/{floating_id}"))["floatingip"]
+    found: dict[str, Any] = {}
+    if props.get("port_id"):
+        try:  # the template may name the port; the cloud answers its id
+            wanted = (await find_neutron(ctx.api, "ports", "port", str(props["port_id"])))["id"]
+        except NotFound:
+            wanted = None  # the stack's port is gone: wherever the address is now, it drifted
+        if floating.get("port_id") != wanted:
+            found["port_id"] = floating.get("port_id")
+    if props.get("fixed_ip_address") and floating.get("fixed_ip_address") != props["fixed_ip_address"]:
+        found["fixed_ip_address"] = floating.get("fixed_ip_address")
+    return found
+
+
+async def _floating_ip(ctx: Context, props: dict[str, Any]) -> dict[str, Any]:
+    return await _floating(ctx, props, ctx.physical_id)
+
+
+async def _floating_association(ctx: Context, props: dict[str, Any]) -> dict[str, Any]:
+    return await _floating(ctx, props, str(props.get("floatingip_id") or ctx.physical_id))
+
+
 READERS: dict[str, Reader] = {
     "OS::Nova::Server": _server,
     "OS::Neutron::SecurityGroup": _security_group,
@@ -117,4 +143,6 @@ READERS: dict[str, Reader] = {
     "OS::Neutron::Port": _neutron("ports", "port", "admin_state_up"),
     "OS::Neutron::Router": _neutron("routers", "router", "admin_state_up"),
     "OS::Cinder::Volume": _volume,
+    "OS::Neutron::FloatingIP": _floating_ip,
+    "OS::Neutron::FloatingIPAssociation": _floating_association,
 }

@@ -217,6 +217,17 @@ class RouterInterface(Plugin):
         await ctx.api.call("PUT", f"{NEUTRON}/routers/{router}/remove_router_interface", {key: value},
                            ok=(200, 404))
 
+    async def check_live(self, ctx: Context) -> None:
+        """The router still has the interface (NotFound once it was removed outside the stack)."""
+        if not ctx.physical_id:
+            return
+        router, _, pair = ctx.physical_id.partition(":")
+        key, _, value = pair.partition("=")
+        ports = (await ctx.api.get(f"{NEUTRON}/ports", device_id=router))["ports"]
+        if not any(p["id"] == value if key == "port_id" else
+                   any(ip.get("subnet_id") == value for ip in p.get("fixed_ips", [])) for p in ports):
+            raise NotFound(f"Router {router} has no interface with {key} {value}.")
+
 
 RULE_KEYS = ("direction", "ethertype", "protocol", "port_range_min", "port_range_max", "remote_ip_prefix",
              "remote_group_id")

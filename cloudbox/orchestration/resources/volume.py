@@ -113,6 +113,12 @@ class VolumeAttachment(Plugin):
         ctx.physical_id = await self.create(ctx, new)
         await self.wait(ctx)
 
+    async def check_live(self, ctx: Context) -> None:
+        """The volume is still on the server (Nova answers 404 once it was detached outside the stack)."""
+        if ctx.physical_id:
+            server, _, volume = ctx.physical_id.partition(":")
+            await ctx.api.get(f"{NOVA}/servers/{server}/os-volume_attachments/{volume}")
+
     async def delete(self, ctx: Context) -> None:
         if not ctx.physical_id:
             return
