@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import trio
 
+from cloudbox import memory
 from cloudbox.compute import commands as c
 from cloudbox.compute.boot_volumes_service import BootVolumes
 from cloudbox.compute import core, listing, scheduler, store
@@ -146,6 +147,9 @@ class ComputeService:
                 self.running = True
                 self.unavailable = ""
                 task_status.started()
+                # The node trimmed its heap when it began serving; compute starts later (the KVM
+                # probe, libvirt's capabilities) and leaves ~1 MiB of freed heap of its own (issue 14).
+                await trio.to_thread.run_sync(memory.trim_heap)
                 await trio.sleep_forever()
         finally:
             self.running = False
