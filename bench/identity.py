@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import shutil
 import signal
 import statistics
 import subprocess
@@ -189,6 +190,8 @@ def main() -> None:
                         help="run the node with libvirt and the Linux network driver (root), not the fakes")
     parser.add_argument("--trace", action="store_true",
                         help="debug: the server traces Python allocations; print what grew over the load")
+    parser.add_argument("--keep-trace", type=Path, metavar="DIR",
+                        help="with --trace: copy the snapshots (idle, end of load, settled) to DIR to study them")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra environment of the server (e.g. MALLOC_ARENA_MAX=2), to compare")
     args = parser.parse_args()
@@ -283,6 +286,11 @@ def main() -> None:
               f"idle RSS < 100 MB: {'met' if idle['VmRSS'] * 1024 < 100e6 else 'NOT met'}; "
               f"{args.settle:g} s after the load within 1.3x of idle: {'met' if ratio <= 1.3 else 'NOT met'}")
         if trace_dir is not None:
+            if args.keep_trace is not None:
+                args.keep_trace.mkdir(parents=True, exist_ok=True)
+                for snap in snaps:
+                    if snap is not None:
+                        shutil.copy(snap, args.keep_trace / snap.name)
             print_holders(snaps[0], 15)
             print_diff("idle -> end of the load", snaps[0], snaps[1], 15)
             print_diff(f"idle -> {args.settle:g} s after", snaps[0], snaps[2], 15)
