@@ -138,3 +138,12 @@ def test_command_classes_share_their_generated_methods() -> None:
         assert len({Shared("a"), Shared("a"), Shared("b")}) == 2
     finally:
         del commands.REGISTRY["test.memory.shared"], commands.REGISTRY["test.memory.shared.sub"]
+
+
+def test_re2_is_imported_at_the_first_pattern() -> None:
+    script = ("import sys\nimport cloudbox.server\nfrom cloudbox.compute import core\n"
+              "from cloudbox.orchestration.hot import patterns\n"
+              "print('re2' in sys.modules)\n"
+              "print(core.regex_matcher('^web-[0-9]+', 'name')('web-12'), core.regex_matcher('x', 'name')('web'))\n"
+              "print('re2' in sys.modules, patterns.matcher('[a-z]+')('abc'), patterns.matcher('(a+)+')('aab'))\n")
+    assert fresh(script) == ["False", "True", "False", "True", "True", "False"]
