@@ -120,6 +120,10 @@ def join(token: str, data_dir: str | None, listen: str, advertise: str | None, n
     if no_serve:
         click.echo(f"Start it with: cloudbox serve --data-dir {directory.root}")
         return
+    if _start_unit(directory):  # the .deb under systemd: its unit serves the node, so apt's upgrades restart it
+        click.echo(f"  Serving:       started {SYSTEMD_UNIT} (journalctl -u cloudbox)")
+        click.echo(f"  API: {joined.url}")
+        return
     try:
         _serve_background(directory)
     except SetupError as exc:
