@@ -52,6 +52,7 @@ nspawn_boot() {  # nspawn_boot ROOT LOG [nspawn options...]
     if [ -z "$NSPAWN_LEADER" ]; then
         echo "nspawn: systemd did not boot in $root" >&2
         cat "$log" >&2
+        kill "$NSPAWN_PID" 2>/dev/null; wait "$NSPAWN_PID" 2>/dev/null
         return 1
     fi
     for _ in $(seq 600); do  # systemctl needs the manager's socket, made early in the boot

@@ -39,9 +39,12 @@ cleanup() {
     for n in "${NODES[@]}"; do nspawn_poweroff "${NSPAWN[$n]:-}" "${LEADER[$n]:-}"; done
     for n in "${NODES[@]}"; do overlay_umount "$RUN/node$n"; done
     overlay_umount "$RUN/layer"
-    # The guest's cgroups (made by libvirt in the containers' v1 hierarchies, left when they stopped).
-    [ -z "${server:-}" ] || find /sys/fs/cgroup -depth -mindepth 2 -maxdepth 6 -type d -name "*$server*" \
-        -exec rmdir {} \; 2>/dev/null
+    # The guest's cgroups: libvirt made them (machine-qemu-embed-...-cloudbox-<server id>...scope) in the
+    # v1 hierarchies the containers' cgroup namespaces share with the host; QEMU died with its container.
+    if [ -n "${server:-}" ]; then
+        find /sys/fs/cgroup -mindepth 2 -maxdepth 8 -type d -name "machine-qemu*cloudbox*${server:0:8}*" -prune 2>/dev/null \
+            | while read -r d; do find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null; done
+    fi
     for ns in hub n1 n2 n3 client; do
         ip netns list | grep -qw "$NS-$ns" || continue
         for pid in $(ip netns pids "$NS-$ns"); do kill -9 "$pid" 2>/dev/null; done  # only ours live there
@@ -168,10 +171,14 @@ stage "boot the guest (TCG)"
 read -r server guest_host < <(rolling_client guest --nodes "https://$SUBNET.1:8443" --image "$RUN/guest.qcow2" \
     --timeout 600) || fail "the guest did not boot"
 guest_node=${guest_host#node}
-qemu_pid() { on "$guest_node" pgrep -f "qemu-system.*$server" || true; }
-qemu=$(qemu_pid)
+qemu_pid() {  # (no procps in minbase)
+    on "$guest_node" /bin/sh -c 'for p in /proc/[0-9]*; do
+        tr "\0" " " <$p/cmdline 2>/dev/null | grep -q "^[^ ]*qemu-system.*$1" && echo ${p#/proc/}; done; true' - "$server"
+}
+alive() { on "$guest_node" /bin/sh -c 'kill -0 "$1"' - "$1"; }
+qemu=$(qemu_pid | head -1)
 [ -n "$qemu" ] || fail "no QEMU process of server $server in node $guest_node"
-accel=$(on "$guest_node" cat "/proc/$qemu/cmdline" | tr '\0' ' ' | grep -o 'accel=[a-z]*' | head -1 || true)
+accel=$(on "$guest_node" cat "/proc/$qemu/cmdline" | tr '\0' ' ' | grep -o -- '-accel [a-z]*' | head -1 || true)
 say "guest $server ACTIVE on $guest_host, QEMU pid $qemu (in its container) ${accel:-}"
 
 # --- 5. the client ------------------------------------------------------------------------------
@@ -205,7 +212,7 @@ for n in "${NODES[@]}"; do
         grep 'healthy:   yes' /root/status
         echo \"node$n: pid \$old -> \$new, package $new_version, cloudbox \${want% *}, command schema \${want#* }\"
     " || { on "$n" journalctl -u cloudbox.service -o cat | tail -30; fail "node $n did not come back on the new package"; }
-    on "$guest_node" kill -0 "$qemu" || fail "the guest's QEMU (pid $qemu) died during the upgrade of node $n"
+    alive "$qemu" || fail "the guest's QEMU (pid $qemu) died during the upgrade of node $n"
     say "the guest's QEMU pid $qemu still runs; client: $(grep -c refused "$RUN/client.log" || true) refusals so far"
 done
 
@@ -226,7 +233,7 @@ client=""
 rolling_client converge --nodes "$URLS" --timeout 120 || fail "the nodes' states differ"
 read -r status host < <(rolling_client server --nodes "https://$SUBNET.1:8443" --server "$server")
 [ "$status" = ACTIVE ] || fail "the guest is $status"
-on "$guest_node" kill -0 "$qemu" || fail "the guest's QEMU (pid $qemu) is gone"
+alive "$qemu" || fail "the guest's QEMU (pid $qemu) is gone"
 say "the guest $server is $status on $host, QEMU pid $qemu unchanged"
 stage_done
 
