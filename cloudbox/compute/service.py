@@ -147,8 +147,7 @@ class ComputeService:
                 self.running = True
                 self.unavailable = ""
                 task_status.started()
-                # The node trimmed its heap when it began serving; compute starts later (the KVM
-                # probe, libvirt's capabilities) and leaves ~1 MiB of freed heap of its own (issue 14).
+                # compute starts after the node's start-up trim; its own start leaves ~1 MiB freed (issue 14)
                 await trio.to_thread.run_sync(memory.trim_heap)
                 await trio.sleep_forever()
         finally:
