@@ -91,6 +91,8 @@ class Writer:
         self.longest_refusal = 0.0
         self.longest_gap = 0.0
         self.gap_at = ""
+        self.node_refusing_since: dict[str, float] = {}
+        self.node_outage: dict[str, float] = {n: 0.0 for n in api.nodes}
 
     def next_node(self) -> str:
         node = self.api.nodes[self.turn % len(self.api.nodes)]
@@ -117,9 +119,14 @@ class Writer:
                 self.refusing_since = None
                 self.last_accepted = t
                 self.accepted += 1
+                if node in self.node_refusing_since:  # this node answers again
+                    down = t - self.node_refusing_since.pop(node)
+                    self.node_outage[node] = max(self.node_outage[node], down)
+
                 return status, text
             self.refused += 1
             self.refused_by_node[node] += 1
+            self.node_refusing_since.setdefault(node, t)
             if self.refusing_since is None:
                 self.refusing_since = t
             print(f"{stamp()} refused: {method} {path} by {node}: {status} {text[:160]!r}", flush=True)
@@ -130,6 +137,7 @@ class Writer:
     def summary(self) -> dict[str, Any]:
         open_stretch = now() - self.refusing_since if self.refusing_since is not None else 0.0
         return {"accepted": self.accepted, "refused": self.refused, "refused_by_node": self.refused_by_node,
+                "longest_node_outage_s": {n: round(s, 1) for n, s in self.node_outage.items()},
                 "longest_refusal_s": round(max(self.longest_refusal, open_stretch), 2),
                 "longest_gap_s": round(max(self.longest_gap, now() - self.last_accepted), 2),
                 "longest_gap_ended_at": self.gap_at, "still_refusing": self.refusing_since is not None}
