@@ -189,7 +189,8 @@ def main() -> None:
                         help="distinct tokens issued, then each validated as a caller (what caches hold)")
     parser.add_argument("--settle", type=float, default=30.0, help="seconds after the load before the last RSS")
     parser.add_argument("--idle-wait", type=float, default=10.0,
-                        help="seconds after the node serves (and, with --real-drivers, compute reports) before the idle RSS (earlier runs: 2)")
+                        help="seconds after the node serves (with --real-drivers: after compute reports) "
+                             "before the idle RSS (earlier runs: 2)")
     parser.add_argument("--real-drivers", action="store_true",
                         help="run the node with libvirt and the Linux network driver (root), not the fakes")
     parser.add_argument("--trace", action="store_true",
