@@ -34,7 +34,15 @@ declare -A NSPAWN LEADER
 client=""
 
 cleanup() {
+    local status=$?
     set +e
+    if [ "$status" != 0 ]; then  # what each node said last
+        for n in "${NODES[@]}"; do
+            [ -n "${LEADER[$n]:-}" ] || continue
+            echo "--- node$n: journal of cloudbox.service" >&2
+            in_booted "${LEADER[$n]}" journalctl -u cloudbox.service -o cat -n 25 --no-pager >&2
+        done
+    fi
     [ -z "$client" ] || { kill "$client" 2>/dev/null; wait "$client" 2>/dev/null; }
     for n in "${NODES[@]}"; do nspawn_poweroff "${NSPAWN[$n]:-}" "${LEADER[$n]:-}"; done
     for n in "${NODES[@]}"; do overlay_umount "$RUN/node$n"; done
