@@ -156,7 +156,10 @@ def writes(args: argparse.Namespace, api: Api) -> int:
         while not os.path.exists(args.stop):
             i += 1
             name = f"rolling-{os.getpid()}-{i}"
-            status, text = writer.write("POST", "/identity/v3/projects", {"project": {"name": name}}, {201}, 600)
+            status, text = writer.write("POST", "/identity/v3/projects", {"project": {"name": name}}, {201, 409}, 600)
+            if status == 409:  # an attempt that got no answer went through: that project stays
+                print(f"{stamp()} {name} exists already (an unanswered attempt created it)", flush=True)
+                continue
             if status != 201:
                 break
             project = json.loads(text)["project"]["id"]

@@ -222,6 +222,7 @@ for n in "${NODES[@]}"; do
     " || { on "$n" journalctl -u cloudbox.service -o cat | tail -30; fail "node $n did not come back on the new package"; }
     alive "$qemu" || fail "the guest's QEMU (pid $qemu) died during the upgrade of node $n"
     say "the guest's QEMU pid $qemu still runs; client: $(grep -c refused "$RUN/client.log" || true) refusals so far"
+    on "$n" cloudbox status | sed -n '/^versions:/,/^healthy:/p' || true  # mixed releases and schemas
 done
 
 stage "cloudbox cluster finish-upgrade"
