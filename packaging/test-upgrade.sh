@@ -12,10 +12,9 @@
 # Needs root, debootstrap, systemd-container, and the network for apt (or a warm cache).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/nspawn.sh"
 need_root
 
-BASE=${CLOUDBOX_TEST_ROOT:-/var/cache/cloudbox-test/bookworm}
-MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 RUN=$(mktemp -d /var/tmp/cloudbox-upgrade-test.XXXXXX)
 ROOT=$RUN/merged
 nspawn=""
@@ -27,44 +26,18 @@ cleanup() {
 trap cleanup EXIT
 
 # --- the two packages ---------------------------------------------------------------------
-build() {  # build SOURCE_REPO OUT: build-deb.sh of that checkout, offline from this one's wheelhouse
-    mkdir -p "$2"
-    if [ -d "$REPO/packaging/build/wheelhouse" ]; then cp -a "$REPO/packaging/build/wheelhouse" "$2/"; fi
-    if [ -x "$REPO/packaging/build/tools/bin/pip" ]; then ln -s "$REPO/packaging/build/tools" "$2/tools"; fi
-    "$1/packaging/build-deb.sh" "$2" >"$2.log" 2>&1 || { tail -30 "$2.log" >&2; exit 1; }
-    ls "$2"/cloudbox_*.deb
-}
 if [ "${1:-}" = --debs ]; then
     OLD_DEB=$(realpath "$2"); NEW_DEB=$(realpath "$3")
 else
-    old_rev=$(git -C "$REPO" rev-parse --verify "${1:-HEAD~1}^{commit}")
-    say "building the .deb of HEAD ($(git -C "$REPO" rev-parse --short HEAD)) and of ${old_rev:0:9}"
-    NEW_DEB=$(build "$REPO" "$RUN/new")
-    # The old commit in a clone sharing this repository's objects (this checkout stays untouched).
-    git clone -q --shared --no-checkout "$REPO" "$RUN/old-src"
-    git -C "$RUN/old-src" checkout -q "$old_rev"
-    ln -s "$VENV" "$RUN/old-src/.venv"  # the same pins as the current build
-    [ ! -d "$REPO/web/vendor" ] || cp -r "$REPO/web/vendor" "$RUN/old-src/web/vendor"
-    built=$(build "$RUN/old-src" "$RUN/old")
-    # Both may carry the same version: the old one is relabelled <version>~old, so apt upgrades.
-    dpkg-deb -R "$built" "$RUN/old-tree"
-    sed -i 's/^Version: \(.*\)$/Version: \1~old/' "$RUN/old-tree/DEBIAN/control"
-    OLD_DEB=$RUN/old/$(basename "$built" _amd64.deb)~old_amd64.deb
-    dpkg-deb --root-owner-group -Zxz --build "$RUN/old-tree" "$OLD_DEB" >/dev/null
-    rm -rf "$RUN/old-tree"
+    build_old_and_new "${1:-HEAD~1}" "$RUN"  # packaging/nspawn.sh
 fi
 old_version=$(dpkg-deb -f "$OLD_DEB" Version)
 new_version=$(dpkg-deb -f "$NEW_DEB" Version)
 say "upgrade $old_version -> $new_version"
 
 # --- the clean system -----------------------------------------------------------------------
-if [ ! -x "$BASE/usr/bin/apt-get" ]; then
-    say "debootstrap of Debian 12 into $BASE (once)"
-    mkdir -p "$(dirname "$BASE")"
-    debootstrap --variant=minbase bookworm "$BASE.new" "$MIRROR" >/dev/null
-    mv "$BASE.new" "$BASE"
-fi
-mkdir -p "$BASE.archives/partial" "$RUN/upper" "$RUN/work" "$ROOT"
+ensure_base
+mkdir -p "$RUN/upper" "$RUN/work" "$ROOT"
 mount -t overlay overlay -o "lowerdir=$BASE,upperdir=$RUN/upper,workdir=$RUN/work" "$ROOT"
 printf '#!/bin/sh\nexit 101\n' >"$ROOT/usr/sbin/policy-rc.d"  # nothing starts during the first install
 chmod 755 "$ROOT/usr/sbin/policy-rc.d"
@@ -80,24 +53,10 @@ systemd-nspawn -q --register=no --keep-unit --bind="$BASE.archives:/var/cache/ap
 rm -f "$ROOT/usr/sbin/policy-rc.d"
 
 say "boot the root's systemd (private network)"
-systemd-nspawn -q --register=no --keep-unit --private-network --console=passive \
-    --bind="$BASE.archives:/var/cache/apt/archives" -D "$ROOT" -b </dev/null >"$RUN/boot.log" 2>&1 &
-nspawn=$!
-leader=""
-for _ in $(seq 150); do  # the container's PID 1 once it is systemd
-    for pid in $(pgrep -P "$nspawn" || true); do
-        [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = systemd ] && leader=$pid
-    done
-    [ -n "$leader" ] && break
-    sleep 0.2
-done
-[ -n "$leader" ] || { echo "test-upgrade: systemd did not boot in the root" >&2; cat "$RUN/boot.log" >&2; exit 1; }
-booted() { nsenter -t "$leader" -m -u -i -n -p -r -w -- env DEBIAN_FRONTEND=noninteractive "$@" </dev/null; }
-for _ in $(seq 300); do
-    [ -S "/proc/$leader/root/run/systemd/private" ] && break
-    sleep 0.2
-done
-timeout 120 nsenter -t "$leader" -m -u -i -n -p -r -w -- systemctl is-system-running --wait >/dev/null || true
+nspawn_boot "$ROOT" "$RUN/boot.log" --private-network --bind="$BASE.archives:/var/cache/apt/archives"
+nspawn=$NSPAWN_PID
+leader=$NSPAWN_LEADER
+booted() { in_booted "$leader" "$@"; }
 
 # Helpers inside the root: the API with an admin token, the unit's processes, the node's state.
 cat >"$ROOT/root/lib.sh" <<'EOF'
