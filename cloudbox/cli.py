@@ -339,8 +339,12 @@ def _echo_versions(directory: DataDir) -> None:
         upgrade = _node_api(directory, "GET", "/cloudbox/v1/cluster/upgrade")
     except SetupError:
         return
-    click.echo(f"versions:  the cluster finished its upgrade to command schema {upgrade['finished_schema']}; "
-               f"its nodes speak at least {upgrade['lowest_schema']}")
+    if upgrade["finished_schema"] > 1:
+        click.echo(f"versions:  the cluster finished its upgrade to command schema {upgrade['finished_schema']}; "
+                   f"its nodes speak at least {upgrade['lowest_schema']}")
+    else:  # no upgrade recorded: a cloud made by this release, or never upgraded
+        click.echo(f"versions:  no upgrade recorded; the cluster's nodes speak at least command schema "
+                   f"{upgrade['lowest_schema']}")
     for n in sorted(nodes, key=lambda n: n["name"]):
         click.echo(f"  {n['name']:<16} {n['status']:<5} cloudbox {n.get('version', '?'):<12} "
                    f"command schema {n.get('command_schema', '?')}")

@@ -158,6 +158,8 @@ def test_one_node_shows_its_versions_and_finishes_an_upgrade_once(new_cloud):
         assert (me["version"], me["command_schema"]) == (health["version"], 2)
         view = c.get("/cloudbox/v1/cluster/upgrade").json()
         assert (view["finished_schema"], view["lowest_schema"], view["stalled"]) == (1, 2, None)
+        fresh = run_cli("status", "--data-dir", str(new_cloud.data_dir)).stdout
+        assert "no upgrade recorded; the cluster's nodes speak at least command schema 2" in fresh, fresh
         for bad in ({"force": "yes"}, {"bogus": 1}):
             r = c.post("/cloudbox/v1/cluster/upgrade", json=bad)
             assert r.status_code == 400, r.text
