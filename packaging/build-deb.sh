@@ -37,7 +37,16 @@ else
     say "source: git HEAD $(git -C "$REPO" rev-parse --short HEAD)"
     git -C "$REPO" archive HEAD | tar -x -C "$SRC"
 fi
-VERSION=$("$PY" -c 'import re,sys; print(re.search(r"__version__ = \"([^\"]+)\"", open(sys.argv[1]).read())[1])' "$SRC/cloudbox/__init__.py")
+RELEASE=$("$PY" -c 'import re,sys; print(re.search(r"__version__ = \"([^\"]+)\"", open(sys.argv[1]).read())[1])' "$SRC/cloudbox/__init__.py")
+# The version names the build, the release then the commit's time and id (a working tree's: the
+# build's time), so that `cloudbox status` tells an upgraded node from the others and apt orders
+# two builds of one release. Also a PEP 440 local version ("g": an all-digit id would be renumbered).
+if [ "$WORKTREE" = 1 ]; then
+    VERSION=$RELEASE+wt$(date -u +%Y%m%d%H%M%S)
+else
+    VERSION=$RELEASE+git$(TZ=UTC git -C "$REPO" log -1 --date=format-local:%Y%m%d%H%M%S --format=%cd).g$(git -C "$REPO" rev-parse --short=9 HEAD)
+fi
+sed -i "s/^__version__ = \".*\"/__version__ = \"$VERSION\"/" "$SRC/cloudbox/__init__.py"
 ARCH=$(dpkg --print-architecture)
 DEB=$OUT/cloudbox_${VERSION}_${ARCH}.deb
 
