@@ -4,15 +4,23 @@
 support, KVM runs SeaBIOS (slowly) and then stops the guest with "KVM
 internal error. Suberror: 1" at the first IRET in 32-bit protected mode, as
 SYSLINUX executes.  The probe guest does exactly that from its boot sector
-and reports on the serial port; TCG runs it in well under a second.  The
-verdict is cached per process.
+and reports on the serial port; TCG runs it in well under a second.
+
+The verdict is cached per process, and a verdict the probe guest itself gave (it ran, stopped,
+or blocked: on hosts where starting a KVM guest blocks, the probe costs its whole 40 s) is also
+kept for the rest of the host's boot in ``HOST_CACHE``, keyed by the boot id, /dev/kvm, the KVM
+modules' parameters and the QEMU binary, so that later node starts on the host skip it. A verdict
+from a failure to start the probe (a permission, a libvirt error) is never kept there. Deleting
+the file makes the next node start probe again.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import logging
 import os
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -46,8 +54,51 @@ PROBE_DONE = b"CLOUDBOX-PROBE: protected mode ok"
 PROBE_STARTED = b"CLOUDBOX-PROBE: real mode"
 PROBE_NAME_PREFIX = "kvmprobe-"  # not "cloudbox-": list_domains never shows it
 
+HOST_CACHE = Path("/run/cloudbox/kvm-probe.json")  # /run: gone at the host's next boot
+
 _probe_lock = threading.Lock()
 _probe_result: tuple[str, str] | None = None
+
+
+def host_key() -> dict[str, object]:
+    """What a probe's verdict depends on, short of running it again."""
+    def read(path: str) -> str | None:
+        try:
+            return Path(path).read_text().strip()
+        except OSError:
+            return None
+
+    qemu = shutil.which("qemu-system-x86_64")
+    qemu_stat = os.stat(qemu) if qemu else None
+    try:
+        kvm_device: int | None = os.stat("/dev/kvm").st_rdev
+    except OSError:
+        kvm_device = None
+    params = {str(p): read(str(p)) for p in sorted(Path("/sys/module").glob("kvm*/parameters/nested"))}
+    return {"boot_id": read("/proc/sys/kernel/random/boot_id"), "kvm_device": kvm_device, "kvm_params": params,
+            "qemu": [qemu, qemu_stat.st_size, qemu_stat.st_mtime_ns] if qemu_stat else None}
+
+
+def load_host_verdict(path: Path | None = None) -> tuple[str, str] | None:
+    """The verdict an earlier probe gave in this boot of the host, if nothing it depends on changed."""
+    try:
+        kept = json.loads((path or HOST_CACHE).read_text())
+        if kept["key"] == json.loads(json.dumps(host_key())) and kept["accel"] in ("kvm", "tcg"):
+            return str(kept["accel"]), f"{kept['detail']} (found by an earlier probe in this boot of the host)"
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
+def keep_host_verdict(verdict: tuple[str, str], path: Path | None = None) -> None:
+    path = path or HOST_CACHE
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}")
+        temporary.write_text(json.dumps({"key": host_key(), "accel": verdict[0], "detail": verdict[1]}))
+        os.replace(temporary, path)
+    except OSError as exc:  # a read-only /run: the next start probes again
+        log.warning("the KVM probe's verdict could not be kept", extra={"path": str(path), "error": str(exc)})
 
 
 def probe_disk() -> bytes:
@@ -98,12 +149,19 @@ def probe_kvm(
     conn: libvirt.virConnect, work_dir: Path, qemu_log_dir: Path | None = None, timeout: float = PROBE_TIMEOUT
 ) -> tuple[str, str]:
     """("kvm" | "tcg", what was seen): boot the probe guest under KVM, at most ``timeout`` seconds."""
+    return _probe(conn, work_dir, qemu_log_dir, timeout)[0]
+
+
+def _probe(
+    conn: libvirt.virConnect, work_dir: Path, qemu_log_dir: Path | None, timeout: float
+) -> tuple[tuple[str, str], bool]:
+    """The verdict, and whether the probe guest gave it (then it lasts the host's boot)."""
     if not os.path.exists("/dev/kvm"):
-        return "tcg", "no /dev/kvm on this host"
+        return ("tcg", "no /dev/kvm on this host"), False
     try:
         conn.getDomainCapabilities(None, "x86_64", None, "kvm", 0)
     except libvirt.libvirtError as exc:
-        return "tcg", f"/dev/kvm exists but libvirt cannot use KVM: {exc.get_error_message()}"
+        return ("tcg", f"/dev/kvm exists but libvirt cannot use KVM: {exc.get_error_message()}"), False
     for dom in conn.listAllDomains(0):  # a probe left behind by a killed process
         if dom.name().startswith(PROBE_NAME_PREFIX):
             try:
@@ -122,23 +180,24 @@ def probe_kvm(
     try:
         dom = conn.createXML(_probe_xml(name, disk, console), 0)
     except libvirt.libvirtError as exc:
-        return "tcg", f"a KVM guest could not start: {exc.get_error_message()}"
+        return ("tcg", f"a KVM guest could not start: {exc.get_error_message()}"), False
     try:
         while True:
             elapsed = time.monotonic() - started
             output = console.read_bytes() if console.exists() else b""
             if PROBE_DONE in output:
-                return "kvm", f"a KVM probe guest ran real-mode and protected-mode code in {elapsed:.1f} s"
+                return ("kvm", f"a KVM probe guest ran real-mode and protected-mode code in {elapsed:.1f} s"), True
             state, _reason = dom.state()
             if state != libvirt.VIR_DOMAIN_RUNNING:
                 seen = "after its real-mode line" if PROBE_STARTED in output else "before printing anything"
-                return "tcg", (
+                return ("tcg", (
                     f"/dev/kvm opens but a KVM probe guest was {_STATE_NAMES.get(state, state)} {seen}, "
                     f"{elapsed:.1f} s after it started{_qemu_error(qemu_log)}"
-                )
+                )), True
             if elapsed > timeout:
                 seen = "printed its real-mode line only" if PROBE_STARTED in output else "printed nothing"
-                return "tcg", f"/dev/kvm opens but a KVM probe guest {seen} in {timeout:.0f} s (TCG needs under 1 s)"
+                return ("tcg", f"/dev/kvm opens but a KVM probe guest {seen} in {timeout:.0f} s "
+                               "(TCG needs under 1 s)"), True
             time.sleep(0.1)
     finally:
         try:
@@ -155,15 +214,23 @@ def cached_probe_kvm(conn: libvirt.virConnect, work_dir: Path, qemu_log_dir: Pat
         return _probe_result
     with _probe_lock:
         if _probe_result is None:
-            remember(probe_kvm(conn, work_dir, qemu_log_dir))
+            kept = load_host_verdict()
+            if kept is not None:
+                remember(kept)
+            else:
+                verdict, lasting = _probe(conn, work_dir, qemu_log_dir, PROBE_TIMEOUT)
+                remember(verdict, lasting=lasting)
         assert _probe_result is not None
         return _probe_result
 
 
-def remember(verdict: tuple[str, str]) -> tuple[str, str]:
-    """Cache ``verdict`` unless one is cached already; returns the cached one."""
+def remember(verdict: tuple[str, str], *, lasting: bool = False) -> tuple[str, str]:
+    """Cache ``verdict`` unless one is cached already; returns the cached one. A ``lasting`` one
+    (the probe guest's own) is kept for the host's boot too."""
     global _probe_result
     if _probe_result is None:
         _probe_result = verdict
         log.info("acceleration: %s (%s)", *verdict)
+        if lasting:
+            keep_host_verdict(verdict)
     return _probe_result

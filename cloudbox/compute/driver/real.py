@@ -493,7 +493,8 @@ class LibvirtDriver(VolumeDisksMixin):
                 )
             except libvirt.libvirtError as exc:
                 return kvm_probe.remember(("tcg", f"the KVM probe failed: {exc.get_error_message()}"))
-        return kvm_probe.remember(("tcg", f"the KVM probe did not finish in {limit:.0f} s: starting a KVM guest blocks"))
+        return kvm_probe.remember(("tcg", f"the KVM probe did not finish in {limit:.0f} s: starting a KVM guest blocks"),
+                                  lasting=True)
 
     def _owned(self) -> list[Path]:
         """The directories this node owns (their permissions are ours to set): the data dir (the
