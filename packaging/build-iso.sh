@@ -80,9 +80,19 @@ umount_all() { local m; for m in "${mounted[@]}"; do umount -l "$m" 2>/dev/null 
 trap umount_all EXIT
 chroot_mounts() {  # the kernel file systems apt's maintainer scripts expect
     mount -t proc proc "$1/proc"; mounted=("$1/proc" "${mounted[@]}")
-    mount --bind /dev "$1/dev"; mounted=("$1/dev" "${mounted[@]}")
+    # A /dev of its own, never the host's: maintainer scripts chgrp device nodes to the root's
+    # groups (qemu's to its "kvm", whose number is another group's on the host: the host's
+    # /dev/kvm once became ssl-cert's, and libvirt then re-probed QEMU at every define).
+    mount -t tmpfs -o mode=0755,nosuid dev "$1/dev"; mounted=("$1/dev" "${mounted[@]}")
+    local node name major minor
+    for node in "null 1 3" "zero 1 5" "full 1 7" "random 1 8" "urandom 1 9" "tty 5 0"; do
+        read -r name major minor <<<"$node"
+        mknod -m 666 "$1/dev/$name" c "$major" "$minor"
+    done
+    mkdir "$1/dev/pts" "$1/dev/shm"
+    ln -s pts/ptmx "$1/dev/ptmx"
     mount -t devpts devpts "$1/dev/pts" -o newinstance,ptmxmode=0666; mounted=("$1/dev/pts" "${mounted[@]}")
-    mount -t sysfs sysfs "$1/sys"; mounted=("$1/sys" "${mounted[@]}")
+    mount -t sysfs -o ro sysfs "$1/sys"; mounted=("$1/sys" "${mounted[@]}")
     mount --bind "$CACHE/archives" "$1/var/cache/apt/archives"; mounted=("$1/var/cache/apt/archives" "${mounted[@]}")
 }
 if [ "$(cat "$ROOT.key" 2>/dev/null)" != "$key" ]; then
