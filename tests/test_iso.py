@@ -211,18 +211,24 @@ def test_iso_builds_installs_unattended_and_serves():
     print(f"built and installed in {time.monotonic() - started:.0f} s")
 
 
+def run_test_iso(action: str, timeout: float) -> str:
+    """``packaging/test-iso.sh --firmware uefi ACTION`` on the newest ISO built; its output once it passed."""
+    isos = sorted((REPO / "packaging/build").glob("cloudbox-*-amd64.iso"), key=lambda p: p.stat().st_mtime)
+    if not isos:
+        pytest.skip("no ISO: packaging/build-iso.sh (or the test above) makes one")
+    run = subprocess.run([str(REPO / "packaging/test-iso.sh"), "--iso", str(isos[-1]), "--firmware", "uefi", action],
+                         capture_output=True, text=True, timeout=timeout)
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-5000:]
+    return out
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("CLOUDBOX_ISO_TEST") != "1",
                     reason="two installs from the ISO (tens of minutes under TCG): set CLOUDBOX_ISO_TEST=1")
 @pytest.mark.skipif(os.geteuid() != 0, reason="boots QEMU and writes disk images: needs root")
 def test_iso_second_vm_joins_the_first_with_the_answer_files_token():
-    isos = sorted((REPO / "packaging/build").glob("cloudbox-*-amd64.iso"), key=lambda p: p.stat().st_mtime)
-    if not isos:
-        pytest.skip("no ISO: packaging/build-iso.sh (or the test above) makes one")
-    run = subprocess.run([str(REPO / "packaging/test-iso.sh"), "--iso", str(isos[-1]), "--firmware", "uefi", "cluster"],
-                         capture_output=True, text=True, timeout=4 * 3600)
-    out = run.stdout + run.stderr
-    assert run.returncode == 0, out[-5000:]
+    out = run_test_iso("cluster", timeout=4 * 3600)
     assert "joining the cloud with the installer's token" in out
     assert "both nodes up, seen from each" in out
     assert "ok: two nodes from one ISO" in out
@@ -234,13 +240,7 @@ def test_iso_second_vm_joins_the_first_with_the_answer_files_token():
                     reason="two boots of the ISO under TCG (minutes): set CLOUDBOX_ISO_TEST=1")
 @pytest.mark.skipif(os.geteuid() != 0, reason="boots QEMU: needs root")
 def test_iso_live_system_fetches_its_answers_from_a_pinned_url():
-    isos = sorted((REPO / "packaging/build").glob("cloudbox-*-amd64.iso"), key=lambda p: p.stat().st_mtime)
-    if not isos:
-        pytest.skip("no ISO: packaging/build-iso.sh (or the test above) makes one")
-    run = subprocess.run([str(REPO / "packaging/test-iso.sh"), "--iso", str(isos[-1]), "--firmware", "uefi", "answer-url"],
-                         capture_output=True, text=True, timeout=2 * 3600)
-    out = run.stdout + run.stderr
-    assert run.returncode == 0, out[-5000:]
+    out = run_test_iso("answer-url", timeout=2 * 3600)
     assert "unattended: answers from https://10.0.2.100:8443/answer.toml" in out
     assert "right pin: the answer file was fetched (1 request)" in out
     assert "wrong pin: refused before any request reached the server" in out
