@@ -651,6 +651,12 @@ def joined_cluster(tmp_path_factory: Any, name: str, count: int = 2) -> Iterator
             joiner.password = first.password
             joiner.join(first.cluster_add(f"node{n}"))
             nodes.append(joiner)
+        # A joiner serves before the others' next liveness tick has seen it: a test that at once
+        # asks node 1 to place something on node 2 met "compute service down".
+        names = {f"node{n}" for n in range(1, count + 1)}
+        for node in nodes:
+            wait_for(lambda node=node: {m["name"] for m in node.cluster_list() if m["up"]} == names, 60,
+                     f"node{node.n} to see every node up")
         yield nodes
     finally:
         net.down()
