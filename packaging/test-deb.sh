@@ -10,19 +10,12 @@
 # nftables tables stay off the host).  No systemd inside: `cloudbox serve --background`.
 set -euo pipefail
 
-DEB=$(realpath "$1")
-BASE=${CLOUDBOX_TEST_ROOT:-/var/cache/cloudbox-test/bookworm}
-MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-PORT=8443
-say() { printf '==> %s\n' "$*"; }
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/nspawn.sh"
 
-if [ ! -x "$BASE/usr/bin/apt-get" ]; then
-    say "debootstrap of Debian 12 into $BASE (once)"
-    mkdir -p "$(dirname "$BASE")"
-    debootstrap --variant=minbase bookworm "$BASE.new" "$MIRROR" >/dev/null
-    mv "$BASE.new" "$BASE"
-fi
-mkdir -p "$BASE.archives/partial"
+DEB=$(realpath "$1")
+PORT=8443
+ensure_base
 
 RUN=$(mktemp -d /var/tmp/cloudbox-deb-test.XXXXXX)
 ROOT=$RUN/merged

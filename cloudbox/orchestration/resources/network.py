@@ -209,11 +209,17 @@ class RouterInterface(Plugin):
         await ctx.api.put(f"{NEUTRON}/routers/{router['id']}/add_router_interface", {key: value})
         return f"{router['id']}:{key}={value}"
 
+    @staticmethod
+    def _parts(physical_id: str) -> tuple[str, str, str]:
+        """(router id, "subnet_id" or "port_id", its value) of "ROUTER:KEY=VALUE"."""
+        router, _, pair = physical_id.partition(":")
+        key, _, value = pair.partition("=")
+        return router, key, value
+
     async def delete(self, ctx: Context) -> None:
         if not ctx.physical_id:
             return
-        router, _, pair = ctx.physical_id.partition(":")
-        key, _, value = pair.partition("=")
+        router, key, value = self._parts(ctx.physical_id)
         await ctx.api.call("PUT", f"{NEUTRON}/routers/{router}/remove_router_interface", {key: value},
                            ok=(200, 404))
 
@@ -221,8 +227,7 @@ class RouterInterface(Plugin):
         """The router still has the interface (NotFound once it was removed outside the stack)."""
         if not ctx.physical_id:
             return
-        router, _, pair = ctx.physical_id.partition(":")
-        key, _, value = pair.partition("=")
+        router, key, value = self._parts(ctx.physical_id)
         ports = (await ctx.api.get(f"{NEUTRON}/ports", device_id=router))["ports"]
         if not any(p["id"] == value if key == "port_id" else
                    any(ip.get("subnet_id") == value for ip in p.get("fixed_ips", [])) for p in ports):
