@@ -15,6 +15,7 @@ import importlib.util
 import json
 import os
 import pwd
+import re
 import shutil
 import subprocess
 import sys
@@ -160,7 +161,7 @@ async def wait_console(path: str, marker: bytes, count: int = 1, timeout: float 
 # --- the contract ----------------------------------------------------------------------
 
 
-async def test_host_info(driver, backend, monkeypatch):
+async def test_host_info(driver, backend, monkeypatch, tmp_path):
     info = await driver.host_info()
     assert info.hostname and info.vcpus >= 1 and info.memory_mb >= 256 and info.disk_gb >= 0
     assert info.hypervisor_type == "QEMU" and info.hypervisor_version > 1_000_000
@@ -178,6 +179,13 @@ async def test_host_info(driver, backend, monkeypatch):
         monkeypatch.setattr(kvm_probe, "_probe", no_probe)
         monkeypatch.setattr(kvm_probe, "load_host_verdict", no_probe)
         assert (await driver.host_info()).accel == info.accel
+        # The embedded driver's version is read from QEMU itself; libvirt says the same (asked in another
+        # process: getVersion() makes libvirt learn every QEMU binary, and keep that, in its caller).
+        script = ("import libvirt, sys; libvirt.virEventRegisterDefaultImpl(); "
+                  "print(libvirt.open('qemu:///embed?root=' + sys.argv[1]).getVersion())")
+        said = subprocess.run([sys.executable, "-c", script, str(tmp_path / "lv")], capture_output=True, text=True,
+                              timeout=120, check=True).stdout
+        assert info.hypervisor_version == int(said)
     else:
         assert info.accel == "tcg"
 
@@ -523,6 +531,11 @@ async def test_guest_boots_unprivileged_and_reads_its_config_drive(guest_tmp, li
         assert status["Seccomp"] == "2" and status["NoNewPrivs"] == "1"  # QEMU's -sandbox: a seccomp filter
         assert int(status["CapEff"], 16) == 0
         assert "libvirt-qemu" in driver.confinement and "seccomp sandbox: on" in driver.confinement
+        assert "dac" in driver.confinement
+        # libvirt learned the capabilities of the one QEMU binary guests use, not of every one installed
+        cached = [p.read_text() for p in (libvirt_root / "cache" / "qemu" / "capabilities").glob("*.xml")]
+        emulators = [re.search(r"<emulator>(.*?)</emulator>", text)[1] for text in cached]
+        assert emulators == ["/usr/bin/qemu-system-x86_64"]
         guest_uid = pwd.getpwnam("libvirt-qemu").pw_uid
         assert disk.stat().st_uid == guest_uid  # libvirt's DAC driver lent it to the guest
         assert drive.stat().st_uid == guest_uid

@@ -25,9 +25,11 @@ read-only to it (see confinement.py).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -193,6 +195,28 @@ def prepare_embed_root(root: Path, guest: GuestIdentity, nbd_tls_dir: Path | Non
         conf.write_text(wanted)
 
 
+QEMU_BINARY = "qemu-system-x86_64"  # what libvirt runs for the x86_64 guests core.py describes
+_QEMU_VERSION = re.compile(rb"QEMU emulator version (\d+)\.(\d+)(?:\.(\d+))?")
+
+
+@functools.cache
+def qemu_version() -> int:
+    """The guests' QEMU's version as libvirt counts it (7.2.5: 7002005), from the binary itself.
+
+    For the embedded driver: its getVersion() learns the capabilities of every QEMU binary on the
+    host (qemu-system-i386 too: a probe of seconds) and keeps them in this process."""
+    binary = shutil.which(QEMU_BINARY) or f"/usr/bin/{QEMU_BINARY}"
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise Unavailable(f"cannot run {binary} --version: {exc}") from exc
+    found = _QEMU_VERSION.search(out)
+    if found is None:
+        raise Unavailable(f"{binary} --version printed no version: {out[:200]!r}")
+    major, minor, micro = (int(part or 0) for part in found.groups())
+    return major * 1_000_000 + minor * 1_000 + micro
+
+
 def _socket_answers(path: str) -> bool:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(2)
@@ -348,10 +372,18 @@ class LibvirtDriver(VolumeDisksMixin):
 
     def _confine_host(self, conn: libvirt.virConnect) -> None:
         """Learn whom QEMU runs as, and let it reach what it needs and nothing else of ours."""
-        capabilities = conn.getCapabilities()
-        guest = confinement.identity_from_capabilities(capabilities)
-        models = ", ".join(confinement.security_models(capabilities))
         root = embed_root(self.uri)
+        if root is not None:
+            # The embedded driver's QEMU runs as the qemu.conf we wrote says, with DAC, which libvirt always
+            # stacks.  Not asked of libvirt (getCapabilities, getSecurityModel): either makes it learn every
+            # QEMU binary on the host (qemu-system-i386 too: ~4 s) and keep that (~3.5 MiB) for good,
+            # which otherwise waits for the first guest and takes its one binary.
+            guest: GuestIdentity | None = confinement.guest_identity(self.guest_user)
+            models = "dac, and a MAC driver only if libvirt finds one usable (AppArmor: see below)"
+        else:
+            capabilities = conn.getCapabilities()
+            guest = confinement.identity_from_capabilities(capabilities)
+            models = ", ".join(confinement.security_models(capabilities))
         if guest is None or guest.uid == 0:
             self.guest = None
             self.confinement = f"QEMU runs as root (the qemu.conf of {self.uri} says so); security drivers: {models}"
@@ -461,7 +493,8 @@ class LibvirtDriver(VolumeDisksMixin):
         conn = self._connection()
 
         def query() -> tuple[list[Any], str, int, os.statvfs_result]:
-            return conn.getInfo(), conn.getHostname(), conn.getVersion(), os.statvfs(self.instances_dir)
+            version = qemu_version() if embed_root(self.uri) is not None else conn.getVersion()
+            return conn.getInfo(), conn.getHostname(), version, os.statvfs(self.instances_dir)
 
         info, hostname, version, disk = await self._run(query, "host")
         accel, detail = await self._acceleration()
