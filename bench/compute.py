@@ -47,6 +47,7 @@ from cloudbox.compute import core, disks  # noqa: E402
 from cloudbox.compute.driver import DomainSpec, NicSpec, confinement  # noqa: E402
 from pyroute2 import IPRoute  # noqa: E402
 from cloudbox.compute.driver.real import prepare_embed_root, short_root  # noqa: E402
+from bench.identity import describe, memory_kib  # noqa: E402
 from tests.cloud import Cloud, free_port, run_cli  # noqa: E402
 from tests.compute_helpers import boot, upload_image, wait_gone  # noqa: E402
 
@@ -226,6 +227,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--counts", default="1,5,20")
+    parser.add_argument("--settle", type=float, default=30.0, help="seconds after the boots before the last RSS")
     parser.add_argument("--poll", type=float, default=POLL,
                         help="seconds between a client's polls (2: the openstack CLI's --wait cadence)")
     parser.add_argument("--at-once-repeat", type=int, default=None,
@@ -281,6 +283,9 @@ def main() -> None:
                 for n in counts:
                     raw_runs[n].append(raw_concurrent(conn, work, base, n))
                     our_runs[n].append(concurrent_boots(cloud, image["id"], n, booted_at_once[n], recorded_runs[n]))
+            node_memory = memory_kib(cloud.proc.pid)  # every server above was deleted once ACTIVE
+            time.sleep(args.settle)
+            node_settled = memory_kib(cloud.proc.pid)
             steps = timelines(cloud.log_path, set(booted))
             steps_at_once = {n: timelines(cloud.log_path, set(ids)) for n, ids in booted_at_once.items()}
         finally:
@@ -298,6 +303,8 @@ def main() -> None:
           f"at the end {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
     print(f"  raw libvirt: overlay, config drive, tap, define, start {raw_ms:7.0f} ms")
     print(f"  cloudbox: POST /servers until ACTIVE                 {ours_ms:8.0f} ms")
+    print(f"  the node's RSS after all these boots (their servers deleted): {describe(node_memory)}; "
+          f"{args.settle:.0f} s later {describe(node_settled)}")
     print(f"  ratio cloudbox / raw libvirt: {ours_ms / raw_ms:.2f}   cloudbox adds {ours_ms - raw_ms:.0f} ms "
           f"(target: under 300 ms: {'met' if ours_ms - raw_ms < 300 else 'NOT met'})")
     print("  one boot's timeline on the node (medians, ms; the node log's 'boot timeline' lines):")

@@ -92,6 +92,36 @@ async def test_without_debug_mode_the_node_runs_alone_and_the_heap_is_trimmed_on
 
 
 @pytest.mark.skipif(memory._LIBC is None, reason="malloc_trim is glibc's")
+async def test_the_heap_is_trimmed_after_a_burst_once_per_growth(monkeypatch: pytest.MonkeyPatch,
+                                                                 autojump_clock: trio.testing.MockClock) -> None:
+    mib = 1 << 20
+    rss = [100 * mib]
+    trims: list[int] = []
+
+    async def trim() -> None:
+        if not trims:
+            rss[0] -= 6 * mib  # the first burst's freed heap goes back; the rest later is in use
+        trims.append(rss[0])
+
+    monkeypatch.setattr(memory, "rss_bytes", lambda: rss[0])
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(memory.trim_after_growth, 1.0, 4 * mib, trim)
+        await trio.sleep(1.5)
+        rss[0] += 3 * mib  # under the growth: left alone
+        await trio.sleep(1.0)
+        assert trims == []
+        rss[0] += 2 * mib  # 5 MiB up: one trim, down to 99 MiB
+        await trio.sleep(1.0)
+        assert trims == [99 * mib]
+        await trio.sleep(5.0)  # no growth since: no more trims
+        assert trims == [99 * mib]
+        rss[0] += 10 * mib  # memory really in use: one trim, which finds nothing; 109 MiB is the floor now
+        await trio.sleep(6.0)
+        assert trims == [99 * mib, 109 * mib]
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.skipif(memory._LIBC is None, reason="malloc_trim is glibc's")
 def test_trim_heap_gives_freed_heap_back() -> None:
     libc = memory._LIBC
     libc.malloc.restype = ctypes.c_void_p
