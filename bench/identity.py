@@ -228,9 +228,10 @@ def main() -> None:
                          or "compute unavailable" in cloud.log_path.read_text(), 60, "compute's start")
                 if "compute unavailable" in cloud.log_path.read_text():
                     raise SystemExit(f"compute is not running in the node: see {cloud.log_path}")
-            # Idle is a node that has finished starting: 3-4 s after compute reports, one of its
-            # thread heaps still grows by 3-4.5 MiB (then nothing moves for minutes), and a figure
-            # taken 2 s after (as before) caught the node on either side of that at random.
+            # Idle is a node that has finished starting.  While libvirt learned every QEMU binary's
+            # capabilities at open, a thread heap grew by 3-4.5 MiB 3-4 s after compute reported, and a
+            # figure taken 2 s after caught either side of that.  Now (capabilities learned at the first
+            # boot) per-second samples moved once, by 0.5 MiB at +5 s, then stayed (16 s watched).
             time.sleep(args.idle_wait)
             idle = memory_kib(cloud.proc.pid)
             snaps = [snapshot(cloud, trace_dir, 1)]
