@@ -134,14 +134,16 @@ async def _release_in_a_thread() -> None:
 
 async def trim_after_growth(every: float = TRIM_EVERY, growth: int = TRIM_GROWTH,
                             trim: Callable[[], Awaitable[None]] = _release_in_a_thread) -> None:
-    """Forever: when the RSS has grown by ``growth`` since the last trim, trim once.  What the trim
-    leaves is the new floor, so memory that is really in use costs one trim, not one per look."""
+    """Forever: when the RSS has grown by ``growth`` above its floor, trim once.  The floor is what
+    the last trim left, or the lowest RSS seen since: memory really in use costs one trim, not one
+    per look, and memory freed meanwhile lowers the mark the next burst is measured from."""
     if _LIBC is None:
         return
     floor = rss_bytes()
     while True:
         await trio.sleep(every)
         before = rss_bytes()
+        floor = min(floor, before)
         if before - floor >= growth:
             await trim()
             floor = rss_bytes()

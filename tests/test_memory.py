@@ -118,6 +118,11 @@ async def test_the_heap_is_trimmed_after_a_burst_once_per_growth(monkeypatch: py
         rss[0] += 10 * mib  # memory really in use: one trim, which finds nothing; 109 MiB is the floor now
         await trio.sleep(6.0)
         assert trims == [99 * mib, 109 * mib]
+        rss[0] = 95 * mib  # freed without a trim (the guests' mappings): the floor follows it down
+        await trio.sleep(1.0)
+        rss[0] += 5 * mib  # so 100 MiB is a burst's growth again
+        await trio.sleep(1.0)
+        assert trims == [99 * mib, 109 * mib, 100 * mib]
         nursery.cancel_scope.cancel()
 
 
