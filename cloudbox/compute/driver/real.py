@@ -379,7 +379,7 @@ class LibvirtDriver(VolumeDisksMixin):
             # QEMU binary on the host (qemu-system-i386 too: ~4 s) and keep that (~3.5 MiB) for good,
             # which otherwise waits for the first guest and takes its one binary.
             guest: GuestIdentity | None = confinement.guest_identity(self.guest_user)
-            models = "dac, and a MAC driver only if libvirt finds one usable (AppArmor: see below)"
+            models = "dac, plus a MAC driver where libvirt finds one usable"
         else:
             capabilities = conn.getCapabilities()
             guest = confinement.identity_from_capabilities(capabilities)
