@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.identity import after_load, describe, memory_kib, print_diff, snapshot  # noqa: E402
-from tests.cloud import Cloud, free_port, run_cli, wait_for  # noqa: E402
+from bench.identity import after_load, describe, memory_kib, print_diff, snapshot, wait_compute_reported  # noqa: E402
+from tests.cloud import Cloud, free_port, run_cli  # noqa: E402
 from tests.compute_helpers import LATEST, boot, make_qcow2, upload_image, wait_gone, wait_server  # noqa: E402
 
 
@@ -54,7 +54,7 @@ def main() -> None:
             unlimited = {"quota_set": {"instances": -1, "cores": -1, "ram": -1}}
             assert admin.put(f"/compute/v2.1/os-quota-sets/{project}", json=unlimited).status_code == 200
             if args.real_drivers:  # idle as bench/identity.py takes it: 10 s after compute reports
-                wait_for(lambda: "compute host reported" in cloud.log_path.read_text(), 120, "compute's start")
+                wait_compute_reported(cloud, 120)
             time.sleep(10 if args.real_drivers else 2)
             idle = memory_kib(cloud.proc.pid)
             snaps = [snapshot(cloud, trace_dir, 1)]

@@ -77,6 +77,16 @@ def describe(kib: dict[str, int]) -> str:
             f"pss {kib['Pss'] / 1024:.1f}, {kib['Threads']} threads)")
 
 
+def wait_compute_reported(cloud: Cloud, timeout: float) -> None:
+    """Until the node's compute has reported its host.  Every service running is what an idle figure
+    is of: a compute that could not start (its driver unloaded) would flatter it by ~8 MiB.  Read
+    from the node's log, so that no request touches the node before idle."""
+    wait_for(lambda: "compute host reported" in cloud.log_path.read_text()
+             or "compute unavailable" in cloud.log_path.read_text(), timeout, "compute's start")
+    if "compute unavailable" in cloud.log_path.read_text():
+        raise SystemExit(f"compute is not running in the node: see {cloud.log_path}")
+
+
 def snapshot(cloud: Cloud, trace_dir: Path | None, count: int) -> Path | None:
     """Debug mode: ask the server for a tracemalloc snapshot (SIGUSR2) and wait until it is written."""
     if trace_dir is None:
@@ -221,13 +231,7 @@ def main() -> None:
         cloud.start(timeout=300 if args.trace else 120)
         try:
             if args.real_drivers:
-                # Every service running is what the idle figure is of: a compute that could not
-                # start (its driver unloaded) would flatter it by ~8 MiB.
-                # (read from the node's log, so that no request touches the node before idle)
-                wait_for(lambda: "compute host reported" in cloud.log_path.read_text()
-                         or "compute unavailable" in cloud.log_path.read_text(), 60, "compute's start")
-                if "compute unavailable" in cloud.log_path.read_text():
-                    raise SystemExit(f"compute is not running in the node: see {cloud.log_path}")
+                wait_compute_reported(cloud, 60)
             # Idle is a node that has finished starting.  While libvirt learned every QEMU binary's
             # capabilities at open, a thread heap grew by 3-4.5 MiB 3-4 s after compute reported, and a
             # figure taken 2 s after caught either side of that.  Now (capabilities learned at the first
