@@ -14,7 +14,9 @@ In one run it measures:
 The ratio cloudbox / baseline (and the difference in ms) is cloudbox's overhead.
 
 Each concurrent run also reports when the node recorded its last ACTIVE (from its log: no poll
-latency in it). The clients poll every 10 ms; ``--poll 2`` is the openstack CLI's --wait cadence
+latency in it), and the CPU the node's own threads used until all were ACTIVE beside what this
+process's used for the raw burst (QEMU's own is in neither): a burst of boots keeps both cores
+busy, so what the node spends beyond the baseline's is what its boots wait for. The clients poll every 10 ms; ``--poll 2`` is the openstack CLI's --wait cadence
 (a second mode: the node is not kept busy answering the poller; its all-ACTIVE times carry up
 to 2 s of poll latency, so read the node's figure there).
 
@@ -87,7 +89,7 @@ def cloudbox_boot(cloud: Cloud, image_id: str, booted: list[str] | None = None,
 
 
 def concurrent_boots(cloud: Cloud, image_id: str, count: int, booted: list[str],
-                     recorded: list[float] | None = None) -> float:
+                     recorded: list[float] | None = None, cpu: list[float] | None = None) -> float:
     """``count`` POSTs at once from threads; one client then polls the list until all are ACTIVE
     (twenty clients polling every 10 ms would take the node's two cores from the boots)."""
     token = cloud.token()
@@ -101,6 +103,7 @@ def concurrent_boots(cloud: Cloud, image_id: str, count: int, booted: list[str],
                 ids.append(sid)
 
     start, started_at = time.perf_counter(), time.time()
+    cpu_before = cpu_seconds(cloud.proc.pid)
     threads = [threading.Thread(target=one) for _ in range(count)]
     for t in threads:
         t.start()
@@ -122,6 +125,8 @@ def concurrent_boots(cloud: Cloud, image_id: str, count: int, booted: list[str],
         else:
             raise RuntimeError("the servers did not all become ACTIVE")
         took = time.perf_counter() - start
+        if cpu is not None:
+            cpu.append(cpu_seconds(cloud.proc.pid) - cpu_before)
         if recorded is not None:
             recorded.append(last_recorded(cloud.log_path, set(ids)) - started_at)
         for sid in ids:
@@ -175,11 +180,15 @@ def raw_libvirt_boot(conn: libvirt.virConnect, work: Path, base: Path, results: 
     return took
 
 
-def raw_concurrent(conn: libvirt.virConnect, work: Path, base: Path, count: int) -> float:
-    """``count`` raw boots at once from threads: time until every domain runs."""
+def raw_concurrent(conn: libvirt.virConnect, work: Path, base: Path, count: int,
+                   pid_dir: Path | None = None, busy: list[float] | None = None) -> float:
+    """``count`` raw boots at once from threads: time until every domain runs.  With ``pid_dir``
+    (the embedded root's run/qemu), ``busy`` gets the share of every core's time that the
+    burst's QEMUs and this process used while it lasted."""
     results: list[float] = []
     cleanup: list[Callable[[], None]] = []
-    start = time.perf_counter()
+    before = set(pid_dir.glob("*.pid")) if pid_dir is not None else set()  # libvirt leaves stopped ones' files
+    start, own = time.perf_counter(), cpu_seconds()
     threads = [threading.Thread(target=raw_libvirt_boot, args=(conn, work, base, results, cleanup))
                for _ in range(count)]
     for t in threads:
@@ -187,11 +196,23 @@ def raw_concurrent(conn: libvirt.virConnect, work: Path, base: Path, count: int)
     for t in threads:
         t.join()
     took = time.perf_counter() - start
+    if pid_dir is not None and busy is not None:  # every domain of a burst has a new name
+        qemu = sum(cpu_seconds(int(f.read_text())) for f in set(pid_dir.glob("*.pid")) - before)
+        busy.append((qemu + cpu_seconds() - own) / (took * (os.cpu_count() or 1)))
     for remove in cleanup:
         remove()
     if len(results) != count:
         raise RuntimeError(f"only {len(results)} of {count} raw domains started")
     return took
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU of a process's own threads (not its children: QEMU, qemu-img), in seconds."""
+    if pid is None:
+        t = os.times()
+        return t.user + t.system
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def last_recorded(log_path: Path, server_ids: set[str]) -> float:
@@ -231,7 +252,8 @@ def main() -> None:
     parser.add_argument("--poll", type=float, default=POLL,
                         help="seconds between a client's polls (2: the openstack CLI's --wait cadence)")
     parser.add_argument("--at-once-repeat", type=int, default=None,
-                        help="runs of each concurrent count (default: half of --repeat, at least 1)")
+                        help="runs of each concurrent count (default: --repeat, at least 5: one run "
+                             "of 20 at once varies by +-25%% on this 2-core machine)")
     args = parser.parse_args()
     POLL = args.poll
     if not GUEST.exists():
@@ -239,7 +261,7 @@ def main() -> None:
 
     counts = [int(c) for c in args.counts.split(",")]
     load_before = os.getloadavg()
-    at_once_runs = args.at_once_repeat or max(1, args.repeat // 2)
+    at_once_runs = args.at_once_repeat or max(5, args.repeat)
     with tempfile.TemporaryDirectory(prefix="cbx-bench-") as tmp:
         tmp_path = Path(tmp)
         tmp_path.chmod(0o755)  # QEMU runs as the guest user: it must reach the files
@@ -267,6 +289,9 @@ def main() -> None:
         our_runs: dict[int, list[float]] = {n: [] for n in counts}
         booted_at_once: dict[int, list[str]] = {n: [] for n in counts}
         recorded_runs: dict[int, list[float]] = {n: [] for n in counts}
+        raw_cpu: dict[int, list[float]] = {n: [] for n in counts}  # this process's CPU in a raw burst
+        raw_busy: dict[int, list[float]] = {n: [] for n in counts}  # share of the cores a raw burst used
+        our_cpu: dict[int, list[float]] = {n: [] for n in counts}  # the node's, until all ACTIVE
         try:
             with cloud.client(cloud.token()) as admin:
                 image = upload_image(admin, GUEST)
@@ -281,8 +306,12 @@ def main() -> None:
                 ours.append(cloudbox_boot(cloud, image["id"], booted, answered))
             for _ in range(at_once_runs):
                 for n in counts:
-                    raw_runs[n].append(raw_concurrent(conn, work, base, n))
-                    our_runs[n].append(concurrent_boots(cloud, image["id"], n, booted_at_once[n], recorded_runs[n]))
+                    cpu = cpu_seconds()
+                    raw_runs[n].append(raw_concurrent(conn, work, base, n, tmp_path / "lv" / "run" / "qemu",
+                                                      raw_busy[n]))
+                    raw_cpu[n].append(cpu_seconds() - cpu)
+                    our_runs[n].append(concurrent_boots(cloud, image["id"], n, booted_at_once[n], recorded_runs[n],
+                                                        our_cpu[n]))
             node_memory = memory_kib(cloud.proc.pid)  # every server above was deleted once ACTIVE
             time.sleep(args.settle)
             node_settled = memory_kib(cloud.proc.pid)
@@ -330,6 +359,12 @@ def main() -> None:
               f"(median {statistics.median(pairs):.2f}, spread {min(pairs):.2f}..{max(pairs):.2f})")
         # The node's own end of the burst: unlike "all ACTIVE", no poll latency (whatever --poll is).
         on_node = [rec / raw_n for raw_n, rec in zip(raw_runs[n], recorded_runs[n])]
+        print(f"      the raw burst's QEMUs and this process kept the {os.cpu_count()} cores "
+              f"{' '.join(f'{b * 100:.0f}' for b in raw_busy[n])} % busy (100: the burst waits for CPU, "
+              f"not for a lock)")
+        print(f"      CPU of the process's own threads: raw (this process) "
+              f"{' '.join(f'{t * 1000:.0f}' for t in raw_cpu[n])} ms; the node (until all ACTIVE) "
+              f"{' '.join(f'{t * 1000:.0f}' for t in our_cpu[n])} ms")
         print(f"      node recorded the last ACTIVE after {' '.join(f'{t * 1000:.0f}' for t in recorded_runs[n])} ms; "
               f"ratios to raw {' '.join(f'{r:.2f}' for r in on_node)} (median {statistics.median(on_node):.2f})")
 

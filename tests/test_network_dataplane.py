@@ -504,6 +504,8 @@ def test_driver_contract(any_driver: Any) -> None:
         nic = await any_driver.ensure_port(plan.port(a))
         assert (nic.tap, nic.mac, nic.mtu) == (plan.port(a).tap, plan.port(a).mac, 1450)
         await any_driver.remove_port(plan.port(b).tap)
+        if isinstance(any_driver, LinuxNetworkDriver):
+            assert plan.port(b).tap not in sh("ip", "-o", "link", "show").stdout
         await any_driver.remove_port("tapnotours")  # not ours / not there: nothing happens
         # ensure_port brings a removed tap back (compute retries a boot).
         await any_driver.ensure_port(plan.port(b))
@@ -515,6 +517,13 @@ def test_driver_contract(any_driver: Any) -> None:
     if isinstance(any_driver, LinuxNetworkDriver):
         links = sh("ip", "-o", "link", "show").stdout
         assert plan.port(a).tap in links and plan.port(b).tap not in links
+        foreign = f"tapf{secrets.token_hex(4)}"  # a tap someone else made is not removed
+        sh("ip", "tuntap", "add", "dev", foreign, "mode", "tap")
+        try:
+            trio.run(any_driver.remove_port, foreign)
+            assert foreign in sh("ip", "-o", "link", "show").stdout
+        finally:
+            sh("ip", "link", "del", foreign, check=False)
 
 
 @needs_root

@@ -156,6 +156,9 @@ def test_guests_reach_the_outside_but_not_the_host_nor_its_lans(host: Host) -> N
     # Only the host's own addresses guarded: the LAN and the 169.254 address are reachable (the
     # path through the host works), the host's address on the LAN is not.
     apply("")
+    # The external bridge's range is cloudbox's own (its link carries our ifalias): not a LAN to guard.
+    again = trio.run(host.driver.host_networks)
+    assert f"{host.ext_prefix}.1" in again.addresses and host.ext_cidr not in again.subnets and lan in again.subnets
     outside = host.external_host(f"{host.ext_prefix}.100")
     for ns in (outside, machine):
         tcp_listener(host, ns, 7000)
