@@ -352,6 +352,16 @@ PAYLOADS = [s3_auth.STREAMING_UNSIGNED_TRAILER, s3_auth.STREAMING_SIGNED, s3_aut
 SIGNER = s3_auth.Signer(b"k" * 32, "20130524/us-east-1/s3/aws4_request", AWS_DATE, "0" * 64)
 
 
+@pytest.mark.parametrize("size_line", [b"\x1c0\r\n", b"\x1f5\r\n", b"0\x1c\r\n", b"+5\r\n", b"0x5\r\n"])
+def test_a_chunk_size_with_anything_but_hex_digits_is_an_s3_error(size_line: bytes) -> None:
+    """Found by the test below: ``str.strip`` drops \\x1c-\\x1f, which ``int`` does not accept."""
+    decoder = s3_chunked.ChunkedDecoder({"x-amz-trailer": "x-amz-checksum-crc32"}, s3_auth.STREAMING_UNSIGNED_TRAILER,
+                                        SIGNER)
+    with pytest.raises(S3Error) as caught:
+        decoder.feed(size_line)
+    assert caught.value.code == "IncompleteBody"
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.sampled_from(PAYLOADS), st.lists(st.binary(max_size=200) | st.sampled_from(
     [b"0\r\n", b"\r\n", b"5;chunk-signature=" + b"a" * 64 + b"\r\n", b"x-amz-checksum-crc32:AAAAAA==\r\n",

@@ -316,7 +316,8 @@ class ChunkedDecoder:
 
     def _start_chunk(self, line: str) -> None:
         size_text, _, extension = line.partition(";")
-        if not _SIZE.fullmatch(size_text.strip()):
+        size_text = size_text.strip(" \t")  # spaces and tabs only: str.strip() also drops \x1c-\x1f, int() does not
+        if not _SIZE.fullmatch(size_text):
             raise S3Error("IncompleteBody", f"An aws-chunked chunk size is not hexadecimal: {line[:40]!r}.")
         size = int(size_text, 16)
         if self.signed:
