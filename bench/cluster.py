@@ -70,6 +70,7 @@ from cloudbox.errors import CloudboxError  # noqa: E402
 from cloudbox.services import STORES  # noqa: E402
 from cloudbox.state import commands as cmds  # noqa: E402
 from cloudbox.state.engine import StateEngine  # noqa: E402
+from bench.identity import cpu_of  # noqa: E402
 from tests.cloud import free_port  # noqa: E402
 
 NODES = 3
@@ -78,7 +79,6 @@ WATCHED_KEY = "/bench/watched"  # the put + watch baseline's key
 MODES = ("cloudbox", "raw put", "put + watch")
 HEALTHY_WITHIN = 30.0
 FSYNC_METRIC = "etcd_disk_wal_fsync_duration_seconds"
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -182,14 +182,13 @@ class EtcdCluster:
                 proc.wait()
 
     def cpu_seconds(self) -> float:
-        total = 0
+        total = 0.0
         for proc in self.processes:
             try:
-                fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += cpu_of(proc.pid)
             except FileNotFoundError:
                 continue
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-        return total / CLOCK_TICKS
+        return total
 
     def check_alive(self) -> None:
         for i, proc in enumerate(self.processes):

@@ -15,8 +15,9 @@ The ratio cloudbox / baseline (and the difference in ms) is cloudbox's overhead.
 
 Each concurrent run also reports when the node recorded its last ACTIVE (from its log: no poll
 latency in it), and the CPU the node's own threads used until all were ACTIVE beside what this
-process's used for the raw burst (QEMU's own is in neither): a burst of boots keeps both cores
-busy, so what the node spends beyond the baseline's is what its boots wait for. The clients poll every 10 ms; ``--poll 2`` is the openstack CLI's --wait cadence
+process's used until the raw burst's domains ran (QEMU's own is in neither): a burst of boots
+keeps both cores busy, so what the node spends beyond the baseline's is what its boots wait for.
+The clients poll every 10 ms; ``--poll 2`` is the openstack CLI's --wait cadence
 (a second mode: the node is not kept busy answering the poller; its all-ACTIVE times carry up
 to 2 s of poll latency, so read the node's figure there).
 
@@ -49,7 +50,7 @@ from cloudbox.compute import core, disks  # noqa: E402
 from cloudbox.compute.driver import DomainSpec, NicSpec, confinement  # noqa: E402
 from pyroute2 import IPRoute  # noqa: E402
 from cloudbox.compute.driver.real import prepare_embed_root, short_root  # noqa: E402
-from bench.identity import describe, memory_kib  # noqa: E402
+from bench.identity import cpu_of, describe, memory_kib  # noqa: E402
 from tests.cloud import Cloud, free_port, run_cli  # noqa: E402
 from tests.compute_helpers import boot, upload_image, wait_gone  # noqa: E402
 
@@ -103,7 +104,7 @@ def concurrent_boots(cloud: Cloud, image_id: str, count: int, booted: list[str],
                 ids.append(sid)
 
     start, started_at = time.perf_counter(), time.time()
-    cpu_before = cpu_seconds(cloud.proc.pid)
+    cpu_before = cpu_of(cloud.proc.pid)
     threads = [threading.Thread(target=one) for _ in range(count)]
     for t in threads:
         t.start()
@@ -126,7 +127,7 @@ def concurrent_boots(cloud: Cloud, image_id: str, count: int, booted: list[str],
             raise RuntimeError("the servers did not all become ACTIVE")
         took = time.perf_counter() - start
         if cpu is not None:
-            cpu.append(cpu_seconds(cloud.proc.pid) - cpu_before)
+            cpu.append(cpu_of(cloud.proc.pid) - cpu_before)
         if recorded is not None:
             recorded.append(last_recorded(cloud.log_path, set(ids)) - started_at)
         for sid in ids:
@@ -180,15 +181,15 @@ def raw_libvirt_boot(conn: libvirt.virConnect, work: Path, base: Path, results: 
     return took
 
 
-def raw_concurrent(conn: libvirt.virConnect, work: Path, base: Path, count: int,
-                   pid_dir: Path | None = None, busy: list[float] | None = None) -> float:
-    """``count`` raw boots at once from threads: time until every domain runs.  With ``pid_dir``
-    (the embedded root's run/qemu), ``busy`` gets the share of every core's time that the
-    burst's QEMUs and this process used while it lasted."""
+def raw_concurrent(conn: libvirt.virConnect, work: Path, base: Path, count: int, pid_dir: Path,
+                   cpu: list[float], busy: list[float]) -> float:
+    """``count`` raw boots at once from threads: time until every domain runs.  ``cpu`` gets this
+    process's CPU until then, ``busy`` the share of every core's time that the burst's QEMUs (their
+    pid files in ``pid_dir``, the embedded root's run/qemu) and this process used meanwhile."""
     results: list[float] = []
     cleanup: list[Callable[[], None]] = []
-    before = set(pid_dir.glob("*.pid")) if pid_dir is not None else set()  # libvirt leaves stopped ones' files
-    start, own = time.perf_counter(), cpu_seconds()
+    before = set(pid_dir.glob("*.pid"))  # libvirt's own driver.pid among them
+    start, own = time.perf_counter(), cpu_of(os.getpid())
     threads = [threading.Thread(target=raw_libvirt_boot, args=(conn, work, base, results, cleanup))
                for _ in range(count)]
     for t in threads:
@@ -196,23 +197,14 @@ def raw_concurrent(conn: libvirt.virConnect, work: Path, base: Path, count: int,
     for t in threads:
         t.join()
     took = time.perf_counter() - start
-    if pid_dir is not None and busy is not None:  # every domain of a burst has a new name
-        qemu = sum(cpu_seconds(int(f.read_text())) for f in set(pid_dir.glob("*.pid")) - before)
-        busy.append((qemu + cpu_seconds() - own) / (took * (os.cpu_count() or 1)))
+    cpu.append(cpu_of(os.getpid()) - own)
+    qemu = sum(cpu_of(int(f.read_text())) for f in set(pid_dir.glob("*.pid")) - before)  # new names: this burst's
+    busy.append((qemu + cpu[-1]) / (took * (os.cpu_count() or 1)))
     for remove in cleanup:
         remove()
     if len(results) != count:
         raise RuntimeError(f"only {len(results)} of {count} raw domains started")
     return took
-
-
-def cpu_seconds(pid: int | None = None) -> float:
-    """User + system CPU of a process's own threads (not its children: QEMU, qemu-img), in seconds."""
-    if pid is None:
-        t = os.times()
-        return t.user + t.system
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def last_recorded(log_path: Path, server_ids: set[str]) -> float:
@@ -306,10 +298,8 @@ def main() -> None:
                 ours.append(cloudbox_boot(cloud, image["id"], booted, answered))
             for _ in range(at_once_runs):
                 for n in counts:
-                    cpu = cpu_seconds()
                     raw_runs[n].append(raw_concurrent(conn, work, base, n, tmp_path / "lv" / "run" / "qemu",
-                                                      raw_busy[n]))
-                    raw_cpu[n].append(cpu_seconds() - cpu)
+                                                      raw_cpu[n], raw_busy[n]))
                     our_runs[n].append(concurrent_boots(cloud, image["id"], n, booted_at_once[n], recorded_runs[n],
                                                         our_cpu[n]))
             node_memory = memory_kib(cloud.proc.pid)  # every server above was deleted once ACTIVE

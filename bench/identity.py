@@ -19,6 +19,7 @@ import argparse
 import compileall
 import http.client
 import json
+import os
 import shutil
 import signal
 import statistics
@@ -72,6 +73,14 @@ def memory_kib(pid: int) -> dict[str, int]:
     return out
 
 
+def cpu_of(pid: int | None) -> float:
+    """CPU seconds (user + system) a process's own threads have used so far (not its children's)."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def describe(kib: dict[str, int]) -> str:
     return (f"{kib['VmRSS'] / 1024:6.1f} MiB (anon {kib['RssAnon'] / 1024:.1f}, file {kib['RssFile'] / 1024:.1f}, "
             f"pss {kib['Pss'] / 1024:.1f}, {kib['Threads']} threads)")
@@ -81,9 +90,11 @@ def wait_compute_reported(cloud: Cloud, timeout: float) -> None:
     """Until the node's compute has reported its host.  Every service running is what an idle figure
     is of: a compute that could not start (its driver unloaded) would flatter it by ~8 MiB.  Read
     from the node's log, so that no request touches the node before idle."""
-    wait_for(lambda: "compute host reported" in cloud.log_path.read_text()
-             or "compute unavailable" in cloud.log_path.read_text(), timeout, "compute's start")
-    if "compute unavailable" in cloud.log_path.read_text():
+    def outcome() -> str | None:
+        text = cloud.log_path.read_text()
+        return next((line for line in ("compute host reported", "compute unavailable") if line in text), None)
+
+    if wait_for(outcome, timeout, "compute's start") == "compute unavailable":
         raise SystemExit(f"compute is not running in the node: see {cloud.log_path}")
 
 

@@ -44,6 +44,7 @@ from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.identity import cpu_of  # noqa: E402
 from cloudbox import nbd_tls, pki  # noqa: E402
 from cloudbox.volume.driver.dir import DirDriver  # noqa: E402
 from cloudbox.volume.export import TLS_PRIORITY, ExportDaemon, ExportSpec, daemon_env, export_name  # noqa: E402
@@ -70,14 +71,6 @@ def wait(condition: Callable[[], Any], timeout: float, what: str) -> Any:
 
 
 # --- (b) NBD throughput -------------------------------------------------------------------------------
-def cpu_of(pid: int | None) -> float:
-    """CPU seconds (user + system) a process has used so far."""
-    if pid is None:
-        return 0.0
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def convert(*args: str, server: int | None = None) -> tuple[float, float, float]:
     """(seconds, CPU seconds of qemu-img, of the export daemon ``server``) of one qemu-img convert.
     CPU time depends less on how busy the host is than seconds: it says what each path costs."""
