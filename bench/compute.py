@@ -267,6 +267,9 @@ def main() -> None:
         # The same embedded-driver set-up as cloudbox's driver (qemu.conf without virtlogd, the guest user).
         prepare_embed_root(tmp_path / "lv", confinement.guest_identity(confinement.DEFAULT_GUEST_USER))
         conn = libvirt.open(f"qemu:///embed?root={short_root(tmp_path / 'lv')}")
+        # Where the domain XML binds each guest's serial socket, made as the driver makes it before a
+        # define (a fresh /run has none until the node's first boot, and the baseline goes first).
+        Path(core.SERIAL_SOCKET_DIR).mkdir(parents=True, exist_ok=True, mode=0o700)
         cloud = Cloud(tmp_path / "data", free_port())
         # 20 one-vCPU guests on 2 cores need more than the default overcommit of 4.
         cloud.init("--set", f"external_bridge=cbb{cloud.port}", "--set", f"external_cidr=172.25.{cloud.port % 200 + 20}.0/24",
